@@ -1,0 +1,69 @@
+"""SymPy functions the cell specs use beyond SymPy's own (``tanh`` comes from SymPy).
+
+``sigmoid`` is a real SymPy function: ``sympy.diff`` knows its derivative, it rewrites
+exactly to ``exp`` for high-precision evaluation, and the printers map it to a numerically
+stable implementation (one ``exp`` of ``-|x|``, never an overflow).
+"""
+
+from __future__ import annotations
+
+import mpmath
+import sympy as sp
+
+
+class sigmoid(sp.Function):  # noqa: N801 - named like sympy.tanh
+    r"""The logistic function :math:`\sigma(x) = 1 / (1 + e^{-x})`.
+
+    Its derivative is expressed through itself, sigma' = sigma (1 - sigma), which is what lets
+    the derivation write backward passes in terms of saved activations.
+    """
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        if argindex != 1:
+            raise sp.ArgumentIndexError(self, argindex)
+        return self * (1 - self)
+
+    @classmethod
+    def eval(cls, arg):
+        if arg.is_zero:
+            return sp.S.Half
+        if arg is sp.S.Infinity:
+            return sp.S.One
+        if arg is sp.S.NegativeInfinity:
+            return sp.S.Zero
+        return None
+
+    def _eval_rewrite_as_exp(self, arg, **kwargs):
+        return 1 / (1 + sp.exp(-arg))
+
+    def _eval_rewrite_as_tanh(self, arg, **kwargs):
+        return (1 + sp.tanh(arg / 2)) / 2
+
+    def _eval_evalf(self, prec):
+        # Evaluate the argument at the requested binary precision first, so that a
+        # 30-digit check is not limited by a 15-digit intermediate exp().
+        arg = self.args[0]._eval_evalf(prec)
+        if arg is None or not arg.is_Number:
+            return None
+        with mpmath.workprec(prec):
+            value = 1 / (1 + mpmath.exp(-arg._to_mpmath(prec)))
+        return sp.Float._new(value._mpf_, prec)
+
+    def _eval_is_real(self):
+        return self.args[0].is_real
+
+    def _eval_is_positive(self):
+        if self.args[0].is_extended_real:
+            return True
+        return None
+
+    def _latex(self, printer, exp=None):
+        arg = printer._print(self.args[0])
+        base = rf"\sigma\left({arg}\right)"
+        return base if exp is None else rf"{base}^{{{exp}}}"
+
+
+#: Activation functions whose derivative the derivation rewrites through the saved value.
+ACTIVATIONS = (sigmoid, sp.tanh)

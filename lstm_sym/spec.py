@@ -1,0 +1,177 @@
+"""Cell specifications: a recurrent cell written once as per-unit SymPy equations.
+
+A cell with hidden size H works on H independent *units*. All mixing between units is linear
+and lives outside the spec: for every gate ``g`` the generated code computes the event part
+``g_event = W_event_g x + b_event_g`` and the hidden part ``g_hidden = W_hidden_g h + b_hidden_g``
+(``h`` is the spec's *recurrent* state, the previous hidden state for an LSTM). Everything
+non-linear is per unit and is what a spec writes down: ordered scalar equations over those
+gate inputs, the previous state components and per-unit parameters (peephole weights, say).
+
+This is enough for the seed LSTM, peepholes, CIFG, GRU (which uses the hidden part of one gate
+on its own) and user-defined cells: a new cell is new data, never a new code path.
+"""
+
+from __future__ import annotations
+
+import keyword
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+
+import sympy as sp
+
+from .functions import ACTIVATIONS
+
+
+class SpecError(ValueError):
+    """A cell spec that is not well-formed; the message names the offending equation."""
+
+
+@dataclass(frozen=True)
+class State:
+    """One recurrent state component, e.g. the LSTM's hidden state ``h`` or cell state ``c``.
+
+    ``name`` is the long name used in the mathematics ("hidden", "cell"); ``short`` names the
+    arguments of the generated API (``h0``, ``h_last``, ``d_h_last``); ``prev`` is the symbol
+    for the value at t-1 and ``new`` the symbol the equations assign at t.
+    """
+
+    name: str
+    short: str
+    prev: sp.Symbol
+    new: sp.Symbol
+
+
+@dataclass(frozen=True, eq=False)
+class StepFunction:
+    """A one-step convenience function of the generated module, like the seed's ``forget_gate``.
+
+    ``args`` are the Python argument names in order; ``bindings`` maps each spec symbol that
+    ``expr`` uses to the argument that provides it. Gate inputs (``forget_event``...) need no
+    binding: they are computed from the ``event``, ``hidden_state`` and ``parameters`` arguments.
+    """
+
+    name: str
+    doc: str
+    args: tuple[str, ...]
+    expr: sp.Expr
+    bindings: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True, eq=False)
+class CellSpec:
+    """Everything that defines a cell; see the module docstring and ``lstm_sym/cells/lstm.py``."""
+
+    name: str
+    title: str
+    gates: tuple[str, ...]
+    states: tuple[State, ...]
+    output: sp.Symbol
+    recurrent: sp.Symbol
+    equations: tuple[tuple[sp.Symbol, sp.Expr], ...]
+    unit_parameters: tuple[sp.Symbol, ...] = ()
+    step_functions: tuple[StepFunction, ...] = ()
+    description: str = ""
+    source: str = ""
+
+    def event_input(self, gate: str) -> sp.Symbol:
+        return gate_event(gate)
+
+    def hidden_input(self, gate: str) -> sp.Symbol:
+        return gate_hidden(gate)
+
+    @property
+    def gate_inputs(self) -> tuple[sp.Symbol, ...]:
+        return tuple(s for g in self.gates for s in (gate_event(g), gate_hidden(g)))
+
+    @property
+    def prev_symbols(self) -> tuple[sp.Symbol, ...]:
+        return tuple(s.prev for s in self.states)
+
+    @property
+    def output_state(self) -> State:
+        return next(s for s in self.states if s.new == self.output)
+
+    @property
+    def recurrent_state(self) -> State:
+        return next(s for s in self.states if s.prev == self.recurrent)
+
+
+def real_symbol(name: str) -> sp.Symbol:
+    """All spec symbols are real scalars; using one constructor keeps them identical."""
+    return sp.Symbol(name, real=True)
+
+
+def gate_event(gate: str) -> sp.Symbol:
+    """Symbol of gate ``gate``'s event part, ``W_event x + b_event`` (per unit)."""
+    return real_symbol(f"{gate}_event")
+
+
+def gate_hidden(gate: str) -> sp.Symbol:
+    """Symbol of gate ``gate``'s hidden part, ``W_hidden h + b_hidden`` (per unit)."""
+    return real_symbol(f"{gate}_hidden")
+
+
+def gate_symbols(gates) -> tuple[SimpleNamespace, SimpleNamespace]:
+    """``(event, hidden)`` namespaces of gate-input symbols: ``event.forget`` is ``forget_event``."""
+    return (
+        SimpleNamespace(**{g: gate_event(g) for g in gates}),
+        SimpleNamespace(**{g: gate_hidden(g) for g in gates}),
+    )
+
+
+def _check_identifier(name: str, what: str) -> None:
+    if not name.isidentifier() or keyword.iskeyword(name) or not name.isascii():
+        raise SpecError(f"{what} {name!r} is not a valid identifier in both C and Python")
+    if name.startswith("_"):
+        raise SpecError(f"{what} {name!r} must not start with an underscore (reserved)")
+
+
+def validate(spec: CellSpec) -> None:
+    """Raise :class:`SpecError` naming the offending equation unless ``spec`` is well-formed."""
+    _check_identifier(spec.name, "cell name")
+    if not spec.gates:
+        raise SpecError(f"cell {spec.name!r}: at least one gate is needed")
+    if len(set(spec.gates)) != len(spec.gates):
+        raise SpecError(f"cell {spec.name!r}: gate names repeat: {spec.gates}")
+    for gate in spec.gates:
+        _check_identifier(gate, "gate name")
+    for state in spec.states:
+        _check_identifier(state.name, "state name")
+        _check_identifier(state.short, "state short name")
+    if spec.output not in {s.new for s in spec.states}:
+        raise SpecError(f"cell {spec.name!r}: output {spec.output} is not a new state symbol")
+    if spec.recurrent not in spec.prev_symbols:
+        raise SpecError(f"cell {spec.name!r}: recurrent {spec.recurrent} is not a previous state")
+
+    known = set(spec.gate_inputs) | set(spec.prev_symbols) | set(spec.unit_parameters)
+    for symbol in known:
+        _check_identifier(symbol.name, "symbol")
+    assigned: list[sp.Symbol] = []
+    for target, expr in spec.equations:
+        where = f"cell {spec.name!r}, equation {target} = {expr}"
+        if not isinstance(target, sp.Symbol):
+            raise SpecError(f"{where}: the left-hand side must be a Symbol")
+        _check_identifier(target.name, "symbol")
+        if target in known or target in assigned:
+            raise SpecError(f"{where}: {target} is assigned twice or shadows an input")
+        unknown = sorted(str(s) for s in expr.free_symbols - known - set(assigned))
+        if unknown:
+            raise SpecError(f"{where}: unknown symbol(s) {', '.join(unknown)}")
+        for func in expr.atoms(sp.Function):
+            if not isinstance(func, ACTIVATIONS):
+                raise SpecError(
+                    f"{where}: {func.func} is not a supported per-unit function "
+                    f"(supported: {', '.join(f.__name__ for f in ACTIVATIONS)})"
+                )
+        for atom in expr.atoms(sp.MatrixSymbol, sp.Indexed, sp.Sum):
+            raise SpecError(f"{where}: {atom} mixes units; per-unit equations are scalar")
+        assigned.append(target)
+    for state in spec.states:
+        if state.new not in assigned:
+            raise SpecError(f"cell {spec.name!r}: state {state.name} ({state.new}) is never updated")
+    used = set().union(*(expr.free_symbols for _, expr in spec.equations))
+    for gate in spec.gates:
+        if not ({gate_event(gate), gate_hidden(gate)} & used):
+            raise SpecError(f"cell {spec.name!r}: gate {gate!r} is declared but never used")
+    for function in spec.step_functions:
+        _check_identifier(function.name, "step function name")
