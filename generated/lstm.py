@@ -364,6 +364,10 @@ def forward(parameters, events, h0=None, c0=None):
     batched = events.ndim == 3
     inputs = events if batched else events[:, None, :]
     steps, batch, event_size = inputs.shape
+    if steps == 0 or batch == 0:
+        raise ValueError(
+            f"events must hold at least one step and one batch row, got shape {events.shape}"
+        )
     hidden_size = parameters.hidden_size
     h0 = _initial_state(h0, "h0", batched, batch, hidden_size)
     c0 = _initial_state(c0, "c0", batched, batch, hidden_size)
@@ -391,7 +395,7 @@ def forward(parameters, events, h0=None, c0=None):
     # Event projections of every step and gate at once (one GEMM): Z_event = X W_event^T + b_event
     event_projection = (
         inputs.reshape(steps * batch, event_size) @ event_weights.T + event_bias
-    ).reshape(steps, batch, -1)
+    ).reshape(steps, batch, len(GATES) * hidden_size)
     hidden_weights_t = np.ascontiguousarray(hidden_weights.T)
     for t in range(steps):
         hidden_prev = hidden_states[t]
@@ -534,15 +538,15 @@ def backward(cache, d_outputs, d_h_last=None, d_c_last=None):
 
     # Linear adjoints over all steps at once (SymPy matrix calculus of Z = X W^T + 1 b^T):
     #   dW = Delta.T@X,  db = Delta.sum(axis=0),  dX = Delta@W
-    delta_event = delta_event.reshape(steps * batch, -1)
-    delta_hidden = delta_hidden.reshape(steps * batch, -1)
-    inputs = cache.inputs.reshape(steps * batch, -1)
+    delta_event = delta_event.reshape(steps * batch, len(GATES) * hidden_size)
+    delta_hidden = delta_hidden.reshape(steps * batch, len(GATES) * hidden_size)
+    inputs = cache.inputs.reshape(steps * batch, cache.event_size)
     hidden_inputs = cache.states["hidden"][:-1].reshape(steps * batch, hidden_size)
     grad_event_weights = delta_event.T @ inputs
     grad_event_bias = delta_event.sum(axis=0)
     grad_hidden_weights = delta_hidden.T @ hidden_inputs
     grad_hidden_bias = delta_hidden.sum(axis=0)
-    grad_inputs = (delta_event @ event_weights).reshape(steps, batch, -1)
+    grad_inputs = (delta_event @ event_weights).reshape(steps, batch, cache.event_size)
 
     grads = Gradients()
     for k, gate in enumerate(GATES):

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from .cells import CELLS, get
-from .codegen import numpy_module
+from .codegen import c_module, latex_document, numpy_module
 from .codegen.pyformat import format_python
 from .derive import derive
 from .spec import CellSpec
@@ -39,7 +39,17 @@ def cell_artifacts(spec: CellSpec, command: str = COMMAND) -> list[Artifact]:
         source = numpy_module.emit(derive(spec), command)
         return format_python(source, f"{spec.name}.py").encode()
 
-    return [Artifact(f"generated/{spec.name}.py", numpy_source)]
+    def c_header() -> bytes:
+        return c_module.emit_header(derive(spec), command).encode()
+
+    def c_source() -> bytes:
+        return c_module.emit_source(derive(spec), command).encode()
+
+    return [
+        Artifact(f"generated/{spec.name}.py", numpy_source),
+        Artifact(f"generated/{spec.name}.h", c_header),
+        Artifact(f"generated/{spec.name}.c", c_source),
+    ]
 
 
 def all_artifacts(names: Iterable[str] | None = None) -> list[Artifact]:
@@ -48,4 +58,24 @@ def all_artifacts(names: Iterable[str] | None = None) -> list[Artifact]:
     artifacts = [Artifact("generated/__init__.py", lambda: PACKAGE_INIT.encode())]
     for spec in specs:
         artifacts += cell_artifacts(spec)
+        artifacts += derivation_artifacts(spec)
     return artifacts
+
+
+def derivation_artifacts(spec: CellSpec, command: str = COMMAND) -> list[Artifact]:
+    """The derivation document and its equation sidecar: printed in milliseconds, no TeX run.
+
+    The slower derivation files (verification table, PDF, notebooks) are written and checked
+    by ``lstm-sym latex`` and ``lstm-sym notebook`` (see ``lstm_sym/derivations.py``).
+    """
+
+    def tex() -> bytes:
+        return latex_document.emit(derive(spec), command).encode()
+
+    def equations() -> bytes:
+        return latex_document.equations_json(derive(spec)).encode()
+
+    return [
+        Artifact(f"derivations/{spec.name}.tex", tex),
+        Artifact(f"derivations/{spec.name}.equations.json", equations),
+    ]

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from . import artifacts
+from .cells import CELLS
 from .generate import generate
 from .pins import PinError
 from .spec import SpecError
@@ -41,16 +42,85 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stale_exit(stale: list[str], command: str) -> int:
+    for path in stale:
+        print(f"stale or missing: {path}", file=sys.stderr)
+    if stale:
+        print(f"run `{command}` to regenerate", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _latex(args: argparse.Namespace) -> int:
+    from . import derivations
+
+    start = time.perf_counter()
+    names = args.cell or list(CELLS)
+    stale = derivations.latex(args.root, names, pdf=args.pdf, check=args.check)
+    seconds = time.perf_counter() - start
+    if args.check:
+        code = _stale_exit(stale, "lstm-sym latex --pdf")
+        if not code:
+            print(f"derivation documents are up to date ({seconds:.1f} s)")
+        return code
+    print(f"done ({seconds:.1f} s)")
+    return 0
+
+
+def _notebook(args: argparse.Namespace) -> int:
+    from .codegen import notebooks
+
+    start = time.perf_counter()
+    names = args.cell or list(CELLS)
+    stale = notebooks.write(args.root, names, check=args.check)
+    seconds = time.perf_counter() - start
+    if args.check:
+        code = _stale_exit(stale, "lstm-sym notebook")
+        if not code:
+            print(f"notebooks are up to date ({seconds:.1f} s)")
+        return code
+    print(f"done ({seconds:.1f} s)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lstm-sym", description="Derive recurrent cells with SymPy and generate their kernels."
     )
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="regenerate everything under generated/")
-    gen.add_argument("--check", action="store_true", help="write nothing; exit 1 naming stale files")
+    gen.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 naming stale files"
+    )
     gen.add_argument("--cell", action="append", help="only this built-in cell (repeatable)")
     gen.add_argument("--root", type=Path, default=None, help="project root (default: the checkout)")
     gen.set_defaults(run=_generate)
+
+    tex = sub.add_parser(
+        "latex",
+        help="write derivations/<cell>.tex and its verification table (runs the checks)",
+    )
+    tex.add_argument(
+        "--pdf", action="store_true", help="also compile derivations/<cell>.pdf (pdflatex)"
+    )
+    tex.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 if a .tex, table or PDF is stale",
+    )
+    tex.add_argument("--cell", action="append", help="only this built-in cell (repeatable)")
+    tex.add_argument("--root", type=Path, default=None, help="project root (default: the checkout)")
+    tex.set_defaults(run=_latex)
+
+    nb = sub.add_parser("notebook", help="write and execute the notebooks under derivations/")
+    nb.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing, run nothing; exit 1 if a notebook is stale",
+    )
+    nb.add_argument("--cell", action="append", help="only this built-in cell (repeatable)")
+    nb.add_argument("--root", type=Path, default=None, help="project root (default: the checkout)")
+    nb.set_defaults(run=_notebook)
     return parser
 
 
@@ -61,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except (SpecError, PinError, KeyError) as error:
+        print(f"lstm-sym: error: {error}", file=sys.stderr)
+        return 2
+    except RuntimeError as error:  # DerivationError, a missing tool, a failing notebook cell
         print(f"lstm-sym: error: {error}", file=sys.stderr)
         return 2
 

@@ -33,6 +33,8 @@ class sigmoid(sp.Function):  # noqa: N801 - named like sympy.tanh
             return sp.S.One
         if arg is sp.S.NegativeInfinity:
             return sp.S.Zero
+        if arg.is_Float:  # like exp(Float): evaluate at the argument's precision
+            return _logistic(arg, arg._prec)
         return None
 
     def _eval_rewrite_as_exp(self, arg, **kwargs):
@@ -47,9 +49,7 @@ class sigmoid(sp.Function):  # noqa: N801 - named like sympy.tanh
         arg = self.args[0]._eval_evalf(prec)
         if arg is None or not arg.is_Number:
             return None
-        with mpmath.workprec(prec):
-            value = 1 / (1 + mpmath.exp(-arg._to_mpmath(prec)))
-        return sp.Float._new(value._mpf_, prec)
+        return _logistic(arg, prec)
 
     def _eval_is_real(self):
         return self.args[0].is_real
@@ -63,6 +63,13 @@ class sigmoid(sp.Function):  # noqa: N801 - named like sympy.tanh
         arg = printer._print(self.args[0])
         base = rf"\sigma\left({arg}\right)"
         return base if exp is None else rf"{base}^{{{exp}}}"
+
+
+def _logistic(arg: sp.Number, prec: int) -> sp.Float:
+    """1 / (1 + exp(-arg)) for a number ``arg``, with ``prec`` bits."""
+    with mpmath.workprec(prec):
+        value = 1 / (1 + mpmath.exp(-arg._to_mpmath(prec)))
+    return sp.Float._new(value._mpf_, prec)
 
 
 #: Activation functions whose derivative the derivation rewrites through the saved value.

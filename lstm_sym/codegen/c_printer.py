@@ -1,0 +1,46 @@
+"""SymPy's C99 printer, extended for the generated C kernels.
+
+* one printer per precision: ``double`` prints ``exp``/``tanh`` and plain literals, ``float``
+  prints ``expf``/``tanhf`` and ``1.0F`` literals (clean under ``-Wdouble-promotion``);
+* ``sigmoid`` prints as a call to the kernel's numerically stable ``<cell>_sigmoid_<suffix>``;
+* small positive integer powers print as products (``x*x``), never as a call to ``pow``.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+from sympy.codegen.ast import float32, float64, real
+from sympy.printing.c import C99CodePrinter
+
+#: Per precision: the C type, the suffix of entry points, SymPy's type for literals and libm.
+PRECISIONS = {
+    "f64": {"ctype": "double", "sympy_type": float64},
+    "f32": {"ctype": "float", "sympy_type": float32},
+}
+
+
+class GeneratedCPrinter(C99CodePrinter):
+    """Prints per-unit scalar expressions of the derivation as C99 in one precision."""
+
+    def __init__(self, prefix: str, suffix: str, settings=None):
+        precision = PRECISIONS[suffix]
+        super().__init__(
+            {"order": "none", "type_aliases": {real: precision["sympy_type"]}, **(settings or {})}
+        )
+        self.prefix = prefix
+        self.suffix = suffix
+
+    def _print_sigmoid(self, expr):
+        return f"{self.prefix}_sigmoid_{self.suffix}({self._print(expr.args[0])})"
+
+    def _print_Pow(self, expr):  # noqa: N802 - SymPy printer method name
+        base, exponent = expr.args
+        if exponent.is_Integer and 2 <= int(exponent) <= 4:
+            factor = self.parenthesize(base, sp.printing.precedence.PRECEDENCE["Mul"])
+            return "(" + "*".join([factor] * int(exponent)) + ")"
+        return super()._print_Pow(expr)
+
+
+def c_code(expr, prefix: str, suffix: str) -> str:
+    """One scalar expression as C source in precision ``suffix`` (``"f32"`` or ``"f64"``)."""
+    return GeneratedCPrinter(prefix, suffix).doprint(expr)

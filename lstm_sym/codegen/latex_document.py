@@ -1,0 +1,593 @@
+r"""LaTeX emitter: prints a :class:`~lstm_sym.derive.Derivation` as ``derivations/<cell>.tex``.
+
+Every displayed equation is an :class:`Equation` built here from the derivation's data and
+printed by :mod:`.latex_printer`; nothing is typed by hand. The same list is written as a JSON
+sidecar, ``derivations/<cell>.equations.json``: per equation its label, the printed LaTeX, the
+SymPy source (``srepr``) of both sides, and how the tests evaluate it numerically (``check``):
+
+``step``
+    a per-unit scalar identity at one time step; its symbols are forward values, their
+    adjoints (``d_<name>``) and carries (``d_<state>_carry``), checked against an autograd trace
+    of the spec's forward equations at every step, batch row and unit;
+``partial``
+    a local derivative: ``definition`` differentiated numerically must equal each right side;
+``linear``
+    matrix calculus: the derivative of ``loss`` with respect to ``wrt``, checked numerically;
+``matrix``
+    an identity between matrices at step ``t`` for ``steps`` = [first, last] (strings over T);
+    ``symbols`` gives every matrix symbol's meaning as ``[role, argument, step offset]``.
+
+The verification section (7) is a separate file, ``derivations/<cell>_verification.tex``,
+written by ``lstm-sym latex`` because it runs the checks (see :mod:`lstm_sym.derivation_checks`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from ..derive import Derivation, adjoint, carry
+from ..functions import ACTIVATIONS
+from .latex_printer import LatexNotationPrinter, Notation
+from .numpy_printer import numpy_code
+from .templates import render
+
+B, H, X, N, G = sp.symbols("B H X N G", integer=True, positive=True)
+
+
+@dataclass
+class Equation:
+    label: str
+    lhs: sp.Basic
+    rhs: tuple
+    check: str
+    code: str = ""
+    symbols: dict = field(default_factory=dict)
+    steps: tuple = ()
+    extra: dict = field(default_factory=dict)
+    tex: str = ""
+
+    def record(self) -> dict:
+        entry = {
+            "label": self.label,
+            "latex": self.tex,
+            "check": self.check,
+            "lhs": sp.srepr(self.lhs),
+            "rhs": [sp.srepr(r) for r in self.rhs],
+        }
+        if self.symbols:
+            entry["symbols"] = {k: list(v) for k, v in sorted(self.symbols.items())}
+        if self.steps:
+            entry["steps"] = list(self.steps)
+        for key, value in self.extra.items():
+            entry[key] = sp.srepr(value) if isinstance(value, sp.Basic) else value
+        return entry
+
+
+def _label(*parts: str) -> str:
+    return "eq:" + "-".join(p.replace("_", "-") for p in parts)
+
+
+def _texttt(name: str) -> str:
+    escaped = name.replace("_", r"\_")
+    return rf"\texttt{{{escaped}}}"
+
+
+class Document:
+    """The equations and prose blocks of one cell's derivation document."""
+
+    def __init__(self, derivation: Derivation):
+        self.d = derivation
+        self.spec = derivation.spec
+        self.notation = Notation(derivation)
+        self.printer = LatexNotationPrinter(self.notation)
+        self.equations: list[Equation] = []
+        self._matrices: dict[str, tuple] = {}
+        self._define_matrices()
+
+    # -- helpers --------------------------------------------------------------------------
+    def tex(self, expr) -> str:
+        return self.printer.doprint(expr)
+
+    def matrix(self, name, latex, rows, cols, role, arg=None, offset=0):
+        """A matrix symbol of the document, registered with its notation and meaning."""
+        if name not in self.notation.scalar:
+            self.notation.extra(name, latex)
+        self._matrices[name] = (role, arg, offset)
+        return sp.MatrixSymbol(name, rows, cols)
+
+    def add(self, equation: Equation) -> Equation:
+        sides = [equation.lhs, *equation.rhs]
+        if equation.check in ("matrix", "projection"):
+            names = set().union(*(s.free_symbols for s in sides))
+            equation.symbols = {
+                s.name: self._matrices[s.name] for s in names if isinstance(s, sp.MatrixSymbol)
+            }
+        lhs = self.lhs_tex(equation.lhs)
+        equation.tex = lhs + " &= " + " = ".join(self.tex(r) for r in equation.rhs)
+        self.equations.append(equation)
+        return equation
+
+    def lhs_tex(self, lhs) -> str:
+        if isinstance(lhs, sp.Derivative) and len(lhs.variables) == 1:
+            of, (wrt,) = lhs.expr, lhs.variables
+            if isinstance(of, sp.Symbol) or isinstance(of, sp.MatrixSymbol):
+                return rf"\frac{{\partial {self.tex(of)}}}{{\partial {self.tex(wrt)}}}"
+            return rf"\frac{{\partial}}{{\partial {self.tex(wrt)}}} {self.tex(of)}"
+        return self.tex(lhs)
+
+    def _define_matrices(self):
+        n = self.notation
+        self.gate_letter = n.gate_letters
+        n.extra("ell", r"\ell")
+        n.extra("loss", "L")
+
+    def weight_tex(self, side: str, gate: str, kind: str) -> str:
+        letter = self.gate_letter[gate]
+        sep = "" if len(letter) == 1 else ","
+        char = "x" if side == "event" else "h"
+        return rf"{'W' if kind == 'weights' else 'b'}_{{{char}{sep}{letter}}}"
+
+    # -- sections -------------------------------------------------------------------------
+    def forward(self) -> list[Equation]:
+        eqs = []
+        hx = self.spec.recurrent_state
+        x_t = self.matrix("events", r"x_{t}", X, 1, "events")
+        h_prev = self.matrix(
+            hx.prev.name, self.notation.scalar[hx.prev.name], H, 1, "value", hx.prev.name
+        )
+        for gi in self.d.gate_inputs:
+            parts = []
+            for side, vector, cols in (("event", x_t, X), ("hidden", h_prev, H)):
+                if gi.kind not in ("pre", side):
+                    continue
+                w_name, b_name = f"{side}_{gi.gate}_weights", f"{side}_{gi.gate}_bias"
+                w = self.matrix(
+                    w_name, self.weight_tex(side, gi.gate, "weights"), H, cols, "parameter", w_name
+                )
+                b = self.matrix(
+                    b_name, self.weight_tex(side, gi.gate, "bias"), H, 1, "parameter", b_name
+                )
+                parts += [w * vector, b]
+            lhs = self.matrix(
+                gi.symbol.name, self.notation.scalar[gi.symbol.name], H, 1, "value", gi.symbol.name
+            )
+            eqs.append(
+                self.add(
+                    Equation(
+                        _label("projection", gi.symbol.name),
+                        lhs,
+                        (sp.MatAdd(*parts, evaluate=False),),
+                        "projection",
+                        steps=("1", "T"),
+                    )
+                )
+            )
+        return eqs
+
+    def per_unit_forward(self) -> list[Equation]:
+        nested = self.notation.nested
+        return [
+            self.add(
+                Equation(
+                    _label("forward", a.target.name),
+                    a.target,
+                    (a.expr,),
+                    "step",
+                    code=a.target.name,
+                )
+            )
+            for a in self.d.forward
+            if a.target.name not in nested
+        ]
+
+    def activation_derivatives(self) -> list[Equation]:
+        z = sp.Symbol("z", real=True)
+        self.notation.extra("z", "z")
+        eqs = []
+        for function in ACTIVATIONS:
+            value = function(z)
+            raw = sp.diff(value, z)
+            eqs.append(
+                self.add(
+                    Equation(
+                        _label("activation", function.__name__),
+                        sp.Derivative(value, z),
+                        (raw,),
+                        "partial",
+                        extra={"definition": value, "wrt": z},
+                    )
+                )
+            )
+        return eqs
+
+    def partials(self) -> list[Equation]:
+        definitions = {a.target: a.expr for a in self.d.forward}
+        eqs = []
+        for p in self.d.raw_backward.partials:
+            rhs = (p.raw,) if p.raw == p.saved_form else (p.raw, p.saved_form)
+            eqs.append(
+                self.add(
+                    Equation(
+                        _label("partial", p.target.name, p.wrt.name),
+                        sp.Derivative(p.target, p.wrt),
+                        rhs,
+                        "partial",
+                        extra={
+                            "definition": definitions[p.target],
+                            "wrt": p.wrt,
+                            "target": p.target,
+                        },
+                    )
+                )
+            )
+        return eqs
+
+    def linear(self) -> list[Equation]:
+        lin = self.d.linear
+        ell = sp.Symbol("ell", real=True)
+        eqs = [
+            self.add(
+                Equation(
+                    _label("linear", "loss"),
+                    ell,
+                    (lin.loss,),
+                    "definition",
+                )
+            )
+        ]
+        for kind, wrt in (
+            ("weights", lin.symbols["W"]),
+            ("inputs", lin.symbols["X"]),
+            ("bias", lin.symbols["b"]),
+        ):
+            eqs.append(
+                self.add(
+                    Equation(
+                        _label("linear", kind),
+                        sp.Derivative(ell, wrt),
+                        (getattr(lin, kind),),
+                        "linear",
+                        extra={"loss": lin.loss, "wrt": wrt},
+                    )
+                )
+            )
+        return eqs
+
+    def chain(self) -> list[Equation]:
+        return [
+            self.add(
+                Equation(
+                    _label("chain", a.target.name), a.target, (a.expr,), "step", code=a.target.name
+                )
+            )
+            for a in self.d.raw_backward.chain
+        ]
+
+    def cse(self) -> list[Equation]:
+        return [
+            self.add(
+                Equation(
+                    _label("cse", a.target.name), a.target, (a.expr,), "step", code=a.target.name
+                )
+            )
+            for a in self.d.backward.chain
+        ]
+
+    def _stacked(self, side: str, offset: int):
+        """Stacked adjoints of one side's gate inputs at step t+offset, and the stacked weights."""
+        char = "x" if side == "event" else "h"
+        delta = self.matrix(
+            f"Delta_{side}", rf"\Delta^{{{char}}}_{{t}}", B, G * H, "stacked_delta", side, offset
+        )
+        weights = self.matrix(
+            f"{side}_weights",
+            rf"W_{{{char}}}",
+            G * H,
+            H if side == "hidden" else X,
+            "stacked_weights",
+            side,
+        )
+        return delta, weights
+
+    def _state_matrix(self, symbol, role, arg, offset, shift):
+        base = self.notation.base[symbol.name]
+        return self.matrix(f"{symbol.name}@{shift}", f"{base}_{{{shift}}}", B, H, role, arg, offset)
+
+    def bptt(self) -> list[Equation]:
+        spec, lin, eqs = self.spec, self.d.linear, []
+        outputs = self.d.backward.outputs
+        recurrent = spec.recurrent_state
+        delta, weights = self._stacked("hidden", 0)
+        through = lin.inputs.xreplace({lin.symbols["Delta"]: delta, lin.symbols["W"]: weights})
+        d_prev = self.matrix(
+            f"{adjoint(recurrent.prev).name}@t-1",
+            rf"\delta {recurrent.short}_{{t-1}}",
+            B,
+            H,
+            "through",
+            recurrent.prev.name,
+        )
+        terms = [through]
+        if outputs[recurrent.prev] != 0:
+            direct = adjoint(recurrent.prev)
+            terms.insert(
+                0,
+                self.matrix(
+                    direct.name, self.notation.scalar[direct.name], B, H, "direct", direct.name
+                ),
+            )
+        eqs.append(
+            self.add(
+                Equation(
+                    _label("bptt", "through", recurrent.name),
+                    d_prev,
+                    (sp.MatAdd(*terms, evaluate=False),),
+                    "matrix",
+                    steps=("1", "T"),
+                )
+            )
+        )
+        y_prev = self.matrix("d_outputs@-1", r"\bar{y}_{t-1}", B, H, "d_outputs", None, -1)
+        y_last = self.matrix("d_outputs@T", r"\bar{y}_{T}", B, H, "d_outputs", None, 0)
+        for s in spec.states:
+            carried = self._state_matrix(carry(s.new), "carry", s.new.name, -1, "t-1")
+            if s.prev == recurrent.prev:
+                passed = d_prev
+            else:
+                passed = self.matrix(
+                    f"{adjoint(s.prev).name}@t-1",
+                    rf"\delta {s.short}_{{t-1}}",
+                    B,
+                    H,
+                    "through",
+                    s.prev.name,
+                )
+            rhs = [passed] + ([y_prev] if s.new == spec.output else [])
+            eqs.append(
+                self.add(
+                    Equation(
+                        _label("bptt", "carry", s.name),
+                        carried,
+                        (sp.MatAdd(*rhs, evaluate=False) if len(rhs) > 1 else rhs[0],),
+                        "matrix",
+                        steps=("2", "T"),
+                    )
+                )
+            )
+        for s in spec.states:
+            final = self.matrix(
+                f"{carry(s.new).name}@T",
+                rf"{self.notation.base[carry(s.new).name]}_{{T}}",
+                B,
+                H,
+                "carry",
+                s.new.name,
+                0,
+            )
+            last = self.matrix(
+                f"d_{s.short}_last", rf"\bar{{{s.short}}}_{{T}}", B, H, "d_last", s.short
+            )
+            rhs = ([y_last] if s.new == spec.output else []) + [last]
+            eqs.append(
+                self.add(
+                    Equation(
+                        _label("bptt", "last", s.name),
+                        final,
+                        (sp.MatAdd(*rhs, evaluate=False) if len(rhs) > 1 else rhs[0],),
+                        "matrix",
+                        steps=("T", "T"),
+                    )
+                )
+            )
+        for s in spec.states:
+            grad = self.matrix(
+                f"grad_{s.short}0",
+                rf"\frac{{\partial L}}{{\partial {s.short}_{{0}}}}",
+                B,
+                H,
+                "gradient",
+                f"{s.short}0",
+            )
+            passed = self.matrix(
+                f"{adjoint(s.prev).name}@1",
+                rf"\delta {s.short}_{{0}}",
+                B,
+                H,
+                "through",
+                s.prev.name,
+            )
+            eqs.append(
+                self.add(
+                    Equation(
+                        _label("bptt", "initial", s.name),
+                        grad,
+                        (passed,),
+                        "matrix",
+                        steps=("1", "1"),
+                    )
+                )
+            )
+        return eqs
+
+    def gradients(self) -> list[Equation]:
+        lin, eqs = self.d.linear, []
+        names = lin.symbols
+        x_all = self.matrix("X", "X", N, X, "samples", "events")
+        h_all = self.matrix(
+            "H_prev", r"H_{\mathrm{prev}}", N, H, "samples", self.spec.recurrent.name
+        )
+        event_terms = []
+        for gi in self.d.gate_inputs:
+            d = adjoint(gi.symbol)
+            deltas = self.matrix(
+                f"samples_{d.name}",
+                rf"\Delta_{{{self.notation.base[gi.symbol.name]}}}",
+                N,
+                H,
+                "samples_adjoint",
+                gi.symbol.name,
+            )
+            for side, inputs, cols in (("event", x_all, X), ("hidden", h_all, H)):
+                if gi.kind not in ("pre", side):
+                    continue
+                for kind in ("weights", "bias"):
+                    attr = f"{side}_{gi.gate}_{kind}"
+                    shape = (H, cols) if kind == "weights" else (H, 1)
+                    target = self.weight_tex(side, gi.gate, kind)
+                    grad = self.matrix(
+                        f"grad_{attr}",
+                        rf"\frac{{\partial L}}{{\partial {target}}}",
+                        *shape,
+                        "gradient",
+                        attr,
+                    )
+                    w = self.matrix(
+                        f"{side}_{gi.gate}_weights",
+                        self.weight_tex(side, gi.gate, "weights"),
+                        H,
+                        cols,
+                        "parameter",
+                        f"{side}_{gi.gate}_weights",
+                    )
+                    substitution = {
+                        names["Delta"]: deltas,
+                        names["X"]: inputs,
+                        names["W"]: w,
+                        names["N"]: N,
+                    }
+                    value = getattr(lin, kind).xreplace(substitution)
+                    eqs.append(
+                        self.add(
+                            Equation(
+                                _label("gradient", attr), grad, (value,), "matrix", steps=("1", "1")
+                            )
+                        )
+                    )
+                if side == "event":
+                    w = sp.MatrixSymbol(f"event_{gi.gate}_weights", H, X)
+                    event_terms.append(lin.inputs.xreplace({names["Delta"]: deltas, names["W"]: w}))
+        grad = self.matrix(
+            "grad_events", r"\frac{\partial L}{\partial X}", N, X, "gradient", "events"
+        )
+        eqs.append(
+            self.add(
+                Equation(
+                    _label("gradient", "events"),
+                    grad,
+                    (sp.MatAdd(*event_terms, evaluate=False),),
+                    "matrix",
+                    steps=("1", "1"),
+                )
+            )
+        )
+        return eqs
+
+
+def _notation_rows(doc: Document) -> list[dict]:
+    rows = []
+    n = doc.notation
+    seen = set()
+    for symbol in doc.d.lowered.inputs + tuple(a.target for a in doc.d.forward):
+        if symbol.name in seen:
+            continue
+        seen.add(symbol.name)
+        rows.append({"math": n.scalar[symbol.name], "code": _texttt(symbol.name)})
+    return rows
+
+
+def build(derivation: Derivation) -> Document:
+    """All sections of the document, in order (the template prints them)."""
+    doc = Document(derivation)
+    doc.sections = {
+        "projection": doc.forward(),
+        "forward": doc.per_unit_forward(),
+        "activations": doc.activation_derivatives(),
+        "partials": doc.partials(),
+        "linear": doc.linear(),
+        "chain": doc.chain(),
+        "bptt": doc.bptt(),
+        "gradients": doc.gradients(),
+        "cse": doc.cse(),
+    }
+    return doc
+
+
+def context(derivation: Derivation, command: str) -> dict:
+    doc = build(derivation)
+    spec, n = derivation.spec, doc.notation
+    lin = derivation.linear
+    attributes = []
+    for k, gate in enumerate(spec.gates):
+        for side, cols in (("event", "X"), ("hidden", "H")):
+            for kind in ("weights", "bias"):
+                attributes.append(
+                    {
+                        "code": _texttt(f"{side}_{gate}_{kind}"),
+                        "math": doc.weight_tex(side, gate, kind),
+                        "shape": f"$H \\times {cols}$"
+                        if kind == "weights"
+                        else "$H$ (or a scalar)",
+                        "rows": f"${k}H$ to ${k + 1}H-1$",
+                    }
+                )
+    code_of = {
+        "weights": numpy_code(lin.weights),
+        "inputs": numpy_code(lin.inputs),
+        "bias": numpy_code(lin.bias),
+    }
+    return {
+        "spec": spec,
+        "command": command,
+        "title": spec.title,
+        "name": spec.name,
+        "source": spec.source.replace("_", r"\_"),
+        "sections": {
+            k: [
+                {"label": e.label, "tex": e.tex, "code": _texttt(e.code) if e.code else ""}
+                for e in v
+            ]
+            for k, v in doc.sections.items()
+        },
+        "gates": [
+            {"name": g, "letter": n.gate_letters[g], "index": k} for k, g in enumerate(spec.gates)
+        ],
+        "gate_letters": ", ".join(f"${n.gate_letters[g]}$" for g in spec.gates),
+        "gate_names": ", ".join(_texttt(g) for g in spec.gates),
+        "states": [
+            {"short": s.short, "name": s.name, "code": _texttt(s.name)} for s in spec.states
+        ],
+        "notation": _notation_rows(doc),
+        "attributes": attributes,
+        "saved": ", ".join(f"${n.scalar[s.name]}$ ({_texttt(s.name)})" for s in derivation.saved),
+        "linear_code": {k: _texttt(v.replace(" ", "")) for k, v in code_of.items()},
+        "output": n.scalar[spec.output.name],
+        "recurrent_short": spec.recurrent_state.short,
+        "summed": derivation.summed,
+    }
+
+
+def emit(derivation: Derivation, command: str = "lstm-sym generate") -> str:
+    """The source of ``derivations/<cell>.tex``."""
+    return render("derivation.tex.jinja", context(derivation, command))
+
+
+def equations_json(derivation: Derivation) -> str:
+    """The sidecar ``derivations/<cell>.equations.json``: every printed equation, checkable."""
+    doc = build(derivation)
+    payload = {
+        "cell": derivation.spec.name,
+        "generated_by": "lstm_sym.codegen.latex_document -- DO NOT EDIT",
+        "equations": [e.record() for eqs in doc.sections.values() for e in eqs],
+    }
+    return json.dumps(payload, indent=1, sort_keys=False) + "\n"
+
+
+def source_hash(*parts: bytes) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(hashlib.sha256(part).digest())
+    return digest.hexdigest()

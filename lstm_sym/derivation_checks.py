@@ -1,0 +1,297 @@
+r"""The checks behind the derivation document's verification section (``lstm-sym latex``).
+
+Each check runs the generated NumPy kernel (``generated/<cell>.py``) against a reference and
+reports the largest relative error over every output and gradient as a *bound* (``< 1e-14``:
+the exponent rounded up), so the written table is byte-identical on every machine whose BLAS
+rounds a little differently. References:
+
+* the independent exact model (:mod:`lstm_sym.verify`, SymPy with 40 digits);
+* central finite differences of the kernel's own forward pass;
+* PyTorch in float64, for the cells with a PyTorch module (:data:`TORCH_REFERENCES`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .spec import CellSpec
+
+#: Sizes of the exact model: it expands every scalar symbolically, so it stays small.
+EXACT_SIZES = {"steps": 3, "batch": 2, "event_size": 2, "hidden_size": 2}
+SIZES = {"steps": 5, "batch": 3, "event_size": 4, "hidden_size": 5}
+
+
+@dataclass(frozen=True)
+class Row:
+    check: str
+    reference: str
+    sizes: str
+    error: float
+    tolerance: float
+
+    @property
+    def bound(self) -> str:
+        return error_bound(self.error)
+
+    @property
+    def passed(self) -> bool:
+        return self.error <= self.tolerance
+
+
+def error_bound(error: float) -> str:
+    """``"0"`` or ``"< 1e-N"`` with the exponent rounded up: stable across machines."""
+    if error == 0:
+        return "0"
+    return f"< 1e{math.ceil(math.log10(error)):d}"
+
+
+def kernel(spec: CellSpec):
+    return importlib.import_module(f"generated.{spec.name}")
+
+
+def _relative(values: dict, reference: dict) -> float:
+    worst = 0.0
+    for name, ref in reference.items():
+        ref = np.asarray(ref, dtype=np.float64)
+        got = np.asarray(values[name], dtype=np.float64).reshape(ref.shape)
+        scale = max(float(np.max(np.abs(ref))), 1e-300)
+        worst = max(worst, float(np.max(np.abs(got - ref))) / scale)
+    return worst
+
+
+def random_problem(spec: CellSpec, seed: int, steps, batch, event_size, hidden_size):
+    """Random parameters (vector biases), events, initial states and cotangents, float64."""
+    rng = np.random.default_rng(seed)
+    module = kernel(spec)
+    parameters = module.Parameters(event_size, hidden_size)
+    for name in parameters.NAMES:
+        shape = np.shape(getattr(parameters, name))
+        if name.endswith("_bias") or not shape:
+            shape = (hidden_size,)
+        setattr(parameters, name, rng.normal(0.0, 0.6, size=shape))
+    events = rng.normal(size=(steps, batch, event_size))
+    initial = {s.short: rng.normal(size=(batch, hidden_size)) for s in spec.states}
+    cot = {"outputs": rng.normal(size=(steps, batch, hidden_size))}
+    cot.update({s.short: rng.normal(size=(batch, hidden_size)) for s in spec.states})
+    return parameters, events, initial, cot
+
+
+def run_kernel(spec, parameters, events, initial, cot):
+    module = kernel(spec)
+    outputs, lasts, cache = module.forward(
+        parameters, events, **{f"{k}0": v for k, v in initial.items()}
+    )
+    grads = module.backward(
+        cache, cot["outputs"], **{f"d_{s.short}_last": cot[s.short] for s in spec.states}
+    )
+    finals = {s.short: last for s, last in zip(spec.states, lasts, strict=True)}
+    return outputs, finals, grads.as_dict()
+
+
+def loss(spec, parameters, events, initial, cot) -> float:
+    outputs, finals, _ = run_kernel(spec, parameters, events, initial, cot)
+    total = float(np.sum(cot["outputs"] * outputs))
+    return total + sum(float(np.sum(cot[k] * v)) for k, v in finals.items())
+
+
+def check_exact(spec: CellSpec) -> Row:
+    from .verify import ExactModel
+
+    model = ExactModel(spec, **EXACT_SIZES, seed=0)
+    parameters = kernel(spec).Parameters(EXACT_SIZES["event_size"], EXACT_SIZES["hidden_size"])
+    for name, value in model.parameters.items():
+        setattr(parameters, name, value)
+    cot = {
+        "outputs": model.cotangents["outputs"],
+        **{s.short: model.cotangents[s.short] for s in spec.states},
+    }
+    outputs, finals, grads = run_kernel(spec, parameters, model.events, model.initial, cot)
+    values = {"outputs": outputs, **{f"final_{k}": v for k, v in finals.items()}, **grads}
+    reference = {"outputs": model.outputs, **{f"final_{k}": v for k, v in model.finals.items()}}
+    reference.update(model.gradients)
+    return Row(
+        "generated NumPy, float64",
+        "exact model (SymPy, 40 digits)",
+        _sizes(EXACT_SIZES),
+        _relative(values, reference),
+        1e-12,
+    )
+
+
+def check_finite_differences(spec: CellSpec, directions: int = 8, step: float = 1e-4) -> Row:
+    parameters, events, initial, cot = random_problem(spec, 1, **SIZES)
+    _, _, grads = run_kernel(spec, parameters, events, initial, cot)
+    rng = np.random.default_rng(2)
+    names = list(parameters.NAMES)
+    worst = 0.0
+    for _ in range(directions):
+        v = {n: rng.normal(size=np.shape(getattr(parameters, n))) for n in names}
+        v_events = rng.normal(size=events.shape)
+        v_initial = {k: rng.normal(size=a.shape) for k, a in initial.items()}
+
+        def shifted(eps, v=v, v_events=v_events, v_initial=v_initial):
+            p = kernel(spec).Parameters(SIZES["event_size"], SIZES["hidden_size"])
+            for n in names:
+                setattr(p, n, getattr(parameters, n) + eps * v[n])
+            return loss(
+                spec,
+                p,
+                events + eps * v_events,
+                {k: a + eps * v_initial[k] for k, a in initial.items()},
+                cot,
+            )
+
+        # Fourth-order central stencil: truncation ~ step**4, rounding ~ 1e-16 / step.
+        numeric = (
+            8 * (shifted(step) - shifted(-step)) - (shifted(2 * step) - shifted(-2 * step))
+        ) / (12 * step)
+        analytic = sum(float(np.sum(grads[n] * v[n])) for n in names)
+        analytic += float(np.sum(grads["events"] * v_events))
+        analytic += sum(float(np.sum(grads[f"{k}0"] * v_initial[k])) for k in initial)
+        worst = max(worst, abs(numeric - analytic) / max(abs(analytic), 1e-300))
+    return Row(
+        "generated NumPy, float64",
+        f"finite differences ({directions} random directions)",
+        _sizes(SIZES),
+        worst,
+        1e-8,
+    )
+
+
+def _torch_lstm(spec, parameters, events, initial, cot):
+    """``torch.nn.LSTM`` in float64: weight_ih_l0 is the stacked event weights (gate order)."""
+    import torch
+
+    event_size = events.shape[-1]
+    hidden = parameters.hidden_size
+    lstm = torch.nn.LSTM(event_size, hidden, dtype=torch.float64)
+    stacked = {
+        "weight_ih_l0": np.concatenate(
+            [getattr(parameters, f"event_{g}_weights") for g in spec.gates]
+        ),
+        "weight_hh_l0": np.concatenate(
+            [getattr(parameters, f"hidden_{g}_weights") for g in spec.gates]
+        ),
+        "bias_ih_l0": np.concatenate([getattr(parameters, f"event_{g}_bias") for g in spec.gates]),
+        "bias_hh_l0": np.concatenate([getattr(parameters, f"hidden_{g}_bias") for g in spec.gates]),
+    }
+    with torch.no_grad():
+        for name, value in stacked.items():
+            getattr(lstm, name).copy_(torch.from_numpy(value))
+    x = torch.tensor(events, requires_grad=True)
+    h0 = torch.tensor(initial["h"][None], requires_grad=True)
+    c0 = torch.tensor(initial["c"][None], requires_grad=True)
+    out, (hn, cn) = lstm(x, (h0, c0))
+    total = (out * torch.from_numpy(cot["outputs"])).sum()
+    total = (
+        total
+        + (hn[0] * torch.from_numpy(cot["h"])).sum()
+        + (cn[0] * torch.from_numpy(cot["c"])).sum()
+    )
+    total.backward()
+    grads = {"events": x.grad.numpy(), "h0": h0.grad[0].numpy(), "c0": c0.grad[0].numpy()}
+    for k, gate in enumerate(spec.gates):
+        rows = slice(k * hidden, (k + 1) * hidden)
+        for side, torch_name in (("event", "ih"), ("hidden", "hh")):
+            grads[f"{side}_{gate}_weights"] = (
+                getattr(lstm, f"weight_{torch_name}_l0").grad[rows].numpy()
+            )
+            grads[f"{side}_{gate}_bias"] = getattr(lstm, f"bias_{torch_name}_l0").grad[rows].numpy()
+    values = {
+        "outputs": out.detach().numpy(),
+        "final_h": hn[0].detach().numpy(),
+        "final_c": cn[0].detach().numpy(),
+    }
+    return values, grads
+
+
+#: External references by cell name: (description, function returning (values, gradients)).
+TORCH_REFERENCES: dict[str, tuple[str, Callable]] = {
+    "lstm": ("PyTorch torch.nn.LSTM, float64", _torch_lstm),
+}
+
+
+def check_torch(spec: CellSpec) -> Row | None:
+    if spec.name not in TORCH_REFERENCES:
+        return None
+    description, reference = TORCH_REFERENCES[spec.name]
+    parameters, events, initial, cot = random_problem(spec, 3, **SIZES)
+    ref_values, ref_grads = reference(spec, parameters, events, initial, cot)
+    outputs, finals, grads = run_kernel(spec, parameters, events, initial, cot)
+    values = {"outputs": outputs, **{f"final_{k}": v for k, v in finals.items()}, **grads}
+    return Row(
+        "generated NumPy, float64",
+        description,
+        _sizes(SIZES),
+        _relative(values, {**ref_values, **ref_grads}),
+        1e-12,
+    )
+
+
+def _sizes(sizes: dict) -> str:
+    return "T={steps}, B={batch}, X={event_size}, H={hidden_size}".format(**sizes)
+
+
+def run_all(spec: CellSpec) -> list[Row]:
+    """Every check for ``spec`` (the exact model takes a few seconds; torch is optional)."""
+    rows = [check_exact(spec), check_finite_differences(spec)]
+    try:
+        import torch  # noqa: F401
+    except ImportError as error:
+        if spec.name in TORCH_REFERENCES:
+            raise RuntimeError(
+                f"the verification of {spec.name} compares with PyTorch, which is not installed: "
+                "pip install -e '.[test]'"
+            ) from error
+    row = check_torch(spec)
+    if row is not None:
+        rows.append(row)
+    return rows
+
+
+def _tex(text: str) -> str:
+    return text.replace("_", r"\_").replace("<", r"$<$")
+
+
+def verification_tex(spec: CellSpec, rows: list[Row], command: str = "lstm-sym latex") -> str:
+    """``derivations/<cell>_verification.tex``: the table, deterministic bytes."""
+    failed = [r for r in rows if not r.passed]
+    lines = [
+        f"% Generated by lstm_sym ({command}) by running the checks -- DO NOT EDIT.",
+        "% Errors are printed as bounds (exponent rounded up): the same bytes on every machine.",
+        "Each row runs the generated kernel \\texttt{generated/"
+        + _tex(spec.name)
+        + ".py} and a reference",
+        "on the same random problem (random weights, vector biases, events, initial states and",
+        "gradients of the loss with respect to the outputs and the final states), and reports the",
+        "largest error over the outputs, the final states and every gradient, relative to the",
+        "largest magnitude of each quantity.",
+        "\\begin{center}",
+        "\\begin{tabular}{lllll}",
+        "\\toprule",
+        "checked & reference & sizes & max.\\ relative error & tolerance \\\\",
+        "\\midrule",
+    ]
+    for r in rows:
+        lines.append(
+            f"{_tex(r.check)} & {_tex(r.reference)} & {_tex(r.sizes)} & {_tex(r.bound)} & "
+            f"{r.tolerance:.0e} \\\\"
+        )
+    lines += ["\\bottomrule", "\\end{tabular}", "\\end{center}"]
+    if spec.name in TORCH_REFERENCES:
+        lines.append(
+            "The PyTorch row loads the stacked matrices of Section~\\ref{sec:notation} into "
+            + _tex(TORCH_REFERENCES[spec.name][0].split(",")[0])
+            + " (\\texttt{weight\\_ih\\_l0} $= W_x$, \\texttt{weight\\_hh\\_l0} $= W_h$, "
+            "\\texttt{bias\\_ih\\_l0} $= b_x$, \\texttt{bias\\_hh\\_l0} $= b_h$)."
+        )
+    else:
+        lines.append("This cell has no PyTorch counterpart; the exact model is the reference.")
+    if failed:
+        lines.append("\\textbf{Failed:} " + ", ".join(_tex(r.reference) for r in failed) + ".")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,372 @@
+"""The generated C kernels from Python: compiled on first use, cached per user, called by ctypes.
+
+``load("lstm")`` compiles ``generated/lstm.c`` with the system C compiler (``$CC``, else gcc,
+cc or clang) into a shared library, caches it under ``$XDG_CACHE_HOME/lstm_sym`` (default
+``~/.cache/lstm_sym``, created private to the user) keyed by the hash of the sources, the
+compiler and the flags, and returns a :class:`NativeCell`: the same ``Parameters``, ``forward``
+and ``backward`` contract as ``generated/lstm.py``, computed in C.
+
+Inputs are checked (and converted to contiguous float32/float64 arrays) with the generated
+NumPy module's own helpers, so bad input gets the same errors; a final guard checks every
+buffer's dtype, shape and contiguity right before the C call.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import importlib
+import os
+import shutil
+import stat
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from .cells import get as get_spec
+from .codegen import c_api
+
+#: Flags of the binding's build only; the generated source itself stays portable C99.
+FLAGS = ("-std=c99", "-O3", "-march=native", "-ffp-contract=fast", "-fPIC", "-shared")
+SUFFIX = {np.dtype(np.float64): "f64", np.dtype(np.float32): "f32"}
+
+
+class NativeBuildError(RuntimeError):
+    """No C compiler, or the generated C did not compile."""
+
+
+def cache_directory() -> Path:
+    """``$XDG_CACHE_HOME/lstm_sym`` or ``~/.cache/lstm_sym``: created 0700, refused if others
+    could write to it (a shared library loaded from there runs as the user)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return _private_directory(Path(base) / "lstm_sym")
+
+
+def _private_directory(path: Path) -> Path:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = path.stat()
+    if info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise NativeBuildError(
+            f"refusing the build cache {path}: it must belong to you and not be writable by "
+            "others (fix its permissions or set XDG_CACHE_HOME)"
+        )
+    return path
+
+
+def find_compiler() -> str:
+    """``$CC``, else the first of gcc, cc, clang on PATH."""
+    candidates = [os.environ["CC"]] if os.environ.get("CC") else ["gcc", "cc", "clang"]
+    for candidate in candidates:
+        path = shutil.which(candidate)
+        if path:
+            return path
+    raise NativeBuildError(
+        f"no C compiler found (tried {', '.join(candidates)}): install one, e.g. "
+        "`apt-get install gcc` (Debian/Ubuntu), `dnf install gcc` (Fedora) or "
+        "`xcode-select --install` (macOS), or set CC"
+    )
+
+
+def _compiler_identity(compiler: str) -> str:
+    result = subprocess.run([compiler, "--version"], capture_output=True, text=True, check=False)
+    return result.stdout
+
+
+def _cpu_identity() -> str:
+    """``-march=native`` code is only valid on this kind of CPU: key the cache by its flags."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return os.uname().machine
+    lines = [line for line in text.splitlines() if line.startswith(("flags", "model name"))]
+    return "\n".join(sorted(set(lines)))
+
+
+def build(name: str, source_dir: Path, extra_flags=(), compiler: str | None = None) -> Path:
+    """The cached shared library of ``source_dir/<name>.c``, compiling it if needed."""
+    compiler = compiler or find_compiler()
+    source, header = source_dir / f"{name}.c", source_dir / f"{name}.h"
+    if not source.exists() or not header.exists():
+        raise NativeBuildError(f"{source} or {header} is missing: run `lstm-sym generate`")
+    flags = (*FLAGS, *extra_flags)
+    key = hashlib.sha256()
+    for part in (
+        source.read_bytes(),
+        header.read_bytes(),
+        compiler.encode(),
+        " ".join(flags).encode(),
+    ):
+        key.update(part + b"\0")
+    key.update(_compiler_identity(compiler).encode() + _cpu_identity().encode())
+    directory = cache_directory()
+    library = directory / f"{name}-{key.hexdigest()[:32]}.so"
+    if library.exists():
+        return library
+    with tempfile.TemporaryDirectory(prefix=f".{name}-", dir=directory) as tmp:
+        target = Path(tmp) / library.name
+        command = [compiler, *flags, "-I", str(source_dir), "-o", str(target), str(source), "-lm"]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise NativeBuildError(
+                f"compiling {source} failed:\n{' '.join(command)}\n{result.stderr}"
+            )
+        os.replace(target, library)  # atomic: a concurrent loader sees all of it or nothing
+    return library
+
+
+class NativeCache:
+    """What the C ``forward`` saved (one buffer, layout in the header) plus what backward reads."""
+
+    def __init__(self, **fields):
+        self.__dict__.update(fields)
+        self.lock = threading.Lock()  # backward reuses the buffer's scratch part
+
+    def __repr__(self):
+        return (
+            f"{self.cell}.NativeCache(steps={self.steps}, batch={self.batch}, dtype={self.dtype})"
+        )
+
+
+def _pointer(value, name, dtype, shape):
+    """The address of a C-contiguous, aligned ``dtype`` array of ``shape`` (None: NULL)."""
+    if value is None:
+        return None
+    if not isinstance(value, np.ndarray) or value.dtype != dtype:
+        raise TypeError(
+            f"{name} must be a {dtype} ndarray, got {getattr(value, 'dtype', type(value).__name__)}"
+        )
+    if value.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {value.shape}")
+    if not (value.flags.c_contiguous and value.flags.aligned):
+        raise ValueError(f"{name} must be C-contiguous and aligned")
+    return value.ctypes.data
+
+
+class NativeCell:
+    """``Parameters``, ``forward`` and ``backward`` of one cell, computed by its generated C."""
+
+    def __init__(self, name: str, library_path: Path, module):
+        self.name = name
+        self.spec = get_spec(name)
+        self.module = module
+        self.Parameters = module.Parameters
+        self.Gradients = module.Gradients
+        self.CELL, self.GATES, self.STATES = module.CELL, module.GATES, module.STATES
+        self.library_path = library_path
+        self.library = ctypes.CDLL(str(library_path))
+        self.functions = {f.name: f for f in c_api.functions(self.spec)}
+        for function in self.functions.values():
+            for suffix in ("f64", "f32"):
+                entry = getattr(self.library, f"{name}_{function.name}_{suffix}")
+                entry.restype = ctypes.c_int
+                entry.argtypes = [
+                    ctypes.c_size_t if a.kind == "size" else ctypes.c_void_p for a in function.args
+                ]
+        self.library[f"{name}_cache_size"].restype = ctypes.c_size_t
+        self.library[f"{name}_cache_size"].argtypes = [ctypes.c_size_t] * 3
+        self.library[f"{name}_error_string"].restype = ctypes.c_char_p
+        self.library[f"{name}_error_string"].argtypes = [ctypes.c_int]
+        self._shorts = [s.short for s in self.spec.states]
+
+    def __repr__(self):
+        return f"lstm_sym.native.NativeCell({self.name!r}, {str(self.library_path)!r})"
+
+    def call(self, function: str, dtype, arguments: dict, shapes: dict) -> None:
+        """Call ``<cell>_<function>_<f32|f64>`` with arguments by name (None: NULL)."""
+        spec = self.functions[function]
+        values = []
+        for arg in spec.args:
+            value = arguments.get(arg.name)
+            if arg.kind == "size":
+                values.append(value)
+            else:
+                values.append(_pointer(value, arg.name, dtype, shapes.get(arg.name, ())))
+        entry = getattr(self.library, f"{self.name}_{function}_{SUFFIX[dtype]}")
+        status = entry(*values)
+        if status != 0:
+            message = self.library[f"{self.name}_error_string"](status).decode()
+            raise RuntimeError(f"{self.name}_{function}_{SUFFIX[dtype]} failed: {message}")
+
+    def _states(self, prefix, suffix, args, kwargs, function):
+        names = [f"{prefix}{s}{suffix}" for s in self._shorts]
+        if len(args) > len(names):
+            raise TypeError(
+                f"{function}() takes at most {len(names)} state arguments, got {len(args)}"
+            )
+        values = dict(zip(names, args, strict=False))
+        for key, value in kwargs.items():
+            if key not in names or key in values:
+                raise TypeError(f"{function}() got an unexpected or repeated argument {key!r}")
+            values[key] = value
+        return {n: values.get(n) for n in names}
+
+    def forward(self, parameters, events, *initial, **named):
+        """As ``generated/<cell>.py``'s ``forward(parameters, events, h0=None, c0=None)``."""
+        m = self.module
+        initial = self._states("", "0", initial, named, "forward")
+        if not isinstance(parameters, m.Parameters):
+            raise TypeError(
+                f"parameters must be a {self.CELL}.Parameters, got {type(parameters).__name__}"
+            )
+        events = m._real_array(events, "events")
+        if (
+            events.ndim not in (2, 3)
+            or events.shape[-1] != parameters.event_size
+            or 0 in events.shape
+        ):
+            raise ValueError(
+                f"events must have shape (T, {parameters.event_size}) or "
+                f"(T, batch, {parameters.event_size}) (steps, [batch,] event_size), "
+                f"T and batch >= 1, got {events.shape}"
+            )
+        batched = events.ndim == 3
+        inputs = events if batched else events[:, None, :]
+        steps, batch, event_size = inputs.shape
+        hidden = parameters.hidden_size
+        initial = {n: m._initial_state(v, n, batched, batch, hidden) for n, v in initial.items()}
+        arrays = parameters.arrays()
+        dtype = m._float_dtype(inputs, *initial.values(), *arrays.values())
+        stacked = parameters.stacked(dtype)
+        arguments = {
+            name: np.ascontiguousarray(value, dtype=dtype)
+            for name, value in zip(
+                ("event_weights", "event_bias", "hidden_weights", "hidden_bias"),
+                stacked,
+                strict=True,
+            )
+        }
+        arguments.update(
+            {
+                p.name: np.ascontiguousarray(arrays[p.name], dtype=dtype)
+                for p in self.spec.unit_parameters
+            }
+        )
+        arguments.update(
+            {
+                n: None if v is None else np.ascontiguousarray(v, dtype=dtype)
+                for n, v in initial.items()
+            }
+        )
+        arguments["events"] = np.ascontiguousarray(inputs, dtype=dtype)
+        size = self.library[f"{self.name}_cache_size"](steps, batch, hidden)
+        if size == 0:
+            raise ValueError(
+                f"sizes too large for one cache: steps={steps}, batch={batch}, hidden={hidden}"
+            )
+        outputs = np.empty((steps, batch, hidden), dtype=dtype)
+        lasts = {f"{s}_last": np.empty((batch, hidden), dtype=dtype) for s in self._shorts}
+        buffer = np.empty(size, dtype=dtype)
+        arguments.update(outputs=outputs, cache=buffer, **lasts)
+        arguments.update(steps=steps, batch=batch, event_size=event_size, hidden_size=hidden)
+        self.call("forward", dtype, arguments, self._shapes(steps, batch, event_size, hidden, size))
+        cache = NativeCache(
+            cell=self.CELL,
+            native=self.library_path,
+            steps=steps,
+            batch=batch,
+            batched=batched,
+            dtype=dtype,
+            event_size=event_size,
+            hidden_size=hidden,
+            arguments={k: arguments[k] for k in ("events", "event_weights", "hidden_weights")}
+            | {p.name: arguments[p.name] for p in self.spec.unit_parameters},
+            buffer=buffer,
+        )
+        finals = tuple(lasts.values())
+        if not batched:
+            outputs, finals = outputs[:, 0], tuple(f[0] for f in finals)
+        return outputs, finals if len(finals) > 1 else finals[0], cache
+
+    def _shapes(self, steps, batch, event_size, hidden, cache_size):
+        rows = len(self.GATES) * hidden
+        shapes = {
+            "events": (steps, batch, event_size),
+            "event_weights": (rows, event_size),
+            "event_bias": (rows,),
+            "hidden_weights": (rows, hidden),
+            "hidden_bias": (rows,),
+            "outputs": (steps, batch, hidden),
+            "d_outputs": (steps, batch, hidden),
+            "d_events": (steps, batch, event_size),
+            "cache": (cache_size,),
+        }
+        for p in self.spec.unit_parameters:
+            shapes[p.name] = shapes[f"d_{p.name}"] = (hidden,)
+        for s in self._shorts:
+            for name in (f"{s}0", f"{s}_last", f"d_{s}_last", f"d_{s}0"):
+                shapes[name] = (batch, hidden)
+        for name in ("event_weights", "event_bias", "hidden_weights", "hidden_bias"):
+            shapes[f"d_{name}"] = shapes[name]
+        return shapes
+
+    def backward(self, cache, d_outputs, *d_lasts, **named):
+        """As ``generated/<cell>.py``'s ``backward(cache, d_outputs, d_h_last=None, ...)``."""
+        m = self.module
+        d_lasts = self._states("d_", "_last", d_lasts, named, "backward")
+        if not isinstance(cache, NativeCache) or getattr(cache, "cell", None) != self.CELL:
+            raise TypeError(
+                f"cache must be the Cache returned by {self.CELL}.forward of this native module, "
+                f"got {type(cache).__name__}"
+            )
+        steps, batch, hidden, dtype = cache.steps, cache.batch, cache.hidden_size, cache.dtype
+        if cache.batched:
+            sequence_shape, state_shape, meaning = (
+                (steps, batch, hidden),
+                (batch, hidden),
+                "(batch, hidden_size)",
+            )
+        else:
+            sequence_shape, state_shape, meaning = (steps, hidden), (hidden,), "(hidden_size,)"
+        arguments = dict(cache.arguments)
+        arguments["d_outputs"] = np.ascontiguousarray(
+            m._adjoint(d_outputs, "d_outputs", sequence_shape, "(like outputs)", dtype).reshape(
+                steps, batch, hidden
+            )
+        )
+        for name, value in d_lasts.items():
+            if value is not None:
+                value = m._adjoint(value, name, state_shape, meaning, dtype).reshape(batch, hidden)
+                value = np.ascontiguousarray(value)
+            arguments[name] = value
+        shapes = self._shapes(steps, batch, cache.event_size, hidden, cache.buffer.size)
+        gradients = {
+            a.name: np.empty(shapes[a.name], dtype=dtype)
+            for a in self.functions["backward"].args
+            if a.kind == "out"
+        }
+        arguments.update(gradients)
+        arguments.update(
+            cache=cache.buffer,
+            steps=steps,
+            batch=batch,
+            event_size=cache.event_size,
+            hidden_size=hidden,
+        )
+        with cache.lock:
+            self.call("backward", dtype, arguments, shapes)
+        grads = self.Gradients()
+        for k, gate in enumerate(self.GATES):
+            rows = slice(k * hidden, (k + 1) * hidden)
+            for name in ("event_weights", "event_bias", "hidden_weights", "hidden_bias"):
+                side, kind = name.split("_")
+                setattr(grads, f"{side}_{gate}_{kind}", gradients[f"d_{name}"][rows])
+        for p in self.spec.unit_parameters:
+            setattr(grads, p.name, gradients[f"d_{p.name}"])
+        grads.events = gradients["d_events"] if cache.batched else gradients["d_events"][:, 0]
+        for s in self._shorts:
+            value = gradients[f"d_{s}0"]
+            setattr(grads, f"{s}0", value if cache.batched else value[0])
+        return grads
+
+
+def load(name: str = "lstm", *, extra_flags=(), compiler: str | None = None) -> NativeCell:
+    """The cell ``name``'s generated C as a :class:`NativeCell` (compiled and cached on first use).
+
+    ``extra_flags`` are added to the compiler flags (e.g. sanitizers) and to the cache key.
+    """
+    module = importlib.import_module(f"generated.{name}")
+    source_dir = Path(module.__file__).resolve().parent
+    return NativeCell(name, build(name, source_dir, tuple(extra_flags), compiler), module)

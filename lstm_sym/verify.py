@@ -1,0 +1,300 @@
+"""The independent exact models: the references every kernel is checked against.
+
+Neither shares code with :mod:`lstm_sym.derive` or the emitters. Both start from the spec's
+forward equations as the user wrote them (no lowering, no saved-activation rewriting, no CSE)
+and expand a whole short sequence unit by unit, batch row by batch row, step by step, with the
+linear mixing written out as scalar sums. A random linear functional of the outputs and the
+final states,
+
+    L = sum(cot_out * outputs) + sum over states s of sum(cot_s * s_last),
+
+is differentiated with respect to every weight, bias, event and initial-state entry:
+
+* :class:`ExactModel` (fast, used by the tests at the issue's sizes): forward-mode
+  differentiation of the unrolled sequence, with each equation's partial derivatives found by
+  ``sympy.diff`` of the spec's own expression and every value carried in 40-digit mpmath
+  arithmetic: a different mode (forward, not reverse), different expressions and different code
+  from the derivation's backward pass.
+* :func:`direct_gradients` (slow, tiny sizes): the loss as one SymPy expression of all leaves,
+  ``sympy.diff`` with respect to each leaf, evaluated at 40 digits. The tests check that the two
+  models agree, then use the fast one.
+
+The random point is float64; its exact binary values are what the models use, so the generated
+kernels see the very same inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import mpmath
+import numpy as np
+import sympy as sp
+
+from .functions import sigmoid
+from .spec import CellSpec, gate_event, gate_hidden
+
+DIGITS = 40
+
+
+def _mp_sigmoid(x):
+    return 1 / (1 + mpmath.exp(-x))
+
+
+_MODULES = [{"sigmoid": _mp_sigmoid}, "mpmath"]
+
+
+def leaf_shapes(spec: CellSpec, steps: int, batch: int, event_size: int, hidden_size: int) -> dict:
+    """Shape of every differentiable input: Parameters attributes, ``events``, ``<short>0``."""
+    H, X = hidden_size, event_size
+    shapes = {}
+    for gate in spec.gates:
+        for side, columns in (("event", X), ("hidden", H)):
+            shapes[f"{side}_{gate}_weights"] = (H, columns)
+            shapes[f"{side}_{gate}_bias"] = (H,)
+    for p in spec.unit_parameters:
+        shapes[p.name] = (H,)
+    shapes["events"] = (steps, batch, X)
+    for s in spec.states:
+        shapes[f"{s.short}0"] = (batch, H)
+    return shapes
+
+
+@dataclass
+class ExactModel:
+    """Forward values and gradients of one random problem, exact to ``DIGITS`` digits.
+
+    After construction (float64 arrays rounded from the exact values): ``parameters``
+    (Parameters attribute -> array; biases as (hidden,)), ``events`` (T, B, X), ``initial``
+    (state short name -> (B, H)), ``outputs`` (T, B, H), ``finals`` (short -> (B, H)),
+    ``cotangents`` ('outputs' -> (T, B, H), short -> (B, H)): pass them as ``d_outputs`` and
+    ``d_<short>_last``; ``gradients`` (Parameters attribute, 'events', '<short>0' -> array).
+    """
+
+    spec: CellSpec
+    steps: int = 3
+    batch: int = 2
+    event_size: int = 2
+    hidden_size: int = 2
+    seed: int = 0
+    scale: float = 0.6
+    parameters: dict = field(init=False)
+    events: np.ndarray = field(init=False)
+    initial: dict = field(init=False)
+    outputs: np.ndarray = field(init=False)
+    finals: dict = field(init=False)
+    cotangents: dict = field(init=False)
+    gradients: dict = field(init=False)
+
+    def __post_init__(self):
+        spec = self.spec
+        point, self.cotangents = random_point(
+            spec, self.steps, self.batch, self.event_size, self.hidden_size, self.seed, self.scale
+        )
+        shorts = {f"{s.short}0" for s in spec.states}
+        self.parameters = {k: v for k, v in point.items() if k != "events" and k not in shorts}
+        self.events = point["events"]
+        self.initial = {s.short: point[f"{s.short}0"] for s in spec.states}
+        with mpmath.workdps(DIGITS + 10):
+            outputs, finals, gradients = _forward_mode(spec, point, self.cotangents)
+        self.outputs = outputs
+        self.finals = finals
+        self.gradients = gradients
+
+
+def random_point(spec, steps, batch, event_size, hidden_size, seed=0, scale=0.6):
+    """A random float64 problem: ``(leaves, cotangents)``; weights and biases ~ N(0, scale)."""
+    rng = np.random.default_rng(seed)
+    point = {}
+    for name, shape in leaf_shapes(spec, steps, batch, event_size, hidden_size).items():
+        sd = scale if name != "events" and not name.endswith("0") else 1.0
+        point[name] = rng.normal(0.0, sd, size=shape)
+    cotangents = {"outputs": rng.normal(size=(steps, batch, hidden_size))}
+    for s in spec.states:
+        cotangents[s.short] = rng.normal(size=(batch, hidden_size))
+    return point, cotangents
+
+
+# ---------------------------------------------------------------------------------------------
+# The fast model: forward mode over the unrolled sequence, 40-digit mpmath values
+# ---------------------------------------------------------------------------------------------
+
+
+class _Dual:
+    """A value and its derivatives with respect to every leaf (a dense mpmath vector)."""
+
+    __slots__ = ("tangent", "value")
+
+    def __init__(self, value, tangent):
+        self.value = value
+        self.tangent = tangent
+
+
+def _compiled_equations(spec: CellSpec):
+    """Per equation: its inputs, a value function, and d expr / d input for each input."""
+    compiled = []
+    for target, expr in spec.equations:
+        inputs = sorted(expr.free_symbols, key=lambda s: s.name)
+        value = sp.lambdify(inputs, expr, modules=_MODULES)
+        partials = [sp.lambdify(inputs, sp.diff(expr, u), modules=_MODULES) for u in inputs]
+        compiled.append((target, inputs, value, partials))
+    return compiled
+
+
+def _forward_mode(spec: CellSpec, point: dict, cotangents: dict):
+    names = list(point)
+    offsets, total = {}, 0
+    for name in names:
+        offsets[name] = total
+        total += point[name].size
+    zero = [mpmath.mpf(0)] * total
+
+    def leaf(name, index):
+        tangent = list(zero)
+        tangent[offsets[name] + int(np.ravel_multi_index(index, point[name].shape))] = mpmath.mpf(1)
+        return _Dual(mpmath.mpf(float(point[name][index])), tangent)
+
+    leaves = {
+        name: np.array([leaf(name, i) for i in np.ndindex(*values.shape)], dtype=object).reshape(
+            values.shape
+        )
+        for name, values in point.items()
+    }
+
+    def add(a: _Dual, b: _Dual) -> _Dual:
+        return _Dual(a.value + b.value, [x + y for x, y in zip(a.tangent, b.tangent)])
+
+    def mul(a: _Dual, b: _Dual) -> _Dual:
+        return _Dual(
+            a.value * b.value, [a.value * y + b.value * x for x, y in zip(a.tangent, b.tangent)]
+        )
+
+    def affine(row, vector, bias):
+        out = bias
+        for w, v in zip(row, vector):
+            out = add(out, mul(w, v))
+        return out
+
+    equations = _compiled_equations(spec)
+    T, B, _ = point["events"].shape
+    H = point[f"event_{spec.gates[0]}_bias"].shape[0]
+    state = {s.short: leaves[f"{s.short}0"] for s in spec.states}
+    recurrent = spec.recurrent_state.short
+    outputs = np.empty((T, B, H), dtype=object)
+    for t in range(T):
+        new_state = {s.short: np.empty((B, H), dtype=object) for s in spec.states}
+        for b in range(B):
+            for k in range(H):
+                values: dict[sp.Symbol, _Dual] = {}
+                for gate in spec.gates:
+                    values[gate_event(gate)] = affine(
+                        leaves[f"event_{gate}_weights"][k],
+                        leaves["events"][t, b],
+                        leaves[f"event_{gate}_bias"][k],
+                    )
+                    values[gate_hidden(gate)] = affine(
+                        leaves[f"hidden_{gate}_weights"][k],
+                        state[recurrent][b],
+                        leaves[f"hidden_{gate}_bias"][k],
+                    )
+                for p in spec.unit_parameters:
+                    values[p] = leaves[p.name][k]
+                for s in spec.states:
+                    values[s.prev] = state[s.short][b, k]
+                for target, inputs, value, partials in equations:
+                    args = [values[u].value for u in inputs]
+                    tangent = list(zero)
+                    for u, partial in zip(inputs, partials):
+                        d = partial(*args)
+                        if d:
+                            tangent = [x + d * y for x, y in zip(tangent, values[u].tangent)]
+                    values[target] = _Dual(value(*args), tangent)
+                for s in spec.states:
+                    new_state[s.short][b, k] = values[s.new]
+        state = new_state
+        outputs[t] = state[spec.output_state.short]
+
+    loss = list(zero)
+    pairs = list(zip(cotangents["outputs"].ravel(), outputs.ravel()))
+    for s in spec.states:
+        pairs += list(zip(cotangents[s.short].ravel(), state[s.short].ravel()))
+    for c, dual in pairs:
+        c = mpmath.mpf(float(c))
+        loss = [x + c * y for x, y in zip(loss, dual.tangent)]
+
+    def as_float(duals):
+        return np.vectorize(lambda d: float(d.value), otypes=[float])(duals)
+
+    gradients = {
+        name: np.array([float(g) for g in loss[offsets[name] : offsets[name] + values.size]]).reshape(
+            values.shape
+        )
+        for name, values in point.items()
+    }
+    return as_float(outputs), {s.short: as_float(state[s.short]) for s in spec.states}, gradients
+
+
+# ---------------------------------------------------------------------------------------------
+# The direct model: one SymPy expression of all leaves, sympy.diff per leaf (tiny sizes only)
+# ---------------------------------------------------------------------------------------------
+
+
+def direct_gradients(spec: CellSpec, point: dict, cotangents: dict) -> dict:
+    """dL/d(every leaf) by ``sympy.diff`` of the fully unrolled loss, evaluated at 40 digits."""
+    symbols = {
+        name: np.array(
+            [sp.Symbol(f"{name}{list(i)}") for i in np.ndindex(*values.shape)], dtype=object
+        ).reshape(values.shape)
+        for name, values in point.items()
+    }
+    T, B, _ = point["events"].shape
+    H = point[f"event_{spec.gates[0]}_bias"].shape[0]
+    state = {s.short: symbols[f"{s.short}0"] for s in spec.states}
+    recurrent = spec.recurrent_state.short
+    outputs = np.empty((T, B, H), dtype=object)
+    for t in range(T):
+        new_state = {s.short: np.empty((B, H), dtype=object) for s in spec.states}
+        for b in range(B):
+            for k in range(H):
+                values = {}
+                for gate in spec.gates:
+                    values[gate_event(gate)] = sp.Add(
+                        *(w * v for w, v in zip(symbols[f"event_{gate}_weights"][k], symbols["events"][t, b])),
+                        symbols[f"event_{gate}_bias"][k],
+                    )
+                    values[gate_hidden(gate)] = sp.Add(
+                        *(w * v for w, v in zip(symbols[f"hidden_{gate}_weights"][k], state[recurrent][b])),
+                        symbols[f"hidden_{gate}_bias"][k],
+                    )
+                for p in spec.unit_parameters:
+                    values[p] = symbols[p.name][k]
+                for s in spec.states:
+                    values[s.prev] = state[s.short][b, k]
+                for target, expr in spec.equations:
+                    values[target] = expr.xreplace(values)
+                for s in spec.states:
+                    new_state[s.short][b, k] = values[s.new]
+        state = new_state
+        outputs[t] = state[spec.output_state.short]
+    terms = [sp.Float(float(c), DIGITS) * o for c, o in zip(cotangents["outputs"].ravel(), outputs.ravel())]
+    for s in spec.states:
+        terms += [
+            sp.Float(float(c), DIGITS) * v
+            for c, v in zip(cotangents[s.short].ravel(), state[s.short].ravel())
+        ]
+    loss = sp.Add(*terms)
+    flat_symbols = [s for name in point for s in symbols[name].ravel()]
+    flat_values = [mpmath.mpf(float(v)) for name in point for v in point[name].ravel()]
+    gradients = {}
+    with mpmath.workdps(DIGITS + 10):
+        for name, values in point.items():
+            grad = np.empty(values.shape)
+            for index in np.ndindex(*values.shape):
+                derivative = sp.diff(loss, symbols[name][index])
+                f = sp.lambdify(flat_symbols, derivative, modules=_MODULES, cse=True)
+                grad[index] = float(f(*flat_values))
+            gradients[name] = grad
+    return gradients
+
+
+__all__ = ["DIGITS", "ExactModel", "direct_gradients", "leaf_shapes", "random_point", "sigmoid"]

@@ -1,0 +1,79 @@
+"""Helpers shared by the tests of the generated C (``tests/test_c_*.py``)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SANITIZE = ("-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all")
+STRICT = ("-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror", "-Wdouble-promotion")
+
+
+def require_tool(name: str) -> str:
+    """The path of tool ``name``; skips locally, fails in CI (the lead's conftest helper when
+    present, else the same rule: env CI or LSTM_SYM_REQUIRE_ALL make a missing tool an error)."""
+    try:
+        from conftest import require_tool as required  # the project-wide helper
+    except ImportError:
+        required = None
+    if required is not None:
+        result = required(name)
+        return result if isinstance(result, str) else shutil.which(name)
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed"
+        if os.environ.get("CI") or os.environ.get("LSTM_SYM_REQUIRE_ALL"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def random_problem(
+    module, steps, batch, event_size, hidden_size, seed=0, dtype=np.float64, scale=0.5
+):
+    """Parameters with random weights and (hidden,) biases, events (T, B, X), initial states and
+    cotangents (the d_outputs and d_<state>_last of a random linear functional)."""
+    rng = np.random.default_rng(seed)
+    parameters = module.Parameters(event_size, hidden_size)
+    for name in parameters.NAMES:
+        shape = (hidden_size,) if name.endswith("_bias") else getattr(parameters, name).shape
+        setattr(parameters, name, rng.normal(0.0, scale, size=shape).astype(dtype))
+    events = rng.normal(size=(steps, batch, event_size)).astype(dtype)
+    states = {s: rng.normal(size=(batch, hidden_size)).astype(dtype) for s in module_shorts(module)}
+    d_outputs = rng.normal(size=(steps, batch, hidden_size)).astype(dtype)
+    d_lasts = {
+        s: rng.normal(size=(batch, hidden_size)).astype(dtype) for s in module_shorts(module)
+    }
+    return parameters, events, states, d_outputs, d_lasts
+
+
+def module_shorts(module) -> list[str]:
+    """Short state names (``h``, ``c``) in order, from the generated module's Gradients."""
+    return [name[:-1] for name in module.Gradients.NAMES if name.endswith("0")]
+
+
+def relative_error(actual, expected) -> float:
+    """max |actual - expected| / max |expected| (the max norm), 0 for two zero arrays."""
+    actual, expected = np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    scale = np.max(np.abs(expected)) if expected.size else 0.0
+    error = np.max(np.abs(actual - expected)) if expected.size else 0.0
+    return float(error / scale) if scale > 0 else float(error)
+
+
+def run_both(module, problem, batched=True):
+    """forward + backward of ``module`` (NumPy or native) with every argument given."""
+    parameters, events, states, d_outputs, d_lasts = problem
+    if not batched:
+        events, d_outputs = events[:, 0], d_outputs[:, 0]
+        states = {s: v[0] for s, v in states.items()}
+        d_lasts = {s: v[0] for s, v in d_lasts.items()}
+    outputs, lasts, cache = module.forward(
+        parameters, events, **{f"{s}0": v for s, v in states.items()}
+    )
+    grads = module.backward(cache, d_outputs, **{f"d_{s}_last": v for s, v in d_lasts.items()})
+    return outputs, lasts, grads

@@ -1,0 +1,159 @@
+"""An autograd trace of a cell's forward pass, for checking the derivation document numerically.
+
+The trace runs the spec's (lowered) forward equations in float64 PyTorch over a random sequence
+and lets autograd, not the project's derivation, find the adjoint of every intermediate value
+at every step. Each per-step value, adjoint and carry is then available by the names the
+derivation's symbols use, so any equation the document prints can be evaluated on it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from functools import reduce
+
+import numpy as np
+import sympy as sp
+
+from lstm_sym.derive import adjoint, carry, derive
+
+
+class Trace:
+    def __init__(self, spec, steps=3, batch=2, event_size=3, hidden_size=4, seed=0):
+        import torch
+
+        self.spec, self.steps, self.batch = spec, steps, batch
+        self.event_size, self.hidden_size = event_size, hidden_size
+        d = derive(spec)
+        self.derivation = d
+        rng = np.random.default_rng(seed)
+        T, B, X, H = steps, batch, event_size, hidden_size  # noqa: N806
+        self.parameters = {}
+        for gate in spec.gates:
+            for side, cols in (("event", X), ("hidden", H)):
+                self.parameters[f"{side}_{gate}_weights"] = rng.normal(0, 0.6, size=(H, cols))
+                self.parameters[f"{side}_{gate}_bias"] = rng.normal(0, 0.6, size=H)
+        for p in spec.unit_parameters:
+            self.parameters[p.name] = rng.normal(0, 0.6, size=H)
+        self.events = rng.normal(size=(T, B, X))
+        self.initial = {s.short: rng.normal(size=(B, H)) for s in spec.states}
+        self.cot = {"outputs": rng.normal(size=(T, B, H))}
+        self.cot.update({s.short: rng.normal(size=(B, H)) for s in spec.states})
+
+        leaf = {k: torch.tensor(v, requires_grad=True) for k, v in self.parameters.items()}
+        events = torch.tensor(self.events, requires_grad=True)
+        initial = {
+            s.short: torch.tensor(self.initial[s.short], requires_grad=True) for s in spec.states
+        }
+        state = dict(initial)
+        functions = [{"sigmoid": torch.sigmoid, "tanh": torch.tanh, "exp": torch.exp}]
+        recurrent = spec.recurrent_state
+        records = []
+        outputs = []
+        for t in range(T):
+            tensors, aliases = {}, {}
+            for s in spec.states:
+                alias = state[s.short] * 1.0
+                alias.retain_grad()
+                aliases[s.prev.name] = alias
+                tensors[s.prev.name] = alias
+            projected = state[recurrent.short] * 1.0
+            projected.retain_grad()
+            for gi in d.gate_inputs:
+                event_part = (
+                    events[t] @ leaf[f"event_{gi.gate}_weights"].T + leaf[f"event_{gi.gate}_bias"]
+                )
+                hidden_part = (
+                    projected @ leaf[f"hidden_{gi.gate}_weights"].T + leaf[f"hidden_{gi.gate}_bias"]
+                )
+                value = {
+                    "pre": event_part + hidden_part,
+                    "event": event_part,
+                    "hidden": hidden_part,
+                }[gi.kind]
+                value.retain_grad()
+                tensors[gi.symbol.name] = value
+            for p in spec.unit_parameters:
+                tensors[p.name] = leaf[p.name]
+            for a in d.forward:
+                args = sorted(a.expr.free_symbols, key=lambda s: s.name)
+                value = sp.lambdify(args, a.expr, modules=functions)(
+                    *(tensors[s.name] for s in args)
+                )
+                value.retain_grad()
+                tensors[a.target.name] = value
+            outs = {}
+            for s in spec.states:
+                out = tensors[s.new.name] * 1.0
+                out.retain_grad()
+                outs[s.new.name] = out
+                state[s.short] = out
+            outputs.append(state[spec.output_state.short])
+            records.append((tensors, aliases, projected, outs))
+        loss = sum(
+            (o * torch.tensor(c)).sum() for o, c in zip(outputs, self.cot["outputs"], strict=True)
+        )
+        for s in spec.states:
+            loss = loss + (state[s.short] * torch.tensor(self.cot[s.short])).sum()
+        loss.backward()
+
+        def grad(tensor):
+            return (
+                np.zeros(tuple(tensor.shape)) if tensor.grad is None else tensor.grad.numpy().copy()
+            )
+
+        #: Per step (0-based): symbol name -> (B, H) array of values, adjoints and carries.
+        self.env: list[dict] = []
+        #: Per step: previous-state name -> adjoint through the whole step (projection included).
+        self.through: list[dict] = []
+        for tensors, aliases, projected, outs in records:
+            env, through = {}, {}
+            for name, tensor in tensors.items():
+                if name in self.parameters:
+                    continue
+                env[name] = tensor.detach().numpy().copy()
+                env[adjoint(sp.Symbol(name)).name] = grad(tensor)
+            for name, alias in aliases.items():
+                env[adjoint(sp.Symbol(name)).name] = grad(alias)  # the per-unit (direct) part
+                through[name] = grad(alias) + (
+                    grad(projected) if name == recurrent.prev.name else 0
+                )
+            for name, out in outs.items():
+                env[carry(sp.Symbol(name)).name] = grad(out)
+            self.env.append(env)
+            self.through.append(through)
+        self.leaf_grads = {k: v.grad.numpy().copy() for k, v in leaf.items()}
+        self.leaf_grads["events"] = events.grad.numpy().copy()
+        self.leaf_grads.update({f"{k}0": v.grad.numpy().copy() for k, v in initial.items()})
+
+    def kernel(self):
+        """Run the generated kernel on the same problem: outputs, finals, gradients (dict)."""
+        module = importlib.import_module(f"generated.{self.spec.name}")
+        parameters = module.Parameters(self.event_size, self.hidden_size)
+        for name, value in self.parameters.items():
+            setattr(parameters, name, value)
+        initial = {f"{k}0": v for k, v in self.initial.items()}
+        outputs, lasts, cache = module.forward(parameters, self.events, **initial)
+        lasts_cot = {f"d_{s.short}_last": self.cot[s.short] for s in self.spec.states}
+        grads = module.backward(cache, self.cot["outputs"], **lasts_cot)
+        return outputs, lasts, grads.as_dict()
+
+
+def evaluate_matrix(expr, env: dict, dims: dict):
+    """A matrix expression over ``env`` (MatrixSymbol name -> ndarray) with NumPy."""
+    if isinstance(expr, sp.MatrixSymbol):
+        return env[expr.name]
+    if isinstance(expr, sp.Transpose):
+        return evaluate_matrix(expr.arg, env, dims).T
+    if isinstance(expr, sp.OneMatrix):
+        return np.ones((int(expr.rows.subs(dims)), int(expr.cols.subs(dims))))
+    if isinstance(expr, sp.MatMul):
+        coefficient, matrices = expr.as_coeff_matrices()
+        product = reduce(np.matmul, [evaluate_matrix(m, env, dims) for m in matrices])
+        return float(coefficient) * product
+    if isinstance(expr, sp.MatAdd):
+        return sum(evaluate_matrix(a, env, dims) for a in expr.args)
+    if isinstance(expr, sp.Trace):
+        return np.trace(evaluate_matrix(expr.arg, env, dims))
+    if expr.is_Number:
+        return float(expr)
+    raise TypeError(f"cannot evaluate {type(expr).__name__}: {expr}")

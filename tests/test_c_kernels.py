@@ -1,0 +1,354 @@
+"""The generated C against the generated NumPy module, the exact model and itself in float32."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from c_support import ROOT, STRICT, random_problem, relative_error, require_tool, run_both
+
+from generated import lstm
+
+SIZES = [  # (steps, batch, event_size, hidden_size), ones included
+    (1, 1, 1, 1),
+    (1, 3, 2, 5),
+    (4, 1, 3, 2),
+    (3, 2, 1, 4),
+    (5, 4, 6, 1),
+    (7, 3, 9, 11),
+    (2, 5, 17, 33),  # longer than the dot product's lanes, with tails
+]
+
+
+@pytest.fixture(scope="module")
+def native():
+    require_tool("gcc")
+    from lstm_sym import native
+
+    return native.load("lstm")
+
+
+def _compare(got, ref, tolerance):
+    outputs, lasts, grads = got
+    ref_outputs, ref_lasts, ref_grads = ref
+    errors = {"outputs": relative_error(outputs, ref_outputs)}
+    errors.update(
+        {
+            f"last{k}": relative_error(a, b)
+            for k, (a, b) in enumerate(zip(lasts, ref_lasts, strict=True))
+        }
+    )
+    errors.update(
+        {n: relative_error(getattr(grads, n), getattr(ref_grads, n)) for n in ref_grads.NAMES}
+    )
+    worst = max(errors, key=errors.get)
+    assert errors[worst] <= tolerance, (worst, errors[worst])
+    return errors[worst]
+
+
+CASES = [(s, True) for s in SIZES] + [(s, False) for s in SIZES if s[1] == 1]
+
+
+@pytest.mark.parametrize(("sizes", "batched"), CASES, ids=lambda c: str(c))
+def test_f64_matches_numpy(native, sizes, batched):
+    problem = random_problem(lstm, *sizes, seed=sum(sizes))
+    got = run_both(native, problem, batched)
+    assert got[0].dtype == np.float64 and got[2].events.dtype == np.float64
+    _compare(got, run_both(lstm, problem, batched), 1e-12)
+
+
+def test_default_states_are_zeros(native):
+    parameters, events, *_ = random_problem(lstm, 3, 2, 4, 5)
+    outputs, (_, c), cache = native.forward(parameters, events)
+    ref_outputs, (_, ref_c), ref_cache = lstm.forward(parameters, events)
+    assert relative_error(outputs, ref_outputs) < 1e-12 and relative_error(c, ref_c) < 1e-12
+    d_outputs = np.ones_like(outputs)
+    grads, ref = native.backward(cache, d_outputs), lstm.backward(ref_cache, d_outputs)
+    for name in ref.NAMES:
+        assert relative_error(getattr(grads, name), getattr(ref, name)) < 1e-12, name
+
+
+@pytest.mark.parametrize("sizes", [(3, 2, 2, 2), (1, 1, 1, 1), (2, 1, 3, 1)])
+def test_f64_matches_exact_model(native, sizes):
+    from lstm_sym.cells import get
+    from lstm_sym.verify import ExactModel
+
+    steps, batch, event_size, hidden_size = sizes
+    exact = ExactModel(
+        get("lstm"), steps=steps, batch=batch, event_size=event_size, hidden_size=hidden_size
+    )
+    parameters = lstm.Parameters(event_size, hidden_size)
+    for name, value in exact.parameters.items():
+        setattr(parameters, name, value)
+    outputs, lasts, cache = native.forward(
+        parameters, exact.events, **{f"{s}0": v for s, v in exact.initial.items()}
+    )
+    assert relative_error(outputs, exact.outputs) <= 1e-12
+    for (short, final), last in zip(exact.finals.items(), lasts, strict=True):
+        assert relative_error(last, final) <= 1e-12, short
+    grads = native.backward(
+        cache,
+        exact.cotangents["outputs"],
+        **{f"d_{s}_last": exact.cotangents[s] for s in exact.finals},
+    )
+    for name, expected in exact.gradients.items():
+        assert relative_error(getattr(grads, name), expected) <= 1e-12, name
+
+
+@pytest.mark.parametrize("sizes", SIZES, ids=lambda s: "T{}B{}X{}H{}".format(*s))
+def test_f32_matches_f64(native, sizes):
+    problem64 = random_problem(lstm, *sizes, seed=7)
+    parameters, events, states, d_outputs, d_lasts = problem64
+    parameters32 = lstm.Parameters(sizes[2], sizes[3])
+    for name in parameters.NAMES:
+        setattr(parameters32, name, getattr(parameters, name).astype(np.float32))
+    problem32 = (
+        parameters32,
+        events.astype(np.float32),
+        {s: v.astype(np.float32) for s, v in states.items()},
+        d_outputs.astype(np.float32),
+        {s: v.astype(np.float32) for s, v in d_lasts.items()},
+    )
+    got = run_both(native, problem32)
+    assert got[0].dtype == np.float32 and got[2].events.dtype == np.float32
+    assert all(getattr(got[2], n).dtype == np.float32 for n in got[2].NAMES)
+    # Same float32 inputs, computed in float64 as the reference.
+    ref = run_both(native, (parameters32, *(_as64(x) for x in problem32[1:])))
+    _compare(got, ref, 1e-5)
+
+
+def _as64(value):
+    if isinstance(value, dict):
+        return {k: v.astype(np.float64) for k, v in value.items()}
+    return value.astype(np.float64)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_saturated_pre_activations_stay_finite(native, dtype):
+    """Pre-activations of +-1e4 (biases of +-1e4): no NaN, no inf, forward or backward."""
+    parameters, events, states, d_outputs, d_lasts = random_problem(lstm, 4, 3, 2, 3, dtype=dtype)
+    for k, name in enumerate(n for n in parameters.NAMES if n.endswith("_bias")):
+        sign = 1 if k % 3 else -1
+        setattr(parameters, name, np.full(3, sign * 1e4, dtype=dtype))
+    outputs, lasts, grads = run_both(native, (parameters, events, states, d_outputs, d_lasts))
+    assert np.all(np.isfinite(outputs)) and all(np.all(np.isfinite(x)) for x in lasts)
+    assert all(np.all(np.isfinite(getattr(grads, n))) for n in grads.NAMES)
+
+
+# ---------------------------------------------------------------------------------------------
+# The step entry points and the error codes, called directly through ctypes
+# ---------------------------------------------------------------------------------------------
+
+
+def _pointer(array):
+    return None if array is None else array.ctypes.data
+
+
+def _stacked(parameters):
+    return [np.ascontiguousarray(a) for a in parameters.stacked(np.float64)]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_steps_compose_to_the_sequence(native, dtype):
+    """step_forward / step_backward over T steps give the sequence forward / backward."""
+    steps, batch, event_size, hidden = 4, 3, 5, 6
+    suffix = "f64" if dtype == np.float64 else "f32"
+    parameters, events, states, d_outputs, d_lasts = random_problem(
+        lstm, steps, batch, event_size, hidden
+    )
+    ew, eb, hw, hb = (a.astype(dtype) for a in _stacked(parameters))
+    events, d_outputs = events.astype(dtype), d_outputs.astype(dtype)
+    h, c = states["h"].astype(dtype), states["c"].astype(dtype)
+    lib = native.library
+    saved_size = lib.lstm_step_saved_size(ctypes.c_size_t(batch), ctypes.c_size_t(hidden))
+    work = np.empty(4 * batch * hidden, dtype=dtype)
+    hs, cs, saved = [h], [c], []
+    step_forward = getattr(lib, f"lstm_step_forward_{suffix}")
+    for t in range(steps):
+        h_next, c_next = np.empty_like(h), np.empty_like(c)
+        saved.append(np.empty(saved_size, dtype=dtype))
+        arguments = (events[t], hs[-1], cs[-1], ew, eb, hw, hb, h_next, c_next, saved[-1], work)
+        assert step_forward(batch, event_size, hidden, *map(_pointer, arguments)) == 0
+        hs.append(h_next)
+        cs.append(c_next)
+    params_d = _with_dtype(parameters, dtype)
+    ref_outputs, (_, ref_c), cache = native.forward(params_d, events, h0=h, c0=c)
+    tolerance = 1e-12 if dtype == np.float64 else 1e-6
+    assert relative_error(np.stack(hs[1:]), ref_outputs) <= tolerance
+    assert relative_error(cs[-1], ref_c) <= tolerance
+
+    grads = native.backward(
+        cache, d_outputs, d_h_last=d_lasts["h"].astype(dtype), d_c_last=d_lasts["c"].astype(dtype)
+    )
+    d_ew, d_eb, d_hw, d_hb = (np.zeros_like(a) for a in (ew, eb, hw, hb))
+    d_h, d_c = d_lasts["h"].astype(dtype), d_lasts["c"].astype(dtype)
+    d_events = np.empty_like(events)
+    step_backward = getattr(lib, f"lstm_step_backward_{suffix}")
+    for t in reversed(range(steps)):
+        d_h_next = d_h + d_outputs[t]
+        d_h_prev, d_c_prev = np.empty_like(d_h), np.empty_like(d_c)
+        arguments = (
+            events[t],
+            hs[t],
+            cs[t],
+            ew,
+            hw,
+            saved[t],
+            d_h_next,
+            d_c,
+            d_ew,
+            d_eb,
+            d_hw,
+            d_hb,
+        )
+        arguments += (d_events[t], d_h_prev, d_c_prev, work)
+        assert step_backward(batch, event_size, hidden, *map(_pointer, arguments)) == 0
+        d_h, d_c = d_h_prev, d_c_prev
+    assert relative_error(d_events, grads.events) <= tolerance
+    assert relative_error(d_h, grads.h0) <= tolerance and relative_error(d_c, grads.c0) <= tolerance
+    rows = slice(hidden, 2 * hidden)  # the forget gate's block
+    assert relative_error(d_ew[rows], grads.event_forget_weights) <= tolerance
+    assert relative_error(d_hw[rows], grads.hidden_forget_weights) <= tolerance
+    assert relative_error(d_hb[rows], grads.hidden_forget_bias) <= tolerance
+
+
+def _with_dtype(parameters, dtype):
+    copy = lstm.Parameters(parameters.event_size, parameters.hidden_size)
+    for name in parameters.NAMES:
+        setattr(copy, name, np.asarray(getattr(parameters, name), dtype=dtype))
+    return copy
+
+
+def test_errors_write_nothing(native):
+    """Zero sizes and NULL required pointers return their codes and leave every buffer alone."""
+    steps, batch, event_size, hidden = 2, 1, 2, 3
+    parameters, events, *_ = random_problem(lstm, steps, batch, event_size, hidden)
+    ew, eb, hw, hb = _stacked(parameters)
+    size = native.library.lstm_cache_size(
+        ctypes.c_size_t(steps), ctypes.c_size_t(batch), ctypes.c_size_t(hidden)
+    )
+    assert size == batch * hidden * (2 * (steps + 1) + 9 * steps)
+    outputs = np.full((steps, batch, hidden), 7.0)
+    h_last, c_last, cache = (
+        np.full((batch, hidden), 7.0),
+        np.full((batch, hidden), 7.0),
+        np.full(size, 7.0),
+    )
+    forward = native.library.lstm_forward_f64
+    good = [events, None, None, ew, eb, hw, hb, outputs, h_last, c_last, cache]
+
+    def call(sizes, arrays):
+        return forward(*sizes, *map(_pointer, arrays))
+
+    assert call((0, batch, event_size, hidden), good) == 1
+    assert call((steps, batch, 0, hidden), good) == 1
+    assert call((steps, batch, event_size, 2**62), good) == 1  # overflowing sizes
+    for k in (0, 3, 4, 5, 6, 7, 8, 9, 10):  # every required pointer
+        arrays = list(good)
+        arrays[k] = None
+        assert call((steps, batch, event_size, hidden), arrays) == 2, k
+    for array in (outputs, h_last, c_last, cache):
+        assert np.all(array == 7.0)
+    assert call((steps, batch, event_size, hidden), good) == 0
+    assert not np.all(outputs == 7.0)
+    native.library.lstm_error_string.restype = ctypes.c_char_p
+    assert b"NULL" in native.library.lstm_error_string(2)
+
+
+# ---------------------------------------------------------------------------------------------
+# The generated source itself
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("compiler", ["gcc", "clang"])
+def test_compiles_with_strict_warnings(compiler, tmp_path):
+    """-std=c99 -pedantic -Wall -Wextra -Werror -Wdouble-promotion (and -Wconversion) on the
+    kernel, the header included from C++ (extern "C"), and the example."""
+    if compiler == "clang" and not require_optional("clang"):
+        pytest.skip("optional: clang is not installed")
+    path = require_tool(compiler)
+    generated = os.path.join(ROOT, "generated")
+    for source in ("generated/lstm.c", "examples/c/lstm_example.c"):
+        command = [
+            path,
+            *STRICT,
+            "-Wconversion",
+            "-Wshadow",
+            "-Wstrict-prototypes",
+            "-O2",
+            "-I",
+            generated,
+        ]
+        command += ["-c", os.path.join(ROOT, source), "-o", str(tmp_path / "out.o")]
+        result = subprocess.run(command, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+
+
+def require_optional(tool):
+    import shutil
+
+    return shutil.which(tool) is not None
+
+
+def test_header_is_valid_cplusplus(tmp_path):
+    import shutil
+
+    compiler = shutil.which("g++") or shutil.which("clang++")
+    if compiler is None:
+        pytest.skip("no C++ compiler")
+    source = tmp_path / "use.cpp"
+    source.write_text('#include "lstm.h"\nint main() { return lstm_cache_size(1, 1, 1) == 0; }\n')
+    command = [
+        compiler,
+        "-Wall",
+        "-Werror",
+        "-I",
+        os.path.join(ROOT, "generated"),
+        "-c",
+        str(source),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
+def test_generated_c_is_deterministic(tmp_path):
+    """Same bytes under two hash seeds, and equal to the checked-in files."""
+    script = (
+        "import sys\n"
+        "from lstm_sym.artifacts import cell_artifacts\n"
+        "from lstm_sym.cells import get\n"
+        "for a in cell_artifacts(get('lstm')):\n"
+        "    if a.path.endswith(('.c', '.h')):\n"
+        "        sys.stdout.buffer.write(a.render())\n"
+    )
+    outputs = []
+    for seed in ("1", "12345"):
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        result = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, env=env, cwd=ROOT, check=True
+        )
+        outputs.append(result.stdout)
+    assert outputs[0] == outputs[1]
+    with (
+        open(os.path.join(ROOT, "generated", "lstm.h"), "rb") as h,
+        open(os.path.join(ROOT, "generated", "lstm.c"), "rb") as c,
+    ):
+        assert outputs[0] == h.read() + c.read()
+
+
+def test_no_allocation_globals_or_static_state():
+    with open(os.path.join(ROOT, "generated", "lstm.c")) as handle:
+        source = handle.read()
+    includes = sorted(line for line in source.splitlines() if line.startswith("#include"))
+    assert includes == ['#include "lstm.h"', "#include <math.h>"]
+    for word in ("malloc", "calloc", "free(", "static double ", "static float "):
+        assert word not in source.replace("static double lstm_", "").replace(
+            "static float lstm_", ""
+        ), word
+    for line in source.splitlines():
+        if line.startswith(("size_t", "int", "const char", "static")):
+            assert "(" in line, f"file-scope object: {line}"  # only functions at file scope

@@ -1,0 +1,119 @@
+"""The derivation document: fresh, deterministic, readable, and it compiles with pdflatex."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lstm_sym import derivation_checks, derivations
+from lstm_sym.cells import CELLS, get
+from lstm_sym.codegen import latex_document
+from lstm_sym.derive import derive
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def require_tool(name: str) -> None:
+    """The lead's ``conftest.require_tool`` when present: skip locally, fail under CI."""
+    try:
+        from conftest import require_tool as lead
+    except ImportError:
+        lead = None
+    if lead is not None:
+        lead(name)
+        return
+    if shutil.which(name) is None:
+        message = f"{name} is not installed ({derivations.PDFLATEX_MISSING})"
+        if os.environ.get("CI") or os.environ.get("LSTM_SYM_REQUIRE_ALL"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.mark.parametrize("name", list(CELLS))
+def test_tex_and_sidecar_are_fresh(name):
+    d = derive(get(name))
+    assert (ROOT / "derivations" / f"{name}.tex").read_text() == latex_document.emit(d)
+    assert (
+        ROOT / "derivations" / f"{name}.equations.json"
+    ).read_text() == latex_document.equations_json(d)
+
+
+def test_emitted_bytes_do_not_depend_on_the_hash_seed():
+    script = (
+        "import hashlib; from lstm_sym.cells import get; from lstm_sym.derive import derive;"
+        "from lstm_sym.codegen import latex_document as ld; d = derive(get('lstm'));"
+        "print(hashlib.sha256((ld.emit(d) + ld.equations_json(d)).encode()).hexdigest())"
+    )
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", script],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in ("0", "1", "12345")
+    }
+    assert len(digests) == 1
+
+
+def test_source_is_readable():
+    tex = (ROOT / "derivations" / "lstm.tex").read_text()
+    assert r"\left(" not in tex and r"\right)" not in tex
+    for section in range(1, 8):
+        assert tex.count(r"\section{") == 7, section
+    # One equation per line, each labelled, CSE names printed next to their equations.
+    assert r"\texttt{d\_forget\_pre} \label{eq:cse-d-forget-pre}" in tex
+    assert r"c_{t-1}" in tex and r"\delta^{+} c_{t}" in tex and r"\hat{f}_{t}" in tex
+
+
+def test_error_bounds_are_stable():
+    assert derivation_checks.error_bound(3.2e-16) == "< 1e-15"
+    assert derivation_checks.error_bound(1e-15) == "< 1e-15"
+    assert derivation_checks.error_bound(0.0) == "0"
+
+
+def test_missing_pdflatex_names_the_package(tmp_path, monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(derivations.DerivationError, match="texlive-latex-base"):
+        derivations.build_pdf(tmp_path, "lstm")
+
+
+def test_compiles_with_pdflatex(tmp_path):
+    require_tool("pdflatex")
+    (tmp_path / "derivations").mkdir()
+    for name in ("lstm.tex", "lstm_verification.tex"):
+        shutil.copy(ROOT / "derivations" / name, tmp_path / "derivations" / name)
+    # build_pdf fails on any LaTeX error, undefined reference or "Rerun" warning in the log.
+    pdf = derivations.build_pdf(tmp_path, "lstm")
+    data = pdf.read_bytes()
+    assert data.startswith(b"%PDF")
+    expected = derivations.pdf_source_hash(
+        (ROOT / "derivations" / "lstm.tex").read_bytes(),
+        (ROOT / "derivations" / "lstm_verification.tex").read_bytes(),
+    )
+    assert derivations.embedded_hash(pdf) == expected
+    # Reproducible: a second build gives the same bytes.
+    assert derivations.build_pdf(tmp_path, "lstm").read_bytes() == data
+
+
+def test_checked_in_pdf_matches_its_sources():
+    tex = (ROOT / "derivations" / "lstm.tex").read_bytes()
+    verification = (ROOT / "derivations" / "lstm_verification.tex").read_bytes()
+    expected = derivations.pdf_source_hash(tex, verification)
+    assert derivations.embedded_hash(ROOT / "derivations" / "lstm.pdf") == expected, (
+        "derivations/lstm.pdf is stale: run `lstm-sym latex --pdf`"
+    )
+
+
+@pytest.mark.slow
+def test_latex_check_reruns_the_verification():
+    """``lstm-sym latex --check``: the table is what the checks give today (about a minute)."""
+    pytest.importorskip("torch")
+    assert derivations.latex(ROOT, ["lstm"], check=True, log=lambda *_: None) == []
