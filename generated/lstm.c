@@ -98,6 +98,33 @@ static size_t lstm_block_rows(size_t length, size_t elements)
     return rows < 4u ? 4u : rows;
 }
 
+#ifdef LSTM_USE_CBLAS
+/* Optional, chosen at build time: the matrix products through a CBLAS library (OpenBLAS,
+ * MKL, ...). Compile with -DLSTM_USE_CBLAS, plus -DLSTM_CBLAS_PREFIX=scipy_ for a
+ * library whose symbols carry a prefix (the scipy-openblas32 wheel), and link the library.
+ * Without LSTM_USE_CBLAS (the default) this file needs no BLAS. */
+#ifndef LSTM_CBLAS_PREFIX
+#define LSTM_CBLAS_PREFIX
+#endif
+#define LSTM_CBLAS_PASTE2(a, b) a##b
+#define LSTM_CBLAS_PASTE(a, b) LSTM_CBLAS_PASTE2(a, b)
+#define LSTM_CBLAS(name) LSTM_CBLAS_PASTE(LSTM_CBLAS_PREFIX, name)
+/* CBLAS enum values (cblas.h): CblasRowMajor, CblasNoTrans, CblasTrans; 32-bit integers. */
+enum { LSTM_CBLAS_ROW_MAJOR = 101, LSTM_CBLAS_NO_TRANS = 111, LSTM_CBLAS_TRANS = 112 };
+void LSTM_CBLAS(cblas_sgemm)(int order, int trans_a, int trans_b, int m, int n, int k,
+    float alpha, const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
+void LSTM_CBLAS(cblas_dgemm)(int order, int trans_a, int trans_b, int m, int n, int k,
+    double alpha, const double *a, int lda, const double *b, int ldb, double beta, double *c,
+    int ldc);
+
+/* Every size fits CBLAS's 32-bit int. */
+static int lstm_cblas_fits(size_t a, size_t b, size_t c, size_t d)
+{
+    const size_t limit = 2147483647u;
+    return a <= limit && b <= limit && c <= limit && d <= limit;
+}
+#endif
+
 /* ==========================================================================================
  * double (f64)
  * ========================================================================================== */
@@ -214,6 +241,13 @@ static void lstm_gemm_nt_f64(size_t m, size_t n, size_t k, const double *restric
 {
     const size_t block = lstm_block_rows(k, 16384u);
     size_t j0, i, j;
+#ifdef LSTM_USE_CBLAS
+    if (lstm_cblas_fits(m, n, k, 1u)) {
+        LSTM_CBLAS(cblas_dgemm)(LSTM_CBLAS_ROW_MAJOR, LSTM_CBLAS_NO_TRANS, LSTM_CBLAS_TRANS,
+            (int)m, (int)n, (int)k, 1, a, (int)k, b, (int)k, 1, c, (int)n);
+        return;
+    }
+#endif
     for (j0 = 0; j0 < n; j0 += block) {
         const size_t j1 = n - j0 > block ? j0 + block : n;
         for (i = 0; i < m; ++i) {
@@ -237,6 +271,16 @@ static void lstm_gemm_nn_f64(size_t m, size_t n, size_t k, const double *restric
 {
     const size_t block = lstm_block_rows(n, 16384u);
     size_t l0, i, l, j;
+#ifdef LSTM_USE_CBLAS
+    if (((a_col == 1u && a_row >= k) || (a_row == 1u && a_col >= m)) &&
+        lstm_cblas_fits(m, n, k, a_col == 1u ? a_row : a_col)) {
+        /* A row-major with leading dimension a_row, or A^T of a row-major (k x m) with a_col. */
+        LSTM_CBLAS(cblas_dgemm)(LSTM_CBLAS_ROW_MAJOR,
+            a_col == 1u ? LSTM_CBLAS_NO_TRANS : LSTM_CBLAS_TRANS, LSTM_CBLAS_NO_TRANS,
+            (int)m, (int)n, (int)k, 1, a, (int)(a_col == 1u ? a_row : a_col), b, (int)n, 1, c, (int)n);
+        return;
+    }
+#endif
     for (l0 = 0; l0 < k; l0 += block) {
         const size_t l1 = k - l0 > block ? l0 + block : k;
         for (i = 0; i < m; ++i) {
@@ -741,6 +785,13 @@ static void lstm_gemm_nt_f32(size_t m, size_t n, size_t k, const float *restrict
 {
     const size_t block = lstm_block_rows(k, 32768u);
     size_t j0, i, j;
+#ifdef LSTM_USE_CBLAS
+    if (lstm_cblas_fits(m, n, k, 1u)) {
+        LSTM_CBLAS(cblas_sgemm)(LSTM_CBLAS_ROW_MAJOR, LSTM_CBLAS_NO_TRANS, LSTM_CBLAS_TRANS,
+            (int)m, (int)n, (int)k, 1, a, (int)k, b, (int)k, 1, c, (int)n);
+        return;
+    }
+#endif
     for (j0 = 0; j0 < n; j0 += block) {
         const size_t j1 = n - j0 > block ? j0 + block : n;
         for (i = 0; i < m; ++i) {
@@ -764,6 +815,16 @@ static void lstm_gemm_nn_f32(size_t m, size_t n, size_t k, const float *restrict
 {
     const size_t block = lstm_block_rows(n, 32768u);
     size_t l0, i, l, j;
+#ifdef LSTM_USE_CBLAS
+    if (((a_col == 1u && a_row >= k) || (a_row == 1u && a_col >= m)) &&
+        lstm_cblas_fits(m, n, k, a_col == 1u ? a_row : a_col)) {
+        /* A row-major with leading dimension a_row, or A^T of a row-major (k x m) with a_col. */
+        LSTM_CBLAS(cblas_sgemm)(LSTM_CBLAS_ROW_MAJOR,
+            a_col == 1u ? LSTM_CBLAS_NO_TRANS : LSTM_CBLAS_TRANS, LSTM_CBLAS_NO_TRANS,
+            (int)m, (int)n, (int)k, 1, a, (int)(a_col == 1u ? a_row : a_col), b, (int)n, 1, c, (int)n);
+        return;
+    }
+#endif
     for (l0 = 0; l0 < k; l0 += block) {
         const size_t l1 = k - l0 > block ? l0 + block : k;
         for (i = 0; i < m; ++i) {

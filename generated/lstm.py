@@ -68,11 +68,18 @@ __all__ = [
 # ---------------------------------------------------------------------------------------------
 
 
-def _sigmoid(x):
-    """Logistic function 1 / (1 + exp(-x)) without overflow: exp only ever sees -|x|."""
-    e = np.exp(-np.abs(x))
-    r = 1 / (1 + e)
-    return np.where(x >= 0, r, e * r)
+def _sigmoid(x, out=None):
+    """Logistic function 1 / (1 + exp(-x)), into ``out`` when given: four in-place passes.
+
+    exp(-x) overflowing to inf (x below about -88 in float32, -709 in float64) gives
+    1 / inf = 0, the correctly rounded (or underflowed) value, so the overflow is not reported;
+    NaN stays NaN.
+    """
+    with np.errstate(over="ignore"):
+        out = np.negative(x, out=out)
+        np.exp(out, out=out)
+        out += 1
+        return np.reciprocal(out, out=out)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -217,6 +224,210 @@ class Parameters:
                 ("hidden", "bias"),
             )
         )
+
+    # --- interop (issue 7): PyTorch state dicts and .npz files, generic over the cell ---------
+    # Driven by GATES and NAMES only, so every generated cell gets the same methods. PyTorch
+    # stacks a recurrent layer's gates in ``GATES`` order: ``weight_ih_l<k>`` holds the event
+    # weights, ``weight_hh_l<k>`` the hidden weights, ``bias_ih_l<k>``/``bias_hh_l<k>`` the biases.
+
+    #: Version of the ``.npz`` layout ``save`` writes; ``load`` refuses any other.
+    FORMAT_VERSION = 1
+    _TORCH_KEYS = (
+        ("weight_ih", "event", "weights"),
+        ("weight_hh", "hidden", "weights"),
+        ("bias_ih", "event", "bias"),
+        ("bias_hh", "hidden", "bias"),
+    )
+    _HEADER = ("__cell__", "__format__", "__event_size__", "__hidden_size__")
+
+    @staticmethod
+    def _torch_arrays(module_or_state_dict):
+        """``{key: ndarray}`` from a module (its ``state_dict()``) or a mapping, torch-free."""
+        state = module_or_state_dict
+        if hasattr(state, "state_dict") and callable(state.state_dict):
+            state = state.state_dict()
+        if not hasattr(state, "items"):
+            raise TypeError(
+                "module_or_state_dict must be a PyTorch module or a state dict (a mapping), "
+                f"got {type(module_or_state_dict).__name__}"
+            )
+        arrays = {}
+        for key, value in state.items():
+            if hasattr(value, "detach"):  # a torch.Tensor, read without importing torch
+                value = value.detach().cpu().numpy()
+            arrays[str(key)] = _real_array(value, f"state dict entry {key!r}")
+        return arrays
+
+    @staticmethod
+    def _torch_layer(key):
+        """``(name, layer, reverse)`` of a key like ``weight_ih_l1_reverse``, else None."""
+        name, separator, rest = key.rpartition("_l")
+        reverse = rest.endswith("_reverse")
+        number = rest[: -len("_reverse")] if reverse else rest
+        if not separator or not name or not number.isdigit():
+            return None
+        return name, int(number), reverse
+
+    @classmethod
+    def from_torch(cls, module_or_state_dict, layer=None, reverse=False, dtype=None):
+        """Parameters of one layer and direction of a PyTorch recurrent module.
+
+        ``module_or_state_dict``: e.g. an ``nn.LSTM`` or its ``state_dict()`` (tensors are read
+        through ``.detach().cpu().numpy()``; NumPy arrays are taken as they are). ``layer`` and
+        ``reverse`` pick a layer and direction; left at None, the module must have exactly one
+        (load a stacked or bidirectional module whole with ``lstm_sym.models.Recurrent``).
+        A module built with ``bias=False`` gives zero biases. Parameters PyTorch has no
+        counterpart for (per-unit ones, e.g. peepholes) are zero. ``dtype``: None keeps the
+        tensors' dtype (float32 for a default PyTorch module). The arrays are copies.
+        """
+        arrays = cls._torch_arrays(module_or_state_dict)
+        found = {}
+        for key in arrays:
+            parsed = cls._torch_layer(key)
+            if parsed is not None:
+                found.setdefault(parsed[1:], []).append(key)
+        if not found:
+            raise ValueError(
+                f"no recurrent layer in the state dict (keys {sorted(arrays)}); expected "
+                "weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0"
+            )
+        if layer is None:
+            if len(found) > 1:
+                names = ", ".join(f"l{k}{'_reverse' if r else ''}" for k, r in sorted(found))
+                raise ValueError(
+                    f"the state dict holds several layers/directions ({names}): pick one with "
+                    "layer=..., reverse=..., or load them all with lstm_sym.models.Recurrent"
+                )
+            layer = 0
+            reverse = next(iter(found))[1]
+        suffix = f"_l{layer}{'_reverse' if reverse else ''}"
+        keys = found.get((layer, bool(reverse)))
+        if keys is None:
+            raise ValueError(f"the state dict has no layer {suffix[1:]} (keys {sorted(arrays)})")
+        known = {torch_name + suffix for torch_name, _, _ in cls._TORCH_KEYS}
+        unknown = sorted(set(keys) - known)
+        if unknown:
+            raise ValueError(
+                f"a {CELL} cell has no counterpart for {', '.join(unknown)} (a projection, "
+                "proj_size > 0, needs a cell with one)"
+            )
+        for needed in ("weight_ih", "weight_hh"):
+            if needed + suffix not in arrays:
+                raise ValueError(f"the state dict lacks {needed + suffix}")
+        if (("bias_ih" + suffix) in arrays) != (("bias_hh" + suffix) in arrays):
+            raise ValueError(
+                f"the state dict must hold both bias_ih{suffix} and bias_hh{suffix} or neither"
+            )
+        weight_ih, weight_hh = arrays["weight_ih" + suffix], arrays["weight_hh" + suffix]
+        gates = len(GATES)
+        if weight_hh.ndim != 2 or weight_hh.shape[0] != gates * weight_hh.shape[1]:
+            raise ValueError(
+                f"weight_hh{suffix} must have shape ({gates} * hidden_size, hidden_size) for a "
+                f"{CELL} cell with gates {GATES}, got {weight_hh.shape} (another kind of cell?)"
+            )
+        hidden_size = weight_hh.shape[1]
+        if weight_ih.ndim != 2 or weight_ih.shape[0] != gates * hidden_size:
+            raise ValueError(
+                f"weight_ih{suffix} must have shape ({gates * hidden_size}, event_size) "
+                f"({gates} gates * hidden_size {hidden_size}), got {weight_ih.shape}"
+            )
+        dtype = np.dtype(dtype) if dtype is not None else _float_dtype(weight_ih, weight_hh)
+        parameters = cls(weight_ih.shape[1], hidden_size, dtype=dtype)
+        for torch_name, side, kind in cls._TORCH_KEYS:
+            stacked = arrays.get(torch_name + suffix)
+            if stacked is None:  # bias=False
+                stacked = np.zeros(gates * hidden_size, dtype=dtype)
+            if kind == "bias":
+                expected = (gates * hidden_size,)
+            else:
+                expected = weight_ih.shape if side == "event" else weight_hh.shape
+            _expect_shape(stacked, torch_name + suffix, expected, f"({gates} gates stacked)")
+            for k, gate in enumerate(GATES):
+                block = stacked[k * hidden_size : (k + 1) * hidden_size]
+                setattr(parameters, f"{side}_{gate}_{kind}", block.astype(dtype, copy=True))
+        return parameters
+
+    def to_torch_state_dict(self, layer=0, reverse=False, dtype=None):
+        """This cell's arrays under PyTorch's key names, e.g. ``weight_ih_l0``: gate-stacked
+        NumPy copies (``torch.from_numpy`` each, or ``load_state_dict`` after
+        ``{k: torch.tensor(v) for k, v in ...}``). ``layer``/``reverse`` choose the key suffix.
+        Per-unit parameters PyTorch has no counterpart for must be zero.
+        """
+        arrays = self.arrays()
+        gate_names = {f"{s}_{g}_{k}" for _, s, k in self._TORCH_KEYS for g in GATES}
+        for name in self.NAMES:
+            if name not in gate_names and np.any(arrays[name] != 0):
+                raise ValueError(
+                    f"PyTorch has no counterpart for parameters.{name}: it must be zero to export"
+                )
+        if dtype is None:
+            dtype = _float_dtype(*arrays.values())
+        event_weights, event_bias, hidden_weights, hidden_bias = self.stacked(np.dtype(dtype))
+        suffix = f"_l{int(layer)}{'_reverse' if reverse else ''}"
+        return {
+            "weight_ih" + suffix: np.array(event_weights, copy=True),
+            "weight_hh" + suffix: np.array(hidden_weights, copy=True),
+            "bias_ih" + suffix: np.array(event_bias, copy=True),
+            "bias_hh" + suffix: np.array(hidden_bias, copy=True),
+        }
+
+    def save(self, path):
+        """Write every attribute to the ``.npz`` file ``path`` (exactly that name), with the cell
+        name, the sizes and ``FORMAT_VERSION``. Everything is checked before the file is opened.
+        """
+        self.arrays()  # every attribute checked before the file is opened
+        payload = {name: np.asarray(getattr(self, name)) for name in self.NAMES}
+        payload["__cell__"] = np.array(CELL)
+        payload["__format__"] = np.array(self.FORMAT_VERSION)
+        payload["__event_size__"] = np.array(self.event_size)
+        payload["__hidden_size__"] = np.array(self.hidden_size)
+        with open(path, "wb") as file:
+            np.savez(file, **payload)
+
+    @classmethod
+    def load(cls, path, event_size=None, hidden_size=None):
+        """Parameters saved by ``save``. Refuses, with a ValueError naming the file: another cell,
+        another format version, missing or extra arrays, and sizes other than ``event_size`` /
+        ``hidden_size`` when given.
+        """
+        with np.load(path, allow_pickle=False) as data:
+            entries = {name: data[name] for name in data.files}
+        missing_header = [key for key in cls._HEADER if key not in entries]
+        if missing_header:
+            missing_header = ", ".join(missing_header)
+            raise ValueError(f"{path} is not an lstm_sym parameters file (no {missing_header})")
+        cell = str(entries["__cell__"])
+        if cell != CELL:
+            raise ValueError(f"{path} holds parameters of the {cell!r} cell, not of {CELL!r}")
+        version = int(entries["__format__"])
+        if version != cls.FORMAT_VERSION:
+            raise ValueError(
+                f"{path} has format version {version}; this module reads {cls.FORMAT_VERSION}"
+            )
+        sizes = {
+            "event_size": int(entries["__event_size__"]),
+            "hidden_size": int(entries["__hidden_size__"]),
+        }
+        for name, expected in (("event_size", event_size), ("hidden_size", hidden_size)):
+            if expected is not None and sizes[name] != expected:
+                raise ValueError(
+                    f"{path} holds a {CELL} cell with {name}={sizes[name]}, "
+                    f"expected {name}={expected}"
+                )
+        names = set(entries) - set(cls._HEADER)
+        if names != set(cls.NAMES):
+            missing, extra = sorted(set(cls.NAMES) - names), sorted(names - set(cls.NAMES))
+            raise ValueError(
+                f"{path} does not match a {CELL} cell: missing {missing}, unexpected {extra}"
+            )
+        parameters = cls(sizes["event_size"], sizes["hidden_size"])
+        for name in cls.NAMES:
+            value = entries[name]
+            setattr(parameters, name, value[()] if value.ndim == 0 else value)
+        parameters.arrays()  # every shape checked: a ValueError names the attribute
+        return parameters
+
+    # --- end interop (issue 7) ----------------------------------------------------------------
 
 
 def _gate_part(parameters, side, gate, vector):
@@ -391,43 +602,37 @@ def forward(parameters, events, h0=None, c0=None):
         name: np.empty((steps, batch, hidden_size), dtype=dtype)
         for name in ("forget", "update", "candidate", "output", "tanh_cell")
     }
-
-    # Event projections of every step and gate at once (one GEMM): Z_event = X W_event^T + b_event
+    # Event projections of every step and gate at once (one GEMM), both biases folded in:
+    # Z_event = X W_event^T + b_event + b_hidden
     event_projection = (
-        inputs.reshape(steps * batch, event_size) @ event_weights.T + event_bias
+        inputs.reshape(steps * batch, event_size) @ event_weights.T + (event_bias + hidden_bias)
     ).reshape(steps, batch, len(GATES) * hidden_size)
+    hidden_projection = np.empty((batch, len(GATES) * hidden_size), dtype=dtype)
     hidden_weights_t = np.ascontiguousarray(hidden_weights.T)
     for t in range(steps):
         hidden_prev = hidden_states[t]
         cell_prev = cell_states[t]
-        # Hidden projections of every gate (one GEMM): Z_hidden = h_{t-1} W_hidden^T + b_hidden
-        hidden_projection = hidden_prev @ hidden_weights_t + hidden_bias
-        pre_activation = event_projection[t] + hidden_projection
+        # Hidden projections of every gate (one GEMM), added in place: Z = Z_event + h W_hidden^T
+        pre_activation = event_projection[t]
+        pre_activation += np.matmul(hidden_prev, hidden_weights_t, out=hidden_projection)
         update_pre = pre_activation[:, slice_update]
         forget_pre = pre_activation[:, slice_forget]
         candidate_pre = pre_activation[:, slice_candidate]
         output_pre = pre_activation[:, slice_output]
         # forget = sigmoid(forget_pre)
-        forget = _sigmoid(forget_pre)
+        forget = _sigmoid(forget_pre, out=saved["forget"][t])
         # update = sigmoid(update_pre)
-        update = _sigmoid(update_pre)
+        update = _sigmoid(update_pre, out=saved["update"][t])
         # candidate = tanh(candidate_pre)
-        candidate = np.tanh(candidate_pre)
+        candidate = np.tanh(candidate_pre, out=saved["candidate"][t])
         # output = sigmoid(output_pre)
-        output = _sigmoid(output_pre)
+        output = _sigmoid(output_pre, out=saved["output"][t])
         # cell = candidate*update + cell_prev*forget
-        cell = candidate * update + cell_prev * forget
+        cell = np.add(candidate * update, cell_prev * forget, out=cell_states[t + 1])
         # tanh_cell = tanh(cell)
-        tanh_cell = np.tanh(cell)
+        tanh_cell = np.tanh(cell, out=saved["tanh_cell"][t])
         # hidden = output*tanh(cell)
-        hidden = output * tanh_cell
-        saved["forget"][t] = forget
-        saved["update"][t] = update
-        saved["candidate"][t] = candidate
-        saved["output"][t] = output
-        saved["tanh_cell"][t] = tanh_cell
-        hidden_states[t + 1] = hidden
-        cell_states[t + 1] = cell
+        np.multiply(output, tanh_cell, out=hidden_states[t + 1])
 
     cache = Cache(
         cell=CELL,
@@ -521,17 +726,13 @@ def backward(cache, d_outputs, d_h_last=None, d_c_last=None):
         # dL/dcell_prev
         d_cell_prev = d_cell * forget
         # dL/dupdate_pre
-        d_update_pre = candidate * d_candidate * (1 - update)
+        np.multiply(candidate * d_candidate, 1 - update, out=delta_event[t, :, slice_update])
         # dL/dforget_pre
-        d_forget_pre = cell_prev * d_cell_prev * (1 - forget)
+        np.multiply(cell_prev * d_cell_prev, 1 - forget, out=delta_event[t, :, slice_forget])
         # dL/dcandidate_pre
-        d_candidate_pre = d_candidate * (1 - candidate**2)
+        np.multiply(d_candidate, 1 - candidate**2, out=delta_event[t, :, slice_candidate])
         # dL/doutput_pre
-        d_output_pre = d_tanh_cell * tanh_cell * (1 - output)
-        delta_event[t, :, slice_update] = d_update_pre
-        delta_event[t, :, slice_forget] = d_forget_pre
-        delta_event[t, :, slice_candidate] = d_candidate_pre
-        delta_event[t, :, slice_output] = d_output_pre
+        np.multiply(d_tanh_cell * tanh_cell, 1 - output, out=delta_event[t, :, slice_output])
         # Backpropagation through time: dL/dh_{t-1} = (direct part) + Delta_hidden W_hidden
         d_h_next = delta_hidden[t] @ hidden_weights
         d_c_next = d_cell_prev

@@ -24,7 +24,20 @@ def project_root() -> Path:
 
 def _generate(args: argparse.Namespace) -> int:
     start = time.perf_counter()
-    report = generate(args.root, artifacts.all_artifacts(args.cell), check=args.check)
+    if args.spec is not None:
+        from . import userspec
+
+        if args.cell:
+            raise SpecError("give either --spec or --cell, not both")
+        spec = userspec.load_spec(args.spec)
+        out = Path(args.out) if args.out is not None else userspec.default_out(args.spec)
+        out = out.resolve()
+        files = userspec.user_artifacts(spec, Path(args.spec), out, out)
+        report = generate(out, files, check=args.check)
+    else:
+        if args.out is not None:
+            raise SpecError("--out goes with --spec (built-in cells are written under the root)")
+        report = generate(args.root, artifacts.all_artifacts(args.cell), check=args.check)
     seconds = time.perf_counter() - start
     if args.check:
         for path in report.stale:
@@ -36,10 +49,57 @@ def _generate(args: argparse.Namespace) -> int:
             return 1
         print(f"{len(report.unchanged)} generated files are up to date ({seconds:.1f} s)")
         return 0
+    where = f"{out}/" if args.spec is not None else ""
     for path in report.written:
-        print(f"wrote {path}")
+        print(f"wrote {where}{path}")
     print(f"{len(report.written)} written, {len(report.unchanged)} unchanged ({seconds:.1f} s)")
     return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from . import userspec
+
+    if args.spec is not None:
+        specs = [userspec.load_spec(args.spec)]
+    else:
+        from .cells import get
+
+        specs = [get(name) for name in (args.cell or list(CELLS))]
+    passed = True
+    for spec in specs:
+        if spec.name in CELLS and args.spec is None:
+            passed &= _verify_builtin(spec)
+        else:
+            passed &= userspec.verify(spec)
+    return 0 if passed else 1
+
+
+def _verify_builtin(spec) -> bool:
+    from . import derivation_checks as checks
+    from . import native
+
+    rows = [checks.check_exact(spec), checks.check_finite_differences(spec)]
+    try:
+        cell = native.load(spec.name)
+    except native.NativeBuildError as error:
+        print(f"C kernels not checked: {error}")
+    else:
+        rows += [
+            checks.check_exact(spec, cell, "generated C, float64"),
+            checks.check_float32(spec, cell),
+        ]
+    try:
+        row = checks.check_torch(spec)
+    except ImportError:
+        row = None
+    if row is not None:
+        rows.append(row)
+    for row in rows:
+        print(
+            f"{spec.name}: {row.check} vs {row.reference} ({row.sizes}): "
+            f"{row.error:.2e} (tolerance {row.tolerance:.0e}) {'ok' if row.passed else 'FAILED'}"
+        )
+    return all(r.passed for r in rows)
 
 
 def _stale_exit(stale: list[str], command: str) -> int:
@@ -94,7 +154,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gen.add_argument("--cell", action="append", help="only this built-in cell (repeatable)")
     gen.add_argument("--root", type=Path, default=None, help="project root (default: the checkout)")
+    gen.add_argument(
+        "--spec",
+        type=Path,
+        default=None,
+        help="a user's cell: a Python file defining SPEC = CellSpec(...)",
+    )
+    gen.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="with --spec: where to write <cell>.py/.c/.h/.tex (default: generated/ beside it)",
+    )
     gen.set_defaults(run=_generate)
+
+    ver = sub.add_parser(
+        "verify",
+        help="check a cell's kernels against the exact model and finite differences",
+    )
+    ver.add_argument("--spec", type=Path, default=None, help="a user's cell spec file")
+    ver.add_argument("--cell", action="append", help="only this built-in cell (repeatable)")
+    ver.set_defaults(run=_verify)
 
     tex = sub.add_parser(
         "latex",
@@ -121,6 +201,22 @@ def build_parser() -> argparse.ArgumentParser:
     nb.add_argument("--cell", action="append", help="only this built-in cell (repeatable)")
     nb.add_argument("--root", type=Path, default=None, help="project root (default: the checkout)")
     nb.set_defaults(run=_notebook)
+
+    from .bench import command as bench_command
+
+    bench_command.configure(
+        sub.add_parser("bench", help="time the generated kernels against PyTorch (see --help)")
+    )
+
+    # issue 7: the trained example (its options live in lstm_sym/examples/train.py)
+    from .examples import train as train_example
+
+    example = sub.add_parser(
+        "train-example",
+        help="train a character-level LSTM with the generated kernels and compare with PyTorch",
+    )
+    train_example.add_arguments(example)
+    example.set_defaults(run=train_example.run)
     return parser
 
 

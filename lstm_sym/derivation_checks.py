@@ -64,10 +64,10 @@ def _relative(values: dict, reference: dict) -> float:
     return worst
 
 
-def random_problem(spec: CellSpec, seed: int, steps, batch, event_size, hidden_size):
+def random_problem(spec: CellSpec, seed: int, steps, batch, event_size, hidden_size, module=None):
     """Random parameters (vector biases), events, initial states and cotangents, float64."""
     rng = np.random.default_rng(seed)
-    module = kernel(spec)
+    module = module or kernel(spec)
     parameters = module.Parameters(event_size, hidden_size)
     for name in parameters.NAMES:
         shape = np.shape(getattr(parameters, name))
@@ -81,41 +81,45 @@ def random_problem(spec: CellSpec, seed: int, steps, batch, event_size, hidden_s
     return parameters, events, initial, cot
 
 
-def run_kernel(spec, parameters, events, initial, cot):
-    module = kernel(spec)
+def run_kernel(spec, parameters, events, initial, cot, module=None):
+    """forward + backward of ``module`` (default: ``generated/<cell>.py``; or a NativeCell)."""
+    module = module or kernel(spec)
     outputs, lasts, cache = module.forward(
         parameters, events, **{f"{k}0": v for k, v in initial.items()}
     )
     grads = module.backward(
         cache, cot["outputs"], **{f"d_{s.short}_last": cot[s.short] for s in spec.states}
     )
+    if len(spec.states) == 1:  # a one-state cell returns its final state, not a tuple
+        lasts = (lasts,)
     finals = {s.short: last for s, last in zip(spec.states, lasts, strict=True)}
     return outputs, finals, grads.as_dict()
 
 
-def loss(spec, parameters, events, initial, cot) -> float:
-    outputs, finals, _ = run_kernel(spec, parameters, events, initial, cot)
+def loss(spec, parameters, events, initial, cot, module=None) -> float:
+    outputs, finals, _ = run_kernel(spec, parameters, events, initial, cot, module)
     total = float(np.sum(cot["outputs"] * outputs))
     return total + sum(float(np.sum(cot[k] * v)) for k, v in finals.items())
 
 
-def check_exact(spec: CellSpec) -> Row:
+def check_exact(spec: CellSpec, module=None, label: str = "generated NumPy, float64") -> Row:
     from .verify import ExactModel
 
+    module = module or kernel(spec)
     model = ExactModel(spec, **EXACT_SIZES, seed=0)
-    parameters = kernel(spec).Parameters(EXACT_SIZES["event_size"], EXACT_SIZES["hidden_size"])
+    parameters = module.Parameters(EXACT_SIZES["event_size"], EXACT_SIZES["hidden_size"])
     for name, value in model.parameters.items():
         setattr(parameters, name, value)
     cot = {
         "outputs": model.cotangents["outputs"],
         **{s.short: model.cotangents[s.short] for s in spec.states},
     }
-    outputs, finals, grads = run_kernel(spec, parameters, model.events, model.initial, cot)
+    outputs, finals, grads = run_kernel(spec, parameters, model.events, model.initial, cot, module)
     values = {"outputs": outputs, **{f"final_{k}": v for k, v in finals.items()}, **grads}
     reference = {"outputs": model.outputs, **{f"final_{k}": v for k, v in model.finals.items()}}
     reference.update(model.gradients)
     return Row(
-        "generated NumPy, float64",
+        label,
         "exact model (SymPy, 40 digits)",
         _sizes(EXACT_SIZES),
         _relative(values, reference),
@@ -123,9 +127,12 @@ def check_exact(spec: CellSpec) -> Row:
     )
 
 
-def check_finite_differences(spec: CellSpec, directions: int = 8, step: float = 1e-4) -> Row:
-    parameters, events, initial, cot = random_problem(spec, 1, **SIZES)
-    _, _, grads = run_kernel(spec, parameters, events, initial, cot)
+def check_finite_differences(
+    spec: CellSpec, directions: int = 8, step: float = 1e-4, module=None
+) -> Row:
+    module = module or kernel(spec)
+    parameters, events, initial, cot = random_problem(spec, 1, **SIZES, module=module)
+    _, _, grads = run_kernel(spec, parameters, events, initial, cot, module)
     rng = np.random.default_rng(2)
     names = list(parameters.NAMES)
     worst = 0.0
@@ -135,7 +142,7 @@ def check_finite_differences(spec: CellSpec, directions: int = 8, step: float = 
         v_initial = {k: rng.normal(size=a.shape) for k, a in initial.items()}
 
         def shifted(eps, v=v, v_events=v_events, v_initial=v_initial):
-            p = kernel(spec).Parameters(SIZES["event_size"], SIZES["hidden_size"])
+            p = module.Parameters(SIZES["event_size"], SIZES["hidden_size"])
             for n in names:
                 setattr(p, n, getattr(parameters, n) + eps * v[n])
             return loss(
@@ -144,6 +151,7 @@ def check_finite_differences(spec: CellSpec, directions: int = 8, step: float = 
                 events + eps * v_events,
                 {k: a + eps * v_initial[k] for k, a in initial.items()},
                 cot,
+                module,
             )
 
         # Fourth-order central stencil: truncation ~ step**4, rounding ~ 1e-16 / step.
@@ -163,56 +171,100 @@ def check_finite_differences(spec: CellSpec, directions: int = 8, step: float = 
     )
 
 
-def _torch_lstm(spec, parameters, events, initial, cot):
-    """``torch.nn.LSTM`` in float64: weight_ih_l0 is the stacked event weights (gate order)."""
+def check_float32(spec: CellSpec, module) -> Row:
+    """``module`` (a kernel, e.g. the C) in float32 against itself in float64, same inputs."""
+    parameters, events, initial, cot = random_problem(spec, 4, **SIZES, module=module)
+    as32 = module.Parameters(SIZES["event_size"], SIZES["hidden_size"])
+    for name in parameters.NAMES:
+        setattr(as32, name, np.asarray(getattr(parameters, name), dtype=np.float32))
+    events32 = events.astype(np.float32)
+    initial32 = {k: v.astype(np.float32) for k, v in initial.items()}
+    cot32 = {k: v.astype(np.float32) for k, v in cot.items()}
+    got = run_kernel(spec, as32, events32, initial32, cot32, module)
+    as64 = module.Parameters(SIZES["event_size"], SIZES["hidden_size"])
+    for name in parameters.NAMES:
+        setattr(as64, name, getattr(as32, name).astype(np.float64))
+    ref = run_kernel(
+        spec,
+        as64,
+        events32.astype(np.float64),
+        {k: v.astype(np.float64) for k, v in initial32.items()},
+        {k: v.astype(np.float64) for k, v in cot32.items()},
+        module,
+    )
+    values, reference = {}, {}
+    for part, (outputs, finals, grads) in (("got", got), ("ref", ref)):
+        target = values if part == "got" else reference
+        target.update({"outputs": outputs, **{f"final_{k}": v for k, v in finals.items()}, **grads})
+    return Row(
+        "generated kernel, float32",
+        "the same kernel in float64",
+        _sizes(SIZES),
+        _relative(values, reference),
+        1e-4,
+    )
+
+
+def _torch_recurrent(kind: str, spec, parameters, events, initial, cot):
+    """``torch.nn.LSTM`` or ``torch.nn.GRU`` in float64, loaded from ``parameters``: their
+    weight_ih_l0 / weight_hh_l0 / bias_ih_l0 / bias_hh_l0 are the stacked event weights,
+    hidden weights, event biases and hidden biases in the cell's gate order."""
     import torch
 
     event_size = events.shape[-1]
     hidden = parameters.hidden_size
-    lstm = torch.nn.LSTM(event_size, hidden, dtype=torch.float64)
+    module = getattr(torch.nn, kind)(event_size, hidden, dtype=torch.float64)
     stacked = {
-        "weight_ih_l0": np.concatenate(
-            [getattr(parameters, f"event_{g}_weights") for g in spec.gates]
-        ),
-        "weight_hh_l0": np.concatenate(
-            [getattr(parameters, f"hidden_{g}_weights") for g in spec.gates]
-        ),
-        "bias_ih_l0": np.concatenate([getattr(parameters, f"event_{g}_bias") for g in spec.gates]),
-        "bias_hh_l0": np.concatenate([getattr(parameters, f"hidden_{g}_bias") for g in spec.gates]),
+        f"{torch_name}_l0": np.concatenate(
+            [np.broadcast_to(getattr(parameters, f"{side}_{g}_{part}"), shape) for g in spec.gates]
+        )
+        for torch_name, side, part, shape in (
+            ("weight_ih", "event", "weights", (hidden, event_size)),
+            ("weight_hh", "hidden", "weights", (hidden, hidden)),
+            ("bias_ih", "event", "bias", (hidden,)),
+            ("bias_hh", "hidden", "bias", (hidden,)),
+        )
     }
     with torch.no_grad():
         for name, value in stacked.items():
-            getattr(lstm, name).copy_(torch.from_numpy(value))
+            getattr(module, name).copy_(torch.from_numpy(value))
     x = torch.tensor(events, requires_grad=True)
-    h0 = torch.tensor(initial["h"][None], requires_grad=True)
-    c0 = torch.tensor(initial["c"][None], requires_grad=True)
-    out, (hn, cn) = lstm(x, (h0, c0))
+    states = {
+        s.short: torch.tensor(initial[s.short][None], requires_grad=True) for s in spec.states
+    }
+    out, finals = module(x, tuple(states.values()) if len(states) > 1 else states["h"])
+    finals = dict(zip(states, finals if len(states) > 1 else (finals,), strict=True))
     total = (out * torch.from_numpy(cot["outputs"])).sum()
-    total = (
-        total
-        + (hn[0] * torch.from_numpy(cot["h"])).sum()
-        + (cn[0] * torch.from_numpy(cot["c"])).sum()
-    )
+    for short, final in finals.items():
+        total = total + (final[0] * torch.from_numpy(cot[short])).sum()
     total.backward()
-    grads = {"events": x.grad.numpy(), "h0": h0.grad[0].numpy(), "c0": c0.grad[0].numpy()}
+    grads = {"events": x.grad.numpy()}
+    grads.update({f"{short}0": state.grad[0].numpy() for short, state in states.items()})
     for k, gate in enumerate(spec.gates):
         rows = slice(k * hidden, (k + 1) * hidden)
         for side, torch_name in (("event", "ih"), ("hidden", "hh")):
             grads[f"{side}_{gate}_weights"] = (
-                getattr(lstm, f"weight_{torch_name}_l0").grad[rows].numpy()
+                getattr(module, f"weight_{torch_name}_l0").grad[rows].numpy()
             )
-            grads[f"{side}_{gate}_bias"] = getattr(lstm, f"bias_{torch_name}_l0").grad[rows].numpy()
-    values = {
-        "outputs": out.detach().numpy(),
-        "final_h": hn[0].detach().numpy(),
-        "final_c": cn[0].detach().numpy(),
-    }
+            bias = getattr(module, f"bias_{torch_name}_l0")
+            grads[f"{side}_{gate}_bias"] = bias.grad[rows].numpy()
+    values = {"outputs": out.detach().numpy()}
+    values.update({f"final_{short}": final[0].detach().numpy() for short, final in finals.items()})
     return values, grads
+
+
+def _torch_lstm(spec, parameters, events, initial, cot):
+    return _torch_recurrent("LSTM", spec, parameters, events, initial, cot)
+
+
+def _torch_gru(spec, parameters, events, initial, cot):
+    return _torch_recurrent("GRU", spec, parameters, events, initial, cot)
 
 
 #: External references by cell name: (description, function returning (values, gradients)).
 TORCH_REFERENCES: dict[str, tuple[str, Callable]] = {
     "lstm": ("PyTorch torch.nn.LSTM, float64", _torch_lstm),
+    "gru": ("PyTorch torch.nn.GRU, float64", _torch_gru),
 }
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import sympy as sp
 
@@ -208,7 +208,7 @@ def backward(lowered: Lowered) -> Backward:
     spec = lowered.spec
     contributions: dict[sp.Symbol, list[sp.Expr]] = defaultdict(list)
     carries = tuple(carry(s.new) for s in spec.states)
-    for state, symbol in zip(spec.states, carries):
+    for state, symbol in zip(spec.states, carries, strict=True):
         contributions[state.new].append(symbol)
     chain: list[Assignment] = []
     partials: list[Partial] = []
@@ -278,7 +278,7 @@ def eliminate(raw: Backward) -> Backward:
             note = f"dL/d{name.name[2:]}"
         renames[tmp], inlined[name] = name, full
         chain.append(Assignment(name, expr, note))
-    for name, expr in zip(names, reduced):
+    for name, expr in zip(names, reduced, strict=True):
         expr = expr.xreplace(renames)
         if expr != name:  # else the temporary already carries this output's name
             chain.append(Assignment(name, expr, f"dL/d{name.name[2:]}"))
@@ -290,7 +290,7 @@ def eliminate(raw: Backward) -> Backward:
 # ---------------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=None)
+@cache
 def linear_adjoints() -> LinearAdjoints:
     """Stage 4: differentiate ``tr(Delta^T (X W^T + 1 b^T))`` with SymPy's matrix calculus.
 
@@ -318,13 +318,15 @@ def linear_adjoints() -> LinearAdjoints:
 
 
 def saved_values(lowered: Lowered, bwd: Backward) -> tuple[sp.Symbol, ...]:
-    """Forward values the backward pass reads, in forward order (previous states excluded:
-    the state sequences keep them)."""
+    """Values of a step the backward pass reads: gate inputs (GRU's ``new_hidden``), then
+    forward values in forward order. Previous states are excluded (the state sequences keep
+    them) and so are per-unit parameters (the same at every step)."""
     used = set().union(*(a.expr.free_symbols for a in bwd.chain)) if bwd.chain else set()
-    return tuple(a.target for a in lowered.forward if a.target in used)
+    inputs = tuple(g.symbol for g in lowered.gate_inputs if g.symbol in used)
+    return inputs + tuple(a.target for a in lowered.forward if a.target in used)
 
 
-@lru_cache(maxsize=None)
+@cache
 def derive(spec: CellSpec) -> Derivation:
     """Run every stage for ``spec``."""
     lowered = lower(spec)

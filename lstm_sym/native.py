@@ -85,8 +85,32 @@ def _cpu_identity() -> str:
     return "\n".join(sorted(set(lines)))
 
 
-def build(name: str, source_dir: Path, extra_flags=(), compiler: str | None = None) -> Path:
-    """The cached shared library of ``source_dir/<name>.c``, compiling it if needed."""
+def blas_flags(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Compile and link flags of the optional BLAS build: the ``scipy-openblas32`` wheel
+    (``pip install scipy-openblas32``), whose CBLAS symbols carry the prefix ``scipy_``."""
+    try:
+        import scipy_openblas32
+    except ImportError as error:
+        raise NativeBuildError(
+            "the BLAS build needs the scipy-openblas32 wheel: pip install scipy-openblas32"
+        ) from error
+    lib_dir = scipy_openblas32.get_lib_dir()
+    macro = name.upper()
+    compile_flags = (f"-D{macro}_USE_CBLAS", f"-D{macro}_CBLAS_PREFIX=scipy_")
+    link_flags = (f"-L{lib_dir}", f"-Wl,-rpath,{lib_dir}", f"-l{scipy_openblas32.get_library()}")
+    return compile_flags, link_flags
+
+
+def build(
+    name: str,
+    source_dir: Path,
+    extra_flags=(),
+    compiler: str | None = None,
+    link_flags=(),
+) -> Path:
+    """The cached shared library of ``source_dir/<name>.c``, compiling it if needed.
+
+    ``link_flags`` (libraries) go after the source on the command line."""
     compiler = compiler or find_compiler()
     source, header = source_dir / f"{name}.c", source_dir / f"{name}.h"
     if not source.exists() or not header.exists():
@@ -98,6 +122,7 @@ def build(name: str, source_dir: Path, extra_flags=(), compiler: str | None = No
         header.read_bytes(),
         compiler.encode(),
         " ".join(flags).encode(),
+        " ".join(link_flags).encode(),
     ):
         key.update(part + b"\0")
     key.update(_compiler_identity(compiler).encode() + _cpu_identity().encode())
@@ -107,7 +132,8 @@ def build(name: str, source_dir: Path, extra_flags=(), compiler: str | None = No
         return library
     with tempfile.TemporaryDirectory(prefix=f".{name}-", dir=directory) as tmp:
         target = Path(tmp) / library.name
-        command = [compiler, *flags, "-I", str(source_dir), "-o", str(target), str(source), "-lm"]
+        command = [compiler, *flags, "-I", str(source_dir), "-o", str(target), str(source)]
+        command += [*link_flags, "-lm"]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise NativeBuildError(
@@ -148,9 +174,10 @@ def _pointer(value, name, dtype, shape):
 class NativeCell:
     """``Parameters``, ``forward`` and ``backward`` of one cell, computed by its generated C."""
 
-    def __init__(self, name: str, library_path: Path, module):
-        self.name = name
-        self.spec = get_spec(name)
+    def __init__(self, cell, library_path: Path, module):
+        """``cell``: a built-in cell's name or a (user's) CellSpec; ``module`` its NumPy kernel."""
+        self.spec = get_spec(cell) if isinstance(cell, str) else cell
+        self.name = name = self.spec.name
         self.module = module
         self.Parameters = module.Parameters
         self.Gradients = module.Gradients
@@ -362,11 +389,17 @@ class NativeCell:
         return grads
 
 
-def load(name: str = "lstm", *, extra_flags=(), compiler: str | None = None) -> NativeCell:
+def load(
+    name: str = "lstm", *, extra_flags=(), compiler: str | None = None, blas: bool = False
+) -> NativeCell:
     """The cell ``name``'s generated C as a :class:`NativeCell` (compiled and cached on first use).
 
     ``extra_flags`` are added to the compiler flags (e.g. sanitizers) and to the cache key.
+    ``blas=True`` builds the optional BLAS path: the matrix products call OpenBLAS from the
+    ``scipy-openblas32`` wheel (see :func:`blas_flags`); the default build needs only libm.
     """
     module = importlib.import_module(f"generated.{name}")
     source_dir = Path(module.__file__).resolve().parent
-    return NativeCell(name, build(name, source_dir, tuple(extra_flags), compiler), module)
+    compile_flags, link_flags = blas_flags(name) if blas else ((), ())
+    library = build(name, source_dir, (*extra_flags, *compile_flags), compiler, link_flags)
+    return NativeCell(name, library, module)

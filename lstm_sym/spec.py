@@ -72,6 +72,8 @@ class CellSpec:
     step_functions: tuple[StepFunction, ...] = ()
     description: str = ""
     source: str = ""
+    #: LaTeX letters of gates or values where the conventional one misleads (GRU: update -> z).
+    letters: dict = field(default_factory=dict)
 
     def event_input(self, gate: str) -> sp.Symbol:
         return gate_event(gate)
@@ -112,7 +114,7 @@ def gate_hidden(gate: str) -> sp.Symbol:
 
 
 def gate_symbols(gates) -> tuple[SimpleNamespace, SimpleNamespace]:
-    """``(event, hidden)`` namespaces of gate-input symbols: ``event.forget`` is ``forget_event``."""
+    """``(event, hidden)`` namespaces of gate-input symbols (``event.forget``: ``forget_event``)."""
     return (
         SimpleNamespace(**{g: gate_event(g) for g in gates}),
         SimpleNamespace(**{g: gate_hidden(g) for g in gates}),
@@ -126,18 +128,40 @@ def _check_identifier(name: str, what: str) -> None:
         raise SpecError(f"{what} {name!r} must not start with an underscore (reserved)")
 
 
+def where_used(spec: CellSpec, name: str) -> str:
+    """``equation N (target = expr)``, the first equation that assigns or uses symbol ``name``."""
+    for number, (target, expr) in enumerate(spec.equations, 1):
+        if target.name == name or name in {s.name for s in expr.free_symbols}:
+            return f"equation {number} ({target} = {expr})"
+    return "its declaration"
+
+
 def validate(spec: CellSpec) -> None:
     """Raise :class:`SpecError` naming the offending equation unless ``spec`` is well-formed."""
     _check_identifier(spec.name, "cell name")
+    if not spec.title or "\n" in spec.title or len(spec.title) > 64:
+        raise SpecError(
+            f"cell {spec.name!r}: the title must be one line of at most 64 characters "
+            f"(it heads the generated files), got {spec.title!r}"
+        )
     if not spec.gates:
         raise SpecError(f"cell {spec.name!r}: at least one gate is needed")
     if len(set(spec.gates)) != len(spec.gates):
         raise SpecError(f"cell {spec.name!r}: gate names repeat: {spec.gates}")
     for gate in spec.gates:
         _check_identifier(gate, "gate name")
+    if not spec.states:
+        raise SpecError(f"cell {spec.name!r}: at least one state is needed")
     for state in spec.states:
         _check_identifier(state.name, "state name")
         _check_identifier(state.short, "state short name")
+    for what, values in (
+        ("state names", [s.name for s in spec.states]),
+        ("state short names", [s.short for s in spec.states]),
+        ("state symbols", [s.prev for s in spec.states] + [s.new for s in spec.states]),
+    ):
+        if len(set(values)) != len(values):
+            raise SpecError(f"cell {spec.name!r}: {what} repeat: {values}")
     if spec.output not in {s.new for s in spec.states}:
         raise SpecError(f"cell {spec.name!r}: output {spec.output} is not a new state symbol")
     if spec.recurrent not in spec.prev_symbols:
@@ -147,28 +171,60 @@ def validate(spec: CellSpec) -> None:
     for symbol in known:
         _check_identifier(symbol.name, "symbol")
     assigned: list[sp.Symbol] = []
-    for target, expr in spec.equations:
-        where = f"cell {spec.name!r}, equation {target} = {expr}"
+    for number, equation in enumerate(spec.equations, 1):
+        if not (isinstance(equation, tuple) and len(equation) == 2):
+            raise SpecError(
+                f"cell {spec.name!r}, equation {number}: "
+                "write each equation as (target, expression)"
+            )
+        target, expr = equation
+        where = f"cell {spec.name!r}, equation {number} ({target} = {expr})"
         if not isinstance(target, sp.Symbol):
             raise SpecError(f"{where}: the left-hand side must be a Symbol")
-        _check_identifier(target.name, "symbol")
+        if not isinstance(expr, sp.Expr):
+            raise SpecError(
+                f"{where}: the right-hand side must be a SymPy expression, "
+                f"got {type(expr).__name__} (wrap constants in sympy.Integer or sympy.Rational)"
+            )
+        try:
+            _check_identifier(target.name, "symbol")
+        except SpecError as error:
+            raise SpecError(f"{where}: {error}") from None
         if target in known or target in assigned:
             raise SpecError(f"{where}: {target} is assigned twice or shadows an input")
+        for atom in expr.atoms(sp.MatrixSymbol, sp.Indexed, sp.Sum, sp.MatrixExpr):
+            raise SpecError(
+                f"{where}: {atom} mixes units; per-unit equations are scalar (a linear mixing "
+                "across units belongs in the gates' projections: use <gate>_event/<gate>_hidden)"
+            )
+        names = {s.name for s in known | set(assigned)}
         unknown = sorted(str(s) for s in expr.free_symbols - known - set(assigned))
         if unknown:
-            raise SpecError(f"{where}: unknown symbol(s) {', '.join(unknown)}")
+            hint = ""
+            if any(name in names for name in unknown):
+                hint = (
+                    " (a symbol of that name exists but with other assumptions: create every "
+                    "symbol with lstm_sym.spec.real_symbol or gate_symbols)"
+                )
+            elif any(name in {s.new.name for s in spec.states} for name in unknown):
+                hint = " (a new state is used before the equation that assigns it)"
+            raise SpecError(f"{where}: unknown symbol(s) {', '.join(unknown)}{hint}")
         for func in expr.atoms(sp.Function):
             if not isinstance(func, ACTIVATIONS):
                 raise SpecError(
                     f"{where}: {func.func} is not a supported per-unit function "
                     f"(supported: {', '.join(f.__name__ for f in ACTIVATIONS)})"
                 )
-        for atom in expr.atoms(sp.MatrixSymbol, sp.Indexed, sp.Sum):
-            raise SpecError(f"{where}: {atom} mixes units; per-unit equations are scalar")
+        if expr.has(sp.Derivative, sp.Integral, sp.Piecewise):
+            supported = ", ".join(f.__name__ for f in ACTIVATIONS)
+            raise SpecError(f"{where}: only arithmetic and {supported}")
         assigned.append(target)
     for state in spec.states:
         if state.new not in assigned:
-            raise SpecError(f"cell {spec.name!r}: state {state.name} ({state.new}) is never updated")
+            raise SpecError(
+                f"cell {spec.name!r}: state {state.name} ({state.new}) is never updated: "
+                f"no equation assigns {state.new}"
+            )
     used = set().union(*(expr.free_symbols for _, expr in spec.equations))
     for gate in spec.gates:
         if not ({gate_event(gate), gate_hidden(gate)} & used):

@@ -226,9 +226,9 @@ def _forward_mode(spec: CellSpec, point: dict, cotangents: dict):
         return np.vectorize(lambda d: float(d.value), otypes=[float])(duals)
 
     gradients = {
-        name: np.array([float(g) for g in loss[offsets[name] : offsets[name] + values.size]]).reshape(
-            values.shape
-        )
+        name: np.array(
+            [float(g) for g in loss[offsets[name] : offsets[name] + values.size]]
+        ).reshape(values.shape)
         for name, values in point.items()
     }
     return as_float(outputs), {s.short: as_float(state[s.short]) for s in spec.states}, gradients
@@ -259,11 +259,21 @@ def direct_gradients(spec: CellSpec, point: dict, cotangents: dict) -> dict:
                 values = {}
                 for gate in spec.gates:
                     values[gate_event(gate)] = sp.Add(
-                        *(w * v for w, v in zip(symbols[f"event_{gate}_weights"][k], symbols["events"][t, b])),
+                        *(
+                            w * v
+                            for w, v in zip(
+                                symbols[f"event_{gate}_weights"][k], symbols["events"][t, b]
+                            )
+                        ),
                         symbols[f"event_{gate}_bias"][k],
                     )
                     values[gate_hidden(gate)] = sp.Add(
-                        *(w * v for w, v in zip(symbols[f"hidden_{gate}_weights"][k], state[recurrent][b])),
+                        *(
+                            w * v
+                            for w, v in zip(
+                                symbols[f"hidden_{gate}_weights"][k], state[recurrent][b]
+                            )
+                        ),
                         symbols[f"hidden_{gate}_bias"][k],
                     )
                 for p in spec.unit_parameters:
@@ -276,7 +286,10 @@ def direct_gradients(spec: CellSpec, point: dict, cotangents: dict) -> dict:
                     new_state[s.short][b, k] = values[s.new]
         state = new_state
         outputs[t] = state[spec.output_state.short]
-    terms = [sp.Float(float(c), DIGITS) * o for c, o in zip(cotangents["outputs"].ravel(), outputs.ravel())]
+    terms = [
+        sp.Float(float(c), DIGITS) * o
+        for c, o in zip(cotangents["outputs"].ravel(), outputs.ravel())
+    ]
     for s in spec.states:
         terms += [
             sp.Float(float(c), DIGITS) * v

@@ -76,4 +76,6 @@ def run_both(module, problem, batched=True):
         parameters, events, **{f"{s}0": v for s, v in states.items()}
     )
     grads = module.backward(cache, d_outputs, **{f"d_{s}_last": v for s, v in d_lasts.items()})
+    if not isinstance(lasts, tuple):  # a one-state cell (GRU) returns its final state alone
+        lasts = (lasts,)
     return outputs, lasts, grads

@@ -26,7 +26,7 @@ class Trace:
         d = derive(spec)
         self.derivation = d
         rng = np.random.default_rng(seed)
-        T, B, X, H = steps, batch, event_size, hidden_size  # noqa: N806
+        T, B, X, H = steps, batch, event_size, hidden_size
         self.parameters = {}
         for gate in spec.gates:
             for side, cols in (("event", X), ("hidden", H)):
@@ -73,7 +73,10 @@ class Trace:
                 value.retain_grad()
                 tensors[gi.symbol.name] = value
             for p in spec.unit_parameters:
-                tensors[p.name] = leaf[p.name]
+                # A per-step (B, H) copy: its gradient is this step's per-sample adjoint.
+                alias = leaf[p.name].expand(B, H) * 1.0
+                alias.retain_grad()
+                tensors[p.name] = alias
             for a in d.forward:
                 args = sorted(a.expr.free_symbols, key=lambda s: s.name)
                 value = sp.lambdify(args, a.expr, modules=functions)(
@@ -108,8 +111,6 @@ class Trace:
         for tensors, aliases, projected, outs in records:
             env, through = {}, {}
             for name, tensor in tensors.items():
-                if name in self.parameters:
-                    continue
                 env[name] = tensor.detach().numpy().copy()
                 env[adjoint(sp.Symbol(name)).name] = grad(tensor)
             for name, alias in aliases.items():

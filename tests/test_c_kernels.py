@@ -1,8 +1,10 @@
-"""The generated C against the generated NumPy module, the exact model and itself in float32."""
+"""The generated C of every cell against the generated NumPy module, the exact model and itself
+in float32; the LSTM's C entry points called directly through ctypes."""
 
 from __future__ import annotations
 
 import ctypes
+import importlib
 import os
 import subprocess
 import sys
@@ -12,6 +14,7 @@ import pytest
 from c_support import ROOT, STRICT, random_problem, relative_error, require_tool, run_both
 
 from generated import lstm
+from lstm_sym.cells import CELLS
 
 SIZES = [  # (steps, batch, event_size, hidden_size), ones included
     (1, 1, 1, 1),
@@ -30,6 +33,15 @@ def native():
     from lstm_sym import native
 
     return native.load("lstm")
+
+
+@pytest.fixture(scope="module", params=list(CELLS))
+def cell(request):
+    """``(numpy module, native cell)`` of every built-in cell."""
+    require_tool("gcc")
+    from lstm_sym import native
+
+    return importlib.import_module(f"generated.{request.param}"), native.load(request.param)
 
 
 def _compare(got, ref, tolerance):
@@ -54,39 +66,50 @@ CASES = [(s, True) for s in SIZES] + [(s, False) for s in SIZES if s[1] == 1]
 
 
 @pytest.mark.parametrize(("sizes", "batched"), CASES, ids=lambda c: str(c))
-def test_f64_matches_numpy(native, sizes, batched):
-    problem = random_problem(lstm, *sizes, seed=sum(sizes))
+def test_f64_matches_numpy(cell, sizes, batched):
+    module, native = cell
+    problem = random_problem(module, *sizes, seed=sum(sizes))
     got = run_both(native, problem, batched)
     assert got[0].dtype == np.float64 and got[2].events.dtype == np.float64
-    _compare(got, run_both(lstm, problem, batched), 1e-12)
+    _compare(got, run_both(module, problem, batched), 1e-12)
 
 
-def test_default_states_are_zeros(native):
-    parameters, events, *_ = random_problem(lstm, 3, 2, 4, 5)
-    outputs, (_, c), cache = native.forward(parameters, events)
-    ref_outputs, (_, ref_c), ref_cache = lstm.forward(parameters, events)
-    assert relative_error(outputs, ref_outputs) < 1e-12 and relative_error(c, ref_c) < 1e-12
+def test_default_states_are_zeros(cell):
+    module, native = cell
+    parameters, events, *_ = random_problem(module, 3, 2, 4, 5)
+    outputs, lasts, cache = native.forward(parameters, events)
+    ref_outputs, ref_lasts, ref_cache = module.forward(parameters, events)
+    assert relative_error(outputs, ref_outputs) < 1e-12
+    for last, ref_last in zip(_states(lasts), _states(ref_lasts), strict=True):
+        assert relative_error(last, ref_last) < 1e-12
     d_outputs = np.ones_like(outputs)
-    grads, ref = native.backward(cache, d_outputs), lstm.backward(ref_cache, d_outputs)
+    grads, ref = native.backward(cache, d_outputs), module.backward(ref_cache, d_outputs)
     for name in ref.NAMES:
         assert relative_error(getattr(grads, name), getattr(ref, name)) < 1e-12, name
 
 
-@pytest.mark.parametrize("sizes", [(3, 2, 2, 2), (1, 1, 1, 1), (2, 1, 3, 1)])
-def test_f64_matches_exact_model(native, sizes):
+def _states(lasts):
+    return lasts if isinstance(lasts, tuple) else (lasts,)
+
+
+@pytest.mark.parametrize("sizes", [(1, 1, 1, 1), (2, 1, 3, 1)])
+def test_f64_matches_exact_model(cell, sizes):
+    """Odd sizes (ones) against the exact model; tests/test_cells.py covers H > 1."""
     from lstm_sym.cells import get
     from lstm_sym.verify import ExactModel
 
+    module, native = cell
     steps, batch, event_size, hidden_size = sizes
     exact = ExactModel(
-        get("lstm"), steps=steps, batch=batch, event_size=event_size, hidden_size=hidden_size
+        get(module.CELL), steps=steps, batch=batch, event_size=event_size, hidden_size=hidden_size
     )
-    parameters = lstm.Parameters(event_size, hidden_size)
+    parameters = module.Parameters(event_size, hidden_size)
     for name, value in exact.parameters.items():
         setattr(parameters, name, value)
     outputs, lasts, cache = native.forward(
         parameters, exact.events, **{f"{s}0": v for s, v in exact.initial.items()}
     )
+    lasts = _states(lasts)
     assert relative_error(outputs, exact.outputs) <= 1e-12
     for (short, final), last in zip(exact.finals.items(), lasts, strict=True):
         assert relative_error(last, final) <= 1e-12, short
@@ -100,10 +123,11 @@ def test_f64_matches_exact_model(native, sizes):
 
 
 @pytest.mark.parametrize("sizes", SIZES, ids=lambda s: "T{}B{}X{}H{}".format(*s))
-def test_f32_matches_f64(native, sizes):
-    problem64 = random_problem(lstm, *sizes, seed=7)
+def test_f32_matches_f64(cell, sizes):
+    module, native = cell
+    problem64 = random_problem(module, *sizes, seed=7)
     parameters, events, states, d_outputs, d_lasts = problem64
-    parameters32 = lstm.Parameters(sizes[2], sizes[3])
+    parameters32 = module.Parameters(sizes[2], sizes[3])
     for name in parameters.NAMES:
         setattr(parameters32, name, getattr(parameters, name).astype(np.float32))
     problem32 = (
@@ -128,9 +152,10 @@ def _as64(value):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_saturated_pre_activations_stay_finite(native, dtype):
+def test_saturated_pre_activations_stay_finite(cell, dtype):
     """Pre-activations of +-1e4 (biases of +-1e4): no NaN, no inf, forward or backward."""
-    parameters, events, states, d_outputs, d_lasts = random_problem(lstm, 4, 3, 2, 3, dtype=dtype)
+    module, native = cell
+    parameters, events, states, d_outputs, d_lasts = random_problem(module, 4, 3, 2, 3, dtype=dtype)
     for k, name in enumerate(n for n in parameters.NAMES if n.endswith("_bias")):
         sign = 1 if k % 3 else -1
         setattr(parameters, name, np.full(3, sign * 1e4, dtype=dtype))
@@ -272,7 +297,8 @@ def test_compiles_with_strict_warnings(compiler, tmp_path):
         pytest.skip("optional: clang is not installed")
     path = require_tool(compiler)
     generated = os.path.join(ROOT, "generated")
-    for source in ("generated/lstm.c", "examples/c/lstm_example.c"):
+    sources = [f"generated/{name}.c" for name in CELLS] + ["examples/c/lstm_example.c"]
+    for source in sources:
         command = [
             path,
             *STRICT,
@@ -285,7 +311,7 @@ def test_compiles_with_strict_warnings(compiler, tmp_path):
         ]
         command += ["-c", os.path.join(ROOT, source), "-o", str(tmp_path / "out.o")]
         result = subprocess.run(command, capture_output=True, text=True)
-        assert result.returncode == 0, result.stderr
+        assert result.returncode == 0, (source, result.stderr)
 
 
 def require_optional(tool):
@@ -301,7 +327,9 @@ def test_header_is_valid_cplusplus(tmp_path):
     if compiler is None:
         pytest.skip("no C++ compiler")
     source = tmp_path / "use.cpp"
-    source.write_text('#include "lstm.h"\nint main() { return lstm_cache_size(1, 1, 1) == 0; }\n')
+    includes = "".join(f'#include "{name}.h"\n' for name in CELLS)
+    checks = " || ".join(f"{name}_cache_size(1, 1, 1) == 0" for name in CELLS)
+    source.write_text(f"{includes}int main() {{ return {checks}; }}\n")
     command = [
         compiler,
         "-Wall",
@@ -315,13 +343,14 @@ def test_header_is_valid_cplusplus(tmp_path):
     assert result.returncode == 0, result.stderr
 
 
-def test_generated_c_is_deterministic(tmp_path):
+@pytest.mark.parametrize("name", ["lstm", "peephole_lstm", "gru"])
+def test_generated_c_is_deterministic(tmp_path, name):
     """Same bytes under two hash seeds, and equal to the checked-in files."""
     script = (
         "import sys\n"
         "from lstm_sym.artifacts import cell_artifacts\n"
         "from lstm_sym.cells import get\n"
-        "for a in cell_artifacts(get('lstm')):\n"
+        f"for a in cell_artifacts(get({name!r})):\n"
         "    if a.path.endswith(('.c', '.h')):\n"
         "        sys.stdout.buffer.write(a.render())\n"
     )
@@ -334,20 +363,21 @@ def test_generated_c_is_deterministic(tmp_path):
         outputs.append(result.stdout)
     assert outputs[0] == outputs[1]
     with (
-        open(os.path.join(ROOT, "generated", "lstm.h"), "rb") as h,
-        open(os.path.join(ROOT, "generated", "lstm.c"), "rb") as c,
+        open(os.path.join(ROOT, "generated", f"{name}.h"), "rb") as h,
+        open(os.path.join(ROOT, "generated", f"{name}.c"), "rb") as c,
     ):
         assert outputs[0] == h.read() + c.read()
 
 
-def test_no_allocation_globals_or_static_state():
-    with open(os.path.join(ROOT, "generated", "lstm.c")) as handle:
+@pytest.mark.parametrize("name", list(CELLS))
+def test_no_allocation_globals_or_static_state(name):
+    with open(os.path.join(ROOT, "generated", f"{name}.c")) as handle:
         source = handle.read()
     includes = sorted(line for line in source.splitlines() if line.startswith("#include"))
-    assert includes == ['#include "lstm.h"', "#include <math.h>"]
+    assert includes == [f'#include "{name}.h"', "#include <math.h>"]
     for word in ("malloc", "calloc", "free(", "static double ", "static float "):
-        assert word not in source.replace("static double lstm_", "").replace(
-            "static float lstm_", ""
+        assert word not in source.replace(f"static double {name}_", "").replace(
+            f"static float {name}_", ""
         ), word
     for line in source.splitlines():
         if line.startswith(("size_t", "int", "const char", "static")):

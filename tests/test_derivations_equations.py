@@ -157,7 +157,7 @@ def test_linear_adjoints():
 def _role_value(role, arg, offset, t, trace, grads, column=None):
     """The array a matrix symbol of the document stands for, at step t (1-based)."""
     spec = trace.spec
-    T, B = trace.steps, trace.batch  # noqa: N806
+    T, B = trace.steps, trace.batch
     step = t + offset - 1
     if role == "value":
         v = trace.env[step][arg]
@@ -204,7 +204,7 @@ def _role_value(role, arg, offset, t, trace, grads, column=None):
 
 def test_matrix_equations(cell):
     _, trace, equations, (_, _, grads) = cell
-    T, B = trace.steps, trace.batch  # noqa: N806
+    T, B = trace.steps, trace.batch
     dims = {sp.Symbol("N", integer=True, positive=True): T * B}
     checked = 0
     for e in equations:

@@ -134,32 +134,84 @@ def _forward_call(**overrides):
 
 BAD_FORWARD = [
     ("events rank", dict(events=np.zeros(3)), ValueError, r"events must have shape .*got \(3,\)"),
-    ("events width", dict(events=np.zeros((5, 2, 4))), ValueError, r"events .*\(T, batch, 3\).*got \(5, 2, 4\)"),
-    ("events strings", dict(events=np.array([["a", "b", "c"]])), TypeError, r"events must be a real numeric array, got dtype <U1"),
+    (
+        "events width",
+        dict(events=np.zeros((5, 2, 4))),
+        ValueError,
+        r"events .*\(T, batch, 3\).*got \(5, 2, 4\)",
+    ),
+    (
+        "events strings",
+        dict(events=np.array([["a", "b", "c"]])),
+        TypeError,
+        r"events must be a real numeric array, got dtype <U1",
+    ),
     ("events complex", dict(events=np.zeros((2, 3), complex)), TypeError, r"events .*complex128"),
-    ("events ragged", dict(events=[[1, 2, 3], [1, 2]]), TypeError, r"events must be a real numeric array"),
+    (
+        "events ragged",
+        dict(events=[[1, 2, 3], [1, 2]]),
+        TypeError,
+        r"events must be a real numeric array",
+    ),
     ("events empty", dict(events=np.zeros((0, 2, 3))), ValueError, r"at least one step"),
-    ("h0 shape", dict(h0=np.zeros(4)), ValueError, r"h0 must have shape \(2, 4\) \(batch, hidden_size\), got \(4,\)"),
-    ("c0 batch", dict(c0=np.zeros((3, 4))), ValueError, r"c0 must have shape \(2, 4\).*got \(3, 4\)"),
-    ("parameters type", dict(parameters="weights"), TypeError, r"parameters must be a lstm.Parameters, got str"),
+    (
+        "h0 shape",
+        dict(h0=np.zeros(4)),
+        ValueError,
+        r"h0 must have shape \(2, 4\) \(batch, hidden_size\), got \(4,\)",
+    ),
+    (
+        "c0 batch",
+        dict(c0=np.zeros((3, 4))),
+        ValueError,
+        r"c0 must have shape \(2, 4\).*got \(3, 4\)",
+    ),
+    (
+        "parameters type",
+        dict(parameters="weights"),
+        TypeError,
+        r"parameters must be a lstm.Parameters, got str",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("case", "overrides", "error", "message"), BAD_FORWARD, ids=[b[0] for b in BAD_FORWARD])
+@pytest.mark.parametrize(
+    ("case", "overrides", "error", "message"), BAD_FORWARD, ids=[b[0] for b in BAD_FORWARD]
+)
 def test_bad_forward_input_is_named_with_expected_and_actual(case, overrides, error, message):
     with pytest.raises(error, match=message):
         _forward_call(**overrides)()
 
 
 BAD_PARAMETERS = [
-    ("hidden_forget_weights", np.zeros((4, 3)), r"parameters.hidden_forget_weights must have shape \(4, 4\) \(hidden_size, hidden_size\), got \(4, 3\)"),
-    ("event_output_weights", np.zeros((3, 4)), r"parameters.event_output_weights must have shape \(4, 3\) \(hidden_size, event_size\), got \(3, 4\)"),
-    ("event_update_bias", np.zeros(3), r"parameters.event_update_bias must have shape \(4,\) \(hidden_size,\) or \(\), got \(3,\)"),
-    ("hidden_candidate_bias", np.zeros((4, 1)), r"hidden_candidate_bias must have shape \(4,\).*got \(4, 1\)"),
+    (
+        "hidden_forget_weights",
+        np.zeros((4, 3)),
+        r"parameters.hidden_forget_weights must have shape \(4, 4\) "
+        r"\(hidden_size, hidden_size\), got \(4, 3\)",
+    ),
+    (
+        "event_output_weights",
+        np.zeros((3, 4)),
+        r"parameters.event_output_weights must have shape \(4, 3\) "
+        r"\(hidden_size, event_size\), got \(3, 4\)",
+    ),
+    (
+        "event_update_bias",
+        np.zeros(3),
+        r"parameters.event_update_bias must have shape \(4,\) \(hidden_size,\) or \(\), got \(3,\)",
+    ),
+    (
+        "hidden_candidate_bias",
+        np.zeros((4, 1)),
+        r"hidden_candidate_bias must have shape \(4,\).*got \(4, 1\)",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("name", "value", "message"), BAD_PARAMETERS, ids=[b[0] for b in BAD_PARAMETERS])
+@pytest.mark.parametrize(
+    ("name", "value", "message"), BAD_PARAMETERS, ids=[b[0] for b in BAD_PARAMETERS]
+)
 def test_bad_parameter_shapes_never_broadcast(name, value, message):
     parameters = random_parameters(3, 4)
     setattr(parameters, name, value)
@@ -169,22 +221,32 @@ def test_bad_parameter_shapes_never_broadcast(name, value, message):
 
 @pytest.mark.parametrize("size", [0, -1, 2.5, "3", True])
 def test_bad_sizes(size):
-    with pytest.raises(ValueError, match=re.escape(f"event_size must be a positive integer, got {size!r}")):
+    with pytest.raises(
+        ValueError, match=re.escape(f"event_size must be a positive integer, got {size!r}")
+    ):
         lstm.Parameters(size, 3)
 
 
 def test_bad_backward_input():
     parameters = random_parameters(3, 4)
-    outputs, (h, c), cache = lstm.forward(parameters, np.zeros((5, 2, 3)))
-    with pytest.raises(TypeError, match=r"cache must be the Cache returned by lstm.forward, got dict"):
+    outputs, (h, _), cache = lstm.forward(parameters, np.zeros((5, 2, 3)))
+    with pytest.raises(
+        TypeError, match=r"cache must be the Cache returned by lstm.forward, got dict"
+    ):
         lstm.backward({}, outputs)
-    with pytest.raises(ValueError, match=r"d_outputs must have shape \(5, 2, 4\) \(like outputs\), got \(5, 4\)"):
+    with pytest.raises(
+        ValueError, match=r"d_outputs must have shape \(5, 2, 4\) \(like outputs\), got \(5, 4\)"
+    ):
         lstm.backward(cache, outputs[:, 0])
-    with pytest.raises(ValueError, match=r"d_h_last must have shape \(2, 4\) \(batch, hidden_size\), got \(4,\)"):
+    with pytest.raises(
+        ValueError, match=r"d_h_last must have shape \(2, 4\) \(batch, hidden_size\), got \(4,\)"
+    ):
         lstm.backward(cache, outputs, d_h_last=h[0])
     with pytest.raises(ValueError, match=r"d_c_last must have shape \(2, 4\).*got \(2, 5\)"):
         lstm.backward(cache, outputs, d_c_last=np.zeros((2, 5)))
-    with pytest.raises(TypeError, match=r"d_outputs must be a real numeric array, got dtype object"):
+    with pytest.raises(
+        TypeError, match=r"d_outputs must be a real numeric array, got dtype object"
+    ):
         lstm.backward(cache, np.array([None] * 40).reshape(5, 2, 4))
 
 
@@ -192,7 +254,9 @@ def test_bad_step_function_input():
     parameters = random_parameters(3, 4)
     with pytest.raises(ValueError, match=r"event must have shape \(\.\.\., 3\)"):
         lstm.input_gate(np.zeros(2), np.zeros(4), parameters)
-    with pytest.raises(ValueError, match=r"hidden_state must have shape \(4,\) \(\.\.\., hidden_size\), got \(3,\)"):
+    with pytest.raises(
+        ValueError, match=r"hidden_state must have shape \(4,\) \(\.\.\., hidden_size\), got \(3,\)"
+    ):
         lstm.input_gate(np.zeros(3), np.zeros(3), parameters)
     with pytest.raises(ValueError, match=r"prev_cell_state must have shape \(2, 4\)"):
         lstm.forget_gate(np.zeros((2, 3)), np.zeros((2, 4)), np.zeros(4), parameters)

@@ -32,7 +32,9 @@ def loss(parameters, inputs, cot):
     return np.sum(cot["outputs"] * outputs) + np.sum(cot["h"] * h) + np.sum(cot["c"] * c)
 
 
-@pytest.mark.parametrize(("steps", "batch", "event_size", "hidden_size"), [(9, 4, 6, 7), (20, 2, 3, 5)])
+@pytest.mark.parametrize(
+    ("steps", "batch", "event_size", "hidden_size"), [(9, 4, 6, 7), (20, 2, 3, 5)]
+)
 def test_directional_derivatives_match_central_differences(steps, batch, event_size, hidden_size):
     parameters, inputs, cot = problem(steps, batch, event_size, hidden_size, seed=steps)
     _, _, cache = lstm.forward(parameters, inputs["events"], inputs["h0"], inputs["c0"])
@@ -72,4 +74,6 @@ def test_a_few_entries_elementwise():
         weights[index] -= 2 * eps
         down = loss(parameters, inputs, cot)
         weights[index] += eps
-        assert np.isclose(grads.hidden_candidate_weights[index], (up - down) / (2 * eps), rtol=1e-6, atol=1e-8)
+        assert np.isclose(
+            grads.hidden_candidate_weights[index], (up - down) / (2 * eps), rtol=1e-6, atol=1e-8
+        )

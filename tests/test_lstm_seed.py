@@ -9,7 +9,7 @@ from generated import lstm as lstm  # the seed does `import lstm`
 
 def test_seed_notebook_cells_print_the_seed_numbers():
     # In [3]
-    EVENT_SIZE, HIDDEN_SIZE = 3, 3  # noqa: N806 - the seed's names
+    EVENT_SIZE, HIDDEN_SIZE = 3, 3
     parameters = lstm.Parameters(event_size=EVENT_SIZE, hidden_size=HIDDEN_SIZE)
     assert parameters.event_forget_bias == 0 and parameters.event_forget_weights.shape == (3, 3)
     # In [5]
@@ -17,21 +17,30 @@ def test_seed_notebook_cells_print_the_seed_numbers():
     hidden_state = np.array([0, 0, 10])
     prev_cell_state = np.array([1, 1, 1])
     out = lstm.forget_gate(
-        event=event, hidden_state=hidden_state, parameters=parameters, prev_cell_state=prev_cell_state
+        event=event,
+        hidden_state=hidden_state,
+        parameters=parameters,
+        prev_cell_state=prev_cell_state,
     )
     assert repr(out) == "array([0.5, 0.5, 0.5])"
     # In [6]
     parameters.event_forget_weights = np.eye(HIDDEN_SIZE, EVENT_SIZE)
     parameters.hidden_forget_weights = np.eye(HIDDEN_SIZE, EVENT_SIZE)
     out = lstm.forget_gate(
-        event=event, hidden_state=hidden_state, parameters=parameters, prev_cell_state=prev_cell_state
+        event=event,
+        hidden_state=hidden_state,
+        parameters=parameters,
+        prev_cell_state=prev_cell_state,
     )
     assert repr(out) == "array([0.9999546, 0.5      , 0.9999546])"
     # In [7]
     parameters.event_forget_weights = np.eye(HIDDEN_SIZE, EVENT_SIZE)
     parameters.hidden_forget_weights = np.zeros((HIDDEN_SIZE, EVENT_SIZE))
     out = lstm.forget_gate(
-        event=event, hidden_state=hidden_state, parameters=parameters, prev_cell_state=prev_cell_state
+        event=event,
+        hidden_state=hidden_state,
+        parameters=parameters,
+        prev_cell_state=prev_cell_state,
     )
     assert repr(out) == "array([0.9999546, 0.5      , 0.5      ])"
     # In [9]
@@ -47,7 +56,9 @@ def test_seed_notebook_cells_print_the_seed_numbers():
     forget = lstm.forget_gate(event, hidden_state, prev_cell_state, parameters)
     new_cell = lstm.cell_state(forget_gate_output=forget, input_gate_output=out)
     np.testing.assert_array_equal(new_cell, forget + out)
-    hidden = lstm.output_gate(event=event, hidden_state=hidden_state, cell_state=new_cell, parameters=parameters)
+    hidden = lstm.output_gate(
+        event=event, hidden_state=hidden_state, cell_state=new_cell, parameters=parameters
+    )
     np.testing.assert_allclose(hidden, 0.5 * np.tanh(new_cell), rtol=1e-15)
 
 

@@ -3,10 +3,33 @@
 from __future__ import annotations
 
 from ..spec import CellSpec, validate
-from . import lstm
+from . import (
+    gru,
+    lstm,
+    lstm_cifg,
+    lstm_nfg,
+    lstm_niaf,
+    lstm_nig,
+    lstm_noaf,
+    lstm_nog,
+    peephole_lstm,
+)
 
 #: Built-in cells by name, in the order ``lstm-sym generate`` writes them.
-CELLS: dict[str, CellSpec] = {spec.name: spec for spec in (lstm.SPEC,)}
+CELLS: dict[str, CellSpec] = {
+    module.SPEC.name: module.SPEC
+    for module in (
+        lstm,
+        peephole_lstm,
+        lstm_nig,
+        lstm_nfg,
+        lstm_nog,
+        lstm_niaf,
+        lstm_noaf,
+        lstm_cifg,
+        gru,
+    )
+}
 
 
 def get(name: str) -> CellSpec:

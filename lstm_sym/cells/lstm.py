@@ -23,11 +23,12 @@ GATES = ("update", "forget", "candidate", "output")
 event, hidden = gate_symbols(GATES)
 
 hidden_prev, cell_prev = real_symbol("hidden_prev"), real_symbol("cell_prev")
-forget, update, candidate, output = (real_symbol(g) for g in ("forget", "update", "candidate", "output"))
+forget, update, candidate, output = (real_symbol(g) for g in GATES[1::-1] + GATES[2:])
 cell, hidden_new = real_symbol("cell"), real_symbol("hidden")
 
 # Arguments of the seed's one-step functions (see the seed notebook).
-forget_gate_output, input_gate_output = real_symbol("forget_gate_output"), real_symbol("input_gate_output")
+forget_gate_output = real_symbol("forget_gate_output")
+input_gate_output = real_symbol("input_gate_output")
 
 SPEC = CellSpec(
     name="lstm",

@@ -11,7 +11,7 @@ import sympy as sp
 from sympy.printing.c import reserved_words as c_keywords
 
 from ..derive import Derivation, carry
-from ..spec import SpecError, real_symbol
+from ..spec import SpecError, real_symbol, where_used
 from . import c_api
 from .c_printer import PRECISIONS, c_code
 from .templates import render
@@ -27,7 +27,19 @@ RESERVED = (
 )
 
 
+def _unit_scope(spec) -> set[str]:
+    """Parameter names of the per-unit functions, where the spec's symbols become locals."""
+    names = set()
+    for s in spec.states:
+        names |= {f"{s.short}_prev", f"{s.short}_next", f"d_{s.short}"}
+    for p in spec.unit_parameters:
+        names |= {f"{p.name}_vector", f"d_{p.name}_vector"}
+    return names
+
+
 def _check_names(derivation: Derivation, api_names: set[str]) -> None:
+    """Spec symbols become C locals of the per-unit functions: no clash with their parameters,
+    the kernel's own names, C keywords or the cell's helper functions (``<cell>_...``)."""
     spec = derivation.spec
     symbols = {a.target for a in derivation.forward} | set(derivation.lowered.inputs)
     symbols |= {a.target for a in derivation.backward.chain} | set(derivation.backward.carries)
@@ -38,8 +50,8 @@ def _check_names(derivation: Derivation, api_names: set[str]) -> None:
             or symbol.name.startswith(spec.name + "_")
         ):
             raise SpecError(
-                f"cell {spec.name!r}: symbol {symbol.name!r} is reserved by the generated C; "
-                "rename it"
+                f"cell {spec.name!r}, {where_used(spec, symbol.name)}: symbol {symbol.name!r} "
+                "is reserved by the generated C; rename it"
             )
 
 
@@ -105,7 +117,7 @@ def context(derivation: Derivation, command: str) -> dict:
     """Everything the templates need, as plain strings and lists."""
     spec = derivation.spec
     api = c_api.functions(spec)
-    _check_names(derivation, {a.name for f in api for a in f.args})
+    _check_names(derivation, _unit_scope(spec))
     prefix = spec.name
     gate_index = {g: k for k, g in enumerate(spec.gates)}
     forward_uses = set().union(*(a.expr.free_symbols for a in derivation.forward))
@@ -114,10 +126,8 @@ def context(derivation: Derivation, command: str) -> dict:
         {"symbol": g.symbol.name, "kind": g.kind, "gate": g.gate, "index": gate_index[g.gate]}
         for g in derivation.gate_inputs
     ]
-    # Values backward reads per step: the saved activations, then any gate input it needs.
-    cache_values = [s.name for s in derivation.saved] + [
-        g["symbol"] for g in gate_inputs if real_symbol(g["symbol"]) in backward_uses
-    ]
+    # Values backward reads per step: any gate input it needs, then the saved activations.
+    cache_values = [s.name for s in derivation.saved]
     states = [
         {
             "name": s.name,

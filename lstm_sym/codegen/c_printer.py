@@ -33,7 +33,7 @@ class GeneratedCPrinter(C99CodePrinter):
     def _print_sigmoid(self, expr):
         return f"{self.prefix}_sigmoid_{self.suffix}({self._print(expr.args[0])})"
 
-    def _print_Pow(self, expr):  # noqa: N802 - SymPy printer method name
+    def _print_Pow(self, expr):
         base, exponent = expr.args
         if exponent.is_Integer and 2 <= int(exponent) <= 4:
             factor = self.parenthesize(base, sp.printing.precedence.PRECEDENCE["Mul"])

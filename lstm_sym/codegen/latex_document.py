@@ -544,6 +544,7 @@ def context(derivation: Derivation, command: str) -> dict:
         "command": command,
         "title": spec.title,
         "name": spec.name,
+        "name_tex": spec.name.replace("_", r"\_"),
         "source": spec.source.replace("_", r"\_"),
         "sections": {
             k: [

@@ -68,7 +68,7 @@ class Notation:
         used_letters = set(TAKEN)
 
         def letter(name: str) -> str:
-            candidate = CONVENTIONAL.get(name)
+            candidate = spec.letters.get(name, CONVENTIONAL.get(name))
             if candidate and candidate not in used_letters:
                 used_letters.add(candidate)
                 return candidate
@@ -154,7 +154,7 @@ class LatexNotationPrinter(LatexPrinter):
             return 4 if name in self.notation.nested else 3
         return 5
 
-    def _print_Mul(self, expr):  # noqa: N802 - SymPy's names
+    def _print_Mul(self, expr):
         if expr.is_commutative and not expr.could_extract_minus_sign():
             factors = sorted(enumerate(expr.args), key=lambda p: (self._rank(p[1]), p[0]))
             ordered = tuple(f for _, f in factors)
@@ -186,7 +186,7 @@ class LatexNotationPrinter(LatexPrinter):
         arg = self._print(expr.args[0])
         return rf"\tanh({arg})" if exp is None else rf"\tanh^{{{exp}}}({arg})"
 
-    def _print_Symbol(self, expr, style="plain"):  # noqa: N802 - SymPy's names
+    def _print_Symbol(self, expr, style="plain"):
         latex = self.names.get(expr.name)
         if latex is not None:
             return latex
@@ -195,28 +195,28 @@ class LatexNotationPrinter(LatexPrinter):
             return rf"\tau_{{{match.group(1)}}}"
         return super()._print_Symbol(expr, style)
 
-    def _print_MatrixSymbol(self, expr):  # noqa: N802 - SymPy's names
+    def _print_MatrixSymbol(self, expr):
         latex = self.notation.scalar.get(expr.name)
         return latex if latex is not None else super()._print_MatrixSymbol(expr)
 
-    def _print_IndexedBase(self, expr):  # noqa: N802 - SymPy's names
+    def _print_IndexedBase(self, expr):
         latex = self.notation.base.get(expr.label.name)
         return latex if latex is not None else self._print(expr.label)
 
-    def _print_Indexed(self, expr):  # noqa: N802 - SymPy's names
+    def _print_Indexed(self, expr):
         indices = ",".join(self._print(i) for i in expr.indices)
         return f"{self._print(expr.base)}_{{{indices}}}"
 
-    def _print_Transpose(self, expr):  # noqa: N802 - SymPy's names
+    def _print_Transpose(self, expr):
         arg = self._print(expr.arg)
         if isinstance(expr.arg, sp.MatrixSymbol) and "^" not in arg:
             return rf"{arg}^{{\top}}"
         return rf"({arg})^{{\top}}"
 
-    def _print_Trace(self, expr):  # noqa: N802 - SymPy's names
+    def _print_Trace(self, expr):
         return rf"\operatorname{{tr}}({self._print(expr.arg)})"
 
-    def _print_OneMatrix(self, expr):  # noqa: N802 - SymPy's names
+    def _print_OneMatrix(self, expr):
         return r"\mathbf{1}"
 
 

@@ -6,10 +6,12 @@ mathematical expression in it is printed from the derivation by :mod:`.numpy_pri
 
 from __future__ import annotations
 
+import re
+
 import sympy as sp
 
 from ..derive import Derivation, adjoint, carry
-from ..spec import SpecError
+from ..spec import SpecError, where_used
 from .numpy_printer import numpy_code
 from .templates import render
 
@@ -30,7 +32,8 @@ def _check_names(derivation: Derivation) -> None:
     for symbol in sorted(symbols, key=lambda s: s.name):
         if symbol.name in RESERVED or symbol.name.startswith(("grad_", "slice_")):
             raise SpecError(
-                f"cell {spec.name!r}: symbol {symbol.name!r} is reserved by the generated module; rename it"
+                f"cell {spec.name!r}, {where_used(spec, symbol.name)}: symbol {symbol.name!r} is "
+                "reserved by the generated NumPy module; rename it"
             )
 
 
@@ -48,6 +51,55 @@ def _linear_code(derivation: Derivation, delta: str, inputs: str, weights: str) 
     }
 
 
+#: Functions whose NumPy form is a ufunc-like call taking ``out=`` (``_sigmoid`` included).
+_OUT_FUNCTIONS = ("sigmoid", "tanh", "exp", "log")
+
+
+def _into(expr, destination: str) -> str | None:
+    """NumPy code evaluating ``expr`` straight into the array ``destination`` (one pass fewer
+    than computing a temporary and copying it), or None when ``expr`` has no such form.
+
+    The outermost operation takes ``out=``: an activation, a product or a sum (split as its
+    other factors or terms times/plus the last one).
+    """
+    if isinstance(expr, sp.Function) and len(expr.args) == 1:
+        if type(expr).__name__ not in _OUT_FUNCTIONS:
+            return None
+        code = numpy_code(expr)
+        return f"{code[:-1]}, out={destination})" if code.endswith(")") else None
+    for kind, ufunc in ((sp.Mul, "np.multiply"), (sp.Add, "np.add")):
+        if isinstance(expr, kind) and len(expr.args) >= 2:
+            rest = kind(*expr.args[:-1], evaluate=False)
+            return f"{ufunc}({numpy_code(rest)}, {numpy_code(expr.args[-1])}, out={destination})"
+    return None
+
+
+def _lines_into(assignments, destinations: dict) -> tuple[list[dict], set]:
+    """Printed assignments, each target with a destination written in place; returns the
+    lines and the targets so written (their copies are not needed)."""
+    lines, written = [], set()
+    for a in assignments:
+        code = None
+        if a.target in destinations:
+            into = _into(a.expr, destinations[a.target])
+            if into is not None:
+                code, _ = f"{a.target} = {into}", written.add(a.target)
+        lines.append({"note": a.note, "code": code or f"{a.target} = {numpy_code(a.expr)}"})
+    return lines, written
+
+
+def _drop_unread(lines: list[dict], assignments, written: set, later_code: list[str]) -> None:
+    """A target written in place and read neither by a later assignment nor by ``later_code``
+    (the code after the lines) is not bound to a name."""
+    for index, a in enumerate(assignments):
+        if a.target not in written:
+            continue
+        read = any(a.target in b.expr.free_symbols for b in assignments[index + 1 :])
+        pattern = re.compile(rf"\b{re.escape(a.target.name)}\b")
+        if not read and not any(pattern.search(code) for code in later_code):
+            lines[index]["code"] = lines[index]["code"].split(" = ", 1)[1]
+
+
 def _step_function(spec, function) -> dict:
     """Body lines of a seed-style one-step function: gate parts, then the expression."""
     bound = {symbol: arg for symbol, arg in function.bindings.items()}
@@ -59,7 +111,7 @@ def _step_function(spec, function) -> dict:
         first = function.args[0]
         lines.append(f'{first} = _real_array({first}, "{first}")')
         shape_of = f"{first}.shape"
-    for symbol, arg in bound.items():
+    for arg in bound.values():
         if "parameters" in function.args or arg != function.args[0]:
             lines.append(f'{arg} = _step_state({arg}, "{arg}", {shape_of})')
     used = function.expr.free_symbols
@@ -74,7 +126,9 @@ def _step_function(spec, function) -> dict:
     unknown = used - set(bound) - set(spec.gate_inputs)
     if unknown:
         names = ", ".join(sorted(s.name for s in unknown))
-        raise SpecError(f"cell {spec.name!r}, step function {function.name}: unbound symbol(s) {names}")
+        raise SpecError(
+            f"cell {spec.name!r}, step function {function.name}: unbound symbol(s) {names}"
+        )
     expr = function.expr.xreplace({s: sp.Symbol(a) for s, a in substitution.items()})
     lines.append(f"return {numpy_code(expr)}")
     return {
@@ -87,18 +141,25 @@ def _step_function(spec, function) -> dict:
     }
 
 
+def derivation_symbol(derivation: Derivation, name: str):
+    """The gate-input symbol of ``derivation`` called ``name``."""
+    return next(gi.symbol for gi in derivation.gate_inputs if gi.symbol.name == name)
+
+
 def context(derivation: Derivation, command: str) -> dict:
     """Everything the template needs, as plain strings and lists."""
     _check_names(derivation)
     spec = derivation.spec
     backward_outputs = derivation.backward.outputs
-    gates = [
-        {"name": g, "index": k, "slice": f"slice_{g}"} for k, g in enumerate(spec.gates)
-    ]
+    gates = [{"name": g, "index": k, "slice": f"slice_{g}"} for k, g in enumerate(spec.gates)]
     slices = {g["name"]: g["slice"] for g in gates}
     gate_inputs = []
     for gi in derivation.gate_inputs:
-        source = {"pre": "pre_activation", "event": "event_projection[t]", "hidden": "hidden_projection"}
+        source = {
+            "pre": "pre_activation",
+            "event": "event_projection[t]",
+            "hidden": "hidden_projection",
+        }
         targets = {"pre": ["delta_event"], "event": ["delta_event"], "hidden": ["delta_hidden"]}
         if derivation.summed:
             targets["pre"] = ["delta_event"]  # delta_hidden is the same array
@@ -135,9 +196,49 @@ def context(derivation: Derivation, command: str) -> dict:
                 "carry": carry(s.new).name,
                 "is_output": s.new == spec.output,
                 "prev_used": s.prev in used_in_backward,
-                "prev_adjoint_code": " + ".join(terms) if terms else "np.zeros((batch, hidden_size), dtype=dtype)",
+                "prev_adjoint_code": " + ".join(terms)
+                if terms
+                else "np.zeros((batch, hidden_size), dtype=dtype)",
             }
         )
+    # Forward: saved values and new states are computed straight into the cache.
+    destinations = {}
+    for s in spec.states:
+        destinations.setdefault(s.new, f"{s.name}_states[t + 1]")
+    for v in derivation.saved:
+        destinations[v] = f'saved["{v.name}"][t]'
+    forward_lines, written = _lines_into(derivation.forward, destinations)
+    forward_stores = [
+        f'saved["{v.name}"][t] = {v.name}'
+        for v in derivation.saved
+        if v not in written or destinations[v] != f'saved["{v.name}"][t]'
+    ] + [
+        f"{s['sequence']}[t + 1] = {s['new']}"
+        for s, state in zip(states, spec.states, strict=True)
+        if state.new not in written or destinations[state.new] != f"{s['sequence']}[t + 1]"
+    ]
+    # Backward: a gate input's adjoint goes straight into its slice of the single delta array.
+    delta_destinations = {}
+    for gi in gate_inputs:
+        symbol = backward_outputs[derivation_symbol(derivation, gi["symbol"])]
+        if len(gi["delta_targets"]) == 1 and isinstance(symbol, sp.Symbol):
+            delta_destinations.setdefault(symbol, f"{gi['delta_targets'][0]}[t, :, {gi['slice']}]")
+    counts = {}
+    for gi in gate_inputs:
+        counts[gi["adjoint"]] = counts.get(gi["adjoint"], 0) + 1
+    delta_destinations = {k: v for k, v in delta_destinations.items() if counts.get(k.name) == 1}
+    backward_lines, delta_written = _lines_into(derivation.backward.chain, delta_destinations)
+    for gi in gate_inputs:
+        gi["delta_stored"] = any(s.name == gi["adjoint"] for s in delta_written)
+    _drop_unread(forward_lines, derivation.forward, written, forward_stores)
+    _drop_unread(
+        backward_lines,
+        derivation.backward.chain,
+        delta_written,
+        [gi["adjoint"] for gi in gate_inputs if not gi["delta_stored"]]
+        + [s["prev_adjoint_code"] for s in states]
+        + [numpy_code(backward_outputs[p]) for p in spec.unit_parameters],
+    )
     event = _linear_code(derivation, "delta_event", "inputs", "event_weights")
     hidden = _linear_code(derivation, "delta_hidden", "hidden_inputs", "hidden_weights")
     math = _linear_code(derivation, "Delta", "X", "W")
@@ -160,17 +261,15 @@ def context(derivation: Derivation, command: str) -> dict:
         ]
         + [{"name": p.name} for p in spec.unit_parameters],
         "unit_parameters": [
-            {"name": p.name, "adjoint": numpy_code(backward_outputs[p])} for p in spec.unit_parameters
+            {"name": p.name, "adjoint": numpy_code(backward_outputs[p])}
+            for p in spec.unit_parameters
         ],
         "gate_inputs": gate_inputs,
         "any_pre": any(g.kind == "pre" for g in derivation.gate_inputs),
         "summed": derivation.summed,
-        "forward_lines": [
-            {"note": a.note, "code": f"{a.target} = {numpy_code(a.expr)}"} for a in derivation.forward
-        ],
-        "backward_lines": [
-            {"note": a.note, "code": f"{a.target} = {numpy_code(a.expr)}"} for a in derivation.backward.chain
-        ],
+        "forward_lines": forward_lines,
+        "forward_stores": forward_stores,
+        "backward_lines": backward_lines,
         "saved": [s.name for s in derivation.saved],
         "step_functions": [_step_function(spec, f) for f in spec.step_functions],
         "exports": sorted(

@@ -11,7 +11,14 @@ LINE_LENGTH = 100
 
 def format_python(source: str, filename: str) -> str:
     result = subprocess.run(
-        [find_ruff_bin(), "format", "--isolated", f"--line-length={LINE_LENGTH}", f"--stdin-filename={filename}", "-"],
+        [
+            find_ruff_bin(),
+            "format",
+            "--isolated",
+            f"--line-length={LINE_LENGTH}",
+            f"--stdin-filename={filename}",
+            "-",
+        ],
         input=source,
         capture_output=True,
         text=True,

@@ -1,0 +1,94 @@
+"""``lstm-sym bench``: options and the command itself."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import report, runner
+from .workloads import ALL, DEFAULT
+
+
+def _size(text: str) -> tuple[int, int, int, int]:
+    try:
+        values = tuple(int(v) for v in text.replace("x", ",").split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 4 or min(values) < 1:
+        raise argparse.ArgumentTypeError(
+            f"a size is B,T,X,H (four positive integers), got {text!r}"
+        )
+    return values  # type: ignore[return-value]
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--size",
+        type=_size,
+        action="append",
+        metavar="B,T,X,H",
+        help="batch, steps, event size, hidden size (repeatable; default: "
+        + " ".join(",".join(map(str, s)) for s in runner.DEFAULT_SIZES)
+        + ")",
+    )
+    parser.add_argument(
+        "--dtype", choices=("f32", "f64"), action="append", help="repeatable (default: both)"
+    )
+    parser.add_argument(
+        "--threads", type=int, action="append", help="thread count, repeatable (default: 1 and 2)"
+    )
+    parser.add_argument(
+        "--impl",
+        choices=ALL,
+        action="append",
+        help=f"implementation, repeatable (default: {', '.join(DEFAULT)}; unavailable ones are "
+        "skipped)",
+    )
+    parser.add_argument("--repeats", type=int, default=5, help="timed samples per measurement")
+    parser.add_argument(
+        "--min-time", type=float, default=0.05, help="seconds per sample (fast calls loop)"
+    )
+    parser.add_argument(
+        "--pause",
+        type=float,
+        default=0.2,
+        help="seconds between implementations on 2+ threads (idle BLAS threads spin)",
+    )
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory pass")
+    parser.add_argument(
+        "--out-dir", type=Path, default=Path("bench-results"), help="where bench.json/png go"
+    )
+    parser.add_argument("--no-plot", action="store_true", help="write no PNG")
+    parser.set_defaults(run=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.repeats < 1 or (args.threads and min(args.threads) < 1):
+        print("lstm-sym bench: --repeats and --threads must be at least 1", file=sys.stderr)
+        return 2
+    options = runner.Options(
+        sizes=args.size or list(runner.DEFAULT_SIZES),
+        dtypes=args.dtype or ["f32", "f64"],
+        threads=args.threads or [1, 2],
+        impls=list(dict.fromkeys(args.impl or DEFAULT)),
+        repeats=args.repeats,
+        min_time=args.min_time,
+        pause=args.pause,
+        memory=not args.no_memory,
+    )
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    results = runner.run(options, log=log)
+    print(report.table(results))
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = args.out_dir / "bench.json"
+    json_path.write_text(json.dumps(results, indent=1) + "\n")
+    print(f"\nwrote {json_path}")
+    if not args.no_plot:
+        png = report.plot(results, args.out_dir / "bench.png")
+        print(f"wrote {png}" if png else "matplotlib is not installed: no plot")
+    return 0

@@ -1,0 +1,137 @@
+"""Tables and plots of benchmark results (the dict :func:`runner.run` returns)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .workloads import ALL, LABELS
+
+
+def rows(results: dict) -> list[dict]:
+    """One flat row per (size, dtype, threads, implementation)."""
+    out = []
+    for run in results["runs"]:
+        torch = run["results"].get("torch")
+        for name in ALL:
+            entry = run["results"].get(name)
+            if entry is None:
+                continue
+            row = {
+                "size": tuple(run["size"]),
+                "dtype": run["dtype"],
+                "threads": run["threads"],
+                "impl": name,
+                "forward_ms": entry["forward"]["median_s"] * 1e3,
+                "train_ms": entry["train"]["median_s"] * 1e3,
+                "train_gflops": entry["train"]["gflops"],
+                "peak_share": entry["train"]["gflops"] / run["peak_gflops"],
+                "vs_torch": None,
+                "vs_torch_forward": None,
+                "memory_mib": None,
+                "memory_kind": "",
+            }
+            if torch is not None:
+                row["vs_torch"] = torch["train"]["median_s"] / entry["train"]["median_s"]
+                row["vs_torch_forward"] = (
+                    torch["forward"]["median_s"] / entry["forward"]["median_s"]
+                )
+            memory = entry.get("memory")
+            if memory:
+                if name == "torch" or not memory["tracemalloc_bytes"]:
+                    if memory["rss_bytes"] is not None:
+                        row["memory_mib"], row["memory_kind"] = memory["rss_bytes"] / 2**20, "rss"
+                else:
+                    row["memory_mib"] = memory["tracemalloc_bytes"] / 2**20
+            out.append(row)
+    return out
+
+
+def _ratio(value):
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def table(results: dict) -> str:
+    """A plain-text table: one line per configuration and implementation."""
+    header = (
+        f"{'(B, T, X, H)':<19} {'dtype':<5} {'thr':>3} {'implementation':<23} "
+        f"{'fwd ms':>9} {'fwd+bwd ms':>11} {'vs torch':>9} {'fwd vs':>7} "
+        f"{'GFLOP/s':>8} {'peak%':>6} {'mem MiB':>9}"
+    )
+    lines = [header, "-" * len(header)]
+    previous = None
+    for row in rows(results):
+        key = (row["size"], row["dtype"], row["threads"])
+        if previous is not None and key != previous:
+            lines.append("")
+        previous = key
+        memory = "-" if row["memory_mib"] is None else f"{row['memory_mib']:.1f}"
+        if row["memory_kind"] == "rss":
+            memory += "*"
+        lines.append(
+            f"{row['size']!s:<19} {row['dtype']:<5} {row['threads']:>3} "
+            f"{LABELS[row['impl']]:<23} {row['forward_ms']:>9.3f} {row['train_ms']:>11.3f} "
+            f"{_ratio(row['vs_torch']):>9} {_ratio(row['vs_torch_forward']):>7} "
+            f"{row['train_gflops']:>8.1f} {100 * row['peak_share']:>5.0f}% {memory:>9}"
+        )
+    peaks = ", ".join(f"{k}: {v:.1f}" for k, v in results["gemm_peak_gflops"].items())
+    lines += [
+        "",
+        "vs torch = PyTorch time / this time, same run (> 1: faster than PyTorch); "
+        "fwd vs: forward only.",
+        "GFLOP/s counts matrix-product flops of forward+backward, 6 T B 4H (X + H); "
+        "peak% = share of "
+        "the NumPy GEMM peak measured (1024^3) at the start of the same configuration's run; "
+        f"2048^3 peaks at start (dtype/threads): {peaks} GFLOP/s.",
+        "mem: peak allocation of one forward+backward (tracemalloc); * = rise of the resident "
+        "set's high-water mark instead.",
+    ]
+    return "\n".join(lines)
+
+
+def plot(results: dict, path: Path) -> Path | None:
+    """Time per step of forward+backward vs hidden size, one line per implementation, one panel
+    per (dtype, threads). None when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    data = rows(results)
+    panels = sorted({(r["dtype"], r["threads"]) for r in data})
+    columns = min(2, len(panels))
+    lines_ = (len(panels) + columns - 1) // columns
+    figure, axes = plt.subplots(
+        lines_, columns, figsize=(6 * columns, 4.2 * lines_), squeeze=False
+    )
+    for panel, ax in zip(panels, axes.flat, strict=False):
+        for name in ALL:
+            points = sorted(
+                (r["size"][3], r["train_ms"] / r["size"][1], r["size"])
+                for r in data
+                if (r["dtype"], r["threads"]) == panel and r["impl"] == name
+            )
+            if points:
+                ax.plot(
+                    [p[0] for p in points], [p[1] for p in points], marker="o", label=LABELS[name]
+                )
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("hidden size H  (B, T, X vary with H: see the table)")
+        ax.set_ylabel("forward+backward ms per step")
+        ax.set_title(f"{panel[0]}, {panel[1]} thread(s)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.axis("off")
+    machine = results["machine"]
+    figure.suptitle(
+        f"lstm-sym bench, {machine['date']}, {machine.get('cpu', '?')}, {machine['cpus']} CPUs",
+        fontsize=10,
+    )
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path

@@ -1,0 +1,1 @@
+"""Runnable examples: ``python -m lstm_sym.examples.train`` (``lstm-sym train-example``)."""

@@ -1,0 +1,514 @@
+"""Stacked and bidirectional recurrent layers on any generated cell, as ``torch.nn.LSTM`` does.
+
+:class:`Recurrent` runs ``num_layers`` layers of one cell; with ``bidirectional=True`` each
+layer runs the cell forwards and, with its own parameters, backwards over the sequence, and
+concatenates both outputs on the feature axis (forward first), exactly as ``nn.LSTM`` and
+``nn.GRU``. Between layers (not after the last) dropout can be applied in training mode, with
+PyTorch's inverted scaling: ``y * mask / (1 - p)``, ``mask ~ Bernoulli(1 - p)``.
+
+The cell is a generated module (``generated.lstm``, ``generated.gru``, ...), its name, or a
+:class:`lstm_sym.native.NativeCell` (``lstm_sym.native.load("lstm")``: the C kernels); all
+share the ``Parameters`` / ``forward`` / ``backward`` contract.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._io import FORMAT_VERSION, float_array, load_npz, save_npz
+
+
+def resolve_cell(cell):
+    """A cell module from a module, a NativeCell or a built-in cell's name (default: lstm)."""
+    if cell is None:
+        cell = "lstm"
+    if isinstance(cell, str):
+        try:
+            return importlib.import_module(f"generated.{cell}")
+        except ModuleNotFoundError:
+            raise ValueError(f"no generated cell module generated/{cell}.py") from None
+    for attribute in ("Parameters", "forward", "backward", "GATES", "STATES", "CELL"):
+        if not hasattr(cell, attribute):
+            raise TypeError(
+                f"cell must be a generated cell module, a NativeCell or a cell name; "
+                f"{type(cell).__name__} has no {attribute!r}"
+            )
+    return cell
+
+
+def init_uniform(parameters, rng: np.random.Generator, forget_bias: float | None = None):
+    """PyTorch's default recurrent initialization, in place: every weight and bias drawn from
+    uniform(-1/sqrt(H), 1/sqrt(H)) (biases as (hidden,) vectors, arrays in ``NAMES`` order).
+
+    ``forget_bias``: if given, the forget gate's event bias is set to it and its hidden bias
+    to zero (their sum, what the gate sees, is ``forget_bias``; 1.0 is the usual choice).
+    """
+    bound = 1.0 / np.sqrt(parameters.hidden_size)
+    dtype = _parameter_dtype(parameters)
+    for name in parameters.NAMES:
+        shape = parameters.checked(name).shape
+        setattr(parameters, name, rng.uniform(-bound, bound, size=shape).astype(dtype))
+    if forget_bias is not None:
+        names = ("event_forget_bias", "hidden_forget_bias")
+        if not all(name in parameters.NAMES for name in names):
+            raise ValueError(
+                f"forget_bias: the {type(parameters).__module__} cell has no forget gate"
+            )
+        parameters.event_forget_bias[...] = forget_bias
+        parameters.hidden_forget_bias[...] = 0.0
+    return parameters
+
+
+def _parameter_dtype(parameters) -> np.dtype:
+    floats = [a.dtype for a in parameters.arrays().values() if a.dtype.kind == "f"]
+    return np.result_type(*floats) if floats else np.dtype(np.float64)
+
+
+def _as_arrays(parameters, dtype) -> None:
+    """Every attribute as an owned float ndarray of its full shape (scalar biases expanded), so
+    optimizers can update them in place."""
+    for name in parameters.NAMES:
+        setattr(parameters, name, np.array(parameters.checked(name), dtype=dtype, copy=True))
+
+
+@dataclass
+class RecurrentGradients:
+    """What :meth:`Recurrent.backward` returns.
+
+    ``parameters``: ``{name: gradient}`` with the names of :meth:`Recurrent.named_parameters`;
+    ``inputs``: dL/d(inputs), shaped like the inputs; ``initial``: dL/d(initial states), one
+    (num_layers * directions, [batch,] hidden) array per state (a tuple, or the array itself
+    for a one-state cell such as the GRU, like the finals of ``forward``).
+    """
+
+    parameters: dict[str, np.ndarray]
+    inputs: np.ndarray
+    initial: object
+
+
+class RecurrentCache:
+    """What :meth:`Recurrent.forward` saves for :meth:`Recurrent.backward`."""
+
+    def __init__(self, **fields):
+        self.__dict__.update(fields)
+
+    def __repr__(self):
+        return f"RecurrentCache(steps={self.steps}, batch={self.batch}, layers={len(self.caches)})"
+
+
+class Recurrent:
+    """``num_layers`` layers of a recurrent cell, optionally bidirectional (``nn.LSTM``'s model).
+
+    ``parameters[layer][direction]`` is the cell's ``Parameters`` (direction 1: the reverse
+    one). Layer 0 reads ``input_size`` features, the others ``hidden_size * directions``.
+    ``rng`` (a ``numpy.random.Generator`` or a seed) draws the initial weights
+    (:func:`init_uniform`) and the dropout masks; ``init=False`` leaves the cell's zeros.
+    """
+
+    KIND = "recurrent"
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        *,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        batch_first: bool = False,
+        cell=None,
+        dtype=np.float64,
+        rng=None,
+        forget_bias: float | None = None,
+        init: bool = True,
+    ):
+        for name, value in (
+            ("input_size", input_size),
+            ("hidden_size", hidden_size),
+            ("num_layers", num_layers),
+        ):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        self.cell = resolve_cell(cell)
+        self.input_size, self.hidden_size = int(input_size), int(hidden_size)
+        self.num_layers = int(num_layers)
+        self.bidirectional = bool(bidirectional)
+        self.directions = 2 if bidirectional else 1
+        self.dropout = float(dropout)
+        self.batch_first = bool(batch_first)
+        self.training = True
+        self.dtype = np.dtype(dtype)
+        self.rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        self.parameters = []
+        for layer in range(self.num_layers):
+            size = self.input_size if layer == 0 else self.hidden_size * self.directions
+            row = []
+            for _ in range(self.directions):
+                parameters = self.cell.Parameters(size, self.hidden_size, dtype=self.dtype)
+                if init:
+                    init_uniform(parameters, self.rng, forget_bias)
+                _as_arrays(parameters, self.dtype)
+                row.append(parameters)
+            self.parameters.append(row)
+
+    def __repr__(self):
+        return (
+            f"Recurrent({self.cell.CELL}, input_size={self.input_size}, "
+            f"hidden_size={self.hidden_size}, num_layers={self.num_layers}, "
+            f"bidirectional={self.bidirectional}, dropout={self.dropout})"
+        )
+
+    # -- mode, names ------------------------------------------------------------------------
+
+    def train(self, mode: bool = True) -> Recurrent:
+        """Training mode (dropout on, if ``dropout > 0``), as ``nn.Module.train``."""
+        self.training = bool(mode)
+        return self
+
+    def eval(self) -> Recurrent:
+        return self.train(False)
+
+    @staticmethod
+    def _prefix(layer: int, direction: int) -> str:
+        return f"l{layer}{'_reverse' if direction else ''}"
+
+    def named_parameters(self) -> dict[str, np.ndarray]:
+        """``{"l0.event_update_weights": array, ..., "l1_reverse....": ...}``: the live arrays
+        (an optimizer updating them in place updates the model)."""
+        return {
+            f"{self._prefix(layer, direction)}.{name}": getattr(parameters, name)
+            for layer, row in enumerate(self.parameters)
+            for direction, parameters in enumerate(row)
+            for name in parameters.NAMES
+        }
+
+    # -- forward / backward -----------------------------------------------------------------
+
+    def _states(self, value, name, batch, batched, dtype):
+        """Per state, (layers * directions, batch, hidden) or None."""
+        count = len(self.cell.STATES)
+        if value is None:
+            return [None] * count
+        values = (value,) if count == 1 and not isinstance(value, (tuple, list)) else tuple(value)
+        if len(values) != count:
+            raise ValueError(
+                f"{name} must hold {count} array(s), one per state {self.cell.STATES}, "
+                f"got {len(values)}"
+            )
+        rows = self.num_layers * self.directions
+        expected = (rows, batch, self.hidden_size) if batched else (rows, self.hidden_size)
+        checked = []
+        for state, array in zip(self.cell.STATES, values, strict=True):
+            if array is None:
+                checked.append(None)
+                continue
+            array = float_array(array, f"{name} ({state})")
+            if array.shape != expected:
+                raise ValueError(
+                    f"{name} ({state}) must have shape {expected} "
+                    f"(num_layers * directions, {'batch, ' if batched else ''}hidden_size), "
+                    f"got {array.shape}"
+                )
+            checked.append((array if batched else array[:, None, :]).astype(dtype, copy=False))
+        return checked
+
+    def _pack(self, per_state):
+        return per_state[0] if len(per_state) == 1 else tuple(per_state)
+
+    def dropout_masks(self, steps: int, batch: int, dtype=None) -> list[np.ndarray]:
+        """Fresh masks for one forward pass: one (steps, batch, hidden * directions) array per
+        layer but the last, ``Bernoulli(1 - p) / (1 - p)`` (PyTorch's inverted dropout)."""
+        dtype = np.dtype(dtype or self.dtype)
+        keep = 1.0 - self.dropout
+        shape = (steps, batch, self.hidden_size * self.directions)
+        return [
+            (self.rng.random(shape) < keep).astype(dtype) / dtype.type(keep)
+            for _ in range(self.num_layers - 1)
+        ]
+
+    def forward(self, inputs, initial=None, *, dropout_masks=None):
+        """Run every layer and direction.
+
+        inputs: (T, batch, input_size), or (batch, T, input_size) with ``batch_first``, or
+        (T, input_size) unbatched. initial: None (zeros) or, per state of the cell, an array
+        (num_layers * directions, [batch,] hidden_size) -- ``(h0, c0)`` for the LSTM, ``h0``
+        for the GRU -- rows ordered layer by layer, forward direction first, as PyTorch's.
+        dropout_masks: override the masks drawn in training mode (one per layer but the last,
+        see :meth:`dropout_masks`); they are applied whenever given.
+
+        Returns ``outputs, finals, cache``: outputs (T, [batch,] hidden_size * directions)
+        (batch first if so built), finals shaped like ``initial``.
+        """
+        x = float_array(inputs, "inputs")
+        if x.ndim not in (2, 3) or x.shape[-1] != self.input_size:
+            raise ValueError(
+                f"inputs must have shape (T, batch, {self.input_size}) (or (batch, T, ...) with "
+                f"batch_first, or (T, {self.input_size}) unbatched), got {x.shape}"
+            )
+        batched = x.ndim == 3
+        if not batched:
+            x = x[:, None, :]
+        elif self.batch_first:
+            x = x.transpose(1, 0, 2)
+        steps, batch = x.shape[:2]
+        if steps == 0 or batch == 0:
+            raise ValueError(f"inputs must hold at least one step and one batch row, got {x.shape}")
+        dtype = np.result_type(x.dtype, *(a.dtype for a in self.named_parameters().values()))
+        x = x.astype(dtype, copy=False)
+        initial = self._states(initial, "initial", batch, batched, dtype)
+        masks = None
+        if dropout_masks is not None:
+            masks = self._check_masks(dropout_masks, steps, batch, dtype)
+        elif self.training and self.dropout > 0 and self.num_layers > 1:
+            masks = self.dropout_masks(steps, batch, dtype)
+
+        caches, finals = [], [[None] * (self.num_layers * self.directions) for _ in initial]
+        for layer, row in enumerate(self.parameters):
+            outputs = []
+            for direction, parameters in enumerate(row):
+                index = layer * self.directions + direction
+                states = [None if s is None else s[index] for s in initial]
+                events = x if direction == 0 else x[::-1]
+                y, lasts, cache = self.cell.forward(parameters, events, *states)
+                lasts = lasts if isinstance(lasts, tuple) else (lasts,)
+                for k, last in enumerate(lasts):
+                    finals[k][index] = last
+                outputs.append(y if direction == 0 else y[::-1])
+                caches.append(cache)
+            y = outputs[0] if self.directions == 1 else np.concatenate(outputs, axis=-1)
+            if masks is not None and layer < self.num_layers - 1:
+                y = y * masks[layer]
+            x = y
+        finals = [np.stack(f) for f in finals]
+        if not batched:
+            x, finals = x[:, 0], [f[:, 0] for f in finals]
+        elif self.batch_first:
+            x = x.transpose(1, 0, 2)
+        cache = RecurrentCache(
+            steps=steps, batch=batch, batched=batched, dtype=dtype, caches=caches, masks=masks
+        )
+        return x, self._pack(finals), cache
+
+    def _check_masks(self, masks, steps, batch, dtype):
+        masks = list(masks)
+        if len(masks) != self.num_layers - 1:
+            raise ValueError(
+                f"dropout_masks must hold num_layers - 1 = {self.num_layers - 1} arrays, "
+                f"got {len(masks)}"
+            )
+        shape = (steps, batch, self.hidden_size * self.directions)
+        checked = []
+        for k, mask in enumerate(masks):
+            mask = float_array(mask, f"dropout_masks[{k}]")
+            if mask.shape != shape:
+                raise ValueError(
+                    f"dropout_masks[{k}] must have shape {shape} (T, batch, hidden * "
+                    f"directions), got {mask.shape}"
+                )
+            checked.append(mask.astype(dtype, copy=False))
+        return checked
+
+    def backward(self, cache: RecurrentCache, d_outputs, d_finals=None) -> RecurrentGradients:
+        """Backpropagation through every layer and direction (and the dropout masks).
+
+        d_outputs: dL/d(outputs), shaped like ``outputs``; d_finals: None or shaped like
+        ``finals`` (per state). Returns :class:`RecurrentGradients`.
+        """
+        if not isinstance(cache, RecurrentCache):
+            raise TypeError(
+                f"cache must be the cache of Recurrent.forward, got {type(cache).__name__}"
+            )
+        steps, batch, batched, dtype = cache.steps, cache.batch, cache.batched, cache.dtype
+        width = self.hidden_size * self.directions
+        d_y = float_array(d_outputs, "d_outputs")
+        if batched:
+            expected = (batch, steps, width) if self.batch_first else (steps, batch, width)
+        else:
+            expected = (steps, width)
+        if d_y.shape != expected:
+            raise ValueError(
+                f"d_outputs must have the shape of outputs {expected}, got {d_y.shape}"
+            )
+        if not batched:
+            d_y = d_y[:, None, :]
+        elif self.batch_first:
+            d_y = d_y.transpose(1, 0, 2)
+        d_y = d_y.astype(dtype, copy=False)
+        d_finals = self._states(d_finals, "d_finals", batch, batched, dtype)
+
+        gradients: dict[str, np.ndarray] = {}
+        d_initial = [[None] * (self.num_layers * self.directions) for _ in d_finals]
+        hidden = self.hidden_size
+        for layer in reversed(range(self.num_layers)):
+            if cache.masks is not None and layer < self.num_layers - 1:
+                d_y = d_y * cache.masks[layer]
+            d_x = None
+            for direction, parameters in enumerate(self.parameters[layer]):
+                index = layer * self.directions + direction
+                d_out = d_y[:, :, direction * hidden : (direction + 1) * hidden]
+                if direction:
+                    d_out = d_out[::-1]
+                d_lasts = [None if d is None else d[index] for d in d_finals]
+                grads = self.cell.backward(cache.caches[index], d_out, *d_lasts)
+                prefix = self._prefix(layer, direction)
+                for name in parameters.NAMES:
+                    gradients[f"{prefix}.{name}"] = getattr(grads, name)
+                for k in range(len(self.cell.STATES)):
+                    d_initial[k][index] = getattr(grads, _initial_name(self.cell, k))
+                d_events = grads.events if direction == 0 else grads.events[::-1]
+                d_x = d_events if d_x is None else d_x + d_events
+            d_y = d_x
+        d_inputs = d_y
+        d_initial = [np.stack(d) for d in d_initial]
+        if not batched:
+            d_inputs, d_initial = d_inputs[:, 0], [d[:, 0] for d in d_initial]
+        elif self.batch_first:
+            d_inputs = d_inputs.transpose(1, 0, 2)
+        names = list(self.named_parameters())
+        ordered = {name: gradients[name] for name in names}
+        return RecurrentGradients(ordered, np.ascontiguousarray(d_inputs), self._pack(d_initial))
+
+    # -- PyTorch and files ------------------------------------------------------------------
+
+    @classmethod
+    def from_torch(cls, module_or_state_dict, *, cell=None, dtype=None, **options) -> Recurrent:
+        """A model holding the weights of an ``nn.LSTM`` (``nn.GRU`` with ``cell="gru"``...),
+        any number of layers, either direction, or of its ``state_dict()``.
+
+        From a module, ``dropout`` and ``batch_first`` are read from it too (``options``
+        override them). dtype: None keeps the tensors' dtype.
+        """
+        cell = resolve_cell(cell)
+        state = cell.Parameters._torch_arrays(module_or_state_dict)
+        found = {cell.Parameters._torch_layer(key) for key in state} - {None}
+        layers = sorted({layer for _, layer, _ in found})
+        if not layers or layers != list(range(len(layers))):
+            raise ValueError(
+                f"the state dict must hold layers l0, l1, ...; got keys {sorted(state)}"
+            )
+        bidirectional = any(reverse for _, _, reverse in found)
+        for key in ("dropout", "batch_first"):
+            if key not in options and hasattr(module_or_state_dict, key):
+                options[key] = getattr(module_or_state_dict, key)
+        rows = [
+            [
+                cell.Parameters.from_torch(state, layer=layer, reverse=bool(d), dtype=dtype)
+                for d in range(2 if bidirectional else 1)
+            ]
+            for layer in layers
+        ]
+        return cls.from_parameters(rows, cell=cell, **options)
+
+    @classmethod
+    def from_parameters(cls, rows, *, cell=None, **options) -> Recurrent:
+        """A model of given cell ``Parameters``: ``rows[layer][direction]`` (one or two per
+        layer, all layers alike), e.g. from :func:`lstm_sym.interop.from_onnx`. The arrays are
+        copied. ``options`` as for the constructor (dropout, batch_first, rng)."""
+        rows = [list(row) for row in rows]
+        if not rows or len({len(row) for row in rows}) != 1 or len(rows[0]) not in (1, 2):
+            raise ValueError("rows must be a non-empty list of layers of 1 or 2 Parameters each")
+        first = rows[0][0]
+        cell = resolve_cell(cell if cell is not None else type(first).__module__.rsplit(".")[-1])
+        model = cls(
+            first.event_size,
+            first.hidden_size,
+            len(rows),
+            bidirectional=len(rows[0]) == 2,
+            cell=cell,
+            dtype=options.pop("dtype", None) or _parameter_dtype(first),
+            init=False,
+            **options,
+        )
+        for layer, row in enumerate(rows):
+            for direction, parameters in enumerate(row):
+                expected = model.parameters[layer][direction]
+                if not isinstance(parameters, cell.Parameters):
+                    raise TypeError(
+                        f"rows[{layer}][{direction}] must be a {cell.CELL}.Parameters, "
+                        f"got {type(parameters).__name__}"
+                    )
+                if (parameters.event_size, parameters.hidden_size) != (
+                    expected.event_size,
+                    expected.hidden_size,
+                ):
+                    raise ValueError(
+                        f"layer {cls._prefix(layer, direction)} has sizes "
+                        f"({parameters.event_size}, {parameters.hidden_size}), expected "
+                        f"({expected.event_size}, {expected.hidden_size})"
+                    )
+                for name in parameters.NAMES:
+                    getattr(expected, name)[...] = parameters.checked(name)
+        return model
+
+    def to_torch_state_dict(self, dtype=None) -> dict[str, np.ndarray]:
+        """Every layer's arrays under ``nn.LSTM``'s key names (NumPy copies), for
+        ``module.load_state_dict({k: torch.from_numpy(v) for k, v in ...items()})``."""
+        state = {}
+        for layer, row in enumerate(self.parameters):
+            for direction, parameters in enumerate(row):
+                state.update(
+                    parameters.to_torch_state_dict(
+                        layer=layer, reverse=bool(direction), dtype=dtype
+                    )
+                )
+        return state
+
+    def save(self, path) -> None:
+        """The whole model as ``.npz``: cell, sizes, layers, directions, format version and every
+        array (written atomically)."""
+        arrays = dict(self.named_parameters())
+        arrays.update(
+            __model__=np.array(self.KIND),
+            __format__=np.array(FORMAT_VERSION),
+            __cell__=np.array(self.cell.CELL),
+            __sizes__=np.array([self.input_size, self.hidden_size, self.num_layers]),
+            __bidirectional__=np.array(self.bidirectional),
+        )
+        save_npz(path, arrays)
+
+    @classmethod
+    def load(cls, path, *, cell=None, **options) -> Recurrent:
+        """A model saved by :meth:`save`. ``cell`` (default: the saved cell's generated module)
+        must be that cell; ``options`` (dropout, batch_first, rng, ...) as for the constructor."""
+        entries = load_npz(path, cls.KIND)
+        saved_cell = str(entries.pop("__cell__"))
+        cell = resolve_cell(saved_cell if cell is None else cell)
+        if cell.CELL != saved_cell:
+            raise ValueError(f"{path} holds a {saved_cell!r} model, not a {cell.CELL!r} one")
+        input_size, hidden_size, num_layers = (int(v) for v in entries.pop("__sizes__"))
+        bidirectional = bool(entries.pop("__bidirectional__"))
+        dtypes = {a.dtype for a in entries.values()}
+        model = cls(
+            input_size,
+            hidden_size,
+            num_layers,
+            bidirectional=bidirectional,
+            cell=cell,
+            dtype=np.result_type(*dtypes) if dtypes else np.float64,
+            init=False,
+            **options,
+        )
+        live = model.named_parameters()
+        if set(live) != set(entries):
+            missing, extra = sorted(set(live) - set(entries)), sorted(set(entries) - set(live))
+            raise ValueError(
+                f"{path} does not match the model: missing {missing}, unexpected {extra}"
+            )
+        for name, array in live.items():
+            if entries[name].shape != array.shape:
+                raise ValueError(
+                    f"{path}: {name} has shape {entries[name].shape}, expected {array.shape}"
+                )
+            array[...] = entries[name]
+        return model
+
+
+def _initial_name(cell, k: int) -> str:
+    """The Gradients attribute of state ``k``'s initial value: h0, c0 (``<short>0``)."""
+    names = [n for n in cell.Gradients.NAMES if n not in cell.Parameters.NAMES and n != "events"]
+    return names[k]

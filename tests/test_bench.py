@@ -1,0 +1,57 @@
+"""Smoke test of ``lstm-sym bench`` (one tiny size, one repeat; nothing about speed is asserted)
+and of the seed-style baseline it times, against the generated module."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from generated import lstm
+from lstm_sym.bench import seed_style
+from lstm_sym.bench.workloads import Problem, _data
+from lstm_sym.cli import main
+
+
+def test_seed_style_baseline_matches_the_generated_module():
+    problem = Problem(batch=3, steps=4, event_size=2, hidden_size=5, dtype="f64")
+    parameters, events, h0, c0, d_outputs = _data(problem)
+    outputs, _, cache = lstm.forward(parameters, events, h0, c0)
+    grads = lstm.backward(cache, d_outputs)
+    weights = seed_style.Weights(parameters, np.float64)
+    seed_outputs, _, steps = seed_style.forward(weights, events, h0, c0)
+    d_w, d_u, d_b, d_events, d_h0, d_c0 = seed_style.backward(weights, steps, d_outputs)
+    np.testing.assert_allclose(seed_outputs, outputs, rtol=1e-12, atol=1e-12)
+    for gate in lstm.GATES:
+        np.testing.assert_allclose(d_w[gate], grads.__dict__[f"event_{gate}_weights"], atol=1e-12)
+        np.testing.assert_allclose(d_u[gate], grads.__dict__[f"hidden_{gate}_weights"], atol=1e-12)
+        np.testing.assert_allclose(d_b[gate], grads.__dict__[f"event_{gate}_bias"], atol=1e-12)
+    np.testing.assert_allclose(d_events, grads.events, atol=1e-12)
+    np.testing.assert_allclose(d_h0, grads.h0, atol=1e-12)
+    np.testing.assert_allclose(d_c0, grads.c0, atol=1e-12)
+
+
+@pytest.mark.slow
+def test_bench_runs_on_a_tiny_size(tmp_path, capsys):
+    code = main(
+        [
+            "bench",
+            "--size", "1,3,2,4",
+            "--dtype", "f32",
+            "--threads", "1",
+            "--repeats", "1",
+            "--min-time", "0",
+            "--impl", "numpy",
+            "--impl", "seed",
+            "--impl", "c",
+            "--out-dir", str(tmp_path),
+        ]
+    )  # fmt: skip
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "generated NumPy" in out and "seed-style NumPy" in out
+    results = json.loads((tmp_path / "bench.json").read_text())
+    (run,) = results["runs"]
+    assert run["size"] == [1, 3, 2, 4] and {"numpy", "seed"} <= set(run["results"])
+    assert (tmp_path / "bench.png").stat().st_size > 0

@@ -1,0 +1,323 @@
+"""Every built-in cell, parametrized: generated NumPy and C against the independent exact model,
+finite differences, float32 C against float64, PyTorch where a module exists; the cell list,
+the generated files and README's table of cells agree; user spec files and their errors."""
+
+from __future__ import annotations
+
+import importlib
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sympy as sp
+from c_support import relative_error
+from conftest import require_module, require_tool
+
+from lstm_sym import derivation_checks as checks
+from lstm_sym.cells import CELLS, get
+from lstm_sym.functions import sigmoid
+from lstm_sym.spec import CellSpec, SpecError, State, gate_symbols, real_symbol, validate
+from lstm_sym.verify import ExactModel, direct_gradients, random_point
+
+ROOT = Path(__file__).resolve().parent.parent
+NAMES = list(CELLS)
+#: Exact-model sizes: every parameter, event and state entry is a leaf of the forward mode, so
+#: keep them small; H = 3 and B = 2 still mix units and batch rows in every projection.
+EXACT = {"steps": 3, "batch": 2, "event_size": 2, "hidden_size": 3}
+
+
+def kernel(name):
+    return importlib.import_module(f"generated.{name}")
+
+
+@pytest.fixture(scope="module", params=NAMES)
+def exact(request):
+    spec = get(request.param)
+    return spec, ExactModel(spec, **EXACT, seed=11)
+
+
+@pytest.fixture(scope="module")
+def natives():
+    require_tool("gcc")
+    from lstm_sym import native
+
+    return {}, native
+
+
+def native_cell(natives, name):
+    cache, native = natives
+    if name not in cache:
+        cache[name] = native.load(name)
+    return cache[name]
+
+
+def _against_exact(spec, model, module):
+    parameters = kernel(spec.name).Parameters(EXACT["event_size"], EXACT["hidden_size"])
+    for name, value in model.parameters.items():
+        setattr(parameters, name, value)
+    cot = {
+        "outputs": model.cotangents["outputs"],
+        **{s.short: model.cotangents[s.short] for s in spec.states},
+    }
+    outputs, finals, grads = checks.run_kernel(
+        spec, parameters, model.events, model.initial, cot, module
+    )
+    errors = {"outputs": relative_error(outputs, model.outputs)}
+    errors.update({f"final {k}": relative_error(v, model.finals[k]) for k, v in finals.items()})
+    errors.update({k: relative_error(grads[k], v) for k, v in model.gradients.items()})
+    assert set(grads) == set(model.gradients)
+    return errors
+
+
+def test_numpy_matches_exact_model(exact):
+    spec, model = exact
+    errors = _against_exact(spec, model, kernel(spec.name))
+    worst = max(errors, key=errors.get)
+    assert errors[worst] <= 1e-12, (worst, errors[worst])
+
+
+def test_c_matches_exact_model(exact, natives):
+    spec, model = exact
+    errors = _against_exact(spec, model, native_cell(natives, spec.name))
+    worst = max(errors, key=errors.get)
+    assert errors[worst] <= 1e-12, (worst, errors[worst])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_finite_differences(name):
+    row = checks.check_finite_differences(get(name), directions=4)
+    assert row.passed, row
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_c_float32_matches_float64(name, natives):
+    row = checks.check_float32(get(name), native_cell(natives, name))
+    assert row.passed, row
+    assert row.error > 0  # really computed in float32
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_unbatched_matches_batched(name):
+    module = kernel(name)
+    spec = get(name)
+    parameters, events, initial, cot = checks.random_problem(spec, 5, 4, 1, 3, 2)
+    batched = checks.run_kernel(spec, parameters, events, initial, cot)
+    single = module.forward(parameters, events[:, 0], **{f"{k}0": v[0] for k, v in initial.items()})
+    assert relative_error(single[0], batched[0][:, 0]) == 0
+
+
+@pytest.mark.parametrize("name", sorted(checks.TORCH_REFERENCES))
+def test_pytorch_reference(name):
+    require_module("torch")
+    row = checks.check_torch(get(name))
+    assert row.passed, row
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("name", "hidden_size"),
+    [("peephole_lstm", 1), ("gru", 2)],  # per-unit parameters; separate event/hidden parts
+)
+def test_direct_model_agrees_with_forward_mode(name, hidden_size):
+    """The slow direct model (sympy.diff of the unrolled loss) cross-checks the fast one
+    (tests/test_lstm_exact.py does the LSTM)."""
+    spec = get(name)
+    sizes = {"steps": 2, "batch": 1, "event_size": 1, "hidden_size": hidden_size}
+    model = ExactModel(spec, **sizes, seed=3)
+    point, cot = random_point(spec, *sizes.values(), seed=3)
+    direct = direct_gradients(spec, point, cot)
+    for key, value in direct.items():
+        assert relative_error(model.gradients[key], value) <= 1e-30 + 1e-14, key
+
+
+# ---------------------------------------------------------------------------------------------
+# The cell list, the generated files and README agree
+# ---------------------------------------------------------------------------------------------
+
+
+def _readme_table():
+    text = (ROOT / "README.md").read_text()
+    match = re.search(r"<!-- cells:begin -->(.*?)<!-- cells:end -->", text, re.S)
+    assert match, "README.md has no <!-- cells:begin --> ... <!-- cells:end --> table"
+    rows = []
+    for line in match.group(1).strip().splitlines()[2:]:
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        rows.append((cells[0].strip("`"), cells[1].strip("`")))
+    return rows
+
+
+def test_cells_generated_files_and_readme_agree():
+    rows = _readme_table()
+    assert [name for name, _ in rows] == NAMES, "README's table of cells lists other cells"
+    for name, source in rows:
+        spec = get(name)
+        assert source == spec.source and (ROOT / source).is_file(), name
+        for path in (
+            f"generated/{name}.py",
+            f"generated/{name}.c",
+            f"generated/{name}.h",
+            f"derivations/{name}.tex",
+            f"derivations/{name}.equations.json",
+            f"derivations/{name}_verification.tex",
+            f"derivations/{name}.pdf",
+        ):
+            assert (ROOT / path).is_file(), path
+    listed = {p.stem for p in (ROOT / "generated").glob("*.py")} - {"__init__"}
+    assert listed == set(NAMES), "generated/ holds modules of cells that are not registered"
+    modules = {p.stem for p in (ROOT / "lstm_sym" / "cells").glob("*.py")}
+    assert {Path(get(n).source).stem for n in NAMES} <= modules
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_module_contract(name):
+    """Parameters attributes, Gradients names and the forward/backward signatures."""
+    spec, module = get(name), kernel(name)
+    assert module.CELL == name and module.GATES == spec.gates
+    expected = [
+        f"{side}_{g}_{kind}"
+        for g in spec.gates
+        for side in ("event", "hidden")
+        for kind in ("weights", "bias")
+    ]
+    assert list(module.Parameters.NAMES) == expected + [p.name for p in spec.unit_parameters]
+    assert module.Gradients.NAMES == (
+        *module.Parameters.NAMES,
+        "events",
+        *(f"{s.short}0" for s in spec.states),
+    )
+    parameters = module.Parameters(3, 4)
+    outputs, lasts, cache = module.forward(parameters, np.zeros((2, 3)))
+    assert outputs.shape == (2, 4)
+    if len(spec.states) == 1:
+        assert lasts.shape == (4,)
+    else:
+        assert [last.shape for last in lasts] == [(4,)] * len(spec.states)
+    grads = module.backward(cache, np.ones((2, 4)))
+    assert grads.events.shape == (2, 3)
+
+
+# ---------------------------------------------------------------------------------------------
+# User spec files: the CLI, and errors that point at the equation, before anything is written
+# ---------------------------------------------------------------------------------------------
+
+EXAMPLE = ROOT / "examples" / "cells" / "mgu.py"
+
+
+def _cli(*args, cwd=ROOT):
+    return subprocess.run(
+        [sys.executable, "-m", "lstm_sym", *args], capture_output=True, text=True, cwd=cwd
+    )
+
+
+def test_generate_and_verify_a_user_spec(tmp_path):
+    result = _cli("generate", "--spec", str(EXAMPLE), "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == ["mgu.c", "mgu.equations.json", "mgu.h", "mgu.py", "mgu.tex"]
+    check = _cli("generate", "--spec", str(EXAMPLE), "--out", str(tmp_path / "out"), "--check")
+    assert check.returncode == 0, check.stderr
+    result = _cli("verify", "--spec", str(EXAMPLE))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "exact model" in result.stdout and "finite differences" in result.stdout
+    assert "all checks passed" in result.stdout
+
+
+def _spec_file(tmp_path, equations: str, extra: str = "") -> Path:
+    path = tmp_path / "cell.py"
+    path.write_text(
+        "import sympy as sp\n"
+        "from sympy import tanh\n"
+        "from lstm_sym.functions import sigmoid\n"
+        "from lstm_sym.spec import CellSpec, State, gate_symbols, real_symbol\n"
+        "event, hidden = gate_symbols(('forget', 'candidate'))\n"
+        "h_prev, h = real_symbol('hidden_prev'), real_symbol('hidden')\n"
+        "f, z = real_symbol('f'), real_symbol('z')\n"
+        f"{extra}\n"
+        "SPEC = CellSpec(name='mine', title='t', gates=('forget', 'candidate'),\n"
+        "    states=(State('hidden', 'h', h_prev, h),), output=h, recurrent=h_prev,\n"
+        f"    equations={equations})\n"
+    )
+    return path
+
+
+GOOD = (
+    "((f, sigmoid(event.forget + hidden.forget)), (z, tanh(event.candidate + hidden.candidate)),"
+    " (h, f * h_prev + (1 - f) * z))"
+)
+BAD_SPECS = [
+    ("unknown", GOOD.replace("f * h_prev", "f * q"), "q = sp.Symbol('q')", "equation 3 (hidden = "),
+    ("unknown", GOOD.replace("f * h_prev", "f * q"), "q = sp.Symbol('q')", "unknown symbol(s) q"),
+    (
+        "not real",
+        GOOD.replace("f * h_prev", "f * sp.Symbol('hidden_prev')"),
+        "",
+        "other assumptions",
+    ),
+    ("never updated", GOOD.replace("(h, f", "(real_symbol('other'), f"), "", "never updated"),
+    (
+        "mixes units",
+        GOOD.replace("(1 - f) * z", "(1 - f) * z + sp.MatrixSymbol('W', 2, 2)[0, 1]"),
+        "",
+        "mixes units",
+    ),
+    (
+        "identifier",
+        GOOD.replace("real_symbol('f')", "real_symbol('f')"),
+        "f = real_symbol('for')",
+        "not a valid identifier",
+    ),
+    ("reserved numpy", GOOD, "f = real_symbol('np')", "reserved by the generated NumPy"),
+    ("reserved C", GOOD, "f = real_symbol('units')", "reserved by the generated C"),
+    (
+        "function",
+        GOOD.replace("tanh(event.candidate", "sp.sin(event.candidate"),
+        "",
+        "not a supported",
+    ),
+    ("constant", GOOD.replace("(h, f * h_prev + (1 - f) * z)", "(h, 1.5)"), "", "SymPy expression"),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "equations", "extra", "message"), BAD_SPECS, ids=[c[0] for c in BAD_SPECS]
+)
+def test_bad_spec_is_refused_before_writing(tmp_path, case, equations, extra, message):
+    path = _spec_file(tmp_path, equations, extra)
+    out = tmp_path / "out"
+    result = _cli("generate", "--spec", str(path), "--out", str(out))
+    assert result.returncode == 2, (case, result.stdout, result.stderr)
+    assert message in result.stderr, result.stderr
+    assert "equation" in result.stderr
+    assert not out.exists()
+
+
+def test_good_spec_file_generates(tmp_path):
+    path = _spec_file(tmp_path, GOOD)
+    result = _cli("generate", "--spec", str(path), "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+
+
+def test_refuses_to_overwrite_the_spec(tmp_path):
+    path = _spec_file(tmp_path, GOOD)
+    (tmp_path / "mine.py").write_text(path.read_text())
+    result = _cli("generate", "--spec", str(tmp_path / "mine.py"), "--out", str(tmp_path))
+    assert result.returncode == 2 and "overwrite the spec" in result.stderr
+
+
+def test_validate_names_the_equation():
+    event, hidden = gate_symbols(("g",))
+    h_prev, h = real_symbol("hidden_prev"), real_symbol("hidden")
+    spec = CellSpec(
+        name="x",
+        title="x",
+        gates=("g",),
+        states=(State("hidden", "h", h_prev, h),),
+        output=h,
+        recurrent=h_prev,
+        equations=((h, sigmoid(event.g + hidden.g) * sp.Symbol("y", real=True)),),
+    )
+    with pytest.raises(SpecError, match=r"equation 1 \(hidden = .*unknown symbol\(s\) y"):
+        validate(spec)
