@@ -26,7 +26,6 @@ static int lstm_multiply(size_t a, size_t b, size_t *out)
     *out = a * b;
     return 1;
 }
-
 size_t lstm_cache_size(size_t steps, size_t batch, size_t hidden_size)
 {
     size_t units, per_unit, with_states, total;
@@ -129,10 +128,75 @@ static int lstm_cblas_fits(size_t a, size_t b, size_t c, size_t d)
  * double (f64)
  * ========================================================================================== */
 
-/* Logistic function 1 / (1 + exp(-x)) without overflow: exp only ever sees -|x|. */
-static double lstm_sigmoid_f64(double x)
+/* Activations in plain C99 without libm calls or branches, so that the per-unit loops that use
+ * them vectorize (libm's exp and tanh are scalar calls). Within about 1 ulp of the correctly
+ * rounded result (tested against mpmath and libm); NaN in gives NaN out. */
+
+/* exp(x): x = n ln2 + r with |r| <= ln2 / 2 (n rounded by adding 1.5 * 2^52, r in two parts,
+ * Cody-Waite), exp(r) by its Taylor polynomial (degree 13, Horner), times 2^n built in the
+ * exponent bits as 2^n1 2^(n - n1) with n1 = n / 2 rounded, so results below the smallest normal
+ * underflow gradually as in libm. x is clamped first: far below the underflow limit gives 0
+ * exactly, far above the overflow limit inf. */
+static inline double lstm_exp_f64(double x)
 {
-    const double e = exp(-fabs(x));
+    const double shift = 6755399441055744.0;
+    union {
+        double real;
+        unsigned long long bits;
+    } n_half, n_rest, scale_half, scale_rest;
+    double z, n, n1, r, p;
+    /* The bits of an IEEE 754 double fit exactly in unsigned long long (else this does not compile) */
+    (void)sizeof(char[sizeof(double) == sizeof(unsigned long long) ? 1 : -1]);
+    /* Clamp (comparisons are false for NaN, which passes through) */
+    z = x < -746.0 ? -746.0 : (x > 710.0 ? 710.0 : x);
+    /* n = round(x / ln2), n1 = round(n / 2): rounded to integers by adding shift */
+    n_half.real = z * 1.4426950408889634 + shift;
+    n = n_half.real - shift;
+    n_half.real = n * 0.5 + shift;
+    n1 = n_half.real - shift;
+    n_rest.real = (n - n1) + shift;
+    /* r = x - n ln2, ln2 split in a high part (n * high is exact) and a low part */
+    r = (z - n * 0.6931471803691238) - n * 1.9082149292705877e-10;
+    /* exp(r) = sum_k r^k / k! */
+    p = 1.6059043836821613e-10;
+    p = p * r + 2.08767569878681e-09;
+    p = p * r + 2.505210838544172e-08;
+    p = p * r + 2.755731922398589e-07;
+    p = p * r + 2.7557319223985893e-06;
+    p = p * r + 2.48015873015873e-05;
+    p = p * r + 0.0001984126984126984;
+    p = p * r + 0.001388888888888889;
+    p = p * r + 0.008333333333333333;
+    p = p * r + 0.041666666666666664;
+    p = p * r + 0.16666666666666666;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    /* 2^n1 and 2^(n - n1): the integers sit in the low bits of n_half and n_rest */
+    scale_half.bits = (n_half.bits + 1023u) << 52;
+    scale_rest.bits = (n_rest.bits + 1023u) << 52;
+    return p * scale_half.real * scale_rest.real;
+}
+
+/* tanh(x): for |x| < 0.625 the odd approximation of Cephes' tanh, x + x^3 P(x^2) / Q(x^2);
+ * else sign(x) (1 - 2 e / (1 + e)) with e = exp(-2 |x|) <= 1, which never overflows and gives
+ * +-1 exactly once e is below half an ulp. */
+static inline double lstm_tanh_f64(double x)
+{
+    const double a = fabs(x);
+    const double z = x * x;
+    const double e = lstm_exp_f64(-2.0 * a);
+    const double large = 1.0 - 2.0 * e / (1.0 + e);
+    const double p = (-9.64399179425052238628E-1 * z - 9.92877231001918586564E1) * z - 1.61468768441708447952E3;
+    const double q = ((z + 1.12811678491632931402E2) * z + 2.23548839060100448583E3) * z + 4.84406305325125486048E3;
+    const double small = x == 0.0 ? x : x + x * z * (p / q); /* tanh(-0) = -0 */
+    return a < 0.625 ? small : (x < 0.0 ? -large : large);
+}
+
+/* Logistic function 1 / (1 + exp(-x)) without overflow: exp only ever sees -|x|. */
+static inline double lstm_sigmoid_f64(double x)
+{
+    const double e = lstm_exp_f64(-fabs(x));
     const double r = 1.0/(1 + e);
     return x >= 0.0 ? r : e*r;
 }
@@ -233,14 +297,105 @@ static double lstm_dot_f64(size_t k, const double *restrict x, const double *res
     return sum;
 }
 
-/* c (m x n) += A B^T with A (m x k) and B (n x k) row-major: dot products of contiguous rows,
- * four rows of B at a time. A block of rows of B that fits in the L2 cache is reused for every
- * row of A. */
+/* Register-blocked matrix products (used without BLAS). A product is cut into tiles of
+ * 4 x 16 outputs; lstm_tile_f64 accumulates one tile in registers over at most 256
+ * terms, and the compiler vectorizes it along the 16 columns. Every output is summed in a fixed
+ * order (deterministic, no reassociation). Partial tiles at the edges go through zero-padded
+ * copies on the stack (at most 5184 elements per product, no allocation). */
+
+/* tile (4 x 16, row-major) = sum over l < kc of A(i, l) B(l, j), with A(i, l) = a[i * a_row +
+ * l * a_col] and B(l, j) = b[l * ldb + j]: 4 rows of 16 accumulators, one FMA per term. */
+static void lstm_tile_f64(size_t kc, const double *restrict a, size_t a_row, size_t a_col,
+    const double *restrict b, size_t ldb, double *restrict tile)
+{
+    double acc0[16] = { 0.0 };
+    double acc1[16] = { 0.0 };
+    double acc2[16] = { 0.0 };
+    double acc3[16] = { 0.0 };
+    size_t l, j;
+    for (l = 0; l < kc; ++l) {
+        const double *restrict b_l = b + l * ldb;
+        const double a0 = a[0u * a_row + l * a_col];
+        const double a1 = a[1u * a_row + l * a_col];
+        const double a2 = a[2u * a_row + l * a_col];
+        const double a3 = a[3u * a_row + l * a_col];
+        for (j = 0; j < 16u; ++j) {
+            acc0[j] += a0 * b_l[j];
+            acc1[j] += a1 * b_l[j];
+            acc2[j] += a2 * b_l[j];
+            acc3[j] += a3 * b_l[j];
+        }
+    }
+    for (j = 0; j < 16u; ++j) {
+        tile[0u + j] = acc0[j];
+        tile[16u + j] = acc1[j];
+        tile[32u + j] = acc2[j];
+        tile[48u + j] = acc3[j];
+    }
+}
+
+/* C(i, j) += tile(i, j) for i < rows, j < cols, with C(i, j) = c[i * c_row + j * c_col]. */
+static void lstm_add_tile_f64(size_t rows, size_t cols, const double *restrict tile,
+    double *restrict c, size_t c_row, size_t c_col)
+{
+    size_t i, j;
+    for (i = 0; i < rows; ++i) {
+        for (j = 0; j < cols; ++j) {
+            c[i * c_row + j * c_col] += tile[i * 16u + j];
+        }
+    }
+}
+
+/* C(j, i) += tile(i, j) for i < rows, j < cols, with C(j, i) = c[j * ldc + i]. */
+static void lstm_add_tile_transposed_f64(size_t rows, size_t cols, const double *restrict tile,
+    double *restrict c, size_t ldc)
+{
+    size_t i, j;
+    for (j = 0; j < cols; ++j) {
+        double *restrict c_j = c + j * ldc;
+        for (i = 0; i < rows; ++i) {
+            c_j[i] += tile[i * 16u + j];
+        }
+    }
+}
+
+/* buffer (4 x kc, row-major) = A(i, l) = a[i * a_row + l * a_col] for the first `rows` rows,
+ * zeros below: a partial row block as a full one. */
+static void lstm_pack_rows_f64(size_t rows, size_t kc, const double *restrict a, size_t a_row,
+    size_t a_col, double *restrict buffer)
+{
+    size_t i, l;
+    for (i = 0; i < 4u; ++i) {
+        for (l = 0; l < kc; ++l) {
+            buffer[i * kc + l] = i < rows ? a[i * a_row + l * a_col] : 0.0;
+        }
+    }
+}
+
+/* buffer (kc x 16, row-major) = B(l, j) = b[l * b_row + j * b_col] for the first `cols` columns,
+ * zeros right of them: a partial column panel as a full one, or A^T (b_row = 1) as a panel. */
+static void lstm_pack_columns_f64(size_t kc, size_t cols, const double *restrict b, size_t b_row,
+    size_t b_col, double *restrict buffer)
+{
+    size_t l, j;
+    for (j = 0; j < 16u; ++j) {
+        for (l = 0; l < kc; ++l) {
+            buffer[l * 16u + j] = j < cols ? b[l * b_row + j * b_col] : 0.0;
+        }
+    }
+}
+
+/* c (m x n) += A B^T with A (m x k) and B (n x k) row-major. As C^T += B A^T: a panel of 16
+ * rows of A is packed (transposed) once per block of 256 terms and reused for every 4 rows of
+ * B. For fewer than 4 rows of A (a small batch), dot products of contiguous rows instead, four
+ * rows of B at a time, a block of rows of B that fits in the L2 cache reused for every row of A. */
 static void lstm_gemm_nt_f64(size_t m, size_t n, size_t k, const double *restrict a,
     const double *restrict b, double *restrict c)
 {
-    const size_t block = lstm_block_rows(k, 16384u);
-    size_t j0, i, j;
+    double panel[4096];
+    double rows_buffer[1024];
+    double tile[64];
+    size_t l0, j0, i0, j;
 #ifdef LSTM_USE_CBLAS
     if (lstm_cblas_fits(m, n, k, 1u)) {
         LSTM_CBLAS(cblas_dgemm)(LSTM_CBLAS_ROW_MAJOR, LSTM_CBLAS_NO_TRANS, LSTM_CBLAS_TRANS,
@@ -248,29 +403,62 @@ static void lstm_gemm_nt_f64(size_t m, size_t n, size_t k, const double *restric
         return;
     }
 #endif
-    for (j0 = 0; j0 < n; j0 += block) {
-        const size_t j1 = n - j0 > block ? j0 + block : n;
-        for (i = 0; i < m; ++i) {
-            const double *restrict a_i = a + i * k;
-            double *restrict c_i = c + i * n;
-            for (j = j0; j + 4u <= j1; j += 4u) {
-                lstm_dot4_f64(k, a_i, b + j * k, c_i + j);
+    if (m < 4u) {
+        const size_t block = lstm_block_rows(k, 16384u);
+        size_t i;
+        for (j0 = 0; j0 < n; j0 += block) {
+            const size_t j1 = n - j0 > block ? j0 + block : n;
+            for (i = 0; i < m; ++i) {
+                const double *restrict a_i = a + i * k;
+                double *restrict c_i = c + i * n;
+                for (j = j0; j + 4u <= j1; j += 4u) {
+                    lstm_dot4_f64(k, a_i, b + j * k, c_i + j);
+                }
+                for (; j < j1; ++j) {
+                    c_i[j] += lstm_dot_f64(k, a_i, b + j * k);
+                }
             }
-            for (; j < j1; ++j) {
-                c_i[j] += lstm_dot_f64(k, a_i, b + j * k);
+        }
+        return;
+    }
+    for (l0 = 0; l0 < k; l0 += 256u) {
+        const size_t kc = k - l0 < 256u ? k - l0 : 256u;
+        /* blocks of 256 rows of B (kc terms each) stay in the L2 cache */
+        for (j0 = 0; j0 < n; j0 += 256u) {
+            const size_t j1 = n - j0 < 256u ? n : j0 + 256u;
+            for (i0 = 0; i0 < m; i0 += 16u) {
+                const size_t cols = m - i0 < 16u ? m - i0 : 16u;
+                lstm_pack_columns_f64(kc, cols, a + i0 * k + l0, 1u, k, panel);
+                for (j = j0; j < j1; j += 4u) {
+                    const size_t rows = j1 - j < 4u ? j1 - j : 4u;
+                    if (rows == 4u) {
+                        lstm_tile_f64(kc, b + j * k + l0, k, 1u, panel, 16u, tile);
+                    } else {
+                        lstm_pack_rows_f64(rows, kc, b + j * k + l0, k, 1u, rows_buffer);
+                        lstm_tile_f64(kc, rows_buffer, kc, 1u, panel, 16u, tile);
+                    }
+                    /* the tile holds C^T: rows j.., columns i0.. */
+                    lstm_add_tile_transposed_f64(rows, cols, tile, c + i0 * n + j, n);
+                }
             }
         }
     }
 }
 
 /* c (m x n) += A B with A(i, l) = a[i * a_row + l * a_col] (A^T B when a_row = 1) and B (k x n)
- * row-major: the inner loop runs along contiguous rows of B and c. A block of rows of B that
- * fits in the L2 cache is reused for every row of c, four rows of B per pass over a row of c. */
+ * row-major. The operand with fewer rows of the result is packed: for m >= n, tiles of 4 rows of A
+ * times panels of 16 columns of B (kc x 16, in the L1 cache), each packed once for a block of 256
+ * rows of A; for m < n, as C^T += B^T A^T, panels of 16 rows of A packed once for a block of 256
+ * columns of B. For fewer than 4 rows (a small batch), rows of c += A(i, l) times rows of B,
+ * four rows of B per pass over a row of c, a block of rows of B in the L2 cache reused for every
+ * row of c. */
 static void lstm_gemm_nn_f64(size_t m, size_t n, size_t k, const double *restrict a,
     size_t a_row, size_t a_col, const double *restrict b, double *restrict c)
 {
-    const size_t block = lstm_block_rows(n, 16384u);
-    size_t l0, i, l, j;
+    double panel[4096];
+    double rows_buffer[1024];
+    double tile[64];
+    size_t l0, i0, j0, i, j;
 #ifdef LSTM_USE_CBLAS
     if (((a_col == 1u && a_row >= k) || (a_row == 1u && a_col >= m)) &&
         lstm_cblas_fits(m, n, k, a_col == 1u ? a_row : a_col)) {
@@ -281,27 +469,79 @@ static void lstm_gemm_nn_f64(size_t m, size_t n, size_t k, const double *restric
         return;
     }
 #endif
-    for (l0 = 0; l0 < k; l0 += block) {
-        const size_t l1 = k - l0 > block ? l0 + block : k;
-        for (i = 0; i < m; ++i) {
-            const double *restrict a_i = a + i * a_row;
-            double *restrict c_i = c + i * n;
-            for (l = l0; l + 4u <= l1; l += 4u) {
-                const double a0 = a_i[l * a_col], a1 = a_i[(l + 1u) * a_col];
-                const double a2 = a_i[(l + 2u) * a_col], a3 = a_i[(l + 3u) * a_col];
-                const double *restrict b0 = b + l * n;
-                const double *restrict b1 = b0 + n;
-                const double *restrict b2 = b1 + n;
-                const double *restrict b3 = b2 + n;
-                for (j = 0; j < n; ++j) {
-                    c_i[j] += a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j];
+    if (m < 4u) {
+        const size_t block = lstm_block_rows(n, 16384u);
+        size_t l;
+        for (l0 = 0; l0 < k; l0 += block) {
+            const size_t l1 = k - l0 > block ? l0 + block : k;
+            for (i = 0; i < m; ++i) {
+                const double *restrict a_i = a + i * a_row;
+                double *restrict c_i = c + i * n;
+                for (l = l0; l + 4u <= l1; l += 4u) {
+                    const double a0 = a_i[l * a_col], a1 = a_i[(l + 1u) * a_col];
+                    const double a2 = a_i[(l + 2u) * a_col], a3 = a_i[(l + 3u) * a_col];
+                    const double *restrict b0 = b + l * n;
+                    const double *restrict b1 = b0 + n;
+                    const double *restrict b2 = b1 + n;
+                    const double *restrict b3 = b2 + n;
+                    for (j = 0; j < n; ++j) {
+                        c_i[j] += a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j];
+                    }
+                }
+                for (; l < l1; ++l) {
+                    const double a0 = a_i[l * a_col];
+                    const double *restrict b0 = b + l * n;
+                    for (j = 0; j < n; ++j) {
+                        c_i[j] += a0 * b0[j];
+                    }
                 }
             }
-            for (; l < l1; ++l) {
-                const double a0 = a_i[l * a_col];
-                const double *restrict b0 = b + l * n;
-                for (j = 0; j < n; ++j) {
-                    c_i[j] += a0 * b0[j];
+        }
+        return;
+    }
+    if (m < n) {
+        for (l0 = 0; l0 < k; l0 += 256u) {
+            const size_t kc = k - l0 < 256u ? k - l0 : 256u;
+            for (j0 = 0; j0 < n; j0 += 256u) {
+                const size_t j1 = n - j0 < 256u ? n : j0 + 256u;
+                for (i0 = 0; i0 < m; i0 += 16u) {
+                    const size_t cols = m - i0 < 16u ? m - i0 : 16u;
+                    /* A^T(l, i) for l0 <= l < l0 + kc, i0 <= i < i0 + cols */
+                    lstm_pack_columns_f64(kc, cols, a + i0 * a_row + l0 * a_col, a_col, a_row, panel);
+                    for (j = j0; j < j1; j += 4u) {
+                        /* B^T(j, l) = b[l * n + j] */
+                        const size_t rows = j1 - j < 4u ? j1 - j : 4u;
+                        if (rows == 4u) {
+                            lstm_tile_f64(kc, b + l0 * n + j, 1u, n, panel, 16u, tile);
+                        } else {
+                            lstm_pack_rows_f64(rows, kc, b + l0 * n + j, 1u, n, rows_buffer);
+                            lstm_tile_f64(kc, rows_buffer, kc, 1u, panel, 16u, tile);
+                        }
+                        lstm_add_tile_transposed_f64(rows, cols, tile, c + i0 * n + j, n);
+                    }
+                }
+            }
+        }
+        return;
+    }
+    for (l0 = 0; l0 < k; l0 += 256u) {
+        const size_t kc = k - l0 < 256u ? k - l0 : 256u;
+        for (i0 = 0; i0 < m; i0 += 256u) {
+            const size_t i1 = m - i0 < 256u ? m : i0 + 256u;
+            for (j0 = 0; j0 < n; j0 += 16u) {
+                const size_t cols = n - j0 < 16u ? n - j0 : 16u;
+                /* packed even when whole: rows of B a power of two apart would share L1 sets */
+                lstm_pack_columns_f64(kc, cols, b + l0 * n + j0, n, 1u, panel);
+                for (i = i0; i < i1; i += 4u) {
+                    const size_t rows = i1 - i < 4u ? i1 - i : 4u;
+                    const double *restrict a_block = a + i * a_row + l0 * a_col;
+                    if (rows == 4u) {
+                        lstm_tile_f64(kc, a_block, a_row, a_col, panel, 16u, tile);
+                    } else {
+                        lstm_pack_rows_f64(rows, kc, a_block, a_row, a_col, rows_buffer);
+                        lstm_tile_f64(kc, rows_buffer, kc, 1u, panel, 16u, tile);
+                    }
+                    lstm_add_tile_f64(rows, cols, tile, c + i * n + j0, n, 1u);
                 }
             }
         }
@@ -323,36 +563,72 @@ static void lstm_units_forward_f64(size_t batch, size_t hidden_size,
     const size_t gate_stride = LSTM_GATES * hidden_size;
     size_t b, k;
     (void)h_prev;
-    for (b = 0; b < batch; ++b) {
-        for (k = 0; k < hidden_size; ++k) {
-            const size_t u = b * hidden_size + k;
-            const double update_pre = pre[b * gate_stride + 0 * hidden_size + k];
-            const double forget_pre = pre[b * gate_stride + 1 * hidden_size + k];
-            const double candidate_pre = pre[b * gate_stride + 2 * hidden_size + k];
-            const double output_pre = pre[b * gate_stride + 3 * hidden_size + k];
-            const double cell_prev = c_prev != NULL ? c_prev[u] : 0.0;
-            /* forget = sigmoid(forget_pre) */
-            const double forget = lstm_sigmoid_f64(forget_pre);
-            /* update = sigmoid(update_pre) */
-            const double update = lstm_sigmoid_f64(update_pre);
-            /* candidate = tanh(candidate_pre) */
-            const double candidate = tanh(candidate_pre);
-            /* output = sigmoid(output_pre) */
-            const double output = lstm_sigmoid_f64(output_pre);
-            /* cell = candidate*update + cell_prev*forget */
-            const double cell = candidate*update + cell_prev*forget;
-            /* tanh_cell = tanh(cell) */
-            const double tanh_cell = tanh(cell);
-            /* hidden = output*tanh(cell) */
-            const double hidden = output*tanh_cell;
-            h_next[u] = hidden;
-            c_next[u] = cell;
-            if (saved != NULL) {
+    /* Two copies of the loop: one for the usual case of every optional pointer given, without
+     * NULL tests (so that it vectorizes), and one with them. */
+    if (c_prev != NULL && saved != NULL) {
+        for (b = 0; b < batch; ++b) {
+            for (k = 0; k < hidden_size; ++k) {
+                const size_t u = b * hidden_size + k;
+                const double update_pre = pre[b * gate_stride + 0 * hidden_size + k];
+                const double forget_pre = pre[b * gate_stride + 1 * hidden_size + k];
+                const double candidate_pre = pre[b * gate_stride + 2 * hidden_size + k];
+                const double output_pre = pre[b * gate_stride + 3 * hidden_size + k];
+                const double cell_prev = c_prev[u];
+                /* forget = sigmoid(forget_pre) */
+                const double forget = lstm_sigmoid_f64(forget_pre);
+                /* update = sigmoid(update_pre) */
+                const double update = lstm_sigmoid_f64(update_pre);
+                /* candidate = tanh(candidate_pre) */
+                const double candidate = lstm_tanh_f64(candidate_pre);
+                /* output = sigmoid(output_pre) */
+                const double output = lstm_sigmoid_f64(output_pre);
+                /* cell = candidate*update + cell_prev*forget */
+                const double cell = candidate*update + cell_prev*forget;
+                /* tanh_cell = tanh(cell) */
+                const double tanh_cell = lstm_tanh_f64(cell);
+                /* hidden = output*tanh(cell) */
+                const double hidden = output*tanh_cell;
+                h_next[u] = hidden;
+                c_next[u] = cell;
                 saved[0 * units + u] = forget;
                 saved[1 * units + u] = update;
                 saved[2 * units + u] = candidate;
                 saved[3 * units + u] = output;
                 saved[4 * units + u] = tanh_cell;
+            }
+        }
+    } else {
+        for (b = 0; b < batch; ++b) {
+            for (k = 0; k < hidden_size; ++k) {
+                const size_t u = b * hidden_size + k;
+                const double update_pre = pre[b * gate_stride + 0 * hidden_size + k];
+                const double forget_pre = pre[b * gate_stride + 1 * hidden_size + k];
+                const double candidate_pre = pre[b * gate_stride + 2 * hidden_size + k];
+                const double output_pre = pre[b * gate_stride + 3 * hidden_size + k];
+                const double cell_prev = c_prev != NULL ? c_prev[u] : 0.0;
+                /* forget = sigmoid(forget_pre) */
+                const double forget = lstm_sigmoid_f64(forget_pre);
+                /* update = sigmoid(update_pre) */
+                const double update = lstm_sigmoid_f64(update_pre);
+                /* candidate = tanh(candidate_pre) */
+                const double candidate = lstm_tanh_f64(candidate_pre);
+                /* output = sigmoid(output_pre) */
+                const double output = lstm_sigmoid_f64(output_pre);
+                /* cell = candidate*update + cell_prev*forget */
+                const double cell = candidate*update + cell_prev*forget;
+                /* tanh_cell = tanh(cell) */
+                const double tanh_cell = lstm_tanh_f64(cell);
+                /* hidden = output*tanh(cell) */
+                const double hidden = output*tanh_cell;
+                h_next[u] = hidden;
+                c_next[u] = cell;
+                if (saved != NULL) {
+                    saved[0 * units + u] = forget;
+                    saved[1 * units + u] = update;
+                    saved[2 * units + u] = candidate;
+                    saved[3 * units + u] = output;
+                    saved[4 * units + u] = tanh_cell;
+                }
             }
         }
     }
@@ -375,39 +651,78 @@ static void lstm_units_backward_f64(size_t batch, size_t hidden_size,
     const size_t gate_stride = LSTM_GATES * hidden_size;
     size_t b, k;
     (void)h_prev;
-    for (b = 0; b < batch; ++b) {
-        for (k = 0; k < hidden_size; ++k) {
-            const size_t u = b * hidden_size + k;
-            const double d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0);
-            const double d_cell_carry = d_c[u];
-            const double cell_prev = c_prev != NULL ? c_prev[u] : 0.0;
-            const double forget = saved[0 * units + u];
-            const double update = saved[1 * units + u];
-            const double candidate = saved[2 * units + u];
-            const double output = saved[3 * units + u];
-            const double tanh_cell = saved[4 * units + u];
-            /* dL/dtanh_cell */
-            const double d_tanh_cell = d_hidden_carry*output;
-            /* dL/dcell */
-            const double d_cell = d_cell_carry + d_tanh_cell*(1 - (tanh_cell*tanh_cell));
-            /* dL/dcandidate */
-            const double d_candidate = d_cell*update;
-            /* dL/dcell_prev */
-            const double d_cell_prev = d_cell*forget;
-            /* dL/dupdate_pre */
-            const double d_update_pre = candidate*d_candidate*(1 - update);
-            /* dL/dforget_pre */
-            const double d_forget_pre = cell_prev*d_cell_prev*(1 - forget);
-            /* dL/dcandidate_pre */
-            const double d_candidate_pre = d_candidate*(1 - (candidate*candidate));
-            /* dL/doutput_pre */
-            const double d_output_pre = d_tanh_cell*tanh_cell*(1 - output);
-            delta[b * gate_stride + 0 * hidden_size + k] = d_update_pre;
-            delta[b * gate_stride + 1 * hidden_size + k] = d_forget_pre;
-            delta[b * gate_stride + 2 * hidden_size + k] = d_candidate_pre;
-            delta[b * gate_stride + 3 * hidden_size + k] = d_output_pre;
-            d_h[u] = 0;
-            d_c[u] = d_cell_prev;
+    /* Two copies of the loop, as in forward: without NULL tests (it vectorizes), and with. */
+    if (d_output != NULL && c_prev != NULL) {
+        for (b = 0; b < batch; ++b) {
+            for (k = 0; k < hidden_size; ++k) {
+                const size_t u = b * hidden_size + k;
+                const double d_hidden_carry = d_h[u] + d_output[u];
+                const double d_cell_carry = d_c[u];
+                const double cell_prev = c_prev[u];
+                const double forget = saved[0 * units + u];
+                const double update = saved[1 * units + u];
+                const double candidate = saved[2 * units + u];
+                const double output = saved[3 * units + u];
+                const double tanh_cell = saved[4 * units + u];
+                /* dL/dtanh_cell */
+                const double d_tanh_cell = d_hidden_carry*output;
+                /* dL/dcell */
+                const double d_cell = d_cell_carry + d_tanh_cell*(1 - (tanh_cell*tanh_cell));
+                /* dL/dcandidate */
+                const double d_candidate = d_cell*update;
+                /* dL/dcell_prev */
+                const double d_cell_prev = d_cell*forget;
+                /* dL/dupdate_pre */
+                const double d_update_pre = candidate*d_candidate*(1 - update);
+                /* dL/dforget_pre */
+                const double d_forget_pre = cell_prev*d_cell_prev*(1 - forget);
+                /* dL/dcandidate_pre */
+                const double d_candidate_pre = d_candidate*(1 - (candidate*candidate));
+                /* dL/doutput_pre */
+                const double d_output_pre = d_tanh_cell*tanh_cell*(1 - output);
+                delta[b * gate_stride + 0 * hidden_size + k] = d_update_pre;
+                delta[b * gate_stride + 1 * hidden_size + k] = d_forget_pre;
+                delta[b * gate_stride + 2 * hidden_size + k] = d_candidate_pre;
+                delta[b * gate_stride + 3 * hidden_size + k] = d_output_pre;
+                d_h[u] = 0;
+                d_c[u] = d_cell_prev;
+            }
+        }
+    } else {
+        for (b = 0; b < batch; ++b) {
+            for (k = 0; k < hidden_size; ++k) {
+                const size_t u = b * hidden_size + k;
+                const double d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0);
+                const double d_cell_carry = d_c[u];
+                const double cell_prev = c_prev != NULL ? c_prev[u] : 0.0;
+                const double forget = saved[0 * units + u];
+                const double update = saved[1 * units + u];
+                const double candidate = saved[2 * units + u];
+                const double output = saved[3 * units + u];
+                const double tanh_cell = saved[4 * units + u];
+                /* dL/dtanh_cell */
+                const double d_tanh_cell = d_hidden_carry*output;
+                /* dL/dcell */
+                const double d_cell = d_cell_carry + d_tanh_cell*(1 - (tanh_cell*tanh_cell));
+                /* dL/dcandidate */
+                const double d_candidate = d_cell*update;
+                /* dL/dcell_prev */
+                const double d_cell_prev = d_cell*forget;
+                /* dL/dupdate_pre */
+                const double d_update_pre = candidate*d_candidate*(1 - update);
+                /* dL/dforget_pre */
+                const double d_forget_pre = cell_prev*d_cell_prev*(1 - forget);
+                /* dL/dcandidate_pre */
+                const double d_candidate_pre = d_candidate*(1 - (candidate*candidate));
+                /* dL/doutput_pre */
+                const double d_output_pre = d_tanh_cell*tanh_cell*(1 - output);
+                delta[b * gate_stride + 0 * hidden_size + k] = d_update_pre;
+                delta[b * gate_stride + 1 * hidden_size + k] = d_forget_pre;
+                delta[b * gate_stride + 2 * hidden_size + k] = d_candidate_pre;
+                delta[b * gate_stride + 3 * hidden_size + k] = d_output_pre;
+                d_h[u] = 0;
+                d_c[u] = d_cell_prev;
+            }
         }
     }
 }
@@ -673,10 +988,68 @@ int lstm_step_backward_f64(
  * float (f32)
  * ========================================================================================== */
 
-/* Logistic function 1 / (1 + exp(-x)) without overflow: exp only ever sees -|x|. */
-static float lstm_sigmoid_f32(float x)
+/* Activations in plain C99 without libm calls or branches, so that the per-unit loops that use
+ * them vectorize (libm's exp and tanh are scalar calls). Within about 1 ulp of the correctly
+ * rounded result (tested against mpmath and libm); NaN in gives NaN out. */
+
+/* exp(x): x = n ln2 + r with |r| <= ln2 / 2 (n rounded by adding 1.5 * 2^23, r in two parts,
+ * Cody-Waite), exp(r) by its Taylor polynomial (degree 7, Horner), times 2^n built in the
+ * exponent bits as 2^n1 2^(n - n1) with n1 = n / 2 rounded, so results below the smallest normal
+ * underflow gradually as in libm. x is clamped first: far below the underflow limit gives 0
+ * exactly, far above the overflow limit inf. */
+static inline float lstm_exp_f32(float x)
 {
-    const float e = expf(-fabsf(x));
+    const float shift = 1.2582912e+07F;
+    union {
+        float real;
+        unsigned int bits;
+    } n_half, n_rest, scale_half, scale_rest;
+    float z, n, n1, r, p;
+    /* The bits of an IEEE 754 float fit exactly in unsigned int (else this does not compile) */
+    (void)sizeof(char[sizeof(float) == sizeof(unsigned int) ? 1 : -1]);
+    /* Clamp (comparisons are false for NaN, which passes through) */
+    z = x < -104.0F ? -104.0F : (x > 89.0F ? 89.0F : x);
+    /* n = round(x / ln2), n1 = round(n / 2): rounded to integers by adding shift */
+    n_half.real = z * 1.442695F + shift;
+    n = n_half.real - shift;
+    n_half.real = n * 0.5F + shift;
+    n1 = n_half.real - shift;
+    n_rest.real = (n - n1) + shift;
+    /* r = x - n ln2, ln2 split in a high part (n * high is exact) and a low part */
+    r = (z - n * 0.69314575F) - n * 1.4286068e-06F;
+    /* exp(r) = sum_k r^k / k! */
+    p = 0.0001984127F;
+    p = p * r + 0.0013888889F;
+    p = p * r + 0.008333334F;
+    p = p * r + 0.041666668F;
+    p = p * r + 0.16666667F;
+    p = p * r + 0.5F;
+    p = p * r + 1.0F;
+    p = p * r + 1.0F;
+    /* 2^n1 and 2^(n - n1): the integers sit in the low bits of n_half and n_rest */
+    scale_half.bits = (n_half.bits + 127u) << 23;
+    scale_rest.bits = (n_rest.bits + 127u) << 23;
+    return p * scale_half.real * scale_rest.real;
+}
+
+/* tanh(x): for |x| < 0.625 the odd approximation of Cephes' tanhf, x + x^3 P(x^2);
+ * else sign(x) (1 - 2 e / (1 + e)) with e = exp(-2 |x|) <= 1, which never overflows and gives
+ * +-1 exactly once e is below half an ulp. */
+static inline float lstm_tanh_f32(float x)
+{
+    const float a = fabsf(x);
+    const float z = x * x;
+    const float e = lstm_exp_f32(-2.0F * a);
+    const float large = 1.0F - 2.0F * e / (1.0F + e);
+    const float poly = (((-5.70498872745E-3F * z + 2.06390887954E-2F) * z - 5.37397155531E-2F) * z + 1.33314422036E-1F) * z - 3.33332819422E-1F;
+    const float small = x == 0.0F ? x : poly * z * x + x; /* tanh(-0) = -0 */
+    return a < 0.625F ? small : (x < 0.0F ? -large : large);
+}
+
+/* Logistic function 1 / (1 + exp(-x)) without overflow: exp only ever sees -|x|. */
+static inline float lstm_sigmoid_f32(float x)
+{
+    const float e = lstm_exp_f32(-fabsf(x));
     const float r = 1.0F/(1 + e);
     return x >= 0.0F ? r : e*r;
 }
@@ -728,16 +1101,16 @@ static void lstm_column_sums_f32(size_t rows, size_t cols, const float *restrict
     }
 }
 
-/* out[q] += sum_l x[l] y_q[l] for the four rows y_q = y + q * k, with 16 independent partial
+/* out[q] += sum_l x[l] y_q[l] for the four rows y_q = y + q * k, with 8 independent partial
  * sums per row, so that the loop vectorizes without reassociating floating-point sums (the order
  * is fixed, the result deterministic); x is loaded once for four rows. */
 static void lstm_dot4_f32(size_t k, const float *restrict x, const float *restrict y,
     float *restrict out)
 {
-    float lane[4][16] = { { 0.0F } };
+    float lane[4][8] = { { 0.0F } };
     size_t l = 0, q, r;
-    for (; l + 16u <= k; l += 16u) {
-        for (r = 0; r < 16u; ++r) {
+    for (; l + 8u <= k; l += 8u) {
+        for (r = 0; r < 8u; ++r) {
             lane[0][r] += x[l + r] * y[l + r];
             lane[1][r] += x[l + r] * y[k + l + r];
             lane[2][r] += x[l + r] * y[2u * k + l + r];
@@ -747,7 +1120,7 @@ static void lstm_dot4_f32(size_t k, const float *restrict x, const float *restri
     for (q = 0; q < 4u; ++q) {
         float sum = 0.0F;
         size_t tail;
-        for (r = 0; r < 16u; ++r) {
+        for (r = 0; r < 8u; ++r) {
             sum += lane[q][r];
         }
         for (tail = l; tail < k; ++tail) {
@@ -760,15 +1133,15 @@ static void lstm_dot4_f32(size_t k, const float *restrict x, const float *restri
 /* The same for one row y. */
 static float lstm_dot_f32(size_t k, const float *restrict x, const float *restrict y)
 {
-    float lane[16] = { 0.0F };
+    float lane[8] = { 0.0F };
     float sum = 0.0F;
     size_t l = 0, r;
-    for (; l + 16u <= k; l += 16u) {
-        for (r = 0; r < 16u; ++r) {
+    for (; l + 8u <= k; l += 8u) {
+        for (r = 0; r < 8u; ++r) {
             lane[r] += x[l + r] * y[l + r];
         }
     }
-    for (r = 0; r < 16u; ++r) {
+    for (r = 0; r < 8u; ++r) {
         sum += lane[r];
     }
     for (; l < k; ++l) {
@@ -777,14 +1150,105 @@ static float lstm_dot_f32(size_t k, const float *restrict x, const float *restri
     return sum;
 }
 
-/* c (m x n) += A B^T with A (m x k) and B (n x k) row-major: dot products of contiguous rows,
- * four rows of B at a time. A block of rows of B that fits in the L2 cache is reused for every
- * row of A. */
+/* Register-blocked matrix products (used without BLAS). A product is cut into tiles of
+ * 4 x 32 outputs; lstm_tile_f32 accumulates one tile in registers over at most 256
+ * terms, and the compiler vectorizes it along the 32 columns. Every output is summed in a fixed
+ * order (deterministic, no reassociation). Partial tiles at the edges go through zero-padded
+ * copies on the stack (at most 9344 elements per product, no allocation). */
+
+/* tile (4 x 32, row-major) = sum over l < kc of A(i, l) B(l, j), with A(i, l) = a[i * a_row +
+ * l * a_col] and B(l, j) = b[l * ldb + j]: 4 rows of 32 accumulators, one FMA per term. */
+static void lstm_tile_f32(size_t kc, const float *restrict a, size_t a_row, size_t a_col,
+    const float *restrict b, size_t ldb, float *restrict tile)
+{
+    float acc0[32] = { 0.0F };
+    float acc1[32] = { 0.0F };
+    float acc2[32] = { 0.0F };
+    float acc3[32] = { 0.0F };
+    size_t l, j;
+    for (l = 0; l < kc; ++l) {
+        const float *restrict b_l = b + l * ldb;
+        const float a0 = a[0u * a_row + l * a_col];
+        const float a1 = a[1u * a_row + l * a_col];
+        const float a2 = a[2u * a_row + l * a_col];
+        const float a3 = a[3u * a_row + l * a_col];
+        for (j = 0; j < 32u; ++j) {
+            acc0[j] += a0 * b_l[j];
+            acc1[j] += a1 * b_l[j];
+            acc2[j] += a2 * b_l[j];
+            acc3[j] += a3 * b_l[j];
+        }
+    }
+    for (j = 0; j < 32u; ++j) {
+        tile[0u + j] = acc0[j];
+        tile[32u + j] = acc1[j];
+        tile[64u + j] = acc2[j];
+        tile[96u + j] = acc3[j];
+    }
+}
+
+/* C(i, j) += tile(i, j) for i < rows, j < cols, with C(i, j) = c[i * c_row + j * c_col]. */
+static void lstm_add_tile_f32(size_t rows, size_t cols, const float *restrict tile,
+    float *restrict c, size_t c_row, size_t c_col)
+{
+    size_t i, j;
+    for (i = 0; i < rows; ++i) {
+        for (j = 0; j < cols; ++j) {
+            c[i * c_row + j * c_col] += tile[i * 32u + j];
+        }
+    }
+}
+
+/* C(j, i) += tile(i, j) for i < rows, j < cols, with C(j, i) = c[j * ldc + i]. */
+static void lstm_add_tile_transposed_f32(size_t rows, size_t cols, const float *restrict tile,
+    float *restrict c, size_t ldc)
+{
+    size_t i, j;
+    for (j = 0; j < cols; ++j) {
+        float *restrict c_j = c + j * ldc;
+        for (i = 0; i < rows; ++i) {
+            c_j[i] += tile[i * 32u + j];
+        }
+    }
+}
+
+/* buffer (4 x kc, row-major) = A(i, l) = a[i * a_row + l * a_col] for the first `rows` rows,
+ * zeros below: a partial row block as a full one. */
+static void lstm_pack_rows_f32(size_t rows, size_t kc, const float *restrict a, size_t a_row,
+    size_t a_col, float *restrict buffer)
+{
+    size_t i, l;
+    for (i = 0; i < 4u; ++i) {
+        for (l = 0; l < kc; ++l) {
+            buffer[i * kc + l] = i < rows ? a[i * a_row + l * a_col] : 0.0F;
+        }
+    }
+}
+
+/* buffer (kc x 32, row-major) = B(l, j) = b[l * b_row + j * b_col] for the first `cols` columns,
+ * zeros right of them: a partial column panel as a full one, or A^T (b_row = 1) as a panel. */
+static void lstm_pack_columns_f32(size_t kc, size_t cols, const float *restrict b, size_t b_row,
+    size_t b_col, float *restrict buffer)
+{
+    size_t l, j;
+    for (j = 0; j < 32u; ++j) {
+        for (l = 0; l < kc; ++l) {
+            buffer[l * 32u + j] = j < cols ? b[l * b_row + j * b_col] : 0.0F;
+        }
+    }
+}
+
+/* c (m x n) += A B^T with A (m x k) and B (n x k) row-major. As C^T += B A^T: a panel of 32
+ * rows of A is packed (transposed) once per block of 256 terms and reused for every 4 rows of
+ * B. For fewer than 8 rows of A (a small batch), dot products of contiguous rows instead, four
+ * rows of B at a time, a block of rows of B that fits in the L2 cache reused for every row of A. */
 static void lstm_gemm_nt_f32(size_t m, size_t n, size_t k, const float *restrict a,
     const float *restrict b, float *restrict c)
 {
-    const size_t block = lstm_block_rows(k, 32768u);
-    size_t j0, i, j;
+    float panel[8192];
+    float rows_buffer[1024];
+    float tile[128];
+    size_t l0, j0, i0, j;
 #ifdef LSTM_USE_CBLAS
     if (lstm_cblas_fits(m, n, k, 1u)) {
         LSTM_CBLAS(cblas_sgemm)(LSTM_CBLAS_ROW_MAJOR, LSTM_CBLAS_NO_TRANS, LSTM_CBLAS_TRANS,
@@ -792,29 +1256,62 @@ static void lstm_gemm_nt_f32(size_t m, size_t n, size_t k, const float *restrict
         return;
     }
 #endif
-    for (j0 = 0; j0 < n; j0 += block) {
-        const size_t j1 = n - j0 > block ? j0 + block : n;
-        for (i = 0; i < m; ++i) {
-            const float *restrict a_i = a + i * k;
-            float *restrict c_i = c + i * n;
-            for (j = j0; j + 4u <= j1; j += 4u) {
-                lstm_dot4_f32(k, a_i, b + j * k, c_i + j);
+    if (m < 8u) {
+        const size_t block = lstm_block_rows(k, 32768u);
+        size_t i;
+        for (j0 = 0; j0 < n; j0 += block) {
+            const size_t j1 = n - j0 > block ? j0 + block : n;
+            for (i = 0; i < m; ++i) {
+                const float *restrict a_i = a + i * k;
+                float *restrict c_i = c + i * n;
+                for (j = j0; j + 4u <= j1; j += 4u) {
+                    lstm_dot4_f32(k, a_i, b + j * k, c_i + j);
+                }
+                for (; j < j1; ++j) {
+                    c_i[j] += lstm_dot_f32(k, a_i, b + j * k);
+                }
             }
-            for (; j < j1; ++j) {
-                c_i[j] += lstm_dot_f32(k, a_i, b + j * k);
+        }
+        return;
+    }
+    for (l0 = 0; l0 < k; l0 += 256u) {
+        const size_t kc = k - l0 < 256u ? k - l0 : 256u;
+        /* blocks of 256 rows of B (kc terms each) stay in the L2 cache */
+        for (j0 = 0; j0 < n; j0 += 256u) {
+            const size_t j1 = n - j0 < 256u ? n : j0 + 256u;
+            for (i0 = 0; i0 < m; i0 += 32u) {
+                const size_t cols = m - i0 < 32u ? m - i0 : 32u;
+                lstm_pack_columns_f32(kc, cols, a + i0 * k + l0, 1u, k, panel);
+                for (j = j0; j < j1; j += 4u) {
+                    const size_t rows = j1 - j < 4u ? j1 - j : 4u;
+                    if (rows == 4u) {
+                        lstm_tile_f32(kc, b + j * k + l0, k, 1u, panel, 32u, tile);
+                    } else {
+                        lstm_pack_rows_f32(rows, kc, b + j * k + l0, k, 1u, rows_buffer);
+                        lstm_tile_f32(kc, rows_buffer, kc, 1u, panel, 32u, tile);
+                    }
+                    /* the tile holds C^T: rows j.., columns i0.. */
+                    lstm_add_tile_transposed_f32(rows, cols, tile, c + i0 * n + j, n);
+                }
             }
         }
     }
 }
 
 /* c (m x n) += A B with A(i, l) = a[i * a_row + l * a_col] (A^T B when a_row = 1) and B (k x n)
- * row-major: the inner loop runs along contiguous rows of B and c. A block of rows of B that
- * fits in the L2 cache is reused for every row of c, four rows of B per pass over a row of c. */
+ * row-major. The operand with fewer rows of the result is packed: for m >= n, tiles of 4 rows of A
+ * times panels of 32 columns of B (kc x 32, in the L1 cache), each packed once for a block of 256
+ * rows of A; for m < n, as C^T += B^T A^T, panels of 32 rows of A packed once for a block of 256
+ * columns of B. For fewer than 8 rows (a small batch), rows of c += A(i, l) times rows of B,
+ * four rows of B per pass over a row of c, a block of rows of B in the L2 cache reused for every
+ * row of c. */
 static void lstm_gemm_nn_f32(size_t m, size_t n, size_t k, const float *restrict a,
     size_t a_row, size_t a_col, const float *restrict b, float *restrict c)
 {
-    const size_t block = lstm_block_rows(n, 32768u);
-    size_t l0, i, l, j;
+    float panel[8192];
+    float rows_buffer[1024];
+    float tile[128];
+    size_t l0, i0, j0, i, j;
 #ifdef LSTM_USE_CBLAS
     if (((a_col == 1u && a_row >= k) || (a_row == 1u && a_col >= m)) &&
         lstm_cblas_fits(m, n, k, a_col == 1u ? a_row : a_col)) {
@@ -825,27 +1322,79 @@ static void lstm_gemm_nn_f32(size_t m, size_t n, size_t k, const float *restrict
         return;
     }
 #endif
-    for (l0 = 0; l0 < k; l0 += block) {
-        const size_t l1 = k - l0 > block ? l0 + block : k;
-        for (i = 0; i < m; ++i) {
-            const float *restrict a_i = a + i * a_row;
-            float *restrict c_i = c + i * n;
-            for (l = l0; l + 4u <= l1; l += 4u) {
-                const float a0 = a_i[l * a_col], a1 = a_i[(l + 1u) * a_col];
-                const float a2 = a_i[(l + 2u) * a_col], a3 = a_i[(l + 3u) * a_col];
-                const float *restrict b0 = b + l * n;
-                const float *restrict b1 = b0 + n;
-                const float *restrict b2 = b1 + n;
-                const float *restrict b3 = b2 + n;
-                for (j = 0; j < n; ++j) {
-                    c_i[j] += a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j];
+    if (m < 8u) {
+        const size_t block = lstm_block_rows(n, 32768u);
+        size_t l;
+        for (l0 = 0; l0 < k; l0 += block) {
+            const size_t l1 = k - l0 > block ? l0 + block : k;
+            for (i = 0; i < m; ++i) {
+                const float *restrict a_i = a + i * a_row;
+                float *restrict c_i = c + i * n;
+                for (l = l0; l + 4u <= l1; l += 4u) {
+                    const float a0 = a_i[l * a_col], a1 = a_i[(l + 1u) * a_col];
+                    const float a2 = a_i[(l + 2u) * a_col], a3 = a_i[(l + 3u) * a_col];
+                    const float *restrict b0 = b + l * n;
+                    const float *restrict b1 = b0 + n;
+                    const float *restrict b2 = b1 + n;
+                    const float *restrict b3 = b2 + n;
+                    for (j = 0; j < n; ++j) {
+                        c_i[j] += a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j];
+                    }
+                }
+                for (; l < l1; ++l) {
+                    const float a0 = a_i[l * a_col];
+                    const float *restrict b0 = b + l * n;
+                    for (j = 0; j < n; ++j) {
+                        c_i[j] += a0 * b0[j];
+                    }
                 }
             }
-            for (; l < l1; ++l) {
-                const float a0 = a_i[l * a_col];
-                const float *restrict b0 = b + l * n;
-                for (j = 0; j < n; ++j) {
-                    c_i[j] += a0 * b0[j];
+        }
+        return;
+    }
+    if (m < n) {
+        for (l0 = 0; l0 < k; l0 += 256u) {
+            const size_t kc = k - l0 < 256u ? k - l0 : 256u;
+            for (j0 = 0; j0 < n; j0 += 256u) {
+                const size_t j1 = n - j0 < 256u ? n : j0 + 256u;
+                for (i0 = 0; i0 < m; i0 += 32u) {
+                    const size_t cols = m - i0 < 32u ? m - i0 : 32u;
+                    /* A^T(l, i) for l0 <= l < l0 + kc, i0 <= i < i0 + cols */
+                    lstm_pack_columns_f32(kc, cols, a + i0 * a_row + l0 * a_col, a_col, a_row, panel);
+                    for (j = j0; j < j1; j += 4u) {
+                        /* B^T(j, l) = b[l * n + j] */
+                        const size_t rows = j1 - j < 4u ? j1 - j : 4u;
+                        if (rows == 4u) {
+                            lstm_tile_f32(kc, b + l0 * n + j, 1u, n, panel, 32u, tile);
+                        } else {
+                            lstm_pack_rows_f32(rows, kc, b + l0 * n + j, 1u, n, rows_buffer);
+                            lstm_tile_f32(kc, rows_buffer, kc, 1u, panel, 32u, tile);
+                        }
+                        lstm_add_tile_transposed_f32(rows, cols, tile, c + i0 * n + j, n);
+                    }
+                }
+            }
+        }
+        return;
+    }
+    for (l0 = 0; l0 < k; l0 += 256u) {
+        const size_t kc = k - l0 < 256u ? k - l0 : 256u;
+        for (i0 = 0; i0 < m; i0 += 256u) {
+            const size_t i1 = m - i0 < 256u ? m : i0 + 256u;
+            for (j0 = 0; j0 < n; j0 += 32u) {
+                const size_t cols = n - j0 < 32u ? n - j0 : 32u;
+                /* packed even when whole: rows of B a power of two apart would share L1 sets */
+                lstm_pack_columns_f32(kc, cols, b + l0 * n + j0, n, 1u, panel);
+                for (i = i0; i < i1; i += 4u) {
+                    const size_t rows = i1 - i < 4u ? i1 - i : 4u;
+                    const float *restrict a_block = a + i * a_row + l0 * a_col;
+                    if (rows == 4u) {
+                        lstm_tile_f32(kc, a_block, a_row, a_col, panel, 32u, tile);
+                    } else {
+                        lstm_pack_rows_f32(rows, kc, a_block, a_row, a_col, rows_buffer);
+                        lstm_tile_f32(kc, rows_buffer, kc, 1u, panel, 32u, tile);
+                    }
+                    lstm_add_tile_f32(rows, cols, tile, c + i * n + j0, n, 1u);
                 }
             }
         }
@@ -867,36 +1416,72 @@ static void lstm_units_forward_f32(size_t batch, size_t hidden_size,
     const size_t gate_stride = LSTM_GATES * hidden_size;
     size_t b, k;
     (void)h_prev;
-    for (b = 0; b < batch; ++b) {
-        for (k = 0; k < hidden_size; ++k) {
-            const size_t u = b * hidden_size + k;
-            const float update_pre = pre[b * gate_stride + 0 * hidden_size + k];
-            const float forget_pre = pre[b * gate_stride + 1 * hidden_size + k];
-            const float candidate_pre = pre[b * gate_stride + 2 * hidden_size + k];
-            const float output_pre = pre[b * gate_stride + 3 * hidden_size + k];
-            const float cell_prev = c_prev != NULL ? c_prev[u] : 0.0F;
-            /* forget = sigmoid(forget_pre) */
-            const float forget = lstm_sigmoid_f32(forget_pre);
-            /* update = sigmoid(update_pre) */
-            const float update = lstm_sigmoid_f32(update_pre);
-            /* candidate = tanh(candidate_pre) */
-            const float candidate = tanhf(candidate_pre);
-            /* output = sigmoid(output_pre) */
-            const float output = lstm_sigmoid_f32(output_pre);
-            /* cell = candidate*update + cell_prev*forget */
-            const float cell = candidate*update + cell_prev*forget;
-            /* tanh_cell = tanh(cell) */
-            const float tanh_cell = tanhf(cell);
-            /* hidden = output*tanh(cell) */
-            const float hidden = output*tanh_cell;
-            h_next[u] = hidden;
-            c_next[u] = cell;
-            if (saved != NULL) {
+    /* Two copies of the loop: one for the usual case of every optional pointer given, without
+     * NULL tests (so that it vectorizes), and one with them. */
+    if (c_prev != NULL && saved != NULL) {
+        for (b = 0; b < batch; ++b) {
+            for (k = 0; k < hidden_size; ++k) {
+                const size_t u = b * hidden_size + k;
+                const float update_pre = pre[b * gate_stride + 0 * hidden_size + k];
+                const float forget_pre = pre[b * gate_stride + 1 * hidden_size + k];
+                const float candidate_pre = pre[b * gate_stride + 2 * hidden_size + k];
+                const float output_pre = pre[b * gate_stride + 3 * hidden_size + k];
+                const float cell_prev = c_prev[u];
+                /* forget = sigmoid(forget_pre) */
+                const float forget = lstm_sigmoid_f32(forget_pre);
+                /* update = sigmoid(update_pre) */
+                const float update = lstm_sigmoid_f32(update_pre);
+                /* candidate = tanh(candidate_pre) */
+                const float candidate = lstm_tanh_f32(candidate_pre);
+                /* output = sigmoid(output_pre) */
+                const float output = lstm_sigmoid_f32(output_pre);
+                /* cell = candidate*update + cell_prev*forget */
+                const float cell = candidate*update + cell_prev*forget;
+                /* tanh_cell = tanh(cell) */
+                const float tanh_cell = lstm_tanh_f32(cell);
+                /* hidden = output*tanh(cell) */
+                const float hidden = output*tanh_cell;
+                h_next[u] = hidden;
+                c_next[u] = cell;
                 saved[0 * units + u] = forget;
                 saved[1 * units + u] = update;
                 saved[2 * units + u] = candidate;
                 saved[3 * units + u] = output;
                 saved[4 * units + u] = tanh_cell;
+            }
+        }
+    } else {
+        for (b = 0; b < batch; ++b) {
+            for (k = 0; k < hidden_size; ++k) {
+                const size_t u = b * hidden_size + k;
+                const float update_pre = pre[b * gate_stride + 0 * hidden_size + k];
+                const float forget_pre = pre[b * gate_stride + 1 * hidden_size + k];
+                const float candidate_pre = pre[b * gate_stride + 2 * hidden_size + k];
+                const float output_pre = pre[b * gate_stride + 3 * hidden_size + k];
+                const float cell_prev = c_prev != NULL ? c_prev[u] : 0.0F;
+                /* forget = sigmoid(forget_pre) */
+                const float forget = lstm_sigmoid_f32(forget_pre);
+                /* update = sigmoid(update_pre) */
+                const float update = lstm_sigmoid_f32(update_pre);
+                /* candidate = tanh(candidate_pre) */
+                const float candidate = lstm_tanh_f32(candidate_pre);
+                /* output = sigmoid(output_pre) */
+                const float output = lstm_sigmoid_f32(output_pre);
+                /* cell = candidate*update + cell_prev*forget */
+                const float cell = candidate*update + cell_prev*forget;
+                /* tanh_cell = tanh(cell) */
+                const float tanh_cell = lstm_tanh_f32(cell);
+                /* hidden = output*tanh(cell) */
+                const float hidden = output*tanh_cell;
+                h_next[u] = hidden;
+                c_next[u] = cell;
+                if (saved != NULL) {
+                    saved[0 * units + u] = forget;
+                    saved[1 * units + u] = update;
+                    saved[2 * units + u] = candidate;
+                    saved[3 * units + u] = output;
+                    saved[4 * units + u] = tanh_cell;
+                }
             }
         }
     }
@@ -919,39 +1504,78 @@ static void lstm_units_backward_f32(size_t batch, size_t hidden_size,
     const size_t gate_stride = LSTM_GATES * hidden_size;
     size_t b, k;
     (void)h_prev;
-    for (b = 0; b < batch; ++b) {
-        for (k = 0; k < hidden_size; ++k) {
-            const size_t u = b * hidden_size + k;
-            const float d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0F);
-            const float d_cell_carry = d_c[u];
-            const float cell_prev = c_prev != NULL ? c_prev[u] : 0.0F;
-            const float forget = saved[0 * units + u];
-            const float update = saved[1 * units + u];
-            const float candidate = saved[2 * units + u];
-            const float output = saved[3 * units + u];
-            const float tanh_cell = saved[4 * units + u];
-            /* dL/dtanh_cell */
-            const float d_tanh_cell = d_hidden_carry*output;
-            /* dL/dcell */
-            const float d_cell = d_cell_carry + d_tanh_cell*(1 - (tanh_cell*tanh_cell));
-            /* dL/dcandidate */
-            const float d_candidate = d_cell*update;
-            /* dL/dcell_prev */
-            const float d_cell_prev = d_cell*forget;
-            /* dL/dupdate_pre */
-            const float d_update_pre = candidate*d_candidate*(1 - update);
-            /* dL/dforget_pre */
-            const float d_forget_pre = cell_prev*d_cell_prev*(1 - forget);
-            /* dL/dcandidate_pre */
-            const float d_candidate_pre = d_candidate*(1 - (candidate*candidate));
-            /* dL/doutput_pre */
-            const float d_output_pre = d_tanh_cell*tanh_cell*(1 - output);
-            delta[b * gate_stride + 0 * hidden_size + k] = d_update_pre;
-            delta[b * gate_stride + 1 * hidden_size + k] = d_forget_pre;
-            delta[b * gate_stride + 2 * hidden_size + k] = d_candidate_pre;
-            delta[b * gate_stride + 3 * hidden_size + k] = d_output_pre;
-            d_h[u] = 0;
-            d_c[u] = d_cell_prev;
+    /* Two copies of the loop, as in forward: without NULL tests (it vectorizes), and with. */
+    if (d_output != NULL && c_prev != NULL) {
+        for (b = 0; b < batch; ++b) {
+            for (k = 0; k < hidden_size; ++k) {
+                const size_t u = b * hidden_size + k;
+                const float d_hidden_carry = d_h[u] + d_output[u];
+                const float d_cell_carry = d_c[u];
+                const float cell_prev = c_prev[u];
+                const float forget = saved[0 * units + u];
+                const float update = saved[1 * units + u];
+                const float candidate = saved[2 * units + u];
+                const float output = saved[3 * units + u];
+                const float tanh_cell = saved[4 * units + u];
+                /* dL/dtanh_cell */
+                const float d_tanh_cell = d_hidden_carry*output;
+                /* dL/dcell */
+                const float d_cell = d_cell_carry + d_tanh_cell*(1 - (tanh_cell*tanh_cell));
+                /* dL/dcandidate */
+                const float d_candidate = d_cell*update;
+                /* dL/dcell_prev */
+                const float d_cell_prev = d_cell*forget;
+                /* dL/dupdate_pre */
+                const float d_update_pre = candidate*d_candidate*(1 - update);
+                /* dL/dforget_pre */
+                const float d_forget_pre = cell_prev*d_cell_prev*(1 - forget);
+                /* dL/dcandidate_pre */
+                const float d_candidate_pre = d_candidate*(1 - (candidate*candidate));
+                /* dL/doutput_pre */
+                const float d_output_pre = d_tanh_cell*tanh_cell*(1 - output);
+                delta[b * gate_stride + 0 * hidden_size + k] = d_update_pre;
+                delta[b * gate_stride + 1 * hidden_size + k] = d_forget_pre;
+                delta[b * gate_stride + 2 * hidden_size + k] = d_candidate_pre;
+                delta[b * gate_stride + 3 * hidden_size + k] = d_output_pre;
+                d_h[u] = 0;
+                d_c[u] = d_cell_prev;
+            }
+        }
+    } else {
+        for (b = 0; b < batch; ++b) {
+            for (k = 0; k < hidden_size; ++k) {
+                const size_t u = b * hidden_size + k;
+                const float d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0F);
+                const float d_cell_carry = d_c[u];
+                const float cell_prev = c_prev != NULL ? c_prev[u] : 0.0F;
+                const float forget = saved[0 * units + u];
+                const float update = saved[1 * units + u];
+                const float candidate = saved[2 * units + u];
+                const float output = saved[3 * units + u];
+                const float tanh_cell = saved[4 * units + u];
+                /* dL/dtanh_cell */
+                const float d_tanh_cell = d_hidden_carry*output;
+                /* dL/dcell */
+                const float d_cell = d_cell_carry + d_tanh_cell*(1 - (tanh_cell*tanh_cell));
+                /* dL/dcandidate */
+                const float d_candidate = d_cell*update;
+                /* dL/dcell_prev */
+                const float d_cell_prev = d_cell*forget;
+                /* dL/dupdate_pre */
+                const float d_update_pre = candidate*d_candidate*(1 - update);
+                /* dL/dforget_pre */
+                const float d_forget_pre = cell_prev*d_cell_prev*(1 - forget);
+                /* dL/dcandidate_pre */
+                const float d_candidate_pre = d_candidate*(1 - (candidate*candidate));
+                /* dL/doutput_pre */
+                const float d_output_pre = d_tanh_cell*tanh_cell*(1 - output);
+                delta[b * gate_stride + 0 * hidden_size + k] = d_update_pre;
+                delta[b * gate_stride + 1 * hidden_size + k] = d_forget_pre;
+                delta[b * gate_stride + 2 * hidden_size + k] = d_candidate_pre;
+                delta[b * gate_stride + 3 * hidden_size + k] = d_output_pre;
+                d_h[u] = 0;
+                d_c[u] = d_cell_prev;
+            }
         }
     }
 }

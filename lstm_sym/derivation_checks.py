@@ -54,6 +54,27 @@ def kernel(spec: CellSpec):
     return importlib.import_module(f"generated.{spec.name}")
 
 
+def projection_size(spec: CellSpec, hidden_size: int) -> int | None:
+    """The projected state's size the checks use, below hidden_size as PyTorch requires
+    (None: the cell has no projected state)."""
+    return None if spec.projected_state is None else (hidden_size + 1) // 2
+
+
+def make_parameters(spec: CellSpec, module, event_size: int, hidden_size: int):
+    """``module.Parameters`` at the checks' sizes (a projected cell's at projection_size)."""
+    projection = projection_size(spec, hidden_size)
+    if projection is None:
+        return module.Parameters(event_size, hidden_size)
+    return module.Parameters(event_size, hidden_size, projection)
+
+
+def state_sizes(spec: CellSpec, hidden_size: int) -> dict:
+    """Entries of each state (by short name) at the checks' sizes."""
+    from .verify import state_sizes as sizes
+
+    return sizes(spec, hidden_size, projection_size(spec, hidden_size))
+
+
 def _relative(values: dict, reference: dict) -> float:
     worst = 0.0
     for name, ref in reference.items():
@@ -68,16 +89,17 @@ def random_problem(spec: CellSpec, seed: int, steps, batch, event_size, hidden_s
     """Random parameters (vector biases), events, initial states and cotangents, float64."""
     rng = np.random.default_rng(seed)
     module = module or kernel(spec)
-    parameters = module.Parameters(event_size, hidden_size)
+    parameters = make_parameters(spec, module, event_size, hidden_size)
+    sizes = state_sizes(spec, hidden_size)
     for name in parameters.NAMES:
         shape = np.shape(getattr(parameters, name))
         if name.endswith("_bias") or not shape:
             shape = (hidden_size,)
         setattr(parameters, name, rng.normal(0.0, 0.6, size=shape))
     events = rng.normal(size=(steps, batch, event_size))
-    initial = {s.short: rng.normal(size=(batch, hidden_size)) for s in spec.states}
-    cot = {"outputs": rng.normal(size=(steps, batch, hidden_size))}
-    cot.update({s.short: rng.normal(size=(batch, hidden_size)) for s in spec.states})
+    initial = {s.short: rng.normal(size=(batch, sizes[s.short])) for s in spec.states}
+    cot = {"outputs": rng.normal(size=(steps, batch, sizes[spec.output_state.short]))}
+    cot.update({s.short: rng.normal(size=(batch, sizes[s.short])) for s in spec.states})
     return parameters, events, initial, cot
 
 
@@ -106,8 +128,11 @@ def check_exact(spec: CellSpec, module=None, label: str = "generated NumPy, floa
     from .verify import ExactModel
 
     module = module or kernel(spec)
-    model = ExactModel(spec, **EXACT_SIZES, seed=0)
-    parameters = module.Parameters(EXACT_SIZES["event_size"], EXACT_SIZES["hidden_size"])
+    projection = projection_size(spec, EXACT_SIZES["hidden_size"])
+    model = ExactModel(spec, **EXACT_SIZES, seed=0, projection_size=projection)
+    parameters = make_parameters(
+        spec, module, EXACT_SIZES["event_size"], EXACT_SIZES["hidden_size"]
+    )
     for name, value in model.parameters.items():
         setattr(parameters, name, value)
     cot = {
@@ -121,7 +146,7 @@ def check_exact(spec: CellSpec, module=None, label: str = "generated NumPy, floa
     return Row(
         label,
         "exact model (SymPy, 40 digits)",
-        _sizes(EXACT_SIZES),
+        _sizes(EXACT_SIZES, spec),
         _relative(values, reference),
         1e-12,
     )
@@ -142,7 +167,7 @@ def check_finite_differences(
         v_initial = {k: rng.normal(size=a.shape) for k, a in initial.items()}
 
         def shifted(eps, v=v, v_events=v_events, v_initial=v_initial):
-            p = module.Parameters(SIZES["event_size"], SIZES["hidden_size"])
+            p = make_parameters(spec, module, SIZES["event_size"], SIZES["hidden_size"])
             for n in names:
                 setattr(p, n, getattr(parameters, n) + eps * v[n])
             return loss(
@@ -165,7 +190,7 @@ def check_finite_differences(
     return Row(
         "generated NumPy, float64",
         f"finite differences ({directions} random directions)",
-        _sizes(SIZES),
+        _sizes(SIZES, spec),
         worst,
         1e-8,
     )
@@ -174,14 +199,14 @@ def check_finite_differences(
 def check_float32(spec: CellSpec, module) -> Row:
     """``module`` (a kernel, e.g. the C) in float32 against itself in float64, same inputs."""
     parameters, events, initial, cot = random_problem(spec, 4, **SIZES, module=module)
-    as32 = module.Parameters(SIZES["event_size"], SIZES["hidden_size"])
+    as32 = make_parameters(spec, module, SIZES["event_size"], SIZES["hidden_size"])
     for name in parameters.NAMES:
         setattr(as32, name, np.asarray(getattr(parameters, name), dtype=np.float32))
     events32 = events.astype(np.float32)
     initial32 = {k: v.astype(np.float32) for k, v in initial.items()}
     cot32 = {k: v.astype(np.float32) for k, v in cot.items()}
     got = run_kernel(spec, as32, events32, initial32, cot32, module)
-    as64 = module.Parameters(SIZES["event_size"], SIZES["hidden_size"])
+    as64 = make_parameters(spec, module, SIZES["event_size"], SIZES["hidden_size"])
     for name in parameters.NAMES:
         setattr(as64, name, getattr(as32, name).astype(np.float64))
     ref = run_kernel(
@@ -199,7 +224,7 @@ def check_float32(spec: CellSpec, module) -> Row:
     return Row(
         "generated kernel, float32",
         "the same kernel in float64",
-        _sizes(SIZES),
+        _sizes(SIZES, spec),
         _relative(values, reference),
         1e-4,
     )
@@ -213,18 +238,23 @@ def _torch_recurrent(kind: str, spec, parameters, events, initial, cot):
 
     event_size = events.shape[-1]
     hidden = parameters.hidden_size
-    module = getattr(torch.nn, kind)(event_size, hidden, dtype=torch.float64)
+    projection = getattr(parameters, "projection_size", None)
+    recurrent = hidden if projection is None else projection
+    options = {} if projection is None else {"proj_size": projection}
+    module = getattr(torch.nn, kind)(event_size, hidden, dtype=torch.float64, **options)
     stacked = {
         f"{torch_name}_l0": np.concatenate(
             [np.broadcast_to(getattr(parameters, f"{side}_{g}_{part}"), shape) for g in spec.gates]
         )
         for torch_name, side, part, shape in (
             ("weight_ih", "event", "weights", (hidden, event_size)),
-            ("weight_hh", "hidden", "weights", (hidden, hidden)),
+            ("weight_hh", "hidden", "weights", (hidden, recurrent)),
             ("bias_ih", "event", "bias", (hidden,)),
             ("bias_hh", "hidden", "bias", (hidden,)),
         )
     }
+    if projection is not None:  # nn.LSTM(proj_size=P): h_t = W_hr (o_t * tanh(c_t))
+        stacked["weight_hr_l0"] = np.asarray(parameters.projection_weights)
     with torch.no_grad():
         for name, value in stacked.items():
             getattr(module, name).copy_(torch.from_numpy(value))
@@ -248,6 +278,8 @@ def _torch_recurrent(kind: str, spec, parameters, events, initial, cot):
             )
             bias = getattr(module, f"bias_{torch_name}_l0")
             grads[f"{side}_{gate}_bias"] = bias.grad[rows].numpy()
+    if projection is not None:
+        grads["projection_weights"] = module.weight_hr_l0.grad.numpy()
     values = {"outputs": out.detach().numpy()}
     values.update({f"final_{short}": final[0].detach().numpy() for short, final in finals.items()})
     return values, grads
@@ -265,6 +297,7 @@ def _torch_gru(spec, parameters, events, initial, cot):
 TORCH_REFERENCES: dict[str, tuple[str, Callable]] = {
     "lstm": ("PyTorch torch.nn.LSTM, float64", _torch_lstm),
     "gru": ("PyTorch torch.nn.GRU, float64", _torch_gru),
+    "lstmp": ("PyTorch torch.nn.LSTM(proj_size=P), float64", _torch_lstm),
 }
 
 
@@ -279,14 +312,16 @@ def check_torch(spec: CellSpec) -> Row | None:
     return Row(
         "generated NumPy, float64",
         description,
-        _sizes(SIZES),
+        _sizes(SIZES, spec),
         _relative(values, {**ref_values, **ref_grads}),
         1e-12,
     )
 
 
-def _sizes(sizes: dict) -> str:
-    return "T={steps}, B={batch}, X={event_size}, H={hidden_size}".format(**sizes)
+def _sizes(sizes: dict, spec: CellSpec | None = None) -> str:
+    text = "T={steps}, B={batch}, X={event_size}, H={hidden_size}".format(**sizes)
+    projection = None if spec is None else projection_size(spec, sizes["hidden_size"])
+    return text if projection is None else f"{text}, P={projection}"
 
 
 def run_all(spec: CellSpec) -> list[Row]:
@@ -340,7 +375,13 @@ def verification_tex(spec: CellSpec, rows: list[Row], command: str = "lstm-sym l
             "The PyTorch row loads the stacked matrices of Section~\\ref{sec:notation} into "
             + _tex(TORCH_REFERENCES[spec.name][0].split(",")[0])
             + " (\\texttt{weight\\_ih\\_l0} $= W_x$, \\texttt{weight\\_hh\\_l0} $= W_h$, "
-            "\\texttt{bias\\_ih\\_l0} $= b_x$, \\texttt{bias\\_hh\\_l0} $= b_h$)."
+            "\\texttt{bias\\_ih\\_l0} $= b_x$, \\texttt{bias\\_hh\\_l0} $= b_h$"
+            + (
+                ", \\texttt{weight\\_hr\\_l0} $= W_{\\mathrm{p}}$"
+                if spec.projected_state is not None
+                else ""
+            )
+            + ")."
         )
     else:
         lines.append("This cell has no PyTorch counterpart; the exact model is the reference.")

@@ -86,7 +86,8 @@ class Backward:
 
 @dataclass(frozen=True)
 class LinearAdjoints:
-    """Adjoints of ``Z = X W^T + 1 b^T`` for the loss ``tr(Delta^T Z)``, by matrix calculus."""
+    """Adjoints of ``Z = X W^T + 1 b^T`` for the loss ``tr(Delta^T Z)``, by matrix calculus
+    (``Z = X W^T`` and ``bias`` None for a map without bias, a state's projection)."""
 
     projection: sp.MatrixExpr
     loss: sp.Expr
@@ -106,6 +107,8 @@ class Derivation:
     backward: Backward
     saved: tuple[sp.Symbol, ...]
     linear: LinearAdjoints
+    #: Adjoints of a projected state's map ``new = W_projection projection`` (None: no such state).
+    projection: LinearAdjoints | None = None
 
     @property
     def gate_inputs(self) -> tuple[GateInput, ...]:
@@ -207,9 +210,10 @@ def backward(lowered: Lowered) -> Backward:
     """
     spec = lowered.spec
     contributions: dict[sp.Symbol, list[sp.Expr]] = defaultdict(list)
-    carries = tuple(carry(s.new) for s in spec.states)
+    # A projected state's carry arrives at its per-unit vector (d_m = d_h W_projection).
+    carries = tuple(carry(s.unit) for s in spec.states)
     for state, symbol in zip(spec.states, carries, strict=True):
-        contributions[state.new].append(symbol)
+        contributions[state.unit].append(symbol)
     chain: list[Assignment] = []
     partials: list[Partial] = []
     for assignment in reversed(lowered.forward):
@@ -291,26 +295,30 @@ def eliminate(raw: Backward) -> Backward:
 
 
 @cache
-def linear_adjoints() -> LinearAdjoints:
+def linear_adjoints(bias: bool = True) -> LinearAdjoints:
     """Stage 4: differentiate ``tr(Delta^T (X W^T + 1 b^T))`` with SymPy's matrix calculus.
 
     Rows of X are the (time, batch) samples, rows of Delta the matching adjoints of Z; the
     results are single matrix products over all samples: one GEMM per weight gradient.
+    ``bias=False``: the map ``Z = X W^T`` of a projected state (``h = W_projection m``).
     """
     n, m, k = sp.symbols("N M K", integer=True, positive=True)
     inputs = sp.MatrixSymbol("X", n, m)
     weights = sp.MatrixSymbol("W", k, m)
-    bias = sp.MatrixSymbol("b", k, 1)
     delta = sp.MatrixSymbol("Delta", n, k)
-    projection = inputs * weights.T + sp.OneMatrix(n, 1) * bias.T
+    symbols = {"X": inputs, "W": weights, "Delta": delta, "N": n, "M": m, "K": k}
+    projection = inputs * weights.T
+    if bias:
+        symbols["b"] = sp.MatrixSymbol("b", k, 1)
+        projection = projection + sp.OneMatrix(n, 1) * symbols["b"].T
     loss = sp.Trace(delta.T * projection)
     return LinearAdjoints(
         projection=projection,
         loss=loss,
         weights=loss.diff(weights),
         inputs=loss.diff(inputs),
-        bias=loss.diff(bias),
-        symbols={"X": inputs, "W": weights, "b": bias, "Delta": delta, "N": n, "M": m, "K": k},
+        bias=loss.diff(symbols["b"]) if bias else None,
+        symbols={k: symbols[k] for k in ("X", "W", "b", "Delta", "N", "M", "K") if k in symbols},
     )
 
 
@@ -322,6 +330,8 @@ def saved_values(lowered: Lowered, bwd: Backward) -> tuple[sp.Symbol, ...]:
     forward values in forward order. Previous states are excluded (the state sequences keep
     them) and so are per-unit parameters (the same at every step)."""
     used = set().union(*(a.expr.free_symbols for a in bwd.chain)) if bwd.chain else set()
+    # A projection's per-unit vector: the weight gradient dW_projection = Delta^T M reads it.
+    used |= {s.projection for s in lowered.spec.states if s.projection is not None}
     inputs = tuple(g.symbol for g in lowered.gate_inputs if g.symbol in used)
     return inputs + tuple(a.target for a in lowered.forward if a.target in used)
 
@@ -339,4 +349,5 @@ def derive(spec: CellSpec) -> Derivation:
         backward=reduced,
         saved=saved_values(lowered, reduced),
         linear=linear_adjoints(),
+        projection=linear_adjoints(bias=False) if spec.projected_state is not None else None,
     )

@@ -16,6 +16,8 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import importlib
+import math
+import operator
 import os
 import shutil
 import stat
@@ -171,6 +173,20 @@ def _pointer(value, name, dtype, shape):
     return value.ctypes.data
 
 
+def _carve(dtype, shapes: dict) -> tuple[dict, dict]:
+    """Arrays of ``shapes`` (by name) carved out of one new buffer, and their addresses: one
+    allocation and one address look-up instead of one per array (each costs microseconds)."""
+    counts = [math.prod(shape) for shape in shapes.values()]
+    flat = np.empty(sum(counts), dtype=dtype)
+    base, itemsize = flat.ctypes.data, flat.itemsize
+    arrays, addresses, offset = {}, {}, 0
+    for (name, shape), count in zip(shapes.items(), counts, strict=True):
+        arrays[name] = flat[offset : offset + count].reshape(shape)
+        addresses[name] = base + offset * itemsize
+        offset += count
+    return arrays, addresses
+
+
 class NativeCell:
     """``Parameters``, ``forward`` and ``backward`` of one cell, computed by its generated C."""
 
@@ -192,30 +208,120 @@ class NativeCell:
                 entry.argtypes = [
                     ctypes.c_size_t if a.kind == "size" else ctypes.c_void_p for a in function.args
                 ]
-        self.library[f"{name}_cache_size"].restype = ctypes.c_size_t
-        self.library[f"{name}_cache_size"].argtypes = [ctypes.c_size_t] * 3
-        self.library[f"{name}_error_string"].restype = ctypes.c_char_p
-        self.library[f"{name}_error_string"].argtypes = [ctypes.c_int]
+        getattr(self.library, f"{name}_cache_size").restype = ctypes.c_size_t
+        #: A projected state (LSTMP's h) has projection_size entries, not hidden_size.
+        self._projected = self.spec.projected_state
+        getattr(self.library, f"{name}_cache_size").argtypes = [ctypes.c_size_t] * (
+            3 if self._projected is None else 4
+        )
+        getattr(self.library, f"{name}_error_string").restype = ctypes.c_char_p
+        getattr(self.library, f"{name}_error_string").argtypes = [ctypes.c_int]
         self._shorts = [s.short for s in self.spec.states]
+        # Per-call work done once: the entry points with their argument lists, the shapes of
+        # every buffer by sizes, and the checked parameter arrays (see _parameter_arrays).
+        self._entries = {
+            (function.name, dtype): (
+                getattr(self.library, f"{name}_{function.name}_{suffix}"),
+                tuple((a.name, a.kind == "size") for a in function.args),
+            )
+            for function in self.functions.values()
+            for dtype, suffix in SUFFIX.items()
+        }
+        self._shapes_cache: dict = {}
+        #: (gate index, Gradients attribute, stacked gradient) of every gate's blocks
+        self._gate_gradients = [
+            (k, f"{side}_{gate}_{kind}", f"d_{side}_{kind}")
+            for k, gate in enumerate(self.GATES)
+            for side, kind in (
+                ("event", "weights"),
+                ("event", "bias"),
+                ("hidden", "weights"),
+                ("hidden", "bias"),
+            )
+        ]
+        self._attributes = operator.attrgetter(*module.Parameters.NAMES)
+        self._parameter_cache = None
+
+    def _state_sizes(self, hidden, projection) -> dict:
+        """Entries of each state by short name: hidden_size, or projection_size if projected."""
+        return {s.short: hidden if s.projection is None else projection for s in self.spec.states}
 
     def __repr__(self):
         return f"lstm_sym.native.NativeCell({self.name!r}, {str(self.library_path)!r})"
 
-    def call(self, function: str, dtype, arguments: dict, shapes: dict) -> None:
-        """Call ``<cell>_<function>_<f32|f64>`` with arguments by name (None: NULL)."""
-        spec = self.functions[function]
-        values = []
-        for arg in spec.args:
-            value = arguments.get(arg.name)
-            if arg.kind == "size":
-                values.append(value)
-            else:
-                values.append(_pointer(value, arg.name, dtype, shapes.get(arg.name, ())))
-        entry = getattr(self.library, f"{self.name}_{function}_{SUFFIX[dtype]}")
-        status = entry(*values)
+    def call(
+        self, function: str, dtype, arguments: dict, shapes: dict, known: dict | None = None
+    ) -> dict:
+        """Call ``<cell>_<function>_<f32|f64>`` with arguments by name (None: NULL).
+
+        ``known``: addresses of buffers already checked (a forward's saved arrays, buffers
+        carved by :func:`_carve`), used instead of checking them again. Returns the address
+        of every pointer argument by name."""
+        entry, args = self._entries[function, dtype]
+        known = known or {}
+        addresses = {
+            name: known[name]
+            if name in known
+            else _pointer(arguments.get(name), name, dtype, shapes.get(name, ()))
+            for name, size in args
+            if not size
+        }
+        status = entry(*[arguments.get(name) if size else addresses[name] for name, size in args])
         if status != 0:
-            message = self.library[f"{self.name}_error_string"](status).decode()
+            message = getattr(self.library, f"{self.name}_error_string")(status).decode()
             raise RuntimeError(f"{self.name}_{function}_{SUFFIX[dtype]} failed: {message}")
+        return addresses
+
+    def _parameter_arrays(self, parameters):
+        """``(parameters.arrays(), dtype proxies)``, the checks skipped while the attributes are
+        the same objects with the same shapes and dtypes as last time.
+
+        Only arrays (used as they are: in-place updates are seen, the stacked copies are made
+        on every call) and immutable scalars are cached; anything else (a list, a 0-d array
+        expanded to a copy) is checked on every call. The proxies are one empty array per
+        dtype of the parameters, for the dtype promotion."""
+        objects = self._attributes(parameters)
+        sizes = (
+            type(parameters),
+            parameters.event_size,
+            parameters.hidden_size,
+            getattr(parameters, "projection_size", None),
+        )
+        cached = self._parameter_cache
+        if (
+            cached is not None
+            and cached[0] == sizes
+            and all(map(operator.is_, objects, cached[1]))
+            and cached[2] == [(o.shape, o.dtype) for o in objects if isinstance(o, np.ndarray)]
+        ):
+            return cached[3], cached[4]
+        arrays = parameters.arrays()
+        proxies = tuple(np.empty(0, d) for d in dict.fromkeys(a.dtype for a in arrays.values()))
+        cacheable = all(
+            arrays[name] is value and value.ndim >= 1
+            if isinstance(value, np.ndarray)
+            else isinstance(value, (int, float, np.generic))
+            for name, value in zip(parameters.NAMES, objects, strict=True)
+        )
+        if cacheable:
+            shapes = [(o.shape, o.dtype) for o in objects if isinstance(o, np.ndarray)]
+            self._parameter_cache = (sizes, objects, shapes, arrays, proxies)
+        return arrays, proxies
+
+    def _stacked(self, parameters, arrays, dtype):
+        """``parameters.stacked(dtype)`` from the already checked ``arrays``: the gates'
+        blocks of each (side, kind) concatenated in ``GATES`` order (fresh copies)."""
+        return tuple(
+            np.concatenate([arrays[f"{side}_{gate}_{kind}"] for gate in self.GATES]).astype(
+                dtype, copy=False
+            )
+            for side, kind in (
+                ("event", "weights"),
+                ("event", "bias"),
+                ("hidden", "weights"),
+                ("hidden", "bias"),
+            )
+        )
 
     def _states(self, prefix, suffix, args, kwargs, function):
         names = [f"{prefix}{s}{suffix}" for s in self._shorts]
@@ -253,10 +359,27 @@ class NativeCell:
         inputs = events if batched else events[:, None, :]
         steps, batch, event_size = inputs.shape
         hidden = parameters.hidden_size
-        initial = {n: m._initial_state(v, n, batched, batch, hidden) for n, v in initial.items()}
-        arrays = parameters.arrays()
-        dtype = m._float_dtype(inputs, *initial.values(), *arrays.values())
-        stacked = parameters.stacked(dtype)
+        projection = getattr(parameters, "projection_size", None)
+        sizes = self._state_sizes(hidden, projection)
+        if self._projected is None:
+            initial = {
+                n: m._initial_state(v, n, batched, batch, hidden) for n, v in initial.items()
+            }
+        else:  # the generated module's helper names each state's size in its errors
+            initial = {
+                f"{s.short}0": m._initial_state(
+                    initial[f"{s.short}0"],
+                    f"{s.short}0",
+                    batched,
+                    batch,
+                    sizes[s.short],
+                    "hidden_size" if s.projection is None else "projection_size",
+                )
+                for s in self.spec.states
+            }
+        arrays, proxies = self._parameter_arrays(parameters)
+        dtype = m._float_dtype(inputs, *initial.values(), *proxies)
+        stacked = self._stacked(parameters, arrays, dtype)
         arguments = {
             name: np.ascontiguousarray(value, dtype=dtype)
             for name, value in zip(
@@ -278,17 +401,29 @@ class NativeCell:
             }
         )
         arguments["events"] = np.ascontiguousarray(inputs, dtype=dtype)
-        size = self.library[f"{self.name}_cache_size"](steps, batch, hidden)
+        extra = () if projection is None else (projection,)
+        if projection is not None:
+            arguments["projection_weights"] = np.ascontiguousarray(
+                arrays["projection_weights"], dtype=dtype
+            )
+            arguments["projection_size"] = projection
+        size = getattr(self.library, f"{self.name}_cache_size")(steps, batch, hidden, *extra)
         if size == 0:
             raise ValueError(
                 f"sizes too large for one cache: steps={steps}, batch={batch}, hidden={hidden}"
             )
-        outputs = np.empty((steps, batch, hidden), dtype=dtype)
-        lasts = {f"{s}_last": np.empty((batch, hidden), dtype=dtype) for s in self._shorts}
+        results, known = _carve(
+            dtype,
+            {"outputs": (steps, batch, sizes[self.spec.output_state.short])}
+            | {f"{s}_last": (batch, sizes[s]) for s in self._shorts},
+        )
+        outputs = results.pop("outputs")
+        lasts = results
         buffer = np.empty(size, dtype=dtype)
         arguments.update(outputs=outputs, cache=buffer, **lasts)
         arguments.update(steps=steps, batch=batch, event_size=event_size, hidden_size=hidden)
-        self.call("forward", dtype, arguments, self._shapes(steps, batch, event_size, hidden, size))
+        shapes = self._shapes(steps, batch, event_size, hidden, size, projection)
+        addresses = self.call("forward", dtype, arguments, shapes, known)
         cache = NativeCache(
             cell=self.CELL,
             native=self.library_path,
@@ -298,25 +433,40 @@ class NativeCell:
             dtype=dtype,
             event_size=event_size,
             hidden_size=hidden,
+            projection_size=projection,
             arguments={k: arguments[k] for k in ("events", "event_weights", "hidden_weights")}
-            | {p.name: arguments[p.name] for p in self.spec.unit_parameters},
+            | {p.name: arguments[p.name] for p in self.spec.unit_parameters}
+            | {k: arguments[k] for k in ("projection_weights",) if k in arguments},
             buffer=buffer,
         )
+        # backward reuses the addresses of the arrays checked here (kept alive by the cache)
+        cache.addresses = {k: addresses[k] for k in (*cache.arguments, "cache")}
         finals = tuple(lasts.values())
         if not batched:
             outputs, finals = outputs[:, 0], tuple(f[0] for f in finals)
         return outputs, finals if len(finals) > 1 else finals[0], cache
 
-    def _shapes(self, steps, batch, event_size, hidden, cache_size):
+    def _shapes(self, steps, batch, event_size, hidden, cache_size, projection=None):
+        key = (steps, batch, event_size, hidden, cache_size, projection)
+        shapes = self._shapes_cache.get(key)
+        if shapes is None:
+            if len(self._shapes_cache) > 64:
+                self._shapes_cache.clear()
+            shapes = self._shapes_cache[key] = self._compute_shapes(*key)
+        return shapes
+
+    def _compute_shapes(self, steps, batch, event_size, hidden, cache_size, projection):
         rows = len(self.GATES) * hidden
+        sizes = self._state_sizes(hidden, projection)
+        output = sizes[self.spec.output_state.short]
         shapes = {
             "events": (steps, batch, event_size),
             "event_weights": (rows, event_size),
             "event_bias": (rows,),
-            "hidden_weights": (rows, hidden),
+            "hidden_weights": (rows, sizes[self.spec.recurrent_state.short]),
             "hidden_bias": (rows,),
-            "outputs": (steps, batch, hidden),
-            "d_outputs": (steps, batch, hidden),
+            "outputs": (steps, batch, output),
+            "d_outputs": (steps, batch, output),
             "d_events": (steps, batch, event_size),
             "cache": (cache_size,),
         }
@@ -324,9 +474,13 @@ class NativeCell:
             shapes[p.name] = shapes[f"d_{p.name}"] = (hidden,)
         for s in self._shorts:
             for name in (f"{s}0", f"{s}_last", f"d_{s}_last", f"d_{s}0"):
-                shapes[name] = (batch, hidden)
+                shapes[name] = (batch, sizes[s])
+        if projection is not None:
+            shapes["projection_weights"] = (projection, hidden)
         for name in ("event_weights", "event_bias", "hidden_weights", "hidden_bias"):
             shapes[f"d_{name}"] = shapes[name]
+        if projection is not None:
+            shapes["d_projection_weights"] = shapes["projection_weights"]
         return shapes
 
     def backward(self, cache, d_outputs, *d_lasts, **named):
@@ -339,31 +493,36 @@ class NativeCell:
                 f"got {type(cache).__name__}"
             )
         steps, batch, hidden, dtype = cache.steps, cache.batch, cache.hidden_size, cache.dtype
-        if cache.batched:
-            sequence_shape, state_shape, meaning = (
-                (steps, batch, hidden),
-                (batch, hidden),
-                "(batch, hidden_size)",
-            )
-        else:
-            sequence_shape, state_shape, meaning = (steps, hidden), (hidden,), "(hidden_size,)"
+        projection = cache.projection_size
+        sizes = self._state_sizes(hidden, projection)
+        names = {s.short: "hidden_size" for s in self.spec.states}
+        if self._projected is not None:
+            names[self._projected.short] = "projection_size"
+
+        def state_shape(short):
+            if cache.batched:
+                return (batch, sizes[short]), f"(batch, {names[short]})"
+            return (sizes[short],), f"({names[short]},)"
+
+        output = sizes[self.spec.output_state.short]
+        sequence_shape = (steps, batch, output) if cache.batched else (steps, output)
         arguments = dict(cache.arguments)
         arguments["d_outputs"] = np.ascontiguousarray(
             m._adjoint(d_outputs, "d_outputs", sequence_shape, "(like outputs)", dtype).reshape(
-                steps, batch, hidden
+                steps, batch, output
             )
         )
-        for name, value in d_lasts.items():
+        for short, (name, value) in zip(self._shorts, d_lasts.items(), strict=True):
             if value is not None:
-                value = m._adjoint(value, name, state_shape, meaning, dtype).reshape(batch, hidden)
-                value = np.ascontiguousarray(value)
+                value = m._adjoint(value, name, *state_shape(short), dtype)
+                value = np.ascontiguousarray(value.reshape(batch, sizes[short]))
             arguments[name] = value
-        shapes = self._shapes(steps, batch, cache.event_size, hidden, cache.buffer.size)
-        gradients = {
-            a.name: np.empty(shapes[a.name], dtype=dtype)
-            for a in self.functions["backward"].args
-            if a.kind == "out"
-        }
+        if projection is not None:
+            arguments["projection_size"] = projection
+        shapes = self._shapes(steps, batch, cache.event_size, hidden, cache.buffer.size, projection)
+        outs = [a.name for a in self.functions["backward"].args if a.kind == "out"]
+        gradients, known = _carve(dtype, {name: shapes[name] for name in outs})
+        known.update(cache.addresses)
         arguments.update(gradients)
         arguments.update(
             cache=cache.buffer,
@@ -373,15 +532,14 @@ class NativeCell:
             hidden_size=hidden,
         )
         with cache.lock:
-            self.call("backward", dtype, arguments, shapes)
+            self.call("backward", dtype, arguments, shapes, known)
         grads = self.Gradients()
-        for k, gate in enumerate(self.GATES):
-            rows = slice(k * hidden, (k + 1) * hidden)
-            for name in ("event_weights", "event_bias", "hidden_weights", "hidden_bias"):
-                side, kind = name.split("_")
-                setattr(grads, f"{side}_{gate}_{kind}", gradients[f"d_{name}"][rows])
+        for k, attribute, name in self._gate_gradients:
+            setattr(grads, attribute, gradients[name][k * hidden : (k + 1) * hidden])
         for p in self.spec.unit_parameters:
             setattr(grads, p.name, gradients[f"d_{p.name}"])
+        if projection is not None:
+            grads.projection_weights = gradients["d_projection_weights"]
         grads.events = gradients["d_events"] if cache.batched else gradients["d_events"][:, 0]
         for s in self._shorts:
             value = gradients[f"d_{s}0"]

@@ -33,12 +33,24 @@ class State:
     ``name`` is the long name used in the mathematics ("hidden", "cell"); ``short`` names the
     arguments of the generated API (``h0``, ``h_last``, ``d_h_last``); ``prev`` is the symbol
     for the value at t-1 and ``new`` the symbol the equations assign at t.
+
+    ``projection`` (optional) makes a *projected* state: the equations assign the per-unit
+    symbol ``projection`` (a vector of size hidden) and the new state is its linear map
+    ``new = W_projection projection`` (no bias), a vector of another size, ``projection_size``
+    (LSTMP: ``h_t = W_hr (o_t * tanh(c_t))``). Its previous value is read only by the gates'
+    hidden projections, so a projected state must be the recurrent one.
     """
 
     name: str
     short: str
     prev: sp.Symbol
     new: sp.Symbol
+    projection: sp.Symbol | None = None
+
+    @property
+    def unit(self) -> sp.Symbol:
+        """The per-unit symbol the equations assign: ``new``, or ``projection`` if projected."""
+        return self.new if self.projection is None else self.projection
 
 
 @dataclass(frozen=True, eq=False)
@@ -96,6 +108,11 @@ class CellSpec:
     @property
     def recurrent_state(self) -> State:
         return next(s for s in self.states if s.prev == self.recurrent)
+
+    @property
+    def projected_state(self) -> State | None:
+        """The state with a ``projection`` (at most one, the recurrent state), else None."""
+        return next((s for s in self.states if s.projection is not None), None)
 
 
 def real_symbol(name: str) -> sp.Symbol:
@@ -166,6 +183,28 @@ def validate(spec: CellSpec) -> None:
         raise SpecError(f"cell {spec.name!r}: output {spec.output} is not a new state symbol")
     if spec.recurrent not in spec.prev_symbols:
         raise SpecError(f"cell {spec.name!r}: recurrent {spec.recurrent} is not a previous state")
+    projected = [s for s in spec.states if s.projection is not None]
+    for state in projected:
+        where = f"cell {spec.name!r}, state {state.name} (projection={state.projection})"
+        if not isinstance(state.projection, sp.Symbol):
+            raise SpecError(f"{where}: the projection must be a Symbol (the per-unit vector)")
+        _check_identifier(state.projection.name, "projection symbol")
+        if state.projection in {s.prev for s in spec.states} | {s.new for s in spec.states}:
+            raise SpecError(f"{where}: the projection must be its own symbol, not a state")
+        if state.prev != spec.recurrent:
+            raise SpecError(
+                f"{where}: only the recurrent state can be projected (its previous value has "
+                "projection_size entries and is read by the gates' hidden projections only)"
+            )
+    if len(projected) > 1:
+        raise SpecError(f"cell {spec.name!r}: at most one state can have a projection")
+    if "projection_weights" in {p.name for p in spec.unit_parameters} and projected:
+        raise SpecError(
+            f"cell {spec.name!r}: the per-unit parameter name 'projection_weights' is taken by "
+            "the projection's weights"
+        )
+    # Symbols of a projected state have projection_size entries: not per-unit values.
+    projected_symbols = {s.prev: s for s in projected} | {s.new: s for s in projected}
 
     known = set(spec.gate_inputs) | set(spec.prev_symbols) | set(spec.unit_parameters)
     for symbol in known:
@@ -192,6 +231,15 @@ def validate(spec: CellSpec) -> None:
             raise SpecError(f"{where}: {error}") from None
         if target in known or target in assigned:
             raise SpecError(f"{where}: {target} is assigned twice or shadows an input")
+        for symbol in sorted(projected_symbols, key=lambda s: s.name):
+            if symbol == target or symbol in expr.free_symbols:
+                state = projected_symbols[symbol]
+                raise SpecError(
+                    f"{where}: {symbol} belongs to the projected state {state.name} "
+                    f"({state.new} = W_projection {state.projection}, projection_size entries): "
+                    f"per-unit equations assign {state.projection} and never read {state.prev} "
+                    f"or {state.new} (the gates' hidden projections read {state.prev})"
+                )
         for atom in expr.atoms(sp.MatrixSymbol, sp.Indexed, sp.Sum, sp.MatrixExpr):
             raise SpecError(
                 f"{where}: {atom} mixes units; per-unit equations are scalar (a linear mixing "
@@ -220,10 +268,10 @@ def validate(spec: CellSpec) -> None:
             raise SpecError(f"{where}: only arithmetic and {supported}")
         assigned.append(target)
     for state in spec.states:
-        if state.new not in assigned:
+        if state.unit not in assigned:
             raise SpecError(
-                f"cell {spec.name!r}: state {state.name} ({state.new}) is never updated: "
-                f"no equation assigns {state.new}"
+                f"cell {spec.name!r}: state {state.name} ({state.unit}) is never updated: "
+                f"no equation assigns {state.unit}"
             )
     used = set().union(*(expr.free_symbols for _, expr in spec.equations))
     for gate in spec.gates:

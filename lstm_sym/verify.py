@@ -44,19 +44,32 @@ def _mp_sigmoid(x):
 _MODULES = [{"sigmoid": _mp_sigmoid}, "mpmath"]
 
 
-def leaf_shapes(spec: CellSpec, steps: int, batch: int, event_size: int, hidden_size: int) -> dict:
+def state_sizes(spec: CellSpec, hidden_size: int, projection_size=None) -> dict:
+    """Entries of each state by short name: hidden_size, or projection_size (None: hidden_size)
+    for a projected state."""
+    P = hidden_size if projection_size is None else projection_size
+    return {s.short: hidden_size if s.projection is None else P for s in spec.states}
+
+
+def leaf_shapes(
+    spec: CellSpec, steps: int, batch: int, event_size: int, hidden_size: int, projection_size=None
+) -> dict:
     """Shape of every differentiable input: Parameters attributes, ``events``, ``<short>0``."""
     H, X = hidden_size, event_size
+    sizes = state_sizes(spec, hidden_size, projection_size)
+    R = sizes[spec.recurrent_state.short]  # what the hidden projections read
     shapes = {}
     for gate in spec.gates:
-        for side, columns in (("event", X), ("hidden", H)):
+        for side, columns in (("event", X), ("hidden", R)):
             shapes[f"{side}_{gate}_weights"] = (H, columns)
             shapes[f"{side}_{gate}_bias"] = (H,)
     for p in spec.unit_parameters:
         shapes[p.name] = (H,)
+    if spec.projected_state is not None:
+        shapes["projection_weights"] = (sizes[spec.projected_state.short], H)
     shapes["events"] = (steps, batch, X)
     for s in spec.states:
-        shapes[f"{s.short}0"] = (batch, H)
+        shapes[f"{s.short}0"] = (batch, sizes[s.short])
     return shapes
 
 
@@ -78,6 +91,8 @@ class ExactModel:
     hidden_size: int = 2
     seed: int = 0
     scale: float = 0.6
+    #: Entries of a projected state (None: hidden_size); ignored by cells without one.
+    projection_size: int | None = None
     parameters: dict = field(init=False)
     events: np.ndarray = field(init=False)
     initial: dict = field(init=False)
@@ -89,7 +104,14 @@ class ExactModel:
     def __post_init__(self):
         spec = self.spec
         point, self.cotangents = random_point(
-            spec, self.steps, self.batch, self.event_size, self.hidden_size, self.seed, self.scale
+            spec,
+            self.steps,
+            self.batch,
+            self.event_size,
+            self.hidden_size,
+            self.seed,
+            self.scale,
+            self.projection_size,
         )
         shorts = {f"{s.short}0" for s in spec.states}
         self.parameters = {k: v for k, v in point.items() if k != "events" and k not in shorts}
@@ -102,16 +124,20 @@ class ExactModel:
         self.gradients = gradients
 
 
-def random_point(spec, steps, batch, event_size, hidden_size, seed=0, scale=0.6):
+def random_point(
+    spec, steps, batch, event_size, hidden_size, seed=0, scale=0.6, projection_size=None
+):
     """A random float64 problem: ``(leaves, cotangents)``; weights and biases ~ N(0, scale)."""
     rng = np.random.default_rng(seed)
+    sizes = state_sizes(spec, hidden_size, projection_size)
     point = {}
-    for name, shape in leaf_shapes(spec, steps, batch, event_size, hidden_size).items():
+    shapes = leaf_shapes(spec, steps, batch, event_size, hidden_size, projection_size)
+    for name, shape in shapes.items():
         sd = scale if name != "events" and not name.endswith("0") else 1.0
         point[name] = rng.normal(0.0, sd, size=shape)
-    cotangents = {"outputs": rng.normal(size=(steps, batch, hidden_size))}
+    cotangents = {"outputs": rng.normal(size=(steps, batch, sizes[spec.output_state.short]))}
     for s in spec.states:
-        cotangents[s.short] = rng.normal(size=(batch, hidden_size))
+        cotangents[s.short] = rng.normal(size=(batch, sizes[s.short]))
     return point, cotangents
 
 
@@ -180,8 +206,9 @@ def _forward_mode(spec: CellSpec, point: dict, cotangents: dict):
     H = point[f"event_{spec.gates[0]}_bias"].shape[0]
     state = {s.short: leaves[f"{s.short}0"] for s in spec.states}
     recurrent = spec.recurrent_state.short
-    outputs = np.empty((T, B, H), dtype=object)
+    outputs = np.empty((T, B, state[spec.output_state.short].shape[1]), dtype=object)
     for t in range(T):
+        # Per-unit values of each state (a projected state's vector), then its projection.
         new_state = {s.short: np.empty((B, H), dtype=object) for s in spec.states}
         for b in range(B):
             for k in range(H):
@@ -200,7 +227,8 @@ def _forward_mode(spec: CellSpec, point: dict, cotangents: dict):
                 for p in spec.unit_parameters:
                     values[p] = leaves[p.name][k]
                 for s in spec.states:
-                    values[s.prev] = state[s.short][b, k]
+                    if s.projection is None:  # a projected state's is read by projections only
+                        values[s.prev] = state[s.short][b, k]
                 for target, inputs, value, partials in equations:
                     args = [values[u].value for u in inputs]
                     tangent = list(zero)
@@ -210,7 +238,21 @@ def _forward_mode(spec: CellSpec, point: dict, cotangents: dict):
                             tangent = [x + d * y for x, y in zip(tangent, values[u].tangent)]
                     values[target] = _Dual(value(*args), tangent)
                 for s in spec.states:
-                    new_state[s.short][b, k] = values[s.new]
+                    new_state[s.short][b, k] = values[s.unit]
+        for s in spec.states:
+            if s.projection is not None:  # new = W_projection unit, written out as scalar sums
+                weights = leaves["projection_weights"]
+                zero_dual = _Dual(mpmath.mpf(0), list(zero))
+                new_state[s.short] = np.array(
+                    [
+                        [
+                            affine(weights[p], new_state[s.short][b], zero_dual)
+                            for p in range(len(weights))
+                        ]
+                        for b in range(B)
+                    ],
+                    dtype=object,
+                )
         state = new_state
         outputs[t] = state[spec.output_state.short]
 
@@ -251,7 +293,7 @@ def direct_gradients(spec: CellSpec, point: dict, cotangents: dict) -> dict:
     H = point[f"event_{spec.gates[0]}_bias"].shape[0]
     state = {s.short: symbols[f"{s.short}0"] for s in spec.states}
     recurrent = spec.recurrent_state.short
-    outputs = np.empty((T, B, H), dtype=object)
+    outputs = np.empty((T, B, state[spec.output_state.short].shape[1]), dtype=object)
     for t in range(T):
         new_state = {s.short: np.empty((B, H), dtype=object) for s in spec.states}
         for b in range(B):
@@ -279,11 +321,25 @@ def direct_gradients(spec: CellSpec, point: dict, cotangents: dict) -> dict:
                 for p in spec.unit_parameters:
                     values[p] = symbols[p.name][k]
                 for s in spec.states:
-                    values[s.prev] = state[s.short][b, k]
+                    if s.projection is None:  # a projected state's is read by projections only
+                        values[s.prev] = state[s.short][b, k]
                 for target, expr in spec.equations:
                     values[target] = expr.xreplace(values)
                 for s in spec.states:
-                    new_state[s.short][b, k] = values[s.new]
+                    new_state[s.short][b, k] = values[s.unit]
+        for s in spec.states:
+            if s.projection is not None:  # new = W_projection unit
+                weights = symbols["projection_weights"]
+                new_state[s.short] = np.array(
+                    [
+                        [
+                            sp.Add(*(w * m for w, m in zip(row, new_state[s.short][b])))
+                            for row in weights
+                        ]
+                        for b in range(B)
+                    ],
+                    dtype=object,
+                )
         state = new_state
         outputs[t] = state[spec.output_state.short]
     terms = [
@@ -310,4 +366,12 @@ def direct_gradients(spec: CellSpec, point: dict, cotangents: dict) -> dict:
     return gradients
 
 
-__all__ = ["DIGITS", "ExactModel", "direct_gradients", "leaf_shapes", "random_point", "sigmoid"]
+__all__ = [
+    "DIGITS",
+    "ExactModel",
+    "direct_gradients",
+    "leaf_shapes",
+    "random_point",
+    "sigmoid",
+    "state_sizes",
+]

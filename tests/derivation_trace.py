@@ -27,17 +27,25 @@ class Trace:
         self.derivation = d
         rng = np.random.default_rng(seed)
         T, B, X, H = steps, batch, event_size, hidden_size
+        #: A projected state's size (LSTMP's h = W_p m): other than H, so shapes cannot hide.
+        self.projection_size = None if spec.projected_state is None else H - 1
+        sizes = {s.short: H if s.projection is None else H - 1 for s in spec.states}
+        R = sizes[spec.recurrent_state.short]
         self.parameters = {}
         for gate in spec.gates:
-            for side, cols in (("event", X), ("hidden", H)):
+            for side, cols in (("event", X), ("hidden", R)):
                 self.parameters[f"{side}_{gate}_weights"] = rng.normal(0, 0.6, size=(H, cols))
                 self.parameters[f"{side}_{gate}_bias"] = rng.normal(0, 0.6, size=H)
         for p in spec.unit_parameters:
             self.parameters[p.name] = rng.normal(0, 0.6, size=H)
+        if self.projection_size is not None:
+            self.parameters["projection_weights"] = rng.normal(
+                0, 0.6, size=(self.projection_size, H)
+            )
         self.events = rng.normal(size=(T, B, X))
-        self.initial = {s.short: rng.normal(size=(B, H)) for s in spec.states}
-        self.cot = {"outputs": rng.normal(size=(T, B, H))}
-        self.cot.update({s.short: rng.normal(size=(B, H)) for s in spec.states})
+        self.initial = {s.short: rng.normal(size=(B, sizes[s.short])) for s in spec.states}
+        self.cot = {"outputs": rng.normal(size=(T, B, sizes[spec.output_state.short]))}
+        self.cot.update({s.short: rng.normal(size=(B, sizes[s.short])) for s in spec.states})
 
         leaf = {k: torch.tensor(v, requires_grad=True) for k, v in self.parameters.items()}
         events = torch.tensor(self.events, requires_grad=True)
@@ -55,7 +63,8 @@ class Trace:
                 alias = state[s.short] * 1.0
                 alias.retain_grad()
                 aliases[s.prev.name] = alias
-                tensors[s.prev.name] = alias
+                if s.projection is None:  # a projected state is no per-unit value
+                    tensors[s.prev.name] = alias
             projected = state[recurrent.short] * 1.0
             projected.retain_grad()
             for gi in d.gate_inputs:
@@ -84,14 +93,18 @@ class Trace:
                 )
                 value.retain_grad()
                 tensors[a.target.name] = value
-            outs = {}
+            outs, projections = {}, {}
             for s in spec.states:
-                out = tensors[s.new.name] * 1.0
+                out = tensors[s.unit.name] * 1.0
                 out.retain_grad()
-                outs[s.new.name] = out
+                outs[s.unit.name] = out  # its gradient is the carry of s.unit
+                if s.projection is not None:  # new = W_p unit
+                    out = out @ leaf["projection_weights"].T
+                    out.retain_grad()
+                    projections[s.new.name] = out
                 state[s.short] = out
             outputs.append(state[spec.output_state.short])
-            records.append((tensors, aliases, projected, outs))
+            records.append((tensors, aliases, projected, outs, projections))
         loss = sum(
             (o * torch.tensor(c)).sum() for o, c in zip(outputs, self.cot["outputs"], strict=True)
         )
@@ -108,18 +121,22 @@ class Trace:
         self.env: list[dict] = []
         #: Per step: previous-state name -> adjoint through the whole step (projection included).
         self.through: list[dict] = []
-        for tensors, aliases, projected, outs in records:
+        for tensors, aliases, projected, outs, projections in records:
             env, through = {}, {}
             for name, tensor in tensors.items():
                 env[name] = tensor.detach().numpy().copy()
                 env[adjoint(sp.Symbol(name)).name] = grad(tensor)
             for name, alias in aliases.items():
+                env.setdefault(name, alias.detach().numpy().copy())  # a projected state's too
                 env[adjoint(sp.Symbol(name)).name] = grad(alias)  # the per-unit (direct) part
                 through[name] = grad(alias) + (
                     grad(projected) if name == recurrent.prev.name else 0
                 )
             for name, out in outs.items():
                 env[carry(sp.Symbol(name)).name] = grad(out)
+            for name, out in projections.items():  # a projected state's value and adjoint
+                env[name] = out.detach().numpy().copy()
+                env[adjoint(sp.Symbol(name)).name] = grad(out)
             self.env.append(env)
             self.through.append(through)
         self.leaf_grads = {k: v.grad.numpy().copy() for k, v in leaf.items()}
@@ -129,7 +146,10 @@ class Trace:
     def kernel(self):
         """Run the generated kernel on the same problem: outputs, finals, gradients (dict)."""
         module = importlib.import_module(f"generated.{self.spec.name}")
-        parameters = module.Parameters(self.event_size, self.hidden_size)
+        sizes = (self.event_size, self.hidden_size)
+        if self.projection_size is not None:
+            sizes += (self.projection_size,)
+        parameters = module.Parameters(*sizes)
         for name, value in self.parameters.items():
             setattr(parameters, name, value)
         initial = {f"{k}0": v for k, v in self.initial.items()}

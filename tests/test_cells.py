@@ -182,7 +182,10 @@ def test_module_contract(name):
         for side in ("event", "hidden")
         for kind in ("weights", "bias")
     ]
-    assert list(module.Parameters.NAMES) == expected + [p.name for p in spec.unit_parameters]
+    projection = ["projection_weights"] if spec.projected_state is not None else []
+    assert list(module.Parameters.NAMES) == (
+        expected + [p.name for p in spec.unit_parameters] + projection
+    )
     assert module.Gradients.NAMES == (
         *module.Parameters.NAMES,
         "events",
@@ -321,3 +324,92 @@ def test_validate_names_the_equation():
     )
     with pytest.raises(SpecError, match=r"equation 1 \(hidden = .*unknown symbol\(s\) y"):
         validate(spec)
+
+
+# ---------------------------------------------------------------------------------------------
+# A projected state (LSTMP): sizes P != H, where a transposed map cannot hide
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("projection", [1, 2, 4])
+def test_projected_state_against_exact_model(projection, natives):
+    """lstmp with P below, at and above H (the exact model writes W_projection out as sums)."""
+    spec = get("lstmp")
+    model = ExactModel(spec, **EXACT, seed=5, projection_size=projection)
+    for module in (kernel("lstmp"), native_cell(natives, "lstmp")):
+        sizes = (EXACT["event_size"], EXACT["hidden_size"], projection)
+        parameters = kernel("lstmp").Parameters(*sizes)
+        for name, value in model.parameters.items():
+            setattr(parameters, name, value)
+        cot = {"outputs": model.cotangents["outputs"], "h": model.cotangents["h"]}
+        cot["c"] = model.cotangents["c"]
+        outputs, finals, grads = checks.run_kernel(
+            spec, parameters, model.events, model.initial, cot, module
+        )
+        assert outputs.shape == (EXACT["steps"], EXACT["batch"], projection)
+        errors = {"outputs": relative_error(outputs, model.outputs)}
+        errors.update({k: relative_error(v, model.finals[k]) for k, v in finals.items()})
+        errors.update({k: relative_error(grads[k], v) for k, v in model.gradients.items()})
+        worst = max(errors, key=errors.get)
+        assert errors[worst] <= 1e-12, (type(module).__name__, worst, errors[worst])
+
+
+@pytest.mark.slow
+def test_projected_direct_model_agrees_with_forward_mode():
+    spec = get("lstmp")
+    sizes = {"steps": 2, "batch": 1, "event_size": 1, "hidden_size": 2}
+    model = ExactModel(spec, **sizes, seed=3, projection_size=1)
+    point, cot = random_point(spec, *sizes.values(), seed=3, projection_size=1)
+    direct = direct_gradients(spec, point, cot)
+    for key, value in direct.items():
+        assert relative_error(model.gradients[key], value) <= 1e-30 + 1e-14, key
+
+
+def test_lstmp_from_torch_round_trip():
+    torch = require_module("torch")
+    module = kernel("lstmp")
+    lstm = torch.nn.LSTM(3, 5, proj_size=2)
+    parameters = module.Parameters.from_torch(lstm, dtype=np.float64)
+    assert (parameters.hidden_size, parameters.projection_size) == (5, 2)
+    assert parameters.hidden_update_weights.shape == (5, 2)
+    state = parameters.to_torch_state_dict(dtype=np.float32)
+    assert sorted(state) == sorted(lstm.state_dict())
+    for key, value in lstm.state_dict().items():
+        assert np.array_equal(state[key], value.numpy()), key
+    with pytest.raises(ValueError, match="weight_hr_l0"):
+        module.Parameters.from_torch(torch.nn.LSTM(3, 5))
+
+
+def test_projected_state_errors():
+    module = kernel("lstmp")
+    parameters = module.Parameters(2, 3, 2)
+    with pytest.raises(ValueError, match=r"h0 must have shape \(2,\) \(projection_size,\)"):
+        module.forward(parameters, np.zeros((4, 2)), h0=np.zeros(3))
+    with pytest.raises(ValueError, match=r"projection_weights must have shape \(2, 3\)"):
+        parameters.projection_weights = np.zeros((3, 2))
+        module.forward(parameters, np.zeros((4, 2)))
+
+
+def test_projected_state_spec_errors():
+    event, hidden = gate_symbols(("g",))
+    h_prev, h, m = real_symbol("hidden_prev"), real_symbol("hidden"), real_symbol("m")
+    state = State("hidden", "h", h_prev, h, projection=m)
+
+    def spec(equations, states=(state,)):
+        return CellSpec(
+            name="x",
+            title="x",
+            gates=("g",),
+            states=states,
+            output=h,
+            recurrent=h_prev,
+            equations=equations,
+        )
+
+    validate(spec(((m, sp.tanh(event.g + hidden.g)),)))
+    with pytest.raises(SpecError, match=r"equation 1 .*projected state hidden"):
+        validate(spec(((m, sp.tanh(event.g + hidden.g) * h_prev),)))
+    with pytest.raises(SpecError, match=r"equation 1 .*projected state hidden"):
+        validate(spec(((h, sp.tanh(event.g + hidden.g)),)))
+    with pytest.raises(SpecError, match="never updated"):
+        validate(spec(((real_symbol("y"), sp.tanh(event.g + hidden.g)),)))

@@ -12,6 +12,7 @@ from . import (
     lstm_nig,
     lstm_noaf,
     lstm_nog,
+    lstmp,
     peephole_lstm,
 )
 
@@ -28,6 +29,7 @@ CELLS: dict[str, CellSpec] = {
         lstm_noaf,
         lstm_cifg,
         gru,
+        lstmp,
     )
 }
 

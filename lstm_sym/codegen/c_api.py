@@ -35,13 +35,20 @@ class Function:
 
 
 def _weights(spec: CellSpec, gradient: bool = False, only=None) -> list[Arg]:
+    projected = spec.projected_state
     shapes = {
         "event_weights": "(gates * hidden_size, event_size), gates stacked",
         "event_bias": "(gates * hidden_size)",
-        "hidden_weights": "(gates * hidden_size, hidden_size), gates stacked",
+        "hidden_weights": "(gates * hidden_size, hidden_size), gates stacked"
+        if projected is None
+        else "(gates * hidden_size, projection_size), gates stacked",
         "hidden_bias": "(gates * hidden_size)",
     }
     shapes.update({p.name: "(hidden_size): per-unit parameter" for p in spec.unit_parameters})
+    if projected is not None:
+        shapes["projection_weights"] = (
+            f"(projection_size, hidden_size): {projected.new} = W {projected.projection}, no bias"
+        )
     names = [n for n in shapes if only is None or n in only or n not in _STACKED]
     if gradient:
         return [Arg(f"d_{n}", "out", f"dL/d({n}), {shapes[n]}") for n in names]
@@ -57,23 +64,39 @@ _SIZES = (
 _STEPS = Arg("steps", "size", "sequence length T >= 1")
 
 
+def _sizes(spec: CellSpec) -> tuple[Arg, ...]:
+    projected = spec.projected_state
+    if projected is None:
+        return _SIZES
+    return (
+        *_SIZES,
+        Arg("projection_size", "size", f"entries P >= 1 of the {projected.name} state"),
+    )
+
+
+def _size(spec: CellSpec, state) -> str:
+    """The size name of ``state``'s vectors: hidden_size, or projection_size if projected."""
+    return "hidden_size" if state.projection is None else "projection_size"
+
+
 def functions(spec: CellSpec) -> tuple[Function, ...]:
     """The entry points of ``spec``'s kernel, in the order the header declares them."""
     states = spec.states
     out = spec.output_state.short
-    used_by_backward = ("event_weights", "hidden_weights")
+    used_by_backward = ("event_weights", "hidden_weights", "projection_weights")
+    sizes = _sizes(spec)
     forward = Function(
         "forward",
         "Run the cell over a whole batched sequence, saving what backward needs in `cache`.",
         (
             _STEPS,
-            *_SIZES,
+            *sizes,
             Arg("events", "in", "(steps, batch, event_size)"),
             *(
                 Arg(
                     f"{s.short}0",
                     "in",
-                    f"initial {s.name} state (batch, hidden_size); NULL: zeros",
+                    f"initial {s.name} state (batch, {_size(spec, s)}); NULL: zeros",
                     True,
                 )
                 for s in states
@@ -82,13 +105,20 @@ def functions(spec: CellSpec) -> tuple[Function, ...]:
             Arg(
                 "outputs",
                 "out",
-                f"(steps, batch, hidden_size): the {spec.output_state.name} state of every step",
+                f"(steps, batch, {_size(spec, spec.output_state)}): "
+                f"the {spec.output_state.name} state of every step",
             ),
             *(
-                Arg(f"{s.short}_last", "out", f"final {s.name} state (batch, hidden_size)")
+                Arg(f"{s.short}_last", "out", f"final {s.name} state (batch, {_size(spec, s)})")
                 for s in states
             ),
-            Arg("cache", "out", "CACHE_SIZE(steps, batch, hidden_size) elements, layout above"),
+            Arg(
+                "cache",
+                "out",
+                "CACHE_SIZE(steps, batch, hidden_size"
+                + (", projection_size" if spec.projected_state is not None else "")
+                + ") elements, layout above",
+            ),
         ),
     )
     backward = Function(
@@ -96,7 +126,7 @@ def functions(spec: CellSpec) -> tuple[Function, ...]:
         "Backpropagation through time of a sequence run by forward (same sizes and parameters).",
         (
             _STEPS,
-            *_SIZES,
+            *sizes,
             Arg("events", "in", "(steps, batch, event_size), as given to forward"),
             *_weights(spec, only=used_by_backward),
             Arg(
@@ -104,12 +134,16 @@ def functions(spec: CellSpec) -> tuple[Function, ...]:
                 "inout",
                 "as written by forward; its scratch part is overwritten, the rest is kept",
             ),
-            Arg("d_outputs", "in", "dL/d(outputs), (steps, batch, hidden_size)"),
+            Arg(
+                "d_outputs",
+                "in",
+                f"dL/d(outputs), (steps, batch, {_size(spec, spec.output_state)})",
+            ),
             *(
                 Arg(
                     f"d_{s.short}_last",
                     "in",
-                    f"dL/d({s.short}_last), (batch, hidden_size); NULL: zeros",
+                    f"dL/d({s.short}_last), (batch, {_size(spec, s)}); NULL: zeros",
                     True,
                 )
                 for s in states
@@ -117,7 +151,7 @@ def functions(spec: CellSpec) -> tuple[Function, ...]:
             *_weights(spec, gradient=True),
             Arg("d_events", "out", "dL/d(events), (steps, batch, event_size)"),
             *(
-                Arg(f"d_{s.short}0", "out", f"dL/d({s.short}0), (batch, hidden_size)")
+                Arg(f"d_{s.short}0", "out", f"dL/d({s.short}0), (batch, {_size(spec, s)})")
                 for s in states
             ),
         ),
@@ -126,20 +160,20 @@ def functions(spec: CellSpec) -> tuple[Function, ...]:
         "step_forward",
         "One step of the cell for a batch (streaming inference, or training step by step).",
         (
-            *_SIZES,
+            *sizes,
             Arg("event", "in", "(batch, event_size)"),
             *(
                 Arg(
                     f"{s.short}_prev",
                     "in",
-                    f"previous {s.name} state (batch, hidden_size); NULL: zeros",
+                    f"previous {s.name} state (batch, {_size(spec, s)}); NULL: zeros",
                     True,
                 )
                 for s in states
             ),
             *_weights(spec),
             *(
-                Arg(f"{s.short}_next", "out", f"new {s.name} state (batch, hidden_size)")
+                Arg(f"{s.short}_next", "out", f"new {s.name} state (batch, {_size(spec, s)})")
                 for s in states
             ),
             Arg(
@@ -155,7 +189,7 @@ def functions(spec: CellSpec) -> tuple[Function, ...]:
         "step_backward",
         "Backward of one step_forward: adds to the parameter gradients, writes the input adjoints.",
         (
-            *_SIZES,
+            *sizes,
             Arg("event", "in", "(batch, event_size), as given to step_forward"),
             *(
                 Arg(f"{s.short}_prev", "in", "as given to step_forward; NULL: zeros", True)
@@ -167,7 +201,7 @@ def functions(spec: CellSpec) -> tuple[Function, ...]:
                 Arg(
                     f"d_{s.short}_next",
                     "in",
-                    f"dL/d({s.short}_next), (batch, hidden_size)"
+                    f"dL/d({s.short}_next), (batch, {_size(spec, s)})"
                     + (", including the output's part" if s.short == out else "")
                     + "; NULL: zeros",
                     True,
@@ -177,7 +211,7 @@ def functions(spec: CellSpec) -> tuple[Function, ...]:
             *(Arg(a.name, "inout", "+= " + a.doc) for a in _weights(spec, gradient=True)),
             Arg("d_event", "out", "dL/d(event), (batch, event_size)"),
             *(
-                Arg(f"d_{s.short}_prev", "out", f"dL/d({s.short}_prev), (batch, hidden_size)")
+                Arg(f"d_{s.short}_prev", "out", f"dL/d({s.short}_prev), (batch, {_size(spec, s)})")
                 for s in states
             ),
             Arg("work", "out", "STEP_WORK_SIZE(batch, hidden_size) elements of scratch"),

@@ -7,6 +7,9 @@ by :mod:`.c_printer`, once per precision (``_f64`` and ``_f32`` entry points).
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import sympy as sp
 from sympy.printing.c import reserved_words as c_keywords
 
@@ -20,7 +23,8 @@ from .templates import render
 RESERVED = (
     frozenset(
         """b k u t i j l units rows status gate_stride states saved pre event_part hidden_part
-    delta delta_event delta_hidden projection scratch work x e r d_output size_t NULL""".split()
+    delta delta_event delta_hidden projection scratch work x e r d_output size_t NULL
+    projected_units unit d_unit d_projected projection_size projection_weights""".split()
     )
     | frozenset(c_keywords)
     | frozenset({"main", "restrict", "inline", "float", "double"})
@@ -75,6 +79,92 @@ def _linear_kernels(derivation: Derivation) -> dict[str, str]:
     return {"weights": "Delta^T X", "inputs": "Delta W", "bias": "Delta^T 1"}
 
 
+def _literal(value: float, suffix: str) -> str:
+    """A C floating literal: the shortest decimal that rounds back to ``value`` in precision
+    ``suffix`` (``1.0F``-style literals for float)."""
+    if suffix == "f64":
+        return repr(float(value))
+    return str(np.float32(value)) + "F"
+
+
+def _activations(suffix: str) -> dict:
+    """Constants of the vectorizable exp and tanh helpers (template ``c_source.c.jinja``)."""
+
+    def lit(value: float) -> str:
+        return _literal(value, suffix)
+
+    double = suffix == "f64"
+    # Taylor polynomial of exp(r), |r| <= ln2 / 2: the first omitted term is below half an ulp.
+    degree = 13 if double else 7
+    mantissa = 52 if double else 23
+    # ln2 = high + low with trailing zero bits in high (fdlibm's / Cephes' splits): n * high is
+    # exact for every n the clamped argument can give.
+    ln2_high, ln2_low = (
+        (6.93147180369123816490e-01, 1.90821492927058770002e-10)
+        if double
+        else (0.693145751953125, 1.428606765330187045e-06)
+    )
+    if double:  # Cephes tanh: x + x^3 P(x^2) / Q(x^2)
+        small = [
+            "const double p = (-9.64399179425052238628E-1 * z - 9.92877231001918586564E1) * z -"
+            " 1.61468768441708447952E3;",
+            "const double q = ((z + 1.12811678491632931402E2) * z + 2.23548839060100448583E3) * z +"
+            " 4.84406305325125486048E3;",
+            "const double small = x == 0.0 ? x : x + x * z * (p / q); /* tanh(-0) = -0 */",
+        ]
+        form = "x + x^3 P(x^2) / Q(x^2)"
+    else:  # Cephes tanhf: x + x^3 P(x^2)
+        small = [
+            "const float poly = (((-5.70498872745E-3F * z + 2.06390887954E-2F) * z -"
+            " 5.37397155531E-2F) * z + 1.33314422036E-1F) * z - 3.33332819422E-1F;",
+            "const float small = x == 0.0F ? x : poly * z * x + x; /* tanh(-0) = -0 */",
+        ]
+        form = "x + x^3 P(x^2)"
+    return {
+        "exp": {
+            "bits": "unsigned long long" if double else "unsigned int",
+            "mantissa": mantissa,
+            "bias": 1023 if double else 127,
+            "shift": lit(1.5 * 2.0**mantissa),
+            # Beyond these, exp is 0 (below the smallest subnormal) or inf; n1, n - n1 stay
+            # inside the exponent range.
+            "low": lit(-746.0 if double else -104.0),
+            "high": lit(710.0 if double else 89.0),
+            "log2e": lit(1.4426950408889634),
+            "half": lit(0.5),
+            "ln2_high": lit(ln2_high),
+            "ln2_low": lit(ln2_low),
+            "degree": degree,
+            "coefficients": [lit(1.0 / math.factorial(k)) for k in range(degree, -1, -1)],
+        },
+        "tanh": {
+            "abs": "fabs" if double else "fabsf",
+            "two": lit(2.0),
+            "minus_two": lit(-2.0),
+            "threshold": lit(0.625),
+            "form": form,
+            "small": small,
+        },
+    }
+
+
+def _projection_kernels(derivation: Derivation) -> dict[str, str] | None:
+    """The matrix-calculus adjoints of a projected state's ``Z = X W^T`` (``new = W unit``),
+    checked to have the forms the C matrix products implement; None without a projection."""
+    linear = derivation.projection
+    if linear is None:
+        return None
+    names = linear.symbols
+    expected = {
+        "weights": sp.MatMul(names["Delta"].T, names["X"]),
+        "inputs": sp.MatMul(names["Delta"], names["W"]),
+    }
+    for kind, form in expected.items():
+        if getattr(linear, kind) != form:
+            raise SpecError(f"projection adjoint d{kind} = {getattr(linear, kind)} has no C kernel")
+    return {"weights": "Delta^T X", "inputs": "Delta W"}
+
+
 def _precision(derivation: Derivation, prefix: str, suffix: str) -> dict:
     """Everything precision-dependent: the printed per-unit code and the numerics helpers."""
 
@@ -86,8 +176,16 @@ def _precision(derivation: Derivation, prefix: str, suffix: str) -> dict:
     return {
         "suffix": suffix,
         "real": ctype,
-        "lanes": 8 if suffix == "f64" else 16,
+        "lanes": 8,  # partial sums per dot product (one 256-bit vector of float)
         "block_elements": 16384 if suffix == "f64" else 32768,
+        # Register blocking of the matrix products: tiles of mr x nr outputs (nr: two or four
+        # vectors of 256 bits), kc terms per pass, blocks of mc rows of A / nc rows of B^T.
+        "mr": 4,
+        "nr": 16 if suffix == "f64" else 32,
+        "kc": 256,
+        "mc": 256,
+        "nc": 256,
+        **_activations(suffix),
         "zero": code(sp.Float(0)),
         "one": code(sp.Float(1)),
         # The stable logistic function: exp only ever sees -|x| (never overflows).
@@ -134,8 +232,12 @@ def context(derivation: Derivation, command: str) -> dict:
             "short": s.short,
             "prev": s.prev.name,
             "new": s.new.name,
-            "carry": carry(s.new).name,
-            "carry_used": carry(s.new) in backward_uses,
+            "unit": s.unit.name,
+            "projected": s.projection is not None,
+            "size": "hidden_size" if s.projection is None else "projection_size",
+            "units": "units" if s.projection is None else "projected_units",
+            "carry": carry(s.unit).name,
+            "carry_used": carry(s.unit) in backward_uses,
             "is_output": s.new == spec.output,
             "is_recurrent": s.prev == spec.recurrent,
             "prev_in_forward": s.prev in forward_uses,
@@ -160,10 +262,26 @@ def context(derivation: Derivation, command: str) -> dict:
             for p in spec.unit_parameters
         ],
         "gate_inputs": gate_inputs,
+        # Pointers the per-unit loops test for NULL (they get a copy without the tests).
+        "forward_optional": [f"{s['short']}_prev" for s in states if s["prev_in_forward"]]
+        + ["saved"],
+        "backward_optional": [
+            "d_output" for s in states if s["is_output"] and s["carry_used"] and not s["projected"]
+        ]
+        + [f"{s['short']}_prev" for s in states if s["prev_in_backward"]],
         "summed": derivation.summed,
+        "projected": spec.projected_state is not None,
+        "projected_state": next((s for s in states if s["projected"]), None),
+        # Index in the saved values of a projected state's per-unit vector (dW_projection reads it).
+        "projection_index": cache_values.index(spec.projected_state.unit.name)
+        if spec.projected_state is not None
+        else None,
         "cache_values": cache_values,
+        # Saved values the per-unit backward reads (all but a projection's vector).
+        "backward_values": [s.name for s in derivation.saved if s in backward_uses],
         "forward_notes": [a.note for a in derivation.forward],
         "linear": _linear_kernels(derivation),
+        "projection": _projection_kernels(derivation),
         "functions": [
             {
                 "name": f.name,

@@ -1,8 +1,10 @@
 """SymPy's C99 printer, extended for the generated C kernels.
 
-* one printer per precision: ``double`` prints ``exp``/``tanh`` and plain literals, ``float``
-  prints ``expf``/``tanhf`` and ``1.0F`` literals (clean under ``-Wdouble-promotion``);
-* ``sigmoid`` prints as a call to the kernel's numerically stable ``<cell>_sigmoid_<suffix>``;
+* one printer per precision: ``double`` prints libm's functions and plain literals, ``float``
+  prints ``fabsf``-style functions and ``1.0F`` literals (clean under ``-Wdouble-promotion``);
+* ``sigmoid``, ``exp`` and ``tanh`` print as calls to the kernel's own branch-free helpers
+  ``<cell>_sigmoid_<suffix>`` (numerically stable), ``<cell>_exp_<suffix>`` and
+  ``<cell>_tanh_<suffix>``, which vectorize where libm's scalar calls do not;
 * small positive integer powers print as products (``x*x``), never as a call to ``pow``.
 """
 
@@ -32,6 +34,12 @@ class GeneratedCPrinter(C99CodePrinter):
 
     def _print_sigmoid(self, expr):
         return f"{self.prefix}_sigmoid_{self.suffix}({self._print(expr.args[0])})"
+
+    def _print_exp(self, expr):
+        return f"{self.prefix}_exp_{self.suffix}({self._print(expr.args[0])})"
+
+    def _print_tanh(self, expr):
+        return f"{self.prefix}_tanh_{self.suffix}({self._print(expr.args[0])})"
 
     def _print_Pow(self, expr):
         base, exponent = expr.args

@@ -36,6 +36,8 @@ from .numpy_printer import numpy_code
 from .templates import render
 
 B, H, X, N, G = sp.symbols("B H X N G", integer=True, positive=True)
+#: Entries of a projected state (LSTMP's h = W_p m).
+P = sp.Symbol("P", integer=True, positive=True)
 
 
 @dataclass
@@ -125,6 +127,15 @@ class Document:
         n.extra("ell", r"\ell")
         n.extra("loss", "L")
 
+    def size(self, state) -> sp.Symbol:
+        """Rows of ``state``'s vectors: H, or P for a projected state."""
+        return H if state.projection is None else P
+
+    def projection_weights(self):
+        return self.matrix(
+            "projection_weights", r"W_{\mathrm{p}}", P, H, "parameter", "projection_weights"
+        )
+
     def weight_tex(self, side: str, gate: str, kind: str) -> str:
         letter = self.gate_letter[gate]
         sep = "" if len(letter) == 1 else ","
@@ -137,11 +148,16 @@ class Document:
         hx = self.spec.recurrent_state
         x_t = self.matrix("events", r"x_{t}", X, 1, "events")
         h_prev = self.matrix(
-            hx.prev.name, self.notation.scalar[hx.prev.name], H, 1, "value", hx.prev.name
+            hx.prev.name,
+            self.notation.scalar[hx.prev.name],
+            self.size(hx),
+            1,
+            "value",
+            hx.prev.name,
         )
         for gi in self.d.gate_inputs:
             parts = []
-            for side, vector, cols in (("event", x_t, X), ("hidden", h_prev, H)):
+            for side, vector, cols in (("event", x_t, X), ("hidden", h_prev, self.size(hx))):
                 if gi.kind not in ("pre", side):
                     continue
                 w_name, b_name = f"{side}_{gi.gate}_weights", f"{side}_{gi.gate}_bias"
@@ -161,6 +177,29 @@ class Document:
                         _label("projection", gi.symbol.name),
                         lhs,
                         (sp.MatAdd(*parts, evaluate=False),),
+                        "projection",
+                        steps=("1", "T"),
+                    )
+                )
+            )
+        projected = self.spec.projected_state
+        if projected is not None:  # the projected state: new = W_p unit, no bias
+            unit = projected.unit.name
+            new = self.matrix(
+                projected.new.name,
+                self.notation.scalar[projected.new.name],
+                P,
+                1,
+                "value",
+                projected.new.name,
+            )
+            m = self.matrix(unit, self.notation.scalar[unit], H, 1, "value", unit)
+            eqs.append(
+                self.add(
+                    Equation(
+                        _label("projection", projected.new.name),
+                        new,
+                        (self.projection_weights() * m,),
                         "projection",
                         steps=("1", "T"),
                     )
@@ -287,7 +326,7 @@ class Document:
             f"{side}_weights",
             rf"W_{{{char}}}",
             G * H,
-            H if side == "hidden" else X,
+            self.size(self.spec.recurrent_state) if side == "hidden" else X,
             "stacked_weights",
             side,
         )
@@ -307,7 +346,7 @@ class Document:
             f"{adjoint(recurrent.prev).name}@t-1",
             rf"\delta {recurrent.short}_{{t-1}}",
             B,
-            H,
+            self.size(recurrent),
             "through",
             recurrent.prev.name,
         )
@@ -331,10 +370,23 @@ class Document:
                 )
             )
         )
-        y_prev = self.matrix("d_outputs@-1", r"\bar{y}_{t-1}", B, H, "d_outputs", None, -1)
-        y_last = self.matrix("d_outputs@T", r"\bar{y}_{T}", B, H, "d_outputs", None, 0)
+        out = self.size(spec.output_state)
+        y_prev = self.matrix("d_outputs@-1", r"\bar{y}_{t-1}", B, out, "d_outputs", None, -1)
+        y_last = self.matrix("d_outputs@T", r"\bar{y}_{T}", B, out, "d_outputs", None, 0)
+
+        def projected(state, rhs):
+            """A projected state's carry reaches its unit vector through d unit = d new W_p."""
+            if state.projection is None:
+                return rhs
+            total = sp.MatAdd(*rhs, evaluate=False) if len(rhs) > 1 else rhs[0]
+            lin = self.d.projection
+            through_projection = lin.inputs.xreplace(
+                {lin.symbols["Delta"]: total, lin.symbols["W"]: self.projection_weights()}
+            )
+            return [through_projection]
+
         for s in spec.states:
-            carried = self._state_matrix(carry(s.new), "carry", s.new.name, -1, "t-1")
+            carried = self._state_matrix(carry(s.unit), "carry", s.unit.name, -1, "t-1")
             if s.prev == recurrent.prev:
                 passed = d_prev
             else:
@@ -346,7 +398,7 @@ class Document:
                     "through",
                     s.prev.name,
                 )
-            rhs = [passed] + ([y_prev] if s.new == spec.output else [])
+            rhs = projected(s, [passed] + ([y_prev] if s.new == spec.output else []))
             eqs.append(
                 self.add(
                     Equation(
@@ -360,18 +412,18 @@ class Document:
             )
         for s in spec.states:
             final = self.matrix(
-                f"{carry(s.new).name}@T",
-                rf"{self.notation.base[carry(s.new).name]}_{{T}}",
+                f"{carry(s.unit).name}@T",
+                rf"{self.notation.base[carry(s.unit).name]}_{{T}}",
                 B,
                 H,
                 "carry",
-                s.new.name,
+                s.unit.name,
                 0,
             )
             last = self.matrix(
-                f"d_{s.short}_last", rf"\bar{{{s.short}}}_{{T}}", B, H, "d_last", s.short
+                f"d_{s.short}_last", rf"\bar{{{s.short}}}_{{T}}", B, self.size(s), "d_last", s.short
             )
-            rhs = ([y_last] if s.new == spec.output else []) + [last]
+            rhs = projected(s, ([y_last] if s.new == spec.output else []) + [last])
             eqs.append(
                 self.add(
                     Equation(
@@ -388,7 +440,7 @@ class Document:
                 f"grad_{s.short}0",
                 rf"\frac{{\partial L}}{{\partial {s.short}_{{0}}}}",
                 B,
-                H,
+                self.size(s),
                 "gradient",
                 f"{s.short}0",
             )
@@ -396,7 +448,7 @@ class Document:
                 f"{adjoint(s.prev).name}@1",
                 rf"\delta {s.short}_{{0}}",
                 B,
-                H,
+                self.size(s),
                 "through",
                 s.prev.name,
             )
@@ -417,8 +469,9 @@ class Document:
         lin, eqs = self.d.linear, []
         names = lin.symbols
         x_all = self.matrix("X", "X", N, X, "samples", "events")
+        recurrent_size = self.size(self.spec.recurrent_state)
         h_all = self.matrix(
-            "H_prev", r"H_{\mathrm{prev}}", N, H, "samples", self.spec.recurrent.name
+            "H_prev", r"H_{\mathrm{prev}}", N, recurrent_size, "samples", self.spec.recurrent.name
         )
         event_terms = []
         for gi in self.d.gate_inputs:
@@ -431,7 +484,7 @@ class Document:
                 "samples_adjoint",
                 gi.symbol.name,
             )
-            for side, inputs, cols in (("event", x_all, X), ("hidden", h_all, H)):
+            for side, inputs, cols in (("event", x_all, X), ("hidden", h_all, recurrent_size)):
                 if gi.kind not in ("pre", side):
                     continue
                 for kind in ("weights", "bias"):
@@ -470,6 +523,49 @@ class Document:
                 if side == "event":
                     w = sp.MatrixSymbol(f"event_{gi.gate}_weights", H, X)
                     event_terms.append(lin.inputs.xreplace({names["Delta"]: deltas, names["W"]: w}))
+        projected = self.spec.projected_state
+        if projected is not None:  # dW_p = Delta^T M: matrix calculus of Z = M W_p^T
+            lin = self.d.projection
+            deltas = self.matrix(
+                f"samples_d_{projected.new.name}",
+                rf"\Delta_{{{projected.short}}}",
+                N,
+                P,
+                "samples_adjoint",
+                projected.new.name,
+            )
+            units = self.matrix(
+                f"samples_{projected.unit.name}",
+                self.notation.base[projected.unit.name].upper()
+                if len(self.notation.base[projected.unit.name]) == 1
+                else rf"M_{{{self.notation.base[projected.unit.name]}}}",
+                N,
+                H,
+                "samples",
+                projected.unit.name,
+            )
+            grad = self.matrix(
+                "grad_projection_weights",
+                r"\frac{\partial L}{\partial W_{\mathrm{p}}}",
+                P,
+                H,
+                "gradient",
+                "projection_weights",
+            )
+            value = lin.weights.xreplace(
+                {lin.symbols["Delta"]: deltas, lin.symbols["X"]: units, lin.symbols["N"]: N}
+            )
+            eqs.append(
+                self.add(
+                    Equation(
+                        _label("gradient", "projection_weights"),
+                        grad,
+                        (value,),
+                        "matrix",
+                        steps=("1", "1"),
+                    )
+                )
+            )
         grad = self.matrix(
             "grad_events", r"\frac{\partial L}{\partial X}", N, X, "gradient", "events"
         )
@@ -521,8 +617,9 @@ def context(derivation: Derivation, command: str) -> dict:
     spec, n = derivation.spec, doc.notation
     lin = derivation.linear
     attributes = []
+    recurrent_cols = "H" if spec.recurrent_state.projection is None else "P"
     for k, gate in enumerate(spec.gates):
-        for side, cols in (("event", "X"), ("hidden", "H")):
+        for side, cols in (("event", "X"), ("hidden", recurrent_cols)):
             for kind in ("weights", "bias"):
                 attributes.append(
                     {
@@ -534,6 +631,15 @@ def context(derivation: Derivation, command: str) -> dict:
                         "rows": f"${k}H$ to ${k + 1}H-1$",
                     }
                 )
+    if spec.projected_state is not None:
+        attributes.append(
+            {
+                "code": _texttt("projection_weights"),
+                "math": r"W_{\mathrm{p}}",
+                "shape": "$P \\times H$",
+                "rows": "(not stacked)",
+            }
+        )
     code_of = {
         "weights": numpy_code(lin.weights),
         "inputs": numpy_code(lin.inputs),

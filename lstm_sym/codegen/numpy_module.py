@@ -21,7 +21,8 @@ RESERVED = frozenset(
     batched steps batch event_size hidden_size arrays dtype event_weights event_bias hidden_weights
     hidden_bias hidden_weights_t saved t event_projection hidden_projection pre_activation cache
     outputs lasts d_outputs delta_event delta_hidden hidden_inputs grads gate rows k event
-    hidden_state sequence_shape state_shape meaning value name""".split()
+    hidden_state sequence_shape state_shape meaning value name projection_size projection_weights
+    projection_weights_t delta_projection projection_inputs size_name""".split()
 )
 
 
@@ -37,8 +38,10 @@ def _check_names(derivation: Derivation) -> None:
             )
 
 
-def _linear_code(derivation: Derivation, delta: str, inputs: str, weights: str) -> dict[str, str]:
-    linear = derivation.linear
+def _linear_code(
+    derivation: Derivation, delta: str, inputs: str, weights: str, linear=None
+) -> dict[str, str]:
+    linear = linear or derivation.linear
     names = linear.symbols
     substitution = {
         names["Delta"]: sp.MatrixSymbol(delta, names["N"], names["K"]),
@@ -48,6 +51,7 @@ def _linear_code(derivation: Derivation, delta: str, inputs: str, weights: str) 
     return {
         kind: numpy_code(getattr(linear, kind).xreplace(substitution))
         for kind in ("weights", "inputs", "bias")
+        if getattr(linear, kind) is not None
     }
 
 
@@ -188,12 +192,15 @@ def context(derivation: Derivation, command: str) -> dict:
                 "name": s.name,
                 "prev": s.prev.name,
                 "new": s.new.name,
+                "unit": s.unit.name,
+                "projected": s.projection is not None,
+                "size": "hidden_size" if s.projection is None else "projection_size",
                 "initial": f"{s.short}0",
                 "last": f"{s.short}_last",
                 "d_last": f"d_{s.short}_last",
                 "sequence": f"{s.name}_states",
                 "next_adjoint": f"d_{s.short}_next",
-                "carry": carry(s.new).name,
+                "carry": carry(s.unit).name,
                 "is_output": s.new == spec.output,
                 "prev_used": s.prev in used_in_backward,
                 "prev_adjoint_code": " + ".join(terms)
@@ -204,7 +211,8 @@ def context(derivation: Derivation, command: str) -> dict:
     # Forward: saved values and new states are computed straight into the cache.
     destinations = {}
     for s in spec.states:
-        destinations.setdefault(s.new, f"{s.name}_states[t + 1]")
+        if s.projection is None:
+            destinations.setdefault(s.new, f"{s.name}_states[t + 1]")
     for v in derivation.saved:
         destinations[v] = f'saved["{v.name}"][t]'
     forward_lines, written = _lines_into(derivation.forward, destinations)
@@ -214,8 +222,13 @@ def context(derivation: Derivation, command: str) -> dict:
         if v not in written or destinations[v] != f'saved["{v.name}"][t]'
     ] + [
         f"{s['sequence']}[t + 1] = {s['new']}"
+        if state.projection is None
+        # A projected state: new = W_projection unit, one GEMM (Z = X W^T) into its sequence.
+        else f"np.matmul({s['unit']}, projection_weights_t, out={s['sequence']}[t + 1])"
         for s, state in zip(states, spec.states, strict=True)
-        if state.new not in written or destinations[state.new] != f"{s['sequence']}[t + 1]"
+        if state.projection is not None
+        or state.new not in written
+        or destinations[state.new] != f"{s['sequence']}[t + 1]"
     ]
     # Backward: a gate input's adjoint goes straight into its slice of the single delta array.
     delta_destinations = {}
@@ -242,6 +255,29 @@ def context(derivation: Derivation, command: str) -> dict:
     event = _linear_code(derivation, "delta_event", "inputs", "event_weights")
     hidden = _linear_code(derivation, "delta_hidden", "hidden_inputs", "hidden_weights")
     math = _linear_code(derivation, "Delta", "X", "W")
+    projected = spec.projected_state
+    projection = None
+    if projected is not None:
+        step = _linear_code(
+            derivation, "delta_projection[t]", "", "projection_weights", derivation.projection
+        )
+        over_all = _linear_code(
+            derivation,
+            "delta_projection",
+            "projection_inputs",
+            "projection_weights",
+            derivation.projection,
+        )
+        pmath = _linear_code(derivation, "Delta", "M", "W", derivation.projection)
+        projection = {
+            "state": projected.name,
+            "unit": projected.unit.name,
+            "carry": carry(projected.unit).name,
+            "step_inputs": step["inputs"],
+            "weights": over_all["weights"],
+            "weights_math": pmath["weights"].replace(" ", ""),
+            "inputs_math": pmath["inputs"].replace(" ", ""),
+        }
     return {
         "name": spec.name,
         "title": spec.title,
@@ -259,18 +295,23 @@ def context(derivation: Derivation, command: str) -> dict:
             for side in ("event", "hidden")
             for kind in ("weights", "bias")
         ]
-        + [{"name": p.name} for p in spec.unit_parameters],
+        + [{"name": p.name} for p in spec.unit_parameters]
+        + ([{"name": "projection_weights"}] if projected is not None else []),
         "unit_parameters": [
             {"name": p.name, "adjoint": numpy_code(backward_outputs[p])}
             for p in spec.unit_parameters
         ],
         "gate_inputs": gate_inputs,
         "any_pre": any(g.kind == "pre" for g in derivation.gate_inputs),
+        "projected": projected is not None,
+        "projection": projection,
         "summed": derivation.summed,
         "forward_lines": forward_lines,
         "forward_stores": forward_stores,
         "backward_lines": backward_lines,
         "saved": [s.name for s in derivation.saved],
+        # What the per-step backward reads (a projection's vector only feeds dW_projection).
+        "saved_read": [s.name for s in derivation.saved if s in used_in_backward],
         "step_functions": [_step_function(spec, f) for f in spec.step_functions],
         "exports": sorted(
             ["Cache", "Gradients", "Parameters", "backward", "forward"]
