@@ -27,6 +27,8 @@ def stacked_grad(model, gradients, torch_name):
     kind, _, rest = torch_name.rpartition("_l")
     reverse = rest.endswith("_reverse")
     layer = int(rest.removesuffix("_reverse"))
+    if kind == "weight_hr":  # nn.LSTM(proj_size=P): the projection, not gate-stacked
+        return gradients[f"l{layer}{'_reverse' if reverse else ''}.projection_weights"]
     side = "event" if kind.endswith("ih") else "hidden"
     what = "weights" if kind.startswith("weight") else "bias"
     prefix = f"l{layer}{'_reverse' if reverse else ''}"
@@ -107,6 +109,105 @@ def test_stacked_bidirectional_outputs_and_all_gradients_match_pytorch(
     exported = model.to_torch_state_dict()
     for key, value in module.state_dict().items():
         np.testing.assert_array_equal(exported[key], value.numpy())
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_projected_stacked_bidirectional_lstm_matches_pytorch(batch_first, tmp_path):
+    """nn.LSTM(proj_size=P) imports as the lstmp cell: layer 1 reads P * 2 features, h has
+    size P and c size H; outputs, final states and every gradient (weight_hr included) agree."""
+    torch = require_module("torch")
+    torch.manual_seed(4)
+    inputs, hidden, projection, layers = 3, 6, 4, 2
+    module = torch.nn.LSTM(
+        inputs,
+        hidden,
+        num_layers=layers,
+        bidirectional=True,
+        proj_size=projection,
+        batch_first=batch_first,
+    ).double()
+    with torch.no_grad():  # beyond the small default init, to exercise saturation
+        for p in module.parameters():
+            p.uniform_(-1.0, 1.0)
+    model = Recurrent.from_torch(module)
+    assert model.cell.CELL == "lstmp" and model.projection_size == projection
+    assert model.output_size == projection and model.state_sizes == (projection, hidden)
+    assert model.parameters[1][0].event_size == 2 * projection
+    rng = np.random.default_rng(4)
+    steps, batch, rows = 7, 4, layers * 2
+    x = rng.normal(size=(batch, steps, inputs) if batch_first else (steps, batch, inputs))
+    initial = (rng.normal(size=(rows, batch, projection)), rng.normal(size=(rows, batch, hidden)))
+    d_out = rng.normal(size=(*x.shape[:-1], 2 * projection))
+    d_finals = (rng.normal(size=(rows, batch, projection)), rng.normal(size=(rows, batch, hidden)))
+
+    outputs, finals, cache = model.forward(x, initial)
+    grads = model.backward(cache, d_out, d_finals)
+    assert outputs.shape == d_out.shape
+    assert finals[0].shape == (rows, batch, projection) and finals[1].shape == (rows, batch, hidden)
+
+    x_t = torch.tensor(x, requires_grad=True)
+    initial_t = [torch.tensor(a, requires_grad=True) for a in initial]
+    out_t, finals_t = module(x_t, tuple(initial_t))
+    loss = (out_t * torch.tensor(d_out)).sum()
+    loss = loss + sum((f * torch.tensor(d)).sum() for f, d in zip(finals_t, d_finals, strict=True))
+    loss.backward()
+
+    errors = [max_errors(outputs, out_t), max_errors(grads.inputs, x_t.grad)]
+    errors += [max_errors(a, b) for a, b in zip(finals, finals_t, strict=True)]
+    errors += [max_errors(a, b.grad) for a, b in zip(grads.initial, initial_t, strict=True)]
+    names = []
+    for name, parameter in module.named_parameters():
+        names.append(name)
+        errors.append(max_errors(stacked_grad(model, grads.parameters, name), parameter.grad))
+    assert sum(name.startswith("weight_hr") for name in names) == layers * 2
+    assert len(errors) == 2 + 2 * 2 + 5 * layers * 2
+    assert max(a for a, _ in errors) < TOL, errors
+
+    # weights round-trip: export into a fresh module, and save / load
+    exported = model.to_torch_state_dict()
+    assert set(exported) == set(module.state_dict())
+    for key, value in module.state_dict().items():
+        np.testing.assert_array_equal(exported[key], value.numpy())
+    fresh = torch.nn.LSTM(
+        inputs, hidden, num_layers=layers, bidirectional=True, proj_size=projection
+    ).double()
+    fresh.load_state_dict({k: torch.from_numpy(v) for k, v in exported.items()})
+    for key, value in module.state_dict().items():
+        assert torch.equal(fresh.state_dict()[key], value)
+    model.save(tmp_path / "lstmp.npz")
+    loaded = Recurrent.load(tmp_path / "lstmp.npz", batch_first=batch_first)
+    assert loaded.cell.CELL == "lstmp" and loaded.projection_size == projection
+    for name, value in model.named_parameters().items():
+        np.testing.assert_array_equal(loaded.named_parameters()[name], value)
+    np.testing.assert_array_equal(loaded.forward(x, initial)[0], outputs)
+    # from its state dict alone, too
+    again = Recurrent.from_torch(module.state_dict(), batch_first=batch_first)
+    assert again.cell.CELL == "lstmp"
+    np.testing.assert_array_equal(again.forward(x, initial)[0], outputs)
+
+
+def test_projected_models_built_directly_and_refusals():
+    model = Recurrent(3, 6, 2, bidirectional=True, projection_size=4, dropout=0.5, rng=0)
+    assert model.cell.CELL == "lstmp" and model.parameters[1][1].event_size == 8
+    x = np.random.default_rng(0).normal(size=(5, 2, 3))
+    outputs, (h, c), cache = model.forward(x)
+    assert outputs.shape == (5, 2, 8) and h.shape == (4, 2, 4) and c.shape == (4, 2, 6)
+    assert cache.masks[0].shape == (5, 2, 8)
+    model.backward(cache, np.ones_like(outputs))
+    with pytest.raises(ValueError, match=r"initial \(hidden\) must have shape \(4, 2, 4\)"):
+        model.forward(x, (np.zeros((4, 2, 6)), np.zeros((4, 2, 6))))
+    with pytest.raises(ValueError, match="the lstm cell has no projection"):
+        Recurrent(3, 6, projection_size=4, cell="lstm")
+    same = Recurrent.from_parameters(model.parameters)
+    assert same.projection_size == 4 and same.parameters[1][0].event_size == 8
+    other = Recurrent(3, 6, 2, bidirectional=True, projection_size=5, rng=0)
+    with pytest.raises(ValueError, match=r"layer l1 has sizes \(8, 6, 4\), expected \(10, 6, 5\)"):
+        Recurrent.from_parameters([other.parameters[0], model.parameters[1]])
+    with pytest.raises(
+        ValueError, match="projection_size=5: the parameters have projection_size=4"
+    ):
+        Recurrent.from_parameters(model.parameters, projection_size=5)
+    assert Recurrent.from_parameters(model.parameters, projection_size=4).projection_size == 4
 
 
 def test_dropout_between_layers_matches_pytorch_with_its_own_masks():

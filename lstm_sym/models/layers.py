@@ -8,12 +8,16 @@ PyTorch's inverted scaling: ``y * mask / (1 - p)``, ``mask ~ Bernoulli(1 - p)``.
 
 The cell is a generated module (``generated.lstm``, ``generated.gru``, ...), its name, or a
 :class:`lstm_sym.native.NativeCell` (``lstm_sym.native.load("lstm")``: the C kernels); all
-share the ``Parameters`` / ``forward`` / ``backward`` contract.
+share the ``Parameters`` / ``forward`` / ``backward`` contract. A cell whose output is not
+``hidden_size`` wide (``lstmp``: ``nn.LSTM(proj_size=P)``, outputs and h of size P, c of size H)
+works the same way: the output and state sizes are read from the cell itself, and layers after
+the first take ``output_size * directions`` inputs.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +41,16 @@ def resolve_cell(cell):
                 f"{type(cell).__name__} has no {attribute!r}"
             )
     return cell
+
+
+def _size_options(cell) -> tuple[str, ...]:
+    """The cell's size arguments besides event_size and hidden_size (lstmp: projection_size)."""
+    skip = {"self", "event_size", "hidden_size", "dtype"}
+    return tuple(
+        name
+        for name, p in inspect.signature(cell.Parameters).parameters.items()
+        if name not in skip and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    )
 
 
 def init_uniform(parameters, rng: np.random.Generator, forget_bias: float | None = None):
@@ -103,7 +117,10 @@ class Recurrent:
     """``num_layers`` layers of a recurrent cell, optionally bidirectional (``nn.LSTM``'s model).
 
     ``parameters[layer][direction]`` is the cell's ``Parameters`` (direction 1: the reverse
-    one). Layer 0 reads ``input_size`` features, the others ``hidden_size * directions``.
+    one). Layer 0 reads ``input_size`` features, the others ``output_size * directions``, where
+    ``output_size`` is the cell's output width: ``hidden_size``, or ``projection_size`` for a
+    projected cell (``cell="lstmp"``, ``projection_size=P``; giving ``projection_size`` alone
+    picks ``lstmp``). ``state_sizes`` holds the width of each state (lstmp: (P, H)).
     ``rng`` (a ``numpy.random.Generator`` or a seed) draws the initial weights
     (:func:`init_uniform`) and the dropout masks; ``init=False`` leaves the cell's zeros.
     """
@@ -124,6 +141,7 @@ class Recurrent:
         rng=None,
         forget_bias: float | None = None,
         init: bool = True,
+        projection_size: int | None = None,
     ):
         for name, value in (
             ("input_size", input_size),
@@ -134,7 +152,17 @@ class Recurrent:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        if cell is None and projection_size is not None:
+            cell = "lstmp"
         self.cell = resolve_cell(cell)
+        sizes = {}
+        if projection_size is not None:
+            if "projection_size" not in _size_options(self.cell):
+                raise ValueError(
+                    f"projection_size: the {self.cell.CELL} cell has no projection "
+                    "(use cell='lstmp')"
+                )
+            sizes["projection_size"] = projection_size
         self.input_size, self.hidden_size = int(input_size), int(hidden_size)
         self.num_layers = int(num_layers)
         self.bidirectional = bool(bidirectional)
@@ -146,20 +174,34 @@ class Recurrent:
         self.rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         self.parameters = []
         for layer in range(self.num_layers):
-            size = self.input_size if layer == 0 else self.hidden_size * self.directions
+            size = self.input_size if layer == 0 else self.output_size * self.directions
             row = []
             for _ in range(self.directions):
-                parameters = self.cell.Parameters(size, self.hidden_size, dtype=self.dtype)
+                parameters = self.cell.Parameters(size, self.hidden_size, **sizes, dtype=self.dtype)
+                if layer == 0 and not row:
+                    self._probe_sizes(parameters)
                 if init:
                     init_uniform(parameters, self.rng, forget_bias)
                 _as_arrays(parameters, self.dtype)
                 row.append(parameters)
             self.parameters.append(row)
 
+    def _probe_sizes(self, parameters) -> None:
+        """``output_size``, ``state_sizes`` and ``cell_sizes`` (the extra size arguments of the
+        cell's Parameters) of the cell, read from it: one step on zero parameters."""
+        self.cell_sizes = {name: getattr(parameters, name) for name in _size_options(self.cell)}
+        events = np.zeros((1, 1, parameters.event_size), dtype=self.dtype)
+        outputs, lasts, _ = self.cell.forward(parameters, events)
+        lasts = lasts if isinstance(lasts, tuple) else (lasts,)
+        self.output_size = int(outputs.shape[-1])
+        self.state_sizes = tuple(int(last.shape[-1]) for last in lasts)
+        self.projection_size = self.cell_sizes.get("projection_size")
+
     def __repr__(self):
+        sizes = "".join(f", {k}={v}" for k, v in self.cell_sizes.items())
         return (
             f"Recurrent({self.cell.CELL}, input_size={self.input_size}, "
-            f"hidden_size={self.hidden_size}, num_layers={self.num_layers}, "
+            f"hidden_size={self.hidden_size}{sizes}, num_layers={self.num_layers}, "
             f"bidirectional={self.bidirectional}, dropout={self.dropout})"
         )
 
@@ -190,7 +232,7 @@ class Recurrent:
     # -- forward / backward -----------------------------------------------------------------
 
     def _states(self, value, name, batch, batched, dtype):
-        """Per state, (layers * directions, batch, hidden) or None."""
+        """Per state, (layers * directions, batch, state size) or None."""
         count = len(self.cell.STATES)
         if value is None:
             return [None] * count
@@ -201,17 +243,17 @@ class Recurrent:
                 f"got {len(values)}"
             )
         rows = self.num_layers * self.directions
-        expected = (rows, batch, self.hidden_size) if batched else (rows, self.hidden_size)
         checked = []
-        for state, array in zip(self.cell.STATES, values, strict=True):
+        for state, size, array in zip(self.cell.STATES, self.state_sizes, values, strict=True):
             if array is None:
                 checked.append(None)
                 continue
+            expected = (rows, batch, size) if batched else (rows, size)
             array = float_array(array, f"{name} ({state})")
             if array.shape != expected:
                 raise ValueError(
                     f"{name} ({state}) must have shape {expected} "
-                    f"(num_layers * directions, {'batch, ' if batched else ''}hidden_size), "
+                    f"(num_layers * directions, {'batch, ' if batched else ''}{state} size), "
                     f"got {array.shape}"
                 )
             checked.append((array if batched else array[:, None, :]).astype(dtype, copy=False))
@@ -221,11 +263,11 @@ class Recurrent:
         return per_state[0] if len(per_state) == 1 else tuple(per_state)
 
     def dropout_masks(self, steps: int, batch: int, dtype=None) -> list[np.ndarray]:
-        """Fresh masks for one forward pass: one (steps, batch, hidden * directions) array per
-        layer but the last, ``Bernoulli(1 - p) / (1 - p)`` (PyTorch's inverted dropout)."""
+        """Fresh masks for one forward pass: one (steps, batch, output_size * directions) array
+        per layer but the last, ``Bernoulli(1 - p) / (1 - p)`` (PyTorch's inverted dropout)."""
         dtype = np.dtype(dtype or self.dtype)
         keep = 1.0 - self.dropout
-        shape = (steps, batch, self.hidden_size * self.directions)
+        shape = (steps, batch, self.output_size * self.directions)
         return [
             (self.rng.random(shape) < keep).astype(dtype) / dtype.type(keep)
             for _ in range(self.num_layers - 1)
@@ -236,12 +278,12 @@ class Recurrent:
 
         inputs: (T, batch, input_size), or (batch, T, input_size) with ``batch_first``, or
         (T, input_size) unbatched. initial: None (zeros) or, per state of the cell, an array
-        (num_layers * directions, [batch,] hidden_size) -- ``(h0, c0)`` for the LSTM, ``h0``
+        (num_layers * directions, [batch,] state size) -- ``(h0, c0)`` for the LSTM, ``h0``
         for the GRU -- rows ordered layer by layer, forward direction first, as PyTorch's.
         dropout_masks: override the masks drawn in training mode (one per layer but the last,
         see :meth:`dropout_masks`); they are applied whenever given.
 
-        Returns ``outputs, finals, cache``: outputs (T, [batch,] hidden_size * directions)
+        Returns ``outputs, finals, cache``: outputs (T, [batch,] output_size * directions)
         (batch first if so built), finals shaped like ``initial``.
         """
         x = float_array(inputs, "inputs")
@@ -301,13 +343,13 @@ class Recurrent:
                 f"dropout_masks must hold num_layers - 1 = {self.num_layers - 1} arrays, "
                 f"got {len(masks)}"
             )
-        shape = (steps, batch, self.hidden_size * self.directions)
+        shape = (steps, batch, self.output_size * self.directions)
         checked = []
         for k, mask in enumerate(masks):
             mask = float_array(mask, f"dropout_masks[{k}]")
             if mask.shape != shape:
                 raise ValueError(
-                    f"dropout_masks[{k}] must have shape {shape} (T, batch, hidden * "
+                    f"dropout_masks[{k}] must have shape {shape} (T, batch, output_size * "
                     f"directions), got {mask.shape}"
                 )
             checked.append(mask.astype(dtype, copy=False))
@@ -324,7 +366,7 @@ class Recurrent:
                 f"cache must be the cache of Recurrent.forward, got {type(cache).__name__}"
             )
         steps, batch, batched, dtype = cache.steps, cache.batch, cache.batched, cache.dtype
-        width = self.hidden_size * self.directions
+        width = self.output_size * self.directions
         d_y = float_array(d_outputs, "d_outputs")
         if batched:
             expected = (batch, steps, width) if self.batch_first else (steps, batch, width)
@@ -343,7 +385,7 @@ class Recurrent:
 
         gradients: dict[str, np.ndarray] = {}
         d_initial = [[None] * (self.num_layers * self.directions) for _ in d_finals]
-        hidden = self.hidden_size
+        hidden = self.output_size
         for layer in reversed(range(self.num_layers)):
             if cache.masks is not None and layer < self.num_layers - 1:
                 d_y = d_y * cache.masks[layer]
@@ -378,13 +420,16 @@ class Recurrent:
     @classmethod
     def from_torch(cls, module_or_state_dict, *, cell=None, dtype=None, **options) -> Recurrent:
         """A model holding the weights of an ``nn.LSTM`` (``nn.GRU`` with ``cell="gru"``...),
-        any number of layers, either direction, or of its ``state_dict()``.
+        any number of layers, either direction, or of its ``state_dict()``. An
+        ``nn.LSTM(proj_size=P)`` (``weight_hr_l<k>`` keys) gets the ``lstmp`` cell by default.
 
         From a module, ``dropout`` and ``batch_first`` are read from it too (``options``
         override them). dtype: None keeps the tensors' dtype.
         """
+        state = resolve_cell(cell).Parameters._torch_arrays(module_or_state_dict)
+        if cell is None and any(key.startswith("weight_hr_l") for key in state):
+            cell = "lstmp"  # nn.LSTM(proj_size > 0): the recurrent projection
         cell = resolve_cell(cell)
-        state = cell.Parameters._torch_arrays(module_or_state_dict)
         found = {cell.Parameters._torch_layer(key) for key in state} - {None}
         layers = sorted({layer for _, layer, _ in found})
         if not layers or layers != list(range(len(layers))):
@@ -414,6 +459,11 @@ class Recurrent:
             raise ValueError("rows must be a non-empty list of layers of 1 or 2 Parameters each")
         first = rows[0][0]
         cell = resolve_cell(cell if cell is not None else type(first).__module__.rsplit(".")[-1])
+        sizes = {name: getattr(first, name) for name in _size_options(cell)}
+        for name, size in sizes.items():
+            if options.get(name, size) != size:
+                raise ValueError(f"{name}={options[name]!r}: the parameters have {name}={size}")
+            options.pop(name, None)
         model = cls(
             first.event_size,
             first.hidden_size,
@@ -422,6 +472,7 @@ class Recurrent:
             cell=cell,
             dtype=options.pop("dtype", None) or _parameter_dtype(first),
             init=False,
+            **sizes,
             **options,
         )
         for layer, row in enumerate(rows):
@@ -432,14 +483,13 @@ class Recurrent:
                         f"rows[{layer}][{direction}] must be a {cell.CELL}.Parameters, "
                         f"got {type(parameters).__name__}"
                     )
-                if (parameters.event_size, parameters.hidden_size) != (
-                    expected.event_size,
-                    expected.hidden_size,
-                ):
+                names = ("event_size", "hidden_size", *_size_options(cell))
+                got = tuple(getattr(parameters, name) for name in names)
+                wanted = tuple(getattr(expected, name) for name in names)
+                if got != wanted:
                     raise ValueError(
-                        f"layer {cls._prefix(layer, direction)} has sizes "
-                        f"({parameters.event_size}, {parameters.hidden_size}), expected "
-                        f"({expected.event_size}, {expected.hidden_size})"
+                        f"layer {cls._prefix(layer, direction)} has sizes {got}, expected "
+                        f"{wanted} ({', '.join(names)})"
                     )
                 for name in parameters.NAMES:
                     getattr(expected, name)[...] = parameters.checked(name)
@@ -459,8 +509,9 @@ class Recurrent:
         return state
 
     def save(self, path) -> None:
-        """The whole model as ``.npz``: cell, sizes, layers, directions, format version and every
-        array (written atomically)."""
+        """The whole model as ``.npz``: cell, sizes (and the cell's own, e.g.
+        ``__projection_size__``), layers, directions, format version and every array (written
+        atomically)."""
         arrays = dict(self.named_parameters())
         arrays.update(
             __model__=np.array(self.KIND),
@@ -469,6 +520,7 @@ class Recurrent:
             __sizes__=np.array([self.input_size, self.hidden_size, self.num_layers]),
             __bidirectional__=np.array(self.bidirectional),
         )
+        arrays.update({f"__{name}__": np.array(v) for name, v in self.cell_sizes.items()})
         save_npz(path, arrays)
 
     @classmethod
@@ -482,6 +534,11 @@ class Recurrent:
             raise ValueError(f"{path} holds a {saved_cell!r} model, not a {cell.CELL!r} one")
         input_size, hidden_size, num_layers = (int(v) for v in entries.pop("__sizes__"))
         bidirectional = bool(entries.pop("__bidirectional__"))
+        sizes = {
+            name: int(entries.pop(f"__{name}__"))
+            for name in _size_options(cell)
+            if f"__{name}__" in entries
+        }
         dtypes = {a.dtype for a in entries.values()}
         model = cls(
             input_size,
@@ -491,6 +548,7 @@ class Recurrent:
             cell=cell,
             dtype=np.result_type(*dtypes) if dtypes else np.float64,
             init=False,
+            **sizes,
             **options,
         )
         live = model.named_parameters()
