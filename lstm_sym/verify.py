@@ -142,6 +142,64 @@ def random_point(
 
 
 # ---------------------------------------------------------------------------------------------
+# The unrolled sequence, shared by both models (they differ only in their number type)
+# ---------------------------------------------------------------------------------------------
+
+
+def _unroll(spec: CellSpec, leaves: dict, affine, step, zero):
+    """The spec's equations over the whole sequence, unit by unit, the linear mixing written out.
+
+    ``leaves`` maps every leaf name to an object array of numbers (duals or SymPy symbols);
+    ``affine(row, vector, bias)`` is a dot product plus bias, ``step(values)`` applies the spec's
+    equations to one unit's ``{symbol: value}`` in place, ``zero`` is the number type's zero.
+    Returns ``(outputs (T, B, output size), {short: final state (B, size)})``.
+    """
+    T, B, _ = leaves["events"].shape
+    H = leaves[f"event_{spec.gates[0]}_bias"].shape[0]
+    state = {s.short: leaves[f"{s.short}0"] for s in spec.states}
+    recurrent = spec.recurrent_state.short
+    outputs = np.empty((T, B, state[spec.output_state.short].shape[1]), dtype=object)
+    for t in range(T):
+        # Per-unit values of each state (a projected state's vector), then its projection.
+        new_state = {s.short: np.empty((B, H), dtype=object) for s in spec.states}
+        for b in range(B):
+            for k in range(H):
+                values = {}
+                for gate in spec.gates:
+                    values[gate_event(gate)] = affine(
+                        leaves[f"event_{gate}_weights"][k],
+                        leaves["events"][t, b],
+                        leaves[f"event_{gate}_bias"][k],
+                    )
+                    values[gate_hidden(gate)] = affine(
+                        leaves[f"hidden_{gate}_weights"][k],
+                        state[recurrent][b],
+                        leaves[f"hidden_{gate}_bias"][k],
+                    )
+                for p in spec.unit_parameters:
+                    values[p] = leaves[p.name][k]
+                for s in spec.states:
+                    if s.projection is None:  # a projected state's is read by projections only
+                        values[s.prev] = state[s.short][b, k]
+                step(values)
+                for s in spec.states:
+                    new_state[s.short][b, k] = values[s.unit]
+        for s in spec.states:
+            if s.projection is not None:  # new = W_projection unit, written out as scalar sums
+                weights = leaves["projection_weights"]
+                new_state[s.short] = np.array(
+                    [
+                        [affine(row, new_state[s.short][b], zero) for row in weights]
+                        for b in range(B)
+                    ],
+                    dtype=object,
+                )
+        state = new_state
+        outputs[t] = state[spec.output_state.short]
+    return outputs, state
+
+
+# ---------------------------------------------------------------------------------------------
 # The fast model: forward mode over the unrolled sequence, 40-digit mpmath values
 # ---------------------------------------------------------------------------------------------
 
@@ -202,59 +260,18 @@ def _forward_mode(spec: CellSpec, point: dict, cotangents: dict):
         return out
 
     equations = _compiled_equations(spec)
-    T, B, _ = point["events"].shape
-    H = point[f"event_{spec.gates[0]}_bias"].shape[0]
-    state = {s.short: leaves[f"{s.short}0"] for s in spec.states}
-    recurrent = spec.recurrent_state.short
-    outputs = np.empty((T, B, state[spec.output_state.short].shape[1]), dtype=object)
-    for t in range(T):
-        # Per-unit values of each state (a projected state's vector), then its projection.
-        new_state = {s.short: np.empty((B, H), dtype=object) for s in spec.states}
-        for b in range(B):
-            for k in range(H):
-                values: dict[sp.Symbol, _Dual] = {}
-                for gate in spec.gates:
-                    values[gate_event(gate)] = affine(
-                        leaves[f"event_{gate}_weights"][k],
-                        leaves["events"][t, b],
-                        leaves[f"event_{gate}_bias"][k],
-                    )
-                    values[gate_hidden(gate)] = affine(
-                        leaves[f"hidden_{gate}_weights"][k],
-                        state[recurrent][b],
-                        leaves[f"hidden_{gate}_bias"][k],
-                    )
-                for p in spec.unit_parameters:
-                    values[p] = leaves[p.name][k]
-                for s in spec.states:
-                    if s.projection is None:  # a projected state's is read by projections only
-                        values[s.prev] = state[s.short][b, k]
-                for target, inputs, value, partials in equations:
-                    args = [values[u].value for u in inputs]
-                    tangent = list(zero)
-                    for u, partial in zip(inputs, partials):
-                        d = partial(*args)
-                        if d:
-                            tangent = [x + d * y for x, y in zip(tangent, values[u].tangent)]
-                    values[target] = _Dual(value(*args), tangent)
-                for s in spec.states:
-                    new_state[s.short][b, k] = values[s.unit]
-        for s in spec.states:
-            if s.projection is not None:  # new = W_projection unit, written out as scalar sums
-                weights = leaves["projection_weights"]
-                zero_dual = _Dual(mpmath.mpf(0), list(zero))
-                new_state[s.short] = np.array(
-                    [
-                        [
-                            affine(weights[p], new_state[s.short][b], zero_dual)
-                            for p in range(len(weights))
-                        ]
-                        for b in range(B)
-                    ],
-                    dtype=object,
-                )
-        state = new_state
-        outputs[t] = state[spec.output_state.short]
+
+    def step(values: dict) -> None:
+        for target, inputs, value, partials in equations:
+            args = [values[u].value for u in inputs]
+            tangent = list(zero)
+            for u, partial in zip(inputs, partials):
+                d = partial(*args)
+                if d:
+                    tangent = [x + d * y for x, y in zip(tangent, values[u].tangent)]
+            values[target] = _Dual(value(*args), tangent)
+
+    outputs, state = _unroll(spec, leaves, affine, step, _Dual(mpmath.mpf(0), list(zero)))
 
     loss = list(zero)
     pairs = list(zip(cotangents["outputs"].ravel(), outputs.ravel()))
@@ -289,59 +306,15 @@ def direct_gradients(spec: CellSpec, point: dict, cotangents: dict) -> dict:
         ).reshape(values.shape)
         for name, values in point.items()
     }
-    T, B, _ = point["events"].shape
-    H = point[f"event_{spec.gates[0]}_bias"].shape[0]
-    state = {s.short: symbols[f"{s.short}0"] for s in spec.states}
-    recurrent = spec.recurrent_state.short
-    outputs = np.empty((T, B, state[spec.output_state.short].shape[1]), dtype=object)
-    for t in range(T):
-        new_state = {s.short: np.empty((B, H), dtype=object) for s in spec.states}
-        for b in range(B):
-            for k in range(H):
-                values = {}
-                for gate in spec.gates:
-                    values[gate_event(gate)] = sp.Add(
-                        *(
-                            w * v
-                            for w, v in zip(
-                                symbols[f"event_{gate}_weights"][k], symbols["events"][t, b]
-                            )
-                        ),
-                        symbols[f"event_{gate}_bias"][k],
-                    )
-                    values[gate_hidden(gate)] = sp.Add(
-                        *(
-                            w * v
-                            for w, v in zip(
-                                symbols[f"hidden_{gate}_weights"][k], state[recurrent][b]
-                            )
-                        ),
-                        symbols[f"hidden_{gate}_bias"][k],
-                    )
-                for p in spec.unit_parameters:
-                    values[p] = symbols[p.name][k]
-                for s in spec.states:
-                    if s.projection is None:  # a projected state's is read by projections only
-                        values[s.prev] = state[s.short][b, k]
-                for target, expr in spec.equations:
-                    values[target] = expr.xreplace(values)
-                for s in spec.states:
-                    new_state[s.short][b, k] = values[s.unit]
-        for s in spec.states:
-            if s.projection is not None:  # new = W_projection unit
-                weights = symbols["projection_weights"]
-                new_state[s.short] = np.array(
-                    [
-                        [
-                            sp.Add(*(w * m for w, m in zip(row, new_state[s.short][b])))
-                            for row in weights
-                        ]
-                        for b in range(B)
-                    ],
-                    dtype=object,
-                )
-        state = new_state
-        outputs[t] = state[spec.output_state.short]
+
+    def affine(row, vector, bias):
+        return sp.Add(*(w * v for w, v in zip(row, vector)), bias)
+
+    def step(values: dict) -> None:
+        for target, expr in spec.equations:
+            values[target] = expr.xreplace(values)
+
+    outputs, state = _unroll(spec, symbols, affine, step, sp.S.Zero)
     terms = [
         sp.Float(float(c), DIGITS) * o
         for c, o in zip(cotangents["outputs"].ravel(), outputs.ravel())
