@@ -26,7 +26,7 @@ from functools import cache
 import sympy as sp
 
 from .functions import ACTIVATIONS
-from .spec import CellSpec, gate_event, gate_hidden, real_symbol, validate
+from .spec import CellSpec, gate_event, gate_hidden, real_symbol, source_stage, validate
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,8 @@ class Lowered:
     spec: CellSpec
     gate_inputs: tuple[GateInput, ...]
     forward: tuple[Assignment, ...]
+    #: Assignments of the first per-unit stage (up to the last hidden source); 0 without sources.
+    stage: int = 0
 
     @property
     def inputs(self) -> tuple[sp.Symbol, ...]:
@@ -109,6 +111,12 @@ class Derivation:
     linear: LinearAdjoints
     #: Adjoints of a projected state's map ``new = W_projection projection`` (None: no such state).
     projection: LinearAdjoints | None = None
+    #: Hidden sources (``spec.hidden_sources``): adjoints of ``Z = S W^T + 1 b^T`` (the sourced
+    #: gates' hidden projections) and the backward's second stage, which computes the sourced
+    #: gates' hidden-part adjoints from the state carries alone (their ``d_<source>_carry``,
+    #: Delta W, then feeds the full per-unit ``backward``). None without sources.
+    sources: LinearAdjoints | None = None
+    source_backward: Backward | None = None
 
     @property
     def gate_inputs(self) -> tuple[GateInput, ...]:
@@ -153,7 +161,13 @@ def _gate_inputs(spec: CellSpec):
         rewritten = [expr.xreplace({event: pre - hidden}) for _, expr in spec.equations]
         uses_event = any(event in e.free_symbols for _, e in spec.equations)
         uses_hidden = any(hidden in e.free_symbols for _, e in spec.equations)
-        if uses_event and uses_hidden and not any(hidden in e.free_symbols for e in rewritten):
+        sourced = gate in spec.hidden_sources  # its hidden part comes from another GEMM
+        if (
+            uses_event
+            and uses_hidden
+            and not sourced
+            and not any(hidden in e.free_symbols for e in rewritten)
+        ):
             inputs.append(GateInput(gate, "pre", pre))
             substitution[event] = pre - hidden
         else:
@@ -176,7 +190,8 @@ def lower(spec: CellSpec) -> Lowered:
     taken = {s.name for s in spec.gate_inputs + spec.prev_symbols + tuple(spec.unit_parameters)}
     taken |= {t.name for t, _ in spec.equations} | {g.symbol.name for g in gate_inputs}
     forward: list[Assignment] = []
-    for target, expr in spec.equations:
+    stage = 0
+    for number, (target, expr) in enumerate(spec.equations, 1):
         expr = expr.xreplace(substitution)
         note = f"{target} = {spec_equation_text(target, expr)}"
         # Name nested activations, innermost first (post-order), so each can be saved.
@@ -189,7 +204,9 @@ def lower(spec: CellSpec) -> Lowered:
                 forward.append(Assignment(symbol, node, f"{symbol} = {node}"))
                 expr = expr.xreplace({node: symbol})
         forward.append(Assignment(target, expr, note))
-    return Lowered(spec, gate_inputs, tuple(forward))
+        if number == source_stage(spec):
+            stage = len(forward)
+    return Lowered(spec, gate_inputs, tuple(forward), stage)
 
 
 def spec_equation_text(target, expr) -> str:
@@ -214,6 +231,10 @@ def backward(lowered: Lowered) -> Backward:
     carries = tuple(carry(s.unit) for s in spec.states)
     for state, symbol in zip(spec.states, carries, strict=True):
         contributions[state.unit].append(symbol)
+    # A hidden source's adjoint from its GEMM (d_source = Delta W) is one more carry.
+    for source in spec.hidden_sources.values():
+        carries += (carry(source),)
+        contributions[source].append(carry(source))
     chain: list[Assignment] = []
     partials: list[Partial] = []
     for assignment in reversed(lowered.forward):
@@ -332,6 +353,8 @@ def saved_values(lowered: Lowered, bwd: Backward) -> tuple[sp.Symbol, ...]:
     used = set().union(*(a.expr.free_symbols for a in bwd.chain)) if bwd.chain else set()
     # A projection's per-unit vector: the weight gradient dW_projection = Delta^T M reads it.
     used |= {s.projection for s in lowered.spec.states if s.projection is not None}
+    # A hidden source: the sourced gates' weight gradients dW = Delta^T S read it.
+    used |= set(lowered.spec.hidden_sources.values())
     inputs = tuple(g.symbol for g in lowered.gate_inputs if g.symbol in used)
     return inputs + tuple(a.target for a in lowered.forward if a.target in used)
 
@@ -342,6 +365,15 @@ def derive(spec: CellSpec) -> Derivation:
     lowered = lower(spec)
     raw = backward(lowered)
     reduced = eliminate(raw)
+    source_backward = None
+    if spec.hidden_sources:
+        # Backward stage 2: the sourced gates' hidden-part adjoints, which never depend on the
+        # sources' carries (a source precedes every use of those parts).
+        wanted = {gate_hidden(g) for g in spec.hidden_sources}
+        outputs = {k: v for k, v in raw.outputs.items() if k in wanted}
+        source_backward = eliminate(Backward(raw.carries, raw.chain, outputs, raw.partials))
+        free = set().union(*(a.expr.free_symbols for a in source_backward.chain))
+        assert not free & set(raw.carries[len(spec.states) :]), "a source feeds its own gate"
     return Derivation(
         spec=spec,
         lowered=lowered,
@@ -350,4 +382,6 @@ def derive(spec: CellSpec) -> Derivation:
         saved=saved_values(lowered, reduced),
         linear=linear_adjoints(),
         projection=linear_adjoints(bias=False) if spec.projected_state is not None else None,
+        sources=linear_adjoints() if spec.hidden_sources else None,
+        source_backward=source_backward,
     )

@@ -86,6 +86,11 @@ class CellSpec:
     source: str = ""
     #: LaTeX letters of gates or values where the conventional one misleads (GRU: update -> z).
     letters: dict = field(default_factory=dict)
+    #: ``{gate: symbol}``: the gate's hidden projection reads the per-unit value ``symbol``,
+    #: assigned earlier in the same step, instead of the recurrent state (Cho's GRU:
+    #: ``{"new": reset * hidden_prev}``). The step then has two per-unit stages, the equations
+    #: up to the last source and the rest, with the sources' GEMM between them.
+    hidden_sources: dict = field(default_factory=dict)
 
     def event_input(self, gate: str) -> sp.Symbol:
         return gate_event(gate)
@@ -206,6 +211,7 @@ def validate(spec: CellSpec) -> None:
     # Symbols of a projected state have projection_size entries: not per-unit values.
     projected_symbols = {s.prev: s for s in projected} | {s.new: s for s in projected}
 
+    _validate_sources(spec)
     known = set(spec.gate_inputs) | set(spec.prev_symbols) | set(spec.unit_parameters)
     for symbol in known:
         _check_identifier(symbol.name, "symbol")
@@ -279,3 +285,49 @@ def validate(spec: CellSpec) -> None:
             raise SpecError(f"cell {spec.name!r}: gate {gate!r} is declared but never used")
     for function in spec.step_functions:
         _check_identifier(function.name, "step function name")
+
+
+def source_stage(spec: CellSpec) -> int:
+    """Number of equations in the first per-unit stage: up to the last hidden source (0: none)."""
+    if not spec.hidden_sources:
+        return 0
+    targets = [t for t, _ in spec.equations]
+    return 1 + max(targets.index(s) for s in spec.hidden_sources.values())
+
+
+def _validate_sources(spec: CellSpec) -> None:
+    """``hidden_sources``: known gates, symbols assigned by a per-unit equation, and no equation
+    of the first stage (up to the last source) reading a sourced gate's hidden part."""
+    sources = spec.hidden_sources
+    if not sources:
+        return
+    if not isinstance(sources, dict):
+        raise SpecError(f"cell {spec.name!r}: hidden_sources must be a dict {{gate: symbol}}")
+    if spec.projected_state is not None:
+        raise SpecError(
+            f"cell {spec.name!r}: hidden_sources and a projected state cannot be combined yet"
+        )
+    targets = [t for t, _ in spec.equations if isinstance(t, sp.Symbol)]
+    states = {s.new for s in spec.states} | {s.prev for s in spec.states}
+    for gate, symbol in sources.items():
+        where = f"cell {spec.name!r}, hidden_sources[{gate!r}] = {symbol}"
+        if gate not in spec.gates:
+            raise SpecError(f"{where}: {gate!r} is not a gate (gates: {', '.join(spec.gates)})")
+        if not isinstance(symbol, sp.Symbol):
+            raise SpecError(f"{where}: the source must be a Symbol assigned by an equation")
+        if symbol in states:
+            raise SpecError(
+                f"{where}: the source must be a per-unit value of the step, not a state "
+                "(the recurrent state is what a hidden projection reads by default)"
+            )
+        if symbol not in targets:
+            raise SpecError(f"{where}: no equation assigns {symbol}")
+    sourced = {gate_hidden(g) for g in sources}
+    for number, (target, expr) in enumerate(spec.equations[: source_stage(spec)], 1):
+        read = sorted(s.name for s in expr.free_symbols & sourced)
+        if read:
+            raise SpecError(
+                f"cell {spec.name!r}, equation {number} ({target} = {expr}): reads "
+                f"{', '.join(read)}, the projection of a hidden source, before (or while) the "
+                "last source is computed: every source must come first"
+            )

@@ -150,8 +150,10 @@ def _unroll(spec: CellSpec, leaves: dict, affine, step, zero):
     """The spec's equations over the whole sequence, unit by unit, the linear mixing written out.
 
     ``leaves`` maps every leaf name to an object array of numbers (duals or SymPy symbols);
-    ``affine(row, vector, bias)`` is a dot product plus bias, ``step(values)`` applies the spec's
-    equations to one unit's ``{symbol: value}`` in place, ``zero`` is the number type's zero.
+    ``affine(row, vector, bias)`` is a dot product plus bias, ``step(values, i)`` applies the
+    spec's i-th equation to one unit's ``{symbol: value}`` in place, ``zero`` is the number
+    type's zero. Equations run across all units in turn, so that a gate's hidden part can read a
+    hidden source (a per-unit value of this step) of every unit.
     Returns ``(outputs (T, B, output size), {short: final state (B, size)})``.
     """
     T, B, _ = leaves["events"].shape
@@ -163,25 +165,39 @@ def _unroll(spec: CellSpec, leaves: dict, affine, step, zero):
         # Per-unit values of each state (a projected state's vector), then its projection.
         new_state = {s.short: np.empty((B, H), dtype=object) for s in spec.states}
         for b in range(B):
-            for k in range(H):
-                values = {}
+            units: list[dict] = [{} for _ in range(H)]
+            for k, values in enumerate(units):
                 for gate in spec.gates:
                     values[gate_event(gate)] = affine(
                         leaves[f"event_{gate}_weights"][k],
                         leaves["events"][t, b],
                         leaves[f"event_{gate}_bias"][k],
                     )
-                    values[gate_hidden(gate)] = affine(
-                        leaves[f"hidden_{gate}_weights"][k],
-                        state[recurrent][b],
-                        leaves[f"hidden_{gate}_bias"][k],
-                    )
+                    if gate not in spec.hidden_sources:
+                        values[gate_hidden(gate)] = affine(
+                            leaves[f"hidden_{gate}_weights"][k],
+                            state[recurrent][b],
+                            leaves[f"hidden_{gate}_bias"][k],
+                        )
                 for p in spec.unit_parameters:
                     values[p] = leaves[p.name][k]
                 for s in spec.states:
                     if s.projection is None:  # a projected state's is read by projections only
                         values[s.prev] = state[s.short][b, k]
-                step(values)
+            for i, (_, expr) in enumerate(spec.equations):
+                for gate, source in spec.hidden_sources.items():
+                    part = gate_hidden(gate)
+                    if part in expr.free_symbols and part not in units[0]:
+                        read = [values[source] for values in units]  # W_hidden_g s + b_hidden_g
+                        for k, values in enumerate(units):
+                            values[part] = affine(
+                                leaves[f"hidden_{gate}_weights"][k],
+                                read,
+                                leaves[f"hidden_{gate}_bias"][k],
+                            )
+                for values in units:
+                    step(values, i)
+            for k, values in enumerate(units):
                 for s in spec.states:
                     new_state[s.short][b, k] = values[s.unit]
         for s in spec.states:
@@ -261,15 +277,15 @@ def _forward_mode(spec: CellSpec, point: dict, cotangents: dict):
 
     equations = _compiled_equations(spec)
 
-    def step(values: dict) -> None:
-        for target, inputs, value, partials in equations:
-            args = [values[u].value for u in inputs]
-            tangent = list(zero)
-            for u, partial in zip(inputs, partials):
-                d = partial(*args)
-                if d:
-                    tangent = [x + d * y for x, y in zip(tangent, values[u].tangent)]
-            values[target] = _Dual(value(*args), tangent)
+    def step(values: dict, i: int) -> None:
+        target, inputs, value, partials = equations[i]
+        args = [values[u].value for u in inputs]
+        tangent = list(zero)
+        for u, partial in zip(inputs, partials):
+            d = partial(*args)
+            if d:
+                tangent = [x + d * y for x, y in zip(tangent, values[u].tangent)]
+        values[target] = _Dual(value(*args), tangent)
 
     outputs, state = _unroll(spec, leaves, affine, step, _Dual(mpmath.mpf(0), list(zero)))
 
@@ -310,9 +326,9 @@ def direct_gradients(spec: CellSpec, point: dict, cotangents: dict) -> dict:
     def affine(row, vector, bias):
         return sp.Add(*(w * v for w, v in zip(row, vector)), bias)
 
-    def step(values: dict) -> None:
-        for target, expr in spec.equations:
-            values[target] = expr.xreplace(values)
+    def step(values: dict, i: int) -> None:
+        target, expr = spec.equations[i]
+        values[target] = expr.xreplace(values)
 
     outputs, state = _unroll(spec, symbols, affine, step, sp.S.Zero)
     terms = [

@@ -67,10 +67,20 @@ class Trace:
                     tensors[s.prev.name] = alias
             projected = state[recurrent.short] * 1.0
             projected.retain_grad()
+            sourced = {}  # gate -> its hidden part's name, computed once its source is known
+            sources = {}
             for gi in d.gate_inputs:
                 event_part = (
                     events[t] @ leaf[f"event_{gi.gate}_weights"].T + leaf[f"event_{gi.gate}_bias"]
                 )
+                if gi.gate in spec.hidden_sources:
+                    assert gi.kind in ("event", "hidden"), "a sourced gate has separate parts"
+                    if gi.kind == "event":
+                        event_part.retain_grad()
+                        tensors[gi.symbol.name] = event_part
+                    else:
+                        sourced[gi.gate] = gi.symbol.name
+                    continue
                 hidden_part = (
                     projected @ leaf[f"hidden_{gi.gate}_weights"].T + leaf[f"hidden_{gi.gate}_bias"]
                 )
@@ -93,6 +103,14 @@ class Trace:
                 )
                 value.retain_grad()
                 tensors[a.target.name] = value
+                for gate, name in sourced.items():
+                    if spec.hidden_sources[gate] == a.target:  # W_hidden_g s + b_hidden_g
+                        read = value * 1.0
+                        read.retain_grad()
+                        sources[a.target.name] = read  # its gradient is the source's carry
+                        part = read @ leaf[f"hidden_{gate}_weights"].T + leaf[f"hidden_{gate}_bias"]
+                        part.retain_grad()
+                        tensors[name] = part
             outs, projections = {}, {}
             for s in spec.states:
                 out = tensors[s.unit.name] * 1.0
@@ -104,7 +122,7 @@ class Trace:
                     projections[s.new.name] = out
                 state[s.short] = out
             outputs.append(state[spec.output_state.short])
-            records.append((tensors, aliases, projected, outs, projections))
+            records.append((tensors, aliases, projected, outs, projections, sources))
         loss = sum(
             (o * torch.tensor(c)).sum() for o, c in zip(outputs, self.cot["outputs"], strict=True)
         )
@@ -121,7 +139,7 @@ class Trace:
         self.env: list[dict] = []
         #: Per step: previous-state name -> adjoint through the whole step (projection included).
         self.through: list[dict] = []
-        for tensors, aliases, projected, outs, projections in records:
+        for tensors, aliases, projected, outs, projections, sources in records:
             env, through = {}, {}
             for name, tensor in tensors.items():
                 env[name] = tensor.detach().numpy().copy()
@@ -132,7 +150,7 @@ class Trace:
                 through[name] = grad(alias) + (
                     grad(projected) if name == recurrent.prev.name else 0
                 )
-            for name, out in outs.items():
+            for name, out in (outs | sources).items():
                 env[carry(sp.Symbol(name)).name] = grad(out)
             for name, out in projections.items():  # a projected state's value and adjoint
                 env[name] = out.detach().numpy().copy()

@@ -413,3 +413,76 @@ def test_projected_state_spec_errors():
         validate(spec(((h, sp.tanh(event.g + hidden.g)),)))
     with pytest.raises(SpecError, match="never updated"):
         validate(spec(((real_symbol("y"), sp.tanh(event.g + hidden.g)),)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Hidden sources (Cho's GRU): a gate's hidden projection reads a per-unit value of the step
+# ---------------------------------------------------------------------------------------------
+
+
+def _sourced_spec(sources, equations=None):
+    event, hidden = gate_symbols(("reset", "new"))
+    h_prev, h = real_symbol("hidden_prev"), real_symbol("hidden")
+    r, n, s = real_symbol("reset"), real_symbol("new"), real_symbol("reset_state")
+    if equations is None:
+        equations = (
+            (r, sigmoid(event.reset + hidden.reset)),
+            (s, r * h_prev),
+            (n, sp.tanh(event.new + hidden.new)),
+            (h, (n + h_prev) / 2),
+        )
+    symbols = {"s": s, "h": h, "h_prev": h_prev, "r": r}
+    return CellSpec(
+        name="sourced",
+        title="t",
+        gates=("reset", "new"),
+        states=(State("hidden", "h", h_prev, h),),
+        output=h,
+        recurrent=h_prev,
+        equations=equations,
+        hidden_sources={g: symbols.get(v, v) for g, v in sources.items()},
+    )
+
+
+def test_hidden_sources_valid_spec_passes():
+    validate(_sourced_spec({"new": "s"}))
+
+
+@pytest.mark.parametrize(
+    ("sources", "message"),
+    [
+        ({"newer": "s"}, "'newer' is not a gate"),
+        ({"new": "h"}, "not a state"),
+        ({"new": "h_prev"}, "not a state"),
+        ({"new": real_symbol("nowhere")}, "no equation assigns nowhere"),
+        ({"reset": "s"}, "reads reset_hidden"),
+    ],
+)
+def test_hidden_sources_errors_name_the_problem(sources, message):
+    with pytest.raises(SpecError, match=message):
+        validate(_sourced_spec(sources))
+
+
+def test_gru_cho_differs_from_gru_only_by_where_reset_acts():
+    """Same parameters, same input: the two GRU forms agree when the reset gate is saturated open
+    (r = 1 everywhere), and differ otherwise, so neither kernel can silently be the other."""
+    rng = np.random.default_rng(3)
+    T, B, X, H = 4, 2, 3, 5
+    events = rng.normal(size=(T, B, X))
+    h0 = rng.normal(size=(B, H))
+    results = {}
+    for name in ("gru", "gru_cho"):
+        module = kernel(name)
+        p = module.Parameters(X, H)
+        rng_p = np.random.default_rng(4)
+        for attribute in sorted(vars(p)):
+            value = getattr(p, attribute)
+            if isinstance(value, np.ndarray):
+                setattr(p, attribute, rng_p.normal(0, 0.5, size=value.shape))
+        results[name] = (module, p)
+    outs = {n: m.forward(p, events, h0=h0)[0] for n, (m, p) in results.items()}
+    assert relative_error(outs["gru"], outs["gru_cho"]) > 1e-3
+    for _, p in results.values():
+        p.event_reset_bias = np.full(H, 60.0)  # sigmoid(60 + O(1)) == 1 in float64
+    outs = {n: m.forward(p, events, h0=h0)[0] for n, (m, p) in results.items()}
+    assert relative_error(outs["gru"], outs["gru_cho"]) < 1e-14

@@ -186,11 +186,12 @@ def _role_value(role, arg, offset, t, trace, grads, column=None):
         blocks = [
             trace.env[step][f"d_{gi.symbol.name}"]
             for gi in d.gate_inputs
-            if gi.kind in ("pre", arg)
+            if gi.kind in ("pre", arg) and not (arg == "hidden" and gi.gate in spec.hidden_sources)
         ]
         return np.concatenate(blocks, axis=1)
-    elif role == "stacked_weights":
-        return np.concatenate([trace.parameters[f"{arg}_{g}_weights"] for g in spec.gates])
+    elif role == "stacked_weights":  # a sourced gate's hidden weights read its source, not h
+        gates = [g for g in spec.gates if arg == "event" or g not in spec.hidden_sources]
+        return np.concatenate([trace.parameters[f"{arg}_{g}_weights"] for g in gates])
     elif role == "samples":
         if arg == "events":
             return trace.events.reshape(T * B, -1)

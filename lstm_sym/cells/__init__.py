@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..spec import CellSpec, validate
 from . import (
     gru,
+    gru_cho,
     lstm,
     lstm_cifg,
     lstm_nfg,
@@ -29,6 +30,7 @@ CELLS: dict[str, CellSpec] = {
         lstm_noaf,
         lstm_cifg,
         gru,
+        gru_cho,
         lstmp,
     )
 }

@@ -24,7 +24,8 @@ RESERVED = (
     frozenset(
         """b k u t i j l units rows status gate_stride states saved pre event_part hidden_part
     delta delta_event delta_hidden projection scratch work x e r d_output size_t NULL
-    projected_units unit d_unit d_projected projection_size projection_weights""".split()
+    projected_units unit d_unit d_projected projection_size projection_weights source source_part
+    d_source""".split()
     )
     | frozenset(c_keywords)
     | frozenset({"main", "restrict", "inline", "float", "double"})
@@ -208,6 +209,43 @@ def _precision(derivation: Derivation, prefix: str, suffix: str) -> dict:
         "unit_adjoints": {
             p.name: code(derivation.backward.outputs[p]) for p in derivation.spec.unit_parameters
         },
+        **_source_stages(derivation, code, ctype),
+    }
+
+
+def _needed(assignments, wanted: set) -> list:
+    """The assignments ``wanted`` depends on, in order."""
+    keep = []
+    for a in reversed(assignments):
+        if a.target in wanted:
+            keep.append(a)
+            wanted |= a.expr.free_symbols
+    return keep[::-1]
+
+
+def _source_stages(derivation: Derivation, code, ctype) -> dict:
+    """Hidden sources: the forward's first per-unit stage (only what the sources need) and the
+    backward's second stage (the sourced gates' hidden-part adjoints)."""
+    spec = derivation.spec
+    if not spec.hidden_sources:
+        return {}
+    sources = set(spec.hidden_sources.values())
+    first = _needed(derivation.forward[: derivation.lowered.stage], set(sources))
+    chain = derivation.source_backward.chain
+    line = lambda a: {"note": a.note, "code": f"const {ctype} {a.target} = {code(a.expr)};"}  # noqa: E731
+    return {
+        "source_forward_lines": [line(a) for a in first],
+        "source_forward_reads": sorted(
+            s.name for s in set().union(*(a.expr.free_symbols for a in first))
+        ),
+        "source_backward_lines": [line(a) for a in chain],
+        "source_backward_reads": sorted(
+            s.name for s in set().union(*(a.expr.free_symbols for a in chain))
+        ),
+        "source_adjoints": {
+            g: code(derivation.source_backward.outputs[spec.hidden_input(g)])
+            for g in spec.hidden_sources
+        },
     }
 
 
@@ -291,7 +329,32 @@ def context(derivation: Derivation, command: str) -> dict:
             for f in api
         ],
         "precisions": [_precision(derivation, prefix, suffix) for suffix in ("f64", "f32")],
+        "sourced": bool(spec.hidden_sources),
+        "sources": [
+            {
+                "gate": g,
+                "index": gate_index[g],
+                "symbol": symbol.name,
+                "saved_index": cache_values.index(symbol.name),
+                "carry": carry(symbol).name,
+            }
+            for g, symbol in spec.hidden_sources.items()
+        ],
+        # Contiguous runs of gates whose hidden projection reads the recurrent state.
+        "recurrent_runs": _runs(
+            [gate_index[g] for g in spec.gates if g not in spec.hidden_sources]
+        ),
     }
+
+
+def _runs(indices: list[int]) -> list[dict]:
+    runs: list[dict] = []
+    for i in indices:
+        if runs and runs[-1]["start"] + runs[-1]["count"] == i:
+            runs[-1]["count"] += 1
+        else:
+            runs.append({"start": i, "count": 1})
+    return runs
 
 
 def emit_header(derivation: Derivation, command: str = "lstm-sym generate") -> str:

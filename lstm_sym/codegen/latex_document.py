@@ -73,6 +73,13 @@ def _label(*parts: str) -> str:
     return "eq:" + "-".join(p.replace("_", "-") for p in parts)
 
 
+def _text(text: str) -> str:
+    """Plain text for LaTeX: its special characters escaped (a title may say W_hn or 50%)."""
+    for char in "&%$#_{}":
+        text = text.replace(char, "\\" + char)
+    return text
+
+
 def _texttt(name: str) -> str:
     escaped = name.replace("_", r"\_")
     return rf"\texttt{{{escaped}}}"
@@ -136,6 +143,13 @@ class Document:
             "projection_weights", r"W_{\mathrm{p}}", P, H, "parameter", "projection_weights"
         )
 
+    def source_vector(self, gate: str):
+        """The per-unit value a sourced gate's hidden projection reads (Cho's GRU: r * h)."""
+        source = self.spec.hidden_sources[gate]
+        return self.matrix(
+            source.name, self.notation.scalar[source.name], H, 1, "value", source.name
+        )
+
     def weight_tex(self, side: str, gate: str, kind: str) -> str:
         letter = self.gate_letter[gate]
         sep = "" if len(letter) == 1 else ","
@@ -157,7 +171,10 @@ class Document:
         )
         for gi in self.d.gate_inputs:
             parts = []
-            for side, vector, cols in (("event", x_t, X), ("hidden", h_prev, self.size(hx))):
+            read = h_prev
+            if gi.gate in self.spec.hidden_sources:  # a hidden source: a value of this step
+                read = self.source_vector(gi.gate)
+            for side, vector, cols in (("event", x_t, X), ("hidden", read, self.size(hx))):
                 if gi.kind not in ("pre", side):
                     continue
                 w_name, b_name = f"{side}_{gi.gate}_weights", f"{side}_{gi.gate}_bias"
@@ -370,6 +387,7 @@ class Document:
                 )
             )
         )
+        eqs += self.source_carries()
         out = self.size(spec.output_state)
         y_prev = self.matrix("d_outputs@-1", r"\bar{y}_{t-1}", B, out, "d_outputs", None, -1)
         y_last = self.matrix("d_outputs@T", r"\bar{y}_{T}", B, out, "d_outputs", None, 0)
@@ -465,6 +483,42 @@ class Document:
             )
         return eqs
 
+    def source_carries(self) -> list[Equation]:
+        """A hidden source's carry: what its projection passes back, d s = Delta_g W_g."""
+        lin, eqs = self.d.linear, []
+        for gate, source in self.spec.hidden_sources.items():
+            part = self.spec.hidden_input(gate)
+            delta = self.matrix(
+                f"{adjoint(part).name}@t",
+                rf"\delta {self.notation.base[part.name]}_{{t}}",
+                B,
+                H,
+                "direct",
+                adjoint(part).name,
+            )
+            weights = self.matrix(
+                f"hidden_{gate}_weights",
+                self.weight_tex("hidden", gate, "weights"),
+                H,
+                H,
+                "parameter",
+                f"hidden_{gate}_weights",
+            )
+            carried = self._state_matrix(carry(source), "carry", source.name, 0, "t")
+            value = lin.inputs.xreplace({lin.symbols["Delta"]: delta, lin.symbols["W"]: weights})
+            eqs.append(
+                self.add(
+                    Equation(
+                        _label("bptt", "source", source.name),
+                        carried,
+                        (value,),
+                        "matrix",
+                        steps=("1", "T"),
+                    )
+                )
+            )
+        return eqs
+
     def gradients(self) -> list[Equation]:
         lin, eqs = self.d.linear, []
         names = lin.symbols
@@ -484,7 +538,21 @@ class Document:
                 "samples_adjoint",
                 gi.symbol.name,
             )
-            for side, inputs, cols in (("event", x_all, X), ("hidden", h_all, recurrent_size)):
+            hidden_inputs = h_all
+            if gi.gate in self.spec.hidden_sources:
+                source = self.spec.hidden_sources[gi.gate]
+                hidden_inputs = self.matrix(
+                    f"samples_{source.name}",
+                    rf"S_{{{self.notation.base[source.name]}}}",
+                    N,
+                    H,
+                    "samples",
+                    source.name,
+                )
+            for side, inputs, cols in (
+                ("event", x_all, X),
+                ("hidden", hidden_inputs, recurrent_size),
+            ):
                 if gi.kind not in ("pre", side):
                     continue
                 for kind in ("weights", "bias"):
@@ -648,7 +716,7 @@ def context(derivation: Derivation, command: str) -> dict:
     return {
         "spec": spec,
         "command": command,
-        "title": spec.title,
+        "title": _text(spec.title),
         "name": spec.name,
         "name_tex": spec.name.replace("_", r"\_"),
         "source": spec.source.replace("_", r"\_"),
@@ -674,6 +742,15 @@ def context(derivation: Derivation, command: str) -> dict:
         "output": n.scalar[spec.output.name],
         "recurrent_short": spec.recurrent_state.short,
         "summed": derivation.summed,
+        "sources": [
+            {
+                "gate": n.gate_letters[gate],
+                "source": n.scalar[source.name],
+                "samples": rf"S_{{{n.base[source.name]}}}",
+                "label": _label("forward", source.name),
+            }
+            for gate, source in spec.hidden_sources.items()
+        ],
     }
 
 

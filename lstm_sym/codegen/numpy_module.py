@@ -22,7 +22,8 @@ RESERVED = frozenset(
     hidden_bias hidden_weights_t saved t event_projection hidden_projection pre_activation cache
     outputs lasts d_outputs delta_event delta_hidden hidden_inputs grads gate rows k event
     hidden_state sequence_shape state_shape meaning value name projection_size projection_weights
-    projection_weights_t delta_projection projection_inputs size_name""".split()
+    projection_weights_t delta_projection projection_inputs size_name source_inputs
+    recurrent_columns recurrent_weights recurrent_weights_t""".split()
 )
 
 
@@ -177,9 +178,16 @@ def context(derivation: Derivation, command: str) -> dict:
                 "slice": slices[gi.gate],
                 "delta_targets": targets[gi.kind],
                 "adjoint": numpy_code(d),
+                "sourced": gi.kind == "hidden" and gi.gate in spec.hidden_sources,
             }
         )
-    hidden_step = _linear_code(derivation, "delta_hidden[t]", "hidden_prev", "hidden_weights")
+    sourced = bool(spec.hidden_sources)
+    if sourced:  # only the recurrent state's gates feed dL/dh_{t-1} through W_hidden
+        hidden_step = _linear_code(
+            derivation, "delta_hidden[t][:, recurrent_columns]", "hidden_prev", "recurrent_weights"
+        )
+    else:
+        hidden_step = _linear_code(derivation, "delta_hidden[t]", "hidden_prev", "hidden_weights")
     used_in_backward = set().union(*(a.expr.free_symbols for a in derivation.backward.chain))
     states = []
     for s in spec.states:
@@ -243,7 +251,44 @@ def context(derivation: Derivation, command: str) -> dict:
     backward_lines, delta_written = _lines_into(derivation.backward.chain, delta_destinations)
     for gi in gate_inputs:
         gi["delta_stored"] = any(s.name == gi["adjoint"] for s in delta_written)
-    _drop_unread(forward_lines, derivation.forward, written, forward_stores)
+    # Hidden sources: the forward's per-unit stages split at the sources' GEMM; the backward's
+    # second stage gives the sourced gates' hidden-part adjoints, whose GEMM (dX = Delta W,
+    # matrix calculus) gives each source's carry before the full per-unit backward runs.
+    sources = []
+    for gate, symbol in spec.hidden_sources.items():
+        d_part = derivation.source_backward.outputs[spec.hidden_input(gate)]
+        step = _linear_code(
+            derivation,
+            numpy_code(d_part),
+            "",
+            f"hidden_weights[{slices[gate]}]",
+            derivation.sources,
+        )
+        over_all = _linear_code(
+            derivation,
+            f"delta_hidden[:, {slices[gate]}]",
+            "source_inputs",
+            f"hidden_weights[{slices[gate]}]",
+            derivation.sources,
+        )
+        sources.append(
+            {
+                "gate": gate,
+                "symbol": symbol.name,
+                "part": spec.hidden_input(gate).name,
+                "slice": slices[gate],
+                "carry": carry(symbol).name,
+                "step_inputs": step["inputs"],
+                "weights": over_all["weights"],
+            }
+        )
+    stage = derivation.lowered.stage
+    _drop_unread(
+        forward_lines,
+        derivation.forward,
+        written,
+        forward_stores + [f"{s['symbol']} @" for s in sources],
+    )
     _drop_unread(
         backward_lines,
         derivation.backward.chain,
@@ -252,6 +297,9 @@ def context(derivation: Derivation, command: str) -> dict:
         + [s["prev_adjoint_code"] for s in states]
         + [numpy_code(backward_outputs[p]) for p in spec.unit_parameters],
     )
+    source_lines = []
+    if sourced:
+        source_lines, _ = _lines_into(derivation.source_backward.chain, {})
     event = _linear_code(derivation, "delta_event", "inputs", "event_weights")
     hidden = _linear_code(derivation, "delta_hidden", "hidden_inputs", "hidden_weights")
     math = _linear_code(derivation, "Delta", "X", "W")
@@ -306,7 +354,12 @@ def context(derivation: Derivation, command: str) -> dict:
         "projected": projected is not None,
         "projection": projection,
         "summed": derivation.summed,
-        "forward_lines": forward_lines,
+        "forward_lines": forward_lines[:stage] if sourced else forward_lines,
+        "forward_lines_2": forward_lines[stage:] if sourced else [],
+        "sourced": sourced,
+        "sources": sources,
+        "source_lines": source_lines,
+        "recurrent_gates": [g for g in gates if g["name"] not in spec.hidden_sources],
         "forward_stores": forward_stores,
         "backward_lines": backward_lines,
         "saved": [s.name for s in derivation.saved],
@@ -325,6 +378,12 @@ def context(derivation: Derivation, command: str) -> dict:
             "event_bias": event["bias"],
             "event_inputs": event["inputs"],
             "hidden_weights": hidden["weights"],
+            "recurrent_weights": _linear_code(
+                derivation,
+                "delta_hidden[:, recurrent_columns]",
+                "hidden_inputs",
+                "hidden_weights[recurrent_columns]",
+            )["weights"],
             "hidden_bias": hidden["bias"],
         },
         "adjoint": adjoint,

@@ -31,7 +31,7 @@ reset_state = real_symbol("reset_state")
 
 SPEC = CellSpec(
     name="gru_cho",
-    title="GRU cell (Cho et al. form, reset before the hidden projection)",
+    title="GRU cell, Cho et al.'s form (reset before W_hn)",
     description=__doc__,
     source="lstm_sym/cells/gru_cho.py",
     gates=GATES,
