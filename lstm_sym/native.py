@@ -277,6 +277,7 @@ class NativeCell:
         getattr(self.library, f"{name}_error_string").restype = ctypes.c_char_p
         getattr(self.library, f"{name}_error_string").argtypes = [ctypes.c_int]
         self._shorts = [s.short for s in self.spec.states]
+        self._output_short = self.spec.output_state.short
         # Per-call work done once: the entry points with their argument lists, the shapes of
         # every buffer by sizes, and the checked parameter arrays (see _parameter_arrays).
         self._entries = {
@@ -592,7 +593,7 @@ class NativeCell:
     def _compute_shapes(self, steps, batch, event_size, hidden, cache_size, projection):
         rows = len(self.GATES) * hidden
         sizes = self._state_sizes(hidden, projection)
-        output = sizes[self.spec.output_state.short]
+        output = sizes[self._output_short]
         shapes = {
             "events": (steps, batch, event_size),
             "event_weights": (rows, event_size),
@@ -633,7 +634,7 @@ class NativeCell:
         steps, batch, hidden, dtype = cache.steps, cache.batch, cache.hidden_size, cache.dtype
         projection = cache.projection_size
         sizes = self._state_sizes(hidden, projection)
-        output = sizes[self.spec.output_state.short]
+        output = sizes[self._output_short]
         sequence_shape = (steps, batch, output) if cache.batched else (steps, output)
         d_outputs = m._adjoint(d_outputs, "d_outputs", sequence_shape, "(like outputs)", dtype)
         d_outputs = np.ascontiguousarray(d_outputs.reshape(steps, batch, output))
