@@ -523,10 +523,17 @@ def forward(parameters, events, h0=None):
         name: np.empty((steps, batch, hidden_size), dtype=dtype)
         for name in ("reset", "update", "reset_state", "new")
     }
-    # Event projections of every step and gate at once (one GEMM): Z_event = X W_event^T + b_event
-    event_projection = (
-        inputs.reshape(steps * batch, event_size) @ event_weights.T + event_bias
-    ).reshape(steps, batch, len(GATES) * hidden_size)
+
+    # Event projections of every step and gate at once: one GEMM written straight into the
+    # array, the biases added in place (no temporary of the whole sequence's size).
+    # Z_event = X W_event^T + b_event
+    event_projection = np.empty((steps, batch, len(GATES) * hidden_size), dtype=dtype)
+    np.matmul(
+        inputs.reshape(steps * batch, event_size),
+        event_weights.T,
+        out=event_projection.reshape(steps * batch, len(GATES) * hidden_size),
+    )
+    event_projection += event_bias
     hidden_weights_t = np.ascontiguousarray(hidden_weights.T)
     # Gates whose hidden projection reads the recurrent state; the others read a hidden source.
     recurrent_columns = np.concatenate(

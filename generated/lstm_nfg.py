@@ -527,11 +527,17 @@ def forward(parameters, events, h0=None, c0=None):
         name: np.empty((steps, batch, hidden_size), dtype=dtype)
         for name in ("update", "candidate", "cell", "output", "tanh_cell")
     }
-    # Event projections of every step and gate at once (one GEMM), both biases folded in:
-    # Z_event = X W_event^T + b_event + b_hidden
-    event_projection = (
-        inputs.reshape(steps * batch, event_size) @ event_weights.T + (event_bias + hidden_bias)
-    ).reshape(steps, batch, len(GATES) * hidden_size)
+
+    # Event projections of every step and gate at once: one GEMM written straight into the
+    # array, the biases added in place (no temporary of the whole sequence's size).
+    # Z_event = X W_event^T + b_event + b_hidden (both biases folded in)
+    event_projection = np.empty((steps, batch, len(GATES) * hidden_size), dtype=dtype)
+    np.matmul(
+        inputs.reshape(steps * batch, event_size),
+        event_weights.T,
+        out=event_projection.reshape(steps * batch, len(GATES) * hidden_size),
+    )
+    event_projection += event_bias + hidden_bias
     hidden_projection = np.empty((batch, len(GATES) * hidden_size), dtype=dtype)
     hidden_weights_t = np.ascontiguousarray(hidden_weights.T)
     for t in range(steps):
@@ -683,7 +689,7 @@ def backward(cache, d_outputs, d_h_last=None, d_c_last=None):
     grad_event_weights = delta_event.T @ inputs
     grad_event_bias = delta_event.sum(axis=0)
     grad_hidden_weights = delta_hidden.T @ hidden_inputs
-    grad_hidden_bias = delta_hidden.sum(axis=0)
+    grad_hidden_bias = grad_event_bias.copy()  # the same sum: delta_hidden is delta_event
     grad_inputs = (delta_event @ event_weights).reshape(steps, batch, cache.event_size)
 
     grads = Gradients()
