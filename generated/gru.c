@@ -821,14 +821,18 @@ static void gru_macro_f64(size_t m, size_t n, size_t kc, const double *restrict 
     const double *restrict b_packed, size_t stride, double *restrict c, size_t ldc)
 {
     const size_t mr = 4u;
-    size_t i, j;
-    for (j = 0; j < n; j += 32u) {
-        const size_t cols = n - j < 32u ? n - j : 32u;
-        const double *restrict panel = b_packed + j / 32u * stride;
-        for (i = 0; i < m; i += mr) {
-            const size_t rows = m - i < mr ? m - i : mr;
-            gru_kernel_f64(kc, a_packed + i * kc, panel, c + i * ldc + j, ldc, rows, cols);
-        }
+    const size_t slivers = (m + mr - 1u) / mr, tiles = slivers * ((n + 32u - 1u) / 32u);
+    size_t tile;
+    /* Tiles panel by panel; with OpenMP (-fopenmp) contiguous runs of them per thread, each tile
+     * computed by one thread in the same order: the results do not depend on the thread count. */
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (m * n * kc >= 262144u)
+#endif
+    for (tile = 0; tile < tiles; ++tile) {
+        const size_t i = tile % slivers * mr, j = tile / slivers * 32u;
+        const size_t rows = m - i < mr ? m - i : mr, cols = n - j < 32u ? n - j : 32u;
+        gru_kernel_f64(kc, a_packed + i * kc, b_packed + j / 32u * stride, c + i * ldc + j, ldc,
+            rows, cols);
     }
 }
 
@@ -919,11 +923,12 @@ static void gru_units_forward_f64(size_t batch, size_t hidden_size,
 {
     const size_t units = batch * hidden_size;
     const size_t gate_stride = GRU_GATES * hidden_size;
-    size_t b, k;
+    size_t b;
     /* Two copies of the loop: one for the usual case of every optional pointer given, without
      * NULL tests (so that it vectorizes), and one with them. */
     if (h_prev != NULL && saved != NULL) {
         for (b = 0; b < batch; ++b) {
+            size_t k;
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double reset_pre = event_part[b * gate_stride + 0 * hidden_size + k] + hidden_part[b * gate_stride + 0 * hidden_size + k];
@@ -948,6 +953,7 @@ static void gru_units_forward_f64(size_t batch, size_t hidden_size,
         }
     } else {
         for (b = 0; b < batch; ++b) {
+            size_t k;
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double reset_pre = event_part[b * gate_stride + 0 * hidden_size + k] + hidden_part[b * gate_stride + 0 * hidden_size + k];
@@ -988,10 +994,11 @@ static void gru_units_backward_f64(size_t batch, size_t hidden_size,
 {
     const size_t units = batch * hidden_size;
     const size_t gate_stride = GRU_GATES * hidden_size;
-    size_t b, k;
+    size_t b;
     /* Two copies of the loop, as in forward: without NULL tests (it vectorizes), and with. */
     if (d_output != NULL && h_prev != NULL) {
         for (b = 0; b < batch; ++b) {
+            size_t k;
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double d_hidden_carry = d_h[u] + d_output[u];
@@ -1023,6 +1030,7 @@ static void gru_units_backward_f64(size_t batch, size_t hidden_size,
         }
     } else {
         for (b = 0; b < batch; ++b) {
+            size_t k;
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0);
@@ -1949,14 +1957,18 @@ static void gru_macro_f32(size_t m, size_t n, size_t kc, const float *restrict a
     const float *restrict b_packed, size_t stride, float *restrict c, size_t ldc)
 {
     const size_t mr = 4u;
-    size_t i, j;
-    for (j = 0; j < n; j += 64u) {
-        const size_t cols = n - j < 64u ? n - j : 64u;
-        const float *restrict panel = b_packed + j / 64u * stride;
-        for (i = 0; i < m; i += mr) {
-            const size_t rows = m - i < mr ? m - i : mr;
-            gru_kernel_f32(kc, a_packed + i * kc, panel, c + i * ldc + j, ldc, rows, cols);
-        }
+    const size_t slivers = (m + mr - 1u) / mr, tiles = slivers * ((n + 64u - 1u) / 64u);
+    size_t tile;
+    /* Tiles panel by panel; with OpenMP (-fopenmp) contiguous runs of them per thread, each tile
+     * computed by one thread in the same order: the results do not depend on the thread count. */
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (m * n * kc >= 262144u)
+#endif
+    for (tile = 0; tile < tiles; ++tile) {
+        const size_t i = tile % slivers * mr, j = tile / slivers * 64u;
+        const size_t rows = m - i < mr ? m - i : mr, cols = n - j < 64u ? n - j : 64u;
+        gru_kernel_f32(kc, a_packed + i * kc, b_packed + j / 64u * stride, c + i * ldc + j, ldc,
+            rows, cols);
     }
 }
 
@@ -2047,11 +2059,12 @@ static void gru_units_forward_f32(size_t batch, size_t hidden_size,
 {
     const size_t units = batch * hidden_size;
     const size_t gate_stride = GRU_GATES * hidden_size;
-    size_t b, k;
+    size_t b;
     /* Two copies of the loop: one for the usual case of every optional pointer given, without
      * NULL tests (so that it vectorizes), and one with them. */
     if (h_prev != NULL && saved != NULL) {
         for (b = 0; b < batch; ++b) {
+            size_t k;
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float reset_pre = event_part[b * gate_stride + 0 * hidden_size + k] + hidden_part[b * gate_stride + 0 * hidden_size + k];
@@ -2076,6 +2089,7 @@ static void gru_units_forward_f32(size_t batch, size_t hidden_size,
         }
     } else {
         for (b = 0; b < batch; ++b) {
+            size_t k;
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float reset_pre = event_part[b * gate_stride + 0 * hidden_size + k] + hidden_part[b * gate_stride + 0 * hidden_size + k];
@@ -2116,10 +2130,11 @@ static void gru_units_backward_f32(size_t batch, size_t hidden_size,
 {
     const size_t units = batch * hidden_size;
     const size_t gate_stride = GRU_GATES * hidden_size;
-    size_t b, k;
+    size_t b;
     /* Two copies of the loop, as in forward: without NULL tests (it vectorizes), and with. */
     if (d_output != NULL && h_prev != NULL) {
         for (b = 0; b < batch; ++b) {
+            size_t k;
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float d_hidden_carry = d_h[u] + d_output[u];
@@ -2151,6 +2166,7 @@ static void gru_units_backward_f32(size_t batch, size_t hidden_size,
         }
     } else {
         for (b = 0; b < batch; ++b) {
+            size_t k;
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0F);

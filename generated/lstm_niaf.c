@@ -821,14 +821,18 @@ static void lstm_niaf_macro_f64(size_t m, size_t n, size_t kc, const double *res
     const double *restrict b_packed, size_t stride, double *restrict c, size_t ldc)
 {
     const size_t mr = 4u;
-    size_t i, j;
-    for (j = 0; j < n; j += 32u) {
-        const size_t cols = n - j < 32u ? n - j : 32u;
-        const double *restrict panel = b_packed + j / 32u * stride;
-        for (i = 0; i < m; i += mr) {
-            const size_t rows = m - i < mr ? m - i : mr;
-            lstm_niaf_kernel_f64(kc, a_packed + i * kc, panel, c + i * ldc + j, ldc, rows, cols);
-        }
+    const size_t slivers = (m + mr - 1u) / mr, tiles = slivers * ((n + 32u - 1u) / 32u);
+    size_t tile;
+    /* Tiles panel by panel; with OpenMP (-fopenmp) contiguous runs of them per thread, each tile
+     * computed by one thread in the same order: the results do not depend on the thread count. */
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (m * n * kc >= 262144u)
+#endif
+    for (tile = 0; tile < tiles; ++tile) {
+        const size_t i = tile % slivers * mr, j = tile / slivers * 32u;
+        const size_t rows = m - i < mr ? m - i : mr, cols = n - j < 32u ? n - j : 32u;
+        lstm_niaf_kernel_f64(kc, a_packed + i * kc, b_packed + j / 32u * stride, c + i * ldc + j, ldc,
+            rows, cols);
     }
 }
 
@@ -924,12 +928,13 @@ static void lstm_niaf_units_forward_f64(size_t batch, size_t hidden_size,
 {
     const size_t units = batch * hidden_size;
     const size_t gate_stride = LSTM_NIAF_GATES * hidden_size;
-    size_t b, k;
+    size_t b;
     (void)h_prev;
     /* Two copies of the loop: one for the usual case of every optional pointer given, without
      * NULL tests (so that it vectorizes), and one with them. */
     if (c_prev != NULL && saved != NULL) {
         for (b = 0; b < batch; ++b) {
+            size_t k;
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double update_pre = pre[b * gate_stride + 0 * hidden_size + k];
@@ -966,6 +971,7 @@ static void lstm_niaf_units_forward_f64(size_t batch, size_t hidden_size,
         }
     } else {
         for (b = 0; b < batch; ++b) {
+            size_t k;
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double update_pre = pre[b * gate_stride + 0 * hidden_size + k];
@@ -1027,11 +1033,12 @@ static void lstm_niaf_units_backward_f64(size_t batch, size_t hidden_size,
 {
     const size_t units = batch * hidden_size;
     const size_t gate_stride = LSTM_NIAF_GATES * hidden_size;
-    size_t b, k;
+    size_t b;
     (void)h_prev;
     /* Two copies of the loop, as in forward: without NULL tests (it vectorizes), and with. */
     if (d_output != NULL && c_prev != NULL) {
         for (b = 0; b < batch; ++b) {
+            size_t k;
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double d_hidden_carry = d_h[u] + d_output[u];
@@ -1083,6 +1090,7 @@ static void lstm_niaf_units_backward_f64(size_t batch, size_t hidden_size,
         }
     } else {
         for (b = 0; b < batch; ++b) {
+            size_t k;
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0);
@@ -2085,14 +2093,18 @@ static void lstm_niaf_macro_f32(size_t m, size_t n, size_t kc, const float *rest
     const float *restrict b_packed, size_t stride, float *restrict c, size_t ldc)
 {
     const size_t mr = 4u;
-    size_t i, j;
-    for (j = 0; j < n; j += 64u) {
-        const size_t cols = n - j < 64u ? n - j : 64u;
-        const float *restrict panel = b_packed + j / 64u * stride;
-        for (i = 0; i < m; i += mr) {
-            const size_t rows = m - i < mr ? m - i : mr;
-            lstm_niaf_kernel_f32(kc, a_packed + i * kc, panel, c + i * ldc + j, ldc, rows, cols);
-        }
+    const size_t slivers = (m + mr - 1u) / mr, tiles = slivers * ((n + 64u - 1u) / 64u);
+    size_t tile;
+    /* Tiles panel by panel; with OpenMP (-fopenmp) contiguous runs of them per thread, each tile
+     * computed by one thread in the same order: the results do not depend on the thread count. */
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (m * n * kc >= 262144u)
+#endif
+    for (tile = 0; tile < tiles; ++tile) {
+        const size_t i = tile % slivers * mr, j = tile / slivers * 64u;
+        const size_t rows = m - i < mr ? m - i : mr, cols = n - j < 64u ? n - j : 64u;
+        lstm_niaf_kernel_f32(kc, a_packed + i * kc, b_packed + j / 64u * stride, c + i * ldc + j, ldc,
+            rows, cols);
     }
 }
 
@@ -2188,12 +2200,13 @@ static void lstm_niaf_units_forward_f32(size_t batch, size_t hidden_size,
 {
     const size_t units = batch * hidden_size;
     const size_t gate_stride = LSTM_NIAF_GATES * hidden_size;
-    size_t b, k;
+    size_t b;
     (void)h_prev;
     /* Two copies of the loop: one for the usual case of every optional pointer given, without
      * NULL tests (so that it vectorizes), and one with them. */
     if (c_prev != NULL && saved != NULL) {
         for (b = 0; b < batch; ++b) {
+            size_t k;
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float update_pre = pre[b * gate_stride + 0 * hidden_size + k];
@@ -2230,6 +2243,7 @@ static void lstm_niaf_units_forward_f32(size_t batch, size_t hidden_size,
         }
     } else {
         for (b = 0; b < batch; ++b) {
+            size_t k;
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float update_pre = pre[b * gate_stride + 0 * hidden_size + k];
@@ -2291,11 +2305,12 @@ static void lstm_niaf_units_backward_f32(size_t batch, size_t hidden_size,
 {
     const size_t units = batch * hidden_size;
     const size_t gate_stride = LSTM_NIAF_GATES * hidden_size;
-    size_t b, k;
+    size_t b;
     (void)h_prev;
     /* Two copies of the loop, as in forward: without NULL tests (it vectorizes), and with. */
     if (d_output != NULL && c_prev != NULL) {
         for (b = 0; b < batch; ++b) {
+            size_t k;
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float d_hidden_carry = d_h[u] + d_output[u];
@@ -2347,6 +2362,7 @@ static void lstm_niaf_units_backward_f32(size_t batch, size_t hidden_size,
         }
     } else {
         for (b = 0; b < batch; ++b) {
+            size_t k;
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0F);

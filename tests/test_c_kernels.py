@@ -178,6 +178,55 @@ def test_packed_kernel(name, portable):
         _compare(run_both(cell, problem32), reference, tolerance)
 
 
+OPENMP_RUN = r"""
+import sys
+import numpy as np
+sys.path.insert(0, "tests")
+from c_support import random_problem, run_both
+from generated import lstm
+from lstm_sym import native
+cell = native.load("lstm", extra_flags=("-fopenmp",))
+problem = random_problem(lstm, 3, 50, 300, 70, seed=3)
+outputs, lasts, grads = run_both(cell, problem)
+arrays = [outputs, *lasts, *(getattr(grads, n) for n in grads.NAMES)]
+np.save(sys.argv[1], np.concatenate([a.ravel() for a in arrays]))
+"""
+
+
+def test_openmp_build_is_deterministic(tmp_path):
+    """Built with -fopenmp (the tiles of the packed products shared among threads), 1 and 2
+    threads give the same bits as the build without: every tile is summed by one thread in the
+    same order."""
+    gcc = require_tool("gcc")
+    probe = subprocess.run(
+        [gcc, "-fopenmp", "-x", "c", "-", "-o", str(tmp_path / "probe")],
+        input="int main(void) { return 0; }\n",
+        capture_output=True,
+        text=True,
+    )
+    if probe.returncode != 0:
+        pytest.skip("gcc has no OpenMP")
+    from lstm_sym import native
+
+    problem = random_problem(lstm, 3, 50, 300, 70, seed=3)
+    outputs, lasts, grads = run_both(native.load("lstm"), problem)
+    serial = np.concatenate(
+        [a.ravel() for a in [outputs, *lasts, *(getattr(grads, n) for n in grads.NAMES)]]
+    )
+    for threads in (1, 2):
+        out = tmp_path / f"threads{threads}.npy"
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads), OMP_WAIT_POLICY="passive")
+        result = subprocess.run(
+            [sys.executable, "-c", OPENMP_RUN, str(out)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+        )
+        assert result.returncode == 0, result.stderr[-4000:]
+        assert np.array_equal(np.load(out), serial), threads
+
+
 def _as32(value):
     if isinstance(value, dict):
         return {k: v.astype(np.float32) for k, v in value.items()}
