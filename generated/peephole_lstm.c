@@ -843,9 +843,17 @@ static void peephole_lstm_gemm_packed_f64(size_t m, size_t n, size_t k, const do
     size_t a_row, size_t a_col, const double *restrict b, size_t b_row, size_t b_col,
     const double *b_packed, double *restrict c, double *pack, size_t panel)
 {
-    const size_t kc_max = 128u, mc_max = PEEPHOLE_LSTM_PACK_MC * PEEPHOLE_LSTM_PACK_KC / 128u;
+    /* Blocks of 128 terms against W_hidden packed whole; else up to 512 terms, so that the rows of
+     * A (often read from memory) are read in long runs, as far as the block of B holds them. */
+    const size_t a_capacity = PEEPHOLE_LSTM_PACK_MC * PEEPHOLE_LSTM_PACK_KC, b_capacity = PEEPHOLE_LSTM_PACK_KC * panel;
+    const size_t widest = (n < panel ? n : panel) + 31u;
+    const size_t b_width = widest - widest % 32u;
+    const size_t kc_cap = b_packed != NULL ? 128u : (b_capacity / b_width < 512u ? b_capacity / b_width : 512u);
+    const size_t kc_max = k < kc_cap ? k : kc_cap;
+    /* as many rows of A as the block holds (fewer terms, more rows) */
+    const size_t mc_max = a_capacity / kc_max - a_capacity / kc_max % 4u;
     double *const a_block = pack;
-    double *const b_block = pack + PEEPHOLE_LSTM_PACK_MC * PEEPHOLE_LSTM_PACK_KC;
+    double *const b_block = pack + a_capacity;
     size_t j0, l0, i0;
     for (j0 = 0; j0 < n; j0 += panel) {
         const size_t nc = n - j0 < panel ? n - j0 : panel;
@@ -2119,9 +2127,17 @@ static void peephole_lstm_gemm_packed_f32(size_t m, size_t n, size_t k, const fl
     size_t a_row, size_t a_col, const float *restrict b, size_t b_row, size_t b_col,
     const float *b_packed, float *restrict c, float *pack, size_t panel)
 {
-    const size_t kc_max = 256u, mc_max = PEEPHOLE_LSTM_PACK_MC * PEEPHOLE_LSTM_PACK_KC / 256u;
+    /* Blocks of 256 terms against W_hidden packed whole; else up to 512 terms, so that the rows of
+     * A (often read from memory) are read in long runs, as far as the block of B holds them. */
+    const size_t a_capacity = PEEPHOLE_LSTM_PACK_MC * PEEPHOLE_LSTM_PACK_KC, b_capacity = PEEPHOLE_LSTM_PACK_KC * panel;
+    const size_t widest = (n < panel ? n : panel) + 63u;
+    const size_t b_width = widest - widest % 64u;
+    const size_t kc_cap = b_packed != NULL ? 256u : (b_capacity / b_width < 512u ? b_capacity / b_width : 512u);
+    const size_t kc_max = k < kc_cap ? k : kc_cap;
+    /* as many rows of A as the block holds (fewer terms, more rows) */
+    const size_t mc_max = a_capacity / kc_max - a_capacity / kc_max % 4u;
     float *const a_block = pack;
-    float *const b_block = pack + PEEPHOLE_LSTM_PACK_MC * PEEPHOLE_LSTM_PACK_KC;
+    float *const b_block = pack + a_capacity;
     size_t j0, l0, i0;
     for (j0 = 0; j0 < n; j0 += panel) {
         const size_t nc = n - j0 < panel ? n - j0 : panel;
