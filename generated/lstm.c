@@ -5,11 +5,20 @@
  * Per-unit arithmetic is printed by SymPy's C99 printer from the derivation (forward
  * equations, backward pass by sympy.diff, joint common-subexpression elimination); the loops and
  * matrix products around it come from lstm_sym/codegen/templates/c_source.c.jinja.
- * C99 and <math.h> only; no allocation, no globals, no static state.
+ * C99, <math.h> and <stdint.h> (plus <immintrin.h> when the target has AVX-512); no allocation,
+ * no globals, no static state.
  */
 #include "lstm.h"
 
 #include <math.h>
+#include <stdint.h>
+/* The packed matrix products' inner kernel in AVX-512 intrinsics when the compiler targets it
+ * (e.g. -march=native on such a CPU), unless LSTM_PORTABLE is defined; else plain C that
+ * compilers vectorize. */
+#if defined(__AVX512F__) && !defined(LSTM_PORTABLE)
+#include <immintrin.h>
+#define LSTM_AVX512 1
+#endif
 
 /* ------------------------------------------------------------------------------------------
  * Sizes and errors
@@ -26,7 +35,56 @@ static int lstm_multiply(size_t a, size_t b, size_t *out)
     *out = a * b;
     return 1;
 }
-size_t lstm_cache_size(size_t steps, size_t batch, size_t hidden_size)
+
+/* The packed matrix products of the sequence entry points (batch >= LSTM_PACK_BATCH, without
+ * CBLAS). Their buffers hold blocks of at most LSTM_PACK_KC terms and LSTM_PACK_MC x LSTM_PACK_KC
+ * elements of A (each precision cuts its own blocks within them). */
+#define LSTM_PACK_BATCH 8u
+#define LSTM_PACK_KC 256u
+#define LSTM_PACK_MC 128u
+/* Columns of the widest panel (float: 64, double: 32); packed sizes are rounded up to it. */
+#define LSTM_PACK_NR 64u
+
+/* Elements of the packing area at the end of the cache (0 for batch < LSTM_PACK_BATCH, 1 on
+ * overflow): W_hidden packed either way round (rows and recurrent rounded up to LSTM_PACK_NR),
+ * a block of A (LSTM_PACK_MC x LSTM_PACK_KC), a block of B (LSTM_PACK_KC x the larger rounded
+ * size), 16 more for 64-byte alignment. */
+static size_t lstm_pack_size(size_t batch, size_t rows, size_t recurrent)
+{
+    const size_t nr = LSTM_PACK_NR;
+    size_t rows_up, recurrent_up, weights, panel;
+    if (batch < LSTM_PACK_BATCH) {
+        return 0;
+    }
+    if (rows > LSTM_SIZE_LIMIT || recurrent > LSTM_SIZE_LIMIT) {
+        return 1;
+    }
+    rows_up = (rows + nr - 1u) / nr * nr;
+    recurrent_up = (recurrent + nr - 1u) / nr * nr;
+    if (!lstm_multiply(rows_up, recurrent_up, &weights) ||
+        !lstm_multiply(rows_up > recurrent_up ? rows_up : recurrent_up, LSTM_PACK_KC, &panel) ||
+        panel > LSTM_SIZE_LIMIT - weights ||
+        weights + panel > LSTM_SIZE_LIMIT - LSTM_PACK_MC * LSTM_PACK_KC - 16u) {
+        return 1;
+    }
+    return weights + panel + LSTM_PACK_MC * LSTM_PACK_KC + 16u;
+}
+
+/* Columns of B a block of the packing area holds: the larger of rows and recurrent, rounded up. */
+static size_t lstm_pack_panel(size_t rows, size_t recurrent)
+{
+    const size_t larger = rows > recurrent ? rows : recurrent;
+    return (larger + LSTM_PACK_NR - 1u) / LSTM_PACK_NR * LSTM_PACK_NR;
+}
+
+/* base + pack, 0 when base is 0 or the sum overflows. */
+static size_t lstm_with_pack(size_t base, size_t pack)
+{
+    return base == 0 || pack == 1u || pack > LSTM_SIZE_LIMIT - base ? 0 : base + pack;
+}
+
+/* Elements of the cache before its packing area. */
+static size_t lstm_cache_base(size_t steps, size_t batch, size_t hidden_size)
 {
     size_t units, per_unit, with_states, total;
     if (!lstm_multiply(batch, hidden_size, &units) ||
@@ -37,6 +95,12 @@ size_t lstm_cache_size(size_t steps, size_t batch, size_t hidden_size)
         return 0;
     }
     return total;
+}
+
+size_t lstm_cache_size(size_t steps, size_t batch, size_t hidden_size)
+{
+    return lstm_with_pack(lstm_cache_base(steps, batch, hidden_size),
+        lstm_pack_size(batch, LSTM_GATES * hidden_size, hidden_size));
 }
 
 size_t lstm_step_saved_size(size_t batch, size_t hidden_size)
@@ -548,6 +612,314 @@ static void lstm_gemm_nn_f64(size_t m, size_t n, size_t k, const double *restric
     }
 }
 
+/* Packed matrix products (the sequence entry points for batch >= LSTM_PACK_BATCH, without CBLAS).
+ * C += A B is cut as in GotoBLAS: blocks of 128 terms; B packed in panels of 32 columns
+ * (kc x 32, contiguous, zero-padded: in the L1 cache while used), A in blocks of up to
+ * 256 rows cut into slivers of 4 rows (kc x 4, in the L2 cache); a kernel keeps
+ * 4 x 32 sums in registers. W_hidden is packed once per call (it is the same at
+ * every step). All buffers are in the caller's cache; every output is summed in a fixed order. */
+
+/* out: the slivers of A(i, l) = a[i * a_row + l * a_col], i < rows, l < kc, each kc x 4
+ * (out[s * kc * MR + l * MR + i'] = A(s * MR + i', l)), zeros past the last row. */
+static void lstm_pack_a_f64(size_t rows, size_t kc, const double *restrict a, size_t a_row,
+    size_t a_col, double *restrict out)
+{
+    const size_t mr = 4u;
+    size_t i0, i, l;
+    if (a_row == 1u) {
+        /* A^T of a row-major matrix: rows of it (l) are contiguous, read each once */
+        const size_t whole = rows / mr * mr;
+        for (l = 0; l < kc; ++l) {
+            const double *restrict a_l = a + l * a_col;
+            for (i0 = 0; i0 < whole; i0 += mr) {
+                for (i = 0; i < mr; ++i) {
+                    out[i0 * kc + l * mr + i] = a_l[i0 + i];
+                }
+            }
+            if (whole < rows) {
+                for (i = 0; i < mr; ++i) {
+                    out[whole * kc + l * mr + i] = whole + i < rows ? a_l[whole + i] : 0.0;
+                }
+            }
+        }
+        return;
+    }
+    for (i0 = 0; i0 < rows; i0 += mr) {
+        double *restrict sliver = out + i0 * kc;
+        const size_t height = rows - i0 < mr ? rows - i0 : mr;
+        for (i = 0; i < mr; ++i) {
+            const double *restrict a_i = a + (i0 + i) * a_row;
+            if (i < height) {
+                for (l = 0; l < kc; ++l) {
+                    sliver[l * mr + i] = a_i[l * a_col];
+                }
+            } else {
+                for (l = 0; l < kc; ++l) {
+                    sliver[l * mr + i] = 0.0;
+                }
+            }
+        }
+    }
+}
+
+/* out: the panels of B(l, j) = b[l * b_row + j * b_col], l < kc, j < cols, each kc x 32, `stride`
+ * elements apart (out[s * stride + l * 32 + j'] = B(l, s * 32 + j')), zeros past the last column. */
+static void lstm_pack_b_f64(size_t kc, size_t cols, const double *restrict b, size_t b_row,
+    size_t b_col, size_t stride, double *restrict out)
+{
+    size_t j0, j, l;
+    for (j0 = 0; j0 < cols; j0 += 32u) {
+        double *restrict panel = out + j0 / 32u * stride;
+        const size_t width = cols - j0 < 32u ? cols - j0 : 32u;
+        if (b_col == 1u && width == 32u) {
+            for (l = 0; l < kc; ++l) {
+                for (j = 0; j < 32u; ++j) {
+                    panel[l * 32u + j] = b[l * b_row + j0 + j];
+                }
+            }
+            continue;
+        }
+        for (l = 0; l < kc; ++l) {
+            for (j = 0; j < 32u; ++j) {
+                panel[l * 32u + j] = 0.0;
+            }
+        }
+        for (j = 0; j < width; ++j) {
+            const double *restrict b_j = b + (j0 + j) * b_col;
+            for (l = 0; l < kc; ++l) {
+                panel[l * 32u + j] = b_j[l * b_row];
+            }
+        }
+    }
+}
+
+/* c (rows x cols of a 4 x 32 tile, row stride ldc) += A B over kc terms, A a packed
+ * sliver (kc x 4), B a packed panel (kc x 32). */
+static void lstm_kernel_f64(size_t kc, const double *restrict a, const double *restrict b,
+    double *restrict c, size_t ldc, size_t rows, size_t cols)
+{
+    double tile[128];
+    size_t l, i, j;
+#ifdef LSTM_AVX512
+    /* 4 x 4 vectors of sums; per term 4 loads of B, 4 broadcasts of A, 16 FMAs */
+    __m512d acc0_0 = _mm512_setzero_pd(), acc0_1 = _mm512_setzero_pd(), acc0_2 = _mm512_setzero_pd(), acc0_3 = _mm512_setzero_pd();
+    __m512d acc1_0 = _mm512_setzero_pd(), acc1_1 = _mm512_setzero_pd(), acc1_2 = _mm512_setzero_pd(), acc1_3 = _mm512_setzero_pd();
+    __m512d acc2_0 = _mm512_setzero_pd(), acc2_1 = _mm512_setzero_pd(), acc2_2 = _mm512_setzero_pd(), acc2_3 = _mm512_setzero_pd();
+    __m512d acc3_0 = _mm512_setzero_pd(), acc3_1 = _mm512_setzero_pd(), acc3_2 = _mm512_setzero_pd(), acc3_3 = _mm512_setzero_pd();
+    for (l = 0; l < kc; ++l) {
+        const double *restrict b_l = b + l * 32u;
+        const double *restrict a_l = a + l * 4u;
+        const __m512d b0 = _mm512_loadu_pd(b_l);
+        const __m512d b1 = _mm512_loadu_pd(b_l + 8u);
+        const __m512d b2 = _mm512_loadu_pd(b_l + 16u);
+        const __m512d b3 = _mm512_loadu_pd(b_l + 24u);
+        __m512d a_r;
+        a_r = _mm512_set1_pd(a_l[0]);
+        acc0_0 = _mm512_fmadd_pd(a_r, b0, acc0_0);
+        acc0_1 = _mm512_fmadd_pd(a_r, b1, acc0_1);
+        acc0_2 = _mm512_fmadd_pd(a_r, b2, acc0_2);
+        acc0_3 = _mm512_fmadd_pd(a_r, b3, acc0_3);
+        a_r = _mm512_set1_pd(a_l[1]);
+        acc1_0 = _mm512_fmadd_pd(a_r, b0, acc1_0);
+        acc1_1 = _mm512_fmadd_pd(a_r, b1, acc1_1);
+        acc1_2 = _mm512_fmadd_pd(a_r, b2, acc1_2);
+        acc1_3 = _mm512_fmadd_pd(a_r, b3, acc1_3);
+        a_r = _mm512_set1_pd(a_l[2]);
+        acc2_0 = _mm512_fmadd_pd(a_r, b0, acc2_0);
+        acc2_1 = _mm512_fmadd_pd(a_r, b1, acc2_1);
+        acc2_2 = _mm512_fmadd_pd(a_r, b2, acc2_2);
+        acc2_3 = _mm512_fmadd_pd(a_r, b3, acc2_3);
+        a_r = _mm512_set1_pd(a_l[3]);
+        acc3_0 = _mm512_fmadd_pd(a_r, b0, acc3_0);
+        acc3_1 = _mm512_fmadd_pd(a_r, b1, acc3_1);
+        acc3_2 = _mm512_fmadd_pd(a_r, b2, acc3_2);
+        acc3_3 = _mm512_fmadd_pd(a_r, b3, acc3_3);
+    }
+    if (rows == 4u && cols == 32u) {
+        _mm512_storeu_pd(c + 0u * ldc + 0u, _mm512_add_pd(_mm512_loadu_pd(c + 0u * ldc + 0u), acc0_0));
+        _mm512_storeu_pd(c + 0u * ldc + 8u, _mm512_add_pd(_mm512_loadu_pd(c + 0u * ldc + 8u), acc0_1));
+        _mm512_storeu_pd(c + 0u * ldc + 16u, _mm512_add_pd(_mm512_loadu_pd(c + 0u * ldc + 16u), acc0_2));
+        _mm512_storeu_pd(c + 0u * ldc + 24u, _mm512_add_pd(_mm512_loadu_pd(c + 0u * ldc + 24u), acc0_3));
+        _mm512_storeu_pd(c + 1u * ldc + 0u, _mm512_add_pd(_mm512_loadu_pd(c + 1u * ldc + 0u), acc1_0));
+        _mm512_storeu_pd(c + 1u * ldc + 8u, _mm512_add_pd(_mm512_loadu_pd(c + 1u * ldc + 8u), acc1_1));
+        _mm512_storeu_pd(c + 1u * ldc + 16u, _mm512_add_pd(_mm512_loadu_pd(c + 1u * ldc + 16u), acc1_2));
+        _mm512_storeu_pd(c + 1u * ldc + 24u, _mm512_add_pd(_mm512_loadu_pd(c + 1u * ldc + 24u), acc1_3));
+        _mm512_storeu_pd(c + 2u * ldc + 0u, _mm512_add_pd(_mm512_loadu_pd(c + 2u * ldc + 0u), acc2_0));
+        _mm512_storeu_pd(c + 2u * ldc + 8u, _mm512_add_pd(_mm512_loadu_pd(c + 2u * ldc + 8u), acc2_1));
+        _mm512_storeu_pd(c + 2u * ldc + 16u, _mm512_add_pd(_mm512_loadu_pd(c + 2u * ldc + 16u), acc2_2));
+        _mm512_storeu_pd(c + 2u * ldc + 24u, _mm512_add_pd(_mm512_loadu_pd(c + 2u * ldc + 24u), acc2_3));
+        _mm512_storeu_pd(c + 3u * ldc + 0u, _mm512_add_pd(_mm512_loadu_pd(c + 3u * ldc + 0u), acc3_0));
+        _mm512_storeu_pd(c + 3u * ldc + 8u, _mm512_add_pd(_mm512_loadu_pd(c + 3u * ldc + 8u), acc3_1));
+        _mm512_storeu_pd(c + 3u * ldc + 16u, _mm512_add_pd(_mm512_loadu_pd(c + 3u * ldc + 16u), acc3_2));
+        _mm512_storeu_pd(c + 3u * ldc + 24u, _mm512_add_pd(_mm512_loadu_pd(c + 3u * ldc + 24u), acc3_3));
+        return;
+    }
+    _mm512_storeu_pd(tile + 0u, acc0_0);
+    _mm512_storeu_pd(tile + 8u, acc0_1);
+    _mm512_storeu_pd(tile + 16u, acc0_2);
+    _mm512_storeu_pd(tile + 24u, acc0_3);
+    _mm512_storeu_pd(tile + 32u, acc1_0);
+    _mm512_storeu_pd(tile + 40u, acc1_1);
+    _mm512_storeu_pd(tile + 48u, acc1_2);
+    _mm512_storeu_pd(tile + 56u, acc1_3);
+    _mm512_storeu_pd(tile + 64u, acc2_0);
+    _mm512_storeu_pd(tile + 72u, acc2_1);
+    _mm512_storeu_pd(tile + 80u, acc2_2);
+    _mm512_storeu_pd(tile + 88u, acc2_3);
+    _mm512_storeu_pd(tile + 96u, acc3_0);
+    _mm512_storeu_pd(tile + 104u, acc3_1);
+    _mm512_storeu_pd(tile + 112u, acc3_2);
+    _mm512_storeu_pd(tile + 120u, acc3_3);
+#else
+    /* 4 x 8 sums at a time (two 256-bit vectors per row: the sums stay in 16 registers) */
+    size_t j0;
+    for (j0 = 0; j0 < 32u; j0 += 8u) {
+        double acc0[8] = { 0.0 };
+        double acc1[8] = { 0.0 };
+        double acc2[8] = { 0.0 };
+        double acc3[8] = { 0.0 };
+        for (l = 0; l < kc; ++l) {
+            const double *restrict b_l = b + l * 32u + j0;
+            const double *restrict a_l = a + l * 4u;
+            const double a0 = a_l[0];
+            const double a1 = a_l[1];
+            const double a2 = a_l[2];
+            const double a3 = a_l[3];
+            for (j = 0; j < 8u; ++j) {
+                acc0[j] += a0 * b_l[j];
+                acc1[j] += a1 * b_l[j];
+                acc2[j] += a2 * b_l[j];
+                acc3[j] += a3 * b_l[j];
+            }
+        }
+        for (j = 0; j < 8u; ++j) {
+            tile[0u + j0 + j] = acc0[j];
+            tile[32u + j0 + j] = acc1[j];
+            tile[64u + j0 + j] = acc2[j];
+            tile[96u + j0 + j] = acc3[j];
+        }
+    }
+    if (rows == 4u && cols == 32u) {
+        for (i = 0; i < 4u; ++i) {
+            for (j = 0; j < 32u; ++j) {
+                c[i * ldc + j] += tile[i * 32u + j];
+            }
+        }
+        return;
+    }
+#endif
+    for (i = 0; i < rows; ++i) {
+        for (j = 0; j < cols; ++j) {
+            c[i * ldc + j] += tile[i * 32u + j];
+        }
+    }
+}
+
+/* c (m x n, row stride ldc) += A B over kc terms: A packed by pack_a (m rows), B packed by pack_b
+ * (n columns, panels `stride` apart). Panel by panel, each reused for every sliver of A. */
+static void lstm_macro_f64(size_t m, size_t n, size_t kc, const double *restrict a_packed,
+    const double *restrict b_packed, size_t stride, double *restrict c, size_t ldc)
+{
+    const size_t mr = 4u;
+    const size_t slivers = (m + mr - 1u) / mr, tiles = slivers * ((n + 32u - 1u) / 32u);
+    size_t tile;
+    /* Tiles panel by panel; with OpenMP (-fopenmp) contiguous runs of them per thread, each tile
+     * computed by one thread in the same order: the results do not depend on the thread count. */
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (m * n * kc >= 262144u)
+#endif
+    for (tile = 0; tile < tiles; ++tile) {
+        const size_t i = tile % slivers * mr, j = tile / slivers * 32u;
+        const size_t rows = m - i < mr ? m - i : mr, cols = n - j < 32u ? n - j : 32u;
+        lstm_kernel_f64(kc, a_packed + i * kc, b_packed + j / 32u * stride, c + i * ldc + j, ldc,
+            rows, cols);
+    }
+}
+
+/* c (m x n, row stride n) += A B with A(i, l) = a[i * a_row + l * a_col] and B(l, j) = b[l * b_row +
+ * j * b_col], or B already packed whole (b_packed: pack_b of all k terms, stride k * 32). pack: the
+ * packing area (a block of A, then one of B for at most `panel` columns, a multiple of 32). */
+static void lstm_gemm_packed_f64(size_t m, size_t n, size_t k, const double *restrict a,
+    size_t a_row, size_t a_col, const double *restrict b, size_t b_row, size_t b_col,
+    const double *b_packed, double *restrict c, double *pack, size_t panel)
+{
+    /* Blocks of 128 terms against W_hidden packed whole; else up to 512 terms, so that the rows of
+     * A (often read from memory) are read in long runs, as far as the block of B holds them. */
+    const size_t a_capacity = LSTM_PACK_MC * LSTM_PACK_KC, b_capacity = LSTM_PACK_KC * panel;
+    const size_t widest = (n < panel ? n : panel) + 31u;
+    const size_t b_width = widest - widest % 32u;
+    const size_t kc_cap = b_packed != NULL ? 128u : (b_capacity / b_width < 512u ? b_capacity / b_width : 512u);
+    const size_t kc_max = k < kc_cap ? k : kc_cap;
+    /* as many rows of A as the block holds (fewer terms, more rows) */
+    const size_t mc_max = a_capacity / kc_max - a_capacity / kc_max % 4u;
+    double *const a_block = pack;
+    double *const b_block = pack + a_capacity;
+    size_t j0, l0, i0;
+    for (j0 = 0; j0 < n; j0 += panel) {
+        const size_t nc = n - j0 < panel ? n - j0 : panel;
+        for (l0 = 0; l0 < k; l0 += kc_max) {
+            const size_t kc = k - l0 < kc_max ? k - l0 : kc_max;
+            const double *b_panels;
+            size_t stride;
+            if (b_packed != NULL) {
+                b_panels = b_packed + j0 / 32u * k * 32u + l0 * 32u;
+                stride = k * 32u;
+            } else {
+                lstm_pack_b_f64(kc, nc, b + l0 * b_row + j0 * b_col, b_row, b_col, kc * 32u, b_block);
+                b_panels = b_block;
+                stride = kc * 32u;
+            }
+            for (i0 = 0; i0 < m; i0 += mc_max) {
+                const size_t mc = m - i0 < mc_max ? m - i0 : mc_max;
+                lstm_pack_a_f64(mc, kc, a + i0 * a_row + l0 * a_col, a_row, a_col, a_block);
+                lstm_macro_f64(mc, nc, kc, a_block, b_panels, stride, c + i0 * n + j0, n);
+            }
+        }
+    }
+}
+
+/* c (m x n) += A B^T (A: m x k, B: n x k, row-major): packed when pack is given, else gemm_nt. */
+static void lstm_product_nt_f64(size_t m, size_t n, size_t k, const double *restrict a,
+    const double *restrict b, double *restrict c, double *pack, size_t panel)
+{
+    if (pack == NULL) {
+        lstm_gemm_nt_f64(m, n, k, a, b, c);
+        return;
+    }
+    lstm_gemm_packed_f64(m, n, k, a, k, 1u, b, 1u, k, NULL, c, pack, panel);
+}
+
+/* c (m x n) += A B (A(i, l) = a[i * a_row + l * a_col], B: k x n row-major): packed when pack is
+ * given, else gemm_nn. */
+static void lstm_product_nn_f64(size_t m, size_t n, size_t k, const double *restrict a,
+    size_t a_row, size_t a_col, const double *restrict b, double *restrict c, double *pack,
+    size_t panel)
+{
+    if (pack == NULL) {
+        lstm_gemm_nn_f64(m, n, k, a, a_row, a_col, b, c);
+        return;
+    }
+    lstm_gemm_packed_f64(m, n, k, a, a_row, a_col, b, n, 1u, NULL, c, pack, panel);
+}
+
+/* Where the packing area of a sequence entry point starts in its cache: after `base` elements,
+ * aligned to 64 bytes; 0 (the unpacked products) for batch < LSTM_PACK_BATCH or with CBLAS. */
+static size_t lstm_pack_offset_f64(size_t batch, const double *cache, size_t base)
+{
+#ifdef LSTM_USE_CBLAS
+    (void)batch;
+    (void)cache;
+    (void)base;
+    return 0;
+#else
+    const size_t misaligned = (size_t)((uintptr_t)(cache + base) % 64u);
+    if (batch < LSTM_PACK_BATCH) {
+        return 0;
+    }
+    return misaligned % sizeof(double) != 0 ? base : base + (64u - misaligned) % 64u / sizeof(double);
+#endif
+}
+
 /* The per-unit equations of one step, for all batch x hidden_size units.
  * pre: (batch, G * H) gate pre-activations, event part + hidden part.
  * <state>_prev (NULL: zeros), <state>_next: (batch, H); saved: (SAVED, batch, H) or NULL. */
@@ -561,12 +933,13 @@ static void lstm_units_forward_f64(size_t batch, size_t hidden_size,
 {
     const size_t units = batch * hidden_size;
     const size_t gate_stride = LSTM_GATES * hidden_size;
-    size_t b, k;
+    size_t b;
     (void)h_prev;
     /* Two copies of the loop: one for the usual case of every optional pointer given, without
      * NULL tests (so that it vectorizes), and one with them. */
     if (c_prev != NULL && saved != NULL) {
         for (b = 0; b < batch; ++b) {
+            size_t k;
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double update_pre = pre[b * gate_stride + 0 * hidden_size + k];
@@ -599,6 +972,7 @@ static void lstm_units_forward_f64(size_t batch, size_t hidden_size,
         }
     } else {
         for (b = 0; b < batch; ++b) {
+            size_t k;
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double update_pre = pre[b * gate_stride + 0 * hidden_size + k];
@@ -649,11 +1023,12 @@ static void lstm_units_backward_f64(size_t batch, size_t hidden_size,
 {
     const size_t units = batch * hidden_size;
     const size_t gate_stride = LSTM_GATES * hidden_size;
-    size_t b, k;
+    size_t b;
     (void)h_prev;
     /* Two copies of the loop, as in forward: without NULL tests (it vectorizes), and with. */
     if (d_output != NULL && c_prev != NULL) {
         for (b = 0; b < batch; ++b) {
+            size_t k;
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double d_hidden_carry = d_h[u] + d_output[u];
@@ -690,6 +1065,7 @@ static void lstm_units_backward_f64(size_t batch, size_t hidden_size,
         }
     } else {
         for (b = 0; b < batch; ++b) {
+            size_t k;
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0);
@@ -768,19 +1144,33 @@ int lstm_forward_f64(
         double *const c_states = cache + 1u * (steps + 1u) * units;
         double *const saved = cache + LSTM_STATES * (steps + 1u) * units;
         double *const projection = saved + steps * LSTM_SAVED * units;
+        /* The packing area (NULL: unpacked products) and W_hidden packed once for every step */
+        const size_t pack_at = lstm_pack_offset_f64(batch, cache, lstm_cache_base(steps, batch, hidden_size));
+        double *const pack = pack_at == 0 ? NULL : cache + pack_at;
+        const size_t panel = lstm_pack_panel(rows, hidden_size);
+        double *const packed_weights = pack == NULL ? NULL : pack + LSTM_PACK_MC * LSTM_PACK_KC + LSTM_PACK_KC * panel;
+        if (pack != NULL) {
+            /* B(l, j) = W_hidden(j, l): the panels of W_hidden^T */
+            lstm_pack_b_f64(hidden_size, rows, hidden_weights, 1u, hidden_size, hidden_size * 32u, packed_weights);
+        }
         /* Initial states: index 0 of each state sequence; NULL means zeros. */
         lstm_copy_f64(units, h0, h_states);
         lstm_copy_f64(units, c0, c_states);
         /* Event projections of every step and gate at once (one matrix product):
          * Z_event = X W_event^T + b_event */
         lstm_broadcast_f64(steps * batch, rows, event_bias, 0, projection);
-        lstm_gemm_nt_f64(steps * batch, rows, event_size, events, event_weights, projection);
+        lstm_product_nt_f64(steps * batch, rows, event_size, events, event_weights, projection, pack, panel);
         for (t = 0; t < steps; ++t) {
             double *const pre = projection + t * batch * rows;
             /* Hidden projections of every gate (one matrix product):
              * Z_hidden = h_{t-1} W_hidden^T + b_hidden, added to Z_event */
             lstm_broadcast_f64(batch, rows, hidden_bias, 1, pre);
-            lstm_gemm_nt_f64(batch, rows, hidden_size, h_states + t * units, hidden_weights, pre);
+            if (pack != NULL) {
+                lstm_gemm_packed_f64(batch, rows, hidden_size, h_states + t * units, hidden_size, 1u,
+                    hidden_weights, 1u, hidden_size, packed_weights, pre, pack, panel);
+            } else {
+                lstm_gemm_nt_f64(batch, rows, hidden_size, h_states + t * units, hidden_weights, pre);
+            }
             /* The per-unit equations of the cell (printed from the derivation). */
             lstm_units_forward_f64(batch, hidden_size, pre,
                 h_states + t * units, c_states + t * units,
@@ -842,6 +1232,15 @@ int lstm_backward_f64(
         const double *const saved = cache + LSTM_STATES * (steps + 1u) * units;
         double *const delta_event = cache + (LSTM_STATES * (steps + 1u) + LSTM_SAVED * steps) * units;
         double *const delta_hidden = delta_event; /* every gate adds its event and hidden parts */
+        /* The packing area (NULL: unpacked products) and W_hidden packed once for every step */
+        const size_t pack_at = lstm_pack_offset_f64(batch, cache, lstm_cache_base(steps, batch, hidden_size));
+        double *const pack = pack_at == 0 ? NULL : cache + pack_at;
+        const size_t panel = lstm_pack_panel(rows, hidden_size);
+        double *const packed_weights = pack == NULL ? NULL : pack + LSTM_PACK_MC * LSTM_PACK_KC + LSTM_PACK_KC * panel;
+        if (pack != NULL) {
+            /* B = W_hidden (rows x hidden_size) in panels */
+            lstm_pack_b_f64(rows, hidden_size, hidden_weights, hidden_size, 1u, rows * 32u, packed_weights);
+        }
         /* d_<state>0 carries dL/d(state) back through the steps, from d_<state>_last (NULL: 0). */
         lstm_copy_f64(units, d_h_last, d_h0);
         lstm_copy_f64(units, d_c_last, d_c0);
@@ -851,21 +1250,26 @@ int lstm_backward_f64(
                 d_h0, d_c0, h_states + t * units, c_states + t * units,
                 saved + t * LSTM_SAVED * units, delta_event + t * batch * rows);
             /* Backpropagation through time: dL/dh_{t-1} += Delta_hidden,t W_hidden */
-            lstm_gemm_nn_f64(batch, hidden_size, rows, delta_hidden + t * batch * rows, rows, 1u,
-                hidden_weights, d_h0);
+            if (pack != NULL) {
+                lstm_gemm_packed_f64(batch, hidden_size, rows, delta_hidden + t * batch * rows, rows, 1u,
+                    hidden_weights, hidden_size, 1u, packed_weights, d_h0, pack, panel);
+            } else {
+                lstm_gemm_nn_f64(batch, hidden_size, rows, delta_hidden + t * batch * rows, rows, 1u,
+                    hidden_weights, d_h0);
+            }
         }
         /* Linear adjoints over all steps at once (SymPy matrix calculus of Z = X W^T + 1 b^T):
          *   dW = Delta^T X,  db = Delta^T 1,  dX = Delta W */
         lstm_fill_f64(rows * event_size, 0.0, d_event_weights);
-        lstm_gemm_nn_f64(rows, event_size, steps * batch, delta_event, 1u, rows, events, d_event_weights);
+        lstm_product_nn_f64(rows, event_size, steps * batch, delta_event, 1u, rows, events, d_event_weights, pack, panel);
         lstm_fill_f64(rows, 0.0, d_event_bias);
         lstm_column_sums_f64(steps * batch, rows, delta_event, d_event_bias);
         lstm_fill_f64(rows * hidden_size, 0.0, d_hidden_weights);
-        lstm_gemm_nn_f64(rows, hidden_size, steps * batch, delta_hidden, 1u, rows, h_states, d_hidden_weights);
+        lstm_product_nn_f64(rows, hidden_size, steps * batch, delta_hidden, 1u, rows, h_states, d_hidden_weights, pack, panel);
         lstm_fill_f64(rows, 0.0, d_hidden_bias);
         lstm_column_sums_f64(steps * batch, rows, delta_hidden, d_hidden_bias);
         lstm_fill_f64(steps * batch * event_size, 0.0, d_events);
-        lstm_gemm_nn_f64(steps * batch, event_size, rows, delta_event, rows, 1u, event_weights, d_events);
+        lstm_product_nn_f64(steps * batch, event_size, rows, delta_event, rows, 1u, event_weights, d_events, pack, panel);
     }
     return LSTM_OK;
 }
@@ -1401,6 +1805,314 @@ static void lstm_gemm_nn_f32(size_t m, size_t n, size_t k, const float *restrict
     }
 }
 
+/* Packed matrix products (the sequence entry points for batch >= LSTM_PACK_BATCH, without CBLAS).
+ * C += A B is cut as in GotoBLAS: blocks of 256 terms; B packed in panels of 64 columns
+ * (kc x 64, contiguous, zero-padded: in the L1 cache while used), A in blocks of up to
+ * 128 rows cut into slivers of 4 rows (kc x 4, in the L2 cache); a kernel keeps
+ * 4 x 64 sums in registers. W_hidden is packed once per call (it is the same at
+ * every step). All buffers are in the caller's cache; every output is summed in a fixed order. */
+
+/* out: the slivers of A(i, l) = a[i * a_row + l * a_col], i < rows, l < kc, each kc x 4
+ * (out[s * kc * MR + l * MR + i'] = A(s * MR + i', l)), zeros past the last row. */
+static void lstm_pack_a_f32(size_t rows, size_t kc, const float *restrict a, size_t a_row,
+    size_t a_col, float *restrict out)
+{
+    const size_t mr = 4u;
+    size_t i0, i, l;
+    if (a_row == 1u) {
+        /* A^T of a row-major matrix: rows of it (l) are contiguous, read each once */
+        const size_t whole = rows / mr * mr;
+        for (l = 0; l < kc; ++l) {
+            const float *restrict a_l = a + l * a_col;
+            for (i0 = 0; i0 < whole; i0 += mr) {
+                for (i = 0; i < mr; ++i) {
+                    out[i0 * kc + l * mr + i] = a_l[i0 + i];
+                }
+            }
+            if (whole < rows) {
+                for (i = 0; i < mr; ++i) {
+                    out[whole * kc + l * mr + i] = whole + i < rows ? a_l[whole + i] : 0.0F;
+                }
+            }
+        }
+        return;
+    }
+    for (i0 = 0; i0 < rows; i0 += mr) {
+        float *restrict sliver = out + i0 * kc;
+        const size_t height = rows - i0 < mr ? rows - i0 : mr;
+        for (i = 0; i < mr; ++i) {
+            const float *restrict a_i = a + (i0 + i) * a_row;
+            if (i < height) {
+                for (l = 0; l < kc; ++l) {
+                    sliver[l * mr + i] = a_i[l * a_col];
+                }
+            } else {
+                for (l = 0; l < kc; ++l) {
+                    sliver[l * mr + i] = 0.0F;
+                }
+            }
+        }
+    }
+}
+
+/* out: the panels of B(l, j) = b[l * b_row + j * b_col], l < kc, j < cols, each kc x 64, `stride`
+ * elements apart (out[s * stride + l * 64 + j'] = B(l, s * 64 + j')), zeros past the last column. */
+static void lstm_pack_b_f32(size_t kc, size_t cols, const float *restrict b, size_t b_row,
+    size_t b_col, size_t stride, float *restrict out)
+{
+    size_t j0, j, l;
+    for (j0 = 0; j0 < cols; j0 += 64u) {
+        float *restrict panel = out + j0 / 64u * stride;
+        const size_t width = cols - j0 < 64u ? cols - j0 : 64u;
+        if (b_col == 1u && width == 64u) {
+            for (l = 0; l < kc; ++l) {
+                for (j = 0; j < 64u; ++j) {
+                    panel[l * 64u + j] = b[l * b_row + j0 + j];
+                }
+            }
+            continue;
+        }
+        for (l = 0; l < kc; ++l) {
+            for (j = 0; j < 64u; ++j) {
+                panel[l * 64u + j] = 0.0F;
+            }
+        }
+        for (j = 0; j < width; ++j) {
+            const float *restrict b_j = b + (j0 + j) * b_col;
+            for (l = 0; l < kc; ++l) {
+                panel[l * 64u + j] = b_j[l * b_row];
+            }
+        }
+    }
+}
+
+/* c (rows x cols of a 4 x 64 tile, row stride ldc) += A B over kc terms, A a packed
+ * sliver (kc x 4), B a packed panel (kc x 64). */
+static void lstm_kernel_f32(size_t kc, const float *restrict a, const float *restrict b,
+    float *restrict c, size_t ldc, size_t rows, size_t cols)
+{
+    float tile[256];
+    size_t l, i, j;
+#ifdef LSTM_AVX512
+    /* 4 x 4 vectors of sums; per term 4 loads of B, 4 broadcasts of A, 16 FMAs */
+    __m512 acc0_0 = _mm512_setzero_ps(), acc0_1 = _mm512_setzero_ps(), acc0_2 = _mm512_setzero_ps(), acc0_3 = _mm512_setzero_ps();
+    __m512 acc1_0 = _mm512_setzero_ps(), acc1_1 = _mm512_setzero_ps(), acc1_2 = _mm512_setzero_ps(), acc1_3 = _mm512_setzero_ps();
+    __m512 acc2_0 = _mm512_setzero_ps(), acc2_1 = _mm512_setzero_ps(), acc2_2 = _mm512_setzero_ps(), acc2_3 = _mm512_setzero_ps();
+    __m512 acc3_0 = _mm512_setzero_ps(), acc3_1 = _mm512_setzero_ps(), acc3_2 = _mm512_setzero_ps(), acc3_3 = _mm512_setzero_ps();
+    for (l = 0; l < kc; ++l) {
+        const float *restrict b_l = b + l * 64u;
+        const float *restrict a_l = a + l * 4u;
+        const __m512 b0 = _mm512_loadu_ps(b_l);
+        const __m512 b1 = _mm512_loadu_ps(b_l + 16u);
+        const __m512 b2 = _mm512_loadu_ps(b_l + 32u);
+        const __m512 b3 = _mm512_loadu_ps(b_l + 48u);
+        __m512 a_r;
+        a_r = _mm512_set1_ps(a_l[0]);
+        acc0_0 = _mm512_fmadd_ps(a_r, b0, acc0_0);
+        acc0_1 = _mm512_fmadd_ps(a_r, b1, acc0_1);
+        acc0_2 = _mm512_fmadd_ps(a_r, b2, acc0_2);
+        acc0_3 = _mm512_fmadd_ps(a_r, b3, acc0_3);
+        a_r = _mm512_set1_ps(a_l[1]);
+        acc1_0 = _mm512_fmadd_ps(a_r, b0, acc1_0);
+        acc1_1 = _mm512_fmadd_ps(a_r, b1, acc1_1);
+        acc1_2 = _mm512_fmadd_ps(a_r, b2, acc1_2);
+        acc1_3 = _mm512_fmadd_ps(a_r, b3, acc1_3);
+        a_r = _mm512_set1_ps(a_l[2]);
+        acc2_0 = _mm512_fmadd_ps(a_r, b0, acc2_0);
+        acc2_1 = _mm512_fmadd_ps(a_r, b1, acc2_1);
+        acc2_2 = _mm512_fmadd_ps(a_r, b2, acc2_2);
+        acc2_3 = _mm512_fmadd_ps(a_r, b3, acc2_3);
+        a_r = _mm512_set1_ps(a_l[3]);
+        acc3_0 = _mm512_fmadd_ps(a_r, b0, acc3_0);
+        acc3_1 = _mm512_fmadd_ps(a_r, b1, acc3_1);
+        acc3_2 = _mm512_fmadd_ps(a_r, b2, acc3_2);
+        acc3_3 = _mm512_fmadd_ps(a_r, b3, acc3_3);
+    }
+    if (rows == 4u && cols == 64u) {
+        _mm512_storeu_ps(c + 0u * ldc + 0u, _mm512_add_ps(_mm512_loadu_ps(c + 0u * ldc + 0u), acc0_0));
+        _mm512_storeu_ps(c + 0u * ldc + 16u, _mm512_add_ps(_mm512_loadu_ps(c + 0u * ldc + 16u), acc0_1));
+        _mm512_storeu_ps(c + 0u * ldc + 32u, _mm512_add_ps(_mm512_loadu_ps(c + 0u * ldc + 32u), acc0_2));
+        _mm512_storeu_ps(c + 0u * ldc + 48u, _mm512_add_ps(_mm512_loadu_ps(c + 0u * ldc + 48u), acc0_3));
+        _mm512_storeu_ps(c + 1u * ldc + 0u, _mm512_add_ps(_mm512_loadu_ps(c + 1u * ldc + 0u), acc1_0));
+        _mm512_storeu_ps(c + 1u * ldc + 16u, _mm512_add_ps(_mm512_loadu_ps(c + 1u * ldc + 16u), acc1_1));
+        _mm512_storeu_ps(c + 1u * ldc + 32u, _mm512_add_ps(_mm512_loadu_ps(c + 1u * ldc + 32u), acc1_2));
+        _mm512_storeu_ps(c + 1u * ldc + 48u, _mm512_add_ps(_mm512_loadu_ps(c + 1u * ldc + 48u), acc1_3));
+        _mm512_storeu_ps(c + 2u * ldc + 0u, _mm512_add_ps(_mm512_loadu_ps(c + 2u * ldc + 0u), acc2_0));
+        _mm512_storeu_ps(c + 2u * ldc + 16u, _mm512_add_ps(_mm512_loadu_ps(c + 2u * ldc + 16u), acc2_1));
+        _mm512_storeu_ps(c + 2u * ldc + 32u, _mm512_add_ps(_mm512_loadu_ps(c + 2u * ldc + 32u), acc2_2));
+        _mm512_storeu_ps(c + 2u * ldc + 48u, _mm512_add_ps(_mm512_loadu_ps(c + 2u * ldc + 48u), acc2_3));
+        _mm512_storeu_ps(c + 3u * ldc + 0u, _mm512_add_ps(_mm512_loadu_ps(c + 3u * ldc + 0u), acc3_0));
+        _mm512_storeu_ps(c + 3u * ldc + 16u, _mm512_add_ps(_mm512_loadu_ps(c + 3u * ldc + 16u), acc3_1));
+        _mm512_storeu_ps(c + 3u * ldc + 32u, _mm512_add_ps(_mm512_loadu_ps(c + 3u * ldc + 32u), acc3_2));
+        _mm512_storeu_ps(c + 3u * ldc + 48u, _mm512_add_ps(_mm512_loadu_ps(c + 3u * ldc + 48u), acc3_3));
+        return;
+    }
+    _mm512_storeu_ps(tile + 0u, acc0_0);
+    _mm512_storeu_ps(tile + 16u, acc0_1);
+    _mm512_storeu_ps(tile + 32u, acc0_2);
+    _mm512_storeu_ps(tile + 48u, acc0_3);
+    _mm512_storeu_ps(tile + 64u, acc1_0);
+    _mm512_storeu_ps(tile + 80u, acc1_1);
+    _mm512_storeu_ps(tile + 96u, acc1_2);
+    _mm512_storeu_ps(tile + 112u, acc1_3);
+    _mm512_storeu_ps(tile + 128u, acc2_0);
+    _mm512_storeu_ps(tile + 144u, acc2_1);
+    _mm512_storeu_ps(tile + 160u, acc2_2);
+    _mm512_storeu_ps(tile + 176u, acc2_3);
+    _mm512_storeu_ps(tile + 192u, acc3_0);
+    _mm512_storeu_ps(tile + 208u, acc3_1);
+    _mm512_storeu_ps(tile + 224u, acc3_2);
+    _mm512_storeu_ps(tile + 240u, acc3_3);
+#else
+    /* 4 x 16 sums at a time (two 256-bit vectors per row: the sums stay in 16 registers) */
+    size_t j0;
+    for (j0 = 0; j0 < 64u; j0 += 16u) {
+        float acc0[16] = { 0.0F };
+        float acc1[16] = { 0.0F };
+        float acc2[16] = { 0.0F };
+        float acc3[16] = { 0.0F };
+        for (l = 0; l < kc; ++l) {
+            const float *restrict b_l = b + l * 64u + j0;
+            const float *restrict a_l = a + l * 4u;
+            const float a0 = a_l[0];
+            const float a1 = a_l[1];
+            const float a2 = a_l[2];
+            const float a3 = a_l[3];
+            for (j = 0; j < 16u; ++j) {
+                acc0[j] += a0 * b_l[j];
+                acc1[j] += a1 * b_l[j];
+                acc2[j] += a2 * b_l[j];
+                acc3[j] += a3 * b_l[j];
+            }
+        }
+        for (j = 0; j < 16u; ++j) {
+            tile[0u + j0 + j] = acc0[j];
+            tile[64u + j0 + j] = acc1[j];
+            tile[128u + j0 + j] = acc2[j];
+            tile[192u + j0 + j] = acc3[j];
+        }
+    }
+    if (rows == 4u && cols == 64u) {
+        for (i = 0; i < 4u; ++i) {
+            for (j = 0; j < 64u; ++j) {
+                c[i * ldc + j] += tile[i * 64u + j];
+            }
+        }
+        return;
+    }
+#endif
+    for (i = 0; i < rows; ++i) {
+        for (j = 0; j < cols; ++j) {
+            c[i * ldc + j] += tile[i * 64u + j];
+        }
+    }
+}
+
+/* c (m x n, row stride ldc) += A B over kc terms: A packed by pack_a (m rows), B packed by pack_b
+ * (n columns, panels `stride` apart). Panel by panel, each reused for every sliver of A. */
+static void lstm_macro_f32(size_t m, size_t n, size_t kc, const float *restrict a_packed,
+    const float *restrict b_packed, size_t stride, float *restrict c, size_t ldc)
+{
+    const size_t mr = 4u;
+    const size_t slivers = (m + mr - 1u) / mr, tiles = slivers * ((n + 64u - 1u) / 64u);
+    size_t tile;
+    /* Tiles panel by panel; with OpenMP (-fopenmp) contiguous runs of them per thread, each tile
+     * computed by one thread in the same order: the results do not depend on the thread count. */
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (m * n * kc >= 262144u)
+#endif
+    for (tile = 0; tile < tiles; ++tile) {
+        const size_t i = tile % slivers * mr, j = tile / slivers * 64u;
+        const size_t rows = m - i < mr ? m - i : mr, cols = n - j < 64u ? n - j : 64u;
+        lstm_kernel_f32(kc, a_packed + i * kc, b_packed + j / 64u * stride, c + i * ldc + j, ldc,
+            rows, cols);
+    }
+}
+
+/* c (m x n, row stride n) += A B with A(i, l) = a[i * a_row + l * a_col] and B(l, j) = b[l * b_row +
+ * j * b_col], or B already packed whole (b_packed: pack_b of all k terms, stride k * 64). pack: the
+ * packing area (a block of A, then one of B for at most `panel` columns, a multiple of 64). */
+static void lstm_gemm_packed_f32(size_t m, size_t n, size_t k, const float *restrict a,
+    size_t a_row, size_t a_col, const float *restrict b, size_t b_row, size_t b_col,
+    const float *b_packed, float *restrict c, float *pack, size_t panel)
+{
+    /* Blocks of 256 terms against W_hidden packed whole; else up to 512 terms, so that the rows of
+     * A (often read from memory) are read in long runs, as far as the block of B holds them. */
+    const size_t a_capacity = LSTM_PACK_MC * LSTM_PACK_KC, b_capacity = LSTM_PACK_KC * panel;
+    const size_t widest = (n < panel ? n : panel) + 63u;
+    const size_t b_width = widest - widest % 64u;
+    const size_t kc_cap = b_packed != NULL ? 256u : (b_capacity / b_width < 512u ? b_capacity / b_width : 512u);
+    const size_t kc_max = k < kc_cap ? k : kc_cap;
+    /* as many rows of A as the block holds (fewer terms, more rows) */
+    const size_t mc_max = a_capacity / kc_max - a_capacity / kc_max % 4u;
+    float *const a_block = pack;
+    float *const b_block = pack + a_capacity;
+    size_t j0, l0, i0;
+    for (j0 = 0; j0 < n; j0 += panel) {
+        const size_t nc = n - j0 < panel ? n - j0 : panel;
+        for (l0 = 0; l0 < k; l0 += kc_max) {
+            const size_t kc = k - l0 < kc_max ? k - l0 : kc_max;
+            const float *b_panels;
+            size_t stride;
+            if (b_packed != NULL) {
+                b_panels = b_packed + j0 / 64u * k * 64u + l0 * 64u;
+                stride = k * 64u;
+            } else {
+                lstm_pack_b_f32(kc, nc, b + l0 * b_row + j0 * b_col, b_row, b_col, kc * 64u, b_block);
+                b_panels = b_block;
+                stride = kc * 64u;
+            }
+            for (i0 = 0; i0 < m; i0 += mc_max) {
+                const size_t mc = m - i0 < mc_max ? m - i0 : mc_max;
+                lstm_pack_a_f32(mc, kc, a + i0 * a_row + l0 * a_col, a_row, a_col, a_block);
+                lstm_macro_f32(mc, nc, kc, a_block, b_panels, stride, c + i0 * n + j0, n);
+            }
+        }
+    }
+}
+
+/* c (m x n) += A B^T (A: m x k, B: n x k, row-major): packed when pack is given, else gemm_nt. */
+static void lstm_product_nt_f32(size_t m, size_t n, size_t k, const float *restrict a,
+    const float *restrict b, float *restrict c, float *pack, size_t panel)
+{
+    if (pack == NULL) {
+        lstm_gemm_nt_f32(m, n, k, a, b, c);
+        return;
+    }
+    lstm_gemm_packed_f32(m, n, k, a, k, 1u, b, 1u, k, NULL, c, pack, panel);
+}
+
+/* c (m x n) += A B (A(i, l) = a[i * a_row + l * a_col], B: k x n row-major): packed when pack is
+ * given, else gemm_nn. */
+static void lstm_product_nn_f32(size_t m, size_t n, size_t k, const float *restrict a,
+    size_t a_row, size_t a_col, const float *restrict b, float *restrict c, float *pack,
+    size_t panel)
+{
+    if (pack == NULL) {
+        lstm_gemm_nn_f32(m, n, k, a, a_row, a_col, b, c);
+        return;
+    }
+    lstm_gemm_packed_f32(m, n, k, a, a_row, a_col, b, n, 1u, NULL, c, pack, panel);
+}
+
+/* Where the packing area of a sequence entry point starts in its cache: after `base` elements,
+ * aligned to 64 bytes; 0 (the unpacked products) for batch < LSTM_PACK_BATCH or with CBLAS. */
+static size_t lstm_pack_offset_f32(size_t batch, const float *cache, size_t base)
+{
+#ifdef LSTM_USE_CBLAS
+    (void)batch;
+    (void)cache;
+    (void)base;
+    return 0;
+#else
+    const size_t misaligned = (size_t)((uintptr_t)(cache + base) % 64u);
+    if (batch < LSTM_PACK_BATCH) {
+        return 0;
+    }
+    return misaligned % sizeof(float) != 0 ? base : base + (64u - misaligned) % 64u / sizeof(float);
+#endif
+}
+
 /* The per-unit equations of one step, for all batch x hidden_size units.
  * pre: (batch, G * H) gate pre-activations, event part + hidden part.
  * <state>_prev (NULL: zeros), <state>_next: (batch, H); saved: (SAVED, batch, H) or NULL. */
@@ -1414,12 +2126,13 @@ static void lstm_units_forward_f32(size_t batch, size_t hidden_size,
 {
     const size_t units = batch * hidden_size;
     const size_t gate_stride = LSTM_GATES * hidden_size;
-    size_t b, k;
+    size_t b;
     (void)h_prev;
     /* Two copies of the loop: one for the usual case of every optional pointer given, without
      * NULL tests (so that it vectorizes), and one with them. */
     if (c_prev != NULL && saved != NULL) {
         for (b = 0; b < batch; ++b) {
+            size_t k;
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float update_pre = pre[b * gate_stride + 0 * hidden_size + k];
@@ -1452,6 +2165,7 @@ static void lstm_units_forward_f32(size_t batch, size_t hidden_size,
         }
     } else {
         for (b = 0; b < batch; ++b) {
+            size_t k;
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float update_pre = pre[b * gate_stride + 0 * hidden_size + k];
@@ -1502,11 +2216,12 @@ static void lstm_units_backward_f32(size_t batch, size_t hidden_size,
 {
     const size_t units = batch * hidden_size;
     const size_t gate_stride = LSTM_GATES * hidden_size;
-    size_t b, k;
+    size_t b;
     (void)h_prev;
     /* Two copies of the loop, as in forward: without NULL tests (it vectorizes), and with. */
     if (d_output != NULL && c_prev != NULL) {
         for (b = 0; b < batch; ++b) {
+            size_t k;
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float d_hidden_carry = d_h[u] + d_output[u];
@@ -1543,6 +2258,7 @@ static void lstm_units_backward_f32(size_t batch, size_t hidden_size,
         }
     } else {
         for (b = 0; b < batch; ++b) {
+            size_t k;
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0F);
@@ -1621,19 +2337,33 @@ int lstm_forward_f32(
         float *const c_states = cache + 1u * (steps + 1u) * units;
         float *const saved = cache + LSTM_STATES * (steps + 1u) * units;
         float *const projection = saved + steps * LSTM_SAVED * units;
+        /* The packing area (NULL: unpacked products) and W_hidden packed once for every step */
+        const size_t pack_at = lstm_pack_offset_f32(batch, cache, lstm_cache_base(steps, batch, hidden_size));
+        float *const pack = pack_at == 0 ? NULL : cache + pack_at;
+        const size_t panel = lstm_pack_panel(rows, hidden_size);
+        float *const packed_weights = pack == NULL ? NULL : pack + LSTM_PACK_MC * LSTM_PACK_KC + LSTM_PACK_KC * panel;
+        if (pack != NULL) {
+            /* B(l, j) = W_hidden(j, l): the panels of W_hidden^T */
+            lstm_pack_b_f32(hidden_size, rows, hidden_weights, 1u, hidden_size, hidden_size * 64u, packed_weights);
+        }
         /* Initial states: index 0 of each state sequence; NULL means zeros. */
         lstm_copy_f32(units, h0, h_states);
         lstm_copy_f32(units, c0, c_states);
         /* Event projections of every step and gate at once (one matrix product):
          * Z_event = X W_event^T + b_event */
         lstm_broadcast_f32(steps * batch, rows, event_bias, 0, projection);
-        lstm_gemm_nt_f32(steps * batch, rows, event_size, events, event_weights, projection);
+        lstm_product_nt_f32(steps * batch, rows, event_size, events, event_weights, projection, pack, panel);
         for (t = 0; t < steps; ++t) {
             float *const pre = projection + t * batch * rows;
             /* Hidden projections of every gate (one matrix product):
              * Z_hidden = h_{t-1} W_hidden^T + b_hidden, added to Z_event */
             lstm_broadcast_f32(batch, rows, hidden_bias, 1, pre);
-            lstm_gemm_nt_f32(batch, rows, hidden_size, h_states + t * units, hidden_weights, pre);
+            if (pack != NULL) {
+                lstm_gemm_packed_f32(batch, rows, hidden_size, h_states + t * units, hidden_size, 1u,
+                    hidden_weights, 1u, hidden_size, packed_weights, pre, pack, panel);
+            } else {
+                lstm_gemm_nt_f32(batch, rows, hidden_size, h_states + t * units, hidden_weights, pre);
+            }
             /* The per-unit equations of the cell (printed from the derivation). */
             lstm_units_forward_f32(batch, hidden_size, pre,
                 h_states + t * units, c_states + t * units,
@@ -1695,6 +2425,15 @@ int lstm_backward_f32(
         const float *const saved = cache + LSTM_STATES * (steps + 1u) * units;
         float *const delta_event = cache + (LSTM_STATES * (steps + 1u) + LSTM_SAVED * steps) * units;
         float *const delta_hidden = delta_event; /* every gate adds its event and hidden parts */
+        /* The packing area (NULL: unpacked products) and W_hidden packed once for every step */
+        const size_t pack_at = lstm_pack_offset_f32(batch, cache, lstm_cache_base(steps, batch, hidden_size));
+        float *const pack = pack_at == 0 ? NULL : cache + pack_at;
+        const size_t panel = lstm_pack_panel(rows, hidden_size);
+        float *const packed_weights = pack == NULL ? NULL : pack + LSTM_PACK_MC * LSTM_PACK_KC + LSTM_PACK_KC * panel;
+        if (pack != NULL) {
+            /* B = W_hidden (rows x hidden_size) in panels */
+            lstm_pack_b_f32(rows, hidden_size, hidden_weights, hidden_size, 1u, rows * 64u, packed_weights);
+        }
         /* d_<state>0 carries dL/d(state) back through the steps, from d_<state>_last (NULL: 0). */
         lstm_copy_f32(units, d_h_last, d_h0);
         lstm_copy_f32(units, d_c_last, d_c0);
@@ -1704,21 +2443,26 @@ int lstm_backward_f32(
                 d_h0, d_c0, h_states + t * units, c_states + t * units,
                 saved + t * LSTM_SAVED * units, delta_event + t * batch * rows);
             /* Backpropagation through time: dL/dh_{t-1} += Delta_hidden,t W_hidden */
-            lstm_gemm_nn_f32(batch, hidden_size, rows, delta_hidden + t * batch * rows, rows, 1u,
-                hidden_weights, d_h0);
+            if (pack != NULL) {
+                lstm_gemm_packed_f32(batch, hidden_size, rows, delta_hidden + t * batch * rows, rows, 1u,
+                    hidden_weights, hidden_size, 1u, packed_weights, d_h0, pack, panel);
+            } else {
+                lstm_gemm_nn_f32(batch, hidden_size, rows, delta_hidden + t * batch * rows, rows, 1u,
+                    hidden_weights, d_h0);
+            }
         }
         /* Linear adjoints over all steps at once (SymPy matrix calculus of Z = X W^T + 1 b^T):
          *   dW = Delta^T X,  db = Delta^T 1,  dX = Delta W */
         lstm_fill_f32(rows * event_size, 0.0F, d_event_weights);
-        lstm_gemm_nn_f32(rows, event_size, steps * batch, delta_event, 1u, rows, events, d_event_weights);
+        lstm_product_nn_f32(rows, event_size, steps * batch, delta_event, 1u, rows, events, d_event_weights, pack, panel);
         lstm_fill_f32(rows, 0.0F, d_event_bias);
         lstm_column_sums_f32(steps * batch, rows, delta_event, d_event_bias);
         lstm_fill_f32(rows * hidden_size, 0.0F, d_hidden_weights);
-        lstm_gemm_nn_f32(rows, hidden_size, steps * batch, delta_hidden, 1u, rows, h_states, d_hidden_weights);
+        lstm_product_nn_f32(rows, hidden_size, steps * batch, delta_hidden, 1u, rows, h_states, d_hidden_weights, pack, panel);
         lstm_fill_f32(rows, 0.0F, d_hidden_bias);
         lstm_column_sums_f32(steps * batch, rows, delta_hidden, d_hidden_bias);
         lstm_fill_f32(steps * batch * event_size, 0.0F, d_events);
-        lstm_gemm_nn_f32(steps * batch, event_size, rows, delta_event, rows, 1u, event_weights, d_events);
+        lstm_product_nn_f32(steps * batch, event_size, rows, delta_event, rows, 1u, event_weights, d_events, pack, panel);
     }
     return LSTM_OK;
 }

@@ -24,7 +24,10 @@ SIZES = [  # (steps, batch, event_size, hidden_size), ones included
     (5, 4, 6, 1),
     (7, 3, 9, 11),
     (2, 5, 17, 33),  # longer than the dot product's lanes, with tails
+    (3, 9, 5, 7),  # batch >= 8: the packed matrix products, partial tiles and panels
 ]
+# Packed, with several blocks of terms, of rows and of columns (float32: see test_packed_kernel)
+LARGE = (3, 50, 300, 70)
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +65,7 @@ def _compare(got, ref, tolerance):
     return errors[worst]
 
 
-CASES = [(s, True) for s in SIZES] + [(s, False) for s in SIZES if s[1] == 1]
+CASES = [(s, True) for s in [*SIZES, LARGE]] + [(s, False) for s in SIZES if s[1] == 1]
 
 
 @pytest.mark.parametrize(("sizes", "batched"), CASES, ids=lambda c: str(c))
@@ -147,6 +150,87 @@ def test_f32_matches_f64(cell, sizes):
     # 5e-3) keeps float32's absolute rounding (~1e-7) but not its relative size.
     projected = get(module.CELL).projected_state is not None
     _compare(got, ref, 1e-4 if projected and sizes[3] == 1 else 1e-5)
+
+
+@pytest.mark.parametrize("portable", [False, True], ids=["default", "portable"])
+@pytest.mark.parametrize("name", ["lstm", "gru", "lstmp"])
+def test_packed_kernel(name, portable):
+    """The packed products (batch >= 8) against NumPy in float64 and against float64 in float32,
+    with the kernel of this CPU (AVX-512 where the compiler targets it) and the plain-C kernel
+    (-D<CELL>_PORTABLE: what a compiler without AVX-512 builds). The float32 sums of 300 + 70
+    terms (LARGE) round to about 2e-5 of the largest output for the cells without an input
+    activation, so 1e-4 there."""
+    require_tool("gcc")
+    from lstm_sym import native
+
+    module = importlib.import_module(f"generated.{name}")
+    flags = (f"-D{name.upper()}_PORTABLE",) if portable else ()
+    cell = native.load(name, extra_flags=flags)
+    for sizes, tolerance in [((3, 9, 5, 7), 1e-5), (LARGE, 1e-4)]:
+        problem = random_problem(module, *sizes, seed=3)
+        _compare(run_both(cell, problem), run_both(module, problem), 1e-12)
+        parameters, *rest = problem
+        parameters32 = module.Parameters(sizes[2], sizes[3])
+        for n in parameters.NAMES:
+            setattr(parameters32, n, getattr(parameters, n).astype(np.float32))
+        problem32 = (parameters32, *(_as32(x) for x in rest))
+        reference = run_both(cell, (parameters32, *(_as64(x) for x in problem32[1:])))
+        _compare(run_both(cell, problem32), reference, tolerance)
+
+
+OPENMP_RUN = r"""
+import sys
+import numpy as np
+sys.path.insert(0, "tests")
+from c_support import random_problem, run_both
+from generated import lstm
+from lstm_sym import native
+cell = native.load("lstm", extra_flags=("-fopenmp",))
+problem = random_problem(lstm, 3, 50, 300, 70, seed=3)
+outputs, lasts, grads = run_both(cell, problem)
+arrays = [outputs, *lasts, *(getattr(grads, n) for n in grads.NAMES)]
+np.save(sys.argv[1], np.concatenate([a.ravel() for a in arrays]))
+"""
+
+
+def test_openmp_build_is_deterministic(tmp_path):
+    """Built with -fopenmp (the tiles of the packed products shared among threads), 1 and 2
+    threads give the same bits as the build without: every tile is summed by one thread in the
+    same order."""
+    gcc = require_tool("gcc")
+    probe = subprocess.run(
+        [gcc, "-fopenmp", "-x", "c", "-", "-o", str(tmp_path / "probe")],
+        input="int main(void) { return 0; }\n",
+        capture_output=True,
+        text=True,
+    )
+    if probe.returncode != 0:
+        pytest.skip("gcc has no OpenMP")
+    from lstm_sym import native
+
+    problem = random_problem(lstm, 3, 50, 300, 70, seed=3)
+    outputs, lasts, grads = run_both(native.load("lstm"), problem)
+    serial = np.concatenate(
+        [a.ravel() for a in [outputs, *lasts, *(getattr(grads, n) for n in grads.NAMES)]]
+    )
+    for threads in (1, 2):
+        out = tmp_path / f"threads{threads}.npy"
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads), OMP_WAIT_POLICY="passive")
+        result = subprocess.run(
+            [sys.executable, "-c", OPENMP_RUN, str(out)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+        )
+        assert result.returncode == 0, result.stderr[-4000:]
+        assert np.array_equal(np.load(out), serial), threads
+
+
+def _as32(value):
+    if isinstance(value, dict):
+        return {k: v.astype(np.float32) for k, v in value.items()}
+    return value.astype(np.float32)
 
 
 def _as64(value):
@@ -382,7 +466,14 @@ def test_no_allocation_globals_or_static_state(name):
     with open(os.path.join(ROOT, "generated", f"{name}.c")) as handle:
         source = handle.read()
     includes = sorted(line for line in source.splitlines() if line.startswith("#include"))
-    assert includes == [f'#include "{name}.h"', "#include <math.h>"]
+    # <immintrin.h> only behind a check for AVX-512 (the packed products' kernel)
+    assert includes == [
+        f'#include "{name}.h"',
+        "#include <immintrin.h>",
+        "#include <math.h>",
+        "#include <stdint.h>",
+    ]
+    assert "#if defined(__AVX512F__)" in source.split("#include <immintrin.h>")[0].splitlines()[-1]
     for word in ("malloc", "calloc", "free(", "static double ", "static float "):
         assert word not in source.replace(f"static double {name}_", "").replace(
             f"static float {name}_", ""
