@@ -652,9 +652,11 @@ def backward(cache, d_outputs, d_h_last=None):
     delta_hidden = delta_hidden.reshape(steps * batch, len(GATES) * hidden_size)
     inputs = cache.inputs.reshape(steps * batch, cache.event_size)
     hidden_inputs = cache.states["hidden"][:-1].reshape(steps * batch, hidden_size)
-    grad_event_weights = delta_event.T @ inputs
+    # dW = Delta.T@X is computed as the transpose of its transpose
+    # (inputs.T @ delta_event: the faster operand order), copied to C order.
+    grad_event_weights = np.ascontiguousarray((inputs.T @ delta_event).T)
     grad_event_bias = delta_event.sum(axis=0)
-    grad_hidden_weights = delta_hidden.T @ hidden_inputs
+    grad_hidden_weights = np.ascontiguousarray((hidden_inputs.T @ delta_hidden).T)
     grad_hidden_bias = delta_hidden.sum(axis=0)
     grad_inputs = (delta_event @ event_weights).reshape(steps, batch, cache.event_size)
 

