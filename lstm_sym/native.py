@@ -240,6 +240,10 @@ class NativeCell:
             )
         ]
         self._attributes = operator.attrgetter(*module.Parameters.NAMES)
+        #: Column blocks of each gate's hidden weights (hidden_sources); not all 1: the C takes
+        #: every gate's (H, blocks * H) weights flattened one after the other.
+        self._blocks = [len(self.spec.sources(g)) for g in self.GATES]
+        self._wide = any(b != 1 for b in self._blocks)
         self._parameter_cache = None
 
     def _state_sizes(self, hidden, projection) -> dict:
@@ -311,10 +315,16 @@ class NativeCell:
     def _stacked(self, parameters, arrays, dtype):
         """``parameters.stacked(dtype)`` from the already checked ``arrays``: the gates'
         blocks of each (side, kind) concatenated in ``GATES`` order (fresh copies)."""
+        flat = ("hidden", "weights") if self._wide else None
         return tuple(
-            np.concatenate([arrays[f"{side}_{gate}_{kind}"] for gate in self.GATES]).astype(
-                dtype, copy=False
-            )
+            np.concatenate(
+                [
+                    arrays[f"{side}_{gate}_{kind}"].ravel()
+                    if (side, kind) == flat
+                    else arrays[f"{side}_{gate}_{kind}"]
+                    for gate in self.GATES
+                ]
+            ).astype(dtype, copy=False)
             for side, kind in (
                 ("event", "weights"),
                 ("event", "bias"),
@@ -463,7 +473,9 @@ class NativeCell:
             "events": (steps, batch, event_size),
             "event_weights": (rows, event_size),
             "event_bias": (rows,),
-            "hidden_weights": (rows, sizes[self.spec.recurrent_state.short]),
+            "hidden_weights": (sum(self._blocks) * hidden * hidden,)
+            if self._wide
+            else (rows, sizes[self.spec.recurrent_state.short]),
             "hidden_bias": (rows,),
             "outputs": (steps, batch, output),
             "d_outputs": (steps, batch, output),
@@ -535,6 +547,12 @@ class NativeCell:
             self.call("backward", dtype, arguments, shapes, known)
         grads = self.Gradients()
         for k, attribute, name in self._gate_gradients:
+            if self._wide and name == "d_hidden_weights":
+                start = sum(self._blocks[:k]) * hidden * hidden
+                size = self._blocks[k] * hidden * hidden
+                block = gradients[name][start : start + size].reshape(hidden, -1)
+                setattr(grads, attribute, block)
+                continue
             setattr(grads, attribute, gradients[name][k * hidden : (k + 1) * hidden])
         for p in self.spec.unit_parameters:
             setattr(grads, p.name, gradients[f"d_{p.name}"])
