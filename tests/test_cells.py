@@ -503,7 +503,94 @@ def test_projected_state_prev_as_a_hidden_source_is_refused():
         validate(bad)
 
 
-@pytest.mark.parametrize("name", ["gru_cho"])
+def _fgr_and_peephole(zero_gate_blocks: bool, seed: int = 5):
+    """lstm_fgr and peephole_lstm on the same problem (shared parameters by name)."""
+    rng = np.random.default_rng(seed)
+    T, B, X, H = 4, 2, 3, 5
+    events = rng.normal(size=(T, B, X))
+    initial = {"h0": rng.normal(size=(B, H)), "c0": rng.normal(size=(B, H))}
+    fgr, peephole = kernel("lstm_fgr"), kernel("peephole_lstm")
+    p, q = fgr.Parameters(X, H), peephole.Parameters(X, H)
+    for name in q.NAMES:
+        value = rng.normal(0, 0.5, size=np.shape(q.checked(name)))
+        setattr(q, name, value)
+        if (
+            name.startswith("hidden_")
+            and name.endswith("_weights")
+            and name != ("hidden_candidate_weights")
+        ):  # [R_g, R_ig, R_fg, R_og]: the block reading h, then the nine gate-to-gate blocks
+            extra = rng.normal(0, 0.5, size=(H, 3 * H)) * (not zero_gate_blocks)
+            value = np.concatenate([value, extra], axis=1)
+        setattr(p, name, value)
+    return fgr.forward(p, events, **initial), peephole.forward(q, events, **initial)
+
+
+def test_lstm_fgr_without_gate_recurrence_is_peephole_lstm():
+    """With the nine gate-to-gate blocks (and i0, f0, o0) zero, FGR is Greff's vanilla LSTM;
+    with them it differs, and its carried gate states are the gate activations."""
+    (out_f, lasts_f, cache_f), (out_p, lasts_p, cache_p) = _fgr_and_peephole(True)
+    assert relative_error(out_f, out_p) < 1e-14  # other summation orders only
+    assert relative_error(lasts_f[1], lasts_p[1]) < 1e-14
+    for name, state in (("update", "update_gate"), ("forget", "forget_gate")):
+        assert relative_error(cache_f.states[state][1:], cache_p.saved[name]) < 1e-14
+        assert (
+            relative_error(lasts_f[2 if name == "update" else 3], cache_p.saved[name][-1]) < 1e-14
+        )
+    d_outputs = np.ones_like(out_f)
+    grads_f = kernel("lstm_fgr").backward(cache_f, d_outputs)
+    grads_p = kernel("peephole_lstm").backward(cache_p, d_outputs)
+    for name in ("events", "h0", "c0", "peephole_update", "event_forget_weights"):
+        assert relative_error(getattr(grads_f, name), getattr(grads_p, name)) < 1e-13, name
+    H = out_f.shape[-1]
+    assert (
+        relative_error(grads_f.hidden_output_weights[:, :H], grads_p.hidden_output_weights) < 1e-13
+    )
+    (out_f, _, _), (out_p, _, _) = _fgr_and_peephole(False)
+    assert relative_error(out_f, out_p) > 1e-3
+
+
+def test_lstm_fgr_hidden_weights_shapes_and_c_layout(natives):
+    spec, module = get("lstm_fgr"), kernel("lstm_fgr")
+    p = module.Parameters(2, 3)
+    assert p.hidden_update_weights.shape == (3, 12)
+    assert p.hidden_candidate_weights.shape == (3, 3)
+    with pytest.raises(ValueError, match=r"hidden_forget_weights must have shape \(3, 12\)"):
+        p.hidden_forget_weights = np.zeros((3, 3))
+        p.arrays()
+    p.hidden_forget_weights = np.zeros((3, 12))
+    with pytest.raises(ValueError, match="PyTorch has no counterpart"):
+        p.to_torch_state_dict()
+    _, _, hidden_weights, _ = p.stacked(np.float64)
+    assert hidden_weights.shape == (13 * 3 * 3,)
+    assert [len(spec.sources(g)) for g in spec.gates] == [4, 4, 1, 4]
+
+
+def test_gru_cho_differs_from_gru_only_by_where_reset_acts():
+    """Same parameters, same input: the two GRU forms agree when the reset gate is saturated open
+    (r = 1 everywhere), and differ otherwise, so neither kernel can silently be the other."""
+    rng = np.random.default_rng(3)
+    T, B, X, H = 4, 2, 3, 5
+    events = rng.normal(size=(T, B, X))
+    h0 = rng.normal(size=(B, H))
+    results = {}
+    for name in ("gru", "gru_cho"):
+        module = kernel(name)
+        p = module.Parameters(X, H)
+        rng_p = np.random.default_rng(4)
+        for attribute in sorted(vars(p)):
+            value = getattr(p, attribute)
+            if isinstance(value, np.ndarray):
+                setattr(p, attribute, rng_p.normal(0, 0.5, size=value.shape))
+        results[name] = (module, p)
+    outs = {n: m.forward(p, events, h0=h0)[0] for n, (m, p) in results.items()}
+    assert relative_error(outs["gru"], outs["gru_cho"]) > 1e-3
+    for _, p in results.values():
+        p.event_reset_bias = np.full(H, 60.0)  # sigmoid(60 + O(1)) == 1 in float64
+    outs = {n: m.forward(p, events, h0=h0)[0] for n, (m, p) in results.items()}
+    assert relative_error(outs["gru"], outs["gru_cho"]) < 1e-14
+
+
+@pytest.mark.parametrize("name", ["gru_cho", "lstm_fgr"])
 def test_sourced_c_steps_compose_to_the_sequence(name, natives):
     """The C step entry points of cells with hidden sources (two-stage steps, gates reading
     several sources side by side), called by their C argument names, over T steps give the
