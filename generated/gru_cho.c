@@ -91,7 +91,7 @@ static size_t gru_cho_cache_base(size_t steps, size_t batch, size_t hidden_size)
         !gru_cho_multiply(steps, GRU_CHO_SAVED + GRU_CHO_DELTAS * GRU_CHO_GATES, &per_unit) ||
         !gru_cho_multiply(steps + 1u, GRU_CHO_STATES, &with_states) ||
         per_unit > GRU_CHO_SIZE_LIMIT - with_states ||
-        !gru_cho_multiply(units, per_unit + with_states + 2u, &total)) {
+        !gru_cho_multiply(units, per_unit + with_states + 4u, &total)) {
         return 0;
     }
     return total;
@@ -117,7 +117,7 @@ size_t gru_cho_step_work_size(size_t batch, size_t hidden_size)
 {
     size_t units, total;
     if (!gru_cho_multiply(batch, hidden_size, &units) ||
-        !gru_cho_multiply(units, GRU_CHO_DELTAS * GRU_CHO_GATES + 2u, &total)) {
+        !gru_cho_multiply(units, GRU_CHO_DELTAS * GRU_CHO_GATES + 4u, &total)) {
         return 0;
     }
     return total;
@@ -1084,6 +1084,44 @@ static void gru_cho_units_backward_f64(size_t batch, size_t hidden_size,
     }
 }
 
+/* hidden_part[b, gate columns] = bias + product[b] (B x H): a sourced gate's hidden projection. */
+static void gru_cho_place_f64(size_t batch, size_t hidden_size, const double *restrict product,
+    const double *restrict bias, double *restrict hidden_part, size_t row_stride)
+{
+    size_t b, k;
+    for (b = 0; b < batch; ++b) {
+        for (k = 0; k < hidden_size; ++k) {
+            hidden_part[b * row_stride + k] = bias[k] + product[b * hidden_size + k];
+        }
+    }
+}
+
+/* out[b, columns] = in[b] (B x H; in NULL: zeros), out with rows of row_stride elements: one
+ * hidden source into its column block of the sources side by side. */
+static void gru_cho_gather_f64(size_t batch, size_t hidden_size, const double *restrict in,
+    double *restrict out, size_t row_stride)
+{
+    size_t b, k;
+    for (b = 0; b < batch; ++b) {
+        for (k = 0; k < hidden_size; ++k) {
+            out[b * row_stride + k] = in != NULL ? in[b * hidden_size + k] : 0.0;
+        }
+    }
+}
+
+/* out[b] += in[b, columns] (B x H), in with rows of row_stride elements: a source's column block
+ * of the sources' adjoint Delta W added to its adjoint. */
+static void gru_cho_add_block_f64(size_t batch, size_t hidden_size, const double *restrict in,
+    size_t row_stride, double *restrict out)
+{
+    size_t b, k;
+    for (b = 0; b < batch; ++b) {
+        for (k = 0; k < hidden_size; ++k) {
+            out[b * hidden_size + k] += in[b * row_stride + k];
+        }
+    }
+}
+
 /* First per-unit stage of a step (the equations the hidden sources need), for all batch x
  * hidden_size units: writes the sources to source (S, batch, H), which the sourced gates' hidden
  * projections read. <state>_prev NULL: zeros. */
@@ -1108,18 +1146,6 @@ static void gru_cho_units_sources_f64(size_t batch, size_t hidden_size,
             /* reset_state = hidden_prev*reset */
             const double reset_state = hidden_prev*reset;
             source[0u * units + u] = reset_state;
-        }
-    }
-}
-
-/* hidden_part[b, gate columns] = bias + product[b] (B x H): a sourced gate's hidden projection. */
-static void gru_cho_place_f64(size_t batch, size_t hidden_size, const double *restrict product,
-    const double *restrict bias, double *restrict hidden_part, size_t row_stride)
-{
-    size_t b, k;
-    for (b = 0; b < batch; ++b) {
-        for (k = 0; k < hidden_size; ++k) {
-            hidden_part[b * row_stride + k] = bias[k] + product[b * hidden_size + k];
         }
     }
 }
@@ -1191,15 +1217,17 @@ int gru_cho_forward_f64(
         double *const saved = cache + GRU_CHO_STATES * (steps + 1u) * units;
         double *const projection = saved + steps * GRU_CHO_SAVED * units;
         double *const hidden_part = projection + steps * batch * rows;
-        /* Scratch of one step: the hidden sources (S, B, H) and one source's product (B, H). */
+        /* Scratch of one step: this step's hidden sources (S, B, H), the sources of a run of gates
+         * side by side (B, n H) and its product (B, m H). */
         double *const source = projection + GRU_CHO_DELTAS * steps * batch * rows;
-        double *const source_part = source + 1u * units;
+        double *const gathered = source + 1u * units;
+        double *const source_part = source + 2u * units;
         /* The packing area (NULL: unpacked products) and W_hidden packed once for every step */
         const size_t pack_at = gru_cho_pack_offset_f64(batch, cache, gru_cho_cache_base(steps, batch, hidden_size));
         double *const pack = pack_at == 0 ? NULL : cache + pack_at;
         const size_t panel = gru_cho_pack_panel(rows, hidden_size);
         double *const packed_weights = pack == NULL ? NULL : pack + GRU_CHO_PACK_MC * GRU_CHO_PACK_KC + GRU_CHO_PACK_KC * panel;
-        if (pack != NULL) {
+        if (0 && pack != NULL) {
             /* B(l, j) = W_hidden(j, l): the panels of W_hidden^T */
             gru_cho_pack_b_f64(hidden_size, rows, hidden_weights, 1u, hidden_size, hidden_size * 32u, packed_weights);
         }
@@ -1211,23 +1239,22 @@ int gru_cho_forward_f64(
         gru_cho_product_nt_f64(steps * batch, rows, event_size, events, event_weights, projection, pack, panel);
         for (t = 0; t < steps; ++t) {
             double *const event_part = projection + t * batch * rows;
-            /* Hidden projections of every gate (one matrix product):
-             * Z_hidden = h_{t-1} W_hidden^T + b_hidden */
-            gru_cho_broadcast_f64(batch, rows, hidden_bias, 0, hidden_part);
-            if (pack != NULL) {
-                gru_cho_gemm_packed_f64(batch, rows, hidden_size, h_states + t * units, hidden_size, 1u,
-                    hidden_weights, 1u, hidden_size, packed_weights, hidden_part, pack, panel);
-            } else {
-                gru_cho_gemm_nt_f64(batch, rows, hidden_size, h_states + t * units, hidden_weights, hidden_part);
-            }
-            /* First per-unit stage: the hidden sources; then each sourced gate's hidden projection
-             * (one matrix product, replacing the columns above): Z_hidden,g = s W_hidden,g^T + b_hidden,g */
+            /* Hidden projections, one matrix product per run of gates reading the same sources S
+             * side by side: Z_hidden = S W_hidden^T + b_hidden (h_{t-1} by default) */
+            gru_cho_fill_f64(2u * units, 0.0, source_part);
+            gru_cho_gemm_nt_f64(batch, 2u * hidden_size, hidden_size, h_states + t * units,
+                hidden_weights + 0u * hidden_size * hidden_size, source_part);
+            gru_cho_place_f64(batch, 2u * hidden_size, source_part, hidden_bias + 0u * hidden_size,
+                hidden_part + 0u * hidden_size, rows);
+            /* First per-unit stage: this step's hidden sources, then the gates reading them */
             gru_cho_units_sources_f64(batch, hidden_size, event_part, hidden_part,
                 h_states + t * units, source);
-            gru_cho_fill_f64(units, 0.0, source_part);
-            gru_cho_gemm_nt_f64(batch, hidden_size, hidden_size, source + 0u * units,
+            /* new: [reset_state] side by side (one matrix product) */
+            gru_cho_gather_f64(batch, hidden_size, source + 0u * units, gathered + 0u * hidden_size, 1u * hidden_size);
+            gru_cho_fill_f64(1u * units, 0.0, source_part);
+            gru_cho_gemm_nt_f64(batch, 1u * hidden_size, 1u * hidden_size, gathered,
                 hidden_weights + 2u * hidden_size * hidden_size, source_part);
-            gru_cho_place_f64(batch, hidden_size, source_part, hidden_bias + 2u * hidden_size,
+            gru_cho_place_f64(batch, 1u * hidden_size, source_part, hidden_bias + 2u * hidden_size,
                 hidden_part + 2u * hidden_size, rows);
             /* The per-unit equations of the cell (printed from the derivation). */
             gru_cho_units_forward_f64(batch, hidden_size, event_part, hidden_part,
@@ -1284,28 +1311,34 @@ int gru_cho_backward_f64(
         const double *const h_states = cache + 0u * (steps + 1u) * units;
         const double *const saved = cache + GRU_CHO_STATES * (steps + 1u) * units;
         double *const delta_event = cache + (GRU_CHO_STATES * (steps + 1u) + GRU_CHO_SAVED * steps) * units;
-        /* Scratch of one step: dL/d(hidden source) through the sourced gates' projections (S, B, H). */
+        /* Scratch of one step: dL/d(this step's hidden sources) (S, B, H); the adjoints of the
+         * sources of a run of gates side by side (B, n H), or those sources. */
         double *const d_source = delta_event + GRU_CHO_DELTAS * steps * batch * rows;
+        double *const gathered = d_source + 1u * units;
         double *const delta_hidden = delta_event + steps * batch * rows;
         /* The packing area (NULL: unpacked products) and W_hidden packed once for every step */
         const size_t pack_at = gru_cho_pack_offset_f64(batch, cache, gru_cho_cache_base(steps, batch, hidden_size));
         double *const pack = pack_at == 0 ? NULL : cache + pack_at;
         const size_t panel = gru_cho_pack_panel(rows, hidden_size);
         double *const packed_weights = pack == NULL ? NULL : pack + GRU_CHO_PACK_MC * GRU_CHO_PACK_KC + GRU_CHO_PACK_KC * panel;
-        if (pack != NULL) {
+        if (0 && pack != NULL) {
             /* B = W_hidden (rows x hidden_size) in panels */
             gru_cho_pack_b_f64(rows, hidden_size, hidden_weights, hidden_size, 1u, rows * 32u, packed_weights);
         }
         /* d_<state>0 carries dL/d(state) back through the steps, from d_<state>_last (NULL: 0). */
         gru_cho_copy_f64(units, d_h_last, d_h0);
         for (t = steps; t-- > 0;) {
-            /* Second per-unit stage first: the sourced gates' hidden-part adjoints; then each
-             * source's adjoint through its projection (SymPy matrix calculus): dL/ds = Delta W */
+            /* Second per-unit stage first: the hidden-part adjoints of the gates reading this step's
+             * sources; then the sources' adjoints through their projections (SymPy matrix
+             * calculus): dL/dS = Delta W, S the sources side by side */
             gru_cho_units_source_backward_f64(batch, hidden_size, d_outputs + t * units,
                 d_h0, h_states + t * units, saved + t * GRU_CHO_SAVED * units, delta_hidden + t * batch * rows);
-            gru_cho_fill_f64(units, 0.0, d_source + 0u * units);
-            gru_cho_gemm_nn_f64(batch, hidden_size, hidden_size, delta_hidden + t * batch * rows + 2u * hidden_size, rows, 1u,
-                hidden_weights + 2u * hidden_size * hidden_size, d_source + 0u * units);
+            gru_cho_fill_f64(1u * units, 0.0, d_source);
+            /* new: the adjoints of [reset_state] side by side, Delta W */
+            gru_cho_fill_f64(1u * units, 0.0, gathered);
+            gru_cho_gemm_nn_f64(batch, 1u * hidden_size, 1u * hidden_size, delta_hidden + t * batch * rows + 2u * hidden_size, rows, 1u,
+                hidden_weights + 2u * hidden_size * hidden_size, gathered);
+            gru_cho_add_block_f64(batch, hidden_size, gathered + 0u * hidden_size, 1u * hidden_size, d_source + 0u * units);
             /* Per-unit backward (sympy.diff of the step, then joint CSE). */
             gru_cho_units_backward_f64(batch, hidden_size, d_outputs + t * units,
                 d_h0, h_states + t * units, d_source + 0u * units,
@@ -1321,12 +1354,15 @@ int gru_cho_backward_f64(
         gru_cho_fill_f64(rows, 0.0, d_event_bias);
         gru_cho_column_sums_f64(steps * batch, rows, delta_event, d_event_bias);
         gru_cho_fill_f64(rows * hidden_size, 0.0, d_hidden_weights);
-        /* Gates reading the recurrent state: dW = Delta^T H; a sourced gate: dW = Delta^T S, step by step */
+        /* Gates reading the recurrent state: dW = Delta^T H; the others: dW = Delta^T S, their
+         * sources side by side, step by step */
         gru_cho_product_nn_f64(2u * hidden_size, hidden_size, steps * batch, delta_hidden + 0u * hidden_size, 1u, rows, h_states,
             d_hidden_weights + 0u * hidden_size * hidden_size, pack, panel);
         for (t = 0; t < steps; ++t) {
-            gru_cho_gemm_nn_f64(hidden_size, hidden_size, batch, delta_hidden + t * batch * rows + 2u * hidden_size, 1u, rows,
-                saved + (t * GRU_CHO_SAVED + 2u) * units, d_hidden_weights + 2u * hidden_size * hidden_size);
+            /* new: dW = Delta^T S, S = [reset_state] */
+            gru_cho_gather_f64(batch, hidden_size, saved + (t * GRU_CHO_SAVED + 2u) * units, gathered + 0u * hidden_size, 1u * hidden_size);
+            gru_cho_gemm_nn_f64(1u * hidden_size, 1u * hidden_size, batch, delta_hidden + t * batch * rows + 2u * hidden_size, 1u, rows,
+                gathered, d_hidden_weights + 2u * hidden_size * hidden_size);
         }
         gru_cho_fill_f64(rows, 0.0, d_hidden_bias);
         gru_cho_column_sums_f64(steps * batch, rows, delta_hidden, d_hidden_bias);
@@ -1368,23 +1404,31 @@ int gru_cho_step_forward_f64(
     {
         double *const event_part = work;
         double *const hidden_part = work + batch * rows;
+        const size_t units = batch * hidden_size;
         double *const source = work + GRU_CHO_DELTAS * batch * rows;
-        double *const source_part = source + 1u * batch * hidden_size;
+        double *const gathered = source + 1u * units;
+        double *const source_part = source + 2u * units;
         /* Z_event = x W_event^T + b_event */
         gru_cho_broadcast_f64(batch, rows, event_bias, 0, work);
         gru_cho_gemm_nt_f64(batch, rows, event_size, event, event_weights, work);
-        /* Z_hidden = h_prev W_hidden^T + b_hidden */
-        gru_cho_broadcast_f64(batch, rows, hidden_bias, 0, hidden_part);
+        /* Z_hidden = S W_hidden^T + b_hidden per run of gates reading the same sources S (h_prev
+         * by default; NULL: zeros) */
+        gru_cho_fill_f64(2u * units, 0.0, source_part);
         if (h_prev != NULL) {
-            gru_cho_gemm_nt_f64(batch, rows, hidden_size, h_prev, hidden_weights, hidden_part);
+            gru_cho_gemm_nt_f64(batch, 2u * hidden_size, hidden_size, h_prev,
+                hidden_weights + 0u * hidden_size * hidden_size, source_part);
         }
-        /* The hidden sources, then each sourced gate's projection Z_hidden,g = s W_hidden,g^T + b_hidden,g */
+        gru_cho_place_f64(batch, 2u * hidden_size, source_part, hidden_bias + 0u * hidden_size,
+            hidden_part + 0u * hidden_size, rows);
+        /* This step's hidden sources, then the gates reading them */
         gru_cho_units_sources_f64(batch, hidden_size, event_part, hidden_part,
             h_prev, source);
-        gru_cho_fill_f64(batch * hidden_size, 0.0, source_part);
-        gru_cho_gemm_nt_f64(batch, hidden_size, hidden_size, source + 0u * batch * hidden_size,
+        /* new: [reset_state] side by side (one matrix product) */
+        gru_cho_gather_f64(batch, hidden_size, source + 0u * units, gathered + 0u * hidden_size, 1u * hidden_size);
+        gru_cho_fill_f64(1u * units, 0.0, source_part);
+        gru_cho_gemm_nt_f64(batch, 1u * hidden_size, 1u * hidden_size, gathered,
             hidden_weights + 2u * hidden_size * hidden_size, source_part);
-        gru_cho_place_f64(batch, hidden_size, source_part, hidden_bias + 2u * hidden_size,
+        gru_cho_place_f64(batch, 1u * hidden_size, source_part, hidden_bias + 2u * hidden_size,
             hidden_part + 2u * hidden_size, rows);
         gru_cho_units_forward_f64(batch, hidden_size, event_part, hidden_part,
             h_prev,
@@ -1436,12 +1480,17 @@ int gru_cho_step_backward_f64(
         double *const delta_hidden = work + batch * rows;
         gru_cho_copy_f64(units, d_h_next, d_h_prev);
         double *const d_source = work + GRU_CHO_DELTAS * batch * rows;
-        /* Second stage first: the sourced gates' hidden parts; each source's adjoint: dL/ds = Delta W */
+        double *const gathered = d_source + 1u * units;
+        /* Second stage first: the hidden parts of the gates reading this step's sources; the
+         * sources' adjoint: dL/dS = Delta W */
         gru_cho_units_source_backward_f64(batch, hidden_size, NULL,
             d_h_prev, h_prev, saved, delta_hidden);
-        gru_cho_fill_f64(units, 0.0, d_source + 0u * units);
-        gru_cho_gemm_nn_f64(batch, hidden_size, hidden_size, delta_hidden + 2u * hidden_size, rows, 1u,
-            hidden_weights + 2u * hidden_size * hidden_size, d_source + 0u * units);
+        gru_cho_fill_f64(1u * units, 0.0, d_source);
+        /* new: the adjoints of [reset_state] side by side, Delta W */
+        gru_cho_fill_f64(1u * units, 0.0, gathered);
+        gru_cho_gemm_nn_f64(batch, 1u * hidden_size, 1u * hidden_size, delta_hidden + 2u * hidden_size, rows, 1u,
+            hidden_weights + 2u * hidden_size * hidden_size, gathered);
+        gru_cho_add_block_f64(batch, hidden_size, gathered + 0u * hidden_size, 1u * hidden_size, d_source + 0u * units);
         gru_cho_units_backward_f64(batch, hidden_size, NULL,
             d_h_prev, h_prev, d_source + 0u * units,
             saved, delta_event, delta_hidden);
@@ -1455,8 +1504,10 @@ int gru_cho_step_backward_f64(
             gru_cho_gemm_nn_f64(2u * hidden_size, hidden_size, batch, delta_hidden + 0u * hidden_size, 1u, rows, h_prev,
                 d_hidden_weights + 0u * hidden_size * hidden_size);
         }
-        gru_cho_gemm_nn_f64(hidden_size, hidden_size, batch, delta_hidden + 2u * hidden_size, 1u, rows,
-            saved + 2u * units, d_hidden_weights + 2u * hidden_size * hidden_size);
+        /* new: dW += Delta^T S, S = [reset_state] (NULL: zeros) */
+        gru_cho_gather_f64(batch, hidden_size, saved + 2u * units, gathered + 0u * hidden_size, 1u * hidden_size);
+        gru_cho_gemm_nn_f64(1u * hidden_size, 1u * hidden_size, batch, delta_hidden + 2u * hidden_size, 1u, rows,
+            gathered, d_hidden_weights + 2u * hidden_size * hidden_size);
         gru_cho_column_sums_f64(batch, rows, delta_hidden, d_hidden_bias);
         gru_cho_fill_f64(batch * event_size, 0.0, d_event);
         gru_cho_gemm_nn_f64(batch, event_size, rows, delta_event, rows, 1u, event_weights, d_event);
@@ -2353,6 +2404,44 @@ static void gru_cho_units_backward_f32(size_t batch, size_t hidden_size,
     }
 }
 
+/* hidden_part[b, gate columns] = bias + product[b] (B x H): a sourced gate's hidden projection. */
+static void gru_cho_place_f32(size_t batch, size_t hidden_size, const float *restrict product,
+    const float *restrict bias, float *restrict hidden_part, size_t row_stride)
+{
+    size_t b, k;
+    for (b = 0; b < batch; ++b) {
+        for (k = 0; k < hidden_size; ++k) {
+            hidden_part[b * row_stride + k] = bias[k] + product[b * hidden_size + k];
+        }
+    }
+}
+
+/* out[b, columns] = in[b] (B x H; in NULL: zeros), out with rows of row_stride elements: one
+ * hidden source into its column block of the sources side by side. */
+static void gru_cho_gather_f32(size_t batch, size_t hidden_size, const float *restrict in,
+    float *restrict out, size_t row_stride)
+{
+    size_t b, k;
+    for (b = 0; b < batch; ++b) {
+        for (k = 0; k < hidden_size; ++k) {
+            out[b * row_stride + k] = in != NULL ? in[b * hidden_size + k] : 0.0F;
+        }
+    }
+}
+
+/* out[b] += in[b, columns] (B x H), in with rows of row_stride elements: a source's column block
+ * of the sources' adjoint Delta W added to its adjoint. */
+static void gru_cho_add_block_f32(size_t batch, size_t hidden_size, const float *restrict in,
+    size_t row_stride, float *restrict out)
+{
+    size_t b, k;
+    for (b = 0; b < batch; ++b) {
+        for (k = 0; k < hidden_size; ++k) {
+            out[b * hidden_size + k] += in[b * row_stride + k];
+        }
+    }
+}
+
 /* First per-unit stage of a step (the equations the hidden sources need), for all batch x
  * hidden_size units: writes the sources to source (S, batch, H), which the sourced gates' hidden
  * projections read. <state>_prev NULL: zeros. */
@@ -2377,18 +2466,6 @@ static void gru_cho_units_sources_f32(size_t batch, size_t hidden_size,
             /* reset_state = hidden_prev*reset */
             const float reset_state = hidden_prev*reset;
             source[0u * units + u] = reset_state;
-        }
-    }
-}
-
-/* hidden_part[b, gate columns] = bias + product[b] (B x H): a sourced gate's hidden projection. */
-static void gru_cho_place_f32(size_t batch, size_t hidden_size, const float *restrict product,
-    const float *restrict bias, float *restrict hidden_part, size_t row_stride)
-{
-    size_t b, k;
-    for (b = 0; b < batch; ++b) {
-        for (k = 0; k < hidden_size; ++k) {
-            hidden_part[b * row_stride + k] = bias[k] + product[b * hidden_size + k];
         }
     }
 }
@@ -2460,15 +2537,17 @@ int gru_cho_forward_f32(
         float *const saved = cache + GRU_CHO_STATES * (steps + 1u) * units;
         float *const projection = saved + steps * GRU_CHO_SAVED * units;
         float *const hidden_part = projection + steps * batch * rows;
-        /* Scratch of one step: the hidden sources (S, B, H) and one source's product (B, H). */
+        /* Scratch of one step: this step's hidden sources (S, B, H), the sources of a run of gates
+         * side by side (B, n H) and its product (B, m H). */
         float *const source = projection + GRU_CHO_DELTAS * steps * batch * rows;
-        float *const source_part = source + 1u * units;
+        float *const gathered = source + 1u * units;
+        float *const source_part = source + 2u * units;
         /* The packing area (NULL: unpacked products) and W_hidden packed once for every step */
         const size_t pack_at = gru_cho_pack_offset_f32(batch, cache, gru_cho_cache_base(steps, batch, hidden_size));
         float *const pack = pack_at == 0 ? NULL : cache + pack_at;
         const size_t panel = gru_cho_pack_panel(rows, hidden_size);
         float *const packed_weights = pack == NULL ? NULL : pack + GRU_CHO_PACK_MC * GRU_CHO_PACK_KC + GRU_CHO_PACK_KC * panel;
-        if (pack != NULL) {
+        if (0 && pack != NULL) {
             /* B(l, j) = W_hidden(j, l): the panels of W_hidden^T */
             gru_cho_pack_b_f32(hidden_size, rows, hidden_weights, 1u, hidden_size, hidden_size * 64u, packed_weights);
         }
@@ -2480,23 +2559,22 @@ int gru_cho_forward_f32(
         gru_cho_product_nt_f32(steps * batch, rows, event_size, events, event_weights, projection, pack, panel);
         for (t = 0; t < steps; ++t) {
             float *const event_part = projection + t * batch * rows;
-            /* Hidden projections of every gate (one matrix product):
-             * Z_hidden = h_{t-1} W_hidden^T + b_hidden */
-            gru_cho_broadcast_f32(batch, rows, hidden_bias, 0, hidden_part);
-            if (pack != NULL) {
-                gru_cho_gemm_packed_f32(batch, rows, hidden_size, h_states + t * units, hidden_size, 1u,
-                    hidden_weights, 1u, hidden_size, packed_weights, hidden_part, pack, panel);
-            } else {
-                gru_cho_gemm_nt_f32(batch, rows, hidden_size, h_states + t * units, hidden_weights, hidden_part);
-            }
-            /* First per-unit stage: the hidden sources; then each sourced gate's hidden projection
-             * (one matrix product, replacing the columns above): Z_hidden,g = s W_hidden,g^T + b_hidden,g */
+            /* Hidden projections, one matrix product per run of gates reading the same sources S
+             * side by side: Z_hidden = S W_hidden^T + b_hidden (h_{t-1} by default) */
+            gru_cho_fill_f32(2u * units, 0.0F, source_part);
+            gru_cho_gemm_nt_f32(batch, 2u * hidden_size, hidden_size, h_states + t * units,
+                hidden_weights + 0u * hidden_size * hidden_size, source_part);
+            gru_cho_place_f32(batch, 2u * hidden_size, source_part, hidden_bias + 0u * hidden_size,
+                hidden_part + 0u * hidden_size, rows);
+            /* First per-unit stage: this step's hidden sources, then the gates reading them */
             gru_cho_units_sources_f32(batch, hidden_size, event_part, hidden_part,
                 h_states + t * units, source);
-            gru_cho_fill_f32(units, 0.0F, source_part);
-            gru_cho_gemm_nt_f32(batch, hidden_size, hidden_size, source + 0u * units,
+            /* new: [reset_state] side by side (one matrix product) */
+            gru_cho_gather_f32(batch, hidden_size, source + 0u * units, gathered + 0u * hidden_size, 1u * hidden_size);
+            gru_cho_fill_f32(1u * units, 0.0F, source_part);
+            gru_cho_gemm_nt_f32(batch, 1u * hidden_size, 1u * hidden_size, gathered,
                 hidden_weights + 2u * hidden_size * hidden_size, source_part);
-            gru_cho_place_f32(batch, hidden_size, source_part, hidden_bias + 2u * hidden_size,
+            gru_cho_place_f32(batch, 1u * hidden_size, source_part, hidden_bias + 2u * hidden_size,
                 hidden_part + 2u * hidden_size, rows);
             /* The per-unit equations of the cell (printed from the derivation). */
             gru_cho_units_forward_f32(batch, hidden_size, event_part, hidden_part,
@@ -2553,28 +2631,34 @@ int gru_cho_backward_f32(
         const float *const h_states = cache + 0u * (steps + 1u) * units;
         const float *const saved = cache + GRU_CHO_STATES * (steps + 1u) * units;
         float *const delta_event = cache + (GRU_CHO_STATES * (steps + 1u) + GRU_CHO_SAVED * steps) * units;
-        /* Scratch of one step: dL/d(hidden source) through the sourced gates' projections (S, B, H). */
+        /* Scratch of one step: dL/d(this step's hidden sources) (S, B, H); the adjoints of the
+         * sources of a run of gates side by side (B, n H), or those sources. */
         float *const d_source = delta_event + GRU_CHO_DELTAS * steps * batch * rows;
+        float *const gathered = d_source + 1u * units;
         float *const delta_hidden = delta_event + steps * batch * rows;
         /* The packing area (NULL: unpacked products) and W_hidden packed once for every step */
         const size_t pack_at = gru_cho_pack_offset_f32(batch, cache, gru_cho_cache_base(steps, batch, hidden_size));
         float *const pack = pack_at == 0 ? NULL : cache + pack_at;
         const size_t panel = gru_cho_pack_panel(rows, hidden_size);
         float *const packed_weights = pack == NULL ? NULL : pack + GRU_CHO_PACK_MC * GRU_CHO_PACK_KC + GRU_CHO_PACK_KC * panel;
-        if (pack != NULL) {
+        if (0 && pack != NULL) {
             /* B = W_hidden (rows x hidden_size) in panels */
             gru_cho_pack_b_f32(rows, hidden_size, hidden_weights, hidden_size, 1u, rows * 64u, packed_weights);
         }
         /* d_<state>0 carries dL/d(state) back through the steps, from d_<state>_last (NULL: 0). */
         gru_cho_copy_f32(units, d_h_last, d_h0);
         for (t = steps; t-- > 0;) {
-            /* Second per-unit stage first: the sourced gates' hidden-part adjoints; then each
-             * source's adjoint through its projection (SymPy matrix calculus): dL/ds = Delta W */
+            /* Second per-unit stage first: the hidden-part adjoints of the gates reading this step's
+             * sources; then the sources' adjoints through their projections (SymPy matrix
+             * calculus): dL/dS = Delta W, S the sources side by side */
             gru_cho_units_source_backward_f32(batch, hidden_size, d_outputs + t * units,
                 d_h0, h_states + t * units, saved + t * GRU_CHO_SAVED * units, delta_hidden + t * batch * rows);
-            gru_cho_fill_f32(units, 0.0F, d_source + 0u * units);
-            gru_cho_gemm_nn_f32(batch, hidden_size, hidden_size, delta_hidden + t * batch * rows + 2u * hidden_size, rows, 1u,
-                hidden_weights + 2u * hidden_size * hidden_size, d_source + 0u * units);
+            gru_cho_fill_f32(1u * units, 0.0F, d_source);
+            /* new: the adjoints of [reset_state] side by side, Delta W */
+            gru_cho_fill_f32(1u * units, 0.0F, gathered);
+            gru_cho_gemm_nn_f32(batch, 1u * hidden_size, 1u * hidden_size, delta_hidden + t * batch * rows + 2u * hidden_size, rows, 1u,
+                hidden_weights + 2u * hidden_size * hidden_size, gathered);
+            gru_cho_add_block_f32(batch, hidden_size, gathered + 0u * hidden_size, 1u * hidden_size, d_source + 0u * units);
             /* Per-unit backward (sympy.diff of the step, then joint CSE). */
             gru_cho_units_backward_f32(batch, hidden_size, d_outputs + t * units,
                 d_h0, h_states + t * units, d_source + 0u * units,
@@ -2590,12 +2674,15 @@ int gru_cho_backward_f32(
         gru_cho_fill_f32(rows, 0.0F, d_event_bias);
         gru_cho_column_sums_f32(steps * batch, rows, delta_event, d_event_bias);
         gru_cho_fill_f32(rows * hidden_size, 0.0F, d_hidden_weights);
-        /* Gates reading the recurrent state: dW = Delta^T H; a sourced gate: dW = Delta^T S, step by step */
+        /* Gates reading the recurrent state: dW = Delta^T H; the others: dW = Delta^T S, their
+         * sources side by side, step by step */
         gru_cho_product_nn_f32(2u * hidden_size, hidden_size, steps * batch, delta_hidden + 0u * hidden_size, 1u, rows, h_states,
             d_hidden_weights + 0u * hidden_size * hidden_size, pack, panel);
         for (t = 0; t < steps; ++t) {
-            gru_cho_gemm_nn_f32(hidden_size, hidden_size, batch, delta_hidden + t * batch * rows + 2u * hidden_size, 1u, rows,
-                saved + (t * GRU_CHO_SAVED + 2u) * units, d_hidden_weights + 2u * hidden_size * hidden_size);
+            /* new: dW = Delta^T S, S = [reset_state] */
+            gru_cho_gather_f32(batch, hidden_size, saved + (t * GRU_CHO_SAVED + 2u) * units, gathered + 0u * hidden_size, 1u * hidden_size);
+            gru_cho_gemm_nn_f32(1u * hidden_size, 1u * hidden_size, batch, delta_hidden + t * batch * rows + 2u * hidden_size, 1u, rows,
+                gathered, d_hidden_weights + 2u * hidden_size * hidden_size);
         }
         gru_cho_fill_f32(rows, 0.0F, d_hidden_bias);
         gru_cho_column_sums_f32(steps * batch, rows, delta_hidden, d_hidden_bias);
@@ -2637,23 +2724,31 @@ int gru_cho_step_forward_f32(
     {
         float *const event_part = work;
         float *const hidden_part = work + batch * rows;
+        const size_t units = batch * hidden_size;
         float *const source = work + GRU_CHO_DELTAS * batch * rows;
-        float *const source_part = source + 1u * batch * hidden_size;
+        float *const gathered = source + 1u * units;
+        float *const source_part = source + 2u * units;
         /* Z_event = x W_event^T + b_event */
         gru_cho_broadcast_f32(batch, rows, event_bias, 0, work);
         gru_cho_gemm_nt_f32(batch, rows, event_size, event, event_weights, work);
-        /* Z_hidden = h_prev W_hidden^T + b_hidden */
-        gru_cho_broadcast_f32(batch, rows, hidden_bias, 0, hidden_part);
+        /* Z_hidden = S W_hidden^T + b_hidden per run of gates reading the same sources S (h_prev
+         * by default; NULL: zeros) */
+        gru_cho_fill_f32(2u * units, 0.0F, source_part);
         if (h_prev != NULL) {
-            gru_cho_gemm_nt_f32(batch, rows, hidden_size, h_prev, hidden_weights, hidden_part);
+            gru_cho_gemm_nt_f32(batch, 2u * hidden_size, hidden_size, h_prev,
+                hidden_weights + 0u * hidden_size * hidden_size, source_part);
         }
-        /* The hidden sources, then each sourced gate's projection Z_hidden,g = s W_hidden,g^T + b_hidden,g */
+        gru_cho_place_f32(batch, 2u * hidden_size, source_part, hidden_bias + 0u * hidden_size,
+            hidden_part + 0u * hidden_size, rows);
+        /* This step's hidden sources, then the gates reading them */
         gru_cho_units_sources_f32(batch, hidden_size, event_part, hidden_part,
             h_prev, source);
-        gru_cho_fill_f32(batch * hidden_size, 0.0F, source_part);
-        gru_cho_gemm_nt_f32(batch, hidden_size, hidden_size, source + 0u * batch * hidden_size,
+        /* new: [reset_state] side by side (one matrix product) */
+        gru_cho_gather_f32(batch, hidden_size, source + 0u * units, gathered + 0u * hidden_size, 1u * hidden_size);
+        gru_cho_fill_f32(1u * units, 0.0F, source_part);
+        gru_cho_gemm_nt_f32(batch, 1u * hidden_size, 1u * hidden_size, gathered,
             hidden_weights + 2u * hidden_size * hidden_size, source_part);
-        gru_cho_place_f32(batch, hidden_size, source_part, hidden_bias + 2u * hidden_size,
+        gru_cho_place_f32(batch, 1u * hidden_size, source_part, hidden_bias + 2u * hidden_size,
             hidden_part + 2u * hidden_size, rows);
         gru_cho_units_forward_f32(batch, hidden_size, event_part, hidden_part,
             h_prev,
@@ -2705,12 +2800,17 @@ int gru_cho_step_backward_f32(
         float *const delta_hidden = work + batch * rows;
         gru_cho_copy_f32(units, d_h_next, d_h_prev);
         float *const d_source = work + GRU_CHO_DELTAS * batch * rows;
-        /* Second stage first: the sourced gates' hidden parts; each source's adjoint: dL/ds = Delta W */
+        float *const gathered = d_source + 1u * units;
+        /* Second stage first: the hidden parts of the gates reading this step's sources; the
+         * sources' adjoint: dL/dS = Delta W */
         gru_cho_units_source_backward_f32(batch, hidden_size, NULL,
             d_h_prev, h_prev, saved, delta_hidden);
-        gru_cho_fill_f32(units, 0.0F, d_source + 0u * units);
-        gru_cho_gemm_nn_f32(batch, hidden_size, hidden_size, delta_hidden + 2u * hidden_size, rows, 1u,
-            hidden_weights + 2u * hidden_size * hidden_size, d_source + 0u * units);
+        gru_cho_fill_f32(1u * units, 0.0F, d_source);
+        /* new: the adjoints of [reset_state] side by side, Delta W */
+        gru_cho_fill_f32(1u * units, 0.0F, gathered);
+        gru_cho_gemm_nn_f32(batch, 1u * hidden_size, 1u * hidden_size, delta_hidden + 2u * hidden_size, rows, 1u,
+            hidden_weights + 2u * hidden_size * hidden_size, gathered);
+        gru_cho_add_block_f32(batch, hidden_size, gathered + 0u * hidden_size, 1u * hidden_size, d_source + 0u * units);
         gru_cho_units_backward_f32(batch, hidden_size, NULL,
             d_h_prev, h_prev, d_source + 0u * units,
             saved, delta_event, delta_hidden);
@@ -2724,8 +2824,10 @@ int gru_cho_step_backward_f32(
             gru_cho_gemm_nn_f32(2u * hidden_size, hidden_size, batch, delta_hidden + 0u * hidden_size, 1u, rows, h_prev,
                 d_hidden_weights + 0u * hidden_size * hidden_size);
         }
-        gru_cho_gemm_nn_f32(hidden_size, hidden_size, batch, delta_hidden + 2u * hidden_size, 1u, rows,
-            saved + 2u * units, d_hidden_weights + 2u * hidden_size * hidden_size);
+        /* new: dW += Delta^T S, S = [reset_state] (NULL: zeros) */
+        gru_cho_gather_f32(batch, hidden_size, saved + 2u * units, gathered + 0u * hidden_size, 1u * hidden_size);
+        gru_cho_gemm_nn_f32(1u * hidden_size, 1u * hidden_size, batch, delta_hidden + 2u * hidden_size, 1u, rows,
+            gathered, d_hidden_weights + 2u * hidden_size * hidden_size);
         gru_cho_column_sums_f32(batch, rows, delta_hidden, d_hidden_bias);
         gru_cho_fill_f32(batch * event_size, 0.0F, d_event);
         gru_cho_gemm_nn_f32(batch, event_size, rows, delta_event, rows, 1u, event_weights, d_event);

@@ -20,10 +20,11 @@
  *       reset, update, reset_state, new
  *   then scratch (GRU_CHO_DELTAS * T * B * G * H): the gate pre-activations in forward, the
  *       adjoints of the linear projections in backward (backward may be called again).
- *   then scratch (2 * B * H): the hidden sources (reset_state) of a step and
- *       a sourced gate's product in forward, their adjoints in backward.
+ *   then scratch (4 * B * H) for one step: its hidden sources (reset_state),
+ *       the sources of a run of gates side by side and its product in forward, their adjoints in
+ *       backward.
  *   then, for B >= 8, the packing area (GRU_CHO_PACK_SIZE(B, G * H, H) elements, scratch).
- * In all B * H * (1 * (T + 1) + 10 * T + 2) elements plus the packing area: O(T * B * H + H^2).
+ * In all B * H * (1 * (T + 1) + 10 * T + 4) elements plus the packing area: O(T * B * H + H^2).
  *
  * Return value of every entry point: GRU_CHO_OK, or an error code when a size is 0 or too
  * large (GRU_CHO_ERROR_SIZE) or a required pointer is NULL (GRU_CHO_ERROR_NULL); on error
@@ -83,12 +84,12 @@ extern "C" {
 #define GRU_CHO_CACHE_SIZE(steps, batch, hidden_size) \
     ((size_t)(batch) * (size_t)(hidden_size) * \
      ((size_t)GRU_CHO_STATES * ((size_t)(steps) + 1u) + \
-      (size_t)(GRU_CHO_SAVED + GRU_CHO_DELTAS * GRU_CHO_GATES) * (size_t)(steps) + 2u) + \
+      (size_t)(GRU_CHO_SAVED + GRU_CHO_DELTAS * GRU_CHO_GATES) * (size_t)(steps) + 4u) + \
      GRU_CHO_PACK_SIZE(batch, (size_t)GRU_CHO_GATES * (size_t)(hidden_size), hidden_size))
 #define GRU_CHO_STEP_SAVED_SIZE(batch, hidden_size) \
     ((size_t)GRU_CHO_SAVED * (size_t)(batch) * (size_t)(hidden_size))
 #define GRU_CHO_STEP_WORK_SIZE(batch, hidden_size) \
-    ((size_t)(GRU_CHO_DELTAS * GRU_CHO_GATES + 2) * (size_t)(batch) * (size_t)(hidden_size))
+    ((size_t)(GRU_CHO_DELTAS * GRU_CHO_GATES + 4) * (size_t)(batch) * (size_t)(hidden_size))
 #define GRU_CHO_EVENT_WEIGHTS_SIZE(event_size, hidden_size) \
     ((size_t)GRU_CHO_GATES * (size_t)(hidden_size) * (size_t)(event_size))
 #define GRU_CHO_HIDDEN_WEIGHTS_SIZE(hidden_size) \

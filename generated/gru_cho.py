@@ -27,6 +27,8 @@ Contents
     Per gate g in reset, update, new: ``event_<g>_weights`` (hidden, event),
     ``event_<g>_bias``, ``hidden_<g>_weights`` (hidden, hidden), ``hidden_<g>_bias``.
     Weights start at zero; a bias is a scalar (0 by default) or a (hidden,) vector.
+    ``hidden_new_weights``: (hidden, hidden), the hidden projection of [reset_state] (column
+    blocks in this order).
 ``forward(parameters, events, h0=None)``
     ``outputs, (h_last), cache``; events (T, event) or (T, batch, event),
     outputs (T, hidden) or (T, batch, hidden).
@@ -534,12 +536,19 @@ def forward(parameters, events, h0=None):
         out=event_projection.reshape(steps * batch, len(GATES) * hidden_size),
     )
     event_projection += event_bias
-    hidden_weights_t = np.ascontiguousarray(hidden_weights.T)
-    # Gates whose hidden projection reads the recurrent state; the others read a hidden source.
+    # Gates whose hidden projection reads the recurrent state (one GEMM)
     recurrent_columns = np.concatenate(
         [np.arange(0 * hidden_size, 1 * hidden_size), np.arange(1 * hidden_size, 2 * hidden_size)]
     )
-    recurrent_weights_t = np.ascontiguousarray(hidden_weights[recurrent_columns].T)
+    recurrent_weights = np.concatenate(
+        [arrays["hidden_reset_weights"], arrays["hidden_update_weights"]]
+    ).astype(dtype, copy=False)
+    recurrent_weights_t = np.ascontiguousarray(recurrent_weights.T)
+    # The others, one GEMM per run of gates reading the same hidden sources side by side
+    grouped_weights = [
+        np.concatenate([arrays["hidden_new_weights"]]).astype(dtype, copy=False),
+    ]
+    grouped_weights_t = [np.ascontiguousarray(w.T) for w in grouped_weights]
     hidden_projection = np.zeros((batch, len(GATES) * hidden_size), dtype=dtype)
     for t in range(steps):
         hidden_prev = hidden_states[t]
@@ -557,9 +566,10 @@ def forward(parameters, events, h0=None):
         update = _sigmoid(update_pre, out=saved["update"][t])
         # reset_state = hidden_prev*reset
         reset_state = np.multiply(hidden_prev, reset, out=saved["reset_state"][t])
-        # Gate new reads its hidden source (one GEMM): Z_new = reset_state W_new^T + b_new
-        hidden_projection[:, slice_new] = (
-            reset_state @ hidden_weights_t[:, slice_new] + hidden_bias[slice_new]
+        # new: this step's sources S side by side (one GEMM), Z = S W^T + b
+        hidden_projection[:, slice(2 * hidden_size, 3 * hidden_size)] = (
+            reset_state @ grouped_weights_t[0]
+            + hidden_bias[slice(2 * hidden_size, 3 * hidden_size)]
         )
         new_hidden = hidden_projection[:, slice_new]
         # new = tanh(new_event + new_hidden)
@@ -577,6 +587,8 @@ def forward(parameters, events, h0=None):
         hidden_size=hidden_size,
         inputs=inputs,
         weights=(event_weights, event_bias, hidden_weights, hidden_bias),
+        recurrent_weights=recurrent_weights,
+        grouped_weights=grouped_weights,
         unit_parameters={},
         states={"hidden": hidden_states},
         saved=saved,
@@ -627,11 +639,12 @@ def backward(cache, d_outputs, d_h_last=None):
         d_h_next[...] = _adjoint(d_h_last, "d_h_last", state_shape, meaning, dtype).reshape(
             batch, hidden_size
         )
-    event_weights, _, hidden_weights, _ = cache.weights
+    event_weights, _, _, _ = cache.weights
     recurrent_columns = np.concatenate(
         [np.arange(0 * hidden_size, 1 * hidden_size), np.arange(1 * hidden_size, 2 * hidden_size)]
     )
-    recurrent_weights = hidden_weights[recurrent_columns]
+    recurrent_weights = cache.recurrent_weights
+    grouped_weights = cache.grouped_weights
     slice_reset = slice(0 * hidden_size, 1 * hidden_size)
     slice_update = slice(1 * hidden_size, 2 * hidden_size)
     slice_new = slice(2 * hidden_size, 3 * hidden_size)
@@ -645,11 +658,12 @@ def backward(cache, d_outputs, d_h_last=None):
         reset = cache.saved["reset"][t]
         update = cache.saved["update"][t]
         new = cache.saved["new"][t]
-        # Second stage first: the sourced gates' hidden parts, then their sources' carries
-        # through the GEMM (dX = Delta W)
+        # Second stage first: the hidden parts of the gates reading this step's sources, then
+        # the sources' carries through the GEMM ([ds_1, ds_2, ...] = Delta W)
         # dL/dnew_hidden
         d_new_hidden = d_hidden_carry * (1 - update) * (1 - new**2)
-        d_reset_state_carry = d_new_hidden @ hidden_weights[slice_new]
+        grouped_adjoint_0 = d_new_hidden @ grouped_weights[0]
+        d_reset_state_carry = grouped_adjoint_0
         # First stage: every per-unit adjoint
         # common subexpression
         tmp0 = d_reset_state_carry * reset
@@ -687,11 +701,12 @@ def backward(cache, d_outputs, d_h_last=None):
     # (inputs.T @ delta_event: the faster operand order), copied to C order.
     grad_event_weights = np.ascontiguousarray((inputs.T @ delta_event).T)
     grad_event_bias = delta_event.sum(axis=0)
-    # Recurrent-state gates read h_{t-1}; a sourced gate reads its source (one GEMM each)
-    grad_hidden_weights = np.empty_like(hidden_weights)
-    grad_hidden_weights[recurrent_columns] = delta_hidden[:, recurrent_columns].T @ hidden_inputs
+    # Recurrent-state gates read h_{t-1}; the others their sources S (one GEMM per run)
+    grad_recurrent_weights = delta_hidden[:, recurrent_columns].T @ hidden_inputs
     source_inputs = cache.saved["reset_state"].reshape(steps * batch, hidden_size)
-    grad_hidden_weights[slice_new] = delta_hidden[:, slice_new].T @ source_inputs
+    grad_grouped_weights_0 = (
+        delta_hidden[:, slice(2 * hidden_size, 3 * hidden_size)].T @ source_inputs
+    )
     grad_hidden_bias = delta_hidden.sum(axis=0)
     grad_inputs = (delta_event @ event_weights).reshape(steps, batch, cache.event_size)
 
@@ -700,8 +715,10 @@ def backward(cache, d_outputs, d_h_last=None):
         rows = slice(k * hidden_size, (k + 1) * hidden_size)
         setattr(grads, f"event_{gate}_weights", grad_event_weights[rows])
         setattr(grads, f"event_{gate}_bias", grad_event_bias[rows])
-        setattr(grads, f"hidden_{gate}_weights", grad_hidden_weights[rows])
         setattr(grads, f"hidden_{gate}_bias", grad_hidden_bias[rows])
+    grads.hidden_reset_weights = grad_recurrent_weights[0 * hidden_size : 1 * hidden_size]
+    grads.hidden_update_weights = grad_recurrent_weights[1 * hidden_size : 2 * hidden_size]
+    grads.hidden_new_weights = grad_grouped_weights_0[0 * hidden_size : 1 * hidden_size]
     grads.events = grad_inputs if cache.batched else grad_inputs[:, 0]
     grads.h0 = d_h_next if cache.batched else d_h_next[0]
     return grads

@@ -112,9 +112,11 @@ class Derivation:
     #: Adjoints of a projected state's map ``new = W_projection projection`` (None: no such state).
     projection: LinearAdjoints | None = None
     #: Hidden sources (``spec.hidden_sources``): adjoints of ``Z = S W^T + 1 b^T`` (the sourced
-    #: gates' hidden projections) and the backward's second stage, which computes the sourced
-    #: gates' hidden-part adjoints from the state carries alone (their ``d_<source>_carry``,
-    #: Delta W, then feeds the full per-unit ``backward``). None without sources.
+    #: gates' hidden projections, S the sources side by side) and the backward's second stage,
+    #: which computes the hidden-part adjoints of the gates reading a same-step source from the
+    #: state carries alone (their sources' ``d_<source>_carry``, the blocks of Delta W, then feed
+    #: the full per-unit ``backward``; a previous state's block adds to that state's adjoint, as
+    #: Delta^h W_h does). None without sources; ``source_backward`` None without same-step ones.
     sources: LinearAdjoints | None = None
     source_backward: Backward | None = None
 
@@ -161,7 +163,7 @@ def _gate_inputs(spec: CellSpec):
         rewritten = [expr.xreplace({event: pre - hidden}) for _, expr in spec.equations]
         uses_event = any(event in e.free_symbols for _, e in spec.equations)
         uses_hidden = any(hidden in e.free_symbols for _, e in spec.equations)
-        sourced = gate in spec.hidden_sources  # its hidden part comes from another GEMM
+        sourced = gate in spec.hidden_sources  # its hidden part comes from its own GEMM
         if (
             uses_event
             and uses_hidden
@@ -231,8 +233,8 @@ def backward(lowered: Lowered) -> Backward:
     carries = tuple(carry(s.unit) for s in spec.states)
     for state, symbol in zip(spec.states, carries, strict=True):
         contributions[state.unit].append(symbol)
-    # A hidden source's adjoint from its GEMM (d_source = Delta W) is one more carry.
-    for source in spec.hidden_sources.values():
+    # A same-step hidden source's adjoint from its GEMM (d_source = Delta W) is one more carry.
+    for source in spec.unit_sources:
         carries += (carry(source),)
         contributions[source].append(carry(source))
     chain: list[Assignment] = []
@@ -353,8 +355,8 @@ def saved_values(lowered: Lowered, bwd: Backward) -> tuple[sp.Symbol, ...]:
     used = set().union(*(a.expr.free_symbols for a in bwd.chain)) if bwd.chain else set()
     # A projection's per-unit vector: the weight gradient dW_projection = Delta^T M reads it.
     used |= {s.projection for s in lowered.spec.states if s.projection is not None}
-    # A hidden source: the sourced gates' weight gradients dW = Delta^T S read it.
-    used |= set(lowered.spec.hidden_sources.values())
+    # A same-step hidden source: the sourced gates' weight gradients dW = Delta^T S read it.
+    used |= set(lowered.spec.unit_sources)
     inputs = tuple(g.symbol for g in lowered.gate_inputs if g.symbol in used)
     return inputs + tuple(a.target for a in lowered.forward if a.target in used)
 
@@ -366,10 +368,10 @@ def derive(spec: CellSpec) -> Derivation:
     raw = backward(lowered)
     reduced = eliminate(raw)
     source_backward = None
-    if spec.hidden_sources:
-        # Backward stage 2: the sourced gates' hidden-part adjoints, which never depend on the
-        # sources' carries (a source precedes every use of those parts).
-        wanted = {gate_hidden(g) for g in spec.hidden_sources}
+    if spec.unit_sources:
+        # Backward stage 2: the hidden-part adjoints of the gates reading a same-step source,
+        # which never depend on the sources' carries (a source precedes every use of them).
+        wanted = {gate_hidden(g) for g in spec.sourced_gates if spec.reads_unit_source(g)}
         outputs = {k: v for k, v in raw.outputs.items() if k in wanted}
         source_backward = eliminate(Backward(raw.carries, raw.chain, outputs, raw.partials))
         free = set().union(*(a.expr.free_symbols for a in source_backward.chain))

@@ -320,6 +320,10 @@ class NativeCell:
         ]
         #: The inputs backward reads again (their addresses are saved in the cache).
         self._kept_names = ["event_weights", "hidden_weights", *self._copied_names]
+        #: Column blocks of each gate's hidden weights (hidden_sources); not all 1: the C takes
+        #: every gate's (H, blocks * H) weights flattened one after the other.
+        self._blocks = [len(self.spec.sources(g)) for g in self.GATES]
+        self._wide = any(b != 1 for b in self._blocks)
 
     def _state_sizes(self, hidden, projection) -> dict:
         """Entries of each state by short name: hidden_size, or projection_size if projected."""
@@ -598,7 +602,9 @@ class NativeCell:
             "events": (steps, batch, event_size),
             "event_weights": (rows, event_size),
             "event_bias": (rows,),
-            "hidden_weights": (rows, sizes[self.spec.recurrent_state.short]),
+            "hidden_weights": (sum(self._blocks) * hidden * hidden,)
+            if self._wide
+            else (rows, sizes[self.spec.recurrent_state.short]),
             "hidden_bias": (rows,),
             "outputs": (steps, batch, output),
             "d_outputs": (steps, batch, output),
@@ -683,6 +689,12 @@ class NativeCell:
         gates = len(self.GATES)
         for name, attributes in self._gate_attributes:  # one view per gate: rows of a block
             stacked = gradients[name]
+            if self._wide and name == "d_hidden_weights":  # (H, blocks * H) per gate, flattened
+                ends = np.cumsum(self._blocks)[:-1] * hidden * hidden
+                fields.update(
+                    zip(attributes, (b.reshape(hidden, -1) for b in np.split(stacked, ends)))
+                )
+                continue
             fields.update(zip(attributes, stacked.reshape(gates, hidden, *stacked.shape[1:])))
         for p in self.spec.unit_parameters:
             setattr(grads, p.name, gradients[f"d_{p.name}"])

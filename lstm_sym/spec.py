@@ -86,10 +86,15 @@ class CellSpec:
     source: str = ""
     #: LaTeX letters of gates or values where the conventional one misleads (GRU: update -> z).
     letters: dict = field(default_factory=dict)
-    #: ``{gate: symbol}``: the gate's hidden projection reads the per-unit value ``symbol``,
-    #: assigned earlier in the same step, instead of the recurrent state (Cho's GRU:
-    #: ``{"new": reset * hidden_prev}``). The step then has two per-unit stages, the equations
-    #: up to the last source and the rest, with the sources' GEMM between them.
+    #: ``{gate: symbol or tuple of symbols}``: what the gate's hidden projection reads instead
+    #: of the recurrent state (the default source tuple is ``(recurrent,)``). A source is a
+    #: per-unit value assigned earlier in the same step (Cho's GRU: ``{"new": reset_state}``,
+    #: ``reset_state = reset * hidden_prev``) or the ``prev`` symbol of a state that is not
+    #: projected (FGR LSTM: the previous gate activations). ``hidden_<gate>_weights`` is then
+    #: (hidden, sum of the sources' sizes), column blocks in tuple order:
+    #: ``g_hidden = W[:, block 1] s_1 + W[:, block 2] s_2 + ... + b``. With a same-step source
+    #: the step has two per-unit stages, the equations up to the last such source and the rest,
+    #: with the sourced gates' GEMM between them.
     hidden_sources: dict = field(default_factory=dict)
 
     def event_input(self, gate: str) -> sp.Symbol:
@@ -113,6 +118,30 @@ class CellSpec:
     @property
     def recurrent_state(self) -> State:
         return next(s for s in self.states if s.prev == self.recurrent)
+
+    def sources(self, gate: str) -> tuple[sp.Symbol, ...]:
+        """What gate ``gate``'s hidden projection reads, in column-block order."""
+        value = self.hidden_sources.get(gate)
+        if value is None:
+            return (self.recurrent,)
+        return (value,) if isinstance(value, sp.Symbol) else tuple(value)
+
+    @property
+    def sourced_gates(self) -> tuple[str, ...]:
+        """Gates with their own ``hidden_sources`` entry, in gate order."""
+        return tuple(g for g in self.gates if g in self.hidden_sources)
+
+    @property
+    def unit_sources(self) -> tuple[sp.Symbol, ...]:
+        """The distinct same-step (per-unit) sources, in gate then tuple order."""
+        prevs = set(self.prev_symbols)
+        found = [s for g in self.sourced_gates for s in self.sources(g) if s not in prevs]
+        return tuple(dict.fromkeys(found))
+
+    def reads_unit_source(self, gate: str) -> bool:
+        """True when gate ``gate``'s hidden projection reads a value of the same step."""
+        prevs = set(self.prev_symbols)
+        return gate in self.hidden_sources and any(s not in prevs for s in self.sources(gate))
 
     @property
     def projected_state(self) -> State | None:
@@ -288,46 +317,76 @@ def validate(spec: CellSpec) -> None:
 
 
 def source_stage(spec: CellSpec) -> int:
-    """Number of equations in the first per-unit stage: up to the last hidden source (0: none)."""
-    if not spec.hidden_sources:
+    """Number of equations in the first per-unit stage: up to the last same-step hidden source
+    (0: none)."""
+    if not spec.unit_sources:
         return 0
     targets = [t for t, _ in spec.equations]
-    return 1 + max(targets.index(s) for s in spec.hidden_sources.values())
+    return 1 + max(targets.index(s) for s in spec.unit_sources)
 
 
 def _validate_sources(spec: CellSpec) -> None:
-    """``hidden_sources``: known gates, symbols assigned by a per-unit equation, and no equation
-    of the first stage (up to the last source) reading a sourced gate's hidden part."""
+    """``hidden_sources``: known gates; each source a symbol assigned by a per-unit equation or
+    the previous value of a state that is not projected, none repeated; and no equation of the
+    first stage (up to the last same-step source) reading the hidden part of a gate that reads
+    a same-step source."""
     sources = spec.hidden_sources
     if not sources:
         return
     if not isinstance(sources, dict):
-        raise SpecError(f"cell {spec.name!r}: hidden_sources must be a dict {{gate: symbol}}")
+        raise SpecError(
+            f"cell {spec.name!r}: hidden_sources must be a dict {{gate: symbol or tuple}}"
+        )
+    targets = [t for t, _ in spec.equations if isinstance(t, sp.Symbol)]
+    news = {s.new: s for s in spec.states}
+    prevs = {s.prev: s for s in spec.states}
+    for gate, value in sources.items():
+        where = f"cell {spec.name!r}, hidden_sources[{gate!r}] = {value}"
+        if gate not in spec.gates:
+            raise SpecError(f"{where}: {gate!r} is not a gate (gates: {', '.join(spec.gates)})")
+        symbols = (value,) if isinstance(value, sp.Symbol) else value
+        if not isinstance(symbols, tuple) or not symbols:
+            raise SpecError(f"{where}: give a Symbol or a non-empty tuple of Symbols")
+        for symbol in symbols:
+            if not isinstance(symbol, sp.Symbol):
+                raise SpecError(
+                    f"{where}: the source {symbol!r} must be a Symbol (a per-unit value assigned "
+                    "by an equation, or a state's prev symbol)"
+                )
+            if symbols.count(symbol) > 1:
+                raise SpecError(f"{where}: the source {symbol} repeats")
+            if symbol in prevs and prevs[symbol].projection is not None:
+                raise SpecError(
+                    f"{where}: {symbol} is the previous value of the projected state "
+                    f"{prevs[symbol].name} (projection_size entries): not supported as a "
+                    "hidden source"
+                )
+            if symbol in news:
+                raise SpecError(
+                    f"{where}: the source {symbol} is the new value of state "
+                    f"{news[symbol].name}: read its previous value {news[symbol].prev}, or a "
+                    "per-unit value of the step that is not a state"
+                )
+            if symbol not in prevs and symbol not in targets:
+                raise SpecError(
+                    f"{where}: no equation assigns the source {symbol}, and it is no state's "
+                    "prev symbol"
+                )
+        if symbols == (spec.recurrent,):
+            raise SpecError(
+                f"{where}: ({spec.recurrent},) is the default source tuple; leave the gate out"
+            )
     if spec.projected_state is not None:
         raise SpecError(
             f"cell {spec.name!r}: hidden_sources and a projected state cannot be combined yet"
         )
-    targets = [t for t, _ in spec.equations if isinstance(t, sp.Symbol)]
-    states = {s.new for s in spec.states} | {s.prev for s in spec.states}
-    for gate, symbol in sources.items():
-        where = f"cell {spec.name!r}, hidden_sources[{gate!r}] = {symbol}"
-        if gate not in spec.gates:
-            raise SpecError(f"{where}: {gate!r} is not a gate (gates: {', '.join(spec.gates)})")
-        if not isinstance(symbol, sp.Symbol):
-            raise SpecError(f"{where}: the source must be a Symbol assigned by an equation")
-        if symbol in states:
-            raise SpecError(
-                f"{where}: the source must be a per-unit value of the step, not a state "
-                "(the recurrent state is what a hidden projection reads by default)"
-            )
-        if symbol not in targets:
-            raise SpecError(f"{where}: no equation assigns {symbol}")
-    sourced = {gate_hidden(g) for g in sources}
+    stage_gates = [g for g in spec.sourced_gates if spec.reads_unit_source(g)]
+    sourced = {gate_hidden(g) for g in stage_gates}
     for number, (target, expr) in enumerate(spec.equations[: source_stage(spec)], 1):
         read = sorted(s.name for s in expr.free_symbols & sourced)
         if read:
             raise SpecError(
                 f"cell {spec.name!r}, equation {number} ({target} = {expr}): reads "
-                f"{', '.join(read)}, the projection of a hidden source, before (or while) the "
-                "last source is computed: every source must come first"
+                f"{', '.join(read)}, the projection of a hidden source of this step, before (or "
+                "while) the last such source is computed: every same-step source must come first"
             )

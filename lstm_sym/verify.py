@@ -51,15 +51,24 @@ def state_sizes(spec: CellSpec, hidden_size: int, projection_size=None) -> dict:
     return {s.short: hidden_size if s.projection is None else P for s in spec.states}
 
 
+def _hidden_sources(spec: CellSpec, gate: str) -> tuple:
+    """The symbols gate ``gate``'s hidden projection reads, read from the spec as written:
+    ``hidden_sources[gate]`` (a symbol or a tuple), else the recurrent state."""
+    value = spec.hidden_sources.get(gate, spec.recurrent)
+    return (value,) if isinstance(value, sp.Symbol) else tuple(value)
+
+
 def leaf_shapes(
     spec: CellSpec, steps: int, batch: int, event_size: int, hidden_size: int, projection_size=None
 ) -> dict:
     """Shape of every differentiable input: Parameters attributes, ``events``, ``<short>0``."""
     H, X = hidden_size, event_size
     sizes = state_sizes(spec, hidden_size, projection_size)
-    R = sizes[spec.recurrent_state.short]  # what the hidden projections read
+    by_prev = {s.prev: sizes[s.short] for s in spec.states}
     shapes = {}
     for gate in spec.gates:
+        # What the hidden projection reads: a previous state (its size) or a per-unit value (H)
+        R = sum(by_prev.get(source, H) for source in _hidden_sources(spec, gate))
         for side, columns in (("event", X), ("hidden", R)):
             shapes[f"{side}_{gate}_weights"] = (H, columns)
             shapes[f"{side}_{gate}_bias"] = (H,)
@@ -153,13 +162,16 @@ def _unroll(spec: CellSpec, leaves: dict, affine, step, zero):
     ``affine(row, vector, bias)`` is a dot product plus bias, ``step(values, i)`` applies the
     spec's i-th equation to one unit's ``{symbol: value}`` in place, ``zero`` is the number
     type's zero. Equations run across all units in turn, so that a gate's hidden part can read a
-    hidden source (a per-unit value of this step) of every unit.
+    hidden source (a per-unit value of this step) of every unit. A gate with ``hidden_sources``
+    reads its sources side by side, in tuple order (previous states and values of this step),
+    through one row of its hidden weights per unit.
     Returns ``(outputs (T, B, output size), {short: final state (B, size)})``.
     """
     T, B, _ = leaves["events"].shape
     H = leaves[f"event_{spec.gates[0]}_bias"].shape[0]
     state = {s.short: leaves[f"{s.short}0"] for s in spec.states}
     recurrent = spec.recurrent_state.short
+    prev_short = {s.prev: s.short for s in spec.states}
     outputs = np.empty((T, B, state[spec.output_state.short].shape[1]), dtype=object)
     for t in range(T):
         # Per-unit values of each state (a projected state's vector), then its projection.
@@ -185,10 +197,15 @@ def _unroll(spec: CellSpec, leaves: dict, affine, step, zero):
                     if s.projection is None:  # a projected state's is read by projections only
                         values[s.prev] = state[s.short][b, k]
             for i, (_, expr) in enumerate(spec.equations):
-                for gate, source in spec.hidden_sources.items():
+                for gate in spec.hidden_sources:
                     part = gate_hidden(gate)
                     if part in expr.free_symbols and part not in units[0]:
-                        read = [values[source] for values in units]  # W_hidden_g s + b_hidden_g
+                        read = []  # [s_1, s_2, ...]: W_hidden_g [s_1, s_2, ...] + b_hidden_g
+                        for source in _hidden_sources(spec, gate):
+                            if source in prev_short:  # a state at t-1, all of its entries
+                                read.extend(state[prev_short[source]][b])
+                            else:  # a value of this step, of every unit
+                                read.extend(values[source] for values in units)
                         for k, values in enumerate(units):
                             values[part] = affine(
                                 leaves[f"hidden_{gate}_weights"][k],

@@ -33,7 +33,8 @@ class Trace:
         R = sizes[spec.recurrent_state.short]
         self.parameters = {}
         for gate in spec.gates:
-            for side, cols in (("event", X), ("hidden", R)):
+            width = len(spec.sources(gate)) if gate in spec.hidden_sources else 1
+            for side, cols in (("event", X), ("hidden", R * width)):
                 self.parameters[f"{side}_{gate}_weights"] = rng.normal(0, 0.6, size=(H, cols))
                 self.parameters[f"{side}_{gate}_bias"] = rng.normal(0, 0.6, size=H)
         for p in spec.unit_parameters:
@@ -67,8 +68,9 @@ class Trace:
                     tensors[s.prev.name] = alias
             projected = state[recurrent.short] * 1.0
             projected.retain_grad()
-            sourced = {}  # gate -> its hidden part's name, computed once its source is known
-            sources = {}
+            sourced = {}  # gate -> its hidden part's name, computed once its sources are known
+            sources = {}  # same-step source -> its copy read by the projections (grad: carry)
+            reads = {}  # previous state -> its copy read by the sourced gates' projections
             for gi in d.gate_inputs:
                 event_part = (
                     events[t] @ leaf[f"event_{gi.gate}_weights"].T + leaf[f"event_{gi.gate}_bias"]
@@ -96,6 +98,33 @@ class Trace:
                 alias = leaf[p.name].expand(B, H) * 1.0
                 alias.retain_grad()
                 tensors[p.name] = alias
+            prevs = {s.prev.name: s.short for s in spec.states}
+
+            def read(name, tensors=tensors, reads=reads, sources=sources, prevs=prevs):
+                """One copy of a source for all projections reading it (of a previous state:
+                apart from the per-unit equations' alias, whose gradient is the direct part)."""
+                copies = reads if name in prevs else sources
+                if name not in copies:
+                    copies[name] = (state[prevs[name]] if name in prevs else tensors[name]) * 1.0
+                    copies[name].retain_grad()
+                return copies[name]
+
+            def project_ready(sourced=sourced, tensors=tensors, read=read):
+                """W_hidden_g [s_1, s_2, ...] + b_hidden_g for each gate whose sources are known."""
+                for gate, name in list(sourced.items()):
+                    names = [s.name for s in spec.sources(gate)]
+                    if not all(n in tensors for n in names):
+                        continue
+                    stacked = torch.cat([read(n) for n in names], dim=1)
+                    if len(names) > 1:  # the stacked value the document names
+                        stacked.retain_grad()
+                        tensors[f"sources_{gate}"] = stacked
+                    part = stacked @ leaf[f"hidden_{gate}_weights"].T + leaf[f"hidden_{gate}_bias"]
+                    part.retain_grad()
+                    tensors[name] = part
+                    del sourced[gate]
+
+            project_ready()
             for a in d.forward:
                 args = sorted(a.expr.free_symbols, key=lambda s: s.name)
                 value = sp.lambdify(args, a.expr, modules=functions)(
@@ -103,14 +132,7 @@ class Trace:
                 )
                 value.retain_grad()
                 tensors[a.target.name] = value
-                for gate, name in sourced.items():
-                    if spec.hidden_sources[gate] == a.target:  # W_hidden_g s + b_hidden_g
-                        read = value * 1.0
-                        read.retain_grad()
-                        sources[a.target.name] = read  # its gradient is the source's carry
-                        part = read @ leaf[f"hidden_{gate}_weights"].T + leaf[f"hidden_{gate}_bias"]
-                        part.retain_grad()
-                        tensors[name] = part
+                project_ready()
             outs, projections = {}, {}
             for s in spec.states:
                 out = tensors[s.unit.name] * 1.0
@@ -122,7 +144,7 @@ class Trace:
                     projections[s.new.name] = out
                 state[s.short] = out
             outputs.append(state[spec.output_state.short])
-            records.append((tensors, aliases, projected, outs, projections, sources))
+            records.append((tensors, aliases, projected, outs, projections, sources, reads))
         loss = sum(
             (o * torch.tensor(c)).sum() for o, c in zip(outputs, self.cot["outputs"], strict=True)
         )
@@ -139,7 +161,7 @@ class Trace:
         self.env: list[dict] = []
         #: Per step: previous-state name -> adjoint through the whole step (projection included).
         self.through: list[dict] = []
-        for tensors, aliases, projected, outs, projections, sources in records:
+        for tensors, aliases, projected, outs, projections, sources, reads in records:
             env, through = {}, {}
             for name, tensor in tensors.items():
                 env[name] = tensor.detach().numpy().copy()
@@ -147,8 +169,10 @@ class Trace:
             for name, alias in aliases.items():
                 env.setdefault(name, alias.detach().numpy().copy())  # a projected state's too
                 env[adjoint(sp.Symbol(name)).name] = grad(alias)  # the per-unit (direct) part
-                through[name] = grad(alias) + (
-                    grad(projected) if name == recurrent.prev.name else 0
+                through[name] = (
+                    grad(alias)
+                    + (grad(projected) if name == recurrent.prev.name else 0)
+                    + (grad(reads[name]) if name in reads else 0)
                 )
             for name, out in (outs | sources).items():
                 env[carry(sp.Symbol(name)).name] = grad(out)

@@ -440,7 +440,10 @@ def _sourced_spec(sources, equations=None):
         output=h,
         recurrent=h_prev,
         equations=equations,
-        hidden_sources={g: symbols.get(v, v) for g, v in sources.items()},
+        hidden_sources={
+            g: tuple(symbols.get(x, x) for x in v) if isinstance(v, tuple) else symbols.get(v, v)
+            for g, v in sources.items()
+        },
     )
 
 
@@ -452,15 +455,114 @@ def test_hidden_sources_valid_spec_passes():
     ("sources", "message"),
     [
         ({"newer": "s"}, "'newer' is not a gate"),
-        ({"new": "h"}, "not a state"),
-        ({"new": "h_prev"}, "not a state"),
-        ({"new": real_symbol("nowhere")}, "no equation assigns nowhere"),
+        ({"new": "h"}, r"hidden_sources\['new'\] = hidden: the source hidden is the new value"),
+        ({"new": "h_prev"}, r"hidden_sources\['new'\] = hidden_prev: .* default source tuple"),
+        ({"new": real_symbol("nowhere")}, "no equation assigns the source nowhere"),
         ({"reset": "s"}, "reads reset_hidden"),
+        # Tuples: previous states and values of the step side by side
+        (
+            {"new": ("s", "s")},
+            r"hidden_sources\['new'\] = \(reset_state, reset_state\): .* repeats",
+        ),
+        (
+            {"new": ("s", real_symbol("nowhere"))},
+            r"hidden_sources\['new'\] = .*: no equation assigns the source nowhere",
+        ),
+        ({"new": ("s", "h")}, "the source hidden is the new value of state hidden"),
+        ({"new": ()}, "non-empty tuple"),
+        ({"new": ("s", "x")}, "must be a Symbol"),
+        ({"reset": ("h_prev", "s")}, "reads reset_hidden"),
     ],
 )
 def test_hidden_sources_errors_name_the_problem(sources, message):
     with pytest.raises(SpecError, match=message):
         validate(_sourced_spec(sources))
+
+
+def test_hidden_source_tuples_of_previous_states_and_step_values_pass():
+    validate(_sourced_spec({"new": ("h_prev", "s")}))
+    validate(_sourced_spec({"new": ("s", "h_prev")}))
+
+
+def test_projected_state_prev_as_a_hidden_source_is_refused():
+    spec = get("lstmp")
+    h_prev, c_prev = real_symbol("hidden_prev"), real_symbol("cell_prev")
+    bad = CellSpec(
+        **{
+            **{f: getattr(spec, f) for f in ("name", "title", "gates", "states", "output")},
+            "recurrent": spec.recurrent,
+            "equations": spec.equations,
+            "hidden_sources": {"forget": (c_prev, h_prev)},
+        }
+    )
+    with pytest.raises(
+        SpecError,
+        match=r"hidden_sources\['forget'\] = \(cell_prev, hidden_prev\): hidden_prev is the "
+        r"previous value of the projected state hidden",
+    ):
+        validate(bad)
+
+
+def _fgr_and_peephole(zero_gate_blocks: bool, seed: int = 5):
+    """lstm_fgr and peephole_lstm on the same problem (shared parameters by name)."""
+    rng = np.random.default_rng(seed)
+    T, B, X, H = 4, 2, 3, 5
+    events = rng.normal(size=(T, B, X))
+    initial = {"h0": rng.normal(size=(B, H)), "c0": rng.normal(size=(B, H))}
+    fgr, peephole = kernel("lstm_fgr"), kernel("peephole_lstm")
+    p, q = fgr.Parameters(X, H), peephole.Parameters(X, H)
+    for name in q.NAMES:
+        value = rng.normal(0, 0.5, size=np.shape(q.checked(name)))
+        setattr(q, name, value)
+        if (
+            name.startswith("hidden_")
+            and name.endswith("_weights")
+            and name != ("hidden_candidate_weights")
+        ):  # [R_g, R_ig, R_fg, R_og]: the block reading h, then the nine gate-to-gate blocks
+            extra = rng.normal(0, 0.5, size=(H, 3 * H)) * (not zero_gate_blocks)
+            value = np.concatenate([value, extra], axis=1)
+        setattr(p, name, value)
+    return fgr.forward(p, events, **initial), peephole.forward(q, events, **initial)
+
+
+def test_lstm_fgr_without_gate_recurrence_is_peephole_lstm():
+    """With the nine gate-to-gate blocks (and i0, f0, o0) zero, FGR is Greff's vanilla LSTM;
+    with them it differs, and its carried gate states are the gate activations."""
+    (out_f, lasts_f, cache_f), (out_p, lasts_p, cache_p) = _fgr_and_peephole(True)
+    assert relative_error(out_f, out_p) < 1e-14  # other summation orders only
+    assert relative_error(lasts_f[1], lasts_p[1]) < 1e-14
+    for name, state in (("update", "update_gate"), ("forget", "forget_gate")):
+        assert relative_error(cache_f.states[state][1:], cache_p.saved[name]) < 1e-14
+        assert (
+            relative_error(lasts_f[2 if name == "update" else 3], cache_p.saved[name][-1]) < 1e-14
+        )
+    d_outputs = np.ones_like(out_f)
+    grads_f = kernel("lstm_fgr").backward(cache_f, d_outputs)
+    grads_p = kernel("peephole_lstm").backward(cache_p, d_outputs)
+    for name in ("events", "h0", "c0", "peephole_update", "event_forget_weights"):
+        assert relative_error(getattr(grads_f, name), getattr(grads_p, name)) < 1e-13, name
+    H = out_f.shape[-1]
+    assert (
+        relative_error(grads_f.hidden_output_weights[:, :H], grads_p.hidden_output_weights) < 1e-13
+    )
+    (out_f, _, _), (out_p, _, _) = _fgr_and_peephole(False)
+    assert relative_error(out_f, out_p) > 1e-3
+
+
+def test_lstm_fgr_hidden_weights_shapes_and_c_layout(natives):
+    spec, module = get("lstm_fgr"), kernel("lstm_fgr")
+    p = module.Parameters(2, 3)
+    assert p.hidden_update_weights.shape == (3, 12)
+    assert p.hidden_candidate_weights.shape == (3, 3)
+    with pytest.raises(ValueError, match=r"hidden_forget_weights must have shape \(3, 12\)"):
+        p.hidden_forget_weights = np.zeros((3, 3))
+        p.arrays()
+    p.hidden_forget_weights = np.zeros((3, 12))
+    with pytest.raises(ValueError, match="PyTorch has no counterpart"):
+        p.to_torch_state_dict()
+    _, _, hidden_weights, _ = p.stacked(np.float64)
+    assert hidden_weights.shape == (13 * 3 * 3,)
+    assert [len(spec.sources(g)) for g in spec.gates] == [4, 4, 1, 4]
 
 
 def test_gru_cho_differs_from_gru_only_by_where_reset_acts():
@@ -486,3 +588,99 @@ def test_gru_cho_differs_from_gru_only_by_where_reset_acts():
         p.event_reset_bias = np.full(H, 60.0)  # sigmoid(60 + O(1)) == 1 in float64
     outs = {n: m.forward(p, events, h0=h0)[0] for n, (m, p) in results.items()}
     assert relative_error(outs["gru"], outs["gru_cho"]) < 1e-14
+
+
+@pytest.mark.parametrize("name", ["gru_cho", "lstm_fgr"])
+def test_sourced_c_steps_compose_to_the_sequence(name, natives):
+    """The C step entry points of cells with hidden sources (two-stage steps, gates reading
+    several sources side by side), called by their C argument names, over T steps give the
+    sequence forward and backward of the NumPy kernel."""
+    import ctypes
+
+    from lstm_sym.codegen import c_api
+
+    spec, module, cell = get(name), kernel(name), native_cell(natives, name)
+    T, B, X, H = 3, 2, 3, 4
+    parameters, events, initial, cot = checks.random_problem(spec, 7, T, B, X, H)
+    arrays = parameters.arrays()
+    stacked = dict(
+        zip(
+            ("event_weights", "event_bias", "hidden_weights", "hidden_bias"),
+            (np.ascontiguousarray(a) for a in parameters.stacked(np.float64)),
+            strict=True,
+        )
+    )
+    functions = {f.name: f for f in c_api.functions(spec)}
+    lib = cell.library
+    for query in ("step_saved_size", "step_work_size"):
+        getattr(lib, f"{name}_{query}").restype = ctypes.c_size_t
+    saved_size = getattr(lib, f"{name}_step_saved_size")(ctypes.c_size_t(B), ctypes.c_size_t(H))
+    work = np.empty(getattr(lib, f"{name}_step_work_size")(ctypes.c_size_t(B), ctypes.c_size_t(H)))
+
+    def call(function, values):
+        args = [
+            ctypes.c_size_t(values[a.name]) if a.kind == "size" else values[a.name].ctypes.data
+            for a in functions[function].args
+        ]
+        assert getattr(lib, f"{name}_{function}_f64")(*args) == 0
+
+    shorts = [s.short for s in spec.states]
+    sizes = {"batch": B, "event_size": X, "hidden_size": H, "work": work} | stacked
+    sizes |= {p.name: np.ascontiguousarray(arrays[p.name]) for p in spec.unit_parameters}
+    states = {s: [np.ascontiguousarray(initial[s])] for s in shorts}
+    saved = []
+    for t in range(T):
+        values = sizes | {"event": np.ascontiguousarray(events[t])}
+        values |= {f"{s}_prev": states[s][-1] for s in shorts}
+        values |= {f"{s}_next": np.empty((B, H)) for s in shorts}
+        saved.append(np.empty(saved_size))
+        call("step_forward", values | {"saved": saved[-1]})
+        for s in shorts:
+            states[s].append(values[f"{s}_next"])
+    outputs, lasts, cache = module.forward(
+        parameters, events, **{f"{s}0": initial[s] for s in shorts}
+    )
+    lasts = lasts if isinstance(lasts, tuple) else (lasts,)
+    out = spec.output_state.short
+    assert relative_error(np.stack(states[out][1:]), outputs) < 1e-12
+    for s, last in zip(shorts, lasts, strict=True):
+        assert relative_error(states[s][-1], last) < 1e-12, s
+
+    grads = module.backward(cache, cot["outputs"], **{f"d_{s}_last": cot[s] for s in shorts})
+    accumulated = {f"d_{k}": np.zeros_like(v) for k, v in stacked.items()}
+    accumulated |= {f"d_{p.name}": np.zeros(H) for p in spec.unit_parameters}
+    d = {s: np.ascontiguousarray(cot[s]) for s in shorts}
+    d_events = np.empty_like(events)
+    for t in reversed(range(T)):
+        values = sizes | accumulated | {"event": np.ascontiguousarray(events[t]), "saved": saved[t]}
+        values |= {f"{s}_prev": states[s][t] for s in shorts}
+        values |= {f"d_{s}_next": d[s] + (cot["outputs"][t] if s == out else 0) for s in shorts}
+        values |= {f"d_{s}_prev": np.empty((B, H)) for s in shorts}
+        values["d_event"] = np.empty((B, X))
+        call("step_backward", values)
+        d = {s: values[f"d_{s}_prev"] for s in shorts}
+        d_events[t] = values["d_event"]
+    assert relative_error(d_events, grads.events) < 1e-12
+    for s in shorts:
+        assert relative_error(d[s], getattr(grads, f"{s}0")) < 1e-12, s
+    blocks = [len(spec.sources(g)) for g in spec.gates]
+    for k, gate in enumerate(spec.gates):
+        start = sum(blocks[:k]) * H * H
+        hidden = accumulated["d_hidden_weights"].ravel()[start : start + blocks[k] * H * H]
+        got = hidden.reshape(H, blocks[k] * H)
+        assert relative_error(got, getattr(grads, f"hidden_{gate}_weights")) < 1e-12, gate
+        rows = slice(k * H, (k + 1) * H)
+        assert (
+            relative_error(
+                accumulated["d_hidden_bias"][rows], getattr(grads, f"hidden_{gate}_bias")
+            )
+            < 1e-12
+        )
+        assert (
+            relative_error(
+                accumulated["d_event_weights"][rows], getattr(grads, f"event_{gate}_weights")
+            )
+            < 1e-12
+        )
+    for p in spec.unit_parameters:
+        assert relative_error(accumulated[f"d_{p.name}"], getattr(grads, p.name)) < 1e-12

@@ -166,6 +166,10 @@ def _role_value(role, arg, offset, t, trace, grads, column=None):
     elif role == "parameter":
         v = trace.parameters[arg]
         return v if v.ndim == 2 else v[:, None]
+    elif role == "weight_block":  # the column block j of a gate's wide hidden weights
+        name, j = arg.rsplit("@", 1)
+        H = trace.hidden_size
+        return trace.parameters[name][:, int(j) * H : (int(j) + 1) * H]
     elif role == "through":
         v = trace.through[step][arg]
     elif role == "direct":

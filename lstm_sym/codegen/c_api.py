@@ -44,6 +44,13 @@ def _weights(spec: CellSpec, gradient: bool = False, only=None) -> list[Arg]:
         else "(gates * hidden_size, projection_size), gates stacked",
         "hidden_bias": "(gates * hidden_size)",
     }
+    blocks = [len(spec.sources(g)) for g in spec.gates]
+    if any(n != 1 for n in blocks):  # hidden_sources: gates read several sources side by side
+        shapes["hidden_weights"] = (
+            f"({sum(blocks)} * hidden_size * hidden_size): every gate's (hidden_size, n * "
+            "hidden_size) weights one after the other, n = "
+            + ", ".join(f"{n} ({g})" for g, n in zip(spec.gates, blocks, strict=True))
+        )
     shapes.update({p.name: "(hidden_size): per-unit parameter" for p in spec.unit_parameters})
     if projected is not None:
         shapes["projection_weights"] = (

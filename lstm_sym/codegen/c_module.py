@@ -25,7 +25,7 @@ RESERVED = (
         """b k u t i j l units rows status gate_stride states saved pre event_part hidden_part
     delta delta_event delta_hidden projection scratch work x e r d_output size_t NULL
     projected_units unit d_unit d_projected projection_size projection_weights source source_part
-    d_source""".split()
+    d_source gathered""".split()
     )
     | frozenset(c_keywords)
     | frozenset({"main", "restrict", "inline", "float", "double"})
@@ -233,9 +233,9 @@ def _source_stages(derivation: Derivation, code, ctype) -> dict:
     """Hidden sources: the forward's first per-unit stage (only what the sources need) and the
     backward's second stage (the sourced gates' hidden-part adjoints)."""
     spec = derivation.spec
-    if not spec.hidden_sources:
+    if not spec.unit_sources:
         return {}
-    sources = set(spec.hidden_sources.values())
+    sources = set(spec.unit_sources)
     first = _needed(derivation.forward[: derivation.lowered.stage], set(sources))
     chain = derivation.source_backward.chain
     line = lambda a: {"note": a.note, "code": f"const {ctype} {a.target} = {code(a.expr)};"}  # noqa: E731
@@ -250,7 +250,8 @@ def _source_stages(derivation: Derivation, code, ctype) -> dict:
         ),
         "source_adjoints": {
             g: code(derivation.source_backward.outputs[spec.hidden_input(g)])
-            for g in spec.hidden_sources
+            for g in spec.sourced_gates
+            if spec.reads_unit_source(g)
         },
     }
 
@@ -335,21 +336,91 @@ def context(derivation: Derivation, command: str) -> dict:
             for f in api
         ],
         "precisions": [_precision(derivation, prefix, suffix) for suffix in ("f64", "f32")],
+        **_sources(spec, cache_values),
+    }
+
+
+def _sources(spec, cache_values: list[str]) -> dict:
+    """Hidden sources: the same-step sources (``sources``), the gates reading the recurrent
+    state in runs of consecutive gates (``recurrent_runs``) and the other gates in runs reading
+    the same sources (``groups``), each one matrix product over its sources side by side.
+    ``offset``: where a run's hidden weights start, in (H x H) blocks: every gate's weights are
+    (H, blocks * H), stored one gate after the other."""
+    gate_index = {g: k for k, g in enumerate(spec.gates)}
+    blocks = [len(spec.sources(g)) for g in spec.gates]
+    offsets = [sum(blocks[:k]) for k in range(len(blocks))]
+    unit_sources = list(spec.unit_sources)
+    shorts = {s.prev: s.short for s in spec.states}
+    recurrent_runs = _runs([gate_index[g] for g in spec.gates if g not in spec.hidden_sources])
+    for run in recurrent_runs:
+        run["offset"] = offsets[run["start"]]
+    groups = []
+    for gate in spec.sourced_gates:
+        k = gate_index[gate]
+        last = groups[-1] if groups else None
+        if (
+            last
+            and last["start"] + last["count"] == k
+            and spec.sources(last["gate"]) == spec.sources(gate)
+        ):
+            last["count"] += 1
+            last["gates"].append(gate)
+            continue
+        sources = spec.sources(gate)
+        groups.append(
+            {
+                "gate": gate,
+                "gates": [gate],
+                "start": k,
+                "count": 1,
+                "offset": offsets[k],
+                "width": len(sources),
+                "unit": spec.reads_unit_source(gate),
+                "has_prev": any(s in shorts for s in sources),
+                "symbols": ", ".join(s.name for s in sources),
+                "blocks": [
+                    {"state": True, "short": shorts[s], "symbol": s.name}
+                    if s in shorts
+                    else {
+                        "state": False,
+                        "index": unit_sources.index(s),
+                        "saved_index": cache_values.index(s.name),
+                        "symbol": s.name,
+                    }
+                    for s in sources
+                ],
+            }
+        )
+    for previous, group in zip([None, *groups], groups, strict=False):
+        # The same sources as the group before (emitted right after it): gathered already
+        group["reuse"] = previous is not None and previous["symbols"] == group["symbols"]
+    counts = [r["count"] for r in recurrent_runs] + [g["count"] for g in groups]
+    widths = [g["width"] for g in groups]
+    return {
         "sourced": bool(spec.hidden_sources),
+        "wide": any(b != 1 for b in blocks),
+        "blocks": dict(zip(spec.gates, blocks, strict=True)),
+        "hidden_blocks": sum(blocks),
         "sources": [
             {
-                "gate": g,
-                "index": gate_index[g],
                 "symbol": symbol.name,
                 "saved_index": cache_values.index(symbol.name),
                 "carry": carry(symbol).name,
             }
-            for g, symbol in spec.hidden_sources.items()
+            for symbol in unit_sources
         ],
-        # Contiguous runs of gates whose hidden projection reads the recurrent state.
-        "recurrent_runs": _runs(
-            [gate_index[g] for g in spec.gates if g not in spec.hidden_sources]
-        ),
+        "stage2_gates": [
+            {"name": g, "index": gate_index[g]}
+            for g in spec.sourced_gates
+            if spec.reads_unit_source(g)
+        ],
+        "groups": groups,
+        "recurrent_runs": recurrent_runs,
+        # Scratch of a step, in (B x H) blocks: the same-step sources (or their adjoints), the
+        # sources of one run side by side (or their adjoints), one run's product.
+        "gathered_at": len(unit_sources),
+        "part_at": len(unit_sources) + max(widths, default=0),
+        "scratch_units": len(unit_sources) + max(widths, default=0) + max(counts, default=0),
     }
 
 

@@ -144,11 +144,71 @@ class Document:
         )
 
     def source_vector(self, gate: str):
-        """The per-unit value a sourced gate's hidden projection reads (Cho's GRU: r * h)."""
-        source = self.spec.hidden_sources[gate]
+        """What a sourced gate's hidden projection reads: one per-unit value (Cho's GRU: r * h)
+        or several sources stacked, ``sources_<gate>`` (FGR: h, i, f, o at t-1)."""
+        sources = self.spec.sources(gate)
+        if len(sources) == 1:
+            (source,) = sources
+            return self.matrix(
+                source.name, self.notation.scalar[source.name], H, 1, "value", source.name
+            )
         return self.matrix(
-            source.name, self.notation.scalar[source.name], H, 1, "value", source.name
+            f"sources_{gate}",
+            self.stacked_tex(gate),
+            len(sources) * H,
+            1,
+            "value",
+            f"sources_{gate}",
         )
+
+    def stacked_tex(self, gate: str) -> str:
+        rows = r" \\ ".join(self.notation.scalar[s.name] for s in self.spec.sources(gate))
+        return rf"\begin{{bmatrix}} {rows} \end{{bmatrix}}"
+
+    def hidden_columns(self, gate: str):
+        """Columns of gate ``gate``'s hidden weights: the sizes of what it reads."""
+        if gate not in self.spec.hidden_sources:
+            return self.size(self.spec.recurrent_state)
+        return len(self.spec.sources(gate)) * H
+
+    def weight_block(self, gate: str, source):
+        """Gate ``gate``'s hidden weights, the column block that reads ``source``."""
+        sources = self.spec.sources(gate)
+        name = f"hidden_{gate}_weights"
+        if len(sources) == 1:
+            return self.matrix(
+                name, self.weight_tex("hidden", gate, "weights"), H, H, "parameter", name
+            )
+        j = sources.index(source)
+        tex = (
+            rf"{self.weight_tex('hidden', gate, 'weights')}^{{({self.notation.base[source.name]})}}"
+        )
+        return self.matrix(f"{name}@{j}", tex, H, H, "weight_block", f"{name}@{j}")
+
+    def hidden_delta(self, gate: str):
+        part = self.spec.hidden_input(gate)
+        return self.matrix(
+            f"{adjoint(part).name}@t",
+            rf"\delta {self.notation.base[part.name]}_{{t}}",
+            B,
+            H,
+            "direct",
+            adjoint(part).name,
+        )
+
+    def source_terms(self, source) -> list:
+        """What the sourced gates' projections pass back to ``source``: Delta_g W_g[:, block]."""
+        lin = self.d.linear
+        return [
+            lin.inputs.xreplace(
+                {
+                    lin.symbols["Delta"]: self.hidden_delta(g),
+                    lin.symbols["W"]: self.weight_block(g, source),
+                }
+            )
+            for g in self.spec.sourced_gates
+            if source in self.spec.sources(g)
+        ]
 
     def weight_tex(self, side: str, gate: str, kind: str) -> str:
         letter = self.gate_letter[gate]
@@ -172,9 +232,12 @@ class Document:
         for gi in self.d.gate_inputs:
             parts = []
             read = h_prev
-            if gi.gate in self.spec.hidden_sources:  # a hidden source: a value of this step
+            if gi.gate in self.spec.hidden_sources:  # what its hidden_sources entry names
                 read = self.source_vector(gi.gate)
-            for side, vector, cols in (("event", x_t, X), ("hidden", read, self.size(hx))):
+            for side, vector, cols in (
+                ("event", x_t, X),
+                ("hidden", read, self.hidden_columns(gi.gate)),
+            ):
                 if gi.kind not in ("pre", side):
                     continue
                 w_name, b_name = f"{side}_{gi.gate}_weights", f"{side}_{gi.gate}_bias"
@@ -367,7 +430,8 @@ class Document:
             "through",
             recurrent.prev.name,
         )
-        terms = [through]
+        terms = [through] if len(spec.sourced_gates) < len(spec.gates) else []
+        terms += self.source_terms(recurrent.prev)
         if outputs[recurrent.prev] != 0:
             direct = adjoint(recurrent.prev)
             terms.insert(
@@ -387,6 +451,41 @@ class Document:
                 )
             )
         )
+        # A previous state read by a sourced gate: its column blocks pass the adjoint back.
+        for s in spec.states:
+            if s.prev == recurrent.prev or not self.source_terms(s.prev):
+                continue
+            terms = self.source_terms(s.prev)
+            if outputs[s.prev] != 0:
+                terms.insert(
+                    0,
+                    self.matrix(
+                        adjoint(s.prev).name,
+                        rf"\delta^{{\mathrm{{u}}}} {s.short}_{{t-1}}",
+                        B,
+                        H,
+                        "direct",
+                        adjoint(s.prev).name,
+                    ),
+                )
+            eqs.append(
+                self.add(
+                    Equation(
+                        _label("bptt", "through", s.name),
+                        self.matrix(
+                            f"{adjoint(s.prev).name}@t-1",
+                            rf"\delta {s.short}_{{t-1}}",
+                            B,
+                            H,
+                            "through",
+                            s.prev.name,
+                        ),
+                        (sp.MatAdd(*terms, evaluate=False) if len(terms) > 1 else terms[0],),
+                        "matrix",
+                        steps=("1", "T"),
+                    )
+                )
+            )
         eqs += self.source_carries()
         out = self.size(spec.output_state)
         y_prev = self.matrix("d_outputs@-1", r"\bar{y}_{t-1}", B, out, "d_outputs", None, -1)
@@ -484,28 +583,13 @@ class Document:
         return eqs
 
     def source_carries(self) -> list[Equation]:
-        """A hidden source's carry: what its projection passes back, d s = Delta_g W_g."""
-        lin, eqs = self.d.linear, []
-        for gate, source in self.spec.hidden_sources.items():
-            part = self.spec.hidden_input(gate)
-            delta = self.matrix(
-                f"{adjoint(part).name}@t",
-                rf"\delta {self.notation.base[part.name]}_{{t}}",
-                B,
-                H,
-                "direct",
-                adjoint(part).name,
-            )
-            weights = self.matrix(
-                f"hidden_{gate}_weights",
-                self.weight_tex("hidden", gate, "weights"),
-                H,
-                H,
-                "parameter",
-                f"hidden_{gate}_weights",
-            )
+        """A same-step hidden source's carry: what the projections reading it pass back,
+        d s = sum over those gates of Delta_g W_g (its column block)."""
+        eqs = []
+        for source in self.spec.unit_sources:
             carried = self._state_matrix(carry(source), "carry", source.name, 0, "t")
-            value = lin.inputs.xreplace({lin.symbols["Delta"]: delta, lin.symbols["W"]: weights})
+            terms = self.source_terms(source)
+            value = sp.MatAdd(*terms, evaluate=False) if len(terms) > 1 else terms[0]
             eqs.append(
                 self.add(
                     Equation(
@@ -539,8 +623,9 @@ class Document:
                 gi.symbol.name,
             )
             hidden_inputs = h_all
-            if gi.gate in self.spec.hidden_sources:
-                source = self.spec.hidden_sources[gi.gate]
+            sources = self.spec.sources(gi.gate)
+            if gi.gate in self.spec.hidden_sources and len(sources) == 1:
+                (source,) = sources
                 hidden_inputs = self.matrix(
                     f"samples_{source.name}",
                     rf"S_{{{self.notation.base[source.name]}}}",
@@ -549,9 +634,18 @@ class Document:
                     "samples",
                     source.name,
                 )
+            elif gi.gate in self.spec.hidden_sources:  # the sources side by side
+                hidden_inputs = self.matrix(
+                    f"samples_sources_{gi.gate}",
+                    rf"S_{{{self.gate_letter[gi.gate]}}}",
+                    N,
+                    len(sources) * H,
+                    "samples",
+                    f"sources_{gi.gate}",
+                )
             for side, inputs, cols in (
                 ("event", x_all, X),
-                ("hidden", hidden_inputs, recurrent_size),
+                ("hidden", hidden_inputs, self.hidden_columns(gi.gate)),
             ):
                 if gi.kind not in ("pre", side):
                     continue
@@ -687,7 +781,9 @@ def context(derivation: Derivation, command: str) -> dict:
     attributes = []
     recurrent_cols = "H" if spec.recurrent_state.projection is None else "P"
     for k, gate in enumerate(spec.gates):
-        for side, cols in (("event", "X"), ("hidden", recurrent_cols)):
+        width = len(spec.sources(gate))
+        hidden_cols = recurrent_cols if width == 1 else f"{width}H"
+        for side, cols in (("event", "X"), ("hidden", hidden_cols)):
             for kind in ("weights", "bias"):
                 attributes.append(
                     {
@@ -744,19 +840,41 @@ def context(derivation: Derivation, command: str) -> dict:
         "summed": derivation.summed,
         "sources": [
             {
-                "gate": n.gate_letters[gate],
+                "gate": n.gate_letters[source_gates[0]],
                 "source": n.scalar[source.name],
                 "samples": rf"S_{{{n.base[source.name]}}}",
                 "label": _label("forward", source.name),
             }
-            for gate, source in spec.hidden_sources.items()
+            for source in spec.unit_sources
+            for source_gates in [[g for g in spec.sourced_gates if source in spec.sources(g)]]
+            if len(spec.sources(source_gates[0])) == 1
+        ],
+        "wide_sources": [
+            {
+                "gate": n.gate_letters[gate],
+                "source": doc.stacked_tex(gate),
+                "samples": rf"S_{{{n.gate_letters[gate]}}}",
+                "weights": doc.weight_tex("hidden", gate, "weights"),
+                "blocks": ", ".join(
+                    rf"${doc.weight_tex('hidden', gate, 'weights')}^{{({n.base[s.name]})}}$"
+                    for s in spec.sources(gate)
+                ),
+                "names": ", ".join(f"${n.scalar[s.name]}$" for s in spec.sources(gate)),
+            }
+            for gate in spec.sourced_gates
+            if len(spec.sources(gate)) > 1
         ],
     }
 
 
 def emit(derivation: Derivation, command: str = "lstm-sym generate") -> str:
     """The source of ``derivations/<cell>.tex``."""
-    return render("derivation.tex.jinja", context(derivation, command))
+    values = context(derivation, command)
+    groups: dict = {}  # gates reading the same sources: one sentence
+    for src in values["wide_sources"]:
+        groups.setdefault(src["names"], []).append(src)
+    values["wide_groups"] = [{"names": k, "sources": v} for k, v in groups.items()]
+    return render("derivation.tex.jinja", values)
 
 
 def equations_json(derivation: Derivation) -> str:

@@ -83,8 +83,10 @@ class Notation:
             define(state.new, state.short, "t")
             define(state.prev, state.short, "t-1")
         self.gate_letters = {}
+        # A gate whose activation is a state (FGR's carried gates) prints with the state's letter.
+        state_letters = {s.new.name: s.short for s in spec.states}
         for gate in spec.gates:
-            self.gate_letters[gate] = letter(gate)
+            self.gate_letters[gate] = state_letters.get(gate) or letter(gate)
         for gate, g in self.gate_letters.items():
             define(gate_pre(gate), rf"\hat{{{g}}}")
             define(gate_event(gate), rf"\hat{{{g}}}^{{x}}")

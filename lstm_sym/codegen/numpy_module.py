@@ -23,7 +23,8 @@ RESERVED = frozenset(
     outputs lasts d_outputs delta_event delta_hidden hidden_inputs grads gate rows k event
     hidden_state sequence_shape state_shape meaning value name projection_size projection_weights
     projection_weights_t delta_projection projection_inputs size_name source_inputs
-    recurrent_columns recurrent_weights recurrent_weights_t""".split()
+    recurrent_columns recurrent_weights recurrent_weights_t grouped_weights grouped_weights_t
+    grad_recurrent_weights""".split()
 )
 
 
@@ -32,7 +33,7 @@ def _check_names(derivation: Derivation) -> None:
     symbols = {a.target for a in derivation.forward} | set(derivation.lowered.inputs)
     symbols |= {a.target for a in derivation.backward.chain} | set(derivation.backward.carries)
     for symbol in sorted(symbols, key=lambda s: s.name):
-        if symbol.name in RESERVED or symbol.name.startswith(("grad_", "slice_")):
+        if symbol.name in RESERVED or symbol.name.startswith(("grad_", "slice_", "grouped_")):
             raise SpecError(
                 f"cell {spec.name!r}, {where_used(spec, symbol.name)}: symbol {symbol.name!r} is "
                 "reserved by the generated NumPy module; rename it"
@@ -151,6 +152,111 @@ def _step_function(spec, function) -> dict:
     }
 
 
+def _runs(spec) -> list[list[str]]:
+    """Runs of consecutive sourced gates with the same sources: one GEMM each."""
+    runs: list[list[str]] = []
+    previous = None
+    for gate in spec.gates:
+        if gate not in spec.hidden_sources:
+            previous = None
+            continue
+        if previous is not None and spec.sources(previous) == spec.sources(gate):
+            runs[-1].append(gate)
+        else:
+            runs.append([gate])
+        previous = gate
+    return runs
+
+
+def _groups(derivation: Derivation, slices: dict) -> list[dict]:
+    """The sourced gates' GEMMs: per run of gates reading the same sources, the code of
+    ``Z = [s_1, s_2, ...] W^T + b`` (forward), ``[ds_1, ds_2, ...] = Delta W`` (backward, split
+    in column blocks) and ``dW = Delta^T [S_1, S_2, ...]`` (all steps), from matrix calculus."""
+    spec = derivation.spec
+    prevs = {s.prev: s for s in spec.states}
+    index = {g: k for k, g in enumerate(spec.gates)}
+    groups = []
+    for k, run in enumerate(_runs(spec)):
+        first, count = index[run[0]], len(run)
+        columns = f"slice({first} * hidden_size, {first + count} * hidden_size)"
+        symbols = spec.sources(run[0])
+        unit = spec.reads_unit_source(run[0])
+
+        def side_by_side(parts):
+            return parts[0] if len(parts) == 1 else f"np.concatenate(({', '.join(parts)}), axis=1)"
+
+        if unit:  # Delta from the backward's second stage
+            parts = [
+                numpy_code(derivation.source_backward.outputs[spec.hidden_input(g)]) for g in run
+            ]
+            delta = side_by_side(parts)
+        else:
+            delta = f"delta_hidden[t][:, {columns}]"
+        linear = derivation.sources
+        step = _linear_code(derivation, delta, "", f"grouped_weights[{k}]", linear)["inputs"]
+        name = f"grouped_adjoint_{k}"
+        blocks = []
+        for j, symbol in enumerate(symbols):
+            whole = len(symbols) == 1
+            blocks.append(
+                {
+                    "symbol": symbol.name,
+                    "unit": symbol not in prevs,
+                    "adjoint": name
+                    if whole
+                    else f"{name}[:, {j} * hidden_size : {j + 1} * hidden_size]",
+                    "sequence": f'cache.states["{prevs[symbol].name}"][:-1]'
+                    if symbol in prevs
+                    else f'cache.saved["{symbol.name}"]',
+                }
+            )
+        inputs = side_by_side(
+            [b["sequence"] + ".reshape(steps * batch, hidden_size)" for b in blocks]
+        )
+        weights = _linear_code(
+            derivation, f"delta_hidden[:, {columns}]", "source_inputs", "", linear
+        )["weights"]
+        groups.append(
+            {
+                "index": k,
+                "gates": run,
+                "columns": columns,
+                "unit": unit,
+                "parts": [spec.hidden_input(g).name for g in run],
+                "slices": [slices[g] for g in run],
+                "forward": side_by_side([s.name for s in symbols]),
+                "adjoint_name": name,
+                "adjoint": step,
+                "blocks": blocks,
+                "inputs": inputs,
+                "weights": weights,
+                "symbols": ", ".join(s.name for s in symbols),
+                "doc": ", ".join(f"``hidden_{g}_weights``" for g in run)
+                + f": (hidden, {f'{len(symbols)} * ' if len(symbols) > 1 else ''}hidden), the "
+                + f"hidden projection of [{', '.join(s.name for s in symbols)}] (column blocks"
+                + " in this order).",
+            }
+        )
+    return groups
+
+
+def _hidden_grads(derivation: Derivation, groups: list[dict]) -> list[dict]:
+    """Per gate of a cell with hidden sources: its rows of the GEMM's weight gradient."""
+    spec = derivation.spec
+    if not spec.hidden_sources:
+        return []
+    out = []
+    recurrent = [g for g in spec.gates if g not in spec.hidden_sources]
+    for gate in spec.gates:
+        if gate in recurrent:
+            k, array = recurrent.index(gate), "grad_recurrent_weights"
+        else:
+            group = next(g for g in groups if gate in g["gates"])
+            k, array = group["gates"].index(gate), f"grad_grouped_weights_{group['index']}"
+        out.append({"name": gate, "expr": f"{array}[{k} * hidden_size : {k + 1} * hidden_size]"})
+    return out
+
+
 def derivation_symbol(derivation: Derivation, name: str):
     """The gate-input symbol of ``derivation`` called ``name``."""
     return next(gi.symbol for gi in derivation.gate_inputs if gi.symbol.name == name)
@@ -183,7 +289,8 @@ def context(derivation: Derivation, command: str) -> dict:
                 "slice": slices[gi.gate],
                 "delta_targets": targets[gi.kind],
                 "adjoint": numpy_code(d),
-                "sourced": gi.kind == "hidden" and gi.gate in spec.hidden_sources,
+                # Bound after the GEMM of a gate reading a same-step source
+                "sourced": gi.kind == "hidden" and spec.reads_unit_source(gi.gate),
             }
         )
     sourced = bool(spec.hidden_sources)
@@ -194,12 +301,15 @@ def context(derivation: Derivation, command: str) -> dict:
     else:
         hidden_step = _linear_code(derivation, "delta_hidden[t]", "hidden_prev", "hidden_weights")
     used_in_backward = set().union(*(a.expr.free_symbols for a in derivation.backward.chain))
+    groups = _groups(derivation, slices)
     states = []
     for s in spec.states:
         direct = backward_outputs[s.prev]
         terms = [] if direct == 0 else [numpy_code(direct)]
-        if s.prev == spec.recurrent:
+        if s.prev == spec.recurrent and (not sourced or len(spec.sourced_gates) < len(spec.gates)):
             terms.append(hidden_step["inputs"])
+        # A previous state read by a sourced gate: its column block of Delta W
+        terms += [b["adjoint"] for g in groups for b in g["blocks"] if b["symbol"] == s.prev.name]
         states.append(
             {
                 "name": s.name,
@@ -256,43 +366,29 @@ def context(derivation: Derivation, command: str) -> dict:
     backward_lines, delta_written = _lines_into(derivation.backward.chain, delta_destinations)
     for gi in gate_inputs:
         gi["delta_stored"] = any(s.name == gi["adjoint"] for s in delta_written)
-    # Hidden sources: the forward's per-unit stages split at the sources' GEMM; the backward's
-    # second stage gives the sourced gates' hidden-part adjoints, whose GEMM (dX = Delta W,
-    # matrix calculus) gives each source's carry before the full per-unit backward runs.
-    sources = []
-    for gate, symbol in spec.hidden_sources.items():
-        d_part = derivation.source_backward.outputs[spec.hidden_input(gate)]
-        step = _linear_code(
-            derivation,
-            numpy_code(d_part),
-            "",
-            f"hidden_weights[{slices[gate]}]",
-            derivation.sources,
-        )
-        over_all = _linear_code(
-            derivation,
-            f"delta_hidden[:, {slices[gate]}]",
-            "source_inputs",
-            f"hidden_weights[{slices[gate]}]",
-            derivation.sources,
-        )
-        sources.append(
-            {
-                "gate": gate,
-                "symbol": symbol.name,
-                "part": spec.hidden_input(gate).name,
-                "slice": slices[gate],
-                "carry": carry(symbol).name,
-                "step_inputs": step["inputs"],
-                "weights": over_all["weights"],
-            }
-        )
+    # Hidden sources: the forward's per-unit stages split at the GEMM of the gates reading a
+    # same-step source; the backward's second stage gives those gates' hidden-part adjoints,
+    # whose GEMM (dX = Delta W, matrix calculus) gives each such source's carry before the full
+    # per-unit backward runs. A previous state's block joins that state's adjoint.
+    carries = {}
+    for g in groups:
+        for b in g["blocks"]:
+            if b["unit"]:
+                carries.setdefault(b["symbol"], []).append(b["adjoint"])
+    sources = [
+        {
+            "symbol": symbol.name,
+            "carry": carry(symbol).name,
+            "code": " + ".join(carries[symbol.name]),
+        }
+        for symbol in spec.unit_sources
+    ]
     stage = derivation.lowered.stage
     _drop_unread(
         forward_lines,
         derivation.forward,
         written,
-        forward_stores + [f"{s['symbol']} @" for s in sources],
+        forward_stores + [g["forward"] for g in groups],
     )
     _drop_unread(
         backward_lines,
@@ -303,7 +399,7 @@ def context(derivation: Derivation, command: str) -> dict:
         + [numpy_code(backward_outputs[p]) for p in spec.unit_parameters],
     )
     source_lines = []
-    if sourced:
+    if derivation.source_backward is not None:
         source_lines, _ = _lines_into(derivation.source_backward.chain, {})
     event = _linear_code(derivation, "delta_event", "inputs", "event_weights")
     hidden = _linear_code(derivation, "delta_hidden", "hidden_inputs", "hidden_weights")
@@ -365,6 +461,12 @@ def context(derivation: Derivation, command: str) -> dict:
         "sources": sources,
         "source_lines": source_lines,
         "recurrent_gates": [g for g in gates if g["name"] not in spec.hidden_sources],
+        "groups": groups,
+        "stage1_groups": [g for g in groups if not g["unit"]],
+        "stage2_groups": [g for g in groups if g["unit"]],
+        "wide": any(len(spec.sources(g)) > 1 for g in spec.gates),
+        "blocks": {g: len(spec.sources(g)) for g in spec.gates},
+        "hidden_grads": _hidden_grads(derivation, groups),
         "forward_stores": forward_stores,
         "backward_lines": backward_lines,
         "saved": [s.name for s in derivation.saved],

@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+import textwrap
 from functools import cache
 
 import jinja2
+
+
+def _fit(line: str, width: int = 100) -> str:
+    """``line`` as it is when it fits in ``width`` characters, else wrapped at spaces with its
+    indentation (four spaces for an unindented line's continuation): generated docstrings of
+    cells with many states stay within the line length."""
+    if len(line) <= width:
+        return line
+    indent = line[: len(line) - len(line.lstrip())]
+    return textwrap.fill(
+        line.strip(),
+        width=width,
+        initial_indent=indent,
+        subsequent_indent=indent or "    ",
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
 
 
 @cache
@@ -18,6 +36,7 @@ def _environment() -> jinja2.Environment:
     env.filters["quote"] = lambda s: f'"{s}"'
     env.filters["add_default"] = lambda s: f"{s}=None"
     env.filters["pytuple"] = lambda items: repr(tuple(items))
+    env.filters["fit"] = _fit
     return env
 
 
