@@ -102,9 +102,7 @@ def plot(results: dict, path: Path) -> Path | None:
     panels = sorted({(r["dtype"], r["threads"]) for r in data})
     columns = min(2, len(panels))
     lines_ = (len(panels) + columns - 1) // columns
-    figure, axes = plt.subplots(
-        lines_, columns, figsize=(6 * columns, 4.2 * lines_), squeeze=False
-    )
+    figure, axes = plt.subplots(lines_, columns, figsize=(6 * columns, 4.2 * lines_), squeeze=False)
     for panel, ax in zip(panels, axes.flat, strict=False):
         for name in ALL:
             points = sorted(

@@ -40,7 +40,12 @@ def _worker(config: dict, threads: int, timeout: float | None = None) -> dict:
         env[name] = str(threads)
     command = [sys.executable, "-m", "lstm_sym.bench.worker", json.dumps(config)]
     result = subprocess.run(
-        command, env=env, stdout=subprocess.PIPE, stderr=None, text=True, timeout=timeout,
+        command,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=None,
+        text=True,
+        timeout=timeout,
         check=False,
     )
     if result.returncode != 0:

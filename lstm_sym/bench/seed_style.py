@@ -26,8 +26,7 @@ class Weights:
         self.w = {g: arrays[f"event_{g}_weights"].astype(dtype) for g in GATES}
         self.u = {g: arrays[f"hidden_{g}_weights"].astype(dtype) for g in GATES}
         self.b = {
-            g: (arrays[f"event_{g}_bias"] + arrays[f"hidden_{g}_bias"]).astype(dtype)
-            for g in GATES
+            g: (arrays[f"event_{g}_bias"] + arrays[f"hidden_{g}_bias"]).astype(dtype) for g in GATES
         }
 
 

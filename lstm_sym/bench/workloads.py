@@ -52,8 +52,13 @@ class Problem:
         Forward: Z = X W_x^T + H W_h^T over all steps, 2 T B 4H (X + H). Backward: dH = Delta
         W_h and dX = Delta W_x, dW_x = Delta^T X and dW_h = Delta^T H, 2 T B 4H 2 (X + H).
         """
-        forward = 2.0 * self.steps * self.batch * 4 * self.hidden_size * (
-            self.event_size + self.hidden_size
+        forward = (
+            2.0
+            * self.steps
+            * self.batch
+            * 4
+            * self.hidden_size
+            * (self.event_size + self.hidden_size)
         )
         return 3 * forward if train else forward
 
