@@ -303,6 +303,10 @@ def test_work_buffer_is_reused_only_once_free(native):
     assert relative_error(lasts[1], ref_lasts[1]) < 1e-12
     for name in ref.NAMES:
         assert relative_error(getattr(grads, name), getattr(ref, name)) < 1e-12, name
+    del cache
+    assert pool.free and pool.bytes > 0
+    native.release_buffers()
+    assert not pool.free and pool.bytes == 0
 
 
 def test_parameters_updated_in_place_and_large_events(native, monkeypatch):
