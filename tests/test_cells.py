@@ -119,7 +119,12 @@ def test_pytorch_reference(name):
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "hidden_size"),
-    [("peephole_lstm", 1), ("gru", 2)],  # per-unit parameters; separate event/hidden parts
+    [
+        ("peephole_lstm", 1),  # per-unit parameters
+        ("gru", 2),  # separate event/hidden parts
+        ("gru_cho", 2),  # a hidden source of the same step (two per-unit stages)
+        ("lstm_fgr", 1),  # hidden sources that are previous states, side by side
+    ],
 )
 def test_direct_model_agrees_with_forward_mode(name, hidden_size):
     """The slow direct model (sympy.diff of the unrolled loss) cross-checks the fast one
