@@ -147,7 +147,8 @@ static int lstm_fgr_check_sizes(size_t steps, size_t batch, size_t event_size, s
         !lstm_fgr_multiply(samples, event_size, &product) ||
         !lstm_fgr_multiply(samples, rows, &product) ||
         !lstm_fgr_multiply(rows, event_size, &product) ||
-        !lstm_fgr_multiply(hidden_size, 13u * hidden_size, &product) ||
+        !lstm_fgr_multiply(hidden_size, hidden_size, &product) ||
+        !lstm_fgr_multiply(product, 13u, &product) ||
         !lstm_fgr_multiply(rows, hidden_size, &product)) {
         return LSTM_FGR_ERROR_SIZE;
     }
