@@ -25,8 +25,9 @@ Contents
 --------
 ``Parameters(event_size, hidden_size, dtype=np.float64)``
     Per gate g in reset, update, new: ``event_<g>_weights`` (hidden, event),
-    ``event_<g>_bias``, ``hidden_<g>_weights`` (hidden, hidden) unless listed below, ``hidden_<g>_bias``.
+    ``event_<g>_bias``, ``hidden_<g>_weights`` (hidden, hidden), ``hidden_<g>_bias``.
     Weights start at zero; a bias is a scalar (0 by default) or a (hidden,) vector.
+    The hidden weights of the gates below read hidden sources (shapes as given):
     ``hidden_new_weights``: (hidden, hidden), the hidden projection of [reset_state] (column
     blocks in this order).
 ``forward(parameters, events, h0=None)``

@@ -39,8 +39,9 @@ Contents
 --------
 ``Parameters(event_size, hidden_size, dtype=np.float64)``
     Per gate g in update, forget, candidate, output: ``event_<g>_weights`` (hidden, event),
-    ``event_<g>_bias``, ``hidden_<g>_weights`` (hidden, hidden) unless listed below, ``hidden_<g>_bias``.
+    ``event_<g>_bias``, ``hidden_<g>_weights`` (hidden, hidden), ``hidden_<g>_bias``.
     Weights start at zero; a bias is a scalar (0 by default) or a (hidden,) vector.
+    The hidden weights of the gates below read hidden sources (shapes as given):
     ``hidden_update_weights``, ``hidden_forget_weights``: (hidden, 4 * hidden), the hidden
     projection of [hidden_prev, update_prev, forget_prev, output_prev] (column blocks in this
     order).
