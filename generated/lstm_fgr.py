@@ -644,16 +644,13 @@ def forward(parameters, events, h0=None, c0=None, i0=None, f0=None, o0=None):
             hidden_prev @ recurrent_weights_t + hidden_bias[recurrent_columns]
         )
         # update, forget: their sources S side by side (one GEMM), Z = S W^T + b
+        sources_0 = np.concatenate((hidden_prev, update_prev, forget_prev, output_prev), axis=1)
         hidden_projection[:, slice(0 * hidden_size, 2 * hidden_size)] = (
-            np.concatenate((hidden_prev, update_prev, forget_prev, output_prev), axis=1)
-            @ grouped_weights_t[0]
-            + hidden_bias[slice(0 * hidden_size, 2 * hidden_size)]
+            sources_0 @ grouped_weights_t[0] + hidden_bias[slice(0 * hidden_size, 2 * hidden_size)]
         )
         # output: their sources S side by side (one GEMM), Z = S W^T + b
         hidden_projection[:, slice(3 * hidden_size, 4 * hidden_size)] = (
-            np.concatenate((hidden_prev, update_prev, forget_prev, output_prev), axis=1)
-            @ grouped_weights_t[1]
-            + hidden_bias[slice(3 * hidden_size, 4 * hidden_size)]
+            sources_0 @ grouped_weights_t[1] + hidden_bias[slice(3 * hidden_size, 4 * hidden_size)]
         )
         pre_activation = event_projection[t] + hidden_projection
         update_event = event_projection[t][:, slice_update]

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .codegen.latex_printer import escape_text
 from .spec import CellSpec
 
 #: Sizes of the exact model: it expands every scalar symbolically, so it stays small.
@@ -342,7 +343,7 @@ def run_all(spec: CellSpec) -> list[Row]:
 
 
 def _tex(text: str) -> str:
-    return text.replace("_", r"\_").replace("<", r"$<$")
+    return escape_text(text).replace("<", r"$<$")
 
 
 def verification_tex(spec: CellSpec, rows: list[Row], command: str = "lstm-sym latex") -> str:

@@ -31,7 +31,7 @@ import sympy as sp
 
 from ..derive import Derivation, adjoint, carry
 from ..functions import ACTIVATIONS
-from .latex_printer import LatexNotationPrinter, Notation
+from .latex_printer import LatexNotationPrinter, Notation, escape_text
 from .numpy_printer import numpy_code
 from .templates import render
 
@@ -73,16 +73,8 @@ def _label(*parts: str) -> str:
     return "eq:" + "-".join(p.replace("_", "-") for p in parts)
 
 
-def _text(text: str) -> str:
-    """Plain text for LaTeX: its special characters escaped (a title may say W_hn or 50%)."""
-    for char in "&%$#_{}":
-        text = text.replace(char, "\\" + char)
-    return text
-
-
 def _texttt(name: str) -> str:
-    escaped = name.replace("_", r"\_")
-    return rf"\texttt{{{escaped}}}"
+    return rf"\texttt{{{escape_text(name)}}}"
 
 
 class Document:
@@ -812,10 +804,10 @@ def context(derivation: Derivation, command: str) -> dict:
     return {
         "spec": spec,
         "command": command,
-        "title": _text(spec.title),
+        "title": escape_text(spec.title),
         "name": spec.name,
-        "name_tex": spec.name.replace("_", r"\_"),
-        "source": spec.source.replace("_", r"\_"),
+        "name_tex": escape_text(spec.name),
+        "source": escape_text(spec.source),
         "sections": {
             k: [
                 {"label": e.label, "tex": e.tex, "code": _texttt(e.code) if e.code else ""}

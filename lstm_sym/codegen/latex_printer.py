@@ -49,9 +49,15 @@ def _wrap(tex: str) -> str:
     return f"[{tex}]" if "(" in tex else tex
 
 
+def escape_text(text: str) -> str:
+    """Plain text for LaTeX, its special characters escaped (a title may say W_hn or 50%)."""
+    for char in "&%$#_{}":
+        text = text.replace(char, "\\" + char)
+    return text
+
+
 def _text(name: str) -> str:
-    escaped = name.replace("_", r"\_")
-    return rf"\mathrm{{{escaped}}}"
+    return rf"\mathrm{{{escape_text(name)}}}"
 
 
 class Notation:

@@ -237,6 +237,15 @@ def _groups(derivation: Derivation, slices: dict) -> list[dict]:
                 + " in this order).",
             }
         )
+    # Sources side by side are gathered once per step, by the first run reading them.
+    gathered: dict[str, str] = {}
+    for g in groups:
+        g["gather"] = None
+        g["read"] = g["forward"]
+        if g["forward"].startswith("np.concatenate"):
+            if g["forward"] not in gathered:
+                gathered[g["forward"]] = g["gather"] = f"sources_{g['index']}"
+            g["read"] = gathered[g["forward"]]
     return groups
 
 
