@@ -23,7 +23,7 @@
  *   then scratch (4 * B * H) for one step: its hidden sources (reset_state),
  *       the sources of a run of gates side by side and its product in forward, their adjoints in
  *       backward.
- *   then, for B >= 8, the packing area (GRU_CHO_PACK_SIZE(B, G * H, H) elements, scratch).
+ *   then the packing area (GRU_CHO_PACK_SIZE(G * H, H) elements, scratch).
  * In all B * H * (1 * (T + 1) + 10 * T + 4) elements plus the packing area: O(T * B * H + H^2).
  *
  * Return value of every entry point: GRU_CHO_OK, or an error code when a size is 0 or too
@@ -73,19 +73,18 @@ extern "C" {
 
 /* Elements of each caller-owned buffer, for static allocation (the functions below check
  * overflow; these macros do not). */
-/* The packing area at the end of the cache (batch >= 8): the recurrent weights packed for the
+/* The packing area at the end of the cache: the recurrent weights packed for the
  * matrix products of every step, and blocks of the other products' operands. */
 #define GRU_CHO_PACK_ROUND(n) (((size_t)(n) + 63u) / 64u * 64u)
-#define GRU_CHO_PACK_SIZE(batch, rows, recurrent) \
-    ((size_t)(batch) < 8u ? (size_t)0 : \
-     GRU_CHO_PACK_ROUND(rows) * GRU_CHO_PACK_ROUND(recurrent) + \
+#define GRU_CHO_PACK_SIZE(rows, recurrent) \
+    (GRU_CHO_PACK_ROUND(rows) * GRU_CHO_PACK_ROUND(recurrent) + \
      256u * (GRU_CHO_PACK_ROUND(rows) > GRU_CHO_PACK_ROUND(recurrent) ? \
      GRU_CHO_PACK_ROUND(rows) : GRU_CHO_PACK_ROUND(recurrent)) + 128u * 256u + 16u)
 #define GRU_CHO_CACHE_SIZE(steps, batch, hidden_size) \
     ((size_t)(batch) * (size_t)(hidden_size) * \
      ((size_t)GRU_CHO_STATES * ((size_t)(steps) + 1u) + \
       (size_t)(GRU_CHO_SAVED + GRU_CHO_DELTAS * GRU_CHO_GATES) * (size_t)(steps) + 4u) + \
-     GRU_CHO_PACK_SIZE(batch, (size_t)GRU_CHO_GATES * (size_t)(hidden_size), hidden_size))
+     GRU_CHO_PACK_SIZE((size_t)GRU_CHO_GATES * (size_t)(hidden_size), hidden_size))
 #define GRU_CHO_STEP_SAVED_SIZE(batch, hidden_size) \
     ((size_t)GRU_CHO_SAVED * (size_t)(batch) * (size_t)(hidden_size))
 #define GRU_CHO_STEP_WORK_SIZE(batch, hidden_size) \

@@ -36,8 +36,8 @@ static int lstm_fgr_multiply(size_t a, size_t b, size_t *out)
     return 1;
 }
 
-/* The packed matrix products of the sequence entry points (batch >= LSTM_FGR_PACK_BATCH, without
- * CBLAS). Their buffers hold blocks of at most LSTM_FGR_PACK_KC terms and LSTM_FGR_PACK_MC x LSTM_FGR_PACK_KC
+/* The packed matrix products of the sequence entry points (without CBLAS); each step's product with
+ * W_hidden goes row by row below LSTM_FGR_PACK_BATCH rows (a small batch). Their buffers hold blocks of at most LSTM_FGR_PACK_KC terms and LSTM_FGR_PACK_MC x LSTM_FGR_PACK_KC
  * elements of A (each precision cuts its own blocks within them). */
 #define LSTM_FGR_PACK_BATCH 8u
 #define LSTM_FGR_PACK_KC 256u
@@ -45,17 +45,13 @@ static int lstm_fgr_multiply(size_t a, size_t b, size_t *out)
 /* Columns of the widest panel (float: 64, double: 32); packed sizes are rounded up to it. */
 #define LSTM_FGR_PACK_NR 64u
 
-/* Elements of the packing area at the end of the cache (0 for batch < LSTM_FGR_PACK_BATCH, 1 on
- * overflow): W_hidden packed either way round (rows and recurrent rounded up to LSTM_FGR_PACK_NR),
+/* Elements of the packing area at the end of the cache (1 on overflow): W_hidden packed either way round (rows and recurrent rounded up to LSTM_FGR_PACK_NR),
  * a block of A (LSTM_FGR_PACK_MC x LSTM_FGR_PACK_KC), a block of B (LSTM_FGR_PACK_KC x the larger rounded
  * size), 16 more for 64-byte alignment. */
-static size_t lstm_fgr_pack_size(size_t batch, size_t rows, size_t recurrent)
+static size_t lstm_fgr_pack_size(size_t rows, size_t recurrent)
 {
     const size_t nr = LSTM_FGR_PACK_NR;
     size_t rows_up, recurrent_up, weights, panel;
-    if (batch < LSTM_FGR_PACK_BATCH) {
-        return 0;
-    }
     if (rows > LSTM_FGR_SIZE_LIMIT || recurrent > LSTM_FGR_SIZE_LIMIT) {
         return 1;
     }
@@ -100,7 +96,7 @@ static size_t lstm_fgr_cache_base(size_t steps, size_t batch, size_t hidden_size
 size_t lstm_fgr_cache_size(size_t steps, size_t batch, size_t hidden_size)
 {
     return lstm_fgr_with_pack(lstm_fgr_cache_base(steps, batch, hidden_size),
-        lstm_fgr_pack_size(batch, LSTM_FGR_GATES * hidden_size, hidden_size));
+        lstm_fgr_pack_size(LSTM_FGR_GATES * hidden_size, hidden_size));
 }
 
 size_t lstm_fgr_step_saved_size(size_t batch, size_t hidden_size)
@@ -614,7 +610,7 @@ static void lstm_fgr_gemm_nn_f64(size_t m, size_t n, size_t k, const double *res
     }
 }
 
-/* Packed matrix products (the sequence entry points for batch >= LSTM_FGR_PACK_BATCH, without CBLAS).
+/* Packed matrix products (the sequence entry points, without CBLAS).
  * C += A B is cut as in GotoBLAS: blocks of 128 terms; B packed in panels of 32 columns
  * (kc x 32, contiguous, zero-padded: in the L1 cache while used), A in blocks of up to
  * 256 rows cut into slivers of 4 rows (kc x 4, in the L2 cache); a kernel keeps
@@ -857,6 +853,24 @@ static void lstm_fgr_gemm_packed_f64(size_t m, size_t n, size_t k, const double 
     double *const a_block = pack;
     double *const b_block = pack + a_capacity;
     size_t j0, l0, i0;
+    if (b_packed == NULL && 2u * n <= 32u && m > n) {
+        /* A narrow C (most of a panel would be zeros): C^T = B^T A^T, 32 rows of C at a time
+         * through a transposed block on the stack. */
+        double block[16u * 32u];
+        size_t i, j;
+        for (i0 = 0; i0 < m; i0 += 32u) {
+            const size_t mc = m - i0 < 32u ? m - i0 : 32u;
+            lstm_fgr_fill_f64(n * mc, 0.0, block);
+            lstm_fgr_gemm_packed_f64(n, mc, k, b, b_col, b_row, a + i0 * a_row, a_col, a_row, NULL, block,
+                pack, panel);
+            for (i = 0; i < mc; ++i) {
+                for (j = 0; j < n; ++j) {
+                    c[(i0 + i) * n + j] += block[j * mc + i];
+                }
+            }
+        }
+        return;
+    }
     for (j0 = 0; j0 < n; j0 += panel) {
         const size_t nc = n - j0 < panel ? n - j0 : panel;
         for (l0 = 0; l0 < k; l0 += kc_max) {
@@ -905,19 +919,15 @@ static void lstm_fgr_product_nn_f64(size_t m, size_t n, size_t k, const double *
 }
 
 /* Where the packing area of a sequence entry point starts in its cache: after `base` elements,
- * aligned to 64 bytes; 0 (the unpacked products) for batch < LSTM_FGR_PACK_BATCH or with CBLAS. */
-static size_t lstm_fgr_pack_offset_f64(size_t batch, const double *cache, size_t base)
+ * aligned to 64 bytes; 0 (the unpacked products) with CBLAS. */
+static size_t lstm_fgr_pack_offset_f64(const double *cache, size_t base)
 {
 #ifdef LSTM_FGR_USE_CBLAS
-    (void)batch;
     (void)cache;
     (void)base;
     return 0;
 #else
     const size_t misaligned = (size_t)((uintptr_t)(cache + base) % 64u);
-    if (batch < LSTM_FGR_PACK_BATCH) {
-        return 0;
-    }
     return misaligned % sizeof(double) != 0 ? base : base + (64u - misaligned) % 64u / sizeof(double);
 #endif
 }
@@ -1307,7 +1317,7 @@ int lstm_fgr_forward_f64(
         double *const gathered = source + 0u * units;
         double *const source_part = source + 4u * units;
         /* The packing area (NULL: unpacked products) and W_hidden packed once for every step */
-        const size_t pack_at = lstm_fgr_pack_offset_f64(batch, cache, lstm_fgr_cache_base(steps, batch, hidden_size));
+        const size_t pack_at = lstm_fgr_pack_offset_f64(cache, lstm_fgr_cache_base(steps, batch, hidden_size));
         double *const pack = pack_at == 0 ? NULL : cache + pack_at;
         const size_t panel = lstm_fgr_pack_panel(rows, hidden_size);
         double *const packed_weights = pack == NULL ? NULL : pack + LSTM_FGR_PACK_MC * LSTM_FGR_PACK_KC + LSTM_FGR_PACK_KC * panel;
@@ -1443,7 +1453,7 @@ int lstm_fgr_backward_f64(
         double *const gathered = d_source + 0u * units;
         double *const delta_hidden = delta_event + steps * batch * rows;
         /* The packing area (NULL: unpacked products) and W_hidden packed once for every step */
-        const size_t pack_at = lstm_fgr_pack_offset_f64(batch, cache, lstm_fgr_cache_base(steps, batch, hidden_size));
+        const size_t pack_at = lstm_fgr_pack_offset_f64(cache, lstm_fgr_cache_base(steps, batch, hidden_size));
         double *const pack = pack_at == 0 ? NULL : cache + pack_at;
         const size_t panel = lstm_fgr_pack_panel(rows, hidden_size);
         double *const packed_weights = pack == NULL ? NULL : pack + LSTM_FGR_PACK_MC * LSTM_FGR_PACK_KC + LSTM_FGR_PACK_KC * panel;
@@ -2144,7 +2154,7 @@ static void lstm_fgr_gemm_nn_f32(size_t m, size_t n, size_t k, const float *rest
     }
 }
 
-/* Packed matrix products (the sequence entry points for batch >= LSTM_FGR_PACK_BATCH, without CBLAS).
+/* Packed matrix products (the sequence entry points, without CBLAS).
  * C += A B is cut as in GotoBLAS: blocks of 256 terms; B packed in panels of 64 columns
  * (kc x 64, contiguous, zero-padded: in the L1 cache while used), A in blocks of up to
  * 128 rows cut into slivers of 4 rows (kc x 4, in the L2 cache); a kernel keeps
@@ -2387,6 +2397,24 @@ static void lstm_fgr_gemm_packed_f32(size_t m, size_t n, size_t k, const float *
     float *const a_block = pack;
     float *const b_block = pack + a_capacity;
     size_t j0, l0, i0;
+    if (b_packed == NULL && 2u * n <= 64u && m > n) {
+        /* A narrow C (most of a panel would be zeros): C^T = B^T A^T, 64 rows of C at a time
+         * through a transposed block on the stack. */
+        float block[32u * 64u];
+        size_t i, j;
+        for (i0 = 0; i0 < m; i0 += 64u) {
+            const size_t mc = m - i0 < 64u ? m - i0 : 64u;
+            lstm_fgr_fill_f32(n * mc, 0.0F, block);
+            lstm_fgr_gemm_packed_f32(n, mc, k, b, b_col, b_row, a + i0 * a_row, a_col, a_row, NULL, block,
+                pack, panel);
+            for (i = 0; i < mc; ++i) {
+                for (j = 0; j < n; ++j) {
+                    c[(i0 + i) * n + j] += block[j * mc + i];
+                }
+            }
+        }
+        return;
+    }
     for (j0 = 0; j0 < n; j0 += panel) {
         const size_t nc = n - j0 < panel ? n - j0 : panel;
         for (l0 = 0; l0 < k; l0 += kc_max) {
@@ -2435,19 +2463,15 @@ static void lstm_fgr_product_nn_f32(size_t m, size_t n, size_t k, const float *r
 }
 
 /* Where the packing area of a sequence entry point starts in its cache: after `base` elements,
- * aligned to 64 bytes; 0 (the unpacked products) for batch < LSTM_FGR_PACK_BATCH or with CBLAS. */
-static size_t lstm_fgr_pack_offset_f32(size_t batch, const float *cache, size_t base)
+ * aligned to 64 bytes; 0 (the unpacked products) with CBLAS. */
+static size_t lstm_fgr_pack_offset_f32(const float *cache, size_t base)
 {
 #ifdef LSTM_FGR_USE_CBLAS
-    (void)batch;
     (void)cache;
     (void)base;
     return 0;
 #else
     const size_t misaligned = (size_t)((uintptr_t)(cache + base) % 64u);
-    if (batch < LSTM_FGR_PACK_BATCH) {
-        return 0;
-    }
     return misaligned % sizeof(float) != 0 ? base : base + (64u - misaligned) % 64u / sizeof(float);
 #endif
 }
@@ -2837,7 +2861,7 @@ int lstm_fgr_forward_f32(
         float *const gathered = source + 0u * units;
         float *const source_part = source + 4u * units;
         /* The packing area (NULL: unpacked products) and W_hidden packed once for every step */
-        const size_t pack_at = lstm_fgr_pack_offset_f32(batch, cache, lstm_fgr_cache_base(steps, batch, hidden_size));
+        const size_t pack_at = lstm_fgr_pack_offset_f32(cache, lstm_fgr_cache_base(steps, batch, hidden_size));
         float *const pack = pack_at == 0 ? NULL : cache + pack_at;
         const size_t panel = lstm_fgr_pack_panel(rows, hidden_size);
         float *const packed_weights = pack == NULL ? NULL : pack + LSTM_FGR_PACK_MC * LSTM_FGR_PACK_KC + LSTM_FGR_PACK_KC * panel;
@@ -2973,7 +2997,7 @@ int lstm_fgr_backward_f32(
         float *const gathered = d_source + 0u * units;
         float *const delta_hidden = delta_event + steps * batch * rows;
         /* The packing area (NULL: unpacked products) and W_hidden packed once for every step */
-        const size_t pack_at = lstm_fgr_pack_offset_f32(batch, cache, lstm_fgr_cache_base(steps, batch, hidden_size));
+        const size_t pack_at = lstm_fgr_pack_offset_f32(cache, lstm_fgr_cache_base(steps, batch, hidden_size));
         float *const pack = pack_at == 0 ? NULL : cache + pack_at;
         const size_t panel = lstm_fgr_pack_panel(rows, hidden_size);
         float *const packed_weights = pack == NULL ? NULL : pack + LSTM_FGR_PACK_MC * LSTM_FGR_PACK_KC + LSTM_FGR_PACK_KC * panel;

@@ -32,7 +32,7 @@
  *   then scratch (6 * B * H) for one step:
  *       the sources of a run of gates side by side and its product in forward, their adjoints in
  *       backward.
- *   then, for B >= 8, the packing area (LSTM_FGR_PACK_SIZE(B, G * H, H) elements, scratch).
+ *   then the packing area (LSTM_FGR_PACK_SIZE(G * H, H) elements, scratch).
  * In all B * H * (5 * (T + 1) + 14 * T + 6) elements plus the packing area: O(T * B * H + H^2).
  *
  * Return value of every entry point: LSTM_FGR_OK, or an error code when a size is 0 or too
@@ -96,19 +96,18 @@ extern "C" {
 
 /* Elements of each caller-owned buffer, for static allocation (the functions below check
  * overflow; these macros do not). */
-/* The packing area at the end of the cache (batch >= 8): the recurrent weights packed for the
+/* The packing area at the end of the cache: the recurrent weights packed for the
  * matrix products of every step, and blocks of the other products' operands. */
 #define LSTM_FGR_PACK_ROUND(n) (((size_t)(n) + 63u) / 64u * 64u)
-#define LSTM_FGR_PACK_SIZE(batch, rows, recurrent) \
-    ((size_t)(batch) < 8u ? (size_t)0 : \
-     LSTM_FGR_PACK_ROUND(rows) * LSTM_FGR_PACK_ROUND(recurrent) + \
+#define LSTM_FGR_PACK_SIZE(rows, recurrent) \
+    (LSTM_FGR_PACK_ROUND(rows) * LSTM_FGR_PACK_ROUND(recurrent) + \
      256u * (LSTM_FGR_PACK_ROUND(rows) > LSTM_FGR_PACK_ROUND(recurrent) ? \
      LSTM_FGR_PACK_ROUND(rows) : LSTM_FGR_PACK_ROUND(recurrent)) + 128u * 256u + 16u)
 #define LSTM_FGR_CACHE_SIZE(steps, batch, hidden_size) \
     ((size_t)(batch) * (size_t)(hidden_size) * \
      ((size_t)LSTM_FGR_STATES * ((size_t)(steps) + 1u) + \
       (size_t)(LSTM_FGR_SAVED + LSTM_FGR_DELTAS * LSTM_FGR_GATES) * (size_t)(steps) + 6u) + \
-     LSTM_FGR_PACK_SIZE(batch, (size_t)LSTM_FGR_GATES * (size_t)(hidden_size), hidden_size))
+     LSTM_FGR_PACK_SIZE((size_t)LSTM_FGR_GATES * (size_t)(hidden_size), hidden_size))
 #define LSTM_FGR_STEP_SAVED_SIZE(batch, hidden_size) \
     ((size_t)LSTM_FGR_SAVED * (size_t)(batch) * (size_t)(hidden_size))
 #define LSTM_FGR_STEP_WORK_SIZE(batch, hidden_size) \

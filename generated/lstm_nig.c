@@ -36,8 +36,8 @@ static int lstm_nig_multiply(size_t a, size_t b, size_t *out)
     return 1;
 }
 
-/* The packed matrix products of the sequence entry points (batch >= LSTM_NIG_PACK_BATCH, without
- * CBLAS). Their buffers hold blocks of at most LSTM_NIG_PACK_KC terms and LSTM_NIG_PACK_MC x LSTM_NIG_PACK_KC
+/* The packed matrix products of the sequence entry points (without CBLAS); each step's product with
+ * W_hidden goes row by row below LSTM_NIG_PACK_BATCH rows (a small batch). Their buffers hold blocks of at most LSTM_NIG_PACK_KC terms and LSTM_NIG_PACK_MC x LSTM_NIG_PACK_KC
  * elements of A (each precision cuts its own blocks within them). */
 #define LSTM_NIG_PACK_BATCH 8u
 #define LSTM_NIG_PACK_KC 256u
@@ -45,17 +45,13 @@ static int lstm_nig_multiply(size_t a, size_t b, size_t *out)
 /* Columns of the widest panel (float: 64, double: 32); packed sizes are rounded up to it. */
 #define LSTM_NIG_PACK_NR 64u
 
-/* Elements of the packing area at the end of the cache (0 for batch < LSTM_NIG_PACK_BATCH, 1 on
- * overflow): W_hidden packed either way round (rows and recurrent rounded up to LSTM_NIG_PACK_NR),
+/* Elements of the packing area at the end of the cache (1 on overflow): W_hidden packed either way round (rows and recurrent rounded up to LSTM_NIG_PACK_NR),
  * a block of A (LSTM_NIG_PACK_MC x LSTM_NIG_PACK_KC), a block of B (LSTM_NIG_PACK_KC x the larger rounded
  * size), 16 more for 64-byte alignment. */
-static size_t lstm_nig_pack_size(size_t batch, size_t rows, size_t recurrent)
+static size_t lstm_nig_pack_size(size_t rows, size_t recurrent)
 {
     const size_t nr = LSTM_NIG_PACK_NR;
     size_t rows_up, recurrent_up, weights, panel;
-    if (batch < LSTM_NIG_PACK_BATCH) {
-        return 0;
-    }
     if (rows > LSTM_NIG_SIZE_LIMIT || recurrent > LSTM_NIG_SIZE_LIMIT) {
         return 1;
     }
@@ -100,7 +96,7 @@ static size_t lstm_nig_cache_base(size_t steps, size_t batch, size_t hidden_size
 size_t lstm_nig_cache_size(size_t steps, size_t batch, size_t hidden_size)
 {
     return lstm_nig_with_pack(lstm_nig_cache_base(steps, batch, hidden_size),
-        lstm_nig_pack_size(batch, LSTM_NIG_GATES * hidden_size, hidden_size));
+        lstm_nig_pack_size(LSTM_NIG_GATES * hidden_size, hidden_size));
 }
 
 size_t lstm_nig_step_saved_size(size_t batch, size_t hidden_size)
@@ -612,7 +608,7 @@ static void lstm_nig_gemm_nn_f64(size_t m, size_t n, size_t k, const double *res
     }
 }
 
-/* Packed matrix products (the sequence entry points for batch >= LSTM_NIG_PACK_BATCH, without CBLAS).
+/* Packed matrix products (the sequence entry points, without CBLAS).
  * C += A B is cut as in GotoBLAS: blocks of 128 terms; B packed in panels of 32 columns
  * (kc x 32, contiguous, zero-padded: in the L1 cache while used), A in blocks of up to
  * 256 rows cut into slivers of 4 rows (kc x 4, in the L2 cache); a kernel keeps
@@ -855,6 +851,24 @@ static void lstm_nig_gemm_packed_f64(size_t m, size_t n, size_t k, const double 
     double *const a_block = pack;
     double *const b_block = pack + a_capacity;
     size_t j0, l0, i0;
+    if (b_packed == NULL && 2u * n <= 32u && m > n) {
+        /* A narrow C (most of a panel would be zeros): C^T = B^T A^T, 32 rows of C at a time
+         * through a transposed block on the stack. */
+        double block[16u * 32u];
+        size_t i, j;
+        for (i0 = 0; i0 < m; i0 += 32u) {
+            const size_t mc = m - i0 < 32u ? m - i0 : 32u;
+            lstm_nig_fill_f64(n * mc, 0.0, block);
+            lstm_nig_gemm_packed_f64(n, mc, k, b, b_col, b_row, a + i0 * a_row, a_col, a_row, NULL, block,
+                pack, panel);
+            for (i = 0; i < mc; ++i) {
+                for (j = 0; j < n; ++j) {
+                    c[(i0 + i) * n + j] += block[j * mc + i];
+                }
+            }
+        }
+        return;
+    }
     for (j0 = 0; j0 < n; j0 += panel) {
         const size_t nc = n - j0 < panel ? n - j0 : panel;
         for (l0 = 0; l0 < k; l0 += kc_max) {
@@ -873,6 +887,98 @@ static void lstm_nig_gemm_packed_f64(size_t m, size_t n, size_t k, const double 
                 const size_t mc = m - i0 < mc_max ? m - i0 : mc_max;
                 lstm_nig_pack_a_f64(mc, kc, a + i0 * a_row + l0 * a_col, a_row, a_col, a_block);
                 lstm_nig_macro_f64(mc, nc, kc, a_block, b_panels, stride, c + i0 * n + j0, n);
+            }
+        }
+    }
+}
+/* Two rows of 32 sums over `count` terms: sum0[j] = sum_q x[q * dx] b[q * db + j] and sum1[j] the same
+ * with x + ex and b + eb, in a fixed order; the sums stay in registers. */
+static void lstm_nig_row_sums_f64(size_t count, const double *restrict x, size_t dx, size_t ex,
+    const double *restrict b, size_t db, size_t eb, double *restrict sum0, double *restrict sum1)
+{
+    size_t q;
+#ifdef LSTM_NIG_AVX512
+    __m512d s0_0 = _mm512_setzero_pd(), s0_1 = _mm512_setzero_pd(), s0_2 = _mm512_setzero_pd(), s0_3 = _mm512_setzero_pd();
+    __m512d s1_0 = _mm512_setzero_pd(), s1_1 = _mm512_setzero_pd(), s1_2 = _mm512_setzero_pd(), s1_3 = _mm512_setzero_pd();
+    for (q = 0; q < count; ++q) {
+        const double *restrict b0 = b + q * db;
+        const double *restrict b1 = b0 + eb;
+        const __m512d x0 = _mm512_set1_pd(x[q * dx]), x1 = _mm512_set1_pd(x[q * dx + ex]);
+        s0_0 = _mm512_fmadd_pd(x0, _mm512_loadu_pd(b0), s0_0);
+        s1_0 = _mm512_fmadd_pd(x1, _mm512_loadu_pd(b1), s1_0);
+        s0_1 = _mm512_fmadd_pd(x0, _mm512_loadu_pd(b0 + 8u), s0_1);
+        s1_1 = _mm512_fmadd_pd(x1, _mm512_loadu_pd(b1 + 8u), s1_1);
+        s0_2 = _mm512_fmadd_pd(x0, _mm512_loadu_pd(b0 + 16u), s0_2);
+        s1_2 = _mm512_fmadd_pd(x1, _mm512_loadu_pd(b1 + 16u), s1_2);
+        s0_3 = _mm512_fmadd_pd(x0, _mm512_loadu_pd(b0 + 24u), s0_3);
+        s1_3 = _mm512_fmadd_pd(x1, _mm512_loadu_pd(b1 + 24u), s1_3);
+    }
+    _mm512_storeu_pd(sum0, s0_0);
+    _mm512_storeu_pd(sum0 + 8u, s0_1);
+    _mm512_storeu_pd(sum0 + 16u, s0_2);
+    _mm512_storeu_pd(sum0 + 24u, s0_3);
+    _mm512_storeu_pd(sum1, s1_0);
+    _mm512_storeu_pd(sum1 + 8u, s1_1);
+    _mm512_storeu_pd(sum1 + 16u, s1_2);
+    _mm512_storeu_pd(sum1 + 24u, s1_3);
+#else
+    /* 8 columns at a time (two 256-bit vectors per row of sums) */
+    size_t j0, j;
+    for (j0 = 0; j0 < 32u; j0 += 8u) {
+        double acc0[8] = { 0.0 }, acc1[8] = { 0.0 };
+        for (q = 0; q < count; ++q) {
+            const double *restrict b0 = b + q * db + j0;
+            const double *restrict b1 = b0 + eb;
+            const double x0 = x[q * dx], x1 = x[q * dx + ex];
+            for (j = 0; j < 8u; ++j) {
+                acc0[j] += x0 * b0[j];
+                acc1[j] += x1 * b1[j];
+            }
+        }
+        for (j = 0; j < 8u; ++j) {
+            sum0[j0 + j] = acc0[j];
+            sum1[j0 + j] = acc1[j];
+        }
+    }
+#endif
+}
+
+/* c (m x n, row stride n) += A B for a few rows of A (m < LSTM_NIG_PACK_BATCH: a small batch), with
+ * A(i, l) = a[i * a_row + l] and B packed whole by pack_b (panels of 32 columns, k * 32 apart).
+ * Per row of c, two rows of sums in registers over all k terms: two panels at once, or for the last
+ * panel alone its even and odd terms, added at the end. A(i, l) is broadcast and B streams through
+ * the L1 cache; every output is summed in a fixed order. */
+static void lstm_nig_gemm_rows_f64(size_t m, size_t n, size_t k, const double *restrict a,
+    size_t a_row, const double *restrict b_packed, double *restrict c)
+{
+    double sum0[32], sum1[32];
+    size_t i, j0, j;
+    for (i = 0; i < m; ++i) {
+        const double *restrict a_i = a + i * a_row;
+        double *restrict c_i = c + i * n;
+        for (j0 = 0; j0 < n; j0 += 2u * 32u) {
+            const double *restrict panel = b_packed + j0 * k;
+            if (n - j0 > 32u) {
+                const size_t cols = n - j0 - 32u < 32u ? n - j0 - 32u : 32u;
+                lstm_nig_row_sums_f64(k, a_i, 1u, 0u, panel, 32u, k * 32u, sum0, sum1);
+                for (j = 0; j < 32u; ++j) {
+                    c_i[j0 + j] += sum0[j];
+                }
+                for (j = 0; j < cols; ++j) {
+                    c_i[j0 + 32u + j] += sum1[j];
+                }
+            } else {
+                lstm_nig_row_sums_f64(k / 2u, a_i, 2u, 1u, panel, 2u * 32u, 32u, sum0, sum1);
+                if (k % 2u != 0) {
+                    const double x = a_i[k - 1u];
+                    const double *restrict last = panel + (k - 1u) * 32u;
+                    for (j = 0; j < 32u; ++j) {
+                        sum0[j] += x * last[j];
+                    }
+                }
+                for (j = 0; j < n - j0; ++j) {
+                    c_i[j0 + j] += sum0[j] + sum1[j];
+                }
             }
         }
     }
@@ -903,19 +1009,15 @@ static void lstm_nig_product_nn_f64(size_t m, size_t n, size_t k, const double *
 }
 
 /* Where the packing area of a sequence entry point starts in its cache: after `base` elements,
- * aligned to 64 bytes; 0 (the unpacked products) for batch < LSTM_NIG_PACK_BATCH or with CBLAS. */
-static size_t lstm_nig_pack_offset_f64(size_t batch, const double *cache, size_t base)
+ * aligned to 64 bytes; 0 (the unpacked products) with CBLAS. */
+static size_t lstm_nig_pack_offset_f64(const double *cache, size_t base)
 {
 #ifdef LSTM_NIG_USE_CBLAS
-    (void)batch;
     (void)cache;
     (void)base;
     return 0;
 #else
     const size_t misaligned = (size_t)((uintptr_t)(cache + base) % 64u);
-    if (batch < LSTM_NIG_PACK_BATCH) {
-        return 0;
-    }
     return misaligned % sizeof(double) != 0 ? base : base + (64u - misaligned) % 64u / sizeof(double);
 #endif
 }
@@ -1168,7 +1270,7 @@ int lstm_nig_forward_f64(
         double *const saved = cache + LSTM_NIG_STATES * (steps + 1u) * units;
         double *const projection = saved + steps * LSTM_NIG_SAVED * units;
         /* The packing area (NULL: unpacked products) and W_hidden packed once for every step */
-        const size_t pack_at = lstm_nig_pack_offset_f64(batch, cache, lstm_nig_cache_base(steps, batch, hidden_size));
+        const size_t pack_at = lstm_nig_pack_offset_f64(cache, lstm_nig_cache_base(steps, batch, hidden_size));
         double *const pack = pack_at == 0 ? NULL : cache + pack_at;
         const size_t panel = lstm_nig_pack_panel(rows, hidden_size);
         double *const packed_weights = pack == NULL ? NULL : pack + LSTM_NIG_PACK_MC * LSTM_NIG_PACK_KC + LSTM_NIG_PACK_KC * panel;
@@ -1188,7 +1290,10 @@ int lstm_nig_forward_f64(
             /* Hidden projections of every gate (one matrix product):
              * Z_hidden = h_{t-1} W_hidden^T + b_hidden, added to Z_event */
             lstm_nig_broadcast_f64(batch, rows, hidden_bias, 1, pre);
-            if (pack != NULL) {
+            if (pack != NULL && batch < LSTM_NIG_PACK_BATCH) {
+                lstm_nig_gemm_rows_f64(batch, rows, hidden_size, h_states + t * units, hidden_size,
+                    packed_weights, pre);
+            } else if (pack != NULL) {
                 lstm_nig_gemm_packed_f64(batch, rows, hidden_size, h_states + t * units, hidden_size, 1u,
                     hidden_weights, 1u, hidden_size, packed_weights, pre, pack, panel);
             } else {
@@ -1264,7 +1369,7 @@ int lstm_nig_backward_f64(
         double *const delta_event = cache + (LSTM_NIG_STATES * (steps + 1u) + LSTM_NIG_SAVED * steps) * units;
         double *const delta_hidden = delta_event; /* every gate adds its event and hidden parts */
         /* The packing area (NULL: unpacked products) and W_hidden packed once for every step */
-        const size_t pack_at = lstm_nig_pack_offset_f64(batch, cache, lstm_nig_cache_base(steps, batch, hidden_size));
+        const size_t pack_at = lstm_nig_pack_offset_f64(cache, lstm_nig_cache_base(steps, batch, hidden_size));
         double *const pack = pack_at == 0 ? NULL : cache + pack_at;
         const size_t panel = lstm_nig_pack_panel(rows, hidden_size);
         double *const packed_weights = pack == NULL ? NULL : pack + LSTM_NIG_PACK_MC * LSTM_NIG_PACK_KC + LSTM_NIG_PACK_KC * panel;
@@ -1283,7 +1388,10 @@ int lstm_nig_backward_f64(
                 d_h0, d_c0, h_states + t * units, c_states + t * units,
                 peephole_forget, peephole_output, saved + t * LSTM_NIG_SAVED * units, delta_event + t * batch * rows, d_peephole_forget, d_peephole_output);
             /* Backpropagation through time: dL/dh_{t-1} += Delta_hidden,t W_hidden */
-            if (pack != NULL) {
+            if (pack != NULL && batch < LSTM_NIG_PACK_BATCH) {
+                lstm_nig_gemm_rows_f64(batch, hidden_size, rows, delta_hidden + t * batch * rows, rows,
+                    packed_weights, d_h0);
+            } else if (pack != NULL) {
                 lstm_nig_gemm_packed_f64(batch, hidden_size, rows, delta_hidden + t * batch * rows, rows, 1u,
                     hidden_weights, hidden_size, 1u, packed_weights, d_h0, pack, panel);
             } else {
@@ -1850,7 +1958,7 @@ static void lstm_nig_gemm_nn_f32(size_t m, size_t n, size_t k, const float *rest
     }
 }
 
-/* Packed matrix products (the sequence entry points for batch >= LSTM_NIG_PACK_BATCH, without CBLAS).
+/* Packed matrix products (the sequence entry points, without CBLAS).
  * C += A B is cut as in GotoBLAS: blocks of 256 terms; B packed in panels of 64 columns
  * (kc x 64, contiguous, zero-padded: in the L1 cache while used), A in blocks of up to
  * 128 rows cut into slivers of 4 rows (kc x 4, in the L2 cache); a kernel keeps
@@ -2093,6 +2201,24 @@ static void lstm_nig_gemm_packed_f32(size_t m, size_t n, size_t k, const float *
     float *const a_block = pack;
     float *const b_block = pack + a_capacity;
     size_t j0, l0, i0;
+    if (b_packed == NULL && 2u * n <= 64u && m > n) {
+        /* A narrow C (most of a panel would be zeros): C^T = B^T A^T, 64 rows of C at a time
+         * through a transposed block on the stack. */
+        float block[32u * 64u];
+        size_t i, j;
+        for (i0 = 0; i0 < m; i0 += 64u) {
+            const size_t mc = m - i0 < 64u ? m - i0 : 64u;
+            lstm_nig_fill_f32(n * mc, 0.0F, block);
+            lstm_nig_gemm_packed_f32(n, mc, k, b, b_col, b_row, a + i0 * a_row, a_col, a_row, NULL, block,
+                pack, panel);
+            for (i = 0; i < mc; ++i) {
+                for (j = 0; j < n; ++j) {
+                    c[(i0 + i) * n + j] += block[j * mc + i];
+                }
+            }
+        }
+        return;
+    }
     for (j0 = 0; j0 < n; j0 += panel) {
         const size_t nc = n - j0 < panel ? n - j0 : panel;
         for (l0 = 0; l0 < k; l0 += kc_max) {
@@ -2111,6 +2237,98 @@ static void lstm_nig_gemm_packed_f32(size_t m, size_t n, size_t k, const float *
                 const size_t mc = m - i0 < mc_max ? m - i0 : mc_max;
                 lstm_nig_pack_a_f32(mc, kc, a + i0 * a_row + l0 * a_col, a_row, a_col, a_block);
                 lstm_nig_macro_f32(mc, nc, kc, a_block, b_panels, stride, c + i0 * n + j0, n);
+            }
+        }
+    }
+}
+/* Two rows of 64 sums over `count` terms: sum0[j] = sum_q x[q * dx] b[q * db + j] and sum1[j] the same
+ * with x + ex and b + eb, in a fixed order; the sums stay in registers. */
+static void lstm_nig_row_sums_f32(size_t count, const float *restrict x, size_t dx, size_t ex,
+    const float *restrict b, size_t db, size_t eb, float *restrict sum0, float *restrict sum1)
+{
+    size_t q;
+#ifdef LSTM_NIG_AVX512
+    __m512 s0_0 = _mm512_setzero_ps(), s0_1 = _mm512_setzero_ps(), s0_2 = _mm512_setzero_ps(), s0_3 = _mm512_setzero_ps();
+    __m512 s1_0 = _mm512_setzero_ps(), s1_1 = _mm512_setzero_ps(), s1_2 = _mm512_setzero_ps(), s1_3 = _mm512_setzero_ps();
+    for (q = 0; q < count; ++q) {
+        const float *restrict b0 = b + q * db;
+        const float *restrict b1 = b0 + eb;
+        const __m512 x0 = _mm512_set1_ps(x[q * dx]), x1 = _mm512_set1_ps(x[q * dx + ex]);
+        s0_0 = _mm512_fmadd_ps(x0, _mm512_loadu_ps(b0), s0_0);
+        s1_0 = _mm512_fmadd_ps(x1, _mm512_loadu_ps(b1), s1_0);
+        s0_1 = _mm512_fmadd_ps(x0, _mm512_loadu_ps(b0 + 16u), s0_1);
+        s1_1 = _mm512_fmadd_ps(x1, _mm512_loadu_ps(b1 + 16u), s1_1);
+        s0_2 = _mm512_fmadd_ps(x0, _mm512_loadu_ps(b0 + 32u), s0_2);
+        s1_2 = _mm512_fmadd_ps(x1, _mm512_loadu_ps(b1 + 32u), s1_2);
+        s0_3 = _mm512_fmadd_ps(x0, _mm512_loadu_ps(b0 + 48u), s0_3);
+        s1_3 = _mm512_fmadd_ps(x1, _mm512_loadu_ps(b1 + 48u), s1_3);
+    }
+    _mm512_storeu_ps(sum0, s0_0);
+    _mm512_storeu_ps(sum0 + 16u, s0_1);
+    _mm512_storeu_ps(sum0 + 32u, s0_2);
+    _mm512_storeu_ps(sum0 + 48u, s0_3);
+    _mm512_storeu_ps(sum1, s1_0);
+    _mm512_storeu_ps(sum1 + 16u, s1_1);
+    _mm512_storeu_ps(sum1 + 32u, s1_2);
+    _mm512_storeu_ps(sum1 + 48u, s1_3);
+#else
+    /* 16 columns at a time (two 256-bit vectors per row of sums) */
+    size_t j0, j;
+    for (j0 = 0; j0 < 64u; j0 += 16u) {
+        float acc0[16] = { 0.0F }, acc1[16] = { 0.0F };
+        for (q = 0; q < count; ++q) {
+            const float *restrict b0 = b + q * db + j0;
+            const float *restrict b1 = b0 + eb;
+            const float x0 = x[q * dx], x1 = x[q * dx + ex];
+            for (j = 0; j < 16u; ++j) {
+                acc0[j] += x0 * b0[j];
+                acc1[j] += x1 * b1[j];
+            }
+        }
+        for (j = 0; j < 16u; ++j) {
+            sum0[j0 + j] = acc0[j];
+            sum1[j0 + j] = acc1[j];
+        }
+    }
+#endif
+}
+
+/* c (m x n, row stride n) += A B for a few rows of A (m < LSTM_NIG_PACK_BATCH: a small batch), with
+ * A(i, l) = a[i * a_row + l] and B packed whole by pack_b (panels of 64 columns, k * 64 apart).
+ * Per row of c, two rows of sums in registers over all k terms: two panels at once, or for the last
+ * panel alone its even and odd terms, added at the end. A(i, l) is broadcast and B streams through
+ * the L1 cache; every output is summed in a fixed order. */
+static void lstm_nig_gemm_rows_f32(size_t m, size_t n, size_t k, const float *restrict a,
+    size_t a_row, const float *restrict b_packed, float *restrict c)
+{
+    float sum0[64], sum1[64];
+    size_t i, j0, j;
+    for (i = 0; i < m; ++i) {
+        const float *restrict a_i = a + i * a_row;
+        float *restrict c_i = c + i * n;
+        for (j0 = 0; j0 < n; j0 += 2u * 64u) {
+            const float *restrict panel = b_packed + j0 * k;
+            if (n - j0 > 64u) {
+                const size_t cols = n - j0 - 64u < 64u ? n - j0 - 64u : 64u;
+                lstm_nig_row_sums_f32(k, a_i, 1u, 0u, panel, 64u, k * 64u, sum0, sum1);
+                for (j = 0; j < 64u; ++j) {
+                    c_i[j0 + j] += sum0[j];
+                }
+                for (j = 0; j < cols; ++j) {
+                    c_i[j0 + 64u + j] += sum1[j];
+                }
+            } else {
+                lstm_nig_row_sums_f32(k / 2u, a_i, 2u, 1u, panel, 2u * 64u, 64u, sum0, sum1);
+                if (k % 2u != 0) {
+                    const float x = a_i[k - 1u];
+                    const float *restrict last = panel + (k - 1u) * 64u;
+                    for (j = 0; j < 64u; ++j) {
+                        sum0[j] += x * last[j];
+                    }
+                }
+                for (j = 0; j < n - j0; ++j) {
+                    c_i[j0 + j] += sum0[j] + sum1[j];
+                }
             }
         }
     }
@@ -2141,19 +2359,15 @@ static void lstm_nig_product_nn_f32(size_t m, size_t n, size_t k, const float *r
 }
 
 /* Where the packing area of a sequence entry point starts in its cache: after `base` elements,
- * aligned to 64 bytes; 0 (the unpacked products) for batch < LSTM_NIG_PACK_BATCH or with CBLAS. */
-static size_t lstm_nig_pack_offset_f32(size_t batch, const float *cache, size_t base)
+ * aligned to 64 bytes; 0 (the unpacked products) with CBLAS. */
+static size_t lstm_nig_pack_offset_f32(const float *cache, size_t base)
 {
 #ifdef LSTM_NIG_USE_CBLAS
-    (void)batch;
     (void)cache;
     (void)base;
     return 0;
 #else
     const size_t misaligned = (size_t)((uintptr_t)(cache + base) % 64u);
-    if (batch < LSTM_NIG_PACK_BATCH) {
-        return 0;
-    }
     return misaligned % sizeof(float) != 0 ? base : base + (64u - misaligned) % 64u / sizeof(float);
 #endif
 }
@@ -2406,7 +2620,7 @@ int lstm_nig_forward_f32(
         float *const saved = cache + LSTM_NIG_STATES * (steps + 1u) * units;
         float *const projection = saved + steps * LSTM_NIG_SAVED * units;
         /* The packing area (NULL: unpacked products) and W_hidden packed once for every step */
-        const size_t pack_at = lstm_nig_pack_offset_f32(batch, cache, lstm_nig_cache_base(steps, batch, hidden_size));
+        const size_t pack_at = lstm_nig_pack_offset_f32(cache, lstm_nig_cache_base(steps, batch, hidden_size));
         float *const pack = pack_at == 0 ? NULL : cache + pack_at;
         const size_t panel = lstm_nig_pack_panel(rows, hidden_size);
         float *const packed_weights = pack == NULL ? NULL : pack + LSTM_NIG_PACK_MC * LSTM_NIG_PACK_KC + LSTM_NIG_PACK_KC * panel;
@@ -2426,7 +2640,10 @@ int lstm_nig_forward_f32(
             /* Hidden projections of every gate (one matrix product):
              * Z_hidden = h_{t-1} W_hidden^T + b_hidden, added to Z_event */
             lstm_nig_broadcast_f32(batch, rows, hidden_bias, 1, pre);
-            if (pack != NULL) {
+            if (pack != NULL && batch < LSTM_NIG_PACK_BATCH) {
+                lstm_nig_gemm_rows_f32(batch, rows, hidden_size, h_states + t * units, hidden_size,
+                    packed_weights, pre);
+            } else if (pack != NULL) {
                 lstm_nig_gemm_packed_f32(batch, rows, hidden_size, h_states + t * units, hidden_size, 1u,
                     hidden_weights, 1u, hidden_size, packed_weights, pre, pack, panel);
             } else {
@@ -2502,7 +2719,7 @@ int lstm_nig_backward_f32(
         float *const delta_event = cache + (LSTM_NIG_STATES * (steps + 1u) + LSTM_NIG_SAVED * steps) * units;
         float *const delta_hidden = delta_event; /* every gate adds its event and hidden parts */
         /* The packing area (NULL: unpacked products) and W_hidden packed once for every step */
-        const size_t pack_at = lstm_nig_pack_offset_f32(batch, cache, lstm_nig_cache_base(steps, batch, hidden_size));
+        const size_t pack_at = lstm_nig_pack_offset_f32(cache, lstm_nig_cache_base(steps, batch, hidden_size));
         float *const pack = pack_at == 0 ? NULL : cache + pack_at;
         const size_t panel = lstm_nig_pack_panel(rows, hidden_size);
         float *const packed_weights = pack == NULL ? NULL : pack + LSTM_NIG_PACK_MC * LSTM_NIG_PACK_KC + LSTM_NIG_PACK_KC * panel;
@@ -2521,7 +2738,10 @@ int lstm_nig_backward_f32(
                 d_h0, d_c0, h_states + t * units, c_states + t * units,
                 peephole_forget, peephole_output, saved + t * LSTM_NIG_SAVED * units, delta_event + t * batch * rows, d_peephole_forget, d_peephole_output);
             /* Backpropagation through time: dL/dh_{t-1} += Delta_hidden,t W_hidden */
-            if (pack != NULL) {
+            if (pack != NULL && batch < LSTM_NIG_PACK_BATCH) {
+                lstm_nig_gemm_rows_f32(batch, hidden_size, rows, delta_hidden + t * batch * rows, rows,
+                    packed_weights, d_h0);
+            } else if (pack != NULL) {
                 lstm_nig_gemm_packed_f32(batch, hidden_size, rows, delta_hidden + t * batch * rows, rows, 1u,
                     hidden_weights, hidden_size, 1u, packed_weights, d_h0, pack, panel);
             } else {

@@ -21,7 +21,7 @@
  *       forget, candidate, cell, output, tanh_cell
  *   then scratch (LSTM_NIG_DELTAS * T * B * G * H): the gate pre-activations in forward, the
  *       adjoints of the linear projections in backward (backward may be called again).
- *   then, for B >= 8, the packing area (LSTM_NIG_PACK_SIZE(B, G * H, H) elements, scratch).
+ *   then the packing area (LSTM_NIG_PACK_SIZE(G * H, H) elements, scratch).
  * In all B * H * (2 * (T + 1) + 8 * T) elements plus the packing area: O(T * B * H + H^2).
  *
  * Return value of every entry point: LSTM_NIG_OK, or an error code when a size is 0 or too
@@ -63,19 +63,18 @@ extern "C" {
 
 /* Elements of each caller-owned buffer, for static allocation (the functions below check
  * overflow; these macros do not). */
-/* The packing area at the end of the cache (batch >= 8): the recurrent weights packed for the
+/* The packing area at the end of the cache: the recurrent weights packed for the
  * matrix products of every step, and blocks of the other products' operands. */
 #define LSTM_NIG_PACK_ROUND(n) (((size_t)(n) + 63u) / 64u * 64u)
-#define LSTM_NIG_PACK_SIZE(batch, rows, recurrent) \
-    ((size_t)(batch) < 8u ? (size_t)0 : \
-     LSTM_NIG_PACK_ROUND(rows) * LSTM_NIG_PACK_ROUND(recurrent) + \
+#define LSTM_NIG_PACK_SIZE(rows, recurrent) \
+    (LSTM_NIG_PACK_ROUND(rows) * LSTM_NIG_PACK_ROUND(recurrent) + \
      256u * (LSTM_NIG_PACK_ROUND(rows) > LSTM_NIG_PACK_ROUND(recurrent) ? \
      LSTM_NIG_PACK_ROUND(rows) : LSTM_NIG_PACK_ROUND(recurrent)) + 128u * 256u + 16u)
 #define LSTM_NIG_CACHE_SIZE(steps, batch, hidden_size) \
     ((size_t)(batch) * (size_t)(hidden_size) * \
      ((size_t)LSTM_NIG_STATES * ((size_t)(steps) + 1u) + \
       (size_t)(LSTM_NIG_SAVED + LSTM_NIG_DELTAS * LSTM_NIG_GATES) * (size_t)(steps)) + \
-     LSTM_NIG_PACK_SIZE(batch, (size_t)LSTM_NIG_GATES * (size_t)(hidden_size), hidden_size))
+     LSTM_NIG_PACK_SIZE((size_t)LSTM_NIG_GATES * (size_t)(hidden_size), hidden_size))
 #define LSTM_NIG_STEP_SAVED_SIZE(batch, hidden_size) \
     ((size_t)LSTM_NIG_SAVED * (size_t)(batch) * (size_t)(hidden_size))
 #define LSTM_NIG_STEP_WORK_SIZE(batch, hidden_size) \

@@ -24,7 +24,7 @@
  *       forget, update, candidate, output, tanh_cell, unprojected
  *   then scratch (LSTMP_DELTAS * T * B * G * H + B * H + B * P): the gate pre-activations and
  *       unprojected of a step in forward, the adjoints of the linear maps in backward.
- *   then, for B >= 8, the packing area (LSTMP_PACK_SIZE(B, G * H, P) elements, scratch).
+ *   then the packing area (LSTMP_PACK_SIZE(G * H, P) elements, scratch).
  *
  * Return value of every entry point: LSTMP_OK, or an error code when a size is 0 or too
  * large (LSTMP_ERROR_SIZE) or a required pointer is NULL (LSTMP_ERROR_NULL); on error
@@ -79,12 +79,11 @@ extern "C" {
 
 /* Elements of each caller-owned buffer, for static allocation (the functions below check
  * overflow; these macros do not). */
-/* The packing area at the end of the cache (batch >= 8): the recurrent weights packed for the
+/* The packing area at the end of the cache: the recurrent weights packed for the
  * matrix products of every step, and blocks of the other products' operands. */
 #define LSTMP_PACK_ROUND(n) (((size_t)(n) + 63u) / 64u * 64u)
-#define LSTMP_PACK_SIZE(batch, rows, recurrent) \
-    ((size_t)(batch) < 8u ? (size_t)0 : \
-     LSTMP_PACK_ROUND(rows) * LSTMP_PACK_ROUND(recurrent) + \
+#define LSTMP_PACK_SIZE(rows, recurrent) \
+    (LSTMP_PACK_ROUND(rows) * LSTMP_PACK_ROUND(recurrent) + \
      256u * (LSTMP_PACK_ROUND(rows) > LSTMP_PACK_ROUND(recurrent) ? \
      LSTMP_PACK_ROUND(rows) : LSTMP_PACK_ROUND(recurrent)) + 128u * 256u + 16u)
 #define LSTMP_CACHE_SIZE(steps, batch, hidden_size, projection_size) \
@@ -92,7 +91,7 @@ extern "C" {
      ((size_t)(LSTMP_STATES - 1) * ((size_t)(steps) + 1u) + 1u + \
       (size_t)(LSTMP_SAVED + LSTMP_DELTAS * LSTMP_GATES) * (size_t)(steps)) + \
      (size_t)(batch) * (size_t)(projection_size) * ((size_t)(steps) + 2u) + \
-     LSTMP_PACK_SIZE(batch, (size_t)LSTMP_GATES * (size_t)(hidden_size), projection_size))
+     LSTMP_PACK_SIZE((size_t)LSTMP_GATES * (size_t)(hidden_size), projection_size))
 #define LSTMP_STEP_SAVED_SIZE(batch, hidden_size) \
     ((size_t)LSTMP_SAVED * (size_t)(batch) * (size_t)(hidden_size))
 #define LSTMP_STEP_WORK_SIZE(batch, hidden_size) \
