@@ -900,53 +900,113 @@ static void lstmp_gemm_packed_f64(size_t m, size_t n, size_t k, const double *re
         }
     }
 }
-/* Two rows of 32 sums over `count` terms: sum0[j] = sum_q x[q * dx] b[q * db + j] and sum1[j] the same
- * with x + ex and b + eb, in a fixed order; the sums stay in registers. */
+/* Rows of sums over `count` terms, kept in registers: sums[r * 32 + j] = sum_q x[q * dx + r * ex]
+ * b[q * db + r * eb + j] for r < chains, j < width, in a fixed order. row_sums: 2 rows of 32
+ * (two panels, or the even and odd terms of one); row_sums_half: 4 rows of 16 (a
+ * panel at most half full, its terms in fours). */
 static void lstmp_row_sums_f64(size_t count, const double *restrict x, size_t dx, size_t ex,
-    const double *restrict b, size_t db, size_t eb, double *restrict sum0, double *restrict sum1)
+    const double *restrict b, size_t db, size_t eb, double *restrict sums)
 {
     size_t q;
 #ifdef LSTMP_AVX512
     __m512d s0_0 = _mm512_setzero_pd(), s0_1 = _mm512_setzero_pd(), s0_2 = _mm512_setzero_pd(), s0_3 = _mm512_setzero_pd();
     __m512d s1_0 = _mm512_setzero_pd(), s1_1 = _mm512_setzero_pd(), s1_2 = _mm512_setzero_pd(), s1_3 = _mm512_setzero_pd();
     for (q = 0; q < count; ++q) {
-        const double *restrict b0 = b + q * db;
-        const double *restrict b1 = b0 + eb;
-        const __m512d x0 = _mm512_set1_pd(x[q * dx]), x1 = _mm512_set1_pd(x[q * dx + ex]);
-        s0_0 = _mm512_fmadd_pd(x0, _mm512_loadu_pd(b0), s0_0);
-        s1_0 = _mm512_fmadd_pd(x1, _mm512_loadu_pd(b1), s1_0);
-        s0_1 = _mm512_fmadd_pd(x0, _mm512_loadu_pd(b0 + 8u), s0_1);
-        s1_1 = _mm512_fmadd_pd(x1, _mm512_loadu_pd(b1 + 8u), s1_1);
-        s0_2 = _mm512_fmadd_pd(x0, _mm512_loadu_pd(b0 + 16u), s0_2);
-        s1_2 = _mm512_fmadd_pd(x1, _mm512_loadu_pd(b1 + 16u), s1_2);
-        s0_3 = _mm512_fmadd_pd(x0, _mm512_loadu_pd(b0 + 24u), s0_3);
-        s1_3 = _mm512_fmadd_pd(x1, _mm512_loadu_pd(b1 + 24u), s1_3);
+        const double *restrict b_q = b + q * db;
+        const double *restrict x_q = x + q * dx;
+        const __m512d x0 = _mm512_set1_pd(x_q[0u * ex]);
+        const __m512d x1 = _mm512_set1_pd(x_q[1u * ex]);
+        s0_0 = _mm512_fmadd_pd(x0, _mm512_loadu_pd(b_q + 0u * eb), s0_0);
+        s1_0 = _mm512_fmadd_pd(x1, _mm512_loadu_pd(b_q + 1u * eb), s1_0);
+        s0_1 = _mm512_fmadd_pd(x0, _mm512_loadu_pd(b_q + 0u * eb + 8u), s0_1);
+        s1_1 = _mm512_fmadd_pd(x1, _mm512_loadu_pd(b_q + 1u * eb + 8u), s1_1);
+        s0_2 = _mm512_fmadd_pd(x0, _mm512_loadu_pd(b_q + 0u * eb + 16u), s0_2);
+        s1_2 = _mm512_fmadd_pd(x1, _mm512_loadu_pd(b_q + 1u * eb + 16u), s1_2);
+        s0_3 = _mm512_fmadd_pd(x0, _mm512_loadu_pd(b_q + 0u * eb + 24u), s0_3);
+        s1_3 = _mm512_fmadd_pd(x1, _mm512_loadu_pd(b_q + 1u * eb + 24u), s1_3);
     }
-    _mm512_storeu_pd(sum0, s0_0);
-    _mm512_storeu_pd(sum0 + 8u, s0_1);
-    _mm512_storeu_pd(sum0 + 16u, s0_2);
-    _mm512_storeu_pd(sum0 + 24u, s0_3);
-    _mm512_storeu_pd(sum1, s1_0);
-    _mm512_storeu_pd(sum1 + 8u, s1_1);
-    _mm512_storeu_pd(sum1 + 16u, s1_2);
-    _mm512_storeu_pd(sum1 + 24u, s1_3);
+    _mm512_storeu_pd(sums + 0u, s0_0);
+    _mm512_storeu_pd(sums + 8u, s0_1);
+    _mm512_storeu_pd(sums + 16u, s0_2);
+    _mm512_storeu_pd(sums + 24u, s0_3);
+    _mm512_storeu_pd(sums + 32u, s1_0);
+    _mm512_storeu_pd(sums + 40u, s1_1);
+    _mm512_storeu_pd(sums + 48u, s1_2);
+    _mm512_storeu_pd(sums + 56u, s1_3);
 #else
-    /* 8 columns at a time (two 256-bit vectors per row of sums) */
-    size_t j0, j;
+    /* 8 columns at a time (2 rows of sums: 4 256-bit vectors) */
+    size_t j0, j, r;
     for (j0 = 0; j0 < 32u; j0 += 8u) {
-        double acc0[8] = { 0.0 }, acc1[8] = { 0.0 };
+        double acc[2][8] = { { 0.0 } };
         for (q = 0; q < count; ++q) {
-            const double *restrict b0 = b + q * db + j0;
-            const double *restrict b1 = b0 + eb;
-            const double x0 = x[q * dx], x1 = x[q * dx + ex];
-            for (j = 0; j < 8u; ++j) {
-                acc0[j] += x0 * b0[j];
-                acc1[j] += x1 * b1[j];
+            for (r = 0; r < 2u; ++r) {
+                const double x_r = x[q * dx + r * ex];
+                const double *restrict b_r = b + q * db + r * eb + j0;
+                for (j = 0; j < 8u; ++j) {
+                    acc[r][j] += x_r * b_r[j];
+                }
             }
         }
-        for (j = 0; j < 8u; ++j) {
-            sum0[j0 + j] = acc0[j];
-            sum1[j0 + j] = acc1[j];
+        for (r = 0; r < 2u; ++r) {
+            for (j = 0; j < 8u; ++j) {
+                sums[r * 32u + j0 + j] = acc[r][j];
+            }
+        }
+    }
+#endif
+}
+
+static void lstmp_row_sums_half_f64(size_t count, const double *restrict x, size_t dx, size_t ex,
+    const double *restrict b, size_t db, size_t eb, double *restrict sums)
+{
+    size_t q;
+#ifdef LSTMP_AVX512
+    __m512d s0_0 = _mm512_setzero_pd(), s0_1 = _mm512_setzero_pd();
+    __m512d s1_0 = _mm512_setzero_pd(), s1_1 = _mm512_setzero_pd();
+    __m512d s2_0 = _mm512_setzero_pd(), s2_1 = _mm512_setzero_pd();
+    __m512d s3_0 = _mm512_setzero_pd(), s3_1 = _mm512_setzero_pd();
+    for (q = 0; q < count; ++q) {
+        const double *restrict b_q = b + q * db;
+        const double *restrict x_q = x + q * dx;
+        const __m512d x0 = _mm512_set1_pd(x_q[0u * ex]);
+        const __m512d x1 = _mm512_set1_pd(x_q[1u * ex]);
+        const __m512d x2 = _mm512_set1_pd(x_q[2u * ex]);
+        const __m512d x3 = _mm512_set1_pd(x_q[3u * ex]);
+        s0_0 = _mm512_fmadd_pd(x0, _mm512_loadu_pd(b_q + 0u * eb), s0_0);
+        s1_0 = _mm512_fmadd_pd(x1, _mm512_loadu_pd(b_q + 1u * eb), s1_0);
+        s2_0 = _mm512_fmadd_pd(x2, _mm512_loadu_pd(b_q + 2u * eb), s2_0);
+        s3_0 = _mm512_fmadd_pd(x3, _mm512_loadu_pd(b_q + 3u * eb), s3_0);
+        s0_1 = _mm512_fmadd_pd(x0, _mm512_loadu_pd(b_q + 0u * eb + 8u), s0_1);
+        s1_1 = _mm512_fmadd_pd(x1, _mm512_loadu_pd(b_q + 1u * eb + 8u), s1_1);
+        s2_1 = _mm512_fmadd_pd(x2, _mm512_loadu_pd(b_q + 2u * eb + 8u), s2_1);
+        s3_1 = _mm512_fmadd_pd(x3, _mm512_loadu_pd(b_q + 3u * eb + 8u), s3_1);
+    }
+    _mm512_storeu_pd(sums + 0u, s0_0);
+    _mm512_storeu_pd(sums + 8u, s0_1);
+    _mm512_storeu_pd(sums + 32u, s1_0);
+    _mm512_storeu_pd(sums + 40u, s1_1);
+    _mm512_storeu_pd(sums + 64u, s2_0);
+    _mm512_storeu_pd(sums + 72u, s2_1);
+    _mm512_storeu_pd(sums + 96u, s3_0);
+    _mm512_storeu_pd(sums + 104u, s3_1);
+#else
+    /* 8 columns at a time (4 rows of sums: 8 256-bit vectors) */
+    size_t j0, j, r;
+    for (j0 = 0; j0 < 16u; j0 += 8u) {
+        double acc[4][8] = { { 0.0 } };
+        for (q = 0; q < count; ++q) {
+            for (r = 0; r < 4u; ++r) {
+                const double x_r = x[q * dx + r * ex];
+                const double *restrict b_r = b + q * db + r * eb + j0;
+                for (j = 0; j < 8u; ++j) {
+                    acc[r][j] += x_r * b_r[j];
+                }
+            }
+        }
+        for (r = 0; r < 4u; ++r) {
+            for (j = 0; j < 8u; ++j) {
+                sums[r * 32u + j0 + j] = acc[r][j];
+            }
         }
     }
 #endif
@@ -954,40 +1014,51 @@ static void lstmp_row_sums_f64(size_t count, const double *restrict x, size_t dx
 
 /* c (m x n, row stride n) += A B for a few rows of A (m < LSTMP_PACK_BATCH: a small batch), with
  * A(i, l) = a[i * a_row + l] and B packed whole by pack_b (panels of 32 columns, k * 32 apart).
- * Per row of c, two rows of sums in registers over all k terms: two panels at once, or for the last
- * panel alone its even and odd terms, added at the end. A(i, l) is broadcast and B streams through
- * the L1 cache; every output is summed in a fixed order. */
+ * Per row of c, sums in registers over all k terms: two panels at once; the last panel alone split
+ * into its even and odd terms, or (at most half full) its terms in fours, added at the end. A(i, l)
+ * is broadcast and B streams through the L1 cache; every output is summed in a fixed order. */
 static void lstmp_gemm_rows_f64(size_t m, size_t n, size_t k, const double *restrict a,
     size_t a_row, const double *restrict b_packed, double *restrict c)
 {
-    double sum0[32], sum1[32];
-    size_t i, j0, j;
+    double sums[4u * 32u];
+    size_t i, j0, j, l;
     for (i = 0; i < m; ++i) {
         const double *restrict a_i = a + i * a_row;
         double *restrict c_i = c + i * n;
         for (j0 = 0; j0 < n; j0 += 2u * 32u) {
             const double *restrict panel = b_packed + j0 * k;
-            if (n - j0 > 32u) {
-                const size_t cols = n - j0 - 32u < 32u ? n - j0 - 32u : 32u;
-                lstmp_row_sums_f64(k, a_i, 1u, 0u, panel, 32u, k * 32u, sum0, sum1);
-                for (j = 0; j < 32u; ++j) {
-                    c_i[j0 + j] += sum0[j];
-                }
+            const size_t cols = n - j0 < 2u * 32u ? n - j0 : 2u * 32u;
+            if (cols > 32u) {
+                /* two panels, all terms: sums of columns j0.. then j0 + 32.. */
+                lstmp_row_sums_f64(k, a_i, 1u, 0u, panel, 32u, k * 32u, sums);
                 for (j = 0; j < cols; ++j) {
-                    c_i[j0 + 32u + j] += sum1[j];
+                    c_i[j0 + j] += sums[j];
+                }
+                continue;
+            }
+            if (2u * cols > 32u) {
+                /* the last panel: its even and odd terms */
+                lstmp_row_sums_f64(k / 2u, a_i, 2u, 1u, panel, 2u * 32u, 32u, sums);
+                l = k / 2u * 2u;
+                for (j = 0; j < cols; ++j) {
+                    sums[j] += sums[32u + j];
                 }
             } else {
-                lstmp_row_sums_f64(k / 2u, a_i, 2u, 1u, panel, 2u * 32u, 32u, sum0, sum1);
-                if (k % 2u != 0) {
-                    const double x = a_i[k - 1u];
-                    const double *restrict last = panel + (k - 1u) * 32u;
-                    for (j = 0; j < 32u; ++j) {
-                        sum0[j] += x * last[j];
-                    }
+                /* the last panel, at most half full: its terms in fours */
+                lstmp_row_sums_half_f64(k / 4u, a_i, 4u, 1u, panel, 4u * 32u, 32u, sums);
+                l = k / 4u * 4u;
+                for (j = 0; j < cols; ++j) {
+                    sums[j] += sums[32u + j] + (sums[64u + j] + sums[96u + j]);
                 }
-                for (j = 0; j < n - j0; ++j) {
-                    c_i[j0 + j] += sum0[j] + sum1[j];
+            }
+            for (; l < k; ++l) {
+                const double x = a_i[l];
+                for (j = 0; j < cols; ++j) {
+                    sums[j] += x * panel[l * 32u + j];
                 }
+            }
+            for (j = 0; j < cols; ++j) {
+                c_i[j0 + j] += sums[j];
             }
         }
     }
@@ -2260,53 +2331,113 @@ static void lstmp_gemm_packed_f32(size_t m, size_t n, size_t k, const float *res
         }
     }
 }
-/* Two rows of 64 sums over `count` terms: sum0[j] = sum_q x[q * dx] b[q * db + j] and sum1[j] the same
- * with x + ex and b + eb, in a fixed order; the sums stay in registers. */
+/* Rows of sums over `count` terms, kept in registers: sums[r * 64 + j] = sum_q x[q * dx + r * ex]
+ * b[q * db + r * eb + j] for r < chains, j < width, in a fixed order. row_sums: 2 rows of 64
+ * (two panels, or the even and odd terms of one); row_sums_half: 4 rows of 32 (a
+ * panel at most half full, its terms in fours). */
 static void lstmp_row_sums_f32(size_t count, const float *restrict x, size_t dx, size_t ex,
-    const float *restrict b, size_t db, size_t eb, float *restrict sum0, float *restrict sum1)
+    const float *restrict b, size_t db, size_t eb, float *restrict sums)
 {
     size_t q;
 #ifdef LSTMP_AVX512
     __m512 s0_0 = _mm512_setzero_ps(), s0_1 = _mm512_setzero_ps(), s0_2 = _mm512_setzero_ps(), s0_3 = _mm512_setzero_ps();
     __m512 s1_0 = _mm512_setzero_ps(), s1_1 = _mm512_setzero_ps(), s1_2 = _mm512_setzero_ps(), s1_3 = _mm512_setzero_ps();
     for (q = 0; q < count; ++q) {
-        const float *restrict b0 = b + q * db;
-        const float *restrict b1 = b0 + eb;
-        const __m512 x0 = _mm512_set1_ps(x[q * dx]), x1 = _mm512_set1_ps(x[q * dx + ex]);
-        s0_0 = _mm512_fmadd_ps(x0, _mm512_loadu_ps(b0), s0_0);
-        s1_0 = _mm512_fmadd_ps(x1, _mm512_loadu_ps(b1), s1_0);
-        s0_1 = _mm512_fmadd_ps(x0, _mm512_loadu_ps(b0 + 16u), s0_1);
-        s1_1 = _mm512_fmadd_ps(x1, _mm512_loadu_ps(b1 + 16u), s1_1);
-        s0_2 = _mm512_fmadd_ps(x0, _mm512_loadu_ps(b0 + 32u), s0_2);
-        s1_2 = _mm512_fmadd_ps(x1, _mm512_loadu_ps(b1 + 32u), s1_2);
-        s0_3 = _mm512_fmadd_ps(x0, _mm512_loadu_ps(b0 + 48u), s0_3);
-        s1_3 = _mm512_fmadd_ps(x1, _mm512_loadu_ps(b1 + 48u), s1_3);
+        const float *restrict b_q = b + q * db;
+        const float *restrict x_q = x + q * dx;
+        const __m512 x0 = _mm512_set1_ps(x_q[0u * ex]);
+        const __m512 x1 = _mm512_set1_ps(x_q[1u * ex]);
+        s0_0 = _mm512_fmadd_ps(x0, _mm512_loadu_ps(b_q + 0u * eb), s0_0);
+        s1_0 = _mm512_fmadd_ps(x1, _mm512_loadu_ps(b_q + 1u * eb), s1_0);
+        s0_1 = _mm512_fmadd_ps(x0, _mm512_loadu_ps(b_q + 0u * eb + 16u), s0_1);
+        s1_1 = _mm512_fmadd_ps(x1, _mm512_loadu_ps(b_q + 1u * eb + 16u), s1_1);
+        s0_2 = _mm512_fmadd_ps(x0, _mm512_loadu_ps(b_q + 0u * eb + 32u), s0_2);
+        s1_2 = _mm512_fmadd_ps(x1, _mm512_loadu_ps(b_q + 1u * eb + 32u), s1_2);
+        s0_3 = _mm512_fmadd_ps(x0, _mm512_loadu_ps(b_q + 0u * eb + 48u), s0_3);
+        s1_3 = _mm512_fmadd_ps(x1, _mm512_loadu_ps(b_q + 1u * eb + 48u), s1_3);
     }
-    _mm512_storeu_ps(sum0, s0_0);
-    _mm512_storeu_ps(sum0 + 16u, s0_1);
-    _mm512_storeu_ps(sum0 + 32u, s0_2);
-    _mm512_storeu_ps(sum0 + 48u, s0_3);
-    _mm512_storeu_ps(sum1, s1_0);
-    _mm512_storeu_ps(sum1 + 16u, s1_1);
-    _mm512_storeu_ps(sum1 + 32u, s1_2);
-    _mm512_storeu_ps(sum1 + 48u, s1_3);
+    _mm512_storeu_ps(sums + 0u, s0_0);
+    _mm512_storeu_ps(sums + 16u, s0_1);
+    _mm512_storeu_ps(sums + 32u, s0_2);
+    _mm512_storeu_ps(sums + 48u, s0_3);
+    _mm512_storeu_ps(sums + 64u, s1_0);
+    _mm512_storeu_ps(sums + 80u, s1_1);
+    _mm512_storeu_ps(sums + 96u, s1_2);
+    _mm512_storeu_ps(sums + 112u, s1_3);
 #else
-    /* 16 columns at a time (two 256-bit vectors per row of sums) */
-    size_t j0, j;
+    /* 16 columns at a time (2 rows of sums: 4 256-bit vectors) */
+    size_t j0, j, r;
     for (j0 = 0; j0 < 64u; j0 += 16u) {
-        float acc0[16] = { 0.0F }, acc1[16] = { 0.0F };
+        float acc[2][16] = { { 0.0F } };
         for (q = 0; q < count; ++q) {
-            const float *restrict b0 = b + q * db + j0;
-            const float *restrict b1 = b0 + eb;
-            const float x0 = x[q * dx], x1 = x[q * dx + ex];
-            for (j = 0; j < 16u; ++j) {
-                acc0[j] += x0 * b0[j];
-                acc1[j] += x1 * b1[j];
+            for (r = 0; r < 2u; ++r) {
+                const float x_r = x[q * dx + r * ex];
+                const float *restrict b_r = b + q * db + r * eb + j0;
+                for (j = 0; j < 16u; ++j) {
+                    acc[r][j] += x_r * b_r[j];
+                }
             }
         }
-        for (j = 0; j < 16u; ++j) {
-            sum0[j0 + j] = acc0[j];
-            sum1[j0 + j] = acc1[j];
+        for (r = 0; r < 2u; ++r) {
+            for (j = 0; j < 16u; ++j) {
+                sums[r * 64u + j0 + j] = acc[r][j];
+            }
+        }
+    }
+#endif
+}
+
+static void lstmp_row_sums_half_f32(size_t count, const float *restrict x, size_t dx, size_t ex,
+    const float *restrict b, size_t db, size_t eb, float *restrict sums)
+{
+    size_t q;
+#ifdef LSTMP_AVX512
+    __m512 s0_0 = _mm512_setzero_ps(), s0_1 = _mm512_setzero_ps();
+    __m512 s1_0 = _mm512_setzero_ps(), s1_1 = _mm512_setzero_ps();
+    __m512 s2_0 = _mm512_setzero_ps(), s2_1 = _mm512_setzero_ps();
+    __m512 s3_0 = _mm512_setzero_ps(), s3_1 = _mm512_setzero_ps();
+    for (q = 0; q < count; ++q) {
+        const float *restrict b_q = b + q * db;
+        const float *restrict x_q = x + q * dx;
+        const __m512 x0 = _mm512_set1_ps(x_q[0u * ex]);
+        const __m512 x1 = _mm512_set1_ps(x_q[1u * ex]);
+        const __m512 x2 = _mm512_set1_ps(x_q[2u * ex]);
+        const __m512 x3 = _mm512_set1_ps(x_q[3u * ex]);
+        s0_0 = _mm512_fmadd_ps(x0, _mm512_loadu_ps(b_q + 0u * eb), s0_0);
+        s1_0 = _mm512_fmadd_ps(x1, _mm512_loadu_ps(b_q + 1u * eb), s1_0);
+        s2_0 = _mm512_fmadd_ps(x2, _mm512_loadu_ps(b_q + 2u * eb), s2_0);
+        s3_0 = _mm512_fmadd_ps(x3, _mm512_loadu_ps(b_q + 3u * eb), s3_0);
+        s0_1 = _mm512_fmadd_ps(x0, _mm512_loadu_ps(b_q + 0u * eb + 16u), s0_1);
+        s1_1 = _mm512_fmadd_ps(x1, _mm512_loadu_ps(b_q + 1u * eb + 16u), s1_1);
+        s2_1 = _mm512_fmadd_ps(x2, _mm512_loadu_ps(b_q + 2u * eb + 16u), s2_1);
+        s3_1 = _mm512_fmadd_ps(x3, _mm512_loadu_ps(b_q + 3u * eb + 16u), s3_1);
+    }
+    _mm512_storeu_ps(sums + 0u, s0_0);
+    _mm512_storeu_ps(sums + 16u, s0_1);
+    _mm512_storeu_ps(sums + 64u, s1_0);
+    _mm512_storeu_ps(sums + 80u, s1_1);
+    _mm512_storeu_ps(sums + 128u, s2_0);
+    _mm512_storeu_ps(sums + 144u, s2_1);
+    _mm512_storeu_ps(sums + 192u, s3_0);
+    _mm512_storeu_ps(sums + 208u, s3_1);
+#else
+    /* 16 columns at a time (4 rows of sums: 8 256-bit vectors) */
+    size_t j0, j, r;
+    for (j0 = 0; j0 < 32u; j0 += 16u) {
+        float acc[4][16] = { { 0.0F } };
+        for (q = 0; q < count; ++q) {
+            for (r = 0; r < 4u; ++r) {
+                const float x_r = x[q * dx + r * ex];
+                const float *restrict b_r = b + q * db + r * eb + j0;
+                for (j = 0; j < 16u; ++j) {
+                    acc[r][j] += x_r * b_r[j];
+                }
+            }
+        }
+        for (r = 0; r < 4u; ++r) {
+            for (j = 0; j < 16u; ++j) {
+                sums[r * 64u + j0 + j] = acc[r][j];
+            }
         }
     }
 #endif
@@ -2314,40 +2445,51 @@ static void lstmp_row_sums_f32(size_t count, const float *restrict x, size_t dx,
 
 /* c (m x n, row stride n) += A B for a few rows of A (m < LSTMP_PACK_BATCH: a small batch), with
  * A(i, l) = a[i * a_row + l] and B packed whole by pack_b (panels of 64 columns, k * 64 apart).
- * Per row of c, two rows of sums in registers over all k terms: two panels at once, or for the last
- * panel alone its even and odd terms, added at the end. A(i, l) is broadcast and B streams through
- * the L1 cache; every output is summed in a fixed order. */
+ * Per row of c, sums in registers over all k terms: two panels at once; the last panel alone split
+ * into its even and odd terms, or (at most half full) its terms in fours, added at the end. A(i, l)
+ * is broadcast and B streams through the L1 cache; every output is summed in a fixed order. */
 static void lstmp_gemm_rows_f32(size_t m, size_t n, size_t k, const float *restrict a,
     size_t a_row, const float *restrict b_packed, float *restrict c)
 {
-    float sum0[64], sum1[64];
-    size_t i, j0, j;
+    float sums[4u * 64u];
+    size_t i, j0, j, l;
     for (i = 0; i < m; ++i) {
         const float *restrict a_i = a + i * a_row;
         float *restrict c_i = c + i * n;
         for (j0 = 0; j0 < n; j0 += 2u * 64u) {
             const float *restrict panel = b_packed + j0 * k;
-            if (n - j0 > 64u) {
-                const size_t cols = n - j0 - 64u < 64u ? n - j0 - 64u : 64u;
-                lstmp_row_sums_f32(k, a_i, 1u, 0u, panel, 64u, k * 64u, sum0, sum1);
-                for (j = 0; j < 64u; ++j) {
-                    c_i[j0 + j] += sum0[j];
-                }
+            const size_t cols = n - j0 < 2u * 64u ? n - j0 : 2u * 64u;
+            if (cols > 64u) {
+                /* two panels, all terms: sums of columns j0.. then j0 + 64.. */
+                lstmp_row_sums_f32(k, a_i, 1u, 0u, panel, 64u, k * 64u, sums);
                 for (j = 0; j < cols; ++j) {
-                    c_i[j0 + 64u + j] += sum1[j];
+                    c_i[j0 + j] += sums[j];
+                }
+                continue;
+            }
+            if (2u * cols > 64u) {
+                /* the last panel: its even and odd terms */
+                lstmp_row_sums_f32(k / 2u, a_i, 2u, 1u, panel, 2u * 64u, 64u, sums);
+                l = k / 2u * 2u;
+                for (j = 0; j < cols; ++j) {
+                    sums[j] += sums[64u + j];
                 }
             } else {
-                lstmp_row_sums_f32(k / 2u, a_i, 2u, 1u, panel, 2u * 64u, 64u, sum0, sum1);
-                if (k % 2u != 0) {
-                    const float x = a_i[k - 1u];
-                    const float *restrict last = panel + (k - 1u) * 64u;
-                    for (j = 0; j < 64u; ++j) {
-                        sum0[j] += x * last[j];
-                    }
+                /* the last panel, at most half full: its terms in fours */
+                lstmp_row_sums_half_f32(k / 4u, a_i, 4u, 1u, panel, 4u * 64u, 64u, sums);
+                l = k / 4u * 4u;
+                for (j = 0; j < cols; ++j) {
+                    sums[j] += sums[64u + j] + (sums[128u + j] + sums[192u + j]);
                 }
-                for (j = 0; j < n - j0; ++j) {
-                    c_i[j0 + j] += sum0[j] + sum1[j];
+            }
+            for (; l < k; ++l) {
+                const float x = a_i[l];
+                for (j = 0; j < cols; ++j) {
+                    sums[j] += x * panel[l * 64u + j];
                 }
+            }
+            for (j = 0; j < cols; ++j) {
+                c_i[j0 + j] += sums[j];
             }
         }
     }
