@@ -40,6 +40,9 @@ static int lstm_nfg_multiply(size_t a, size_t b, size_t *out)
  * W_hidden goes row by row below LSTM_NFG_PACK_BATCH rows (a small batch). Their buffers hold blocks of at most LSTM_NFG_PACK_KC terms and LSTM_NFG_PACK_MC x LSTM_NFG_PACK_KC
  * elements of A (each precision cuts its own blocks within them). */
 #define LSTM_NFG_PACK_BATCH 8u
+/* With OpenMP: the per-unit loops of a step are shared among threads (batch rows apiece) from
+ * this many units on. */
+#define LSTM_NFG_PARALLEL_UNITS 8192u
 #define LSTM_NFG_PACK_KC 256u
 #define LSTM_NFG_PACK_MC 128u
 /* Columns of the widest panel (float: 64, double: 32); packed sizes are rounded up to it. */
@@ -611,16 +614,16 @@ static void lstm_nfg_gemm_nn_f64(size_t m, size_t n, size_t k, const double *res
 /* Packed matrix products (the sequence entry points, without CBLAS).
  * C += A B is cut as in GotoBLAS: blocks of 128 terms; B packed in panels of 32 columns
  * (kc x 32, contiguous, zero-padded: in the L1 cache while used), A in blocks of up to
- * 256 rows cut into slivers of 4 rows (kc x 4, in the L2 cache); a kernel keeps
- * 4 x 32 sums in registers. W_hidden is packed once per call (it is the same at
+ * 256 rows cut into slivers of 6 rows (kc x 6, in the L2 cache); a kernel keeps
+ * 6 x 32 sums in registers. W_hidden is packed once per call (it is the same at
  * every step). All buffers are in the caller's cache; every output is summed in a fixed order. */
 
-/* out: the slivers of A(i, l) = a[i * a_row + l * a_col], i < rows, l < kc, each kc x 4
+/* out: the slivers of A(i, l) = a[i * a_row + l * a_col], i < rows, l < kc, each kc x 6
  * (out[s * kc * MR + l * MR + i'] = A(s * MR + i', l)), zeros past the last row. */
 static void lstm_nfg_pack_a_f64(size_t rows, size_t kc, const double *restrict a, size_t a_row,
     size_t a_col, double *restrict out)
 {
-    const size_t mr = 4u;
+    const size_t mr = 6u;
     size_t i0, i, l;
     if (a_row == 1u) {
         /* A^T of a row-major matrix: rows of it (l) are contiguous, read each once */
@@ -689,22 +692,24 @@ static void lstm_nfg_pack_b_f64(size_t kc, size_t cols, const double *restrict b
     }
 }
 
-/* c (rows x cols of a 4 x 32 tile, row stride ldc) += A B over kc terms, A a packed
- * sliver (kc x 4), B a packed panel (kc x 32). */
+/* c (rows x cols of a 6 x 32 tile, row stride ldc) += A B over kc terms, A a packed
+ * sliver (kc x 6), B a packed panel (kc x 32). */
 static void lstm_nfg_kernel_f64(size_t kc, const double *restrict a, const double *restrict b,
     double *restrict c, size_t ldc, size_t rows, size_t cols)
 {
-    double tile[128];
+    double tile[192];
     size_t l, i, j;
 #ifdef LSTM_NFG_AVX512
-    /* 4 x 4 vectors of sums; per term 4 loads of B, 4 broadcasts of A, 16 FMAs */
+    /* 6 x 4 vectors of sums; per term 4 loads of B, 6 broadcasts of A, 24 FMAs */
     __m512d acc0_0 = _mm512_setzero_pd(), acc0_1 = _mm512_setzero_pd(), acc0_2 = _mm512_setzero_pd(), acc0_3 = _mm512_setzero_pd();
     __m512d acc1_0 = _mm512_setzero_pd(), acc1_1 = _mm512_setzero_pd(), acc1_2 = _mm512_setzero_pd(), acc1_3 = _mm512_setzero_pd();
     __m512d acc2_0 = _mm512_setzero_pd(), acc2_1 = _mm512_setzero_pd(), acc2_2 = _mm512_setzero_pd(), acc2_3 = _mm512_setzero_pd();
     __m512d acc3_0 = _mm512_setzero_pd(), acc3_1 = _mm512_setzero_pd(), acc3_2 = _mm512_setzero_pd(), acc3_3 = _mm512_setzero_pd();
+    __m512d acc4_0 = _mm512_setzero_pd(), acc4_1 = _mm512_setzero_pd(), acc4_2 = _mm512_setzero_pd(), acc4_3 = _mm512_setzero_pd();
+    __m512d acc5_0 = _mm512_setzero_pd(), acc5_1 = _mm512_setzero_pd(), acc5_2 = _mm512_setzero_pd(), acc5_3 = _mm512_setzero_pd();
     for (l = 0; l < kc; ++l) {
         const double *restrict b_l = b + l * 32u;
-        const double *restrict a_l = a + l * 4u;
+        const double *restrict a_l = a + l * 6u;
         const __m512d b0 = _mm512_loadu_pd(b_l);
         const __m512d b1 = _mm512_loadu_pd(b_l + 8u);
         const __m512d b2 = _mm512_loadu_pd(b_l + 16u);
@@ -730,8 +735,18 @@ static void lstm_nfg_kernel_f64(size_t kc, const double *restrict a, const doubl
         acc3_1 = _mm512_fmadd_pd(a_r, b1, acc3_1);
         acc3_2 = _mm512_fmadd_pd(a_r, b2, acc3_2);
         acc3_3 = _mm512_fmadd_pd(a_r, b3, acc3_3);
+        a_r = _mm512_set1_pd(a_l[4]);
+        acc4_0 = _mm512_fmadd_pd(a_r, b0, acc4_0);
+        acc4_1 = _mm512_fmadd_pd(a_r, b1, acc4_1);
+        acc4_2 = _mm512_fmadd_pd(a_r, b2, acc4_2);
+        acc4_3 = _mm512_fmadd_pd(a_r, b3, acc4_3);
+        a_r = _mm512_set1_pd(a_l[5]);
+        acc5_0 = _mm512_fmadd_pd(a_r, b0, acc5_0);
+        acc5_1 = _mm512_fmadd_pd(a_r, b1, acc5_1);
+        acc5_2 = _mm512_fmadd_pd(a_r, b2, acc5_2);
+        acc5_3 = _mm512_fmadd_pd(a_r, b3, acc5_3);
     }
-    if (rows == 4u && cols == 32u) {
+    if (rows == 6u && cols == 32u) {
         _mm512_storeu_pd(c + 0u * ldc + 0u, _mm512_add_pd(_mm512_loadu_pd(c + 0u * ldc + 0u), acc0_0));
         _mm512_storeu_pd(c + 0u * ldc + 8u, _mm512_add_pd(_mm512_loadu_pd(c + 0u * ldc + 8u), acc0_1));
         _mm512_storeu_pd(c + 0u * ldc + 16u, _mm512_add_pd(_mm512_loadu_pd(c + 0u * ldc + 16u), acc0_2));
@@ -748,6 +763,14 @@ static void lstm_nfg_kernel_f64(size_t kc, const double *restrict a, const doubl
         _mm512_storeu_pd(c + 3u * ldc + 8u, _mm512_add_pd(_mm512_loadu_pd(c + 3u * ldc + 8u), acc3_1));
         _mm512_storeu_pd(c + 3u * ldc + 16u, _mm512_add_pd(_mm512_loadu_pd(c + 3u * ldc + 16u), acc3_2));
         _mm512_storeu_pd(c + 3u * ldc + 24u, _mm512_add_pd(_mm512_loadu_pd(c + 3u * ldc + 24u), acc3_3));
+        _mm512_storeu_pd(c + 4u * ldc + 0u, _mm512_add_pd(_mm512_loadu_pd(c + 4u * ldc + 0u), acc4_0));
+        _mm512_storeu_pd(c + 4u * ldc + 8u, _mm512_add_pd(_mm512_loadu_pd(c + 4u * ldc + 8u), acc4_1));
+        _mm512_storeu_pd(c + 4u * ldc + 16u, _mm512_add_pd(_mm512_loadu_pd(c + 4u * ldc + 16u), acc4_2));
+        _mm512_storeu_pd(c + 4u * ldc + 24u, _mm512_add_pd(_mm512_loadu_pd(c + 4u * ldc + 24u), acc4_3));
+        _mm512_storeu_pd(c + 5u * ldc + 0u, _mm512_add_pd(_mm512_loadu_pd(c + 5u * ldc + 0u), acc5_0));
+        _mm512_storeu_pd(c + 5u * ldc + 8u, _mm512_add_pd(_mm512_loadu_pd(c + 5u * ldc + 8u), acc5_1));
+        _mm512_storeu_pd(c + 5u * ldc + 16u, _mm512_add_pd(_mm512_loadu_pd(c + 5u * ldc + 16u), acc5_2));
+        _mm512_storeu_pd(c + 5u * ldc + 24u, _mm512_add_pd(_mm512_loadu_pd(c + 5u * ldc + 24u), acc5_3));
         return;
     }
     _mm512_storeu_pd(tile + 0u, acc0_0);
@@ -766,26 +789,40 @@ static void lstm_nfg_kernel_f64(size_t kc, const double *restrict a, const doubl
     _mm512_storeu_pd(tile + 104u, acc3_1);
     _mm512_storeu_pd(tile + 112u, acc3_2);
     _mm512_storeu_pd(tile + 120u, acc3_3);
+    _mm512_storeu_pd(tile + 128u, acc4_0);
+    _mm512_storeu_pd(tile + 136u, acc4_1);
+    _mm512_storeu_pd(tile + 144u, acc4_2);
+    _mm512_storeu_pd(tile + 152u, acc4_3);
+    _mm512_storeu_pd(tile + 160u, acc5_0);
+    _mm512_storeu_pd(tile + 168u, acc5_1);
+    _mm512_storeu_pd(tile + 176u, acc5_2);
+    _mm512_storeu_pd(tile + 184u, acc5_3);
 #else
-    /* 4 x 8 sums at a time (two 256-bit vectors per row: the sums stay in 16 registers) */
+    /* 6 x 8 sums at a time (two 256-bit vectors per row: the sums stay in 12 of the 16 registers) */
     size_t j0;
     for (j0 = 0; j0 < 32u; j0 += 8u) {
         double acc0[8] = { 0.0 };
         double acc1[8] = { 0.0 };
         double acc2[8] = { 0.0 };
         double acc3[8] = { 0.0 };
+        double acc4[8] = { 0.0 };
+        double acc5[8] = { 0.0 };
         for (l = 0; l < kc; ++l) {
             const double *restrict b_l = b + l * 32u + j0;
-            const double *restrict a_l = a + l * 4u;
+            const double *restrict a_l = a + l * 6u;
             const double a0 = a_l[0];
             const double a1 = a_l[1];
             const double a2 = a_l[2];
             const double a3 = a_l[3];
+            const double a4 = a_l[4];
+            const double a5 = a_l[5];
             for (j = 0; j < 8u; ++j) {
                 acc0[j] += a0 * b_l[j];
                 acc1[j] += a1 * b_l[j];
                 acc2[j] += a2 * b_l[j];
                 acc3[j] += a3 * b_l[j];
+                acc4[j] += a4 * b_l[j];
+                acc5[j] += a5 * b_l[j];
             }
         }
         for (j = 0; j < 8u; ++j) {
@@ -793,10 +830,12 @@ static void lstm_nfg_kernel_f64(size_t kc, const double *restrict a, const doubl
             tile[32u + j0 + j] = acc1[j];
             tile[64u + j0 + j] = acc2[j];
             tile[96u + j0 + j] = acc3[j];
+            tile[128u + j0 + j] = acc4[j];
+            tile[160u + j0 + j] = acc5[j];
         }
     }
-    if (rows == 4u && cols == 32u) {
-        for (i = 0; i < 4u; ++i) {
+    if (rows == 6u && cols == 32u) {
+        for (i = 0; i < 6u; ++i) {
             for (j = 0; j < 32u; ++j) {
                 c[i * ldc + j] += tile[i * 32u + j];
             }
@@ -816,7 +855,7 @@ static void lstm_nfg_kernel_f64(size_t kc, const double *restrict a, const doubl
 static void lstm_nfg_macro_f64(size_t m, size_t n, size_t kc, const double *restrict a_packed,
     const double *restrict b_packed, size_t stride, double *restrict c, size_t ldc)
 {
-    const size_t mr = 4u;
+    const size_t mr = 6u;
     const size_t slivers = (m + mr - 1u) / mr, tiles = slivers * ((n + 32u - 1u) / 32u);
     size_t tile;
     /* Tiles panel by panel; with OpenMP (-fopenmp) contiguous runs of them per thread, each tile
@@ -847,7 +886,7 @@ static void lstm_nfg_gemm_packed_f64(size_t m, size_t n, size_t k, const double 
     const size_t kc_cap = b_packed != NULL ? 128u : (b_capacity / b_width < 512u ? b_capacity / b_width : 512u);
     const size_t kc_max = k < kc_cap ? k : kc_cap;
     /* as many rows of A as the block holds (fewer terms, more rows) */
-    const size_t mc_max = a_capacity / kc_max - a_capacity / kc_max % 4u;
+    const size_t mc_max = a_capacity / kc_max - a_capacity / kc_max % 6u;
     double *const a_block = pack;
     double *const b_block = pack + a_capacity;
     size_t j0, l0, i0;
@@ -1113,6 +1152,9 @@ static void lstm_nfg_units_forward_f64(size_t batch, size_t hidden_size,
     /* Two copies of the loop: one for the usual case of every optional pointer given, without
      * NULL tests (so that it vectorizes), and one with them. */
     if (c_prev != NULL && saved != NULL) {
+        #ifdef _OPENMP
+        #pragma omp parallel for schedule(static) if (batch >= 2u && batch * hidden_size >= LSTM_NFG_PARALLEL_UNITS)
+        #endif
         for (b = 0; b < batch; ++b) {
             size_t k;
             for (k = 0; k < hidden_size; ++k) {
@@ -1145,6 +1187,9 @@ static void lstm_nfg_units_forward_f64(size_t batch, size_t hidden_size,
             }
         }
     } else {
+        #ifdef _OPENMP
+        #pragma omp parallel for schedule(static) if (batch >= 2u && batch * hidden_size >= LSTM_NFG_PARALLEL_UNITS)
+        #endif
         for (b = 0; b < batch; ++b) {
             size_t k;
             for (k = 0; k < hidden_size; ++k) {
@@ -1205,6 +1250,9 @@ static void lstm_nfg_units_backward_f64(size_t batch, size_t hidden_size,
     (void)h_prev;
     /* Two copies of the loop, as in forward: without NULL tests (it vectorizes), and with. */
     if (d_output != NULL && c_prev != NULL) {
+        #ifdef _OPENMP
+        #pragma omp parallel for schedule(static) if (batch >= 2u && batch * hidden_size >= LSTM_NFG_PARALLEL_UNITS)
+        #endif
         for (b = 0; b < batch; ++b) {
             size_t k;
             for (k = 0; k < hidden_size; ++k) {
@@ -1247,6 +1295,9 @@ static void lstm_nfg_units_backward_f64(size_t batch, size_t hidden_size,
             }
         }
     } else {
+        #ifdef _OPENMP
+        #pragma omp parallel for schedule(static) if (batch >= 2u && batch * hidden_size >= LSTM_NFG_PARALLEL_UNITS)
+        #endif
         for (b = 0; b < batch; ++b) {
             size_t k;
             for (k = 0; k < hidden_size; ++k) {
@@ -2028,16 +2079,16 @@ static void lstm_nfg_gemm_nn_f32(size_t m, size_t n, size_t k, const float *rest
 /* Packed matrix products (the sequence entry points, without CBLAS).
  * C += A B is cut as in GotoBLAS: blocks of 256 terms; B packed in panels of 64 columns
  * (kc x 64, contiguous, zero-padded: in the L1 cache while used), A in blocks of up to
- * 128 rows cut into slivers of 4 rows (kc x 4, in the L2 cache); a kernel keeps
- * 4 x 64 sums in registers. W_hidden is packed once per call (it is the same at
+ * 128 rows cut into slivers of 6 rows (kc x 6, in the L2 cache); a kernel keeps
+ * 6 x 64 sums in registers. W_hidden is packed once per call (it is the same at
  * every step). All buffers are in the caller's cache; every output is summed in a fixed order. */
 
-/* out: the slivers of A(i, l) = a[i * a_row + l * a_col], i < rows, l < kc, each kc x 4
+/* out: the slivers of A(i, l) = a[i * a_row + l * a_col], i < rows, l < kc, each kc x 6
  * (out[s * kc * MR + l * MR + i'] = A(s * MR + i', l)), zeros past the last row. */
 static void lstm_nfg_pack_a_f32(size_t rows, size_t kc, const float *restrict a, size_t a_row,
     size_t a_col, float *restrict out)
 {
-    const size_t mr = 4u;
+    const size_t mr = 6u;
     size_t i0, i, l;
     if (a_row == 1u) {
         /* A^T of a row-major matrix: rows of it (l) are contiguous, read each once */
@@ -2106,22 +2157,24 @@ static void lstm_nfg_pack_b_f32(size_t kc, size_t cols, const float *restrict b,
     }
 }
 
-/* c (rows x cols of a 4 x 64 tile, row stride ldc) += A B over kc terms, A a packed
- * sliver (kc x 4), B a packed panel (kc x 64). */
+/* c (rows x cols of a 6 x 64 tile, row stride ldc) += A B over kc terms, A a packed
+ * sliver (kc x 6), B a packed panel (kc x 64). */
 static void lstm_nfg_kernel_f32(size_t kc, const float *restrict a, const float *restrict b,
     float *restrict c, size_t ldc, size_t rows, size_t cols)
 {
-    float tile[256];
+    float tile[384];
     size_t l, i, j;
 #ifdef LSTM_NFG_AVX512
-    /* 4 x 4 vectors of sums; per term 4 loads of B, 4 broadcasts of A, 16 FMAs */
+    /* 6 x 4 vectors of sums; per term 4 loads of B, 6 broadcasts of A, 24 FMAs */
     __m512 acc0_0 = _mm512_setzero_ps(), acc0_1 = _mm512_setzero_ps(), acc0_2 = _mm512_setzero_ps(), acc0_3 = _mm512_setzero_ps();
     __m512 acc1_0 = _mm512_setzero_ps(), acc1_1 = _mm512_setzero_ps(), acc1_2 = _mm512_setzero_ps(), acc1_3 = _mm512_setzero_ps();
     __m512 acc2_0 = _mm512_setzero_ps(), acc2_1 = _mm512_setzero_ps(), acc2_2 = _mm512_setzero_ps(), acc2_3 = _mm512_setzero_ps();
     __m512 acc3_0 = _mm512_setzero_ps(), acc3_1 = _mm512_setzero_ps(), acc3_2 = _mm512_setzero_ps(), acc3_3 = _mm512_setzero_ps();
+    __m512 acc4_0 = _mm512_setzero_ps(), acc4_1 = _mm512_setzero_ps(), acc4_2 = _mm512_setzero_ps(), acc4_3 = _mm512_setzero_ps();
+    __m512 acc5_0 = _mm512_setzero_ps(), acc5_1 = _mm512_setzero_ps(), acc5_2 = _mm512_setzero_ps(), acc5_3 = _mm512_setzero_ps();
     for (l = 0; l < kc; ++l) {
         const float *restrict b_l = b + l * 64u;
-        const float *restrict a_l = a + l * 4u;
+        const float *restrict a_l = a + l * 6u;
         const __m512 b0 = _mm512_loadu_ps(b_l);
         const __m512 b1 = _mm512_loadu_ps(b_l + 16u);
         const __m512 b2 = _mm512_loadu_ps(b_l + 32u);
@@ -2147,8 +2200,18 @@ static void lstm_nfg_kernel_f32(size_t kc, const float *restrict a, const float 
         acc3_1 = _mm512_fmadd_ps(a_r, b1, acc3_1);
         acc3_2 = _mm512_fmadd_ps(a_r, b2, acc3_2);
         acc3_3 = _mm512_fmadd_ps(a_r, b3, acc3_3);
+        a_r = _mm512_set1_ps(a_l[4]);
+        acc4_0 = _mm512_fmadd_ps(a_r, b0, acc4_0);
+        acc4_1 = _mm512_fmadd_ps(a_r, b1, acc4_1);
+        acc4_2 = _mm512_fmadd_ps(a_r, b2, acc4_2);
+        acc4_3 = _mm512_fmadd_ps(a_r, b3, acc4_3);
+        a_r = _mm512_set1_ps(a_l[5]);
+        acc5_0 = _mm512_fmadd_ps(a_r, b0, acc5_0);
+        acc5_1 = _mm512_fmadd_ps(a_r, b1, acc5_1);
+        acc5_2 = _mm512_fmadd_ps(a_r, b2, acc5_2);
+        acc5_3 = _mm512_fmadd_ps(a_r, b3, acc5_3);
     }
-    if (rows == 4u && cols == 64u) {
+    if (rows == 6u && cols == 64u) {
         _mm512_storeu_ps(c + 0u * ldc + 0u, _mm512_add_ps(_mm512_loadu_ps(c + 0u * ldc + 0u), acc0_0));
         _mm512_storeu_ps(c + 0u * ldc + 16u, _mm512_add_ps(_mm512_loadu_ps(c + 0u * ldc + 16u), acc0_1));
         _mm512_storeu_ps(c + 0u * ldc + 32u, _mm512_add_ps(_mm512_loadu_ps(c + 0u * ldc + 32u), acc0_2));
@@ -2165,6 +2228,14 @@ static void lstm_nfg_kernel_f32(size_t kc, const float *restrict a, const float 
         _mm512_storeu_ps(c + 3u * ldc + 16u, _mm512_add_ps(_mm512_loadu_ps(c + 3u * ldc + 16u), acc3_1));
         _mm512_storeu_ps(c + 3u * ldc + 32u, _mm512_add_ps(_mm512_loadu_ps(c + 3u * ldc + 32u), acc3_2));
         _mm512_storeu_ps(c + 3u * ldc + 48u, _mm512_add_ps(_mm512_loadu_ps(c + 3u * ldc + 48u), acc3_3));
+        _mm512_storeu_ps(c + 4u * ldc + 0u, _mm512_add_ps(_mm512_loadu_ps(c + 4u * ldc + 0u), acc4_0));
+        _mm512_storeu_ps(c + 4u * ldc + 16u, _mm512_add_ps(_mm512_loadu_ps(c + 4u * ldc + 16u), acc4_1));
+        _mm512_storeu_ps(c + 4u * ldc + 32u, _mm512_add_ps(_mm512_loadu_ps(c + 4u * ldc + 32u), acc4_2));
+        _mm512_storeu_ps(c + 4u * ldc + 48u, _mm512_add_ps(_mm512_loadu_ps(c + 4u * ldc + 48u), acc4_3));
+        _mm512_storeu_ps(c + 5u * ldc + 0u, _mm512_add_ps(_mm512_loadu_ps(c + 5u * ldc + 0u), acc5_0));
+        _mm512_storeu_ps(c + 5u * ldc + 16u, _mm512_add_ps(_mm512_loadu_ps(c + 5u * ldc + 16u), acc5_1));
+        _mm512_storeu_ps(c + 5u * ldc + 32u, _mm512_add_ps(_mm512_loadu_ps(c + 5u * ldc + 32u), acc5_2));
+        _mm512_storeu_ps(c + 5u * ldc + 48u, _mm512_add_ps(_mm512_loadu_ps(c + 5u * ldc + 48u), acc5_3));
         return;
     }
     _mm512_storeu_ps(tile + 0u, acc0_0);
@@ -2183,26 +2254,40 @@ static void lstm_nfg_kernel_f32(size_t kc, const float *restrict a, const float 
     _mm512_storeu_ps(tile + 208u, acc3_1);
     _mm512_storeu_ps(tile + 224u, acc3_2);
     _mm512_storeu_ps(tile + 240u, acc3_3);
+    _mm512_storeu_ps(tile + 256u, acc4_0);
+    _mm512_storeu_ps(tile + 272u, acc4_1);
+    _mm512_storeu_ps(tile + 288u, acc4_2);
+    _mm512_storeu_ps(tile + 304u, acc4_3);
+    _mm512_storeu_ps(tile + 320u, acc5_0);
+    _mm512_storeu_ps(tile + 336u, acc5_1);
+    _mm512_storeu_ps(tile + 352u, acc5_2);
+    _mm512_storeu_ps(tile + 368u, acc5_3);
 #else
-    /* 4 x 16 sums at a time (two 256-bit vectors per row: the sums stay in 16 registers) */
+    /* 6 x 16 sums at a time (two 256-bit vectors per row: the sums stay in 12 of the 16 registers) */
     size_t j0;
     for (j0 = 0; j0 < 64u; j0 += 16u) {
         float acc0[16] = { 0.0F };
         float acc1[16] = { 0.0F };
         float acc2[16] = { 0.0F };
         float acc3[16] = { 0.0F };
+        float acc4[16] = { 0.0F };
+        float acc5[16] = { 0.0F };
         for (l = 0; l < kc; ++l) {
             const float *restrict b_l = b + l * 64u + j0;
-            const float *restrict a_l = a + l * 4u;
+            const float *restrict a_l = a + l * 6u;
             const float a0 = a_l[0];
             const float a1 = a_l[1];
             const float a2 = a_l[2];
             const float a3 = a_l[3];
+            const float a4 = a_l[4];
+            const float a5 = a_l[5];
             for (j = 0; j < 16u; ++j) {
                 acc0[j] += a0 * b_l[j];
                 acc1[j] += a1 * b_l[j];
                 acc2[j] += a2 * b_l[j];
                 acc3[j] += a3 * b_l[j];
+                acc4[j] += a4 * b_l[j];
+                acc5[j] += a5 * b_l[j];
             }
         }
         for (j = 0; j < 16u; ++j) {
@@ -2210,10 +2295,12 @@ static void lstm_nfg_kernel_f32(size_t kc, const float *restrict a, const float 
             tile[64u + j0 + j] = acc1[j];
             tile[128u + j0 + j] = acc2[j];
             tile[192u + j0 + j] = acc3[j];
+            tile[256u + j0 + j] = acc4[j];
+            tile[320u + j0 + j] = acc5[j];
         }
     }
-    if (rows == 4u && cols == 64u) {
-        for (i = 0; i < 4u; ++i) {
+    if (rows == 6u && cols == 64u) {
+        for (i = 0; i < 6u; ++i) {
             for (j = 0; j < 64u; ++j) {
                 c[i * ldc + j] += tile[i * 64u + j];
             }
@@ -2233,7 +2320,7 @@ static void lstm_nfg_kernel_f32(size_t kc, const float *restrict a, const float 
 static void lstm_nfg_macro_f32(size_t m, size_t n, size_t kc, const float *restrict a_packed,
     const float *restrict b_packed, size_t stride, float *restrict c, size_t ldc)
 {
-    const size_t mr = 4u;
+    const size_t mr = 6u;
     const size_t slivers = (m + mr - 1u) / mr, tiles = slivers * ((n + 64u - 1u) / 64u);
     size_t tile;
     /* Tiles panel by panel; with OpenMP (-fopenmp) contiguous runs of them per thread, each tile
@@ -2264,7 +2351,7 @@ static void lstm_nfg_gemm_packed_f32(size_t m, size_t n, size_t k, const float *
     const size_t kc_cap = b_packed != NULL ? 256u : (b_capacity / b_width < 512u ? b_capacity / b_width : 512u);
     const size_t kc_max = k < kc_cap ? k : kc_cap;
     /* as many rows of A as the block holds (fewer terms, more rows) */
-    const size_t mc_max = a_capacity / kc_max - a_capacity / kc_max % 4u;
+    const size_t mc_max = a_capacity / kc_max - a_capacity / kc_max % 6u;
     float *const a_block = pack;
     float *const b_block = pack + a_capacity;
     size_t j0, l0, i0;
@@ -2530,6 +2617,9 @@ static void lstm_nfg_units_forward_f32(size_t batch, size_t hidden_size,
     /* Two copies of the loop: one for the usual case of every optional pointer given, without
      * NULL tests (so that it vectorizes), and one with them. */
     if (c_prev != NULL && saved != NULL) {
+        #ifdef _OPENMP
+        #pragma omp parallel for schedule(static) if (batch >= 2u && batch * hidden_size >= LSTM_NFG_PARALLEL_UNITS)
+        #endif
         for (b = 0; b < batch; ++b) {
             size_t k;
             for (k = 0; k < hidden_size; ++k) {
@@ -2562,6 +2652,9 @@ static void lstm_nfg_units_forward_f32(size_t batch, size_t hidden_size,
             }
         }
     } else {
+        #ifdef _OPENMP
+        #pragma omp parallel for schedule(static) if (batch >= 2u && batch * hidden_size >= LSTM_NFG_PARALLEL_UNITS)
+        #endif
         for (b = 0; b < batch; ++b) {
             size_t k;
             for (k = 0; k < hidden_size; ++k) {
@@ -2622,6 +2715,9 @@ static void lstm_nfg_units_backward_f32(size_t batch, size_t hidden_size,
     (void)h_prev;
     /* Two copies of the loop, as in forward: without NULL tests (it vectorizes), and with. */
     if (d_output != NULL && c_prev != NULL) {
+        #ifdef _OPENMP
+        #pragma omp parallel for schedule(static) if (batch >= 2u && batch * hidden_size >= LSTM_NFG_PARALLEL_UNITS)
+        #endif
         for (b = 0; b < batch; ++b) {
             size_t k;
             for (k = 0; k < hidden_size; ++k) {
@@ -2664,6 +2760,9 @@ static void lstm_nfg_units_backward_f32(size_t batch, size_t hidden_size,
             }
         }
     } else {
+        #ifdef _OPENMP
+        #pragma omp parallel for schedule(static) if (batch >= 2u && batch * hidden_size >= LSTM_NFG_PARALLEL_UNITS)
+        #endif
         for (b = 0; b < batch; ++b) {
             size_t k;
             for (k = 0; k < hidden_size; ++k) {

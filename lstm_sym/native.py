@@ -755,16 +755,26 @@ class NativeCell:
 
 
 def load(
-    name: str = "lstm", *, extra_flags=(), compiler: str | None = None, blas: bool = False
+    name: str = "lstm",
+    *,
+    extra_flags=(),
+    compiler: str | None = None,
+    blas: bool = False,
+    openmp: bool = False,
 ) -> NativeCell:
     """The cell ``name``'s generated C as a :class:`NativeCell` (compiled and cached on first use).
 
     ``extra_flags`` are added to the compiler flags (e.g. sanitizers) and to the cache key.
     ``blas=True`` builds the optional BLAS path: the matrix products call OpenBLAS from the
     ``scipy-openblas32`` wheel (see :func:`blas_flags`); the default build needs only libm.
+    ``openmp=True`` builds with ``-fopenmp``: the tiles of the large matrix products are shared
+    among OpenMP threads (``OMP_NUM_THREADS``, or ``threadpoolctl``), with results bitwise the
+    same for every thread count; the default build runs on the calling thread only.
     """
     module = importlib.import_module(f"generated.{name}")
     source_dir = Path(module.__file__).resolve().parent
     compile_flags, link_flags = blas_flags(name) if blas else ((), ())
+    if openmp:
+        compile_flags, link_flags = (*compile_flags, "-fopenmp"), (*link_flags, "-fopenmp")
     library = build(name, source_dir, (*extra_flags, *compile_flags), compiler, link_flags)
     return NativeCell(name, library, module)

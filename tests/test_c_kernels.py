@@ -190,7 +190,7 @@ sys.path.insert(0, "tests")
 from c_support import random_problem, run_both
 from generated import lstm
 from lstm_sym import native
-cell = native.load("lstm", extra_flags=("-fopenmp",))
+cell = native.load("lstm", openmp=True)
 problem = random_problem(lstm, 3, 50, 300, 70, seed=3)
 outputs, lasts, grads = run_both(cell, problem)
 arrays = [outputs, *lasts, *(getattr(grads, n) for n in grads.NAMES)]

@@ -77,7 +77,8 @@ def table(results: dict) -> str:
     lines += [
         "",
         "vs torch = PyTorch time / this time, same run (> 1: faster than PyTorch); "
-        "fwd vs: forward only.",
+        "fwd vs: forward only. generated C on 2+ threads: the OpenMP build "
+        "(native.load(..., openmp=True)).",
         "GFLOP/s counts matrix-product flops of forward+backward, 6 T B 4H (X + H); "
         "peak% = share of "
         "the NumPy GEMM peak measured (1024^3) at the start of the same configuration's run; "

@@ -99,7 +99,7 @@ def run(config: dict) -> dict:
     workloads, skipped = {}, {}
     for name in config["impls"]:
         try:
-            workloads[name] = build(name, problem)
+            workloads[name] = build(name, problem, threads)
         except Unavailable as error:
             skipped[name] = str(error)
             print(f"{label}  {name}: skipped ({error})", file=sys.stderr, flush=True)

@@ -105,11 +105,13 @@ def _numpy(problem: Problem) -> Workload:
     return _module_workload(lstm, problem)
 
 
-def _c(problem: Problem, blas: bool = False) -> Workload:
+def _c(problem: Problem, blas: bool = False, threads: int = 1) -> Workload:
     from .. import native
 
     try:
-        cell = native.load("lstm", blas=blas) if blas else native.load("lstm")
+        # OpenBLAS runs its own threads; the plain build shares its products' tiles among
+        # OpenMP threads when there are several
+        cell = native.load("lstm", blas=True) if blas else native.load("lstm", openmp=threads > 1)
     except (native.NativeBuildError, ImportError, TypeError) as error:
         raise Unavailable(str(error).splitlines()[0]) from error
     return _module_workload(cell, problem)
@@ -165,12 +167,13 @@ def _seed(problem: Problem) -> Workload:
     return Workload(forward, train)
 
 
-def build(name: str, problem: Problem) -> Workload:
-    """The workload of implementation ``name`` on ``problem`` (raises :class:`Unavailable`)."""
+def build(name: str, problem: Problem, threads: int = 1) -> Workload:
+    """The workload of implementation ``name`` on ``problem`` with ``threads`` threads (raises
+    :class:`Unavailable`)."""
     if name == "numpy":
         return _numpy(problem)
     if name == "c":
-        return _c(problem)
+        return _c(problem, threads=threads)
     if name == "c-blas":
         return _c(problem, blas=True)
     if name == "torch":
