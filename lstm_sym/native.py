@@ -39,6 +39,8 @@ from .codegen import c_api
 #: Flags of the binding's build only; the generated source itself stays portable C99.
 FLAGS = ("-std=c99", "-O3", "-march=native", "-ffp-contract=fast", "-fPIC", "-shared")
 SUFFIX = {np.dtype(np.float64): "f64", np.dtype(np.float32): "f32"}
+#: The dtype objects of SUFFIX by any equal dtype: identity compares them cheaply.
+_CANONICAL = {dtype: dtype for dtype in SUFFIX}
 #: Events up to this many bytes are copied into the work buffer (no address look-up).
 _COPY_EVENTS = 1 << 20
 
@@ -246,9 +248,8 @@ class _Backward:
         "outputs_shape",
         "owner",
         "sequence_shape",
-        "single",
-        "stacked",
         "total",
+        "views",
     )
 
     def __init__(self, **fields):
@@ -339,8 +340,7 @@ def _pointer(value, name, dtype, shape):
 
 _char_from_buffer = ctypes.c_char.from_buffer
 _addressof = ctypes.addressof
-_shape_of = operator.attrgetter("shape")
-_dtype_of = operator.attrgetter("dtype")
+_shape_and_dtype = operator.attrgetter("shape", "dtype")
 
 
 def _address(array):
@@ -350,6 +350,32 @@ def _address(array):
         return _addressof(_char_from_buffer(array))
     except (TypeError, ValueError, BufferError):
         return array.ctypes.data
+
+
+class _Views:
+    """Views of one buffer in the shapes returned, all made by one structured view of it: a
+    dtype with one field per view (its offset and shape), read by one ``itemgetter`` (less than
+    half the cost of slicing and reshaping the buffer once per view)."""
+
+    __slots__ = ("get", "names", "record")
+
+    def __init__(self, dtype, total, views):
+        """``views``: ``(name, offset, shape)`` in elements of ``dtype``, of a buffer of
+        ``total`` elements (at least two views)."""
+        self.names = tuple(name for name, _, _ in views)
+        self.record = np.dtype(
+            {
+                "names": list(self.names),
+                "formats": [(dtype, tuple(shape)) for _, _, shape in views],
+                "offsets": [offset * dtype.itemsize for _, offset, _ in views],
+                "itemsize": total * dtype.itemsize,
+            }
+        )
+        self.get = operator.itemgetter(*self.names)
+
+    def __call__(self, buffer):
+        """The views of ``buffer`` (C-contiguous, ``total`` elements) in ``names`` order."""
+        return self.get(np.ndarray((), self.record, buffer))  # cheaper than buffer.view()
 
 
 def _compiled_call(parts, parameters):
@@ -504,16 +530,15 @@ class NativeCell:
             cached is not None
             and cached[0] == sizes
             and all(map(operator.is_, objects, cached[1]))
-            and list(map(_shape_of, cached[4])) == cached[2]
-            and list(map(_dtype_of, cached[4])) == cached[3]
+            and list(map(_shape_and_dtype, cached[3])) == cached[2]
         ):
-            return cached[5]
+            return cached[4]
         arrays = parameters.arrays()
         proxies = tuple(np.empty(0, d) for d in dict.fromkeys(a.dtype for a in arrays.values()))
         order = [name for _, names in self._stacked_names for name in names]
         order += self._copied_names
         blocks = [arrays[name].reshape(-1) for name in order]
-        result = (proxies, blocks, proxies[0].dtype if len(proxies) == 1 else None)
+        result = (proxies, blocks, _CANONICAL.get(proxies[0].dtype) if len(proxies) == 1 else None)
         # a flattened non-contiguous array is a copy: it would not see in-place updates
         cacheable = all(map(np.may_share_memory, blocks, [arrays[n] for n in order])) and all(
             arrays[name] is value and value.ndim >= 1
@@ -523,9 +548,8 @@ class NativeCell:
         )
         if cacheable:
             held = [o for o in objects if isinstance(o, np.ndarray)]
-            shapes = list(map(_shape_of, held))
-            dtypes = list(map(_dtype_of, held))
-            self._parameter_cache = (sizes, objects, shapes, dtypes, held, result)
+            shapes = list(map(_shape_and_dtype, held))
+            self._parameter_cache = (sizes, objects, shapes, held, result)
         return result
 
     def _states(self, prefix, suffix, args, kwargs, function):
@@ -583,9 +607,10 @@ class NativeCell:
         hidden = parameters.hidden_size
         projection = getattr(parameters, "projection_size", None)
         proxies, blocks, parameters_dtype = self._parameter_arrays(parameters)
-        dtype = events.dtype
-        # no promotion to work out while every array has the events' (float) dtype
-        same = parameters_dtype is not None and parameters_dtype == dtype and dtype in SUFFIX
+        # No promotion to work out while every array has the events' float dtype (compared by
+        # identity with the canonical dtypes: ``==`` between dtypes costs more than a view).
+        dtype = _CANONICAL.get(events.dtype, events.dtype)
+        same = parameters_dtype is dtype
         states, given = [], 0
         for (short, size_name), value, size in zip(
             self._state_names, initial, self._sizes(hidden, projection), strict=True
@@ -594,17 +619,17 @@ class NativeCell:
             if value is None:
                 continue
             given |= 1
-            if (
+            if (  # the events' dtype is real: so is the state's
                 type(value) is not np.ndarray
+                or value.dtype is not dtype
                 or value.shape != ((batch, size) if batched else (size,))
-                or value.dtype.kind not in "biuf"
             ):
                 value = m._initial_state(value, f"{short}0", batched, batch, size, *size_name)
-            if value.dtype != dtype:
-                same = False
+                if value.dtype != dtype:
+                    same = False
             states.append(value)
         if not same:
-            dtype = m._float_dtype(events, *states, *proxies)
+            dtype = _CANONICAL[m._float_dtype(events, *states, *proxies)]
         copy = steps * batch * event_size * dtype.itemsize <= _COPY_EVENTS
         key = (dtype, steps, batch, event_size, hidden, projection, given, copy, batched)
         plan = self._plans.get(key) or self._forward_plan(key)
@@ -626,7 +651,7 @@ class NativeCell:
         status = plan.call(self._entries["forward", dtype][0], base, _address(result), address)
         if status != 0:
             self._fail("forward", dtype, status)
-        outputs, *lasts = [result[o:end].reshape(s) for o, end, s in plan.results]
+        outputs, *lasts = plan.results(result)
         cache = NativeCache(plan, work, self._pool, base, address, kept)
         return outputs, tuple(lasts) if len(lasts) > 1 else lasts[0], cache
 
@@ -683,10 +708,10 @@ class NativeCell:
                 parts.append("None")
         views = []  # the outputs and final states as returned: (steps, [batch,] size)
         for name in outs:
-            offset, count, shape = results[name]
+            offset, _, shape = results[name]
             if not batched:
                 shape = shape[:1] + shape[2:] if name == "outputs" else shape[1:]
-            views.append((offset, offset + count, shape))
+            views.append((name, offset, shape))
         kept = ["cache", *self._kept_names, *(["events"] if copy else [])]
         plan = _Plan(
             owner=self,
@@ -705,7 +730,7 @@ class NativeCell:
             kept={name: regions[name][0] * itemsize for name in kept},
             packed=packed,
             work_size=work_size,
-            results=views,
+            results=_Views(dtype, result_size, views),
             result_size=result_size,
             call=_compiled_call(parts, "w, r, e"),
             backward=None,
@@ -777,7 +802,7 @@ class NativeCell:
         kept = []  # converted adjoints: alive until the C call returns
         if (
             type(d_outputs) is np.ndarray
-            and d_outputs.dtype == dtype
+            and d_outputs.dtype is dtype  # plan.dtype is canonical
             and d_outputs.shape == back.sequence_shape
             and (flags := d_outputs.flags).c_contiguous
             and flags.aligned
@@ -795,7 +820,7 @@ class NativeCell:
                 addresses.append(None)
             elif (
                 type(value) is np.ndarray
-                and value.dtype == dtype
+                and value.dtype is dtype
                 and value.shape == shape
                 and (flags := value.flags).c_contiguous
                 and flags.aligned
@@ -813,11 +838,7 @@ class NativeCell:
         if status != 0:
             self._fail("backward", dtype, status)
         grads = self.Gradients()
-        fields = grads.__dict__
-        for names, start, end, shape in back.stacked:  # one view per gate: rows of a block
-            fields.update(zip(names, flat[start:end].reshape(shape)))
-        for name, start, end, shape in back.single:
-            fields[name] = flat[start:end].reshape(shape)
+        grads.__dict__.update(zip(back.views.names, back.views(flat)))
         return grads
 
     def _backward_plan(self, plan):
@@ -862,41 +883,37 @@ class NativeCell:
             else:
                 shape, meaning = (size,), f"({size_name},)"
             lasts.append((f"d_{short}_last", shape, meaning, (batch, size)))
-        stacked, single = [], []
-        gates = len(self.GATES)
-        for name, attributes in self._gate_attributes:
+        views = []  # (attribute, offset, shape) of every gradient as returned
+        for name, attributes in self._gate_attributes:  # a view per gate: a block of rows
             offset, count, shape = regions[name]
-            if self._wide and name == "d_hidden_weights":  # (H, blocks * H) per gate, flattened
-                for attribute, blocks in zip(attributes, self._blocks, strict=True):
-                    end = offset + blocks * hidden * hidden
-                    single.append((attribute, offset, end, (hidden, blocks * hidden)))
-                    offset = end
-            else:
-                stacked.append(
-                    (tuple(attributes), offset, offset + count, (gates, hidden, *shape[1:]))
-                )
+            for attribute, blocks in zip(attributes, self._blocks, strict=True):
+                if self._wide and name == "d_hidden_weights":  # (H, blocks * H) per gate
+                    views.append((attribute, offset, (hidden, blocks * hidden)))
+                    offset += blocks * hidden * hidden
+                else:
+                    views.append((attribute, offset, (hidden, *shape[1:])))
+                    offset += count // len(attributes)
         named = [(p.name, f"d_{p.name}") for p in self.spec.unit_parameters]
         if projection is not None:
             named.append(("projection_weights", "d_projection_weights"))
         for attribute, name in named:
-            offset, count, shape = regions[name]
-            single.append((attribute, offset, offset + count, shape))
+            offset, _, shape = regions[name]
+            views.append((attribute, offset, shape))
         for attribute, name in [
             ("events", "d_events"),
             *((f"{s}0", f"d_{s}0") for s in self._shorts),
         ]:
-            offset, count, shape = regions[name]
+            offset, _, shape = regions[name]
             if not batched:  # without the batch axis
                 shape = (steps, event_size) if name == "d_events" else shape[1:]
-            single.append((attribute, offset, offset + count, shape))
+            views.append((attribute, offset, shape))
         back = _Backward(
             owner=self,
             total=total,
             sequence_shape=(steps, batch, output) if batched else (steps, output),
             outputs_shape=(steps, batch, output),
             lasts=lasts,
-            stacked=stacked,
-            single=single,
+            views=_Views(dtype, total, views),
             call=_compiled_call(parts, "w, e, r, a"),
         )
         if plan.owner is self:
