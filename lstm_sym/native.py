@@ -245,6 +245,7 @@ class _Backward:
     __slots__ = (
         "call",
         "lasts",
+        "nulls",
         "outputs_shape",
         "owner",
         "sequence_shape",
@@ -341,6 +342,9 @@ def _pointer(value, name, dtype, shape):
 _char_from_buffer = ctypes.c_char.from_buffer
 _addressof = ctypes.addressof
 _shape_and_dtype = operator.attrgetter("shape", "dtype")
+#: np.concatenate without its __array_function__ dispatch (a third of its cost here): every
+#: source is an exact ndarray (the checks convert anything else with np.asarray).
+_concatenate = getattr(np.concatenate, "_implementation", np.concatenate)
 
 
 def _address(array):
@@ -646,7 +650,7 @@ class NativeCell:
             inputs = np.ascontiguousarray(events if batched else events[:, None, :], dtype=dtype)
             address = _pointer(inputs, "events", dtype, (steps, batch, event_size))
             kept = {"events": inputs}  # alive as long as the cache
-        np.concatenate(sources, out=work[: plan.packed], casting="unsafe")
+        _concatenate(sources, out=work[: plan.packed], casting="unsafe")
         result = np.empty(plan.result_size, dtype=dtype)
         status = plan.call(self._entries["forward", dtype][0], base, _address(result), address)
         if status != 0:
@@ -787,7 +791,7 @@ class NativeCell:
         count = len(self._shorts)
         if named or len(d_lasts) > count:
             d_lasts = tuple(self._states("d_", "_last", d_lasts, named, "backward").values())
-        elif len(d_lasts) < count:
+        elif d_lasts and len(d_lasts) < count:
             d_lasts = d_lasts + (None,) * (count - len(d_lasts))
         if not isinstance(cache, NativeCache) or getattr(cache, "cell", None) != self.CELL:
             raise TypeError(
@@ -815,7 +819,9 @@ class NativeCell:
             value = np.ascontiguousarray(value.reshape(back.outputs_shape))
             kept.append(value)
             addresses = [_pointer(value, "d_outputs", dtype, back.outputs_shape)]
-        for value, (name, shape, meaning, flat_shape) in zip(d_lasts, back.lasts, strict=True):
+        if not d_lasts:  # no final states' adjoints: NULL, zeros
+            addresses += back.nulls
+        for value, (name, shape, meaning, flat_shape) in zip(d_lasts, back.lasts):
             if value is None:
                 addresses.append(None)
             elif (
@@ -913,6 +919,7 @@ class NativeCell:
             sequence_shape=(steps, batch, output) if batched else (steps, output),
             outputs_shape=(steps, batch, output),
             lasts=lasts,
+            nulls=[None] * len(lasts),
             views=_Views(dtype, total, views),
             call=_compiled_call(parts, "w, e, r, a"),
         )
