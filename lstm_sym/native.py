@@ -6,13 +6,16 @@ cc or clang) into a shared library, caches it under ``$XDG_CACHE_HOME/lstm_sym``
 compiler and the flags, and returns a :class:`NativeCell`: the same ``Parameters``, ``forward``
 and ``backward`` contract as ``generated/lstm.py``, computed in C.
 
-Inputs are checked with the generated NumPy module's own helpers, so bad input gets the same
-errors. Per call, everything the C reads is copied (converted to float32/float64) into one work
-buffer laid out once per size (a large events array is passed by address after a guard on its
-dtype, shape and contiguity), and everything it writes goes to buffers made for it: the Python
-side of a call costs a few allocations and address look-ups, not one per argument. A forward's
-work buffer holds the C cache too; once its cache is gone (and no view of it is held), it is
-reused by the next forward of the same size, which saves mapping fresh memory every call.
+Arrays of the expected type, dtype and shape are taken as they are; anything else is checked
+(and converted) with the generated NumPy module's own helpers, so bad input gets the same
+errors. The per-size work (buffer layouts, the C calls with their constant arguments, the views
+returned) is done once per size and reused. Per call, everything the C reads is copied
+(converted to float32/float64) into one work buffer laid out once per size (a large events
+array is passed by address after a guard on its dtype, shape and contiguity), and everything it
+writes goes to buffers made for it: the Python side of a call costs a few allocations and
+address look-ups, not one per argument. A forward's work buffer holds the C cache too; once its
+cache is gone (and no view of it is held), it is reused by the next forward of the same size,
+which saves mapping fresh memory every call.
 """
 
 from __future__ import annotations
