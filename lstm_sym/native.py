@@ -6,13 +6,16 @@ cc or clang) into a shared library, caches it under ``$XDG_CACHE_HOME/lstm_sym``
 compiler and the flags, and returns a :class:`NativeCell`: the same ``Parameters``, ``forward``
 and ``backward`` contract as ``generated/lstm.py``, computed in C.
 
-Inputs are checked with the generated NumPy module's own helpers, so bad input gets the same
-errors. Per call, everything the C reads is copied (converted to float32/float64) into one work
-buffer laid out once per size (a large events array is passed by address after a guard on its
-dtype, shape and contiguity), and everything it writes goes to buffers made for it: the Python
-side of a call costs a few allocations and address look-ups, not one per argument. A forward's
-work buffer holds the C cache too; once its cache is gone (and no view of it is held), it is
-reused by the next forward of the same size, which saves mapping fresh memory every call.
+Arrays of the expected type, dtype and shape are taken as they are; anything else is checked
+(and converted) with the generated NumPy module's own helpers, so bad input gets the same
+errors. The per-size work (buffer layouts, the C calls with their constant arguments, the views
+returned) is done once per size and reused. Per call, everything the C reads is copied
+(converted to float32/float64) into one work buffer laid out once per size (a large events
+array is passed by address after a guard on its dtype, shape and contiguity), and everything it
+writes goes to buffers made for it: the Python side of a call costs a few allocations and
+address look-ups, not one per argument. A forward's work buffer holds the C cache too; once its
+cache is gone (and no view of it is held), it is reused by the next forward of the same size,
+which saves mapping fresh memory every call.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ from .codegen import c_api
 #: Flags of the binding's build only; the generated source itself stays portable C99.
 FLAGS = ("-std=c99", "-O3", "-march=native", "-ffp-contract=fast", "-fPIC", "-shared")
 SUFFIX = {np.dtype(np.float64): "f64", np.dtype(np.float32): "f32"}
+#: The dtype objects of SUFFIX by any equal dtype: identity compares them cheaply.
+_CANONICAL = {dtype: dtype for dtype in SUFFIX}
 #: Events up to this many bytes are copied into the work buffer (no address look-up).
 _COPY_EVENTS = 1 << 20
 
@@ -153,11 +158,40 @@ def build(
 
 
 class NativeCache:
-    """What the C ``forward`` saved (one buffer, layout in the header) plus what backward reads."""
+    """What the C ``forward`` saved (one buffer, layout in the header) plus what backward reads.
 
-    def __init__(self, **fields):
-        self.__dict__.update(fields)
+    Slotted and small (its sizes are read from the forward's per-size plan): one is made per
+    forward."""
+
+    __slots__ = ("_base", "_events", "_plan", "_pool", "_work", "arguments", "lock")
+
+    def __init__(self, plan, work, pool, base, events, arguments):
+        self._plan = plan  # the sizes, the layout of ``work`` and the backward's plan
+        self._work = work  # parameters, inputs and the C cache, at address ``base``
+        self._pool = pool
+        self._base = base
+        self._events = events  # the events' address when not copied into ``work``, else None
+        self.arguments = arguments  # arrays the C reads again, kept alive as long as the cache
         self.lock = threading.Lock()  # backward reuses the buffer's scratch part
+
+    cell = property(lambda self: self._plan.cell)
+    native = property(lambda self: self._plan.native)
+    steps = property(lambda self: self._plan.steps)
+    batch = property(lambda self: self._plan.batch)
+    batched = property(lambda self: self._plan.batched)
+    dtype = property(lambda self: self._plan.dtype)
+    event_size = property(lambda self: self._plan.event_size)
+    hidden_size = property(lambda self: self._plan.hidden_size)
+    projection_size = property(lambda self: self._plan.projection_size)
+    cache_size = property(lambda self: self._plan.cache_size)
+
+    @property
+    def addresses(self) -> dict:
+        """The addresses backward reads the forward's arrays at, by C argument name."""
+        addresses = {name: self._base + offset for name, offset in self._plan.kept.items()}
+        if self._events is not None:
+            addresses["events"] = self._events
+        return addresses
 
     def __repr__(self):
         return (
@@ -167,11 +201,64 @@ class NativeCache:
     def __del__(self):
         # The forward's work buffer (parameters, inputs and the C cache) goes back to its pool
         # for the next forward of the same sizes, unless something else still refers to it.
-        fields = self.__dict__
-        pool, work = fields.get("_pool"), fields.get("_work")
-        fields.clear()  # drops this cache's own views of the buffer first
-        if pool is not None and work is not None:
+        try:
+            pool, work = self._pool, self._work
+        except AttributeError:  # __init__ did not finish
+            return
+        self._work = None  # drops this cache's own reference first
+        if work is not None:
             pool.give(work)
+
+
+class _Plan:
+    """A forward's per-size work done once (see ``NativeCell._forward_plan``); ``backward`` is
+    its backward's (``NativeCell._backward_plan``), made on first use."""
+
+    __slots__ = (
+        "backward",
+        "batch",
+        "batched",
+        "cache_size",
+        "call",
+        "cell",
+        "copy",
+        "dtype",
+        "event_size",
+        "hidden_size",
+        "kept",
+        "native",
+        "owner",
+        "packed",
+        "projection_size",
+        "regions",
+        "result_size",
+        "results",
+        "steps",
+        "work_size",
+    )
+
+    def __init__(self, **fields):
+        for name, value in fields.items():
+            setattr(self, name, value)
+
+
+class _Backward:
+    """A backward's per-size work done once (see ``NativeCell._backward_plan``)."""
+
+    __slots__ = (
+        "call",
+        "lasts",
+        "nulls",
+        "outputs_shape",
+        "owner",
+        "sequence_shape",
+        "total",
+        "views",
+    )
+
+    def __init__(self, **fields):
+        for name, value in fields.items():
+            setattr(self, name, value)
 
 
 class _BufferPool:
@@ -255,6 +342,57 @@ def _pointer(value, name, dtype, shape):
     return value.ctypes.data
 
 
+_char_from_buffer = ctypes.c_char.from_buffer
+_addressof = ctypes.addressof
+_shape_and_dtype = operator.attrgetter("shape", "dtype")
+#: np.concatenate without its __array_function__ dispatch (a third of its cost here): every
+#: source is an exact ndarray (the checks convert anything else with np.asarray).
+_concatenate = getattr(np.concatenate, "_implementation", np.concatenate)
+
+
+def _address(array):
+    """The address of a C-contiguous ndarray's data: by ``ctypes.c_char.from_buffer`` (a third
+    of the cost of ``array.ctypes.data``) if it is writable, else by ``array.ctypes.data``."""
+    try:
+        return _addressof(_char_from_buffer(array))
+    except (TypeError, ValueError, BufferError):
+        return array.ctypes.data
+
+
+class _Views:
+    """Views of one buffer in the shapes returned, all made by one structured view of it: a
+    dtype with one field per view (its offset and shape), read by one ``itemgetter`` (less than
+    half the cost of slicing and reshaping the buffer once per view)."""
+
+    __slots__ = ("get", "names", "record")
+
+    def __init__(self, dtype, total, views):
+        """``views``: ``(name, offset, shape)`` in elements of ``dtype``, of a buffer of
+        ``total`` elements (at least two views)."""
+        self.names = tuple(name for name, _, _ in views)
+        self.record = np.dtype(
+            {
+                "names": list(self.names),
+                "formats": [(dtype, tuple(shape)) for _, _, shape in views],
+                "offsets": [offset * dtype.itemsize for _, offset, _ in views],
+                "itemsize": total * dtype.itemsize,
+            }
+        )
+        self.get = operator.itemgetter(*self.names)
+
+    def __call__(self, buffer):
+        """The views of ``buffer`` (C-contiguous, ``total`` elements) in ``names`` order."""
+        return self.get(np.ndarray((), self.record, buffer))  # cheaper than buffer.view()
+
+
+def _compiled_call(parts, parameters):
+    """``lambda f, <parameters>: f(<parts>)``: the call of a C entry ``f`` with a plan's constants
+    (sizes, NULLs, byte offsets from base addresses) written in, which costs a third of
+    assembling the argument list on every call. ``parts`` are Python expressions made by the
+    plans from integers and parameter names only."""
+    return eval(f"lambda f, {parameters}: f({', '.join(parts)})", {})
+
+
 class NativeCell:
     """``Parameters``, ``forward`` and ``backward`` of one cell, computed by its generated C."""
 
@@ -332,6 +470,16 @@ class NativeCell:
         #: every gate's (H, blocks * H) weights flattened one after the other.
         self._blocks = [len(self.spec.sources(g)) for g in self.GATES]
         self._wide = any(b != 1 for b in self._blocks)
+        #: Per state (``_shorts`` order): the name of its size, and the extra argument of the
+        #: generated module's _initial_state that names it (a projected cell's only).
+        self._size_names = [
+            "hidden_size" if s.projection is None else "projection_size" for s in self.spec.states
+        ]
+        self._state_names = [
+            (short, () if self._projected is None else (size_name,))
+            for short, size_name in zip(self._shorts, self._size_names, strict=True)
+        ]
+        self._sizes_cache: dict = {}
 
     def _state_sizes(self, hidden, projection) -> dict:
         """Entries of each state by short name: hidden_size, or projection_size if projected."""
@@ -368,14 +516,15 @@ class NativeCell:
         return addresses
 
     def _parameter_arrays(self, parameters):
-        """``(parameters.arrays(), dtype proxies, blocks)``, the checks skipped while the
-        attributes are the same objects with the same shapes and dtypes as last time.
+        """``(dtype proxies, blocks, dtype)``, the checks skipped while the attributes are the
+        same objects with the same shapes and dtypes as last time.
 
         Only arrays (used as they are: in-place updates are seen, the stacked copies are made
         on every call) and immutable scalars are cached; anything else (a list, a 0-d array
         expanded to a copy) is checked on every call. The proxies are one empty array per
-        dtype of the parameters, for the dtype promotion. ``blocks``: every parameter array
-        flattened (views, when cached), in the order of the work buffer's parameter part."""
+        dtype of the parameters, for the dtype promotion; ``dtype`` is their one dtype (None if
+        they have several). ``blocks``: every parameter array flattened (views, when cached),
+        in the order of the work buffer's parameter part."""
         objects = self._attributes(parameters)
         sizes = (
             type(parameters),
@@ -388,14 +537,15 @@ class NativeCell:
             cached is not None
             and cached[0] == sizes
             and all(map(operator.is_, objects, cached[1]))
-            and cached[2] == [(o.shape, o.dtype) for o in cached[6]]
+            and list(map(_shape_and_dtype, cached[3])) == cached[2]
         ):
-            return cached[3], cached[4], cached[5]
+            return cached[4]
         arrays = parameters.arrays()
         proxies = tuple(np.empty(0, d) for d in dict.fromkeys(a.dtype for a in arrays.values()))
         order = [name for _, names in self._stacked_names for name in names]
         order += self._copied_names
         blocks = [arrays[name].reshape(-1) for name in order]
+        result = (proxies, blocks, _CANONICAL.get(proxies[0].dtype) if len(proxies) == 1 else None)
         # a flattened non-contiguous array is a copy: it would not see in-place updates
         cacheable = all(map(np.may_share_memory, blocks, [arrays[n] for n in order])) and all(
             arrays[name] is value and value.ndim >= 1
@@ -405,9 +555,9 @@ class NativeCell:
         )
         if cacheable:
             held = [o for o in objects if isinstance(o, np.ndarray)]
-            shapes = [(o.shape, o.dtype) for o in held]
-            self._parameter_cache = (sizes, objects, shapes, arrays, proxies, blocks, held)
-        return arrays, proxies, blocks
+            shapes = list(map(_shape_and_dtype, held))
+            self._parameter_cache = (sizes, objects, shapes, held, result)
+        return result
 
     def _states(self, prefix, suffix, args, kwargs, function):
         names = [f"{prefix}{s}{suffix}" for s in self._shorts]
@@ -422,19 +572,33 @@ class NativeCell:
             values[key] = value
         return {n: values.get(n) for n in names}
 
+    def _sizes(self, hidden, projection) -> tuple:
+        """Entries of each state in ``_shorts`` order (see _state_sizes), cached."""
+        sizes = self._sizes_cache.get((hidden, projection))
+        if sizes is None:
+            if len(self._sizes_cache) > 64:
+                self._sizes_cache.clear()
+            sizes = tuple(self._state_sizes(hidden, projection).values())
+            self._sizes_cache[hidden, projection] = sizes
+        return sizes
+
     def forward(self, parameters, events, *initial, **named):
-        """As ``generated/<cell>.py``'s ``forward(parameters, events, h0=None, c0=None)``."""
+        """As ``generated/<cell>.py``'s ``forward(parameters, events, h0=None, c0=None)``.
+
+        Arrays of the expected type, dtype and shape take a fast path; anything else is checked
+        (and converted) by the generated module's helpers, which name what is wrong."""
         m = self.module
-        shorts = self._shorts
-        if named or len(initial) > len(shorts):
+        count = len(self._shorts)
+        if named or len(initial) > count:
             initial = tuple(self._states("", "0", initial, named, "forward").values())
-        elif len(initial) < len(shorts):
-            initial = initial + (None,) * (len(shorts) - len(initial))
-        if not isinstance(parameters, m.Parameters):
+        elif len(initial) < count:
+            initial = initial + (None,) * (count - len(initial))
+        if not isinstance(parameters, self.Parameters):
             raise TypeError(
                 f"parameters must be a {self.CELL}.Parameters, got {type(parameters).__name__}"
             )
-        events = m._real_array(events, "events")
+        if type(events) is not np.ndarray or events.dtype.kind not in "biuf":
+            events = m._real_array(events, "events")
         shape = events.shape
         if len(shape) not in (2, 3) or shape[-1] != parameters.event_size or 0 in shape:
             raise ValueError(
@@ -443,114 +607,71 @@ class NativeCell:
                 f"T and batch >= 1, got {events.shape}"
             )
         batched = len(shape) == 3
-        inputs = events if batched else events[:, None, :]
-        steps, batch, event_size = inputs.shape
+        if batched:
+            steps, batch, event_size = shape
+        else:
+            (steps, event_size), batch = shape, 1
         hidden = parameters.hidden_size
         projection = getattr(parameters, "projection_size", None)
-        if self._projected is None:
-            states = tuple(
-                None if v is None else m._initial_state(v, f"{s}0", batched, batch, hidden)
-                for s, v in zip(shorts, initial, strict=True)
-            )
-        else:  # the generated module's helper names each state's size in its errors
-            sizes = self._state_sizes(hidden, projection)
-            states = tuple(
-                None
-                if v is None
-                else m._initial_state(
-                    v,
-                    f"{s.short}0",
-                    batched,
-                    batch,
-                    sizes[s.short],
-                    "hidden_size" if s.projection is None else "projection_size",
-                )
-                for s, v in zip(self.spec.states, initial, strict=True)
-            )
-        _, proxies, blocks = self._parameter_arrays(parameters)
-        dtype = inputs.dtype
-        if not (
-            dtype in SUFFIX
-            and all(p.dtype == dtype for p in proxies)
-            and all(v is None or v.dtype == dtype for v in states)
+        proxies, blocks, parameters_dtype = self._parameter_arrays(parameters)
+        # No promotion to work out while every array has the events' float dtype (compared by
+        # identity with the canonical dtypes: ``==`` between dtypes costs more than a view).
+        dtype = _CANONICAL.get(events.dtype, events.dtype)
+        same = parameters_dtype is dtype
+        states, given = [], 0
+        for (short, size_name), value, size in zip(
+            self._state_names, initial, self._sizes(hidden, projection), strict=True
         ):
-            dtype = m._float_dtype(inputs, *states, *proxies)
-        given = tuple(v is not None for v in states)
-        copy_events = steps * batch * event_size * dtype.itemsize <= _COPY_EVENTS
-        plan = self._forward_plan(
-            dtype, steps, batch, event_size, hidden, projection, given, copy_events
-        )
-        regions, packed, work_size, results, result_size, args = plan
+            given <<= 1
+            if value is None:
+                continue
+            given |= 1
+            if (  # the events' dtype is real: so is the state's
+                type(value) is not np.ndarray
+                or value.dtype is not dtype
+                or value.shape != ((batch, size) if batched else (size,))
+            ):
+                value = m._initial_state(value, f"{short}0", batched, batch, size, *size_name)
+                if value.dtype != dtype:
+                    same = False
+            states.append(value)
+        if not same:
+            dtype = _CANONICAL[m._float_dtype(events, *states, *proxies)]
+        copy = steps * batch * event_size * dtype.itemsize <= _COPY_EVENTS
+        key = (dtype, steps, batch, event_size, hidden, projection, given, copy, batched)
+        plan = self._plans.get(key) or self._forward_plan(key)
         # One work buffer (from the pool) holds the parameters in the C layout, the initial
         # states, small events and the C cache, its first part written by one concatenation;
         # one new buffer holds the outputs and final states.
-        work = self._pool.take(dtype, work_size)
-        base = work.ctypes.data
-        sources = blocks + [v.reshape(-1) for v in states if v is not None]
-        if copy_events:
-            sources.append(inputs.reshape(-1))
-            kept, events_address = {}, None
+        work = self._pool.take(dtype, plan.work_size)
+        base = _address(work)
+        sources = [*blocks, *[v.reshape(-1) for v in states]]
+        if copy:
+            sources.append(events.reshape(-1))
+            kept, address = {}, None
         else:
-            events = np.ascontiguousarray(inputs, dtype=dtype)
-            events_address = _pointer(events, "events", dtype, (steps, batch, event_size))
-            kept = {"events": events}  # alive as long as the cache
-        np.concatenate(sources, out=work[:packed], casting="unsafe")
-        result = np.empty(result_size, dtype=dtype)
-        top = result.ctypes.data
-        status = self._entries["forward", dtype][0](
-            *[
-                value
-                if kind == 0
-                else base + value
-                if kind == 1
-                else top + value
-                if kind == 2
-                else events_address
-                for kind, value in args
-            ]
-        )
+            inputs = np.ascontiguousarray(events if batched else events[:, None, :], dtype=dtype)
+            address = _pointer(inputs, "events", dtype, (steps, batch, event_size))
+            kept = {"events": inputs}  # alive as long as the cache
+        _concatenate(sources, out=work[: plan.packed], casting="unsafe")
+        result = np.empty(plan.result_size, dtype=dtype)
+        status = plan.call(self._entries["forward", dtype][0], base, _address(result), address)
         if status != 0:
             self._fail("forward", dtype, status)
-        outputs, *lasts = (result[o : o + n].reshape(s) for o, n, s in results)
-        itemsize = dtype.itemsize
-        addresses = {name: base + regions[name][0] * itemsize for name in self._kept_names}
-        addresses["events"] = events_address or base + regions["events"][0] * itemsize
-        addresses["cache"] = base + regions["cache"][0] * itemsize
-        cache = NativeCache(
-            cell=self.CELL,
-            native=self.library_path,
-            steps=steps,
-            batch=batch,
-            batched=batched,
-            dtype=dtype,
-            event_size=event_size,
-            hidden_size=hidden,
-            projection_size=projection,
-            cache_size=regions["cache"][1],
-            arguments=kept,
-            # backward reads the arrays written here again at these addresses (kept alive by
-            # the cache)
-            addresses=addresses,
-            _work=work,
-            _pool=self._pool,
-        )
-        if not batched:
-            outputs, lasts = outputs[:, 0], [f[0] for f in lasts]
+        outputs, *lasts = plan.results(result)
+        cache = NativeCache(plan, work, self._pool, base, address, kept)
         return outputs, tuple(lasts) if len(lasts) > 1 else lasts[0], cache
 
     def _fail(self, function, dtype, status):
         message = getattr(self.library, f"{self.name}_error_string")(status).decode()
         raise RuntimeError(f"{self.name}_{function}_{SUFFIX[dtype]} failed: {message}")
 
-    def _forward_plan(self, dtype, steps, batch, event_size, hidden, projection, given, copy):
-        """Per-size work done once: the regions of the work and result buffers and, for every
-        C argument, where its value comes from: ``(0, value)`` (a size, or None for NULL),
-        ``(1, byte offset)`` in the work buffer, ``(2, byte offset)`` in the result buffer or
-        ``(3, None)`` the address of the events (not copied)."""
-        key = (dtype, steps, batch, event_size, hidden, projection, given, copy)
-        plan = self._plans.get(key)
-        if plan is not None:
-            return plan
+    def _forward_plan(self, key):
+        """Per-size work done once: the regions of the work and result buffers (the results'
+        views in the returned shapes) and the C call with every argument's source written in:
+        a size, None (NULL: a zero initial state), a byte offset in the work buffer (``w``) or
+        in the result buffer (``r``), or the address of the events (``e``: not copied)."""
+        dtype, steps, batch, event_size, hidden, projection, given, copy, batched = key
         extra = () if projection is None else (projection,)
         size = getattr(self.library, f"{self.name}_cache_size")(steps, batch, hidden, *extra)
         if size == 0:
@@ -558,8 +679,9 @@ class NativeCell:
                 f"sizes too large for one cache: steps={steps}, batch={batch}, hidden={hidden}"
             )
         shapes = self._shapes(steps, batch, event_size, hidden, size, projection)
+        flags = [bool(given >> (len(self._shorts) - 1 - i) & 1) for i in range(len(self._shorts))]
         names = [name for name, _ in self._stacked_names] + list(self._copied_names)
-        names += [f"{s}0" for s, g in zip(self._shorts, given, strict=True) if g]
+        names += [f"{s}0" for s, g in zip(self._shorts, flags, strict=True) if g]
         names += ["events"] if copy else []
         regions, packed = {}, 0  # the parameters and inputs: packed, one concatenation
         for name in names:
@@ -578,20 +700,48 @@ class NativeCell:
             "hidden_size": hidden,
             "projection_size": projection,
         }
-        args = []
+        itemsize = dtype.itemsize
+        parts = []
         for name, is_size in self._entries["forward", dtype][1]:
             if is_size:
-                args.append((0, values[name]))
+                parts.append(repr(values[name]))
             elif name in regions:
-                args.append((1, regions[name][0] * dtype.itemsize))
+                parts.append(f"w + {regions[name][0] * itemsize}")
             elif name in results:
-                args.append((2, results[name][0] * dtype.itemsize))
+                parts.append(f"r + {results[name][0] * itemsize}")
             elif name == "events":
-                args.append((3, None))
+                parts.append("e")
             else:  # an initial state not given: NULL, zeros
-                args.append((0, None))
-        results = [results[name] for name in outs]
-        plan = (regions, packed, work_size, results, result_size, tuple(args))
+                parts.append("None")
+        views = []  # the outputs and final states as returned: (steps, [batch,] size)
+        for name in outs:
+            offset, _, shape = results[name]
+            if not batched:
+                shape = shape[:1] + shape[2:] if name == "outputs" else shape[1:]
+            views.append((name, offset, shape))
+        kept = ["cache", *self._kept_names, *(["events"] if copy else [])]
+        plan = _Plan(
+            owner=self,
+            cell=self.CELL,
+            native=self.library_path,
+            dtype=dtype,
+            steps=steps,
+            batch=batch,
+            batched=batched,
+            event_size=event_size,
+            hidden_size=hidden,
+            projection_size=projection,
+            cache_size=size,
+            copy=copy,
+            regions=regions,
+            kept={name: regions[name][0] * itemsize for name in kept},
+            packed=packed,
+            work_size=work_size,
+            results=_Views(dtype, result_size, views),
+            result_size=result_size,
+            call=_compiled_call(parts, "w, r, e"),
+            backward=None,
+        )
         if len(self._plans) > 64:
             self._plans.clear()
         self._plans[key] = plan
@@ -637,96 +787,78 @@ class NativeCell:
         return shapes
 
     def backward(self, cache, d_outputs, *d_lasts, **named):
-        """As ``generated/<cell>.py``'s ``backward(cache, d_outputs, d_h_last=None, ...)``."""
-        m = self.module
-        shorts = self._shorts
-        if named or len(d_lasts) > len(shorts):
+        """As ``generated/<cell>.py``'s ``backward(cache, d_outputs, d_h_last=None, ...)``.
+
+        Adjoints of the expected type, dtype and shape (C-contiguous) take a fast path;
+        anything else is checked (and converted) by the generated module's helpers."""
+        count = len(self._shorts)
+        if named or len(d_lasts) > count:
             d_lasts = tuple(self._states("d_", "_last", d_lasts, named, "backward").values())
-        elif len(d_lasts) < len(shorts):
-            d_lasts = d_lasts + (None,) * (len(shorts) - len(d_lasts))
+        elif d_lasts and len(d_lasts) < count:
+            d_lasts = d_lasts + (None,) * (count - len(d_lasts))
         if not isinstance(cache, NativeCache) or getattr(cache, "cell", None) != self.CELL:
             raise TypeError(
                 f"cache must be the Cache returned by {self.CELL}.forward of this native module, "
                 f"got {type(cache).__name__}"
             )
-        steps, batch, hidden, dtype = cache.steps, cache.batch, cache.hidden_size, cache.dtype
-        projection = cache.projection_size
-        sizes = self._state_sizes(hidden, projection)
-        output = sizes[self._output_short]
-        sequence_shape = (steps, batch, output) if cache.batched else (steps, output)
-        d_outputs = m._adjoint(d_outputs, "d_outputs", sequence_shape, "(like outputs)", dtype)
-        d_outputs = np.ascontiguousarray(d_outputs.reshape(steps, batch, output))
-        pointers = {"d_outputs": _pointer(d_outputs, "d_outputs", dtype, (steps, batch, output))}
-        kept = [d_outputs]  # alive until the C call returns
-        for short, value in zip(shorts, d_lasts, strict=True):
-            name = f"d_{short}_last"
-            if value is not None:
-                size_name = "hidden_size"
-                if self._projected is not None and short == self._projected.short:
-                    size_name = "projection_size"
-                if cache.batched:
-                    shape, meaning = (batch, sizes[short]), f"(batch, {size_name})"
-                else:
-                    shape, meaning = (sizes[short],), f"({size_name},)"
-                value = m._adjoint(value, name, shape, meaning, dtype)
-                value = np.ascontiguousarray(value.reshape(batch, sizes[short]))
-                kept.append(value)
-                pointers[name] = _pointer(value, name, dtype, (batch, sizes[short]))
-            else:
-                pointers[name] = None
-        regions, total, args = self._backward_plan(
-            dtype, steps, batch, cache.event_size, hidden, cache.cache_size, projection
-        )
-        flat = np.empty(total, dtype=dtype)
-        top = flat.ctypes.data
-        known = cache.addresses
-        with cache.lock:
-            status = self._entries["backward", dtype][0](
-                *[
-                    value
-                    if kind == 0
-                    else top + value
-                    if kind == 2
-                    else known[value]
-                    if kind == 1
-                    else pointers[value]
-                    for kind, value in args
-                ]
+        plan = cache._plan
+        back = plan.backward
+        if back is None or back.owner is not self:
+            back = self._backward_plan(plan)
+        dtype = plan.dtype
+        kept = []  # converted adjoints: alive until the C call returns
+        if (
+            type(d_outputs) is np.ndarray
+            and d_outputs.dtype is dtype  # plan.dtype is canonical
+            and d_outputs.shape == back.sequence_shape
+            and (flags := d_outputs.flags).c_contiguous
+            and flags.aligned
+        ):
+            addresses = [_address(d_outputs)]
+        else:
+            value = self.module._adjoint(
+                d_outputs, "d_outputs", back.sequence_shape, "(like outputs)", dtype
             )
+            value = np.ascontiguousarray(value.reshape(back.outputs_shape))
+            kept.append(value)
+            addresses = [_pointer(value, "d_outputs", dtype, back.outputs_shape)]
+        if not d_lasts:  # no final states' adjoints: NULL, zeros
+            addresses += back.nulls
+        for value, (name, shape, meaning, flat_shape) in zip(d_lasts, back.lasts):
+            if value is None:
+                addresses.append(None)
+            elif (
+                type(value) is np.ndarray
+                and value.dtype is dtype
+                and value.shape == shape
+                and (flags := value.flags).c_contiguous
+                and flags.aligned
+            ):
+                addresses.append(_address(value))
+            else:
+                value = self.module._adjoint(value, name, shape, meaning, dtype)
+                value = np.ascontiguousarray(value.reshape(flat_shape))
+                kept.append(value)
+                addresses.append(_pointer(value, name, dtype, flat_shape))
+        flat = np.empty(back.total, dtype=dtype)
+        entry = self._entries["backward", dtype][0]
+        with cache.lock:
+            status = back.call(entry, cache._base, cache._events, _address(flat), addresses)
         if status != 0:
             self._fail("backward", dtype, status)
-        gradients = {name: flat[o : o + n].reshape(s) for name, (o, n, s) in regions.items()}
         grads = self.Gradients()
-        fields = grads.__dict__
-        gates = len(self.GATES)
-        for name, attributes in self._gate_attributes:  # one view per gate: rows of a block
-            stacked = gradients[name]
-            if self._wide and name == "d_hidden_weights":  # (H, blocks * H) per gate, flattened
-                ends = np.cumsum(self._blocks)[:-1] * hidden * hidden
-                fields.update(
-                    zip(attributes, (b.reshape(hidden, -1) for b in np.split(stacked, ends)))
-                )
-                continue
-            fields.update(zip(attributes, stacked.reshape(gates, hidden, *stacked.shape[1:])))
-        for p in self.spec.unit_parameters:
-            setattr(grads, p.name, gradients[f"d_{p.name}"])
-        if projection is not None:
-            grads.projection_weights = gradients["d_projection_weights"]
-        grads.events = gradients["d_events"] if cache.batched else gradients["d_events"][:, 0]
-        for s in shorts:
-            value = gradients[f"d_{s}0"]
-            setattr(grads, f"{s}0", value if cache.batched else value[0])
+        grads.__dict__.update(zip(back.views.names, back.views(flat)))
         return grads
 
-    def _backward_plan(self, dtype, steps, batch, event_size, hidden, cache_size, projection):
-        """The gradients' regions in one buffer and, for every C argument, where its value comes
-        from: ``(0, size)``, ``(1, name)`` an address saved by forward, ``(2, byte offset)`` in
-        the gradients' buffer, ``(3, name)`` an adjoint given to backward (or NULL)."""
-        key = ("backward", dtype, steps, batch, event_size, hidden, cache_size, projection)
-        plan = self._plans.get(key)
-        if plan is not None:
-            return plan
-        shapes = self._shapes(steps, batch, event_size, hidden, cache_size, projection)
+    def _backward_plan(self, plan):
+        """The backward of a forward's plan: the gradients' regions in one buffer, the views
+        of them returned (shapes as returned, one per gate of a gate-stacked block) and the C
+        call with every argument's source written in: a size, an address saved by forward (a
+        byte offset in its work buffer ``w``, or ``e`` the events not copied), a byte offset in
+        the gradients' buffer (``r``) or an adjoint given to backward (``a[i]``, None: NULL)."""
+        dtype, steps, batch, hidden = plan.dtype, plan.steps, plan.batch, plan.hidden_size
+        event_size, projection, batched = plan.event_size, plan.projection_size, plan.batched
+        shapes = self._shapes(steps, batch, event_size, hidden, plan.cache_size, projection)
         outs = [a.name for a in self.functions["backward"].args if a.kind == "out"]
         regions, total = _layout({name: shapes[name] for name in outs})
         values = {
@@ -736,22 +868,67 @@ class NativeCell:
             "hidden_size": hidden,
             "projection_size": projection,
         }
-        adjoints = {"d_outputs", *(f"d_{s}_last" for s in self._shorts)}
-        args = []
+        adjoints = ["d_outputs", *(f"d_{s}_last" for s in self._shorts)]
+        itemsize = dtype.itemsize
+        parts = []
         for name, is_size in self._entries["backward", dtype][1]:
             if is_size:
-                args.append((0, values[name]))
+                parts.append(repr(values[name]))
             elif name in regions:
-                args.append((2, regions[name][0] * dtype.itemsize))
+                parts.append(f"r + {regions[name][0] * itemsize}")
             elif name in adjoints:
-                args.append((3, name))
+                parts.append(f"a[{adjoints.index(name)}]")
+            elif name == "events" and not plan.copy:
+                parts.append("e")
             else:
-                args.append((1, name))
-        plan = (regions, total, tuple(args))
-        if len(self._plans) > 64:
-            self._plans.clear()
-        self._plans[key] = plan
-        return plan
+                parts.append(f"w + {plan.kept[name]}")
+        sizes = self._state_sizes(hidden, projection)
+        output = sizes[self._output_short]
+        lasts = []  # (name, shape, meaning, C shape) of each final state's adjoint
+        for short, size_name in zip(self._shorts, self._size_names, strict=True):
+            size = sizes[short]
+            if batched:
+                shape, meaning = (batch, size), f"(batch, {size_name})"
+            else:
+                shape, meaning = (size,), f"({size_name},)"
+            lasts.append((f"d_{short}_last", shape, meaning, (batch, size)))
+        views = []  # (attribute, offset, shape) of every gradient as returned
+        for name, attributes in self._gate_attributes:  # a view per gate: a block of rows
+            offset, count, shape = regions[name]
+            for attribute, blocks in zip(attributes, self._blocks, strict=True):
+                if self._wide and name == "d_hidden_weights":  # (H, blocks * H) per gate
+                    views.append((attribute, offset, (hidden, blocks * hidden)))
+                    offset += blocks * hidden * hidden
+                else:
+                    views.append((attribute, offset, (hidden, *shape[1:])))
+                    offset += count // len(attributes)
+        named = [(p.name, f"d_{p.name}") for p in self.spec.unit_parameters]
+        if projection is not None:
+            named.append(("projection_weights", "d_projection_weights"))
+        for attribute, name in named:
+            offset, _, shape = regions[name]
+            views.append((attribute, offset, shape))
+        for attribute, name in [
+            ("events", "d_events"),
+            *((f"{s}0", f"d_{s}0") for s in self._shorts),
+        ]:
+            offset, _, shape = regions[name]
+            if not batched:  # without the batch axis
+                shape = (steps, event_size) if name == "d_events" else shape[1:]
+            views.append((attribute, offset, shape))
+        back = _Backward(
+            owner=self,
+            total=total,
+            sequence_shape=(steps, batch, output) if batched else (steps, output),
+            outputs_shape=(steps, batch, output),
+            lasts=lasts,
+            nulls=[None] * len(lasts),
+            views=_Views(dtype, total, views),
+            call=_compiled_call(parts, "w, e, r, a"),
+        )
+        if plan.owner is self:
+            plan.backward = back
+        return back
 
 
 def load(
