@@ -41,8 +41,11 @@ static int lstm_nog_multiply(size_t a, size_t b, size_t *out)
  * elements of A (each precision cuts its own blocks within them). */
 #define LSTM_NOG_PACK_BATCH 8u
 /* With OpenMP: the per-unit loops of a step are shared among threads (batch rows apiece) from
- * this many units on. */
+ * this many units on; their inner loops are marked `omp simd` (the threads' outlined copies lose
+ * the `restrict` that lets them vectorize). */
 #define LSTM_NOG_PARALLEL_UNITS 8192u
+/* With OpenMP: a packed product runs on a team of threads from this many multiply-adds on. */
+#define LSTM_NOG_PARALLEL_FLOPS 262144u
 #define LSTM_NOG_PACK_KC 256u
 #define LSTM_NOG_PACK_MC 128u
 /* Columns of the widest panel (float: 64, double: 32); packed sizes are rounded up to it. */
@@ -628,6 +631,10 @@ static void lstm_nog_pack_a_f64(size_t rows, size_t kc, const double *restrict a
     if (a_row == 1u) {
         /* A^T of a row-major matrix: rows of it (l) are contiguous, read each once */
         const size_t whole = rows / mr * mr;
+        /* inside gemm_packed's OpenMP region, terms (l) shared among the threads */
+#ifdef _OPENMP
+#pragma omp for schedule(static)
+#endif
         for (l = 0; l < kc; ++l) {
             const double *restrict a_l = a + l * a_col;
             for (i0 = 0; i0 < whole; i0 += mr) {
@@ -643,6 +650,10 @@ static void lstm_nog_pack_a_f64(size_t rows, size_t kc, const double *restrict a
         }
         return;
     }
+    /* inside gemm_packed's OpenMP region, slivers shared among the threads */
+#ifdef _OPENMP
+#pragma omp for schedule(static)
+#endif
     for (i0 = 0; i0 < rows; i0 += mr) {
         double *restrict sliver = out + i0 * kc;
         const size_t height = rows - i0 < mr ? rows - i0 : mr;
@@ -667,6 +678,10 @@ static void lstm_nog_pack_b_f64(size_t kc, size_t cols, const double *restrict b
     size_t b_col, size_t stride, double *restrict out)
 {
     size_t j0, j, l;
+    /* inside gemm_packed's OpenMP region, panels shared among the threads */
+#ifdef _OPENMP
+#pragma omp for schedule(static)
+#endif
     for (j0 = 0; j0 < cols; j0 += 32u) {
         double *restrict panel = out + j0 / 32u * stride;
         const size_t width = cols - j0 < 32u ? cols - j0 : 32u;
@@ -858,10 +873,11 @@ static void lstm_nog_macro_f64(size_t m, size_t n, size_t kc, const double *rest
     const size_t mr = 6u;
     const size_t slivers = (m + mr - 1u) / mr, tiles = slivers * ((n + 32u - 1u) / 32u);
     size_t tile;
-    /* Tiles panel by panel; with OpenMP (-fopenmp) contiguous runs of them per thread, each tile
-     * computed by one thread in the same order: the results do not depend on the thread count. */
+    /* Tiles panel by panel; inside gemm_packed's OpenMP region, contiguous runs of them per
+     * thread, each tile computed by one thread in the same order: the results do not depend on
+     * the thread count. */
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (m * n * kc >= 262144u)
+#pragma omp for schedule(static)
 #endif
     for (tile = 0; tile < tiles; ++tile) {
         const size_t i = tile % slivers * mr, j = tile / slivers * 32u;
@@ -908,6 +924,12 @@ static void lstm_nog_gemm_packed_f64(size_t m, size_t n, size_t k, const double 
         }
         return;
     }
+    /* With OpenMP (-fopenmp), one team for the whole product: every thread walks the blocks, and
+     * the packing and the tiles of each block are shared among the threads (their loops end in
+     * barriers). */
+#ifdef _OPENMP
+#pragma omp parallel if (m * n * k >= LSTM_NOG_PARALLEL_FLOPS) private(j0, l0, i0)
+#endif
     for (j0 = 0; j0 < n; j0 += panel) {
         const size_t nc = n - j0 < panel ? n - j0 : panel;
         for (l0 = 0; l0 < k; l0 += kc_max) {
@@ -1157,6 +1179,9 @@ static void lstm_nog_units_forward_f64(size_t batch, size_t hidden_size,
         #endif
         for (b = 0; b < batch; ++b) {
             size_t k;
+        #ifdef _OPENMP
+        #pragma omp simd
+        #endif
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double update_pre = pre[b * gate_stride + 0 * hidden_size + k];
@@ -1189,6 +1214,9 @@ static void lstm_nog_units_forward_f64(size_t batch, size_t hidden_size,
         #endif
         for (b = 0; b < batch; ++b) {
             size_t k;
+        #ifdef _OPENMP
+        #pragma omp simd
+        #endif
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double update_pre = pre[b * gate_stride + 0 * hidden_size + k];
@@ -1249,6 +1277,9 @@ static void lstm_nog_units_backward_f64(size_t batch, size_t hidden_size,
         #endif
         for (b = 0; b < batch; ++b) {
             size_t k;
+        #ifdef _OPENMP
+        #pragma omp simd
+        #endif
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double d_hidden_carry = d_h[u] + d_output[u];
@@ -1295,6 +1326,9 @@ static void lstm_nog_units_backward_f64(size_t batch, size_t hidden_size,
         #endif
         for (b = 0; b < batch; ++b) {
             size_t k;
+        #ifdef _OPENMP
+        #pragma omp simd
+        #endif
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0);
@@ -2089,6 +2123,10 @@ static void lstm_nog_pack_a_f32(size_t rows, size_t kc, const float *restrict a,
     if (a_row == 1u) {
         /* A^T of a row-major matrix: rows of it (l) are contiguous, read each once */
         const size_t whole = rows / mr * mr;
+        /* inside gemm_packed's OpenMP region, terms (l) shared among the threads */
+#ifdef _OPENMP
+#pragma omp for schedule(static)
+#endif
         for (l = 0; l < kc; ++l) {
             const float *restrict a_l = a + l * a_col;
             for (i0 = 0; i0 < whole; i0 += mr) {
@@ -2104,6 +2142,10 @@ static void lstm_nog_pack_a_f32(size_t rows, size_t kc, const float *restrict a,
         }
         return;
     }
+    /* inside gemm_packed's OpenMP region, slivers shared among the threads */
+#ifdef _OPENMP
+#pragma omp for schedule(static)
+#endif
     for (i0 = 0; i0 < rows; i0 += mr) {
         float *restrict sliver = out + i0 * kc;
         const size_t height = rows - i0 < mr ? rows - i0 : mr;
@@ -2128,6 +2170,10 @@ static void lstm_nog_pack_b_f32(size_t kc, size_t cols, const float *restrict b,
     size_t b_col, size_t stride, float *restrict out)
 {
     size_t j0, j, l;
+    /* inside gemm_packed's OpenMP region, panels shared among the threads */
+#ifdef _OPENMP
+#pragma omp for schedule(static)
+#endif
     for (j0 = 0; j0 < cols; j0 += 64u) {
         float *restrict panel = out + j0 / 64u * stride;
         const size_t width = cols - j0 < 64u ? cols - j0 : 64u;
@@ -2319,10 +2365,11 @@ static void lstm_nog_macro_f32(size_t m, size_t n, size_t kc, const float *restr
     const size_t mr = 6u;
     const size_t slivers = (m + mr - 1u) / mr, tiles = slivers * ((n + 64u - 1u) / 64u);
     size_t tile;
-    /* Tiles panel by panel; with OpenMP (-fopenmp) contiguous runs of them per thread, each tile
-     * computed by one thread in the same order: the results do not depend on the thread count. */
+    /* Tiles panel by panel; inside gemm_packed's OpenMP region, contiguous runs of them per
+     * thread, each tile computed by one thread in the same order: the results do not depend on
+     * the thread count. */
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (m * n * kc >= 262144u)
+#pragma omp for schedule(static)
 #endif
     for (tile = 0; tile < tiles; ++tile) {
         const size_t i = tile % slivers * mr, j = tile / slivers * 64u;
@@ -2369,6 +2416,12 @@ static void lstm_nog_gemm_packed_f32(size_t m, size_t n, size_t k, const float *
         }
         return;
     }
+    /* With OpenMP (-fopenmp), one team for the whole product: every thread walks the blocks, and
+     * the packing and the tiles of each block are shared among the threads (their loops end in
+     * barriers). */
+#ifdef _OPENMP
+#pragma omp parallel if (m * n * k >= LSTM_NOG_PARALLEL_FLOPS) private(j0, l0, i0)
+#endif
     for (j0 = 0; j0 < n; j0 += panel) {
         const size_t nc = n - j0 < panel ? n - j0 : panel;
         for (l0 = 0; l0 < k; l0 += kc_max) {
@@ -2618,6 +2671,9 @@ static void lstm_nog_units_forward_f32(size_t batch, size_t hidden_size,
         #endif
         for (b = 0; b < batch; ++b) {
             size_t k;
+        #ifdef _OPENMP
+        #pragma omp simd
+        #endif
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float update_pre = pre[b * gate_stride + 0 * hidden_size + k];
@@ -2650,6 +2706,9 @@ static void lstm_nog_units_forward_f32(size_t batch, size_t hidden_size,
         #endif
         for (b = 0; b < batch; ++b) {
             size_t k;
+        #ifdef _OPENMP
+        #pragma omp simd
+        #endif
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float update_pre = pre[b * gate_stride + 0 * hidden_size + k];
@@ -2710,6 +2769,9 @@ static void lstm_nog_units_backward_f32(size_t batch, size_t hidden_size,
         #endif
         for (b = 0; b < batch; ++b) {
             size_t k;
+        #ifdef _OPENMP
+        #pragma omp simd
+        #endif
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float d_hidden_carry = d_h[u] + d_output[u];
@@ -2756,6 +2818,9 @@ static void lstm_nog_units_backward_f32(size_t batch, size_t hidden_size,
         #endif
         for (b = 0; b < batch; ++b) {
             size_t k;
+        #ifdef _OPENMP
+        #pragma omp simd
+        #endif
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0F);
