@@ -184,24 +184,27 @@ def test_packed_kernel(name, portable):
 
 
 OPENMP_RUN = r"""
-import sys
+import importlib, sys
 import numpy as np
 sys.path.insert(0, "tests")
 from c_support import random_problem, run_both
-from generated import lstm
 from lstm_sym import native
-cell = native.load("lstm", openmp=True)
-problem = random_problem(lstm, 3, 50, 300, 70, seed=3)
+name, batch = sys.argv[2], int(sys.argv[3])
+module = importlib.import_module(f"generated.{name}")
+cell = native.load(name, openmp=True)
+problem = random_problem(module, 3, batch, 300, 70, seed=3)
 outputs, lasts, grads = run_both(cell, problem)
 arrays = [outputs, *lasts, *(getattr(grads, n) for n in grads.NAMES)]
 np.save(sys.argv[1], np.concatenate([a.ravel() for a in arrays]))
 """
 
 
-def test_openmp_build_is_deterministic(tmp_path):
-    """Built with -fopenmp (the tiles of the packed products shared among threads), 1 and 2
-    threads give the same bits as the build without: every tile is summed by one thread in the
-    same order."""
+@pytest.mark.parametrize("name", ["lstm", "lstmp", "gru_cho"])
+def test_openmp_build_is_deterministic(tmp_path, name):
+    """Built with -fopenmp (the packing and tiles of the packed products, and the per-unit loops
+    from {PREFIX}_PARALLEL_UNITS units on, shared among threads), 1 and 2 threads give the same
+    bits as the build without: every tile and every unit is computed by one thread in the same
+    order. Batch 150 (at H = 70: 10500 units) reaches the parallel per-unit loops."""
     gcc = require_tool("gcc")
     probe = subprocess.run(
         [gcc, "-fopenmp", "-x", "c", "-", "-o", str(tmp_path / "probe")],
@@ -213,16 +216,19 @@ def test_openmp_build_is_deterministic(tmp_path):
         pytest.skip("gcc has no OpenMP")
     from lstm_sym import native
 
-    problem = random_problem(lstm, 3, 50, 300, 70, seed=3)
-    outputs, lasts, grads = run_both(native.load("lstm"), problem)
+    module = importlib.import_module(f"generated.{name}")
+    batch = 150
+    assert batch * 70 >= 8192  # {PREFIX}_PARALLEL_UNITS
+    problem = random_problem(module, 3, batch, 300, 70, seed=3)
+    outputs, lasts, grads = run_both(native.load(name), problem)
     serial = np.concatenate(
         [a.ravel() for a in [outputs, *lasts, *(getattr(grads, n) for n in grads.NAMES)]]
     )
     for threads in (1, 2):
         out = tmp_path / f"threads{threads}.npy"
-        env = dict(os.environ, OMP_NUM_THREADS=str(threads), OMP_WAIT_POLICY="passive")
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads))
         result = subprocess.run(
-            [sys.executable, "-c", OPENMP_RUN, str(out)],
+            [sys.executable, "-c", OPENMP_RUN, str(out), name, str(batch)],
             capture_output=True,
             text=True,
             env=env,
