@@ -44,8 +44,9 @@ static int lstm_nog_multiply(size_t a, size_t b, size_t *out)
  * this many units on; their inner loops are marked `omp simd` (the threads' outlined copies lose
  * the `restrict` that lets them vectorize). */
 #define LSTM_NOG_PARALLEL_UNITS 8192u
-/* With OpenMP: a packed product runs on a team of threads from this many multiply-adds on. */
-#define LSTM_NOG_PARALLEL_FLOPS 262144u
+/* With OpenMP: a packed product runs on a team of threads from this many multiply-adds on (about
+ * 10 us on one core: waking a sleeping thread costs tens of microseconds). */
+#define LSTM_NOG_PARALLEL_FLOPS 1048576u
 #define LSTM_NOG_PACK_KC 256u
 #define LSTM_NOG_PACK_MC 128u
 /* Columns of the widest panel (float: 64, double: 32); packed sizes are rounded up to it. */
