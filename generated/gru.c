@@ -40,9 +40,8 @@ static int gru_multiply(size_t a, size_t b, size_t *out)
  * W_hidden goes row by row below GRU_PACK_BATCH rows (a small batch). Their buffers hold blocks of at most GRU_PACK_KC terms and GRU_PACK_MC x GRU_PACK_KC
  * elements of A (each precision cuts its own blocks within them). */
 #define GRU_PACK_BATCH 8u
-/* With OpenMP: the per-unit loops of a step are shared among threads (batch rows apiece) from
- * this many units on; their inner loops are marked `omp simd` (the threads' outlined copies lose
- * the `restrict` that lets them vectorize). */
+/* With OpenMP: the per-unit work of a step is shared among threads (one call per batch row, so
+ * that each vectorizes as in the serial build) from this many units on. */
 #define GRU_PARALLEL_UNITS 8192u
 /* With OpenMP: a packed product runs on a team of threads from this many multiply-adds on (about
  * 10 us on one core: waking a sleeping thread costs tens of microseconds). */
@@ -888,49 +887,15 @@ static void gru_macro_f64(size_t m, size_t n, size_t kc, const double *restrict 
     }
 }
 
-/* c (m x n, row stride n) += A B with A(i, l) = a[i * a_row + l * a_col] and B(l, j) = b[l * b_row +
- * j * b_col], or B already packed whole (b_packed: pack_b of all k terms, stride k * 32). pack: the
- * packing area (a block of A, then one of B for at most `panel` columns, a multiple of 32). */
-static void gru_gemm_packed_f64(size_t m, size_t n, size_t k, const double *restrict a,
+/* The blocks of gemm_packed (below): B packed block by block (or already packed whole), A block by
+ * block, then the tiles. Called by every thread of a team, or alone. */
+static void gru_blocks_f64(size_t m, size_t n, size_t k, const double *restrict a,
     size_t a_row, size_t a_col, const double *restrict b, size_t b_row, size_t b_col,
-    const double *b_packed, double *restrict c, double *pack, size_t panel)
+    const double *b_packed, double *restrict c, double *pack, size_t panel, size_t kc_max, size_t mc_max)
 {
-    /* Blocks of 128 terms against W_hidden packed whole; else up to 512 terms, so that the rows of
-     * A (often read from memory) are read in long runs, as far as the block of B holds them. */
-    const size_t a_capacity = GRU_PACK_MC * GRU_PACK_KC, b_capacity = GRU_PACK_KC * panel;
-    const size_t widest = (n < panel ? n : panel) + 31u;
-    const size_t b_width = widest - widest % 32u;
-    const size_t kc_cap = b_packed != NULL ? 128u : (b_capacity / b_width < 512u ? b_capacity / b_width : 512u);
-    const size_t kc_max = k < kc_cap ? k : kc_cap;
-    /* as many rows of A as the block holds (fewer terms, more rows) */
-    const size_t mc_max = a_capacity / kc_max - a_capacity / kc_max % 6u;
     double *const a_block = pack;
-    double *const b_block = pack + a_capacity;
+    double *const b_block = pack + GRU_PACK_MC * GRU_PACK_KC;
     size_t j0, l0, i0;
-    if (b_packed == NULL && 2u * n <= 32u && m > n) {
-        /* A narrow C (most of a panel would be zeros): C^T = B^T A^T, 32 rows of C at a time
-         * through a transposed block on the stack. */
-        double block[16u * 32u];
-        size_t i, j;
-        for (i0 = 0; i0 < m; i0 += 32u) {
-            const size_t mc = m - i0 < 32u ? m - i0 : 32u;
-            gru_fill_f64(n * mc, 0.0, block);
-            gru_gemm_packed_f64(n, mc, k, b, b_col, b_row, a + i0 * a_row, a_col, a_row, NULL, block,
-                pack, panel);
-            for (i = 0; i < mc; ++i) {
-                for (j = 0; j < n; ++j) {
-                    c[(i0 + i) * n + j] += block[j * mc + i];
-                }
-            }
-        }
-        return;
-    }
-    /* With OpenMP (-fopenmp), one team for the whole product: every thread walks the blocks, and
-     * the packing and the tiles of each block are shared among the threads (their loops end in
-     * barriers). */
-#ifdef _OPENMP
-#pragma omp parallel if (m * n * k >= GRU_PARALLEL_FLOPS) private(j0, l0, i0)
-#endif
     for (j0 = 0; j0 < n; j0 += panel) {
         const size_t nc = n - j0 < panel ? n - j0 : panel;
         for (l0 = 0; l0 < k; l0 += kc_max) {
@@ -952,6 +917,54 @@ static void gru_gemm_packed_f64(size_t m, size_t n, size_t k, const double *rest
             }
         }
     }
+}
+
+/* c (m x n, row stride n) += A B with A(i, l) = a[i * a_row + l * a_col] and B(l, j) = b[l * b_row +
+ * j * b_col], or B already packed whole (b_packed: pack_b of all k terms, stride k * 32). pack: the
+ * packing area (a block of A, then one of B for at most `panel` columns, a multiple of 32). */
+static void gru_gemm_packed_f64(size_t m, size_t n, size_t k, const double *restrict a,
+    size_t a_row, size_t a_col, const double *restrict b, size_t b_row, size_t b_col,
+    const double *b_packed, double *restrict c, double *pack, size_t panel)
+{
+    /* Blocks of 128 terms against W_hidden packed whole; else up to 512 terms, so that the rows of
+     * A (often read from memory) are read in long runs, as far as the block of B holds them. */
+    const size_t a_capacity = GRU_PACK_MC * GRU_PACK_KC, b_capacity = GRU_PACK_KC * panel;
+    const size_t widest = (n < panel ? n : panel) + 31u;
+    const size_t b_width = widest - widest % 32u;
+    const size_t kc_cap = b_packed != NULL ? 128u : (b_capacity / b_width < 512u ? b_capacity / b_width : 512u);
+    const size_t kc_max = k < kc_cap ? k : kc_cap;
+    /* as many rows of A as the block holds (fewer terms, more rows) */
+    const size_t mc_max = a_capacity / kc_max - a_capacity / kc_max % 6u;
+    size_t i0;
+    if (b_packed == NULL && 2u * n <= 32u && m > n) {
+        /* A narrow C (most of a panel would be zeros): C^T = B^T A^T, 32 rows of C at a time
+         * through a transposed block on the stack. */
+        double block[16u * 32u];
+        size_t i, j;
+        for (i0 = 0; i0 < m; i0 += 32u) {
+            const size_t mc = m - i0 < 32u ? m - i0 : 32u;
+            gru_fill_f64(n * mc, 0.0, block);
+            gru_gemm_packed_f64(n, mc, k, b, b_col, b_row, a + i0 * a_row, a_col, a_row, NULL, block,
+                pack, panel);
+            for (i = 0; i < mc; ++i) {
+                for (j = 0; j < n; ++j) {
+                    c[(i0 + i) * n + j] += block[j * mc + i];
+                }
+            }
+        }
+        return;
+    }
+#ifdef _OPENMP
+    if (m * n * k >= GRU_PARALLEL_FLOPS) {
+        /* One team for the whole product: every thread walks the blocks, and the packing and the
+         * tiles of each block are shared among the threads (their loops end in barriers). A team
+         * is only started here: even a team of one costs an allocation. */
+#pragma omp parallel
+        gru_blocks_f64(m, n, k, a, a_row, a_col, b, b_row, b_col, b_packed, c, pack, panel, kc_max, mc_max);
+        return;
+    }
+#endif
+    gru_blocks_f64(m, n, k, a, a_row, a_col, b, b_row, b_col, b_packed, c, pack, panel, kc_max, mc_max);
 }
 /* Rows of sums over `count` terms, kept in registers: sums[r * 32 + j] = sum_q x[q * dx + r * ex]
  * b[q * db + r * eb + j] for r < chains, j < width, in a fixed order. row_sums: 2 rows of 32
@@ -1158,7 +1171,7 @@ static size_t gru_pack_offset_f64(const double *cache, size_t base)
 /* The per-unit equations of one step, for all batch x hidden_size units.
  * event_part, hidden_part: (batch, G * H) event and hidden projections of every gate.
  * <state>_prev (NULL: zeros), <state>_next: (batch, H); saved: (SAVED, batch, H) or NULL. */
-static void gru_units_forward_f64(size_t batch, size_t hidden_size,
+static void gru_units_forward_f64(size_t batch, size_t hidden_size, size_t first, size_t last,
     const double *restrict event_part, const double *restrict hidden_part,
     const double *restrict h_prev,
     double *restrict h_next,
@@ -1170,14 +1183,8 @@ static void gru_units_forward_f64(size_t batch, size_t hidden_size,
     /* Two copies of the loop: one for the usual case of every optional pointer given, without
      * NULL tests (so that it vectorizes), and one with them. */
     if (h_prev != NULL && saved != NULL) {
-        #ifdef _OPENMP
-        #pragma omp parallel for schedule(static) if (batch >= 2u && batch * hidden_size >= GRU_PARALLEL_UNITS)
-        #endif
-        for (b = 0; b < batch; ++b) {
+        for (b = first; b < last; ++b) {
             size_t k;
-        #ifdef _OPENMP
-        #pragma omp simd
-        #endif
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double reset_pre = event_part[b * gate_stride + 0 * hidden_size + k] + hidden_part[b * gate_stride + 0 * hidden_size + k];
@@ -1201,14 +1208,8 @@ static void gru_units_forward_f64(size_t batch, size_t hidden_size,
             }
         }
     } else {
-        #ifdef _OPENMP
-        #pragma omp parallel for schedule(static) if (batch >= 2u && batch * hidden_size >= GRU_PARALLEL_UNITS)
-        #endif
-        for (b = 0; b < batch; ++b) {
+        for (b = first; b < last; ++b) {
             size_t k;
-        #ifdef _OPENMP
-        #pragma omp simd
-        #endif
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double reset_pre = event_part[b * gate_stride + 0 * hidden_size + k] + hidden_part[b * gate_stride + 0 * hidden_size + k];
@@ -1240,7 +1241,7 @@ static void gru_units_forward_f64(size_t batch, size_t hidden_size,
  * from later steps (plus d_output, dL/d(outputs) of this step, NULL: zeros, for the output
  * state); on return the direct part of dL/d(previous state). Writes the adjoints of the gate
  * inputs to delta_event and delta_hidden (batch, G * H). */
-static void gru_units_backward_f64(size_t batch, size_t hidden_size,
+static void gru_units_backward_f64(size_t batch, size_t hidden_size, size_t first, size_t last,
     const double *restrict d_output,
     double *restrict d_h,
     const double *restrict h_prev,
@@ -1252,14 +1253,8 @@ static void gru_units_backward_f64(size_t batch, size_t hidden_size,
     size_t b;
     /* Two copies of the loop, as in forward: without NULL tests (it vectorizes), and with. */
     if (d_output != NULL && h_prev != NULL) {
-        #ifdef _OPENMP
-        #pragma omp parallel for schedule(static) if (batch >= 2u && batch * hidden_size >= GRU_PARALLEL_UNITS)
-        #endif
-        for (b = 0; b < batch; ++b) {
+        for (b = first; b < last; ++b) {
             size_t k;
-        #ifdef _OPENMP
-        #pragma omp simd
-        #endif
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double d_hidden_carry = d_h[u] + d_output[u];
@@ -1290,14 +1285,8 @@ static void gru_units_backward_f64(size_t batch, size_t hidden_size,
             }
         }
     } else {
-        #ifdef _OPENMP
-        #pragma omp parallel for schedule(static) if (batch >= 2u && batch * hidden_size >= GRU_PARALLEL_UNITS)
-        #endif
-        for (b = 0; b < batch; ++b) {
+        for (b = first; b < last; ++b) {
             size_t k;
-        #ifdef _OPENMP
-        #pragma omp simd
-        #endif
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0);
@@ -1398,7 +1387,18 @@ int gru_forward_f64(
                 gru_gemm_nt_f64(batch, rows, hidden_size, h_states + t * units, hidden_weights, hidden_part);
             }
             /* The per-unit equations of the cell (printed from the derivation). */
-            gru_units_forward_f64(batch, hidden_size, event_part, hidden_part,
+            #ifdef _OPENMP
+            if (batch >= 2u && units >= GRU_PARALLEL_UNITS) {
+                size_t row;
+            #pragma omp parallel for schedule(static)
+                for (row = 0; row < batch; ++row) {
+                    gru_units_forward_f64(batch, hidden_size, row, row + 1u, event_part, hidden_part,
+                        h_states + t * units,
+                        h_states + (t + 1u) * units, saved + t * GRU_SAVED * units);
+                }
+            } else
+            #endif
+            gru_units_forward_f64(batch, hidden_size, 0u, batch, event_part, hidden_part,
                 h_states + t * units,
                 h_states + (t + 1u) * units, saved + t * GRU_SAVED * units);
         }
@@ -1466,7 +1466,18 @@ int gru_backward_f64(
         gru_copy_f64(units, d_h_last, d_h0);
         for (t = steps; t-- > 0;) {
             /* Per-unit backward (sympy.diff of the step, then joint CSE). */
-            gru_units_backward_f64(batch, hidden_size, d_outputs + t * units,
+            #ifdef _OPENMP
+            if (batch >= 2u && units >= GRU_PARALLEL_UNITS) {
+                size_t row;
+            #pragma omp parallel for schedule(static)
+                for (row = 0; row < batch; ++row) {
+                    gru_units_backward_f64(batch, hidden_size, row, row + 1u, d_outputs + t * units,
+                        d_h0, h_states + t * units,
+                        saved + t * GRU_SAVED * units, delta_event + t * batch * rows, delta_hidden + t * batch * rows);
+                }
+            } else
+            #endif
+            gru_units_backward_f64(batch, hidden_size, 0u, batch, d_outputs + t * units,
                 d_h0, h_states + t * units,
                 saved + t * GRU_SAVED * units, delta_event + t * batch * rows, delta_hidden + t * batch * rows);
             /* Backpropagation through time: dL/dh_{t-1} += Delta_hidden,t W_hidden */
@@ -1537,7 +1548,7 @@ int gru_step_forward_f64(
         if (h_prev != NULL) {
             gru_gemm_nt_f64(batch, rows, hidden_size, h_prev, hidden_weights, hidden_part);
         }
-        gru_units_forward_f64(batch, hidden_size, event_part, hidden_part,
+        gru_units_forward_f64(batch, hidden_size, 0u, batch, event_part, hidden_part,
             h_prev,
             h_next, saved);
     }
@@ -1586,7 +1597,7 @@ int gru_step_backward_f64(
         double *const delta_event = work;
         double *const delta_hidden = work + batch * rows;
         gru_copy_f64(units, d_h_next, d_h_prev);
-        gru_units_backward_f64(batch, hidden_size, NULL,
+        gru_units_backward_f64(batch, hidden_size, 0u, batch, NULL,
             d_h_prev, h_prev,
             saved, delta_event, delta_hidden);
         /* dL/dh_prev += Delta_hidden W_hidden */
@@ -2294,49 +2305,15 @@ static void gru_macro_f32(size_t m, size_t n, size_t kc, const float *restrict a
     }
 }
 
-/* c (m x n, row stride n) += A B with A(i, l) = a[i * a_row + l * a_col] and B(l, j) = b[l * b_row +
- * j * b_col], or B already packed whole (b_packed: pack_b of all k terms, stride k * 64). pack: the
- * packing area (a block of A, then one of B for at most `panel` columns, a multiple of 64). */
-static void gru_gemm_packed_f32(size_t m, size_t n, size_t k, const float *restrict a,
+/* The blocks of gemm_packed (below): B packed block by block (or already packed whole), A block by
+ * block, then the tiles. Called by every thread of a team, or alone. */
+static void gru_blocks_f32(size_t m, size_t n, size_t k, const float *restrict a,
     size_t a_row, size_t a_col, const float *restrict b, size_t b_row, size_t b_col,
-    const float *b_packed, float *restrict c, float *pack, size_t panel)
+    const float *b_packed, float *restrict c, float *pack, size_t panel, size_t kc_max, size_t mc_max)
 {
-    /* Blocks of 256 terms against W_hidden packed whole; else up to 512 terms, so that the rows of
-     * A (often read from memory) are read in long runs, as far as the block of B holds them. */
-    const size_t a_capacity = GRU_PACK_MC * GRU_PACK_KC, b_capacity = GRU_PACK_KC * panel;
-    const size_t widest = (n < panel ? n : panel) + 63u;
-    const size_t b_width = widest - widest % 64u;
-    const size_t kc_cap = b_packed != NULL ? 256u : (b_capacity / b_width < 512u ? b_capacity / b_width : 512u);
-    const size_t kc_max = k < kc_cap ? k : kc_cap;
-    /* as many rows of A as the block holds (fewer terms, more rows) */
-    const size_t mc_max = a_capacity / kc_max - a_capacity / kc_max % 6u;
     float *const a_block = pack;
-    float *const b_block = pack + a_capacity;
+    float *const b_block = pack + GRU_PACK_MC * GRU_PACK_KC;
     size_t j0, l0, i0;
-    if (b_packed == NULL && 2u * n <= 64u && m > n) {
-        /* A narrow C (most of a panel would be zeros): C^T = B^T A^T, 64 rows of C at a time
-         * through a transposed block on the stack. */
-        float block[32u * 64u];
-        size_t i, j;
-        for (i0 = 0; i0 < m; i0 += 64u) {
-            const size_t mc = m - i0 < 64u ? m - i0 : 64u;
-            gru_fill_f32(n * mc, 0.0F, block);
-            gru_gemm_packed_f32(n, mc, k, b, b_col, b_row, a + i0 * a_row, a_col, a_row, NULL, block,
-                pack, panel);
-            for (i = 0; i < mc; ++i) {
-                for (j = 0; j < n; ++j) {
-                    c[(i0 + i) * n + j] += block[j * mc + i];
-                }
-            }
-        }
-        return;
-    }
-    /* With OpenMP (-fopenmp), one team for the whole product: every thread walks the blocks, and
-     * the packing and the tiles of each block are shared among the threads (their loops end in
-     * barriers). */
-#ifdef _OPENMP
-#pragma omp parallel if (m * n * k >= GRU_PARALLEL_FLOPS) private(j0, l0, i0)
-#endif
     for (j0 = 0; j0 < n; j0 += panel) {
         const size_t nc = n - j0 < panel ? n - j0 : panel;
         for (l0 = 0; l0 < k; l0 += kc_max) {
@@ -2358,6 +2335,54 @@ static void gru_gemm_packed_f32(size_t m, size_t n, size_t k, const float *restr
             }
         }
     }
+}
+
+/* c (m x n, row stride n) += A B with A(i, l) = a[i * a_row + l * a_col] and B(l, j) = b[l * b_row +
+ * j * b_col], or B already packed whole (b_packed: pack_b of all k terms, stride k * 64). pack: the
+ * packing area (a block of A, then one of B for at most `panel` columns, a multiple of 64). */
+static void gru_gemm_packed_f32(size_t m, size_t n, size_t k, const float *restrict a,
+    size_t a_row, size_t a_col, const float *restrict b, size_t b_row, size_t b_col,
+    const float *b_packed, float *restrict c, float *pack, size_t panel)
+{
+    /* Blocks of 256 terms against W_hidden packed whole; else up to 512 terms, so that the rows of
+     * A (often read from memory) are read in long runs, as far as the block of B holds them. */
+    const size_t a_capacity = GRU_PACK_MC * GRU_PACK_KC, b_capacity = GRU_PACK_KC * panel;
+    const size_t widest = (n < panel ? n : panel) + 63u;
+    const size_t b_width = widest - widest % 64u;
+    const size_t kc_cap = b_packed != NULL ? 256u : (b_capacity / b_width < 512u ? b_capacity / b_width : 512u);
+    const size_t kc_max = k < kc_cap ? k : kc_cap;
+    /* as many rows of A as the block holds (fewer terms, more rows) */
+    const size_t mc_max = a_capacity / kc_max - a_capacity / kc_max % 6u;
+    size_t i0;
+    if (b_packed == NULL && 2u * n <= 64u && m > n) {
+        /* A narrow C (most of a panel would be zeros): C^T = B^T A^T, 64 rows of C at a time
+         * through a transposed block on the stack. */
+        float block[32u * 64u];
+        size_t i, j;
+        for (i0 = 0; i0 < m; i0 += 64u) {
+            const size_t mc = m - i0 < 64u ? m - i0 : 64u;
+            gru_fill_f32(n * mc, 0.0F, block);
+            gru_gemm_packed_f32(n, mc, k, b, b_col, b_row, a + i0 * a_row, a_col, a_row, NULL, block,
+                pack, panel);
+            for (i = 0; i < mc; ++i) {
+                for (j = 0; j < n; ++j) {
+                    c[(i0 + i) * n + j] += block[j * mc + i];
+                }
+            }
+        }
+        return;
+    }
+#ifdef _OPENMP
+    if (m * n * k >= GRU_PARALLEL_FLOPS) {
+        /* One team for the whole product: every thread walks the blocks, and the packing and the
+         * tiles of each block are shared among the threads (their loops end in barriers). A team
+         * is only started here: even a team of one costs an allocation. */
+#pragma omp parallel
+        gru_blocks_f32(m, n, k, a, a_row, a_col, b, b_row, b_col, b_packed, c, pack, panel, kc_max, mc_max);
+        return;
+    }
+#endif
+    gru_blocks_f32(m, n, k, a, a_row, a_col, b, b_row, b_col, b_packed, c, pack, panel, kc_max, mc_max);
 }
 /* Rows of sums over `count` terms, kept in registers: sums[r * 64 + j] = sum_q x[q * dx + r * ex]
  * b[q * db + r * eb + j] for r < chains, j < width, in a fixed order. row_sums: 2 rows of 64
@@ -2564,7 +2589,7 @@ static size_t gru_pack_offset_f32(const float *cache, size_t base)
 /* The per-unit equations of one step, for all batch x hidden_size units.
  * event_part, hidden_part: (batch, G * H) event and hidden projections of every gate.
  * <state>_prev (NULL: zeros), <state>_next: (batch, H); saved: (SAVED, batch, H) or NULL. */
-static void gru_units_forward_f32(size_t batch, size_t hidden_size,
+static void gru_units_forward_f32(size_t batch, size_t hidden_size, size_t first, size_t last,
     const float *restrict event_part, const float *restrict hidden_part,
     const float *restrict h_prev,
     float *restrict h_next,
@@ -2576,14 +2601,8 @@ static void gru_units_forward_f32(size_t batch, size_t hidden_size,
     /* Two copies of the loop: one for the usual case of every optional pointer given, without
      * NULL tests (so that it vectorizes), and one with them. */
     if (h_prev != NULL && saved != NULL) {
-        #ifdef _OPENMP
-        #pragma omp parallel for schedule(static) if (batch >= 2u && batch * hidden_size >= GRU_PARALLEL_UNITS)
-        #endif
-        for (b = 0; b < batch; ++b) {
+        for (b = first; b < last; ++b) {
             size_t k;
-        #ifdef _OPENMP
-        #pragma omp simd
-        #endif
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float reset_pre = event_part[b * gate_stride + 0 * hidden_size + k] + hidden_part[b * gate_stride + 0 * hidden_size + k];
@@ -2607,14 +2626,8 @@ static void gru_units_forward_f32(size_t batch, size_t hidden_size,
             }
         }
     } else {
-        #ifdef _OPENMP
-        #pragma omp parallel for schedule(static) if (batch >= 2u && batch * hidden_size >= GRU_PARALLEL_UNITS)
-        #endif
-        for (b = 0; b < batch; ++b) {
+        for (b = first; b < last; ++b) {
             size_t k;
-        #ifdef _OPENMP
-        #pragma omp simd
-        #endif
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float reset_pre = event_part[b * gate_stride + 0 * hidden_size + k] + hidden_part[b * gate_stride + 0 * hidden_size + k];
@@ -2646,7 +2659,7 @@ static void gru_units_forward_f32(size_t batch, size_t hidden_size,
  * from later steps (plus d_output, dL/d(outputs) of this step, NULL: zeros, for the output
  * state); on return the direct part of dL/d(previous state). Writes the adjoints of the gate
  * inputs to delta_event and delta_hidden (batch, G * H). */
-static void gru_units_backward_f32(size_t batch, size_t hidden_size,
+static void gru_units_backward_f32(size_t batch, size_t hidden_size, size_t first, size_t last,
     const float *restrict d_output,
     float *restrict d_h,
     const float *restrict h_prev,
@@ -2658,14 +2671,8 @@ static void gru_units_backward_f32(size_t batch, size_t hidden_size,
     size_t b;
     /* Two copies of the loop, as in forward: without NULL tests (it vectorizes), and with. */
     if (d_output != NULL && h_prev != NULL) {
-        #ifdef _OPENMP
-        #pragma omp parallel for schedule(static) if (batch >= 2u && batch * hidden_size >= GRU_PARALLEL_UNITS)
-        #endif
-        for (b = 0; b < batch; ++b) {
+        for (b = first; b < last; ++b) {
             size_t k;
-        #ifdef _OPENMP
-        #pragma omp simd
-        #endif
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float d_hidden_carry = d_h[u] + d_output[u];
@@ -2696,14 +2703,8 @@ static void gru_units_backward_f32(size_t batch, size_t hidden_size,
             }
         }
     } else {
-        #ifdef _OPENMP
-        #pragma omp parallel for schedule(static) if (batch >= 2u && batch * hidden_size >= GRU_PARALLEL_UNITS)
-        #endif
-        for (b = 0; b < batch; ++b) {
+        for (b = first; b < last; ++b) {
             size_t k;
-        #ifdef _OPENMP
-        #pragma omp simd
-        #endif
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0F);
@@ -2804,7 +2805,18 @@ int gru_forward_f32(
                 gru_gemm_nt_f32(batch, rows, hidden_size, h_states + t * units, hidden_weights, hidden_part);
             }
             /* The per-unit equations of the cell (printed from the derivation). */
-            gru_units_forward_f32(batch, hidden_size, event_part, hidden_part,
+            #ifdef _OPENMP
+            if (batch >= 2u && units >= GRU_PARALLEL_UNITS) {
+                size_t row;
+            #pragma omp parallel for schedule(static)
+                for (row = 0; row < batch; ++row) {
+                    gru_units_forward_f32(batch, hidden_size, row, row + 1u, event_part, hidden_part,
+                        h_states + t * units,
+                        h_states + (t + 1u) * units, saved + t * GRU_SAVED * units);
+                }
+            } else
+            #endif
+            gru_units_forward_f32(batch, hidden_size, 0u, batch, event_part, hidden_part,
                 h_states + t * units,
                 h_states + (t + 1u) * units, saved + t * GRU_SAVED * units);
         }
@@ -2872,7 +2884,18 @@ int gru_backward_f32(
         gru_copy_f32(units, d_h_last, d_h0);
         for (t = steps; t-- > 0;) {
             /* Per-unit backward (sympy.diff of the step, then joint CSE). */
-            gru_units_backward_f32(batch, hidden_size, d_outputs + t * units,
+            #ifdef _OPENMP
+            if (batch >= 2u && units >= GRU_PARALLEL_UNITS) {
+                size_t row;
+            #pragma omp parallel for schedule(static)
+                for (row = 0; row < batch; ++row) {
+                    gru_units_backward_f32(batch, hidden_size, row, row + 1u, d_outputs + t * units,
+                        d_h0, h_states + t * units,
+                        saved + t * GRU_SAVED * units, delta_event + t * batch * rows, delta_hidden + t * batch * rows);
+                }
+            } else
+            #endif
+            gru_units_backward_f32(batch, hidden_size, 0u, batch, d_outputs + t * units,
                 d_h0, h_states + t * units,
                 saved + t * GRU_SAVED * units, delta_event + t * batch * rows, delta_hidden + t * batch * rows);
             /* Backpropagation through time: dL/dh_{t-1} += Delta_hidden,t W_hidden */
@@ -2943,7 +2966,7 @@ int gru_step_forward_f32(
         if (h_prev != NULL) {
             gru_gemm_nt_f32(batch, rows, hidden_size, h_prev, hidden_weights, hidden_part);
         }
-        gru_units_forward_f32(batch, hidden_size, event_part, hidden_part,
+        gru_units_forward_f32(batch, hidden_size, 0u, batch, event_part, hidden_part,
             h_prev,
             h_next, saved);
     }
@@ -2992,7 +3015,7 @@ int gru_step_backward_f32(
         float *const delta_event = work;
         float *const delta_hidden = work + batch * rows;
         gru_copy_f32(units, d_h_next, d_h_prev);
-        gru_units_backward_f32(batch, hidden_size, NULL,
+        gru_units_backward_f32(batch, hidden_size, 0u, batch, NULL,
             d_h_prev, h_prev,
             saved, delta_event, delta_hidden);
         /* dL/dh_prev += Delta_hidden W_hidden */

@@ -40,9 +40,8 @@ static int lstm_multiply(size_t a, size_t b, size_t *out)
  * W_hidden goes row by row below LSTM_PACK_BATCH rows (a small batch). Their buffers hold blocks of at most LSTM_PACK_KC terms and LSTM_PACK_MC x LSTM_PACK_KC
  * elements of A (each precision cuts its own blocks within them). */
 #define LSTM_PACK_BATCH 8u
-/* With OpenMP: the per-unit loops of a step are shared among threads (batch rows apiece) from
- * this many units on; their inner loops are marked `omp simd` (the threads' outlined copies lose
- * the `restrict` that lets them vectorize). */
+/* With OpenMP: the per-unit work of a step is shared among threads (one call per batch row, so
+ * that each vectorizes as in the serial build) from this many units on. */
 #define LSTM_PARALLEL_UNITS 8192u
 /* With OpenMP: a packed product runs on a team of threads from this many multiply-adds on (about
  * 10 us on one core: waking a sleeping thread costs tens of microseconds). */
@@ -888,49 +887,15 @@ static void lstm_macro_f64(size_t m, size_t n, size_t kc, const double *restrict
     }
 }
 
-/* c (m x n, row stride n) += A B with A(i, l) = a[i * a_row + l * a_col] and B(l, j) = b[l * b_row +
- * j * b_col], or B already packed whole (b_packed: pack_b of all k terms, stride k * 32). pack: the
- * packing area (a block of A, then one of B for at most `panel` columns, a multiple of 32). */
-static void lstm_gemm_packed_f64(size_t m, size_t n, size_t k, const double *restrict a,
+/* The blocks of gemm_packed (below): B packed block by block (or already packed whole), A block by
+ * block, then the tiles. Called by every thread of a team, or alone. */
+static void lstm_blocks_f64(size_t m, size_t n, size_t k, const double *restrict a,
     size_t a_row, size_t a_col, const double *restrict b, size_t b_row, size_t b_col,
-    const double *b_packed, double *restrict c, double *pack, size_t panel)
+    const double *b_packed, double *restrict c, double *pack, size_t panel, size_t kc_max, size_t mc_max)
 {
-    /* Blocks of 128 terms against W_hidden packed whole; else up to 512 terms, so that the rows of
-     * A (often read from memory) are read in long runs, as far as the block of B holds them. */
-    const size_t a_capacity = LSTM_PACK_MC * LSTM_PACK_KC, b_capacity = LSTM_PACK_KC * panel;
-    const size_t widest = (n < panel ? n : panel) + 31u;
-    const size_t b_width = widest - widest % 32u;
-    const size_t kc_cap = b_packed != NULL ? 128u : (b_capacity / b_width < 512u ? b_capacity / b_width : 512u);
-    const size_t kc_max = k < kc_cap ? k : kc_cap;
-    /* as many rows of A as the block holds (fewer terms, more rows) */
-    const size_t mc_max = a_capacity / kc_max - a_capacity / kc_max % 6u;
     double *const a_block = pack;
-    double *const b_block = pack + a_capacity;
+    double *const b_block = pack + LSTM_PACK_MC * LSTM_PACK_KC;
     size_t j0, l0, i0;
-    if (b_packed == NULL && 2u * n <= 32u && m > n) {
-        /* A narrow C (most of a panel would be zeros): C^T = B^T A^T, 32 rows of C at a time
-         * through a transposed block on the stack. */
-        double block[16u * 32u];
-        size_t i, j;
-        for (i0 = 0; i0 < m; i0 += 32u) {
-            const size_t mc = m - i0 < 32u ? m - i0 : 32u;
-            lstm_fill_f64(n * mc, 0.0, block);
-            lstm_gemm_packed_f64(n, mc, k, b, b_col, b_row, a + i0 * a_row, a_col, a_row, NULL, block,
-                pack, panel);
-            for (i = 0; i < mc; ++i) {
-                for (j = 0; j < n; ++j) {
-                    c[(i0 + i) * n + j] += block[j * mc + i];
-                }
-            }
-        }
-        return;
-    }
-    /* With OpenMP (-fopenmp), one team for the whole product: every thread walks the blocks, and
-     * the packing and the tiles of each block are shared among the threads (their loops end in
-     * barriers). */
-#ifdef _OPENMP
-#pragma omp parallel if (m * n * k >= LSTM_PARALLEL_FLOPS) private(j0, l0, i0)
-#endif
     for (j0 = 0; j0 < n; j0 += panel) {
         const size_t nc = n - j0 < panel ? n - j0 : panel;
         for (l0 = 0; l0 < k; l0 += kc_max) {
@@ -952,6 +917,54 @@ static void lstm_gemm_packed_f64(size_t m, size_t n, size_t k, const double *res
             }
         }
     }
+}
+
+/* c (m x n, row stride n) += A B with A(i, l) = a[i * a_row + l * a_col] and B(l, j) = b[l * b_row +
+ * j * b_col], or B already packed whole (b_packed: pack_b of all k terms, stride k * 32). pack: the
+ * packing area (a block of A, then one of B for at most `panel` columns, a multiple of 32). */
+static void lstm_gemm_packed_f64(size_t m, size_t n, size_t k, const double *restrict a,
+    size_t a_row, size_t a_col, const double *restrict b, size_t b_row, size_t b_col,
+    const double *b_packed, double *restrict c, double *pack, size_t panel)
+{
+    /* Blocks of 128 terms against W_hidden packed whole; else up to 512 terms, so that the rows of
+     * A (often read from memory) are read in long runs, as far as the block of B holds them. */
+    const size_t a_capacity = LSTM_PACK_MC * LSTM_PACK_KC, b_capacity = LSTM_PACK_KC * panel;
+    const size_t widest = (n < panel ? n : panel) + 31u;
+    const size_t b_width = widest - widest % 32u;
+    const size_t kc_cap = b_packed != NULL ? 128u : (b_capacity / b_width < 512u ? b_capacity / b_width : 512u);
+    const size_t kc_max = k < kc_cap ? k : kc_cap;
+    /* as many rows of A as the block holds (fewer terms, more rows) */
+    const size_t mc_max = a_capacity / kc_max - a_capacity / kc_max % 6u;
+    size_t i0;
+    if (b_packed == NULL && 2u * n <= 32u && m > n) {
+        /* A narrow C (most of a panel would be zeros): C^T = B^T A^T, 32 rows of C at a time
+         * through a transposed block on the stack. */
+        double block[16u * 32u];
+        size_t i, j;
+        for (i0 = 0; i0 < m; i0 += 32u) {
+            const size_t mc = m - i0 < 32u ? m - i0 : 32u;
+            lstm_fill_f64(n * mc, 0.0, block);
+            lstm_gemm_packed_f64(n, mc, k, b, b_col, b_row, a + i0 * a_row, a_col, a_row, NULL, block,
+                pack, panel);
+            for (i = 0; i < mc; ++i) {
+                for (j = 0; j < n; ++j) {
+                    c[(i0 + i) * n + j] += block[j * mc + i];
+                }
+            }
+        }
+        return;
+    }
+#ifdef _OPENMP
+    if (m * n * k >= LSTM_PARALLEL_FLOPS) {
+        /* One team for the whole product: every thread walks the blocks, and the packing and the
+         * tiles of each block are shared among the threads (their loops end in barriers). A team
+         * is only started here: even a team of one costs an allocation. */
+#pragma omp parallel
+        lstm_blocks_f64(m, n, k, a, a_row, a_col, b, b_row, b_col, b_packed, c, pack, panel, kc_max, mc_max);
+        return;
+    }
+#endif
+    lstm_blocks_f64(m, n, k, a, a_row, a_col, b, b_row, b_col, b_packed, c, pack, panel, kc_max, mc_max);
 }
 /* Rows of sums over `count` terms, kept in registers: sums[r * 32 + j] = sum_q x[q * dx + r * ex]
  * b[q * db + r * eb + j] for r < chains, j < width, in a fixed order. row_sums: 2 rows of 32
@@ -1158,7 +1171,7 @@ static size_t lstm_pack_offset_f64(const double *cache, size_t base)
 /* The per-unit equations of one step, for all batch x hidden_size units.
  * pre: (batch, G * H) gate pre-activations, event part + hidden part.
  * <state>_prev (NULL: zeros), <state>_next: (batch, H); saved: (SAVED, batch, H) or NULL. */
-static void lstm_units_forward_f64(size_t batch, size_t hidden_size,
+static void lstm_units_forward_f64(size_t batch, size_t hidden_size, size_t first, size_t last,
     const double *restrict pre,
     const double *restrict h_prev,
     const double *restrict c_prev,
@@ -1173,14 +1186,8 @@ static void lstm_units_forward_f64(size_t batch, size_t hidden_size,
     /* Two copies of the loop: one for the usual case of every optional pointer given, without
      * NULL tests (so that it vectorizes), and one with them. */
     if (c_prev != NULL && saved != NULL) {
-        #ifdef _OPENMP
-        #pragma omp parallel for schedule(static) if (batch >= 2u && batch * hidden_size >= LSTM_PARALLEL_UNITS)
-        #endif
-        for (b = 0; b < batch; ++b) {
+        for (b = first; b < last; ++b) {
             size_t k;
-        #ifdef _OPENMP
-        #pragma omp simd
-        #endif
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double update_pre = pre[b * gate_stride + 0 * hidden_size + k];
@@ -1212,14 +1219,8 @@ static void lstm_units_forward_f64(size_t batch, size_t hidden_size,
             }
         }
     } else {
-        #ifdef _OPENMP
-        #pragma omp parallel for schedule(static) if (batch >= 2u && batch * hidden_size >= LSTM_PARALLEL_UNITS)
-        #endif
-        for (b = 0; b < batch; ++b) {
+        for (b = first; b < last; ++b) {
             size_t k;
-        #ifdef _OPENMP
-        #pragma omp simd
-        #endif
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double update_pre = pre[b * gate_stride + 0 * hidden_size + k];
@@ -1259,7 +1260,7 @@ static void lstm_units_forward_f64(size_t batch, size_t hidden_size,
  * from later steps (plus d_output, dL/d(outputs) of this step, NULL: zeros, for the output
  * state); on return the direct part of dL/d(previous state). Writes the adjoints of the gate
  * pre-activations to delta (batch, G * H). */
-static void lstm_units_backward_f64(size_t batch, size_t hidden_size,
+static void lstm_units_backward_f64(size_t batch, size_t hidden_size, size_t first, size_t last,
     const double *restrict d_output,
     double *restrict d_h,
     double *restrict d_c,
@@ -1274,14 +1275,8 @@ static void lstm_units_backward_f64(size_t batch, size_t hidden_size,
     (void)h_prev;
     /* Two copies of the loop, as in forward: without NULL tests (it vectorizes), and with. */
     if (d_output != NULL && c_prev != NULL) {
-        #ifdef _OPENMP
-        #pragma omp parallel for schedule(static) if (batch >= 2u && batch * hidden_size >= LSTM_PARALLEL_UNITS)
-        #endif
-        for (b = 0; b < batch; ++b) {
+        for (b = first; b < last; ++b) {
             size_t k;
-        #ifdef _OPENMP
-        #pragma omp simd
-        #endif
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double d_hidden_carry = d_h[u] + d_output[u];
@@ -1317,14 +1312,8 @@ static void lstm_units_backward_f64(size_t batch, size_t hidden_size,
             }
         }
     } else {
-        #ifdef _OPENMP
-        #pragma omp parallel for schedule(static) if (batch >= 2u && batch * hidden_size >= LSTM_PARALLEL_UNITS)
-        #endif
-        for (b = 0; b < batch; ++b) {
+        for (b = first; b < last; ++b) {
             size_t k;
-        #ifdef _OPENMP
-        #pragma omp simd
-        #endif
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0);
@@ -1434,7 +1423,18 @@ int lstm_forward_f64(
                 lstm_gemm_nt_f64(batch, rows, hidden_size, h_states + t * units, hidden_weights, pre);
             }
             /* The per-unit equations of the cell (printed from the derivation). */
-            lstm_units_forward_f64(batch, hidden_size, pre,
+            #ifdef _OPENMP
+            if (batch >= 2u && units >= LSTM_PARALLEL_UNITS) {
+                size_t row;
+            #pragma omp parallel for schedule(static)
+                for (row = 0; row < batch; ++row) {
+                    lstm_units_forward_f64(batch, hidden_size, row, row + 1u, pre,
+                        h_states + t * units, c_states + t * units,
+                        h_states + (t + 1u) * units, c_states + (t + 1u) * units, saved + t * LSTM_SAVED * units);
+                }
+            } else
+            #endif
+            lstm_units_forward_f64(batch, hidden_size, 0u, batch, pre,
                 h_states + t * units, c_states + t * units,
                 h_states + (t + 1u) * units, c_states + (t + 1u) * units, saved + t * LSTM_SAVED * units);
         }
@@ -1508,7 +1508,18 @@ int lstm_backward_f64(
         lstm_copy_f64(units, d_c_last, d_c0);
         for (t = steps; t-- > 0;) {
             /* Per-unit backward (sympy.diff of the step, then joint CSE). */
-            lstm_units_backward_f64(batch, hidden_size, d_outputs + t * units,
+            #ifdef _OPENMP
+            if (batch >= 2u && units >= LSTM_PARALLEL_UNITS) {
+                size_t row;
+            #pragma omp parallel for schedule(static)
+                for (row = 0; row < batch; ++row) {
+                    lstm_units_backward_f64(batch, hidden_size, row, row + 1u, d_outputs + t * units,
+                        d_h0, d_c0, h_states + t * units, c_states + t * units,
+                        saved + t * LSTM_SAVED * units, delta_event + t * batch * rows);
+                }
+            } else
+            #endif
+            lstm_units_backward_f64(batch, hidden_size, 0u, batch, d_outputs + t * units,
                 d_h0, d_c0, h_states + t * units, c_states + t * units,
                 saved + t * LSTM_SAVED * units, delta_event + t * batch * rows);
             /* Backpropagation through time: dL/dh_{t-1} += Delta_hidden,t W_hidden */
@@ -1581,7 +1592,7 @@ int lstm_step_forward_f64(
         if (h_prev != NULL) {
             lstm_gemm_nt_f64(batch, rows, hidden_size, h_prev, hidden_weights, pre);
         }
-        lstm_units_forward_f64(batch, hidden_size, pre,
+        lstm_units_forward_f64(batch, hidden_size, 0u, batch, pre,
             h_prev, c_prev,
             h_next, c_next, saved);
     }
@@ -1635,7 +1646,7 @@ int lstm_step_backward_f64(
         double *const delta_hidden = work; /* every gate adds its event and hidden parts */
         lstm_copy_f64(units, d_h_next, d_h_prev);
         lstm_copy_f64(units, d_c_next, d_c_prev);
-        lstm_units_backward_f64(batch, hidden_size, NULL,
+        lstm_units_backward_f64(batch, hidden_size, 0u, batch, NULL,
             d_h_prev, d_c_prev, h_prev, c_prev,
             saved, delta_event);
         /* dL/dh_prev += Delta_hidden W_hidden */
@@ -2343,49 +2354,15 @@ static void lstm_macro_f32(size_t m, size_t n, size_t kc, const float *restrict 
     }
 }
 
-/* c (m x n, row stride n) += A B with A(i, l) = a[i * a_row + l * a_col] and B(l, j) = b[l * b_row +
- * j * b_col], or B already packed whole (b_packed: pack_b of all k terms, stride k * 64). pack: the
- * packing area (a block of A, then one of B for at most `panel` columns, a multiple of 64). */
-static void lstm_gemm_packed_f32(size_t m, size_t n, size_t k, const float *restrict a,
+/* The blocks of gemm_packed (below): B packed block by block (or already packed whole), A block by
+ * block, then the tiles. Called by every thread of a team, or alone. */
+static void lstm_blocks_f32(size_t m, size_t n, size_t k, const float *restrict a,
     size_t a_row, size_t a_col, const float *restrict b, size_t b_row, size_t b_col,
-    const float *b_packed, float *restrict c, float *pack, size_t panel)
+    const float *b_packed, float *restrict c, float *pack, size_t panel, size_t kc_max, size_t mc_max)
 {
-    /* Blocks of 256 terms against W_hidden packed whole; else up to 512 terms, so that the rows of
-     * A (often read from memory) are read in long runs, as far as the block of B holds them. */
-    const size_t a_capacity = LSTM_PACK_MC * LSTM_PACK_KC, b_capacity = LSTM_PACK_KC * panel;
-    const size_t widest = (n < panel ? n : panel) + 63u;
-    const size_t b_width = widest - widest % 64u;
-    const size_t kc_cap = b_packed != NULL ? 256u : (b_capacity / b_width < 512u ? b_capacity / b_width : 512u);
-    const size_t kc_max = k < kc_cap ? k : kc_cap;
-    /* as many rows of A as the block holds (fewer terms, more rows) */
-    const size_t mc_max = a_capacity / kc_max - a_capacity / kc_max % 6u;
     float *const a_block = pack;
-    float *const b_block = pack + a_capacity;
+    float *const b_block = pack + LSTM_PACK_MC * LSTM_PACK_KC;
     size_t j0, l0, i0;
-    if (b_packed == NULL && 2u * n <= 64u && m > n) {
-        /* A narrow C (most of a panel would be zeros): C^T = B^T A^T, 64 rows of C at a time
-         * through a transposed block on the stack. */
-        float block[32u * 64u];
-        size_t i, j;
-        for (i0 = 0; i0 < m; i0 += 64u) {
-            const size_t mc = m - i0 < 64u ? m - i0 : 64u;
-            lstm_fill_f32(n * mc, 0.0F, block);
-            lstm_gemm_packed_f32(n, mc, k, b, b_col, b_row, a + i0 * a_row, a_col, a_row, NULL, block,
-                pack, panel);
-            for (i = 0; i < mc; ++i) {
-                for (j = 0; j < n; ++j) {
-                    c[(i0 + i) * n + j] += block[j * mc + i];
-                }
-            }
-        }
-        return;
-    }
-    /* With OpenMP (-fopenmp), one team for the whole product: every thread walks the blocks, and
-     * the packing and the tiles of each block are shared among the threads (their loops end in
-     * barriers). */
-#ifdef _OPENMP
-#pragma omp parallel if (m * n * k >= LSTM_PARALLEL_FLOPS) private(j0, l0, i0)
-#endif
     for (j0 = 0; j0 < n; j0 += panel) {
         const size_t nc = n - j0 < panel ? n - j0 : panel;
         for (l0 = 0; l0 < k; l0 += kc_max) {
@@ -2407,6 +2384,54 @@ static void lstm_gemm_packed_f32(size_t m, size_t n, size_t k, const float *rest
             }
         }
     }
+}
+
+/* c (m x n, row stride n) += A B with A(i, l) = a[i * a_row + l * a_col] and B(l, j) = b[l * b_row +
+ * j * b_col], or B already packed whole (b_packed: pack_b of all k terms, stride k * 64). pack: the
+ * packing area (a block of A, then one of B for at most `panel` columns, a multiple of 64). */
+static void lstm_gemm_packed_f32(size_t m, size_t n, size_t k, const float *restrict a,
+    size_t a_row, size_t a_col, const float *restrict b, size_t b_row, size_t b_col,
+    const float *b_packed, float *restrict c, float *pack, size_t panel)
+{
+    /* Blocks of 256 terms against W_hidden packed whole; else up to 512 terms, so that the rows of
+     * A (often read from memory) are read in long runs, as far as the block of B holds them. */
+    const size_t a_capacity = LSTM_PACK_MC * LSTM_PACK_KC, b_capacity = LSTM_PACK_KC * panel;
+    const size_t widest = (n < panel ? n : panel) + 63u;
+    const size_t b_width = widest - widest % 64u;
+    const size_t kc_cap = b_packed != NULL ? 256u : (b_capacity / b_width < 512u ? b_capacity / b_width : 512u);
+    const size_t kc_max = k < kc_cap ? k : kc_cap;
+    /* as many rows of A as the block holds (fewer terms, more rows) */
+    const size_t mc_max = a_capacity / kc_max - a_capacity / kc_max % 6u;
+    size_t i0;
+    if (b_packed == NULL && 2u * n <= 64u && m > n) {
+        /* A narrow C (most of a panel would be zeros): C^T = B^T A^T, 64 rows of C at a time
+         * through a transposed block on the stack. */
+        float block[32u * 64u];
+        size_t i, j;
+        for (i0 = 0; i0 < m; i0 += 64u) {
+            const size_t mc = m - i0 < 64u ? m - i0 : 64u;
+            lstm_fill_f32(n * mc, 0.0F, block);
+            lstm_gemm_packed_f32(n, mc, k, b, b_col, b_row, a + i0 * a_row, a_col, a_row, NULL, block,
+                pack, panel);
+            for (i = 0; i < mc; ++i) {
+                for (j = 0; j < n; ++j) {
+                    c[(i0 + i) * n + j] += block[j * mc + i];
+                }
+            }
+        }
+        return;
+    }
+#ifdef _OPENMP
+    if (m * n * k >= LSTM_PARALLEL_FLOPS) {
+        /* One team for the whole product: every thread walks the blocks, and the packing and the
+         * tiles of each block are shared among the threads (their loops end in barriers). A team
+         * is only started here: even a team of one costs an allocation. */
+#pragma omp parallel
+        lstm_blocks_f32(m, n, k, a, a_row, a_col, b, b_row, b_col, b_packed, c, pack, panel, kc_max, mc_max);
+        return;
+    }
+#endif
+    lstm_blocks_f32(m, n, k, a, a_row, a_col, b, b_row, b_col, b_packed, c, pack, panel, kc_max, mc_max);
 }
 /* Rows of sums over `count` terms, kept in registers: sums[r * 64 + j] = sum_q x[q * dx + r * ex]
  * b[q * db + r * eb + j] for r < chains, j < width, in a fixed order. row_sums: 2 rows of 64
@@ -2613,7 +2638,7 @@ static size_t lstm_pack_offset_f32(const float *cache, size_t base)
 /* The per-unit equations of one step, for all batch x hidden_size units.
  * pre: (batch, G * H) gate pre-activations, event part + hidden part.
  * <state>_prev (NULL: zeros), <state>_next: (batch, H); saved: (SAVED, batch, H) or NULL. */
-static void lstm_units_forward_f32(size_t batch, size_t hidden_size,
+static void lstm_units_forward_f32(size_t batch, size_t hidden_size, size_t first, size_t last,
     const float *restrict pre,
     const float *restrict h_prev,
     const float *restrict c_prev,
@@ -2628,14 +2653,8 @@ static void lstm_units_forward_f32(size_t batch, size_t hidden_size,
     /* Two copies of the loop: one for the usual case of every optional pointer given, without
      * NULL tests (so that it vectorizes), and one with them. */
     if (c_prev != NULL && saved != NULL) {
-        #ifdef _OPENMP
-        #pragma omp parallel for schedule(static) if (batch >= 2u && batch * hidden_size >= LSTM_PARALLEL_UNITS)
-        #endif
-        for (b = 0; b < batch; ++b) {
+        for (b = first; b < last; ++b) {
             size_t k;
-        #ifdef _OPENMP
-        #pragma omp simd
-        #endif
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float update_pre = pre[b * gate_stride + 0 * hidden_size + k];
@@ -2667,14 +2686,8 @@ static void lstm_units_forward_f32(size_t batch, size_t hidden_size,
             }
         }
     } else {
-        #ifdef _OPENMP
-        #pragma omp parallel for schedule(static) if (batch >= 2u && batch * hidden_size >= LSTM_PARALLEL_UNITS)
-        #endif
-        for (b = 0; b < batch; ++b) {
+        for (b = first; b < last; ++b) {
             size_t k;
-        #ifdef _OPENMP
-        #pragma omp simd
-        #endif
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float update_pre = pre[b * gate_stride + 0 * hidden_size + k];
@@ -2714,7 +2727,7 @@ static void lstm_units_forward_f32(size_t batch, size_t hidden_size,
  * from later steps (plus d_output, dL/d(outputs) of this step, NULL: zeros, for the output
  * state); on return the direct part of dL/d(previous state). Writes the adjoints of the gate
  * pre-activations to delta (batch, G * H). */
-static void lstm_units_backward_f32(size_t batch, size_t hidden_size,
+static void lstm_units_backward_f32(size_t batch, size_t hidden_size, size_t first, size_t last,
     const float *restrict d_output,
     float *restrict d_h,
     float *restrict d_c,
@@ -2729,14 +2742,8 @@ static void lstm_units_backward_f32(size_t batch, size_t hidden_size,
     (void)h_prev;
     /* Two copies of the loop, as in forward: without NULL tests (it vectorizes), and with. */
     if (d_output != NULL && c_prev != NULL) {
-        #ifdef _OPENMP
-        #pragma omp parallel for schedule(static) if (batch >= 2u && batch * hidden_size >= LSTM_PARALLEL_UNITS)
-        #endif
-        for (b = 0; b < batch; ++b) {
+        for (b = first; b < last; ++b) {
             size_t k;
-        #ifdef _OPENMP
-        #pragma omp simd
-        #endif
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float d_hidden_carry = d_h[u] + d_output[u];
@@ -2772,14 +2779,8 @@ static void lstm_units_backward_f32(size_t batch, size_t hidden_size,
             }
         }
     } else {
-        #ifdef _OPENMP
-        #pragma omp parallel for schedule(static) if (batch >= 2u && batch * hidden_size >= LSTM_PARALLEL_UNITS)
-        #endif
-        for (b = 0; b < batch; ++b) {
+        for (b = first; b < last; ++b) {
             size_t k;
-        #ifdef _OPENMP
-        #pragma omp simd
-        #endif
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0F);
@@ -2889,7 +2890,18 @@ int lstm_forward_f32(
                 lstm_gemm_nt_f32(batch, rows, hidden_size, h_states + t * units, hidden_weights, pre);
             }
             /* The per-unit equations of the cell (printed from the derivation). */
-            lstm_units_forward_f32(batch, hidden_size, pre,
+            #ifdef _OPENMP
+            if (batch >= 2u && units >= LSTM_PARALLEL_UNITS) {
+                size_t row;
+            #pragma omp parallel for schedule(static)
+                for (row = 0; row < batch; ++row) {
+                    lstm_units_forward_f32(batch, hidden_size, row, row + 1u, pre,
+                        h_states + t * units, c_states + t * units,
+                        h_states + (t + 1u) * units, c_states + (t + 1u) * units, saved + t * LSTM_SAVED * units);
+                }
+            } else
+            #endif
+            lstm_units_forward_f32(batch, hidden_size, 0u, batch, pre,
                 h_states + t * units, c_states + t * units,
                 h_states + (t + 1u) * units, c_states + (t + 1u) * units, saved + t * LSTM_SAVED * units);
         }
@@ -2963,7 +2975,18 @@ int lstm_backward_f32(
         lstm_copy_f32(units, d_c_last, d_c0);
         for (t = steps; t-- > 0;) {
             /* Per-unit backward (sympy.diff of the step, then joint CSE). */
-            lstm_units_backward_f32(batch, hidden_size, d_outputs + t * units,
+            #ifdef _OPENMP
+            if (batch >= 2u && units >= LSTM_PARALLEL_UNITS) {
+                size_t row;
+            #pragma omp parallel for schedule(static)
+                for (row = 0; row < batch; ++row) {
+                    lstm_units_backward_f32(batch, hidden_size, row, row + 1u, d_outputs + t * units,
+                        d_h0, d_c0, h_states + t * units, c_states + t * units,
+                        saved + t * LSTM_SAVED * units, delta_event + t * batch * rows);
+                }
+            } else
+            #endif
+            lstm_units_backward_f32(batch, hidden_size, 0u, batch, d_outputs + t * units,
                 d_h0, d_c0, h_states + t * units, c_states + t * units,
                 saved + t * LSTM_SAVED * units, delta_event + t * batch * rows);
             /* Backpropagation through time: dL/dh_{t-1} += Delta_hidden,t W_hidden */
@@ -3036,7 +3059,7 @@ int lstm_step_forward_f32(
         if (h_prev != NULL) {
             lstm_gemm_nt_f32(batch, rows, hidden_size, h_prev, hidden_weights, pre);
         }
-        lstm_units_forward_f32(batch, hidden_size, pre,
+        lstm_units_forward_f32(batch, hidden_size, 0u, batch, pre,
             h_prev, c_prev,
             h_next, c_next, saved);
     }
@@ -3090,7 +3113,7 @@ int lstm_step_backward_f32(
         float *const delta_hidden = work; /* every gate adds its event and hidden parts */
         lstm_copy_f32(units, d_h_next, d_h_prev);
         lstm_copy_f32(units, d_c_next, d_c_prev);
-        lstm_units_backward_f32(batch, hidden_size, NULL,
+        lstm_units_backward_f32(batch, hidden_size, 0u, batch, NULL,
             d_h_prev, d_c_prev, h_prev, c_prev,
             saved, delta_event);
         /* dL/dh_prev += Delta_hidden W_hidden */

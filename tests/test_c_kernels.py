@@ -199,12 +199,13 @@ np.save(sys.argv[1], np.concatenate([a.ravel() for a in arrays]))
 """
 
 
-@pytest.mark.parametrize("name", ["lstm", "lstmp", "gru_cho"])
+@pytest.mark.parametrize("name", ["lstm", "lstmp", "gru_cho", "peephole_lstm"])
 def test_openmp_build_is_deterministic(tmp_path, name):
-    """Built with -fopenmp (the packing and tiles of the packed products, and the per-unit loops
+    """Built with -fopenmp (the packing and tiles of the packed products, and the per-unit work
     from {PREFIX}_PARALLEL_UNITS units on, shared among threads), 1 and 2 threads give the same
     bits as the build without: every tile and every unit is computed by one thread in the same
-    order. Batch 150 (at H = 70: 10500 units) reaches the parallel per-unit loops."""
+    order. Batch 150 (at H = 70: 10500 units) reaches the parallel per-unit work (peephole_lstm:
+    forward only, its peephole gradients sum over the batch rows)."""
     gcc = require_tool("gcc")
     probe = subprocess.run(
         [gcc, "-fopenmp", "-x", "c", "-", "-o", str(tmp_path / "probe")],
