@@ -19,6 +19,14 @@
 #include <immintrin.h>
 #define LSTM_NOG_AVX512 1
 #endif
+/* The forward per-unit loops (their activations are most of a step's arithmetic outside the
+ * products) in 512-bit vectors where GCC targets AVX-512, which by default prefers 256 bits:
+ * measured about 1.3x faster for them in float64 and 1.15x in float32, the same results. */
+#if defined(LSTM_NOG_AVX512) && defined(__GNUC__) && __GNUC__ >= 8 && !defined(__clang__)
+#define LSTM_NOG_WIDE_VECTORS __attribute__((target("prefer-vector-width=512")))
+#else
+#define LSTM_NOG_WIDE_VECTORS
+#endif
 
 /* ------------------------------------------------------------------------------------------
  * Sizes and errors
@@ -1171,7 +1179,8 @@ static size_t lstm_nog_pack_offset_f64(const double *cache, size_t base)
 /* The per-unit equations of one step, for all batch x hidden_size units.
  * pre: (batch, G * H) gate pre-activations, event part + hidden part.
  * <state>_prev (NULL: zeros), <state>_next: (batch, H); saved: (SAVED, batch, H) or NULL. */
-static void lstm_nog_units_forward_f64(size_t batch, size_t hidden_size, size_t first, size_t last,
+static LSTM_NOG_WIDE_VECTORS void lstm_nog_units_forward_f64(size_t batch, size_t hidden_size,
+    size_t first, size_t last,
     const double *restrict pre,
     const double *restrict h_prev,
     const double *restrict c_prev,
@@ -2664,7 +2673,8 @@ static size_t lstm_nog_pack_offset_f32(const float *cache, size_t base)
 /* The per-unit equations of one step, for all batch x hidden_size units.
  * pre: (batch, G * H) gate pre-activations, event part + hidden part.
  * <state>_prev (NULL: zeros), <state>_next: (batch, H); saved: (SAVED, batch, H) or NULL. */
-static void lstm_nog_units_forward_f32(size_t batch, size_t hidden_size, size_t first, size_t last,
+static LSTM_NOG_WIDE_VECTORS void lstm_nog_units_forward_f32(size_t batch, size_t hidden_size,
+    size_t first, size_t last,
     const float *restrict pre,
     const float *restrict h_prev,
     const float *restrict c_prev,
