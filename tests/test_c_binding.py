@@ -239,7 +239,9 @@ from c_support import SANITIZE, random_problem
 from generated import lstm
 from lstm_sym import native
 cell = native.load("lstm", extra_flags=SANITIZE)
-for sizes in [(1, 1, 1, 1), (3, 2, 5, 7), (2, 4, 17, 33), (2, 9, 3, 5), (2, 50, 300, 70)]:
+# small batches (row-by-row products, narrow ones through the transpose), packed ones
+SIZES = [(1, 1, 1, 1), (3, 2, 5, 7), (2, 4, 17, 33), (70, 1, 3, 5), (2, 9, 3, 5), (2, 50, 300, 70)]
+for sizes in SIZES:
     for dtype in (np.float64, np.float32):
         p, events, states, d_outputs, d_lasts = random_problem(lstm, *sizes, dtype=dtype)
         outputs, lasts, cache = cell.forward(p, events, h0=states["h"], c0=states["c"])
