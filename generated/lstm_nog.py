@@ -33,6 +33,9 @@ Stacked layouts use the gate order update, forget, candidate: rows
 float32, float64 in float64; integer inputs are taken as float64.
 """
 
+import os
+import uuid
+
 import numpy as np
 
 CELL = "lstm_nog"
@@ -347,7 +350,9 @@ class Parameters:
 
     def save(self, path):
         """Write every attribute to the ``.npz`` file ``path`` (exactly that name), with the cell
-        name, the sizes and ``FORMAT_VERSION``. Everything is checked before the file is opened.
+        name, the sizes and ``FORMAT_VERSION``. Everything is checked before any file is opened,
+        and the file appears whole or not at all: it is written beside ``path`` under a temporary
+        name, then renamed over it (an existing file stays as it was if writing fails).
         """
         self.arrays()  # every attribute checked before the file is opened
         payload = {name: np.asarray(getattr(self, name)) for name in self.NAMES}
@@ -355,8 +360,16 @@ class Parameters:
         payload["__format__"] = np.array(self.FORMAT_VERSION)
         payload["__event_size__"] = np.array(self.event_size)
         payload["__hidden_size__"] = np.array(self.hidden_size)
-        with open(path, "wb") as file:
-            np.savez(file, **payload)
+        path = os.fspath(path)
+        temporary = f"{path}.{uuid.uuid4().hex}.tmp"
+        try:
+            with open(temporary, "xb") as file:
+                np.savez(file, **payload)
+            os.replace(temporary, path)
+        except BaseException:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+            raise
 
     @classmethod
     def load(cls, path, event_size=None, hidden_size=None):

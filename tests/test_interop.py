@@ -161,6 +161,27 @@ def test_npz_save_checks_before_writing(tmp_path):
     assert not (tmp_path / "bad.npz").exists()
 
 
+def test_npz_save_is_whole_or_nothing(tmp_path, monkeypatch):
+    """A write that fails half-way leaves an existing file as it was and no temporary behind."""
+    path = tmp_path / "weights.npz"
+    first = random_parameters(lstm, 2, 3, seed=1)
+    first.save(path)
+    before = path.read_bytes()
+
+    def fail_half_way(file, **arrays):
+        file.write(b"PK half an archive")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(lstm.np, "savez", fail_half_way)
+    with pytest.raises(OSError, match="disk full"):
+        random_parameters(lstm, 2, 3, seed=2).save(path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["weights.npz"]
+    loaded = lstm.Parameters.load(path)
+    assert np.array_equal(loaded.hidden_forget_weights, first.hidden_forget_weights)
+
+
 # -- Keras: its documented LSTMCell, written out ------------------------------------------------
 
 
