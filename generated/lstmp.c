@@ -269,10 +269,13 @@ static inline double lstmp_tanh_f64(double x)
     const double a = fabs(x);
     const double z = x * x;
     const double e = lstmp_exp_f64(-2.0 * a);
-    const double large = 1.0 - 2.0 * e / (1.0 + e);
     const double p = (-9.64399179425052238628E-1 * z - 9.92877231001918586564E1) * z - 1.61468768441708447952E3;
     const double q = ((z + 1.12811678491632931402E2) * z + 2.23548839060100448583E3) * z + 4.84406305325125486048E3;
-    const double small = x == 0.0 ? x : x + x * z * (p / q); /* tanh(-0) = -0 */
+    /* one division for both branches (both are computed when the loop is vectorized):
+     * P / Q below the threshold, 2 e / (1 + e) above */
+    const double d = (a < 0.625 ? p : 2.0 * e) / (a < 0.625 ? q : 1.0 + e);
+    const double small = x == 0.0 ? x : x + x * z * d; /* tanh(-0) = -0 */
+    const double large = 1.0 - d;
     return a < 0.625 ? small : (x < 0.0 ? -large : large);
 }
 
@@ -305,15 +308,22 @@ static void lstmp_copy_f64(size_t n, const double *restrict in, double *restrict
     }
 }
 
-/* Every row of out (rows x cols) = bias (cols), or += bias with accumulate. */
+/* Every row of out (rows x cols) = bias (cols), or bias + second when second is given (two
+ * biases summed in the same pass). */
 static void lstmp_broadcast_f64(size_t rows, size_t cols, const double *restrict bias,
-    int accumulate, double *restrict out)
+    const double *restrict second, double *restrict out)
 {
     size_t i, j;
     for (i = 0; i < rows; ++i) {
         double *restrict row = out + i * cols;
+        if (second != NULL) {
+            for (j = 0; j < cols; ++j) {
+                row[j] = bias[j] + second[j];
+            }
+            continue;
+        }
         for (j = 0; j < cols; ++j) {
-            row[j] = (accumulate ? row[j] : 0.0) + bias[j];
+            row[j] = bias[j];
         }
     }
 }
@@ -634,7 +644,8 @@ static void lstmp_gemm_nn_f64(size_t m, size_t n, size_t k, const double *restri
 /* Packed matrix products (the sequence entry points, without CBLAS).
  * C += A B is cut as in GotoBLAS: blocks of 128 terms; B packed in panels of 32 columns
  * (kc x 32, contiguous, zero-padded: in the L1 cache while used), A in blocks of up to
- * 256 rows cut into slivers of 6 rows (kc x 6, in the L2 cache); a kernel keeps
+ * 256 rows cut into slivers of 6 rows (kc x 6, in the L2 cache; packed only when its
+ * rows are not contiguous, else read in place); a kernel keeps
  * 6 x 32 sums in registers. W_hidden is packed once per call (it is the same at
  * every step). All buffers are in the caller's cache; every output is summed in a fixed order. */
 
@@ -724,12 +735,20 @@ static void lstmp_pack_b_f64(size_t kc, size_t cols, const double *restrict b, s
     }
 }
 
-/* c (rows x cols of a 6 x 32 tile, row stride ldc) += A B over kc terms, A a packed
- * sliver (kc x 6), B a packed panel (kc x 32). */
-static void lstmp_kernel_f64(size_t kc, const double *restrict a, const double *restrict b,
-    double *restrict c, size_t ldc, size_t rows, size_t cols)
+/* c (rows x cols of a 6 x 32 tile, row stride ldc) += A B over kc terms, A(i, l) =
+ * a[i * a_row + l * a_col] (a packed sliver: a_row 1, a_col 6; rows of a row-major matrix read
+ * in place: a_row its row stride, a_col 1), B a packed panel (kc x 32). */
+static void lstmp_kernel_f64(size_t kc, const double *restrict a, size_t a_row, size_t a_col,
+    const double *restrict b, double *restrict c, size_t ldc, size_t rows, size_t cols)
 {
     double tile[192];
+    /* the rows of A past `rows` read the last one again (their sums are not stored) */
+    const double *restrict row0 = a;
+    const double *restrict row1 = a + (rows > 1u ? 1u : rows - 1u) * a_row;
+    const double *restrict row2 = a + (rows > 2u ? 2u : rows - 1u) * a_row;
+    const double *restrict row3 = a + (rows > 3u ? 3u : rows - 1u) * a_row;
+    const double *restrict row4 = a + (rows > 4u ? 4u : rows - 1u) * a_row;
+    const double *restrict row5 = a + (rows > 5u ? 5u : rows - 1u) * a_row;
     size_t l, i, j;
 #ifdef LSTMP_AVX512
     /* 6 x 4 vectors of sums; per term 4 loads of B, 6 broadcasts of A, 24 FMAs */
@@ -739,40 +758,47 @@ static void lstmp_kernel_f64(size_t kc, const double *restrict a, const double *
     __m512d acc3_0 = _mm512_setzero_pd(), acc3_1 = _mm512_setzero_pd(), acc3_2 = _mm512_setzero_pd(), acc3_3 = _mm512_setzero_pd();
     __m512d acc4_0 = _mm512_setzero_pd(), acc4_1 = _mm512_setzero_pd(), acc4_2 = _mm512_setzero_pd(), acc4_3 = _mm512_setzero_pd();
     __m512d acc5_0 = _mm512_setzero_pd(), acc5_1 = _mm512_setzero_pd(), acc5_2 = _mm512_setzero_pd(), acc5_3 = _mm512_setzero_pd();
+    /* C's rows of the tile on their way to the L1 cache while the sums build up */
+    for (i = 0; i < rows; ++i) {
+        _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + i * ldc + 8u), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + i * ldc + 16u), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + i * ldc + 24u), _MM_HINT_T0);
+    }
     for (l = 0; l < kc; ++l) {
         const double *restrict b_l = b + l * 32u;
-        const double *restrict a_l = a + l * 6u;
+        const size_t at = l * a_col;
         const __m512d b0 = _mm512_loadu_pd(b_l);
         const __m512d b1 = _mm512_loadu_pd(b_l + 8u);
         const __m512d b2 = _mm512_loadu_pd(b_l + 16u);
         const __m512d b3 = _mm512_loadu_pd(b_l + 24u);
         __m512d a_r;
-        a_r = _mm512_set1_pd(a_l[0]);
+        a_r = _mm512_set1_pd(row0[at]);
         acc0_0 = _mm512_fmadd_pd(a_r, b0, acc0_0);
         acc0_1 = _mm512_fmadd_pd(a_r, b1, acc0_1);
         acc0_2 = _mm512_fmadd_pd(a_r, b2, acc0_2);
         acc0_3 = _mm512_fmadd_pd(a_r, b3, acc0_3);
-        a_r = _mm512_set1_pd(a_l[1]);
+        a_r = _mm512_set1_pd(row1[at]);
         acc1_0 = _mm512_fmadd_pd(a_r, b0, acc1_0);
         acc1_1 = _mm512_fmadd_pd(a_r, b1, acc1_1);
         acc1_2 = _mm512_fmadd_pd(a_r, b2, acc1_2);
         acc1_3 = _mm512_fmadd_pd(a_r, b3, acc1_3);
-        a_r = _mm512_set1_pd(a_l[2]);
+        a_r = _mm512_set1_pd(row2[at]);
         acc2_0 = _mm512_fmadd_pd(a_r, b0, acc2_0);
         acc2_1 = _mm512_fmadd_pd(a_r, b1, acc2_1);
         acc2_2 = _mm512_fmadd_pd(a_r, b2, acc2_2);
         acc2_3 = _mm512_fmadd_pd(a_r, b3, acc2_3);
-        a_r = _mm512_set1_pd(a_l[3]);
+        a_r = _mm512_set1_pd(row3[at]);
         acc3_0 = _mm512_fmadd_pd(a_r, b0, acc3_0);
         acc3_1 = _mm512_fmadd_pd(a_r, b1, acc3_1);
         acc3_2 = _mm512_fmadd_pd(a_r, b2, acc3_2);
         acc3_3 = _mm512_fmadd_pd(a_r, b3, acc3_3);
-        a_r = _mm512_set1_pd(a_l[4]);
+        a_r = _mm512_set1_pd(row4[at]);
         acc4_0 = _mm512_fmadd_pd(a_r, b0, acc4_0);
         acc4_1 = _mm512_fmadd_pd(a_r, b1, acc4_1);
         acc4_2 = _mm512_fmadd_pd(a_r, b2, acc4_2);
         acc4_3 = _mm512_fmadd_pd(a_r, b3, acc4_3);
-        a_r = _mm512_set1_pd(a_l[5]);
+        a_r = _mm512_set1_pd(row5[at]);
         acc5_0 = _mm512_fmadd_pd(a_r, b0, acc5_0);
         acc5_1 = _mm512_fmadd_pd(a_r, b1, acc5_1);
         acc5_2 = _mm512_fmadd_pd(a_r, b2, acc5_2);
@@ -841,13 +867,13 @@ static void lstmp_kernel_f64(size_t kc, const double *restrict a, const double *
         double acc5[8] = { 0.0 };
         for (l = 0; l < kc; ++l) {
             const double *restrict b_l = b + l * 32u + j0;
-            const double *restrict a_l = a + l * 6u;
-            const double a0 = a_l[0];
-            const double a1 = a_l[1];
-            const double a2 = a_l[2];
-            const double a3 = a_l[3];
-            const double a4 = a_l[4];
-            const double a5 = a_l[5];
+            const size_t at = l * a_col;
+            const double a0 = row0[at];
+            const double a1 = row1[at];
+            const double a2 = row2[at];
+            const double a3 = row3[at];
+            const double a4 = row4[at];
+            const double a5 = row5[at];
             for (j = 0; j < 8u; ++j) {
                 acc0[j] += a0 * b_l[j];
                 acc1[j] += a1 * b_l[j];
@@ -882,10 +908,12 @@ static void lstmp_kernel_f64(size_t kc, const double *restrict a, const double *
     }
 }
 
-/* c (m x n, row stride ldc) += A B over kc terms: A packed by pack_a (m rows), B packed by pack_b
- * (n columns, panels `stride` apart). Panel by panel, each reused for every sliver of A. */
-static void lstmp_macro_f64(size_t m, size_t n, size_t kc, const double *restrict a_packed,
-    const double *restrict b_packed, size_t stride, double *restrict c, size_t ldc)
+/* c (m x n, row stride ldc) += A B over kc terms: A in slivers of 6 rows `a_sliver` apart, A(i, l)
+ * = a[i * a_row + l * a_col] within one (packed by pack_a, or rows of a row-major A in place), B
+ * packed by pack_b (n columns, panels `stride` apart). Panel by panel, each reused for every sliver. */
+static void lstmp_macro_f64(size_t m, size_t n, size_t kc, const double *restrict a,
+    size_t a_sliver, size_t a_row, size_t a_col, const double *restrict b_packed, size_t stride,
+    double *restrict c, size_t ldc)
 {
     const size_t mr = 6u;
     const size_t slivers = (m + mr - 1u) / mr, tiles = slivers * ((n + 32u - 1u) / 32u);
@@ -899,8 +927,8 @@ static void lstmp_macro_f64(size_t m, size_t n, size_t kc, const double *restric
     for (tile = 0; tile < tiles; ++tile) {
         const size_t i = tile % slivers * mr, j = tile / slivers * 32u;
         const size_t rows = m - i < mr ? m - i : mr, cols = n - j < 32u ? n - j : 32u;
-        lstmp_kernel_f64(kc, a_packed + i * kc, b_packed + j / 32u * stride, c + i * ldc + j, ldc,
-            rows, cols);
+        lstmp_kernel_f64(kc, a + i / mr * a_sliver, a_row, a_col, b_packed + j / 32u * stride,
+            c + i * ldc + j, ldc, rows, cols);
     }
 }
 
@@ -929,8 +957,15 @@ static void lstmp_blocks_f64(size_t m, size_t n, size_t k, const double *restric
             }
             for (i0 = 0; i0 < m; i0 += mc_max) {
                 const size_t mc = m - i0 < mc_max ? m - i0 : mc_max;
-                lstmp_pack_a_f64(mc, kc, a + i0 * a_row + l0 * a_col, a_row, a_col, a_block);
-                lstmp_macro_f64(mc, nc, kc, a_block, b_panels, stride, c + i0 * n + j0, n);
+                if (a_col == 1u) {
+                    /* rows of A contiguous: the kernels read them in place, no copy */
+                    lstmp_macro_f64(mc, nc, kc, a + i0 * a_row + l0, 6u * a_row, a_row, 1u, b_panels,
+                        stride, c + i0 * n + j0, n);
+                } else {
+                    lstmp_pack_a_f64(mc, kc, a + i0 * a_row + l0 * a_col, a_row, a_col, a_block);
+                    lstmp_macro_f64(mc, nc, kc, a_block, 6u * kc, 1u, 6u, b_panels, stride,
+                        c + i0 * n + j0, n);
+                }
             }
         }
     }
@@ -1430,15 +1465,14 @@ int lstmp_forward_f64(
         /* Initial states: index 0 of each state sequence; NULL means zeros. */
         lstmp_copy_f64(projected_units, h0, h_states);
         lstmp_copy_f64(units, c0, c_states);
-        /* Event projections of every step and gate at once (one matrix product):
-         * Z_event = X W_event^T + b_event */
-        lstmp_broadcast_f64(steps * batch, rows, event_bias, 0, projection);
+        /* Event projections of every step and gate at once (one matrix product), with both
+         * biases (the hidden projections below add to them): Z_event = X W_event^T + b_event + b_hidden */
+        lstmp_broadcast_f64(steps * batch, rows, event_bias, hidden_bias, projection);
         lstmp_product_nt_f64(steps * batch, rows, event_size, events, event_weights, projection, pack, panel);
         for (t = 0; t < steps; ++t) {
             double *const pre = projection + t * batch * rows;
-            /* Hidden projections of every gate (one matrix product):
-             * Z_hidden = h_{t-1} W_hidden^T + b_hidden, added to Z_event */
-            lstmp_broadcast_f64(batch, rows, hidden_bias, 1, pre);
+            /* Hidden projections of every gate (one matrix product), added to Z_event (which
+             * holds b_hidden already): Z_hidden = h_{t-1} W_hidden^T + b_hidden */
             if (pack != NULL && batch < LSTMP_PACK_BATCH) {
                 lstmp_gemm_rows_f64(batch, rows, projection_size, h_states + t * projected_units, projection_size,
                     packed_weights, pre);
@@ -1594,8 +1628,8 @@ int lstmp_backward_f64(
         lstmp_column_sums_f64(steps * batch, rows, delta_event, d_event_bias);
         lstmp_fill_f64(rows * projection_size, 0.0, d_hidden_weights);
         lstmp_product_nn_f64(rows, projection_size, steps * batch, delta_hidden, 1u, rows, h_states, d_hidden_weights, pack, panel);
-        lstmp_fill_f64(rows, 0.0, d_hidden_bias);
-        lstmp_column_sums_f64(steps * batch, rows, delta_hidden, d_hidden_bias);
+        /* Delta_hidden is Delta_event: the same sums */
+        lstmp_copy_f64(rows, d_event_bias, d_hidden_bias);
         lstmp_fill_f64(steps * batch * event_size, 0.0, d_events);
         lstmp_product_nn_f64(steps * batch, event_size, rows, delta_event, rows, 1u, event_weights, d_events, pack, panel);
     }
@@ -1640,11 +1674,10 @@ int lstmp_step_forward_f64(
     {
         double *const pre = work;
         double *const unit = work + LSTMP_DELTAS * batch * rows;
-        /* Z_event = x W_event^T + b_event */
-        lstmp_broadcast_f64(batch, rows, event_bias, 0, work);
+        /* Z_event = x W_event^T + b_event + b_hidden (the hidden projection below adds to it) */
+        lstmp_broadcast_f64(batch, rows, event_bias, hidden_bias, work);
         lstmp_gemm_nt_f64(batch, rows, event_size, event, event_weights, work);
-        /* Z_hidden = h_prev W_hidden^T + b_hidden, added to Z_event */
-        lstmp_broadcast_f64(batch, rows, hidden_bias, 1, pre);
+        /* Z_hidden = h_prev W_hidden^T + b_hidden, added to Z_event (which holds b_hidden) */
         if (h_prev != NULL) {
             lstmp_gemm_nt_f64(batch, rows, projection_size, h_prev, hidden_weights, pre);
         }
@@ -1828,15 +1861,22 @@ static void lstmp_copy_f32(size_t n, const float *restrict in, float *restrict o
     }
 }
 
-/* Every row of out (rows x cols) = bias (cols), or += bias with accumulate. */
+/* Every row of out (rows x cols) = bias (cols), or bias + second when second is given (two
+ * biases summed in the same pass). */
 static void lstmp_broadcast_f32(size_t rows, size_t cols, const float *restrict bias,
-    int accumulate, float *restrict out)
+    const float *restrict second, float *restrict out)
 {
     size_t i, j;
     for (i = 0; i < rows; ++i) {
         float *restrict row = out + i * cols;
+        if (second != NULL) {
+            for (j = 0; j < cols; ++j) {
+                row[j] = bias[j] + second[j];
+            }
+            continue;
+        }
         for (j = 0; j < cols; ++j) {
-            row[j] = (accumulate ? row[j] : 0.0F) + bias[j];
+            row[j] = bias[j];
         }
     }
 }
@@ -2157,7 +2197,8 @@ static void lstmp_gemm_nn_f32(size_t m, size_t n, size_t k, const float *restric
 /* Packed matrix products (the sequence entry points, without CBLAS).
  * C += A B is cut as in GotoBLAS: blocks of 256 terms; B packed in panels of 64 columns
  * (kc x 64, contiguous, zero-padded: in the L1 cache while used), A in blocks of up to
- * 128 rows cut into slivers of 6 rows (kc x 6, in the L2 cache); a kernel keeps
+ * 128 rows cut into slivers of 6 rows (kc x 6, in the L2 cache; packed only when its
+ * rows are not contiguous, else read in place); a kernel keeps
  * 6 x 64 sums in registers. W_hidden is packed once per call (it is the same at
  * every step). All buffers are in the caller's cache; every output is summed in a fixed order. */
 
@@ -2247,12 +2288,20 @@ static void lstmp_pack_b_f32(size_t kc, size_t cols, const float *restrict b, si
     }
 }
 
-/* c (rows x cols of a 6 x 64 tile, row stride ldc) += A B over kc terms, A a packed
- * sliver (kc x 6), B a packed panel (kc x 64). */
-static void lstmp_kernel_f32(size_t kc, const float *restrict a, const float *restrict b,
-    float *restrict c, size_t ldc, size_t rows, size_t cols)
+/* c (rows x cols of a 6 x 64 tile, row stride ldc) += A B over kc terms, A(i, l) =
+ * a[i * a_row + l * a_col] (a packed sliver: a_row 1, a_col 6; rows of a row-major matrix read
+ * in place: a_row its row stride, a_col 1), B a packed panel (kc x 64). */
+static void lstmp_kernel_f32(size_t kc, const float *restrict a, size_t a_row, size_t a_col,
+    const float *restrict b, float *restrict c, size_t ldc, size_t rows, size_t cols)
 {
     float tile[384];
+    /* the rows of A past `rows` read the last one again (their sums are not stored) */
+    const float *restrict row0 = a;
+    const float *restrict row1 = a + (rows > 1u ? 1u : rows - 1u) * a_row;
+    const float *restrict row2 = a + (rows > 2u ? 2u : rows - 1u) * a_row;
+    const float *restrict row3 = a + (rows > 3u ? 3u : rows - 1u) * a_row;
+    const float *restrict row4 = a + (rows > 4u ? 4u : rows - 1u) * a_row;
+    const float *restrict row5 = a + (rows > 5u ? 5u : rows - 1u) * a_row;
     size_t l, i, j;
 #ifdef LSTMP_AVX512
     /* 6 x 4 vectors of sums; per term 4 loads of B, 6 broadcasts of A, 24 FMAs */
@@ -2262,40 +2311,47 @@ static void lstmp_kernel_f32(size_t kc, const float *restrict a, const float *re
     __m512 acc3_0 = _mm512_setzero_ps(), acc3_1 = _mm512_setzero_ps(), acc3_2 = _mm512_setzero_ps(), acc3_3 = _mm512_setzero_ps();
     __m512 acc4_0 = _mm512_setzero_ps(), acc4_1 = _mm512_setzero_ps(), acc4_2 = _mm512_setzero_ps(), acc4_3 = _mm512_setzero_ps();
     __m512 acc5_0 = _mm512_setzero_ps(), acc5_1 = _mm512_setzero_ps(), acc5_2 = _mm512_setzero_ps(), acc5_3 = _mm512_setzero_ps();
+    /* C's rows of the tile on their way to the L1 cache while the sums build up */
+    for (i = 0; i < rows; ++i) {
+        _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + i * ldc + 16u), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + i * ldc + 32u), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + i * ldc + 48u), _MM_HINT_T0);
+    }
     for (l = 0; l < kc; ++l) {
         const float *restrict b_l = b + l * 64u;
-        const float *restrict a_l = a + l * 6u;
+        const size_t at = l * a_col;
         const __m512 b0 = _mm512_loadu_ps(b_l);
         const __m512 b1 = _mm512_loadu_ps(b_l + 16u);
         const __m512 b2 = _mm512_loadu_ps(b_l + 32u);
         const __m512 b3 = _mm512_loadu_ps(b_l + 48u);
         __m512 a_r;
-        a_r = _mm512_set1_ps(a_l[0]);
+        a_r = _mm512_set1_ps(row0[at]);
         acc0_0 = _mm512_fmadd_ps(a_r, b0, acc0_0);
         acc0_1 = _mm512_fmadd_ps(a_r, b1, acc0_1);
         acc0_2 = _mm512_fmadd_ps(a_r, b2, acc0_2);
         acc0_3 = _mm512_fmadd_ps(a_r, b3, acc0_3);
-        a_r = _mm512_set1_ps(a_l[1]);
+        a_r = _mm512_set1_ps(row1[at]);
         acc1_0 = _mm512_fmadd_ps(a_r, b0, acc1_0);
         acc1_1 = _mm512_fmadd_ps(a_r, b1, acc1_1);
         acc1_2 = _mm512_fmadd_ps(a_r, b2, acc1_2);
         acc1_3 = _mm512_fmadd_ps(a_r, b3, acc1_3);
-        a_r = _mm512_set1_ps(a_l[2]);
+        a_r = _mm512_set1_ps(row2[at]);
         acc2_0 = _mm512_fmadd_ps(a_r, b0, acc2_0);
         acc2_1 = _mm512_fmadd_ps(a_r, b1, acc2_1);
         acc2_2 = _mm512_fmadd_ps(a_r, b2, acc2_2);
         acc2_3 = _mm512_fmadd_ps(a_r, b3, acc2_3);
-        a_r = _mm512_set1_ps(a_l[3]);
+        a_r = _mm512_set1_ps(row3[at]);
         acc3_0 = _mm512_fmadd_ps(a_r, b0, acc3_0);
         acc3_1 = _mm512_fmadd_ps(a_r, b1, acc3_1);
         acc3_2 = _mm512_fmadd_ps(a_r, b2, acc3_2);
         acc3_3 = _mm512_fmadd_ps(a_r, b3, acc3_3);
-        a_r = _mm512_set1_ps(a_l[4]);
+        a_r = _mm512_set1_ps(row4[at]);
         acc4_0 = _mm512_fmadd_ps(a_r, b0, acc4_0);
         acc4_1 = _mm512_fmadd_ps(a_r, b1, acc4_1);
         acc4_2 = _mm512_fmadd_ps(a_r, b2, acc4_2);
         acc4_3 = _mm512_fmadd_ps(a_r, b3, acc4_3);
-        a_r = _mm512_set1_ps(a_l[5]);
+        a_r = _mm512_set1_ps(row5[at]);
         acc5_0 = _mm512_fmadd_ps(a_r, b0, acc5_0);
         acc5_1 = _mm512_fmadd_ps(a_r, b1, acc5_1);
         acc5_2 = _mm512_fmadd_ps(a_r, b2, acc5_2);
@@ -2364,13 +2420,13 @@ static void lstmp_kernel_f32(size_t kc, const float *restrict a, const float *re
         float acc5[16] = { 0.0F };
         for (l = 0; l < kc; ++l) {
             const float *restrict b_l = b + l * 64u + j0;
-            const float *restrict a_l = a + l * 6u;
-            const float a0 = a_l[0];
-            const float a1 = a_l[1];
-            const float a2 = a_l[2];
-            const float a3 = a_l[3];
-            const float a4 = a_l[4];
-            const float a5 = a_l[5];
+            const size_t at = l * a_col;
+            const float a0 = row0[at];
+            const float a1 = row1[at];
+            const float a2 = row2[at];
+            const float a3 = row3[at];
+            const float a4 = row4[at];
+            const float a5 = row5[at];
             for (j = 0; j < 16u; ++j) {
                 acc0[j] += a0 * b_l[j];
                 acc1[j] += a1 * b_l[j];
@@ -2405,10 +2461,12 @@ static void lstmp_kernel_f32(size_t kc, const float *restrict a, const float *re
     }
 }
 
-/* c (m x n, row stride ldc) += A B over kc terms: A packed by pack_a (m rows), B packed by pack_b
- * (n columns, panels `stride` apart). Panel by panel, each reused for every sliver of A. */
-static void lstmp_macro_f32(size_t m, size_t n, size_t kc, const float *restrict a_packed,
-    const float *restrict b_packed, size_t stride, float *restrict c, size_t ldc)
+/* c (m x n, row stride ldc) += A B over kc terms: A in slivers of 6 rows `a_sliver` apart, A(i, l)
+ * = a[i * a_row + l * a_col] within one (packed by pack_a, or rows of a row-major A in place), B
+ * packed by pack_b (n columns, panels `stride` apart). Panel by panel, each reused for every sliver. */
+static void lstmp_macro_f32(size_t m, size_t n, size_t kc, const float *restrict a,
+    size_t a_sliver, size_t a_row, size_t a_col, const float *restrict b_packed, size_t stride,
+    float *restrict c, size_t ldc)
 {
     const size_t mr = 6u;
     const size_t slivers = (m + mr - 1u) / mr, tiles = slivers * ((n + 64u - 1u) / 64u);
@@ -2422,8 +2480,8 @@ static void lstmp_macro_f32(size_t m, size_t n, size_t kc, const float *restrict
     for (tile = 0; tile < tiles; ++tile) {
         const size_t i = tile % slivers * mr, j = tile / slivers * 64u;
         const size_t rows = m - i < mr ? m - i : mr, cols = n - j < 64u ? n - j : 64u;
-        lstmp_kernel_f32(kc, a_packed + i * kc, b_packed + j / 64u * stride, c + i * ldc + j, ldc,
-            rows, cols);
+        lstmp_kernel_f32(kc, a + i / mr * a_sliver, a_row, a_col, b_packed + j / 64u * stride,
+            c + i * ldc + j, ldc, rows, cols);
     }
 }
 
@@ -2452,8 +2510,15 @@ static void lstmp_blocks_f32(size_t m, size_t n, size_t k, const float *restrict
             }
             for (i0 = 0; i0 < m; i0 += mc_max) {
                 const size_t mc = m - i0 < mc_max ? m - i0 : mc_max;
-                lstmp_pack_a_f32(mc, kc, a + i0 * a_row + l0 * a_col, a_row, a_col, a_block);
-                lstmp_macro_f32(mc, nc, kc, a_block, b_panels, stride, c + i0 * n + j0, n);
+                if (a_col == 1u) {
+                    /* rows of A contiguous: the kernels read them in place, no copy */
+                    lstmp_macro_f32(mc, nc, kc, a + i0 * a_row + l0, 6u * a_row, a_row, 1u, b_panels,
+                        stride, c + i0 * n + j0, n);
+                } else {
+                    lstmp_pack_a_f32(mc, kc, a + i0 * a_row + l0 * a_col, a_row, a_col, a_block);
+                    lstmp_macro_f32(mc, nc, kc, a_block, 6u * kc, 1u, 6u, b_panels, stride,
+                        c + i0 * n + j0, n);
+                }
             }
         }
     }
@@ -2953,15 +3018,14 @@ int lstmp_forward_f32(
         /* Initial states: index 0 of each state sequence; NULL means zeros. */
         lstmp_copy_f32(projected_units, h0, h_states);
         lstmp_copy_f32(units, c0, c_states);
-        /* Event projections of every step and gate at once (one matrix product):
-         * Z_event = X W_event^T + b_event */
-        lstmp_broadcast_f32(steps * batch, rows, event_bias, 0, projection);
+        /* Event projections of every step and gate at once (one matrix product), with both
+         * biases (the hidden projections below add to them): Z_event = X W_event^T + b_event + b_hidden */
+        lstmp_broadcast_f32(steps * batch, rows, event_bias, hidden_bias, projection);
         lstmp_product_nt_f32(steps * batch, rows, event_size, events, event_weights, projection, pack, panel);
         for (t = 0; t < steps; ++t) {
             float *const pre = projection + t * batch * rows;
-            /* Hidden projections of every gate (one matrix product):
-             * Z_hidden = h_{t-1} W_hidden^T + b_hidden, added to Z_event */
-            lstmp_broadcast_f32(batch, rows, hidden_bias, 1, pre);
+            /* Hidden projections of every gate (one matrix product), added to Z_event (which
+             * holds b_hidden already): Z_hidden = h_{t-1} W_hidden^T + b_hidden */
             if (pack != NULL && batch < LSTMP_PACK_BATCH) {
                 lstmp_gemm_rows_f32(batch, rows, projection_size, h_states + t * projected_units, projection_size,
                     packed_weights, pre);
@@ -3117,8 +3181,8 @@ int lstmp_backward_f32(
         lstmp_column_sums_f32(steps * batch, rows, delta_event, d_event_bias);
         lstmp_fill_f32(rows * projection_size, 0.0F, d_hidden_weights);
         lstmp_product_nn_f32(rows, projection_size, steps * batch, delta_hidden, 1u, rows, h_states, d_hidden_weights, pack, panel);
-        lstmp_fill_f32(rows, 0.0F, d_hidden_bias);
-        lstmp_column_sums_f32(steps * batch, rows, delta_hidden, d_hidden_bias);
+        /* Delta_hidden is Delta_event: the same sums */
+        lstmp_copy_f32(rows, d_event_bias, d_hidden_bias);
         lstmp_fill_f32(steps * batch * event_size, 0.0F, d_events);
         lstmp_product_nn_f32(steps * batch, event_size, rows, delta_event, rows, 1u, event_weights, d_events, pack, panel);
     }
@@ -3163,11 +3227,10 @@ int lstmp_step_forward_f32(
     {
         float *const pre = work;
         float *const unit = work + LSTMP_DELTAS * batch * rows;
-        /* Z_event = x W_event^T + b_event */
-        lstmp_broadcast_f32(batch, rows, event_bias, 0, work);
+        /* Z_event = x W_event^T + b_event + b_hidden (the hidden projection below adds to it) */
+        lstmp_broadcast_f32(batch, rows, event_bias, hidden_bias, work);
         lstmp_gemm_nt_f32(batch, rows, event_size, event, event_weights, work);
-        /* Z_hidden = h_prev W_hidden^T + b_hidden, added to Z_event */
-        lstmp_broadcast_f32(batch, rows, hidden_bias, 1, pre);
+        /* Z_hidden = h_prev W_hidden^T + b_hidden, added to Z_event (which holds b_hidden) */
         if (h_prev != NULL) {
             lstmp_gemm_nt_f32(batch, rows, projection_size, h_prev, hidden_weights, pre);
         }

@@ -111,7 +111,6 @@ def _activations(suffix: str) -> dict:
             " 1.61468768441708447952E3;",
             "const double q = ((z + 1.12811678491632931402E2) * z + 2.23548839060100448583E3) * z +"
             " 4.84406305325125486048E3;",
-            "const double small = x == 0.0 ? x : x + x * z * (p / q); /* tanh(-0) = -0 */",
         ]
         form = "x + x^3 P(x^2) / Q(x^2)"
     else:  # Cephes tanhf: x + x^3 P(x^2)
@@ -145,6 +144,8 @@ def _activations(suffix: str) -> dict:
             "threshold": lit(0.625),
             "form": form,
             "small": small,
+            # float64's small form is a quotient too: one division serves both branches
+            "rational": double,
         },
     }
 
