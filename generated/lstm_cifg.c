@@ -54,6 +54,8 @@ static int lstm_cifg_multiply(size_t a, size_t b, size_t *out)
 /* With OpenMP: a packed product runs on a team of threads from this many multiply-adds on (about
  * 10 us on one core: waking a sleeping thread costs tens of microseconds). */
 #define LSTM_CIFG_PARALLEL_FLOPS 1048576u
+/* With OpenMP: a bias broadcast or a column sum is shared among threads from this many elements on. */
+#define LSTM_CIFG_PARALLEL_ELEMENTS 262144u
 #define LSTM_CIFG_PACK_KC 256u
 #define LSTM_CIFG_PACK_MC 128u
 /* Columns of the widest panel (float: 64, double: 32); packed sizes are rounded up to it. */
@@ -301,7 +303,7 @@ static void lstm_cifg_copy_f64(size_t n, const double *restrict in, double *rest
 
 /* Every row of out (rows x cols) = bias (cols), or bias + second when second is given (two
  * biases summed in the same pass). */
-static void lstm_cifg_broadcast_f64(size_t rows, size_t cols, const double *restrict bias,
+static void lstm_cifg_broadcast_rows_f64(size_t rows, size_t cols, const double *restrict bias,
     const double *restrict second, double *restrict out)
 {
     size_t i, j;
@@ -319,17 +321,58 @@ static void lstm_cifg_broadcast_f64(size_t rows, size_t cols, const double *rest
     }
 }
 
-/* out (cols) += the sum of the rows of a (rows x cols): a bias gradient Delta^T 1. */
-static void lstm_cifg_column_sums_f64(size_t rows, size_t cols, const double *restrict a,
-    double *restrict out)
+/* As broadcast_rows; with OpenMP, blocks of rows on a team of threads when large (each block's
+ * loops vectorize as in the serial build). */
+static void lstm_cifg_broadcast_f64(size_t rows, size_t cols, const double *restrict bias,
+    const double *restrict second, double *restrict out)
+{
+#ifdef _OPENMP
+    if (rows >= 16u && rows * cols >= LSTM_CIFG_PARALLEL_ELEMENTS) {
+        size_t part;
+#pragma omp parallel for schedule(static)
+        for (part = 0; part < 16u; ++part) {
+            const size_t first = rows * part / 16u, last = rows * (part + 1u) / 16u;
+            lstm_cifg_broadcast_rows_f64(last - first, cols, bias, second, out + first * cols);
+        }
+        return;
+    }
+#endif
+    lstm_cifg_broadcast_rows_f64(rows, cols, bias, second, out);
+}
+
+/* out (cols) += the sum of the rows of a (rows x cols, row stride lda), row after row. */
+static void lstm_cifg_column_sums_rows_f64(size_t rows, size_t cols, const double *restrict a,
+    size_t lda, double *restrict out)
 {
     size_t i, j;
     for (i = 0; i < rows; ++i) {
-        const double *restrict row = a + i * cols;
+        const double *restrict row = a + i * lda;
         for (j = 0; j < cols; ++j) {
             out[j] += row[j];
         }
     }
+}
+
+/* out (cols) += the sum of the rows of a (rows x cols): a bias gradient Delta^T 1. With OpenMP,
+ * blocks of columns on a team of threads when large: every column is summed in the same order. */
+static void lstm_cifg_column_sums_f64(size_t rows, size_t cols, const double *restrict a,
+    double *restrict out)
+{
+#ifdef _OPENMP
+    if (cols >= 16u * 8u && rows * cols >= LSTM_CIFG_PARALLEL_ELEMENTS) {
+        size_t part;
+#pragma omp parallel for schedule(static)
+        for (part = 0; part < 16u; ++part) {
+            /* whole vectors of columns per block */
+            const size_t vectors = cols / 8u;
+            const size_t first = vectors * part / 16u * 8u;
+            const size_t last = part == 15u ? cols : vectors * (part + 1u) / 16u * 8u;
+            lstm_cifg_column_sums_rows_f64(rows, last - first, a + first, cols, out + first);
+        }
+        return;
+    }
+#endif
+    lstm_cifg_column_sums_rows_f64(rows, cols, a, cols, out);
 }
 
 /* out[q] += sum_l x[l] y_q[l] for the four rows y_q = y + q * k, with 8 independent partial
@@ -899,27 +942,46 @@ static void lstm_cifg_kernel_f64(size_t kc, const double *restrict a, size_t a_r
     }
 }
 
+/* Tile `tile` of macro (below): slivers fastest, then panels. */
+static void lstm_cifg_macro_tile_f64(size_t tile, size_t slivers, size_t m, size_t n, size_t kc,
+    const double *restrict a, size_t a_sliver, size_t a_row, size_t a_col,
+    const double *restrict b_packed, size_t stride, double *restrict c, size_t ldc)
+{
+    const size_t mr = 6u;
+    const size_t i = tile % slivers * mr, j = tile / slivers * 32u;
+    const size_t rows = m - i < mr ? m - i : mr, cols = n - j < 32u ? n - j : 32u;
+    lstm_cifg_kernel_f64(kc, a + i / mr * a_sliver, a_row, a_col, b_packed + j / 32u * stride,
+        c + i * ldc + j, ldc, rows, cols);
+}
+
 /* c (m x n, row stride ldc) += A B over kc terms: A in slivers of 6 rows `a_sliver` apart, A(i, l)
  * = a[i * a_row + l * a_col] within one (packed by pack_a, or rows of a row-major A in place), B
  * packed by pack_b (n columns, panels `stride` apart). Panel by panel, each reused for every sliver. */
 static void lstm_cifg_macro_f64(size_t m, size_t n, size_t kc, const double *restrict a,
     size_t a_sliver, size_t a_row, size_t a_col, const double *restrict b_packed, size_t stride,
-    double *restrict c, size_t ldc)
+    double *restrict c, size_t ldc, int wait)
 {
     const size_t mr = 6u;
     const size_t slivers = (m + mr - 1u) / mr, tiles = slivers * ((n + 32u - 1u) / 32u);
     size_t tile;
     /* Tiles panel by panel; inside gemm_packed's OpenMP region, contiguous runs of them per
      * thread, each tile computed by one thread in the same order: the results do not depend on
-     * the thread count. */
+     * the thread count. Without `wait` a thread goes on to the next block at once: the same
+     * static split gives it the same tiles of C there (or other rows or columns of C). */
 #ifdef _OPENMP
+    if (!wait) {
+#pragma omp for schedule(static) nowait
+        for (tile = 0; tile < tiles; ++tile) {
+            lstm_cifg_macro_tile_f64(tile, slivers, m, n, kc, a, a_sliver, a_row, a_col, b_packed, stride, c, ldc);
+        }
+        return;
+    }
 #pragma omp for schedule(static)
+#else
+    (void)wait;
 #endif
     for (tile = 0; tile < tiles; ++tile) {
-        const size_t i = tile % slivers * mr, j = tile / slivers * 32u;
-        const size_t rows = m - i < mr ? m - i : mr, cols = n - j < 32u ? n - j : 32u;
-        lstm_cifg_kernel_f64(kc, a + i / mr * a_sliver, a_row, a_col, b_packed + j / 32u * stride,
-            c + i * ldc + j, ldc, rows, cols);
+        lstm_cifg_macro_tile_f64(tile, slivers, m, n, kc, a, a_sliver, a_row, a_col, b_packed, stride, c, ldc);
     }
 }
 
@@ -951,11 +1013,11 @@ static void lstm_cifg_blocks_f64(size_t m, size_t n, size_t k, const double *res
                 if (a_col == 1u) {
                     /* rows of A contiguous: the kernels read them in place, no copy */
                     lstm_cifg_macro_f64(mc, nc, kc, a + i0 * a_row + l0, 6u * a_row, a_row, 1u, b_panels,
-                        stride, c + i0 * n + j0, n);
+                        stride, c + i0 * n + j0, n, b_packed == NULL);
                 } else {
                     lstm_cifg_pack_a_f64(mc, kc, a + i0 * a_row + l0 * a_col, a_row, a_col, a_block);
                     lstm_cifg_macro_f64(mc, nc, kc, a_block, 6u * kc, 1u, 6u, b_panels, stride,
-                        c + i0 * n + j0, n);
+                        c + i0 * n + j0, n, 1);
                 }
             }
         }
@@ -1833,7 +1895,7 @@ static void lstm_cifg_copy_f32(size_t n, const float *restrict in, float *restri
 
 /* Every row of out (rows x cols) = bias (cols), or bias + second when second is given (two
  * biases summed in the same pass). */
-static void lstm_cifg_broadcast_f32(size_t rows, size_t cols, const float *restrict bias,
+static void lstm_cifg_broadcast_rows_f32(size_t rows, size_t cols, const float *restrict bias,
     const float *restrict second, float *restrict out)
 {
     size_t i, j;
@@ -1851,17 +1913,58 @@ static void lstm_cifg_broadcast_f32(size_t rows, size_t cols, const float *restr
     }
 }
 
-/* out (cols) += the sum of the rows of a (rows x cols): a bias gradient Delta^T 1. */
-static void lstm_cifg_column_sums_f32(size_t rows, size_t cols, const float *restrict a,
-    float *restrict out)
+/* As broadcast_rows; with OpenMP, blocks of rows on a team of threads when large (each block's
+ * loops vectorize as in the serial build). */
+static void lstm_cifg_broadcast_f32(size_t rows, size_t cols, const float *restrict bias,
+    const float *restrict second, float *restrict out)
+{
+#ifdef _OPENMP
+    if (rows >= 16u && rows * cols >= LSTM_CIFG_PARALLEL_ELEMENTS) {
+        size_t part;
+#pragma omp parallel for schedule(static)
+        for (part = 0; part < 16u; ++part) {
+            const size_t first = rows * part / 16u, last = rows * (part + 1u) / 16u;
+            lstm_cifg_broadcast_rows_f32(last - first, cols, bias, second, out + first * cols);
+        }
+        return;
+    }
+#endif
+    lstm_cifg_broadcast_rows_f32(rows, cols, bias, second, out);
+}
+
+/* out (cols) += the sum of the rows of a (rows x cols, row stride lda), row after row. */
+static void lstm_cifg_column_sums_rows_f32(size_t rows, size_t cols, const float *restrict a,
+    size_t lda, float *restrict out)
 {
     size_t i, j;
     for (i = 0; i < rows; ++i) {
-        const float *restrict row = a + i * cols;
+        const float *restrict row = a + i * lda;
         for (j = 0; j < cols; ++j) {
             out[j] += row[j];
         }
     }
+}
+
+/* out (cols) += the sum of the rows of a (rows x cols): a bias gradient Delta^T 1. With OpenMP,
+ * blocks of columns on a team of threads when large: every column is summed in the same order. */
+static void lstm_cifg_column_sums_f32(size_t rows, size_t cols, const float *restrict a,
+    float *restrict out)
+{
+#ifdef _OPENMP
+    if (cols >= 16u * 8u && rows * cols >= LSTM_CIFG_PARALLEL_ELEMENTS) {
+        size_t part;
+#pragma omp parallel for schedule(static)
+        for (part = 0; part < 16u; ++part) {
+            /* whole vectors of columns per block */
+            const size_t vectors = cols / 8u;
+            const size_t first = vectors * part / 16u * 8u;
+            const size_t last = part == 15u ? cols : vectors * (part + 1u) / 16u * 8u;
+            lstm_cifg_column_sums_rows_f32(rows, last - first, a + first, cols, out + first);
+        }
+        return;
+    }
+#endif
+    lstm_cifg_column_sums_rows_f32(rows, cols, a, cols, out);
 }
 
 /* out[q] += sum_l x[l] y_q[l] for the four rows y_q = y + q * k, with 8 independent partial
@@ -2431,27 +2534,46 @@ static void lstm_cifg_kernel_f32(size_t kc, const float *restrict a, size_t a_ro
     }
 }
 
+/* Tile `tile` of macro (below): slivers fastest, then panels. */
+static void lstm_cifg_macro_tile_f32(size_t tile, size_t slivers, size_t m, size_t n, size_t kc,
+    const float *restrict a, size_t a_sliver, size_t a_row, size_t a_col,
+    const float *restrict b_packed, size_t stride, float *restrict c, size_t ldc)
+{
+    const size_t mr = 6u;
+    const size_t i = tile % slivers * mr, j = tile / slivers * 64u;
+    const size_t rows = m - i < mr ? m - i : mr, cols = n - j < 64u ? n - j : 64u;
+    lstm_cifg_kernel_f32(kc, a + i / mr * a_sliver, a_row, a_col, b_packed + j / 64u * stride,
+        c + i * ldc + j, ldc, rows, cols);
+}
+
 /* c (m x n, row stride ldc) += A B over kc terms: A in slivers of 6 rows `a_sliver` apart, A(i, l)
  * = a[i * a_row + l * a_col] within one (packed by pack_a, or rows of a row-major A in place), B
  * packed by pack_b (n columns, panels `stride` apart). Panel by panel, each reused for every sliver. */
 static void lstm_cifg_macro_f32(size_t m, size_t n, size_t kc, const float *restrict a,
     size_t a_sliver, size_t a_row, size_t a_col, const float *restrict b_packed, size_t stride,
-    float *restrict c, size_t ldc)
+    float *restrict c, size_t ldc, int wait)
 {
     const size_t mr = 6u;
     const size_t slivers = (m + mr - 1u) / mr, tiles = slivers * ((n + 64u - 1u) / 64u);
     size_t tile;
     /* Tiles panel by panel; inside gemm_packed's OpenMP region, contiguous runs of them per
      * thread, each tile computed by one thread in the same order: the results do not depend on
-     * the thread count. */
+     * the thread count. Without `wait` a thread goes on to the next block at once: the same
+     * static split gives it the same tiles of C there (or other rows or columns of C). */
 #ifdef _OPENMP
+    if (!wait) {
+#pragma omp for schedule(static) nowait
+        for (tile = 0; tile < tiles; ++tile) {
+            lstm_cifg_macro_tile_f32(tile, slivers, m, n, kc, a, a_sliver, a_row, a_col, b_packed, stride, c, ldc);
+        }
+        return;
+    }
 #pragma omp for schedule(static)
+#else
+    (void)wait;
 #endif
     for (tile = 0; tile < tiles; ++tile) {
-        const size_t i = tile % slivers * mr, j = tile / slivers * 64u;
-        const size_t rows = m - i < mr ? m - i : mr, cols = n - j < 64u ? n - j : 64u;
-        lstm_cifg_kernel_f32(kc, a + i / mr * a_sliver, a_row, a_col, b_packed + j / 64u * stride,
-            c + i * ldc + j, ldc, rows, cols);
+        lstm_cifg_macro_tile_f32(tile, slivers, m, n, kc, a, a_sliver, a_row, a_col, b_packed, stride, c, ldc);
     }
 }
 
@@ -2483,11 +2605,11 @@ static void lstm_cifg_blocks_f32(size_t m, size_t n, size_t k, const float *rest
                 if (a_col == 1u) {
                     /* rows of A contiguous: the kernels read them in place, no copy */
                     lstm_cifg_macro_f32(mc, nc, kc, a + i0 * a_row + l0, 6u * a_row, a_row, 1u, b_panels,
-                        stride, c + i0 * n + j0, n);
+                        stride, c + i0 * n + j0, n, b_packed == NULL);
                 } else {
                     lstm_cifg_pack_a_f32(mc, kc, a + i0 * a_row + l0 * a_col, a_row, a_col, a_block);
                     lstm_cifg_macro_f32(mc, nc, kc, a_block, 6u * kc, 1u, 6u, b_panels, stride,
-                        c + i0 * n + j0, n);
+                        c + i0 * n + j0, n, 1);
                 }
             }
         }
