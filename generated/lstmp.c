@@ -1020,15 +1020,23 @@ static void lstmp_blocks_f64(size_t m, size_t n, size_t k, const double *restric
             for (i0 = 0; i0 < m; i0 += mc_max) {
                 const size_t mc = m - i0 < mc_max ? m - i0 : mc_max;
                 if (a_col == 1u) {
-                    /* rows of A contiguous: the kernels read them in place, no copy */
+                    /* rows of A contiguous: the kernels read them in place, no copy; no thread
+                     * waits for the others before the next block of rows */
                     lstmp_macro_f64(mc, nc, kc, a + i0 * a_row + l0, 6u * a_row, a_row, 1u, b_panels,
-                        stride, c + i0 * n + j0, n, b_packed == NULL);
+                        stride, c + i0 * n + j0, n, 0);
                 } else {
+                    /* every thread done with the block of A before the next is packed over it */
                     lstmp_pack_a_f64(mc, kc, a + i0 * a_row + l0 * a_col, a_row, a_col, a_block);
                     lstmp_macro_f64(mc, nc, kc, a_block, 6u * kc, 1u, 6u, b_panels, stride,
                         c + i0 * n + j0, n, 1);
                 }
             }
+#ifdef _OPENMP
+            if (b_packed == NULL) {
+                /* every thread done with the block of B before the next is packed over it */
+#pragma omp barrier
+            }
+#endif
         }
     }
 }
@@ -1040,12 +1048,14 @@ static void lstmp_gemm_packed_f64(size_t m, size_t n, size_t k, const double *re
     size_t a_row, size_t a_col, const double *restrict b, size_t b_row, size_t b_col,
     const double *b_packed, double *restrict c, double *pack, size_t panel)
 {
-    /* Blocks of 128 terms against W_hidden packed whole; else up to 512 terms, so that the rows of
+    /* Blocks of 128 terms against W_hidden packed whole; else up to 512 terms (256 when A is
+     * packed: more of its rows per block, fewer blocks of B in the L1 cache), so that the rows of
      * A (often read from memory) are read in long runs, as far as the block of B holds them. */
     const size_t a_capacity = LSTMP_PACK_MC * LSTMP_PACK_KC, b_capacity = LSTMP_PACK_KC * panel;
     const size_t widest = (n < panel ? n : panel) + 31u;
     const size_t b_width = widest - widest % 32u;
-    const size_t kc_cap = b_packed != NULL ? 128u : (b_capacity / b_width < 512u ? b_capacity / b_width : 512u);
+    const size_t kc_most = a_col == 1u ? 512u : 256u;
+    const size_t kc_cap = b_packed != NULL ? 128u : (b_capacity / b_width < kc_most ? b_capacity / b_width : kc_most);
     const size_t kc_max = k < kc_cap ? k : kc_cap;
     /* as many rows of A as the block holds (fewer terms, more rows) */
     const size_t mc_max = a_capacity / kc_max - a_capacity / kc_max % 6u;
@@ -2633,15 +2643,23 @@ static void lstmp_blocks_f32(size_t m, size_t n, size_t k, const float *restrict
             for (i0 = 0; i0 < m; i0 += mc_max) {
                 const size_t mc = m - i0 < mc_max ? m - i0 : mc_max;
                 if (a_col == 1u) {
-                    /* rows of A contiguous: the kernels read them in place, no copy */
+                    /* rows of A contiguous: the kernels read them in place, no copy; no thread
+                     * waits for the others before the next block of rows */
                     lstmp_macro_f32(mc, nc, kc, a + i0 * a_row + l0, 6u * a_row, a_row, 1u, b_panels,
-                        stride, c + i0 * n + j0, n, b_packed == NULL);
+                        stride, c + i0 * n + j0, n, 0);
                 } else {
+                    /* every thread done with the block of A before the next is packed over it */
                     lstmp_pack_a_f32(mc, kc, a + i0 * a_row + l0 * a_col, a_row, a_col, a_block);
                     lstmp_macro_f32(mc, nc, kc, a_block, 6u * kc, 1u, 6u, b_panels, stride,
                         c + i0 * n + j0, n, 1);
                 }
             }
+#ifdef _OPENMP
+            if (b_packed == NULL) {
+                /* every thread done with the block of B before the next is packed over it */
+#pragma omp barrier
+            }
+#endif
         }
     }
 }
@@ -2653,12 +2671,14 @@ static void lstmp_gemm_packed_f32(size_t m, size_t n, size_t k, const float *res
     size_t a_row, size_t a_col, const float *restrict b, size_t b_row, size_t b_col,
     const float *b_packed, float *restrict c, float *pack, size_t panel)
 {
-    /* Blocks of 256 terms against W_hidden packed whole; else up to 512 terms, so that the rows of
+    /* Blocks of 256 terms against W_hidden packed whole; else up to 512 terms (256 when A is
+     * packed: more of its rows per block, fewer blocks of B in the L1 cache), so that the rows of
      * A (often read from memory) are read in long runs, as far as the block of B holds them. */
     const size_t a_capacity = LSTMP_PACK_MC * LSTMP_PACK_KC, b_capacity = LSTMP_PACK_KC * panel;
     const size_t widest = (n < panel ? n : panel) + 63u;
     const size_t b_width = widest - widest % 64u;
-    const size_t kc_cap = b_packed != NULL ? 256u : (b_capacity / b_width < 512u ? b_capacity / b_width : 512u);
+    const size_t kc_most = a_col == 1u ? 512u : 256u;
+    const size_t kc_cap = b_packed != NULL ? 256u : (b_capacity / b_width < kc_most ? b_capacity / b_width : kc_most);
     const size_t kc_max = k < kc_cap ? k : kc_cap;
     /* as many rows of A as the block holds (fewer terms, more rows) */
     const size_t mc_max = a_capacity / kc_max - a_capacity / kc_max % 6u;
