@@ -193,10 +193,13 @@ from lstm_sym import native
 name, batch = sys.argv[2], int(sys.argv[3])
 module = importlib.import_module(f"generated.{name}")
 cell = native.load(name, openmp=True)
-problem = random_problem(module, 3, batch, 300, 70, seed=3)
-outputs, lasts, grads = run_both(cell, problem)
-arrays = [outputs, *lasts, *(getattr(grads, n) for n in grads.NAMES)]
-np.save(sys.argv[1], np.concatenate([a.ravel() for a in arrays]))
+results = {}
+for dtype in (np.float64, np.float32):
+    problem = random_problem(module, 7, batch, 300, 70, seed=3, dtype=dtype)
+    outputs, lasts, grads = run_both(cell, problem)
+    arrays = [outputs, *lasts, *(getattr(grads, n) for n in grads.NAMES)]
+    results[np.dtype(dtype).name] = np.concatenate([a.ravel() for a in arrays])
+np.savez(sys.argv[1], **results)
 """
 
 
@@ -206,7 +209,10 @@ def test_openmp_build_is_deterministic(tmp_path, name):
     from {PREFIX}_PARALLEL_UNITS units on, shared among threads), 1 and 2 threads give the same
     bits as the build without: every tile and every unit is computed by one thread in the same
     order. Batch 150 (at H = 70: 10500 units) reaches the parallel per-unit work (peephole_lstm:
-    forward only, its peephole gradients sum over the batch rows)."""
+    forward only, its peephole gradients sum over the batch rows), and T = 7 the parallel bias
+    broadcasts and column sums (7 * 150 * 4 * 70 elements); in float32 the per-step
+    products have two blocks of rows and the backward ones two blocks of terms, which threads
+    pass without waiting for each other (each keeps its tiles of C)."""
     gcc = require_tool("gcc")
     probe = subprocess.run(
         [gcc, "-fopenmp", "-x", "c", "-", "-o", str(tmp_path / "probe")],
@@ -224,13 +230,16 @@ def test_openmp_build_is_deterministic(tmp_path, name):
         source = file.read()
     threshold = re.search(r"_PARALLEL_UNITS (\d+)u", source)
     assert batch * 70 >= int(threshold.group(1))  # the per-unit work runs on a team
-    problem = random_problem(module, 3, batch, 300, 70, seed=3)
-    outputs, lasts, grads = run_both(native.load(name), problem)
-    serial = np.concatenate(
-        [a.ravel() for a in [outputs, *lasts, *(getattr(grads, n) for n in grads.NAMES)]]
-    )
+    serial = {}
+    for dtype in (np.float64, np.float32):
+        problem = random_problem(module, 7, batch, 300, 70, seed=3, dtype=dtype)
+        outputs, lasts, grads = run_both(native.load(name), problem)
+        serial[np.dtype(dtype).name] = np.concatenate(
+            [a.ravel() for a in [outputs, *lasts, *(getattr(grads, n) for n in grads.NAMES)]]
+        )
+    assert serial["float32"].dtype == np.float32
     for threads in (1, 2):
-        out = tmp_path / f"threads{threads}.npy"
+        out = tmp_path / f"threads{threads}.npz"
         env = dict(os.environ, OMP_NUM_THREADS=str(threads))
         result = subprocess.run(
             [sys.executable, "-c", OPENMP_RUN, str(out), name, str(batch)],
@@ -240,7 +249,10 @@ def test_openmp_build_is_deterministic(tmp_path, name):
             cwd=ROOT,
         )
         assert result.returncode == 0, result.stderr[-4000:]
-        assert np.array_equal(np.load(out), serial), threads
+        with np.load(out) as got:
+            assert sorted(got.files) == sorted(serial)
+            for dtype, expected in serial.items():
+                assert np.array_equal(got[dtype], expected), (threads, dtype)
 
 
 def _as32(value):
