@@ -792,7 +792,8 @@ static void lstm_nig_kernel_f64(size_t kc, const double *restrict a, size_t a_ro
     __m512d acc3_0 = _mm512_setzero_pd(), acc3_1 = _mm512_setzero_pd(), acc3_2 = _mm512_setzero_pd(), acc3_3 = _mm512_setzero_pd();
     __m512d acc4_0 = _mm512_setzero_pd(), acc4_1 = _mm512_setzero_pd(), acc4_2 = _mm512_setzero_pd(), acc4_3 = _mm512_setzero_pd();
     __m512d acc5_0 = _mm512_setzero_pd(), acc5_1 = _mm512_setzero_pd(), acc5_2 = _mm512_setzero_pd(), acc5_3 = _mm512_setzero_pd();
-    /* C's rows of the tile on their way to the L1 cache while the sums build up */
+    /* C's rows of the tile on their way to the L1 cache while the sums build up (one 64-byte
+     * line per vector) */
     for (i = 0; i < rows; ++i) {
         _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
         _mm_prefetch((const char *)(c + i * ldc + 8u), _MM_HINT_T0);
@@ -1023,8 +1024,9 @@ static void lstm_nig_blocks_f64(size_t m, size_t n, size_t k, const double *rest
                 }
             }
 #ifdef _OPENMP
-            if (b_packed == NULL) {
-                /* every thread done with the block of B before the next is packed over it */
+            if (b_packed == NULL && a_col == 1u) {
+                /* every thread done with the block of B before the next is packed over it (with
+                 * A packed, the tiles' own barrier has seen to that) */
 #pragma omp barrier
             }
 #endif
@@ -2394,7 +2396,8 @@ static void lstm_nig_kernel_f32(size_t kc, const float *restrict a, size_t a_row
     __m512 acc3_0 = _mm512_setzero_ps(), acc3_1 = _mm512_setzero_ps(), acc3_2 = _mm512_setzero_ps(), acc3_3 = _mm512_setzero_ps();
     __m512 acc4_0 = _mm512_setzero_ps(), acc4_1 = _mm512_setzero_ps(), acc4_2 = _mm512_setzero_ps(), acc4_3 = _mm512_setzero_ps();
     __m512 acc5_0 = _mm512_setzero_ps(), acc5_1 = _mm512_setzero_ps(), acc5_2 = _mm512_setzero_ps(), acc5_3 = _mm512_setzero_ps();
-    /* C's rows of the tile on their way to the L1 cache while the sums build up */
+    /* C's rows of the tile on their way to the L1 cache while the sums build up (one 64-byte
+     * line per vector) */
     for (i = 0; i < rows; ++i) {
         _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
         _mm_prefetch((const char *)(c + i * ldc + 16u), _MM_HINT_T0);
@@ -2625,8 +2628,9 @@ static void lstm_nig_blocks_f32(size_t m, size_t n, size_t k, const float *restr
                 }
             }
 #ifdef _OPENMP
-            if (b_packed == NULL) {
-                /* every thread done with the block of B before the next is packed over it */
+            if (b_packed == NULL && a_col == 1u) {
+                /* every thread done with the block of B before the next is packed over it (with
+                 * A packed, the tiles' own barrier has seen to that) */
 #pragma omp barrier
             }
 #endif
