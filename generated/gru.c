@@ -12,6 +12,9 @@
 
 #include <math.h>
 #include <stdint.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 /* The packed matrix products' inner kernel in AVX-512 intrinsics when the compiler targets it
  * (e.g. -march=native on such a CPU), unless GRU_PORTABLE is defined; else plain C that
  * compilers vectorize. */
@@ -684,7 +687,8 @@ static void gru_gemm_nn_f64(size_t m, size_t n, size_t k, const double *restrict
  * every step). All buffers are in the caller's cache; every output is summed in a fixed order. */
 
 /* out: the slivers of A(i, l) = a[i * a_row + l * a_col], i < rows, l < kc, each kc x 6
- * (out[s * kc * MR + l * MR + i'] = A(s * MR + i', l)), zeros past the last row. */
+ * (out[s * kc * MR + l * MR + i'] = A(s * MR + i', l)), zeros past the last row. In an OpenMP
+ * team, each thread packs its own rows of A into its own share of the block. */
 static void gru_pack_a_f64(size_t rows, size_t kc, const double *restrict a, size_t a_row,
     size_t a_col, double *restrict out)
 {
@@ -693,10 +697,6 @@ static void gru_pack_a_f64(size_t rows, size_t kc, const double *restrict a, siz
     if (a_row == 1u) {
         /* A^T of a row-major matrix: rows of it (l) are contiguous, read each once */
         const size_t whole = rows / mr * mr;
-        /* inside gemm_packed's OpenMP region, terms (l) shared among the threads */
-#ifdef _OPENMP
-#pragma omp for schedule(static)
-#endif
         for (l = 0; l < kc; ++l) {
             const double *restrict a_l = a + l * a_col;
             for (i0 = 0; i0 < whole; i0 += mr) {
@@ -712,10 +712,6 @@ static void gru_pack_a_f64(size_t rows, size_t kc, const double *restrict a, siz
         }
         return;
     }
-    /* inside gemm_packed's OpenMP region, slivers shared among the threads */
-#ifdef _OPENMP
-#pragma omp for schedule(static)
-#endif
     for (i0 = 0; i0 < rows; i0 += mr) {
         double *restrict sliver = out + i0 * kc;
         const size_t height = rows - i0 < mr ? rows - i0 : mr;
@@ -960,26 +956,25 @@ static void gru_macro_tile_f64(size_t tile, size_t slivers, size_t m, size_t n, 
  * packed by pack_b (n columns, panels `stride` apart). Panel by panel, each reused for every sliver. */
 static void gru_macro_f64(size_t m, size_t n, size_t kc, const double *restrict a,
     size_t a_sliver, size_t a_row, size_t a_col, const double *restrict b_packed, size_t stride,
-    double *restrict c, size_t ldc, int wait)
+    double *restrict c, size_t ldc, int shared)
 {
     const size_t mr = 6u;
     const size_t slivers = (m + mr - 1u) / mr, tiles = slivers * ((n + 32u - 1u) / 32u);
     size_t tile;
-    /* Tiles panel by panel; inside gemm_packed's OpenMP region, contiguous runs of them per
-     * thread, each tile computed by one thread in the same order: the results do not depend on
-     * the thread count. Without `wait` a thread goes on to the next block at once: the same
-     * static split gives it the same tiles of C there (or other rows or columns of C). */
+    /* Tiles panel by panel. When `shared` inside gemm_packed's OpenMP region: contiguous runs of
+     * them per thread, each tile computed by one thread in the same order (the results do not
+     * depend on the thread count), and no thread waits for the others at the end: the same static
+     * split gives it the same tiles of C in the next block (or other rows or columns of C). */
 #ifdef _OPENMP
-    if (!wait) {
+    if (shared) {
 #pragma omp for schedule(static) nowait
         for (tile = 0; tile < tiles; ++tile) {
             gru_macro_tile_f64(tile, slivers, m, n, kc, a, a_sliver, a_row, a_col, b_packed, stride, c, ldc);
         }
         return;
     }
-#pragma omp for schedule(static)
 #else
-    (void)wait;
+    (void)shared;
 #endif
     for (tile = 0; tile < tiles; ++tile) {
         gru_macro_tile_f64(tile, slivers, m, n, kc, a, a_sliver, a_row, a_col, b_packed, stride, c, ldc);
@@ -992,9 +987,27 @@ static void gru_blocks_f64(size_t m, size_t n, size_t k, const double *restrict 
     size_t a_row, size_t a_col, const double *restrict b, size_t b_row, size_t b_col,
     const double *b_packed, double *restrict c, double *pack, size_t panel, size_t kc_max, size_t mc_max)
 {
-    double *const a_block = pack;
-    double *const b_block = pack + GRU_PACK_MC * GRU_PACK_KC;
+    const size_t mr = 6u, a_capacity = GRU_PACK_MC * GRU_PACK_KC;
+    double *const b_block = pack + a_capacity;
+    /* A packed (its rows are not contiguous): each thread of a team takes whole slivers of rows of
+     * C, packs them into its own share of the block area, and computes their tiles; no thread
+     * waits for another before the next block of B. At most as many threads as the area has
+     * shares of one sliver (at least 21) take rows; how rows are split does not change any sum. */
+    size_t first = 0u, last = m, a_rows = mc_max;
+    double *a_block = pack;
     size_t j0, l0, i0;
+#ifdef _OPENMP
+    if (a_col != 1u) {
+        const size_t slivers = (m + mr - 1u) / mr, most = a_capacity / (mr * kc_max);
+        const size_t team = (size_t)omp_get_num_threads(), me = (size_t)omp_get_thread_num();
+        const size_t workers = team < most ? team : most;
+        a_rows = a_capacity / workers / kc_max / mr * mr;
+        a_block = pack + (me < workers ? me : 0u) * a_rows * kc_max;
+        first = me < workers ? me * slivers / workers * mr : m;
+        last = me < workers ? (me + 1u) * slivers / workers * mr : m;
+        last = last < m ? last : m;
+    }
+#endif
     for (j0 = 0; j0 < n; j0 += panel) {
         const size_t nc = n - j0 < panel ? n - j0 : panel;
         for (l0 = 0; l0 < k; l0 += kc_max) {
@@ -1009,24 +1022,25 @@ static void gru_blocks_f64(size_t m, size_t n, size_t k, const double *restrict 
                 b_panels = b_block;
                 stride = kc * 32u;
             }
-            for (i0 = 0; i0 < m; i0 += mc_max) {
-                const size_t mc = m - i0 < mc_max ? m - i0 : mc_max;
-                if (a_col == 1u) {
-                    /* rows of A contiguous: the kernels read them in place, no copy; no thread
-                     * waits for the others before the next block of rows */
-                    gru_macro_f64(mc, nc, kc, a + i0 * a_row + l0, 6u * a_row, a_row, 1u, b_panels,
-                        stride, c + i0 * n + j0, n, 0);
-                } else {
-                    /* every thread done with the block of A before the next is packed over it */
+            if (a_col == 1u) {
+                /* rows of A contiguous: the kernels read them in place, no copy; the tiles of
+                 * each block of rows shared among the threads */
+                for (i0 = 0; i0 < m; i0 += mc_max) {
+                    const size_t mc = m - i0 < mc_max ? m - i0 : mc_max;
+                    gru_macro_f64(mc, nc, kc, a + i0 * a_row + l0, mr * a_row, a_row, 1u, b_panels,
+                        stride, c + i0 * n + j0, n, 1);
+                }
+            } else {
+                for (i0 = first; i0 < last; i0 += a_rows) {
+                    const size_t mc = last - i0 < a_rows ? last - i0 : a_rows;
                     gru_pack_a_f64(mc, kc, a + i0 * a_row + l0 * a_col, a_row, a_col, a_block);
-                    gru_macro_f64(mc, nc, kc, a_block, 6u * kc, 1u, 6u, b_panels, stride,
-                        c + i0 * n + j0, n, 1);
+                    gru_macro_f64(mc, nc, kc, a_block, mr * kc, 1u, mr, b_panels, stride,
+                        c + i0 * n + j0, n, 0);
                 }
             }
 #ifdef _OPENMP
-            if (b_packed == NULL && a_col == 1u) {
-                /* every thread done with the block of B before the next is packed over it (with
-                 * A packed, the tiles' own barrier has seen to that) */
+            if (b_packed == NULL) {
+                /* every thread done with the block of B before the next is packed over it */
 #pragma omp barrier
             }
 #endif
@@ -2207,7 +2221,8 @@ static void gru_gemm_nn_f32(size_t m, size_t n, size_t k, const float *restrict 
  * every step). All buffers are in the caller's cache; every output is summed in a fixed order. */
 
 /* out: the slivers of A(i, l) = a[i * a_row + l * a_col], i < rows, l < kc, each kc x 6
- * (out[s * kc * MR + l * MR + i'] = A(s * MR + i', l)), zeros past the last row. */
+ * (out[s * kc * MR + l * MR + i'] = A(s * MR + i', l)), zeros past the last row. In an OpenMP
+ * team, each thread packs its own rows of A into its own share of the block. */
 static void gru_pack_a_f32(size_t rows, size_t kc, const float *restrict a, size_t a_row,
     size_t a_col, float *restrict out)
 {
@@ -2216,10 +2231,6 @@ static void gru_pack_a_f32(size_t rows, size_t kc, const float *restrict a, size
     if (a_row == 1u) {
         /* A^T of a row-major matrix: rows of it (l) are contiguous, read each once */
         const size_t whole = rows / mr * mr;
-        /* inside gemm_packed's OpenMP region, terms (l) shared among the threads */
-#ifdef _OPENMP
-#pragma omp for schedule(static)
-#endif
         for (l = 0; l < kc; ++l) {
             const float *restrict a_l = a + l * a_col;
             for (i0 = 0; i0 < whole; i0 += mr) {
@@ -2235,10 +2246,6 @@ static void gru_pack_a_f32(size_t rows, size_t kc, const float *restrict a, size
         }
         return;
     }
-    /* inside gemm_packed's OpenMP region, slivers shared among the threads */
-#ifdef _OPENMP
-#pragma omp for schedule(static)
-#endif
     for (i0 = 0; i0 < rows; i0 += mr) {
         float *restrict sliver = out + i0 * kc;
         const size_t height = rows - i0 < mr ? rows - i0 : mr;
@@ -2483,26 +2490,25 @@ static void gru_macro_tile_f32(size_t tile, size_t slivers, size_t m, size_t n, 
  * packed by pack_b (n columns, panels `stride` apart). Panel by panel, each reused for every sliver. */
 static void gru_macro_f32(size_t m, size_t n, size_t kc, const float *restrict a,
     size_t a_sliver, size_t a_row, size_t a_col, const float *restrict b_packed, size_t stride,
-    float *restrict c, size_t ldc, int wait)
+    float *restrict c, size_t ldc, int shared)
 {
     const size_t mr = 6u;
     const size_t slivers = (m + mr - 1u) / mr, tiles = slivers * ((n + 64u - 1u) / 64u);
     size_t tile;
-    /* Tiles panel by panel; inside gemm_packed's OpenMP region, contiguous runs of them per
-     * thread, each tile computed by one thread in the same order: the results do not depend on
-     * the thread count. Without `wait` a thread goes on to the next block at once: the same
-     * static split gives it the same tiles of C there (or other rows or columns of C). */
+    /* Tiles panel by panel. When `shared` inside gemm_packed's OpenMP region: contiguous runs of
+     * them per thread, each tile computed by one thread in the same order (the results do not
+     * depend on the thread count), and no thread waits for the others at the end: the same static
+     * split gives it the same tiles of C in the next block (or other rows or columns of C). */
 #ifdef _OPENMP
-    if (!wait) {
+    if (shared) {
 #pragma omp for schedule(static) nowait
         for (tile = 0; tile < tiles; ++tile) {
             gru_macro_tile_f32(tile, slivers, m, n, kc, a, a_sliver, a_row, a_col, b_packed, stride, c, ldc);
         }
         return;
     }
-#pragma omp for schedule(static)
 #else
-    (void)wait;
+    (void)shared;
 #endif
     for (tile = 0; tile < tiles; ++tile) {
         gru_macro_tile_f32(tile, slivers, m, n, kc, a, a_sliver, a_row, a_col, b_packed, stride, c, ldc);
@@ -2515,9 +2521,27 @@ static void gru_blocks_f32(size_t m, size_t n, size_t k, const float *restrict a
     size_t a_row, size_t a_col, const float *restrict b, size_t b_row, size_t b_col,
     const float *b_packed, float *restrict c, float *pack, size_t panel, size_t kc_max, size_t mc_max)
 {
-    float *const a_block = pack;
-    float *const b_block = pack + GRU_PACK_MC * GRU_PACK_KC;
+    const size_t mr = 6u, a_capacity = GRU_PACK_MC * GRU_PACK_KC;
+    float *const b_block = pack + a_capacity;
+    /* A packed (its rows are not contiguous): each thread of a team takes whole slivers of rows of
+     * C, packs them into its own share of the block area, and computes their tiles; no thread
+     * waits for another before the next block of B. At most as many threads as the area has
+     * shares of one sliver (at least 21) take rows; how rows are split does not change any sum. */
+    size_t first = 0u, last = m, a_rows = mc_max;
+    float *a_block = pack;
     size_t j0, l0, i0;
+#ifdef _OPENMP
+    if (a_col != 1u) {
+        const size_t slivers = (m + mr - 1u) / mr, most = a_capacity / (mr * kc_max);
+        const size_t team = (size_t)omp_get_num_threads(), me = (size_t)omp_get_thread_num();
+        const size_t workers = team < most ? team : most;
+        a_rows = a_capacity / workers / kc_max / mr * mr;
+        a_block = pack + (me < workers ? me : 0u) * a_rows * kc_max;
+        first = me < workers ? me * slivers / workers * mr : m;
+        last = me < workers ? (me + 1u) * slivers / workers * mr : m;
+        last = last < m ? last : m;
+    }
+#endif
     for (j0 = 0; j0 < n; j0 += panel) {
         const size_t nc = n - j0 < panel ? n - j0 : panel;
         for (l0 = 0; l0 < k; l0 += kc_max) {
@@ -2532,24 +2556,25 @@ static void gru_blocks_f32(size_t m, size_t n, size_t k, const float *restrict a
                 b_panels = b_block;
                 stride = kc * 64u;
             }
-            for (i0 = 0; i0 < m; i0 += mc_max) {
-                const size_t mc = m - i0 < mc_max ? m - i0 : mc_max;
-                if (a_col == 1u) {
-                    /* rows of A contiguous: the kernels read them in place, no copy; no thread
-                     * waits for the others before the next block of rows */
-                    gru_macro_f32(mc, nc, kc, a + i0 * a_row + l0, 6u * a_row, a_row, 1u, b_panels,
-                        stride, c + i0 * n + j0, n, 0);
-                } else {
-                    /* every thread done with the block of A before the next is packed over it */
+            if (a_col == 1u) {
+                /* rows of A contiguous: the kernels read them in place, no copy; the tiles of
+                 * each block of rows shared among the threads */
+                for (i0 = 0; i0 < m; i0 += mc_max) {
+                    const size_t mc = m - i0 < mc_max ? m - i0 : mc_max;
+                    gru_macro_f32(mc, nc, kc, a + i0 * a_row + l0, mr * a_row, a_row, 1u, b_panels,
+                        stride, c + i0 * n + j0, n, 1);
+                }
+            } else {
+                for (i0 = first; i0 < last; i0 += a_rows) {
+                    const size_t mc = last - i0 < a_rows ? last - i0 : a_rows;
                     gru_pack_a_f32(mc, kc, a + i0 * a_row + l0 * a_col, a_row, a_col, a_block);
-                    gru_macro_f32(mc, nc, kc, a_block, 6u * kc, 1u, 6u, b_panels, stride,
-                        c + i0 * n + j0, n, 1);
+                    gru_macro_f32(mc, nc, kc, a_block, mr * kc, 1u, mr, b_panels, stride,
+                        c + i0 * n + j0, n, 0);
                 }
             }
 #ifdef _OPENMP
-            if (b_packed == NULL && a_col == 1u) {
-                /* every thread done with the block of B before the next is packed over it (with
-                 * A packed, the tiles' own barrier has seen to that) */
+            if (b_packed == NULL) {
+                /* every thread done with the block of B before the next is packed over it */
 #pragma omp barrier
             }
 #endif

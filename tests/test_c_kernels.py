@@ -212,7 +212,9 @@ def test_openmp_build_is_deterministic(tmp_path, name):
     forward only, its peephole gradients sum over the batch rows), and T = 7 the parallel bias
     broadcasts and column sums (7 * 150 * 4 * 70 elements); in float32 the per-step
     products have two blocks of rows and the backward ones two blocks of terms, which threads
-    pass without waiting for each other (each keeps its tiles of C)."""
+    pass without waiting for each other (each keeps its tiles of C). The weight gradients (A
+    packed) split their 280 rows between the threads, three blocks of packed rows each on 2
+    threads and two on 1, over five blocks of terms."""
     gcc = require_tool("gcc")
     probe = subprocess.run(
         [gcc, "-fopenmp", "-x", "c", "-", "-o", str(tmp_path / "probe")],
@@ -498,14 +500,17 @@ def test_no_allocation_globals_or_static_state(name):
     with open(os.path.join(ROOT, "generated", f"{name}.c")) as handle:
         source = handle.read()
     includes = sorted(line for line in source.splitlines() if line.startswith("#include"))
-    # <immintrin.h> only behind a check for AVX-512 (the packed products' kernel)
+    # <immintrin.h> only behind a check for AVX-512 (the packed products' kernel), <omp.h> only
+    # in an OpenMP build (the team's thread count)
     assert includes == [
         f'#include "{name}.h"',
         "#include <immintrin.h>",
         "#include <math.h>",
+        "#include <omp.h>",
         "#include <stdint.h>",
     ]
     assert "#if defined(__AVX512F__)" in source.split("#include <immintrin.h>")[0].splitlines()[-1]
+    assert source.split("#include <omp.h>")[0].splitlines()[-1] == "#ifdef _OPENMP"
     for word in ("malloc", "calloc", "free(", "static double ", "static float "):
         assert word not in source.replace(f"static double {name}_", "").replace(
             f"static float {name}_", ""
