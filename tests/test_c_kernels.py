@@ -213,8 +213,8 @@ def test_openmp_build_is_deterministic(tmp_path, name):
     broadcasts and column sums (7 * 150 * 4 * 70 elements); in float32 the per-step
     products have two blocks of rows and the backward ones two blocks of terms, which threads
     pass without waiting for each other (each keeps its tiles of C). The weight gradients (A
-    packed) split their 280 rows between the threads, three blocks of packed rows each on 2
-    threads and two on 1, over five blocks of terms."""
+    packed) split their 280 rows between the threads, in blocks of up to 60 packed rows on 2
+    threads (126 on 1), over five blocks of terms."""
     gcc = require_tool("gcc")
     probe = subprocess.run(
         [gcc, "-fopenmp", "-x", "c", "-", "-o", str(tmp_path / "probe")],
