@@ -767,9 +767,11 @@ static void lstm_nig_pack_b_f64(size_t kc, size_t cols, const double *restrict b
 
 /* c (rows x cols of a 6 x 32 tile, row stride ldc) += A B over kc terms, A(i, l) =
  * a[i * a_row + l * a_col] (a packed sliver: a_row 1, a_col 6; rows of a row-major matrix read
- * in place: a_row its row stride, a_col 1), B a packed panel (kc x 32). */
+ * in place: a_row its row stride, a_col 1), B a packed panel (kc x 32). Meanwhile the
+ * `ahead_lines` 64-byte lines from `ahead` on (a part of the next panel) go to the L2 cache. */
 static void lstm_nig_kernel_f64(size_t kc, const double *restrict a, size_t a_row, size_t a_col,
-    const double *restrict b, double *restrict c, size_t ldc, size_t rows, size_t cols)
+    const double *restrict b, double *restrict c, size_t ldc, size_t rows, size_t cols,
+    const double *ahead, size_t ahead_lines)
 {
     double tile[192];
     /* the rows of A past `rows` read the last one again (their sums are not stored) */
@@ -799,6 +801,9 @@ static void lstm_nig_kernel_f64(size_t kc, const double *restrict a, size_t a_ro
     for (l = 0; l < kc; ++l) {
         const double *restrict b_l = b + l * 32u;
         const size_t at = l * a_col;
+        if (l < ahead_lines) {
+            _mm_prefetch((const char *)(ahead + l * 8u), _MM_HINT_T1);
+        }
         const __m512d b0 = _mm512_loadu_pd(b_l);
         const __m512d b1 = _mm512_loadu_pd(b_l + 8u);
         const __m512d b2 = _mm512_loadu_pd(b_l + 16u);
@@ -887,6 +892,8 @@ static void lstm_nig_kernel_f64(size_t kc, const double *restrict a, size_t a_ro
     _mm512_storeu_pd(tile + 176u, acc5_2);
     _mm512_storeu_pd(tile + 184u, acc5_3);
 #else
+    (void)ahead;
+    (void)ahead_lines;
     /* 6 x 8 sums at a time (two 256-bit vectors per row: the sums stay in 12 of the 16 registers) */
     size_t j0;
     for (j0 = 0; j0 < 32u; j0 += 8u) {
@@ -939,16 +946,27 @@ static void lstm_nig_kernel_f64(size_t kc, const double *restrict a, size_t a_ro
     }
 }
 
-/* Tile `tile` of macro (below): slivers fastest, then panels. */
+/* Tile `tile` of macro (below): slivers fastest, then panels. The slivers of a panel share out
+ * the prefetch of the next panel (when it comes from memory or the L3 cache, as W_hidden packed
+ * whole does at every step, only its first sliver would wait for it); at most one line per term. */
 static void lstm_nig_macro_tile_f64(size_t tile, size_t slivers, size_t m, size_t n, size_t kc,
     const double *restrict a, size_t a_sliver, size_t a_row, size_t a_col,
     const double *restrict b_packed, size_t stride, double *restrict c, size_t ldc)
 {
-    const size_t mr = 6u;
-    const size_t i = tile % slivers * mr, j = tile / slivers * 32u;
+    const size_t mr = 6u, sliver = tile % slivers, panel = tile / slivers;
+    const size_t i = sliver * mr, j = panel * 32u;
     const size_t rows = m - i < mr ? m - i : mr, cols = n - j < 32u ? n - j : 32u;
-    lstm_nig_kernel_f64(kc, a + i / mr * a_sliver, a_row, a_col, b_packed + j / 32u * stride,
-        c + i * ldc + j, ldc, rows, cols);
+    /* lines of a panel (8 elements each), and this sliver's share of the next one's */
+    const size_t lines = kc * 4u, share = (lines + slivers - 1u) / slivers;
+    const size_t first = sliver * share < lines ? sliver * share : lines;
+    const double *ahead = b_packed;
+    size_t ahead_lines = 0u;
+    if (j + 32u < n) {
+        ahead = b_packed + (panel + 1u) * stride + first * 8u;
+        ahead_lines = lines - first < share ? lines - first : share;
+    }
+    lstm_nig_kernel_f64(kc, a + i / mr * a_sliver, a_row, a_col, b_packed + panel * stride,
+        c + i * ldc + j, ldc, rows, cols, ahead, ahead_lines);
 }
 
 /* c (m x n, row stride ldc) += A B over kc terms: A in slivers of 6 rows `a_sliver` apart, A(i, l)
@@ -2382,9 +2400,11 @@ static void lstm_nig_pack_b_f32(size_t kc, size_t cols, const float *restrict b,
 
 /* c (rows x cols of a 6 x 64 tile, row stride ldc) += A B over kc terms, A(i, l) =
  * a[i * a_row + l * a_col] (a packed sliver: a_row 1, a_col 6; rows of a row-major matrix read
- * in place: a_row its row stride, a_col 1), B a packed panel (kc x 64). */
+ * in place: a_row its row stride, a_col 1), B a packed panel (kc x 64). Meanwhile the
+ * `ahead_lines` 64-byte lines from `ahead` on (a part of the next panel) go to the L2 cache. */
 static void lstm_nig_kernel_f32(size_t kc, const float *restrict a, size_t a_row, size_t a_col,
-    const float *restrict b, float *restrict c, size_t ldc, size_t rows, size_t cols)
+    const float *restrict b, float *restrict c, size_t ldc, size_t rows, size_t cols,
+    const float *ahead, size_t ahead_lines)
 {
     float tile[384];
     /* the rows of A past `rows` read the last one again (their sums are not stored) */
@@ -2414,6 +2434,9 @@ static void lstm_nig_kernel_f32(size_t kc, const float *restrict a, size_t a_row
     for (l = 0; l < kc; ++l) {
         const float *restrict b_l = b + l * 64u;
         const size_t at = l * a_col;
+        if (l < ahead_lines) {
+            _mm_prefetch((const char *)(ahead + l * 16u), _MM_HINT_T1);
+        }
         const __m512 b0 = _mm512_loadu_ps(b_l);
         const __m512 b1 = _mm512_loadu_ps(b_l + 16u);
         const __m512 b2 = _mm512_loadu_ps(b_l + 32u);
@@ -2502,6 +2525,8 @@ static void lstm_nig_kernel_f32(size_t kc, const float *restrict a, size_t a_row
     _mm512_storeu_ps(tile + 352u, acc5_2);
     _mm512_storeu_ps(tile + 368u, acc5_3);
 #else
+    (void)ahead;
+    (void)ahead_lines;
     /* 6 x 16 sums at a time (two 256-bit vectors per row: the sums stay in 12 of the 16 registers) */
     size_t j0;
     for (j0 = 0; j0 < 64u; j0 += 16u) {
@@ -2554,16 +2579,27 @@ static void lstm_nig_kernel_f32(size_t kc, const float *restrict a, size_t a_row
     }
 }
 
-/* Tile `tile` of macro (below): slivers fastest, then panels. */
+/* Tile `tile` of macro (below): slivers fastest, then panels. The slivers of a panel share out
+ * the prefetch of the next panel (when it comes from memory or the L3 cache, as W_hidden packed
+ * whole does at every step, only its first sliver would wait for it); at most one line per term. */
 static void lstm_nig_macro_tile_f32(size_t tile, size_t slivers, size_t m, size_t n, size_t kc,
     const float *restrict a, size_t a_sliver, size_t a_row, size_t a_col,
     const float *restrict b_packed, size_t stride, float *restrict c, size_t ldc)
 {
-    const size_t mr = 6u;
-    const size_t i = tile % slivers * mr, j = tile / slivers * 64u;
+    const size_t mr = 6u, sliver = tile % slivers, panel = tile / slivers;
+    const size_t i = sliver * mr, j = panel * 64u;
     const size_t rows = m - i < mr ? m - i : mr, cols = n - j < 64u ? n - j : 64u;
-    lstm_nig_kernel_f32(kc, a + i / mr * a_sliver, a_row, a_col, b_packed + j / 64u * stride,
-        c + i * ldc + j, ldc, rows, cols);
+    /* lines of a panel (16 elements each), and this sliver's share of the next one's */
+    const size_t lines = kc * 4u, share = (lines + slivers - 1u) / slivers;
+    const size_t first = sliver * share < lines ? sliver * share : lines;
+    const float *ahead = b_packed;
+    size_t ahead_lines = 0u;
+    if (j + 64u < n) {
+        ahead = b_packed + (panel + 1u) * stride + first * 16u;
+        ahead_lines = lines - first < share ? lines - first : share;
+    }
+    lstm_nig_kernel_f32(kc, a + i / mr * a_sliver, a_row, a_col, b_packed + panel * stride,
+        c + i * ldc + j, ldc, rows, cols, ahead, ahead_lines);
 }
 
 /* c (m x n, row stride ldc) += A B over kc terms: A in slivers of 6 rows `a_sliver` apart, A(i, l)
