@@ -55,3 +55,16 @@ def test_bench_runs_on_a_tiny_size(tmp_path, capsys):
     (run,) = results["runs"]
     assert run["size"] == [1, 3, 2, 4] and {"numpy", "seed"} <= set(run["results"])
     assert (tmp_path / "bench.png").stat().st_size > 0
+
+
+def test_ratio_to_pytorch_pairs_the_samples_of_each_repeat():
+    """The machine slows down 3x in the third repeat, between PyTorch's sample and ours: every
+    other repeat's ratio is 2, and so is the median ratio; the ratio of the medians is 2/3."""
+    from lstm_sym.bench.report import paired_ratio
+
+    torch = {"samples_s": [2.0, 2.0, 2.0, 6.0, 6.0]}
+    ours = {"samples_s": [1.0, 1.0, 3.0, 3.0, 3.0]}
+    assert paired_ratio(torch, ours) == 2.0
+    assert np.median(torch["samples_s"]) / np.median(ours["samples_s"]) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError):
+        paired_ratio(torch, {"samples_s": [1.0]})

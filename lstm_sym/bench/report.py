@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
 from .workloads import ALL, LABELS
+
+
+def paired_ratio(reference: dict, entry: dict) -> float:
+    """Median over the repeats of reference time / this time, each pair timed in the same repeat.
+
+    The worker interleaves the implementations repeat by repeat, so the two samples of a pair are
+    seconds apart; on a shared machine whose speed drifts between repeats, the drift cancels in
+    each pair's ratio, where it would not in a ratio of medians.
+    """
+    pairs = [
+        theirs / ours
+        for theirs, ours in zip(reference["samples_s"], entry["samples_s"], strict=True)
+    ]
+    return statistics.median(pairs)
 
 
 def rows(results: dict) -> list[dict]:
@@ -31,10 +46,8 @@ def rows(results: dict) -> list[dict]:
                 "memory_kind": "",
             }
             if torch is not None:
-                row["vs_torch"] = torch["train"]["median_s"] / entry["train"]["median_s"]
-                row["vs_torch_forward"] = (
-                    torch["forward"]["median_s"] / entry["forward"]["median_s"]
-                )
+                row["vs_torch"] = paired_ratio(torch["train"], entry["train"])
+                row["vs_torch_forward"] = paired_ratio(torch["forward"], entry["forward"])
             memory = entry.get("memory")
             if memory:
                 if name == "torch" or not memory["tracemalloc_bytes"]:
@@ -76,8 +89,9 @@ def table(results: dict) -> str:
     peaks = ", ".join(f"{k}: {v:.1f}" for k, v in results["gemm_peak_gflops"].items())
     lines += [
         "",
-        "vs torch = PyTorch time / this time, same run (> 1: faster than PyTorch); "
-        "fwd vs: forward only. generated C on 2+ threads: the OpenMP build "
+        "vs torch = PyTorch time / this time, the median over repeats of the ratio within "
+        "each repeat (> 1: faster than PyTorch); fwd vs: forward only. ms: medians. "
+        "generated C on 2+ threads: the OpenMP build "
         "(native.load(..., openmp=True)).",
         "GFLOP/s counts matrix-product flops of forward+backward, 6 T B 4H (X + H); "
         "peak% = share of "
