@@ -1564,6 +1564,10 @@ int lstm_nog_forward_f64(
         double *const packed_weights = pack == NULL ? NULL : pack + LSTM_NOG_PACK_MC * LSTM_NOG_PACK_KC + LSTM_NOG_PACK_KC * panel;
         if (pack != NULL) {
             /* B(l, j) = W_hidden(j, l): the panels of W_hidden^T */
+            /* (its panels shared among a team of threads when large) */
+#ifdef _OPENMP
+#pragma omp parallel if (rows * hidden_size >= LSTM_NOG_PARALLEL_ELEMENTS)
+#endif
             lstm_nog_pack_b_f64(hidden_size, rows, hidden_weights, 1u, hidden_size, hidden_size * 32u, packed_weights);
         }
         /* Initial states: index 0 of each state sequence; NULL means zeros. */
@@ -1673,6 +1677,10 @@ int lstm_nog_backward_f64(
         double *const packed_weights = pack == NULL ? NULL : pack + LSTM_NOG_PACK_MC * LSTM_NOG_PACK_KC + LSTM_NOG_PACK_KC * panel;
         if (pack != NULL) {
             /* B = W_hidden (rows x hidden_size) in panels */
+            /* (its panels shared among a team of threads when large) */
+#ifdef _OPENMP
+#pragma omp parallel if (rows * hidden_size >= LSTM_NOG_PARALLEL_ELEMENTS)
+#endif
             lstm_nog_pack_b_f64(rows, hidden_size, hidden_weights, hidden_size, 1u, rows * 32u, packed_weights);
         }
         /* d_<state>0 carries dL/d(state) back through the steps, from d_<state>_last (NULL: 0). */
@@ -3189,6 +3197,10 @@ int lstm_nog_forward_f32(
         float *const packed_weights = pack == NULL ? NULL : pack + LSTM_NOG_PACK_MC * LSTM_NOG_PACK_KC + LSTM_NOG_PACK_KC * panel;
         if (pack != NULL) {
             /* B(l, j) = W_hidden(j, l): the panels of W_hidden^T */
+            /* (its panels shared among a team of threads when large) */
+#ifdef _OPENMP
+#pragma omp parallel if (rows * hidden_size >= LSTM_NOG_PARALLEL_ELEMENTS)
+#endif
             lstm_nog_pack_b_f32(hidden_size, rows, hidden_weights, 1u, hidden_size, hidden_size * 64u, packed_weights);
         }
         /* Initial states: index 0 of each state sequence; NULL means zeros. */
@@ -3298,6 +3310,10 @@ int lstm_nog_backward_f32(
         float *const packed_weights = pack == NULL ? NULL : pack + LSTM_NOG_PACK_MC * LSTM_NOG_PACK_KC + LSTM_NOG_PACK_KC * panel;
         if (pack != NULL) {
             /* B = W_hidden (rows x hidden_size) in panels */
+            /* (its panels shared among a team of threads when large) */
+#ifdef _OPENMP
+#pragma omp parallel if (rows * hidden_size >= LSTM_NOG_PARALLEL_ELEMENTS)
+#endif
             lstm_nog_pack_b_f32(rows, hidden_size, hidden_weights, hidden_size, 1u, rows * 64u, packed_weights);
         }
         /* d_<state>0 carries dL/d(state) back through the steps, from d_<state>_last (NULL: 0). */

@@ -1566,6 +1566,10 @@ int lstmp_forward_f64(
         double *const packed_weights = pack == NULL ? NULL : pack + LSTMP_PACK_MC * LSTMP_PACK_KC + LSTMP_PACK_KC * panel;
         if (pack != NULL) {
             /* B(l, j) = W_hidden(j, l): the panels of W_hidden^T */
+            /* (its panels shared among a team of threads when large) */
+#ifdef _OPENMP
+#pragma omp parallel if (rows * projection_size >= LSTMP_PARALLEL_ELEMENTS)
+#endif
             lstmp_pack_b_f64(projection_size, rows, hidden_weights, 1u, projection_size, projection_size * 32u, packed_weights);
         }
         /* Initial states: index 0 of each state sequence; NULL means zeros. */
@@ -1680,6 +1684,10 @@ int lstmp_backward_f64(
         double *const packed_weights = pack == NULL ? NULL : pack + LSTMP_PACK_MC * LSTMP_PACK_KC + LSTMP_PACK_KC * panel;
         if (pack != NULL) {
             /* B = W_hidden (rows x projection_size) in panels */
+            /* (its panels shared among a team of threads when large) */
+#ifdef _OPENMP
+#pragma omp parallel if (rows * projection_size >= LSTMP_PARALLEL_ELEMENTS)
+#endif
             lstmp_pack_b_f64(rows, projection_size, hidden_weights, projection_size, 1u, rows * 32u, packed_weights);
         }
         /* d_<state>0 carries dL/d(state) back through the steps, from d_<state>_last (NULL: 0). */
@@ -3220,6 +3228,10 @@ int lstmp_forward_f32(
         float *const packed_weights = pack == NULL ? NULL : pack + LSTMP_PACK_MC * LSTMP_PACK_KC + LSTMP_PACK_KC * panel;
         if (pack != NULL) {
             /* B(l, j) = W_hidden(j, l): the panels of W_hidden^T */
+            /* (its panels shared among a team of threads when large) */
+#ifdef _OPENMP
+#pragma omp parallel if (rows * projection_size >= LSTMP_PARALLEL_ELEMENTS)
+#endif
             lstmp_pack_b_f32(projection_size, rows, hidden_weights, 1u, projection_size, projection_size * 64u, packed_weights);
         }
         /* Initial states: index 0 of each state sequence; NULL means zeros. */
@@ -3334,6 +3346,10 @@ int lstmp_backward_f32(
         float *const packed_weights = pack == NULL ? NULL : pack + LSTMP_PACK_MC * LSTMP_PACK_KC + LSTMP_PACK_KC * panel;
         if (pack != NULL) {
             /* B = W_hidden (rows x projection_size) in panels */
+            /* (its panels shared among a team of threads when large) */
+#ifdef _OPENMP
+#pragma omp parallel if (rows * projection_size >= LSTMP_PARALLEL_ELEMENTS)
+#endif
             lstmp_pack_b_f32(rows, projection_size, hidden_weights, projection_size, 1u, rows * 64u, packed_weights);
         }
         /* d_<state>0 carries dL/d(state) back through the steps, from d_<state>_last (NULL: 0). */

@@ -1607,6 +1607,10 @@ int peephole_lstm_forward_f64(
         double *const packed_weights = pack == NULL ? NULL : pack + PEEPHOLE_LSTM_PACK_MC * PEEPHOLE_LSTM_PACK_KC + PEEPHOLE_LSTM_PACK_KC * panel;
         if (pack != NULL) {
             /* B(l, j) = W_hidden(j, l): the panels of W_hidden^T */
+            /* (its panels shared among a team of threads when large) */
+#ifdef _OPENMP
+#pragma omp parallel if (rows * hidden_size >= PEEPHOLE_LSTM_PARALLEL_ELEMENTS)
+#endif
             peephole_lstm_pack_b_f64(hidden_size, rows, hidden_weights, 1u, hidden_size, hidden_size * 32u, packed_weights);
         }
         /* Initial states: index 0 of each state sequence; NULL means zeros. */
@@ -1720,6 +1724,10 @@ int peephole_lstm_backward_f64(
         double *const packed_weights = pack == NULL ? NULL : pack + PEEPHOLE_LSTM_PACK_MC * PEEPHOLE_LSTM_PACK_KC + PEEPHOLE_LSTM_PACK_KC * panel;
         if (pack != NULL) {
             /* B = W_hidden (rows x hidden_size) in panels */
+            /* (its panels shared among a team of threads when large) */
+#ifdef _OPENMP
+#pragma omp parallel if (rows * hidden_size >= PEEPHOLE_LSTM_PARALLEL_ELEMENTS)
+#endif
             peephole_lstm_pack_b_f64(rows, hidden_size, hidden_weights, hidden_size, 1u, rows * 32u, packed_weights);
         }
         /* d_<state>0 carries dL/d(state) back through the steps, from d_<state>_last (NULL: 0). */
@@ -3286,6 +3294,10 @@ int peephole_lstm_forward_f32(
         float *const packed_weights = pack == NULL ? NULL : pack + PEEPHOLE_LSTM_PACK_MC * PEEPHOLE_LSTM_PACK_KC + PEEPHOLE_LSTM_PACK_KC * panel;
         if (pack != NULL) {
             /* B(l, j) = W_hidden(j, l): the panels of W_hidden^T */
+            /* (its panels shared among a team of threads when large) */
+#ifdef _OPENMP
+#pragma omp parallel if (rows * hidden_size >= PEEPHOLE_LSTM_PARALLEL_ELEMENTS)
+#endif
             peephole_lstm_pack_b_f32(hidden_size, rows, hidden_weights, 1u, hidden_size, hidden_size * 64u, packed_weights);
         }
         /* Initial states: index 0 of each state sequence; NULL means zeros. */
@@ -3399,6 +3411,10 @@ int peephole_lstm_backward_f32(
         float *const packed_weights = pack == NULL ? NULL : pack + PEEPHOLE_LSTM_PACK_MC * PEEPHOLE_LSTM_PACK_KC + PEEPHOLE_LSTM_PACK_KC * panel;
         if (pack != NULL) {
             /* B = W_hidden (rows x hidden_size) in panels */
+            /* (its panels shared among a team of threads when large) */
+#ifdef _OPENMP
+#pragma omp parallel if (rows * hidden_size >= PEEPHOLE_LSTM_PARALLEL_ELEMENTS)
+#endif
             peephole_lstm_pack_b_f32(rows, hidden_size, hidden_weights, hidden_size, 1u, rows * 64u, packed_weights);
         }
         /* d_<state>0 carries dL/d(state) back through the steps, from d_<state>_last (NULL: 0). */
