@@ -194,6 +194,7 @@ def _precision(derivation: Derivation, prefix: str, suffix: str) -> dict:
         "pmr": 6,
         "pnr": 32 if suffix == "f64" else 64,
         "pkc": 128 if suffix == "f64" else 256,
+        "line": 8 if suffix == "f64" else 16,  # elements per 64-byte cache line
         **_activations(suffix),
         "zero": code(sp.Float(0)),
         "one": code(sp.Float(1)),
