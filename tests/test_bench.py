@@ -68,3 +68,26 @@ def test_ratio_to_pytorch_pairs_the_samples_of_each_repeat():
     assert np.median(torch["samples_s"]) / np.median(ours["samples_s"]) == pytest.approx(2 / 3)
     with pytest.raises(ValueError):
         paired_ratio(torch, {"samples_s": [1.0]})
+
+
+def test_table_shows_the_median_ratio_and_its_range_over_repeats():
+    from lstm_sym.bench import report
+
+    def entry(samples):
+        timing = {"median_s": float(np.median(samples)), "samples_s": samples, "gflops": 1.0}
+        return {"forward": timing, "train": timing}
+
+    run = {
+        "size": [1, 2, 3, 4],
+        "dtype": "f64",
+        "threads": 1,
+        "peak_gflops": 10.0,
+        "results": {
+            "torch": entry([2.0, 2.0, 2.0, 6.0, 6.0]),
+            "c": entry([1.0, 1.0, 3.0, 3.0, 3.0]),
+        },
+    }
+    results = {"runs": [run], "gemm_peak_gflops": {"f64/1": 10.0}}
+    (row,) = [r for r in report.rows(results) if r["impl"] == "c"]
+    assert row["vs_torch"] == 2.0 and row["vs_torch_range"] == (2 / 3, 2.0)
+    assert "2.00x   0.67-2.00" in report.table(results)

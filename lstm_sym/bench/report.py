@@ -8,18 +8,22 @@ from pathlib import Path
 from .workloads import ALL, LABELS
 
 
-def paired_ratio(reference: dict, entry: dict) -> float:
-    """Median over the repeats of reference time / this time, each pair timed in the same repeat.
+def paired_ratios(reference: dict, entry: dict) -> list[float]:
+    """Reference time / this time for each repeat, both samples timed in the same repeat.
 
     The worker interleaves the implementations repeat by repeat, so the two samples of a pair are
     seconds apart; on a shared machine whose speed drifts between repeats, the drift cancels in
     each pair's ratio, where it would not in a ratio of medians.
     """
-    pairs = [
+    return [
         theirs / ours
         for theirs, ours in zip(reference["samples_s"], entry["samples_s"], strict=True)
     ]
-    return statistics.median(pairs)
+
+
+def paired_ratio(reference: dict, entry: dict) -> float:
+    """The median of :func:`paired_ratios`."""
+    return statistics.median(paired_ratios(reference, entry))
 
 
 def rows(results: dict) -> list[dict]:
@@ -41,12 +45,15 @@ def rows(results: dict) -> list[dict]:
                 "train_gflops": entry["train"]["gflops"],
                 "peak_share": entry["train"]["gflops"] / run["peak_gflops"],
                 "vs_torch": None,
+                "vs_torch_range": None,
                 "vs_torch_forward": None,
                 "memory_mib": None,
                 "memory_kind": "",
             }
             if torch is not None:
-                row["vs_torch"] = paired_ratio(torch["train"], entry["train"])
+                ratios = paired_ratios(torch["train"], entry["train"])
+                row["vs_torch"] = statistics.median(ratios)
+                row["vs_torch_range"] = (min(ratios), max(ratios))
                 row["vs_torch_forward"] = paired_ratio(torch["forward"], entry["forward"])
             memory = entry.get("memory")
             if memory:
@@ -63,11 +70,15 @@ def _ratio(value):
     return "-" if value is None else f"{value:.2f}x"
 
 
+def _spread(pair):
+    return "-" if pair is None else f"{pair[0]:.2f}-{pair[1]:.2f}"
+
+
 def table(results: dict) -> str:
     """A plain-text table: one line per configuration and implementation."""
     header = (
         f"{'(B, T, X, H)':<19} {'dtype':<5} {'thr':>3} {'implementation':<23} "
-        f"{'fwd ms':>9} {'fwd+bwd ms':>11} {'vs torch':>9} {'fwd vs':>7} "
+        f"{'fwd ms':>9} {'fwd+bwd ms':>11} {'vs torch':>9} {'(repeats)':>11} {'fwd vs':>7} "
         f"{'GFLOP/s':>8} {'peak%':>6} {'mem MiB':>9}"
     )
     lines = [header, "-" * len(header)]
@@ -83,14 +94,16 @@ def table(results: dict) -> str:
         lines.append(
             f"{row['size']!s:<19} {row['dtype']:<5} {row['threads']:>3} "
             f"{LABELS[row['impl']]:<23} {row['forward_ms']:>9.3f} {row['train_ms']:>11.3f} "
-            f"{_ratio(row['vs_torch']):>9} {_ratio(row['vs_torch_forward']):>7} "
+            f"{_ratio(row['vs_torch']):>9} {_spread(row['vs_torch_range']):>11} "
+            f"{_ratio(row['vs_torch_forward']):>7} "
             f"{row['train_gflops']:>8.1f} {100 * row['peak_share']:>5.0f}% {memory:>9}"
         )
     peaks = ", ".join(f"{k}: {v:.1f}" for k, v in results["gemm_peak_gflops"].items())
     lines += [
         "",
         "vs torch = PyTorch time / this time, the median over repeats of the ratio within "
-        "each repeat (> 1: faster than PyTorch); fwd vs: forward only. ms: medians. "
+        "each repeat (> 1: faster than PyTorch), (repeats): the lowest and highest of those "
+        "ratios; fwd vs: forward only. ms: medians. "
         "generated C on 2+ threads: the OpenMP build "
         "(native.load(..., openmp=True)).",
         "GFLOP/s counts matrix-product flops of forward+backward, 6 T B 4H (X + H); "
