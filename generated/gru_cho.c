@@ -1008,33 +1008,42 @@ static void gru_cho_macro_f64(size_t m, size_t n, size_t kc, const double *restr
     }
 }
 
+/* With A packed (its rows are not contiguous), the rows of C (whole slivers) this thread packs and
+ * computes: [*first, *last), in blocks of up to *a_rows rows packed at pack + *offset, its own share
+ * of the block area. In a team, each thread takes its own rows and no thread waits for another
+ * between blocks of A; at most as many threads as the area has shares of one sliver (at least 21)
+ * take rows. How rows are split does not change any sum. */
+static void gru_cho_own_rows_f64(size_t m, size_t kc_max, size_t *first, size_t *last,
+    size_t *a_rows, size_t *offset)
+{
+    const size_t mr = 6u, a_capacity = GRU_CHO_PACK_MC * GRU_CHO_PACK_KC;
+    size_t team = 1u, me = 0u, workers, slivers = (m + mr - 1u) / mr;
+    const size_t most = a_capacity / (mr * kc_max);
+#ifdef _OPENMP
+    team = (size_t)omp_get_num_threads();
+    me = (size_t)omp_get_thread_num();
+#endif
+    workers = team < most ? team : most;
+    *a_rows = a_capacity / workers / kc_max / mr * mr;
+    *offset = (me < workers ? me : 0u) * *a_rows * kc_max;
+    *first = me < workers ? me * slivers / workers * mr : m;
+    *last = me < workers ? (me + 1u) * slivers / workers * mr : m;
+    *last = *last < m ? *last : m;
+}
+
 /* The blocks of gemm_packed (below): B packed block by block (or already packed whole), A block by
  * block, then the tiles. Called by every thread of a team, or alone. */
 static void gru_cho_blocks_f64(size_t m, size_t n, size_t k, const double *restrict a,
     size_t a_row, size_t a_col, const double *restrict b, size_t b_row, size_t b_col,
     const double *b_packed, double *restrict c, double *pack, size_t panel, size_t kc_max, size_t mc_max)
 {
-    const size_t mr = 6u, a_capacity = GRU_CHO_PACK_MC * GRU_CHO_PACK_KC;
-    double *const b_block = pack + a_capacity;
-    /* A packed (its rows are not contiguous): each thread of a team takes whole slivers of rows of
-     * C, packs them into its own share of the block area, and computes their tiles; no thread
-     * waits for another before the next block of B. At most as many threads as the area has
-     * shares of one sliver (at least 21) take rows; how rows are split does not change any sum. */
-    size_t first = 0u, last = m, a_rows = mc_max;
-    double *a_block = pack;
+    const size_t mr = 6u;
+    double *const b_block = pack + GRU_CHO_PACK_MC * GRU_CHO_PACK_KC;
+    size_t first = 0u, last = m, a_rows = mc_max, offset = 0u;
     size_t j0, l0, i0;
-#ifdef _OPENMP
     if (a_col != 1u) {
-        const size_t slivers = (m + mr - 1u) / mr, most = a_capacity / (mr * kc_max);
-        const size_t team = (size_t)omp_get_num_threads(), me = (size_t)omp_get_thread_num();
-        const size_t workers = team < most ? team : most;
-        a_rows = a_capacity / workers / kc_max / mr * mr;
-        a_block = pack + (me < workers ? me : 0u) * a_rows * kc_max;
-        first = me < workers ? me * slivers / workers * mr : m;
-        last = me < workers ? (me + 1u) * slivers / workers * mr : m;
-        last = last < m ? last : m;
+        gru_cho_own_rows_f64(m, kc_max, &first, &last, &a_rows, &offset);
     }
-#endif
     for (j0 = 0; j0 < n; j0 += panel) {
         const size_t nc = n - j0 < panel ? n - j0 : panel;
         for (l0 = 0; l0 < k; l0 += kc_max) {
@@ -1060,8 +1069,8 @@ static void gru_cho_blocks_f64(size_t m, size_t n, size_t k, const double *restr
             } else {
                 for (i0 = first; i0 < last; i0 += a_rows) {
                     const size_t mc = last - i0 < a_rows ? last - i0 : a_rows;
-                    gru_cho_pack_a_f64(mc, kc, a + i0 * a_row + l0 * a_col, a_row, a_col, a_block);
-                    gru_cho_macro_f64(mc, nc, kc, a_block, mr * kc, 1u, mr, b_panels, stride,
+                    gru_cho_pack_a_f64(mc, kc, a + i0 * a_row + l0 * a_col, a_row, a_col, pack + offset);
+                    gru_cho_macro_f64(mc, nc, kc, pack + offset, mr * kc, 1u, mr, b_panels, stride,
                         c + i0 * n + j0, n, 0);
                 }
             }
@@ -2584,33 +2593,42 @@ static void gru_cho_macro_f32(size_t m, size_t n, size_t kc, const float *restri
     }
 }
 
+/* With A packed (its rows are not contiguous), the rows of C (whole slivers) this thread packs and
+ * computes: [*first, *last), in blocks of up to *a_rows rows packed at pack + *offset, its own share
+ * of the block area. In a team, each thread takes its own rows and no thread waits for another
+ * between blocks of A; at most as many threads as the area has shares of one sliver (at least 21)
+ * take rows. How rows are split does not change any sum. */
+static void gru_cho_own_rows_f32(size_t m, size_t kc_max, size_t *first, size_t *last,
+    size_t *a_rows, size_t *offset)
+{
+    const size_t mr = 6u, a_capacity = GRU_CHO_PACK_MC * GRU_CHO_PACK_KC;
+    size_t team = 1u, me = 0u, workers, slivers = (m + mr - 1u) / mr;
+    const size_t most = a_capacity / (mr * kc_max);
+#ifdef _OPENMP
+    team = (size_t)omp_get_num_threads();
+    me = (size_t)omp_get_thread_num();
+#endif
+    workers = team < most ? team : most;
+    *a_rows = a_capacity / workers / kc_max / mr * mr;
+    *offset = (me < workers ? me : 0u) * *a_rows * kc_max;
+    *first = me < workers ? me * slivers / workers * mr : m;
+    *last = me < workers ? (me + 1u) * slivers / workers * mr : m;
+    *last = *last < m ? *last : m;
+}
+
 /* The blocks of gemm_packed (below): B packed block by block (or already packed whole), A block by
  * block, then the tiles. Called by every thread of a team, or alone. */
 static void gru_cho_blocks_f32(size_t m, size_t n, size_t k, const float *restrict a,
     size_t a_row, size_t a_col, const float *restrict b, size_t b_row, size_t b_col,
     const float *b_packed, float *restrict c, float *pack, size_t panel, size_t kc_max, size_t mc_max)
 {
-    const size_t mr = 6u, a_capacity = GRU_CHO_PACK_MC * GRU_CHO_PACK_KC;
-    float *const b_block = pack + a_capacity;
-    /* A packed (its rows are not contiguous): each thread of a team takes whole slivers of rows of
-     * C, packs them into its own share of the block area, and computes their tiles; no thread
-     * waits for another before the next block of B. At most as many threads as the area has
-     * shares of one sliver (at least 21) take rows; how rows are split does not change any sum. */
-    size_t first = 0u, last = m, a_rows = mc_max;
-    float *a_block = pack;
+    const size_t mr = 6u;
+    float *const b_block = pack + GRU_CHO_PACK_MC * GRU_CHO_PACK_KC;
+    size_t first = 0u, last = m, a_rows = mc_max, offset = 0u;
     size_t j0, l0, i0;
-#ifdef _OPENMP
     if (a_col != 1u) {
-        const size_t slivers = (m + mr - 1u) / mr, most = a_capacity / (mr * kc_max);
-        const size_t team = (size_t)omp_get_num_threads(), me = (size_t)omp_get_thread_num();
-        const size_t workers = team < most ? team : most;
-        a_rows = a_capacity / workers / kc_max / mr * mr;
-        a_block = pack + (me < workers ? me : 0u) * a_rows * kc_max;
-        first = me < workers ? me * slivers / workers * mr : m;
-        last = me < workers ? (me + 1u) * slivers / workers * mr : m;
-        last = last < m ? last : m;
+        gru_cho_own_rows_f32(m, kc_max, &first, &last, &a_rows, &offset);
     }
-#endif
     for (j0 = 0; j0 < n; j0 += panel) {
         const size_t nc = n - j0 < panel ? n - j0 : panel;
         for (l0 = 0; l0 < k; l0 += kc_max) {
@@ -2636,8 +2654,8 @@ static void gru_cho_blocks_f32(size_t m, size_t n, size_t k, const float *restri
             } else {
                 for (i0 = first; i0 < last; i0 += a_rows) {
                     const size_t mc = last - i0 < a_rows ? last - i0 : a_rows;
-                    gru_cho_pack_a_f32(mc, kc, a + i0 * a_row + l0 * a_col, a_row, a_col, a_block);
-                    gru_cho_macro_f32(mc, nc, kc, a_block, mr * kc, 1u, mr, b_panels, stride,
+                    gru_cho_pack_a_f32(mc, kc, a + i0 * a_row + l0 * a_col, a_row, a_col, pack + offset);
+                    gru_cho_macro_f32(mc, nc, kc, pack + offset, mr * kc, 1u, mr, b_panels, stride,
                         c + i0 * n + j0, n, 0);
                 }
             }

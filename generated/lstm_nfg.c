@@ -1008,33 +1008,42 @@ static void lstm_nfg_macro_f64(size_t m, size_t n, size_t kc, const double *rest
     }
 }
 
+/* With A packed (its rows are not contiguous), the rows of C (whole slivers) this thread packs and
+ * computes: [*first, *last), in blocks of up to *a_rows rows packed at pack + *offset, its own share
+ * of the block area. In a team, each thread takes its own rows and no thread waits for another
+ * between blocks of A; at most as many threads as the area has shares of one sliver (at least 21)
+ * take rows. How rows are split does not change any sum. */
+static void lstm_nfg_own_rows_f64(size_t m, size_t kc_max, size_t *first, size_t *last,
+    size_t *a_rows, size_t *offset)
+{
+    const size_t mr = 6u, a_capacity = LSTM_NFG_PACK_MC * LSTM_NFG_PACK_KC;
+    size_t team = 1u, me = 0u, workers, slivers = (m + mr - 1u) / mr;
+    const size_t most = a_capacity / (mr * kc_max);
+#ifdef _OPENMP
+    team = (size_t)omp_get_num_threads();
+    me = (size_t)omp_get_thread_num();
+#endif
+    workers = team < most ? team : most;
+    *a_rows = a_capacity / workers / kc_max / mr * mr;
+    *offset = (me < workers ? me : 0u) * *a_rows * kc_max;
+    *first = me < workers ? me * slivers / workers * mr : m;
+    *last = me < workers ? (me + 1u) * slivers / workers * mr : m;
+    *last = *last < m ? *last : m;
+}
+
 /* The blocks of gemm_packed (below): B packed block by block (or already packed whole), A block by
  * block, then the tiles. Called by every thread of a team, or alone. */
 static void lstm_nfg_blocks_f64(size_t m, size_t n, size_t k, const double *restrict a,
     size_t a_row, size_t a_col, const double *restrict b, size_t b_row, size_t b_col,
     const double *b_packed, double *restrict c, double *pack, size_t panel, size_t kc_max, size_t mc_max)
 {
-    const size_t mr = 6u, a_capacity = LSTM_NFG_PACK_MC * LSTM_NFG_PACK_KC;
-    double *const b_block = pack + a_capacity;
-    /* A packed (its rows are not contiguous): each thread of a team takes whole slivers of rows of
-     * C, packs them into its own share of the block area, and computes their tiles; no thread
-     * waits for another before the next block of B. At most as many threads as the area has
-     * shares of one sliver (at least 21) take rows; how rows are split does not change any sum. */
-    size_t first = 0u, last = m, a_rows = mc_max;
-    double *a_block = pack;
+    const size_t mr = 6u;
+    double *const b_block = pack + LSTM_NFG_PACK_MC * LSTM_NFG_PACK_KC;
+    size_t first = 0u, last = m, a_rows = mc_max, offset = 0u;
     size_t j0, l0, i0;
-#ifdef _OPENMP
     if (a_col != 1u) {
-        const size_t slivers = (m + mr - 1u) / mr, most = a_capacity / (mr * kc_max);
-        const size_t team = (size_t)omp_get_num_threads(), me = (size_t)omp_get_thread_num();
-        const size_t workers = team < most ? team : most;
-        a_rows = a_capacity / workers / kc_max / mr * mr;
-        a_block = pack + (me < workers ? me : 0u) * a_rows * kc_max;
-        first = me < workers ? me * slivers / workers * mr : m;
-        last = me < workers ? (me + 1u) * slivers / workers * mr : m;
-        last = last < m ? last : m;
+        lstm_nfg_own_rows_f64(m, kc_max, &first, &last, &a_rows, &offset);
     }
-#endif
     for (j0 = 0; j0 < n; j0 += panel) {
         const size_t nc = n - j0 < panel ? n - j0 : panel;
         for (l0 = 0; l0 < k; l0 += kc_max) {
@@ -1060,8 +1069,8 @@ static void lstm_nfg_blocks_f64(size_t m, size_t n, size_t k, const double *rest
             } else {
                 for (i0 = first; i0 < last; i0 += a_rows) {
                     const size_t mc = last - i0 < a_rows ? last - i0 : a_rows;
-                    lstm_nfg_pack_a_f64(mc, kc, a + i0 * a_row + l0 * a_col, a_row, a_col, a_block);
-                    lstm_nfg_macro_f64(mc, nc, kc, a_block, mr * kc, 1u, mr, b_panels, stride,
+                    lstm_nfg_pack_a_f64(mc, kc, a + i0 * a_row + l0 * a_col, a_row, a_col, pack + offset);
+                    lstm_nfg_macro_f64(mc, nc, kc, pack + offset, mr * kc, 1u, mr, b_panels, stride,
                         c + i0 * n + j0, n, 0);
                 }
             }
@@ -1310,6 +1319,54 @@ static void lstm_nfg_product_nn_f64(size_t m, size_t n, size_t k, const double *
         return;
     }
     lstm_nfg_gemm_packed_f64(m, n, k, a, a_row, a_col, b, n, 1u, NULL, c, pack, panel);
+}
+
+/* c1 (m x n1) += A B1 and c2 (m x n2) += A B2 with B1, B2 row-major (k x n1, k x n2) and A^T
+ * row-major (A(i, l) = a[i + l * lda]): both weight gradients, dW_event = Delta^T X and
+ * dW_hidden = Delta^T H, where Delta_hidden is Delta_event. Each block of A is packed once, for
+ * both: the blocks of B1 and B2 lie side by side in the packing area. Two products when they do
+ * not fit there, when either is too narrow for a panel, or without the packing area. */
+static void lstm_nfg_product_shared_f64(size_t m, size_t k, const double *restrict a,
+    size_t lda, const double *restrict b1, size_t n1, double *restrict c1,
+    const double *restrict b2, size_t n2, double *restrict c2, double *pack, size_t panel)
+{
+    const size_t nr = 32u, panels1 = (n1 + nr - 1u) / nr, width = panels1 * nr + (n2 + nr - 1u) / nr * nr;
+    if (pack == NULL || width > panel || 2u * n1 <= nr || 2u * n2 <= nr) {
+        lstm_nfg_product_nn_f64(m, n1, k, a, 1u, lda, b1, c1, pack, panel);
+        lstm_nfg_product_nn_f64(m, n2, k, a, 1u, lda, b2, c2, pack, panel);
+        return;
+    }
+    {
+        /* blocks of up to 256 terms, as gemm_packed takes with A packed */
+        const size_t b_capacity = LSTM_NFG_PACK_KC * panel;
+        const size_t kc_cap = b_capacity / width < 256u ? b_capacity / width : 256u;
+        const size_t kc_max = k < kc_cap ? k : kc_cap;
+        double *const b_block = pack + LSTM_NFG_PACK_MC * LSTM_NFG_PACK_KC;
+#ifdef _OPENMP
+#pragma omp parallel if (m * width * k >= LSTM_NFG_PARALLEL_FLOPS)
+#endif
+        {
+            size_t first, last, a_rows, offset, l0, i0;
+            lstm_nfg_own_rows_f64(m, kc_max, &first, &last, &a_rows, &offset);
+            for (l0 = 0; l0 < k; l0 += kc_max) {
+                const size_t kc = k - l0 < kc_max ? k - l0 : kc_max;
+                lstm_nfg_pack_b_f64(kc, n1, b1 + l0 * n1, n1, 1u, kc * nr, b_block);
+                lstm_nfg_pack_b_f64(kc, n2, b2 + l0 * n2, n2, 1u, kc * nr, b_block + panels1 * kc * nr);
+                for (i0 = first; i0 < last; i0 += a_rows) {
+                    const size_t mc = last - i0 < a_rows ? last - i0 : a_rows;
+                    lstm_nfg_pack_a_f64(mc, kc, a + i0 + l0 * lda, 1u, lda, pack + offset);
+                    lstm_nfg_macro_f64(mc, n1, kc, pack + offset, 6u * kc, 1u, 6u, b_block,
+                        kc * nr, c1 + i0 * n1, n1, 0);
+                    lstm_nfg_macro_f64(mc, n2, kc, pack + offset, 6u * kc, 1u, 6u,
+                        b_block + panels1 * kc * nr, kc * nr, c2 + i0 * n2, n2, 0);
+                }
+#ifdef _OPENMP
+                /* every thread done with the blocks of B before the next are packed over them */
+#pragma omp barrier
+#endif
+            }
+        }
+    }
 }
 
 /* Where the packing area of a sequence entry point starts in its cache: after `base` elements,
@@ -1721,11 +1778,12 @@ int lstm_nfg_backward_f64(
         /* Linear adjoints over all steps at once (SymPy matrix calculus of Z = X W^T + 1 b^T):
          *   dW = Delta^T X,  db = Delta^T 1,  dX = Delta W */
         lstm_nfg_fill_f64(rows * event_size, 0.0, d_event_weights);
-        lstm_nfg_product_nn_f64(rows, event_size, steps * batch, delta_event, 1u, rows, events, d_event_weights, pack, panel);
+        lstm_nfg_fill_f64(rows * hidden_size, 0.0, d_hidden_weights);
+        /* both at once: Delta_hidden is Delta_event */
+        lstm_nfg_product_shared_f64(rows, steps * batch, delta_event, rows, events, event_size, d_event_weights,
+            h_states, hidden_size, d_hidden_weights, pack, panel);
         lstm_nfg_fill_f64(rows, 0.0, d_event_bias);
         lstm_nfg_column_sums_f64(steps * batch, rows, delta_event, d_event_bias);
-        lstm_nfg_fill_f64(rows * hidden_size, 0.0, d_hidden_weights);
-        lstm_nfg_product_nn_f64(rows, hidden_size, steps * batch, delta_hidden, 1u, rows, h_states, d_hidden_weights, pack, panel);
         /* Delta_hidden is Delta_event: the same sums */
         lstm_nfg_copy_f64(rows, d_event_bias, d_hidden_bias);
         lstm_nfg_fill_f64(steps * batch * event_size, 0.0, d_events);
@@ -2654,33 +2712,42 @@ static void lstm_nfg_macro_f32(size_t m, size_t n, size_t kc, const float *restr
     }
 }
 
+/* With A packed (its rows are not contiguous), the rows of C (whole slivers) this thread packs and
+ * computes: [*first, *last), in blocks of up to *a_rows rows packed at pack + *offset, its own share
+ * of the block area. In a team, each thread takes its own rows and no thread waits for another
+ * between blocks of A; at most as many threads as the area has shares of one sliver (at least 21)
+ * take rows. How rows are split does not change any sum. */
+static void lstm_nfg_own_rows_f32(size_t m, size_t kc_max, size_t *first, size_t *last,
+    size_t *a_rows, size_t *offset)
+{
+    const size_t mr = 6u, a_capacity = LSTM_NFG_PACK_MC * LSTM_NFG_PACK_KC;
+    size_t team = 1u, me = 0u, workers, slivers = (m + mr - 1u) / mr;
+    const size_t most = a_capacity / (mr * kc_max);
+#ifdef _OPENMP
+    team = (size_t)omp_get_num_threads();
+    me = (size_t)omp_get_thread_num();
+#endif
+    workers = team < most ? team : most;
+    *a_rows = a_capacity / workers / kc_max / mr * mr;
+    *offset = (me < workers ? me : 0u) * *a_rows * kc_max;
+    *first = me < workers ? me * slivers / workers * mr : m;
+    *last = me < workers ? (me + 1u) * slivers / workers * mr : m;
+    *last = *last < m ? *last : m;
+}
+
 /* The blocks of gemm_packed (below): B packed block by block (or already packed whole), A block by
  * block, then the tiles. Called by every thread of a team, or alone. */
 static void lstm_nfg_blocks_f32(size_t m, size_t n, size_t k, const float *restrict a,
     size_t a_row, size_t a_col, const float *restrict b, size_t b_row, size_t b_col,
     const float *b_packed, float *restrict c, float *pack, size_t panel, size_t kc_max, size_t mc_max)
 {
-    const size_t mr = 6u, a_capacity = LSTM_NFG_PACK_MC * LSTM_NFG_PACK_KC;
-    float *const b_block = pack + a_capacity;
-    /* A packed (its rows are not contiguous): each thread of a team takes whole slivers of rows of
-     * C, packs them into its own share of the block area, and computes their tiles; no thread
-     * waits for another before the next block of B. At most as many threads as the area has
-     * shares of one sliver (at least 21) take rows; how rows are split does not change any sum. */
-    size_t first = 0u, last = m, a_rows = mc_max;
-    float *a_block = pack;
+    const size_t mr = 6u;
+    float *const b_block = pack + LSTM_NFG_PACK_MC * LSTM_NFG_PACK_KC;
+    size_t first = 0u, last = m, a_rows = mc_max, offset = 0u;
     size_t j0, l0, i0;
-#ifdef _OPENMP
     if (a_col != 1u) {
-        const size_t slivers = (m + mr - 1u) / mr, most = a_capacity / (mr * kc_max);
-        const size_t team = (size_t)omp_get_num_threads(), me = (size_t)omp_get_thread_num();
-        const size_t workers = team < most ? team : most;
-        a_rows = a_capacity / workers / kc_max / mr * mr;
-        a_block = pack + (me < workers ? me : 0u) * a_rows * kc_max;
-        first = me < workers ? me * slivers / workers * mr : m;
-        last = me < workers ? (me + 1u) * slivers / workers * mr : m;
-        last = last < m ? last : m;
+        lstm_nfg_own_rows_f32(m, kc_max, &first, &last, &a_rows, &offset);
     }
-#endif
     for (j0 = 0; j0 < n; j0 += panel) {
         const size_t nc = n - j0 < panel ? n - j0 : panel;
         for (l0 = 0; l0 < k; l0 += kc_max) {
@@ -2706,8 +2773,8 @@ static void lstm_nfg_blocks_f32(size_t m, size_t n, size_t k, const float *restr
             } else {
                 for (i0 = first; i0 < last; i0 += a_rows) {
                     const size_t mc = last - i0 < a_rows ? last - i0 : a_rows;
-                    lstm_nfg_pack_a_f32(mc, kc, a + i0 * a_row + l0 * a_col, a_row, a_col, a_block);
-                    lstm_nfg_macro_f32(mc, nc, kc, a_block, mr * kc, 1u, mr, b_panels, stride,
+                    lstm_nfg_pack_a_f32(mc, kc, a + i0 * a_row + l0 * a_col, a_row, a_col, pack + offset);
+                    lstm_nfg_macro_f32(mc, nc, kc, pack + offset, mr * kc, 1u, mr, b_panels, stride,
                         c + i0 * n + j0, n, 0);
                 }
             }
@@ -2956,6 +3023,54 @@ static void lstm_nfg_product_nn_f32(size_t m, size_t n, size_t k, const float *r
         return;
     }
     lstm_nfg_gemm_packed_f32(m, n, k, a, a_row, a_col, b, n, 1u, NULL, c, pack, panel);
+}
+
+/* c1 (m x n1) += A B1 and c2 (m x n2) += A B2 with B1, B2 row-major (k x n1, k x n2) and A^T
+ * row-major (A(i, l) = a[i + l * lda]): both weight gradients, dW_event = Delta^T X and
+ * dW_hidden = Delta^T H, where Delta_hidden is Delta_event. Each block of A is packed once, for
+ * both: the blocks of B1 and B2 lie side by side in the packing area. Two products when they do
+ * not fit there, when either is too narrow for a panel, or without the packing area. */
+static void lstm_nfg_product_shared_f32(size_t m, size_t k, const float *restrict a,
+    size_t lda, const float *restrict b1, size_t n1, float *restrict c1,
+    const float *restrict b2, size_t n2, float *restrict c2, float *pack, size_t panel)
+{
+    const size_t nr = 64u, panels1 = (n1 + nr - 1u) / nr, width = panels1 * nr + (n2 + nr - 1u) / nr * nr;
+    if (pack == NULL || width > panel || 2u * n1 <= nr || 2u * n2 <= nr) {
+        lstm_nfg_product_nn_f32(m, n1, k, a, 1u, lda, b1, c1, pack, panel);
+        lstm_nfg_product_nn_f32(m, n2, k, a, 1u, lda, b2, c2, pack, panel);
+        return;
+    }
+    {
+        /* blocks of up to 256 terms, as gemm_packed takes with A packed */
+        const size_t b_capacity = LSTM_NFG_PACK_KC * panel;
+        const size_t kc_cap = b_capacity / width < 256u ? b_capacity / width : 256u;
+        const size_t kc_max = k < kc_cap ? k : kc_cap;
+        float *const b_block = pack + LSTM_NFG_PACK_MC * LSTM_NFG_PACK_KC;
+#ifdef _OPENMP
+#pragma omp parallel if (m * width * k >= LSTM_NFG_PARALLEL_FLOPS)
+#endif
+        {
+            size_t first, last, a_rows, offset, l0, i0;
+            lstm_nfg_own_rows_f32(m, kc_max, &first, &last, &a_rows, &offset);
+            for (l0 = 0; l0 < k; l0 += kc_max) {
+                const size_t kc = k - l0 < kc_max ? k - l0 : kc_max;
+                lstm_nfg_pack_b_f32(kc, n1, b1 + l0 * n1, n1, 1u, kc * nr, b_block);
+                lstm_nfg_pack_b_f32(kc, n2, b2 + l0 * n2, n2, 1u, kc * nr, b_block + panels1 * kc * nr);
+                for (i0 = first; i0 < last; i0 += a_rows) {
+                    const size_t mc = last - i0 < a_rows ? last - i0 : a_rows;
+                    lstm_nfg_pack_a_f32(mc, kc, a + i0 + l0 * lda, 1u, lda, pack + offset);
+                    lstm_nfg_macro_f32(mc, n1, kc, pack + offset, 6u * kc, 1u, 6u, b_block,
+                        kc * nr, c1 + i0 * n1, n1, 0);
+                    lstm_nfg_macro_f32(mc, n2, kc, pack + offset, 6u * kc, 1u, 6u,
+                        b_block + panels1 * kc * nr, kc * nr, c2 + i0 * n2, n2, 0);
+                }
+#ifdef _OPENMP
+                /* every thread done with the blocks of B before the next are packed over them */
+#pragma omp barrier
+#endif
+            }
+        }
+    }
 }
 
 /* Where the packing area of a sequence entry point starts in its cache: after `base` elements,
@@ -3367,11 +3482,12 @@ int lstm_nfg_backward_f32(
         /* Linear adjoints over all steps at once (SymPy matrix calculus of Z = X W^T + 1 b^T):
          *   dW = Delta^T X,  db = Delta^T 1,  dX = Delta W */
         lstm_nfg_fill_f32(rows * event_size, 0.0F, d_event_weights);
-        lstm_nfg_product_nn_f32(rows, event_size, steps * batch, delta_event, 1u, rows, events, d_event_weights, pack, panel);
+        lstm_nfg_fill_f32(rows * hidden_size, 0.0F, d_hidden_weights);
+        /* both at once: Delta_hidden is Delta_event */
+        lstm_nfg_product_shared_f32(rows, steps * batch, delta_event, rows, events, event_size, d_event_weights,
+            h_states, hidden_size, d_hidden_weights, pack, panel);
         lstm_nfg_fill_f32(rows, 0.0F, d_event_bias);
         lstm_nfg_column_sums_f32(steps * batch, rows, delta_event, d_event_bias);
-        lstm_nfg_fill_f32(rows * hidden_size, 0.0F, d_hidden_weights);
-        lstm_nfg_product_nn_f32(rows, hidden_size, steps * batch, delta_hidden, 1u, rows, h_states, d_hidden_weights, pack, panel);
         /* Delta_hidden is Delta_event: the same sums */
         lstm_nfg_copy_f32(rows, d_event_bias, d_hidden_bias);
         lstm_nfg_fill_f32(steps * batch * event_size, 0.0F, d_events);

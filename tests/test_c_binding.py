@@ -240,7 +240,8 @@ from generated import lstm
 from lstm_sym import native
 cell = native.load("lstm", extra_flags=SANITIZE)
 # small batches (row-by-row products, narrow ones through the transpose), packed ones
-SIZES = [(1, 1, 1, 1), (3, 2, 5, 7), (2, 4, 17, 33), (70, 1, 3, 5), (2, 9, 3, 5), (2, 50, 300, 70)]
+SIZES = [(1, 1, 1, 1), (3, 2, 5, 7), (2, 4, 17, 33), (70, 1, 3, 5), (2, 9, 3, 5), (2, 50, 300, 70),
+    (3, 100, 40, 70)]
 for sizes in SIZES:
     for dtype in (np.float64, np.float32):
         p, events, states, d_outputs, d_lasts = random_problem(lstm, *sizes, dtype=dtype)

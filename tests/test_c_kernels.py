@@ -29,6 +29,10 @@ SIZES = [  # (steps, batch, event_size, hidden_size), ones included
 ]
 # Packed, with several blocks of terms, of rows and of columns (float32: see test_packed_kernel)
 LARGE = (3, 50, 300, 70)
+# Cells whose gates sum their parts compute both weight gradients with one packing of the deltas
+# when the event and hidden columns fit the packing area side by side (X + H within about 4 H,
+# neither narrower than half a panel): here over two blocks of terms (T B = 300).
+SHARED = (3, 100, 40, 70)
 # Batch < 8: W_hidden packed for the row-by-row products of each step (pairs of panels, a last
 # partial panel alone, in float64 an odd count of terms: gru's 3 H = 213 rows), and narrow
 # products (event size <= half a panel, through the transpose) over more than one block of rows.
@@ -172,7 +176,7 @@ def test_packed_kernel(name, portable):
     module = importlib.import_module(f"generated.{name}")
     flags = (f"-D{name.upper()}_PORTABLE",) if portable else ()
     cell = native.load(name, extra_flags=flags)
-    for sizes, tolerance in [((3, 9, 5, 7), 1e-5), (LARGE, 1e-4), *SMALL_BATCH]:
+    for sizes, tolerance in [((3, 9, 5, 7), 1e-5), (LARGE, 1e-4), (SHARED, 1e-4), *SMALL_BATCH]:
         problem = random_problem(module, *sizes, seed=3)
         _compare(run_both(cell, problem), run_both(module, problem), 1e-12)
         parameters, *rest = problem
@@ -195,10 +199,12 @@ module = importlib.import_module(f"generated.{name}")
 cell = native.load(name, openmp=True)
 results = {}
 for dtype in (np.float64, np.float32):
-    problem = random_problem(module, 7, batch, 300, 70, seed=3, dtype=dtype)
-    outputs, lasts, grads = run_both(cell, problem)
-    arrays = [outputs, *lasts, *(getattr(grads, n) for n in grads.NAMES)]
-    results[np.dtype(dtype).name] = np.concatenate([a.ravel() for a in arrays])
+    for event_size in (300, 40):
+        problem = random_problem(module, 7, batch, event_size, 70, seed=3, dtype=dtype)
+        outputs, lasts, grads = run_both(cell, problem)
+        arrays = [outputs, *lasts, *(getattr(grads, n) for n in grads.NAMES)]
+        key = f"{np.dtype(dtype).name}_{event_size}"
+        results[key] = np.concatenate([a.ravel() for a in arrays])
 np.savez(sys.argv[1], **results)
 """
 
@@ -214,7 +220,8 @@ def test_openmp_build_is_deterministic(tmp_path, name):
     products have two blocks of rows and the backward ones two blocks of terms, which threads
     pass without waiting for each other (each keeps its tiles of C). The weight gradients (A
     packed) split their 280 rows between the threads, in blocks of up to 60 packed rows on 2
-    threads (126 on 1), over five blocks of terms."""
+    threads (126 on 1), over five blocks of terms; at X = 40 the summed cells compute both
+    weight gradients with one packing of the deltas (see SHARED)."""
     gcc = require_tool("gcc")
     probe = subprocess.run(
         [gcc, "-fopenmp", "-x", "c", "-", "-o", str(tmp_path / "probe")],
@@ -234,12 +241,13 @@ def test_openmp_build_is_deterministic(tmp_path, name):
     assert batch * 70 >= int(threshold.group(1))  # the per-unit work runs on a team
     serial = {}
     for dtype in (np.float64, np.float32):
-        problem = random_problem(module, 7, batch, 300, 70, seed=3, dtype=dtype)
-        outputs, lasts, grads = run_both(native.load(name), problem)
-        serial[np.dtype(dtype).name] = np.concatenate(
-            [a.ravel() for a in [outputs, *lasts, *(getattr(grads, n) for n in grads.NAMES)]]
-        )
-    assert serial["float32"].dtype == np.float32
+        for event_size in (300, 40):
+            problem = random_problem(module, 7, batch, event_size, 70, seed=3, dtype=dtype)
+            outputs, lasts, grads = run_both(native.load(name), problem)
+            serial[f"{np.dtype(dtype).name}_{event_size}"] = np.concatenate(
+                [a.ravel() for a in [outputs, *lasts, *(getattr(grads, n) for n in grads.NAMES)]]
+            )
+    assert serial["float32_40"].dtype == np.float32
     for threads in (1, 2):
         out = tmp_path / f"threads{threads}.npz"
         env = dict(os.environ, OMP_NUM_THREADS=str(threads))
