@@ -690,9 +690,10 @@ static void lstm_fgr_gemm_nn_f64(size_t m, size_t n, size_t k, const double *res
 
 /* out: the slivers of A(i, l) = a[i * a_row + l * a_col], i < rows, l < kc, each kc x 6
  * (out[s * kc * MR + l * MR + i'] = A(s * MR + i', l)), zeros past the last row. In an OpenMP
- * team, each thread packs its own rows of A into its own share of the block. */
+ * team, each thread packs its own rows of A into its own share of the block. With sums (only
+ * for A^T of a row-major matrix, a_row 1): sums[i] += A(i, l) for l = 0, 1, ... in turn. */
 static void lstm_fgr_pack_a_f64(size_t rows, size_t kc, const double *restrict a, size_t a_row,
-    size_t a_col, double *restrict out)
+    size_t a_col, double *restrict out, double *restrict sums)
 {
     const size_t mr = 6u;
     size_t i0, i, l;
@@ -718,6 +719,12 @@ static void lstm_fgr_pack_a_f64(size_t rows, size_t kc, const double *restrict a
             if (whole < rows) {
                 for (i = 0; i < mr; ++i) {
                     out[whole * kc + l * mr + i] = whole + i < rows ? a_l[whole + i] : 0.0;
+                }
+            }
+            if (sums != NULL) {
+                /* the row sums of A (a bias gradient) in passing, term after term */
+                for (i = 0; i < rows; ++i) {
+                    sums[i] += a_l[i];
                 }
             }
         }
@@ -1071,7 +1078,7 @@ static void lstm_fgr_blocks_f64(size_t m, size_t n, size_t k, const double *rest
             } else {
                 for (i0 = first; i0 < last; i0 += a_rows) {
                     const size_t mc = last - i0 < a_rows ? last - i0 : a_rows;
-                    lstm_fgr_pack_a_f64(mc, kc, a + i0 * a_row + l0 * a_col, a_row, a_col, pack + offset);
+                    lstm_fgr_pack_a_f64(mc, kc, a + i0 * a_row + l0 * a_col, a_row, a_col, pack + offset, NULL);
                     lstm_fgr_macro_f64(mc, nc, kc, pack + offset, mr * kc, 1u, mr, b_panels, stride,
                         c + i0 * n + j0, n, 0);
                 }
@@ -1760,8 +1767,8 @@ int lstm_fgr_backward_f64(
         /* Linear adjoints over all steps at once (SymPy matrix calculus of Z = X W^T + 1 b^T):
          *   dW = Delta^T X,  db = Delta^T 1,  dX = Delta W */
         lstm_fgr_fill_f64(rows * event_size, 0.0, d_event_weights);
-        lstm_fgr_product_nn_f64(rows, event_size, steps * batch, delta_event, 1u, rows, events, d_event_weights, pack, panel);
         lstm_fgr_fill_f64(rows, 0.0, d_event_bias);
+        lstm_fgr_product_nn_f64(rows, event_size, steps * batch, delta_event, 1u, rows, events, d_event_weights, pack, panel);
         lstm_fgr_column_sums_f64(steps * batch, rows, delta_event, d_event_bias);
         lstm_fgr_fill_f64(13u * hidden_size * hidden_size, 0.0, d_hidden_weights);
         /* Gates reading the recurrent state: dW = Delta^T H; the others: dW = Delta^T S, their
@@ -2474,9 +2481,10 @@ static void lstm_fgr_gemm_nn_f32(size_t m, size_t n, size_t k, const float *rest
 
 /* out: the slivers of A(i, l) = a[i * a_row + l * a_col], i < rows, l < kc, each kc x 6
  * (out[s * kc * MR + l * MR + i'] = A(s * MR + i', l)), zeros past the last row. In an OpenMP
- * team, each thread packs its own rows of A into its own share of the block. */
+ * team, each thread packs its own rows of A into its own share of the block. With sums (only
+ * for A^T of a row-major matrix, a_row 1): sums[i] += A(i, l) for l = 0, 1, ... in turn. */
 static void lstm_fgr_pack_a_f32(size_t rows, size_t kc, const float *restrict a, size_t a_row,
-    size_t a_col, float *restrict out)
+    size_t a_col, float *restrict out, float *restrict sums)
 {
     const size_t mr = 6u;
     size_t i0, i, l;
@@ -2502,6 +2510,12 @@ static void lstm_fgr_pack_a_f32(size_t rows, size_t kc, const float *restrict a,
             if (whole < rows) {
                 for (i = 0; i < mr; ++i) {
                     out[whole * kc + l * mr + i] = whole + i < rows ? a_l[whole + i] : 0.0F;
+                }
+            }
+            if (sums != NULL) {
+                /* the row sums of A (a bias gradient) in passing, term after term */
+                for (i = 0; i < rows; ++i) {
+                    sums[i] += a_l[i];
                 }
             }
         }
@@ -2855,7 +2869,7 @@ static void lstm_fgr_blocks_f32(size_t m, size_t n, size_t k, const float *restr
             } else {
                 for (i0 = first; i0 < last; i0 += a_rows) {
                     const size_t mc = last - i0 < a_rows ? last - i0 : a_rows;
-                    lstm_fgr_pack_a_f32(mc, kc, a + i0 * a_row + l0 * a_col, a_row, a_col, pack + offset);
+                    lstm_fgr_pack_a_f32(mc, kc, a + i0 * a_row + l0 * a_col, a_row, a_col, pack + offset, NULL);
                     lstm_fgr_macro_f32(mc, nc, kc, pack + offset, mr * kc, 1u, mr, b_panels, stride,
                         c + i0 * n + j0, n, 0);
                 }
@@ -3544,8 +3558,8 @@ int lstm_fgr_backward_f32(
         /* Linear adjoints over all steps at once (SymPy matrix calculus of Z = X W^T + 1 b^T):
          *   dW = Delta^T X,  db = Delta^T 1,  dX = Delta W */
         lstm_fgr_fill_f32(rows * event_size, 0.0F, d_event_weights);
-        lstm_fgr_product_nn_f32(rows, event_size, steps * batch, delta_event, 1u, rows, events, d_event_weights, pack, panel);
         lstm_fgr_fill_f32(rows, 0.0F, d_event_bias);
+        lstm_fgr_product_nn_f32(rows, event_size, steps * batch, delta_event, 1u, rows, events, d_event_weights, pack, panel);
         lstm_fgr_column_sums_f32(steps * batch, rows, delta_event, d_event_bias);
         lstm_fgr_fill_f32(13u * hidden_size * hidden_size, 0.0F, d_hidden_weights);
         /* Gates reading the recurrent state: dW = Delta^T H; the others: dW = Delta^T S, their

@@ -688,9 +688,10 @@ static void lstm_niaf_gemm_nn_f64(size_t m, size_t n, size_t k, const double *re
 
 /* out: the slivers of A(i, l) = a[i * a_row + l * a_col], i < rows, l < kc, each kc x 6
  * (out[s * kc * MR + l * MR + i'] = A(s * MR + i', l)), zeros past the last row. In an OpenMP
- * team, each thread packs its own rows of A into its own share of the block. */
+ * team, each thread packs its own rows of A into its own share of the block. With sums (only
+ * for A^T of a row-major matrix, a_row 1): sums[i] += A(i, l) for l = 0, 1, ... in turn. */
 static void lstm_niaf_pack_a_f64(size_t rows, size_t kc, const double *restrict a, size_t a_row,
-    size_t a_col, double *restrict out)
+    size_t a_col, double *restrict out, double *restrict sums)
 {
     const size_t mr = 6u;
     size_t i0, i, l;
@@ -716,6 +717,12 @@ static void lstm_niaf_pack_a_f64(size_t rows, size_t kc, const double *restrict 
             if (whole < rows) {
                 for (i = 0; i < mr; ++i) {
                     out[whole * kc + l * mr + i] = whole + i < rows ? a_l[whole + i] : 0.0;
+                }
+            }
+            if (sums != NULL) {
+                /* the row sums of A (a bias gradient) in passing, term after term */
+                for (i = 0; i < rows; ++i) {
+                    sums[i] += a_l[i];
                 }
             }
         }
@@ -1069,7 +1076,7 @@ static void lstm_niaf_blocks_f64(size_t m, size_t n, size_t k, const double *res
             } else {
                 for (i0 = first; i0 < last; i0 += a_rows) {
                     const size_t mc = last - i0 < a_rows ? last - i0 : a_rows;
-                    lstm_niaf_pack_a_f64(mc, kc, a + i0 * a_row + l0 * a_col, a_row, a_col, pack + offset);
+                    lstm_niaf_pack_a_f64(mc, kc, a + i0 * a_row + l0 * a_col, a_row, a_col, pack + offset, NULL);
                     lstm_niaf_macro_f64(mc, nc, kc, pack + offset, mr * kc, 1u, mr, b_panels, stride,
                         c + i0 * n + j0, n, 0);
                 }
@@ -1321,19 +1328,23 @@ static void lstm_niaf_product_nn_f64(size_t m, size_t n, size_t k, const double 
     lstm_niaf_gemm_packed_f64(m, n, k, a, a_row, a_col, b, n, 1u, NULL, c, pack, panel);
 }
 
-/* c1 (m x n1) += A B1 and c2 (m x n2) += A B2 with B1, B2 row-major (k x n1, k x n2) and A^T
- * row-major (A(i, l) = a[i + l * lda]): both weight gradients, dW_event = Delta^T X and
- * dW_hidden = Delta^T H, where Delta_hidden is Delta_event. Each block of A is packed once, for
- * both: the blocks of B1 and B2 lie side by side in the packing area. Two products when they do
- * not fit there, when either is too narrow for a panel, or without the packing area. */
+/* c1 (m x n1) += A B1, c2 (m x n2) += A B2 and sums (m) += A 1, with B1, B2 row-major (k x n1,
+ * k x n2) and A^T row-major (k x m: A(i, l) = a[i + l * m]): both weight gradients and the bias
+ * gradient, dW_event = Delta^T X, dW_hidden = Delta^T H and db = Delta^T 1, where Delta_hidden is
+ * Delta_event. Each block of A is packed once, for both products (the blocks of B1 and B2 lie side
+ * by side in the packing area), and summed while it is packed (in the order column_sums takes).
+ * Two products and column_sums when they do not fit there, when either is too narrow for a panel,
+ * or without the packing area. */
 static void lstm_niaf_product_shared_f64(size_t m, size_t k, const double *restrict a,
-    size_t lda, const double *restrict b1, size_t n1, double *restrict c1,
-    const double *restrict b2, size_t n2, double *restrict c2, double *pack, size_t panel)
+    const double *restrict b1, size_t n1, double *restrict c1, const double *restrict b2,
+    size_t n2, double *restrict c2, double *restrict sums, double *pack, size_t panel)
 {
     const size_t nr = 32u, panels1 = (n1 + nr - 1u) / nr, width = panels1 * nr + (n2 + nr - 1u) / nr * nr;
+    const size_t lda = m;
     if (pack == NULL || width > panel || 2u * n1 <= nr || 2u * n2 <= nr) {
         lstm_niaf_product_nn_f64(m, n1, k, a, 1u, lda, b1, c1, pack, panel);
         lstm_niaf_product_nn_f64(m, n2, k, a, 1u, lda, b2, c2, pack, panel);
+        lstm_niaf_column_sums_f64(k, m, a, sums);
         return;
     }
     {
@@ -1354,7 +1365,7 @@ static void lstm_niaf_product_shared_f64(size_t m, size_t k, const double *restr
                 lstm_niaf_pack_b_f64(kc, n2, b2 + l0 * n2, n2, 1u, kc * nr, b_block + panels1 * kc * nr);
                 for (i0 = first; i0 < last; i0 += a_rows) {
                     const size_t mc = last - i0 < a_rows ? last - i0 : a_rows;
-                    lstm_niaf_pack_a_f64(mc, kc, a + i0 + l0 * lda, 1u, lda, pack + offset);
+                    lstm_niaf_pack_a_f64(mc, kc, a + i0 + l0 * lda, 1u, lda, pack + offset, sums + i0);
                     lstm_niaf_macro_f64(mc, n1, kc, pack + offset, 6u * kc, 1u, 6u, b_block,
                         kc * nr, c1 + i0 * n1, n1, 0);
                     lstm_niaf_macro_f64(mc, n2, kc, pack + offset, 6u * kc, 1u, 6u,
@@ -1818,12 +1829,11 @@ int lstm_niaf_backward_f64(
         /* Linear adjoints over all steps at once (SymPy matrix calculus of Z = X W^T + 1 b^T):
          *   dW = Delta^T X,  db = Delta^T 1,  dX = Delta W */
         lstm_niaf_fill_f64(rows * event_size, 0.0, d_event_weights);
-        lstm_niaf_fill_f64(rows * hidden_size, 0.0, d_hidden_weights);
-        /* both at once: Delta_hidden is Delta_event */
-        lstm_niaf_product_shared_f64(rows, steps * batch, delta_event, rows, events, event_size, d_event_weights,
-            h_states, hidden_size, d_hidden_weights, pack, panel);
         lstm_niaf_fill_f64(rows, 0.0, d_event_bias);
-        lstm_niaf_column_sums_f64(steps * batch, rows, delta_event, d_event_bias);
+        lstm_niaf_fill_f64(rows * hidden_size, 0.0, d_hidden_weights);
+        /* all three at once: Delta_hidden is Delta_event */
+        lstm_niaf_product_shared_f64(rows, steps * batch, delta_event, events, event_size, d_event_weights,
+            h_states, hidden_size, d_hidden_weights, d_event_bias, pack, panel);
         /* Delta_hidden is Delta_event: the same sums */
         lstm_niaf_copy_f64(rows, d_event_bias, d_hidden_bias);
         lstm_niaf_fill_f64(steps * batch * event_size, 0.0, d_events);
@@ -2438,9 +2448,10 @@ static void lstm_niaf_gemm_nn_f32(size_t m, size_t n, size_t k, const float *res
 
 /* out: the slivers of A(i, l) = a[i * a_row + l * a_col], i < rows, l < kc, each kc x 6
  * (out[s * kc * MR + l * MR + i'] = A(s * MR + i', l)), zeros past the last row. In an OpenMP
- * team, each thread packs its own rows of A into its own share of the block. */
+ * team, each thread packs its own rows of A into its own share of the block. With sums (only
+ * for A^T of a row-major matrix, a_row 1): sums[i] += A(i, l) for l = 0, 1, ... in turn. */
 static void lstm_niaf_pack_a_f32(size_t rows, size_t kc, const float *restrict a, size_t a_row,
-    size_t a_col, float *restrict out)
+    size_t a_col, float *restrict out, float *restrict sums)
 {
     const size_t mr = 6u;
     size_t i0, i, l;
@@ -2466,6 +2477,12 @@ static void lstm_niaf_pack_a_f32(size_t rows, size_t kc, const float *restrict a
             if (whole < rows) {
                 for (i = 0; i < mr; ++i) {
                     out[whole * kc + l * mr + i] = whole + i < rows ? a_l[whole + i] : 0.0F;
+                }
+            }
+            if (sums != NULL) {
+                /* the row sums of A (a bias gradient) in passing, term after term */
+                for (i = 0; i < rows; ++i) {
+                    sums[i] += a_l[i];
                 }
             }
         }
@@ -2819,7 +2836,7 @@ static void lstm_niaf_blocks_f32(size_t m, size_t n, size_t k, const float *rest
             } else {
                 for (i0 = first; i0 < last; i0 += a_rows) {
                     const size_t mc = last - i0 < a_rows ? last - i0 : a_rows;
-                    lstm_niaf_pack_a_f32(mc, kc, a + i0 * a_row + l0 * a_col, a_row, a_col, pack + offset);
+                    lstm_niaf_pack_a_f32(mc, kc, a + i0 * a_row + l0 * a_col, a_row, a_col, pack + offset, NULL);
                     lstm_niaf_macro_f32(mc, nc, kc, pack + offset, mr * kc, 1u, mr, b_panels, stride,
                         c + i0 * n + j0, n, 0);
                 }
@@ -3071,19 +3088,23 @@ static void lstm_niaf_product_nn_f32(size_t m, size_t n, size_t k, const float *
     lstm_niaf_gemm_packed_f32(m, n, k, a, a_row, a_col, b, n, 1u, NULL, c, pack, panel);
 }
 
-/* c1 (m x n1) += A B1 and c2 (m x n2) += A B2 with B1, B2 row-major (k x n1, k x n2) and A^T
- * row-major (A(i, l) = a[i + l * lda]): both weight gradients, dW_event = Delta^T X and
- * dW_hidden = Delta^T H, where Delta_hidden is Delta_event. Each block of A is packed once, for
- * both: the blocks of B1 and B2 lie side by side in the packing area. Two products when they do
- * not fit there, when either is too narrow for a panel, or without the packing area. */
+/* c1 (m x n1) += A B1, c2 (m x n2) += A B2 and sums (m) += A 1, with B1, B2 row-major (k x n1,
+ * k x n2) and A^T row-major (k x m: A(i, l) = a[i + l * m]): both weight gradients and the bias
+ * gradient, dW_event = Delta^T X, dW_hidden = Delta^T H and db = Delta^T 1, where Delta_hidden is
+ * Delta_event. Each block of A is packed once, for both products (the blocks of B1 and B2 lie side
+ * by side in the packing area), and summed while it is packed (in the order column_sums takes).
+ * Two products and column_sums when they do not fit there, when either is too narrow for a panel,
+ * or without the packing area. */
 static void lstm_niaf_product_shared_f32(size_t m, size_t k, const float *restrict a,
-    size_t lda, const float *restrict b1, size_t n1, float *restrict c1,
-    const float *restrict b2, size_t n2, float *restrict c2, float *pack, size_t panel)
+    const float *restrict b1, size_t n1, float *restrict c1, const float *restrict b2,
+    size_t n2, float *restrict c2, float *restrict sums, float *pack, size_t panel)
 {
     const size_t nr = 64u, panels1 = (n1 + nr - 1u) / nr, width = panels1 * nr + (n2 + nr - 1u) / nr * nr;
+    const size_t lda = m;
     if (pack == NULL || width > panel || 2u * n1 <= nr || 2u * n2 <= nr) {
         lstm_niaf_product_nn_f32(m, n1, k, a, 1u, lda, b1, c1, pack, panel);
         lstm_niaf_product_nn_f32(m, n2, k, a, 1u, lda, b2, c2, pack, panel);
+        lstm_niaf_column_sums_f32(k, m, a, sums);
         return;
     }
     {
@@ -3104,7 +3125,7 @@ static void lstm_niaf_product_shared_f32(size_t m, size_t k, const float *restri
                 lstm_niaf_pack_b_f32(kc, n2, b2 + l0 * n2, n2, 1u, kc * nr, b_block + panels1 * kc * nr);
                 for (i0 = first; i0 < last; i0 += a_rows) {
                     const size_t mc = last - i0 < a_rows ? last - i0 : a_rows;
-                    lstm_niaf_pack_a_f32(mc, kc, a + i0 + l0 * lda, 1u, lda, pack + offset);
+                    lstm_niaf_pack_a_f32(mc, kc, a + i0 + l0 * lda, 1u, lda, pack + offset, sums + i0);
                     lstm_niaf_macro_f32(mc, n1, kc, pack + offset, 6u * kc, 1u, 6u, b_block,
                         kc * nr, c1 + i0 * n1, n1, 0);
                     lstm_niaf_macro_f32(mc, n2, kc, pack + offset, 6u * kc, 1u, 6u,
@@ -3568,12 +3589,11 @@ int lstm_niaf_backward_f32(
         /* Linear adjoints over all steps at once (SymPy matrix calculus of Z = X W^T + 1 b^T):
          *   dW = Delta^T X,  db = Delta^T 1,  dX = Delta W */
         lstm_niaf_fill_f32(rows * event_size, 0.0F, d_event_weights);
-        lstm_niaf_fill_f32(rows * hidden_size, 0.0F, d_hidden_weights);
-        /* both at once: Delta_hidden is Delta_event */
-        lstm_niaf_product_shared_f32(rows, steps * batch, delta_event, rows, events, event_size, d_event_weights,
-            h_states, hidden_size, d_hidden_weights, pack, panel);
         lstm_niaf_fill_f32(rows, 0.0F, d_event_bias);
-        lstm_niaf_column_sums_f32(steps * batch, rows, delta_event, d_event_bias);
+        lstm_niaf_fill_f32(rows * hidden_size, 0.0F, d_hidden_weights);
+        /* all three at once: Delta_hidden is Delta_event */
+        lstm_niaf_product_shared_f32(rows, steps * batch, delta_event, events, event_size, d_event_weights,
+            h_states, hidden_size, d_hidden_weights, d_event_bias, pack, panel);
         /* Delta_hidden is Delta_event: the same sums */
         lstm_niaf_copy_f32(rows, d_event_bias, d_hidden_bias);
         lstm_niaf_fill_f32(steps * batch * event_size, 0.0F, d_events);
