@@ -293,6 +293,7 @@ def context(derivation: Derivation, command: str) -> dict:
         }
         for s in spec.states
     ]
+    sources = _sources(spec, cache_values)
     return {
         "name": spec.name,
         "prefix": prefix,
@@ -339,7 +340,10 @@ def context(derivation: Derivation, command: str) -> dict:
             for f in api
         ],
         "precisions": [_precision(derivation, prefix, suffix) for suffix in ("f64", "f32")],
-        **_sources(spec, cache_values),
+        **sources,
+        # Both weight gradients (and the bias gradient) from one packing of the deltas: the
+        # gates share their deltas, read only the recurrent state, one block each.
+        "shared_gradients": derivation.summed and not sources["sourced"] and not sources["wide"],
     }
 
 
