@@ -463,6 +463,8 @@ class Cache:
     ``states[name]`` holds the state sequence, (T + 1, batch, hidden), index 0 the initial
     state; ``saved[name]`` the per-unit values the backward pass reads, (T, batch, hidden):
     update, forget, candidate, cell, output, tanh_cell.
+    Each that is a state's new value (cell) is a view of the
+    state's sequence from index 1 on, not a copy.
     """
 
     def __init__(self, **fields):
@@ -537,9 +539,14 @@ def forward(parameters, events, h0=None, c0=None):
     cell_states = np.zeros((steps + 1, batch, hidden_size), dtype=dtype)
     if c0 is not None:
         cell_states[0] = c0
+    # Saved values: a state's new value is read from its sequence (index t + 1 for step t).
     saved = {
-        name: np.empty((steps, batch, hidden_size), dtype=dtype)
-        for name in ("update", "forget", "candidate", "cell", "output", "tanh_cell")
+        "update": np.empty((steps, batch, hidden_size), dtype=dtype),
+        "forget": np.empty((steps, batch, hidden_size), dtype=dtype),
+        "candidate": np.empty((steps, batch, hidden_size), dtype=dtype),
+        "cell": cell_states[1:],
+        "output": np.empty((steps, batch, hidden_size), dtype=dtype),
+        "tanh_cell": np.empty((steps, batch, hidden_size), dtype=dtype),
     }
 
     # Event projections of every step and gate at once: one GEMM written straight into the
@@ -570,14 +577,13 @@ def forward(parameters, events, h0=None, c0=None):
         # candidate = tanh(candidate_pre)
         candidate = np.tanh(candidate_pre, out=saved["candidate"][t])
         # cell = candidate*update + cell_prev*forget
-        cell = np.add(candidate * update, cell_prev * forget, out=saved["cell"][t])
+        cell = np.add(candidate * update, cell_prev * forget, out=cell_states[t + 1])
         # output = sigmoid(cell*peephole_output + output_pre)
         output = _sigmoid(output_pre + cell * peephole_output, out=saved["output"][t])
         # tanh_cell = tanh(cell)
         tanh_cell = np.tanh(cell, out=saved["tanh_cell"][t])
         # hidden = output*tanh(cell)
         np.multiply(output, tanh_cell, out=hidden_states[t + 1])
-        cell_states[t + 1] = cell
 
     cache = Cache(
         cell=CELL,

@@ -527,6 +527,8 @@ class Cache:
     ``states[name]`` holds the state sequence, (T + 1, batch, hidden), index 0 the initial
     state; ``saved[name]`` the per-unit values the backward pass reads, (T, batch, hidden):
     update, forget, candidate, cell, output, tanh_cell.
+    Each that is a state's new value (update, forget, cell, output) is a view of the
+    state's sequence from index 1 on, not a copy.
     """
 
     def __init__(self, **fields):
@@ -616,9 +618,14 @@ def forward(parameters, events, h0=None, c0=None, i0=None, f0=None, o0=None):
     output_gate_states = np.zeros((steps + 1, batch, hidden_size), dtype=dtype)
     if o0 is not None:
         output_gate_states[0] = o0
+    # Saved values: a state's new value is read from its sequence (index t + 1 for step t).
     saved = {
-        name: np.empty((steps, batch, hidden_size), dtype=dtype)
-        for name in ("update", "forget", "candidate", "cell", "output", "tanh_cell")
+        "update": update_gate_states[1:],
+        "forget": forget_gate_states[1:],
+        "candidate": np.empty((steps, batch, hidden_size), dtype=dtype),
+        "cell": cell_states[1:],
+        "output": output_gate_states[1:],
+        "tanh_cell": np.empty((steps, batch, hidden_size), dtype=dtype),
     }
 
     # Event projections of every step and gate at once: one GEMM written straight into the
@@ -675,28 +682,26 @@ def forward(parameters, events, h0=None, c0=None, i0=None, f0=None, o0=None):
         output_hidden = hidden_projection[:, slice_output]
         # update = sigmoid(cell_prev*peephole_update + update_event + update_hidden)
         update = _sigmoid(
-            update_event + update_hidden + cell_prev * peephole_update, out=saved["update"][t]
+            update_event + update_hidden + cell_prev * peephole_update,
+            out=update_gate_states[t + 1],
         )
         # forget = sigmoid(cell_prev*peephole_forget + forget_event + forget_hidden)
         forget = _sigmoid(
-            forget_event + forget_hidden + cell_prev * peephole_forget, out=saved["forget"][t]
+            forget_event + forget_hidden + cell_prev * peephole_forget,
+            out=forget_gate_states[t + 1],
         )
         # candidate = tanh(candidate_pre)
         candidate = np.tanh(candidate_pre, out=saved["candidate"][t])
         # cell = candidate*update + cell_prev*forget
-        cell = np.add(candidate * update, cell_prev * forget, out=saved["cell"][t])
+        cell = np.add(candidate * update, cell_prev * forget, out=cell_states[t + 1])
         # output = sigmoid(cell*peephole_output + output_event + output_hidden)
         output = _sigmoid(
-            output_event + output_hidden + cell * peephole_output, out=saved["output"][t]
+            output_event + output_hidden + cell * peephole_output, out=output_gate_states[t + 1]
         )
         # tanh_cell = tanh(cell)
         tanh_cell = np.tanh(cell, out=saved["tanh_cell"][t])
         # hidden = output*tanh(cell)
         np.multiply(output, tanh_cell, out=hidden_states[t + 1])
-        cell_states[t + 1] = cell
-        update_gate_states[t + 1] = update
-        forget_gate_states[t + 1] = forget
-        output_gate_states[t + 1] = output
 
     cache = Cache(
         cell=CELL,

@@ -462,6 +462,8 @@ class Cache:
     ``states[name]`` holds the state sequence, (T + 1, batch, hidden), index 0 the initial
     state; ``saved[name]`` the per-unit values the backward pass reads, (T, batch, hidden):
     update, forget, candidate, hidden.
+    Each that is a state's new value (hidden) is a view of the
+    state's sequence from index 1 on, not a copy.
     """
 
     def __init__(self, **fields):
@@ -536,9 +538,12 @@ def forward(parameters, events, h0=None, c0=None):
     cell_states = np.zeros((steps + 1, batch, hidden_size), dtype=dtype)
     if c0 is not None:
         cell_states[0] = c0
+    # Saved values: a state's new value is read from its sequence (index t + 1 for step t).
     saved = {
-        name: np.empty((steps, batch, hidden_size), dtype=dtype)
-        for name in ("update", "forget", "candidate", "hidden")
+        "update": np.empty((steps, batch, hidden_size), dtype=dtype),
+        "forget": np.empty((steps, batch, hidden_size), dtype=dtype),
+        "candidate": np.empty((steps, batch, hidden_size), dtype=dtype),
+        "hidden": hidden_states[1:],
     }
 
     # Event projections of every step and gate at once: one GEMM written straight into the
@@ -571,8 +576,7 @@ def forward(parameters, events, h0=None, c0=None):
         # cell = candidate*update + cell_prev*forget
         cell = np.add(candidate * update, cell_prev * forget, out=cell_states[t + 1])
         # hidden = tanh(cell)
-        hidden = np.tanh(cell, out=saved["hidden"][t])
-        hidden_states[t + 1] = hidden
+        np.tanh(cell, out=hidden_states[t + 1])
 
     cache = Cache(
         cell=CELL,

@@ -207,6 +207,33 @@ def test_module_contract(name):
     assert grads.events.shape == (2, 3)
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_numpy_cache_keeps_each_value_once(name):
+    """A saved value that is a state's new value (e.g. the peephole cells' ``cell``) is the
+    state's sequence from step 1 on, not a second copy; every other saved value has its own
+    array. The values are those of the step: backward's reference results cover them."""
+    spec, module = get(name), kernel(name)
+    parameters = module.Parameters(3, 4)
+    rng = np.random.default_rng(0)
+    for attribute in parameters.NAMES:
+        shape = np.shape(getattr(parameters, attribute)) or (4,)
+        setattr(parameters, attribute, rng.normal(size=shape))
+    _, _, cache = module.forward(parameters, rng.normal(size=(5, 2, 3)))
+    news = {s.new.name: s.name for s in spec.states if s.projection is None}
+    arrays = {}
+    for value, array in cache.saved.items():
+        assert array.shape == (5, 2, 4), value
+        if value in news:
+            sequence = cache.states[news[value]]
+            assert np.shares_memory(array, sequence), value
+            np.testing.assert_array_equal(array, sequence[1:])
+        else:
+            arrays[value] = array
+    for value, array in arrays.items():
+        others = [*cache.states.values(), *(a for v, a in arrays.items() if v != value)]
+        assert not any(np.shares_memory(array, other) for other in others), value
+
+
 # ---------------------------------------------------------------------------------------------
 # User spec files: the CLI, and errors that point at the equation, before anything is written
 # ---------------------------------------------------------------------------------------------

@@ -340,18 +340,22 @@ def context(derivation: Derivation, command: str) -> dict:
                 else "np.zeros((batch, hidden_size), dtype=dtype)",
             }
         )
-    # Forward: saved values and new states are computed straight into the cache.
+    # Forward: saved values and new states are computed straight into the cache. A saved value
+    # that is a state's new value is that state's sequence after step 0 (saved once, not twice).
     destinations = {}
+    state_views = {}
     for s in spec.states:
         if s.projection is None:
             destinations.setdefault(s.new, f"{s.name}_states[t + 1]")
+            state_views.setdefault(s.new, f"{s.name}_states[1:]")
     for v in derivation.saved:
-        destinations[v] = f'saved["{v.name}"][t]'
+        if v not in state_views:
+            destinations[v] = f'saved["{v.name}"][t]'
     forward_lines, written = _lines_into(derivation.forward, destinations)
     forward_stores = [
         f'saved["{v.name}"][t] = {v.name}'
         for v in derivation.saved
-        if v not in written or destinations[v] != f'saved["{v.name}"][t]'
+        if v not in state_views and (v not in written or destinations[v] != f'saved["{v.name}"][t]')
     ] + [
         f"{s['sequence']}[t + 1] = {s['new']}"
         if state.projection is None
@@ -479,6 +483,12 @@ def context(derivation: Derivation, command: str) -> dict:
         "forward_stores": forward_stores,
         "backward_lines": backward_lines,
         "saved": [s.name for s in derivation.saved],
+        # Each saved value's array: its own, or the sequence of the state it is the new value of.
+        "saved_arrays": {
+            s.name: state_views.get(s, "np.empty((steps, batch, hidden_size), dtype=dtype)")
+            for s in derivation.saved
+        },
+        "saved_in_states": [s.name for s in derivation.saved if s in state_views],
         # What the per-step backward reads (a projection's vector only feeds dW_projection).
         "saved_read": [s.name for s in derivation.saved if s in used_in_backward],
         "step_functions": [_step_function(spec, f) for f in spec.step_functions],
