@@ -535,15 +535,22 @@ def forward(parameters, events, h0=None):
     hidden_states = np.zeros((steps + 1, batch, hidden_size), dtype=dtype)
     if h0 is not None:
         hidden_states[0] = h0
+    # What only backward reads, the saved values and the event projections, lies in one buffer:
+    # one allocation, which the allocator serves again at the next call (separate arrays are
+    # returned to the system and mapped afresh each time, page by page).
+    shape, size = (steps, batch, hidden_size), steps * batch * hidden_size
+    buffer = np.empty((4 + len(GATES)) * size, dtype=dtype)
     saved = {
-        name: np.empty((steps, batch, hidden_size), dtype=dtype)
-        for name in ("reset", "update", "reset_state", "new")
+        "reset": buffer[0 * size : 1 * size].reshape(shape),
+        "update": buffer[1 * size : 2 * size].reshape(shape),
+        "reset_state": buffer[2 * size : 3 * size].reshape(shape),
+        "new": buffer[3 * size : 4 * size].reshape(shape),
     }
 
     # Event projections of every step and gate at once: one GEMM written straight into the
     # array, the biases added in place (no temporary of the whole sequence's size).
     # Z_event = X W_event^T + b_event
-    event_projection = np.empty((steps, batch, len(GATES) * hidden_size), dtype=dtype)
+    event_projection = buffer[4 * size :].reshape(steps, batch, len(GATES) * hidden_size)
     np.matmul(
         inputs.reshape(steps * batch, event_size),
         event_weights.T,

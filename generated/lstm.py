@@ -611,15 +611,23 @@ def forward(parameters, events, h0=None, c0=None):
     cell_states = np.zeros((steps + 1, batch, hidden_size), dtype=dtype)
     if c0 is not None:
         cell_states[0] = c0
+    # What only backward reads, the saved values and the event projections, lies in one buffer:
+    # one allocation, which the allocator serves again at the next call (separate arrays are
+    # returned to the system and mapped afresh each time, page by page).
+    shape, size = (steps, batch, hidden_size), steps * batch * hidden_size
+    buffer = np.empty((5 + len(GATES)) * size, dtype=dtype)
     saved = {
-        name: np.empty((steps, batch, hidden_size), dtype=dtype)
-        for name in ("forget", "update", "candidate", "output", "tanh_cell")
+        "forget": buffer[0 * size : 1 * size].reshape(shape),
+        "update": buffer[1 * size : 2 * size].reshape(shape),
+        "candidate": buffer[2 * size : 3 * size].reshape(shape),
+        "output": buffer[3 * size : 4 * size].reshape(shape),
+        "tanh_cell": buffer[4 * size : 5 * size].reshape(shape),
     }
 
     # Event projections of every step and gate at once: one GEMM written straight into the
     # array, the biases added in place (no temporary of the whole sequence's size).
     # Z_event = X W_event^T + b_event + b_hidden (both biases folded in)
-    event_projection = np.empty((steps, batch, len(GATES) * hidden_size), dtype=dtype)
+    event_projection = buffer[5 * size :].reshape(steps, batch, len(GATES) * hidden_size)
     np.matmul(
         inputs.reshape(steps * batch, event_size),
         event_weights.T,

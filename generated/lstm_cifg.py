@@ -539,20 +539,25 @@ def forward(parameters, events, h0=None, c0=None):
     cell_states = np.zeros((steps + 1, batch, hidden_size), dtype=dtype)
     if c0 is not None:
         cell_states[0] = c0
-    # Saved values: a state's new value is read from its sequence (index t + 1 for step t).
+    # What only backward reads, the saved values and the event projections, lies in one buffer:
+    # one allocation, which the allocator serves again at the next call (separate arrays are
+    # returned to the system and mapped afresh each time, page by page).
+    shape, size = (steps, batch, hidden_size), steps * batch * hidden_size
+    buffer = np.empty((5 + len(GATES)) * size, dtype=dtype)
+    # Saved values; a state's new value is read from its sequence (index t + 1 for step t).
     saved = {
-        "update": np.empty((steps, batch, hidden_size), dtype=dtype),
-        "forget": np.empty((steps, batch, hidden_size), dtype=dtype),
-        "candidate": np.empty((steps, batch, hidden_size), dtype=dtype),
+        "update": buffer[0 * size : 1 * size].reshape(shape),
+        "forget": buffer[1 * size : 2 * size].reshape(shape),
+        "candidate": buffer[2 * size : 3 * size].reshape(shape),
         "cell": cell_states[1:],
-        "output": np.empty((steps, batch, hidden_size), dtype=dtype),
-        "tanh_cell": np.empty((steps, batch, hidden_size), dtype=dtype),
+        "output": buffer[3 * size : 4 * size].reshape(shape),
+        "tanh_cell": buffer[4 * size : 5 * size].reshape(shape),
     }
 
     # Event projections of every step and gate at once: one GEMM written straight into the
     # array, the biases added in place (no temporary of the whole sequence's size).
     # Z_event = X W_event^T + b_event + b_hidden (both biases folded in)
-    event_projection = np.empty((steps, batch, len(GATES) * hidden_size), dtype=dtype)
+    event_projection = buffer[5 * size :].reshape(steps, batch, len(GATES) * hidden_size)
     np.matmul(
         inputs.reshape(steps * batch, event_size),
         event_weights.T,

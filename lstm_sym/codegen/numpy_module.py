@@ -24,7 +24,7 @@ RESERVED = frozenset(
     hidden_state sequence_shape state_shape meaning value name projection_size projection_weights
     projection_weights_t delta_projection projection_inputs size_name source_inputs
     recurrent_columns recurrent_weights recurrent_weights_t grouped_weights grouped_weights_t
-    grad_recurrent_weights""".split()
+    grad_recurrent_weights buffer shape size""".split()
 )
 
 
@@ -271,6 +271,19 @@ def derivation_symbol(derivation: Derivation, name: str):
     return next(gi.symbol for gi in derivation.gate_inputs if gi.symbol.name == name)
 
 
+def _saved_arrays(saved, state_views: dict) -> dict[str, str]:
+    """``{name: expression}`` of each saved value's (T, batch, hidden) array: a state's new value
+    is a view of the state's sequence, the others are parts k = 0, 1, ... of ``buffer``."""
+    arrays, k = {}, 0
+    for symbol in saved:
+        if symbol in state_views:
+            arrays[symbol.name] = state_views[symbol]
+        else:
+            arrays[symbol.name] = f"buffer[{k} * size : {k + 1} * size].reshape(shape)"
+            k += 1
+    return arrays
+
+
 def context(derivation: Derivation, command: str) -> dict:
     """Everything the template needs, as plain strings and lists."""
     _check_names(derivation)
@@ -483,11 +496,10 @@ def context(derivation: Derivation, command: str) -> dict:
         "forward_stores": forward_stores,
         "backward_lines": backward_lines,
         "saved": [s.name for s in derivation.saved],
-        # Each saved value's array: its own, or the sequence of the state it is the new value of.
-        "saved_arrays": {
-            s.name: state_views.get(s, "np.empty((steps, batch, hidden_size), dtype=dtype)")
-            for s in derivation.saved
-        },
+        # Each saved value's array: a part of the forward's one buffer, or the sequence of the
+        # state it is the new value of.
+        "saved_arrays": _saved_arrays(derivation.saved, state_views),
+        "own_saved": sum(s not in state_views for s in derivation.saved),
         "saved_in_states": [s.name for s in derivation.saved if s in state_views],
         # What the per-step backward reads (a projection's vector only feeds dW_projection).
         "saved_read": [s.name for s in derivation.saved if s in used_in_backward],
