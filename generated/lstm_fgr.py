@@ -602,22 +602,18 @@ def forward(parameters, events, h0=None, c0=None, i0=None, f0=None, o0=None):
     slice_candidate = slice(2 * hidden_size, 3 * hidden_size)
     slice_output = slice(3 * hidden_size, 4 * hidden_size)
 
-    # State sequences: index 0 holds the initial state, index t + 1 the state after step t.
-    hidden_states = np.zeros((steps + 1, batch, hidden_size), dtype=dtype)
-    if h0 is not None:
-        hidden_states[0] = h0
-    cell_states = np.zeros((steps + 1, batch, hidden_size), dtype=dtype)
-    if c0 is not None:
-        cell_states[0] = c0
-    update_gate_states = np.zeros((steps + 1, batch, hidden_size), dtype=dtype)
-    if i0 is not None:
-        update_gate_states[0] = i0
-    forget_gate_states = np.zeros((steps + 1, batch, hidden_size), dtype=dtype)
-    if f0 is not None:
-        forget_gate_states[0] = f0
-    output_gate_states = np.zeros((steps + 1, batch, hidden_size), dtype=dtype)
-    if o0 is not None:
-        output_gate_states[0] = o0
+    # State sequences: index 0 holds the initial state, index t + 1 the state after step t
+    # (every step writes its states whole).
+    hidden_states = np.empty((steps + 1, batch, hidden_size), dtype=dtype)
+    hidden_states[0] = 0 if h0 is None else h0
+    cell_states = np.empty((steps + 1, batch, hidden_size), dtype=dtype)
+    cell_states[0] = 0 if c0 is None else c0
+    update_gate_states = np.empty((steps + 1, batch, hidden_size), dtype=dtype)
+    update_gate_states[0] = 0 if i0 is None else i0
+    forget_gate_states = np.empty((steps + 1, batch, hidden_size), dtype=dtype)
+    forget_gate_states[0] = 0 if f0 is None else f0
+    output_gate_states = np.empty((steps + 1, batch, hidden_size), dtype=dtype)
+    output_gate_states[0] = 0 if o0 is None else o0
     # What only backward reads, the saved values and the event projections, lies in one buffer:
     # one allocation, which the allocator serves again at the next call (separate arrays are
     # returned to the system and mapped afresh each time, page by page).
@@ -824,8 +820,8 @@ def backward(
     slice_candidate = slice(2 * hidden_size, 3 * hidden_size)
     slice_output = slice(3 * hidden_size, 4 * hidden_size)
     # dL/dZ for every step and stacked gate: the adjoints of the linear projections' outputs.
-    delta_event = np.zeros((steps, batch, len(GATES) * hidden_size), dtype=dtype)
-    delta_hidden = np.zeros((steps, batch, len(GATES) * hidden_size), dtype=dtype)
+    delta_event = np.empty((steps, batch, len(GATES) * hidden_size), dtype=dtype)
+    delta_hidden = np.empty((steps, batch, len(GATES) * hidden_size), dtype=dtype)
 
     for t in reversed(range(steps)):
         d_hidden_carry = d_h_next + d_outputs[t]

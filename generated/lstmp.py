@@ -584,13 +584,12 @@ def forward(parameters, events, h0=None, c0=None):
     slice_candidate = slice(2 * hidden_size, 3 * hidden_size)
     slice_output = slice(3 * hidden_size, 4 * hidden_size)
 
-    # State sequences: index 0 holds the initial state, index t + 1 the state after step t.
-    hidden_states = np.zeros((steps + 1, batch, projection_size), dtype=dtype)
-    if h0 is not None:
-        hidden_states[0] = h0
-    cell_states = np.zeros((steps + 1, batch, hidden_size), dtype=dtype)
-    if c0 is not None:
-        cell_states[0] = c0
+    # State sequences: index 0 holds the initial state, index t + 1 the state after step t
+    # (every step writes its states whole).
+    hidden_states = np.empty((steps + 1, batch, projection_size), dtype=dtype)
+    hidden_states[0] = 0 if h0 is None else h0
+    cell_states = np.empty((steps + 1, batch, hidden_size), dtype=dtype)
+    cell_states[0] = 0 if c0 is None else c0
     # What only backward reads, the saved values and the event projections, lies in one buffer:
     # one allocation, which the allocator serves again at the next call (separate arrays are
     # returned to the system and mapped afresh each time, page by page).
@@ -717,7 +716,7 @@ def backward(cache, d_outputs, d_h_last=None, d_c_last=None):
     slice_candidate = slice(2 * hidden_size, 3 * hidden_size)
     slice_output = slice(3 * hidden_size, 4 * hidden_size)
     # dL/dZ for every step and stacked gate: the adjoints of the linear projections' outputs.
-    delta_event = np.zeros((steps, batch, len(GATES) * hidden_size), dtype=dtype)
+    delta_event = np.empty((steps, batch, len(GATES) * hidden_size), dtype=dtype)
     delta_hidden = delta_event  # every gate adds its event and hidden parts: one delta serves both
 
     for t in reversed(range(steps)):

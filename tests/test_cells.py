@@ -234,6 +234,44 @@ def test_numpy_cache_keeps_each_value_once(name):
         assert not any(np.shares_memory(array, other) for other in others), value
 
 
+class _UninitializedIsNaN:
+    """NumPy as the generated modules use it, except that ``empty`` fills its arrays with NaN:
+    an element read before it is written shows."""
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+    @staticmethod
+    def empty(shape, dtype=float, **kwargs):
+        return np.full(shape, np.nan, dtype=dtype, **kwargs)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_numpy_writes_every_uninitialized_element(name, monkeypatch):
+    """The generated NumPy allocates its caches and deltas uninitialized where every step
+    writes them whole (and sets index 0 of each state sequence): NaN in those arrays changes
+    nothing."""
+    spec, module = get(name), kernel(name)
+    parameters = module.Parameters(3, 4)
+    rng = np.random.default_rng(1)
+    for attribute in parameters.NAMES:
+        shape = np.shape(getattr(parameters, attribute)) or (4,)
+        setattr(parameters, attribute, rng.normal(size=shape))
+    events, d_outputs = rng.normal(size=(5, 2, 3)), rng.normal(size=(5, 2, 4))
+    initial = {f"{s.short}0": rng.normal(size=(2, 4)) for s in spec.states}
+
+    def run(**given):
+        outputs, lasts, cache = module.forward(parameters, events, **given)
+        grads = module.backward(cache, d_outputs)
+        return [outputs, *np.atleast_1d(lasts)] + [getattr(grads, n) for n in grads.NAMES]
+
+    expected = {k: run(**g) for k, g in (("zeros", {}), ("given", initial))}
+    monkeypatch.setattr(module, "np", _UninitializedIsNaN())
+    for key, given in (("zeros", {}), ("given", initial)):
+        for value, reference in zip(run(**given), expected[key], strict=True):
+            np.testing.assert_array_equal(value, reference)
+
+
 # ---------------------------------------------------------------------------------------------
 # User spec files: the CLI, and errors that point at the equation, before anything is written
 # ---------------------------------------------------------------------------------------------

@@ -477,6 +477,19 @@ def context(derivation: Derivation, command: str) -> dict:
             for p in spec.unit_parameters
         ],
         "gate_inputs": gate_inputs,
+        # A delta array every step writes whole (each gate's slice) needs no zeros first.
+        "delta_allocation": {
+            target: "empty"
+            if all(
+                any(
+                    target in gi["delta_targets"] and gi["slice"] == g["slice"]
+                    for gi in gate_inputs
+                )
+                for g in gates
+            )
+            else "zeros"
+            for target in ("delta_event", "delta_hidden")
+        },
         "any_pre": any(g.kind == "pre" for g in derivation.gate_inputs),
         "projected": projected is not None,
         "projection": projection,
