@@ -85,9 +85,12 @@ def test_table_shows_the_median_ratio_and_its_range_over_repeats():
         "results": {
             "torch": entry([2.0, 2.0, 2.0, 6.0, 6.0]),
             "c": entry([1.0, 1.0, 3.0, 3.0, 3.0]),
+            "seed": entry([4.0, 5.0, 3.0, 3.0, 6.0]),
         },
     }
     results = {"runs": [run], "gemm_peak_gflops": {"f64/1": 10.0}}
     (row,) = [r for r in report.rows(results) if r["impl"] == "c"]
     assert row["vs_torch"] == 2.0 and row["vs_torch_range"] == (2 / 3, 2.0)
-    assert "2.00x   0.67-2.00" in report.table(results)
+    assert row["vs_seed"] == 2.0 and row["vs_seed_range"] == (1.0, 5.0)
+    line = next(line for line in report.table(results).splitlines() if "generated C" in line)
+    assert "2.00x   0.67-2.00" in line and "2.00x   1.00-5.00" in line

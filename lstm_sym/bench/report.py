@@ -31,6 +31,7 @@ def rows(results: dict) -> list[dict]:
     out = []
     for run in results["runs"]:
         torch = run["results"].get("torch")
+        seed = run["results"].get("seed")
         for name in ALL:
             entry = run["results"].get(name)
             if entry is None:
@@ -47,6 +48,8 @@ def rows(results: dict) -> list[dict]:
                 "vs_torch": None,
                 "vs_torch_range": None,
                 "vs_torch_forward": None,
+                "vs_seed": None,
+                "vs_seed_range": None,
                 "memory_mib": None,
                 "memory_kind": "",
             }
@@ -55,6 +58,11 @@ def rows(results: dict) -> list[dict]:
                 row["vs_torch"] = statistics.median(ratios)
                 row["vs_torch_range"] = (min(ratios), max(ratios))
                 row["vs_torch_forward"] = paired_ratio(torch["forward"], entry["forward"])
+            if seed is not None:
+                # the NumPy target: seed-style time / ours, paired as for PyTorch
+                ratios = paired_ratios(seed["train"], entry["train"])
+                row["vs_seed"] = statistics.median(ratios)
+                row["vs_seed_range"] = (min(ratios), max(ratios))
             memory = entry.get("memory")
             if memory:
                 if name == "torch" or not memory["tracemalloc_bytes"]:
@@ -79,7 +87,7 @@ def table(results: dict) -> str:
     header = (
         f"{'(B, T, X, H)':<19} {'dtype':<5} {'thr':>3} {'implementation':<23} "
         f"{'fwd ms':>9} {'fwd+bwd ms':>11} {'vs torch':>9} {'(repeats)':>11} {'fwd vs':>7} "
-        f"{'GFLOP/s':>8} {'peak%':>6} {'mem MiB':>9}"
+        f"{'vs seed':>8} {'(repeats)':>11} {'GFLOP/s':>8} {'peak%':>6} {'mem MiB':>9}"
     )
     lines = [header, "-" * len(header)]
     previous = None
@@ -96,6 +104,7 @@ def table(results: dict) -> str:
             f"{LABELS[row['impl']]:<23} {row['forward_ms']:>9.3f} {row['train_ms']:>11.3f} "
             f"{_ratio(row['vs_torch']):>9} {_spread(row['vs_torch_range']):>11} "
             f"{_ratio(row['vs_torch_forward']):>7} "
+            f"{_ratio(row['vs_seed']):>8} {_spread(row['vs_seed_range']):>11} "
             f"{row['train_gflops']:>8.1f} {100 * row['peak_share']:>5.0f}% {memory:>9}"
         )
     peaks = ", ".join(f"{k}: {v:.1f}" for k, v in results["gemm_peak_gflops"].items())
@@ -103,7 +112,8 @@ def table(results: dict) -> str:
         "",
         "vs torch = PyTorch time / this time, the median over repeats of the ratio within "
         "each repeat (> 1: faster than PyTorch), (repeats): the lowest and highest of those "
-        "ratios; fwd vs: forward only. ms: medians. "
+        "ratios; fwd vs: forward only; vs seed: seed-style NumPy time / this time, the same way. "
+        "ms: medians. "
         "generated C on 2+ threads: the OpenMP build "
         "(native.load(..., openmp=True)).",
         "GFLOP/s counts matrix-product flops of forward+backward, 6 T B 4H (X + H); "
