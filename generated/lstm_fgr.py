@@ -529,6 +529,8 @@ class Cache:
     update, forget, candidate, cell, output, tanh_cell.
     Each that is a state's new value (update, forget, cell, output) is a view of the
     state's sequence from index 1 on, not a copy.
+    ``scratch`` holds the forward's event projections, (T, batch, gates * hidden), the memory
+    backward writes its deltas to (taken from the list while in use).
     """
 
     def __init__(self, **fields):
@@ -614,7 +616,7 @@ def forward(parameters, events, h0=None, c0=None, i0=None, f0=None, o0=None):
     forget_gate_states[0] = 0 if f0 is None else f0
     output_gate_states = np.empty((steps + 1, batch, hidden_size), dtype=dtype)
     output_gate_states[0] = 0 if o0 is None else o0
-    # What only backward reads, the saved values and the event projections, lies in one buffer:
+    # The saved values and the event projections (backward's deltas later) lie in one buffer:
     # one allocation, which the allocator serves again at the next call (separate arrays are
     # returned to the system and mapped afresh each time, page by page).
     shape, size = (steps, batch, hidden_size), steps * batch * hidden_size
@@ -729,6 +731,7 @@ def forward(parameters, events, h0=None, c0=None, i0=None, f0=None, o0=None):
             "output_gate": output_gate_states,
         },
         saved=saved,
+        scratch=[event_projection],
     )
     outputs = hidden_states[1:]
     lasts = (
@@ -819,8 +822,14 @@ def backward(
     slice_forget = slice(1 * hidden_size, 2 * hidden_size)
     slice_candidate = slice(2 * hidden_size, 3 * hidden_size)
     slice_output = slice(3 * hidden_size, 4 * hidden_size)
-    # dL/dZ for every step and stacked gate: the adjoints of the linear projections' outputs.
-    delta_event = np.empty((steps, batch, len(GATES) * hidden_size), dtype=dtype)
+    # dL/dZ for every step and stacked gate: the adjoints of the linear projections' outputs,
+    # written over the forward's event projections (no longer needed, the same shape), or into
+    # a new array while another backward of this cache is using them.
+    try:
+        scratch = cache.scratch.pop()
+    except IndexError:
+        scratch = np.empty((steps, batch, len(GATES) * hidden_size), dtype=dtype)
+    delta_event = scratch
     delta_hidden = np.empty((steps, batch, len(GATES) * hidden_size), dtype=dtype)
 
     for t in reversed(range(steps)):
@@ -963,4 +972,6 @@ def backward(
     grads.i0 = d_i_next if cache.batched else d_i_next[0]
     grads.f0 = d_f_next if cache.batched else d_f_next[0]
     grads.o0 = d_o_next if cache.batched else d_o_next[0]
+    if not cache.scratch:
+        cache.scratch.append(scratch)
     return grads

@@ -464,6 +464,8 @@ class Cache:
     update, candidate, cell, output, tanh_cell.
     Each that is a state's new value (cell) is a view of the
     state's sequence from index 1 on, not a copy.
+    ``scratch`` holds the forward's event projections, (T, batch, gates * hidden), the memory
+    backward writes its deltas to (taken from the list while in use).
     """
 
     def __init__(self, **fields):
@@ -537,7 +539,7 @@ def forward(parameters, events, h0=None, c0=None):
     hidden_states[0] = 0 if h0 is None else h0
     cell_states = np.empty((steps + 1, batch, hidden_size), dtype=dtype)
     cell_states[0] = 0 if c0 is None else c0
-    # What only backward reads, the saved values and the event projections, lies in one buffer:
+    # The saved values and the event projections (backward's deltas later) lie in one buffer:
     # one allocation, which the allocator serves again at the next call (separate arrays are
     # returned to the system and mapped afresh each time, page by page).
     shape, size = (steps, batch, hidden_size), steps * batch * hidden_size
@@ -601,6 +603,7 @@ def forward(parameters, events, h0=None, c0=None):
         },
         states={"hidden": hidden_states, "cell": cell_states},
         saved=saved,
+        scratch=[event_projection],
     )
     outputs = hidden_states[1:]
     lasts = (hidden_states[steps], cell_states[steps])
@@ -661,8 +664,14 @@ def backward(cache, d_outputs, d_h_last=None, d_c_last=None):
     slice_update = slice(0 * hidden_size, 1 * hidden_size)
     slice_candidate = slice(1 * hidden_size, 2 * hidden_size)
     slice_output = slice(2 * hidden_size, 3 * hidden_size)
-    # dL/dZ for every step and stacked gate: the adjoints of the linear projections' outputs.
-    delta_event = np.empty((steps, batch, len(GATES) * hidden_size), dtype=dtype)
+    # dL/dZ for every step and stacked gate: the adjoints of the linear projections' outputs,
+    # written over the forward's event projections (no longer needed, the same shape), or into
+    # a new array while another backward of this cache is using them.
+    try:
+        scratch = cache.scratch.pop()
+    except IndexError:
+        scratch = np.empty((steps, batch, len(GATES) * hidden_size), dtype=dtype)
+    delta_event = scratch
     delta_hidden = delta_event  # every gate adds its event and hidden parts: one delta serves both
 
     for t in reversed(range(steps)):
@@ -728,4 +737,6 @@ def backward(cache, d_outputs, d_h_last=None, d_c_last=None):
     grads.events = grad_inputs if cache.batched else grad_inputs[:, 0]
     grads.h0 = d_h_next if cache.batched else d_h_next[0]
     grads.c0 = d_c_next if cache.batched else d_c_next[0]
+    if not cache.scratch:
+        cache.scratch.append(scratch)
     return grads

@@ -260,16 +260,22 @@ def test_numpy_writes_every_uninitialized_element(name, monkeypatch):
     events, d_outputs = rng.normal(size=(5, 2, 3)), rng.normal(size=(5, 2, 4))
     initial = {f"{s.short}0": rng.normal(size=(2, 4)) for s in spec.states}
 
-    def run(**given):
+    def run(given, scratch="kept"):
         outputs, lasts, cache = module.forward(parameters, events, **given)
+        if scratch == "NaN":  # the forward's projections, which backward writes its deltas over
+            for array in cache.scratch:
+                array[...] = np.nan
+        elif scratch == "taken":  # as while another backward of this cache runs
+            cache.scratch.clear()
         grads = module.backward(cache, d_outputs)
         return [outputs, *np.atleast_1d(lasts)] + [getattr(grads, n) for n in grads.NAMES]
 
-    expected = {k: run(**g) for k, g in (("zeros", {}), ("given", initial))}
+    expected = {k: run(g) for k, g in (("zeros", {}), ("given", initial))}
     monkeypatch.setattr(module, "np", _UninitializedIsNaN())
     for key, given in (("zeros", {}), ("given", initial)):
-        for value, reference in zip(run(**given), expected[key], strict=True):
-            np.testing.assert_array_equal(value, reference)
+        for scratch in ("NaN", "taken"):
+            for value, reference in zip(run(given, scratch), expected[key], strict=True):
+                np.testing.assert_array_equal(value, reference)
 
 
 # ---------------------------------------------------------------------------------------------
