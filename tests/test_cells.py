@@ -278,6 +278,27 @@ def test_numpy_writes_every_uninitialized_element(name, monkeypatch):
                 np.testing.assert_array_equal(value, reference)
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_numpy_gradients_outlive_the_next_backward(name):
+    """backward writes its deltas over the cache's scratch: no gradient it returns is a view of
+    that memory, so a second backward of the same cache leaves the first one's gradients as
+    they were."""
+    module = kernel(name)
+    parameters = module.Parameters(3, 4)
+    rng = np.random.default_rng(2)
+    for attribute in parameters.NAMES:
+        setattr(
+            parameters, attribute, rng.normal(size=np.shape(getattr(parameters, attribute)) or (4,))
+        )
+    outputs, _, cache = module.forward(parameters, rng.normal(size=(5, 2, 3)))
+    first = module.backward(cache, rng.normal(size=outputs.shape))
+    kept = {n: np.array(getattr(first, n), copy=True) for n in first.NAMES}
+    second = module.backward(cache, rng.normal(size=outputs.shape))
+    for n in first.NAMES:
+        np.testing.assert_array_equal(getattr(first, n), kept[n], err_msg=n)
+        assert not np.array_equal(getattr(second, n), kept[n]), n
+
+
 # ---------------------------------------------------------------------------------------------
 # User spec files: the CLI, and errors that point at the equation, before anything is written
 # ---------------------------------------------------------------------------------------------
