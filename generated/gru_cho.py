@@ -540,19 +540,19 @@ def forward(parameters, events, h0=None):
     # The saved values and the event projections (backward's deltas later) lie in one buffer:
     # one allocation, which the allocator serves again at the next call (separate arrays are
     # returned to the system and mapped afresh each time, page by page).
-    shape, size = (steps, batch, hidden_size), steps * batch * hidden_size
-    buffer = np.empty((4 + len(GATES)) * size, dtype=dtype)
+    buffer = np.empty((4 + len(GATES), steps, batch, hidden_size), dtype=dtype)
     saved = {
-        "reset": buffer[0 * size : 1 * size].reshape(shape),
-        "update": buffer[1 * size : 2 * size].reshape(shape),
-        "reset_state": buffer[2 * size : 3 * size].reshape(shape),
-        "new": buffer[3 * size : 4 * size].reshape(shape),
+        "reset": buffer[0],
+        "update": buffer[1],
+        "reset_state": buffer[2],
+        "new": buffer[3],
     }
 
     # Event projections of every step and gate at once: one GEMM written straight into the
     # array, the biases added in place (no temporary of the whole sequence's size).
     # Z_event = X W_event^T + b_event
-    event_projection = buffer[4 * size :].reshape(steps, batch, len(GATES) * hidden_size)
+    # (the buffer's last len(GATES) blocks, as one (steps, batch, gates * hidden) array)
+    event_projection = buffer[4:].reshape(steps, batch, len(GATES) * hidden_size)
     np.matmul(
         inputs.reshape(steps * batch, event_size),
         event_weights.T,

@@ -619,22 +619,22 @@ def forward(parameters, events, h0=None, c0=None, i0=None, f0=None, o0=None):
     # The saved values and the event projections (backward's deltas later) lie in one buffer:
     # one allocation, which the allocator serves again at the next call (separate arrays are
     # returned to the system and mapped afresh each time, page by page).
-    shape, size = (steps, batch, hidden_size), steps * batch * hidden_size
-    buffer = np.empty((2 + len(GATES)) * size, dtype=dtype)
+    buffer = np.empty((2 + len(GATES), steps, batch, hidden_size), dtype=dtype)
     # Saved values; a state's new value is read from its sequence (index t + 1 for step t).
     saved = {
         "update": update_gate_states[1:],
         "forget": forget_gate_states[1:],
-        "candidate": buffer[0 * size : 1 * size].reshape(shape),
+        "candidate": buffer[0],
         "cell": cell_states[1:],
         "output": output_gate_states[1:],
-        "tanh_cell": buffer[1 * size : 2 * size].reshape(shape),
+        "tanh_cell": buffer[1],
     }
 
     # Event projections of every step and gate at once: one GEMM written straight into the
     # array, the biases added in place (no temporary of the whole sequence's size).
     # Z_event = X W_event^T + b_event
-    event_projection = buffer[2 * size :].reshape(steps, batch, len(GATES) * hidden_size)
+    # (the buffer's last len(GATES) blocks, as one (steps, batch, gates * hidden) array)
+    event_projection = buffer[2:].reshape(steps, batch, len(GATES) * hidden_size)
     np.matmul(
         inputs.reshape(steps * batch, event_size),
         event_weights.T,

@@ -542,21 +542,21 @@ def forward(parameters, events, h0=None, c0=None):
     # The saved values and the event projections (backward's deltas later) lie in one buffer:
     # one allocation, which the allocator serves again at the next call (separate arrays are
     # returned to the system and mapped afresh each time, page by page).
-    shape, size = (steps, batch, hidden_size), steps * batch * hidden_size
-    buffer = np.empty((4 + len(GATES)) * size, dtype=dtype)
+    buffer = np.empty((4 + len(GATES), steps, batch, hidden_size), dtype=dtype)
     # Saved values; a state's new value is read from its sequence (index t + 1 for step t).
     saved = {
-        "forget": buffer[0 * size : 1 * size].reshape(shape),
-        "candidate": buffer[1 * size : 2 * size].reshape(shape),
+        "forget": buffer[0],
+        "candidate": buffer[1],
         "cell": cell_states[1:],
-        "output": buffer[2 * size : 3 * size].reshape(shape),
-        "tanh_cell": buffer[3 * size : 4 * size].reshape(shape),
+        "output": buffer[2],
+        "tanh_cell": buffer[3],
     }
 
     # Event projections of every step and gate at once: one GEMM written straight into the
     # array, the biases added in place (no temporary of the whole sequence's size).
     # Z_event = X W_event^T + b_event + b_hidden (both biases folded in)
-    event_projection = buffer[4 * size :].reshape(steps, batch, len(GATES) * hidden_size)
+    # (the buffer's last len(GATES) blocks, as one (steps, batch, gates * hidden) array)
+    event_projection = buffer[4:].reshape(steps, batch, len(GATES) * hidden_size)
     np.matmul(
         inputs.reshape(steps * batch, event_size),
         event_weights.T,

@@ -24,7 +24,7 @@ RESERVED = frozenset(
     hidden_state sequence_shape state_shape meaning value name projection_size projection_weights
     projection_weights_t delta_projection projection_inputs size_name source_inputs
     recurrent_columns recurrent_weights recurrent_weights_t grouped_weights grouped_weights_t
-    grad_recurrent_weights buffer shape size""".split()
+    grad_recurrent_weights buffer""".split()
 )
 
 
@@ -279,7 +279,7 @@ def _saved_arrays(saved, state_views: dict) -> dict[str, str]:
         if symbol in state_views:
             arrays[symbol.name] = state_views[symbol]
         else:
-            arrays[symbol.name] = f"buffer[{k} * size : {k + 1} * size].reshape(shape)"
+            arrays[symbol.name] = f"buffer[{k}]"
             k += 1
     return arrays
 
@@ -323,6 +323,8 @@ def context(derivation: Derivation, command: str) -> dict:
     else:
         hidden_step = _linear_code(derivation, "delta_hidden[t]", "hidden_prev", "hidden_weights")
     used_in_backward = set().union(*(a.expr.free_symbols for a in derivation.backward.chain))
+    # (delta array, gate slice) pairs that every backward step writes
+    delta_slices = {(t, gi["slice"]) for gi in gate_inputs for t in gi["delta_targets"]}
     groups = _groups(derivation, slices)
     states = []
     for s in spec.states:
@@ -479,15 +481,7 @@ def context(derivation: Derivation, command: str) -> dict:
         "gate_inputs": gate_inputs,
         # A delta array every step writes whole (each gate's slice) needs no zeros first.
         "delta_allocation": {
-            target: "empty"
-            if all(
-                any(
-                    target in gi["delta_targets"] and gi["slice"] == g["slice"]
-                    for gi in gate_inputs
-                )
-                for g in gates
-            )
-            else "zeros"
+            target: "empty" if all((target, g["slice"]) in delta_slices for g in gates) else "zeros"
             for target in ("delta_event", "delta_hidden")
         },
         "any_pre": any(g.kind == "pre" for g in derivation.gate_inputs),
