@@ -6,12 +6,11 @@ mathematical expression in it is printed from the derivation by :mod:`.numpy_pri
 
 from __future__ import annotations
 
-import re
-
 import sympy as sp
 
 from ..derive import Derivation, adjoint, carry
-from ..spec import SpecError, where_used
+from ..plan import H, KernelPlan, Stage, as_plan
+from ..spec import SpecError, gate_hidden, where_used
 from .numpy_printer import numpy_code
 from .templates import render
 
@@ -99,18 +98,6 @@ def _lines_into(assignments, destinations: dict) -> tuple[list[dict], set]:
     return lines, written
 
 
-def _drop_unread(lines: list[dict], assignments, written: set, later_code: list[str]) -> None:
-    """A target written in place and read neither by a later assignment nor by ``later_code``
-    (the code after the lines) is not bound to a name."""
-    for index, a in enumerate(assignments):
-        if a.target not in written:
-            continue
-        read = any(a.target in b.expr.free_symbols for b in assignments[index + 1 :])
-        pattern = re.compile(rf"\b{re.escape(a.target.name)}\b")
-        if not read and not any(pattern.search(code) for code in later_code):
-            lines[index]["code"] = lines[index]["code"].split(" = ", 1)[1]
-
-
 def _step_function(spec, function) -> dict:
     """Body lines of a seed-style one-step function: gate parts, then the expression."""
     bound = {symbol: arg for symbol, arg in function.bindings.items()}
@@ -152,61 +139,41 @@ def _step_function(spec, function) -> dict:
     }
 
 
-def _runs(spec) -> list[list[str]]:
-    """Runs of consecutive sourced gates with the same sources: one GEMM each."""
-    runs: list[list[str]] = []
-    previous = None
-    for gate in spec.gates:
-        if gate not in spec.hidden_sources:
-            previous = None
-            continue
-        if previous is not None and spec.sources(previous) == spec.sources(gate):
-            runs[-1].append(gate)
-        else:
-            runs.append([gate])
-        previous = gate
-    return runs
-
-
-def _groups(derivation: Derivation, slices: dict) -> list[dict]:
-    """The sourced gates' GEMMs: per run of gates reading the same sources, the code of
-    ``Z = [s_1, s_2, ...] W^T + b`` (forward), ``[ds_1, ds_2, ...] = Delta W`` (backward, split
-    in column blocks) and ``dW = Delta^T [S_1, S_2, ...]`` (all steps), from matrix calculus."""
-    spec = derivation.spec
-    prevs = {s.prev: s for s in spec.states}
-    index = {g: k for k, g in enumerate(spec.gates)}
+def _groups(kernel: KernelPlan, slices: dict) -> list[dict]:
+    """The runs' GEMMs (the plan's grouping): per run of gates reading the same sources, the
+    code of ``Z = [s_1, s_2, ...] W^T + b`` (forward), ``[ds_1, ds_2, ...] = Delta W`` (backward,
+    split in column blocks) and ``dW = Delta^T [S_1, S_2, ...]`` (all steps), from matrix
+    calculus."""
+    derivation = kernel.derivation
+    sequences = {s.state.prev: s.name for s in kernel.states}
     groups = []
-    for k, run in enumerate(_runs(spec)):
-        first, count = index[run[0]], len(run)
+
+    def side_by_side(parts):
+        return parts[0] if len(parts) == 1 else f"np.concatenate(({', '.join(parts)}), axis=1)"
+
+    for run in kernel.runs:
+        k, first, count = run.index, run.first, len(run.gates)
         columns = f"slice({first} * hidden_size, {first + count} * hidden_size)"
-        symbols = spec.sources(run[0])
-        unit = spec.reads_unit_source(run[0])
-
-        def side_by_side(parts):
-            return parts[0] if len(parts) == 1 else f"np.concatenate(({', '.join(parts)}), axis=1)"
-
-        if unit:  # Delta from the backward's second stage
-            parts = [
-                numpy_code(derivation.source_backward.outputs[spec.hidden_input(g)]) for g in run
-            ]
-            delta = side_by_side(parts)
+        if run.unit:  # Delta from the backward's second stage
+            outputs = derivation.source_backward.outputs
+            delta = side_by_side([numpy_code(outputs[gate_hidden(g)]) for g in run.gates])
         else:
             delta = f"delta_hidden[t][:, {columns}]"
         linear = derivation.sources
         step = _linear_code(derivation, delta, "", f"grouped_weights[{k}]", linear)["inputs"]
         name = f"grouped_adjoint_{k}"
         blocks = []
-        for j, symbol in enumerate(symbols):
-            whole = len(symbols) == 1
+        for j, symbol in enumerate(run.sources):
+            whole = run.width == 1
             blocks.append(
                 {
                     "symbol": symbol.name,
-                    "unit": symbol not in prevs,
+                    "unit": symbol not in sequences,
                     "adjoint": name
                     if whole
                     else f"{name}[:, {j} * hidden_size : {j + 1} * hidden_size]",
-                    "sequence": f'cache.states["{prevs[symbol].name}"][:-1]'
-                    if symbol in prevs
+                    "sequence": f'cache.states["{sequences[symbol]}"][:-1]'
+                    if symbol in sequences
                     else f'cache.saved["{symbol.name}"]',
                 }
             )
@@ -216,184 +183,160 @@ def _groups(derivation: Derivation, slices: dict) -> list[dict]:
         weights = _linear_code(
             derivation, f"delta_hidden[:, {columns}]", "source_inputs", "", linear
         )["weights"]
+        names = [s.name for s in run.sources]
+        gathered = side_by_side(names).startswith("np.concatenate")
         groups.append(
             {
                 "index": k,
-                "gates": run,
+                "gates": list(run.gates),
                 "columns": columns,
-                "unit": unit,
-                "parts": [spec.hidden_input(g).name for g in run],
-                "slices": [slices[g] for g in run],
-                "forward": side_by_side([s.name for s in symbols]),
+                "unit": run.unit,
+                "parts": [gate_hidden(g).name for g in run.gates],
+                "slices": [slices[g] for g in run.gates],
+                "forward": side_by_side(names),
+                # Sources side by side are gathered once per step, by the first run reading them.
+                "gather": f"sources_{k}" if gathered and run.gathered_by == k else None,
+                "read": f"sources_{run.gathered_by}" if gathered else side_by_side(names),
                 "adjoint_name": name,
                 "adjoint": step,
                 "blocks": blocks,
                 "inputs": inputs,
                 "weights": weights,
-                "symbols": ", ".join(s.name for s in symbols),
-                "doc": ", ".join(f"``hidden_{g}_weights``" for g in run)
-                + f": (hidden, {f'{len(symbols)} * ' if len(symbols) > 1 else ''}hidden), the "
-                + f"hidden projection of [{', '.join(s.name for s in symbols)}] (column blocks"
+                "symbols": ", ".join(names),
+                "doc": ", ".join(f"``hidden_{g}_weights``" for g in run.gates)
+                + f": (hidden, {f'{run.width} * ' if run.width > 1 else ''}hidden), the "
+                + f"hidden projection of [{', '.join(names)}] (column blocks"
                 + " in this order).",
             }
         )
-    # Sources side by side are gathered once per step, by the first run reading them.
-    gathered: dict[str, str] = {}
-    for g in groups:
-        g["gather"] = None
-        g["read"] = g["forward"]
-        if g["forward"].startswith("np.concatenate"):
-            if g["forward"] not in gathered:
-                gathered[g["forward"]] = g["gather"] = f"sources_{g['index']}"
-            g["read"] = gathered[g["forward"]]
     return groups
 
 
-def _hidden_grads(derivation: Derivation, groups: list[dict]) -> list[dict]:
-    """Per gate of a cell with hidden sources: its rows of the GEMM's weight gradient."""
-    spec = derivation.spec
-    if not spec.hidden_sources:
+def _hidden_grads(kernel: KernelPlan) -> list[dict]:
+    """Per gate of a cell with hidden sources: its rows of its run's weight gradient."""
+    if not kernel.runs:
         return []
     out = []
-    recurrent = [g for g in spec.gates if g not in spec.hidden_sources]
-    for gate in spec.gates:
+    recurrent = list(kernel.recurrent_gates)
+    for gate in kernel.gates:
         if gate in recurrent:
             k, array = recurrent.index(gate), "grad_recurrent_weights"
         else:
-            group = next(g for g in groups if gate in g["gates"])
-            k, array = group["gates"].index(gate), f"grad_grouped_weights_{group['index']}"
+            run = kernel.run_of(gate)
+            k, array = run.gates.index(gate), f"grad_grouped_weights_{run.index}"
         out.append({"name": gate, "expr": f"{array}[{k} * hidden_size : {k + 1} * hidden_size]"})
     return out
 
 
-def derivation_symbol(derivation: Derivation, name: str):
-    """The gate-input symbol of ``derivation`` called ``name``."""
-    return next(gi.symbol for gi in derivation.gate_inputs if gi.symbol.name == name)
+def _printed(stage: Stage, destinations: dict) -> tuple[list[dict], set]:
+    """A stage's lines, each target with a destination written in place; a target so written
+    and read neither later in the stage nor after it (the plan's liveness) is not bound to a
+    name. Returns the lines and the targets written in place."""
+    lines, written = _lines_into(stage.assignments, destinations)
+    for index, a in enumerate(stage.assignments):
+        if a.target in written and not stage.read_later(index):
+            lines[index]["code"] = lines[index]["code"].split(" = ", 1)[1]
+    return lines, written
 
 
-def _saved_arrays(saved, state_views: dict) -> dict[str, str]:
-    """``{name: expression}`` of each saved value's (T, batch, hidden) array: a state's new value
-    is a view of the state's sequence, the others are parts k = 0, 1, ... of ``buffer``."""
-    arrays, k = {}, 0
-    for symbol in saved:
-        if symbol in state_views:
-            arrays[symbol.name] = state_views[symbol]
-        else:
-            arrays[symbol.name] = f"buffer[{k}]"
-            k += 1
-    return arrays
-
-
-def context(derivation: Derivation, command: str) -> dict:
-    """Everything the template needs, as plain strings and lists."""
+def context(kernel: KernelPlan, command: str) -> dict:
+    """Everything the template needs, as plain strings and lists, read off the plan."""
+    derivation = kernel.derivation
     _check_names(derivation)
-    spec = derivation.spec
+    spec = kernel.spec
     backward_outputs = derivation.backward.outputs
-    gates = [{"name": g, "index": k, "slice": f"slice_{g}"} for k, g in enumerate(spec.gates)]
+    gates = [{"name": g, "index": k, "slice": f"slice_{g}"} for k, g in enumerate(kernel.gates)]
     slices = {g["name"]: g["slice"] for g in gates}
-    gate_inputs = []
-    for gi in derivation.gate_inputs:
-        source = {
-            "pre": "pre_activation",
-            "event": "event_projection[t]",
-            "hidden": "hidden_projection",
+    source = {
+        "pre": "pre_activation",
+        "event": "event_projection[t]",
+        "hidden": "hidden_projection",
+    }
+    gate_inputs = [
+        {
+            "symbol": d.symbol.name,
+            "source": source[d.kind],
+            "slice": slices[d.gate],
+            "delta_targets": list(d.targets),
+            "adjoint": numpy_code(d.adjoint),
+            "sourced": d.after_run,  # bound after the product of its run
         }
-        targets = {"pre": ["delta_event"], "event": ["delta_event"], "hidden": ["delta_hidden"]}
-        if derivation.summed:
-            targets["pre"] = ["delta_event"]  # delta_hidden is the same array
-        elif gi.kind == "pre":
-            targets["pre"] = ["delta_event", "delta_hidden"]
-        d = backward_outputs[gi.symbol]
-        gate_inputs.append(
-            {
-                "symbol": gi.symbol.name,
-                "source": source[gi.kind],
-                "slice": slices[gi.gate],
-                "delta_targets": targets[gi.kind],
-                "adjoint": numpy_code(d),
-                # Bound after the GEMM of a gate reading a same-step source
-                "sourced": gi.kind == "hidden" and spec.reads_unit_source(gi.gate),
-            }
-        )
-    sourced = bool(spec.hidden_sources)
+        for d in kernel.deltas
+    ]
+    sourced = bool(kernel.runs)
     if sourced:  # only the recurrent state's gates feed dL/dh_{t-1} through W_hidden
         hidden_step = _linear_code(
             derivation, "delta_hidden[t][:, recurrent_columns]", "hidden_prev", "recurrent_weights"
         )
     else:
         hidden_step = _linear_code(derivation, "delta_hidden[t]", "hidden_prev", "hidden_weights")
-    used_in_backward = set().union(*(a.expr.free_symbols for a in derivation.backward.chain))
-    # (delta array, gate slice) pairs that every backward step writes
-    delta_slices = {(t, gi["slice"]) for gi in gate_inputs for t in gi["delta_targets"]}
-    groups = _groups(derivation, slices)
+    backward_stage = kernel.stage("backward")
+    used_in_backward = backward_stage.reads()
+    groups = _groups(kernel, slices)
     states = []
-    for s in spec.states:
+    for layout in kernel.states:
+        s = layout.state
         direct = backward_outputs[s.prev]
         terms = [] if direct == 0 else [numpy_code(direct)]
-        if s.prev == spec.recurrent and (not sourced or len(spec.sourced_gates) < len(spec.gates)):
+        if layout.is_recurrent and kernel.recurrent_gates:
             terms.append(hidden_step["inputs"])
-        # A previous state read by a sourced gate: its column block of Delta W
+        # A previous state read by a run: its column block of Delta W
         terms += [b["adjoint"] for g in groups for b in g["blocks"] if b["symbol"] == s.prev.name]
+        size = "hidden_size" if layout.size == H else "projection_size"
         states.append(
             {
-                "name": s.name,
+                "name": layout.name,
                 "prev": s.prev.name,
                 "new": s.new.name,
                 "unit": s.unit.name,
-                "projected": s.projection is not None,
-                "size": "hidden_size" if s.projection is None else "projection_size",
+                "projected": layout.projected,
+                "size": size,
                 "initial": f"{s.short}0",
                 "last": f"{s.short}_last",
                 "d_last": f"d_{s.short}_last",
-                "sequence": f"{s.name}_states",
+                "sequence": layout.sequence,
                 "next_adjoint": f"d_{s.short}_next",
                 "carry": carry(s.unit).name,
-                "is_output": s.new == spec.output,
+                "is_output": layout.is_output,
                 "prev_used": s.prev in used_in_backward,
                 "prev_adjoint_code": " + ".join(terms)
                 if terms
                 else "np.zeros((batch, hidden_size), dtype=dtype)",
             }
         )
-    # Forward: saved values and new states are computed straight into the cache. A saved value
-    # that is a state's new value is that state's sequence after step 0 (saved once, not twice).
+    # Forward: saved values and new states are computed straight into the cache: a saved value
+    # into its slot (a state's new value is that state's sequence after step 0, saved once).
     destinations = {}
-    state_views = {}
-    for s in spec.states:
-        if s.projection is None:
-            destinations.setdefault(s.new, f"{s.name}_states[t + 1]")
-            state_views.setdefault(s.new, f"{s.name}_states[1:]")
-    for v in derivation.saved:
-        if v not in state_views:
-            destinations[v] = f'saved["{v.name}"][t]'
-    forward_lines, written = _lines_into(derivation.forward, destinations)
+    for layout in kernel.states:
+        if not layout.projected:
+            destinations.setdefault(layout.state.new, f"{layout.sequence}[t + 1]")
+    for slot in kernel.saved:
+        if slot.state is None:
+            destinations[slot.symbol] = f'saved["{slot.symbol.name}"][t]'
+    forward_stages = [s for s in kernel.forward_step if isinstance(s, Stage)]
+    printed = [_printed(stage, destinations) for stage in forward_stages]
+    written = set().union(*(w for _, w in printed))
     forward_stores = [
-        f'saved["{v.name}"][t] = {v.name}'
-        for v in derivation.saved
-        if v not in state_views and (v not in written or destinations[v] != f'saved["{v.name}"][t]')
+        f'saved["{slot.symbol.name}"][t] = {slot.symbol.name}'
+        for slot in kernel.saved
+        if slot.state is None and slot.symbol not in written
     ] + [
         f"{s['sequence']}[t + 1] = {s['new']}"
-        if state.projection is None
+        if not layout.projected
         # A projected state: new = W_projection unit, one GEMM (Z = X W^T) into its sequence.
         else f"np.matmul({s['unit']}, projection_weights_t, out={s['sequence']}[t + 1])"
-        for s, state in zip(states, spec.states, strict=True)
-        if state.projection is not None
-        or state.new not in written
-        or destinations[state.new] != f"{s['sequence']}[t + 1]"
+        for s, layout in zip(states, kernel.states, strict=True)
+        if layout.projected
+        or layout.state.new not in written
+        or destinations[layout.state.new] != f"{s['sequence']}[t + 1]"
     ]
     # Backward: a gate input's adjoint goes straight into its slice of the single delta array.
-    delta_destinations = {}
-    for gi in gate_inputs:
-        symbol = backward_outputs[derivation_symbol(derivation, gi["symbol"])]
-        if len(gi["delta_targets"]) == 1 and isinstance(symbol, sp.Symbol):
-            delta_destinations.setdefault(symbol, f"{gi['delta_targets'][0]}[t, :, {gi['slice']}]")
-    counts = {}
-    for gi in gate_inputs:
-        counts[gi["adjoint"]] = counts.get(gi["adjoint"], 0) + 1
-    delta_destinations = {k: v for k, v in delta_destinations.items() if counts.get(k.name) == 1}
-    backward_lines, delta_written = _lines_into(derivation.backward.chain, delta_destinations)
-    for gi in gate_inputs:
-        gi["delta_stored"] = any(s.name == gi["adjoint"] for s in delta_written)
+    delta_destinations = {
+        d.adjoint: f"{d.targets[0]}[t, :, {slices[d.gate]}]" for d in kernel.deltas if d.direct
+    }
+    backward_lines, delta_written = _printed(backward_stage, delta_destinations)
+    for gi, d in zip(gate_inputs, kernel.deltas, strict=True):
+        gi["delta_stored"] = d.adjoint in delta_written
     # Hidden sources: the forward's per-unit stages split at the GEMM of the gates reading a
     # same-step source; the backward's second stage gives those gates' hidden-part adjoints,
     # whose GEMM (dX = Delta W, matrix calculus) gives each such source's carry before the full
@@ -404,35 +347,15 @@ def context(derivation: Derivation, command: str) -> dict:
             if b["unit"]:
                 carries.setdefault(b["symbol"], []).append(b["adjoint"])
     sources = [
-        {
-            "symbol": symbol.name,
-            "carry": carry(symbol).name,
-            "code": " + ".join(carries[symbol.name]),
-        }
-        for symbol in spec.unit_sources
+        {"symbol": symbol, "carry": f"d_{symbol}_carry", "code": " + ".join(adjoints)}
+        for symbol, adjoints in carries.items()
     ]
-    stage = derivation.lowered.stage
-    _drop_unread(
-        forward_lines,
-        derivation.forward,
-        written,
-        forward_stores + [g["forward"] for g in groups],
-    )
-    _drop_unread(
-        backward_lines,
-        derivation.backward.chain,
-        delta_written,
-        [gi["adjoint"] for gi in gate_inputs if not gi["delta_stored"]]
-        + [s["prev_adjoint_code"] for s in states]
-        + [numpy_code(backward_outputs[p]) for p in spec.unit_parameters],
-    )
-    source_lines = []
-    if derivation.source_backward is not None:
-        source_lines, _ = _lines_into(derivation.source_backward.chain, {})
+    source_stage = kernel.stage("backward_sources")
+    source_lines = _lines_into(source_stage.assignments, {})[0] if source_stage else []
     event = _linear_code(derivation, "delta_event", "inputs", "event_weights")
     hidden = _linear_code(derivation, "delta_hidden", "hidden_inputs", "hidden_weights")
     math = _linear_code(derivation, "Delta", "X", "W")
-    projected = spec.projected_state
+    projected = kernel.projected
     projection = None
     if projected is not None:
         step = _linear_code(
@@ -448,15 +371,15 @@ def context(derivation: Derivation, command: str) -> dict:
         pmath = _linear_code(derivation, "Delta", "M", "W", derivation.projection)
         projection = {
             "state": projected.name,
-            "unit": projected.unit.name,
-            "carry": carry(projected.unit).name,
+            "unit": projected.state.unit.name,
+            "carry": carry(projected.state.unit).name,
             "step_inputs": step["inputs"],
             "weights": over_all["weights"],
             "weights_math": pmath["weights"].replace(" ", ""),
             "inputs_math": pmath["inputs"].replace(" ", ""),
         }
     return {
-        "name": spec.name,
+        "name": kernel.name,
         "title": spec.title,
         "description": spec.description.strip() + "\n",
         "source": spec.source,
@@ -464,16 +387,9 @@ def context(derivation: Derivation, command: str) -> dict:
         "gates": gates,
         "states": states,
         "output": next(s for s in states if s["is_output"]),
-        "recurrent": next(s for s in states if s["prev"] == spec.recurrent.name),
-        "recurrent_prev": spec.recurrent.name,
-        "attributes": [
-            {"name": f"{side}_{g}_{kind}"}
-            for g in spec.gates
-            for side in ("event", "hidden")
-            for kind in ("weights", "bias")
-        ]
-        + [{"name": p.name} for p in spec.unit_parameters]
-        + ([{"name": "projection_weights"}] if projected is not None else []),
+        "recurrent": states[kernel.states.index(kernel.recurrent)],
+        "recurrent_prev": kernel.recurrent.state.prev.name,
+        "attributes": [{"name": a.name} for a in kernel.attributes],
         "unit_parameters": [
             {"name": p.name, "adjoint": numpy_code(backward_outputs[p])}
             for p in spec.unit_parameters
@@ -481,35 +397,40 @@ def context(derivation: Derivation, command: str) -> dict:
         "gate_inputs": gate_inputs,
         # A delta array every step writes whole (each gate's slice) needs no zeros first.
         "delta_allocation": {
-            target: "empty" if all((target, g["slice"]) in delta_slices for g in gates) else "zeros"
+            target: "empty" if kernel.covered(target) else "zeros"
             for target in ("delta_event", "delta_hidden")
         },
-        "any_pre": any(g.kind == "pre" for g in derivation.gate_inputs),
+        "any_pre": any(d.kind == "pre" for d in kernel.deltas),
         "projected": projected is not None,
         "projection": projection,
-        "summed": derivation.summed,
-        "forward_lines": forward_lines[:stage] if sourced else forward_lines,
-        "forward_lines_2": forward_lines[stage:] if sourced else [],
+        "summed": kernel.summed,
+        "forward_lines": printed[0][0],
+        "forward_lines_2": printed[1][0] if len(printed) > 1 else [],
         "sourced": sourced,
         "sources": sources,
         "source_lines": source_lines,
-        "recurrent_gates": [g for g in gates if g["name"] not in spec.hidden_sources],
+        "recurrent_gates": [g for g in gates if g["name"] in kernel.recurrent_gates],
         "groups": groups,
         "stage1_groups": [g for g in groups if not g["unit"]],
         "stage2_groups": [g for g in groups if g["unit"]],
-        "wide": any(len(spec.sources(g)) > 1 for g in spec.gates),
-        "blocks": {g: len(spec.sources(g)) for g in spec.gates},
-        "hidden_grads": _hidden_grads(derivation, groups),
+        "wide": kernel.wide,
+        "blocks": dict(zip(kernel.gates, kernel.blocks, strict=True)),
+        "hidden_grads": _hidden_grads(kernel),
         "forward_stores": forward_stores,
         "backward_lines": backward_lines,
-        "saved": [s.name for s in derivation.saved],
+        "saved": [slot.symbol.name for slot in kernel.saved],
         # Each saved value's array: a part of the forward's one buffer, or the sequence of the
-        # state it is the new value of.
-        "saved_arrays": _saved_arrays(derivation.saved, state_views),
-        "own_saved": sum(s not in state_views for s in derivation.saved),
-        "saved_in_states": [s.name for s in derivation.saved if s in state_views],
+        # state it is the new value of (from index 1 on).
+        "saved_arrays": {
+            slot.symbol.name: f"buffer[{slot.index}]"
+            if slot.state is None
+            else f"{slot.state}_states[1:]"
+            for slot in kernel.saved
+        },
+        "own_saved": kernel.own_saved,
+        "saved_in_states": [slot.symbol.name for slot in kernel.saved if slot.state is not None],
         # What the per-step backward reads (a projection's vector only feeds dW_projection).
-        "saved_read": [s.name for s in derivation.saved if s in used_in_backward],
+        "saved_read": [slot.symbol.name for slot in kernel.saved if slot.per_step],
         "step_functions": [_step_function(spec, f) for f in spec.step_functions],
         "exports": sorted(
             ["Cache", "Gradients", "Parameters", "backward", "forward"]
@@ -537,6 +458,6 @@ def context(derivation: Derivation, command: str) -> dict:
     }
 
 
-def emit(derivation: Derivation, command: str = "lstm-sym generate") -> str:
-    """The source of ``generated/<cell>.py``."""
-    return render("numpy_module.py.jinja", context(derivation, command))
+def emit(kernel: KernelPlan | Derivation, command: str = "lstm-sym generate") -> str:
+    """The source of ``generated/<cell>.py`` (a derivation is planned first)."""
+    return render("numpy_module.py.jinja", context(as_plan(kernel), command))

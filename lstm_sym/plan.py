@@ -1,0 +1,583 @@
+"""The kernel plan: layout decisions made once, between the derivation and the emitters.
+
+:func:`plan` turns a :class:`~lstm_sym.derive.Derivation` into frozen data every emitter reads
+(NumPy, C, LaTeX) and the binding's ABI can export (:meth:`KernelPlan.buffer_table`):
+
+- :attr:`KernelPlan.buffers` -- every array with its symbolic shape in the sizes ``T`` (steps),
+  ``B`` (batch), ``X`` (event), ``H`` (hidden), ``P`` (projection) and its role: the arguments
+  and results of the entry points, the state sequences, the saved values, the event
+  projections, the deltas and the per-step scratch;
+- :attr:`KernelPlan.saved` -- one :class:`SavedSlot` per saved value: a part of the ``saved``
+  buffer, or the sequence of the state it is the new value of (from index 1 on, not a copy);
+- the matrix products: the event projection, the gates reading the recurrent state
+  (:attr:`KernelPlan.recurrent_runs`), each run of gates reading the same hidden sources
+  (:attr:`KernelPlan.runs`: the grouping, decided here and nowhere else), the projection of a
+  projected state and the weight gradients (:attr:`KernelPlan.gradients`);
+- the per-unit stages of one step (:attr:`KernelPlan.forward_step`,
+  :attr:`KernelPlan.backward_step`): :class:`Stage` objects (ordered assignments and the values
+  they deliver) with the :class:`Run` products between them, in the spirit of pystencils'
+  assignment collections and Devito's lowering stages. Liveness comes from ``free_symbols``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from .derive import Assignment, Derivation, derive
+from .spec import CellSpec, State
+
+#: The sizes every shape is written in: steps, batch, event, hidden, projection.
+T, B, X, H, P = sp.symbols("T B X H P", integer=True, positive=True)
+SIZES = {"T": T, "B": B, "X": X, "H": H, "P": P}
+
+#: Roles of the arrays the entry points take or return (the ABI); the others are internal.
+ABI_ROLES = ("input", "parameter", "initial_state", "output", "final_state", "adjoint", "gradient")
+
+
+@dataclass(frozen=True)
+class Buffer:
+    """One array: ``name``, ``role`` (see :data:`ABI_ROLES` and the module docstring), its
+    ``shape`` as SymPy expressions in ``T, B, X, H, P`` and one line saying what it holds."""
+
+    name: str
+    role: str
+    shape: tuple[sp.Expr, ...]
+    doc: str = ""
+
+    @property
+    def abi(self) -> bool:
+        return self.role in ABI_ROLES
+
+    def evaluate(self, **sizes: int) -> tuple[int, ...]:
+        """The concrete shape at ``sizes`` (``T=..., B=..., X=..., H=..., P=...``)."""
+        values = {SIZES[k]: v for k, v in sizes.items()}
+        return tuple(int(sp.sympify(n).xreplace(values)) for n in self.shape)
+
+    def shape_text(self) -> str:
+        """The shape as text, e.g. ``(T + 1, B, H)``."""
+        inner = ", ".join(sp.sstr(n) for n in self.shape)
+        return f"({inner},)" if len(self.shape) == 1 else f"({inner})"
+
+
+@dataclass(frozen=True)
+class SavedSlot:
+    """Where the forward pass keeps a value the backward pass reads, (T, B, H) over the steps.
+
+    ``state``: the name of the state whose new value it is (the slot is that state's sequence
+    from index 1 on); otherwise ``index`` is its part of the ``saved`` buffer. ``per_step``:
+    the per-unit backward reads it at every step (a projection's vector only feeds a weight
+    gradient, a same-step source only its run's weight gradient and the backward's stages).
+    """
+
+    symbol: sp.Symbol
+    state: str | None
+    index: int | None
+    per_step: bool
+
+
+@dataclass(frozen=True)
+class Run:
+    """One matrix product of a step: consecutive gates reading the same hidden sources,
+    ``Z = [s_1, s_2, ...] W^T + b`` for the gates ``gates`` (columns ``first`` to
+    ``first + len(gates)`` in gate blocks), ``dW = Delta^T [S_1, S_2, ...]`` over all steps and,
+    per step, ``[ds_1, ds_2, ...] = Delta W`` split in column blocks.
+
+    ``sources``: what the product reads, in column-block order (the recurrent state for a run
+    of :attr:`KernelPlan.recurrent_runs`); ``unit``: a source is a value of the same step, so the
+    product runs between the per-unit stages; ``offset``: where the run's hidden weights start
+    in the one-gate-after-the-other layout, in (H x H) blocks; ``gathered_by``: the index of the
+    first run reading the same sources (they are put side by side once per step).
+    """
+
+    index: int
+    gates: tuple[str, ...]
+    first: int
+    sources: tuple[sp.Symbol, ...]
+    unit: bool
+    offset: int
+    gathered_by: int
+
+    @property
+    def width(self) -> int:
+        """Column blocks of the run's hidden weights: one per source."""
+        return len(self.sources)
+
+
+@dataclass(frozen=True)
+class Product:
+    """A matrix product over all steps: ``target = left^T right`` style weight gradients or
+    the event projection; ``kind`` names it, ``gates`` the gate blocks it covers, ``reads``
+    the buffers it reads. ``shared``: computed with another product from one packing."""
+
+    name: str
+    kind: str
+    gates: tuple[str, ...]
+    reads: tuple[str, ...]
+    shared: bool = False
+
+
+@dataclass(frozen=True)
+class DeltaSlot:
+    """Where the backward step writes the adjoint of one gate input: its gate's slice of the
+    delta buffers ``targets`` (both for a pre-activation of a cell whose other gates use the
+    two parts apart). ``direct``: the adjoint is a value of the chain that is this slot's alone,
+    so the chain can write it straight into the slot."""
+
+    symbol: sp.Symbol
+    gate: str
+    kind: str
+    adjoint: sp.Expr
+    targets: tuple[str, ...]
+    direct: bool
+    #: Bound after the product of a run reading a same-step source (the second forward stage).
+    after_run: bool
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One per-unit stage of a step: ordered ``assignments`` and the values it delivers.
+
+    ``outputs``: the values the stage must produce (stored into buffers or read after it);
+    ``read_after``: the subset read by code after the stage (a product, the next stage, a store
+    of a value not written in place), which must therefore be bound to a name.
+    """
+
+    name: str
+    assignments: tuple[Assignment, ...]
+    outputs: tuple[sp.Symbol, ...]
+    read_after: frozenset = field(default_factory=frozenset)
+
+    def needed(self, wanted=None) -> tuple[Assignment, ...]:
+        """The assignments ``wanted`` (default: the outputs) depend on, in order: the stage
+        without the subexpressions no output reads (decided from ``free_symbols``)."""
+        wanted = set(self.outputs if wanted is None else wanted) | set(self.read_after)
+        keep = []
+        for a in reversed(self.assignments):
+            if a.target in wanted:
+                keep.append(a)
+                wanted |= a.expr.free_symbols
+        return tuple(keep[::-1])
+
+    def reads(self, assignments=None) -> frozenset:
+        """Every symbol ``assignments`` (default: the stage's) read."""
+        chosen = self.assignments if assignments is None else assignments
+        return frozenset().union(*(a.expr.free_symbols for a in chosen))
+
+    def read_later(self, index: int) -> bool:
+        """True when assignment ``index``'s target is read by a later assignment of the stage or
+        after the stage: it needs a name even when it is written straight into a buffer."""
+        target = self.assignments[index].target
+        later = self.assignments[index + 1 :]
+        return target in self.read_after or any(target in a.expr.free_symbols for a in later)
+
+
+@dataclass(frozen=True)
+class StateLayout:
+    """A state as the kernels lay it out: ``size`` H or P (a projected state), its sequence
+    buffer ``sequence`` ((T + 1, B, size), index 0 the initial state)."""
+
+    state: State
+    size: sp.Symbol
+    sequence: str
+    is_output: bool
+    is_recurrent: bool
+
+    @property
+    def name(self) -> str:
+        return self.state.name
+
+    @property
+    def projected(self) -> bool:
+        return self.state.projection is not None
+
+
+@dataclass(frozen=True)
+class KernelPlan:
+    """Frozen layout of one cell's kernels; see the module docstring."""
+
+    derivation: Derivation
+    gates: tuple[str, ...]
+    states: tuple[StateLayout, ...]
+    buffers: tuple[Buffer, ...]
+    saved: tuple[SavedSlot, ...]
+    #: Gates whose hidden projection reads the recurrent state, in runs of consecutive gates.
+    recurrent_runs: tuple[Run, ...]
+    #: Gates with ``hidden_sources``: runs of consecutive gates reading the same sources.
+    runs: tuple[Run, ...]
+    #: Column blocks of each gate's hidden weights (the number of sources it reads).
+    blocks: tuple[int, ...]
+    #: Stages of one forward step, in order: :class:`Stage` and :class:`Run` (a product between).
+    forward_step: tuple
+    #: Stages of one backward step, in order (the second forward stage's adjoints come first).
+    backward_step: tuple
+    #: The products over all steps: event projection and weight gradients.
+    gradients: tuple[Product, ...]
+    #: Per gate input, where its adjoint goes (in gate-input order).
+    deltas: tuple[DeltaSlot, ...]
+    #: The ``Parameters`` attributes users set, one array each (role ``attribute``): per gate
+    #: ``{event,hidden}_<gate>_{weights,bias}`` (a bias may be a scalar), then the per-unit
+    #: parameters and a projection's weights.
+    attributes: tuple[Buffer, ...]
+
+    @property
+    def spec(self) -> CellSpec:
+        return self.derivation.spec
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def summed(self) -> bool:
+        """Every gate adds its event and hidden parts: one pre-activation, one delta."""
+        return self.derivation.summed
+
+    @property
+    def projected(self) -> StateLayout | None:
+        return next((s for s in self.states if s.projected), None)
+
+    @property
+    def output(self) -> StateLayout:
+        return next(s for s in self.states if s.is_output)
+
+    @property
+    def recurrent(self) -> StateLayout:
+        return next(s for s in self.states if s.is_recurrent)
+
+    @property
+    def recurrent_gates(self) -> tuple[str, ...]:
+        return tuple(g for run in self.recurrent_runs for g in run.gates)
+
+    @property
+    def wide(self) -> bool:
+        """Some gate's hidden weights have more than one column block."""
+        return any(b != 1 for b in self.blocks)
+
+    @property
+    def stages(self) -> tuple[Stage, ...]:
+        return tuple(s for s in self.forward_step + self.backward_step if isinstance(s, Stage))
+
+    def stage(self, name: str) -> Stage | None:
+        return next((s for s in self.stages if s.name == name), None)
+
+    def buffer(self, name: str) -> Buffer:
+        return next(b for b in self.buffers if b.name == name)
+
+    def slot(self, symbol: sp.Symbol) -> SavedSlot:
+        return next(s for s in self.saved if s.symbol == symbol)
+
+    @property
+    def own_saved(self) -> int:
+        """Parts of the ``saved`` buffer: the saved values that are not a state's new value."""
+        return sum(s.state is None for s in self.saved)
+
+    def covered(self, delta: str) -> bool:
+        """True when every step writes every gate's slice of delta buffer ``delta`` (it needs
+        no zeros first)."""
+        written = {d.gate for d in self.deltas if delta in d.targets}
+        return all(g in written for g in self.gates)
+
+    def run_of(self, gate: str) -> Run:
+        return next(r for r in self.recurrent_runs + self.runs if gate in r.gates)
+
+    def buffer_table(self) -> list[tuple[str, str, str]]:
+        """``(name, role, shape)`` of every buffer, in :attr:`buffers` order (the entry points'
+        arguments first, as the ABI passes them), shapes as text in ``T, B, X, H, P``."""
+        return [(b.name, b.role, b.shape_text()) for b in self.buffers]
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _runs(gates, indices, sources, unit, offsets, first_index=0) -> list[Run]:
+    """Consecutive gates (by gate index) reading the same sources, one :class:`Run` each."""
+    runs: list[Run] = []
+    for gate in gates:
+        k = indices[gate]
+        last = runs[-1] if runs else None
+        if last and last.first + len(last.gates) == k and last.sources == sources(gate):
+            runs[-1] = Run(
+                last.index,
+                (*last.gates, gate),
+                last.first,
+                last.sources,
+                last.unit,
+                last.offset,
+                last.gathered_by,
+            )
+            continue
+        index = first_index + len(runs)
+        gathered = next((r.index for r in runs if r.sources == sources(gate)), index)
+        runs.append(Run(index, (gate,), k, sources(gate), unit(gate), offsets[k], gathered))
+    return runs
+
+
+def _states(spec: CellSpec) -> tuple[StateLayout, ...]:
+    return tuple(
+        StateLayout(
+            state=s,
+            size=H if s.projection is None else P,
+            sequence=f"{s.name}_states",
+            is_output=s.new == spec.output,
+            is_recurrent=s.prev == spec.recurrent,
+        )
+        for s in spec.states
+    )
+
+
+def _saved(derivation: Derivation, states) -> tuple[SavedSlot, ...]:
+    """A saved value that is a state's new value is a view of that state's sequence (a
+    projected state's new value is not per unit: never saved); the others are numbered parts
+    of the ``saved`` buffer, in the derivation's order."""
+    views = {}
+    for s in states:
+        if not s.projected:
+            views.setdefault(s.state.new, s.name)
+    per_step = set().union(*(a.expr.free_symbols for a in derivation.backward.chain))
+    slots, k = [], 0
+    for symbol in derivation.saved:
+        if symbol in views:
+            slots.append(SavedSlot(symbol, views[symbol], None, symbol in per_step))
+        else:
+            slots.append(SavedSlot(symbol, None, k, symbol in per_step))
+            k += 1
+    return tuple(slots)
+
+
+def _buffers(spec: CellSpec, states, saved, blocks, summed: bool) -> tuple[Buffer, ...]:
+    """Every array, the entry points' arguments and results first (in the order the binding
+    marshals them), then the kernels' own."""
+    G = len(spec.gates)
+    sizes = {s.state.short: s.size for s in states}
+    recurrent = next(s for s in states if s.is_recurrent).size
+    output = next(s for s in states if s.is_output).size
+    projected = next((s for s in states if s.projected), None)
+    wide = any(b != 1 for b in blocks)
+    hidden_weights = (sum(blocks) * H * H,) if wide else (G * H, recurrent)
+    parameters = [
+        Buffer("event_weights", "parameter", (G * H, X), "event weights, gates stacked"),
+        Buffer("event_bias", "parameter", (G * H,), "event biases, gates stacked"),
+        Buffer(
+            "hidden_weights",
+            "parameter",
+            hidden_weights,
+            "hidden weights, each gate's (H, blocks * H) one after the other"
+            if wide
+            else "hidden weights, gates stacked",
+        ),
+        Buffer("hidden_bias", "parameter", (G * H,), "hidden biases, gates stacked"),
+    ]
+    parameters += [
+        Buffer(p.name, "parameter", (H,), "per-unit parameter") for p in spec.unit_parameters
+    ]
+    if projected is not None:
+        parameters.append(Buffer("projection_weights", "parameter", (P, H), "the projection"))
+    buffers = [Buffer("events", "input", (T, B, X), "the events of every step")]
+    buffers += parameters
+    buffers += [Buffer(f"{s}0", "initial_state", (B, n), "initial state") for s, n in sizes.items()]
+    buffers.append(Buffer("outputs", "output", (T, B, output), "the output state of every step"))
+    buffers += [Buffer(f"{s}_last", "final_state", (B, n), "final state") for s, n in sizes.items()]
+    buffers.append(Buffer("d_outputs", "adjoint", (T, B, output), "dL/d(outputs)"))
+    buffers += [
+        Buffer(f"d_{s}_last", "adjoint", (B, n), "dL/d(final state)") for s, n in sizes.items()
+    ]
+    buffers.append(Buffer("d_events", "gradient", (T, B, X), "dL/d(events)"))
+    buffers += [Buffer(f"d_{b.name}", "gradient", b.shape, f"dL/d({b.name})") for b in parameters]
+    buffers += [
+        Buffer(f"d_{s}0", "gradient", (B, n), "dL/d(initial state)") for s, n in sizes.items()
+    ]
+    # The kernels' own arrays
+    buffers += [
+        Buffer(s.sequence, "state_sequence", (T + 1, B, s.size), f"the {s.name} state, index t")
+        for s in states
+    ]
+    own = sum(s.state is None for s in saved)
+    buffers.append(
+        Buffer(
+            "saved", "saved", (own, T, B, H), "the saved values that are not a state's new value"
+        )
+    )
+    buffers.append(
+        Buffer("event_projection", "event_projection", (T, B, G * H), "X W_event^T + b_event")
+    )
+    buffers.append(
+        Buffer("hidden_projection", "scratch", (B, G * H), "one step's hidden projections")
+    )
+    buffers.append(Buffer("delta_event", "delta", (T, B, G * H), "dL/d(event projections)"))
+    if not summed:
+        buffers.append(Buffer("delta_hidden", "delta", (T, B, G * H), "dL/d(hidden projections)"))
+    if projected is not None:
+        buffers.append(Buffer("delta_projection", "delta", (T, B, P), "dL/d(the projected state)"))
+    return tuple(buffers)
+
+
+def _attributes(spec: CellSpec, blocks, recurrent) -> tuple[Buffer, ...]:
+    attributes = []
+    for gate, width in zip(spec.gates, blocks, strict=True):
+        columns = {"event": X, "hidden": recurrent if width == 1 else width * H}
+        for side in ("event", "hidden"):
+            attributes.append(
+                Buffer(f"{side}_{gate}_weights", "attribute", (H, columns[side]), f"gate {gate}")
+            )
+            attributes.append(Buffer(f"{side}_{gate}_bias", "attribute", (H,), f"gate {gate}"))
+    attributes += [Buffer(p.name, "attribute", (H,), "per-unit") for p in spec.unit_parameters]
+    if spec.projected_state is not None:
+        attributes.append(Buffer("projection_weights", "attribute", (P, H), "the projection"))
+    return tuple(attributes)
+
+
+def _forward_step(derivation: Derivation, plan_runs, saved, states) -> tuple:
+    """The forward step's per-unit stages: one, or two with the products of the runs reading
+    a same-step source between them."""
+    spec, forward = derivation.spec, derivation.forward
+    outputs = tuple(s.symbol for s in saved) + tuple(
+        s.state.unit for s in states if s.state.unit not in {v.symbol for v in saved}
+    )
+    # Read after the stage: the projection's vector (its product) and every run's sources.
+    projection = {s.state.projection for s in states if s.projected}
+    sources = {s for r in plan_runs for s in r.sources} - set(spec.prev_symbols)
+    stage = derivation.lowered.stage
+    if not stage:
+        return (Stage("forward", forward, outputs, frozenset(projection)),)
+    second = Stage("forward_2", forward[stage:], outputs, frozenset(projection))
+    first_reads = frozenset(sources) | second.reads() | second.read_after
+    first = Stage("forward_1", forward[:stage], outputs, first_reads)
+    return (first, *[r for r in plan_runs if r.unit], second)
+
+
+def _deltas(derivation: Derivation) -> tuple[DeltaSlot, ...]:
+    spec, outputs = derivation.spec, derivation.backward.outputs
+    slots = []
+    for gi in derivation.gate_inputs:
+        if gi.kind == "pre" and not derivation.summed:
+            targets = ("delta_event", "delta_hidden")  # the same adjoint for both parts
+        else:
+            targets = ("delta_hidden",) if gi.kind == "hidden" else ("delta_event",)
+        slots.append((gi, outputs[gi.symbol], targets))
+    counts = {}
+    for _, d, _ in slots:
+        counts[d] = counts.get(d, 0) + 1
+    return tuple(
+        DeltaSlot(
+            symbol=gi.symbol,
+            gate=gi.gate,
+            kind=gi.kind,
+            adjoint=d,
+            targets=targets,
+            direct=len(targets) == 1 and isinstance(d, sp.Symbol) and counts[d] == 1,
+            after_run=gi.kind == "hidden" and spec.reads_unit_source(gi.gate),
+        )
+        for gi, d, targets in slots
+    )
+
+
+def _backward_step(derivation: Derivation, plan_runs, deltas) -> tuple:
+    """The backward step: with same-step sources, the sourced gates' hidden-part adjoints
+    first (they need the state carries only), their runs' products (the sources' carries),
+    then every per-unit adjoint."""
+    spec, bwd = derivation.spec, derivation.backward
+    outputs = tuple(d for d in bwd.outputs.values() if d != 0)
+    # Read after the chain: adjoints not written straight into a delta slot, and the previous
+    # states' and per-unit parameters' adjoints.
+    after = [d.adjoint for d in deltas if not d.direct]
+    after += [bwd.outputs[s] for s in spec.prev_symbols + tuple(spec.unit_parameters)]
+    read_after = frozenset().union(*(sp.sympify(e).free_symbols for e in after))
+    full = Stage("backward", bwd.chain, outputs, read_after)
+    if derivation.source_backward is None:
+        return (full,)
+    sb = derivation.source_backward
+    first = Stage("backward_sources", sb.chain, tuple(d for d in sb.outputs.values() if d != 0))
+    return (first, *[r for r in plan_runs if r.unit], full)
+
+
+#: Plans by derivation identity (a Derivation holds dicts: not hashable); the entry keeps the
+#: derivation alive, so its id is not reused.
+_PLANS: dict[int, tuple[Derivation, KernelPlan]] = {}
+
+
+def plan(derivation: Derivation) -> KernelPlan:
+    """The kernel plan of ``derivation`` (see the module docstring); the same object for the
+    same derivation."""
+    entry = _PLANS.get(id(derivation))
+    if entry is None or entry[0] is not derivation:
+        entry = _PLANS[id(derivation)] = (derivation, _plan(derivation))
+    return entry[1]
+
+
+def _plan(derivation: Derivation) -> KernelPlan:
+    spec = derivation.spec
+    indices = {g: k for k, g in enumerate(spec.gates)}
+    blocks = tuple(len(spec.sources(g)) for g in spec.gates)
+    offsets = [sum(blocks[:k]) for k in range(len(blocks))]
+    recurrent_runs = _runs(
+        [g for g in spec.gates if g not in spec.hidden_sources],
+        indices,
+        spec.sources,
+        lambda g: False,
+        offsets,
+    )
+    runs = _runs(spec.sourced_gates, indices, spec.sources, spec.reads_unit_source, offsets)
+    states = _states(spec)
+    saved = _saved(derivation, states)
+    deltas = _deltas(derivation)
+    shared = derivation.summed and not spec.hidden_sources
+    hidden_reads = ("delta_hidden" if not derivation.summed else "delta_event",)
+    gradients = [
+        Product("event_projection", "event_projection", spec.gates, ("events", "event_weights")),
+        Product(
+            "d_event_weights", "weight_gradient", spec.gates, ("delta_event", "events"), shared
+        ),
+    ]
+    if recurrent_runs:
+        recurrent_sequence = next(s for s in states if s.is_recurrent).sequence
+        gradients.append(
+            Product(
+                "d_hidden_weights" if not runs else "d_recurrent_weights",
+                "weight_gradient",
+                tuple(g for r in recurrent_runs for g in r.gates),
+                (*hidden_reads, recurrent_sequence),
+                shared,
+            )
+        )
+    for r in runs:
+        reads = tuple(
+            next(s.sequence for s in states if s.state.prev == source)
+            if source in spec.prev_symbols
+            else "saved"
+            for source in r.sources
+        )
+        gradients.append(
+            Product(f"d_run_{r.index}_weights", "weight_gradient", r.gates, hidden_reads + reads)
+        )
+    projected = next((s for s in states if s.projected), None)
+    if projected is not None:
+        gradients.append(
+            Product("d_projection_weights", "weight_gradient", (), ("delta_projection", "saved"))
+        )
+    return KernelPlan(
+        derivation=derivation,
+        gates=spec.gates,
+        states=states,
+        buffers=_buffers(spec, states, saved, blocks, derivation.summed),
+        saved=saved,
+        recurrent_runs=tuple(recurrent_runs),
+        runs=tuple(runs),
+        blocks=blocks,
+        forward_step=_forward_step(derivation, runs, saved, states),
+        backward_step=_backward_step(derivation, runs, deltas),
+        gradients=tuple(gradients),
+        deltas=deltas,
+        attributes=_attributes(spec, blocks, next(s for s in states if s.is_recurrent).size),
+    )
+
+
+def as_plan(value: KernelPlan | Derivation) -> KernelPlan:
+    """``value`` if it is a plan, else the plan of the derivation ``value``."""
+    return value if isinstance(value, KernelPlan) else plan(value)
+
+
+def plan_cell(spec: CellSpec) -> KernelPlan:
+    """Derive ``spec`` and plan its kernels."""
+    return plan(derive(spec))
