@@ -21,7 +21,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import sympy as sp
 
@@ -159,6 +159,10 @@ class Stage:
                 keep.append(a)
                 wanted |= a.expr.free_symbols
         return tuple(keep[::-1])
+
+    def live(self) -> Stage:
+        """This stage without the assignments no output depends on."""
+        return replace(self, assignments=self.needed())
 
     def reads(self, assignments=None) -> frozenset:
         """Every symbol ``assignments`` (default: the stage's) read."""

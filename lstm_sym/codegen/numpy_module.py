@@ -232,6 +232,7 @@ def _printed(stage: Stage, destinations: dict) -> tuple[list[dict], set]:
     """A stage's lines, each target with a destination written in place; a target so written
     and read neither later in the stage nor after it (the plan's liveness) is not bound to a
     name. Returns the lines and the targets written in place."""
+    stage = stage.live()
     lines, written = _lines_into(stage.assignments, destinations)
     for index, a in enumerate(stage.assignments):
         if a.target in written and not stage.read_later(index):
@@ -351,7 +352,7 @@ def context(kernel: KernelPlan, command: str) -> dict:
         for symbol, adjoints in carries.items()
     ]
     source_stage = kernel.stage("backward_sources")
-    source_lines = _lines_into(source_stage.assignments, {})[0] if source_stage else []
+    source_lines = _lines_into(source_stage.live().assignments, {})[0] if source_stage else []
     event = _linear_code(derivation, "delta_event", "inputs", "event_weights")
     hidden = _linear_code(derivation, "delta_hidden", "hidden_inputs", "hidden_weights")
     math = _linear_code(derivation, "Delta", "X", "W")
