@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from .cells import CELLS, get
 from .codegen import c_module, latex_document, numpy_module
 from .codegen.pyformat import format_python
-from .derive import derive
+from .plan import plan_cell
 from .spec import CellSpec
 
 COMMAND = "lstm-sym generate"
@@ -36,14 +36,14 @@ def cell_artifacts(spec: CellSpec, command: str = COMMAND) -> list[Artifact]:
     """The files generated for one cell."""
 
     def numpy_source() -> bytes:
-        source = numpy_module.emit(derive(spec), command)
+        source = numpy_module.emit(plan_cell(spec), command)
         return format_python(source, f"{spec.name}.py").encode()
 
     def c_header() -> bytes:
-        return c_module.emit_header(derive(spec), command).encode()
+        return c_module.emit_header(plan_cell(spec), command).encode()
 
     def c_source() -> bytes:
-        return c_module.emit_source(derive(spec), command).encode()
+        return c_module.emit_source(plan_cell(spec), command).encode()
 
     return [
         Artifact(f"generated/{spec.name}.py", numpy_source),
@@ -70,10 +70,10 @@ def derivation_artifacts(spec: CellSpec, command: str = COMMAND) -> list[Artifac
     """
 
     def tex() -> bytes:
-        return latex_document.emit(derive(spec), command).encode()
+        return latex_document.emit(plan_cell(spec), command).encode()
 
     def equations() -> bytes:
-        return latex_document.equations_json(derive(spec)).encode()
+        return latex_document.equations_json(plan_cell(spec)).encode()
 
     return [
         Artifact(f"derivations/{spec.name}.tex", tex),

@@ -152,7 +152,7 @@ class Stage:
     def needed(self, wanted=None) -> tuple[Assignment, ...]:
         """The assignments ``wanted`` (default: the outputs) depend on, in order: the stage
         without the subexpressions no output reads (decided from ``free_symbols``)."""
-        wanted = set(self.outputs if wanted is None else wanted) | set(self.read_after)
+        wanted = set(self.outputs) | self.read_after if wanted is None else set(wanted)
         keep = []
         for a in reversed(self.assignments):
             if a.target in wanted:
@@ -269,6 +269,12 @@ class KernelPlan:
     def buffer(self, name: str) -> Buffer:
         return next(b for b in self.buffers if b.name == name)
 
+    def product(self, name: str) -> Product:
+        return next(p for p in self.gradients if p.name == name)
+
+    def attribute(self, name: str) -> Buffer:
+        return next(b for b in self.attributes if b.name == name)
+
     def slot(self, symbol: sp.Symbol) -> SavedSlot:
         return next(s for s in self.saved if s.symbol == symbol)
 
@@ -284,7 +290,30 @@ class KernelPlan:
         return all(g in written for g in self.gates)
 
     def run_of(self, gate: str) -> Run:
+        """The product computing gate ``gate``'s hidden part."""
         return next(r for r in self.recurrent_runs + self.runs if gate in r.gates)
+
+    def sources_of(self, gate: str) -> tuple[sp.Symbol, ...]:
+        """What gate ``gate``'s hidden projection reads, in column-block order."""
+        return self.run_of(gate).sources
+
+    def is_sourced(self, gate: str) -> bool:
+        """True when gate ``gate`` reads hidden sources (a run of :attr:`runs`)."""
+        return any(gate in r.gates for r in self.runs)
+
+    def readers(self, source: sp.Symbol) -> tuple[str, ...]:
+        """The gates of :attr:`runs` reading ``source``, in gate order."""
+        return tuple(g for r in self.runs if source in r.sources for g in r.gates)
+
+    @property
+    def unit_sources(self) -> tuple[sp.Symbol, ...]:
+        """The values of a step that runs read (not previous states), in run and block order."""
+        prevs = {s.state.prev for s in self.states}
+        found = (s for r in self.runs for s in r.sources if s not in prevs)
+        return tuple(dict.fromkeys(found))
+
+    def layout(self, state: State) -> StateLayout:
+        return next(s for s in self.states if s.state == state)
 
     def buffer_table(self) -> list[tuple[str, str, str]]:
         """``(name, role, shape)`` of every buffer, in :attr:`buffers` order (the entry points'

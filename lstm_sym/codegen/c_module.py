@@ -14,7 +14,8 @@ import sympy as sp
 from sympy.printing.c import reserved_words as c_keywords
 
 from ..derive import Derivation, carry
-from ..spec import SpecError, real_symbol, where_used
+from ..plan import H, KernelPlan, Stage, as_plan
+from ..spec import SpecError, gate_hidden, real_symbol, where_used
 from . import c_api
 from .c_printer import PRECISIONS, c_code
 from .templates import render
@@ -167,8 +168,9 @@ def _projection_kernels(derivation: Derivation) -> dict[str, str] | None:
     return {"weights": "Delta^T X", "inputs": "Delta W"}
 
 
-def _precision(derivation: Derivation, prefix: str, suffix: str) -> dict:
+def _precision(kernel: KernelPlan, prefix: str, suffix: str) -> dict:
     """Everything precision-dependent: the printed per-unit code and the numerics helpers."""
+    derivation = kernel.derivation
 
     def code(expr) -> str:
         return c_code(expr, prefix, suffix)
@@ -218,82 +220,72 @@ def _precision(derivation: Derivation, prefix: str, suffix: str) -> dict:
         "unit_adjoints": {
             p.name: code(derivation.backward.outputs[p]) for p in derivation.spec.unit_parameters
         },
-        **_source_stages(derivation, code, ctype),
+        **_source_stages(kernel, code, ctype),
     }
 
 
-def _needed(assignments, wanted: set) -> list:
-    """The assignments ``wanted`` depends on, in order."""
-    keep = []
-    for a in reversed(assignments):
-        if a.target in wanted:
-            keep.append(a)
-            wanted |= a.expr.free_symbols
-    return keep[::-1]
-
-
-def _source_stages(derivation: Derivation, code, ctype) -> dict:
+def _source_stages(kernel: KernelPlan, code, ctype) -> dict:
     """Hidden sources: the forward's first per-unit stage (only what the sources need) and the
     backward's second stage (the sourced gates' hidden-part adjoints)."""
-    spec = derivation.spec
-    if not spec.unit_sources:
+    sources = kernel.unit_sources
+    if not sources:
         return {}
-    sources = set(spec.unit_sources)
-    first = _needed(derivation.forward[: derivation.lowered.stage], set(sources))
-    chain = derivation.source_backward.chain
+    first = kernel.forward_step[0].needed(sources)
+    stage = kernel.stage("backward_sources")
+    outputs = kernel.derivation.source_backward.outputs
     line = lambda a: {"note": a.note, "code": f"const {ctype} {a.target} = {code(a.expr)};"}  # noqa: E731
     return {
         "source_forward_lines": [line(a) for a in first],
-        "source_forward_reads": sorted(
-            s.name for s in set().union(*(a.expr.free_symbols for a in first))
-        ),
-        "source_backward_lines": [line(a) for a in chain],
-        "source_backward_reads": sorted(
-            s.name for s in set().union(*(a.expr.free_symbols for a in chain))
-        ),
+        "source_forward_reads": sorted(s.name for s in stage_reads(first)),
+        "source_backward_lines": [line(a) for a in stage.assignments],
+        "source_backward_reads": sorted(s.name for s in stage.reads()),
         "source_adjoints": {
-            g: code(derivation.source_backward.outputs[spec.hidden_input(g)])
-            for g in spec.sourced_gates
-            if spec.reads_unit_source(g)
+            g: code(outputs[gate_hidden(g)]) for r in kernel.runs if r.unit for g in r.gates
         },
     }
 
 
-def context(derivation: Derivation, command: str) -> dict:
+def stage_reads(assignments) -> frozenset:
+    return frozenset().union(*(a.expr.free_symbols for a in assignments))
+
+
+def context(kernel: KernelPlan, command: str) -> dict:
     """Everything the templates need, as plain strings and lists."""
+    derivation = kernel.derivation
     spec = derivation.spec
     api = c_api.functions(spec)
     _check_names(derivation, _unit_scope(spec))
     prefix = spec.name
     gate_index = {g: k for k, g in enumerate(spec.gates)}
-    forward_uses = set().union(*(a.expr.free_symbols for a in derivation.forward))
-    backward_uses = set().union(*(a.expr.free_symbols for a in derivation.backward.chain))
+    forward_uses = set().union(*(s.reads() for s in kernel.forward_step if isinstance(s, Stage)))
+    backward_uses = kernel.stage("backward").reads()
     gate_inputs = [
         {"symbol": g.symbol.name, "kind": g.kind, "gate": g.gate, "index": gate_index[g.gate]}
         for g in derivation.gate_inputs
     ]
     # Values backward reads per step: any gate input it needs, then the saved activations.
-    cache_values = [s.name for s in derivation.saved]
+    cache_values = [slot.symbol.name for slot in kernel.saved]
     states = [
         {
-            "name": s.name,
+            "name": layout.name,
             "short": s.short,
             "prev": s.prev.name,
             "new": s.new.name,
             "unit": s.unit.name,
-            "projected": s.projection is not None,
-            "size": "hidden_size" if s.projection is None else "projection_size",
-            "units": "units" if s.projection is None else "projected_units",
+            "projected": layout.projected,
+            "size": "hidden_size" if layout.size == H else "projection_size",
+            "units": "units" if layout.size == H else "projected_units",
             "carry": carry(s.unit).name,
             "carry_used": carry(s.unit) in backward_uses,
-            "is_output": s.new == spec.output,
-            "is_recurrent": s.prev == spec.recurrent,
+            "is_output": layout.is_output,
+            "is_recurrent": layout.is_recurrent,
             "prev_in_forward": s.prev in forward_uses,
             "prev_in_backward": s.prev in backward_uses,
         }
-        for s in spec.states
+        for layout in kernel.states
+        for s in [layout.state]
     ]
-    sources = _sources(spec, cache_values)
+    sources = _sources(kernel, cache_values)
     return {
         "name": spec.name,
         "prefix": prefix,
@@ -319,15 +311,15 @@ def context(derivation: Derivation, command: str) -> dict:
         ]
         + [f"{s['short']}_prev" for s in states if s["prev_in_backward"]],
         "summed": derivation.summed,
-        "projected": spec.projected_state is not None,
+        "projected": kernel.projected is not None,
         "projected_state": next((s for s in states if s["projected"]), None),
         # Index in the saved values of a projected state's per-unit vector (dW_projection reads it).
-        "projection_index": cache_values.index(spec.projected_state.unit.name)
-        if spec.projected_state is not None
+        "projection_index": cache_values.index(kernel.projected.state.unit.name)
+        if kernel.projected is not None
         else None,
         "cache_values": cache_values,
         # Saved values the per-unit backward reads (all but a projection's vector).
-        "backward_values": [s.name for s in derivation.saved if s in backward_uses],
+        "backward_values": [slot.symbol.name for slot in kernel.saved if slot.per_step],
         "forward_notes": [a.note for a in derivation.forward],
         "linear": _linear_kernels(derivation),
         "projection": _projection_kernels(derivation),
@@ -339,75 +331,59 @@ def context(derivation: Derivation, command: str) -> dict:
             }
             for f in api
         ],
-        "precisions": [_precision(derivation, prefix, suffix) for suffix in ("f64", "f32")],
+        "precisions": [_precision(kernel, prefix, suffix) for suffix in ("f64", "f32")],
         **sources,
         # Both weight gradients (and the bias gradient) from one packing of the deltas: the
         # gates share their deltas, read only the recurrent state, one block each.
-        "shared_gradients": derivation.summed and not sources["sourced"] and not sources["wide"],
+        "shared_gradients": kernel.product("d_event_weights").shared,
     }
 
 
-def _sources(spec, cache_values: list[str]) -> dict:
-    """Hidden sources: the same-step sources (``sources``), the gates reading the recurrent
-    state in runs of consecutive gates (``recurrent_runs``) and the other gates in runs reading
-    the same sources (``groups``), each one matrix product over its sources side by side.
-    ``offset``: where a run's hidden weights start, in (H x H) blocks: every gate's weights are
-    (H, blocks * H), stored one gate after the other."""
-    gate_index = {g: k for k, g in enumerate(spec.gates)}
-    blocks = [len(spec.sources(g)) for g in spec.gates]
-    offsets = [sum(blocks[:k]) for k in range(len(blocks))]
-    unit_sources = list(spec.unit_sources)
-    shorts = {s.prev: s.short for s in spec.states}
-    recurrent_runs = _runs([gate_index[g] for g in spec.gates if g not in spec.hidden_sources])
-    for run in recurrent_runs:
-        run["offset"] = offsets[run["start"]]
-    groups = []
-    for gate in spec.sourced_gates:
-        k = gate_index[gate]
-        last = groups[-1] if groups else None
-        if (
-            last
-            and last["start"] + last["count"] == k
-            and spec.sources(last["gate"]) == spec.sources(gate)
-        ):
-            last["count"] += 1
-            last["gates"].append(gate)
-            continue
-        sources = spec.sources(gate)
-        groups.append(
-            {
-                "gate": gate,
-                "gates": [gate],
-                "start": k,
-                "count": 1,
-                "offset": offsets[k],
-                "width": len(sources),
-                "unit": spec.reads_unit_source(gate),
-                "has_prev": any(s in shorts for s in sources),
-                "symbols": ", ".join(s.name for s in sources),
-                "blocks": [
-                    {"state": True, "short": shorts[s], "symbol": s.name}
-                    if s in shorts
-                    else {
-                        "state": False,
-                        "index": unit_sources.index(s),
-                        "saved_index": cache_values.index(s.name),
-                        "symbol": s.name,
-                    }
-                    for s in sources
-                ],
-            }
-        )
-    for previous, group in zip([None, *groups], groups, strict=False):
-        # The same sources as the group before (emitted right after it): gathered already
-        group["reuse"] = previous is not None and previous["symbols"] == group["symbols"]
-    counts = [r["count"] for r in recurrent_runs] + [g["count"] for g in groups]
-    widths = [g["width"] for g in groups]
+def _sources(kernel: KernelPlan, cache_values: list[str]) -> dict:
+    """Hidden sources, from the plan: the same-step sources (``sources``), the gates reading the
+    recurrent state in runs of consecutive gates (``recurrent_runs``) and the other gates in
+    runs reading the same sources (``groups``), each one matrix product over its sources side
+    by side. ``offset``: where a run's hidden weights start, in (H x H) blocks: every gate's
+    weights are (H, blocks * H), stored one gate after the other."""
+    unit_sources = list(kernel.unit_sources)
+    shorts = {s.state.prev: s.state.short for s in kernel.states}
+    recurrent_runs = [
+        {"start": r.first, "count": len(r.gates), "offset": r.offset} for r in kernel.recurrent_runs
+    ]
+    groups = [
+        {
+            "gate": run.gates[0],
+            "gates": list(run.gates),
+            "start": run.first,
+            "count": len(run.gates),
+            "offset": run.offset,
+            "width": run.width,
+            "unit": run.unit,
+            "has_prev": any(s in shorts for s in run.sources),
+            "symbols": ", ".join(s.name for s in run.sources),
+            "blocks": [
+                {"state": True, "short": shorts[s], "symbol": s.name}
+                if s in shorts
+                else {
+                    "state": False,
+                    "index": unit_sources.index(s),
+                    "saved_index": cache_values.index(s.name),
+                    "symbol": s.name,
+                }
+                for s in run.sources
+            ],
+            # The same sources as the run before (emitted right after it): gathered already
+            "reuse": previous is not None and previous.sources == run.sources,
+        }
+        for previous, run in zip((None, *kernel.runs), kernel.runs, strict=False)
+    ]
+    counts = [len(r.gates) for r in kernel.recurrent_runs + kernel.runs]
+    widths = [r.width for r in kernel.runs]
     return {
-        "sourced": bool(spec.hidden_sources),
-        "wide": any(b != 1 for b in blocks),
-        "blocks": dict(zip(spec.gates, blocks, strict=True)),
-        "hidden_blocks": sum(blocks),
+        "sourced": bool(kernel.runs),
+        "wide": kernel.wide,
+        "blocks": dict(zip(kernel.gates, kernel.blocks, strict=True)),
+        "hidden_blocks": sum(kernel.blocks),
         "sources": [
             {
                 "symbol": symbol.name,
@@ -417,9 +393,10 @@ def _sources(spec, cache_values: list[str]) -> dict:
             for symbol in unit_sources
         ],
         "stage2_gates": [
-            {"name": g, "index": gate_index[g]}
-            for g in spec.sourced_gates
-            if spec.reads_unit_source(g)
+            {"name": g, "index": run.first + k}
+            for run in kernel.runs
+            if run.unit
+            for k, g in enumerate(run.gates)
         ],
         "groups": groups,
         "recurrent_runs": recurrent_runs,
@@ -431,21 +408,11 @@ def _sources(spec, cache_values: list[str]) -> dict:
     }
 
 
-def _runs(indices: list[int]) -> list[dict]:
-    runs: list[dict] = []
-    for i in indices:
-        if runs and runs[-1]["start"] + runs[-1]["count"] == i:
-            runs[-1]["count"] += 1
-        else:
-            runs.append({"start": i, "count": 1})
-    return runs
+def emit_header(kernel: KernelPlan | Derivation, command: str = "lstm-sym generate") -> str:
+    """The source of ``generated/<cell>.h`` (a derivation is planned first)."""
+    return render("c_header.h.jinja", context(as_plan(kernel), command))
 
 
-def emit_header(derivation: Derivation, command: str = "lstm-sym generate") -> str:
-    """The source of ``generated/<cell>.h``."""
-    return render("c_header.h.jinja", context(derivation, command))
-
-
-def emit_source(derivation: Derivation, command: str = "lstm-sym generate") -> str:
-    """The source of ``generated/<cell>.c``."""
-    return render("c_source.c.jinja", context(derivation, command))
+def emit_source(kernel: KernelPlan | Derivation, command: str = "lstm-sym generate") -> str:
+    """The source of ``generated/<cell>.c`` (a derivation is planned first)."""
+    return render("c_source.c.jinja", context(as_plan(kernel), command))

@@ -31,13 +31,13 @@ import sympy as sp
 
 from ..derive import Derivation, adjoint, carry
 from ..functions import ACTIVATIONS
+from ..plan import B, H, KernelPlan, P, X, as_plan
 from .latex_printer import LatexNotationPrinter, Notation, escape_text
 from .numpy_printer import numpy_code
 from .templates import render
 
-B, H, X, N, G = sp.symbols("B H X N G", integer=True, positive=True)
-#: Entries of a projected state (LSTMP's h = W_p m).
-P = sp.Symbol("P", integer=True, positive=True)
+#: Samples (T B) and gates; the sizes B, H, X and P (a projected state's entries) are the plan's.
+N, G = sp.symbols("N G", integer=True, positive=True)
 
 
 @dataclass
@@ -80,8 +80,9 @@ def _texttt(name: str) -> str:
 class Document:
     """The equations and prose blocks of one cell's derivation document."""
 
-    def __init__(self, derivation: Derivation):
-        self.d = derivation
+    def __init__(self, kernel: KernelPlan):
+        self.plan = kernel
+        self.d = derivation = kernel.derivation
         self.spec = derivation.spec
         self.notation = Notation(derivation)
         self.printer = LatexNotationPrinter(self.notation)
@@ -128,7 +129,7 @@ class Document:
 
     def size(self, state) -> sp.Symbol:
         """Rows of ``state``'s vectors: H, or P for a projected state."""
-        return H if state.projection is None else P
+        return self.plan.layout(state).size
 
     def projection_weights(self):
         return self.matrix(
@@ -138,7 +139,7 @@ class Document:
     def source_vector(self, gate: str):
         """What a sourced gate's hidden projection reads: one per-unit value (Cho's GRU: r * h)
         or several sources stacked, ``sources_<gate>`` (FGR: h, i, f, o at t-1)."""
-        sources = self.spec.sources(gate)
+        sources = self.plan.sources_of(gate)
         if len(sources) == 1:
             (source,) = sources
             return self.matrix(
@@ -154,18 +155,16 @@ class Document:
         )
 
     def stacked_tex(self, gate: str) -> str:
-        rows = r" \\ ".join(self.notation.scalar[s.name] for s in self.spec.sources(gate))
+        rows = r" \\ ".join(self.notation.scalar[s.name] for s in self.plan.sources_of(gate))
         return rf"\begin{{bmatrix}} {rows} \end{{bmatrix}}"
 
     def hidden_columns(self, gate: str):
         """Columns of gate ``gate``'s hidden weights: the sizes of what it reads."""
-        if gate not in self.spec.hidden_sources:
-            return self.size(self.spec.recurrent_state)
-        return len(self.spec.sources(gate)) * H
+        return self.plan.attribute(f"hidden_{gate}_weights").shape[1]
 
     def weight_block(self, gate: str, source):
         """Gate ``gate``'s hidden weights, the column block that reads ``source``."""
-        sources = self.spec.sources(gate)
+        sources = self.plan.sources_of(gate)
         name = f"hidden_{gate}_weights"
         if len(sources) == 1:
             return self.matrix(
@@ -198,8 +197,7 @@ class Document:
                     lin.symbols["W"]: self.weight_block(g, source),
                 }
             )
-            for g in self.spec.sourced_gates
-            if source in self.spec.sources(g)
+            for g in self.plan.readers(source)
         ]
 
     def weight_tex(self, side: str, gate: str, kind: str) -> str:
@@ -224,7 +222,7 @@ class Document:
         for gi in self.d.gate_inputs:
             parts = []
             read = h_prev
-            if gi.gate in self.spec.hidden_sources:  # what its hidden_sources entry names
+            if self.plan.is_sourced(gi.gate):  # what its hidden_sources entry names
                 read = self.source_vector(gi.gate)
             for side, vector, cols in (
                 ("event", x_t, X),
@@ -422,7 +420,7 @@ class Document:
             "through",
             recurrent.prev.name,
         )
-        terms = [through] if len(spec.sourced_gates) < len(spec.gates) else []
+        terms = [through] if self.plan.recurrent_gates else []
         terms += self.source_terms(recurrent.prev)
         if outputs[recurrent.prev] != 0:
             direct = adjoint(recurrent.prev)
@@ -578,7 +576,7 @@ class Document:
         """A same-step hidden source's carry: what the projections reading it pass back,
         d s = sum over those gates of Delta_g W_g (its column block)."""
         eqs = []
-        for source in self.spec.unit_sources:
+        for source in self.plan.unit_sources:
             carried = self._state_matrix(carry(source), "carry", source.name, 0, "t")
             terms = self.source_terms(source)
             value = sp.MatAdd(*terms, evaluate=False) if len(terms) > 1 else terms[0]
@@ -615,8 +613,8 @@ class Document:
                 gi.symbol.name,
             )
             hidden_inputs = h_all
-            sources = self.spec.sources(gi.gate)
-            if gi.gate in self.spec.hidden_sources and len(sources) == 1:
+            sources = self.plan.sources_of(gi.gate)
+            if self.plan.is_sourced(gi.gate) and len(sources) == 1:
                 (source,) = sources
                 hidden_inputs = self.matrix(
                     f"samples_{source.name}",
@@ -626,7 +624,7 @@ class Document:
                     "samples",
                     source.name,
                 )
-            elif gi.gate in self.spec.hidden_sources:  # the sources side by side
+            elif self.plan.is_sourced(gi.gate):  # the sources side by side
                 hidden_inputs = self.matrix(
                     f"samples_sources_{gi.gate}",
                     rf"S_{{{self.gate_letter[gi.gate]}}}",
@@ -749,9 +747,9 @@ def _notation_rows(doc: Document) -> list[dict]:
     return rows
 
 
-def build(derivation: Derivation) -> Document:
+def build(kernel: KernelPlan | Derivation) -> Document:
     """All sections of the document, in order (the template prints them)."""
-    doc = Document(derivation)
+    doc = Document(as_plan(kernel))
     doc.sections = {
         "projection": doc.forward(),
         "forward": doc.per_unit_forward(),
@@ -766,28 +764,32 @@ def build(derivation: Derivation) -> Document:
     return doc
 
 
-def context(derivation: Derivation, command: str) -> dict:
-    doc = build(derivation)
+def _size_tex(size) -> str:
+    """A size as the tables print it: ``X``, ``P``, ``4H``."""
+    return sp.latex(size).replace(" ", "")
+
+
+def context(kernel: KernelPlan | Derivation, command: str) -> dict:
+    doc = build(kernel)
+    kernel, derivation = doc.plan, doc.d
     spec, n = derivation.spec, doc.notation
     lin = derivation.linear
     attributes = []
-    recurrent_cols = "H" if spec.recurrent_state.projection is None else "P"
-    for k, gate in enumerate(spec.gates):
-        width = len(spec.sources(gate))
-        hidden_cols = recurrent_cols if width == 1 else f"{width}H"
-        for side, cols in (("event", "X"), ("hidden", hidden_cols)):
+    for k, gate in enumerate(kernel.gates):
+        for side in ("event", "hidden"):
             for kind in ("weights", "bias"):
+                shape = kernel.attribute(f"{side}_{gate}_{kind}").shape
                 attributes.append(
                     {
                         "code": _texttt(f"{side}_{gate}_{kind}"),
                         "math": doc.weight_tex(side, gate, kind),
-                        "shape": f"$H \\times {cols}$"
+                        "shape": f"$H \\times {_size_tex(shape[1])}$"
                         if kind == "weights"
                         else "$H$ (or a scalar)",
                         "rows": f"${k}H$ to ${k + 1}H-1$",
                     }
                 )
-    if spec.projected_state is not None:
+    if kernel.projected is not None:
         attributes.append(
             {
                 "code": _texttt("projection_weights"),
@@ -816,30 +818,31 @@ def context(derivation: Derivation, command: str) -> dict:
             for k, v in doc.sections.items()
         },
         "gates": [
-            {"name": g, "letter": n.gate_letters[g], "index": k} for k, g in enumerate(spec.gates)
+            {"name": g, "letter": n.gate_letters[g], "index": k} for k, g in enumerate(kernel.gates)
         ],
-        "gate_letters": ", ".join(f"${n.gate_letters[g]}$" for g in spec.gates),
-        "gate_names": ", ".join(_texttt(g) for g in spec.gates),
+        "gate_letters": ", ".join(f"${n.gate_letters[g]}$" for g in kernel.gates),
+        "gate_names": ", ".join(_texttt(g) for g in kernel.gates),
         "states": [
-            {"short": s.short, "name": s.name, "code": _texttt(s.name)} for s in spec.states
+            {"short": s.state.short, "name": s.name, "code": _texttt(s.name)} for s in kernel.states
         ],
         "notation": _notation_rows(doc),
         "attributes": attributes,
-        "saved": ", ".join(f"${n.scalar[s.name]}$ ({_texttt(s.name)})" for s in derivation.saved),
+        "saved": ", ".join(
+            f"${n.scalar[s.symbol.name]}$ ({_texttt(s.symbol.name)})" for s in kernel.saved
+        ),
         "linear_code": {k: _texttt(v.replace(" ", "")) for k, v in code_of.items()},
-        "output": n.scalar[spec.output.name],
-        "recurrent_short": spec.recurrent_state.short,
-        "summed": derivation.summed,
+        "output": n.scalar[kernel.output.state.new.name],
+        "recurrent_short": kernel.recurrent.state.short,
+        "summed": kernel.summed,
         "sources": [
             {
-                "gate": n.gate_letters[source_gates[0]],
+                "gate": n.gate_letters[kernel.readers(source)[0]],
                 "source": n.scalar[source.name],
                 "samples": rf"S_{{{n.base[source.name]}}}",
                 "label": _label("forward", source.name),
             }
-            for source in spec.unit_sources
-            for source_gates in [[g for g in spec.sourced_gates if source in spec.sources(g)]]
-            if len(spec.sources(source_gates[0])) == 1
+            for source in kernel.unit_sources
+            if kernel.run_of(kernel.readers(source)[0]).width == 1
         ],
         "wide_sources": [
             {
@@ -849,19 +852,20 @@ def context(derivation: Derivation, command: str) -> dict:
                 "weights": doc.weight_tex("hidden", gate, "weights"),
                 "blocks": ", ".join(
                     rf"${doc.weight_tex('hidden', gate, 'weights')}^{{({n.base[s.name]})}}$"
-                    for s in spec.sources(gate)
+                    for s in run.sources
                 ),
-                "names": ", ".join(f"${n.scalar[s.name]}$" for s in spec.sources(gate)),
+                "names": ", ".join(f"${n.scalar[s.name]}$" for s in run.sources),
             }
-            for gate in spec.sourced_gates
-            if len(spec.sources(gate)) > 1
+            for run in kernel.runs
+            if run.width > 1
+            for gate in run.gates
         ],
     }
 
 
-def emit(derivation: Derivation, command: str = "lstm-sym generate") -> str:
-    """The source of ``derivations/<cell>.tex``."""
-    values = context(derivation, command)
+def emit(kernel: KernelPlan | Derivation, command: str = "lstm-sym generate") -> str:
+    """The source of ``derivations/<cell>.tex`` (a derivation is planned first)."""
+    values = context(kernel, command)
     groups: dict = {}  # gates reading the same sources: one sentence
     for src in values["wide_sources"]:
         groups.setdefault(src["names"], []).append(src)
@@ -869,11 +873,11 @@ def emit(derivation: Derivation, command: str = "lstm-sym generate") -> str:
     return render("derivation.tex.jinja", values)
 
 
-def equations_json(derivation: Derivation) -> str:
+def equations_json(kernel: KernelPlan | Derivation) -> str:
     """The sidecar ``derivations/<cell>.equations.json``: every printed equation, checkable."""
-    doc = build(derivation)
+    doc = build(kernel)
     payload = {
-        "cell": derivation.spec.name,
+        "cell": doc.plan.name,
         "generated_by": "lstm_sym.codegen.latex_document -- DO NOT EDIT",
         "equations": [e.record() for eqs in doc.sections.values() for e in eqs],
     }

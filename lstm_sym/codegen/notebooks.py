@@ -14,7 +14,7 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from ..derive import derive
+from ..plan import plan_cell
 from ..spec import CellSpec
 from . import latex_document
 
@@ -435,7 +435,7 @@ def planned(root: Path, names) -> dict[str, object]:
 
         spec = get(name)
         kernel = (root / "generated" / f"{name}.py").read_bytes()
-        sidecar = latex_document.equations_json(derive(spec)).encode()
+        sidecar = latex_document.equations_json(plan_cell(spec)).encode()
         cells = derivation_cells(spec)
         result[f"derivations/{name}_derivation.ipynb"] = notebook(
             cells, inputs_hash(cells, kernel, sidecar), f"{spec.title}: derivation"
