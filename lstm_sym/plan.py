@@ -32,6 +32,9 @@ from .spec import CellSpec, State
 T, B, X, H, P = sp.symbols("T B X H P", integer=True, positive=True)
 SIZES = {"T": T, "B": B, "X": X, "H": H, "P": P}
 
+#: The names the kernels and their API give the sizes.
+SIZE_NAMES = {X: "event_size", H: "hidden_size", P: "projection_size", T: "steps", B: "batch"}
+
 #: Roles of the arrays the entry points take or return (the ABI); the others are internal.
 ABI_ROLES = ("input", "parameter", "initial_state", "output", "final_state", "adjoint", "gradient")
 
@@ -314,6 +317,13 @@ class KernelPlan:
 
     def layout(self, state: State) -> StateLayout:
         return next(s for s in self.states if s.state == state)
+
+    @property
+    def parameter_sizes(self) -> tuple[sp.Symbol, ...]:
+        """The sizes the parameters' shapes are written in, in ``X, H, P`` order (P only for a
+        cell with a projected state)."""
+        used = set().union(*(sp.Tuple(*a.shape).free_symbols for a in self.attributes))
+        return tuple(size for size in (X, H, P) if size in used)
 
     def buffer_table(self) -> list[tuple[str, str, str]]:
         """``(name, role, shape)`` of every buffer, in :attr:`buffers` order (the entry points'

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sympy as sp
 
 from ..derive import Derivation, adjoint, carry
-from ..plan import H, KernelPlan, Stage, as_plan
+from ..plan import SIZE_NAMES, H, KernelPlan, Stage, X, as_plan
 from ..spec import SpecError, gate_hidden, where_used
 from .numpy_printer import numpy_code
 from .templates import render
@@ -404,6 +404,8 @@ def context(kernel: KernelPlan, command: str) -> dict:
         "any_pre": any(d.kind == "pre" for d in kernel.deltas),
         "projected": projected is not None,
         "projection": projection,
+        # Sizes the parameters take beyond event_size and hidden_size (a projection's).
+        "extra_sizes": [SIZE_NAMES[n] for n in kernel.parameter_sizes if n not in (X, H)],
         "summed": kernel.summed,
         "forward_lines": printed[0][0],
         "forward_lines_2": printed[1][0] if len(printed) > 1 else [],
