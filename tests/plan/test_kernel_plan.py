@@ -10,7 +10,7 @@ import pytest
 import sympy as sp
 
 from lstm_sym.cells import CELLS, get
-from lstm_sym.codegen import numpy_module
+from lstm_sym.codegen import c_api, numpy_module
 from lstm_sym.derive import Assignment, derive
 from lstm_sym.functions import sigmoid
 from lstm_sym.plan import Run, Stage, plan, plan_cell
@@ -190,3 +190,18 @@ def test_every_buffer_has_the_shape_the_numpy_kernel_allocates(name):
     checked = set(actual) & {b.name for b in kernel.buffers}
     assert {b.name for b in kernel.buffers if b.abi} <= checked
     assert {s.sequence for s in kernel.states} | {"saved", "event_projection"} <= checked
+
+
+@pytest.mark.parametrize("name", ["lstm", "lstmp", "lstm_fgr", "peephole_lstm"])
+def test_the_abi_buffers_are_the_arrays_the_c_entry_points_take(name):
+    """The buffer table's argument rows name exactly the arrays of the C forward and backward
+    (the cache aside: its size comes from ``<cell>_cache_size``)."""
+    kernel = plan_cell(get(name))
+    arrays = {
+        arg.name
+        for function in c_api.functions(kernel.spec)
+        if function.name in ("forward", "backward")
+        for arg in function.args
+        if arg.pointer
+    }
+    assert {b.name for b in kernel.buffers if b.abi} == arrays - {"cache"}
