@@ -223,8 +223,9 @@ class KernelPlan:
     gradients: tuple[Product, ...]
     #: Per gate input, where its adjoint goes (in gate-input order).
     deltas: tuple[DeltaSlot, ...]
-    #: The ``Parameters`` attributes users set, one array each (role ``attribute``): per gate
-    #: ``{event,hidden}_<gate>_{weights,bias}`` (a bias may be a scalar), then the per-unit
+    #: The ``Parameters`` attributes users set, one array each: per gate (role
+    #: ``gate_attribute``, stacked by gate in the kernels) ``{event,hidden}_<gate>_{weights,bias}``
+    #: (a bias may be a scalar), then (role ``attribute``, an array of their own) the per-unit
     #: parameters and a projection's weights.
     attributes: tuple[Buffer, ...]
 
@@ -462,9 +463,11 @@ def _attributes(spec: CellSpec, blocks, recurrent) -> tuple[Buffer, ...]:
         columns = {"event": X, "hidden": recurrent if width == 1 else width * H}
         for side in ("event", "hidden"):
             attributes.append(
-                Buffer(f"{side}_{gate}_weights", "attribute", (H, columns[side]), f"gate {gate}")
+                Buffer(
+                    f"{side}_{gate}_weights", "gate_attribute", (H, columns[side]), f"gate {gate}"
+                )
             )
-            attributes.append(Buffer(f"{side}_{gate}_bias", "attribute", (H,), f"gate {gate}"))
+            attributes.append(Buffer(f"{side}_{gate}_bias", "gate_attribute", (H,), f"gate {gate}"))
     attributes += [Buffer(p.name, "attribute", (H,), "per-unit") for p in spec.unit_parameters]
     if spec.projected_state is not None:
         attributes.append(Buffer("projection_weights", "attribute", (P, H), "the projection"))

@@ -1,4 +1,7 @@
-"""C emitter: prints a :class:`~lstm_sym.derive.Derivation` as ``generated/<cell>.h`` and ``.c``.
+"""C emitter: prints a :class:`~lstm_sym.plan.KernelPlan` as ``generated/<cell>.h`` and ``.c``.
+
+The grouping of the gates' matrix products (runs, offsets), the saved values and the per-unit
+stages are the plan's.
 
 The layout (argument checks, loops, matrix products) lives in ``templates/c_header.h.jinja``
 and ``templates/c_source.c.jinja``; every per-unit expression is printed from the derivation

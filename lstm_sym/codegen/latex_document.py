@@ -1,4 +1,6 @@
-r"""LaTeX emitter: prints a :class:`~lstm_sym.derive.Derivation` as ``derivations/<cell>.tex``.
+r"""LaTeX emitter: prints a :class:`~lstm_sym.plan.KernelPlan` as ``derivations/<cell>.tex``.
+
+What each gate's hidden projection reads, the weights' column blocks and the sizes are the plan's.
 
 Every displayed equation is an :class:`Equation` built here from the derivation's data and
 printed by :mod:`.latex_printer`; nothing is typed by hand. The same list is written as a JSON

@@ -1,7 +1,9 @@
-"""NumPy emitter: prints a :class:`~lstm_sym.derive.Derivation` as ``generated/<cell>.py``.
+"""NumPy emitter: prints a :class:`~lstm_sym.plan.KernelPlan` as ``generated/<cell>.py``.
 
-The module layout (checks, loops, GEMMs) lives in ``templates/numpy_module.py.jinja``; every
-mathematical expression in it is printed from the derivation by :mod:`.numpy_printer`.
+The layout (buffers, saved slots, the runs of gates sharing a GEMM, the per-unit stages and
+what of them is live) is the plan's; the module's text (checks, loops, GEMMs) lives in
+``templates/numpy_module.py.jinja``; every mathematical expression in it is printed from the
+derivation by :mod:`.numpy_printer`.
 """
 
 from __future__ import annotations
@@ -391,6 +393,8 @@ def context(kernel: KernelPlan, command: str) -> dict:
         "recurrent": states[kernel.states.index(kernel.recurrent)],
         "recurrent_prev": kernel.recurrent.state.prev.name,
         "attributes": [{"name": a.name} for a in kernel.attributes],
+        # Attributes not stacked by gate: each has its own gradient array, grad_<name>.
+        "own_attributes": [a.name for a in kernel.attributes if a.role == "attribute"],
         "unit_parameters": [
             {"name": p.name, "adjoint": numpy_code(backward_outputs[p])}
             for p in spec.unit_parameters
