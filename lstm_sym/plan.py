@@ -12,7 +12,7 @@
 - the matrix products: the event projection, the gates reading the recurrent state
   (:attr:`KernelPlan.recurrent_runs`), each run of gates reading the same hidden sources
   (:attr:`KernelPlan.runs`: the grouping, decided here and nowhere else), the projection of a
-  projected state and the weight gradients (:attr:`KernelPlan.gradients`);
+  projected state and the weight gradients (:attr:`KernelPlan.products`);
 - the per-unit stages of one step (:attr:`KernelPlan.forward_step`,
   :attr:`KernelPlan.backward_step`): :class:`Stage` objects (ordered assignments and the values
   they deliver) with the :class:`Run` products between them, in the spirit of pystencils'
@@ -110,9 +110,12 @@ class Run:
 
 @dataclass(frozen=True)
 class Product:
-    """A matrix product over all steps: ``target = left^T right`` style weight gradients or
-    the event projection; ``kind`` names it, ``gates`` the gate blocks it covers, ``reads``
-    the buffers it reads. ``shared``: computed with another product from one packing."""
+    """A matrix product over all steps at once: the event projection ``Z = X W^T + b`` or a
+    weight gradient ``dW = Delta^T X`` (matrix calculus, :func:`~lstm_sym.derive.linear_adjoints`).
+    ``name`` is what it computes, ``kind`` ``event_projection`` or ``weight_gradient``, ``gates``
+    the gate blocks it covers, ``reads`` the buffers it reads. ``shared``: the event and hidden
+    weight gradients come from one packing of the deltas (every gate adds its two parts and
+    reads the recurrent state alone)."""
 
     name: str
     kind: str
@@ -219,8 +222,8 @@ class KernelPlan:
     forward_step: tuple
     #: Stages of one backward step, in order (the second forward stage's adjoints come first).
     backward_step: tuple
-    #: The products over all steps: event projection and weight gradients.
-    gradients: tuple[Product, ...]
+    #: The products over all steps: the event projection and the weight gradients.
+    products: tuple[Product, ...]
     #: Per gate input, where its adjoint goes (in gate-input order).
     deltas: tuple[DeltaSlot, ...]
     #: The ``Parameters`` attributes users set, one array each: per gate (role
@@ -274,7 +277,7 @@ class KernelPlan:
         return next(b for b in self.buffers if b.name == name)
 
     def product(self, name: str) -> Product:
-        return next(p for p in self.gradients if p.name == name)
+        return next(p for p in self.products if p.name == name)
 
     def attribute(self, name: str) -> Buffer:
         return next(b for b in self.attributes if b.name == name)
@@ -570,7 +573,7 @@ def _plan(derivation: Derivation) -> KernelPlan:
     deltas = _deltas(derivation)
     shared = derivation.summed and not spec.hidden_sources
     hidden_reads = ("delta_hidden" if not derivation.summed else "delta_event",)
-    gradients = [
+    products = [
         Product("event_projection", "event_projection", spec.gates, ("events", "event_weights")),
         Product(
             "d_event_weights", "weight_gradient", spec.gates, ("delta_event", "events"), shared
@@ -578,7 +581,7 @@ def _plan(derivation: Derivation) -> KernelPlan:
     ]
     if recurrent_runs:
         recurrent_sequence = next(s for s in states if s.is_recurrent).sequence
-        gradients.append(
+        products.append(
             Product(
                 "d_hidden_weights" if not runs else "d_recurrent_weights",
                 "weight_gradient",
@@ -594,12 +597,12 @@ def _plan(derivation: Derivation) -> KernelPlan:
             else "saved"
             for source in r.sources
         )
-        gradients.append(
+        products.append(
             Product(f"d_run_{r.index}_weights", "weight_gradient", r.gates, hidden_reads + reads)
         )
     projected = next((s for s in states if s.projected), None)
     if projected is not None:
-        gradients.append(
+        products.append(
             Product("d_projection_weights", "weight_gradient", (), ("delta_projection", "saved"))
         )
     return KernelPlan(
@@ -613,7 +616,7 @@ def _plan(derivation: Derivation) -> KernelPlan:
         blocks=blocks,
         forward_step=_forward_step(derivation, runs, saved, states),
         backward_step=_backward_step(derivation, runs, deltas),
-        gradients=tuple(gradients),
+        products=tuple(products),
         deltas=deltas,
         attributes=_attributes(spec, blocks, next(s for s in states if s.is_recurrent).size),
     )

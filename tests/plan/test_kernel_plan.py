@@ -42,7 +42,7 @@ def test_the_lstm_plan_reads_like_the_paper():
     assert shapes["event_projection"] == (T, B, 4 * H)
     assert shapes["saved"] == (5, T, B, H)
     assert "delta_hidden" not in shapes and shapes["delta_event"] == (T, B, 4 * H)
-    products = {p.name: p for p in kernel.gradients}
+    products = {p.name: p for p in kernel.products}
     assert products["d_event_weights"].shared and products["d_hidden_weights"].shared
     assert [type(s) for s in kernel.forward_step] == [Stage]
     assert [type(s) for s in kernel.backward_step] == [Stage]
