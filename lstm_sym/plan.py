@@ -479,20 +479,26 @@ def _attributes(spec: CellSpec, blocks, recurrent) -> tuple[Buffer, ...]:
 
 def _forward_step(derivation: Derivation, plan_runs, saved, states) -> tuple:
     """The forward step's per-unit stages: one, or two with the products of the runs reading
-    a same-step source between them."""
+    a same-step source between them. A stage's outputs are the saved values and new states
+    (per-unit vectors) it assigns."""
     spec, forward = derivation.spec, derivation.forward
-    outputs = tuple(s.symbol for s in saved) + tuple(
+    delivered = tuple(s.symbol for s in saved) + tuple(
         s.state.unit for s in states if s.state.unit not in {v.symbol for v in saved}
     )
+
+    def outputs(assignments):
+        targets = {a.target for a in assignments}
+        return tuple(v for v in delivered if v in targets)
+
     # Read after the stage: the projection's vector (its product) and every run's sources.
-    projection = {s.state.projection for s in states if s.projected}
-    sources = {s for r in plan_runs for s in r.sources} - set(spec.prev_symbols)
+    projection = frozenset(s.state.projection for s in states if s.projected)
+    sources = frozenset(s for r in plan_runs for s in r.sources) - set(spec.prev_symbols)
     stage = derivation.lowered.stage
     if not stage:
-        return (Stage("forward", forward, outputs, frozenset(projection)),)
-    second = Stage("forward_2", forward[stage:], outputs, frozenset(projection))
-    first_reads = frozenset(sources) | second.reads() | second.read_after
-    first = Stage("forward_1", forward[:stage], outputs, first_reads)
+        return (Stage("forward", forward, outputs(forward), projection),)
+    second = Stage("forward_2", forward[stage:], outputs(forward[stage:]), projection)
+    first_reads = sources | second.reads() | second.read_after
+    first = Stage("forward_1", forward[:stage], outputs(forward[:stage]), first_reads)
     return (first, *[r for r in plan_runs if r.unit], second)
 
 

@@ -57,6 +57,9 @@ def test_gru_cho_has_two_forward_stages_with_its_run_between():
     # The second stage reads what the product computes; the first never does.
     assert gate_hidden("new") in second.reads() and gate_hidden("new") not in first.reads()
     assert S("reset_state") in first.read_after
+    # Each stage delivers the saved values and new states it assigns; together, all of them.
+    assert S("reset_state") in first.outputs and S("hidden") in second.outputs
+    assert set(first.outputs) | set(second.outputs) >= {slot.symbol for slot in kernel.saved}
     sources, back_product, full = kernel.backward_step
     assert back_product is product
     assert set(sources.outputs) == {S("d_new_hidden")}
