@@ -330,8 +330,11 @@ class KernelPlan:
         return tuple(size for size in (X, H, P) if size in used)
 
     def buffer_table(self) -> list[tuple[str, str, str]]:
-        """``(name, role, shape)`` of every buffer, in :attr:`buffers` order (the entry points'
-        arguments first, as the ABI passes them), shapes as text in ``T, B, X, H, P``."""
+        """``(name, role, shape)`` of every buffer, in :attr:`buffers` order: the entry points'
+        arrays first (roles in :data:`ABI_ROLES`; the opaque cache, sized by the C library's
+        ``<cell>_cache_size``, is not among them), then the kernels' own. ``shape`` is a tuple
+        display in ``T, B, X, H, P`` that is also a Python expression (``(4*H, X)``,
+        ``(13*H**2,)``): plain data a binding can evaluate without SymPy."""
         return [(b.name, b.role, b.shape_text()) for b in self.buffers]
 
 

@@ -128,6 +128,9 @@ def test_the_buffer_table_lists_every_buffer_once_with_its_shape_as_text():
     sizes = dict(zip("TBXHP", sp.symbols("T B X H P", integer=True, positive=True), strict=True))
     for buffer, (_, _, shape) in zip(kernel.buffers, table, strict=True):
         assert sp.sympify(shape, locals=sizes) == sp.Tuple(*buffer.shape)
+    # Plain Python too: a binding evaluates the shapes without SymPy.
+    for buffer, (_, _, shape) in zip(kernel.buffers, table, strict=True):
+        assert eval(shape, {"__builtins__": {}}, SIZES) == buffer.evaluate(**SIZES)
     abi = [name for name, role, _ in table if kernel.buffer(name).abi]
     assert abi[0] == "events" and table[len(abi)][1] == "state_sequence"
 
@@ -188,6 +191,7 @@ def test_every_buffer_has_the_shape_the_numpy_kernel_allocates(name):
     actual["event_projection"] = cache.scratch[0].shape
     for buffer in kernel.buffers:
         expected = buffer.evaluate(**SIZES)
+        assert eval(buffer.shape_text(), {"__builtins__": {}}, SIZES) == expected
         if buffer.name in actual:
             assert actual[buffer.name] == expected, buffer.name
     checked = set(actual) & {b.name for b in kernel.buffers}
