@@ -205,13 +205,16 @@ def _precision(kernel: KernelPlan, prefix: str, suffix: str) -> dict:
         "one": code(sp.Float(1)),
         # The stable logistic function: exp only ever sees -|x| (never overflows).
         "sigmoid": {"e": code(sp.exp(-sp.Abs(x))), "r": code(1 / (1 + e)), "negative": code(e * r)},
+        # The per-unit stages, what their outputs read (the plan's liveness)
         "forward_lines": [
             {"note": a.note, "code": f"const {ctype} {a.target} = {code(a.expr)};"}
-            for a in derivation.forward
+            for stage in kernel.forward_step
+            if isinstance(stage, Stage)
+            for a in stage.needed()
         ],
         "backward_lines": [
             {"note": a.note, "code": f"const {ctype} {a.target} = {code(a.expr)};"}
-            for a in derivation.backward.chain
+            for a in kernel.stage("backward").needed()
         ],
         "prev_adjoints": {
             s.prev.name: code(derivation.backward.outputs[s.prev]) for s in derivation.spec.states

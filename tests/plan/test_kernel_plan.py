@@ -10,7 +10,7 @@ import pytest
 import sympy as sp
 
 from lstm_sym.cells import CELLS, get
-from lstm_sym.codegen import c_api, numpy_module
+from lstm_sym.codegen import c_api, c_module, numpy_module
 from lstm_sym.derive import Assignment, derive
 from lstm_sym.functions import sigmoid
 from lstm_sym.plan import Run, Stage, plan, plan_cell
@@ -113,6 +113,7 @@ def test_a_value_no_output_reads_is_dropped_from_the_stage_and_the_kernel():
     assert S("unused") in {a.target for a in stage.assignments}
     assert S("unused") not in {a.target for a in stage.needed()}
     assert "unused" not in numpy_module.emit(kernel)
+    assert "unused" not in c_module.emit_source(kernel)
 
 
 def test_the_buffer_table_lists_every_buffer_once_with_its_shape_as_text():
