@@ -11,12 +11,16 @@
   buffer, or the sequence of the state it is the new value of (from index 1 on, not a copy);
 - the matrix products: the event projection, the gates reading the recurrent state
   (:attr:`KernelPlan.recurrent_runs`), each run of gates reading the same hidden sources
-  (:attr:`KernelPlan.runs`: the grouping, decided here and nowhere else), the projection of a
-  projected state and the weight gradients (:attr:`KernelPlan.products`);
+  (:attr:`KernelPlan.runs`: the grouping, decided here and nowhere else), and over all steps
+  the event projection and the weight gradients (:attr:`KernelPlan.products`);
 - the per-unit stages of one step (:attr:`KernelPlan.forward_step`,
   :attr:`KernelPlan.backward_step`): :class:`Stage` objects (ordered assignments and the values
   they deliver) with the :class:`Run` products between them, in the spirit of pystencils'
   assignment collections and Devito's lowering stages. Liveness comes from ``free_symbols``.
+
+Buffers are logical: how a backend places them in memory is its own (the NumPy module allocates
+``saved`` and ``event_projection`` as one array and writes ``delta_event`` over the event
+projections; the C kernels carve them out of the caller's cache).
 """
 
 from __future__ import annotations
@@ -146,8 +150,8 @@ class Stage:
     """One per-unit stage of a step: ordered ``assignments`` and the values it delivers.
 
     ``outputs``: the values the stage must produce (stored into buffers or read after it);
-    ``read_after``: the subset read by code after the stage (a product, the next stage, a store
-    of a value not written in place), which must therefore be bound to a name.
+    ``read_after``: the symbols code after the stage reads (a product, the next stage, a store
+    of a value not written in place): an assignment of one of them must be bound to a name.
     """
 
     name: str
