@@ -8,8 +8,10 @@ compiler, its version, the CPU and the flags: a second load of the same build co
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -61,9 +63,32 @@ def find_compiler() -> str:
     )
 
 
-def _compiler_identity(compiler: str) -> str:
+@functools.lru_cache(maxsize=8)
+def _compiler_identity(compiler: str, stat_key: tuple) -> str:
+    """``compiler --version``, run once per process and compiler binary (``stat_key``)."""
     result = subprocess.run([compiler, "--version"], capture_output=True, text=True, check=False)
     return result.stdout
+
+
+_INCLUDE = re.compile(rb'^[ \t]*#[ \t]*include[ \t]*"([^"]+)"', re.MULTILINE)
+
+
+def _local_headers(sources: Sequence[Path], include_dirs: Sequence[Path]) -> list[Path]:
+    """The headers ``sources`` include with ``#include "..."`` (found beside the including
+    file or in ``include_dirs``), and those they include in turn, in a stable order."""
+    found: dict = {}
+    pending = [Path(s) for s in sources]
+    while pending:
+        current = pending.pop(0)
+        for name in _INCLUDE.findall(current.read_bytes()):
+            for directory in (current.parent, *map(Path, include_dirs)):
+                header = directory / name.decode()
+                if header.is_file():
+                    if header.resolve() not in found:
+                        found[header.resolve()] = header
+                        pending.append(header)
+                    break
+    return sorted(found.values())
 
 
 def _cpu_identity() -> str:
@@ -112,17 +137,19 @@ def compile_library(
 ) -> Path:
     """The cached shared library ``<name>-<key>.so`` of ``sources``, compiling it if needed.
 
-    The key hashes every source and every header of ``include_dirs``, the compiler, its
-    version, the CPU and the flags. ``link_flags`` (libraries) go after the sources."""
+    The key hashes every source and every header they include (``#include "..."``), the
+    compiler, its version, the CPU and the flags. ``link_flags`` (libraries) go after the
+    sources."""
     compiler = compiler or find_compiler()
     flags = (*FLAGS, *extra_flags)
     key = hashlib.sha256()
-    headers = sorted({h for d in include_dirs for h in Path(d).glob("*.h")})
-    for path in [*sources, *headers]:
+    for path in [*sources, *_local_headers(sources, include_dirs)]:
         key.update(Path(path).name.encode() + b"\0" + Path(path).read_bytes() + b"\0")
     for part in (compiler, " ".join(flags), " ".join(link_flags)):
         key.update(part.encode() + b"\0")
-    key.update(_compiler_identity(compiler).encode() + _cpu_identity().encode())
+    info = os.stat(compiler)
+    identity = _compiler_identity(compiler, (info.st_ino, info.st_size, info.st_mtime_ns))
+    key.update(identity.encode() + _cpu_identity().encode())
     directory = cache_directory()
     library = directory / f"{name}-{key.hexdigest()[:32]}.so"
     if library.exists():
