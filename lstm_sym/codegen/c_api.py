@@ -369,6 +369,19 @@ def abi(spec: CellSpec, command: str = "lstm-sym generate") -> dict:
     }
 
 
+def _json(value, indent: str = "") -> str:
+    """``value`` as JSON, a container on one line when it fits in 100 columns, else one entry
+    a line: a diff of the ABI then shows the argument or shape that changed."""
+    flat = json.dumps(value)
+    if not isinstance(value, (dict, list)) or not value or len(indent) + len(flat) <= 100:
+        return flat
+    inner = indent + " "
+    if isinstance(value, dict):
+        items = [f"{inner}{json.dumps(k)}: {_json(v, inner)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + f"\n{indent}}}"
+    return "[\n" + ",\n".join(inner + _json(v, inner) for v in value) + f"\n{indent}]"
+
+
 def emit_abi(spec: CellSpec, command: str = "lstm-sym generate") -> str:
     """The text of ``generated/<cell>.abi.json``: deterministic (insertion order, no times)."""
-    return json.dumps(abi(spec, command), indent=1) + "\n"
+    return _json(abi(spec, command)) + "\n"

@@ -1,5 +1,6 @@
 """The wheel installs and works: built from the checkout, installed into a fresh venv (its
-dependencies from pip's configured index), run from a directory outside the checkout."""
+dependencies from pip's configured index), run from a directory outside the checkout: the
+NumPy kernels, native.load compiling the C shipped in the wheel, generate and verify --spec."""
 
 from __future__ import annotations
 
@@ -73,6 +74,8 @@ def test_the_wheel_installs_and_runs_kernels_from_outside_the_checkout(tmp_path)
     out = work / "out"
     _run([env_dir / "bin" / "lstm-sym", "generate", "--spec", "mgu.py", "--out", out], work, env)
     assert {p.name for p in out.iterdir()} >= {"mgu.py", "mgu.c", "mgu.h", "mgu.abi.json"}
+    verified = _run([env_dir / "bin" / "lstm-sym", "verify", "--spec", "mgu.py"], work, env)
+    assert "generated C, float64" in verified and "mgu: all checks passed" in verified
     shutil.copy(HERE / "installed_run.py", work / "installed_run.py")
     output = _run([python, "installed_run.py", out], work, env)
     assert output.strip().endswith("ok"), output
