@@ -164,7 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--out",
         type=Path,
         default=None,
-        help="with --spec: where to write <cell>.py/.c/.h/.tex (default: generated/ beside it)",
+        help=(
+            "with --spec: where to write <cell>.py/.c/.h/.abi.json/.tex "
+            "(default: generated/ beside it)"
+        ),
     )
     gen.set_defaults(run=_generate)
 

@@ -52,7 +52,7 @@ def error_bound(error: float) -> str:
 
 
 def kernel(spec: CellSpec):
-    return importlib.import_module(f"generated.{spec.name}")
+    return importlib.import_module(f"lstm_sym.kernels.{spec.name}")
 
 
 def projection_size(spec: CellSpec, hidden_size: int) -> int | None:

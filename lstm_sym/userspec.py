@@ -2,7 +2,8 @@
 
 A spec file is a Python module that defines ``SPEC``, a :class:`~lstm_sym.spec.CellSpec`
 (see ``examples/cells/mgu.py``). ``lstm-sym generate --spec cell.py [--out DIR]`` writes
-``DIR/<name>.py``, ``DIR/<name>.{c,h}`` and ``DIR/<name>.tex`` with its equation sidecar;
+``DIR/<name>.py``, ``DIR/<name>.{c,h}``, ``DIR/<name>.abi.json`` (``native.load(name,
+directory=DIR)`` runs its C) and ``DIR/<name>.tex`` with its equation sidecar;
 ``lstm-sym verify --spec cell.py`` runs the generated kernels against the independent exact
 model and finite differences (and the C in both precisions when a C compiler is available).
 Nothing is written unless the spec is valid and every file rendered.
@@ -103,7 +104,9 @@ def verify(spec: CellSpec, log=print) -> bool:
         try:
             from . import native
 
-            cell = native.NativeCell(spec, native.build(spec.name, directory), module)
+            cell = native.NativeCell(
+                native.abi.read(directory, spec.name), native.build(spec.name, directory), module
+            )
         except native.NativeBuildError as error:
             log(f"C kernels not checked: {error}")
         else:

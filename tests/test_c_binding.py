@@ -281,47 +281,16 @@ def test_binding_under_address_and_undefined_sanitizers(tmp_path):
     assert b"libasan" in library.read_bytes() and b"__ubsan" in library.read_bytes()  # instrumented
 
 
-def test_work_buffer_is_reused_only_once_free(native):
-    """A forward's work buffer (parameters, inputs, the C cache) goes back to the pool when its
-    cache is gone, and a reused buffer gives the same results; a held buffer is not reused."""
-    parameters, events, states, d_outputs, _ = random_problem(lstm, 5, 2, 3, 4)
-    pool = native._pool
-    other = {"h0": states["h"] + 1.0, "c0": -states["c"]}
-    _, _, cache = native.forward(parameters, events + 1.0, **other)
-    work = cache._work
-    del cache  # `work` still refers to the buffer: not pooled
-    assert all(work is not kept for stack in pool.free.values() for kept in stack)
-    del work
-    _, _, cache = native.forward(parameters, events + 1.0, **other)
-    del cache  # pooled now
-    free = {id(kept) for stack in pool.free.values() for kept in stack}
-    outputs, lasts, cache = native.forward(parameters, events, h0=states["h"], c0=states["c"])
-    assert id(cache._work) in free  # reused, with other inputs
-    grads = native.backward(cache, d_outputs)
-    ref_outputs, ref_lasts, ref_cache = lstm.forward(
-        parameters, events, h0=states["h"], c0=states["c"]
-    )
-    ref = lstm.backward(ref_cache, d_outputs)
-    assert relative_error(outputs, ref_outputs) < 1e-12
-    assert relative_error(lasts[1], ref_lasts[1]) < 1e-12
-    for name in ref.NAMES:
-        assert relative_error(getattr(grads, name), getattr(ref, name)) < 1e-12, name
-    del cache
-    assert pool.free and pool.bytes > 0
-    native.release_buffers()
-    assert not pool.free and pool.bytes == 0
-
-
 def test_parameters_updated_in_place_and_large_events(native, monkeypatch):
     """In-place updates of the parameter arrays are seen by the next call (the binding caches
     the checked arrays, not their values); events above the copy limit go by address."""
-    from lstm_sym import native as binding
+    from lstm_sym.native import cell as binding
 
     parameters, events, _, _, _ = random_problem(lstm, 4, 2, 3, 5)
     native.forward(parameters, events)
     parameters.hidden_forget_weights *= 0.5
     parameters.event_update_weights[0, 0] += 1.0
-    monkeypatch.setattr(binding, "_COPY_EVENTS", 0)
+    monkeypatch.setattr(binding, "COPY_EVENTS", 0)
     outputs, _, cache = native.forward(parameters, events)
     assert cache.arguments["events"].ctypes.data == cache.addresses["events"]
     ref_outputs, _, _ = lstm.forward(parameters, events)

@@ -164,6 +164,7 @@ def test_cells_generated_files_and_readme_agree():
             f"generated/{name}.py",
             f"generated/{name}.c",
             f"generated/{name}.h",
+            f"generated/{name}.abi.json",
             f"derivations/{name}.tex",
             f"derivations/{name}.equations.json",
             f"derivations/{name}_verification.tex",
@@ -316,7 +317,7 @@ def test_generate_and_verify_a_user_spec(tmp_path):
     result = _cli("generate", "--spec", str(EXAMPLE), "--out", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert names == ["mgu.c", "mgu.equations.json", "mgu.h", "mgu.py", "mgu.tex"]
+    assert names == ["mgu.abi.json", "mgu.c", "mgu.equations.json", "mgu.h", "mgu.py", "mgu.tex"]
     check = _cli("generate", "--spec", str(EXAMPLE), "--out", str(tmp_path / "out"), "--check")
     assert check.returncode == 0, check.stderr
     result = _cli("verify", "--spec", str(EXAMPLE))

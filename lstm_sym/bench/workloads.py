@@ -64,7 +64,7 @@ class Problem:
 
 
 def _data(problem: Problem, seed: int = 0):
-    from generated import lstm
+    from lstm_sym.kernels import lstm
 
     rng = np.random.default_rng(seed)
     dtype = problem.np_dtype
@@ -100,7 +100,7 @@ def _module_workload(module, problem: Problem) -> Workload:
 
 
 def _numpy(problem: Problem) -> Workload:
-    from generated import lstm
+    from lstm_sym.kernels import lstm
 
     return _module_workload(lstm, problem)
 

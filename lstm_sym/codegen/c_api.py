@@ -7,6 +7,7 @@ cannot drift apart. Nothing here needs the derivation.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from ..spec import CellSpec
@@ -230,3 +231,157 @@ def functions(spec: CellSpec) -> tuple[Function, ...]:
 def names(spec: CellSpec) -> set[str]:
     """Every argument name of the API (spec symbols must not take them)."""
     return {a.name for f in functions(spec) for a in f.args}
+
+
+# ---------------------------------------------------------------------------------------------
+# The ABI as data: generated/<cell>.abi.json, read by the binding (lstm_sym.native) without
+# SymPy, the spec or the derivation
+# ---------------------------------------------------------------------------------------------
+
+#: Bumped when the meaning of a field of the ABI data changes (the binding refuses others).
+ABI_VERSION = 1
+PRECISIONS = {"float64": "f64", "float32": "f32"}
+
+
+def _dim(*factors) -> str:
+    """One dimension as data: the product of integers and size names, e.g. ``4*hidden_size``."""
+    if 0 in factors:
+        return "0"
+    return "*".join(str(f) for f in factors if f != 1) or "1"
+
+
+def shapes(spec: CellSpec) -> dict[str, list[str]]:
+    """Every array argument of forward and backward by name: its shape, one product of sizes per
+    axis (``cache_size`` is what ``<cell>_cache_size`` returns for the sizes).
+
+    The formulas of today's binding, written once here; a kernel plan that holds the buffers'
+    symbolic shapes should supply them instead."""
+    gates = len(spec.gates)
+    size = {s.short: _size(spec, s) for s in spec.states}
+    output = size[spec.output_state.short]
+    rows = _dim(gates, "hidden_size")
+    blocks = [len(spec.sources(g)) for g in spec.gates]
+    if any(n != 1 for n in blocks):  # every gate's (H, n * H) block flattened, one after another
+        hidden_weights = [_dim(sum(blocks), "hidden_size", "hidden_size")]
+    else:
+        hidden_weights = [rows, size[spec.recurrent_state.short]]
+    result = {
+        "events": ["steps", "batch", "event_size"],
+        "event_weights": [rows, "event_size"],
+        "event_bias": [rows],
+        "hidden_weights": hidden_weights,
+        "hidden_bias": [rows],
+    }
+    result.update({p.name: ["hidden_size"] for p in spec.unit_parameters})
+    if spec.projected_state is not None:
+        result["projection_weights"] = ["projection_size", "hidden_size"]
+    parameters = [n for n in result if n != "events"]
+    for s in spec.states:
+        result[f"{s.short}0"] = result[f"{s.short}_last"] = ["batch", size[s.short]]
+    result["outputs"] = result["d_outputs"] = ["steps", "batch", output]
+    result["cache"] = ["cache_size"]
+    for s in spec.states:
+        result[f"d_{s.short}_last"] = result[f"d_{s.short}0"] = ["batch", size[s.short]]
+    result.update({f"d_{n}": result[n] for n in parameters})
+    result["d_events"] = result["events"]
+    return result
+
+
+def _parameter_layout(spec: CellSpec) -> tuple[list[dict], list[dict]]:
+    """How the Python ``Parameters`` / ``Gradients`` attributes sit in the C arrays.
+
+    ``parameters``: each C parameter array (in the order the binding packs them) with the
+    attributes whose flattened values it holds, one after the other (gates in ``GATES`` order).
+    ``gradients``: each ``Gradients`` attribute with the C output array it is a view of, its
+    offset there in elements and its shape (``batch`` axes are dropped for unbatched calls)."""
+    table = shapes(spec)
+    blocks = [len(spec.sources(g)) for g in spec.gates]
+    wide = any(n != 1 for n in blocks)
+    parameters, gradients = [], []
+    for array in _STACKED:
+        side, kind = array.split("_")
+        rows = table[array][1:]  # one gate's block: hidden_size rows
+        for k, gate in enumerate(spec.gates):
+            if wide and array == "hidden_weights":  # (H, n * H) per gate, one after the other
+                shape = ["hidden_size", _dim(blocks[k], "hidden_size")]
+                offset = _dim(sum(blocks[:k]), "hidden_size", "hidden_size")
+            else:
+                shape = ["hidden_size", *rows]
+                offset = _dim(k, *shape)
+            gradients.append(
+                {
+                    "attribute": f"{side}_{gate}_{kind}",
+                    "array": f"d_{array}",
+                    "offset": offset,
+                    "shape": shape,
+                }
+            )
+        parameters.append(
+            {"array": array, "attributes": [f"{side}_{gate}_{kind}" for gate in spec.gates]}
+        )
+    copied = [p.name for p in spec.unit_parameters]
+    if spec.projected_state is not None:
+        copied.append("projection_weights")
+    inputs = [("events", "d_events"), *((f"{s.short}0", f"d_{s.short}0") for s in spec.states)]
+    for name in copied:
+        parameters.append({"array": name, "attributes": [name]})
+    for attribute, array in [*((n, f"d_{n}") for n in copied), *inputs]:
+        gradients.append(
+            {"attribute": attribute, "array": array, "offset": "0", "shape": table[array]}
+        )
+    return parameters, gradients
+
+
+def abi(spec: CellSpec, command: str = "lstm-sym generate") -> dict:
+    """The ABI of ``spec``'s C kernel as data (``generated/<cell>.abi.json``): entry points with
+    their symbols and arguments, the shape of every array, and where the Python ``Parameters``
+    and ``Gradients`` attributes sit in the C arrays."""
+    parameters, gradients = _parameter_layout(spec)
+    sizes = [_STEPS, *_sizes(spec)]
+    cache_args = ["steps", "batch", "hidden_size"]
+    if spec.projected_state is not None:
+        cache_args.append("projection_size")
+    return {
+        "generated_by": f"lstm_sym from the cell spec {spec.source} -- DO NOT EDIT",
+        "regenerate": command,
+        "abi_version": ABI_VERSION,
+        "cell": spec.name,
+        "sizes": [a.name for a in sizes],
+        "gates": list(spec.gates),
+        "states": [{"short": s.short, "name": s.name, "size": _size(spec, s)} for s in spec.states],
+        "output_state": spec.output_state.short,
+        "cache_size": {"symbol": f"{spec.name}_cache_size", "args": cache_args},
+        "error_string": f"{spec.name}_error_string",
+        "functions": [
+            {
+                "name": f.name,
+                "summary": f.summary,
+                "symbols": {
+                    dtype: f"{spec.name}_{f.name}_{suffix}" for dtype, suffix in PRECISIONS.items()
+                },
+                "args": [{"name": a.name, "kind": a.kind, "optional": a.optional} for a in f.args],
+            }
+            for f in functions(spec)
+        ],
+        "shapes": shapes(spec),
+        "parameters": parameters,
+        "gradients": gradients,
+    }
+
+
+def _json(value, indent: str = "") -> str:
+    """``value`` as JSON, a container on one line when it fits in 100 columns, else one entry
+    a line: a diff of the ABI then shows the argument or shape that changed."""
+    flat = json.dumps(value)
+    if not isinstance(value, (dict, list)) or not value or len(indent) + len(flat) <= 100:
+        return flat
+    inner = indent + " "
+    if isinstance(value, dict):
+        items = [f"{inner}{json.dumps(k)}: {_json(v, inner)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + f"\n{indent}}}"
+    return "[\n" + ",\n".join(inner + _json(v, inner) for v in value) + f"\n{indent}]"
+
+
+def emit_abi(spec: CellSpec, command: str = "lstm-sym generate") -> str:
+    """The text of ``generated/<cell>.abi.json``: deterministic (insertion order, no times)."""
+    return _json(abi(spec, command)) + "\n"

@@ -6,12 +6,13 @@ concatenates both outputs on the feature axis (forward first), exactly as ``nn.L
 ``nn.GRU``. Between layers (not after the last) dropout can be applied in training mode, with
 PyTorch's inverted scaling: ``y * mask / (1 - p)``, ``mask ~ Bernoulli(1 - p)``.
 
-The cell is a generated module (``generated.lstm``, ``generated.gru``, ...), its name, or a
-:class:`lstm_sym.native.NativeCell` (``lstm_sym.native.load("lstm")``: the C kernels); all
-share the ``Parameters`` / ``forward`` / ``backward`` contract. A cell whose output is not
-``hidden_size`` wide (``lstmp``: ``nn.LSTM(proj_size=P)``, outputs and h of size P, c of size H)
-works the same way: the output and state sizes are read from the cell itself, and layers after
-the first take ``output_size * directions`` inputs.
+The cell is a generated module (``lstm_sym.kernels.lstm``, ``lstm_sym.kernels.gru``, ...;
+``generated.lstm`` in a checkout), its name, or a :class:`lstm_sym.native.NativeCell`
+(``lstm_sym.native.load("lstm")``: the C kernels); all share the ``Parameters`` /
+``forward`` / ``backward`` contract. A cell whose output is not ``hidden_size`` wide
+(``lstmp``: ``nn.LSTM(proj_size=P)``, outputs and h of size P, c of size H) works the same
+way: the output and state sizes are read from the cell itself, and layers after the first
+take ``output_size * directions`` inputs.
 """
 
 from __future__ import annotations
@@ -31,9 +32,11 @@ def resolve_cell(cell):
         cell = "lstm"
     if isinstance(cell, str):
         try:
-            return importlib.import_module(f"generated.{cell}")
+            return importlib.import_module(f"lstm_sym.kernels.{cell}")
         except ModuleNotFoundError:
-            raise ValueError(f"no generated cell module generated/{cell}.py") from None
+            raise ValueError(
+                f"no generated cell module lstm_sym.kernels.{cell} (generated/{cell}.py)"
+            ) from None
     for attribute in ("Parameters", "forward", "backward", "GATES", "STATES", "CELL"):
         if not hasattr(cell, attribute):
             raise TypeError(
