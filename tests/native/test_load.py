@@ -47,7 +47,12 @@ def test_generated_and_lstm_sym_kernels_are_the_same_modules():
 def test_a_generated_module_runs_where_lstm_sym_is_not_importable(tmp_path):
     """generated/ copied alone (no lstm_sym beside it) is still a plain package of kernels."""
     shutil.copytree(ROOT / "generated", tmp_path / "generated")
-    script = "from generated import lstm; print(lstm.__name__, lstm.forward.__module__)"
+    # -I keeps the checkout and PYTHONPATH off sys.path; the copy's folder is put first by hand,
+    # and lstm_sym is made unimportable (None in sys.modules) whatever site-packages holds.
+    script = (
+        "import sys; sys.path.insert(0, ''); sys.modules['lstm_sym'] = None\n"
+        "from generated import lstm; print(lstm.__name__, lstm.forward.__module__)"
+    )
     result = subprocess.run(
         [sys.executable, "-I", "-c", script],
         cwd=tmp_path,
