@@ -250,40 +250,30 @@ def _dim(*factors) -> str:
     return "*".join(str(f) for f in factors if f != 1) or "1"
 
 
+def _dim_text(dimension) -> str:
+    """One axis of a plan buffer's shape as ABI data: a product of an integer and size names,
+    e.g. ``4*hidden_size`` for ``4 H`` (a power is written out: ``13*hidden_size*hidden_size``)."""
+    from ..plan import SIZE_NAMES  # the plan imports SymPy; only generation comes here
+
+    coefficient, factors = dimension.as_coeff_mul()
+    names = []
+    for factor in factors:
+        base, exponent = factor.as_base_exp()
+        if base not in SIZE_NAMES or not exponent.is_Integer or exponent < 1:
+            raise ValueError(f"axis {dimension} is not a product of sizes")
+        names += [SIZE_NAMES[base]] * int(exponent)
+    return _dim(int(coefficient), *names)
+
+
 def shapes(spec: CellSpec) -> dict[str, list[str]]:
     """Every array argument of forward and backward by name: its shape, one product of sizes per
-    axis (``cache_size`` is what ``<cell>_cache_size`` returns for the sizes).
+    axis, read from the kernel plan's buffers (``cache_size`` is what ``<cell>_cache_size``
+    returns for the sizes: the cache is opaque to the plan)."""
+    from ..plan import plan_cell
 
-    The formulas of today's binding, written once here; a kernel plan that holds the buffers'
-    symbolic shapes should supply them instead."""
-    gates = len(spec.gates)
-    size = {s.short: _size(spec, s) for s in spec.states}
-    output = size[spec.output_state.short]
-    rows = _dim(gates, "hidden_size")
-    blocks = [len(spec.sources(g)) for g in spec.gates]
-    if any(n != 1 for n in blocks):  # every gate's (H, n * H) block flattened, one after another
-        hidden_weights = [_dim(sum(blocks), "hidden_size", "hidden_size")]
-    else:
-        hidden_weights = [rows, size[spec.recurrent_state.short]]
-    result = {
-        "events": ["steps", "batch", "event_size"],
-        "event_weights": [rows, "event_size"],
-        "event_bias": [rows],
-        "hidden_weights": hidden_weights,
-        "hidden_bias": [rows],
-    }
-    result.update({p.name: ["hidden_size"] for p in spec.unit_parameters})
-    if spec.projected_state is not None:
-        result["projection_weights"] = ["projection_size", "hidden_size"]
-    parameters = [n for n in result if n != "events"]
-    for s in spec.states:
-        result[f"{s.short}0"] = result[f"{s.short}_last"] = ["batch", size[s.short]]
-    result["outputs"] = result["d_outputs"] = ["steps", "batch", output]
+    kernel_plan = plan_cell(spec)
+    result = {b.name: [_dim_text(n) for n in b.shape] for b in kernel_plan.buffers if b.abi}
     result["cache"] = ["cache_size"]
-    for s in spec.states:
-        result[f"d_{s.short}_last"] = result[f"d_{s.short}0"] = ["batch", size[s.short]]
-    result.update({f"d_{n}": result[n] for n in parameters})
-    result["d_events"] = result["events"]
     return result
 
 
