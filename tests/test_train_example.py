@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -160,3 +161,16 @@ def test_no_comparison_writes_no_pytorch_column(tmp_path, capsys):
         lines = _small_run(tmp_path / flag[0], *flag)
         assert lines[0] == "step,lstm_sym" and len(lines) == 7
         assert "lstm_sym vs PyTorch" not in capsys.readouterr().out
+
+
+def test_without_pytorch_or_matplotlib_it_trains_and_says_what_it_skipped(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch raises ImportError
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    lines = _small_run(tmp_path)
+    assert lines[0] == "step,lstm_sym" and len(lines) == 7
+    printed = capsys.readouterr().out
+    assert "PyTorch is not installed: no comparison" in printed
+    assert "matplotlib is not installed: no loss_curve.png" in printed
+    assert not (tmp_path / "loss_curve.png").exists() and (tmp_path / "model.npz").is_file()
