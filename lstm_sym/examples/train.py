@@ -37,8 +37,8 @@ DATA = Path(__file__).resolve().parent / "data" / "public_domain.txt"
 DEFAULT_OUT_DIR = Path("build") / "train-example"
 #: Optimizer steps compared with PyTorch by default: five epochs at the default sizes; the whole
 #: run (280 steps) is opt-in (``--torch-steps all``). PyTorch runs on one thread: on a busy
-#: 2-core machine its thread pool made a step of this small float64 model take 250-360 ms, one
-#: thread 30-80 ms (the before/after figures are in issue 20's report).
+#: 2-core machine its two threads took 250-360 ms a step of this small float64 model, one thread
+#: 30-80 ms (2026-12-04).
 DEFAULT_TORCH_STEPS = 35
 
 
@@ -254,10 +254,8 @@ def train_torch(
 ) -> Result:
     """The same training in PyTorch: same initial weights, batches, order and optimizer.
     ``threads``: PyTorch's intra-op threads during the run (restored after; None: as set)."""
-    import torch
-
     with _torch_threads(threads):
-        return _train_torch(torch, config, initial, corpus or Corpus.load(), progress, dtype)
+        return _train_torch(config, initial, corpus or Corpus.load(), progress, dtype)
 
 
 @contextmanager
@@ -273,7 +271,9 @@ def _torch_threads(threads: int | None):
         torch.set_num_threads(before)
 
 
-def _train_torch(torch, config, initial, corpus, progress, dtype) -> Result:
+def _train_torch(config, initial, corpus, progress, dtype) -> Result:
+    import torch
+
     torch_dtype = getattr(torch, dtype)
     vocabulary = len(corpus.alphabet)
 
