@@ -217,6 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     example = sub.add_parser(
         "train-example",
         help="train a character-level LSTM with the generated kernels and compare with PyTorch",
+        description=train_example.DESCRIPTION,
+        formatter_class=train_example.HelpFormatter,
     )
     train_example.add_arguments(example)
     example.set_defaults(run=train_example.run)

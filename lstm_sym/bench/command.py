@@ -58,7 +58,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory pass")
     parser.add_argument(
-        "--out-dir", type=Path, default=Path("bench-results"), help="where bench.json/png go"
+        "--out-dir",
+        type=Path,
+        default=Path("build") / "bench",
+        help="where bench.json/png go, relative to the working directory (default: %(default)s, "
+        "ignored by git; docs/bench holds the README's figures)",
     )
     parser.add_argument("--no-plot", action="store_true", help="write no PNG")
     parser.set_defaults(run=main)
