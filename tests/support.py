@@ -1,35 +1,16 @@
-"""Helpers shared by the tests of the generated C (``tests/test_c_*.py``)."""
+"""Helpers shared by the tests: the repository root, C compiler flags, random problems and how
+they are run and compared."""
 
 from __future__ import annotations
 
-import os
-import shutil
+from pathlib import Path
 
 import numpy as np
-import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: The repository's root (tests/ is one level below it).
+ROOT = Path(__file__).resolve().parent.parent
 SANITIZE = ("-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all")
 STRICT = ("-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror", "-Wdouble-promotion")
-
-
-def require_tool(name: str) -> str:
-    """The path of tool ``name``; skips locally, fails in CI (the lead's conftest helper when
-    present, else the same rule: env CI or LSTM_SYM_REQUIRE_ALL make a missing tool an error)."""
-    try:
-        from conftest import require_tool as required  # the project-wide helper
-    except ImportError:
-        required = None
-    if required is not None:
-        result = required(name)
-        return result if isinstance(result, str) else shutil.which(name)
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} is not installed"
-        if os.environ.get("CI") or os.environ.get("LSTM_SYM_REQUIRE_ALL"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
 
 
 def random_problem(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import mpmath
 import numpy as np
@@ -22,9 +21,9 @@ from lstm_sym.cells import CELLS, get
 from lstm_sym.functions import sigmoid
 
 pytest.importorskip("torch")
-from derivation_trace import Trace, evaluate_matrix
+from tests.docs.derivation_trace import Trace, evaluate_matrix
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 NAMESPACE = {name: getattr(sp, name) for name in dir(sp)}
 NAMESPACE.update({"Str": sp.core.symbol.Str, "sigmoid": sigmoid})
 

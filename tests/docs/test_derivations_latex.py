@@ -6,7 +6,6 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -14,8 +13,7 @@ from lstm_sym import derivation_checks, derivations
 from lstm_sym.cells import CELLS, get
 from lstm_sym.codegen import latex_document
 from lstm_sym.derive import derive
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ROOT
 
 
 def require_tool(name: str) -> None:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import nbformat
 import pytest
 
 from lstm_sym.cells import CELLS
 from lstm_sym.codegen import notebooks
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 PATHS = [f"derivations/{name}_derivation.ipynb" for name in CELLS] + [
     "derivations/walkthrough.ipynb"
 ]

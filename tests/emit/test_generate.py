@@ -7,14 +7,12 @@ import os
 import subprocess
 import sys
 import tomllib
-from pathlib import Path
 
 import pytest
 
 from lstm_sym import artifacts, generate, pins
 from lstm_sym.cli import main
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ROOT
 
 
 def test_checked_in_files_are_fresh():

@@ -7,9 +7,10 @@ import subprocess
 
 import numpy as np
 import pytest
-from c_support import ROOT, SANITIZE, STRICT, relative_error, require_tool
 
 from generated import lstm
+from tests.conftest import require_tool
+from tests.support import ROOT, SANITIZE, STRICT, relative_error
 
 #: The README's build command (from the repository root), with the compiler and output filled in.
 BUILD = "{cc} -std=c99 -O2 -I generated examples/c/lstm_example.c generated/lstm.c -lm -o {out}"

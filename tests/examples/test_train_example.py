@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from conftest import require_module
 
 from lstm_sym import cli
 from lstm_sym.examples import train
+from tests.conftest import require_module
 
 
 def test_the_data_ships_with_the_package():

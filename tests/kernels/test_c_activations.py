@@ -11,7 +11,9 @@ import subprocess
 import mpmath
 import numpy as np
 import pytest
-from c_support import ROOT, require_tool
+
+from tests.conftest import require_tool
+from tests.support import ROOT
 
 #: Wrappers of the static helpers of generated/lstm.c, applied elementwise.
 WRAPPER = """

@@ -12,10 +12,11 @@ import sys
 
 import numpy as np
 import pytest
-from c_support import ROOT, STRICT, random_problem, relative_error, require_tool, run_both
 
 from generated import lstm
 from lstm_sym.cells import CELLS, get
+from tests.conftest import require_tool
+from tests.support import ROOT, STRICT, random_problem, relative_error, run_both
 
 SIZES = [  # (steps, batch, event_size, hidden_size), ones included
     (1, 1, 1, 1),
@@ -191,8 +192,7 @@ def test_packed_kernel(name, portable):
 OPENMP_RUN = r"""
 import importlib, sys
 import numpy as np
-sys.path.insert(0, "tests")
-from c_support import random_problem, run_both
+from tests.support import random_problem, run_both
 from lstm_sym import native
 name, batch = sys.argv[2], int(sys.argv[3])
 module = importlib.import_module(f"generated.{name}")

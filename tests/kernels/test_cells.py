@@ -13,16 +13,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sympy as sp
-from c_support import relative_error
-from conftest import require_module, require_tool
 
 from lstm_sym import derivation_checks as checks
 from lstm_sym.cells import CELLS, get
 from lstm_sym.functions import sigmoid
 from lstm_sym.spec import CellSpec, SpecError, State, gate_symbols, real_symbol, validate
 from lstm_sym.verify import ExactModel, direct_gradients, random_point
+from tests.conftest import require_module, require_tool
+from tests.support import ROOT, relative_error
 
-ROOT = Path(__file__).resolve().parent.parent
 NAMES = list(CELLS)
 #: Exact-model sizes: every parameter, event and state entry is a leaf of the forward mode, so
 #: keep them small; H = 3 and B = 2 still mix units and batch rows in every projection.

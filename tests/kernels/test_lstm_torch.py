@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import require_module
 
 from generated import lstm
+from tests.conftest import require_module
 
 GATES = lstm.GATES  # PyTorch's row order (i, f, g, o) = (update, forget, candidate, output)
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import require_module
 
 from generated import gru, lstm, peephole_lstm
 from lstm_sym import interop
 from lstm_sym.models import Recurrent
+from tests.conftest import require_module
 
 
 def random_parameters(module, event_size, hidden_size, seed, dtype=np.float64):

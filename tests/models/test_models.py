@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import require_module, require_tool
 
 from generated import lstm
 from lstm_sym.models import (
@@ -18,6 +17,7 @@ from lstm_sym.models import (
     init_uniform,
     mse_loss,
 )
+from tests.conftest import require_module, require_tool
 
 TOL = 1e-10
 

@@ -9,9 +9,10 @@ import sys
 
 import numpy as np
 import pytest
-from c_support import ROOT, random_problem, relative_error, require_tool
 
 from generated import lstm
+from tests.conftest import require_tool
+from tests.support import ROOT, random_problem, relative_error
 
 
 @pytest.fixture(scope="module")
@@ -234,8 +235,7 @@ def test_missing_compiler_names_what_to_install(tmp_path, monkeypatch):
 
 SANITIZED_RUN = r"""
 import numpy as np, sys
-sys.path.insert(0, "tests")
-from c_support import SANITIZE, random_problem
+from tests.support import SANITIZE, random_problem
 from generated import lstm
 from lstm_sym import native
 cell = native.load("lstm", extra_flags=SANITIZE)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from c_support import random_problem, relative_error, require_tool
 
 from generated import lstm
+from tests.conftest import require_tool
+from tests.support import random_problem, relative_error
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,1 @@
+"""The references themselves: the exact model against the direct SymPy model."""
