@@ -3,7 +3,7 @@
 The equations are read back from the checked-in sidecar ``derivations/<cell>.equations.json``
 (the SymPy source of what ``derivations/<cell>.tex`` prints; ``generate --check`` keeps both
 fresh) and evaluated on values that do not come from the derivation: an autograd trace of the
-spec's forward equations (``tests/derivation_trace.py``), numerical derivatives, random
+spec's forward equations (``tests/docs/derivation_trace.py``), numerical derivatives, random
 matrices, and the generated kernel's own gradients.
 """
 

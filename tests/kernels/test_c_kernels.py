@@ -108,7 +108,7 @@ def _states(lasts):
 
 @pytest.mark.parametrize("sizes", [(1, 1, 1, 1), (2, 1, 3, 1)])
 def test_f64_matches_exact_model(cell, sizes):
-    """Odd sizes (ones) against the exact model; tests/test_cells.py covers H > 1."""
+    """Odd sizes (ones) against the exact model; tests/kernels/test_cells.py covers H > 1."""
     from lstm_sym.cells import get
     from lstm_sym.verify import ExactModel
 

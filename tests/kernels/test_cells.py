@@ -1,26 +1,20 @@
-"""Every built-in cell, parametrized: generated NumPy and C against the independent exact model,
-finite differences, float32 C against float64, PyTorch where a module exists; the cell list,
-the generated files and README's table of cells agree; user spec files and their errors."""
+"""Every built-in cell's kernels, parametrized: generated NumPy and C against the independent
+exact model, finite differences, float32 C against float64, PyTorch where a module exists; the
+NumPy module's contract and cache; the projected state (LSTMP) and hidden sources (GRU-Cho,
+FGR) against the cells they generalize."""
 
 from __future__ import annotations
 
 import importlib
-import re
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-import sympy as sp
 
 from lstm_sym import derivation_checks as checks
 from lstm_sym.cells import CELLS, get
-from lstm_sym.functions import sigmoid
-from lstm_sym.spec import CellSpec, SpecError, State, gate_symbols, real_symbol, validate
-from lstm_sym.verify import ExactModel, direct_gradients, random_point
+from lstm_sym.verify import ExactModel
 from tests.conftest import require_module, require_tool
-from tests.support import ROOT, relative_error
+from tests.support import relative_error
 
 NAMES = list(CELLS)
 #: Exact-model sizes: every parameter, event and state entry is a leaf of the forward mode, so
@@ -115,64 +109,9 @@ def test_pytorch_reference(name):
     assert row.passed, row
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    ("name", "hidden_size"),
-    [
-        ("peephole_lstm", 1),  # per-unit parameters
-        ("gru", 2),  # separate event/hidden parts
-        ("gru_cho", 2),  # a hidden source of the same step (two per-unit stages)
-        ("lstm_fgr", 1),  # hidden sources that are previous states, side by side
-    ],
-)
-def test_direct_model_agrees_with_forward_mode(name, hidden_size):
-    """The slow direct model (sympy.diff of the unrolled loss) cross-checks the fast one
-    (tests/test_lstm_exact.py does the LSTM)."""
-    spec = get(name)
-    sizes = {"steps": 2, "batch": 1, "event_size": 1, "hidden_size": hidden_size}
-    model = ExactModel(spec, **sizes, seed=3)
-    point, cot = random_point(spec, *sizes.values(), seed=3)
-    direct = direct_gradients(spec, point, cot)
-    for key, value in direct.items():
-        assert relative_error(model.gradients[key], value) <= 1e-30 + 1e-14, key
-
-
 # ---------------------------------------------------------------------------------------------
-# The cell list, the generated files and README agree
+# The NumPy module's contract and its cache
 # ---------------------------------------------------------------------------------------------
-
-
-def _readme_table():
-    text = (ROOT / "README.md").read_text()
-    match = re.search(r"<!-- cells:begin -->(.*?)<!-- cells:end -->", text, re.S)
-    assert match, "README.md has no <!-- cells:begin --> ... <!-- cells:end --> table"
-    rows = []
-    for line in match.group(1).strip().splitlines()[2:]:
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        rows.append((cells[0].strip("`"), cells[1].strip("`")))
-    return rows
-
-
-def test_cells_generated_files_and_readme_agree():
-    rows = _readme_table()
-    assert [name for name, _ in rows] == NAMES, "README's table of cells lists other cells"
-    for name, source in rows:
-        spec = get(name)
-        assert source == spec.source and (ROOT / source).is_file(), name
-        for path in (
-            f"generated/{name}.py",
-            f"generated/{name}.c",
-            f"generated/{name}.h",
-            f"derivations/{name}.tex",
-            f"derivations/{name}.equations.json",
-            f"derivations/{name}_verification.tex",
-            f"derivations/{name}.pdf",
-        ):
-            assert (ROOT / path).is_file(), path
-    listed = {p.stem for p in (ROOT / "generated").glob("*.py")} - {"__init__"}
-    assert listed == set(NAMES), "generated/ holds modules of cells that are not registered"
-    modules = {p.stem for p in (ROOT / "lstm_sym" / "cells").glob("*.py")}
-    assert {Path(get(n).source).stem for n in NAMES} <= modules
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -299,130 +238,6 @@ def test_numpy_gradients_outlive_the_next_backward(name):
 
 
 # ---------------------------------------------------------------------------------------------
-# User spec files: the CLI, and errors that point at the equation, before anything is written
-# ---------------------------------------------------------------------------------------------
-
-EXAMPLE = ROOT / "examples" / "cells" / "mgu.py"
-
-
-def _cli(*args, cwd=ROOT):
-    return subprocess.run(
-        [sys.executable, "-m", "lstm_sym", *args], capture_output=True, text=True, cwd=cwd
-    )
-
-
-def test_generate_and_verify_a_user_spec(tmp_path):
-    result = _cli("generate", "--spec", str(EXAMPLE), "--out", str(tmp_path / "out"))
-    assert result.returncode == 0, result.stderr
-    names = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert names == ["mgu.c", "mgu.equations.json", "mgu.h", "mgu.py", "mgu.tex"]
-    check = _cli("generate", "--spec", str(EXAMPLE), "--out", str(tmp_path / "out"), "--check")
-    assert check.returncode == 0, check.stderr
-    result = _cli("verify", "--spec", str(EXAMPLE))
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "exact model" in result.stdout and "finite differences" in result.stdout
-    assert "all checks passed" in result.stdout
-
-
-def _spec_file(tmp_path, equations: str, extra: str = "") -> Path:
-    path = tmp_path / "cell.py"
-    path.write_text(
-        "import sympy as sp\n"
-        "from sympy import tanh\n"
-        "from lstm_sym.functions import sigmoid\n"
-        "from lstm_sym.spec import CellSpec, State, gate_symbols, real_symbol\n"
-        "event, hidden = gate_symbols(('forget', 'candidate'))\n"
-        "h_prev, h = real_symbol('hidden_prev'), real_symbol('hidden')\n"
-        "f, z = real_symbol('f'), real_symbol('z')\n"
-        f"{extra}\n"
-        "SPEC = CellSpec(name='mine', title='t', gates=('forget', 'candidate'),\n"
-        "    states=(State('hidden', 'h', h_prev, h),), output=h, recurrent=h_prev,\n"
-        f"    equations={equations})\n"
-    )
-    return path
-
-
-GOOD = (
-    "((f, sigmoid(event.forget + hidden.forget)), (z, tanh(event.candidate + hidden.candidate)),"
-    " (h, f * h_prev + (1 - f) * z))"
-)
-BAD_SPECS = [
-    ("unknown", GOOD.replace("f * h_prev", "f * q"), "q = sp.Symbol('q')", "equation 3 (hidden = "),
-    ("unknown", GOOD.replace("f * h_prev", "f * q"), "q = sp.Symbol('q')", "unknown symbol(s) q"),
-    (
-        "not real",
-        GOOD.replace("f * h_prev", "f * sp.Symbol('hidden_prev')"),
-        "",
-        "other assumptions",
-    ),
-    ("never updated", GOOD.replace("(h, f", "(real_symbol('other'), f"), "", "never updated"),
-    (
-        "mixes units",
-        GOOD.replace("(1 - f) * z", "(1 - f) * z + sp.MatrixSymbol('W', 2, 2)[0, 1]"),
-        "",
-        "mixes units",
-    ),
-    (
-        "identifier",
-        GOOD.replace("real_symbol('f')", "real_symbol('f')"),
-        "f = real_symbol('for')",
-        "not a valid identifier",
-    ),
-    ("reserved numpy", GOOD, "f = real_symbol('np')", "reserved by the generated NumPy"),
-    ("reserved C", GOOD, "f = real_symbol('units')", "reserved by the generated C"),
-    (
-        "function",
-        GOOD.replace("tanh(event.candidate", "sp.sin(event.candidate"),
-        "",
-        "not a supported",
-    ),
-    ("constant", GOOD.replace("(h, f * h_prev + (1 - f) * z)", "(h, 1.5)"), "", "SymPy expression"),
-]
-
-
-@pytest.mark.parametrize(
-    ("case", "equations", "extra", "message"), BAD_SPECS, ids=[c[0] for c in BAD_SPECS]
-)
-def test_bad_spec_is_refused_before_writing(tmp_path, case, equations, extra, message):
-    path = _spec_file(tmp_path, equations, extra)
-    out = tmp_path / "out"
-    result = _cli("generate", "--spec", str(path), "--out", str(out))
-    assert result.returncode == 2, (case, result.stdout, result.stderr)
-    assert message in result.stderr, result.stderr
-    assert "equation" in result.stderr
-    assert not out.exists()
-
-
-def test_good_spec_file_generates(tmp_path):
-    path = _spec_file(tmp_path, GOOD)
-    result = _cli("generate", "--spec", str(path), "--out", str(tmp_path / "out"))
-    assert result.returncode == 0, result.stderr
-
-
-def test_refuses_to_overwrite_the_spec(tmp_path):
-    path = _spec_file(tmp_path, GOOD)
-    (tmp_path / "mine.py").write_text(path.read_text())
-    result = _cli("generate", "--spec", str(tmp_path / "mine.py"), "--out", str(tmp_path))
-    assert result.returncode == 2 and "overwrite the spec" in result.stderr
-
-
-def test_validate_names_the_equation():
-    event, hidden = gate_symbols(("g",))
-    h_prev, h = real_symbol("hidden_prev"), real_symbol("hidden")
-    spec = CellSpec(
-        name="x",
-        title="x",
-        gates=("g",),
-        states=(State("hidden", "h", h_prev, h),),
-        output=h,
-        recurrent=h_prev,
-        equations=((h, sigmoid(event.g + hidden.g) * sp.Symbol("y", real=True)),),
-    )
-    with pytest.raises(SpecError, match=r"equation 1 \(hidden = .*unknown symbol\(s\) y"):
-        validate(spec)
-
-
-# ---------------------------------------------------------------------------------------------
 # A projected state (LSTMP): sizes P != H, where a transposed map cannot hide
 # ---------------------------------------------------------------------------------------------
 
@@ -450,32 +265,6 @@ def test_projected_state_against_exact_model(projection, natives):
         assert errors[worst] <= 1e-12, (type(module).__name__, worst, errors[worst])
 
 
-@pytest.mark.slow
-def test_projected_direct_model_agrees_with_forward_mode():
-    spec = get("lstmp")
-    sizes = {"steps": 2, "batch": 1, "event_size": 1, "hidden_size": 2}
-    model = ExactModel(spec, **sizes, seed=3, projection_size=1)
-    point, cot = random_point(spec, *sizes.values(), seed=3, projection_size=1)
-    direct = direct_gradients(spec, point, cot)
-    for key, value in direct.items():
-        assert relative_error(model.gradients[key], value) <= 1e-30 + 1e-14, key
-
-
-def test_lstmp_from_torch_round_trip():
-    torch = require_module("torch")
-    module = kernel("lstmp")
-    lstm = torch.nn.LSTM(3, 5, proj_size=2)
-    parameters = module.Parameters.from_torch(lstm, dtype=np.float64)
-    assert (parameters.hidden_size, parameters.projection_size) == (5, 2)
-    assert parameters.hidden_update_weights.shape == (5, 2)
-    state = parameters.to_torch_state_dict(dtype=np.float32)
-    assert sorted(state) == sorted(lstm.state_dict())
-    for key, value in lstm.state_dict().items():
-        assert np.array_equal(state[key], value.numpy()), key
-    with pytest.raises(ValueError, match="weight_hr_l0"):
-        module.Parameters.from_torch(torch.nn.LSTM(3, 5))
-
-
 def test_projected_state_errors():
     module = kernel("lstmp")
     parameters = module.Parameters(2, 3, 2)
@@ -486,117 +275,9 @@ def test_projected_state_errors():
         module.forward(parameters, np.zeros((4, 2)))
 
 
-def test_projected_state_spec_errors():
-    event, hidden = gate_symbols(("g",))
-    h_prev, h, m = real_symbol("hidden_prev"), real_symbol("hidden"), real_symbol("m")
-    state = State("hidden", "h", h_prev, h, projection=m)
-
-    def spec(equations, states=(state,)):
-        return CellSpec(
-            name="x",
-            title="x",
-            gates=("g",),
-            states=states,
-            output=h,
-            recurrent=h_prev,
-            equations=equations,
-        )
-
-    validate(spec(((m, sp.tanh(event.g + hidden.g)),)))
-    with pytest.raises(SpecError, match=r"equation 1 .*projected state hidden"):
-        validate(spec(((m, sp.tanh(event.g + hidden.g) * h_prev),)))
-    with pytest.raises(SpecError, match=r"equation 1 .*projected state hidden"):
-        validate(spec(((h, sp.tanh(event.g + hidden.g)),)))
-    with pytest.raises(SpecError, match="never updated"):
-        validate(spec(((real_symbol("y"), sp.tanh(event.g + hidden.g)),)))
-
-
 # ---------------------------------------------------------------------------------------------
-# Hidden sources (Cho's GRU): a gate's hidden projection reads a per-unit value of the step
+# Hidden sources (Cho's GRU, FGR): a gate's hidden projection reads values of the step
 # ---------------------------------------------------------------------------------------------
-
-
-def _sourced_spec(sources, equations=None):
-    event, hidden = gate_symbols(("reset", "new"))
-    h_prev, h = real_symbol("hidden_prev"), real_symbol("hidden")
-    r, n, s = real_symbol("reset"), real_symbol("new"), real_symbol("reset_state")
-    if equations is None:
-        equations = (
-            (r, sigmoid(event.reset + hidden.reset)),
-            (s, r * h_prev),
-            (n, sp.tanh(event.new + hidden.new)),
-            (h, (n + h_prev) / 2),
-        )
-    symbols = {"s": s, "h": h, "h_prev": h_prev, "r": r}
-    return CellSpec(
-        name="sourced",
-        title="t",
-        gates=("reset", "new"),
-        states=(State("hidden", "h", h_prev, h),),
-        output=h,
-        recurrent=h_prev,
-        equations=equations,
-        hidden_sources={
-            g: tuple(symbols.get(x, x) for x in v) if isinstance(v, tuple) else symbols.get(v, v)
-            for g, v in sources.items()
-        },
-    )
-
-
-def test_hidden_sources_valid_spec_passes():
-    validate(_sourced_spec({"new": "s"}))
-
-
-@pytest.mark.parametrize(
-    ("sources", "message"),
-    [
-        ({"newer": "s"}, "'newer' is not a gate"),
-        ({"new": "h"}, r"hidden_sources\['new'\] = hidden: the source hidden is the new value"),
-        ({"new": "h_prev"}, r"hidden_sources\['new'\] = hidden_prev: .* default source tuple"),
-        ({"new": real_symbol("nowhere")}, "no equation assigns the source nowhere"),
-        ({"reset": "s"}, "reads reset_hidden"),
-        # Tuples: previous states and values of the step side by side
-        (
-            {"new": ("s", "s")},
-            r"hidden_sources\['new'\] = \(reset_state, reset_state\): .* repeats",
-        ),
-        (
-            {"new": ("s", real_symbol("nowhere"))},
-            r"hidden_sources\['new'\] = .*: no equation assigns the source nowhere",
-        ),
-        ({"new": ("s", "h")}, "the source hidden is the new value of state hidden"),
-        ({"new": ()}, "non-empty tuple"),
-        ({"new": ("s", "x")}, "must be a Symbol"),
-        ({"reset": ("h_prev", "s")}, "reads reset_hidden"),
-    ],
-)
-def test_hidden_sources_errors_name_the_problem(sources, message):
-    with pytest.raises(SpecError, match=message):
-        validate(_sourced_spec(sources))
-
-
-def test_hidden_source_tuples_of_previous_states_and_step_values_pass():
-    validate(_sourced_spec({"new": ("h_prev", "s")}))
-    validate(_sourced_spec({"new": ("s", "h_prev")}))
-
-
-def test_projected_state_prev_as_a_hidden_source_is_refused():
-    spec = get("lstmp")
-    h_prev, c_prev = real_symbol("hidden_prev"), real_symbol("cell_prev")
-    bad = CellSpec(
-        **{
-            **{f: getattr(spec, f) for f in ("name", "title", "gates", "states", "output")},
-            "recurrent": spec.recurrent,
-            "equations": spec.equations,
-            "hidden_sources": {"forget": (c_prev, h_prev)},
-        }
-    )
-    with pytest.raises(
-        SpecError,
-        match=r"hidden_sources\['forget'\] = \(cell_prev, hidden_prev\): hidden_prev is the "
-        r"previous value of the projected state hidden",
-    ):
-        validate(bad)
 
 
 def _fgr_and_peephole(zero_gate_blocks: bool, seed: int = 5):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from generated import gru, lstm, peephole_lstm
+from generated import gru, lstm, lstmp, peephole_lstm
 from lstm_sym import interop
 from lstm_sym.models import Recurrent
 from tests.conftest import require_module
@@ -299,3 +299,21 @@ def test_onnx_peepholes_map_to_the_peephole_cell():
         interop.from_onnx(**arrays)
     zero_p = arrays | {"P": np.zeros_like(arrays["P"])}
     assert interop.from_onnx(**zero_p)[0].hidden_size == 4
+
+
+# -- a projected state: PyTorch's LSTM(proj_size=P) ----------------------------------------------
+
+
+def test_lstmp_from_torch_round_trip():
+    torch = require_module("torch")
+    module = lstmp
+    lstm = torch.nn.LSTM(3, 5, proj_size=2)
+    parameters = module.Parameters.from_torch(lstm, dtype=np.float64)
+    assert (parameters.hidden_size, parameters.projection_size) == (5, 2)
+    assert parameters.hidden_update_weights.shape == (5, 2)
+    state = parameters.to_torch_state_dict(dtype=np.float32)
+    assert sorted(state) == sorted(lstm.state_dict())
+    for key, value in lstm.state_dict().items():
+        assert np.array_equal(state[key], value.numpy()), key
+    with pytest.raises(ValueError, match="weight_hr_l0"):
+        module.Parameters.from_torch(torch.nn.LSTM(3, 5))
