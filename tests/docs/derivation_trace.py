@@ -18,35 +18,24 @@ from lstm_sym.derive import adjoint, carry, derive
 
 
 class Trace:
-    def __init__(self, spec, steps=3, batch=2, event_size=3, hidden_size=4, seed=0):
+    def __init__(self, spec, problem):
+        """Trace ``spec``'s forward pass on ``problem`` (tests/problems.py: its parameters,
+        events, initial states and cotangents, float64)."""
         import torch
 
+        parameters = problem.parameters
+        steps, batch, event_size = problem.events.shape
         self.spec, self.steps, self.batch = spec, steps, batch
-        self.event_size, self.hidden_size = event_size, hidden_size
+        self.event_size, self.hidden_size = event_size, parameters.hidden_size
         d = derive(spec)
         self.derivation = d
-        rng = np.random.default_rng(seed)
-        T, B, X, H = steps, batch, event_size, hidden_size
-        #: A projected state's size (LSTMP's h = W_p m): other than H, so shapes cannot hide.
-        self.projection_size = None if spec.projected_state is None else H - 1
-        sizes = {s.short: H if s.projection is None else H - 1 for s in spec.states}
-        R = sizes[spec.recurrent_state.short]
-        self.parameters = {}
-        for gate in spec.gates:
-            width = len(spec.sources(gate)) if gate in spec.hidden_sources else 1
-            for side, cols in (("event", X), ("hidden", R * width)):
-                self.parameters[f"{side}_{gate}_weights"] = rng.normal(0, 0.6, size=(H, cols))
-                self.parameters[f"{side}_{gate}_bias"] = rng.normal(0, 0.6, size=H)
-        for p in spec.unit_parameters:
-            self.parameters[p.name] = rng.normal(0, 0.6, size=H)
-        if self.projection_size is not None:
-            self.parameters["projection_weights"] = rng.normal(
-                0, 0.6, size=(self.projection_size, H)
-            )
-        self.events = rng.normal(size=(T, B, X))
-        self.initial = {s.short: rng.normal(size=(B, sizes[s.short])) for s in spec.states}
-        self.cot = {"outputs": rng.normal(size=(T, B, sizes[spec.output_state.short]))}
-        self.cot.update({s.short: rng.normal(size=(B, sizes[s.short])) for s in spec.states})
+        T, B, H = steps, batch, self.hidden_size
+        #: A projected state's size (LSTMP's h = W_p m).
+        self.projection_size = None if spec.projected_state is None else parameters.projection_size
+        self.parameters = {name: getattr(parameters, name) for name in parameters.NAMES}
+        self.events = problem.events
+        self.initial = dict(problem.states)
+        self.cot = problem.cotangents
 
         leaf = {k: torch.tensor(v, requires_grad=True) for k, v in self.parameters.items()}
         events = torch.tensor(self.events, requires_grad=True)

@@ -40,9 +40,12 @@ def load(name):
 
 
 @pytest.fixture(scope="module", params=list(CELLS))
-def cell(request):
+def cell(request, random_problem):
     spec = get(request.param)
-    trace = Trace(spec)
+    # A projected state's size other than H (LSTMP's h = W_p m), so shapes cannot hide.
+    projection = None if spec.projected_state is None else 3
+    problem = random_problem(spec.name, 3, 2, 3, 4, seed=0, scale=0.6, projection_size=projection)
+    trace = Trace(spec, problem)
     return spec, trace, load(spec.name), trace.kernel()
 
 

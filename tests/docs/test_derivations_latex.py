@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 
 import pytest
 
@@ -15,7 +14,7 @@ from lstm_sym.cells import CELLS, get
 from lstm_sym.codegen import latex_document
 from lstm_sym.derive import derive
 from tests.conftest import require_tool
-from tests.support import ROOT
+from tests.support import ROOT, run_script
 
 
 @pytest.mark.parametrize("name", list(CELLS))
@@ -28,23 +27,25 @@ def test_tex_and_sidecar_are_fresh(name):
 
 
 def test_emitted_bytes_do_not_depend_on_the_hash_seed():
-    script = (
-        "import hashlib; from lstm_sym.cells import get; from lstm_sym.derive import derive;"
-        "from lstm_sym.codegen import latex_document as ld; d = derive(get('lstm'));"
-        "print(hashlib.sha256((ld.emit(d) + ld.equations_json(d)).encode()).hexdigest())"
-    )
     digests = {
-        subprocess.run(
-            [sys.executable, "-c", script],
+        run_script(
+            "render_digests.py",
+            "lstm",
+            "--suffix",
+            ".tex",
+            ".equations.json",
             env={**os.environ, "PYTHONHASHSEED": seed},
-            cwd=ROOT,
-            capture_output=True,
             text=True,
             check=True,
         ).stdout
         for seed in ("0", "1", "12345")
     }
     assert len(digests) == 1
+    (rendered,) = digests
+    assert sorted(json.loads(rendered)) == [
+        "derivations/lstm.equations.json",
+        "derivations/lstm.tex",
+    ]
 
 
 def test_source_is_readable():

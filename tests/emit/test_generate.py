@@ -12,26 +12,17 @@ import pytest
 
 from lstm_sym import artifacts, generate, pins
 from lstm_sym.cli import main
-from tests.support import ROOT
+from tests.support import ROOT, run_script
 
 
 def test_checked_in_files_are_fresh():
     assert main(["generate", "--check", "--root", str(ROOT)]) == 0
 
 
-def _render_in_subprocess(seed: str) -> dict[str, str]:
-    code = (
-        "import hashlib, json\n"
-        "from lstm_sym import artifacts\n"
-        "digests = {a.path: hashlib.sha256(a.render()).hexdigest()\n"
-        "           for a in artifacts.all_artifacts()}\n"
-        "print(json.dumps(digests))\n"
-    )
+def _render_in_subprocess(seed: str) -> str:
     env = {**os.environ, "PYTHONHASHSEED": seed}
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=True
-    )
-    return out.stdout
+    result = run_script("render_digests.py", env=env, text=True, check=True)
+    return result.stdout
 
 
 def test_same_bytes_under_different_hash_seeds():

@@ -4,11 +4,12 @@ in float32; the LSTM's C entry points called directly through ctypes."""
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import importlib
+import json
 import os
 import re
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -16,7 +17,8 @@ import pytest
 from generated import lstm
 from lstm_sym.cells import CELLS, get
 from tests.conftest import require_tool
-from tests.support import ROOT, STRICT, random_problem, relative_error, run_both
+from tests.problems import run_both
+from tests.support import ROOT, STRICT, relative_error, run_script
 
 SIZES = [  # (steps, batch, event_size, hidden_size), ones included
     (1, 1, 1, 1),
@@ -80,7 +82,7 @@ CASES = [(s, True) for s in [*SIZES, LARGE]] + [(s, False) for s in SIZES if s[1
 
 
 @pytest.mark.parametrize(("sizes", "batched"), CASES, ids=lambda c: str(c))
-def test_f64_matches_numpy(cell, sizes, batched):
+def test_f64_matches_numpy(cell, sizes, batched, random_problem):
     module, native = cell
     problem = random_problem(module, *sizes, seed=sum(sizes))
     got = run_both(native, problem, batched)
@@ -88,7 +90,7 @@ def test_f64_matches_numpy(cell, sizes, batched):
     _compare(got, run_both(module, problem, batched), 1e-12)
 
 
-def test_default_states_are_zeros(cell):
+def test_default_states_are_zeros(cell, random_problem):
     module, native = cell
     parameters, events, *_ = random_problem(module, 3, 2, 4, 5)
     outputs, lasts, cache = native.forward(parameters, events)
@@ -137,25 +139,14 @@ def test_f64_matches_exact_model(cell, sizes):
 
 
 @pytest.mark.parametrize("sizes", SIZES, ids=lambda s: "T{}B{}X{}H{}".format(*s))
-def test_f32_matches_f64(cell, sizes):
+def test_f32_matches_f64(cell, sizes, random_problem):
     module, native = cell
-    problem64 = random_problem(module, *sizes, seed=7)
-    parameters, events, states, d_outputs, d_lasts = problem64
-    parameters32 = module.Parameters(sizes[2], sizes[3])
-    for name in parameters.NAMES:
-        setattr(parameters32, name, getattr(parameters, name).astype(np.float32))
-    problem32 = (
-        parameters32,
-        events.astype(np.float32),
-        {s: v.astype(np.float32) for s, v in states.items()},
-        d_outputs.astype(np.float32),
-        {s: v.astype(np.float32) for s, v in d_lasts.items()},
-    )
+    problem32 = random_problem(module, *sizes, seed=7, dtype=np.float32)
     got = run_both(native, problem32)
     assert got[0].dtype == np.float32 and got[2].events.dtype == np.float32
     assert all(getattr(got[2], n).dtype == np.float32 for n in got[2].NAMES)
     # Same float32 inputs, computed in float64 as the reference.
-    ref = run_both(native, (parameters32, *(_as64(x) for x in problem32[1:])))
+    ref = run_both(native, (problem32.parameters, *(_as64(x) for x in problem32[1:])))
     # A projection multiplies every output adjoint by W_projection: with H = P = 1 this seed's
     # single weight is -0.016, and the bias gradient (a sum over the samples that cancels to
     # 5e-3) keeps float32's absolute rounding (~1e-7) but not its relative size.
@@ -165,7 +156,7 @@ def test_f32_matches_f64(cell, sizes):
 
 @pytest.mark.parametrize("portable", [False, True], ids=["default", "portable"])
 @pytest.mark.parametrize("name", ["lstm", "gru", "lstmp"])
-def test_packed_kernel(name, portable):
+def test_packed_kernel(name, portable, random_problem):
     """The packed products (the per-step ones for batch >= 8 and below 8, see SMALL_BATCH)
     against NumPy in float64 and against float64 in float32, with the kernel of this CPU
     (AVX-512 where the compiler targets it) and the plain-C kernel (-D<CELL>_PORTABLE: what a
@@ -180,37 +171,13 @@ def test_packed_kernel(name, portable):
     for sizes, tolerance in [((3, 9, 5, 7), 1e-5), (LARGE, 1e-4), (SHARED, 1e-4), *SMALL_BATCH]:
         problem = random_problem(module, *sizes, seed=3)
         _compare(run_both(cell, problem), run_both(module, problem), 1e-12)
-        parameters, *rest = problem
-        parameters32 = module.Parameters(sizes[2], sizes[3])
-        for n in parameters.NAMES:
-            setattr(parameters32, n, getattr(parameters, n).astype(np.float32))
-        problem32 = (parameters32, *(_as32(x) for x in rest))
-        reference = run_both(cell, (parameters32, *(_as64(x) for x in problem32[1:])))
+        problem32 = random_problem(module, *sizes, seed=3, dtype=np.float32)
+        reference = run_both(cell, (problem32.parameters, *(_as64(x) for x in problem32[1:])))
         _compare(run_both(cell, problem32), reference, tolerance)
 
 
-OPENMP_RUN = r"""
-import importlib, sys
-import numpy as np
-from tests.support import random_problem, run_both
-from lstm_sym import native
-name, batch = sys.argv[2], int(sys.argv[3])
-module = importlib.import_module(f"generated.{name}")
-cell = native.load(name, openmp=True)
-results = {}
-for dtype in (np.float64, np.float32):
-    for event_size in (300, 40):
-        problem = random_problem(module, 7, batch, event_size, 70, seed=3, dtype=dtype)
-        outputs, lasts, grads = run_both(cell, problem)
-        arrays = [outputs, *lasts, *(getattr(grads, n) for n in grads.NAMES)]
-        key = f"{np.dtype(dtype).name}_{event_size}"
-        results[key] = np.concatenate([a.ravel() for a in arrays])
-np.savez(sys.argv[1], **results)
-"""
-
-
 @pytest.mark.parametrize("name", ["lstm", "lstmp", "gru_cho", "peephole_lstm"])
-def test_openmp_build_is_deterministic(tmp_path, name):
+def test_openmp_build_is_deterministic(tmp_path, name, random_problem):
     """Built with -fopenmp (the packing and tiles of the packed products, and the per-unit work
     from {PREFIX}_PARALLEL_UNITS units on, shared among threads), 1 and 2 threads give the same
     bits as the build without: every tile and every unit is computed by one thread in the same
@@ -251,24 +218,12 @@ def test_openmp_build_is_deterministic(tmp_path, name):
     for threads in (1, 2):
         out = tmp_path / f"threads{threads}.npz"
         env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-        result = subprocess.run(
-            [sys.executable, "-c", OPENMP_RUN, str(out), name, str(batch)],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=ROOT,
-        )
+        result = run_script("openmp_run.py", out, name, batch, env=env, text=True)
         assert result.returncode == 0, result.stderr[-4000:]
         with np.load(out) as got:
             assert sorted(got.files) == sorted(serial)
             for dtype, expected in serial.items():
                 assert np.array_equal(got[dtype], expected), (threads, dtype)
-
-
-def _as32(value):
-    if isinstance(value, dict):
-        return {k: v.astype(np.float32) for k, v in value.items()}
-    return value.astype(np.float32)
 
 
 def _as64(value):
@@ -278,7 +233,7 @@ def _as64(value):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_saturated_pre_activations_stay_finite(cell, dtype):
+def test_saturated_pre_activations_stay_finite(cell, dtype, random_problem):
     """Pre-activations of +-1e4 (biases of +-1e4): no NaN, no inf, forward or backward."""
     module, native = cell
     parameters, events, states, d_outputs, d_lasts = random_problem(module, 4, 3, 2, 3, dtype=dtype)
@@ -304,7 +259,7 @@ def _stacked(parameters):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_steps_compose_to_the_sequence(native, dtype):
+def test_steps_compose_to_the_sequence(native, dtype, random_problem):
     """step_forward / step_backward over T steps give the sequence forward / backward."""
     steps, batch, event_size, hidden = 4, 3, 5, 6
     suffix = "f64" if dtype == np.float64 else "f32"
@@ -374,7 +329,7 @@ def _with_dtype(parameters, dtype):
     return copy
 
 
-def test_errors_write_nothing(native):
+def test_errors_write_nothing(native, random_problem):
     """Zero sizes and NULL required pointers return their codes and leave every buffer alone."""
     steps, batch, event_size, hidden = 2, 1, 2, 3
     parameters, events, *_ = random_problem(lstm, steps, batch, event_size, hidden)
@@ -480,27 +435,16 @@ def test_header_is_valid_cplusplus(tmp_path):
 @pytest.mark.parametrize("name", ["lstm", "peephole_lstm", "gru"])
 def test_generated_c_is_deterministic(tmp_path, name):
     """Same bytes under two hash seeds, and equal to the checked-in files."""
-    script = (
-        "import sys\n"
-        "from lstm_sym.artifacts import cell_artifacts\n"
-        "from lstm_sym.cells import get\n"
-        f"for a in cell_artifacts(get({name!r})):\n"
-        "    if a.path.endswith(('.c', '.h')):\n"
-        "        sys.stdout.buffer.write(a.render())\n"
-    )
-    outputs = []
+    digests = []
     for seed in ("1", "12345"):
         env = dict(os.environ, PYTHONHASHSEED=seed)
-        result = subprocess.run(
-            [sys.executable, "-c", script], capture_output=True, env=env, cwd=ROOT, check=True
-        )
-        outputs.append(result.stdout)
-    assert outputs[0] == outputs[1]
-    with (
-        open(os.path.join(ROOT, "generated", f"{name}.h"), "rb") as h,
-        open(os.path.join(ROOT, "generated", f"{name}.c"), "rb") as c,
-    ):
-        assert outputs[0] == h.read() + c.read()
+        result = run_script("render_digests.py", name, "--suffix", ".c", ".h", env=env, text=True)
+        assert result.returncode == 0, result.stderr
+        digests.append(json.loads(result.stdout))
+    assert digests[0] == digests[1]
+    assert sorted(digests[0]) == [f"generated/{name}.c", f"generated/{name}.h"]
+    for path, digest in digests[0].items():
+        assert hashlib.sha256((ROOT / path).read_bytes()).hexdigest() == digest, path
 
 
 @pytest.mark.parametrize("name", list(CELLS))

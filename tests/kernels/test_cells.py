@@ -93,12 +93,16 @@ def test_c_float32_matches_float64(name, natives):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_unbatched_matches_batched(name):
+def test_unbatched_matches_batched(name, random_problem):
     module = kernel(name)
     spec = get(name)
-    parameters, events, initial, cot = checks.random_problem(spec, 5, 4, 1, 3, 2)
-    batched = checks.run_kernel(spec, parameters, events, initial, cot)
-    single = module.forward(parameters, events[:, 0], **{f"{k}0": v[0] for k, v in initial.items()})
+    projection = checks.projection_size(spec, 2)
+    problem = random_problem(name, 4, 1, 3, 2, seed=5, scale=0.6, projection_size=projection)
+    parameters, events = problem.parameters, problem.events
+    batched = checks.run_kernel(spec, parameters, events, problem.states, problem.cotangents)
+    single = module.forward(
+        parameters, events[:, 0], **{k: v[0] for k, v in problem.initial.items()}
+    )
     assert relative_error(single[0], batched[0][:, 0]) == 0
 
 
@@ -146,17 +150,13 @@ def test_module_contract(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_numpy_cache_keeps_each_value_once(name):
+def test_numpy_cache_keeps_each_value_once(name, random_problem):
     """A saved value that is a state's new value (e.g. the peephole cells' ``cell``) is the
     state's sequence from step 1 on, not a second copy; every other saved value has its own
     array. The values are those of the step: backward's reference results cover them."""
     spec, module = get(name), kernel(name)
-    parameters = module.Parameters(3, 4)
-    rng = np.random.default_rng(0)
-    for attribute in parameters.NAMES:
-        shape = np.shape(getattr(parameters, attribute)) or (4,)
-        setattr(parameters, attribute, rng.normal(size=shape))
-    _, _, cache = module.forward(parameters, rng.normal(size=(5, 2, 3)))
+    problem = random_problem(module, 5, 2, 3, 4, seed=0, scale=1.0)
+    _, _, cache = module.forward(problem.parameters, problem.events)
     news = {s.new.name: s.name for s in spec.states if s.projection is None}
     arrays = {}
     for value, array in cache.saved.items():
@@ -185,18 +185,18 @@ class _UninitializedIsNaN:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_numpy_writes_every_uninitialized_element(name, monkeypatch):
+def test_numpy_writes_every_uninitialized_element(name, monkeypatch, random_problem):
     """The generated NumPy allocates its caches and deltas uninitialized where every step
     writes them whole (and sets index 0 of each state sequence): NaN in those arrays changes
     nothing."""
-    spec, module = get(name), kernel(name)
-    parameters = module.Parameters(3, 4)
-    rng = np.random.default_rng(1)
-    for attribute in parameters.NAMES:
-        shape = np.shape(getattr(parameters, attribute)) or (4,)
-        setattr(parameters, attribute, rng.normal(size=shape))
-    events, d_outputs = rng.normal(size=(5, 2, 3)), rng.normal(size=(5, 2, 4))
-    initial = {f"{s.short}0": rng.normal(size=(2, 4)) for s in spec.states}
+    module = kernel(name)
+    problem = random_problem(module, 5, 2, 3, 4, seed=1, scale=1.0)
+    parameters, events, d_outputs, initial = (
+        problem.parameters,
+        problem.events,
+        problem.d_outputs,
+        problem.initial,
+    )
 
     def run(given, scratch="kept"):
         outputs, lasts, cache = module.forward(parameters, events, **given)
@@ -217,21 +217,17 @@ def test_numpy_writes_every_uninitialized_element(name, monkeypatch):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_numpy_gradients_outlive_the_next_backward(name):
+def test_numpy_gradients_outlive_the_next_backward(name, random_problem):
     """backward writes its deltas over the cache's scratch: no gradient it returns is a view of
     that memory, so a second backward of the same cache leaves the first one's gradients as
     they were."""
     module = kernel(name)
-    parameters = module.Parameters(3, 4)
-    rng = np.random.default_rng(2)
-    for attribute in parameters.NAMES:
-        setattr(
-            parameters, attribute, rng.normal(size=np.shape(getattr(parameters, attribute)) or (4,))
-        )
-    outputs, _, cache = module.forward(parameters, rng.normal(size=(5, 2, 3)))
-    first = module.backward(cache, rng.normal(size=outputs.shape))
+    problem = random_problem(module, 5, 2, 3, 4, seed=2, scale=1.0)
+    _, _, cache = module.forward(problem.parameters, problem.events)
+    first = module.backward(cache, problem.d_outputs)
     kept = {n: np.array(getattr(first, n), copy=True) for n in first.NAMES}
-    second = module.backward(cache, rng.normal(size=outputs.shape))
+    other = random_problem(module, 5, 2, 3, 4, seed=3, scale=1.0).d_outputs  # another cotangent
+    second = module.backward(cache, other)
     for n in first.NAMES:
         np.testing.assert_array_equal(getattr(first, n), kept[n], err_msg=n)
         assert not np.array_equal(getattr(second, n), kept[n]), n
@@ -280,17 +276,18 @@ def test_projected_state_errors():
 # ---------------------------------------------------------------------------------------------
 
 
-def _fgr_and_peephole(zero_gate_blocks: bool, seed: int = 5):
-    """lstm_fgr and peephole_lstm on the same problem (shared parameters by name)."""
-    rng = np.random.default_rng(seed)
+def _fgr_and_peephole(random_problem, zero_gate_blocks: bool, seed: int = 5):
+    """lstm_fgr and peephole_lstm on the same problem: peephole_lstm's random problem, and its
+    parameters by name for lstm_fgr, whose sourced gates' hidden weights read nine more blocks
+    (zero, or random from ``seed + 1``)."""
     T, B, X, H = 4, 2, 3, 5
-    events = rng.normal(size=(T, B, X))
-    initial = {"h0": rng.normal(size=(B, H)), "c0": rng.normal(size=(B, H))}
+    problem = random_problem("peephole_lstm", T, B, X, H, seed=seed)
+    events, initial, q = problem.events, problem.initial, problem.parameters
     fgr, peephole = kernel("lstm_fgr"), kernel("peephole_lstm")
-    p, q = fgr.Parameters(X, H), peephole.Parameters(X, H)
+    p = fgr.Parameters(X, H)
+    rng = np.random.default_rng(seed + 1)
     for name in q.NAMES:
-        value = rng.normal(0, 0.5, size=np.shape(q.checked(name)))
-        setattr(q, name, value)
+        value = getattr(q, name)
         if (
             name.startswith("hidden_")
             and name.endswith("_weights")
@@ -302,10 +299,10 @@ def _fgr_and_peephole(zero_gate_blocks: bool, seed: int = 5):
     return fgr.forward(p, events, **initial), peephole.forward(q, events, **initial)
 
 
-def test_lstm_fgr_without_gate_recurrence_is_peephole_lstm():
+def test_lstm_fgr_without_gate_recurrence_is_peephole_lstm(random_problem):
     """With the nine gate-to-gate blocks (and i0, f0, o0) zero, FGR is Greff's vanilla LSTM;
     with them it differs, and its carried gate states are the gate activations."""
-    (out_f, lasts_f, cache_f), (out_p, lasts_p, cache_p) = _fgr_and_peephole(True)
+    (out_f, lasts_f, cache_f), (out_p, lasts_p, cache_p) = _fgr_and_peephole(random_problem, True)
     assert relative_error(out_f, out_p) < 1e-14  # other summation orders only
     assert relative_error(lasts_f[1], lasts_p[1]) < 1e-14
     for name, state in (("update", "update_gate"), ("forget", "forget_gate")):
@@ -322,7 +319,7 @@ def test_lstm_fgr_without_gate_recurrence_is_peephole_lstm():
     assert (
         relative_error(grads_f.hidden_output_weights[:, :H], grads_p.hidden_output_weights) < 1e-13
     )
-    (out_f, _, _), (out_p, _, _) = _fgr_and_peephole(False)
+    (out_f, _, _), (out_p, _, _) = _fgr_and_peephole(random_problem, False)
     assert relative_error(out_f, out_p) > 1e-3
 
 
@@ -342,23 +339,19 @@ def test_lstm_fgr_hidden_weights_shapes_and_c_layout(natives):
     assert [len(spec.sources(g)) for g in spec.gates] == [4, 4, 1, 4]
 
 
-def test_gru_cho_differs_from_gru_only_by_where_reset_acts():
+def test_gru_cho_differs_from_gru_only_by_where_reset_acts(random_problem):
     """Same parameters, same input: the two GRU forms agree when the reset gate is saturated open
     (r = 1 everywhere), and differ otherwise, so neither kernel can silently be the other."""
-    rng = np.random.default_rng(3)
     T, B, X, H = 4, 2, 3, 5
-    events = rng.normal(size=(T, B, X))
-    h0 = rng.normal(size=(B, H))
-    results = {}
-    for name in ("gru", "gru_cho"):
-        module = kernel(name)
-        p = module.Parameters(X, H)
-        rng_p = np.random.default_rng(4)
-        for attribute in sorted(vars(p)):
-            value = getattr(p, attribute)
-            if isinstance(value, np.ndarray):
-                setattr(p, attribute, rng_p.normal(0, 0.5, size=value.shape))
-        results[name] = (module, p)
+    problems = {name: random_problem(name, T, B, X, H, seed=3) for name in ("gru", "gru_cho")}
+    gru, cho = problems["gru"], problems["gru_cho"]  # the same parameters by name, same inputs
+    assert gru.parameters.NAMES == cho.parameters.NAMES
+    for name in gru.parameters.NAMES:
+        np.testing.assert_array_equal(getattr(gru.parameters, name), getattr(cho.parameters, name))
+    np.testing.assert_array_equal(gru.events, cho.events)
+    np.testing.assert_array_equal(gru.states["h"], cho.states["h"])
+    events, h0 = gru.events, gru.states["h"]
+    results = {name: (kernel(name), problem.parameters) for name, problem in problems.items()}
     outs = {n: m.forward(p, events, h0=h0)[0] for n, (m, p) in results.items()}
     assert relative_error(outs["gru"], outs["gru_cho"]) > 1e-3
     for _, p in results.values():
@@ -368,7 +361,7 @@ def test_gru_cho_differs_from_gru_only_by_where_reset_acts():
 
 
 @pytest.mark.parametrize("name", ["gru_cho", "lstm_fgr"])
-def test_sourced_c_steps_compose_to_the_sequence(name, natives):
+def test_sourced_c_steps_compose_to_the_sequence(name, natives, random_problem):
     """The C step entry points of cells with hidden sources (two-stage steps, gates reading
     several sources side by side), called by their C argument names, over T steps give the
     sequence forward and backward of the NumPy kernel."""
@@ -378,7 +371,13 @@ def test_sourced_c_steps_compose_to_the_sequence(name, natives):
 
     spec, module, cell = get(name), kernel(name), native_cell(natives, name)
     T, B, X, H = 3, 2, 3, 4
-    parameters, events, initial, cot = checks.random_problem(spec, 7, T, B, X, H)
+    problem = random_problem(name, T, B, X, H, seed=7, scale=0.6)
+    parameters, events, initial, cot = (
+        problem.parameters,
+        problem.events,
+        problem.states,
+        problem.cotangents,
+    )
     arrays = parameters.arrays()
     stacked = dict(
         zip(

@@ -10,22 +10,12 @@ import pytest
 
 from generated import lstm
 
-
-def random_parameters(event_size, hidden_size, seed=0, dtype=np.float64, scale=0.5):
-    rng = np.random.default_rng(seed)
-    parameters = lstm.Parameters(event_size, hidden_size, dtype=dtype)
-    for name in lstm.Parameters.NAMES:
-        shape = parameters.checked(name).shape
-        setattr(parameters, name, rng.normal(0, scale, size=shape).astype(dtype))
-    return parameters
-
-
 # --- shapes and dtypes ------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_dtype_in_is_dtype_out(dtype):
-    parameters = random_parameters(3, 4, dtype=dtype)
+def test_dtype_in_is_dtype_out(dtype, random_problem):
+    parameters = random_problem(lstm, 1, 1, 3, 4, dtype=dtype).parameters
     events = np.ones((5, 2, 3), dtype=dtype)
     outputs, (h, c), cache = lstm.forward(parameters, events)
     grads = lstm.backward(cache, np.ones_like(outputs))
@@ -34,8 +24,8 @@ def test_dtype_in_is_dtype_out(dtype):
         assert getattr(grads, name).dtype == dtype, name
 
 
-def test_unbatched_equals_batch_of_one_and_shapes_follow_the_contract():
-    parameters = random_parameters(3, 4)
+def test_unbatched_equals_batch_of_one_and_shapes_follow_the_contract(random_problem):
+    parameters = random_problem(lstm, 1, 1, 3, 4).parameters
     rng = np.random.default_rng(1)
     events, h0, c0 = rng.normal(size=(6, 3)), rng.normal(size=4), rng.normal(size=4)
     outputs, (h, c), cache = lstm.forward(parameters, events, h0, c0)
@@ -56,8 +46,8 @@ def test_unbatched_equals_batch_of_one_and_shapes_follow_the_contract():
     assert grads.event_update_weights.shape == (4, 3)
 
 
-def test_batch_rows_are_independent():
-    parameters = random_parameters(2, 3)
+def test_batch_rows_are_independent(random_problem):
+    parameters = random_problem(lstm, 1, 1, 2, 3).parameters
     rng = np.random.default_rng(2)
     events = rng.normal(size=(4, 3, 2))
     outputs, _, _ = lstm.forward(parameters, events)
@@ -66,8 +56,8 @@ def test_batch_rows_are_independent():
         np.testing.assert_allclose(outputs[:, b], alone, rtol=1e-14)
 
 
-def test_scalar_and_vector_biases_agree():
-    parameters = random_parameters(2, 3)
+def test_scalar_and_vector_biases_agree(random_problem):
+    parameters = random_problem(lstm, 1, 1, 2, 3).parameters
     parameters.event_forget_bias = 0.25
     events = np.random.default_rng(3).normal(size=(4, 2))
     scalar, _, _ = lstm.forward(parameters, events)
@@ -76,14 +66,14 @@ def test_scalar_and_vector_biases_agree():
     np.testing.assert_array_equal(scalar, vector)
 
 
-def test_integer_events_compute_in_float64():
-    parameters = random_parameters(2, 2)
+def test_integer_events_compute_in_float64(random_problem):
+    parameters = random_problem(lstm, 1, 1, 2, 2).parameters
     outputs, _, _ = lstm.forward(parameters, np.array([[1, 0], [0, 1]]))
     assert outputs.dtype == np.float64
 
 
-def test_backward_does_not_modify_its_inputs_and_is_repeatable():
-    parameters = random_parameters(3, 3)
+def test_backward_does_not_modify_its_inputs_and_is_repeatable(random_problem):
+    parameters = random_problem(lstm, 1, 1, 3, 3).parameters
     rng = np.random.default_rng(4)
     events = rng.normal(size=(5, 2, 3))
     outputs, _, cache = lstm.forward(parameters, events)
@@ -125,8 +115,8 @@ def test_sigmoid_is_accurate_in_the_tails():
 # --- bad input --------------------------------------------------------------------------------
 
 
-def _forward_call(**overrides):
-    parameters = random_parameters(3, 4)
+def _forward_call(random_problem, **overrides):
+    parameters = random_problem(lstm, 1, 1, 3, 4).parameters
     args = dict(parameters=parameters, events=np.zeros((5, 2, 3)), h0=None, c0=None)
     args.update(overrides)
     return lambda: lstm.forward(**args)
@@ -178,9 +168,11 @@ BAD_FORWARD = [
 @pytest.mark.parametrize(
     ("case", "overrides", "error", "message"), BAD_FORWARD, ids=[b[0] for b in BAD_FORWARD]
 )
-def test_bad_forward_input_is_named_with_expected_and_actual(case, overrides, error, message):
+def test_bad_forward_input_is_named_with_expected_and_actual(
+    case, overrides, error, message, random_problem
+):
     with pytest.raises(error, match=message):
-        _forward_call(**overrides)()
+        _forward_call(random_problem, **overrides)()
 
 
 BAD_PARAMETERS = [
@@ -212,8 +204,8 @@ BAD_PARAMETERS = [
 @pytest.mark.parametrize(
     ("name", "value", "message"), BAD_PARAMETERS, ids=[b[0] for b in BAD_PARAMETERS]
 )
-def test_bad_parameter_shapes_never_broadcast(name, value, message):
-    parameters = random_parameters(3, 4)
+def test_bad_parameter_shapes_never_broadcast(name, value, message, random_problem):
+    parameters = random_problem(lstm, 1, 1, 3, 4).parameters
     setattr(parameters, name, value)
     with pytest.raises(ValueError, match=message):
         lstm.forward(parameters, np.zeros((5, 2, 3)))
@@ -227,8 +219,8 @@ def test_bad_sizes(size):
         lstm.Parameters(size, 3)
 
 
-def test_bad_backward_input():
-    parameters = random_parameters(3, 4)
+def test_bad_backward_input(random_problem):
+    parameters = random_problem(lstm, 1, 1, 3, 4).parameters
     outputs, (h, _), cache = lstm.forward(parameters, np.zeros((5, 2, 3)))
     with pytest.raises(
         TypeError, match=r"cache must be the Cache returned by lstm.forward, got dict"
@@ -250,8 +242,8 @@ def test_bad_backward_input():
         lstm.backward(cache, np.array([None] * 40).reshape(5, 2, 4))
 
 
-def test_bad_step_function_input():
-    parameters = random_parameters(3, 4)
+def test_bad_step_function_input(random_problem):
+    parameters = random_problem(lstm, 1, 1, 3, 4).parameters
     with pytest.raises(ValueError, match=r"event must have shape \(\.\.\., 3\)"):
         lstm.input_gate(np.zeros(2), np.zeros(4), parameters)
     with pytest.raises(

@@ -8,23 +8,11 @@ import pytest
 from generated import lstm
 
 
-def problem(steps, batch, event_size, hidden_size, seed):
-    rng = np.random.default_rng(seed)
-    parameters = lstm.Parameters(event_size, hidden_size)
-    for name in lstm.Parameters.NAMES:
-        shape = parameters.checked(name).shape
-        setattr(parameters, name, rng.normal(0, 0.5, size=shape))
-    inputs = {
-        "events": rng.normal(size=(steps, batch, event_size)),
-        "h0": rng.normal(size=(batch, hidden_size)),
-        "c0": rng.normal(size=(batch, hidden_size)),
-    }
-    cot = {
-        "outputs": rng.normal(size=(steps, batch, hidden_size)),
-        "h": rng.normal(size=(batch, hidden_size)),
-        "c": rng.normal(size=(batch, hidden_size)),
-    }
-    return parameters, inputs, cot
+def problem(random_problem, steps, batch, event_size, hidden_size, seed):
+    """Parameters, the inputs ``events``, ``h0``, ``c0`` and the cotangents ``outputs``, ``h``,
+    ``c`` of a random problem."""
+    drawn = random_problem(lstm, steps, batch, event_size, hidden_size, seed=seed)
+    return drawn.parameters, {"events": drawn.events, **drawn.initial}, drawn.cotangents
 
 
 def loss(parameters, inputs, cot):
@@ -35,8 +23,12 @@ def loss(parameters, inputs, cot):
 @pytest.mark.parametrize(
     ("steps", "batch", "event_size", "hidden_size"), [(9, 4, 6, 7), (20, 2, 3, 5)]
 )
-def test_directional_derivatives_match_central_differences(steps, batch, event_size, hidden_size):
-    parameters, inputs, cot = problem(steps, batch, event_size, hidden_size, seed=steps)
+def test_directional_derivatives_match_central_differences(
+    steps, batch, event_size, hidden_size, random_problem
+):
+    parameters, inputs, cot = problem(
+        random_problem, steps, batch, event_size, hidden_size, seed=steps
+    )
     _, _, cache = lstm.forward(parameters, inputs["events"], inputs["h0"], inputs["c0"])
     grads = lstm.backward(cache, cot["outputs"], cot["h"], cot["c"])
     rng = np.random.default_rng(0)
@@ -62,8 +54,8 @@ def test_directional_derivatives_match_central_differences(steps, batch, event_s
         assert abs(numeric - analytic) <= 1e-7 * max(1.0, abs(analytic)), name
 
 
-def test_a_few_entries_elementwise():
-    parameters, inputs, cot = problem(5, 3, 4, 3, seed=7)
+def test_a_few_entries_elementwise(random_problem):
+    parameters, inputs, cot = problem(random_problem, 5, 3, 4, 3, seed=7)
     _, _, cache = lstm.forward(parameters, inputs["events"], inputs["h0"], inputs["c0"])
     grads = lstm.backward(cache, cot["outputs"], cot["h"], cot["c"])
     weights = parameters.hidden_candidate_weights

@@ -62,13 +62,11 @@ def test_seed_notebook_cells_print_the_seed_numbers():
     np.testing.assert_allclose(hidden, 0.5 * np.tanh(new_cell), rtol=1e-15)
 
 
-def test_seed_functions_compose_into_one_forward_step():
+def test_seed_functions_compose_into_one_forward_step(random_problem):
     """The seed's four functions are one step of lstm.forward, batched too."""
-    rng = np.random.default_rng(5)
-    parameters = lstm.Parameters(4, 3)
-    for name in lstm.Parameters.NAMES:
-        setattr(parameters, name, rng.normal(size=parameters.checked(name).shape))
-    event, h, c = rng.normal(size=(2, 4)), rng.normal(size=(2, 3)), rng.normal(size=(2, 3))
+    problem = random_problem(lstm, 1, 2, 4, 3, seed=5, scale=1.0)
+    parameters, event = problem.parameters, problem.events[0]
+    h, c = problem.states["h"], problem.states["c"]
     forget = lstm.forget_gate(event, h, c, parameters)
     new_c = lstm.cell_state(forget, lstm.input_gate(event, h, parameters))
     new_h = lstm.output_gate(event, h, new_c, parameters)

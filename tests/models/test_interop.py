@@ -11,15 +11,6 @@ from lstm_sym.models import Recurrent
 from tests.conftest import require_module
 
 
-def random_parameters(module, event_size, hidden_size, seed, dtype=np.float64):
-    rng = np.random.default_rng(seed)
-    parameters = module.Parameters(event_size, hidden_size, dtype=dtype)
-    for name in parameters.NAMES:
-        shape = parameters.checked(name).shape
-        setattr(parameters, name, rng.normal(size=shape).astype(dtype))
-    return parameters
-
-
 def assert_same(a, b):
     assert a.NAMES == b.NAMES
     for name in a.NAMES:
@@ -32,7 +23,7 @@ def assert_same(a, b):
 
 
 @pytest.mark.parametrize(("module_name", "cell"), [("LSTM", lstm), ("GRU", gru)])
-def test_torch_state_dict_round_trip_is_exact(module_name, cell):
+def test_torch_state_dict_round_trip_is_exact(module_name, cell, random_problem):
     torch = require_module("torch")
     torch.manual_seed(0)
     module = getattr(torch.nn, module_name)(3, 5)  # float32, as PyTorch builds it
@@ -51,7 +42,7 @@ def test_torch_state_dict_round_trip_is_exact(module_name, cell):
     for key, value in fresh.state_dict().items():
         assert torch.equal(value, reference[key])
     # ours -> torch -> ours
-    ours = random_parameters(cell, 4, 2, seed=1)
+    ours = random_problem(cell, 1, 1, 4, 2, seed=1, scale=1.0).parameters
     again = cell.Parameters.from_torch(
         {k: torch.from_numpy(v) for k, v in ours.to_torch_state_dict().items()}
     )
@@ -112,9 +103,9 @@ def test_peepholes_import_as_zero_and_must_be_zero_to_export():
 # -- .npz ---------------------------------------------------------------------------------------
 
 
-def test_npz_round_trip_is_exact(tmp_path):
+def test_npz_round_trip_is_exact(tmp_path, random_problem):
     for cell, dtype in ((lstm, np.float64), (lstm, np.float32), (gru, np.float64)):
-        parameters = random_parameters(cell, 3, 4, seed=2, dtype=dtype)
+        parameters = random_problem(cell, 1, 1, 3, 4, seed=2, dtype=dtype, scale=1.0).parameters
         path = tmp_path / f"{cell.CELL}-{np.dtype(dtype).name}.npz"
         parameters.save(path)
         assert_same(parameters, cell.Parameters.load(path, event_size=3, hidden_size=4))
@@ -125,9 +116,9 @@ def test_npz_round_trip_is_exact(tmp_path):
     assert np.ndim(loaded.event_forget_bias) == 0 and loaded.event_forget_bias == 0
 
 
-def test_npz_refuses_other_cells_sizes_versions_and_files(tmp_path):
+def test_npz_refuses_other_cells_sizes_versions_and_files(tmp_path, random_problem):
     path = tmp_path / "lstm.npz"
-    random_parameters(lstm, 3, 4, seed=3).save(path)
+    random_problem(lstm, 1, 1, 3, 4, seed=3, scale=1.0).parameters.save(path)
     with pytest.raises(ValueError, match=r"holds parameters of the 'lstm' cell, not of 'gru'"):
         gru.Parameters.load(path)
     with pytest.raises(ValueError, match="hidden_size=4, expected hidden_size=5"):
@@ -161,10 +152,10 @@ def test_npz_save_checks_before_writing(tmp_path):
     assert not (tmp_path / "bad.npz").exists()
 
 
-def test_npz_save_is_whole_or_nothing(tmp_path, monkeypatch):
+def test_npz_save_is_whole_or_nothing(tmp_path, monkeypatch, random_problem):
     """A write that fails half-way leaves an existing file as it was and no temporary behind."""
     path = tmp_path / "weights.npz"
-    first = random_parameters(lstm, 2, 3, seed=1)
+    first = random_problem(lstm, 1, 1, 2, 3, seed=1, scale=1.0).parameters
     first.save(path)
     before = path.read_bytes()
 
@@ -174,7 +165,7 @@ def test_npz_save_is_whole_or_nothing(tmp_path, monkeypatch):
 
     monkeypatch.setattr(lstm.np, "savez", fail_half_way)
     with pytest.raises(OSError, match="disk full"):
-        random_parameters(lstm, 2, 3, seed=2).save(path)
+        random_problem(lstm, 1, 1, 2, 3, seed=2, scale=1.0).parameters.save(path)
     monkeypatch.undo()
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["weights.npz"]
@@ -201,7 +192,7 @@ def keras_lstm(x, kernel, recurrent_kernel, bias):
     return np.stack(outputs)
 
 
-def test_keras_layout_computes_the_same_lstm_and_round_trips():
+def test_keras_layout_computes_the_same_lstm_and_round_trips(random_problem):
     rng = np.random.default_rng(4)
     event_size, hidden = 3, 5
     kernel = rng.normal(size=(event_size, 4 * hidden))
@@ -218,7 +209,7 @@ def test_keras_layout_computes_the_same_lstm_and_round_trips():
     ):
         np.testing.assert_array_equal(got, expected)
     # ours -> Keras: the two biases are summed, the function is unchanged
-    ours_parameters = random_parameters(lstm, 3, 5, seed=5)
+    ours_parameters = random_problem(lstm, 1, 1, 3, 5, seed=5, scale=1.0).parameters
     converted = interop.from_keras(*interop.to_keras(ours_parameters))
     np.testing.assert_allclose(
         lstm.forward(converted, x)[0], lstm.forward(ours_parameters, x)[0], rtol=0, atol=1e-14
@@ -262,11 +253,11 @@ def run_onnx_lstm(x, arrays, direction):
 
 
 @pytest.mark.parametrize("direction", ["forward", "bidirectional"])
-def test_onnx_layout_against_the_onnx_reference_lstm(direction):
+def test_onnx_layout_against_the_onnx_reference_lstm(direction, random_problem):
     rng = np.random.default_rng(6)
     steps, batch, event_size, hidden = 5, 3, 4, 2
     cells = [
-        random_parameters(lstm, event_size, hidden, seed=7 + d)
+        random_problem(lstm, 1, 1, event_size, hidden, seed=7 + d, scale=1.0).parameters
         for d in range(1 + (direction == "bidirectional"))
     ]
     arrays = interop.to_onnx(cells if len(cells) > 1 else cells[0])
@@ -285,9 +276,9 @@ def test_onnx_layout_against_the_onnx_reference_lstm(direction):
         assert_same(a, b)
 
 
-def test_onnx_peepholes_map_to_the_peephole_cell():
+def test_onnx_peepholes_map_to_the_peephole_cell(random_problem):
     rng = np.random.default_rng(8)
-    cell = random_parameters(peephole_lstm, 3, 4, seed=9)
+    cell = random_problem(peephole_lstm, 1, 1, 3, 4, seed=9, scale=1.0).parameters
     arrays = interop.to_onnx(cell)
     assert arrays["P"].shape == (1, 12)
     x = rng.normal(size=(6, 2, 3))

@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from generated import lstm
 from tests.conftest import require_tool
-from tests.support import ROOT, random_problem, relative_error
+from tests.problems import random_problem  # only for the pool test, kept as it is (see there)
+from tests.support import relative_error, run_script
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def native():
 
 
 @pytest.fixture(scope="module")
-def problem():
+def problem(random_problem):
     return random_problem(lstm, 3, 2, 4, 5)
 
 
@@ -159,7 +159,7 @@ def test_backward_bad_input(native, problem):
     assert np.array_equal(again.hidden_update_weights, grads.hidden_update_weights)
 
 
-def test_non_contiguous_and_integer_inputs_like_numpy(native):
+def test_non_contiguous_and_integer_inputs_like_numpy(native, random_problem):
     """Strided views, Fortran order and integers are accepted (copied), like the NumPy module."""
     parameters, events, states, d_outputs, d_lasts = random_problem(lstm, 4, 3, 5, 6)
     parameters.event_candidate_weights = np.asfortranarray(parameters.event_candidate_weights)
@@ -233,30 +233,6 @@ def test_missing_compiler_names_what_to_install(tmp_path, monkeypatch):
         native.find_compiler()
 
 
-SANITIZED_RUN = r"""
-import numpy as np, sys
-from tests.support import SANITIZE, random_problem
-from generated import lstm
-from lstm_sym import native
-cell = native.load("lstm", extra_flags=SANITIZE)
-# small batches (row-by-row products, narrow ones through the transpose), packed ones
-SIZES = [(1, 1, 1, 1), (3, 2, 5, 7), (2, 4, 17, 33), (70, 1, 3, 5), (2, 9, 3, 5), (2, 50, 300, 70),
-    (3, 100, 40, 70)]
-for sizes in SIZES:
-    for dtype in (np.float64, np.float32):
-        p, events, states, d_outputs, d_lasts = random_problem(lstm, *sizes, dtype=dtype)
-        outputs, lasts, cache = cell.forward(p, events, h0=states["h"], c0=states["c"])
-        grads = cell.backward(cache, d_outputs, d_h_last=d_lasts["h"], d_c_last=d_lasts["c"])
-        outputs, lasts, cache = cell.forward(p, events[:, 0])
-        grads = cell.backward(cache, d_outputs[:, 0])
-try:
-    cell.forward(p, events[..., :1])
-except ValueError:
-    pass
-print("sanitized run ok")
-"""
-
-
 def test_binding_under_address_and_undefined_sanitizers(tmp_path):
     gcc = require_tool("gcc")
     libasan = subprocess.run(
@@ -271,9 +247,7 @@ def test_binding_under_address_and_undefined_sanitizers(tmp_path):
         ASAN_OPTIONS="detect_leaks=0",
         UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1",
     )
-    result = subprocess.run(
-        [sys.executable, "-c", SANITIZED_RUN], capture_output=True, text=True, env=env, cwd=ROOT
-    )
+    result = run_script("sanitized_run.py", env=env, text=True)
     assert result.returncode == 0, result.stderr[-4000:]
     assert "sanitized run ok" in result.stdout
     assert "runtime error" not in result.stderr and "AddressSanitizer" not in result.stderr
@@ -312,7 +286,7 @@ def test_work_buffer_is_reused_only_once_free(native):
     assert not pool.free and pool.bytes == 0
 
 
-def test_parameters_updated_in_place_and_large_events(native, monkeypatch):
+def test_parameters_updated_in_place_and_large_events(native, monkeypatch, random_problem):
     """In-place updates of the parameter arrays are seen by the next call (the binding caches
     the checked arrays, not their values); events above the copy limit go by address."""
     from lstm_sym import native as binding

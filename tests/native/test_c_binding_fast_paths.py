@@ -8,7 +8,7 @@ import pytest
 
 from generated import lstm
 from tests.conftest import require_tool
-from tests.support import random_problem, relative_error
+from tests.support import relative_error
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def _run(native, parameters, events, states, d_outputs, d_lasts):
     return [outputs, *lasts, *(getattr(grads, name) for name in grads.NAMES)]
 
 
-def test_fast_and_checked_paths_agree(native):
+def test_fast_and_checked_paths_agree(native, random_problem):
     parameters, events, states, d_outputs, d_lasts = random_problem(lstm, 4, 2, 3, 5)
     states, d_lasts = [states["h"], states["c"]], [d_lasts["h"], d_lasts["c"]]
     expected = _run(native, parameters, events, states, d_outputs, d_lasts)
@@ -69,7 +69,7 @@ def test_fast_and_checked_paths_agree(native):
             assert np.array_equal(a, b), name
 
 
-def test_unbatched_and_float32_match_numpy(native):
+def test_unbatched_and_float32_match_numpy(native, random_problem):
     parameters, events, states, d_outputs, d_lasts = random_problem(
         lstm, 3, 1, 2, 4, dtype=np.float32
     )
@@ -88,7 +88,7 @@ def test_unbatched_and_float32_match_numpy(native):
         assert relative_error(got, want) < 1e-4, name
 
 
-def test_parameter_reshaped_in_place_is_checked_again(native):
+def test_parameter_reshaped_in_place_is_checked_again(native, random_problem):
     """The checked parameters are reused while the same arrays keep their shapes and dtypes: an
     array reshaped in place gets the generated module's error."""
     parameters, events, *_ = random_problem(lstm, 2, 1, 3, 3)
