@@ -1,4 +1,4 @@
-"""Shared test helpers.
+"""Shared test helpers: the tools a test requires, and the ``random_problem`` fixture.
 
 Reference tests need outside tools (PyTorch, gcc, pdflatex). Locally a missing tool skips its
 tests; in CI (env ``CI`` or ``LSTM_SYM_REQUIRE_ALL=1``) it fails them, and so does any other
@@ -48,3 +48,14 @@ def pytest_runtest_logreport(report):
     if OPTIONAL not in reason:
         report.outcome = "failed"
         report.longrepr = f"skipped in CI, which must run every reference test: {reason}"
+
+
+@pytest.fixture(scope="session")
+def random_problem():
+    """``random_problem(cell, steps, batch, event_size, hidden_size, *, seed=0, dtype=float64,
+    scale=0.5, projection_size=None)``: a random problem for any cell (name or generated
+    module), size and dtype: Parameters with random weights and biases, events, initial states
+    and cotangents (tests/problems.py)."""
+    from tests import problems  # the cells' registry imports SymPy: only when a test asks
+
+    return problems.random_problem

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import require_tool
+from tests.conftest import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 

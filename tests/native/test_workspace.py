@@ -7,7 +7,7 @@ import gc
 
 import numpy as np
 import pytest
-from conftest import require_tool
+from tests.conftest import require_tool
 
 from generated import gru, lstm
 from lstm_sym.native import Workspace

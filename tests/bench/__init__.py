@@ -1,0 +1,1 @@
+"""`lstm-sym bench`: its baseline and its report (nothing about speed is asserted)."""

@@ -1,0 +1,1 @@
+"""The derivation's stages: lowering, saved values, the backward pass, matrix calculus."""

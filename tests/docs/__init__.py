@@ -1,0 +1,1 @@
+"""The derivation documents and notebooks: fresh, compiling, every printed equation true."""

@@ -1,0 +1,239 @@
+"""Every equation the derivation document prints, evaluated numerically.
+
+The equations are read back from the checked-in sidecar ``derivations/<cell>.equations.json``
+(the SymPy source of what ``derivations/<cell>.tex`` prints; ``generate --check`` keeps both
+fresh) and evaluated on values that do not come from the derivation: an autograd trace of the
+spec's forward equations (``tests/docs/derivation_trace.py``), numerical derivatives, random
+matrices, and the generated kernel's own gradients.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import mpmath
+import numpy as np
+import pytest
+import sympy as sp
+
+from lstm_sym.cells import CELLS, get
+from lstm_sym.functions import sigmoid
+
+pytest.importorskip("torch")
+from tests.docs.derivation_trace import Trace, evaluate_matrix
+from tests.support import ROOT
+
+NAMESPACE = {name: getattr(sp, name) for name in dir(sp)}
+NAMESPACE.update({"Str": sp.core.symbol.Str, "sigmoid": sigmoid})
+
+
+def load(name):
+    payload = json.loads((ROOT / "derivations" / f"{name}.equations.json").read_text())
+    for entry in payload["equations"]:
+        entry["lhs_expr"] = eval(entry["lhs"], dict(NAMESPACE))
+        entry["rhs_exprs"] = [eval(r, dict(NAMESPACE)) for r in entry["rhs"]]
+        for key in ("definition", "wrt", "loss", "target"):
+            if key in entry:
+                entry[key + "_expr"] = eval(entry[key], dict(NAMESPACE))
+    return payload["equations"]
+
+
+@pytest.fixture(scope="module", params=list(CELLS))
+def cell(request, random_problem):
+    spec = get(request.param)
+    # A projected state's size other than H (LSTMP's h = W_p m), so shapes cannot hide.
+    projection = None if spec.projected_state is None else 3
+    problem = random_problem(spec.name, 3, 2, 3, 4, seed=0, scale=0.6, projection_size=projection)
+    trace = Trace(spec, problem)
+    return spec, trace, load(spec.name), trace.kernel()
+
+
+def _numpy(expr, env):
+    args = sorted(expr.free_symbols, key=lambda s: s.name)
+    f = sp.lambdify(args, expr, modules=[{"sigmoid": lambda x: 1 / (1 + np.exp(-x))}, "numpy"])
+    return np.broadcast_to(f(*(env[s.name] for s in args)), next(iter(env.values())).shape)
+
+
+def _close(got, want, what):
+    got, want = np.asarray(got, dtype=float), np.asarray(want, dtype=float)
+    scale = max(1.0, float(np.max(np.abs(want))))
+    err = float(np.max(np.abs(got - want))) / scale
+    assert err < 1e-12, f"{what}: relative error {err:.3g}"
+
+
+def test_labels_match_the_document(cell):
+    spec, _, equations, _ = cell
+    tex = (ROOT / "derivations" / f"{spec.name}.tex").read_text()
+    labels = re.findall(r"\\label\{(eq:[^}]*)\}", tex)
+    assert labels == [e["label"] for e in equations]
+    for e in equations:
+        assert e["latex"] + " " in tex, e["label"]
+    assert r"\left(" not in tex
+
+
+def test_the_trace_is_the_kernel(cell):
+    """The autograd trace and the generated kernel agree: the trace is a fair reference."""
+    spec, trace, _, (outputs, _, grads) = cell
+    hidden = np.stack([env[spec.output.name] for env in trace.env])
+    _close(outputs, hidden, "outputs")
+    for name, value in trace.leaf_grads.items():
+        _close(grads[name], value, name)
+
+
+def test_step_equations(cell):
+    _, trace, equations, _ = cell
+    checked = 0
+    for t, env in enumerate(trace.env):
+        env = dict(env)
+        for e in equations:
+            if e["check"] != "step":
+                continue
+            for rhs in e["rhs_exprs"]:
+                value = _numpy(rhs, env)
+                if e["lhs_expr"].name.startswith("tmp"):
+                    env[e["lhs_expr"].name] = value  # a CSE temporary: defined, then used
+                _close(value, env[e["lhs_expr"].name], f"{e['label']} at t={t + 1}")
+                checked += 1
+    assert checked > 0
+
+
+def _mp(expr, symbols):
+    modules = [{"sigmoid": lambda x: 1 / (1 + mpmath.exp(-x))}, "mpmath"]
+    return sp.lambdify(symbols, expr, modules=modules)
+
+
+def test_partial_derivatives():
+    """d target / d wrt by numerical differentiation (40 digits) against each printed form."""
+    for name in CELLS:
+        for e in load(name):
+            if e["check"] != "partial":
+                continue
+            definition, wrt = e["definition_expr"], e["wrt_expr"]
+            target = e.get("target_expr")
+            symbols = sorted(definition.free_symbols, key=lambda s: s.name)
+            rng = np.random.default_rng(len(e["label"]))
+            with mpmath.workdps(40):
+                point = {s: mpmath.mpf(float(rng.uniform(-1.5, 1.5))) for s in symbols}
+                f = _mp(definition, symbols)
+
+                def along(x, f=f, symbols=symbols, point=point, wrt=wrt):
+                    return f(*(x if s == wrt else point[s] for s in symbols))
+
+                numeric = mpmath.diff(along, point[wrt])
+                values = dict(point)
+                if target is not None:
+                    values[target] = along(point[wrt])
+                for rhs in e["rhs_exprs"]:
+                    args = sorted(rhs.free_symbols, key=lambda s: s.name)
+                    value = _mp(rhs, args)(*(values[a] for a in args))
+                    assert abs(value - numeric) < mpmath.mpf("1e-25"), e["label"]
+
+
+def test_linear_adjoints():
+    dims_values = {"N": 5, "M": 3, "K": 4}
+    for name in CELLS:
+        for e in load(name):
+            if e["check"] == "definition":
+                linear = [x for x in load(name) if x["check"] == "linear"]
+                assert all(x["loss_expr"] == e["rhs_exprs"][0] for x in linear)
+                continue
+            if e["check"] != "linear":
+                continue
+            loss, wrt = e["loss_expr"], e["wrt_expr"]
+            shapes = [d for m in loss.atoms(sp.MatrixSymbol) for d in m.shape]
+            dims = {s: dims_values[s.name] for d in shapes for s in sp.sympify(d).free_symbols}
+            rng = np.random.default_rng(0)
+            env = {
+                m.name: rng.normal(size=(int(m.rows.subs(dims)), int(m.cols.subs(dims))))
+                for m in loss.atoms(sp.MatrixSymbol)
+            }
+            gradient = evaluate_matrix(e["rhs_exprs"][0], env, dims)
+            direction = rng.normal(size=env[wrt.name].shape)
+            shifted = {**env, wrt.name: env[wrt.name] + direction}
+            # The loss is linear in each matrix: the difference is the directional derivative.
+            change = evaluate_matrix(loss, shifted, dims) - evaluate_matrix(loss, env, dims)
+            assert abs(change - np.sum(gradient * direction)) < 1e-10, e["label"]
+
+
+def _role_value(role, arg, offset, t, trace, grads, column=None):
+    """The array a matrix symbol of the document stands for, at step t (1-based)."""
+    spec = trace.spec
+    T, B = trace.steps, trace.batch
+    step = t + offset - 1
+    if role == "value":
+        v = trace.env[step][arg]
+    elif role == "events":
+        v = trace.events[step]
+    elif role == "parameter":
+        v = trace.parameters[arg]
+        return v if v.ndim == 2 else v[:, None]
+    elif role == "weight_block":  # the column block j of a gate's wide hidden weights
+        name, j = arg.rsplit("@", 1)
+        H = trace.hidden_size
+        return trace.parameters[name][:, int(j) * H : (int(j) + 1) * H]
+    elif role == "through":
+        v = trace.through[step][arg]
+    elif role == "direct":
+        v = trace.env[step][arg]
+    elif role == "carry":
+        v = trace.env[step][f"d_{arg}_carry"]
+    elif role == "d_outputs":
+        v = trace.cot["outputs"][step]
+    elif role == "d_last":
+        v = trace.cot[arg]
+    elif role == "gradient":
+        v = grads[arg]
+        if arg == "events":
+            return v.reshape(T * B, -1)
+        return v if v.ndim == 2 else v[:, None]
+    elif role == "stacked_delta":
+        d = trace.derivation
+        blocks = [
+            trace.env[step][f"d_{gi.symbol.name}"]
+            for gi in d.gate_inputs
+            if gi.kind in ("pre", arg) and not (arg == "hidden" and gi.gate in spec.hidden_sources)
+        ]
+        return np.concatenate(blocks, axis=1)
+    elif role == "stacked_weights":  # a sourced gate's hidden weights read its source, not h
+        gates = [g for g in spec.gates if arg == "event" or g not in spec.hidden_sources]
+        return np.concatenate([trace.parameters[f"{arg}_{g}_weights"] for g in gates])
+    elif role == "samples":
+        if arg == "events":
+            return trace.events.reshape(T * B, -1)
+        return np.stack([env[arg] for env in trace.env]).reshape(T * B, -1)
+    elif role == "samples_adjoint":
+        return np.stack([env[f"d_{arg}"] for env in trace.env]).reshape(T * B, -1)
+    else:
+        raise KeyError(role)
+    return v if column is None else v[column][:, None]
+
+
+def test_matrix_equations(cell):
+    _, trace, equations, (_, _, grads) = cell
+    T, B = trace.steps, trace.batch
+    dims = {sp.Symbol("N", integer=True, positive=True): T * B}
+    checked = 0
+    for e in equations:
+        if e["check"] not in ("matrix", "projection"):
+            continue
+        first, last = (T if s == "T" else int(s) for s in e["steps"])
+        for t in range(first, last + 1):
+            columns = range(B) if e["check"] == "projection" else [None]
+            for b in columns:
+                env = {
+                    name: _role_value(role, arg, offset, t, trace, grads, b)
+                    for name, (role, arg, offset) in e["symbols"].items()
+                }
+                want = evaluate_matrix(e["lhs_expr"], env, dims)
+                for rhs in e["rhs_exprs"]:
+                    _close(evaluate_matrix(rhs, env, dims), want, f"{e['label']} at t={t}")
+                    checked += 1
+    assert checked > 0
+
+
+def test_every_equation_is_checked(cell):
+    _, _, equations, _ = cell
+    kinds = {"step", "partial", "linear", "definition", "matrix", "projection"}
+    assert {e["check"] for e in equations} <= kinds
+    assert len(equations) > 40

@@ -1,0 +1,112 @@
+"""The derivation document: fresh, deterministic, readable, and it compiles with pdflatex."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+
+import pytest
+
+from lstm_sym import derivation_checks, derivations
+from lstm_sym.cells import CELLS, get
+from lstm_sym.codegen import latex_document
+from lstm_sym.derive import derive
+from tests.conftest import require_tool
+from tests.support import ROOT, run_script
+
+
+@pytest.mark.parametrize("name", list(CELLS))
+def test_tex_and_sidecar_are_fresh(name):
+    d = derive(get(name))
+    assert (ROOT / "derivations" / f"{name}.tex").read_text() == latex_document.emit(d)
+    assert (
+        ROOT / "derivations" / f"{name}.equations.json"
+    ).read_text() == latex_document.equations_json(d)
+
+
+def test_emitted_bytes_do_not_depend_on_the_hash_seed():
+    digests = {
+        run_script(
+            "render_digests.py",
+            "lstm",
+            "--suffix",
+            ".tex",
+            ".equations.json",
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            text=True,
+            check=True,
+        ).stdout
+        for seed in ("0", "1", "12345")
+    }
+    assert len(digests) == 1
+    (rendered,) = digests
+    assert sorted(json.loads(rendered)) == [
+        "derivations/lstm.equations.json",
+        "derivations/lstm.tex",
+    ]
+
+
+def test_source_is_readable():
+    tex = (ROOT / "derivations" / "lstm.tex").read_text()
+    assert r"\left(" not in tex and r"\right)" not in tex
+    # Seven sections, each once and in the order the document builds its argument.
+    assert re.findall(r"\\section\{([^}]*)\}", tex) == [
+        "Notation and shapes",
+        "Forward equations",
+        "Per-unit derivatives",
+        "Adjoints of the linear projections",
+        "Backpropagation through time",
+        "Common subexpressions of the generated code",
+        "Verification",
+    ]
+    # One equation per line, each labelled, CSE names printed next to their equations.
+    assert r"\texttt{d\_forget\_pre} \label{eq:cse-d-forget-pre}" in tex
+    assert r"c_{t-1}" in tex and r"\delta^{+} c_{t}" in tex and r"\hat{f}_{t}" in tex
+
+
+def test_error_bounds_are_stable():
+    assert derivation_checks.error_bound(3.2e-16) == "< 1e-15"
+    assert derivation_checks.error_bound(1e-15) == "< 1e-15"
+    assert derivation_checks.error_bound(0.0) == "0"
+
+
+def test_missing_pdflatex_names_the_package(tmp_path, monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(derivations.DerivationError, match="texlive-latex-base"):
+        derivations.build_pdf(tmp_path, "lstm")
+
+
+def test_compiles_with_pdflatex(tmp_path):
+    require_tool("pdflatex", derivations.PDFLATEX_MISSING)
+    (tmp_path / "derivations").mkdir()
+    for name in ("lstm.tex", "lstm_verification.tex"):
+        shutil.copy(ROOT / "derivations" / name, tmp_path / "derivations" / name)
+    # build_pdf fails on any LaTeX error, undefined reference or "Rerun" warning in the log.
+    pdf = derivations.build_pdf(tmp_path, "lstm")
+    data = pdf.read_bytes()
+    assert data.startswith(b"%PDF")
+    expected = derivations.pdf_source_hash(
+        (ROOT / "derivations" / "lstm.tex").read_bytes(),
+        (ROOT / "derivations" / "lstm_verification.tex").read_bytes(),
+    )
+    assert derivations.embedded_hash(pdf) == expected
+    # Reproducible: a second build gives the same bytes.
+    assert derivations.build_pdf(tmp_path, "lstm").read_bytes() == data
+
+
+def test_checked_in_pdf_matches_its_sources():
+    tex = (ROOT / "derivations" / "lstm.tex").read_bytes()
+    verification = (ROOT / "derivations" / "lstm_verification.tex").read_bytes()
+    expected = derivations.pdf_source_hash(tex, verification)
+    assert derivations.embedded_hash(ROOT / "derivations" / "lstm.pdf") == expected, (
+        "derivations/lstm.pdf is stale: run `lstm-sym latex --pdf`"
+    )
+
+
+@pytest.mark.slow
+def test_latex_check_reruns_the_verification():
+    """``lstm-sym latex --check``: the table is what the checks give today (about a minute)."""
+    pytest.importorskip("torch")
+    assert derivations.latex(ROOT, ["lstm"], check=True, log=lambda *_: None) == []

@@ -1,0 +1,1 @@
+"""The emitters and `lstm-sym generate`: fresh, deterministic, readable generated files."""

@@ -1,0 +1,1 @@
+"""Models built from the cells (layers, heads, losses, optimizers) and weights in and out."""

@@ -1,0 +1,1 @@
+"""The Python binding of the generated C: building, caching, input checking, calls."""

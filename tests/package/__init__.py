@@ -1,0 +1,1 @@
+"""The repository as a whole: lint and format."""

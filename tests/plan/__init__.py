@@ -1,0 +1,1 @@
+"""The kernel plan between the derivation and the emitters."""

@@ -1,0 +1,1 @@
+"""Cell specs: validation errors that name the equation, user spec files through the CLI."""
