@@ -9,11 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.conftest import require_module, require_tool
 
 from lstm_sym import cli
 from lstm_sym.examples import train
-from tests.conftest import require_module
+from tests.conftest import require_module, require_tool
 
 
 def test_the_data_ships_with_the_package():

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.conftest import require_tool
 
 from lstm_sym.native import abi
+from tests.conftest import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 GENERATED = ROOT / "generated"

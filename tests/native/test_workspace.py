@@ -7,10 +7,10 @@ import gc
 
 import numpy as np
 import pytest
-from tests.conftest import require_tool
 
 from generated import gru, lstm
 from lstm_sym.native import Workspace
+from tests.conftest import require_tool
 
 
 def test_a_given_buffer_is_taken_again_for_the_same_dtype_and_size():

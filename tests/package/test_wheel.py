@@ -12,6 +12,7 @@ import venv
 from pathlib import Path
 
 import pytest
+
 from tests.conftest import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
