@@ -38,6 +38,8 @@ import numpy as np
 
 from .cells import get as get_spec
 from .codegen import c_api
+from .runtime import FILES as RUNTIME_FILES
+from .runtime import SOURCE as RUNTIME_SOURCE
 
 #: Flags of the binding's build only; the generated source itself stays portable C99.
 FLAGS = ("-std=c99", "-O3", "-march=native", "-ffp-contract=fast", "-fPIC", "-shared")
@@ -109,8 +111,7 @@ def blas_flags(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
             "the BLAS build needs the scipy-openblas32 wheel: pip install scipy-openblas32"
         ) from error
     lib_dir = scipy_openblas32.get_lib_dir()
-    macro = name.upper()
-    compile_flags = (f"-D{macro}_USE_CBLAS", f"-D{macro}_CBLAS_PREFIX=scipy_")
+    compile_flags = ("-DLSTM_SYM_USE_CBLAS", "-DLSTM_SYM_CBLAS_PREFIX=scipy_")
     link_flags = (f"-L{lib_dir}", f"-Wl,-rpath,{lib_dir}", f"-l{scipy_openblas32.get_library()}")
     return compile_flags, link_flags
 
@@ -127,13 +128,18 @@ def build(
     ``link_flags`` (libraries) go after the source on the command line."""
     compiler = compiler or find_compiler()
     source, header = source_dir / f"{name}.c", source_dir / f"{name}.h"
-    if not source.exists() or not header.exists():
-        raise NativeBuildError(f"{source} or {header} is missing: run `lstm-sym generate`")
+    # The cell calls the C runtime copied beside it (lstm_sym/runtime): compiled with it, with the
+    # same flags, and every runtime file is part of the cache key.
+    runtime_files = [source_dir / file for file in RUNTIME_FILES]
+    for path in (source, header, *runtime_files):
+        if not path.exists():
+            raise NativeBuildError(f"{path} is missing: run `lstm-sym generate`")
     flags = (*FLAGS, *extra_flags)
     key = hashlib.sha256()
     for part in (
         source.read_bytes(),
         header.read_bytes(),
+        *(path.read_bytes() for path in runtime_files),
         compiler.encode(),
         " ".join(flags).encode(),
         " ".join(link_flags).encode(),
@@ -147,6 +153,7 @@ def build(
     with tempfile.TemporaryDirectory(prefix=f".{name}-", dir=directory) as tmp:
         target = Path(tmp) / library.name
         command = [compiler, *flags, "-I", str(source_dir), "-o", str(target), str(source)]
+        command += [str(source_dir / RUNTIME_SOURCE)]
         command += [*link_flags, "-lm"]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:

@@ -7,17 +7,17 @@ by :mod:`.c_printer`, once per precision (``_f64`` and ``_f32`` entry points).
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import sympy as sp
 from sympy.printing.c import reserved_words as c_keywords
 
 from ..derive import Derivation, carry
-from ..spec import SpecError, real_symbol, where_used
+from ..spec import SpecError, where_used
 from . import c_api
 from .c_printer import PRECISIONS, c_code
 from .templates import render
+
+#: Prefix of the hand-written runtime's functions (``lstm_sym/runtime``) the cells call.
+RUNTIME = "lstm_sym"
 
 #: Names the generated C uses for its own locals and helpers; spec symbols must not take them.
 RESERVED = (
@@ -80,76 +80,6 @@ def _linear_kernels(derivation: Derivation) -> dict[str, str]:
     return {"weights": "Delta^T X", "inputs": "Delta W", "bias": "Delta^T 1"}
 
 
-def _literal(value: float, suffix: str) -> str:
-    """A C floating literal: the shortest decimal that rounds back to ``value`` in precision
-    ``suffix`` (``1.0F``-style literals for float)."""
-    if suffix == "f64":
-        return repr(float(value))
-    return str(np.float32(value)) + "F"
-
-
-def _activations(suffix: str) -> dict:
-    """Constants of the vectorizable exp and tanh helpers (template ``c_source.c.jinja``)."""
-
-    def lit(value: float) -> str:
-        return _literal(value, suffix)
-
-    double = suffix == "f64"
-    # Taylor polynomial of exp(r), |r| <= ln2 / 2: the first omitted term is below half an ulp.
-    degree = 13 if double else 7
-    mantissa = 52 if double else 23
-    # ln2 = high + low with trailing zero bits in high (fdlibm's / Cephes' splits): n * high is
-    # exact for every n the clamped argument can give.
-    ln2_high, ln2_low = (
-        (6.93147180369123816490e-01, 1.90821492927058770002e-10)
-        if double
-        else (0.693145751953125, 1.428606765330187045e-06)
-    )
-    if double:  # Cephes tanh: x + x^3 P(x^2) / Q(x^2)
-        small = [
-            "const double p = (-9.64399179425052238628E-1 * z - 9.92877231001918586564E1) * z -"
-            " 1.61468768441708447952E3;",
-            "const double q = ((z + 1.12811678491632931402E2) * z + 2.23548839060100448583E3) * z +"
-            " 4.84406305325125486048E3;",
-        ]
-        form = "x + x^3 P(x^2) / Q(x^2)"
-    else:  # Cephes tanhf: x + x^3 P(x^2)
-        small = [
-            "const float poly = (((-5.70498872745E-3F * z + 2.06390887954E-2F) * z -"
-            " 5.37397155531E-2F) * z + 1.33314422036E-1F) * z - 3.33332819422E-1F;",
-            "const float small = x == 0.0F ? x : poly * z * x + x; /* tanh(-0) = -0 */",
-        ]
-        form = "x + x^3 P(x^2)"
-    return {
-        "exp": {
-            "bits": "unsigned long long" if double else "unsigned int",
-            "mantissa": mantissa,
-            "bias": 1023 if double else 127,
-            "shift": lit(1.5 * 2.0**mantissa),
-            # Beyond these, exp is 0 (below the smallest subnormal) or inf; n1, n - n1 stay
-            # inside the exponent range.
-            "low": lit(-746.0 if double else -104.0),
-            "high": lit(710.0 if double else 89.0),
-            "log2e": lit(1.4426950408889634),
-            "half": lit(0.5),
-            "ln2_high": lit(ln2_high),
-            "ln2_low": lit(ln2_low),
-            "degree": degree,
-            "coefficients": [lit(1.0 / math.factorial(k)) for k in range(degree, -1, -1)],
-        },
-        "tanh": {
-            "abs": "fabs" if double else "fabsf",
-            "two": lit(2.0),
-            "minus_two": lit(-2.0),
-            "threshold": lit(0.625),
-            "form": form,
-            "small": small,
-            # float64's small form is a quotient too: one division serves both branches
-            "rational": double,
-        },
-    }
-
-
 def _projection_kernels(derivation: Derivation) -> dict[str, str] | None:
     """The matrix-calculus adjoints of a projected state's ``Z = X W^T`` (``new = W unit``),
     checked to have the forms the C matrix products implement; None without a projection."""
@@ -171,35 +101,15 @@ def _precision(derivation: Derivation, prefix: str, suffix: str) -> dict:
     """Everything precision-dependent: the printed per-unit code and the numerics helpers."""
 
     def code(expr) -> str:
-        return c_code(expr, prefix, suffix)
+        return c_code(expr, RUNTIME, suffix)
 
     ctype = PRECISIONS[suffix]["ctype"]
-    x, e, r = (real_symbol(n) for n in ("x", "e", "r"))
     return {
         "suffix": suffix,
         "real": ctype,
-        "lanes": 8,  # partial sums per dot product (one 256-bit vector of float)
-        "block_elements": 16384 if suffix == "f64" else 32768,
-        # Register blocking of the matrix products: tiles of mr x nr outputs (nr: two or four
-        # vectors of 256 bits), kc terms per pass, blocks of mc rows of A / nc rows of B^T.
-        "mr": 4,
-        "nr": 16 if suffix == "f64" else 32,
-        "kc": 256,
-        "mc": 256,
-        "nc": 256,
-        # Tiles of the packed products' kernel: pmr rows by pnr columns (four vectors of 512
-        # bits; 24 sums in registers: few loads and broadcasts per multiply-add, measured 10-30%
-        # faster than 4 x 4 and 8 x 2 vectors), pkc terms per pass (a panel of B of 64 KiB for
-        # float, 32 KiB for double: measured best).
-        "pmr": 6,
-        "pnr": 32 if suffix == "f64" else 64,
-        "pkc": 128 if suffix == "f64" else 256,
-        "line": 8 if suffix == "f64" else 16,  # elements per 64-byte cache line
-        **_activations(suffix),
+        # Columns of a packed panel of W_hidden (the runtime's tuning constant, lstm_sym_tuning.h)
+        "panel": f"LSTM_SYM_PANEL_{suffix.upper()}",
         "zero": code(sp.Float(0)),
-        "one": code(sp.Float(1)),
-        # The stable logistic function: exp only ever sees -|x| (never overflows).
-        "sigmoid": {"e": code(sp.exp(-sp.Abs(x))), "r": code(1 / (1 + e)), "negative": code(e * r)},
         "forward_lines": [
             {"note": a.note, "code": f"const {ctype} {a.target} = {code(a.expr)};"}
             for a in derivation.forward
