@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from .cells import CELLS, get
 from . import runtime
+from .cells import CELLS, get
 from .codegen import c_module, latex_document, numpy_module
 from .codegen.pyformat import format_python
 from .derive import derive
