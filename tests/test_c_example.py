@@ -12,7 +12,10 @@ from c_support import ROOT, SANITIZE, STRICT, relative_error, require_tool
 from generated import lstm
 
 #: The README's build command (from the repository root), with the compiler and output filled in.
-BUILD = "{cc} -std=c99 -O2 -I generated examples/c/lstm_example.c generated/lstm.c -lm -o {out}"
+BUILD = (
+    "{cc} -std=c99 -O2 -I generated examples/c/lstm_example.c generated/lstm.c"
+    " generated/lstm_sym_runtime.c -lm -o {out}"
+)
 STEPS, BATCH, EVENT_SIZE, HIDDEN_SIZE = 3, 2, 3, 4
 
 
@@ -114,6 +117,7 @@ def test_example_compiles_with_strict_warnings(tmp_path):
         "generated",
         "examples/c/lstm_example.c",
         "generated/lstm.c",
+        "generated/lstm_sym_runtime.c",
         "-lm",
     ]
     result = subprocess.run(
