@@ -49,3 +49,8 @@ def amalgamation(cell: str, header: str, source: str, command: str) -> str:
         " */\n"
     )
     return banner + expand(f"{cell}.h") + expand(SOURCE) + expand(f"{cell}.c")
+
+
+def amalgamated_header(cell: str, header: str) -> str:
+    """The cell's header with the runtime's tuning header (its only include) written into it."""
+    return _LOCAL_INCLUDE.sub(lambda m: read(m.group(1)), header)
