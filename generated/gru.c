@@ -4,9 +4,11 @@
  * GRU cell (PyTorch form, reset after the hidden projection): the kernels declared in gru.h.
  * Per-unit arithmetic is printed by SymPy's C99 printer from the derivation (forward
  * equations, backward pass by sympy.diff, joint common-subexpression elimination); the loops and
- * matrix products around it come from lstm_sym/codegen/templates/c_source.c.jinja.
- * C99, <math.h> and <stdint.h> (plus <immintrin.h> when the target has AVX-512); no allocation,
- * no globals, no static state.
+ * matrix products around it come from lstm_sym/codegen/templates/c_source.c.jinja; the products,
+ * exp/tanh and the OpenMP sharing are the lstm_sym C runtime (lstm_sym_runtime.h, compile
+ * lstm_sym_runtime.c with this file). Labels in parentheses (eq:...) are the equations of
+ * derivations/gru.tex each block implements.
+ * C99 and <math.h>; no allocation, no globals, no static state.
  */
 #include "gru.h"
 
@@ -116,13 +118,13 @@ static LSTM_SYM_WIDE_VECTORS void gru_units_forward_f64(size_t batch, size_t hid
                 const double new_event = event_part[b * gate_stride + 2 * hidden_size + k];
                 const double new_hidden = hidden_part[b * gate_stride + 2 * hidden_size + k];
                 const double hidden_prev = h_prev[u];
-                /* reset = sigmoid(reset_pre) */
+                /* reset = sigmoid(reset_pre) (eq:forward-reset) */
                 const double reset = lstm_sym_sigmoid_f64(reset_pre);
-                /* update = sigmoid(update_pre) */
+                /* update = sigmoid(update_pre) (eq:forward-update) */
                 const double update = lstm_sym_sigmoid_f64(update_pre);
-                /* new = tanh(new_event + new_hidden*reset) */
+                /* new = tanh(new_event + new_hidden*reset) (eq:forward-new) */
                 const double new = lstm_sym_tanh_f64(new_event + new_hidden*reset);
-                /* hidden = hidden_prev*update + new*(1 - update) */
+                /* hidden = hidden_prev*update + new*(1 - update) (eq:forward-hidden) */
                 const double hidden = hidden_prev*update + new*(1 - update);
                 h_next[u] = hidden;
                 saved[0 * units + u] = new_hidden;
@@ -141,13 +143,13 @@ static LSTM_SYM_WIDE_VECTORS void gru_units_forward_f64(size_t batch, size_t hid
                 const double new_event = event_part[b * gate_stride + 2 * hidden_size + k];
                 const double new_hidden = hidden_part[b * gate_stride + 2 * hidden_size + k];
                 const double hidden_prev = h_prev != NULL ? h_prev[u] : 0.0;
-                /* reset = sigmoid(reset_pre) */
+                /* reset = sigmoid(reset_pre) (eq:forward-reset) */
                 const double reset = lstm_sym_sigmoid_f64(reset_pre);
-                /* update = sigmoid(update_pre) */
+                /* update = sigmoid(update_pre) (eq:forward-update) */
                 const double update = lstm_sym_sigmoid_f64(update_pre);
-                /* new = tanh(new_event + new_hidden*reset) */
+                /* new = tanh(new_event + new_hidden*reset) (eq:forward-new) */
                 const double new = lstm_sym_tanh_f64(new_event + new_hidden*reset);
-                /* hidden = hidden_prev*update + new*(1 - update) */
+                /* hidden = hidden_prev*update + new*(1 - update) (eq:forward-hidden) */
                 const double hidden = hidden_prev*update + new*(1 - update);
                 h_next[u] = hidden;
                 if (saved != NULL) {
@@ -187,17 +189,17 @@ static void gru_units_backward_f64(size_t batch, size_t hidden_size, size_t firs
                 const double reset = saved[1 * units + u];
                 const double update = saved[2 * units + u];
                 const double new = saved[3 * units + u];
-                /* common subexpression */
+                /* common subexpression (eq:cse-tmp0) */
                 const double tmp0 = 1 - update;
-                /* dL/dnew_event */
+                /* dL/dnew_event (eq:cse-d-new-event) */
                 const double d_new_event = d_hidden_carry*tmp0*(1 - (new*new));
-                /* dL/dnew_hidden */
+                /* dL/dnew_hidden (eq:cse-d-new-hidden) */
                 const double d_new_hidden = d_new_event*reset;
-                /* dL/dhidden_prev */
+                /* dL/dhidden_prev (eq:cse-d-hidden-prev) */
                 const double d_hidden_prev = d_hidden_carry*update;
-                /* dL/dreset_pre */
+                /* dL/dreset_pre (eq:cse-d-reset-pre) */
                 const double d_reset_pre = d_new_hidden*new_hidden*(1 - reset);
-                /* dL/dupdate_pre */
+                /* dL/dupdate_pre (eq:cse-d-update-pre) */
                 const double d_update_pre = d_hidden_prev*tmp0*(hidden_prev - new);
                 delta_event[b * gate_stride + 0 * hidden_size + k] = d_reset_pre;
                 delta_hidden[b * gate_stride + 0 * hidden_size + k] = d_reset_pre;
@@ -219,17 +221,17 @@ static void gru_units_backward_f64(size_t batch, size_t hidden_size, size_t firs
                 const double reset = saved[1 * units + u];
                 const double update = saved[2 * units + u];
                 const double new = saved[3 * units + u];
-                /* common subexpression */
+                /* common subexpression (eq:cse-tmp0) */
                 const double tmp0 = 1 - update;
-                /* dL/dnew_event */
+                /* dL/dnew_event (eq:cse-d-new-event) */
                 const double d_new_event = d_hidden_carry*tmp0*(1 - (new*new));
-                /* dL/dnew_hidden */
+                /* dL/dnew_hidden (eq:cse-d-new-hidden) */
                 const double d_new_hidden = d_new_event*reset;
-                /* dL/dhidden_prev */
+                /* dL/dhidden_prev (eq:cse-d-hidden-prev) */
                 const double d_hidden_prev = d_hidden_carry*update;
-                /* dL/dreset_pre */
+                /* dL/dreset_pre (eq:cse-d-reset-pre) */
                 const double d_reset_pre = d_new_hidden*new_hidden*(1 - reset);
-                /* dL/dupdate_pre */
+                /* dL/dupdate_pre (eq:cse-d-update-pre) */
                 const double d_update_pre = d_hidden_prev*tmp0*(hidden_prev - new);
                 delta_event[b * gate_stride + 0 * hidden_size + k] = d_reset_pre;
                 delta_hidden[b * gate_stride + 0 * hidden_size + k] = d_reset_pre;
@@ -297,7 +299,7 @@ int gru_forward_f64(
         /* Initial states: index 0 of each state sequence; NULL means zeros. */
         lstm_sym_copy_f64(units, h0, h_states);
         /* Event projections of every step and gate at once (one matrix product):
-         * Z_event = X W_event^T + b_event */
+         * Z_event = X W_event^T + b_event (eq:projection-reset-pre, eq:projection-update-pre, eq:projection-new-event, eq:projection-new-hidden) */
         lstm_sym_broadcast_f64(steps * batch, rows, event_bias, NULL, projection);
         lstm_sym_product_nt_f64(steps * batch, rows, event_size, events, event_weights, projection, pack, panel);
         for (t = 0; t < steps; ++t) {
@@ -412,7 +414,8 @@ int gru_backward_f64(
             gru_units_backward_f64(batch, hidden_size, 0u, batch, d_outputs + t * units,
                 d_h0, h_states + t * units,
                 saved + t * GRU_SAVED * units, delta_event + t * batch * rows, delta_hidden + t * batch * rows);
-            /* Backpropagation through time: dL/dh_{t-1} += Delta_hidden,t W_hidden */
+            /* Backpropagation through time: dL/dh_{t-1} += Delta_hidden,t W_hidden
+             * (eq:bptt-through-hidden) */
             if (pack != NULL && batch < LSTM_SYM_PACK_BATCH) {
                 lstm_sym_gemm_rows_f64(batch, hidden_size, rows, delta_hidden + t * batch * rows, rows,
                     packed_weights, d_h0);
@@ -425,7 +428,8 @@ int gru_backward_f64(
             }
         }
         /* Linear adjoints over all steps at once (SymPy matrix calculus of Z = X W^T + 1 b^T):
-         *   dW = Delta^T X,  db = Delta^T 1,  dX = Delta W */
+         *   dW = Delta^T X,  db = Delta^T 1,  dX = Delta W
+         * (eq:linear-weights, eq:linear-bias, eq:linear-inputs) */
         lstm_sym_fill_f64(rows * event_size, 0.0, d_event_weights);
         lstm_sym_fill_f64(rows, 0.0, d_event_bias);
         lstm_sym_product_nn_f64(rows, event_size, steps * batch, delta_event, 1u, rows, events, d_event_weights, pack, panel);
@@ -472,7 +476,7 @@ int gru_step_forward_f64(
     {
         double *const event_part = work;
         double *const hidden_part = work + batch * rows;
-        /* Z_event = x W_event^T + b_event */
+        /* Z_event = x W_event^T + b_event (eq:projection-reset-pre, eq:projection-update-pre, eq:projection-new-event, eq:projection-new-hidden) */
         lstm_sym_broadcast_f64(batch, rows, event_bias, NULL, work);
         lstm_sym_gemm_nt_f64(batch, rows, event_size, event, event_weights, work);
         /* Z_hidden = h_prev W_hidden^T + b_hidden */
@@ -534,7 +538,8 @@ int gru_step_backward_f64(
             saved, delta_event, delta_hidden);
         /* dL/dh_prev += Delta_hidden W_hidden */
         lstm_sym_gemm_nn_f64(batch, hidden_size, rows, delta_hidden, rows, 1u, hidden_weights, d_h_prev);
-        /* Linear adjoints, added to the gradients: dW += Delta^T X, db += Delta^T 1; dX = Delta W */
+        /* Linear adjoints, added to the gradients: dW += Delta^T X, db += Delta^T 1; dX = Delta W
+         * (eq:linear-weights, eq:linear-bias, eq:linear-inputs) */
         lstm_sym_gemm_nn_f64(rows, event_size, batch, delta_event, 1u, rows, event, d_event_weights);
         lstm_sym_column_sums_f64(batch, rows, delta_event, d_event_bias);
         if (h_prev != NULL) {
@@ -576,13 +581,13 @@ static LSTM_SYM_WIDE_VECTORS void gru_units_forward_f32(size_t batch, size_t hid
                 const float new_event = event_part[b * gate_stride + 2 * hidden_size + k];
                 const float new_hidden = hidden_part[b * gate_stride + 2 * hidden_size + k];
                 const float hidden_prev = h_prev[u];
-                /* reset = sigmoid(reset_pre) */
+                /* reset = sigmoid(reset_pre) (eq:forward-reset) */
                 const float reset = lstm_sym_sigmoid_f32(reset_pre);
-                /* update = sigmoid(update_pre) */
+                /* update = sigmoid(update_pre) (eq:forward-update) */
                 const float update = lstm_sym_sigmoid_f32(update_pre);
-                /* new = tanh(new_event + new_hidden*reset) */
+                /* new = tanh(new_event + new_hidden*reset) (eq:forward-new) */
                 const float new = lstm_sym_tanh_f32(new_event + new_hidden*reset);
-                /* hidden = hidden_prev*update + new*(1 - update) */
+                /* hidden = hidden_prev*update + new*(1 - update) (eq:forward-hidden) */
                 const float hidden = hidden_prev*update + new*(1 - update);
                 h_next[u] = hidden;
                 saved[0 * units + u] = new_hidden;
@@ -601,13 +606,13 @@ static LSTM_SYM_WIDE_VECTORS void gru_units_forward_f32(size_t batch, size_t hid
                 const float new_event = event_part[b * gate_stride + 2 * hidden_size + k];
                 const float new_hidden = hidden_part[b * gate_stride + 2 * hidden_size + k];
                 const float hidden_prev = h_prev != NULL ? h_prev[u] : 0.0F;
-                /* reset = sigmoid(reset_pre) */
+                /* reset = sigmoid(reset_pre) (eq:forward-reset) */
                 const float reset = lstm_sym_sigmoid_f32(reset_pre);
-                /* update = sigmoid(update_pre) */
+                /* update = sigmoid(update_pre) (eq:forward-update) */
                 const float update = lstm_sym_sigmoid_f32(update_pre);
-                /* new = tanh(new_event + new_hidden*reset) */
+                /* new = tanh(new_event + new_hidden*reset) (eq:forward-new) */
                 const float new = lstm_sym_tanh_f32(new_event + new_hidden*reset);
-                /* hidden = hidden_prev*update + new*(1 - update) */
+                /* hidden = hidden_prev*update + new*(1 - update) (eq:forward-hidden) */
                 const float hidden = hidden_prev*update + new*(1 - update);
                 h_next[u] = hidden;
                 if (saved != NULL) {
@@ -647,17 +652,17 @@ static void gru_units_backward_f32(size_t batch, size_t hidden_size, size_t firs
                 const float reset = saved[1 * units + u];
                 const float update = saved[2 * units + u];
                 const float new = saved[3 * units + u];
-                /* common subexpression */
+                /* common subexpression (eq:cse-tmp0) */
                 const float tmp0 = 1 - update;
-                /* dL/dnew_event */
+                /* dL/dnew_event (eq:cse-d-new-event) */
                 const float d_new_event = d_hidden_carry*tmp0*(1 - (new*new));
-                /* dL/dnew_hidden */
+                /* dL/dnew_hidden (eq:cse-d-new-hidden) */
                 const float d_new_hidden = d_new_event*reset;
-                /* dL/dhidden_prev */
+                /* dL/dhidden_prev (eq:cse-d-hidden-prev) */
                 const float d_hidden_prev = d_hidden_carry*update;
-                /* dL/dreset_pre */
+                /* dL/dreset_pre (eq:cse-d-reset-pre) */
                 const float d_reset_pre = d_new_hidden*new_hidden*(1 - reset);
-                /* dL/dupdate_pre */
+                /* dL/dupdate_pre (eq:cse-d-update-pre) */
                 const float d_update_pre = d_hidden_prev*tmp0*(hidden_prev - new);
                 delta_event[b * gate_stride + 0 * hidden_size + k] = d_reset_pre;
                 delta_hidden[b * gate_stride + 0 * hidden_size + k] = d_reset_pre;
@@ -679,17 +684,17 @@ static void gru_units_backward_f32(size_t batch, size_t hidden_size, size_t firs
                 const float reset = saved[1 * units + u];
                 const float update = saved[2 * units + u];
                 const float new = saved[3 * units + u];
-                /* common subexpression */
+                /* common subexpression (eq:cse-tmp0) */
                 const float tmp0 = 1 - update;
-                /* dL/dnew_event */
+                /* dL/dnew_event (eq:cse-d-new-event) */
                 const float d_new_event = d_hidden_carry*tmp0*(1 - (new*new));
-                /* dL/dnew_hidden */
+                /* dL/dnew_hidden (eq:cse-d-new-hidden) */
                 const float d_new_hidden = d_new_event*reset;
-                /* dL/dhidden_prev */
+                /* dL/dhidden_prev (eq:cse-d-hidden-prev) */
                 const float d_hidden_prev = d_hidden_carry*update;
-                /* dL/dreset_pre */
+                /* dL/dreset_pre (eq:cse-d-reset-pre) */
                 const float d_reset_pre = d_new_hidden*new_hidden*(1 - reset);
-                /* dL/dupdate_pre */
+                /* dL/dupdate_pre (eq:cse-d-update-pre) */
                 const float d_update_pre = d_hidden_prev*tmp0*(hidden_prev - new);
                 delta_event[b * gate_stride + 0 * hidden_size + k] = d_reset_pre;
                 delta_hidden[b * gate_stride + 0 * hidden_size + k] = d_reset_pre;
@@ -757,7 +762,7 @@ int gru_forward_f32(
         /* Initial states: index 0 of each state sequence; NULL means zeros. */
         lstm_sym_copy_f32(units, h0, h_states);
         /* Event projections of every step and gate at once (one matrix product):
-         * Z_event = X W_event^T + b_event */
+         * Z_event = X W_event^T + b_event (eq:projection-reset-pre, eq:projection-update-pre, eq:projection-new-event, eq:projection-new-hidden) */
         lstm_sym_broadcast_f32(steps * batch, rows, event_bias, NULL, projection);
         lstm_sym_product_nt_f32(steps * batch, rows, event_size, events, event_weights, projection, pack, panel);
         for (t = 0; t < steps; ++t) {
@@ -872,7 +877,8 @@ int gru_backward_f32(
             gru_units_backward_f32(batch, hidden_size, 0u, batch, d_outputs + t * units,
                 d_h0, h_states + t * units,
                 saved + t * GRU_SAVED * units, delta_event + t * batch * rows, delta_hidden + t * batch * rows);
-            /* Backpropagation through time: dL/dh_{t-1} += Delta_hidden,t W_hidden */
+            /* Backpropagation through time: dL/dh_{t-1} += Delta_hidden,t W_hidden
+             * (eq:bptt-through-hidden) */
             if (pack != NULL && batch < LSTM_SYM_PACK_BATCH) {
                 lstm_sym_gemm_rows_f32(batch, hidden_size, rows, delta_hidden + t * batch * rows, rows,
                     packed_weights, d_h0);
@@ -885,7 +891,8 @@ int gru_backward_f32(
             }
         }
         /* Linear adjoints over all steps at once (SymPy matrix calculus of Z = X W^T + 1 b^T):
-         *   dW = Delta^T X,  db = Delta^T 1,  dX = Delta W */
+         *   dW = Delta^T X,  db = Delta^T 1,  dX = Delta W
+         * (eq:linear-weights, eq:linear-bias, eq:linear-inputs) */
         lstm_sym_fill_f32(rows * event_size, 0.0F, d_event_weights);
         lstm_sym_fill_f32(rows, 0.0F, d_event_bias);
         lstm_sym_product_nn_f32(rows, event_size, steps * batch, delta_event, 1u, rows, events, d_event_weights, pack, panel);
@@ -932,7 +939,7 @@ int gru_step_forward_f32(
     {
         float *const event_part = work;
         float *const hidden_part = work + batch * rows;
-        /* Z_event = x W_event^T + b_event */
+        /* Z_event = x W_event^T + b_event (eq:projection-reset-pre, eq:projection-update-pre, eq:projection-new-event, eq:projection-new-hidden) */
         lstm_sym_broadcast_f32(batch, rows, event_bias, NULL, work);
         lstm_sym_gemm_nt_f32(batch, rows, event_size, event, event_weights, work);
         /* Z_hidden = h_prev W_hidden^T + b_hidden */
@@ -994,7 +1001,8 @@ int gru_step_backward_f32(
             saved, delta_event, delta_hidden);
         /* dL/dh_prev += Delta_hidden W_hidden */
         lstm_sym_gemm_nn_f32(batch, hidden_size, rows, delta_hidden, rows, 1u, hidden_weights, d_h_prev);
-        /* Linear adjoints, added to the gradients: dW += Delta^T X, db += Delta^T 1; dX = Delta W */
+        /* Linear adjoints, added to the gradients: dW += Delta^T X, db += Delta^T 1; dX = Delta W
+         * (eq:linear-weights, eq:linear-bias, eq:linear-inputs) */
         lstm_sym_gemm_nn_f32(rows, event_size, batch, delta_event, 1u, rows, event, d_event_weights);
         lstm_sym_column_sums_f32(batch, rows, delta_event, d_event_bias);
         if (h_prev != NULL) {

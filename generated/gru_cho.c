@@ -4,9 +4,11 @@
  * GRU cell, Cho et al.'s form (reset before W_hn): the kernels declared in gru_cho.h.
  * Per-unit arithmetic is printed by SymPy's C99 printer from the derivation (forward
  * equations, backward pass by sympy.diff, joint common-subexpression elimination); the loops and
- * matrix products around it come from lstm_sym/codegen/templates/c_source.c.jinja.
- * C99, <math.h> and <stdint.h> (plus <immintrin.h> when the target has AVX-512); no allocation,
- * no globals, no static state.
+ * matrix products around it come from lstm_sym/codegen/templates/c_source.c.jinja; the products,
+ * exp/tanh and the OpenMP sharing are the lstm_sym C runtime (lstm_sym_runtime.h, compile
+ * lstm_sym_runtime.c with this file). Labels in parentheses (eq:...) are the equations of
+ * derivations/gru_cho.tex each block implements.
+ * C99 and <math.h>; no allocation, no globals, no static state.
  */
 #include "gru_cho.h"
 
@@ -116,15 +118,15 @@ static LSTM_SYM_WIDE_VECTORS void gru_cho_units_forward_f64(size_t batch, size_t
                 const double new_event = event_part[b * gate_stride + 2 * hidden_size + k];
                 const double new_hidden = hidden_part[b * gate_stride + 2 * hidden_size + k];
                 const double hidden_prev = h_prev[u];
-                /* reset = sigmoid(reset_pre) */
+                /* reset = sigmoid(reset_pre) (eq:forward-reset) */
                 const double reset = lstm_sym_sigmoid_f64(reset_pre);
-                /* update = sigmoid(update_pre) */
+                /* update = sigmoid(update_pre) (eq:forward-update) */
                 const double update = lstm_sym_sigmoid_f64(update_pre);
-                /* reset_state = hidden_prev*reset */
+                /* reset_state = hidden_prev*reset (eq:forward-reset-state) */
                 const double reset_state = hidden_prev*reset;
-                /* new = tanh(new_event + new_hidden) */
+                /* new = tanh(new_event + new_hidden) (eq:forward-new) */
                 const double new = lstm_sym_tanh_f64(new_event + new_hidden);
-                /* hidden = hidden_prev*update + new*(1 - update) */
+                /* hidden = hidden_prev*update + new*(1 - update) (eq:forward-hidden) */
                 const double hidden = hidden_prev*update + new*(1 - update);
                 h_next[u] = hidden;
                 saved[0 * units + u] = reset;
@@ -143,15 +145,15 @@ static LSTM_SYM_WIDE_VECTORS void gru_cho_units_forward_f64(size_t batch, size_t
                 const double new_event = event_part[b * gate_stride + 2 * hidden_size + k];
                 const double new_hidden = hidden_part[b * gate_stride + 2 * hidden_size + k];
                 const double hidden_prev = h_prev != NULL ? h_prev[u] : 0.0;
-                /* reset = sigmoid(reset_pre) */
+                /* reset = sigmoid(reset_pre) (eq:forward-reset) */
                 const double reset = lstm_sym_sigmoid_f64(reset_pre);
-                /* update = sigmoid(update_pre) */
+                /* update = sigmoid(update_pre) (eq:forward-update) */
                 const double update = lstm_sym_sigmoid_f64(update_pre);
-                /* reset_state = hidden_prev*reset */
+                /* reset_state = hidden_prev*reset (eq:forward-reset-state) */
                 const double reset_state = hidden_prev*reset;
-                /* new = tanh(new_event + new_hidden) */
+                /* new = tanh(new_event + new_hidden) (eq:forward-new) */
                 const double new = lstm_sym_tanh_f64(new_event + new_hidden);
-                /* hidden = hidden_prev*update + new*(1 - update) */
+                /* hidden = hidden_prev*update + new*(1 - update) (eq:forward-hidden) */
                 const double hidden = hidden_prev*update + new*(1 - update);
                 h_next[u] = hidden;
                 if (saved != NULL) {
@@ -192,21 +194,21 @@ static void gru_cho_units_backward_f64(size_t batch, size_t hidden_size, size_t 
                 const double reset = saved[0 * units + u];
                 const double update = saved[1 * units + u];
                 const double new = saved[3 * units + u];
-                /* common subexpression */
+                /* common subexpression (eq:cse-tmp0) */
                 const double tmp0 = d_reset_state_carry*reset;
-                /* common subexpression */
+                /* common subexpression (eq:cse-tmp1) */
                 const double tmp1 = 1 - update;
-                /* common subexpression */
+                /* common subexpression (eq:cse-tmp2) */
                 const double tmp2 = d_hidden_carry*update;
-                /* dL/dnew_hidden */
+                /* dL/dnew_hidden (eq:cse-d-new-hidden) */
                 const double d_new_hidden = d_hidden_carry*tmp1*(1 - (new*new));
-                /* dL/dreset_pre */
+                /* dL/dreset_pre (eq:cse-d-reset-pre) */
                 const double d_reset_pre = hidden_prev*tmp0*(1 - reset);
-                /* dL/dupdate_pre */
+                /* dL/dupdate_pre (eq:cse-d-update-pre) */
                 const double d_update_pre = tmp1*tmp2*(hidden_prev - new);
-                /* dL/dnew_event */
+                /* dL/dnew_event (eq:cse-d-new-event) */
                 const double d_new_event = d_new_hidden;
-                /* dL/dhidden_prev */
+                /* dL/dhidden_prev (eq:cse-d-hidden-prev) */
                 const double d_hidden_prev = tmp0 + tmp2;
                 delta_event[b * gate_stride + 0 * hidden_size + k] = d_reset_pre;
                 delta_hidden[b * gate_stride + 0 * hidden_size + k] = d_reset_pre;
@@ -228,21 +230,21 @@ static void gru_cho_units_backward_f64(size_t batch, size_t hidden_size, size_t 
                 const double reset = saved[0 * units + u];
                 const double update = saved[1 * units + u];
                 const double new = saved[3 * units + u];
-                /* common subexpression */
+                /* common subexpression (eq:cse-tmp0) */
                 const double tmp0 = d_reset_state_carry*reset;
-                /* common subexpression */
+                /* common subexpression (eq:cse-tmp1) */
                 const double tmp1 = 1 - update;
-                /* common subexpression */
+                /* common subexpression (eq:cse-tmp2) */
                 const double tmp2 = d_hidden_carry*update;
-                /* dL/dnew_hidden */
+                /* dL/dnew_hidden (eq:cse-d-new-hidden) */
                 const double d_new_hidden = d_hidden_carry*tmp1*(1 - (new*new));
-                /* dL/dreset_pre */
+                /* dL/dreset_pre (eq:cse-d-reset-pre) */
                 const double d_reset_pre = hidden_prev*tmp0*(1 - reset);
-                /* dL/dupdate_pre */
+                /* dL/dupdate_pre (eq:cse-d-update-pre) */
                 const double d_update_pre = tmp1*tmp2*(hidden_prev - new);
-                /* dL/dnew_event */
+                /* dL/dnew_event (eq:cse-d-new-event) */
                 const double d_new_event = d_new_hidden;
-                /* dL/dhidden_prev */
+                /* dL/dhidden_prev (eq:cse-d-hidden-prev) */
                 const double d_hidden_prev = tmp0 + tmp2;
                 delta_event[b * gate_stride + 0 * hidden_size + k] = d_reset_pre;
                 delta_hidden[b * gate_stride + 0 * hidden_size + k] = d_reset_pre;
@@ -313,9 +315,9 @@ static void gru_cho_units_sources_f64(size_t batch, size_t hidden_size,
             const size_t u = b * hidden_size + k;
             const double reset_pre = event_part[b * gate_stride + 0 * hidden_size + k] + hidden_part[b * gate_stride + 0 * hidden_size + k];
             const double hidden_prev = h_prev != NULL ? h_prev[u] : 0.0;
-            /* reset = sigmoid(reset_pre) */
+            /* reset = sigmoid(reset_pre) (eq:forward-reset) */
             const double reset = lstm_sym_sigmoid_f64(reset_pre);
-            /* reset_state = hidden_prev*reset */
+            /* reset_state = hidden_prev*reset (eq:forward-reset-state) */
             const double reset_state = hidden_prev*reset;
             source[0u * units + u] = reset_state;
         }
@@ -344,7 +346,7 @@ static void gru_cho_units_source_backward_f64(size_t batch, size_t hidden_size,
             const double d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0);
             const double update = saved[1 * units + u];
             const double new = saved[3 * units + u];
-            /* dL/dnew_hidden */
+            /* dL/dnew_hidden (eq:cse-d-new-hidden) */
             const double d_new_hidden = d_hidden_carry*(1 - update)*(1 - (new*new));
             delta_hidden[b * gate_stride + 2 * hidden_size + k] = d_new_hidden;
         }
@@ -410,7 +412,7 @@ int gru_cho_forward_f64(
         /* Initial states: index 0 of each state sequence; NULL means zeros. */
         lstm_sym_copy_f64(units, h0, h_states);
         /* Event projections of every step and gate at once (one matrix product):
-         * Z_event = X W_event^T + b_event */
+         * Z_event = X W_event^T + b_event (eq:projection-reset-pre, eq:projection-update-pre, eq:projection-new-event, eq:projection-new-hidden) */
         lstm_sym_broadcast_f64(steps * batch, rows, event_bias, NULL, projection);
         lstm_sym_product_nt_f64(steps * batch, rows, event_size, events, event_weights, projection, pack, panel);
         for (t = 0; t < steps; ++t) {
@@ -545,12 +547,14 @@ int gru_cho_backward_f64(
             gru_cho_units_backward_f64(batch, hidden_size, 0u, batch, d_outputs + t * units,
                 d_h0, h_states + t * units, d_source + 0u * units,
                 saved + t * GRU_CHO_SAVED * units, delta_event + t * batch * rows, delta_hidden + t * batch * rows);
-            /* Backpropagation through time: dL/dh_{t-1} += Delta_hidden,t W_hidden */
+            /* Backpropagation through time: dL/dh_{t-1} += Delta_hidden,t W_hidden
+             * (eq:bptt-through-hidden) */
             lstm_sym_gemm_nn_f64(batch, hidden_size, 2u * hidden_size, delta_hidden + t * batch * rows + 0u * hidden_size, rows, 1u,
                 hidden_weights + 0u * hidden_size * hidden_size, d_h0);
         }
         /* Linear adjoints over all steps at once (SymPy matrix calculus of Z = X W^T + 1 b^T):
-         *   dW = Delta^T X,  db = Delta^T 1,  dX = Delta W */
+         *   dW = Delta^T X,  db = Delta^T 1,  dX = Delta W
+         * (eq:linear-weights, eq:linear-bias, eq:linear-inputs) */
         lstm_sym_fill_f64(rows * event_size, 0.0, d_event_weights);
         lstm_sym_fill_f64(rows, 0.0, d_event_bias);
         lstm_sym_product_nn_f64(rows, event_size, steps * batch, delta_event, 1u, rows, events, d_event_weights, pack, panel);
@@ -610,7 +614,7 @@ int gru_cho_step_forward_f64(
         double *const source = work + GRU_CHO_DELTAS * batch * rows;
         double *const gathered = source + 1u * units;
         double *const source_part = source + 2u * units;
-        /* Z_event = x W_event^T + b_event */
+        /* Z_event = x W_event^T + b_event (eq:projection-reset-pre, eq:projection-update-pre, eq:projection-new-event, eq:projection-new-hidden) */
         lstm_sym_broadcast_f64(batch, rows, event_bias, NULL, work);
         lstm_sym_gemm_nt_f64(batch, rows, event_size, event, event_weights, work);
         /* Z_hidden = S W_hidden^T + b_hidden per run of gates reading the same sources S (h_prev
@@ -699,7 +703,8 @@ int gru_cho_step_backward_f64(
         /* dL/dh_prev += Delta_hidden W_hidden */
         lstm_sym_gemm_nn_f64(batch, hidden_size, 2u * hidden_size, delta_hidden + 0u * hidden_size, rows, 1u,
             hidden_weights + 0u * hidden_size * hidden_size, d_h_prev);
-        /* Linear adjoints, added to the gradients: dW += Delta^T X, db += Delta^T 1; dX = Delta W */
+        /* Linear adjoints, added to the gradients: dW += Delta^T X, db += Delta^T 1; dX = Delta W
+         * (eq:linear-weights, eq:linear-bias, eq:linear-inputs) */
         lstm_sym_gemm_nn_f64(rows, event_size, batch, delta_event, 1u, rows, event, d_event_weights);
         lstm_sym_column_sums_f64(batch, rows, delta_event, d_event_bias);
         if (h_prev != NULL) {
@@ -746,15 +751,15 @@ static LSTM_SYM_WIDE_VECTORS void gru_cho_units_forward_f32(size_t batch, size_t
                 const float new_event = event_part[b * gate_stride + 2 * hidden_size + k];
                 const float new_hidden = hidden_part[b * gate_stride + 2 * hidden_size + k];
                 const float hidden_prev = h_prev[u];
-                /* reset = sigmoid(reset_pre) */
+                /* reset = sigmoid(reset_pre) (eq:forward-reset) */
                 const float reset = lstm_sym_sigmoid_f32(reset_pre);
-                /* update = sigmoid(update_pre) */
+                /* update = sigmoid(update_pre) (eq:forward-update) */
                 const float update = lstm_sym_sigmoid_f32(update_pre);
-                /* reset_state = hidden_prev*reset */
+                /* reset_state = hidden_prev*reset (eq:forward-reset-state) */
                 const float reset_state = hidden_prev*reset;
-                /* new = tanh(new_event + new_hidden) */
+                /* new = tanh(new_event + new_hidden) (eq:forward-new) */
                 const float new = lstm_sym_tanh_f32(new_event + new_hidden);
-                /* hidden = hidden_prev*update + new*(1 - update) */
+                /* hidden = hidden_prev*update + new*(1 - update) (eq:forward-hidden) */
                 const float hidden = hidden_prev*update + new*(1 - update);
                 h_next[u] = hidden;
                 saved[0 * units + u] = reset;
@@ -773,15 +778,15 @@ static LSTM_SYM_WIDE_VECTORS void gru_cho_units_forward_f32(size_t batch, size_t
                 const float new_event = event_part[b * gate_stride + 2 * hidden_size + k];
                 const float new_hidden = hidden_part[b * gate_stride + 2 * hidden_size + k];
                 const float hidden_prev = h_prev != NULL ? h_prev[u] : 0.0F;
-                /* reset = sigmoid(reset_pre) */
+                /* reset = sigmoid(reset_pre) (eq:forward-reset) */
                 const float reset = lstm_sym_sigmoid_f32(reset_pre);
-                /* update = sigmoid(update_pre) */
+                /* update = sigmoid(update_pre) (eq:forward-update) */
                 const float update = lstm_sym_sigmoid_f32(update_pre);
-                /* reset_state = hidden_prev*reset */
+                /* reset_state = hidden_prev*reset (eq:forward-reset-state) */
                 const float reset_state = hidden_prev*reset;
-                /* new = tanh(new_event + new_hidden) */
+                /* new = tanh(new_event + new_hidden) (eq:forward-new) */
                 const float new = lstm_sym_tanh_f32(new_event + new_hidden);
-                /* hidden = hidden_prev*update + new*(1 - update) */
+                /* hidden = hidden_prev*update + new*(1 - update) (eq:forward-hidden) */
                 const float hidden = hidden_prev*update + new*(1 - update);
                 h_next[u] = hidden;
                 if (saved != NULL) {
@@ -822,21 +827,21 @@ static void gru_cho_units_backward_f32(size_t batch, size_t hidden_size, size_t 
                 const float reset = saved[0 * units + u];
                 const float update = saved[1 * units + u];
                 const float new = saved[3 * units + u];
-                /* common subexpression */
+                /* common subexpression (eq:cse-tmp0) */
                 const float tmp0 = d_reset_state_carry*reset;
-                /* common subexpression */
+                /* common subexpression (eq:cse-tmp1) */
                 const float tmp1 = 1 - update;
-                /* common subexpression */
+                /* common subexpression (eq:cse-tmp2) */
                 const float tmp2 = d_hidden_carry*update;
-                /* dL/dnew_hidden */
+                /* dL/dnew_hidden (eq:cse-d-new-hidden) */
                 const float d_new_hidden = d_hidden_carry*tmp1*(1 - (new*new));
-                /* dL/dreset_pre */
+                /* dL/dreset_pre (eq:cse-d-reset-pre) */
                 const float d_reset_pre = hidden_prev*tmp0*(1 - reset);
-                /* dL/dupdate_pre */
+                /* dL/dupdate_pre (eq:cse-d-update-pre) */
                 const float d_update_pre = tmp1*tmp2*(hidden_prev - new);
-                /* dL/dnew_event */
+                /* dL/dnew_event (eq:cse-d-new-event) */
                 const float d_new_event = d_new_hidden;
-                /* dL/dhidden_prev */
+                /* dL/dhidden_prev (eq:cse-d-hidden-prev) */
                 const float d_hidden_prev = tmp0 + tmp2;
                 delta_event[b * gate_stride + 0 * hidden_size + k] = d_reset_pre;
                 delta_hidden[b * gate_stride + 0 * hidden_size + k] = d_reset_pre;
@@ -858,21 +863,21 @@ static void gru_cho_units_backward_f32(size_t batch, size_t hidden_size, size_t 
                 const float reset = saved[0 * units + u];
                 const float update = saved[1 * units + u];
                 const float new = saved[3 * units + u];
-                /* common subexpression */
+                /* common subexpression (eq:cse-tmp0) */
                 const float tmp0 = d_reset_state_carry*reset;
-                /* common subexpression */
+                /* common subexpression (eq:cse-tmp1) */
                 const float tmp1 = 1 - update;
-                /* common subexpression */
+                /* common subexpression (eq:cse-tmp2) */
                 const float tmp2 = d_hidden_carry*update;
-                /* dL/dnew_hidden */
+                /* dL/dnew_hidden (eq:cse-d-new-hidden) */
                 const float d_new_hidden = d_hidden_carry*tmp1*(1 - (new*new));
-                /* dL/dreset_pre */
+                /* dL/dreset_pre (eq:cse-d-reset-pre) */
                 const float d_reset_pre = hidden_prev*tmp0*(1 - reset);
-                /* dL/dupdate_pre */
+                /* dL/dupdate_pre (eq:cse-d-update-pre) */
                 const float d_update_pre = tmp1*tmp2*(hidden_prev - new);
-                /* dL/dnew_event */
+                /* dL/dnew_event (eq:cse-d-new-event) */
                 const float d_new_event = d_new_hidden;
-                /* dL/dhidden_prev */
+                /* dL/dhidden_prev (eq:cse-d-hidden-prev) */
                 const float d_hidden_prev = tmp0 + tmp2;
                 delta_event[b * gate_stride + 0 * hidden_size + k] = d_reset_pre;
                 delta_hidden[b * gate_stride + 0 * hidden_size + k] = d_reset_pre;
@@ -943,9 +948,9 @@ static void gru_cho_units_sources_f32(size_t batch, size_t hidden_size,
             const size_t u = b * hidden_size + k;
             const float reset_pre = event_part[b * gate_stride + 0 * hidden_size + k] + hidden_part[b * gate_stride + 0 * hidden_size + k];
             const float hidden_prev = h_prev != NULL ? h_prev[u] : 0.0F;
-            /* reset = sigmoid(reset_pre) */
+            /* reset = sigmoid(reset_pre) (eq:forward-reset) */
             const float reset = lstm_sym_sigmoid_f32(reset_pre);
-            /* reset_state = hidden_prev*reset */
+            /* reset_state = hidden_prev*reset (eq:forward-reset-state) */
             const float reset_state = hidden_prev*reset;
             source[0u * units + u] = reset_state;
         }
@@ -974,7 +979,7 @@ static void gru_cho_units_source_backward_f32(size_t batch, size_t hidden_size,
             const float d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0F);
             const float update = saved[1 * units + u];
             const float new = saved[3 * units + u];
-            /* dL/dnew_hidden */
+            /* dL/dnew_hidden (eq:cse-d-new-hidden) */
             const float d_new_hidden = d_hidden_carry*(1 - update)*(1 - (new*new));
             delta_hidden[b * gate_stride + 2 * hidden_size + k] = d_new_hidden;
         }
@@ -1040,7 +1045,7 @@ int gru_cho_forward_f32(
         /* Initial states: index 0 of each state sequence; NULL means zeros. */
         lstm_sym_copy_f32(units, h0, h_states);
         /* Event projections of every step and gate at once (one matrix product):
-         * Z_event = X W_event^T + b_event */
+         * Z_event = X W_event^T + b_event (eq:projection-reset-pre, eq:projection-update-pre, eq:projection-new-event, eq:projection-new-hidden) */
         lstm_sym_broadcast_f32(steps * batch, rows, event_bias, NULL, projection);
         lstm_sym_product_nt_f32(steps * batch, rows, event_size, events, event_weights, projection, pack, panel);
         for (t = 0; t < steps; ++t) {
@@ -1175,12 +1180,14 @@ int gru_cho_backward_f32(
             gru_cho_units_backward_f32(batch, hidden_size, 0u, batch, d_outputs + t * units,
                 d_h0, h_states + t * units, d_source + 0u * units,
                 saved + t * GRU_CHO_SAVED * units, delta_event + t * batch * rows, delta_hidden + t * batch * rows);
-            /* Backpropagation through time: dL/dh_{t-1} += Delta_hidden,t W_hidden */
+            /* Backpropagation through time: dL/dh_{t-1} += Delta_hidden,t W_hidden
+             * (eq:bptt-through-hidden) */
             lstm_sym_gemm_nn_f32(batch, hidden_size, 2u * hidden_size, delta_hidden + t * batch * rows + 0u * hidden_size, rows, 1u,
                 hidden_weights + 0u * hidden_size * hidden_size, d_h0);
         }
         /* Linear adjoints over all steps at once (SymPy matrix calculus of Z = X W^T + 1 b^T):
-         *   dW = Delta^T X,  db = Delta^T 1,  dX = Delta W */
+         *   dW = Delta^T X,  db = Delta^T 1,  dX = Delta W
+         * (eq:linear-weights, eq:linear-bias, eq:linear-inputs) */
         lstm_sym_fill_f32(rows * event_size, 0.0F, d_event_weights);
         lstm_sym_fill_f32(rows, 0.0F, d_event_bias);
         lstm_sym_product_nn_f32(rows, event_size, steps * batch, delta_event, 1u, rows, events, d_event_weights, pack, panel);
@@ -1240,7 +1247,7 @@ int gru_cho_step_forward_f32(
         float *const source = work + GRU_CHO_DELTAS * batch * rows;
         float *const gathered = source + 1u * units;
         float *const source_part = source + 2u * units;
-        /* Z_event = x W_event^T + b_event */
+        /* Z_event = x W_event^T + b_event (eq:projection-reset-pre, eq:projection-update-pre, eq:projection-new-event, eq:projection-new-hidden) */
         lstm_sym_broadcast_f32(batch, rows, event_bias, NULL, work);
         lstm_sym_gemm_nt_f32(batch, rows, event_size, event, event_weights, work);
         /* Z_hidden = S W_hidden^T + b_hidden per run of gates reading the same sources S (h_prev
@@ -1329,7 +1336,8 @@ int gru_cho_step_backward_f32(
         /* dL/dh_prev += Delta_hidden W_hidden */
         lstm_sym_gemm_nn_f32(batch, hidden_size, 2u * hidden_size, delta_hidden + 0u * hidden_size, rows, 1u,
             hidden_weights + 0u * hidden_size * hidden_size, d_h_prev);
-        /* Linear adjoints, added to the gradients: dW += Delta^T X, db += Delta^T 1; dX = Delta W */
+        /* Linear adjoints, added to the gradients: dW += Delta^T X, db += Delta^T 1; dX = Delta W
+         * (eq:linear-weights, eq:linear-bias, eq:linear-inputs) */
         lstm_sym_gemm_nn_f32(rows, event_size, batch, delta_event, 1u, rows, event, d_event_weights);
         lstm_sym_column_sums_f32(batch, rows, delta_event, d_event_bias);
         if (h_prev != NULL) {

@@ -4,9 +4,11 @@
  * Greff FGR: peephole LSTM with full gate recurrence: the kernels declared in lstm_fgr.h.
  * Per-unit arithmetic is printed by SymPy's C99 printer from the derivation (forward
  * equations, backward pass by sympy.diff, joint common-subexpression elimination); the loops and
- * matrix products around it come from lstm_sym/codegen/templates/c_source.c.jinja.
- * C99, <math.h> and <stdint.h> (plus <immintrin.h> when the target has AVX-512); no allocation,
- * no globals, no static state.
+ * matrix products around it come from lstm_sym/codegen/templates/c_source.c.jinja; the products,
+ * exp/tanh and the OpenMP sharing are the lstm_sym C runtime (lstm_sym_runtime.h, compile
+ * lstm_sym_runtime.c with this file). Labels in parentheses (eq:...) are the equations of
+ * derivations/lstm_fgr.tex each block implements.
+ * C99 and <math.h>; no allocation, no globals, no static state.
  */
 #include "lstm_fgr.h"
 
@@ -139,19 +141,19 @@ static LSTM_SYM_WIDE_VECTORS void lstm_fgr_units_forward_f64(size_t batch, size_
                 const double peephole_update = peephole_update_vector[k];
                 const double peephole_forget = peephole_forget_vector[k];
                 const double peephole_output = peephole_output_vector[k];
-                /* update = sigmoid(cell_prev*peephole_update + update_event + update_hidden) */
+                /* update = sigmoid(cell_prev*peephole_update + update_event + update_hidden) (eq:forward-update) */
                 const double update = lstm_sym_sigmoid_f64(update_event + update_hidden + cell_prev*peephole_update);
-                /* forget = sigmoid(cell_prev*peephole_forget + forget_event + forget_hidden) */
+                /* forget = sigmoid(cell_prev*peephole_forget + forget_event + forget_hidden) (eq:forward-forget) */
                 const double forget = lstm_sym_sigmoid_f64(forget_event + forget_hidden + cell_prev*peephole_forget);
-                /* candidate = tanh(candidate_pre) */
+                /* candidate = tanh(candidate_pre) (eq:forward-candidate) */
                 const double candidate = lstm_sym_tanh_f64(candidate_pre);
-                /* cell = candidate*update + cell_prev*forget */
+                /* cell = candidate*update + cell_prev*forget (eq:forward-cell) */
                 const double cell = candidate*update + cell_prev*forget;
-                /* output = sigmoid(cell*peephole_output + output_event + output_hidden) */
+                /* output = sigmoid(cell*peephole_output + output_event + output_hidden) (eq:forward-output) */
                 const double output = lstm_sym_sigmoid_f64(output_event + output_hidden + cell*peephole_output);
                 /* tanh_cell = tanh(cell) */
                 const double tanh_cell = lstm_sym_tanh_f64(cell);
-                /* hidden = output*tanh(cell) */
+                /* hidden = output*tanh(cell) (eq:forward-hidden) */
                 const double hidden = output*tanh_cell;
                 h_next[u] = hidden;
                 c_next[u] = cell;
@@ -182,19 +184,19 @@ static LSTM_SYM_WIDE_VECTORS void lstm_fgr_units_forward_f64(size_t batch, size_
                 const double peephole_update = peephole_update_vector[k];
                 const double peephole_forget = peephole_forget_vector[k];
                 const double peephole_output = peephole_output_vector[k];
-                /* update = sigmoid(cell_prev*peephole_update + update_event + update_hidden) */
+                /* update = sigmoid(cell_prev*peephole_update + update_event + update_hidden) (eq:forward-update) */
                 const double update = lstm_sym_sigmoid_f64(update_event + update_hidden + cell_prev*peephole_update);
-                /* forget = sigmoid(cell_prev*peephole_forget + forget_event + forget_hidden) */
+                /* forget = sigmoid(cell_prev*peephole_forget + forget_event + forget_hidden) (eq:forward-forget) */
                 const double forget = lstm_sym_sigmoid_f64(forget_event + forget_hidden + cell_prev*peephole_forget);
-                /* candidate = tanh(candidate_pre) */
+                /* candidate = tanh(candidate_pre) (eq:forward-candidate) */
                 const double candidate = lstm_sym_tanh_f64(candidate_pre);
-                /* cell = candidate*update + cell_prev*forget */
+                /* cell = candidate*update + cell_prev*forget (eq:forward-cell) */
                 const double cell = candidate*update + cell_prev*forget;
-                /* output = sigmoid(cell*peephole_output + output_event + output_hidden) */
+                /* output = sigmoid(cell*peephole_output + output_event + output_hidden) (eq:forward-output) */
                 const double output = lstm_sym_sigmoid_f64(output_event + output_hidden + cell*peephole_output);
                 /* tanh_cell = tanh(cell) */
                 const double tanh_cell = lstm_sym_tanh_f64(cell);
-                /* hidden = output*tanh(cell) */
+                /* hidden = output*tanh(cell) (eq:forward-hidden) */
                 const double hidden = output*tanh_cell;
                 h_next[u] = hidden;
                 c_next[u] = cell;
@@ -268,29 +270,29 @@ static void lstm_fgr_units_backward_f64(size_t batch, size_t hidden_size, size_t
                 const double cell = saved[3 * units + u];
                 const double output = saved[4 * units + u];
                 const double tanh_cell = saved[5 * units + u];
-                /* dL/doutput_hidden */
+                /* dL/doutput_hidden (eq:cse-d-output-hidden) */
                 const double d_output_hidden = output*(1 - output)*(d_output_carry + d_hidden_carry*tanh_cell);
-                /* dL/dcell */
+                /* dL/dcell (eq:cse-d-cell) */
                 const double d_cell = d_cell_carry + d_output_hidden*peephole_output + d_hidden_carry*output*(1 - (tanh_cell*tanh_cell));
-                /* dL/dupdate_hidden */
+                /* dL/dupdate_hidden (eq:cse-d-update-hidden) */
                 const double d_update_hidden = update*(1 - update)*(d_update_carry + candidate*d_cell);
-                /* dL/dforget_hidden */
+                /* dL/dforget_hidden (eq:cse-d-forget-hidden) */
                 const double d_forget_hidden = forget*(1 - forget)*(d_forget_carry + cell_prev*d_cell);
-                /* dL/dupdate_event */
+                /* dL/dupdate_event (eq:cse-d-update-event) */
                 const double d_update_event = d_update_hidden;
-                /* dL/dforget_event */
+                /* dL/dforget_event (eq:cse-d-forget-event) */
                 const double d_forget_event = d_forget_hidden;
-                /* dL/dcandidate_pre */
+                /* dL/dcandidate_pre (eq:cse-d-candidate-pre) */
                 const double d_candidate_pre = d_cell*update*(1 - (candidate*candidate));
-                /* dL/doutput_event */
+                /* dL/doutput_event (eq:cse-d-output-event) */
                 const double d_output_event = d_output_hidden;
-                /* dL/dcell_prev */
+                /* dL/dcell_prev (eq:cse-d-cell-prev) */
                 const double d_cell_prev = d_cell*forget + d_forget_hidden*peephole_forget + d_update_hidden*peephole_update;
-                /* dL/dpeephole_update */
+                /* dL/dpeephole_update (eq:cse-d-peephole-update) */
                 const double d_peephole_update = cell_prev*d_update_hidden;
-                /* dL/dpeephole_forget */
+                /* dL/dpeephole_forget (eq:cse-d-peephole-forget) */
                 const double d_peephole_forget = cell_prev*d_forget_hidden;
-                /* dL/dpeephole_output */
+                /* dL/dpeephole_output (eq:cse-d-peephole-output) */
                 const double d_peephole_output = cell*d_output_hidden;
                 delta_event[b * gate_stride + 0 * hidden_size + k] = d_update_event;
                 delta_hidden[b * gate_stride + 0 * hidden_size + k] = d_update_hidden;
@@ -330,29 +332,29 @@ static void lstm_fgr_units_backward_f64(size_t batch, size_t hidden_size, size_t
                 const double cell = saved[3 * units + u];
                 const double output = saved[4 * units + u];
                 const double tanh_cell = saved[5 * units + u];
-                /* dL/doutput_hidden */
+                /* dL/doutput_hidden (eq:cse-d-output-hidden) */
                 const double d_output_hidden = output*(1 - output)*(d_output_carry + d_hidden_carry*tanh_cell);
-                /* dL/dcell */
+                /* dL/dcell (eq:cse-d-cell) */
                 const double d_cell = d_cell_carry + d_output_hidden*peephole_output + d_hidden_carry*output*(1 - (tanh_cell*tanh_cell));
-                /* dL/dupdate_hidden */
+                /* dL/dupdate_hidden (eq:cse-d-update-hidden) */
                 const double d_update_hidden = update*(1 - update)*(d_update_carry + candidate*d_cell);
-                /* dL/dforget_hidden */
+                /* dL/dforget_hidden (eq:cse-d-forget-hidden) */
                 const double d_forget_hidden = forget*(1 - forget)*(d_forget_carry + cell_prev*d_cell);
-                /* dL/dupdate_event */
+                /* dL/dupdate_event (eq:cse-d-update-event) */
                 const double d_update_event = d_update_hidden;
-                /* dL/dforget_event */
+                /* dL/dforget_event (eq:cse-d-forget-event) */
                 const double d_forget_event = d_forget_hidden;
-                /* dL/dcandidate_pre */
+                /* dL/dcandidate_pre (eq:cse-d-candidate-pre) */
                 const double d_candidate_pre = d_cell*update*(1 - (candidate*candidate));
-                /* dL/doutput_event */
+                /* dL/doutput_event (eq:cse-d-output-event) */
                 const double d_output_event = d_output_hidden;
-                /* dL/dcell_prev */
+                /* dL/dcell_prev (eq:cse-d-cell-prev) */
                 const double d_cell_prev = d_cell*forget + d_forget_hidden*peephole_forget + d_update_hidden*peephole_update;
-                /* dL/dpeephole_update */
+                /* dL/dpeephole_update (eq:cse-d-peephole-update) */
                 const double d_peephole_update = cell_prev*d_update_hidden;
-                /* dL/dpeephole_forget */
+                /* dL/dpeephole_forget (eq:cse-d-peephole-forget) */
                 const double d_peephole_forget = cell_prev*d_forget_hidden;
-                /* dL/dpeephole_output */
+                /* dL/dpeephole_output (eq:cse-d-peephole-output) */
                 const double d_peephole_output = cell*d_output_hidden;
                 delta_event[b * gate_stride + 0 * hidden_size + k] = d_update_event;
                 delta_hidden[b * gate_stride + 0 * hidden_size + k] = d_update_hidden;
@@ -498,7 +500,7 @@ int lstm_fgr_forward_f64(
         lstm_sym_copy_f64(units, f0, f_states);
         lstm_sym_copy_f64(units, o0, o_states);
         /* Event projections of every step and gate at once (one matrix product):
-         * Z_event = X W_event^T + b_event */
+         * Z_event = X W_event^T + b_event (eq:projection-update-event, eq:projection-update-hidden, eq:projection-forget-event, eq:projection-forget-hidden, eq:projection-candidate-pre, eq:projection-output-event, eq:projection-output-hidden) */
         lstm_sym_broadcast_f64(steps * batch, rows, event_bias, NULL, projection);
         lstm_sym_product_nt_f64(steps * batch, rows, event_size, events, event_weights, projection, pack, panel);
         for (t = 0; t < steps; ++t) {
@@ -656,7 +658,8 @@ int lstm_fgr_backward_f64(
             lstm_fgr_units_backward_f64(batch, hidden_size, 0u, batch, d_outputs + t * units,
                 d_h0, d_c0, d_i0, d_f0, d_o0, h_states + t * units, c_states + t * units, i_states + t * units, f_states + t * units, o_states + t * units,
                 peephole_update, peephole_forget, peephole_output, saved + t * LSTM_FGR_SAVED * units, delta_event + t * batch * rows, delta_hidden + t * batch * rows, d_peephole_update, d_peephole_forget, d_peephole_output);
-            /* Backpropagation through time: dL/dh_{t-1} += Delta_hidden,t W_hidden */
+            /* Backpropagation through time: dL/dh_{t-1} += Delta_hidden,t W_hidden
+             * (eq:bptt-through-hidden) */
             lstm_sym_gemm_nn_f64(batch, hidden_size, 1u * hidden_size, delta_hidden + t * batch * rows + 2u * hidden_size, rows, 1u,
                 hidden_weights + 8u * hidden_size * hidden_size, d_h0);
             /* update, forget: the adjoints of [hidden_prev, update_prev, forget_prev, output_prev] side by side, Delta W */
@@ -677,7 +680,8 @@ int lstm_fgr_backward_f64(
             lstm_fgr_add_block_f64(batch, hidden_size, gathered + 3u * hidden_size, 4u * hidden_size, d_o0);
         }
         /* Linear adjoints over all steps at once (SymPy matrix calculus of Z = X W^T + 1 b^T):
-         *   dW = Delta^T X,  db = Delta^T 1,  dX = Delta W */
+         *   dW = Delta^T X,  db = Delta^T 1,  dX = Delta W
+         * (eq:linear-weights, eq:linear-bias, eq:linear-inputs) */
         lstm_sym_fill_f64(rows * event_size, 0.0, d_event_weights);
         lstm_sym_fill_f64(rows, 0.0, d_event_bias);
         lstm_sym_product_nn_f64(rows, event_size, steps * batch, delta_event, 1u, rows, events, d_event_weights, pack, panel);
@@ -761,7 +765,7 @@ int lstm_fgr_step_forward_f64(
         double *const source = work + LSTM_FGR_DELTAS * batch * rows;
         double *const gathered = source + 0u * units;
         double *const source_part = source + 4u * units;
-        /* Z_event = x W_event^T + b_event */
+        /* Z_event = x W_event^T + b_event (eq:projection-update-event, eq:projection-update-hidden, eq:projection-forget-event, eq:projection-forget-hidden, eq:projection-candidate-pre, eq:projection-output-event, eq:projection-output-hidden) */
         lstm_sym_broadcast_f64(batch, rows, event_bias, NULL, work);
         lstm_sym_gemm_nt_f64(batch, rows, event_size, event, event_weights, work);
         /* Z_hidden = S W_hidden^T + b_hidden per run of gates reading the same sources S (h_prev
@@ -894,7 +898,8 @@ int lstm_fgr_step_backward_f64(
         lstm_fgr_add_block_f64(batch, hidden_size, gathered + 1u * hidden_size, 4u * hidden_size, d_i_prev);
         lstm_fgr_add_block_f64(batch, hidden_size, gathered + 2u * hidden_size, 4u * hidden_size, d_f_prev);
         lstm_fgr_add_block_f64(batch, hidden_size, gathered + 3u * hidden_size, 4u * hidden_size, d_o_prev);
-        /* Linear adjoints, added to the gradients: dW += Delta^T X, db += Delta^T 1; dX = Delta W */
+        /* Linear adjoints, added to the gradients: dW += Delta^T X, db += Delta^T 1; dX = Delta W
+         * (eq:linear-weights, eq:linear-bias, eq:linear-inputs) */
         lstm_sym_gemm_nn_f64(rows, event_size, batch, delta_event, 1u, rows, event, d_event_weights);
         lstm_sym_column_sums_f64(batch, rows, delta_event, d_event_bias);
         if (h_prev != NULL) {
@@ -968,19 +973,19 @@ static LSTM_SYM_WIDE_VECTORS void lstm_fgr_units_forward_f32(size_t batch, size_
                 const float peephole_update = peephole_update_vector[k];
                 const float peephole_forget = peephole_forget_vector[k];
                 const float peephole_output = peephole_output_vector[k];
-                /* update = sigmoid(cell_prev*peephole_update + update_event + update_hidden) */
+                /* update = sigmoid(cell_prev*peephole_update + update_event + update_hidden) (eq:forward-update) */
                 const float update = lstm_sym_sigmoid_f32(update_event + update_hidden + cell_prev*peephole_update);
-                /* forget = sigmoid(cell_prev*peephole_forget + forget_event + forget_hidden) */
+                /* forget = sigmoid(cell_prev*peephole_forget + forget_event + forget_hidden) (eq:forward-forget) */
                 const float forget = lstm_sym_sigmoid_f32(forget_event + forget_hidden + cell_prev*peephole_forget);
-                /* candidate = tanh(candidate_pre) */
+                /* candidate = tanh(candidate_pre) (eq:forward-candidate) */
                 const float candidate = lstm_sym_tanh_f32(candidate_pre);
-                /* cell = candidate*update + cell_prev*forget */
+                /* cell = candidate*update + cell_prev*forget (eq:forward-cell) */
                 const float cell = candidate*update + cell_prev*forget;
-                /* output = sigmoid(cell*peephole_output + output_event + output_hidden) */
+                /* output = sigmoid(cell*peephole_output + output_event + output_hidden) (eq:forward-output) */
                 const float output = lstm_sym_sigmoid_f32(output_event + output_hidden + cell*peephole_output);
                 /* tanh_cell = tanh(cell) */
                 const float tanh_cell = lstm_sym_tanh_f32(cell);
-                /* hidden = output*tanh(cell) */
+                /* hidden = output*tanh(cell) (eq:forward-hidden) */
                 const float hidden = output*tanh_cell;
                 h_next[u] = hidden;
                 c_next[u] = cell;
@@ -1011,19 +1016,19 @@ static LSTM_SYM_WIDE_VECTORS void lstm_fgr_units_forward_f32(size_t batch, size_
                 const float peephole_update = peephole_update_vector[k];
                 const float peephole_forget = peephole_forget_vector[k];
                 const float peephole_output = peephole_output_vector[k];
-                /* update = sigmoid(cell_prev*peephole_update + update_event + update_hidden) */
+                /* update = sigmoid(cell_prev*peephole_update + update_event + update_hidden) (eq:forward-update) */
                 const float update = lstm_sym_sigmoid_f32(update_event + update_hidden + cell_prev*peephole_update);
-                /* forget = sigmoid(cell_prev*peephole_forget + forget_event + forget_hidden) */
+                /* forget = sigmoid(cell_prev*peephole_forget + forget_event + forget_hidden) (eq:forward-forget) */
                 const float forget = lstm_sym_sigmoid_f32(forget_event + forget_hidden + cell_prev*peephole_forget);
-                /* candidate = tanh(candidate_pre) */
+                /* candidate = tanh(candidate_pre) (eq:forward-candidate) */
                 const float candidate = lstm_sym_tanh_f32(candidate_pre);
-                /* cell = candidate*update + cell_prev*forget */
+                /* cell = candidate*update + cell_prev*forget (eq:forward-cell) */
                 const float cell = candidate*update + cell_prev*forget;
-                /* output = sigmoid(cell*peephole_output + output_event + output_hidden) */
+                /* output = sigmoid(cell*peephole_output + output_event + output_hidden) (eq:forward-output) */
                 const float output = lstm_sym_sigmoid_f32(output_event + output_hidden + cell*peephole_output);
                 /* tanh_cell = tanh(cell) */
                 const float tanh_cell = lstm_sym_tanh_f32(cell);
-                /* hidden = output*tanh(cell) */
+                /* hidden = output*tanh(cell) (eq:forward-hidden) */
                 const float hidden = output*tanh_cell;
                 h_next[u] = hidden;
                 c_next[u] = cell;
@@ -1097,29 +1102,29 @@ static void lstm_fgr_units_backward_f32(size_t batch, size_t hidden_size, size_t
                 const float cell = saved[3 * units + u];
                 const float output = saved[4 * units + u];
                 const float tanh_cell = saved[5 * units + u];
-                /* dL/doutput_hidden */
+                /* dL/doutput_hidden (eq:cse-d-output-hidden) */
                 const float d_output_hidden = output*(1 - output)*(d_output_carry + d_hidden_carry*tanh_cell);
-                /* dL/dcell */
+                /* dL/dcell (eq:cse-d-cell) */
                 const float d_cell = d_cell_carry + d_output_hidden*peephole_output + d_hidden_carry*output*(1 - (tanh_cell*tanh_cell));
-                /* dL/dupdate_hidden */
+                /* dL/dupdate_hidden (eq:cse-d-update-hidden) */
                 const float d_update_hidden = update*(1 - update)*(d_update_carry + candidate*d_cell);
-                /* dL/dforget_hidden */
+                /* dL/dforget_hidden (eq:cse-d-forget-hidden) */
                 const float d_forget_hidden = forget*(1 - forget)*(d_forget_carry + cell_prev*d_cell);
-                /* dL/dupdate_event */
+                /* dL/dupdate_event (eq:cse-d-update-event) */
                 const float d_update_event = d_update_hidden;
-                /* dL/dforget_event */
+                /* dL/dforget_event (eq:cse-d-forget-event) */
                 const float d_forget_event = d_forget_hidden;
-                /* dL/dcandidate_pre */
+                /* dL/dcandidate_pre (eq:cse-d-candidate-pre) */
                 const float d_candidate_pre = d_cell*update*(1 - (candidate*candidate));
-                /* dL/doutput_event */
+                /* dL/doutput_event (eq:cse-d-output-event) */
                 const float d_output_event = d_output_hidden;
-                /* dL/dcell_prev */
+                /* dL/dcell_prev (eq:cse-d-cell-prev) */
                 const float d_cell_prev = d_cell*forget + d_forget_hidden*peephole_forget + d_update_hidden*peephole_update;
-                /* dL/dpeephole_update */
+                /* dL/dpeephole_update (eq:cse-d-peephole-update) */
                 const float d_peephole_update = cell_prev*d_update_hidden;
-                /* dL/dpeephole_forget */
+                /* dL/dpeephole_forget (eq:cse-d-peephole-forget) */
                 const float d_peephole_forget = cell_prev*d_forget_hidden;
-                /* dL/dpeephole_output */
+                /* dL/dpeephole_output (eq:cse-d-peephole-output) */
                 const float d_peephole_output = cell*d_output_hidden;
                 delta_event[b * gate_stride + 0 * hidden_size + k] = d_update_event;
                 delta_hidden[b * gate_stride + 0 * hidden_size + k] = d_update_hidden;
@@ -1159,29 +1164,29 @@ static void lstm_fgr_units_backward_f32(size_t batch, size_t hidden_size, size_t
                 const float cell = saved[3 * units + u];
                 const float output = saved[4 * units + u];
                 const float tanh_cell = saved[5 * units + u];
-                /* dL/doutput_hidden */
+                /* dL/doutput_hidden (eq:cse-d-output-hidden) */
                 const float d_output_hidden = output*(1 - output)*(d_output_carry + d_hidden_carry*tanh_cell);
-                /* dL/dcell */
+                /* dL/dcell (eq:cse-d-cell) */
                 const float d_cell = d_cell_carry + d_output_hidden*peephole_output + d_hidden_carry*output*(1 - (tanh_cell*tanh_cell));
-                /* dL/dupdate_hidden */
+                /* dL/dupdate_hidden (eq:cse-d-update-hidden) */
                 const float d_update_hidden = update*(1 - update)*(d_update_carry + candidate*d_cell);
-                /* dL/dforget_hidden */
+                /* dL/dforget_hidden (eq:cse-d-forget-hidden) */
                 const float d_forget_hidden = forget*(1 - forget)*(d_forget_carry + cell_prev*d_cell);
-                /* dL/dupdate_event */
+                /* dL/dupdate_event (eq:cse-d-update-event) */
                 const float d_update_event = d_update_hidden;
-                /* dL/dforget_event */
+                /* dL/dforget_event (eq:cse-d-forget-event) */
                 const float d_forget_event = d_forget_hidden;
-                /* dL/dcandidate_pre */
+                /* dL/dcandidate_pre (eq:cse-d-candidate-pre) */
                 const float d_candidate_pre = d_cell*update*(1 - (candidate*candidate));
-                /* dL/doutput_event */
+                /* dL/doutput_event (eq:cse-d-output-event) */
                 const float d_output_event = d_output_hidden;
-                /* dL/dcell_prev */
+                /* dL/dcell_prev (eq:cse-d-cell-prev) */
                 const float d_cell_prev = d_cell*forget + d_forget_hidden*peephole_forget + d_update_hidden*peephole_update;
-                /* dL/dpeephole_update */
+                /* dL/dpeephole_update (eq:cse-d-peephole-update) */
                 const float d_peephole_update = cell_prev*d_update_hidden;
-                /* dL/dpeephole_forget */
+                /* dL/dpeephole_forget (eq:cse-d-peephole-forget) */
                 const float d_peephole_forget = cell_prev*d_forget_hidden;
-                /* dL/dpeephole_output */
+                /* dL/dpeephole_output (eq:cse-d-peephole-output) */
                 const float d_peephole_output = cell*d_output_hidden;
                 delta_event[b * gate_stride + 0 * hidden_size + k] = d_update_event;
                 delta_hidden[b * gate_stride + 0 * hidden_size + k] = d_update_hidden;
@@ -1327,7 +1332,7 @@ int lstm_fgr_forward_f32(
         lstm_sym_copy_f32(units, f0, f_states);
         lstm_sym_copy_f32(units, o0, o_states);
         /* Event projections of every step and gate at once (one matrix product):
-         * Z_event = X W_event^T + b_event */
+         * Z_event = X W_event^T + b_event (eq:projection-update-event, eq:projection-update-hidden, eq:projection-forget-event, eq:projection-forget-hidden, eq:projection-candidate-pre, eq:projection-output-event, eq:projection-output-hidden) */
         lstm_sym_broadcast_f32(steps * batch, rows, event_bias, NULL, projection);
         lstm_sym_product_nt_f32(steps * batch, rows, event_size, events, event_weights, projection, pack, panel);
         for (t = 0; t < steps; ++t) {
@@ -1485,7 +1490,8 @@ int lstm_fgr_backward_f32(
             lstm_fgr_units_backward_f32(batch, hidden_size, 0u, batch, d_outputs + t * units,
                 d_h0, d_c0, d_i0, d_f0, d_o0, h_states + t * units, c_states + t * units, i_states + t * units, f_states + t * units, o_states + t * units,
                 peephole_update, peephole_forget, peephole_output, saved + t * LSTM_FGR_SAVED * units, delta_event + t * batch * rows, delta_hidden + t * batch * rows, d_peephole_update, d_peephole_forget, d_peephole_output);
-            /* Backpropagation through time: dL/dh_{t-1} += Delta_hidden,t W_hidden */
+            /* Backpropagation through time: dL/dh_{t-1} += Delta_hidden,t W_hidden
+             * (eq:bptt-through-hidden) */
             lstm_sym_gemm_nn_f32(batch, hidden_size, 1u * hidden_size, delta_hidden + t * batch * rows + 2u * hidden_size, rows, 1u,
                 hidden_weights + 8u * hidden_size * hidden_size, d_h0);
             /* update, forget: the adjoints of [hidden_prev, update_prev, forget_prev, output_prev] side by side, Delta W */
@@ -1506,7 +1512,8 @@ int lstm_fgr_backward_f32(
             lstm_fgr_add_block_f32(batch, hidden_size, gathered + 3u * hidden_size, 4u * hidden_size, d_o0);
         }
         /* Linear adjoints over all steps at once (SymPy matrix calculus of Z = X W^T + 1 b^T):
-         *   dW = Delta^T X,  db = Delta^T 1,  dX = Delta W */
+         *   dW = Delta^T X,  db = Delta^T 1,  dX = Delta W
+         * (eq:linear-weights, eq:linear-bias, eq:linear-inputs) */
         lstm_sym_fill_f32(rows * event_size, 0.0F, d_event_weights);
         lstm_sym_fill_f32(rows, 0.0F, d_event_bias);
         lstm_sym_product_nn_f32(rows, event_size, steps * batch, delta_event, 1u, rows, events, d_event_weights, pack, panel);
@@ -1590,7 +1597,7 @@ int lstm_fgr_step_forward_f32(
         float *const source = work + LSTM_FGR_DELTAS * batch * rows;
         float *const gathered = source + 0u * units;
         float *const source_part = source + 4u * units;
-        /* Z_event = x W_event^T + b_event */
+        /* Z_event = x W_event^T + b_event (eq:projection-update-event, eq:projection-update-hidden, eq:projection-forget-event, eq:projection-forget-hidden, eq:projection-candidate-pre, eq:projection-output-event, eq:projection-output-hidden) */
         lstm_sym_broadcast_f32(batch, rows, event_bias, NULL, work);
         lstm_sym_gemm_nt_f32(batch, rows, event_size, event, event_weights, work);
         /* Z_hidden = S W_hidden^T + b_hidden per run of gates reading the same sources S (h_prev
@@ -1723,7 +1730,8 @@ int lstm_fgr_step_backward_f32(
         lstm_fgr_add_block_f32(batch, hidden_size, gathered + 1u * hidden_size, 4u * hidden_size, d_i_prev);
         lstm_fgr_add_block_f32(batch, hidden_size, gathered + 2u * hidden_size, 4u * hidden_size, d_f_prev);
         lstm_fgr_add_block_f32(batch, hidden_size, gathered + 3u * hidden_size, 4u * hidden_size, d_o_prev);
-        /* Linear adjoints, added to the gradients: dW += Delta^T X, db += Delta^T 1; dX = Delta W */
+        /* Linear adjoints, added to the gradients: dW += Delta^T X, db += Delta^T 1; dX = Delta W
+         * (eq:linear-weights, eq:linear-bias, eq:linear-inputs) */
         lstm_sym_gemm_nn_f32(rows, event_size, batch, delta_event, 1u, rows, event, d_event_weights);
         lstm_sym_column_sums_f32(batch, rows, delta_event, d_event_bias);
         if (h_prev != NULL) {

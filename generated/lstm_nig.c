@@ -4,9 +4,11 @@
  * LSTM-NIG, no input gate (Greff et al.): the kernels declared in lstm_nig.h.
  * Per-unit arithmetic is printed by SymPy's C99 printer from the derivation (forward
  * equations, backward pass by sympy.diff, joint common-subexpression elimination); the loops and
- * matrix products around it come from lstm_sym/codegen/templates/c_source.c.jinja.
- * C99, <math.h> and <stdint.h> (plus <immintrin.h> when the target has AVX-512); no allocation,
- * no globals, no static state.
+ * matrix products around it come from lstm_sym/codegen/templates/c_source.c.jinja; the products,
+ * exp/tanh and the OpenMP sharing are the lstm_sym C runtime (lstm_sym_runtime.h, compile
+ * lstm_sym_runtime.c with this file). Labels in parentheses (eq:...) are the equations of
+ * derivations/lstm_nig.tex each block implements.
+ * C99 and <math.h>; no allocation, no globals, no static state.
  */
 #include "lstm_nig.h"
 
@@ -122,17 +124,17 @@ static LSTM_SYM_WIDE_VECTORS void lstm_nig_units_forward_f64(size_t batch, size_
                 const double cell_prev = c_prev[u];
                 const double peephole_forget = peephole_forget_vector[k];
                 const double peephole_output = peephole_output_vector[k];
-                /* forget = sigmoid(cell_prev*peephole_forget + forget_pre) */
+                /* forget = sigmoid(cell_prev*peephole_forget + forget_pre) (eq:forward-forget) */
                 const double forget = lstm_sym_sigmoid_f64(forget_pre + cell_prev*peephole_forget);
-                /* candidate = tanh(candidate_pre) */
+                /* candidate = tanh(candidate_pre) (eq:forward-candidate) */
                 const double candidate = lstm_sym_tanh_f64(candidate_pre);
-                /* cell = candidate + cell_prev*forget */
+                /* cell = candidate + cell_prev*forget (eq:forward-cell) */
                 const double cell = candidate + cell_prev*forget;
-                /* output = sigmoid(cell*peephole_output + output_pre) */
+                /* output = sigmoid(cell*peephole_output + output_pre) (eq:forward-output) */
                 const double output = lstm_sym_sigmoid_f64(output_pre + cell*peephole_output);
                 /* tanh_cell = tanh(cell) */
                 const double tanh_cell = lstm_sym_tanh_f64(cell);
-                /* hidden = output*tanh(cell) */
+                /* hidden = output*tanh(cell) (eq:forward-hidden) */
                 const double hidden = output*tanh_cell;
                 h_next[u] = hidden;
                 c_next[u] = cell;
@@ -154,17 +156,17 @@ static LSTM_SYM_WIDE_VECTORS void lstm_nig_units_forward_f64(size_t batch, size_
                 const double cell_prev = c_prev != NULL ? c_prev[u] : 0.0;
                 const double peephole_forget = peephole_forget_vector[k];
                 const double peephole_output = peephole_output_vector[k];
-                /* forget = sigmoid(cell_prev*peephole_forget + forget_pre) */
+                /* forget = sigmoid(cell_prev*peephole_forget + forget_pre) (eq:forward-forget) */
                 const double forget = lstm_sym_sigmoid_f64(forget_pre + cell_prev*peephole_forget);
-                /* candidate = tanh(candidate_pre) */
+                /* candidate = tanh(candidate_pre) (eq:forward-candidate) */
                 const double candidate = lstm_sym_tanh_f64(candidate_pre);
-                /* cell = candidate + cell_prev*forget */
+                /* cell = candidate + cell_prev*forget (eq:forward-cell) */
                 const double cell = candidate + cell_prev*forget;
-                /* output = sigmoid(cell*peephole_output + output_pre) */
+                /* output = sigmoid(cell*peephole_output + output_pre) (eq:forward-output) */
                 const double output = lstm_sym_sigmoid_f64(output_pre + cell*peephole_output);
                 /* tanh_cell = tanh(cell) */
                 const double tanh_cell = lstm_sym_tanh_f64(cell);
-                /* hidden = output*tanh(cell) */
+                /* hidden = output*tanh(cell) (eq:forward-hidden) */
                 const double hidden = output*tanh_cell;
                 h_next[u] = hidden;
                 c_next[u] = cell;
@@ -218,25 +220,25 @@ static void lstm_nig_units_backward_f64(size_t batch, size_t hidden_size, size_t
                 const double cell = saved[2 * units + u];
                 const double output = saved[3 * units + u];
                 const double tanh_cell = saved[4 * units + u];
-                /* dL/dtanh_cell */
+                /* dL/dtanh_cell (eq:cse-d-tanh-cell) */
                 const double d_tanh_cell = d_hidden_carry*output;
-                /* dL/doutput_pre */
+                /* dL/doutput_pre (eq:cse-d-output-pre) */
                 const double d_output_pre = d_tanh_cell*tanh_cell*(1 - output);
-                /* dL/dcandidate */
+                /* dL/dcandidate (eq:cse-d-candidate) */
                 const double d_candidate = d_cell_carry + d_output_pre*peephole_output + d_tanh_cell*(1 - (tanh_cell*tanh_cell));
-                /* common subexpression */
+                /* common subexpression (eq:cse-tmp0) */
                 const double tmp0 = d_candidate*forget;
-                /* common subexpression */
+                /* common subexpression (eq:cse-tmp1) */
                 const double tmp1 = tmp0*(1 - forget);
-                /* dL/dforget_pre */
+                /* dL/dforget_pre (eq:cse-d-forget-pre) */
                 const double d_forget_pre = cell_prev*tmp1;
-                /* dL/dcandidate_pre */
+                /* dL/dcandidate_pre (eq:cse-d-candidate-pre) */
                 const double d_candidate_pre = d_candidate*(1 - (candidate*candidate));
-                /* dL/dcell_prev */
+                /* dL/dcell_prev (eq:cse-d-cell-prev) */
                 const double d_cell_prev = tmp0 + d_forget_pre*peephole_forget;
-                /* dL/dpeephole_forget */
+                /* dL/dpeephole_forget (eq:cse-d-peephole-forget) */
                 const double d_peephole_forget = tmp1*(cell_prev*cell_prev);
-                /* dL/dpeephole_output */
+                /* dL/dpeephole_output (eq:cse-d-peephole-output) */
                 const double d_peephole_output = cell*d_output_pre;
                 delta[b * gate_stride + 0 * hidden_size + k] = d_forget_pre;
                 delta[b * gate_stride + 1 * hidden_size + k] = d_candidate_pre;
@@ -262,25 +264,25 @@ static void lstm_nig_units_backward_f64(size_t batch, size_t hidden_size, size_t
                 const double cell = saved[2 * units + u];
                 const double output = saved[3 * units + u];
                 const double tanh_cell = saved[4 * units + u];
-                /* dL/dtanh_cell */
+                /* dL/dtanh_cell (eq:cse-d-tanh-cell) */
                 const double d_tanh_cell = d_hidden_carry*output;
-                /* dL/doutput_pre */
+                /* dL/doutput_pre (eq:cse-d-output-pre) */
                 const double d_output_pre = d_tanh_cell*tanh_cell*(1 - output);
-                /* dL/dcandidate */
+                /* dL/dcandidate (eq:cse-d-candidate) */
                 const double d_candidate = d_cell_carry + d_output_pre*peephole_output + d_tanh_cell*(1 - (tanh_cell*tanh_cell));
-                /* common subexpression */
+                /* common subexpression (eq:cse-tmp0) */
                 const double tmp0 = d_candidate*forget;
-                /* common subexpression */
+                /* common subexpression (eq:cse-tmp1) */
                 const double tmp1 = tmp0*(1 - forget);
-                /* dL/dforget_pre */
+                /* dL/dforget_pre (eq:cse-d-forget-pre) */
                 const double d_forget_pre = cell_prev*tmp1;
-                /* dL/dcandidate_pre */
+                /* dL/dcandidate_pre (eq:cse-d-candidate-pre) */
                 const double d_candidate_pre = d_candidate*(1 - (candidate*candidate));
-                /* dL/dcell_prev */
+                /* dL/dcell_prev (eq:cse-d-cell-prev) */
                 const double d_cell_prev = tmp0 + d_forget_pre*peephole_forget;
-                /* dL/dpeephole_forget */
+                /* dL/dpeephole_forget (eq:cse-d-peephole-forget) */
                 const double d_peephole_forget = tmp1*(cell_prev*cell_prev);
-                /* dL/dpeephole_output */
+                /* dL/dpeephole_output (eq:cse-d-peephole-output) */
                 const double d_peephole_output = cell*d_output_pre;
                 delta[b * gate_stride + 0 * hidden_size + k] = d_forget_pre;
                 delta[b * gate_stride + 1 * hidden_size + k] = d_candidate_pre;
@@ -356,7 +358,8 @@ int lstm_nig_forward_f64(
         lstm_sym_copy_f64(units, h0, h_states);
         lstm_sym_copy_f64(units, c0, c_states);
         /* Event projections of every step and gate at once (one matrix product), with both
-         * biases (the hidden projections below add to them): Z_event = X W_event^T + b_event + b_hidden */
+         * biases (the hidden projections below add to them): Z_event = X W_event^T + b_event + b_hidden
+         * (eq:projection-forget-pre, eq:projection-candidate-pre, eq:projection-output-pre) */
         lstm_sym_broadcast_f64(steps * batch, rows, event_bias, hidden_bias, projection);
         lstm_sym_product_nt_f64(steps * batch, rows, event_size, events, event_weights, projection, pack, panel);
         for (t = 0; t < steps; ++t) {
@@ -475,7 +478,8 @@ int lstm_nig_backward_f64(
             lstm_nig_units_backward_f64(batch, hidden_size, 0u, batch, d_outputs + t * units,
                 d_h0, d_c0, h_states + t * units, c_states + t * units,
                 peephole_forget, peephole_output, saved + t * LSTM_NIG_SAVED * units, delta_event + t * batch * rows, d_peephole_forget, d_peephole_output);
-            /* Backpropagation through time: dL/dh_{t-1} += Delta_hidden,t W_hidden */
+            /* Backpropagation through time: dL/dh_{t-1} += Delta_hidden,t W_hidden
+             * (eq:bptt-through-hidden) */
             if (pack != NULL && batch < LSTM_SYM_PACK_BATCH) {
                 lstm_sym_gemm_rows_f64(batch, hidden_size, rows, delta_hidden + t * batch * rows, rows,
                     packed_weights, d_h0);
@@ -488,7 +492,8 @@ int lstm_nig_backward_f64(
             }
         }
         /* Linear adjoints over all steps at once (SymPy matrix calculus of Z = X W^T + 1 b^T):
-         *   dW = Delta^T X,  db = Delta^T 1,  dX = Delta W */
+         *   dW = Delta^T X,  db = Delta^T 1,  dX = Delta W
+         * (eq:linear-weights, eq:linear-bias, eq:linear-inputs) */
         lstm_sym_fill_f64(rows * event_size, 0.0, d_event_weights);
         lstm_sym_fill_f64(rows, 0.0, d_event_bias);
         lstm_sym_fill_f64(rows * hidden_size, 0.0, d_hidden_weights);
@@ -541,7 +546,8 @@ int lstm_nig_step_forward_f64(
     }
     {
         double *const pre = work;
-        /* Z_event = x W_event^T + b_event + b_hidden (the hidden projection below adds to it) */
+        /* Z_event = x W_event^T + b_event + b_hidden (the hidden projection below adds to it;
+         * eq:projection-forget-pre, eq:projection-candidate-pre, eq:projection-output-pre) */
         lstm_sym_broadcast_f64(batch, rows, event_bias, hidden_bias, work);
         lstm_sym_gemm_nt_f64(batch, rows, event_size, event, event_weights, work);
         /* Z_hidden = h_prev W_hidden^T + b_hidden, added to Z_event (which holds b_hidden) */
@@ -615,7 +621,8 @@ int lstm_nig_step_backward_f64(
             peephole_forget, peephole_output, saved, delta_event, d_peephole_forget, d_peephole_output);
         /* dL/dh_prev += Delta_hidden W_hidden */
         lstm_sym_gemm_nn_f64(batch, hidden_size, rows, delta_hidden, rows, 1u, hidden_weights, d_h_prev);
-        /* Linear adjoints, added to the gradients: dW += Delta^T X, db += Delta^T 1; dX = Delta W */
+        /* Linear adjoints, added to the gradients: dW += Delta^T X, db += Delta^T 1; dX = Delta W
+         * (eq:linear-weights, eq:linear-bias, eq:linear-inputs) */
         lstm_sym_gemm_nn_f64(rows, event_size, batch, delta_event, 1u, rows, event, d_event_weights);
         lstm_sym_column_sums_f64(batch, rows, delta_event, d_event_bias);
         if (h_prev != NULL) {
@@ -663,17 +670,17 @@ static LSTM_SYM_WIDE_VECTORS void lstm_nig_units_forward_f32(size_t batch, size_
                 const float cell_prev = c_prev[u];
                 const float peephole_forget = peephole_forget_vector[k];
                 const float peephole_output = peephole_output_vector[k];
-                /* forget = sigmoid(cell_prev*peephole_forget + forget_pre) */
+                /* forget = sigmoid(cell_prev*peephole_forget + forget_pre) (eq:forward-forget) */
                 const float forget = lstm_sym_sigmoid_f32(forget_pre + cell_prev*peephole_forget);
-                /* candidate = tanh(candidate_pre) */
+                /* candidate = tanh(candidate_pre) (eq:forward-candidate) */
                 const float candidate = lstm_sym_tanh_f32(candidate_pre);
-                /* cell = candidate + cell_prev*forget */
+                /* cell = candidate + cell_prev*forget (eq:forward-cell) */
                 const float cell = candidate + cell_prev*forget;
-                /* output = sigmoid(cell*peephole_output + output_pre) */
+                /* output = sigmoid(cell*peephole_output + output_pre) (eq:forward-output) */
                 const float output = lstm_sym_sigmoid_f32(output_pre + cell*peephole_output);
                 /* tanh_cell = tanh(cell) */
                 const float tanh_cell = lstm_sym_tanh_f32(cell);
-                /* hidden = output*tanh(cell) */
+                /* hidden = output*tanh(cell) (eq:forward-hidden) */
                 const float hidden = output*tanh_cell;
                 h_next[u] = hidden;
                 c_next[u] = cell;
@@ -695,17 +702,17 @@ static LSTM_SYM_WIDE_VECTORS void lstm_nig_units_forward_f32(size_t batch, size_
                 const float cell_prev = c_prev != NULL ? c_prev[u] : 0.0F;
                 const float peephole_forget = peephole_forget_vector[k];
                 const float peephole_output = peephole_output_vector[k];
-                /* forget = sigmoid(cell_prev*peephole_forget + forget_pre) */
+                /* forget = sigmoid(cell_prev*peephole_forget + forget_pre) (eq:forward-forget) */
                 const float forget = lstm_sym_sigmoid_f32(forget_pre + cell_prev*peephole_forget);
-                /* candidate = tanh(candidate_pre) */
+                /* candidate = tanh(candidate_pre) (eq:forward-candidate) */
                 const float candidate = lstm_sym_tanh_f32(candidate_pre);
-                /* cell = candidate + cell_prev*forget */
+                /* cell = candidate + cell_prev*forget (eq:forward-cell) */
                 const float cell = candidate + cell_prev*forget;
-                /* output = sigmoid(cell*peephole_output + output_pre) */
+                /* output = sigmoid(cell*peephole_output + output_pre) (eq:forward-output) */
                 const float output = lstm_sym_sigmoid_f32(output_pre + cell*peephole_output);
                 /* tanh_cell = tanh(cell) */
                 const float tanh_cell = lstm_sym_tanh_f32(cell);
-                /* hidden = output*tanh(cell) */
+                /* hidden = output*tanh(cell) (eq:forward-hidden) */
                 const float hidden = output*tanh_cell;
                 h_next[u] = hidden;
                 c_next[u] = cell;
@@ -759,25 +766,25 @@ static void lstm_nig_units_backward_f32(size_t batch, size_t hidden_size, size_t
                 const float cell = saved[2 * units + u];
                 const float output = saved[3 * units + u];
                 const float tanh_cell = saved[4 * units + u];
-                /* dL/dtanh_cell */
+                /* dL/dtanh_cell (eq:cse-d-tanh-cell) */
                 const float d_tanh_cell = d_hidden_carry*output;
-                /* dL/doutput_pre */
+                /* dL/doutput_pre (eq:cse-d-output-pre) */
                 const float d_output_pre = d_tanh_cell*tanh_cell*(1 - output);
-                /* dL/dcandidate */
+                /* dL/dcandidate (eq:cse-d-candidate) */
                 const float d_candidate = d_cell_carry + d_output_pre*peephole_output + d_tanh_cell*(1 - (tanh_cell*tanh_cell));
-                /* common subexpression */
+                /* common subexpression (eq:cse-tmp0) */
                 const float tmp0 = d_candidate*forget;
-                /* common subexpression */
+                /* common subexpression (eq:cse-tmp1) */
                 const float tmp1 = tmp0*(1 - forget);
-                /* dL/dforget_pre */
+                /* dL/dforget_pre (eq:cse-d-forget-pre) */
                 const float d_forget_pre = cell_prev*tmp1;
-                /* dL/dcandidate_pre */
+                /* dL/dcandidate_pre (eq:cse-d-candidate-pre) */
                 const float d_candidate_pre = d_candidate*(1 - (candidate*candidate));
-                /* dL/dcell_prev */
+                /* dL/dcell_prev (eq:cse-d-cell-prev) */
                 const float d_cell_prev = tmp0 + d_forget_pre*peephole_forget;
-                /* dL/dpeephole_forget */
+                /* dL/dpeephole_forget (eq:cse-d-peephole-forget) */
                 const float d_peephole_forget = tmp1*(cell_prev*cell_prev);
-                /* dL/dpeephole_output */
+                /* dL/dpeephole_output (eq:cse-d-peephole-output) */
                 const float d_peephole_output = cell*d_output_pre;
                 delta[b * gate_stride + 0 * hidden_size + k] = d_forget_pre;
                 delta[b * gate_stride + 1 * hidden_size + k] = d_candidate_pre;
@@ -803,25 +810,25 @@ static void lstm_nig_units_backward_f32(size_t batch, size_t hidden_size, size_t
                 const float cell = saved[2 * units + u];
                 const float output = saved[3 * units + u];
                 const float tanh_cell = saved[4 * units + u];
-                /* dL/dtanh_cell */
+                /* dL/dtanh_cell (eq:cse-d-tanh-cell) */
                 const float d_tanh_cell = d_hidden_carry*output;
-                /* dL/doutput_pre */
+                /* dL/doutput_pre (eq:cse-d-output-pre) */
                 const float d_output_pre = d_tanh_cell*tanh_cell*(1 - output);
-                /* dL/dcandidate */
+                /* dL/dcandidate (eq:cse-d-candidate) */
                 const float d_candidate = d_cell_carry + d_output_pre*peephole_output + d_tanh_cell*(1 - (tanh_cell*tanh_cell));
-                /* common subexpression */
+                /* common subexpression (eq:cse-tmp0) */
                 const float tmp0 = d_candidate*forget;
-                /* common subexpression */
+                /* common subexpression (eq:cse-tmp1) */
                 const float tmp1 = tmp0*(1 - forget);
-                /* dL/dforget_pre */
+                /* dL/dforget_pre (eq:cse-d-forget-pre) */
                 const float d_forget_pre = cell_prev*tmp1;
-                /* dL/dcandidate_pre */
+                /* dL/dcandidate_pre (eq:cse-d-candidate-pre) */
                 const float d_candidate_pre = d_candidate*(1 - (candidate*candidate));
-                /* dL/dcell_prev */
+                /* dL/dcell_prev (eq:cse-d-cell-prev) */
                 const float d_cell_prev = tmp0 + d_forget_pre*peephole_forget;
-                /* dL/dpeephole_forget */
+                /* dL/dpeephole_forget (eq:cse-d-peephole-forget) */
                 const float d_peephole_forget = tmp1*(cell_prev*cell_prev);
-                /* dL/dpeephole_output */
+                /* dL/dpeephole_output (eq:cse-d-peephole-output) */
                 const float d_peephole_output = cell*d_output_pre;
                 delta[b * gate_stride + 0 * hidden_size + k] = d_forget_pre;
                 delta[b * gate_stride + 1 * hidden_size + k] = d_candidate_pre;
@@ -897,7 +904,8 @@ int lstm_nig_forward_f32(
         lstm_sym_copy_f32(units, h0, h_states);
         lstm_sym_copy_f32(units, c0, c_states);
         /* Event projections of every step and gate at once (one matrix product), with both
-         * biases (the hidden projections below add to them): Z_event = X W_event^T + b_event + b_hidden */
+         * biases (the hidden projections below add to them): Z_event = X W_event^T + b_event + b_hidden
+         * (eq:projection-forget-pre, eq:projection-candidate-pre, eq:projection-output-pre) */
         lstm_sym_broadcast_f32(steps * batch, rows, event_bias, hidden_bias, projection);
         lstm_sym_product_nt_f32(steps * batch, rows, event_size, events, event_weights, projection, pack, panel);
         for (t = 0; t < steps; ++t) {
@@ -1016,7 +1024,8 @@ int lstm_nig_backward_f32(
             lstm_nig_units_backward_f32(batch, hidden_size, 0u, batch, d_outputs + t * units,
                 d_h0, d_c0, h_states + t * units, c_states + t * units,
                 peephole_forget, peephole_output, saved + t * LSTM_NIG_SAVED * units, delta_event + t * batch * rows, d_peephole_forget, d_peephole_output);
-            /* Backpropagation through time: dL/dh_{t-1} += Delta_hidden,t W_hidden */
+            /* Backpropagation through time: dL/dh_{t-1} += Delta_hidden,t W_hidden
+             * (eq:bptt-through-hidden) */
             if (pack != NULL && batch < LSTM_SYM_PACK_BATCH) {
                 lstm_sym_gemm_rows_f32(batch, hidden_size, rows, delta_hidden + t * batch * rows, rows,
                     packed_weights, d_h0);
@@ -1029,7 +1038,8 @@ int lstm_nig_backward_f32(
             }
         }
         /* Linear adjoints over all steps at once (SymPy matrix calculus of Z = X W^T + 1 b^T):
-         *   dW = Delta^T X,  db = Delta^T 1,  dX = Delta W */
+         *   dW = Delta^T X,  db = Delta^T 1,  dX = Delta W
+         * (eq:linear-weights, eq:linear-bias, eq:linear-inputs) */
         lstm_sym_fill_f32(rows * event_size, 0.0F, d_event_weights);
         lstm_sym_fill_f32(rows, 0.0F, d_event_bias);
         lstm_sym_fill_f32(rows * hidden_size, 0.0F, d_hidden_weights);
@@ -1082,7 +1092,8 @@ int lstm_nig_step_forward_f32(
     }
     {
         float *const pre = work;
-        /* Z_event = x W_event^T + b_event + b_hidden (the hidden projection below adds to it) */
+        /* Z_event = x W_event^T + b_event + b_hidden (the hidden projection below adds to it;
+         * eq:projection-forget-pre, eq:projection-candidate-pre, eq:projection-output-pre) */
         lstm_sym_broadcast_f32(batch, rows, event_bias, hidden_bias, work);
         lstm_sym_gemm_nt_f32(batch, rows, event_size, event, event_weights, work);
         /* Z_hidden = h_prev W_hidden^T + b_hidden, added to Z_event (which holds b_hidden) */
@@ -1156,7 +1167,8 @@ int lstm_nig_step_backward_f32(
             peephole_forget, peephole_output, saved, delta_event, d_peephole_forget, d_peephole_output);
         /* dL/dh_prev += Delta_hidden W_hidden */
         lstm_sym_gemm_nn_f32(batch, hidden_size, rows, delta_hidden, rows, 1u, hidden_weights, d_h_prev);
-        /* Linear adjoints, added to the gradients: dW += Delta^T X, db += Delta^T 1; dX = Delta W */
+        /* Linear adjoints, added to the gradients: dW += Delta^T X, db += Delta^T 1; dX = Delta W
+         * (eq:linear-weights, eq:linear-bias, eq:linear-inputs) */
         lstm_sym_gemm_nn_f32(rows, event_size, batch, delta_event, 1u, rows, event, d_event_weights);
         lstm_sym_column_sums_f32(batch, rows, delta_event, d_event_bias);
         if (h_prev != NULL) {

@@ -4,9 +4,11 @@
  * LSTM-NOAF, no output activation function (Greff et al.): the kernels declared in lstm_noaf.h.
  * Per-unit arithmetic is printed by SymPy's C99 printer from the derivation (forward
  * equations, backward pass by sympy.diff, joint common-subexpression elimination); the loops and
- * matrix products around it come from lstm_sym/codegen/templates/c_source.c.jinja.
- * C99, <math.h> and <stdint.h> (plus <immintrin.h> when the target has AVX-512); no allocation,
- * no globals, no static state.
+ * matrix products around it come from lstm_sym/codegen/templates/c_source.c.jinja; the products,
+ * exp/tanh and the OpenMP sharing are the lstm_sym C runtime (lstm_sym_runtime.h, compile
+ * lstm_sym_runtime.c with this file). Labels in parentheses (eq:...) are the equations of
+ * derivations/lstm_noaf.tex each block implements.
+ * C99 and <math.h>; no allocation, no globals, no static state.
  */
 #include "lstm_noaf.h"
 
@@ -125,17 +127,17 @@ static LSTM_SYM_WIDE_VECTORS void lstm_noaf_units_forward_f64(size_t batch, size
                 const double peephole_update = peephole_update_vector[k];
                 const double peephole_forget = peephole_forget_vector[k];
                 const double peephole_output = peephole_output_vector[k];
-                /* update = sigmoid(cell_prev*peephole_update + update_pre) */
+                /* update = sigmoid(cell_prev*peephole_update + update_pre) (eq:forward-update) */
                 const double update = lstm_sym_sigmoid_f64(update_pre + cell_prev*peephole_update);
-                /* forget = sigmoid(cell_prev*peephole_forget + forget_pre) */
+                /* forget = sigmoid(cell_prev*peephole_forget + forget_pre) (eq:forward-forget) */
                 const double forget = lstm_sym_sigmoid_f64(forget_pre + cell_prev*peephole_forget);
-                /* candidate = tanh(candidate_pre) */
+                /* candidate = tanh(candidate_pre) (eq:forward-candidate) */
                 const double candidate = lstm_sym_tanh_f64(candidate_pre);
-                /* cell = candidate*update + cell_prev*forget */
+                /* cell = candidate*update + cell_prev*forget (eq:forward-cell) */
                 const double cell = candidate*update + cell_prev*forget;
-                /* output = sigmoid(cell*peephole_output + output_pre) */
+                /* output = sigmoid(cell*peephole_output + output_pre) (eq:forward-output) */
                 const double output = lstm_sym_sigmoid_f64(output_pre + cell*peephole_output);
-                /* hidden = cell*output */
+                /* hidden = cell*output (eq:forward-hidden) */
                 const double hidden = cell*output;
                 h_next[u] = hidden;
                 c_next[u] = cell;
@@ -159,17 +161,17 @@ static LSTM_SYM_WIDE_VECTORS void lstm_noaf_units_forward_f64(size_t batch, size
                 const double peephole_update = peephole_update_vector[k];
                 const double peephole_forget = peephole_forget_vector[k];
                 const double peephole_output = peephole_output_vector[k];
-                /* update = sigmoid(cell_prev*peephole_update + update_pre) */
+                /* update = sigmoid(cell_prev*peephole_update + update_pre) (eq:forward-update) */
                 const double update = lstm_sym_sigmoid_f64(update_pre + cell_prev*peephole_update);
-                /* forget = sigmoid(cell_prev*peephole_forget + forget_pre) */
+                /* forget = sigmoid(cell_prev*peephole_forget + forget_pre) (eq:forward-forget) */
                 const double forget = lstm_sym_sigmoid_f64(forget_pre + cell_prev*peephole_forget);
-                /* candidate = tanh(candidate_pre) */
+                /* candidate = tanh(candidate_pre) (eq:forward-candidate) */
                 const double candidate = lstm_sym_tanh_f64(candidate_pre);
-                /* cell = candidate*update + cell_prev*forget */
+                /* cell = candidate*update + cell_prev*forget (eq:forward-cell) */
                 const double cell = candidate*update + cell_prev*forget;
-                /* output = sigmoid(cell*peephole_output + output_pre) */
+                /* output = sigmoid(cell*peephole_output + output_pre) (eq:forward-output) */
                 const double output = lstm_sym_sigmoid_f64(output_pre + cell*peephole_output);
-                /* hidden = cell*output */
+                /* hidden = cell*output (eq:forward-hidden) */
                 const double hidden = cell*output;
                 h_next[u] = hidden;
                 c_next[u] = cell;
@@ -226,33 +228,33 @@ static void lstm_noaf_units_backward_f64(size_t batch, size_t hidden_size, size_
                 const double candidate = saved[2 * units + u];
                 const double cell = saved[3 * units + u];
                 const double output = saved[4 * units + u];
-                /* common subexpression */
+                /* common subexpression (eq:cse-tmp0) */
                 const double tmp0 = d_hidden_carry*output;
-                /* common subexpression */
+                /* common subexpression (eq:cse-tmp1) */
                 const double tmp1 = tmp0*(1 - output);
-                /* dL/doutput_pre */
+                /* dL/doutput_pre (eq:cse-d-output-pre) */
                 const double d_output_pre = cell*tmp1;
-                /* dL/dcell */
+                /* dL/dcell (eq:cse-d-cell) */
                 const double d_cell = d_cell_carry + tmp0 + d_output_pre*peephole_output;
-                /* dL/dcandidate */
+                /* dL/dcandidate (eq:cse-d-candidate) */
                 const double d_candidate = d_cell*update;
-                /* dL/dupdate_pre */
+                /* dL/dupdate_pre (eq:cse-d-update-pre) */
                 const double d_update_pre = candidate*d_candidate*(1 - update);
-                /* common subexpression */
+                /* common subexpression (eq:cse-tmp2) */
                 const double tmp2 = d_cell*forget;
-                /* common subexpression */
+                /* common subexpression (eq:cse-tmp3) */
                 const double tmp3 = tmp2*(1 - forget);
-                /* dL/dforget_pre */
+                /* dL/dforget_pre (eq:cse-d-forget-pre) */
                 const double d_forget_pre = cell_prev*tmp3;
-                /* dL/dcandidate_pre */
+                /* dL/dcandidate_pre (eq:cse-d-candidate-pre) */
                 const double d_candidate_pre = d_candidate*(1 - (candidate*candidate));
-                /* dL/dcell_prev */
+                /* dL/dcell_prev (eq:cse-d-cell-prev) */
                 const double d_cell_prev = tmp2 + d_forget_pre*peephole_forget + d_update_pre*peephole_update;
-                /* dL/dpeephole_update */
+                /* dL/dpeephole_update (eq:cse-d-peephole-update) */
                 const double d_peephole_update = cell_prev*d_update_pre;
-                /* dL/dpeephole_forget */
+                /* dL/dpeephole_forget (eq:cse-d-peephole-forget) */
                 const double d_peephole_forget = tmp3*(cell_prev*cell_prev);
-                /* dL/dpeephole_output */
+                /* dL/dpeephole_output (eq:cse-d-peephole-output) */
                 const double d_peephole_output = tmp1*(cell*cell);
                 delta[b * gate_stride + 0 * hidden_size + k] = d_update_pre;
                 delta[b * gate_stride + 1 * hidden_size + k] = d_forget_pre;
@@ -281,33 +283,33 @@ static void lstm_noaf_units_backward_f64(size_t batch, size_t hidden_size, size_
                 const double candidate = saved[2 * units + u];
                 const double cell = saved[3 * units + u];
                 const double output = saved[4 * units + u];
-                /* common subexpression */
+                /* common subexpression (eq:cse-tmp0) */
                 const double tmp0 = d_hidden_carry*output;
-                /* common subexpression */
+                /* common subexpression (eq:cse-tmp1) */
                 const double tmp1 = tmp0*(1 - output);
-                /* dL/doutput_pre */
+                /* dL/doutput_pre (eq:cse-d-output-pre) */
                 const double d_output_pre = cell*tmp1;
-                /* dL/dcell */
+                /* dL/dcell (eq:cse-d-cell) */
                 const double d_cell = d_cell_carry + tmp0 + d_output_pre*peephole_output;
-                /* dL/dcandidate */
+                /* dL/dcandidate (eq:cse-d-candidate) */
                 const double d_candidate = d_cell*update;
-                /* dL/dupdate_pre */
+                /* dL/dupdate_pre (eq:cse-d-update-pre) */
                 const double d_update_pre = candidate*d_candidate*(1 - update);
-                /* common subexpression */
+                /* common subexpression (eq:cse-tmp2) */
                 const double tmp2 = d_cell*forget;
-                /* common subexpression */
+                /* common subexpression (eq:cse-tmp3) */
                 const double tmp3 = tmp2*(1 - forget);
-                /* dL/dforget_pre */
+                /* dL/dforget_pre (eq:cse-d-forget-pre) */
                 const double d_forget_pre = cell_prev*tmp3;
-                /* dL/dcandidate_pre */
+                /* dL/dcandidate_pre (eq:cse-d-candidate-pre) */
                 const double d_candidate_pre = d_candidate*(1 - (candidate*candidate));
-                /* dL/dcell_prev */
+                /* dL/dcell_prev (eq:cse-d-cell-prev) */
                 const double d_cell_prev = tmp2 + d_forget_pre*peephole_forget + d_update_pre*peephole_update;
-                /* dL/dpeephole_update */
+                /* dL/dpeephole_update (eq:cse-d-peephole-update) */
                 const double d_peephole_update = cell_prev*d_update_pre;
-                /* dL/dpeephole_forget */
+                /* dL/dpeephole_forget (eq:cse-d-peephole-forget) */
                 const double d_peephole_forget = tmp3*(cell_prev*cell_prev);
-                /* dL/dpeephole_output */
+                /* dL/dpeephole_output (eq:cse-d-peephole-output) */
                 const double d_peephole_output = tmp1*(cell*cell);
                 delta[b * gate_stride + 0 * hidden_size + k] = d_update_pre;
                 delta[b * gate_stride + 1 * hidden_size + k] = d_forget_pre;
@@ -387,7 +389,8 @@ int lstm_noaf_forward_f64(
         lstm_sym_copy_f64(units, h0, h_states);
         lstm_sym_copy_f64(units, c0, c_states);
         /* Event projections of every step and gate at once (one matrix product), with both
-         * biases (the hidden projections below add to them): Z_event = X W_event^T + b_event + b_hidden */
+         * biases (the hidden projections below add to them): Z_event = X W_event^T + b_event + b_hidden
+         * (eq:projection-update-pre, eq:projection-forget-pre, eq:projection-candidate-pre, eq:projection-output-pre) */
         lstm_sym_broadcast_f64(steps * batch, rows, event_bias, hidden_bias, projection);
         lstm_sym_product_nt_f64(steps * batch, rows, event_size, events, event_weights, projection, pack, panel);
         for (t = 0; t < steps; ++t) {
@@ -511,7 +514,8 @@ int lstm_noaf_backward_f64(
             lstm_noaf_units_backward_f64(batch, hidden_size, 0u, batch, d_outputs + t * units,
                 d_h0, d_c0, h_states + t * units, c_states + t * units,
                 peephole_update, peephole_forget, peephole_output, saved + t * LSTM_NOAF_SAVED * units, delta_event + t * batch * rows, d_peephole_update, d_peephole_forget, d_peephole_output);
-            /* Backpropagation through time: dL/dh_{t-1} += Delta_hidden,t W_hidden */
+            /* Backpropagation through time: dL/dh_{t-1} += Delta_hidden,t W_hidden
+             * (eq:bptt-through-hidden) */
             if (pack != NULL && batch < LSTM_SYM_PACK_BATCH) {
                 lstm_sym_gemm_rows_f64(batch, hidden_size, rows, delta_hidden + t * batch * rows, rows,
                     packed_weights, d_h0);
@@ -524,7 +528,8 @@ int lstm_noaf_backward_f64(
             }
         }
         /* Linear adjoints over all steps at once (SymPy matrix calculus of Z = X W^T + 1 b^T):
-         *   dW = Delta^T X,  db = Delta^T 1,  dX = Delta W */
+         *   dW = Delta^T X,  db = Delta^T 1,  dX = Delta W
+         * (eq:linear-weights, eq:linear-bias, eq:linear-inputs) */
         lstm_sym_fill_f64(rows * event_size, 0.0, d_event_weights);
         lstm_sym_fill_f64(rows, 0.0, d_event_bias);
         lstm_sym_fill_f64(rows * hidden_size, 0.0, d_hidden_weights);
@@ -579,7 +584,8 @@ int lstm_noaf_step_forward_f64(
     }
     {
         double *const pre = work;
-        /* Z_event = x W_event^T + b_event + b_hidden (the hidden projection below adds to it) */
+        /* Z_event = x W_event^T + b_event + b_hidden (the hidden projection below adds to it;
+         * eq:projection-update-pre, eq:projection-forget-pre, eq:projection-candidate-pre, eq:projection-output-pre) */
         lstm_sym_broadcast_f64(batch, rows, event_bias, hidden_bias, work);
         lstm_sym_gemm_nt_f64(batch, rows, event_size, event, event_weights, work);
         /* Z_hidden = h_prev W_hidden^T + b_hidden, added to Z_event (which holds b_hidden) */
@@ -657,7 +663,8 @@ int lstm_noaf_step_backward_f64(
             peephole_update, peephole_forget, peephole_output, saved, delta_event, d_peephole_update, d_peephole_forget, d_peephole_output);
         /* dL/dh_prev += Delta_hidden W_hidden */
         lstm_sym_gemm_nn_f64(batch, hidden_size, rows, delta_hidden, rows, 1u, hidden_weights, d_h_prev);
-        /* Linear adjoints, added to the gradients: dW += Delta^T X, db += Delta^T 1; dX = Delta W */
+        /* Linear adjoints, added to the gradients: dW += Delta^T X, db += Delta^T 1; dX = Delta W
+         * (eq:linear-weights, eq:linear-bias, eq:linear-inputs) */
         lstm_sym_gemm_nn_f64(rows, event_size, batch, delta_event, 1u, rows, event, d_event_weights);
         lstm_sym_column_sums_f64(batch, rows, delta_event, d_event_bias);
         if (h_prev != NULL) {
@@ -708,17 +715,17 @@ static LSTM_SYM_WIDE_VECTORS void lstm_noaf_units_forward_f32(size_t batch, size
                 const float peephole_update = peephole_update_vector[k];
                 const float peephole_forget = peephole_forget_vector[k];
                 const float peephole_output = peephole_output_vector[k];
-                /* update = sigmoid(cell_prev*peephole_update + update_pre) */
+                /* update = sigmoid(cell_prev*peephole_update + update_pre) (eq:forward-update) */
                 const float update = lstm_sym_sigmoid_f32(update_pre + cell_prev*peephole_update);
-                /* forget = sigmoid(cell_prev*peephole_forget + forget_pre) */
+                /* forget = sigmoid(cell_prev*peephole_forget + forget_pre) (eq:forward-forget) */
                 const float forget = lstm_sym_sigmoid_f32(forget_pre + cell_prev*peephole_forget);
-                /* candidate = tanh(candidate_pre) */
+                /* candidate = tanh(candidate_pre) (eq:forward-candidate) */
                 const float candidate = lstm_sym_tanh_f32(candidate_pre);
-                /* cell = candidate*update + cell_prev*forget */
+                /* cell = candidate*update + cell_prev*forget (eq:forward-cell) */
                 const float cell = candidate*update + cell_prev*forget;
-                /* output = sigmoid(cell*peephole_output + output_pre) */
+                /* output = sigmoid(cell*peephole_output + output_pre) (eq:forward-output) */
                 const float output = lstm_sym_sigmoid_f32(output_pre + cell*peephole_output);
-                /* hidden = cell*output */
+                /* hidden = cell*output (eq:forward-hidden) */
                 const float hidden = cell*output;
                 h_next[u] = hidden;
                 c_next[u] = cell;
@@ -742,17 +749,17 @@ static LSTM_SYM_WIDE_VECTORS void lstm_noaf_units_forward_f32(size_t batch, size
                 const float peephole_update = peephole_update_vector[k];
                 const float peephole_forget = peephole_forget_vector[k];
                 const float peephole_output = peephole_output_vector[k];
-                /* update = sigmoid(cell_prev*peephole_update + update_pre) */
+                /* update = sigmoid(cell_prev*peephole_update + update_pre) (eq:forward-update) */
                 const float update = lstm_sym_sigmoid_f32(update_pre + cell_prev*peephole_update);
-                /* forget = sigmoid(cell_prev*peephole_forget + forget_pre) */
+                /* forget = sigmoid(cell_prev*peephole_forget + forget_pre) (eq:forward-forget) */
                 const float forget = lstm_sym_sigmoid_f32(forget_pre + cell_prev*peephole_forget);
-                /* candidate = tanh(candidate_pre) */
+                /* candidate = tanh(candidate_pre) (eq:forward-candidate) */
                 const float candidate = lstm_sym_tanh_f32(candidate_pre);
-                /* cell = candidate*update + cell_prev*forget */
+                /* cell = candidate*update + cell_prev*forget (eq:forward-cell) */
                 const float cell = candidate*update + cell_prev*forget;
-                /* output = sigmoid(cell*peephole_output + output_pre) */
+                /* output = sigmoid(cell*peephole_output + output_pre) (eq:forward-output) */
                 const float output = lstm_sym_sigmoid_f32(output_pre + cell*peephole_output);
-                /* hidden = cell*output */
+                /* hidden = cell*output (eq:forward-hidden) */
                 const float hidden = cell*output;
                 h_next[u] = hidden;
                 c_next[u] = cell;
@@ -809,33 +816,33 @@ static void lstm_noaf_units_backward_f32(size_t batch, size_t hidden_size, size_
                 const float candidate = saved[2 * units + u];
                 const float cell = saved[3 * units + u];
                 const float output = saved[4 * units + u];
-                /* common subexpression */
+                /* common subexpression (eq:cse-tmp0) */
                 const float tmp0 = d_hidden_carry*output;
-                /* common subexpression */
+                /* common subexpression (eq:cse-tmp1) */
                 const float tmp1 = tmp0*(1 - output);
-                /* dL/doutput_pre */
+                /* dL/doutput_pre (eq:cse-d-output-pre) */
                 const float d_output_pre = cell*tmp1;
-                /* dL/dcell */
+                /* dL/dcell (eq:cse-d-cell) */
                 const float d_cell = d_cell_carry + tmp0 + d_output_pre*peephole_output;
-                /* dL/dcandidate */
+                /* dL/dcandidate (eq:cse-d-candidate) */
                 const float d_candidate = d_cell*update;
-                /* dL/dupdate_pre */
+                /* dL/dupdate_pre (eq:cse-d-update-pre) */
                 const float d_update_pre = candidate*d_candidate*(1 - update);
-                /* common subexpression */
+                /* common subexpression (eq:cse-tmp2) */
                 const float tmp2 = d_cell*forget;
-                /* common subexpression */
+                /* common subexpression (eq:cse-tmp3) */
                 const float tmp3 = tmp2*(1 - forget);
-                /* dL/dforget_pre */
+                /* dL/dforget_pre (eq:cse-d-forget-pre) */
                 const float d_forget_pre = cell_prev*tmp3;
-                /* dL/dcandidate_pre */
+                /* dL/dcandidate_pre (eq:cse-d-candidate-pre) */
                 const float d_candidate_pre = d_candidate*(1 - (candidate*candidate));
-                /* dL/dcell_prev */
+                /* dL/dcell_prev (eq:cse-d-cell-prev) */
                 const float d_cell_prev = tmp2 + d_forget_pre*peephole_forget + d_update_pre*peephole_update;
-                /* dL/dpeephole_update */
+                /* dL/dpeephole_update (eq:cse-d-peephole-update) */
                 const float d_peephole_update = cell_prev*d_update_pre;
-                /* dL/dpeephole_forget */
+                /* dL/dpeephole_forget (eq:cse-d-peephole-forget) */
                 const float d_peephole_forget = tmp3*(cell_prev*cell_prev);
-                /* dL/dpeephole_output */
+                /* dL/dpeephole_output (eq:cse-d-peephole-output) */
                 const float d_peephole_output = tmp1*(cell*cell);
                 delta[b * gate_stride + 0 * hidden_size + k] = d_update_pre;
                 delta[b * gate_stride + 1 * hidden_size + k] = d_forget_pre;
@@ -864,33 +871,33 @@ static void lstm_noaf_units_backward_f32(size_t batch, size_t hidden_size, size_
                 const float candidate = saved[2 * units + u];
                 const float cell = saved[3 * units + u];
                 const float output = saved[4 * units + u];
-                /* common subexpression */
+                /* common subexpression (eq:cse-tmp0) */
                 const float tmp0 = d_hidden_carry*output;
-                /* common subexpression */
+                /* common subexpression (eq:cse-tmp1) */
                 const float tmp1 = tmp0*(1 - output);
-                /* dL/doutput_pre */
+                /* dL/doutput_pre (eq:cse-d-output-pre) */
                 const float d_output_pre = cell*tmp1;
-                /* dL/dcell */
+                /* dL/dcell (eq:cse-d-cell) */
                 const float d_cell = d_cell_carry + tmp0 + d_output_pre*peephole_output;
-                /* dL/dcandidate */
+                /* dL/dcandidate (eq:cse-d-candidate) */
                 const float d_candidate = d_cell*update;
-                /* dL/dupdate_pre */
+                /* dL/dupdate_pre (eq:cse-d-update-pre) */
                 const float d_update_pre = candidate*d_candidate*(1 - update);
-                /* common subexpression */
+                /* common subexpression (eq:cse-tmp2) */
                 const float tmp2 = d_cell*forget;
-                /* common subexpression */
+                /* common subexpression (eq:cse-tmp3) */
                 const float tmp3 = tmp2*(1 - forget);
-                /* dL/dforget_pre */
+                /* dL/dforget_pre (eq:cse-d-forget-pre) */
                 const float d_forget_pre = cell_prev*tmp3;
-                /* dL/dcandidate_pre */
+                /* dL/dcandidate_pre (eq:cse-d-candidate-pre) */
                 const float d_candidate_pre = d_candidate*(1 - (candidate*candidate));
-                /* dL/dcell_prev */
+                /* dL/dcell_prev (eq:cse-d-cell-prev) */
                 const float d_cell_prev = tmp2 + d_forget_pre*peephole_forget + d_update_pre*peephole_update;
-                /* dL/dpeephole_update */
+                /* dL/dpeephole_update (eq:cse-d-peephole-update) */
                 const float d_peephole_update = cell_prev*d_update_pre;
-                /* dL/dpeephole_forget */
+                /* dL/dpeephole_forget (eq:cse-d-peephole-forget) */
                 const float d_peephole_forget = tmp3*(cell_prev*cell_prev);
-                /* dL/dpeephole_output */
+                /* dL/dpeephole_output (eq:cse-d-peephole-output) */
                 const float d_peephole_output = tmp1*(cell*cell);
                 delta[b * gate_stride + 0 * hidden_size + k] = d_update_pre;
                 delta[b * gate_stride + 1 * hidden_size + k] = d_forget_pre;
@@ -970,7 +977,8 @@ int lstm_noaf_forward_f32(
         lstm_sym_copy_f32(units, h0, h_states);
         lstm_sym_copy_f32(units, c0, c_states);
         /* Event projections of every step and gate at once (one matrix product), with both
-         * biases (the hidden projections below add to them): Z_event = X W_event^T + b_event + b_hidden */
+         * biases (the hidden projections below add to them): Z_event = X W_event^T + b_event + b_hidden
+         * (eq:projection-update-pre, eq:projection-forget-pre, eq:projection-candidate-pre, eq:projection-output-pre) */
         lstm_sym_broadcast_f32(steps * batch, rows, event_bias, hidden_bias, projection);
         lstm_sym_product_nt_f32(steps * batch, rows, event_size, events, event_weights, projection, pack, panel);
         for (t = 0; t < steps; ++t) {
@@ -1094,7 +1102,8 @@ int lstm_noaf_backward_f32(
             lstm_noaf_units_backward_f32(batch, hidden_size, 0u, batch, d_outputs + t * units,
                 d_h0, d_c0, h_states + t * units, c_states + t * units,
                 peephole_update, peephole_forget, peephole_output, saved + t * LSTM_NOAF_SAVED * units, delta_event + t * batch * rows, d_peephole_update, d_peephole_forget, d_peephole_output);
-            /* Backpropagation through time: dL/dh_{t-1} += Delta_hidden,t W_hidden */
+            /* Backpropagation through time: dL/dh_{t-1} += Delta_hidden,t W_hidden
+             * (eq:bptt-through-hidden) */
             if (pack != NULL && batch < LSTM_SYM_PACK_BATCH) {
                 lstm_sym_gemm_rows_f32(batch, hidden_size, rows, delta_hidden + t * batch * rows, rows,
                     packed_weights, d_h0);
@@ -1107,7 +1116,8 @@ int lstm_noaf_backward_f32(
             }
         }
         /* Linear adjoints over all steps at once (SymPy matrix calculus of Z = X W^T + 1 b^T):
-         *   dW = Delta^T X,  db = Delta^T 1,  dX = Delta W */
+         *   dW = Delta^T X,  db = Delta^T 1,  dX = Delta W
+         * (eq:linear-weights, eq:linear-bias, eq:linear-inputs) */
         lstm_sym_fill_f32(rows * event_size, 0.0F, d_event_weights);
         lstm_sym_fill_f32(rows, 0.0F, d_event_bias);
         lstm_sym_fill_f32(rows * hidden_size, 0.0F, d_hidden_weights);
@@ -1162,7 +1172,8 @@ int lstm_noaf_step_forward_f32(
     }
     {
         float *const pre = work;
-        /* Z_event = x W_event^T + b_event + b_hidden (the hidden projection below adds to it) */
+        /* Z_event = x W_event^T + b_event + b_hidden (the hidden projection below adds to it;
+         * eq:projection-update-pre, eq:projection-forget-pre, eq:projection-candidate-pre, eq:projection-output-pre) */
         lstm_sym_broadcast_f32(batch, rows, event_bias, hidden_bias, work);
         lstm_sym_gemm_nt_f32(batch, rows, event_size, event, event_weights, work);
         /* Z_hidden = h_prev W_hidden^T + b_hidden, added to Z_event (which holds b_hidden) */
@@ -1240,7 +1251,8 @@ int lstm_noaf_step_backward_f32(
             peephole_update, peephole_forget, peephole_output, saved, delta_event, d_peephole_update, d_peephole_forget, d_peephole_output);
         /* dL/dh_prev += Delta_hidden W_hidden */
         lstm_sym_gemm_nn_f32(batch, hidden_size, rows, delta_hidden, rows, 1u, hidden_weights, d_h_prev);
-        /* Linear adjoints, added to the gradients: dW += Delta^T X, db += Delta^T 1; dX = Delta W */
+        /* Linear adjoints, added to the gradients: dW += Delta^T X, db += Delta^T 1; dX = Delta W
+         * (eq:linear-weights, eq:linear-bias, eq:linear-inputs) */
         lstm_sym_gemm_nn_f32(rows, event_size, batch, delta_event, 1u, rows, event, d_event_weights);
         lstm_sym_column_sums_f32(batch, rows, delta_event, d_event_bias);
         if (h_prev != NULL) {

@@ -4,9 +4,11 @@
  * LSTMP, LSTM with a recurrent projection of the hidden state: the kernels declared in lstmp.h.
  * Per-unit arithmetic is printed by SymPy's C99 printer from the derivation (forward
  * equations, backward pass by sympy.diff, joint common-subexpression elimination); the loops and
- * matrix products around it come from lstm_sym/codegen/templates/c_source.c.jinja.
- * C99, <math.h> and <stdint.h> (plus <immintrin.h> when the target has AVX-512); no allocation,
- * no globals, no static state.
+ * matrix products around it come from lstm_sym/codegen/templates/c_source.c.jinja; the products,
+ * exp/tanh and the OpenMP sharing are the lstm_sym C runtime (lstm_sym_runtime.h, compile
+ * lstm_sym_runtime.c with this file). Labels in parentheses (eq:...) are the equations of
+ * derivations/lstmp.tex each block implements.
+ * C99 and <math.h>; no allocation, no globals, no static state.
  */
 #include "lstmp.h"
 
@@ -128,19 +130,19 @@ static LSTM_SYM_WIDE_VECTORS void lstmp_units_forward_f64(size_t batch, size_t h
                 const double candidate_pre = pre[b * gate_stride + 2 * hidden_size + k];
                 const double output_pre = pre[b * gate_stride + 3 * hidden_size + k];
                 const double cell_prev = c_prev[u];
-                /* forget = sigmoid(forget_pre) */
+                /* forget = sigmoid(forget_pre) (eq:forward-forget) */
                 const double forget = lstm_sym_sigmoid_f64(forget_pre);
-                /* update = sigmoid(update_pre) */
+                /* update = sigmoid(update_pre) (eq:forward-update) */
                 const double update = lstm_sym_sigmoid_f64(update_pre);
-                /* candidate = tanh(candidate_pre) */
+                /* candidate = tanh(candidate_pre) (eq:forward-candidate) */
                 const double candidate = lstm_sym_tanh_f64(candidate_pre);
-                /* output = sigmoid(output_pre) */
+                /* output = sigmoid(output_pre) (eq:forward-output) */
                 const double output = lstm_sym_sigmoid_f64(output_pre);
-                /* cell = candidate*update + cell_prev*forget */
+                /* cell = candidate*update + cell_prev*forget (eq:forward-cell) */
                 const double cell = candidate*update + cell_prev*forget;
                 /* tanh_cell = tanh(cell) */
                 const double tanh_cell = lstm_sym_tanh_f64(cell);
-                /* unprojected = output*tanh(cell) */
+                /* unprojected = output*tanh(cell) (eq:forward-unprojected) */
                 const double unprojected = output*tanh_cell;
                 h_next[u] = unprojected;
                 c_next[u] = cell;
@@ -162,19 +164,19 @@ static LSTM_SYM_WIDE_VECTORS void lstmp_units_forward_f64(size_t batch, size_t h
                 const double candidate_pre = pre[b * gate_stride + 2 * hidden_size + k];
                 const double output_pre = pre[b * gate_stride + 3 * hidden_size + k];
                 const double cell_prev = c_prev != NULL ? c_prev[u] : 0.0;
-                /* forget = sigmoid(forget_pre) */
+                /* forget = sigmoid(forget_pre) (eq:forward-forget) */
                 const double forget = lstm_sym_sigmoid_f64(forget_pre);
-                /* update = sigmoid(update_pre) */
+                /* update = sigmoid(update_pre) (eq:forward-update) */
                 const double update = lstm_sym_sigmoid_f64(update_pre);
-                /* candidate = tanh(candidate_pre) */
+                /* candidate = tanh(candidate_pre) (eq:forward-candidate) */
                 const double candidate = lstm_sym_tanh_f64(candidate_pre);
-                /* output = sigmoid(output_pre) */
+                /* output = sigmoid(output_pre) (eq:forward-output) */
                 const double output = lstm_sym_sigmoid_f64(output_pre);
-                /* cell = candidate*update + cell_prev*forget */
+                /* cell = candidate*update + cell_prev*forget (eq:forward-cell) */
                 const double cell = candidate*update + cell_prev*forget;
                 /* tanh_cell = tanh(cell) */
                 const double tanh_cell = lstm_sym_tanh_f64(cell);
-                /* unprojected = output*tanh(cell) */
+                /* unprojected = output*tanh(cell) (eq:forward-unprojected) */
                 const double unprojected = output*tanh_cell;
                 h_next[u] = unprojected;
                 c_next[u] = cell;
@@ -223,21 +225,21 @@ static void lstmp_units_backward_f64(size_t batch, size_t hidden_size, size_t fi
                 const double candidate = saved[2 * units + u];
                 const double output = saved[3 * units + u];
                 const double tanh_cell = saved[4 * units + u];
-                /* dL/dtanh_cell */
+                /* dL/dtanh_cell (eq:cse-d-tanh-cell) */
                 const double d_tanh_cell = d_unprojected_carry*output;
-                /* dL/dcell */
+                /* dL/dcell (eq:cse-d-cell) */
                 const double d_cell = d_cell_carry + d_tanh_cell*(1 - (tanh_cell*tanh_cell));
-                /* dL/dcandidate */
+                /* dL/dcandidate (eq:cse-d-candidate) */
                 const double d_candidate = d_cell*update;
-                /* dL/dcell_prev */
+                /* dL/dcell_prev (eq:cse-d-cell-prev) */
                 const double d_cell_prev = d_cell*forget;
-                /* dL/dupdate_pre */
+                /* dL/dupdate_pre (eq:cse-d-update-pre) */
                 const double d_update_pre = candidate*d_candidate*(1 - update);
-                /* dL/dforget_pre */
+                /* dL/dforget_pre (eq:cse-d-forget-pre) */
                 const double d_forget_pre = cell_prev*d_cell_prev*(1 - forget);
-                /* dL/dcandidate_pre */
+                /* dL/dcandidate_pre (eq:cse-d-candidate-pre) */
                 const double d_candidate_pre = d_candidate*(1 - (candidate*candidate));
-                /* dL/doutput_pre */
+                /* dL/doutput_pre (eq:cse-d-output-pre) */
                 const double d_output_pre = d_tanh_cell*tanh_cell*(1 - output);
                 delta[b * gate_stride + 0 * hidden_size + k] = d_update_pre;
                 delta[b * gate_stride + 1 * hidden_size + k] = d_forget_pre;
@@ -260,21 +262,21 @@ static void lstmp_units_backward_f64(size_t batch, size_t hidden_size, size_t fi
                 const double candidate = saved[2 * units + u];
                 const double output = saved[3 * units + u];
                 const double tanh_cell = saved[4 * units + u];
-                /* dL/dtanh_cell */
+                /* dL/dtanh_cell (eq:cse-d-tanh-cell) */
                 const double d_tanh_cell = d_unprojected_carry*output;
-                /* dL/dcell */
+                /* dL/dcell (eq:cse-d-cell) */
                 const double d_cell = d_cell_carry + d_tanh_cell*(1 - (tanh_cell*tanh_cell));
-                /* dL/dcandidate */
+                /* dL/dcandidate (eq:cse-d-candidate) */
                 const double d_candidate = d_cell*update;
-                /* dL/dcell_prev */
+                /* dL/dcell_prev (eq:cse-d-cell-prev) */
                 const double d_cell_prev = d_cell*forget;
-                /* dL/dupdate_pre */
+                /* dL/dupdate_pre (eq:cse-d-update-pre) */
                 const double d_update_pre = candidate*d_candidate*(1 - update);
-                /* dL/dforget_pre */
+                /* dL/dforget_pre (eq:cse-d-forget-pre) */
                 const double d_forget_pre = cell_prev*d_cell_prev*(1 - forget);
-                /* dL/dcandidate_pre */
+                /* dL/dcandidate_pre (eq:cse-d-candidate-pre) */
                 const double d_candidate_pre = d_candidate*(1 - (candidate*candidate));
-                /* dL/doutput_pre */
+                /* dL/doutput_pre (eq:cse-d-output-pre) */
                 const double d_output_pre = d_tanh_cell*tanh_cell*(1 - output);
                 delta[b * gate_stride + 0 * hidden_size + k] = d_update_pre;
                 delta[b * gate_stride + 1 * hidden_size + k] = d_forget_pre;
@@ -350,7 +352,8 @@ int lstmp_forward_f64(
         lstm_sym_copy_f64(projected_units, h0, h_states);
         lstm_sym_copy_f64(units, c0, c_states);
         /* Event projections of every step and gate at once (one matrix product), with both
-         * biases (the hidden projections below add to them): Z_event = X W_event^T + b_event + b_hidden */
+         * biases (the hidden projections below add to them): Z_event = X W_event^T + b_event + b_hidden
+         * (eq:projection-update-pre, eq:projection-forget-pre, eq:projection-candidate-pre, eq:projection-output-pre) */
         lstm_sym_broadcast_f64(steps * batch, rows, event_bias, hidden_bias, projection);
         lstm_sym_product_nt_f64(steps * batch, rows, event_size, events, event_weights, projection, pack, panel);
         for (t = 0; t < steps; ++t) {
@@ -381,7 +384,8 @@ int lstmp_forward_f64(
             lstmp_units_forward_f64(batch, hidden_size, 0u, batch, pre,
                 h_states + t * projected_units, c_states + t * units,
                 unit, c_states + (t + 1u) * units, saved + t * LSTMP_SAVED * units);
-            /* The projected state (one matrix product, no bias): hidden_t = unprojected_t W_projection^T */
+            /* The projected state (one matrix product, no bias): hidden_t = unprojected_t W_projection^T
+             * (eq:projection-hidden) */
             lstm_sym_fill_f64(projected_units, 0.0, h_states + (t + 1u) * projected_units);
             lstm_sym_product_nt_f64(batch, projection_size, hidden_size, unit, projection_weights,
                 h_states + (t + 1u) * projected_units, pack, panel);
@@ -495,7 +499,8 @@ int lstmp_backward_f64(
             lstmp_units_backward_f64(batch, hidden_size, 0u, batch, NULL,
                 d_unit, d_c0, h_states + t * projected_units, c_states + t * units,
                 saved + t * LSTMP_SAVED * units, delta_event + t * batch * rows);
-            /* Backpropagation through time: dL/dh_{t-1} = Delta_hidden,t W_hidden */
+            /* Backpropagation through time: dL/dh_{t-1} = Delta_hidden,t W_hidden
+             * (eq:bptt-through-hidden) */
             lstm_sym_fill_f64(projected_units, 0.0, d_h0);
             if (pack != NULL && batch < LSTM_SYM_PACK_BATCH) {
                 lstm_sym_gemm_rows_f64(batch, projection_size, rows, delta_hidden + t * batch * rows, rows,
@@ -509,7 +514,8 @@ int lstmp_backward_f64(
             }
         }
         /* Linear adjoints over all steps at once (SymPy matrix calculus of Z = X W^T + 1 b^T):
-         *   dW = Delta^T X,  db = Delta^T 1,  dX = Delta W */
+         *   dW = Delta^T X,  db = Delta^T 1,  dX = Delta W
+         * (eq:linear-weights, eq:linear-bias, eq:linear-inputs) */
         lstm_sym_fill_f64(rows * event_size, 0.0, d_event_weights);
         lstm_sym_fill_f64(rows, 0.0, d_event_bias);
         lstm_sym_fill_f64(rows * projection_size, 0.0, d_hidden_weights);
@@ -562,7 +568,8 @@ int lstmp_step_forward_f64(
     {
         double *const pre = work;
         double *const unit = work + LSTMP_DELTAS * batch * rows;
-        /* Z_event = x W_event^T + b_event + b_hidden (the hidden projection below adds to it) */
+        /* Z_event = x W_event^T + b_event + b_hidden (the hidden projection below adds to it;
+         * eq:projection-update-pre, eq:projection-forget-pre, eq:projection-candidate-pre, eq:projection-output-pre) */
         lstm_sym_broadcast_f64(batch, rows, event_bias, hidden_bias, work);
         lstm_sym_gemm_nt_f64(batch, rows, event_size, event, event_weights, work);
         /* Z_hidden = h_prev W_hidden^T + b_hidden, added to Z_event (which holds b_hidden) */
@@ -572,7 +579,7 @@ int lstmp_step_forward_f64(
         lstmp_units_forward_f64(batch, hidden_size, 0u, batch, pre,
             h_prev, c_prev,
             unit, c_next, saved);
-        /* The projected state: hidden = unprojected W_projection^T */
+        /* The projected state: hidden = unprojected W_projection^T (eq:projection-hidden) */
         lstm_sym_fill_f64(batch * projection_size, 0.0, h_next);
         lstm_sym_gemm_nt_f64(batch, projection_size, hidden_size, unit, projection_weights, h_next);
     }
@@ -645,7 +652,8 @@ int lstmp_step_backward_f64(
         /* dL/dh_prev = Delta_hidden W_hidden */
         lstm_sym_fill_f64(batch * projection_size, 0.0, d_h_prev);
         lstm_sym_gemm_nn_f64(batch, projection_size, rows, delta_hidden, rows, 1u, hidden_weights, d_h_prev);
-        /* Linear adjoints, added to the gradients: dW += Delta^T X, db += Delta^T 1; dX = Delta W */
+        /* Linear adjoints, added to the gradients: dW += Delta^T X, db += Delta^T 1; dX = Delta W
+         * (eq:linear-weights, eq:linear-bias, eq:linear-inputs) */
         lstm_sym_gemm_nn_f64(rows, event_size, batch, delta_event, 1u, rows, event, d_event_weights);
         lstm_sym_column_sums_f64(batch, rows, delta_event, d_event_bias);
         if (h_prev != NULL) {
@@ -690,19 +698,19 @@ static LSTM_SYM_WIDE_VECTORS void lstmp_units_forward_f32(size_t batch, size_t h
                 const float candidate_pre = pre[b * gate_stride + 2 * hidden_size + k];
                 const float output_pre = pre[b * gate_stride + 3 * hidden_size + k];
                 const float cell_prev = c_prev[u];
-                /* forget = sigmoid(forget_pre) */
+                /* forget = sigmoid(forget_pre) (eq:forward-forget) */
                 const float forget = lstm_sym_sigmoid_f32(forget_pre);
-                /* update = sigmoid(update_pre) */
+                /* update = sigmoid(update_pre) (eq:forward-update) */
                 const float update = lstm_sym_sigmoid_f32(update_pre);
-                /* candidate = tanh(candidate_pre) */
+                /* candidate = tanh(candidate_pre) (eq:forward-candidate) */
                 const float candidate = lstm_sym_tanh_f32(candidate_pre);
-                /* output = sigmoid(output_pre) */
+                /* output = sigmoid(output_pre) (eq:forward-output) */
                 const float output = lstm_sym_sigmoid_f32(output_pre);
-                /* cell = candidate*update + cell_prev*forget */
+                /* cell = candidate*update + cell_prev*forget (eq:forward-cell) */
                 const float cell = candidate*update + cell_prev*forget;
                 /* tanh_cell = tanh(cell) */
                 const float tanh_cell = lstm_sym_tanh_f32(cell);
-                /* unprojected = output*tanh(cell) */
+                /* unprojected = output*tanh(cell) (eq:forward-unprojected) */
                 const float unprojected = output*tanh_cell;
                 h_next[u] = unprojected;
                 c_next[u] = cell;
@@ -724,19 +732,19 @@ static LSTM_SYM_WIDE_VECTORS void lstmp_units_forward_f32(size_t batch, size_t h
                 const float candidate_pre = pre[b * gate_stride + 2 * hidden_size + k];
                 const float output_pre = pre[b * gate_stride + 3 * hidden_size + k];
                 const float cell_prev = c_prev != NULL ? c_prev[u] : 0.0F;
-                /* forget = sigmoid(forget_pre) */
+                /* forget = sigmoid(forget_pre) (eq:forward-forget) */
                 const float forget = lstm_sym_sigmoid_f32(forget_pre);
-                /* update = sigmoid(update_pre) */
+                /* update = sigmoid(update_pre) (eq:forward-update) */
                 const float update = lstm_sym_sigmoid_f32(update_pre);
-                /* candidate = tanh(candidate_pre) */
+                /* candidate = tanh(candidate_pre) (eq:forward-candidate) */
                 const float candidate = lstm_sym_tanh_f32(candidate_pre);
-                /* output = sigmoid(output_pre) */
+                /* output = sigmoid(output_pre) (eq:forward-output) */
                 const float output = lstm_sym_sigmoid_f32(output_pre);
-                /* cell = candidate*update + cell_prev*forget */
+                /* cell = candidate*update + cell_prev*forget (eq:forward-cell) */
                 const float cell = candidate*update + cell_prev*forget;
                 /* tanh_cell = tanh(cell) */
                 const float tanh_cell = lstm_sym_tanh_f32(cell);
-                /* unprojected = output*tanh(cell) */
+                /* unprojected = output*tanh(cell) (eq:forward-unprojected) */
                 const float unprojected = output*tanh_cell;
                 h_next[u] = unprojected;
                 c_next[u] = cell;
@@ -785,21 +793,21 @@ static void lstmp_units_backward_f32(size_t batch, size_t hidden_size, size_t fi
                 const float candidate = saved[2 * units + u];
                 const float output = saved[3 * units + u];
                 const float tanh_cell = saved[4 * units + u];
-                /* dL/dtanh_cell */
+                /* dL/dtanh_cell (eq:cse-d-tanh-cell) */
                 const float d_tanh_cell = d_unprojected_carry*output;
-                /* dL/dcell */
+                /* dL/dcell (eq:cse-d-cell) */
                 const float d_cell = d_cell_carry + d_tanh_cell*(1 - (tanh_cell*tanh_cell));
-                /* dL/dcandidate */
+                /* dL/dcandidate (eq:cse-d-candidate) */
                 const float d_candidate = d_cell*update;
-                /* dL/dcell_prev */
+                /* dL/dcell_prev (eq:cse-d-cell-prev) */
                 const float d_cell_prev = d_cell*forget;
-                /* dL/dupdate_pre */
+                /* dL/dupdate_pre (eq:cse-d-update-pre) */
                 const float d_update_pre = candidate*d_candidate*(1 - update);
-                /* dL/dforget_pre */
+                /* dL/dforget_pre (eq:cse-d-forget-pre) */
                 const float d_forget_pre = cell_prev*d_cell_prev*(1 - forget);
-                /* dL/dcandidate_pre */
+                /* dL/dcandidate_pre (eq:cse-d-candidate-pre) */
                 const float d_candidate_pre = d_candidate*(1 - (candidate*candidate));
-                /* dL/doutput_pre */
+                /* dL/doutput_pre (eq:cse-d-output-pre) */
                 const float d_output_pre = d_tanh_cell*tanh_cell*(1 - output);
                 delta[b * gate_stride + 0 * hidden_size + k] = d_update_pre;
                 delta[b * gate_stride + 1 * hidden_size + k] = d_forget_pre;
@@ -822,21 +830,21 @@ static void lstmp_units_backward_f32(size_t batch, size_t hidden_size, size_t fi
                 const float candidate = saved[2 * units + u];
                 const float output = saved[3 * units + u];
                 const float tanh_cell = saved[4 * units + u];
-                /* dL/dtanh_cell */
+                /* dL/dtanh_cell (eq:cse-d-tanh-cell) */
                 const float d_tanh_cell = d_unprojected_carry*output;
-                /* dL/dcell */
+                /* dL/dcell (eq:cse-d-cell) */
                 const float d_cell = d_cell_carry + d_tanh_cell*(1 - (tanh_cell*tanh_cell));
-                /* dL/dcandidate */
+                /* dL/dcandidate (eq:cse-d-candidate) */
                 const float d_candidate = d_cell*update;
-                /* dL/dcell_prev */
+                /* dL/dcell_prev (eq:cse-d-cell-prev) */
                 const float d_cell_prev = d_cell*forget;
-                /* dL/dupdate_pre */
+                /* dL/dupdate_pre (eq:cse-d-update-pre) */
                 const float d_update_pre = candidate*d_candidate*(1 - update);
-                /* dL/dforget_pre */
+                /* dL/dforget_pre (eq:cse-d-forget-pre) */
                 const float d_forget_pre = cell_prev*d_cell_prev*(1 - forget);
-                /* dL/dcandidate_pre */
+                /* dL/dcandidate_pre (eq:cse-d-candidate-pre) */
                 const float d_candidate_pre = d_candidate*(1 - (candidate*candidate));
-                /* dL/doutput_pre */
+                /* dL/doutput_pre (eq:cse-d-output-pre) */
                 const float d_output_pre = d_tanh_cell*tanh_cell*(1 - output);
                 delta[b * gate_stride + 0 * hidden_size + k] = d_update_pre;
                 delta[b * gate_stride + 1 * hidden_size + k] = d_forget_pre;
@@ -912,7 +920,8 @@ int lstmp_forward_f32(
         lstm_sym_copy_f32(projected_units, h0, h_states);
         lstm_sym_copy_f32(units, c0, c_states);
         /* Event projections of every step and gate at once (one matrix product), with both
-         * biases (the hidden projections below add to them): Z_event = X W_event^T + b_event + b_hidden */
+         * biases (the hidden projections below add to them): Z_event = X W_event^T + b_event + b_hidden
+         * (eq:projection-update-pre, eq:projection-forget-pre, eq:projection-candidate-pre, eq:projection-output-pre) */
         lstm_sym_broadcast_f32(steps * batch, rows, event_bias, hidden_bias, projection);
         lstm_sym_product_nt_f32(steps * batch, rows, event_size, events, event_weights, projection, pack, panel);
         for (t = 0; t < steps; ++t) {
@@ -943,7 +952,8 @@ int lstmp_forward_f32(
             lstmp_units_forward_f32(batch, hidden_size, 0u, batch, pre,
                 h_states + t * projected_units, c_states + t * units,
                 unit, c_states + (t + 1u) * units, saved + t * LSTMP_SAVED * units);
-            /* The projected state (one matrix product, no bias): hidden_t = unprojected_t W_projection^T */
+            /* The projected state (one matrix product, no bias): hidden_t = unprojected_t W_projection^T
+             * (eq:projection-hidden) */
             lstm_sym_fill_f32(projected_units, 0.0F, h_states + (t + 1u) * projected_units);
             lstm_sym_product_nt_f32(batch, projection_size, hidden_size, unit, projection_weights,
                 h_states + (t + 1u) * projected_units, pack, panel);
@@ -1057,7 +1067,8 @@ int lstmp_backward_f32(
             lstmp_units_backward_f32(batch, hidden_size, 0u, batch, NULL,
                 d_unit, d_c0, h_states + t * projected_units, c_states + t * units,
                 saved + t * LSTMP_SAVED * units, delta_event + t * batch * rows);
-            /* Backpropagation through time: dL/dh_{t-1} = Delta_hidden,t W_hidden */
+            /* Backpropagation through time: dL/dh_{t-1} = Delta_hidden,t W_hidden
+             * (eq:bptt-through-hidden) */
             lstm_sym_fill_f32(projected_units, 0.0F, d_h0);
             if (pack != NULL && batch < LSTM_SYM_PACK_BATCH) {
                 lstm_sym_gemm_rows_f32(batch, projection_size, rows, delta_hidden + t * batch * rows, rows,
@@ -1071,7 +1082,8 @@ int lstmp_backward_f32(
             }
         }
         /* Linear adjoints over all steps at once (SymPy matrix calculus of Z = X W^T + 1 b^T):
-         *   dW = Delta^T X,  db = Delta^T 1,  dX = Delta W */
+         *   dW = Delta^T X,  db = Delta^T 1,  dX = Delta W
+         * (eq:linear-weights, eq:linear-bias, eq:linear-inputs) */
         lstm_sym_fill_f32(rows * event_size, 0.0F, d_event_weights);
         lstm_sym_fill_f32(rows, 0.0F, d_event_bias);
         lstm_sym_fill_f32(rows * projection_size, 0.0F, d_hidden_weights);
@@ -1124,7 +1136,8 @@ int lstmp_step_forward_f32(
     {
         float *const pre = work;
         float *const unit = work + LSTMP_DELTAS * batch * rows;
-        /* Z_event = x W_event^T + b_event + b_hidden (the hidden projection below adds to it) */
+        /* Z_event = x W_event^T + b_event + b_hidden (the hidden projection below adds to it;
+         * eq:projection-update-pre, eq:projection-forget-pre, eq:projection-candidate-pre, eq:projection-output-pre) */
         lstm_sym_broadcast_f32(batch, rows, event_bias, hidden_bias, work);
         lstm_sym_gemm_nt_f32(batch, rows, event_size, event, event_weights, work);
         /* Z_hidden = h_prev W_hidden^T + b_hidden, added to Z_event (which holds b_hidden) */
@@ -1134,7 +1147,7 @@ int lstmp_step_forward_f32(
         lstmp_units_forward_f32(batch, hidden_size, 0u, batch, pre,
             h_prev, c_prev,
             unit, c_next, saved);
-        /* The projected state: hidden = unprojected W_projection^T */
+        /* The projected state: hidden = unprojected W_projection^T (eq:projection-hidden) */
         lstm_sym_fill_f32(batch * projection_size, 0.0F, h_next);
         lstm_sym_gemm_nt_f32(batch, projection_size, hidden_size, unit, projection_weights, h_next);
     }
@@ -1207,7 +1220,8 @@ int lstmp_step_backward_f32(
         /* dL/dh_prev = Delta_hidden W_hidden */
         lstm_sym_fill_f32(batch * projection_size, 0.0F, d_h_prev);
         lstm_sym_gemm_nn_f32(batch, projection_size, rows, delta_hidden, rows, 1u, hidden_weights, d_h_prev);
-        /* Linear adjoints, added to the gradients: dW += Delta^T X, db += Delta^T 1; dX = Delta W */
+        /* Linear adjoints, added to the gradients: dW += Delta^T X, db += Delta^T 1; dX = Delta W
+         * (eq:linear-weights, eq:linear-bias, eq:linear-inputs) */
         lstm_sym_gemm_nn_f32(rows, event_size, batch, delta_event, 1u, rows, event, d_event_weights);
         lstm_sym_column_sums_f32(batch, rows, delta_event, d_event_bias);
         if (h_prev != NULL) {

@@ -12,7 +12,7 @@ from sympy.printing.c import reserved_words as c_keywords
 
 from ..derive import Derivation, carry
 from ..spec import SpecError, where_used
-from . import c_api
+from . import c_api, latex_document
 from .c_printer import PRECISIONS, c_code
 from .templates import render
 
@@ -97,7 +97,22 @@ def _projection_kernels(derivation: Derivation) -> dict[str, str] | None:
     return {"weights": "Delta^T X", "inputs": "Delta W"}
 
 
-def _precision(derivation: Derivation, prefix: str, suffix: str) -> dict:
+def _labels(derivation: Derivation) -> set[str]:
+    """The ``\\label``s of the equations in ``derivations/<cell>.tex``, which the C cites."""
+    document = latex_document.build(derivation)
+    return {e.label for equations in document.sections.values() for e in equations}
+
+
+def _cite(labels: set[str], *candidates: str) -> str:
+    """The first of ``candidates`` that is an equation of the derivation, else ``""``."""
+    return next((label for label in candidates if label in labels), "")
+
+
+def _eq(kind: str, name: str) -> str:
+    return f"eq:{kind}-{name.replace('_', '-')}"
+
+
+def _precision(derivation: Derivation, prefix: str, suffix: str, labels: set[str]) -> dict:
     """Everything precision-dependent: the printed per-unit code and the numerics helpers."""
 
     def code(expr) -> str:
@@ -111,11 +126,19 @@ def _precision(derivation: Derivation, prefix: str, suffix: str) -> dict:
         "panel": f"LSTM_SYM_PANEL_{suffix.upper()}",
         "zero": code(sp.Float(0)),
         "forward_lines": [
-            {"note": a.note, "code": f"const {ctype} {a.target} = {code(a.expr)};"}
+            {
+                "note": a.note,
+                "code": f"const {ctype} {a.target} = {code(a.expr)};",
+                "label": _cite(labels, _eq("forward", a.target.name)),
+            }
             for a in derivation.forward
         ],
         "backward_lines": [
-            {"note": a.note, "code": f"const {ctype} {a.target} = {code(a.expr)};"}
+            {
+                "note": a.note,
+                "code": f"const {ctype} {a.target} = {code(a.expr)};",
+                "label": _cite(labels, _eq("cse", a.target.name)),
+            }
             for a in derivation.backward.chain
         ],
         "prev_adjoints": {
@@ -128,7 +151,7 @@ def _precision(derivation: Derivation, prefix: str, suffix: str) -> dict:
         "unit_adjoints": {
             p.name: code(derivation.backward.outputs[p]) for p in derivation.spec.unit_parameters
         },
-        **_source_stages(derivation, code, ctype),
+        **_source_stages(derivation, code, ctype, labels),
     }
 
 
@@ -142,7 +165,7 @@ def _needed(assignments, wanted: set) -> list:
     return keep[::-1]
 
 
-def _source_stages(derivation: Derivation, code, ctype) -> dict:
+def _source_stages(derivation: Derivation, code, ctype, labels: set[str]) -> dict:
     """Hidden sources: the forward's first per-unit stage (only what the sources need) and the
     backward's second stage (the sourced gates' hidden-part adjoints)."""
     spec = derivation.spec
@@ -151,7 +174,14 @@ def _source_stages(derivation: Derivation, code, ctype) -> dict:
     sources = set(spec.unit_sources)
     first = _needed(derivation.forward[: derivation.lowered.stage], set(sources))
     chain = derivation.source_backward.chain
-    line = lambda a: {"note": a.note, "code": f"const {ctype} {a.target} = {code(a.expr)};"}  # noqa: E731
+
+    def line(a) -> dict:
+        return {
+            "note": a.note,
+            "code": f"const {ctype} {a.target} = {code(a.expr)};",
+            "label": _cite(labels, _eq("forward", a.target.name), _eq("cse", a.target.name)),
+        }
+
     return {
         "source_forward_lines": [line(a) for a in first],
         "source_forward_reads": sorted(
@@ -204,6 +234,7 @@ def context(derivation: Derivation, command: str) -> dict:
         for s in spec.states
     ]
     sources = _sources(spec, cache_values)
+    labels = _labels(derivation)
     return {
         "name": spec.name,
         "prefix": prefix,
@@ -249,7 +280,27 @@ def context(derivation: Derivation, command: str) -> dict:
             }
             for f in api
         ],
-        "precisions": [_precision(derivation, prefix, suffix) for suffix in ("f64", "f32")],
+        "precisions": [_precision(derivation, prefix, suffix, labels) for suffix in ("f64", "f32")],
+        # The equations of derivations/<cell>.tex the blocks of the C implement
+        "cites": {
+            "projections": ", ".join(
+                label
+                for g in derivation.gate_inputs
+                if (label := _cite(labels, _eq("projection", g.symbol.name)))
+            ),
+            "projected": _cite(labels, _eq("projection", spec.projected_state.new.name))
+            if spec.projected_state is not None
+            else "",
+            "bptt": _cite(
+                labels,
+                *(_eq("bptt-through", s.name) for s in spec.states if s.prev == spec.recurrent),
+            ),
+            "linear": ", ".join(
+                label
+                for kind in ("weights", "bias", "inputs")
+                if (label := _cite(labels, _eq("linear", kind)))
+            ),
+        },
         **sources,
         # Both weight gradients (and the bias gradient) from one packing of the deltas: the
         # gates share their deltas, read only the recurrent state, one block each.
