@@ -8,7 +8,7 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-#ifdef LSTM_SYM_AVX512
+#if defined(LSTM_SYM_AVX512) || defined(LSTM_SYM_AVX2)
 #include <immintrin.h>
 #endif
 
@@ -56,6 +56,7 @@ static int lstm_sym_cblas_fits(size_t a, size_t b, size_t c, size_t d)
  *   VW, CHUNK              elements per 512-bit vector (AVX-512 kernel), per two 256-bit
  *                          vectors (portable kernel); PNR is four of either
  *   VEC, VEC_*             the AVX-512 vector type and intrinsics
+ *   HW, HALF, HALF_*       elements per 256-bit vector, its type and intrinsics (AVX2 kernel)
  *   CBLAS_GEMM             cblas_dgemm or cblas_sgemm */
 #define MR LSTM_SYM_TILE_ROWS
 #define KC LSTM_SYM_TILE_TERMS
@@ -82,6 +83,13 @@ static int lstm_sym_cblas_fits(size_t a, size_t b, size_t c, size_t d)
 #define VEC_STORE _mm512_storeu_pd
 #define VEC_FMADD _mm512_fmadd_pd
 #define VEC_ADD _mm512_add_pd
+#define HW 4u
+#define HALF __m256d
+#define HALF_ZERO _mm256_setzero_pd
+#define HALF_SET1 _mm256_set1_pd
+#define HALF_LOAD _mm256_loadu_pd
+#define HALF_STORE _mm256_storeu_pd
+#define HALF_FMADD _mm256_fmadd_pd
 #define CBLAS_GEMM LSTM_SYM_CBLAS(cblas_dgemm)
 #include "lstm_sym_runtime_real.inc"
 #undef REAL
@@ -101,6 +109,13 @@ static int lstm_sym_cblas_fits(size_t a, size_t b, size_t c, size_t d)
 #undef VEC_STORE
 #undef VEC_FMADD
 #undef VEC_ADD
+#undef HW
+#undef HALF
+#undef HALF_ZERO
+#undef HALF_SET1
+#undef HALF_LOAD
+#undef HALF_STORE
+#undef HALF_FMADD
 #undef CBLAS_GEMM
 
 /* ---- float ---- */
@@ -121,6 +136,13 @@ static int lstm_sym_cblas_fits(size_t a, size_t b, size_t c, size_t d)
 #define VEC_STORE _mm512_storeu_ps
 #define VEC_FMADD _mm512_fmadd_ps
 #define VEC_ADD _mm512_add_ps
+#define HW 8u
+#define HALF __m256
+#define HALF_ZERO _mm256_setzero_ps
+#define HALF_SET1 _mm256_set1_ps
+#define HALF_LOAD _mm256_loadu_ps
+#define HALF_STORE _mm256_storeu_ps
+#define HALF_FMADD _mm256_fmadd_ps
 #define CBLAS_GEMM LSTM_SYM_CBLAS(cblas_sgemm)
 #include "lstm_sym_runtime_real.inc"
 #undef REAL
@@ -140,6 +162,13 @@ static int lstm_sym_cblas_fits(size_t a, size_t b, size_t c, size_t d)
 #undef VEC_STORE
 #undef VEC_FMADD
 #undef VEC_ADD
+#undef HW
+#undef HALF
+#undef HALF_ZERO
+#undef HALF_SET1
+#undef HALF_LOAD
+#undef HALF_STORE
+#undef HALF_FMADD
 #undef CBLAS_GEMM
 #undef MR
 #undef KC

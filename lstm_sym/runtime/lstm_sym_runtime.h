@@ -14,7 +14,9 @@
  * target has AVX-512, <omp.h> with -fopenmp.
  *
  * Build-time options:
- *   -DLSTM_SYM_PORTABLE     the plain-C micro-kernels even where AVX-512 is available;
+ *   -DLSTM_SYM_PORTABLE     the plain-C micro-kernels even where AVX-512 or AVX2 + FMA is
+ *                           available (by default their intrinsics, chosen by the compiler's
+ *                           target macros);
  *   -DLSTM_SYM_USE_CBLAS    the unpacked products through a CBLAS library (plus
  *                           -DLSTM_SYM_CBLAS_PREFIX=scipy_ for prefixed symbols); link it.
  * No allocation, no globals, no static state: every function is reentrant and thread-safe.
@@ -32,6 +34,9 @@
  * vectorize. */
 #if defined(__AVX512F__) && !defined(LSTM_SYM_PORTABLE)
 #define LSTM_SYM_AVX512 1
+#elif defined(__AVX2__) && defined(__FMA__) && !defined(LSTM_SYM_PORTABLE)
+/* Else AVX2 + FMA intrinsics where the compiler targets them (e.g. -march=haswell). */
+#define LSTM_SYM_AVX2 1
 #endif
 /* The cells' forward per-unit loops (their activations are most of a step's arithmetic outside
  * the products) in 512-bit vectors where GCC targets AVX-512, which by default prefers 256 bits:

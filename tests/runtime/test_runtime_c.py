@@ -19,6 +19,7 @@ BINDING = ("-O3", "-march=native", "-ffp-contract=fast")  # lstm_sym.native's op
 VARIANTS = {
     "binding flags (AVX-512 kernel where the CPU has it)": (BINDING, {}),
     "binding flags with LSTM_SYM_PORTABLE": ((*BINDING, "-DLSTM_SYM_PORTABLE"), {}),
+    "AVX2 + FMA kernel (-march=haswell)": (("-O3", "-march=haswell", "-ffp-contract=fast"), {}),
     "plain c99 -O2 (an embedding user's build)": (("-O2",), {}),
     "OpenMP on two threads": ((*BINDING, "-fopenmp"), {"OMP_NUM_THREADS": "2"}),
     "address and undefined-behaviour sanitizers": (("-O1", "-march=native", *SANITIZE), {}),
@@ -27,6 +28,15 @@ VARIANTS = {
         {},
     ),
 }
+
+
+def _cpu_has(*features: str) -> bool:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            flags = set(handle.read().split())
+    except OSError:
+        return False
+    return set(features) <= flags
 
 
 def _build(tmp_path, flags, precision) -> str:
@@ -49,6 +59,8 @@ def _build(tmp_path, flags, precision) -> str:
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_runtime_routines_match_naive_references_and_libm(tmp_path, variant, precision):
     flags, environment = VARIANTS[variant]
+    if "-march=haswell" in flags and not _cpu_has("avx2", "fma"):
+        pytest.skip("this CPU has no AVX2 + FMA")
     program = _build(tmp_path, flags, precision)
     result = subprocess.run(
         [program], capture_output=True, text=True, env={**os.environ, **environment}, timeout=600
