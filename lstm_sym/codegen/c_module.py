@@ -1,8 +1,11 @@
 """C emitter: prints a :class:`~lstm_sym.derive.Derivation` as ``generated/<cell>.h`` and ``.c``.
 
-The layout (argument checks, loops, matrix products) lives in ``templates/c_header.h.jinja``
-and ``templates/c_source.c.jinja``; every per-unit expression is printed from the derivation
-by :mod:`.c_printer`, once per precision (``_f64`` and ``_f32`` entry points).
+The layout (argument checks, loops, calls of the matrix products) lives in
+``templates/c_header.h.jinja`` and ``templates/c_source.c.jinja``; every per-unit expression is
+printed from the derivation by :mod:`.c_printer`, once per precision (``_f64`` and ``_f32``
+entry points). The matrix products, exp/tanh/sigmoid and the OpenMP sharing are the
+hand-written C runtime in ``lstm_sym/runtime`` (copied into ``generated/`` beside the cells);
+each block of a cell cites the label of its equation in ``derivations/<cell>.tex``.
 """
 
 from __future__ import annotations
@@ -44,8 +47,14 @@ def _unit_scope(spec) -> set[str]:
 
 def _check_names(derivation: Derivation, api_names: set[str]) -> None:
     """Spec symbols become C locals of the per-unit functions: no clash with their parameters,
-    the kernel's own names, C keywords or the cell's helper functions (``<cell>_...``)."""
+    the kernel's own names, C keywords, the cell's helper functions (``<cell>_...``) or the
+    runtime's (``lstm_sym_...``); nor may the cell's own prefix be the runtime's."""
     spec = derivation.spec
+    if spec.name == RUNTIME or spec.name.startswith(RUNTIME + "_"):
+        raise SpecError(
+            f"cell {spec.name!r}: the name prefix {RUNTIME!r} belongs to the lstm_sym C runtime; "
+            "rename the cell"
+        )
     symbols = {a.target for a in derivation.forward} | set(derivation.lowered.inputs)
     symbols |= {a.target for a in derivation.backward.chain} | set(derivation.backward.carries)
     for symbol in sorted(symbols, key=lambda s: s.name):
@@ -53,6 +62,7 @@ def _check_names(derivation: Derivation, api_names: set[str]) -> None:
             symbol.name in RESERVED
             or symbol.name in api_names
             or symbol.name.startswith(spec.name + "_")
+            or symbol.name.startswith(RUNTIME + "_")
         ):
             raise SpecError(
                 f"cell {spec.name!r}, {where_used(spec, symbol.name)}: symbol {symbol.name!r} "
