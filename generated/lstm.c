@@ -3,9 +3,9 @@
  *
  * LSTM cell (seed tutorial form, no peepholes): the kernels declared in lstm.h.
  * Per-unit arithmetic is printed by SymPy's C99 printer from the derivation (forward
- * equations, backward pass by sympy.diff, joint common-subexpression elimination); the loops and
- * matrix products around it come from lstm_sym/codegen/templates/c_source.c.jinja; the products,
- * exp/tanh and the OpenMP sharing are the lstm_sym C runtime (lstm_sym_runtime.h, compile
+ * equations, backward pass by sympy.diff, joint common-subexpression elimination); the loops
+ * around it come from lstm_sym/codegen/templates/c_source.c.jinja. The matrix products, exp/tanh
+ * and the OpenMP sharing are the lstm_sym C runtime (lstm_sym_runtime.h; compile
  * lstm_sym_runtime.c with this file). Labels in parentheses (eq:...) are the equations of
  * derivations/lstm.tex each block implements.
  * C99 and <math.h>; no allocation, no globals, no static state.
