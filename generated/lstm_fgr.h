@@ -3,7 +3,8 @@
  *
  * Greff FGR: peephole LSTM with full gate recurrence:
  * forward pass and backpropagation through time in C99, derived with SymPy.
- * Needs only a C99 compiler and <math.h> (link with -lm).
+ * Needs only a C99 compiler and <math.h> (link with -lm). Compile lstm_fgr.c together with
+ * lstm_sym_runtime.c (beside it in generated/), or use one file: lstm-sym amalgamate lstm_fgr.
  *
  * No allocation, no globals, no static state: every function is reentrant and thread-safe.
  * All buffers belong to the caller, are row-major and contiguous, and must not overlap
@@ -79,6 +80,8 @@
 
 #include <stddef.h>
 
+#include "lstm_sym_tuning.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -98,11 +101,7 @@ extern "C" {
  * overflow; these macros do not). */
 /* The packing area at the end of the cache: the recurrent weights packed for the
  * matrix products of every step, and blocks of the other products' operands. */
-#define LSTM_FGR_PACK_ROUND(n) (((size_t)(n) + 63u) / 64u * 64u)
-#define LSTM_FGR_PACK_SIZE(rows, recurrent) \
-    (LSTM_FGR_PACK_ROUND(rows) * LSTM_FGR_PACK_ROUND(recurrent) + \
-     256u * (LSTM_FGR_PACK_ROUND(rows) > LSTM_FGR_PACK_ROUND(recurrent) ? \
-     LSTM_FGR_PACK_ROUND(rows) : LSTM_FGR_PACK_ROUND(recurrent)) + 128u * 256u + 16u)
+#define LSTM_FGR_PACK_SIZE(rows, recurrent) LSTM_SYM_PACK_SIZE(rows, recurrent)
 #define LSTM_FGR_CACHE_SIZE(steps, batch, hidden_size) \
     ((size_t)(batch) * (size_t)(hidden_size) * \
      ((size_t)LSTM_FGR_STATES * ((size_t)(steps) + 1u) + \

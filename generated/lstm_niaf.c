@@ -3,110 +3,30 @@
  *
  * LSTM-NIAF, no input activation function (Greff et al.): the kernels declared in lstm_niaf.h.
  * Per-unit arithmetic is printed by SymPy's C99 printer from the derivation (forward
- * equations, backward pass by sympy.diff, joint common-subexpression elimination); the loops and
- * matrix products around it come from lstm_sym/codegen/templates/c_source.c.jinja.
- * C99, <math.h> and <stdint.h> (plus <immintrin.h> when the target has AVX-512); no allocation,
- * no globals, no static state.
+ * equations, backward pass by sympy.diff, joint common-subexpression elimination); the loops
+ * around it come from lstm_sym/codegen/templates/c_source.c.jinja. The matrix products, exp/tanh
+ * and the OpenMP sharing are the lstm_sym C runtime (lstm_sym_runtime.h; compile
+ * lstm_sym_runtime.c with this file). Labels in parentheses (eq:...) are the equations of
+ * derivations/lstm_niaf.tex each block implements.
+ * C99 and <math.h>; no allocation, no globals, no static state.
  */
 #include "lstm_niaf.h"
 
-#include <math.h>
-#include <stdint.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-/* The packed matrix products' inner kernel in AVX-512 intrinsics when the compiler targets it
- * (e.g. -march=native on such a CPU), unless LSTM_NIAF_PORTABLE is defined; else plain C that
- * compilers vectorize. */
-#if defined(__AVX512F__) && !defined(LSTM_NIAF_PORTABLE)
-#include <immintrin.h>
-#define LSTM_NIAF_AVX512 1
-#endif
-/* The forward per-unit loops (their activations are most of a step's arithmetic outside the
- * products) in 512-bit vectors where GCC targets AVX-512, which by default prefers 256 bits:
- * measured about 1.3x faster for them in float64 and 1.15x in float32, the same results. */
-#if defined(LSTM_NIAF_AVX512) && defined(__GNUC__) && __GNUC__ >= 8 && !defined(__clang__)
-#define LSTM_NIAF_WIDE_VECTORS __attribute__((target("prefer-vector-width=512")))
-#else
-#define LSTM_NIAF_WIDE_VECTORS
-#endif
+#include "lstm_sym_runtime.h"
 
 /* ------------------------------------------------------------------------------------------
  * Sizes and errors
  * ------------------------------------------------------------------------------------------ */
 
-#define LSTM_NIAF_SIZE_LIMIT (((size_t)-1) / 16u)
-
-/* *out = a * b; 0 when the product is 0 or exceeds the limit (so that bytes also fit). */
-static int lstm_niaf_multiply(size_t a, size_t b, size_t *out)
-{
-    if (a == 0 || b == 0 || a > LSTM_NIAF_SIZE_LIMIT / b) {
-        return 0;
-    }
-    *out = a * b;
-    return 1;
-}
-
-/* The packed matrix products of the sequence entry points (without CBLAS); each step's product with
- * W_hidden goes row by row below LSTM_NIAF_PACK_BATCH rows (a small batch). Their buffers hold blocks of at most LSTM_NIAF_PACK_KC terms and LSTM_NIAF_PACK_MC x LSTM_NIAF_PACK_KC
- * elements of A (each precision cuts its own blocks within them). */
-#define LSTM_NIAF_PACK_BATCH 8u
-/* With OpenMP: the per-unit work of a step is shared among threads (one call per batch row, so
- * that each vectorizes as in the serial build) from this many units on. */
-#define LSTM_NIAF_PARALLEL_UNITS 8192u
-/* With OpenMP: a packed product runs on a team of threads from this many multiply-adds on (about
- * 10 us on one core: waking a sleeping thread costs tens of microseconds). */
-#define LSTM_NIAF_PARALLEL_FLOPS 1048576u
-/* With OpenMP: a bias broadcast or a column sum is shared among threads from this many elements on. */
-#define LSTM_NIAF_PARALLEL_ELEMENTS 262144u
-#define LSTM_NIAF_PACK_KC 256u
-#define LSTM_NIAF_PACK_MC 128u
-/* Columns of the widest panel (float: 64, double: 32); packed sizes are rounded up to it. */
-#define LSTM_NIAF_PACK_NR 64u
-
-/* Elements of the packing area at the end of the cache (1 on overflow): W_hidden packed either way round (rows and recurrent rounded up to LSTM_NIAF_PACK_NR),
- * a block of A (LSTM_NIAF_PACK_MC x LSTM_NIAF_PACK_KC), a block of B (LSTM_NIAF_PACK_KC x the larger rounded
- * size), 16 more for 64-byte alignment. */
-static size_t lstm_niaf_pack_size(size_t rows, size_t recurrent)
-{
-    const size_t nr = LSTM_NIAF_PACK_NR;
-    size_t rows_up, recurrent_up, weights, panel;
-    if (rows > LSTM_NIAF_SIZE_LIMIT || recurrent > LSTM_NIAF_SIZE_LIMIT) {
-        return 1;
-    }
-    rows_up = (rows + nr - 1u) / nr * nr;
-    recurrent_up = (recurrent + nr - 1u) / nr * nr;
-    if (!lstm_niaf_multiply(rows_up, recurrent_up, &weights) ||
-        !lstm_niaf_multiply(rows_up > recurrent_up ? rows_up : recurrent_up, LSTM_NIAF_PACK_KC, &panel) ||
-        panel > LSTM_NIAF_SIZE_LIMIT - weights ||
-        weights + panel > LSTM_NIAF_SIZE_LIMIT - LSTM_NIAF_PACK_MC * LSTM_NIAF_PACK_KC - 16u) {
-        return 1;
-    }
-    return weights + panel + LSTM_NIAF_PACK_MC * LSTM_NIAF_PACK_KC + 16u;
-}
-
-/* Columns of B a block of the packing area holds: the larger of rows and recurrent, rounded up. */
-static size_t lstm_niaf_pack_panel(size_t rows, size_t recurrent)
-{
-    const size_t larger = rows > recurrent ? rows : recurrent;
-    return (larger + LSTM_NIAF_PACK_NR - 1u) / LSTM_NIAF_PACK_NR * LSTM_NIAF_PACK_NR;
-}
-
-/* base + pack, 0 when base is 0 or the sum overflows. */
-static size_t lstm_niaf_with_pack(size_t base, size_t pack)
-{
-    return base == 0 || pack == 1u || pack > LSTM_NIAF_SIZE_LIMIT - base ? 0 : base + pack;
-}
-
 /* Elements of the cache before its packing area. */
 static size_t lstm_niaf_cache_base(size_t steps, size_t batch, size_t hidden_size)
 {
     size_t units, per_unit, with_states, total;
-    if (!lstm_niaf_multiply(batch, hidden_size, &units) ||
-        !lstm_niaf_multiply(steps, LSTM_NIAF_SAVED + LSTM_NIAF_DELTAS * LSTM_NIAF_GATES, &per_unit) ||
-        !lstm_niaf_multiply(steps + 1u, LSTM_NIAF_STATES, &with_states) ||
-        per_unit > LSTM_NIAF_SIZE_LIMIT - with_states ||
-        !lstm_niaf_multiply(units, per_unit + with_states, &total)) {
+    if (!lstm_sym_multiply(batch, hidden_size, &units) ||
+        !lstm_sym_multiply(steps, LSTM_NIAF_SAVED + LSTM_NIAF_DELTAS * LSTM_NIAF_GATES, &per_unit) ||
+        !lstm_sym_multiply(steps + 1u, LSTM_NIAF_STATES, &with_states) ||
+        per_unit > LSTM_SYM_SIZE_LIMIT - with_states ||
+        !lstm_sym_multiply(units, per_unit + with_states, &total)) {
         return 0;
     }
     return total;
@@ -114,15 +34,15 @@ static size_t lstm_niaf_cache_base(size_t steps, size_t batch, size_t hidden_siz
 
 size_t lstm_niaf_cache_size(size_t steps, size_t batch, size_t hidden_size)
 {
-    return lstm_niaf_with_pack(lstm_niaf_cache_base(steps, batch, hidden_size),
-        lstm_niaf_pack_size(LSTM_NIAF_GATES * hidden_size, hidden_size));
+    return lstm_sym_with_pack(lstm_niaf_cache_base(steps, batch, hidden_size),
+        lstm_sym_pack_size(LSTM_NIAF_GATES * hidden_size, hidden_size));
 }
 
 size_t lstm_niaf_step_saved_size(size_t batch, size_t hidden_size)
 {
     size_t units, total;
-    if (!lstm_niaf_multiply(batch, hidden_size, &units) ||
-        !lstm_niaf_multiply(units, LSTM_NIAF_SAVED, &total)) {
+    if (!lstm_sym_multiply(batch, hidden_size, &units) ||
+        !lstm_sym_multiply(units, LSTM_NIAF_SAVED, &total)) {
         return 0;
     }
     return total;
@@ -131,8 +51,8 @@ size_t lstm_niaf_step_saved_size(size_t batch, size_t hidden_size)
 size_t lstm_niaf_step_work_size(size_t batch, size_t hidden_size)
 {
     size_t units, total;
-    if (!lstm_niaf_multiply(batch, hidden_size, &units) ||
-        !lstm_niaf_multiply(units, LSTM_NIAF_DELTAS * LSTM_NIAF_GATES, &total)) {
+    if (!lstm_sym_multiply(batch, hidden_size, &units) ||
+        !lstm_sym_multiply(units, LSTM_NIAF_DELTAS * LSTM_NIAF_GATES, &total)) {
         return 0;
     }
     return total;
@@ -157,1247 +77,26 @@ static int lstm_niaf_check_sizes(size_t steps, size_t batch, size_t event_size, 
 {
     size_t rows, samples, product;
     if (lstm_niaf_cache_size(steps, batch, hidden_size) == 0 ||
-        !lstm_niaf_multiply(hidden_size, LSTM_NIAF_DELTAS * LSTM_NIAF_GATES, &rows) ||
-        !lstm_niaf_multiply(steps, batch, &samples) ||
-        !lstm_niaf_multiply(samples, event_size, &product) ||
-        !lstm_niaf_multiply(samples, rows, &product) ||
-        !lstm_niaf_multiply(rows, event_size, &product) ||
-        !lstm_niaf_multiply(rows, hidden_size, &product)) {
+        !lstm_sym_multiply(hidden_size, LSTM_NIAF_DELTAS * LSTM_NIAF_GATES, &rows) ||
+        !lstm_sym_multiply(steps, batch, &samples) ||
+        !lstm_sym_multiply(samples, event_size, &product) ||
+        !lstm_sym_multiply(samples, rows, &product) ||
+        !lstm_sym_multiply(rows, event_size, &product) ||
+        !lstm_sym_multiply(rows, hidden_size, &product)) {
         return LSTM_NIAF_ERROR_SIZE;
     }
     return LSTM_NIAF_OK;
 }
 
-/* Rows of a matrix with rows of `length` elements that fit in `elements` (about 128 KiB, a
- * share of the L2 cache), a multiple of 4 and at least 4. */
-static size_t lstm_niaf_block_rows(size_t length, size_t elements)
-{
-    const size_t rows = (elements / length) & ~(size_t)3;
-    return rows < 4u ? 4u : rows;
-}
-
-#ifdef LSTM_NIAF_USE_CBLAS
-/* Optional, chosen at build time: the matrix products through a CBLAS library (OpenBLAS,
- * MKL, ...). Compile with -DLSTM_NIAF_USE_CBLAS, plus -DLSTM_NIAF_CBLAS_PREFIX=scipy_ for a
- * library whose symbols carry a prefix (the scipy-openblas32 wheel), and link the library.
- * Without LSTM_NIAF_USE_CBLAS (the default) this file needs no BLAS. */
-#ifndef LSTM_NIAF_CBLAS_PREFIX
-#define LSTM_NIAF_CBLAS_PREFIX
-#endif
-#define LSTM_NIAF_CBLAS_PASTE2(a, b) a##b
-#define LSTM_NIAF_CBLAS_PASTE(a, b) LSTM_NIAF_CBLAS_PASTE2(a, b)
-#define LSTM_NIAF_CBLAS(name) LSTM_NIAF_CBLAS_PASTE(LSTM_NIAF_CBLAS_PREFIX, name)
-/* CBLAS enum values (cblas.h): CblasRowMajor, CblasNoTrans, CblasTrans; 32-bit integers. */
-enum { LSTM_NIAF_CBLAS_ROW_MAJOR = 101, LSTM_NIAF_CBLAS_NO_TRANS = 111, LSTM_NIAF_CBLAS_TRANS = 112 };
-void LSTM_NIAF_CBLAS(cblas_sgemm)(int order, int trans_a, int trans_b, int m, int n, int k,
-    float alpha, const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
-void LSTM_NIAF_CBLAS(cblas_dgemm)(int order, int trans_a, int trans_b, int m, int n, int k,
-    double alpha, const double *a, int lda, const double *b, int ldb, double beta, double *c,
-    int ldc);
-
-/* Every size fits CBLAS's 32-bit int. */
-static int lstm_niaf_cblas_fits(size_t a, size_t b, size_t c, size_t d)
-{
-    const size_t limit = 2147483647u;
-    return a <= limit && b <= limit && c <= limit && d <= limit;
-}
-#endif
 
 /* ==========================================================================================
  * double (f64)
  * ========================================================================================== */
 
-/* Activations in plain C99 without libm calls or branches, so that the per-unit loops that use
- * them vectorize (libm's exp and tanh are scalar calls). Within about 1 ulp of the correctly
- * rounded result (tested against mpmath and libm); NaN in gives NaN out. */
-
-/* exp(x): x = n ln2 + r with |r| <= ln2 / 2 (n rounded by adding 1.5 * 2^52, r in two parts,
- * Cody-Waite), exp(r) by its Taylor polynomial (degree 13, Horner), times 2^n built in the
- * exponent bits as 2^n1 2^(n - n1) with n1 = n / 2 rounded, so results below the smallest normal
- * underflow gradually as in libm. x is clamped first: far below the underflow limit gives 0
- * exactly, far above the overflow limit inf. */
-static inline double lstm_niaf_exp_f64(double x)
-{
-    const double shift = 6755399441055744.0;
-    union {
-        double real;
-        unsigned long long bits;
-    } n_half, n_rest, scale_half, scale_rest;
-    double z, n, n1, r, p;
-    /* The bits of an IEEE 754 double fit exactly in unsigned long long (else this does not compile) */
-    (void)sizeof(char[sizeof(double) == sizeof(unsigned long long) ? 1 : -1]);
-    /* Clamp (comparisons are false for NaN, which passes through) */
-    z = x < -746.0 ? -746.0 : (x > 710.0 ? 710.0 : x);
-    /* n = round(x / ln2), n1 = round(n / 2): rounded to integers by adding shift */
-    n_half.real = z * 1.4426950408889634 + shift;
-    n = n_half.real - shift;
-    n_half.real = n * 0.5 + shift;
-    n1 = n_half.real - shift;
-    n_rest.real = (n - n1) + shift;
-    /* r = x - n ln2, ln2 split in a high part (n * high is exact) and a low part */
-    r = (z - n * 0.6931471803691238) - n * 1.9082149292705877e-10;
-    /* exp(r) = sum_k r^k / k! */
-    p = 1.6059043836821613e-10;
-    p = p * r + 2.08767569878681e-09;
-    p = p * r + 2.505210838544172e-08;
-    p = p * r + 2.755731922398589e-07;
-    p = p * r + 2.7557319223985893e-06;
-    p = p * r + 2.48015873015873e-05;
-    p = p * r + 0.0001984126984126984;
-    p = p * r + 0.001388888888888889;
-    p = p * r + 0.008333333333333333;
-    p = p * r + 0.041666666666666664;
-    p = p * r + 0.16666666666666666;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
-    /* 2^n1 and 2^(n - n1): the integers sit in the low bits of n_half and n_rest */
-    scale_half.bits = (n_half.bits + 1023u) << 52;
-    scale_rest.bits = (n_rest.bits + 1023u) << 52;
-    return p * scale_half.real * scale_rest.real;
-}
-
-/* tanh(x): for |x| < 0.625 the odd approximation of Cephes' tanh, x + x^3 P(x^2) / Q(x^2);
- * else sign(x) (1 - 2 e / (1 + e)) with e = exp(-2 |x|) <= 1, which never overflows and gives
- * +-1 exactly once e is below half an ulp. */
-static inline double lstm_niaf_tanh_f64(double x)
-{
-    const double a = fabs(x);
-    const double z = x * x;
-    const double e = lstm_niaf_exp_f64(-2.0 * a);
-    const double p = (-9.64399179425052238628E-1 * z - 9.92877231001918586564E1) * z - 1.61468768441708447952E3;
-    const double q = ((z + 1.12811678491632931402E2) * z + 2.23548839060100448583E3) * z + 4.84406305325125486048E3;
-    /* one division for both branches (both are computed when the loop is vectorized):
-     * P / Q below the threshold, 2 e / (1 + e) above */
-    const double d = (a < 0.625 ? p : 2.0 * e) / (a < 0.625 ? q : 1.0 + e);
-    const double small = x == 0.0 ? x : x + x * z * d; /* tanh(-0) = -0 */
-    const double large = 1.0 - d;
-    return a < 0.625 ? small : (x < 0.0 ? -large : large);
-}
-
-/* Logistic function 1 / (1 + exp(-x)) without overflow: exp only ever sees -|x|. */
-static inline double lstm_niaf_sigmoid_f64(double x)
-{
-    const double e = lstm_niaf_exp_f64(-fabs(x));
-    const double r = 1.0/(1 + e);
-    return x >= 0.0 ? r : e*r;
-}
-
-static void lstm_niaf_fill_f64(size_t n, double value, double *restrict out)
-{
-    size_t i;
-    for (i = 0; i < n; ++i) {
-        out[i] = value;
-    }
-}
-
-/* out = in, or zeros when in is NULL. */
-static void lstm_niaf_copy_f64(size_t n, const double *restrict in, double *restrict out)
-{
-    size_t i;
-    if (in == NULL) {
-        lstm_niaf_fill_f64(n, 0.0, out);
-        return;
-    }
-    for (i = 0; i < n; ++i) {
-        out[i] = in[i];
-    }
-}
-
-/* Every row of out (rows x cols) = bias (cols), or bias + second when second is given (two
- * biases summed in the same pass). */
-static void lstm_niaf_broadcast_rows_f64(size_t rows, size_t cols, const double *restrict bias,
-    const double *restrict second, double *restrict out)
-{
-    size_t i, j;
-    for (i = 0; i < rows; ++i) {
-        double *restrict row = out + i * cols;
-        if (second != NULL) {
-            for (j = 0; j < cols; ++j) {
-                row[j] = bias[j] + second[j];
-            }
-            continue;
-        }
-        for (j = 0; j < cols; ++j) {
-            row[j] = bias[j];
-        }
-    }
-}
-
-/* As broadcast_rows; with OpenMP, blocks of rows on a team of threads when large (each block's
- * loops vectorize as in the serial build). */
-static void lstm_niaf_broadcast_f64(size_t rows, size_t cols, const double *restrict bias,
-    const double *restrict second, double *restrict out)
-{
-#ifdef _OPENMP
-    if (rows >= 16u && rows * cols >= LSTM_NIAF_PARALLEL_ELEMENTS) {
-        size_t part;
-#pragma omp parallel for schedule(static)
-        for (part = 0; part < 16u; ++part) {
-            const size_t first = rows * part / 16u, last = rows * (part + 1u) / 16u;
-            lstm_niaf_broadcast_rows_f64(last - first, cols, bias, second, out + first * cols);
-        }
-        return;
-    }
-#endif
-    lstm_niaf_broadcast_rows_f64(rows, cols, bias, second, out);
-}
-
-/* out (cols) += the sum of the rows of a (rows x cols, row stride lda), row after row. */
-static void lstm_niaf_column_sums_rows_f64(size_t rows, size_t cols, const double *restrict a,
-    size_t lda, double *restrict out)
-{
-    size_t i, j;
-    for (i = 0; i < rows; ++i) {
-        const double *restrict row = a + i * lda;
-        for (j = 0; j < cols; ++j) {
-            out[j] += row[j];
-        }
-    }
-}
-
-/* out (cols) += the sum of the rows of a (rows x cols): a bias gradient Delta^T 1. With OpenMP,
- * blocks of columns on a team of threads when large: every column is summed in the same order. */
-static void lstm_niaf_column_sums_f64(size_t rows, size_t cols, const double *restrict a,
-    double *restrict out)
-{
-#ifdef _OPENMP
-    if (cols >= 16u * 8u && rows * cols >= LSTM_NIAF_PARALLEL_ELEMENTS) {
-        size_t part;
-#pragma omp parallel for schedule(static)
-        for (part = 0; part < 16u; ++part) {
-            /* whole vectors of columns per block */
-            const size_t vectors = cols / 8u;
-            const size_t first = vectors * part / 16u * 8u;
-            const size_t last = part == 15u ? cols : vectors * (part + 1u) / 16u * 8u;
-            lstm_niaf_column_sums_rows_f64(rows, last - first, a + first, cols, out + first);
-        }
-        return;
-    }
-#endif
-    lstm_niaf_column_sums_rows_f64(rows, cols, a, cols, out);
-}
-
-/* out[q] += sum_l x[l] y_q[l] for the four rows y_q = y + q * k, with 8 independent partial
- * sums per row, so that the loop vectorizes without reassociating floating-point sums (the order
- * is fixed, the result deterministic); x is loaded once for four rows. */
-static void lstm_niaf_dot4_f64(size_t k, const double *restrict x, const double *restrict y,
-    double *restrict out)
-{
-    double lane[4][8] = { { 0.0 } };
-    size_t l = 0, q, r;
-    for (; l + 8u <= k; l += 8u) {
-        for (r = 0; r < 8u; ++r) {
-            lane[0][r] += x[l + r] * y[l + r];
-            lane[1][r] += x[l + r] * y[k + l + r];
-            lane[2][r] += x[l + r] * y[2u * k + l + r];
-            lane[3][r] += x[l + r] * y[3u * k + l + r];
-        }
-    }
-    for (q = 0; q < 4u; ++q) {
-        double sum = 0.0;
-        size_t tail;
-        for (r = 0; r < 8u; ++r) {
-            sum += lane[q][r];
-        }
-        for (tail = l; tail < k; ++tail) {
-            sum += x[tail] * y[q * k + tail];
-        }
-        out[q] += sum;
-    }
-}
-
-/* The same for one row y. */
-static double lstm_niaf_dot_f64(size_t k, const double *restrict x, const double *restrict y)
-{
-    double lane[8] = { 0.0 };
-    double sum = 0.0;
-    size_t l = 0, r;
-    for (; l + 8u <= k; l += 8u) {
-        for (r = 0; r < 8u; ++r) {
-            lane[r] += x[l + r] * y[l + r];
-        }
-    }
-    for (r = 0; r < 8u; ++r) {
-        sum += lane[r];
-    }
-    for (; l < k; ++l) {
-        sum += x[l] * y[l];
-    }
-    return sum;
-}
-
-/* Register-blocked matrix products (used without BLAS). A product is cut into tiles of
- * 4 x 16 outputs; lstm_niaf_tile_f64 accumulates one tile in registers over at most 256
- * terms, and the compiler vectorizes it along the 16 columns. Every output is summed in a fixed
- * order (deterministic, no reassociation). Partial tiles at the edges go through zero-padded
- * copies on the stack (at most 5184 elements per product, no allocation). */
-
-/* tile (4 x 16, row-major) = sum over l < kc of A(i, l) B(l, j), with A(i, l) = a[i * a_row +
- * l * a_col] and B(l, j) = b[l * ldb + j]: 4 rows of 16 accumulators, one FMA per term. */
-static void lstm_niaf_tile_f64(size_t kc, const double *restrict a, size_t a_row, size_t a_col,
-    const double *restrict b, size_t ldb, double *restrict tile)
-{
-    double acc0[16] = { 0.0 };
-    double acc1[16] = { 0.0 };
-    double acc2[16] = { 0.0 };
-    double acc3[16] = { 0.0 };
-    size_t l, j;
-    for (l = 0; l < kc; ++l) {
-        const double *restrict b_l = b + l * ldb;
-        const double a0 = a[0u * a_row + l * a_col];
-        const double a1 = a[1u * a_row + l * a_col];
-        const double a2 = a[2u * a_row + l * a_col];
-        const double a3 = a[3u * a_row + l * a_col];
-        for (j = 0; j < 16u; ++j) {
-            acc0[j] += a0 * b_l[j];
-            acc1[j] += a1 * b_l[j];
-            acc2[j] += a2 * b_l[j];
-            acc3[j] += a3 * b_l[j];
-        }
-    }
-    for (j = 0; j < 16u; ++j) {
-        tile[0u + j] = acc0[j];
-        tile[16u + j] = acc1[j];
-        tile[32u + j] = acc2[j];
-        tile[48u + j] = acc3[j];
-    }
-}
-
-/* C(i, j) += tile(i, j) for i < rows, j < cols, with C(i, j) = c[i * c_row + j * c_col]. */
-static void lstm_niaf_add_tile_f64(size_t rows, size_t cols, const double *restrict tile,
-    double *restrict c, size_t c_row, size_t c_col)
-{
-    size_t i, j;
-    for (i = 0; i < rows; ++i) {
-        for (j = 0; j < cols; ++j) {
-            c[i * c_row + j * c_col] += tile[i * 16u + j];
-        }
-    }
-}
-
-/* C(j, i) += tile(i, j) for i < rows, j < cols, with C(j, i) = c[j * ldc + i]. */
-static void lstm_niaf_add_tile_transposed_f64(size_t rows, size_t cols, const double *restrict tile,
-    double *restrict c, size_t ldc)
-{
-    size_t i, j;
-    for (j = 0; j < cols; ++j) {
-        double *restrict c_j = c + j * ldc;
-        for (i = 0; i < rows; ++i) {
-            c_j[i] += tile[i * 16u + j];
-        }
-    }
-}
-
-/* buffer (4 x kc, row-major) = A(i, l) = a[i * a_row + l * a_col] for the first `rows` rows,
- * zeros below: a partial row block as a full one. */
-static void lstm_niaf_pack_rows_f64(size_t rows, size_t kc, const double *restrict a, size_t a_row,
-    size_t a_col, double *restrict buffer)
-{
-    size_t i, l;
-    for (i = 0; i < 4u; ++i) {
-        for (l = 0; l < kc; ++l) {
-            buffer[i * kc + l] = i < rows ? a[i * a_row + l * a_col] : 0.0;
-        }
-    }
-}
-
-/* buffer (kc x 16, row-major) = B(l, j) = b[l * b_row + j * b_col] for the first `cols` columns,
- * zeros right of them: a partial column panel as a full one, or A^T (b_row = 1) as a panel. */
-static void lstm_niaf_pack_columns_f64(size_t kc, size_t cols, const double *restrict b, size_t b_row,
-    size_t b_col, double *restrict buffer)
-{
-    size_t l, j;
-    for (j = 0; j < 16u; ++j) {
-        for (l = 0; l < kc; ++l) {
-            buffer[l * 16u + j] = j < cols ? b[l * b_row + j * b_col] : 0.0;
-        }
-    }
-}
-
-/* c (m x n) += A B^T with A (m x k) and B (n x k) row-major. As C^T += B A^T: a panel of 16
- * rows of A is packed (transposed) once per block of 256 terms and reused for every 4 rows of
- * B. For fewer than 4 rows of A (a small batch), dot products of contiguous rows instead, four
- * rows of B at a time, a block of rows of B that fits in the L2 cache reused for every row of A. */
-static void lstm_niaf_gemm_nt_f64(size_t m, size_t n, size_t k, const double *restrict a,
-    const double *restrict b, double *restrict c)
-{
-    double panel[4096];
-    double rows_buffer[1024];
-    double tile[64];
-    size_t l0, j0, i0, j;
-#ifdef LSTM_NIAF_USE_CBLAS
-    if (lstm_niaf_cblas_fits(m, n, k, 1u)) {
-        LSTM_NIAF_CBLAS(cblas_dgemm)(LSTM_NIAF_CBLAS_ROW_MAJOR, LSTM_NIAF_CBLAS_NO_TRANS, LSTM_NIAF_CBLAS_TRANS,
-            (int)m, (int)n, (int)k, 1, a, (int)k, b, (int)k, 1, c, (int)n);
-        return;
-    }
-#endif
-    if (m < 4u) {
-        const size_t block = lstm_niaf_block_rows(k, 16384u);
-        size_t i;
-        for (j0 = 0; j0 < n; j0 += block) {
-            const size_t j1 = n - j0 > block ? j0 + block : n;
-            for (i = 0; i < m; ++i) {
-                const double *restrict a_i = a + i * k;
-                double *restrict c_i = c + i * n;
-                for (j = j0; j + 4u <= j1; j += 4u) {
-                    lstm_niaf_dot4_f64(k, a_i, b + j * k, c_i + j);
-                }
-                for (; j < j1; ++j) {
-                    c_i[j] += lstm_niaf_dot_f64(k, a_i, b + j * k);
-                }
-            }
-        }
-        return;
-    }
-    for (l0 = 0; l0 < k; l0 += 256u) {
-        const size_t kc = k - l0 < 256u ? k - l0 : 256u;
-        /* blocks of 256 rows of B (kc terms each) stay in the L2 cache */
-        for (j0 = 0; j0 < n; j0 += 256u) {
-            const size_t j1 = n - j0 < 256u ? n : j0 + 256u;
-            for (i0 = 0; i0 < m; i0 += 16u) {
-                const size_t cols = m - i0 < 16u ? m - i0 : 16u;
-                lstm_niaf_pack_columns_f64(kc, cols, a + i0 * k + l0, 1u, k, panel);
-                for (j = j0; j < j1; j += 4u) {
-                    const size_t rows = j1 - j < 4u ? j1 - j : 4u;
-                    if (rows == 4u) {
-                        lstm_niaf_tile_f64(kc, b + j * k + l0, k, 1u, panel, 16u, tile);
-                    } else {
-                        lstm_niaf_pack_rows_f64(rows, kc, b + j * k + l0, k, 1u, rows_buffer);
-                        lstm_niaf_tile_f64(kc, rows_buffer, kc, 1u, panel, 16u, tile);
-                    }
-                    /* the tile holds C^T: rows j.., columns i0.. */
-                    lstm_niaf_add_tile_transposed_f64(rows, cols, tile, c + i0 * n + j, n);
-                }
-            }
-        }
-    }
-}
-
-/* c (m x n) += A B with A(i, l) = a[i * a_row + l * a_col] (A^T B when a_row = 1) and B (k x n)
- * row-major. The operand with fewer rows of the result is packed: for m >= n, tiles of 4 rows of A
- * times panels of 16 columns of B (kc x 16, in the L1 cache), each packed once for a block of 256
- * rows of A; for m < n, as C^T += B^T A^T, panels of 16 rows of A packed once for a block of 256
- * columns of B. For fewer than 4 rows (a small batch), rows of c += A(i, l) times rows of B,
- * four rows of B per pass over a row of c, a block of rows of B in the L2 cache reused for every
- * row of c. */
-static void lstm_niaf_gemm_nn_f64(size_t m, size_t n, size_t k, const double *restrict a,
-    size_t a_row, size_t a_col, const double *restrict b, double *restrict c)
-{
-    double panel[4096];
-    double rows_buffer[1024];
-    double tile[64];
-    size_t l0, i0, j0, i, j;
-#ifdef LSTM_NIAF_USE_CBLAS
-    if (((a_col == 1u && a_row >= k) || (a_row == 1u && a_col >= m)) &&
-        lstm_niaf_cblas_fits(m, n, k, a_col == 1u ? a_row : a_col)) {
-        /* A row-major with leading dimension a_row, or A^T of a row-major (k x m) with a_col. */
-        LSTM_NIAF_CBLAS(cblas_dgemm)(LSTM_NIAF_CBLAS_ROW_MAJOR,
-            a_col == 1u ? LSTM_NIAF_CBLAS_NO_TRANS : LSTM_NIAF_CBLAS_TRANS, LSTM_NIAF_CBLAS_NO_TRANS,
-            (int)m, (int)n, (int)k, 1, a, (int)(a_col == 1u ? a_row : a_col), b, (int)n, 1, c, (int)n);
-        return;
-    }
-#endif
-    if (m < 4u) {
-        const size_t block = lstm_niaf_block_rows(n, 16384u);
-        size_t l;
-        for (l0 = 0; l0 < k; l0 += block) {
-            const size_t l1 = k - l0 > block ? l0 + block : k;
-            for (i = 0; i < m; ++i) {
-                const double *restrict a_i = a + i * a_row;
-                double *restrict c_i = c + i * n;
-                for (l = l0; l + 4u <= l1; l += 4u) {
-                    const double a0 = a_i[l * a_col], a1 = a_i[(l + 1u) * a_col];
-                    const double a2 = a_i[(l + 2u) * a_col], a3 = a_i[(l + 3u) * a_col];
-                    const double *restrict b0 = b + l * n;
-                    const double *restrict b1 = b0 + n;
-                    const double *restrict b2 = b1 + n;
-                    const double *restrict b3 = b2 + n;
-                    for (j = 0; j < n; ++j) {
-                        c_i[j] += a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j];
-                    }
-                }
-                for (; l < l1; ++l) {
-                    const double a0 = a_i[l * a_col];
-                    const double *restrict b0 = b + l * n;
-                    for (j = 0; j < n; ++j) {
-                        c_i[j] += a0 * b0[j];
-                    }
-                }
-            }
-        }
-        return;
-    }
-    if (m < n) {
-        for (l0 = 0; l0 < k; l0 += 256u) {
-            const size_t kc = k - l0 < 256u ? k - l0 : 256u;
-            for (j0 = 0; j0 < n; j0 += 256u) {
-                const size_t j1 = n - j0 < 256u ? n : j0 + 256u;
-                for (i0 = 0; i0 < m; i0 += 16u) {
-                    const size_t cols = m - i0 < 16u ? m - i0 : 16u;
-                    /* A^T(l, i) for l0 <= l < l0 + kc, i0 <= i < i0 + cols */
-                    lstm_niaf_pack_columns_f64(kc, cols, a + i0 * a_row + l0 * a_col, a_col, a_row, panel);
-                    for (j = j0; j < j1; j += 4u) {
-                        /* B^T(j, l) = b[l * n + j] */
-                        const size_t rows = j1 - j < 4u ? j1 - j : 4u;
-                        if (rows == 4u) {
-                            lstm_niaf_tile_f64(kc, b + l0 * n + j, 1u, n, panel, 16u, tile);
-                        } else {
-                            lstm_niaf_pack_rows_f64(rows, kc, b + l0 * n + j, 1u, n, rows_buffer);
-                            lstm_niaf_tile_f64(kc, rows_buffer, kc, 1u, panel, 16u, tile);
-                        }
-                        lstm_niaf_add_tile_transposed_f64(rows, cols, tile, c + i0 * n + j, n);
-                    }
-                }
-            }
-        }
-        return;
-    }
-    for (l0 = 0; l0 < k; l0 += 256u) {
-        const size_t kc = k - l0 < 256u ? k - l0 : 256u;
-        for (i0 = 0; i0 < m; i0 += 256u) {
-            const size_t i1 = m - i0 < 256u ? m : i0 + 256u;
-            for (j0 = 0; j0 < n; j0 += 16u) {
-                const size_t cols = n - j0 < 16u ? n - j0 : 16u;
-                /* packed even when whole: rows of B a power of two apart would share L1 sets */
-                lstm_niaf_pack_columns_f64(kc, cols, b + l0 * n + j0, n, 1u, panel);
-                for (i = i0; i < i1; i += 4u) {
-                    const size_t rows = i1 - i < 4u ? i1 - i : 4u;
-                    const double *restrict a_block = a + i * a_row + l0 * a_col;
-                    if (rows == 4u) {
-                        lstm_niaf_tile_f64(kc, a_block, a_row, a_col, panel, 16u, tile);
-                    } else {
-                        lstm_niaf_pack_rows_f64(rows, kc, a_block, a_row, a_col, rows_buffer);
-                        lstm_niaf_tile_f64(kc, rows_buffer, kc, 1u, panel, 16u, tile);
-                    }
-                    lstm_niaf_add_tile_f64(rows, cols, tile, c + i * n + j0, n, 1u);
-                }
-            }
-        }
-    }
-}
-
-/* Packed matrix products (the sequence entry points, without CBLAS).
- * C += A B is cut as in GotoBLAS: blocks of 128 terms; B packed in panels of 32 columns
- * (kc x 32, contiguous, zero-padded: in the L1 cache while used), A in blocks of up to
- * 256 rows cut into slivers of 6 rows (kc x 6, in the L2 cache; packed only when its
- * rows are not contiguous, else read in place); a kernel keeps
- * 6 x 32 sums in registers. W_hidden is packed once per call (it is the same at
- * every step). All buffers are in the caller's cache; every output is summed in a fixed order. */
-
-/* out: the slivers of A(i, l) = a[i * a_row + l * a_col], i < rows, l < kc, each kc x 6
- * (out[s * kc * MR + l * MR + i'] = A(s * MR + i', l)), zeros past the last row. In an OpenMP
- * team, each thread packs its own rows of A into its own share of the block. With sums (only
- * for A^T of a row-major matrix, a_row 1): sums[i] += A(i, l) for l = 0, 1, ... in turn. */
-static void lstm_niaf_pack_a_f64(size_t rows, size_t kc, const double *restrict a, size_t a_row,
-    size_t a_col, double *restrict out, double *restrict sums)
-{
-    const size_t mr = 6u;
-    size_t i0, i, l;
-    if (a_row == 1u) {
-        /* A^T of a row-major matrix: rows of it (l) are contiguous, read each once */
-        const size_t whole = rows / mr * mr;
-        for (l = 0; l < kc; ++l) {
-            const double *restrict a_l = a + l * a_col;
-#ifdef LSTM_NIAF_AVX512
-            /* the rows are far apart (no hardware prefetch across them): the one 8 terms ahead
-             * on its way to the L1 cache (packing about 1.7x faster) */
-            if (l + 8u < kc) {
-                for (i = 0; i < rows; i += 8u) {
-                    _mm_prefetch((const char *)(a_l + 8u * a_col + i), _MM_HINT_T0);
-                }
-            }
-#endif
-            for (i0 = 0; i0 < whole; i0 += mr) {
-                for (i = 0; i < mr; ++i) {
-                    out[i0 * kc + l * mr + i] = a_l[i0 + i];
-                }
-            }
-            if (whole < rows) {
-                for (i = 0; i < mr; ++i) {
-                    out[whole * kc + l * mr + i] = whole + i < rows ? a_l[whole + i] : 0.0;
-                }
-            }
-            if (sums != NULL) {
-                /* the row sums of A (a bias gradient) in passing, term after term */
-                for (i = 0; i < rows; ++i) {
-                    sums[i] += a_l[i];
-                }
-            }
-        }
-        return;
-    }
-    for (i0 = 0; i0 < rows; i0 += mr) {
-        double *restrict sliver = out + i0 * kc;
-        const size_t height = rows - i0 < mr ? rows - i0 : mr;
-        for (i = 0; i < mr; ++i) {
-            const double *restrict a_i = a + (i0 + i) * a_row;
-            if (i < height) {
-                for (l = 0; l < kc; ++l) {
-                    sliver[l * mr + i] = a_i[l * a_col];
-                }
-            } else {
-                for (l = 0; l < kc; ++l) {
-                    sliver[l * mr + i] = 0.0;
-                }
-            }
-        }
-    }
-}
-
-/* out: the panels of B(l, j) = b[l * b_row + j * b_col], l < kc, j < cols, each kc x 32, `stride`
- * elements apart (out[s * stride + l * 32 + j'] = B(l, s * 32 + j')), zeros past the last column. */
-static void lstm_niaf_pack_b_f64(size_t kc, size_t cols, const double *restrict b, size_t b_row,
-    size_t b_col, size_t stride, double *restrict out)
-{
-    size_t j0, j, l;
-    /* inside gemm_packed's OpenMP region, panels shared among the threads */
-#ifdef _OPENMP
-#pragma omp for schedule(static)
-#endif
-    for (j0 = 0; j0 < cols; j0 += 32u) {
-        double *restrict panel = out + j0 / 32u * stride;
-        const size_t width = cols - j0 < 32u ? cols - j0 : 32u;
-        if (b_col == 1u && width == 32u) {
-            for (l = 0; l < kc; ++l) {
-                for (j = 0; j < 32u; ++j) {
-                    panel[l * 32u + j] = b[l * b_row + j0 + j];
-                }
-            }
-            continue;
-        }
-        for (l = 0; l < kc; ++l) {
-            for (j = 0; j < 32u; ++j) {
-                panel[l * 32u + j] = 0.0;
-            }
-        }
-        for (j = 0; j < width; ++j) {
-            const double *restrict b_j = b + (j0 + j) * b_col;
-            for (l = 0; l < kc; ++l) {
-                panel[l * 32u + j] = b_j[l * b_row];
-            }
-        }
-    }
-}
-
-/* c (rows x cols of a 6 x 32 tile, row stride ldc) += A B over kc terms, A(i, l) =
- * a[i * a_row + l * a_col] (a packed sliver: a_row 1, a_col 6; rows of a row-major matrix read
- * in place: a_row its row stride, a_col 1), B a packed panel (kc x 32). Meanwhile the
- * `ahead_lines` 64-byte lines from `ahead` on (a part of the next panel) go to the L2 cache. */
-static void lstm_niaf_kernel_f64(size_t kc, const double *restrict a, size_t a_row, size_t a_col,
-    const double *restrict b, double *restrict c, size_t ldc, size_t rows, size_t cols,
-    const double *ahead, size_t ahead_lines)
-{
-    double tile[192];
-    /* the rows of A past `rows` read the last one again (their sums are not stored) */
-    const double *restrict row0 = a;
-    const double *restrict row1 = a + (rows > 1u ? 1u : rows - 1u) * a_row;
-    const double *restrict row2 = a + (rows > 2u ? 2u : rows - 1u) * a_row;
-    const double *restrict row3 = a + (rows > 3u ? 3u : rows - 1u) * a_row;
-    const double *restrict row4 = a + (rows > 4u ? 4u : rows - 1u) * a_row;
-    const double *restrict row5 = a + (rows > 5u ? 5u : rows - 1u) * a_row;
-    size_t l, i, j;
-#ifdef LSTM_NIAF_AVX512
-    /* 6 x 4 vectors of sums; per term 4 loads of B, 6 broadcasts of A, 24 FMAs */
-    __m512d acc0_0 = _mm512_setzero_pd(), acc0_1 = _mm512_setzero_pd(), acc0_2 = _mm512_setzero_pd(), acc0_3 = _mm512_setzero_pd();
-    __m512d acc1_0 = _mm512_setzero_pd(), acc1_1 = _mm512_setzero_pd(), acc1_2 = _mm512_setzero_pd(), acc1_3 = _mm512_setzero_pd();
-    __m512d acc2_0 = _mm512_setzero_pd(), acc2_1 = _mm512_setzero_pd(), acc2_2 = _mm512_setzero_pd(), acc2_3 = _mm512_setzero_pd();
-    __m512d acc3_0 = _mm512_setzero_pd(), acc3_1 = _mm512_setzero_pd(), acc3_2 = _mm512_setzero_pd(), acc3_3 = _mm512_setzero_pd();
-    __m512d acc4_0 = _mm512_setzero_pd(), acc4_1 = _mm512_setzero_pd(), acc4_2 = _mm512_setzero_pd(), acc4_3 = _mm512_setzero_pd();
-    __m512d acc5_0 = _mm512_setzero_pd(), acc5_1 = _mm512_setzero_pd(), acc5_2 = _mm512_setzero_pd(), acc5_3 = _mm512_setzero_pd();
-    /* C's rows of the tile on their way to the L1 cache while the sums build up (one 64-byte
-     * line per vector) */
-    for (i = 0; i < rows; ++i) {
-        _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
-        _mm_prefetch((const char *)(c + i * ldc + 8u), _MM_HINT_T0);
-        _mm_prefetch((const char *)(c + i * ldc + 16u), _MM_HINT_T0);
-        _mm_prefetch((const char *)(c + i * ldc + 24u), _MM_HINT_T0);
-    }
-    for (l = 0; l < kc; ++l) {
-        const double *restrict b_l = b + l * 32u;
-        const size_t at = l * a_col;
-        if (l < ahead_lines) {
-            _mm_prefetch((const char *)(ahead + l * 8u), _MM_HINT_T1);
-        }
-        const __m512d b0 = _mm512_loadu_pd(b_l);
-        const __m512d b1 = _mm512_loadu_pd(b_l + 8u);
-        const __m512d b2 = _mm512_loadu_pd(b_l + 16u);
-        const __m512d b3 = _mm512_loadu_pd(b_l + 24u);
-        __m512d a_r;
-        a_r = _mm512_set1_pd(row0[at]);
-        acc0_0 = _mm512_fmadd_pd(a_r, b0, acc0_0);
-        acc0_1 = _mm512_fmadd_pd(a_r, b1, acc0_1);
-        acc0_2 = _mm512_fmadd_pd(a_r, b2, acc0_2);
-        acc0_3 = _mm512_fmadd_pd(a_r, b3, acc0_3);
-        a_r = _mm512_set1_pd(row1[at]);
-        acc1_0 = _mm512_fmadd_pd(a_r, b0, acc1_0);
-        acc1_1 = _mm512_fmadd_pd(a_r, b1, acc1_1);
-        acc1_2 = _mm512_fmadd_pd(a_r, b2, acc1_2);
-        acc1_3 = _mm512_fmadd_pd(a_r, b3, acc1_3);
-        a_r = _mm512_set1_pd(row2[at]);
-        acc2_0 = _mm512_fmadd_pd(a_r, b0, acc2_0);
-        acc2_1 = _mm512_fmadd_pd(a_r, b1, acc2_1);
-        acc2_2 = _mm512_fmadd_pd(a_r, b2, acc2_2);
-        acc2_3 = _mm512_fmadd_pd(a_r, b3, acc2_3);
-        a_r = _mm512_set1_pd(row3[at]);
-        acc3_0 = _mm512_fmadd_pd(a_r, b0, acc3_0);
-        acc3_1 = _mm512_fmadd_pd(a_r, b1, acc3_1);
-        acc3_2 = _mm512_fmadd_pd(a_r, b2, acc3_2);
-        acc3_3 = _mm512_fmadd_pd(a_r, b3, acc3_3);
-        a_r = _mm512_set1_pd(row4[at]);
-        acc4_0 = _mm512_fmadd_pd(a_r, b0, acc4_0);
-        acc4_1 = _mm512_fmadd_pd(a_r, b1, acc4_1);
-        acc4_2 = _mm512_fmadd_pd(a_r, b2, acc4_2);
-        acc4_3 = _mm512_fmadd_pd(a_r, b3, acc4_3);
-        a_r = _mm512_set1_pd(row5[at]);
-        acc5_0 = _mm512_fmadd_pd(a_r, b0, acc5_0);
-        acc5_1 = _mm512_fmadd_pd(a_r, b1, acc5_1);
-        acc5_2 = _mm512_fmadd_pd(a_r, b2, acc5_2);
-        acc5_3 = _mm512_fmadd_pd(a_r, b3, acc5_3);
-    }
-    if (rows == 6u && cols == 32u) {
-        _mm512_storeu_pd(c + 0u * ldc + 0u, _mm512_add_pd(_mm512_loadu_pd(c + 0u * ldc + 0u), acc0_0));
-        _mm512_storeu_pd(c + 0u * ldc + 8u, _mm512_add_pd(_mm512_loadu_pd(c + 0u * ldc + 8u), acc0_1));
-        _mm512_storeu_pd(c + 0u * ldc + 16u, _mm512_add_pd(_mm512_loadu_pd(c + 0u * ldc + 16u), acc0_2));
-        _mm512_storeu_pd(c + 0u * ldc + 24u, _mm512_add_pd(_mm512_loadu_pd(c + 0u * ldc + 24u), acc0_3));
-        _mm512_storeu_pd(c + 1u * ldc + 0u, _mm512_add_pd(_mm512_loadu_pd(c + 1u * ldc + 0u), acc1_0));
-        _mm512_storeu_pd(c + 1u * ldc + 8u, _mm512_add_pd(_mm512_loadu_pd(c + 1u * ldc + 8u), acc1_1));
-        _mm512_storeu_pd(c + 1u * ldc + 16u, _mm512_add_pd(_mm512_loadu_pd(c + 1u * ldc + 16u), acc1_2));
-        _mm512_storeu_pd(c + 1u * ldc + 24u, _mm512_add_pd(_mm512_loadu_pd(c + 1u * ldc + 24u), acc1_3));
-        _mm512_storeu_pd(c + 2u * ldc + 0u, _mm512_add_pd(_mm512_loadu_pd(c + 2u * ldc + 0u), acc2_0));
-        _mm512_storeu_pd(c + 2u * ldc + 8u, _mm512_add_pd(_mm512_loadu_pd(c + 2u * ldc + 8u), acc2_1));
-        _mm512_storeu_pd(c + 2u * ldc + 16u, _mm512_add_pd(_mm512_loadu_pd(c + 2u * ldc + 16u), acc2_2));
-        _mm512_storeu_pd(c + 2u * ldc + 24u, _mm512_add_pd(_mm512_loadu_pd(c + 2u * ldc + 24u), acc2_3));
-        _mm512_storeu_pd(c + 3u * ldc + 0u, _mm512_add_pd(_mm512_loadu_pd(c + 3u * ldc + 0u), acc3_0));
-        _mm512_storeu_pd(c + 3u * ldc + 8u, _mm512_add_pd(_mm512_loadu_pd(c + 3u * ldc + 8u), acc3_1));
-        _mm512_storeu_pd(c + 3u * ldc + 16u, _mm512_add_pd(_mm512_loadu_pd(c + 3u * ldc + 16u), acc3_2));
-        _mm512_storeu_pd(c + 3u * ldc + 24u, _mm512_add_pd(_mm512_loadu_pd(c + 3u * ldc + 24u), acc3_3));
-        _mm512_storeu_pd(c + 4u * ldc + 0u, _mm512_add_pd(_mm512_loadu_pd(c + 4u * ldc + 0u), acc4_0));
-        _mm512_storeu_pd(c + 4u * ldc + 8u, _mm512_add_pd(_mm512_loadu_pd(c + 4u * ldc + 8u), acc4_1));
-        _mm512_storeu_pd(c + 4u * ldc + 16u, _mm512_add_pd(_mm512_loadu_pd(c + 4u * ldc + 16u), acc4_2));
-        _mm512_storeu_pd(c + 4u * ldc + 24u, _mm512_add_pd(_mm512_loadu_pd(c + 4u * ldc + 24u), acc4_3));
-        _mm512_storeu_pd(c + 5u * ldc + 0u, _mm512_add_pd(_mm512_loadu_pd(c + 5u * ldc + 0u), acc5_0));
-        _mm512_storeu_pd(c + 5u * ldc + 8u, _mm512_add_pd(_mm512_loadu_pd(c + 5u * ldc + 8u), acc5_1));
-        _mm512_storeu_pd(c + 5u * ldc + 16u, _mm512_add_pd(_mm512_loadu_pd(c + 5u * ldc + 16u), acc5_2));
-        _mm512_storeu_pd(c + 5u * ldc + 24u, _mm512_add_pd(_mm512_loadu_pd(c + 5u * ldc + 24u), acc5_3));
-        return;
-    }
-    _mm512_storeu_pd(tile + 0u, acc0_0);
-    _mm512_storeu_pd(tile + 8u, acc0_1);
-    _mm512_storeu_pd(tile + 16u, acc0_2);
-    _mm512_storeu_pd(tile + 24u, acc0_3);
-    _mm512_storeu_pd(tile + 32u, acc1_0);
-    _mm512_storeu_pd(tile + 40u, acc1_1);
-    _mm512_storeu_pd(tile + 48u, acc1_2);
-    _mm512_storeu_pd(tile + 56u, acc1_3);
-    _mm512_storeu_pd(tile + 64u, acc2_0);
-    _mm512_storeu_pd(tile + 72u, acc2_1);
-    _mm512_storeu_pd(tile + 80u, acc2_2);
-    _mm512_storeu_pd(tile + 88u, acc2_3);
-    _mm512_storeu_pd(tile + 96u, acc3_0);
-    _mm512_storeu_pd(tile + 104u, acc3_1);
-    _mm512_storeu_pd(tile + 112u, acc3_2);
-    _mm512_storeu_pd(tile + 120u, acc3_3);
-    _mm512_storeu_pd(tile + 128u, acc4_0);
-    _mm512_storeu_pd(tile + 136u, acc4_1);
-    _mm512_storeu_pd(tile + 144u, acc4_2);
-    _mm512_storeu_pd(tile + 152u, acc4_3);
-    _mm512_storeu_pd(tile + 160u, acc5_0);
-    _mm512_storeu_pd(tile + 168u, acc5_1);
-    _mm512_storeu_pd(tile + 176u, acc5_2);
-    _mm512_storeu_pd(tile + 184u, acc5_3);
-#else
-    (void)ahead;
-    (void)ahead_lines;
-    /* 6 x 8 sums at a time (two 256-bit vectors per row: the sums stay in 12 of the 16 registers) */
-    size_t j0;
-    for (j0 = 0; j0 < 32u; j0 += 8u) {
-        double acc0[8] = { 0.0 };
-        double acc1[8] = { 0.0 };
-        double acc2[8] = { 0.0 };
-        double acc3[8] = { 0.0 };
-        double acc4[8] = { 0.0 };
-        double acc5[8] = { 0.0 };
-        for (l = 0; l < kc; ++l) {
-            const double *restrict b_l = b + l * 32u + j0;
-            const size_t at = l * a_col;
-            const double a0 = row0[at];
-            const double a1 = row1[at];
-            const double a2 = row2[at];
-            const double a3 = row3[at];
-            const double a4 = row4[at];
-            const double a5 = row5[at];
-            for (j = 0; j < 8u; ++j) {
-                acc0[j] += a0 * b_l[j];
-                acc1[j] += a1 * b_l[j];
-                acc2[j] += a2 * b_l[j];
-                acc3[j] += a3 * b_l[j];
-                acc4[j] += a4 * b_l[j];
-                acc5[j] += a5 * b_l[j];
-            }
-        }
-        for (j = 0; j < 8u; ++j) {
-            tile[0u + j0 + j] = acc0[j];
-            tile[32u + j0 + j] = acc1[j];
-            tile[64u + j0 + j] = acc2[j];
-            tile[96u + j0 + j] = acc3[j];
-            tile[128u + j0 + j] = acc4[j];
-            tile[160u + j0 + j] = acc5[j];
-        }
-    }
-    if (rows == 6u && cols == 32u) {
-        for (i = 0; i < 6u; ++i) {
-            for (j = 0; j < 32u; ++j) {
-                c[i * ldc + j] += tile[i * 32u + j];
-            }
-        }
-        return;
-    }
-#endif
-    for (i = 0; i < rows; ++i) {
-        for (j = 0; j < cols; ++j) {
-            c[i * ldc + j] += tile[i * 32u + j];
-        }
-    }
-}
-
-/* Tile `tile` of macro (below): slivers fastest, then panels. The slivers of a panel share out
- * the prefetch of the next panel (when it comes from memory or the L3 cache, as W_hidden packed
- * whole does at every step, only its first sliver would wait for it); at most one line per term. */
-static void lstm_niaf_macro_tile_f64(size_t tile, size_t slivers, size_t m, size_t n, size_t kc,
-    const double *restrict a, size_t a_sliver, size_t a_row, size_t a_col,
-    const double *restrict b_packed, size_t stride, double *restrict c, size_t ldc)
-{
-    const size_t mr = 6u, sliver = tile % slivers, panel = tile / slivers;
-    const size_t i = sliver * mr, j = panel * 32u;
-    const size_t rows = m - i < mr ? m - i : mr, cols = n - j < 32u ? n - j : 32u;
-    /* lines of a panel (8 elements each), and this sliver's share of the next one's */
-    const size_t lines = kc * 4u, share = (lines + slivers - 1u) / slivers;
-    const size_t first = sliver * share < lines ? sliver * share : lines;
-    const double *ahead = b_packed;
-    size_t ahead_lines = 0u;
-    if (j + 32u < n) {
-        ahead = b_packed + (panel + 1u) * stride + first * 8u;
-        ahead_lines = lines - first < share ? lines - first : share;
-    }
-    lstm_niaf_kernel_f64(kc, a + i / mr * a_sliver, a_row, a_col, b_packed + panel * stride,
-        c + i * ldc + j, ldc, rows, cols, ahead, ahead_lines);
-}
-
-/* c (m x n, row stride ldc) += A B over kc terms: A in slivers of 6 rows `a_sliver` apart, A(i, l)
- * = a[i * a_row + l * a_col] within one (packed by pack_a, or rows of a row-major A in place), B
- * packed by pack_b (n columns, panels `stride` apart). Panel by panel, each reused for every sliver. */
-static void lstm_niaf_macro_f64(size_t m, size_t n, size_t kc, const double *restrict a,
-    size_t a_sliver, size_t a_row, size_t a_col, const double *restrict b_packed, size_t stride,
-    double *restrict c, size_t ldc, int shared)
-{
-    const size_t mr = 6u;
-    const size_t slivers = (m + mr - 1u) / mr, tiles = slivers * ((n + 32u - 1u) / 32u);
-    size_t tile;
-    /* Tiles panel by panel. When `shared` inside gemm_packed's OpenMP region: contiguous runs of
-     * them per thread, each tile computed by one thread in the same order (the results do not
-     * depend on the thread count), and no thread waits for the others at the end: the same static
-     * split gives it the same tiles of C in the next block (or other rows or columns of C). */
-#ifdef _OPENMP
-    if (shared) {
-#pragma omp for schedule(static) nowait
-        for (tile = 0; tile < tiles; ++tile) {
-            lstm_niaf_macro_tile_f64(tile, slivers, m, n, kc, a, a_sliver, a_row, a_col, b_packed, stride, c, ldc);
-        }
-        return;
-    }
-#else
-    (void)shared;
-#endif
-    for (tile = 0; tile < tiles; ++tile) {
-        lstm_niaf_macro_tile_f64(tile, slivers, m, n, kc, a, a_sliver, a_row, a_col, b_packed, stride, c, ldc);
-    }
-}
-
-/* With A packed (its rows are not contiguous), the rows of C (whole slivers) this thread packs and
- * computes: [*first, *last), in blocks of up to *a_rows rows packed at pack + *offset, its own share
- * of the block area. In a team, each thread takes its own rows and no thread waits for another
- * between blocks of A; at most as many threads as the area has shares of one sliver (at least 21)
- * take rows. How rows are split does not change any sum. */
-static void lstm_niaf_own_rows_f64(size_t m, size_t kc_max, size_t *first, size_t *last,
-    size_t *a_rows, size_t *offset)
-{
-    const size_t mr = 6u, a_capacity = LSTM_NIAF_PACK_MC * LSTM_NIAF_PACK_KC;
-    size_t team = 1u, me = 0u, workers, slivers = (m + mr - 1u) / mr;
-    const size_t most = a_capacity / (mr * kc_max);
-#ifdef _OPENMP
-    team = (size_t)omp_get_num_threads();
-    me = (size_t)omp_get_thread_num();
-#endif
-    workers = team < most ? team : most;
-    *a_rows = a_capacity / workers / kc_max / mr * mr;
-    *offset = (me < workers ? me : 0u) * *a_rows * kc_max;
-    *first = me < workers ? me * slivers / workers * mr : m;
-    *last = me < workers ? (me + 1u) * slivers / workers * mr : m;
-    *last = *last < m ? *last : m;
-}
-
-/* The blocks of gemm_packed (below): B packed block by block (or already packed whole), A block by
- * block, then the tiles. Called by every thread of a team, or alone. */
-static void lstm_niaf_blocks_f64(size_t m, size_t n, size_t k, const double *restrict a,
-    size_t a_row, size_t a_col, const double *restrict b, size_t b_row, size_t b_col,
-    const double *b_packed, double *restrict c, double *pack, size_t panel, size_t kc_max, size_t mc_max)
-{
-    const size_t mr = 6u;
-    double *const b_block = pack + LSTM_NIAF_PACK_MC * LSTM_NIAF_PACK_KC;
-    size_t first = 0u, last = m, a_rows = mc_max, offset = 0u;
-    size_t j0, l0, i0;
-    if (a_col != 1u) {
-        lstm_niaf_own_rows_f64(m, kc_max, &first, &last, &a_rows, &offset);
-    }
-    for (j0 = 0; j0 < n; j0 += panel) {
-        const size_t nc = n - j0 < panel ? n - j0 : panel;
-        for (l0 = 0; l0 < k; l0 += kc_max) {
-            const size_t kc = k - l0 < kc_max ? k - l0 : kc_max;
-            const double *b_panels;
-            size_t stride;
-            if (b_packed != NULL) {
-                b_panels = b_packed + j0 / 32u * k * 32u + l0 * 32u;
-                stride = k * 32u;
-            } else {
-                lstm_niaf_pack_b_f64(kc, nc, b + l0 * b_row + j0 * b_col, b_row, b_col, kc * 32u, b_block);
-                b_panels = b_block;
-                stride = kc * 32u;
-            }
-            if (a_col == 1u) {
-                /* rows of A contiguous: the kernels read them in place, no copy; the tiles of
-                 * each block of rows shared among the threads */
-                for (i0 = 0; i0 < m; i0 += mc_max) {
-                    const size_t mc = m - i0 < mc_max ? m - i0 : mc_max;
-                    lstm_niaf_macro_f64(mc, nc, kc, a + i0 * a_row + l0, mr * a_row, a_row, 1u, b_panels,
-                        stride, c + i0 * n + j0, n, 1);
-                }
-            } else {
-                for (i0 = first; i0 < last; i0 += a_rows) {
-                    const size_t mc = last - i0 < a_rows ? last - i0 : a_rows;
-                    lstm_niaf_pack_a_f64(mc, kc, a + i0 * a_row + l0 * a_col, a_row, a_col, pack + offset, NULL);
-                    lstm_niaf_macro_f64(mc, nc, kc, pack + offset, mr * kc, 1u, mr, b_panels, stride,
-                        c + i0 * n + j0, n, 0);
-                }
-            }
-#ifdef _OPENMP
-            if (b_packed == NULL) {
-                /* every thread done with the block of B before the next is packed over it */
-#pragma omp barrier
-            }
-#endif
-        }
-    }
-}
-
-/* c (m x n, row stride n) += A B with A(i, l) = a[i * a_row + l * a_col] and B(l, j) = b[l * b_row +
- * j * b_col], or B already packed whole (b_packed: pack_b of all k terms, stride k * 32). pack: the
- * packing area (a block of A, then one of B for at most `panel` columns, a multiple of 32). */
-static void lstm_niaf_gemm_packed_f64(size_t m, size_t n, size_t k, const double *restrict a,
-    size_t a_row, size_t a_col, const double *restrict b, size_t b_row, size_t b_col,
-    const double *b_packed, double *restrict c, double *pack, size_t panel)
-{
-    /* Blocks of 128 terms against W_hidden packed whole; else up to 512 terms (256 when A is
-     * packed: more of its rows per block, fewer blocks of B in the L1 cache), so that the rows of
-     * A (often read from memory) are read in long runs, as far as the block of B holds them. */
-    const size_t a_capacity = LSTM_NIAF_PACK_MC * LSTM_NIAF_PACK_KC, b_capacity = LSTM_NIAF_PACK_KC * panel;
-    const size_t widest = (n < panel ? n : panel) + 31u;
-    const size_t b_width = widest - widest % 32u;
-    const size_t kc_most = a_col == 1u ? 512u : 256u;
-    const size_t kc_cap = b_packed != NULL ? 128u : (b_capacity / b_width < kc_most ? b_capacity / b_width : kc_most);
-    const size_t kc_max = k < kc_cap ? k : kc_cap;
-    /* as many rows of A as the block holds (fewer terms, more rows) */
-    const size_t mc_max = a_capacity / kc_max - a_capacity / kc_max % 6u;
-    size_t i0;
-    if (b_packed == NULL && 2u * n <= 32u && m > n) {
-        /* A narrow C (most of a panel would be zeros): C^T = B^T A^T, 32 rows of C at a time
-         * through a transposed block on the stack. */
-        double block[16u * 32u];
-        size_t i, j;
-        for (i0 = 0; i0 < m; i0 += 32u) {
-            const size_t mc = m - i0 < 32u ? m - i0 : 32u;
-            lstm_niaf_fill_f64(n * mc, 0.0, block);
-            lstm_niaf_gemm_packed_f64(n, mc, k, b, b_col, b_row, a + i0 * a_row, a_col, a_row, NULL, block,
-                pack, panel);
-            for (i = 0; i < mc; ++i) {
-                for (j = 0; j < n; ++j) {
-                    c[(i0 + i) * n + j] += block[j * mc + i];
-                }
-            }
-        }
-        return;
-    }
-#ifdef _OPENMP
-    if (m * n * k >= LSTM_NIAF_PARALLEL_FLOPS) {
-        /* One team for the whole product: every thread walks the blocks, and the packing and the
-         * tiles of each block are shared among the threads (their loops end in barriers). A team
-         * is only started here: even a team of one costs an allocation. */
-#pragma omp parallel
-        lstm_niaf_blocks_f64(m, n, k, a, a_row, a_col, b, b_row, b_col, b_packed, c, pack, panel, kc_max, mc_max);
-        return;
-    }
-#endif
-    lstm_niaf_blocks_f64(m, n, k, a, a_row, a_col, b, b_row, b_col, b_packed, c, pack, panel, kc_max, mc_max);
-}
-/* Rows of sums over `count` terms, kept in registers: sums[r * 32 + j] = sum_q x[q * dx + r * ex]
- * b[q * db + r * eb + j] for r < chains, j < width, in a fixed order. row_sums: 2 rows of 32
- * (two panels, or the even and odd terms of one); row_sums_half: 4 rows of 16 (a
- * panel at most half full, its terms in fours). */
-static void lstm_niaf_row_sums_f64(size_t count, const double *restrict x, size_t dx, size_t ex,
-    const double *restrict b, size_t db, size_t eb, double *restrict sums)
-{
-    size_t q;
-#ifdef LSTM_NIAF_AVX512
-    __m512d s0_0 = _mm512_setzero_pd(), s0_1 = _mm512_setzero_pd(), s0_2 = _mm512_setzero_pd(), s0_3 = _mm512_setzero_pd();
-    __m512d s1_0 = _mm512_setzero_pd(), s1_1 = _mm512_setzero_pd(), s1_2 = _mm512_setzero_pd(), s1_3 = _mm512_setzero_pd();
-    for (q = 0; q < count; ++q) {
-        const double *restrict b_q = b + q * db;
-        const double *restrict x_q = x + q * dx;
-        const __m512d x0 = _mm512_set1_pd(x_q[0u * ex]);
-        const __m512d x1 = _mm512_set1_pd(x_q[1u * ex]);
-        s0_0 = _mm512_fmadd_pd(x0, _mm512_loadu_pd(b_q + 0u * eb), s0_0);
-        s1_0 = _mm512_fmadd_pd(x1, _mm512_loadu_pd(b_q + 1u * eb), s1_0);
-        s0_1 = _mm512_fmadd_pd(x0, _mm512_loadu_pd(b_q + 0u * eb + 8u), s0_1);
-        s1_1 = _mm512_fmadd_pd(x1, _mm512_loadu_pd(b_q + 1u * eb + 8u), s1_1);
-        s0_2 = _mm512_fmadd_pd(x0, _mm512_loadu_pd(b_q + 0u * eb + 16u), s0_2);
-        s1_2 = _mm512_fmadd_pd(x1, _mm512_loadu_pd(b_q + 1u * eb + 16u), s1_2);
-        s0_3 = _mm512_fmadd_pd(x0, _mm512_loadu_pd(b_q + 0u * eb + 24u), s0_3);
-        s1_3 = _mm512_fmadd_pd(x1, _mm512_loadu_pd(b_q + 1u * eb + 24u), s1_3);
-    }
-    _mm512_storeu_pd(sums + 0u, s0_0);
-    _mm512_storeu_pd(sums + 8u, s0_1);
-    _mm512_storeu_pd(sums + 16u, s0_2);
-    _mm512_storeu_pd(sums + 24u, s0_3);
-    _mm512_storeu_pd(sums + 32u, s1_0);
-    _mm512_storeu_pd(sums + 40u, s1_1);
-    _mm512_storeu_pd(sums + 48u, s1_2);
-    _mm512_storeu_pd(sums + 56u, s1_3);
-#else
-    /* 8 columns at a time (2 rows of sums: 4 256-bit vectors) */
-    size_t j0, j, r;
-    for (j0 = 0; j0 < 32u; j0 += 8u) {
-        double acc[2][8] = { { 0.0 } };
-        for (q = 0; q < count; ++q) {
-            for (r = 0; r < 2u; ++r) {
-                const double x_r = x[q * dx + r * ex];
-                const double *restrict b_r = b + q * db + r * eb + j0;
-                for (j = 0; j < 8u; ++j) {
-                    acc[r][j] += x_r * b_r[j];
-                }
-            }
-        }
-        for (r = 0; r < 2u; ++r) {
-            for (j = 0; j < 8u; ++j) {
-                sums[r * 32u + j0 + j] = acc[r][j];
-            }
-        }
-    }
-#endif
-}
-
-static void lstm_niaf_row_sums_half_f64(size_t count, const double *restrict x, size_t dx, size_t ex,
-    const double *restrict b, size_t db, size_t eb, double *restrict sums)
-{
-    size_t q;
-#ifdef LSTM_NIAF_AVX512
-    __m512d s0_0 = _mm512_setzero_pd(), s0_1 = _mm512_setzero_pd();
-    __m512d s1_0 = _mm512_setzero_pd(), s1_1 = _mm512_setzero_pd();
-    __m512d s2_0 = _mm512_setzero_pd(), s2_1 = _mm512_setzero_pd();
-    __m512d s3_0 = _mm512_setzero_pd(), s3_1 = _mm512_setzero_pd();
-    for (q = 0; q < count; ++q) {
-        const double *restrict b_q = b + q * db;
-        const double *restrict x_q = x + q * dx;
-        const __m512d x0 = _mm512_set1_pd(x_q[0u * ex]);
-        const __m512d x1 = _mm512_set1_pd(x_q[1u * ex]);
-        const __m512d x2 = _mm512_set1_pd(x_q[2u * ex]);
-        const __m512d x3 = _mm512_set1_pd(x_q[3u * ex]);
-        s0_0 = _mm512_fmadd_pd(x0, _mm512_loadu_pd(b_q + 0u * eb), s0_0);
-        s1_0 = _mm512_fmadd_pd(x1, _mm512_loadu_pd(b_q + 1u * eb), s1_0);
-        s2_0 = _mm512_fmadd_pd(x2, _mm512_loadu_pd(b_q + 2u * eb), s2_0);
-        s3_0 = _mm512_fmadd_pd(x3, _mm512_loadu_pd(b_q + 3u * eb), s3_0);
-        s0_1 = _mm512_fmadd_pd(x0, _mm512_loadu_pd(b_q + 0u * eb + 8u), s0_1);
-        s1_1 = _mm512_fmadd_pd(x1, _mm512_loadu_pd(b_q + 1u * eb + 8u), s1_1);
-        s2_1 = _mm512_fmadd_pd(x2, _mm512_loadu_pd(b_q + 2u * eb + 8u), s2_1);
-        s3_1 = _mm512_fmadd_pd(x3, _mm512_loadu_pd(b_q + 3u * eb + 8u), s3_1);
-    }
-    _mm512_storeu_pd(sums + 0u, s0_0);
-    _mm512_storeu_pd(sums + 8u, s0_1);
-    _mm512_storeu_pd(sums + 32u, s1_0);
-    _mm512_storeu_pd(sums + 40u, s1_1);
-    _mm512_storeu_pd(sums + 64u, s2_0);
-    _mm512_storeu_pd(sums + 72u, s2_1);
-    _mm512_storeu_pd(sums + 96u, s3_0);
-    _mm512_storeu_pd(sums + 104u, s3_1);
-#else
-    /* 8 columns at a time (4 rows of sums: 8 256-bit vectors) */
-    size_t j0, j, r;
-    for (j0 = 0; j0 < 16u; j0 += 8u) {
-        double acc[4][8] = { { 0.0 } };
-        for (q = 0; q < count; ++q) {
-            for (r = 0; r < 4u; ++r) {
-                const double x_r = x[q * dx + r * ex];
-                const double *restrict b_r = b + q * db + r * eb + j0;
-                for (j = 0; j < 8u; ++j) {
-                    acc[r][j] += x_r * b_r[j];
-                }
-            }
-        }
-        for (r = 0; r < 4u; ++r) {
-            for (j = 0; j < 8u; ++j) {
-                sums[r * 32u + j0 + j] = acc[r][j];
-            }
-        }
-    }
-#endif
-}
-
-/* c (m x n, row stride n) += A B for a few rows of A (m < LSTM_NIAF_PACK_BATCH: a small batch), with
- * A(i, l) = a[i * a_row + l] and B packed whole by pack_b (panels of 32 columns, k * 32 apart).
- * Per row of c, sums in registers over all k terms: two panels at once; the last panel alone split
- * into its even and odd terms, or (at most half full) its terms in fours, added at the end. A(i, l)
- * is broadcast and B streams through the L1 cache; every output is summed in a fixed order. */
-static void lstm_niaf_gemm_rows_f64(size_t m, size_t n, size_t k, const double *restrict a,
-    size_t a_row, const double *restrict b_packed, double *restrict c)
-{
-    double sums[4u * 32u];
-    size_t i, j0, j, l;
-    for (i = 0; i < m; ++i) {
-        const double *restrict a_i = a + i * a_row;
-        double *restrict c_i = c + i * n;
-        for (j0 = 0; j0 < n; j0 += 2u * 32u) {
-            const double *restrict panel = b_packed + j0 * k;
-            const size_t cols = n - j0 < 2u * 32u ? n - j0 : 2u * 32u;
-            if (cols > 32u) {
-                /* two panels, all terms: sums of columns j0.. then j0 + 32.. */
-                lstm_niaf_row_sums_f64(k, a_i, 1u, 0u, panel, 32u, k * 32u, sums);
-                for (j = 0; j < cols; ++j) {
-                    c_i[j0 + j] += sums[j];
-                }
-                continue;
-            }
-            if (2u * cols > 32u) {
-                /* the last panel: its even and odd terms */
-                lstm_niaf_row_sums_f64(k / 2u, a_i, 2u, 1u, panel, 2u * 32u, 32u, sums);
-                l = k / 2u * 2u;
-                for (j = 0; j < cols; ++j) {
-                    sums[j] += sums[32u + j];
-                }
-            } else {
-                /* the last panel, at most half full: its terms in fours */
-                lstm_niaf_row_sums_half_f64(k / 4u, a_i, 4u, 1u, panel, 4u * 32u, 32u, sums);
-                l = k / 4u * 4u;
-                for (j = 0; j < cols; ++j) {
-                    sums[j] += sums[32u + j] + (sums[64u + j] + sums[96u + j]);
-                }
-            }
-            for (; l < k; ++l) {
-                const double x = a_i[l];
-                for (j = 0; j < cols; ++j) {
-                    sums[j] += x * panel[l * 32u + j];
-                }
-            }
-            for (j = 0; j < cols; ++j) {
-                c_i[j0 + j] += sums[j];
-            }
-        }
-    }
-}
-
-/* c (m x n) += A B^T (A: m x k, B: n x k, row-major): packed when pack is given, else gemm_nt. */
-static void lstm_niaf_product_nt_f64(size_t m, size_t n, size_t k, const double *restrict a,
-    const double *restrict b, double *restrict c, double *pack, size_t panel)
-{
-    if (pack == NULL) {
-        lstm_niaf_gemm_nt_f64(m, n, k, a, b, c);
-        return;
-    }
-    lstm_niaf_gemm_packed_f64(m, n, k, a, k, 1u, b, 1u, k, NULL, c, pack, panel);
-}
-
-/* c (m x n) += A B (A(i, l) = a[i * a_row + l * a_col], B: k x n row-major): packed when pack is
- * given, else gemm_nn. */
-static void lstm_niaf_product_nn_f64(size_t m, size_t n, size_t k, const double *restrict a,
-    size_t a_row, size_t a_col, const double *restrict b, double *restrict c, double *pack,
-    size_t panel)
-{
-    if (pack == NULL) {
-        lstm_niaf_gemm_nn_f64(m, n, k, a, a_row, a_col, b, c);
-        return;
-    }
-    lstm_niaf_gemm_packed_f64(m, n, k, a, a_row, a_col, b, n, 1u, NULL, c, pack, panel);
-}
-
-/* c1 (m x n1) += A B1, c2 (m x n2) += A B2 and sums (m) += A 1, with B1, B2 row-major (k x n1,
- * k x n2) and A^T row-major (k x m: A(i, l) = a[i + l * m]): both weight gradients and the bias
- * gradient, dW_event = Delta^T X, dW_hidden = Delta^T H and db = Delta^T 1, where Delta_hidden is
- * Delta_event. Each block of A is packed once, for both products (the blocks of B1 and B2 lie side
- * by side in the packing area), and summed while it is packed (in the order column_sums takes).
- * Two products and column_sums when they do not fit there, when either is too narrow for a panel,
- * or without the packing area. */
-static void lstm_niaf_product_shared_f64(size_t m, size_t k, const double *restrict a,
-    const double *restrict b1, size_t n1, double *restrict c1, const double *restrict b2,
-    size_t n2, double *restrict c2, double *restrict sums, double *pack, size_t panel)
-{
-    const size_t nr = 32u, panels1 = (n1 + nr - 1u) / nr, width = panels1 * nr + (n2 + nr - 1u) / nr * nr;
-    const size_t lda = m;
-    if (pack == NULL || width > panel || 2u * n1 <= nr || 2u * n2 <= nr) {
-        lstm_niaf_product_nn_f64(m, n1, k, a, 1u, lda, b1, c1, pack, panel);
-        lstm_niaf_product_nn_f64(m, n2, k, a, 1u, lda, b2, c2, pack, panel);
-        lstm_niaf_column_sums_f64(k, m, a, sums);
-        return;
-    }
-    {
-        /* blocks of up to 256 terms, as gemm_packed takes with A packed */
-        const size_t b_capacity = LSTM_NIAF_PACK_KC * panel;
-        const size_t kc_cap = b_capacity / width < 256u ? b_capacity / width : 256u;
-        const size_t kc_max = k < kc_cap ? k : kc_cap;
-        double *const b_block = pack + LSTM_NIAF_PACK_MC * LSTM_NIAF_PACK_KC;
-#ifdef _OPENMP
-#pragma omp parallel if (m * width * k >= LSTM_NIAF_PARALLEL_FLOPS)
-#endif
-        {
-            size_t first, last, a_rows, offset, l0, i0;
-            lstm_niaf_own_rows_f64(m, kc_max, &first, &last, &a_rows, &offset);
-            for (l0 = 0; l0 < k; l0 += kc_max) {
-                const size_t kc = k - l0 < kc_max ? k - l0 : kc_max;
-                lstm_niaf_pack_b_f64(kc, n1, b1 + l0 * n1, n1, 1u, kc * nr, b_block);
-                lstm_niaf_pack_b_f64(kc, n2, b2 + l0 * n2, n2, 1u, kc * nr, b_block + panels1 * kc * nr);
-                for (i0 = first; i0 < last; i0 += a_rows) {
-                    const size_t mc = last - i0 < a_rows ? last - i0 : a_rows;
-                    lstm_niaf_pack_a_f64(mc, kc, a + i0 + l0 * lda, 1u, lda, pack + offset, sums + i0);
-                    lstm_niaf_macro_f64(mc, n1, kc, pack + offset, 6u * kc, 1u, 6u, b_block,
-                        kc * nr, c1 + i0 * n1, n1, 0);
-                    lstm_niaf_macro_f64(mc, n2, kc, pack + offset, 6u * kc, 1u, 6u,
-                        b_block + panels1 * kc * nr, kc * nr, c2 + i0 * n2, n2, 0);
-                }
-#ifdef _OPENMP
-                /* every thread done with the blocks of B before the next are packed over them */
-#pragma omp barrier
-#endif
-            }
-        }
-    }
-}
-
-/* Where the packing area of a sequence entry point starts in its cache: after `base` elements,
- * aligned to 64 bytes; 0 (the unpacked products) with CBLAS. */
-static size_t lstm_niaf_pack_offset_f64(const double *cache, size_t base)
-{
-#ifdef LSTM_NIAF_USE_CBLAS
-    (void)cache;
-    (void)base;
-    return 0;
-#else
-    const size_t misaligned = (size_t)((uintptr_t)(cache + base) % 64u);
-    return misaligned % sizeof(double) != 0 ? base : base + (64u - misaligned) % 64u / sizeof(double);
-#endif
-}
-
 /* The per-unit equations of one step, for all batch x hidden_size units.
  * pre: (batch, G * H) gate pre-activations, event part + hidden part.
  * <state>_prev (NULL: zeros), <state>_next: (batch, H); saved: (SAVED, batch, H) or NULL. */
-static LSTM_NIAF_WIDE_VECTORS void lstm_niaf_units_forward_f64(size_t batch, size_t hidden_size,
+static LSTM_SYM_WIDE_VECTORS void lstm_niaf_units_forward_f64(size_t batch, size_t hidden_size,
     size_t first, size_t last,
     const double *restrict pre,
     const double *restrict h_prev,
@@ -1428,19 +127,19 @@ static LSTM_NIAF_WIDE_VECTORS void lstm_niaf_units_forward_f64(size_t batch, siz
                 const double peephole_update = peephole_update_vector[k];
                 const double peephole_forget = peephole_forget_vector[k];
                 const double peephole_output = peephole_output_vector[k];
-                /* update = sigmoid(cell_prev*peephole_update + update_pre) */
-                const double update = lstm_niaf_sigmoid_f64(update_pre + cell_prev*peephole_update);
-                /* forget = sigmoid(cell_prev*peephole_forget + forget_pre) */
-                const double forget = lstm_niaf_sigmoid_f64(forget_pre + cell_prev*peephole_forget);
-                /* candidate = candidate_pre */
+                /* update = sigmoid(cell_prev*peephole_update + update_pre) (eq:forward-update) */
+                const double update = lstm_sym_sigmoid_f64(update_pre + cell_prev*peephole_update);
+                /* forget = sigmoid(cell_prev*peephole_forget + forget_pre) (eq:forward-forget) */
+                const double forget = lstm_sym_sigmoid_f64(forget_pre + cell_prev*peephole_forget);
+                /* candidate = candidate_pre (eq:forward-candidate) */
                 const double candidate = candidate_pre;
-                /* cell = candidate*update + cell_prev*forget */
+                /* cell = candidate*update + cell_prev*forget (eq:forward-cell) */
                 const double cell = candidate*update + cell_prev*forget;
-                /* output = sigmoid(cell*peephole_output + output_pre) */
-                const double output = lstm_niaf_sigmoid_f64(output_pre + cell*peephole_output);
+                /* output = sigmoid(cell*peephole_output + output_pre) (eq:forward-output) */
+                const double output = lstm_sym_sigmoid_f64(output_pre + cell*peephole_output);
                 /* tanh_cell = tanh(cell) */
-                const double tanh_cell = lstm_niaf_tanh_f64(cell);
-                /* hidden = output*tanh(cell) */
+                const double tanh_cell = lstm_sym_tanh_f64(cell);
+                /* hidden = output*tanh(cell) (eq:forward-hidden) */
                 const double hidden = output*tanh_cell;
                 h_next[u] = hidden;
                 c_next[u] = cell;
@@ -1465,19 +164,19 @@ static LSTM_NIAF_WIDE_VECTORS void lstm_niaf_units_forward_f64(size_t batch, siz
                 const double peephole_update = peephole_update_vector[k];
                 const double peephole_forget = peephole_forget_vector[k];
                 const double peephole_output = peephole_output_vector[k];
-                /* update = sigmoid(cell_prev*peephole_update + update_pre) */
-                const double update = lstm_niaf_sigmoid_f64(update_pre + cell_prev*peephole_update);
-                /* forget = sigmoid(cell_prev*peephole_forget + forget_pre) */
-                const double forget = lstm_niaf_sigmoid_f64(forget_pre + cell_prev*peephole_forget);
-                /* candidate = candidate_pre */
+                /* update = sigmoid(cell_prev*peephole_update + update_pre) (eq:forward-update) */
+                const double update = lstm_sym_sigmoid_f64(update_pre + cell_prev*peephole_update);
+                /* forget = sigmoid(cell_prev*peephole_forget + forget_pre) (eq:forward-forget) */
+                const double forget = lstm_sym_sigmoid_f64(forget_pre + cell_prev*peephole_forget);
+                /* candidate = candidate_pre (eq:forward-candidate) */
                 const double candidate = candidate_pre;
-                /* cell = candidate*update + cell_prev*forget */
+                /* cell = candidate*update + cell_prev*forget (eq:forward-cell) */
                 const double cell = candidate*update + cell_prev*forget;
-                /* output = sigmoid(cell*peephole_output + output_pre) */
-                const double output = lstm_niaf_sigmoid_f64(output_pre + cell*peephole_output);
+                /* output = sigmoid(cell*peephole_output + output_pre) (eq:forward-output) */
+                const double output = lstm_sym_sigmoid_f64(output_pre + cell*peephole_output);
                 /* tanh_cell = tanh(cell) */
-                const double tanh_cell = lstm_niaf_tanh_f64(cell);
-                /* hidden = output*tanh(cell) */
+                const double tanh_cell = lstm_sym_tanh_f64(cell);
+                /* hidden = output*tanh(cell) (eq:forward-hidden) */
                 const double hidden = output*tanh_cell;
                 h_next[u] = hidden;
                 c_next[u] = cell;
@@ -1536,29 +235,29 @@ static void lstm_niaf_units_backward_f64(size_t batch, size_t hidden_size, size_
                 const double cell = saved[3 * units + u];
                 const double output = saved[4 * units + u];
                 const double tanh_cell = saved[5 * units + u];
-                /* dL/dtanh_cell */
+                /* dL/dtanh_cell (eq:cse-d-tanh-cell) */
                 const double d_tanh_cell = d_hidden_carry*output;
-                /* dL/doutput_pre */
+                /* dL/doutput_pre (eq:cse-d-output-pre) */
                 const double d_output_pre = d_tanh_cell*tanh_cell*(1 - output);
-                /* dL/dcell */
+                /* dL/dcell (eq:cse-d-cell) */
                 const double d_cell = d_cell_carry + d_output_pre*peephole_output + d_tanh_cell*(1 - (tanh_cell*tanh_cell));
-                /* dL/dcandidate_pre */
+                /* dL/dcandidate_pre (eq:cse-d-candidate-pre) */
                 const double d_candidate_pre = d_cell*update;
-                /* dL/dupdate_pre */
+                /* dL/dupdate_pre (eq:cse-d-update-pre) */
                 const double d_update_pre = candidate*d_candidate_pre*(1 - update);
-                /* common subexpression */
+                /* common subexpression (eq:cse-tmp0) */
                 const double tmp0 = d_cell*forget;
-                /* common subexpression */
+                /* common subexpression (eq:cse-tmp1) */
                 const double tmp1 = tmp0*(1 - forget);
-                /* dL/dforget_pre */
+                /* dL/dforget_pre (eq:cse-d-forget-pre) */
                 const double d_forget_pre = cell_prev*tmp1;
-                /* dL/dcell_prev */
+                /* dL/dcell_prev (eq:cse-d-cell-prev) */
                 const double d_cell_prev = tmp0 + d_forget_pre*peephole_forget + d_update_pre*peephole_update;
-                /* dL/dpeephole_update */
+                /* dL/dpeephole_update (eq:cse-d-peephole-update) */
                 const double d_peephole_update = cell_prev*d_update_pre;
-                /* dL/dpeephole_forget */
+                /* dL/dpeephole_forget (eq:cse-d-peephole-forget) */
                 const double d_peephole_forget = tmp1*(cell_prev*cell_prev);
-                /* dL/dpeephole_output */
+                /* dL/dpeephole_output (eq:cse-d-peephole-output) */
                 const double d_peephole_output = cell*d_output_pre;
                 delta[b * gate_stride + 0 * hidden_size + k] = d_update_pre;
                 delta[b * gate_stride + 1 * hidden_size + k] = d_forget_pre;
@@ -1588,29 +287,29 @@ static void lstm_niaf_units_backward_f64(size_t batch, size_t hidden_size, size_
                 const double cell = saved[3 * units + u];
                 const double output = saved[4 * units + u];
                 const double tanh_cell = saved[5 * units + u];
-                /* dL/dtanh_cell */
+                /* dL/dtanh_cell (eq:cse-d-tanh-cell) */
                 const double d_tanh_cell = d_hidden_carry*output;
-                /* dL/doutput_pre */
+                /* dL/doutput_pre (eq:cse-d-output-pre) */
                 const double d_output_pre = d_tanh_cell*tanh_cell*(1 - output);
-                /* dL/dcell */
+                /* dL/dcell (eq:cse-d-cell) */
                 const double d_cell = d_cell_carry + d_output_pre*peephole_output + d_tanh_cell*(1 - (tanh_cell*tanh_cell));
-                /* dL/dcandidate_pre */
+                /* dL/dcandidate_pre (eq:cse-d-candidate-pre) */
                 const double d_candidate_pre = d_cell*update;
-                /* dL/dupdate_pre */
+                /* dL/dupdate_pre (eq:cse-d-update-pre) */
                 const double d_update_pre = candidate*d_candidate_pre*(1 - update);
-                /* common subexpression */
+                /* common subexpression (eq:cse-tmp0) */
                 const double tmp0 = d_cell*forget;
-                /* common subexpression */
+                /* common subexpression (eq:cse-tmp1) */
                 const double tmp1 = tmp0*(1 - forget);
-                /* dL/dforget_pre */
+                /* dL/dforget_pre (eq:cse-d-forget-pre) */
                 const double d_forget_pre = cell_prev*tmp1;
-                /* dL/dcell_prev */
+                /* dL/dcell_prev (eq:cse-d-cell-prev) */
                 const double d_cell_prev = tmp0 + d_forget_pre*peephole_forget + d_update_pre*peephole_update;
-                /* dL/dpeephole_update */
+                /* dL/dpeephole_update (eq:cse-d-peephole-update) */
                 const double d_peephole_update = cell_prev*d_update_pre;
-                /* dL/dpeephole_forget */
+                /* dL/dpeephole_forget (eq:cse-d-peephole-forget) */
                 const double d_peephole_forget = tmp1*(cell_prev*cell_prev);
-                /* dL/dpeephole_output */
+                /* dL/dpeephole_output (eq:cse-d-peephole-output) */
                 const double d_peephole_output = cell*d_output_pre;
                 delta[b * gate_stride + 0 * hidden_size + k] = d_update_pre;
                 delta[b * gate_stride + 1 * hidden_size + k] = d_forget_pre;
@@ -1674,41 +373,42 @@ int lstm_niaf_forward_f64(
         double *const saved = cache + LSTM_NIAF_STATES * (steps + 1u) * units;
         double *const projection = saved + steps * LSTM_NIAF_SAVED * units;
         /* The packing area (NULL: unpacked products) and W_hidden packed once for every step */
-        const size_t pack_at = lstm_niaf_pack_offset_f64(cache, lstm_niaf_cache_base(steps, batch, hidden_size));
+        const size_t pack_at = lstm_sym_pack_offset_f64(cache, lstm_niaf_cache_base(steps, batch, hidden_size));
         double *const pack = pack_at == 0 ? NULL : cache + pack_at;
-        const size_t panel = lstm_niaf_pack_panel(rows, hidden_size);
-        double *const packed_weights = pack == NULL ? NULL : pack + LSTM_NIAF_PACK_MC * LSTM_NIAF_PACK_KC + LSTM_NIAF_PACK_KC * panel;
+        const size_t panel = lstm_sym_pack_panel(rows, hidden_size);
+        double *const packed_weights = pack == NULL ? NULL : pack + LSTM_SYM_PACK_MC * LSTM_SYM_PACK_KC + LSTM_SYM_PACK_KC * panel;
         if (pack != NULL) {
             /* B(l, j) = W_hidden(j, l): the panels of W_hidden^T */
             /* (its panels shared among a team of threads when large) */
 #ifdef _OPENMP
-#pragma omp parallel if (rows * hidden_size >= LSTM_NIAF_PARALLEL_ELEMENTS)
+#pragma omp parallel if (rows * hidden_size >= LSTM_SYM_PARALLEL_ELEMENTS)
 #endif
-            lstm_niaf_pack_b_f64(hidden_size, rows, hidden_weights, 1u, hidden_size, hidden_size * 32u, packed_weights);
+            lstm_sym_pack_b_f64(hidden_size, rows, hidden_weights, 1u, hidden_size, hidden_size * LSTM_SYM_PANEL_F64, packed_weights);
         }
         /* Initial states: index 0 of each state sequence; NULL means zeros. */
-        lstm_niaf_copy_f64(units, h0, h_states);
-        lstm_niaf_copy_f64(units, c0, c_states);
+        lstm_sym_copy_f64(units, h0, h_states);
+        lstm_sym_copy_f64(units, c0, c_states);
         /* Event projections of every step and gate at once (one matrix product), with both
-         * biases (the hidden projections below add to them): Z_event = X W_event^T + b_event + b_hidden */
-        lstm_niaf_broadcast_f64(steps * batch, rows, event_bias, hidden_bias, projection);
-        lstm_niaf_product_nt_f64(steps * batch, rows, event_size, events, event_weights, projection, pack, panel);
+         * biases (the hidden projections below add to them): Z_event = X W_event^T + b_event + b_hidden
+         * (eq:projection-update-pre, eq:projection-forget-pre, eq:projection-candidate-pre, eq:projection-output-pre) */
+        lstm_sym_broadcast_f64(steps * batch, rows, event_bias, hidden_bias, projection);
+        lstm_sym_product_nt_f64(steps * batch, rows, event_size, events, event_weights, projection, pack, panel);
         for (t = 0; t < steps; ++t) {
             double *const pre = projection + t * batch * rows;
             /* Hidden projections of every gate (one matrix product), added to Z_event (which
              * holds b_hidden already): Z_hidden = h_{t-1} W_hidden^T + b_hidden */
-            if (pack != NULL && batch < LSTM_NIAF_PACK_BATCH) {
-                lstm_niaf_gemm_rows_f64(batch, rows, hidden_size, h_states + t * units, hidden_size,
+            if (pack != NULL && batch < LSTM_SYM_PACK_BATCH) {
+                lstm_sym_gemm_rows_f64(batch, rows, hidden_size, h_states + t * units, hidden_size,
                     packed_weights, pre);
             } else if (pack != NULL) {
-                lstm_niaf_gemm_packed_f64(batch, rows, hidden_size, h_states + t * units, hidden_size, 1u,
+                lstm_sym_gemm_packed_f64(batch, rows, hidden_size, h_states + t * units, hidden_size, 1u,
                     hidden_weights, 1u, hidden_size, packed_weights, pre, pack, panel);
             } else {
-                lstm_niaf_gemm_nt_f64(batch, rows, hidden_size, h_states + t * units, hidden_weights, pre);
+                lstm_sym_gemm_nt_f64(batch, rows, hidden_size, h_states + t * units, hidden_weights, pre);
             }
             /* The per-unit equations of the cell (printed from the derivation). */
             #ifdef _OPENMP
-            if (batch >= 2u && units >= LSTM_NIAF_PARALLEL_UNITS) {
+            if (batch >= 2u && units >= LSTM_SYM_PARALLEL_UNITS) {
                 size_t row;
             #pragma omp parallel for schedule(static)
                 for (row = 0; row < batch; ++row) {
@@ -1723,9 +423,9 @@ int lstm_niaf_forward_f64(
                 h_states + (t + 1u) * units, c_states + (t + 1u) * units, saved + t * LSTM_NIAF_SAVED * units);
         }
         /* Outputs: the hidden states after every step; the last states. */
-        lstm_niaf_copy_f64(steps * units, h_states + units, outputs);
-        lstm_niaf_copy_f64(units, h_states + steps * units, h_last);
-        lstm_niaf_copy_f64(units, c_states + steps * units, c_last);
+        lstm_sym_copy_f64(steps * units, h_states + units, outputs);
+        lstm_sym_copy_f64(units, h_states + steps * units, h_last);
+        lstm_sym_copy_f64(units, c_states + steps * units, c_last);
     }
     return LSTM_NIAF_OK;
 }
@@ -1791,53 +491,55 @@ int lstm_niaf_backward_f64(
         double *const delta_event = cache + (LSTM_NIAF_STATES * (steps + 1u) + LSTM_NIAF_SAVED * steps) * units;
         double *const delta_hidden = delta_event; /* every gate adds its event and hidden parts */
         /* The packing area (NULL: unpacked products) and W_hidden packed once for every step */
-        const size_t pack_at = lstm_niaf_pack_offset_f64(cache, lstm_niaf_cache_base(steps, batch, hidden_size));
+        const size_t pack_at = lstm_sym_pack_offset_f64(cache, lstm_niaf_cache_base(steps, batch, hidden_size));
         double *const pack = pack_at == 0 ? NULL : cache + pack_at;
-        const size_t panel = lstm_niaf_pack_panel(rows, hidden_size);
-        double *const packed_weights = pack == NULL ? NULL : pack + LSTM_NIAF_PACK_MC * LSTM_NIAF_PACK_KC + LSTM_NIAF_PACK_KC * panel;
+        const size_t panel = lstm_sym_pack_panel(rows, hidden_size);
+        double *const packed_weights = pack == NULL ? NULL : pack + LSTM_SYM_PACK_MC * LSTM_SYM_PACK_KC + LSTM_SYM_PACK_KC * panel;
         if (pack != NULL) {
             /* B = W_hidden (rows x hidden_size) in panels */
             /* (its panels shared among a team of threads when large) */
 #ifdef _OPENMP
-#pragma omp parallel if (rows * hidden_size >= LSTM_NIAF_PARALLEL_ELEMENTS)
+#pragma omp parallel if (rows * hidden_size >= LSTM_SYM_PARALLEL_ELEMENTS)
 #endif
-            lstm_niaf_pack_b_f64(rows, hidden_size, hidden_weights, hidden_size, 1u, rows * 32u, packed_weights);
+            lstm_sym_pack_b_f64(rows, hidden_size, hidden_weights, hidden_size, 1u, rows * LSTM_SYM_PANEL_F64, packed_weights);
         }
         /* d_<state>0 carries dL/d(state) back through the steps, from d_<state>_last (NULL: 0). */
-        lstm_niaf_copy_f64(units, d_h_last, d_h0);
-        lstm_niaf_copy_f64(units, d_c_last, d_c0);
-        lstm_niaf_fill_f64(hidden_size, 0.0, d_peephole_update);
-        lstm_niaf_fill_f64(hidden_size, 0.0, d_peephole_forget);
-        lstm_niaf_fill_f64(hidden_size, 0.0, d_peephole_output);
+        lstm_sym_copy_f64(units, d_h_last, d_h0);
+        lstm_sym_copy_f64(units, d_c_last, d_c0);
+        lstm_sym_fill_f64(hidden_size, 0.0, d_peephole_update);
+        lstm_sym_fill_f64(hidden_size, 0.0, d_peephole_forget);
+        lstm_sym_fill_f64(hidden_size, 0.0, d_peephole_output);
         for (t = steps; t-- > 0;) {
             /* Per-unit backward (sympy.diff of the step, then joint CSE). */
             lstm_niaf_units_backward_f64(batch, hidden_size, 0u, batch, d_outputs + t * units,
                 d_h0, d_c0, h_states + t * units, c_states + t * units,
                 peephole_update, peephole_forget, peephole_output, saved + t * LSTM_NIAF_SAVED * units, delta_event + t * batch * rows, d_peephole_update, d_peephole_forget, d_peephole_output);
-            /* Backpropagation through time: dL/dh_{t-1} += Delta_hidden,t W_hidden */
-            if (pack != NULL && batch < LSTM_NIAF_PACK_BATCH) {
-                lstm_niaf_gemm_rows_f64(batch, hidden_size, rows, delta_hidden + t * batch * rows, rows,
+            /* Backpropagation through time: dL/dh_{t-1} += Delta_hidden,t W_hidden
+             * (eq:bptt-through-hidden) */
+            if (pack != NULL && batch < LSTM_SYM_PACK_BATCH) {
+                lstm_sym_gemm_rows_f64(batch, hidden_size, rows, delta_hidden + t * batch * rows, rows,
                     packed_weights, d_h0);
             } else if (pack != NULL) {
-                lstm_niaf_gemm_packed_f64(batch, hidden_size, rows, delta_hidden + t * batch * rows, rows, 1u,
+                lstm_sym_gemm_packed_f64(batch, hidden_size, rows, delta_hidden + t * batch * rows, rows, 1u,
                     hidden_weights, hidden_size, 1u, packed_weights, d_h0, pack, panel);
             } else {
-                lstm_niaf_gemm_nn_f64(batch, hidden_size, rows, delta_hidden + t * batch * rows, rows, 1u,
+                lstm_sym_gemm_nn_f64(batch, hidden_size, rows, delta_hidden + t * batch * rows, rows, 1u,
                     hidden_weights, d_h0);
             }
         }
         /* Linear adjoints over all steps at once (SymPy matrix calculus of Z = X W^T + 1 b^T):
-         *   dW = Delta^T X,  db = Delta^T 1,  dX = Delta W */
-        lstm_niaf_fill_f64(rows * event_size, 0.0, d_event_weights);
-        lstm_niaf_fill_f64(rows, 0.0, d_event_bias);
-        lstm_niaf_fill_f64(rows * hidden_size, 0.0, d_hidden_weights);
+         *   dW = Delta^T X,  db = Delta^T 1,  dX = Delta W
+         * (eq:linear-weights, eq:linear-bias, eq:linear-inputs) */
+        lstm_sym_fill_f64(rows * event_size, 0.0, d_event_weights);
+        lstm_sym_fill_f64(rows, 0.0, d_event_bias);
+        lstm_sym_fill_f64(rows * hidden_size, 0.0, d_hidden_weights);
         /* all three at once: Delta_hidden is Delta_event */
-        lstm_niaf_product_shared_f64(rows, steps * batch, delta_event, events, event_size, d_event_weights,
+        lstm_sym_product_shared_f64(rows, steps * batch, delta_event, events, event_size, d_event_weights,
             h_states, hidden_size, d_hidden_weights, d_event_bias, pack, panel);
         /* Delta_hidden is Delta_event: the same sums */
-        lstm_niaf_copy_f64(rows, d_event_bias, d_hidden_bias);
-        lstm_niaf_fill_f64(steps * batch * event_size, 0.0, d_events);
-        lstm_niaf_product_nn_f64(steps * batch, event_size, rows, delta_event, rows, 1u, event_weights, d_events, pack, panel);
+        lstm_sym_copy_f64(rows, d_event_bias, d_hidden_bias);
+        lstm_sym_fill_f64(steps * batch * event_size, 0.0, d_events);
+        lstm_sym_product_nn_f64(steps * batch, event_size, rows, delta_event, rows, 1u, event_weights, d_events, pack, panel);
     }
     return LSTM_NIAF_OK;
 }
@@ -1882,12 +584,13 @@ int lstm_niaf_step_forward_f64(
     }
     {
         double *const pre = work;
-        /* Z_event = x W_event^T + b_event + b_hidden (the hidden projection below adds to it) */
-        lstm_niaf_broadcast_f64(batch, rows, event_bias, hidden_bias, work);
-        lstm_niaf_gemm_nt_f64(batch, rows, event_size, event, event_weights, work);
+        /* Z_event = x W_event^T + b_event + b_hidden (the hidden projection below adds to it;
+         * eq:projection-update-pre, eq:projection-forget-pre, eq:projection-candidate-pre, eq:projection-output-pre) */
+        lstm_sym_broadcast_f64(batch, rows, event_bias, hidden_bias, work);
+        lstm_sym_gemm_nt_f64(batch, rows, event_size, event, event_weights, work);
         /* Z_hidden = h_prev W_hidden^T + b_hidden, added to Z_event (which holds b_hidden) */
         if (h_prev != NULL) {
-            lstm_niaf_gemm_nt_f64(batch, rows, hidden_size, h_prev, hidden_weights, pre);
+            lstm_sym_gemm_nt_f64(batch, rows, hidden_size, h_prev, hidden_weights, pre);
         }
         lstm_niaf_units_forward_f64(batch, hidden_size, 0u, batch, pre,
             h_prev, c_prev, peephole_update, peephole_forget, peephole_output,
@@ -1953,22 +656,23 @@ int lstm_niaf_step_backward_f64(
     {
         double *const delta_event = work;
         double *const delta_hidden = work; /* every gate adds its event and hidden parts */
-        lstm_niaf_copy_f64(units, d_h_next, d_h_prev);
-        lstm_niaf_copy_f64(units, d_c_next, d_c_prev);
+        lstm_sym_copy_f64(units, d_h_next, d_h_prev);
+        lstm_sym_copy_f64(units, d_c_next, d_c_prev);
         lstm_niaf_units_backward_f64(batch, hidden_size, 0u, batch, NULL,
             d_h_prev, d_c_prev, h_prev, c_prev,
             peephole_update, peephole_forget, peephole_output, saved, delta_event, d_peephole_update, d_peephole_forget, d_peephole_output);
         /* dL/dh_prev += Delta_hidden W_hidden */
-        lstm_niaf_gemm_nn_f64(batch, hidden_size, rows, delta_hidden, rows, 1u, hidden_weights, d_h_prev);
-        /* Linear adjoints, added to the gradients: dW += Delta^T X, db += Delta^T 1; dX = Delta W */
-        lstm_niaf_gemm_nn_f64(rows, event_size, batch, delta_event, 1u, rows, event, d_event_weights);
-        lstm_niaf_column_sums_f64(batch, rows, delta_event, d_event_bias);
+        lstm_sym_gemm_nn_f64(batch, hidden_size, rows, delta_hidden, rows, 1u, hidden_weights, d_h_prev);
+        /* Linear adjoints, added to the gradients: dW += Delta^T X, db += Delta^T 1; dX = Delta W
+         * (eq:linear-weights, eq:linear-bias, eq:linear-inputs) */
+        lstm_sym_gemm_nn_f64(rows, event_size, batch, delta_event, 1u, rows, event, d_event_weights);
+        lstm_sym_column_sums_f64(batch, rows, delta_event, d_event_bias);
         if (h_prev != NULL) {
-            lstm_niaf_gemm_nn_f64(rows, hidden_size, batch, delta_hidden, 1u, rows, h_prev, d_hidden_weights);
+            lstm_sym_gemm_nn_f64(rows, hidden_size, batch, delta_hidden, 1u, rows, h_prev, d_hidden_weights);
         }
-        lstm_niaf_column_sums_f64(batch, rows, delta_hidden, d_hidden_bias);
-        lstm_niaf_fill_f64(batch * event_size, 0.0, d_event);
-        lstm_niaf_gemm_nn_f64(batch, event_size, rows, delta_event, rows, 1u, event_weights, d_event);
+        lstm_sym_column_sums_f64(batch, rows, delta_hidden, d_hidden_bias);
+        lstm_sym_fill_f64(batch * event_size, 0.0, d_event);
+        lstm_sym_gemm_nn_f64(batch, event_size, rows, delta_event, rows, 1u, event_weights, d_event);
     }
     return LSTM_NIAF_OK;
 }
@@ -1977,1187 +681,10 @@ int lstm_niaf_step_backward_f64(
  * float (f32)
  * ========================================================================================== */
 
-/* Activations in plain C99 without libm calls or branches, so that the per-unit loops that use
- * them vectorize (libm's exp and tanh are scalar calls). Within about 1 ulp of the correctly
- * rounded result (tested against mpmath and libm); NaN in gives NaN out. */
-
-/* exp(x): x = n ln2 + r with |r| <= ln2 / 2 (n rounded by adding 1.5 * 2^23, r in two parts,
- * Cody-Waite), exp(r) by its Taylor polynomial (degree 7, Horner), times 2^n built in the
- * exponent bits as 2^n1 2^(n - n1) with n1 = n / 2 rounded, so results below the smallest normal
- * underflow gradually as in libm. x is clamped first: far below the underflow limit gives 0
- * exactly, far above the overflow limit inf. */
-static inline float lstm_niaf_exp_f32(float x)
-{
-    const float shift = 1.2582912e+07F;
-    union {
-        float real;
-        unsigned int bits;
-    } n_half, n_rest, scale_half, scale_rest;
-    float z, n, n1, r, p;
-    /* The bits of an IEEE 754 float fit exactly in unsigned int (else this does not compile) */
-    (void)sizeof(char[sizeof(float) == sizeof(unsigned int) ? 1 : -1]);
-    /* Clamp (comparisons are false for NaN, which passes through) */
-    z = x < -104.0F ? -104.0F : (x > 89.0F ? 89.0F : x);
-    /* n = round(x / ln2), n1 = round(n / 2): rounded to integers by adding shift */
-    n_half.real = z * 1.442695F + shift;
-    n = n_half.real - shift;
-    n_half.real = n * 0.5F + shift;
-    n1 = n_half.real - shift;
-    n_rest.real = (n - n1) + shift;
-    /* r = x - n ln2, ln2 split in a high part (n * high is exact) and a low part */
-    r = (z - n * 0.69314575F) - n * 1.4286068e-06F;
-    /* exp(r) = sum_k r^k / k! */
-    p = 0.0001984127F;
-    p = p * r + 0.0013888889F;
-    p = p * r + 0.008333334F;
-    p = p * r + 0.041666668F;
-    p = p * r + 0.16666667F;
-    p = p * r + 0.5F;
-    p = p * r + 1.0F;
-    p = p * r + 1.0F;
-    /* 2^n1 and 2^(n - n1): the integers sit in the low bits of n_half and n_rest */
-    scale_half.bits = (n_half.bits + 127u) << 23;
-    scale_rest.bits = (n_rest.bits + 127u) << 23;
-    return p * scale_half.real * scale_rest.real;
-}
-
-/* tanh(x): for |x| < 0.625 the odd approximation of Cephes' tanhf, x + x^3 P(x^2);
- * else sign(x) (1 - 2 e / (1 + e)) with e = exp(-2 |x|) <= 1, which never overflows and gives
- * +-1 exactly once e is below half an ulp. */
-static inline float lstm_niaf_tanh_f32(float x)
-{
-    const float a = fabsf(x);
-    const float z = x * x;
-    const float e = lstm_niaf_exp_f32(-2.0F * a);
-    const float large = 1.0F - 2.0F * e / (1.0F + e);
-    const float poly = (((-5.70498872745E-3F * z + 2.06390887954E-2F) * z - 5.37397155531E-2F) * z + 1.33314422036E-1F) * z - 3.33332819422E-1F;
-    const float small = x == 0.0F ? x : poly * z * x + x; /* tanh(-0) = -0 */
-    return a < 0.625F ? small : (x < 0.0F ? -large : large);
-}
-
-/* Logistic function 1 / (1 + exp(-x)) without overflow: exp only ever sees -|x|. */
-static inline float lstm_niaf_sigmoid_f32(float x)
-{
-    const float e = lstm_niaf_exp_f32(-fabsf(x));
-    const float r = 1.0F/(1 + e);
-    return x >= 0.0F ? r : e*r;
-}
-
-static void lstm_niaf_fill_f32(size_t n, float value, float *restrict out)
-{
-    size_t i;
-    for (i = 0; i < n; ++i) {
-        out[i] = value;
-    }
-}
-
-/* out = in, or zeros when in is NULL. */
-static void lstm_niaf_copy_f32(size_t n, const float *restrict in, float *restrict out)
-{
-    size_t i;
-    if (in == NULL) {
-        lstm_niaf_fill_f32(n, 0.0F, out);
-        return;
-    }
-    for (i = 0; i < n; ++i) {
-        out[i] = in[i];
-    }
-}
-
-/* Every row of out (rows x cols) = bias (cols), or bias + second when second is given (two
- * biases summed in the same pass). */
-static void lstm_niaf_broadcast_rows_f32(size_t rows, size_t cols, const float *restrict bias,
-    const float *restrict second, float *restrict out)
-{
-    size_t i, j;
-    for (i = 0; i < rows; ++i) {
-        float *restrict row = out + i * cols;
-        if (second != NULL) {
-            for (j = 0; j < cols; ++j) {
-                row[j] = bias[j] + second[j];
-            }
-            continue;
-        }
-        for (j = 0; j < cols; ++j) {
-            row[j] = bias[j];
-        }
-    }
-}
-
-/* As broadcast_rows; with OpenMP, blocks of rows on a team of threads when large (each block's
- * loops vectorize as in the serial build). */
-static void lstm_niaf_broadcast_f32(size_t rows, size_t cols, const float *restrict bias,
-    const float *restrict second, float *restrict out)
-{
-#ifdef _OPENMP
-    if (rows >= 16u && rows * cols >= LSTM_NIAF_PARALLEL_ELEMENTS) {
-        size_t part;
-#pragma omp parallel for schedule(static)
-        for (part = 0; part < 16u; ++part) {
-            const size_t first = rows * part / 16u, last = rows * (part + 1u) / 16u;
-            lstm_niaf_broadcast_rows_f32(last - first, cols, bias, second, out + first * cols);
-        }
-        return;
-    }
-#endif
-    lstm_niaf_broadcast_rows_f32(rows, cols, bias, second, out);
-}
-
-/* out (cols) += the sum of the rows of a (rows x cols, row stride lda), row after row. */
-static void lstm_niaf_column_sums_rows_f32(size_t rows, size_t cols, const float *restrict a,
-    size_t lda, float *restrict out)
-{
-    size_t i, j;
-    for (i = 0; i < rows; ++i) {
-        const float *restrict row = a + i * lda;
-        for (j = 0; j < cols; ++j) {
-            out[j] += row[j];
-        }
-    }
-}
-
-/* out (cols) += the sum of the rows of a (rows x cols): a bias gradient Delta^T 1. With OpenMP,
- * blocks of columns on a team of threads when large: every column is summed in the same order. */
-static void lstm_niaf_column_sums_f32(size_t rows, size_t cols, const float *restrict a,
-    float *restrict out)
-{
-#ifdef _OPENMP
-    if (cols >= 16u * 8u && rows * cols >= LSTM_NIAF_PARALLEL_ELEMENTS) {
-        size_t part;
-#pragma omp parallel for schedule(static)
-        for (part = 0; part < 16u; ++part) {
-            /* whole vectors of columns per block */
-            const size_t vectors = cols / 8u;
-            const size_t first = vectors * part / 16u * 8u;
-            const size_t last = part == 15u ? cols : vectors * (part + 1u) / 16u * 8u;
-            lstm_niaf_column_sums_rows_f32(rows, last - first, a + first, cols, out + first);
-        }
-        return;
-    }
-#endif
-    lstm_niaf_column_sums_rows_f32(rows, cols, a, cols, out);
-}
-
-/* out[q] += sum_l x[l] y_q[l] for the four rows y_q = y + q * k, with 8 independent partial
- * sums per row, so that the loop vectorizes without reassociating floating-point sums (the order
- * is fixed, the result deterministic); x is loaded once for four rows. */
-static void lstm_niaf_dot4_f32(size_t k, const float *restrict x, const float *restrict y,
-    float *restrict out)
-{
-    float lane[4][8] = { { 0.0F } };
-    size_t l = 0, q, r;
-    for (; l + 8u <= k; l += 8u) {
-        for (r = 0; r < 8u; ++r) {
-            lane[0][r] += x[l + r] * y[l + r];
-            lane[1][r] += x[l + r] * y[k + l + r];
-            lane[2][r] += x[l + r] * y[2u * k + l + r];
-            lane[3][r] += x[l + r] * y[3u * k + l + r];
-        }
-    }
-    for (q = 0; q < 4u; ++q) {
-        float sum = 0.0F;
-        size_t tail;
-        for (r = 0; r < 8u; ++r) {
-            sum += lane[q][r];
-        }
-        for (tail = l; tail < k; ++tail) {
-            sum += x[tail] * y[q * k + tail];
-        }
-        out[q] += sum;
-    }
-}
-
-/* The same for one row y. */
-static float lstm_niaf_dot_f32(size_t k, const float *restrict x, const float *restrict y)
-{
-    float lane[8] = { 0.0F };
-    float sum = 0.0F;
-    size_t l = 0, r;
-    for (; l + 8u <= k; l += 8u) {
-        for (r = 0; r < 8u; ++r) {
-            lane[r] += x[l + r] * y[l + r];
-        }
-    }
-    for (r = 0; r < 8u; ++r) {
-        sum += lane[r];
-    }
-    for (; l < k; ++l) {
-        sum += x[l] * y[l];
-    }
-    return sum;
-}
-
-/* Register-blocked matrix products (used without BLAS). A product is cut into tiles of
- * 4 x 32 outputs; lstm_niaf_tile_f32 accumulates one tile in registers over at most 256
- * terms, and the compiler vectorizes it along the 32 columns. Every output is summed in a fixed
- * order (deterministic, no reassociation). Partial tiles at the edges go through zero-padded
- * copies on the stack (at most 9344 elements per product, no allocation). */
-
-/* tile (4 x 32, row-major) = sum over l < kc of A(i, l) B(l, j), with A(i, l) = a[i * a_row +
- * l * a_col] and B(l, j) = b[l * ldb + j]: 4 rows of 32 accumulators, one FMA per term. */
-static void lstm_niaf_tile_f32(size_t kc, const float *restrict a, size_t a_row, size_t a_col,
-    const float *restrict b, size_t ldb, float *restrict tile)
-{
-    float acc0[32] = { 0.0F };
-    float acc1[32] = { 0.0F };
-    float acc2[32] = { 0.0F };
-    float acc3[32] = { 0.0F };
-    size_t l, j;
-    for (l = 0; l < kc; ++l) {
-        const float *restrict b_l = b + l * ldb;
-        const float a0 = a[0u * a_row + l * a_col];
-        const float a1 = a[1u * a_row + l * a_col];
-        const float a2 = a[2u * a_row + l * a_col];
-        const float a3 = a[3u * a_row + l * a_col];
-        for (j = 0; j < 32u; ++j) {
-            acc0[j] += a0 * b_l[j];
-            acc1[j] += a1 * b_l[j];
-            acc2[j] += a2 * b_l[j];
-            acc3[j] += a3 * b_l[j];
-        }
-    }
-    for (j = 0; j < 32u; ++j) {
-        tile[0u + j] = acc0[j];
-        tile[32u + j] = acc1[j];
-        tile[64u + j] = acc2[j];
-        tile[96u + j] = acc3[j];
-    }
-}
-
-/* C(i, j) += tile(i, j) for i < rows, j < cols, with C(i, j) = c[i * c_row + j * c_col]. */
-static void lstm_niaf_add_tile_f32(size_t rows, size_t cols, const float *restrict tile,
-    float *restrict c, size_t c_row, size_t c_col)
-{
-    size_t i, j;
-    for (i = 0; i < rows; ++i) {
-        for (j = 0; j < cols; ++j) {
-            c[i * c_row + j * c_col] += tile[i * 32u + j];
-        }
-    }
-}
-
-/* C(j, i) += tile(i, j) for i < rows, j < cols, with C(j, i) = c[j * ldc + i]. */
-static void lstm_niaf_add_tile_transposed_f32(size_t rows, size_t cols, const float *restrict tile,
-    float *restrict c, size_t ldc)
-{
-    size_t i, j;
-    for (j = 0; j < cols; ++j) {
-        float *restrict c_j = c + j * ldc;
-        for (i = 0; i < rows; ++i) {
-            c_j[i] += tile[i * 32u + j];
-        }
-    }
-}
-
-/* buffer (4 x kc, row-major) = A(i, l) = a[i * a_row + l * a_col] for the first `rows` rows,
- * zeros below: a partial row block as a full one. */
-static void lstm_niaf_pack_rows_f32(size_t rows, size_t kc, const float *restrict a, size_t a_row,
-    size_t a_col, float *restrict buffer)
-{
-    size_t i, l;
-    for (i = 0; i < 4u; ++i) {
-        for (l = 0; l < kc; ++l) {
-            buffer[i * kc + l] = i < rows ? a[i * a_row + l * a_col] : 0.0F;
-        }
-    }
-}
-
-/* buffer (kc x 32, row-major) = B(l, j) = b[l * b_row + j * b_col] for the first `cols` columns,
- * zeros right of them: a partial column panel as a full one, or A^T (b_row = 1) as a panel. */
-static void lstm_niaf_pack_columns_f32(size_t kc, size_t cols, const float *restrict b, size_t b_row,
-    size_t b_col, float *restrict buffer)
-{
-    size_t l, j;
-    for (j = 0; j < 32u; ++j) {
-        for (l = 0; l < kc; ++l) {
-            buffer[l * 32u + j] = j < cols ? b[l * b_row + j * b_col] : 0.0F;
-        }
-    }
-}
-
-/* c (m x n) += A B^T with A (m x k) and B (n x k) row-major. As C^T += B A^T: a panel of 32
- * rows of A is packed (transposed) once per block of 256 terms and reused for every 4 rows of
- * B. For fewer than 8 rows of A (a small batch), dot products of contiguous rows instead, four
- * rows of B at a time, a block of rows of B that fits in the L2 cache reused for every row of A. */
-static void lstm_niaf_gemm_nt_f32(size_t m, size_t n, size_t k, const float *restrict a,
-    const float *restrict b, float *restrict c)
-{
-    float panel[8192];
-    float rows_buffer[1024];
-    float tile[128];
-    size_t l0, j0, i0, j;
-#ifdef LSTM_NIAF_USE_CBLAS
-    if (lstm_niaf_cblas_fits(m, n, k, 1u)) {
-        LSTM_NIAF_CBLAS(cblas_sgemm)(LSTM_NIAF_CBLAS_ROW_MAJOR, LSTM_NIAF_CBLAS_NO_TRANS, LSTM_NIAF_CBLAS_TRANS,
-            (int)m, (int)n, (int)k, 1, a, (int)k, b, (int)k, 1, c, (int)n);
-        return;
-    }
-#endif
-    if (m < 8u) {
-        const size_t block = lstm_niaf_block_rows(k, 32768u);
-        size_t i;
-        for (j0 = 0; j0 < n; j0 += block) {
-            const size_t j1 = n - j0 > block ? j0 + block : n;
-            for (i = 0; i < m; ++i) {
-                const float *restrict a_i = a + i * k;
-                float *restrict c_i = c + i * n;
-                for (j = j0; j + 4u <= j1; j += 4u) {
-                    lstm_niaf_dot4_f32(k, a_i, b + j * k, c_i + j);
-                }
-                for (; j < j1; ++j) {
-                    c_i[j] += lstm_niaf_dot_f32(k, a_i, b + j * k);
-                }
-            }
-        }
-        return;
-    }
-    for (l0 = 0; l0 < k; l0 += 256u) {
-        const size_t kc = k - l0 < 256u ? k - l0 : 256u;
-        /* blocks of 256 rows of B (kc terms each) stay in the L2 cache */
-        for (j0 = 0; j0 < n; j0 += 256u) {
-            const size_t j1 = n - j0 < 256u ? n : j0 + 256u;
-            for (i0 = 0; i0 < m; i0 += 32u) {
-                const size_t cols = m - i0 < 32u ? m - i0 : 32u;
-                lstm_niaf_pack_columns_f32(kc, cols, a + i0 * k + l0, 1u, k, panel);
-                for (j = j0; j < j1; j += 4u) {
-                    const size_t rows = j1 - j < 4u ? j1 - j : 4u;
-                    if (rows == 4u) {
-                        lstm_niaf_tile_f32(kc, b + j * k + l0, k, 1u, panel, 32u, tile);
-                    } else {
-                        lstm_niaf_pack_rows_f32(rows, kc, b + j * k + l0, k, 1u, rows_buffer);
-                        lstm_niaf_tile_f32(kc, rows_buffer, kc, 1u, panel, 32u, tile);
-                    }
-                    /* the tile holds C^T: rows j.., columns i0.. */
-                    lstm_niaf_add_tile_transposed_f32(rows, cols, tile, c + i0 * n + j, n);
-                }
-            }
-        }
-    }
-}
-
-/* c (m x n) += A B with A(i, l) = a[i * a_row + l * a_col] (A^T B when a_row = 1) and B (k x n)
- * row-major. The operand with fewer rows of the result is packed: for m >= n, tiles of 4 rows of A
- * times panels of 32 columns of B (kc x 32, in the L1 cache), each packed once for a block of 256
- * rows of A; for m < n, as C^T += B^T A^T, panels of 32 rows of A packed once for a block of 256
- * columns of B. For fewer than 8 rows (a small batch), rows of c += A(i, l) times rows of B,
- * four rows of B per pass over a row of c, a block of rows of B in the L2 cache reused for every
- * row of c. */
-static void lstm_niaf_gemm_nn_f32(size_t m, size_t n, size_t k, const float *restrict a,
-    size_t a_row, size_t a_col, const float *restrict b, float *restrict c)
-{
-    float panel[8192];
-    float rows_buffer[1024];
-    float tile[128];
-    size_t l0, i0, j0, i, j;
-#ifdef LSTM_NIAF_USE_CBLAS
-    if (((a_col == 1u && a_row >= k) || (a_row == 1u && a_col >= m)) &&
-        lstm_niaf_cblas_fits(m, n, k, a_col == 1u ? a_row : a_col)) {
-        /* A row-major with leading dimension a_row, or A^T of a row-major (k x m) with a_col. */
-        LSTM_NIAF_CBLAS(cblas_sgemm)(LSTM_NIAF_CBLAS_ROW_MAJOR,
-            a_col == 1u ? LSTM_NIAF_CBLAS_NO_TRANS : LSTM_NIAF_CBLAS_TRANS, LSTM_NIAF_CBLAS_NO_TRANS,
-            (int)m, (int)n, (int)k, 1, a, (int)(a_col == 1u ? a_row : a_col), b, (int)n, 1, c, (int)n);
-        return;
-    }
-#endif
-    if (m < 8u) {
-        const size_t block = lstm_niaf_block_rows(n, 32768u);
-        size_t l;
-        for (l0 = 0; l0 < k; l0 += block) {
-            const size_t l1 = k - l0 > block ? l0 + block : k;
-            for (i = 0; i < m; ++i) {
-                const float *restrict a_i = a + i * a_row;
-                float *restrict c_i = c + i * n;
-                for (l = l0; l + 4u <= l1; l += 4u) {
-                    const float a0 = a_i[l * a_col], a1 = a_i[(l + 1u) * a_col];
-                    const float a2 = a_i[(l + 2u) * a_col], a3 = a_i[(l + 3u) * a_col];
-                    const float *restrict b0 = b + l * n;
-                    const float *restrict b1 = b0 + n;
-                    const float *restrict b2 = b1 + n;
-                    const float *restrict b3 = b2 + n;
-                    for (j = 0; j < n; ++j) {
-                        c_i[j] += a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j];
-                    }
-                }
-                for (; l < l1; ++l) {
-                    const float a0 = a_i[l * a_col];
-                    const float *restrict b0 = b + l * n;
-                    for (j = 0; j < n; ++j) {
-                        c_i[j] += a0 * b0[j];
-                    }
-                }
-            }
-        }
-        return;
-    }
-    if (m < n) {
-        for (l0 = 0; l0 < k; l0 += 256u) {
-            const size_t kc = k - l0 < 256u ? k - l0 : 256u;
-            for (j0 = 0; j0 < n; j0 += 256u) {
-                const size_t j1 = n - j0 < 256u ? n : j0 + 256u;
-                for (i0 = 0; i0 < m; i0 += 32u) {
-                    const size_t cols = m - i0 < 32u ? m - i0 : 32u;
-                    /* A^T(l, i) for l0 <= l < l0 + kc, i0 <= i < i0 + cols */
-                    lstm_niaf_pack_columns_f32(kc, cols, a + i0 * a_row + l0 * a_col, a_col, a_row, panel);
-                    for (j = j0; j < j1; j += 4u) {
-                        /* B^T(j, l) = b[l * n + j] */
-                        const size_t rows = j1 - j < 4u ? j1 - j : 4u;
-                        if (rows == 4u) {
-                            lstm_niaf_tile_f32(kc, b + l0 * n + j, 1u, n, panel, 32u, tile);
-                        } else {
-                            lstm_niaf_pack_rows_f32(rows, kc, b + l0 * n + j, 1u, n, rows_buffer);
-                            lstm_niaf_tile_f32(kc, rows_buffer, kc, 1u, panel, 32u, tile);
-                        }
-                        lstm_niaf_add_tile_transposed_f32(rows, cols, tile, c + i0 * n + j, n);
-                    }
-                }
-            }
-        }
-        return;
-    }
-    for (l0 = 0; l0 < k; l0 += 256u) {
-        const size_t kc = k - l0 < 256u ? k - l0 : 256u;
-        for (i0 = 0; i0 < m; i0 += 256u) {
-            const size_t i1 = m - i0 < 256u ? m : i0 + 256u;
-            for (j0 = 0; j0 < n; j0 += 32u) {
-                const size_t cols = n - j0 < 32u ? n - j0 : 32u;
-                /* packed even when whole: rows of B a power of two apart would share L1 sets */
-                lstm_niaf_pack_columns_f32(kc, cols, b + l0 * n + j0, n, 1u, panel);
-                for (i = i0; i < i1; i += 4u) {
-                    const size_t rows = i1 - i < 4u ? i1 - i : 4u;
-                    const float *restrict a_block = a + i * a_row + l0 * a_col;
-                    if (rows == 4u) {
-                        lstm_niaf_tile_f32(kc, a_block, a_row, a_col, panel, 32u, tile);
-                    } else {
-                        lstm_niaf_pack_rows_f32(rows, kc, a_block, a_row, a_col, rows_buffer);
-                        lstm_niaf_tile_f32(kc, rows_buffer, kc, 1u, panel, 32u, tile);
-                    }
-                    lstm_niaf_add_tile_f32(rows, cols, tile, c + i * n + j0, n, 1u);
-                }
-            }
-        }
-    }
-}
-
-/* Packed matrix products (the sequence entry points, without CBLAS).
- * C += A B is cut as in GotoBLAS: blocks of 256 terms; B packed in panels of 64 columns
- * (kc x 64, contiguous, zero-padded: in the L1 cache while used), A in blocks of up to
- * 128 rows cut into slivers of 6 rows (kc x 6, in the L2 cache; packed only when its
- * rows are not contiguous, else read in place); a kernel keeps
- * 6 x 64 sums in registers. W_hidden is packed once per call (it is the same at
- * every step). All buffers are in the caller's cache; every output is summed in a fixed order. */
-
-/* out: the slivers of A(i, l) = a[i * a_row + l * a_col], i < rows, l < kc, each kc x 6
- * (out[s * kc * MR + l * MR + i'] = A(s * MR + i', l)), zeros past the last row. In an OpenMP
- * team, each thread packs its own rows of A into its own share of the block. With sums (only
- * for A^T of a row-major matrix, a_row 1): sums[i] += A(i, l) for l = 0, 1, ... in turn. */
-static void lstm_niaf_pack_a_f32(size_t rows, size_t kc, const float *restrict a, size_t a_row,
-    size_t a_col, float *restrict out, float *restrict sums)
-{
-    const size_t mr = 6u;
-    size_t i0, i, l;
-    if (a_row == 1u) {
-        /* A^T of a row-major matrix: rows of it (l) are contiguous, read each once */
-        const size_t whole = rows / mr * mr;
-        for (l = 0; l < kc; ++l) {
-            const float *restrict a_l = a + l * a_col;
-#ifdef LSTM_NIAF_AVX512
-            /* the rows are far apart (no hardware prefetch across them): the one 8 terms ahead
-             * on its way to the L1 cache (packing about 1.7x faster) */
-            if (l + 8u < kc) {
-                for (i = 0; i < rows; i += 16u) {
-                    _mm_prefetch((const char *)(a_l + 8u * a_col + i), _MM_HINT_T0);
-                }
-            }
-#endif
-            for (i0 = 0; i0 < whole; i0 += mr) {
-                for (i = 0; i < mr; ++i) {
-                    out[i0 * kc + l * mr + i] = a_l[i0 + i];
-                }
-            }
-            if (whole < rows) {
-                for (i = 0; i < mr; ++i) {
-                    out[whole * kc + l * mr + i] = whole + i < rows ? a_l[whole + i] : 0.0F;
-                }
-            }
-            if (sums != NULL) {
-                /* the row sums of A (a bias gradient) in passing, term after term */
-                for (i = 0; i < rows; ++i) {
-                    sums[i] += a_l[i];
-                }
-            }
-        }
-        return;
-    }
-    for (i0 = 0; i0 < rows; i0 += mr) {
-        float *restrict sliver = out + i0 * kc;
-        const size_t height = rows - i0 < mr ? rows - i0 : mr;
-        for (i = 0; i < mr; ++i) {
-            const float *restrict a_i = a + (i0 + i) * a_row;
-            if (i < height) {
-                for (l = 0; l < kc; ++l) {
-                    sliver[l * mr + i] = a_i[l * a_col];
-                }
-            } else {
-                for (l = 0; l < kc; ++l) {
-                    sliver[l * mr + i] = 0.0F;
-                }
-            }
-        }
-    }
-}
-
-/* out: the panels of B(l, j) = b[l * b_row + j * b_col], l < kc, j < cols, each kc x 64, `stride`
- * elements apart (out[s * stride + l * 64 + j'] = B(l, s * 64 + j')), zeros past the last column. */
-static void lstm_niaf_pack_b_f32(size_t kc, size_t cols, const float *restrict b, size_t b_row,
-    size_t b_col, size_t stride, float *restrict out)
-{
-    size_t j0, j, l;
-    /* inside gemm_packed's OpenMP region, panels shared among the threads */
-#ifdef _OPENMP
-#pragma omp for schedule(static)
-#endif
-    for (j0 = 0; j0 < cols; j0 += 64u) {
-        float *restrict panel = out + j0 / 64u * stride;
-        const size_t width = cols - j0 < 64u ? cols - j0 : 64u;
-        if (b_col == 1u && width == 64u) {
-            for (l = 0; l < kc; ++l) {
-                for (j = 0; j < 64u; ++j) {
-                    panel[l * 64u + j] = b[l * b_row + j0 + j];
-                }
-            }
-            continue;
-        }
-        for (l = 0; l < kc; ++l) {
-            for (j = 0; j < 64u; ++j) {
-                panel[l * 64u + j] = 0.0F;
-            }
-        }
-        for (j = 0; j < width; ++j) {
-            const float *restrict b_j = b + (j0 + j) * b_col;
-            for (l = 0; l < kc; ++l) {
-                panel[l * 64u + j] = b_j[l * b_row];
-            }
-        }
-    }
-}
-
-/* c (rows x cols of a 6 x 64 tile, row stride ldc) += A B over kc terms, A(i, l) =
- * a[i * a_row + l * a_col] (a packed sliver: a_row 1, a_col 6; rows of a row-major matrix read
- * in place: a_row its row stride, a_col 1), B a packed panel (kc x 64). Meanwhile the
- * `ahead_lines` 64-byte lines from `ahead` on (a part of the next panel) go to the L2 cache. */
-static void lstm_niaf_kernel_f32(size_t kc, const float *restrict a, size_t a_row, size_t a_col,
-    const float *restrict b, float *restrict c, size_t ldc, size_t rows, size_t cols,
-    const float *ahead, size_t ahead_lines)
-{
-    float tile[384];
-    /* the rows of A past `rows` read the last one again (their sums are not stored) */
-    const float *restrict row0 = a;
-    const float *restrict row1 = a + (rows > 1u ? 1u : rows - 1u) * a_row;
-    const float *restrict row2 = a + (rows > 2u ? 2u : rows - 1u) * a_row;
-    const float *restrict row3 = a + (rows > 3u ? 3u : rows - 1u) * a_row;
-    const float *restrict row4 = a + (rows > 4u ? 4u : rows - 1u) * a_row;
-    const float *restrict row5 = a + (rows > 5u ? 5u : rows - 1u) * a_row;
-    size_t l, i, j;
-#ifdef LSTM_NIAF_AVX512
-    /* 6 x 4 vectors of sums; per term 4 loads of B, 6 broadcasts of A, 24 FMAs */
-    __m512 acc0_0 = _mm512_setzero_ps(), acc0_1 = _mm512_setzero_ps(), acc0_2 = _mm512_setzero_ps(), acc0_3 = _mm512_setzero_ps();
-    __m512 acc1_0 = _mm512_setzero_ps(), acc1_1 = _mm512_setzero_ps(), acc1_2 = _mm512_setzero_ps(), acc1_3 = _mm512_setzero_ps();
-    __m512 acc2_0 = _mm512_setzero_ps(), acc2_1 = _mm512_setzero_ps(), acc2_2 = _mm512_setzero_ps(), acc2_3 = _mm512_setzero_ps();
-    __m512 acc3_0 = _mm512_setzero_ps(), acc3_1 = _mm512_setzero_ps(), acc3_2 = _mm512_setzero_ps(), acc3_3 = _mm512_setzero_ps();
-    __m512 acc4_0 = _mm512_setzero_ps(), acc4_1 = _mm512_setzero_ps(), acc4_2 = _mm512_setzero_ps(), acc4_3 = _mm512_setzero_ps();
-    __m512 acc5_0 = _mm512_setzero_ps(), acc5_1 = _mm512_setzero_ps(), acc5_2 = _mm512_setzero_ps(), acc5_3 = _mm512_setzero_ps();
-    /* C's rows of the tile on their way to the L1 cache while the sums build up (one 64-byte
-     * line per vector) */
-    for (i = 0; i < rows; ++i) {
-        _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
-        _mm_prefetch((const char *)(c + i * ldc + 16u), _MM_HINT_T0);
-        _mm_prefetch((const char *)(c + i * ldc + 32u), _MM_HINT_T0);
-        _mm_prefetch((const char *)(c + i * ldc + 48u), _MM_HINT_T0);
-    }
-    for (l = 0; l < kc; ++l) {
-        const float *restrict b_l = b + l * 64u;
-        const size_t at = l * a_col;
-        if (l < ahead_lines) {
-            _mm_prefetch((const char *)(ahead + l * 16u), _MM_HINT_T1);
-        }
-        const __m512 b0 = _mm512_loadu_ps(b_l);
-        const __m512 b1 = _mm512_loadu_ps(b_l + 16u);
-        const __m512 b2 = _mm512_loadu_ps(b_l + 32u);
-        const __m512 b3 = _mm512_loadu_ps(b_l + 48u);
-        __m512 a_r;
-        a_r = _mm512_set1_ps(row0[at]);
-        acc0_0 = _mm512_fmadd_ps(a_r, b0, acc0_0);
-        acc0_1 = _mm512_fmadd_ps(a_r, b1, acc0_1);
-        acc0_2 = _mm512_fmadd_ps(a_r, b2, acc0_2);
-        acc0_3 = _mm512_fmadd_ps(a_r, b3, acc0_3);
-        a_r = _mm512_set1_ps(row1[at]);
-        acc1_0 = _mm512_fmadd_ps(a_r, b0, acc1_0);
-        acc1_1 = _mm512_fmadd_ps(a_r, b1, acc1_1);
-        acc1_2 = _mm512_fmadd_ps(a_r, b2, acc1_2);
-        acc1_3 = _mm512_fmadd_ps(a_r, b3, acc1_3);
-        a_r = _mm512_set1_ps(row2[at]);
-        acc2_0 = _mm512_fmadd_ps(a_r, b0, acc2_0);
-        acc2_1 = _mm512_fmadd_ps(a_r, b1, acc2_1);
-        acc2_2 = _mm512_fmadd_ps(a_r, b2, acc2_2);
-        acc2_3 = _mm512_fmadd_ps(a_r, b3, acc2_3);
-        a_r = _mm512_set1_ps(row3[at]);
-        acc3_0 = _mm512_fmadd_ps(a_r, b0, acc3_0);
-        acc3_1 = _mm512_fmadd_ps(a_r, b1, acc3_1);
-        acc3_2 = _mm512_fmadd_ps(a_r, b2, acc3_2);
-        acc3_3 = _mm512_fmadd_ps(a_r, b3, acc3_3);
-        a_r = _mm512_set1_ps(row4[at]);
-        acc4_0 = _mm512_fmadd_ps(a_r, b0, acc4_0);
-        acc4_1 = _mm512_fmadd_ps(a_r, b1, acc4_1);
-        acc4_2 = _mm512_fmadd_ps(a_r, b2, acc4_2);
-        acc4_3 = _mm512_fmadd_ps(a_r, b3, acc4_3);
-        a_r = _mm512_set1_ps(row5[at]);
-        acc5_0 = _mm512_fmadd_ps(a_r, b0, acc5_0);
-        acc5_1 = _mm512_fmadd_ps(a_r, b1, acc5_1);
-        acc5_2 = _mm512_fmadd_ps(a_r, b2, acc5_2);
-        acc5_3 = _mm512_fmadd_ps(a_r, b3, acc5_3);
-    }
-    if (rows == 6u && cols == 64u) {
-        _mm512_storeu_ps(c + 0u * ldc + 0u, _mm512_add_ps(_mm512_loadu_ps(c + 0u * ldc + 0u), acc0_0));
-        _mm512_storeu_ps(c + 0u * ldc + 16u, _mm512_add_ps(_mm512_loadu_ps(c + 0u * ldc + 16u), acc0_1));
-        _mm512_storeu_ps(c + 0u * ldc + 32u, _mm512_add_ps(_mm512_loadu_ps(c + 0u * ldc + 32u), acc0_2));
-        _mm512_storeu_ps(c + 0u * ldc + 48u, _mm512_add_ps(_mm512_loadu_ps(c + 0u * ldc + 48u), acc0_3));
-        _mm512_storeu_ps(c + 1u * ldc + 0u, _mm512_add_ps(_mm512_loadu_ps(c + 1u * ldc + 0u), acc1_0));
-        _mm512_storeu_ps(c + 1u * ldc + 16u, _mm512_add_ps(_mm512_loadu_ps(c + 1u * ldc + 16u), acc1_1));
-        _mm512_storeu_ps(c + 1u * ldc + 32u, _mm512_add_ps(_mm512_loadu_ps(c + 1u * ldc + 32u), acc1_2));
-        _mm512_storeu_ps(c + 1u * ldc + 48u, _mm512_add_ps(_mm512_loadu_ps(c + 1u * ldc + 48u), acc1_3));
-        _mm512_storeu_ps(c + 2u * ldc + 0u, _mm512_add_ps(_mm512_loadu_ps(c + 2u * ldc + 0u), acc2_0));
-        _mm512_storeu_ps(c + 2u * ldc + 16u, _mm512_add_ps(_mm512_loadu_ps(c + 2u * ldc + 16u), acc2_1));
-        _mm512_storeu_ps(c + 2u * ldc + 32u, _mm512_add_ps(_mm512_loadu_ps(c + 2u * ldc + 32u), acc2_2));
-        _mm512_storeu_ps(c + 2u * ldc + 48u, _mm512_add_ps(_mm512_loadu_ps(c + 2u * ldc + 48u), acc2_3));
-        _mm512_storeu_ps(c + 3u * ldc + 0u, _mm512_add_ps(_mm512_loadu_ps(c + 3u * ldc + 0u), acc3_0));
-        _mm512_storeu_ps(c + 3u * ldc + 16u, _mm512_add_ps(_mm512_loadu_ps(c + 3u * ldc + 16u), acc3_1));
-        _mm512_storeu_ps(c + 3u * ldc + 32u, _mm512_add_ps(_mm512_loadu_ps(c + 3u * ldc + 32u), acc3_2));
-        _mm512_storeu_ps(c + 3u * ldc + 48u, _mm512_add_ps(_mm512_loadu_ps(c + 3u * ldc + 48u), acc3_3));
-        _mm512_storeu_ps(c + 4u * ldc + 0u, _mm512_add_ps(_mm512_loadu_ps(c + 4u * ldc + 0u), acc4_0));
-        _mm512_storeu_ps(c + 4u * ldc + 16u, _mm512_add_ps(_mm512_loadu_ps(c + 4u * ldc + 16u), acc4_1));
-        _mm512_storeu_ps(c + 4u * ldc + 32u, _mm512_add_ps(_mm512_loadu_ps(c + 4u * ldc + 32u), acc4_2));
-        _mm512_storeu_ps(c + 4u * ldc + 48u, _mm512_add_ps(_mm512_loadu_ps(c + 4u * ldc + 48u), acc4_3));
-        _mm512_storeu_ps(c + 5u * ldc + 0u, _mm512_add_ps(_mm512_loadu_ps(c + 5u * ldc + 0u), acc5_0));
-        _mm512_storeu_ps(c + 5u * ldc + 16u, _mm512_add_ps(_mm512_loadu_ps(c + 5u * ldc + 16u), acc5_1));
-        _mm512_storeu_ps(c + 5u * ldc + 32u, _mm512_add_ps(_mm512_loadu_ps(c + 5u * ldc + 32u), acc5_2));
-        _mm512_storeu_ps(c + 5u * ldc + 48u, _mm512_add_ps(_mm512_loadu_ps(c + 5u * ldc + 48u), acc5_3));
-        return;
-    }
-    _mm512_storeu_ps(tile + 0u, acc0_0);
-    _mm512_storeu_ps(tile + 16u, acc0_1);
-    _mm512_storeu_ps(tile + 32u, acc0_2);
-    _mm512_storeu_ps(tile + 48u, acc0_3);
-    _mm512_storeu_ps(tile + 64u, acc1_0);
-    _mm512_storeu_ps(tile + 80u, acc1_1);
-    _mm512_storeu_ps(tile + 96u, acc1_2);
-    _mm512_storeu_ps(tile + 112u, acc1_3);
-    _mm512_storeu_ps(tile + 128u, acc2_0);
-    _mm512_storeu_ps(tile + 144u, acc2_1);
-    _mm512_storeu_ps(tile + 160u, acc2_2);
-    _mm512_storeu_ps(tile + 176u, acc2_3);
-    _mm512_storeu_ps(tile + 192u, acc3_0);
-    _mm512_storeu_ps(tile + 208u, acc3_1);
-    _mm512_storeu_ps(tile + 224u, acc3_2);
-    _mm512_storeu_ps(tile + 240u, acc3_3);
-    _mm512_storeu_ps(tile + 256u, acc4_0);
-    _mm512_storeu_ps(tile + 272u, acc4_1);
-    _mm512_storeu_ps(tile + 288u, acc4_2);
-    _mm512_storeu_ps(tile + 304u, acc4_3);
-    _mm512_storeu_ps(tile + 320u, acc5_0);
-    _mm512_storeu_ps(tile + 336u, acc5_1);
-    _mm512_storeu_ps(tile + 352u, acc5_2);
-    _mm512_storeu_ps(tile + 368u, acc5_3);
-#else
-    (void)ahead;
-    (void)ahead_lines;
-    /* 6 x 16 sums at a time (two 256-bit vectors per row: the sums stay in 12 of the 16 registers) */
-    size_t j0;
-    for (j0 = 0; j0 < 64u; j0 += 16u) {
-        float acc0[16] = { 0.0F };
-        float acc1[16] = { 0.0F };
-        float acc2[16] = { 0.0F };
-        float acc3[16] = { 0.0F };
-        float acc4[16] = { 0.0F };
-        float acc5[16] = { 0.0F };
-        for (l = 0; l < kc; ++l) {
-            const float *restrict b_l = b + l * 64u + j0;
-            const size_t at = l * a_col;
-            const float a0 = row0[at];
-            const float a1 = row1[at];
-            const float a2 = row2[at];
-            const float a3 = row3[at];
-            const float a4 = row4[at];
-            const float a5 = row5[at];
-            for (j = 0; j < 16u; ++j) {
-                acc0[j] += a0 * b_l[j];
-                acc1[j] += a1 * b_l[j];
-                acc2[j] += a2 * b_l[j];
-                acc3[j] += a3 * b_l[j];
-                acc4[j] += a4 * b_l[j];
-                acc5[j] += a5 * b_l[j];
-            }
-        }
-        for (j = 0; j < 16u; ++j) {
-            tile[0u + j0 + j] = acc0[j];
-            tile[64u + j0 + j] = acc1[j];
-            tile[128u + j0 + j] = acc2[j];
-            tile[192u + j0 + j] = acc3[j];
-            tile[256u + j0 + j] = acc4[j];
-            tile[320u + j0 + j] = acc5[j];
-        }
-    }
-    if (rows == 6u && cols == 64u) {
-        for (i = 0; i < 6u; ++i) {
-            for (j = 0; j < 64u; ++j) {
-                c[i * ldc + j] += tile[i * 64u + j];
-            }
-        }
-        return;
-    }
-#endif
-    for (i = 0; i < rows; ++i) {
-        for (j = 0; j < cols; ++j) {
-            c[i * ldc + j] += tile[i * 64u + j];
-        }
-    }
-}
-
-/* Tile `tile` of macro (below): slivers fastest, then panels. The slivers of a panel share out
- * the prefetch of the next panel (when it comes from memory or the L3 cache, as W_hidden packed
- * whole does at every step, only its first sliver would wait for it); at most one line per term. */
-static void lstm_niaf_macro_tile_f32(size_t tile, size_t slivers, size_t m, size_t n, size_t kc,
-    const float *restrict a, size_t a_sliver, size_t a_row, size_t a_col,
-    const float *restrict b_packed, size_t stride, float *restrict c, size_t ldc)
-{
-    const size_t mr = 6u, sliver = tile % slivers, panel = tile / slivers;
-    const size_t i = sliver * mr, j = panel * 64u;
-    const size_t rows = m - i < mr ? m - i : mr, cols = n - j < 64u ? n - j : 64u;
-    /* lines of a panel (16 elements each), and this sliver's share of the next one's */
-    const size_t lines = kc * 4u, share = (lines + slivers - 1u) / slivers;
-    const size_t first = sliver * share < lines ? sliver * share : lines;
-    const float *ahead = b_packed;
-    size_t ahead_lines = 0u;
-    if (j + 64u < n) {
-        ahead = b_packed + (panel + 1u) * stride + first * 16u;
-        ahead_lines = lines - first < share ? lines - first : share;
-    }
-    lstm_niaf_kernel_f32(kc, a + i / mr * a_sliver, a_row, a_col, b_packed + panel * stride,
-        c + i * ldc + j, ldc, rows, cols, ahead, ahead_lines);
-}
-
-/* c (m x n, row stride ldc) += A B over kc terms: A in slivers of 6 rows `a_sliver` apart, A(i, l)
- * = a[i * a_row + l * a_col] within one (packed by pack_a, or rows of a row-major A in place), B
- * packed by pack_b (n columns, panels `stride` apart). Panel by panel, each reused for every sliver. */
-static void lstm_niaf_macro_f32(size_t m, size_t n, size_t kc, const float *restrict a,
-    size_t a_sliver, size_t a_row, size_t a_col, const float *restrict b_packed, size_t stride,
-    float *restrict c, size_t ldc, int shared)
-{
-    const size_t mr = 6u;
-    const size_t slivers = (m + mr - 1u) / mr, tiles = slivers * ((n + 64u - 1u) / 64u);
-    size_t tile;
-    /* Tiles panel by panel. When `shared` inside gemm_packed's OpenMP region: contiguous runs of
-     * them per thread, each tile computed by one thread in the same order (the results do not
-     * depend on the thread count), and no thread waits for the others at the end: the same static
-     * split gives it the same tiles of C in the next block (or other rows or columns of C). */
-#ifdef _OPENMP
-    if (shared) {
-#pragma omp for schedule(static) nowait
-        for (tile = 0; tile < tiles; ++tile) {
-            lstm_niaf_macro_tile_f32(tile, slivers, m, n, kc, a, a_sliver, a_row, a_col, b_packed, stride, c, ldc);
-        }
-        return;
-    }
-#else
-    (void)shared;
-#endif
-    for (tile = 0; tile < tiles; ++tile) {
-        lstm_niaf_macro_tile_f32(tile, slivers, m, n, kc, a, a_sliver, a_row, a_col, b_packed, stride, c, ldc);
-    }
-}
-
-/* With A packed (its rows are not contiguous), the rows of C (whole slivers) this thread packs and
- * computes: [*first, *last), in blocks of up to *a_rows rows packed at pack + *offset, its own share
- * of the block area. In a team, each thread takes its own rows and no thread waits for another
- * between blocks of A; at most as many threads as the area has shares of one sliver (at least 21)
- * take rows. How rows are split does not change any sum. */
-static void lstm_niaf_own_rows_f32(size_t m, size_t kc_max, size_t *first, size_t *last,
-    size_t *a_rows, size_t *offset)
-{
-    const size_t mr = 6u, a_capacity = LSTM_NIAF_PACK_MC * LSTM_NIAF_PACK_KC;
-    size_t team = 1u, me = 0u, workers, slivers = (m + mr - 1u) / mr;
-    const size_t most = a_capacity / (mr * kc_max);
-#ifdef _OPENMP
-    team = (size_t)omp_get_num_threads();
-    me = (size_t)omp_get_thread_num();
-#endif
-    workers = team < most ? team : most;
-    *a_rows = a_capacity / workers / kc_max / mr * mr;
-    *offset = (me < workers ? me : 0u) * *a_rows * kc_max;
-    *first = me < workers ? me * slivers / workers * mr : m;
-    *last = me < workers ? (me + 1u) * slivers / workers * mr : m;
-    *last = *last < m ? *last : m;
-}
-
-/* The blocks of gemm_packed (below): B packed block by block (or already packed whole), A block by
- * block, then the tiles. Called by every thread of a team, or alone. */
-static void lstm_niaf_blocks_f32(size_t m, size_t n, size_t k, const float *restrict a,
-    size_t a_row, size_t a_col, const float *restrict b, size_t b_row, size_t b_col,
-    const float *b_packed, float *restrict c, float *pack, size_t panel, size_t kc_max, size_t mc_max)
-{
-    const size_t mr = 6u;
-    float *const b_block = pack + LSTM_NIAF_PACK_MC * LSTM_NIAF_PACK_KC;
-    size_t first = 0u, last = m, a_rows = mc_max, offset = 0u;
-    size_t j0, l0, i0;
-    if (a_col != 1u) {
-        lstm_niaf_own_rows_f32(m, kc_max, &first, &last, &a_rows, &offset);
-    }
-    for (j0 = 0; j0 < n; j0 += panel) {
-        const size_t nc = n - j0 < panel ? n - j0 : panel;
-        for (l0 = 0; l0 < k; l0 += kc_max) {
-            const size_t kc = k - l0 < kc_max ? k - l0 : kc_max;
-            const float *b_panels;
-            size_t stride;
-            if (b_packed != NULL) {
-                b_panels = b_packed + j0 / 64u * k * 64u + l0 * 64u;
-                stride = k * 64u;
-            } else {
-                lstm_niaf_pack_b_f32(kc, nc, b + l0 * b_row + j0 * b_col, b_row, b_col, kc * 64u, b_block);
-                b_panels = b_block;
-                stride = kc * 64u;
-            }
-            if (a_col == 1u) {
-                /* rows of A contiguous: the kernels read them in place, no copy; the tiles of
-                 * each block of rows shared among the threads */
-                for (i0 = 0; i0 < m; i0 += mc_max) {
-                    const size_t mc = m - i0 < mc_max ? m - i0 : mc_max;
-                    lstm_niaf_macro_f32(mc, nc, kc, a + i0 * a_row + l0, mr * a_row, a_row, 1u, b_panels,
-                        stride, c + i0 * n + j0, n, 1);
-                }
-            } else {
-                for (i0 = first; i0 < last; i0 += a_rows) {
-                    const size_t mc = last - i0 < a_rows ? last - i0 : a_rows;
-                    lstm_niaf_pack_a_f32(mc, kc, a + i0 * a_row + l0 * a_col, a_row, a_col, pack + offset, NULL);
-                    lstm_niaf_macro_f32(mc, nc, kc, pack + offset, mr * kc, 1u, mr, b_panels, stride,
-                        c + i0 * n + j0, n, 0);
-                }
-            }
-#ifdef _OPENMP
-            if (b_packed == NULL) {
-                /* every thread done with the block of B before the next is packed over it */
-#pragma omp barrier
-            }
-#endif
-        }
-    }
-}
-
-/* c (m x n, row stride n) += A B with A(i, l) = a[i * a_row + l * a_col] and B(l, j) = b[l * b_row +
- * j * b_col], or B already packed whole (b_packed: pack_b of all k terms, stride k * 64). pack: the
- * packing area (a block of A, then one of B for at most `panel` columns, a multiple of 64). */
-static void lstm_niaf_gemm_packed_f32(size_t m, size_t n, size_t k, const float *restrict a,
-    size_t a_row, size_t a_col, const float *restrict b, size_t b_row, size_t b_col,
-    const float *b_packed, float *restrict c, float *pack, size_t panel)
-{
-    /* Blocks of 256 terms against W_hidden packed whole; else up to 512 terms (256 when A is
-     * packed: more of its rows per block, fewer blocks of B in the L1 cache), so that the rows of
-     * A (often read from memory) are read in long runs, as far as the block of B holds them. */
-    const size_t a_capacity = LSTM_NIAF_PACK_MC * LSTM_NIAF_PACK_KC, b_capacity = LSTM_NIAF_PACK_KC * panel;
-    const size_t widest = (n < panel ? n : panel) + 63u;
-    const size_t b_width = widest - widest % 64u;
-    const size_t kc_most = a_col == 1u ? 512u : 256u;
-    const size_t kc_cap = b_packed != NULL ? 256u : (b_capacity / b_width < kc_most ? b_capacity / b_width : kc_most);
-    const size_t kc_max = k < kc_cap ? k : kc_cap;
-    /* as many rows of A as the block holds (fewer terms, more rows) */
-    const size_t mc_max = a_capacity / kc_max - a_capacity / kc_max % 6u;
-    size_t i0;
-    if (b_packed == NULL && 2u * n <= 64u && m > n) {
-        /* A narrow C (most of a panel would be zeros): C^T = B^T A^T, 64 rows of C at a time
-         * through a transposed block on the stack. */
-        float block[32u * 64u];
-        size_t i, j;
-        for (i0 = 0; i0 < m; i0 += 64u) {
-            const size_t mc = m - i0 < 64u ? m - i0 : 64u;
-            lstm_niaf_fill_f32(n * mc, 0.0F, block);
-            lstm_niaf_gemm_packed_f32(n, mc, k, b, b_col, b_row, a + i0 * a_row, a_col, a_row, NULL, block,
-                pack, panel);
-            for (i = 0; i < mc; ++i) {
-                for (j = 0; j < n; ++j) {
-                    c[(i0 + i) * n + j] += block[j * mc + i];
-                }
-            }
-        }
-        return;
-    }
-#ifdef _OPENMP
-    if (m * n * k >= LSTM_NIAF_PARALLEL_FLOPS) {
-        /* One team for the whole product: every thread walks the blocks, and the packing and the
-         * tiles of each block are shared among the threads (their loops end in barriers). A team
-         * is only started here: even a team of one costs an allocation. */
-#pragma omp parallel
-        lstm_niaf_blocks_f32(m, n, k, a, a_row, a_col, b, b_row, b_col, b_packed, c, pack, panel, kc_max, mc_max);
-        return;
-    }
-#endif
-    lstm_niaf_blocks_f32(m, n, k, a, a_row, a_col, b, b_row, b_col, b_packed, c, pack, panel, kc_max, mc_max);
-}
-/* Rows of sums over `count` terms, kept in registers: sums[r * 64 + j] = sum_q x[q * dx + r * ex]
- * b[q * db + r * eb + j] for r < chains, j < width, in a fixed order. row_sums: 2 rows of 64
- * (two panels, or the even and odd terms of one); row_sums_half: 4 rows of 32 (a
- * panel at most half full, its terms in fours). */
-static void lstm_niaf_row_sums_f32(size_t count, const float *restrict x, size_t dx, size_t ex,
-    const float *restrict b, size_t db, size_t eb, float *restrict sums)
-{
-    size_t q;
-#ifdef LSTM_NIAF_AVX512
-    __m512 s0_0 = _mm512_setzero_ps(), s0_1 = _mm512_setzero_ps(), s0_2 = _mm512_setzero_ps(), s0_3 = _mm512_setzero_ps();
-    __m512 s1_0 = _mm512_setzero_ps(), s1_1 = _mm512_setzero_ps(), s1_2 = _mm512_setzero_ps(), s1_3 = _mm512_setzero_ps();
-    for (q = 0; q < count; ++q) {
-        const float *restrict b_q = b + q * db;
-        const float *restrict x_q = x + q * dx;
-        const __m512 x0 = _mm512_set1_ps(x_q[0u * ex]);
-        const __m512 x1 = _mm512_set1_ps(x_q[1u * ex]);
-        s0_0 = _mm512_fmadd_ps(x0, _mm512_loadu_ps(b_q + 0u * eb), s0_0);
-        s1_0 = _mm512_fmadd_ps(x1, _mm512_loadu_ps(b_q + 1u * eb), s1_0);
-        s0_1 = _mm512_fmadd_ps(x0, _mm512_loadu_ps(b_q + 0u * eb + 16u), s0_1);
-        s1_1 = _mm512_fmadd_ps(x1, _mm512_loadu_ps(b_q + 1u * eb + 16u), s1_1);
-        s0_2 = _mm512_fmadd_ps(x0, _mm512_loadu_ps(b_q + 0u * eb + 32u), s0_2);
-        s1_2 = _mm512_fmadd_ps(x1, _mm512_loadu_ps(b_q + 1u * eb + 32u), s1_2);
-        s0_3 = _mm512_fmadd_ps(x0, _mm512_loadu_ps(b_q + 0u * eb + 48u), s0_3);
-        s1_3 = _mm512_fmadd_ps(x1, _mm512_loadu_ps(b_q + 1u * eb + 48u), s1_3);
-    }
-    _mm512_storeu_ps(sums + 0u, s0_0);
-    _mm512_storeu_ps(sums + 16u, s0_1);
-    _mm512_storeu_ps(sums + 32u, s0_2);
-    _mm512_storeu_ps(sums + 48u, s0_3);
-    _mm512_storeu_ps(sums + 64u, s1_0);
-    _mm512_storeu_ps(sums + 80u, s1_1);
-    _mm512_storeu_ps(sums + 96u, s1_2);
-    _mm512_storeu_ps(sums + 112u, s1_3);
-#else
-    /* 16 columns at a time (2 rows of sums: 4 256-bit vectors) */
-    size_t j0, j, r;
-    for (j0 = 0; j0 < 64u; j0 += 16u) {
-        float acc[2][16] = { { 0.0F } };
-        for (q = 0; q < count; ++q) {
-            for (r = 0; r < 2u; ++r) {
-                const float x_r = x[q * dx + r * ex];
-                const float *restrict b_r = b + q * db + r * eb + j0;
-                for (j = 0; j < 16u; ++j) {
-                    acc[r][j] += x_r * b_r[j];
-                }
-            }
-        }
-        for (r = 0; r < 2u; ++r) {
-            for (j = 0; j < 16u; ++j) {
-                sums[r * 64u + j0 + j] = acc[r][j];
-            }
-        }
-    }
-#endif
-}
-
-static void lstm_niaf_row_sums_half_f32(size_t count, const float *restrict x, size_t dx, size_t ex,
-    const float *restrict b, size_t db, size_t eb, float *restrict sums)
-{
-    size_t q;
-#ifdef LSTM_NIAF_AVX512
-    __m512 s0_0 = _mm512_setzero_ps(), s0_1 = _mm512_setzero_ps();
-    __m512 s1_0 = _mm512_setzero_ps(), s1_1 = _mm512_setzero_ps();
-    __m512 s2_0 = _mm512_setzero_ps(), s2_1 = _mm512_setzero_ps();
-    __m512 s3_0 = _mm512_setzero_ps(), s3_1 = _mm512_setzero_ps();
-    for (q = 0; q < count; ++q) {
-        const float *restrict b_q = b + q * db;
-        const float *restrict x_q = x + q * dx;
-        const __m512 x0 = _mm512_set1_ps(x_q[0u * ex]);
-        const __m512 x1 = _mm512_set1_ps(x_q[1u * ex]);
-        const __m512 x2 = _mm512_set1_ps(x_q[2u * ex]);
-        const __m512 x3 = _mm512_set1_ps(x_q[3u * ex]);
-        s0_0 = _mm512_fmadd_ps(x0, _mm512_loadu_ps(b_q + 0u * eb), s0_0);
-        s1_0 = _mm512_fmadd_ps(x1, _mm512_loadu_ps(b_q + 1u * eb), s1_0);
-        s2_0 = _mm512_fmadd_ps(x2, _mm512_loadu_ps(b_q + 2u * eb), s2_0);
-        s3_0 = _mm512_fmadd_ps(x3, _mm512_loadu_ps(b_q + 3u * eb), s3_0);
-        s0_1 = _mm512_fmadd_ps(x0, _mm512_loadu_ps(b_q + 0u * eb + 16u), s0_1);
-        s1_1 = _mm512_fmadd_ps(x1, _mm512_loadu_ps(b_q + 1u * eb + 16u), s1_1);
-        s2_1 = _mm512_fmadd_ps(x2, _mm512_loadu_ps(b_q + 2u * eb + 16u), s2_1);
-        s3_1 = _mm512_fmadd_ps(x3, _mm512_loadu_ps(b_q + 3u * eb + 16u), s3_1);
-    }
-    _mm512_storeu_ps(sums + 0u, s0_0);
-    _mm512_storeu_ps(sums + 16u, s0_1);
-    _mm512_storeu_ps(sums + 64u, s1_0);
-    _mm512_storeu_ps(sums + 80u, s1_1);
-    _mm512_storeu_ps(sums + 128u, s2_0);
-    _mm512_storeu_ps(sums + 144u, s2_1);
-    _mm512_storeu_ps(sums + 192u, s3_0);
-    _mm512_storeu_ps(sums + 208u, s3_1);
-#else
-    /* 16 columns at a time (4 rows of sums: 8 256-bit vectors) */
-    size_t j0, j, r;
-    for (j0 = 0; j0 < 32u; j0 += 16u) {
-        float acc[4][16] = { { 0.0F } };
-        for (q = 0; q < count; ++q) {
-            for (r = 0; r < 4u; ++r) {
-                const float x_r = x[q * dx + r * ex];
-                const float *restrict b_r = b + q * db + r * eb + j0;
-                for (j = 0; j < 16u; ++j) {
-                    acc[r][j] += x_r * b_r[j];
-                }
-            }
-        }
-        for (r = 0; r < 4u; ++r) {
-            for (j = 0; j < 16u; ++j) {
-                sums[r * 64u + j0 + j] = acc[r][j];
-            }
-        }
-    }
-#endif
-}
-
-/* c (m x n, row stride n) += A B for a few rows of A (m < LSTM_NIAF_PACK_BATCH: a small batch), with
- * A(i, l) = a[i * a_row + l] and B packed whole by pack_b (panels of 64 columns, k * 64 apart).
- * Per row of c, sums in registers over all k terms: two panels at once; the last panel alone split
- * into its even and odd terms, or (at most half full) its terms in fours, added at the end. A(i, l)
- * is broadcast and B streams through the L1 cache; every output is summed in a fixed order. */
-static void lstm_niaf_gemm_rows_f32(size_t m, size_t n, size_t k, const float *restrict a,
-    size_t a_row, const float *restrict b_packed, float *restrict c)
-{
-    float sums[4u * 64u];
-    size_t i, j0, j, l;
-    for (i = 0; i < m; ++i) {
-        const float *restrict a_i = a + i * a_row;
-        float *restrict c_i = c + i * n;
-        for (j0 = 0; j0 < n; j0 += 2u * 64u) {
-            const float *restrict panel = b_packed + j0 * k;
-            const size_t cols = n - j0 < 2u * 64u ? n - j0 : 2u * 64u;
-            if (cols > 64u) {
-                /* two panels, all terms: sums of columns j0.. then j0 + 64.. */
-                lstm_niaf_row_sums_f32(k, a_i, 1u, 0u, panel, 64u, k * 64u, sums);
-                for (j = 0; j < cols; ++j) {
-                    c_i[j0 + j] += sums[j];
-                }
-                continue;
-            }
-            if (2u * cols > 64u) {
-                /* the last panel: its even and odd terms */
-                lstm_niaf_row_sums_f32(k / 2u, a_i, 2u, 1u, panel, 2u * 64u, 64u, sums);
-                l = k / 2u * 2u;
-                for (j = 0; j < cols; ++j) {
-                    sums[j] += sums[64u + j];
-                }
-            } else {
-                /* the last panel, at most half full: its terms in fours */
-                lstm_niaf_row_sums_half_f32(k / 4u, a_i, 4u, 1u, panel, 4u * 64u, 64u, sums);
-                l = k / 4u * 4u;
-                for (j = 0; j < cols; ++j) {
-                    sums[j] += sums[64u + j] + (sums[128u + j] + sums[192u + j]);
-                }
-            }
-            for (; l < k; ++l) {
-                const float x = a_i[l];
-                for (j = 0; j < cols; ++j) {
-                    sums[j] += x * panel[l * 64u + j];
-                }
-            }
-            for (j = 0; j < cols; ++j) {
-                c_i[j0 + j] += sums[j];
-            }
-        }
-    }
-}
-
-/* c (m x n) += A B^T (A: m x k, B: n x k, row-major): packed when pack is given, else gemm_nt. */
-static void lstm_niaf_product_nt_f32(size_t m, size_t n, size_t k, const float *restrict a,
-    const float *restrict b, float *restrict c, float *pack, size_t panel)
-{
-    if (pack == NULL) {
-        lstm_niaf_gemm_nt_f32(m, n, k, a, b, c);
-        return;
-    }
-    lstm_niaf_gemm_packed_f32(m, n, k, a, k, 1u, b, 1u, k, NULL, c, pack, panel);
-}
-
-/* c (m x n) += A B (A(i, l) = a[i * a_row + l * a_col], B: k x n row-major): packed when pack is
- * given, else gemm_nn. */
-static void lstm_niaf_product_nn_f32(size_t m, size_t n, size_t k, const float *restrict a,
-    size_t a_row, size_t a_col, const float *restrict b, float *restrict c, float *pack,
-    size_t panel)
-{
-    if (pack == NULL) {
-        lstm_niaf_gemm_nn_f32(m, n, k, a, a_row, a_col, b, c);
-        return;
-    }
-    lstm_niaf_gemm_packed_f32(m, n, k, a, a_row, a_col, b, n, 1u, NULL, c, pack, panel);
-}
-
-/* c1 (m x n1) += A B1, c2 (m x n2) += A B2 and sums (m) += A 1, with B1, B2 row-major (k x n1,
- * k x n2) and A^T row-major (k x m: A(i, l) = a[i + l * m]): both weight gradients and the bias
- * gradient, dW_event = Delta^T X, dW_hidden = Delta^T H and db = Delta^T 1, where Delta_hidden is
- * Delta_event. Each block of A is packed once, for both products (the blocks of B1 and B2 lie side
- * by side in the packing area), and summed while it is packed (in the order column_sums takes).
- * Two products and column_sums when they do not fit there, when either is too narrow for a panel,
- * or without the packing area. */
-static void lstm_niaf_product_shared_f32(size_t m, size_t k, const float *restrict a,
-    const float *restrict b1, size_t n1, float *restrict c1, const float *restrict b2,
-    size_t n2, float *restrict c2, float *restrict sums, float *pack, size_t panel)
-{
-    const size_t nr = 64u, panels1 = (n1 + nr - 1u) / nr, width = panels1 * nr + (n2 + nr - 1u) / nr * nr;
-    const size_t lda = m;
-    if (pack == NULL || width > panel || 2u * n1 <= nr || 2u * n2 <= nr) {
-        lstm_niaf_product_nn_f32(m, n1, k, a, 1u, lda, b1, c1, pack, panel);
-        lstm_niaf_product_nn_f32(m, n2, k, a, 1u, lda, b2, c2, pack, panel);
-        lstm_niaf_column_sums_f32(k, m, a, sums);
-        return;
-    }
-    {
-        /* blocks of up to 256 terms, as gemm_packed takes with A packed */
-        const size_t b_capacity = LSTM_NIAF_PACK_KC * panel;
-        const size_t kc_cap = b_capacity / width < 256u ? b_capacity / width : 256u;
-        const size_t kc_max = k < kc_cap ? k : kc_cap;
-        float *const b_block = pack + LSTM_NIAF_PACK_MC * LSTM_NIAF_PACK_KC;
-#ifdef _OPENMP
-#pragma omp parallel if (m * width * k >= LSTM_NIAF_PARALLEL_FLOPS)
-#endif
-        {
-            size_t first, last, a_rows, offset, l0, i0;
-            lstm_niaf_own_rows_f32(m, kc_max, &first, &last, &a_rows, &offset);
-            for (l0 = 0; l0 < k; l0 += kc_max) {
-                const size_t kc = k - l0 < kc_max ? k - l0 : kc_max;
-                lstm_niaf_pack_b_f32(kc, n1, b1 + l0 * n1, n1, 1u, kc * nr, b_block);
-                lstm_niaf_pack_b_f32(kc, n2, b2 + l0 * n2, n2, 1u, kc * nr, b_block + panels1 * kc * nr);
-                for (i0 = first; i0 < last; i0 += a_rows) {
-                    const size_t mc = last - i0 < a_rows ? last - i0 : a_rows;
-                    lstm_niaf_pack_a_f32(mc, kc, a + i0 + l0 * lda, 1u, lda, pack + offset, sums + i0);
-                    lstm_niaf_macro_f32(mc, n1, kc, pack + offset, 6u * kc, 1u, 6u, b_block,
-                        kc * nr, c1 + i0 * n1, n1, 0);
-                    lstm_niaf_macro_f32(mc, n2, kc, pack + offset, 6u * kc, 1u, 6u,
-                        b_block + panels1 * kc * nr, kc * nr, c2 + i0 * n2, n2, 0);
-                }
-#ifdef _OPENMP
-                /* every thread done with the blocks of B before the next are packed over them */
-#pragma omp barrier
-#endif
-            }
-        }
-    }
-}
-
-/* Where the packing area of a sequence entry point starts in its cache: after `base` elements,
- * aligned to 64 bytes; 0 (the unpacked products) with CBLAS. */
-static size_t lstm_niaf_pack_offset_f32(const float *cache, size_t base)
-{
-#ifdef LSTM_NIAF_USE_CBLAS
-    (void)cache;
-    (void)base;
-    return 0;
-#else
-    const size_t misaligned = (size_t)((uintptr_t)(cache + base) % 64u);
-    return misaligned % sizeof(float) != 0 ? base : base + (64u - misaligned) % 64u / sizeof(float);
-#endif
-}
-
 /* The per-unit equations of one step, for all batch x hidden_size units.
  * pre: (batch, G * H) gate pre-activations, event part + hidden part.
  * <state>_prev (NULL: zeros), <state>_next: (batch, H); saved: (SAVED, batch, H) or NULL. */
-static LSTM_NIAF_WIDE_VECTORS void lstm_niaf_units_forward_f32(size_t batch, size_t hidden_size,
+static LSTM_SYM_WIDE_VECTORS void lstm_niaf_units_forward_f32(size_t batch, size_t hidden_size,
     size_t first, size_t last,
     const float *restrict pre,
     const float *restrict h_prev,
@@ -3188,19 +715,19 @@ static LSTM_NIAF_WIDE_VECTORS void lstm_niaf_units_forward_f32(size_t batch, siz
                 const float peephole_update = peephole_update_vector[k];
                 const float peephole_forget = peephole_forget_vector[k];
                 const float peephole_output = peephole_output_vector[k];
-                /* update = sigmoid(cell_prev*peephole_update + update_pre) */
-                const float update = lstm_niaf_sigmoid_f32(update_pre + cell_prev*peephole_update);
-                /* forget = sigmoid(cell_prev*peephole_forget + forget_pre) */
-                const float forget = lstm_niaf_sigmoid_f32(forget_pre + cell_prev*peephole_forget);
-                /* candidate = candidate_pre */
+                /* update = sigmoid(cell_prev*peephole_update + update_pre) (eq:forward-update) */
+                const float update = lstm_sym_sigmoid_f32(update_pre + cell_prev*peephole_update);
+                /* forget = sigmoid(cell_prev*peephole_forget + forget_pre) (eq:forward-forget) */
+                const float forget = lstm_sym_sigmoid_f32(forget_pre + cell_prev*peephole_forget);
+                /* candidate = candidate_pre (eq:forward-candidate) */
                 const float candidate = candidate_pre;
-                /* cell = candidate*update + cell_prev*forget */
+                /* cell = candidate*update + cell_prev*forget (eq:forward-cell) */
                 const float cell = candidate*update + cell_prev*forget;
-                /* output = sigmoid(cell*peephole_output + output_pre) */
-                const float output = lstm_niaf_sigmoid_f32(output_pre + cell*peephole_output);
+                /* output = sigmoid(cell*peephole_output + output_pre) (eq:forward-output) */
+                const float output = lstm_sym_sigmoid_f32(output_pre + cell*peephole_output);
                 /* tanh_cell = tanh(cell) */
-                const float tanh_cell = lstm_niaf_tanh_f32(cell);
-                /* hidden = output*tanh(cell) */
+                const float tanh_cell = lstm_sym_tanh_f32(cell);
+                /* hidden = output*tanh(cell) (eq:forward-hidden) */
                 const float hidden = output*tanh_cell;
                 h_next[u] = hidden;
                 c_next[u] = cell;
@@ -3225,19 +752,19 @@ static LSTM_NIAF_WIDE_VECTORS void lstm_niaf_units_forward_f32(size_t batch, siz
                 const float peephole_update = peephole_update_vector[k];
                 const float peephole_forget = peephole_forget_vector[k];
                 const float peephole_output = peephole_output_vector[k];
-                /* update = sigmoid(cell_prev*peephole_update + update_pre) */
-                const float update = lstm_niaf_sigmoid_f32(update_pre + cell_prev*peephole_update);
-                /* forget = sigmoid(cell_prev*peephole_forget + forget_pre) */
-                const float forget = lstm_niaf_sigmoid_f32(forget_pre + cell_prev*peephole_forget);
-                /* candidate = candidate_pre */
+                /* update = sigmoid(cell_prev*peephole_update + update_pre) (eq:forward-update) */
+                const float update = lstm_sym_sigmoid_f32(update_pre + cell_prev*peephole_update);
+                /* forget = sigmoid(cell_prev*peephole_forget + forget_pre) (eq:forward-forget) */
+                const float forget = lstm_sym_sigmoid_f32(forget_pre + cell_prev*peephole_forget);
+                /* candidate = candidate_pre (eq:forward-candidate) */
                 const float candidate = candidate_pre;
-                /* cell = candidate*update + cell_prev*forget */
+                /* cell = candidate*update + cell_prev*forget (eq:forward-cell) */
                 const float cell = candidate*update + cell_prev*forget;
-                /* output = sigmoid(cell*peephole_output + output_pre) */
-                const float output = lstm_niaf_sigmoid_f32(output_pre + cell*peephole_output);
+                /* output = sigmoid(cell*peephole_output + output_pre) (eq:forward-output) */
+                const float output = lstm_sym_sigmoid_f32(output_pre + cell*peephole_output);
                 /* tanh_cell = tanh(cell) */
-                const float tanh_cell = lstm_niaf_tanh_f32(cell);
-                /* hidden = output*tanh(cell) */
+                const float tanh_cell = lstm_sym_tanh_f32(cell);
+                /* hidden = output*tanh(cell) (eq:forward-hidden) */
                 const float hidden = output*tanh_cell;
                 h_next[u] = hidden;
                 c_next[u] = cell;
@@ -3296,29 +823,29 @@ static void lstm_niaf_units_backward_f32(size_t batch, size_t hidden_size, size_
                 const float cell = saved[3 * units + u];
                 const float output = saved[4 * units + u];
                 const float tanh_cell = saved[5 * units + u];
-                /* dL/dtanh_cell */
+                /* dL/dtanh_cell (eq:cse-d-tanh-cell) */
                 const float d_tanh_cell = d_hidden_carry*output;
-                /* dL/doutput_pre */
+                /* dL/doutput_pre (eq:cse-d-output-pre) */
                 const float d_output_pre = d_tanh_cell*tanh_cell*(1 - output);
-                /* dL/dcell */
+                /* dL/dcell (eq:cse-d-cell) */
                 const float d_cell = d_cell_carry + d_output_pre*peephole_output + d_tanh_cell*(1 - (tanh_cell*tanh_cell));
-                /* dL/dcandidate_pre */
+                /* dL/dcandidate_pre (eq:cse-d-candidate-pre) */
                 const float d_candidate_pre = d_cell*update;
-                /* dL/dupdate_pre */
+                /* dL/dupdate_pre (eq:cse-d-update-pre) */
                 const float d_update_pre = candidate*d_candidate_pre*(1 - update);
-                /* common subexpression */
+                /* common subexpression (eq:cse-tmp0) */
                 const float tmp0 = d_cell*forget;
-                /* common subexpression */
+                /* common subexpression (eq:cse-tmp1) */
                 const float tmp1 = tmp0*(1 - forget);
-                /* dL/dforget_pre */
+                /* dL/dforget_pre (eq:cse-d-forget-pre) */
                 const float d_forget_pre = cell_prev*tmp1;
-                /* dL/dcell_prev */
+                /* dL/dcell_prev (eq:cse-d-cell-prev) */
                 const float d_cell_prev = tmp0 + d_forget_pre*peephole_forget + d_update_pre*peephole_update;
-                /* dL/dpeephole_update */
+                /* dL/dpeephole_update (eq:cse-d-peephole-update) */
                 const float d_peephole_update = cell_prev*d_update_pre;
-                /* dL/dpeephole_forget */
+                /* dL/dpeephole_forget (eq:cse-d-peephole-forget) */
                 const float d_peephole_forget = tmp1*(cell_prev*cell_prev);
-                /* dL/dpeephole_output */
+                /* dL/dpeephole_output (eq:cse-d-peephole-output) */
                 const float d_peephole_output = cell*d_output_pre;
                 delta[b * gate_stride + 0 * hidden_size + k] = d_update_pre;
                 delta[b * gate_stride + 1 * hidden_size + k] = d_forget_pre;
@@ -3348,29 +875,29 @@ static void lstm_niaf_units_backward_f32(size_t batch, size_t hidden_size, size_
                 const float cell = saved[3 * units + u];
                 const float output = saved[4 * units + u];
                 const float tanh_cell = saved[5 * units + u];
-                /* dL/dtanh_cell */
+                /* dL/dtanh_cell (eq:cse-d-tanh-cell) */
                 const float d_tanh_cell = d_hidden_carry*output;
-                /* dL/doutput_pre */
+                /* dL/doutput_pre (eq:cse-d-output-pre) */
                 const float d_output_pre = d_tanh_cell*tanh_cell*(1 - output);
-                /* dL/dcell */
+                /* dL/dcell (eq:cse-d-cell) */
                 const float d_cell = d_cell_carry + d_output_pre*peephole_output + d_tanh_cell*(1 - (tanh_cell*tanh_cell));
-                /* dL/dcandidate_pre */
+                /* dL/dcandidate_pre (eq:cse-d-candidate-pre) */
                 const float d_candidate_pre = d_cell*update;
-                /* dL/dupdate_pre */
+                /* dL/dupdate_pre (eq:cse-d-update-pre) */
                 const float d_update_pre = candidate*d_candidate_pre*(1 - update);
-                /* common subexpression */
+                /* common subexpression (eq:cse-tmp0) */
                 const float tmp0 = d_cell*forget;
-                /* common subexpression */
+                /* common subexpression (eq:cse-tmp1) */
                 const float tmp1 = tmp0*(1 - forget);
-                /* dL/dforget_pre */
+                /* dL/dforget_pre (eq:cse-d-forget-pre) */
                 const float d_forget_pre = cell_prev*tmp1;
-                /* dL/dcell_prev */
+                /* dL/dcell_prev (eq:cse-d-cell-prev) */
                 const float d_cell_prev = tmp0 + d_forget_pre*peephole_forget + d_update_pre*peephole_update;
-                /* dL/dpeephole_update */
+                /* dL/dpeephole_update (eq:cse-d-peephole-update) */
                 const float d_peephole_update = cell_prev*d_update_pre;
-                /* dL/dpeephole_forget */
+                /* dL/dpeephole_forget (eq:cse-d-peephole-forget) */
                 const float d_peephole_forget = tmp1*(cell_prev*cell_prev);
-                /* dL/dpeephole_output */
+                /* dL/dpeephole_output (eq:cse-d-peephole-output) */
                 const float d_peephole_output = cell*d_output_pre;
                 delta[b * gate_stride + 0 * hidden_size + k] = d_update_pre;
                 delta[b * gate_stride + 1 * hidden_size + k] = d_forget_pre;
@@ -3434,41 +961,42 @@ int lstm_niaf_forward_f32(
         float *const saved = cache + LSTM_NIAF_STATES * (steps + 1u) * units;
         float *const projection = saved + steps * LSTM_NIAF_SAVED * units;
         /* The packing area (NULL: unpacked products) and W_hidden packed once for every step */
-        const size_t pack_at = lstm_niaf_pack_offset_f32(cache, lstm_niaf_cache_base(steps, batch, hidden_size));
+        const size_t pack_at = lstm_sym_pack_offset_f32(cache, lstm_niaf_cache_base(steps, batch, hidden_size));
         float *const pack = pack_at == 0 ? NULL : cache + pack_at;
-        const size_t panel = lstm_niaf_pack_panel(rows, hidden_size);
-        float *const packed_weights = pack == NULL ? NULL : pack + LSTM_NIAF_PACK_MC * LSTM_NIAF_PACK_KC + LSTM_NIAF_PACK_KC * panel;
+        const size_t panel = lstm_sym_pack_panel(rows, hidden_size);
+        float *const packed_weights = pack == NULL ? NULL : pack + LSTM_SYM_PACK_MC * LSTM_SYM_PACK_KC + LSTM_SYM_PACK_KC * panel;
         if (pack != NULL) {
             /* B(l, j) = W_hidden(j, l): the panels of W_hidden^T */
             /* (its panels shared among a team of threads when large) */
 #ifdef _OPENMP
-#pragma omp parallel if (rows * hidden_size >= LSTM_NIAF_PARALLEL_ELEMENTS)
+#pragma omp parallel if (rows * hidden_size >= LSTM_SYM_PARALLEL_ELEMENTS)
 #endif
-            lstm_niaf_pack_b_f32(hidden_size, rows, hidden_weights, 1u, hidden_size, hidden_size * 64u, packed_weights);
+            lstm_sym_pack_b_f32(hidden_size, rows, hidden_weights, 1u, hidden_size, hidden_size * LSTM_SYM_PANEL_F32, packed_weights);
         }
         /* Initial states: index 0 of each state sequence; NULL means zeros. */
-        lstm_niaf_copy_f32(units, h0, h_states);
-        lstm_niaf_copy_f32(units, c0, c_states);
+        lstm_sym_copy_f32(units, h0, h_states);
+        lstm_sym_copy_f32(units, c0, c_states);
         /* Event projections of every step and gate at once (one matrix product), with both
-         * biases (the hidden projections below add to them): Z_event = X W_event^T + b_event + b_hidden */
-        lstm_niaf_broadcast_f32(steps * batch, rows, event_bias, hidden_bias, projection);
-        lstm_niaf_product_nt_f32(steps * batch, rows, event_size, events, event_weights, projection, pack, panel);
+         * biases (the hidden projections below add to them): Z_event = X W_event^T + b_event + b_hidden
+         * (eq:projection-update-pre, eq:projection-forget-pre, eq:projection-candidate-pre, eq:projection-output-pre) */
+        lstm_sym_broadcast_f32(steps * batch, rows, event_bias, hidden_bias, projection);
+        lstm_sym_product_nt_f32(steps * batch, rows, event_size, events, event_weights, projection, pack, panel);
         for (t = 0; t < steps; ++t) {
             float *const pre = projection + t * batch * rows;
             /* Hidden projections of every gate (one matrix product), added to Z_event (which
              * holds b_hidden already): Z_hidden = h_{t-1} W_hidden^T + b_hidden */
-            if (pack != NULL && batch < LSTM_NIAF_PACK_BATCH) {
-                lstm_niaf_gemm_rows_f32(batch, rows, hidden_size, h_states + t * units, hidden_size,
+            if (pack != NULL && batch < LSTM_SYM_PACK_BATCH) {
+                lstm_sym_gemm_rows_f32(batch, rows, hidden_size, h_states + t * units, hidden_size,
                     packed_weights, pre);
             } else if (pack != NULL) {
-                lstm_niaf_gemm_packed_f32(batch, rows, hidden_size, h_states + t * units, hidden_size, 1u,
+                lstm_sym_gemm_packed_f32(batch, rows, hidden_size, h_states + t * units, hidden_size, 1u,
                     hidden_weights, 1u, hidden_size, packed_weights, pre, pack, panel);
             } else {
-                lstm_niaf_gemm_nt_f32(batch, rows, hidden_size, h_states + t * units, hidden_weights, pre);
+                lstm_sym_gemm_nt_f32(batch, rows, hidden_size, h_states + t * units, hidden_weights, pre);
             }
             /* The per-unit equations of the cell (printed from the derivation). */
             #ifdef _OPENMP
-            if (batch >= 2u && units >= LSTM_NIAF_PARALLEL_UNITS) {
+            if (batch >= 2u && units >= LSTM_SYM_PARALLEL_UNITS) {
                 size_t row;
             #pragma omp parallel for schedule(static)
                 for (row = 0; row < batch; ++row) {
@@ -3483,9 +1011,9 @@ int lstm_niaf_forward_f32(
                 h_states + (t + 1u) * units, c_states + (t + 1u) * units, saved + t * LSTM_NIAF_SAVED * units);
         }
         /* Outputs: the hidden states after every step; the last states. */
-        lstm_niaf_copy_f32(steps * units, h_states + units, outputs);
-        lstm_niaf_copy_f32(units, h_states + steps * units, h_last);
-        lstm_niaf_copy_f32(units, c_states + steps * units, c_last);
+        lstm_sym_copy_f32(steps * units, h_states + units, outputs);
+        lstm_sym_copy_f32(units, h_states + steps * units, h_last);
+        lstm_sym_copy_f32(units, c_states + steps * units, c_last);
     }
     return LSTM_NIAF_OK;
 }
@@ -3551,53 +1079,55 @@ int lstm_niaf_backward_f32(
         float *const delta_event = cache + (LSTM_NIAF_STATES * (steps + 1u) + LSTM_NIAF_SAVED * steps) * units;
         float *const delta_hidden = delta_event; /* every gate adds its event and hidden parts */
         /* The packing area (NULL: unpacked products) and W_hidden packed once for every step */
-        const size_t pack_at = lstm_niaf_pack_offset_f32(cache, lstm_niaf_cache_base(steps, batch, hidden_size));
+        const size_t pack_at = lstm_sym_pack_offset_f32(cache, lstm_niaf_cache_base(steps, batch, hidden_size));
         float *const pack = pack_at == 0 ? NULL : cache + pack_at;
-        const size_t panel = lstm_niaf_pack_panel(rows, hidden_size);
-        float *const packed_weights = pack == NULL ? NULL : pack + LSTM_NIAF_PACK_MC * LSTM_NIAF_PACK_KC + LSTM_NIAF_PACK_KC * panel;
+        const size_t panel = lstm_sym_pack_panel(rows, hidden_size);
+        float *const packed_weights = pack == NULL ? NULL : pack + LSTM_SYM_PACK_MC * LSTM_SYM_PACK_KC + LSTM_SYM_PACK_KC * panel;
         if (pack != NULL) {
             /* B = W_hidden (rows x hidden_size) in panels */
             /* (its panels shared among a team of threads when large) */
 #ifdef _OPENMP
-#pragma omp parallel if (rows * hidden_size >= LSTM_NIAF_PARALLEL_ELEMENTS)
+#pragma omp parallel if (rows * hidden_size >= LSTM_SYM_PARALLEL_ELEMENTS)
 #endif
-            lstm_niaf_pack_b_f32(rows, hidden_size, hidden_weights, hidden_size, 1u, rows * 64u, packed_weights);
+            lstm_sym_pack_b_f32(rows, hidden_size, hidden_weights, hidden_size, 1u, rows * LSTM_SYM_PANEL_F32, packed_weights);
         }
         /* d_<state>0 carries dL/d(state) back through the steps, from d_<state>_last (NULL: 0). */
-        lstm_niaf_copy_f32(units, d_h_last, d_h0);
-        lstm_niaf_copy_f32(units, d_c_last, d_c0);
-        lstm_niaf_fill_f32(hidden_size, 0.0F, d_peephole_update);
-        lstm_niaf_fill_f32(hidden_size, 0.0F, d_peephole_forget);
-        lstm_niaf_fill_f32(hidden_size, 0.0F, d_peephole_output);
+        lstm_sym_copy_f32(units, d_h_last, d_h0);
+        lstm_sym_copy_f32(units, d_c_last, d_c0);
+        lstm_sym_fill_f32(hidden_size, 0.0F, d_peephole_update);
+        lstm_sym_fill_f32(hidden_size, 0.0F, d_peephole_forget);
+        lstm_sym_fill_f32(hidden_size, 0.0F, d_peephole_output);
         for (t = steps; t-- > 0;) {
             /* Per-unit backward (sympy.diff of the step, then joint CSE). */
             lstm_niaf_units_backward_f32(batch, hidden_size, 0u, batch, d_outputs + t * units,
                 d_h0, d_c0, h_states + t * units, c_states + t * units,
                 peephole_update, peephole_forget, peephole_output, saved + t * LSTM_NIAF_SAVED * units, delta_event + t * batch * rows, d_peephole_update, d_peephole_forget, d_peephole_output);
-            /* Backpropagation through time: dL/dh_{t-1} += Delta_hidden,t W_hidden */
-            if (pack != NULL && batch < LSTM_NIAF_PACK_BATCH) {
-                lstm_niaf_gemm_rows_f32(batch, hidden_size, rows, delta_hidden + t * batch * rows, rows,
+            /* Backpropagation through time: dL/dh_{t-1} += Delta_hidden,t W_hidden
+             * (eq:bptt-through-hidden) */
+            if (pack != NULL && batch < LSTM_SYM_PACK_BATCH) {
+                lstm_sym_gemm_rows_f32(batch, hidden_size, rows, delta_hidden + t * batch * rows, rows,
                     packed_weights, d_h0);
             } else if (pack != NULL) {
-                lstm_niaf_gemm_packed_f32(batch, hidden_size, rows, delta_hidden + t * batch * rows, rows, 1u,
+                lstm_sym_gemm_packed_f32(batch, hidden_size, rows, delta_hidden + t * batch * rows, rows, 1u,
                     hidden_weights, hidden_size, 1u, packed_weights, d_h0, pack, panel);
             } else {
-                lstm_niaf_gemm_nn_f32(batch, hidden_size, rows, delta_hidden + t * batch * rows, rows, 1u,
+                lstm_sym_gemm_nn_f32(batch, hidden_size, rows, delta_hidden + t * batch * rows, rows, 1u,
                     hidden_weights, d_h0);
             }
         }
         /* Linear adjoints over all steps at once (SymPy matrix calculus of Z = X W^T + 1 b^T):
-         *   dW = Delta^T X,  db = Delta^T 1,  dX = Delta W */
-        lstm_niaf_fill_f32(rows * event_size, 0.0F, d_event_weights);
-        lstm_niaf_fill_f32(rows, 0.0F, d_event_bias);
-        lstm_niaf_fill_f32(rows * hidden_size, 0.0F, d_hidden_weights);
+         *   dW = Delta^T X,  db = Delta^T 1,  dX = Delta W
+         * (eq:linear-weights, eq:linear-bias, eq:linear-inputs) */
+        lstm_sym_fill_f32(rows * event_size, 0.0F, d_event_weights);
+        lstm_sym_fill_f32(rows, 0.0F, d_event_bias);
+        lstm_sym_fill_f32(rows * hidden_size, 0.0F, d_hidden_weights);
         /* all three at once: Delta_hidden is Delta_event */
-        lstm_niaf_product_shared_f32(rows, steps * batch, delta_event, events, event_size, d_event_weights,
+        lstm_sym_product_shared_f32(rows, steps * batch, delta_event, events, event_size, d_event_weights,
             h_states, hidden_size, d_hidden_weights, d_event_bias, pack, panel);
         /* Delta_hidden is Delta_event: the same sums */
-        lstm_niaf_copy_f32(rows, d_event_bias, d_hidden_bias);
-        lstm_niaf_fill_f32(steps * batch * event_size, 0.0F, d_events);
-        lstm_niaf_product_nn_f32(steps * batch, event_size, rows, delta_event, rows, 1u, event_weights, d_events, pack, panel);
+        lstm_sym_copy_f32(rows, d_event_bias, d_hidden_bias);
+        lstm_sym_fill_f32(steps * batch * event_size, 0.0F, d_events);
+        lstm_sym_product_nn_f32(steps * batch, event_size, rows, delta_event, rows, 1u, event_weights, d_events, pack, panel);
     }
     return LSTM_NIAF_OK;
 }
@@ -3642,12 +1172,13 @@ int lstm_niaf_step_forward_f32(
     }
     {
         float *const pre = work;
-        /* Z_event = x W_event^T + b_event + b_hidden (the hidden projection below adds to it) */
-        lstm_niaf_broadcast_f32(batch, rows, event_bias, hidden_bias, work);
-        lstm_niaf_gemm_nt_f32(batch, rows, event_size, event, event_weights, work);
+        /* Z_event = x W_event^T + b_event + b_hidden (the hidden projection below adds to it;
+         * eq:projection-update-pre, eq:projection-forget-pre, eq:projection-candidate-pre, eq:projection-output-pre) */
+        lstm_sym_broadcast_f32(batch, rows, event_bias, hidden_bias, work);
+        lstm_sym_gemm_nt_f32(batch, rows, event_size, event, event_weights, work);
         /* Z_hidden = h_prev W_hidden^T + b_hidden, added to Z_event (which holds b_hidden) */
         if (h_prev != NULL) {
-            lstm_niaf_gemm_nt_f32(batch, rows, hidden_size, h_prev, hidden_weights, pre);
+            lstm_sym_gemm_nt_f32(batch, rows, hidden_size, h_prev, hidden_weights, pre);
         }
         lstm_niaf_units_forward_f32(batch, hidden_size, 0u, batch, pre,
             h_prev, c_prev, peephole_update, peephole_forget, peephole_output,
@@ -3713,22 +1244,23 @@ int lstm_niaf_step_backward_f32(
     {
         float *const delta_event = work;
         float *const delta_hidden = work; /* every gate adds its event and hidden parts */
-        lstm_niaf_copy_f32(units, d_h_next, d_h_prev);
-        lstm_niaf_copy_f32(units, d_c_next, d_c_prev);
+        lstm_sym_copy_f32(units, d_h_next, d_h_prev);
+        lstm_sym_copy_f32(units, d_c_next, d_c_prev);
         lstm_niaf_units_backward_f32(batch, hidden_size, 0u, batch, NULL,
             d_h_prev, d_c_prev, h_prev, c_prev,
             peephole_update, peephole_forget, peephole_output, saved, delta_event, d_peephole_update, d_peephole_forget, d_peephole_output);
         /* dL/dh_prev += Delta_hidden W_hidden */
-        lstm_niaf_gemm_nn_f32(batch, hidden_size, rows, delta_hidden, rows, 1u, hidden_weights, d_h_prev);
-        /* Linear adjoints, added to the gradients: dW += Delta^T X, db += Delta^T 1; dX = Delta W */
-        lstm_niaf_gemm_nn_f32(rows, event_size, batch, delta_event, 1u, rows, event, d_event_weights);
-        lstm_niaf_column_sums_f32(batch, rows, delta_event, d_event_bias);
+        lstm_sym_gemm_nn_f32(batch, hidden_size, rows, delta_hidden, rows, 1u, hidden_weights, d_h_prev);
+        /* Linear adjoints, added to the gradients: dW += Delta^T X, db += Delta^T 1; dX = Delta W
+         * (eq:linear-weights, eq:linear-bias, eq:linear-inputs) */
+        lstm_sym_gemm_nn_f32(rows, event_size, batch, delta_event, 1u, rows, event, d_event_weights);
+        lstm_sym_column_sums_f32(batch, rows, delta_event, d_event_bias);
         if (h_prev != NULL) {
-            lstm_niaf_gemm_nn_f32(rows, hidden_size, batch, delta_hidden, 1u, rows, h_prev, d_hidden_weights);
+            lstm_sym_gemm_nn_f32(rows, hidden_size, batch, delta_hidden, 1u, rows, h_prev, d_hidden_weights);
         }
-        lstm_niaf_column_sums_f32(batch, rows, delta_hidden, d_hidden_bias);
-        lstm_niaf_fill_f32(batch * event_size, 0.0F, d_event);
-        lstm_niaf_gemm_nn_f32(batch, event_size, rows, delta_event, rows, 1u, event_weights, d_event);
+        lstm_sym_column_sums_f32(batch, rows, delta_hidden, d_hidden_bias);
+        lstm_sym_fill_f32(batch * event_size, 0.0F, d_event);
+        lstm_sym_gemm_nn_f32(batch, event_size, rows, delta_event, rows, 1u, event_weights, d_event);
     }
     return LSTM_NIAF_OK;
 }

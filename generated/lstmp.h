@@ -3,7 +3,8 @@
  *
  * LSTMP, LSTM with a recurrent projection of the hidden state:
  * forward pass and backpropagation through time in C99, derived with SymPy.
- * Needs only a C99 compiler and <math.h> (link with -lm).
+ * Needs only a C99 compiler and <math.h> (link with -lm). Compile lstmp.c together with
+ * lstm_sym_runtime.c (beside it in generated/), or use one file: lstm-sym amalgamate lstmp.
  *
  * No allocation, no globals, no static state: every function is reentrant and thread-safe.
  * All buffers belong to the caller, are row-major and contiguous, and must not overlap
@@ -62,6 +63,8 @@
 
 #include <stddef.h>
 
+#include "lstm_sym_tuning.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -81,11 +84,7 @@ extern "C" {
  * overflow; these macros do not). */
 /* The packing area at the end of the cache: the recurrent weights packed for the
  * matrix products of every step, and blocks of the other products' operands. */
-#define LSTMP_PACK_ROUND(n) (((size_t)(n) + 63u) / 64u * 64u)
-#define LSTMP_PACK_SIZE(rows, recurrent) \
-    (LSTMP_PACK_ROUND(rows) * LSTMP_PACK_ROUND(recurrent) + \
-     256u * (LSTMP_PACK_ROUND(rows) > LSTMP_PACK_ROUND(recurrent) ? \
-     LSTMP_PACK_ROUND(rows) : LSTMP_PACK_ROUND(recurrent)) + 128u * 256u + 16u)
+#define LSTMP_PACK_SIZE(rows, recurrent) LSTM_SYM_PACK_SIZE(rows, recurrent)
 #define LSTMP_CACHE_SIZE(steps, batch, hidden_size, projection_size) \
     ((size_t)(batch) * (size_t)(hidden_size) * \
      ((size_t)(LSTMP_STATES - 1) * ((size_t)(steps) + 1u) + 1u + \

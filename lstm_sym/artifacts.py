@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from . import runtime
 from .cells import CELLS, get
 from .codegen import c_api, c_module, latex_document, numpy_module
 from .codegen.pyformat import format_python
@@ -74,10 +75,22 @@ def all_artifacts(names: Iterable[str] | None = None) -> list[Artifact]:
     """Every generated file of the built-in cells (all of them by default)."""
     specs = [get(name) for name in (names or CELLS)]
     artifacts = [Artifact("generated/__init__.py", lambda: PACKAGE_INIT.encode())]
+    artifacts += runtime_artifacts("generated")
     for spec in specs:
         artifacts += cell_artifacts(spec)
         artifacts += derivation_artifacts(spec)
     return artifacts
+
+
+def runtime_artifacts(directory: str) -> list[Artifact]:
+    """The hand-written C runtime (``lstm_sym/runtime``), copied byte for byte into
+    ``directory`` beside the cells, which include it."""
+
+    def copy(name: str) -> Callable[[], bytes]:
+        return lambda: (runtime.DIRECTORY / name).read_bytes()
+
+    prefix = "" if directory in ("", ".") else f"{directory}/"
+    return [Artifact(f"{prefix}{name}", copy(name)) for name in runtime.FILES]
 
 
 def derivation_artifacts(spec: CellSpec, command: str = COMMAND) -> list[Artifact]:

@@ -56,6 +56,37 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _amalgamate(args: argparse.Namespace) -> int:
+    """One C file with the runtime and a cell (and optionally its self-contained header)."""
+    from . import runtime
+    from .cells import get
+    from .codegen import c_module
+    from .derive import derive
+
+    if (args.spec is None) == (args.cell is None):
+        raise SpecError("give a built-in cell name or --spec, not both")
+    if args.spec is not None:
+        from . import userspec
+
+        spec = userspec.load_spec(args.spec)
+        origin = f"--spec {Path(args.spec).as_posix()}"
+    else:
+        spec = get(args.cell)
+        origin = spec.name
+    command = f"lstm-sym amalgamate {origin} --out {Path(args.out).as_posix()}"
+    derivation = derive(spec)
+    header = c_module.emit_header(derivation, command)
+    source = c_module.emit_source(derivation, command)
+    written = [(Path(args.out), runtime.amalgamation(spec.name, header, source, command))]
+    if args.header is not None:
+        written.append((Path(args.header), runtime.amalgamated_header(spec.name, header)))
+    for path, text in written:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        print(f"wrote {path}")
+    return 0
+
+
 def _verify(args: argparse.Namespace) -> int:
     from . import userspec
 
@@ -204,6 +235,23 @@ def build_parser() -> argparse.ArgumentParser:
     nb.add_argument("--cell", action="append", help="only this built-in cell (repeatable)")
     nb.add_argument("--root", type=Path, default=None, help="project root (default: the checkout)")
     nb.set_defaults(run=_notebook)
+
+    amalgamate = sub.add_parser(
+        "amalgamate",
+        help="write one C file holding a cell and the C runtime (compile it with only libm)",
+    )
+    amalgamate.add_argument("cell", nargs="?", default=None, help="a built-in cell, e.g. lstm")
+    amalgamate.add_argument(
+        "--spec", type=Path, default=None, help="a user's cell spec file instead"
+    )
+    amalgamate.add_argument("--out", type=Path, required=True, help="the C file to write")
+    amalgamate.add_argument(
+        "--header",
+        type=Path,
+        default=None,
+        help="also write the cell's header with the runtime's constants in it (one .h)",
+    )
+    amalgamate.set_defaults(run=_amalgamate)
 
     from .bench import command as bench_command
 

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .artifacts import Artifact, cell_artifacts, derivation_artifacts
+from .artifacts import Artifact, cell_artifacts, derivation_artifacts, runtime_artifacts
 from .cells import CELLS
 from .spec import CellSpec, SpecError, validate
 
@@ -59,6 +59,7 @@ def user_artifacts(spec: CellSpec, spec_path: Path, out: Path, root: Path) -> li
         name = artifact.path.rsplit("/", 1)[-1]
         path = name if relative == "." else f"{relative}/{name}"
         artifacts.append(Artifact(path, artifact.render))
+    artifacts += runtime_artifacts(relative)  # the C runtime the cell's C includes
     targets = {(root / a.path).resolve() for a in artifacts}
     if Path(spec_path).resolve() in targets:
         raise SpecError(

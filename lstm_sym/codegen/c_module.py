@@ -3,25 +3,28 @@
 The grouping of the gates' matrix products (runs, offsets), the saved values and the per-unit
 stages are the plan's.
 
-The layout (argument checks, loops, matrix products) lives in ``templates/c_header.h.jinja``
-and ``templates/c_source.c.jinja``; every per-unit expression is printed from the derivation
-by :mod:`.c_printer`, once per precision (``_f64`` and ``_f32`` entry points).
+The layout (argument checks, loops, calls of the matrix products) lives in
+``templates/c_header.h.jinja`` and ``templates/c_source.c.jinja``; every per-unit expression is
+printed from the derivation by :mod:`.c_printer`, once per precision (``_f64`` and ``_f32``
+entry points). The matrix products, exp/tanh/sigmoid and the OpenMP sharing are the
+hand-written C runtime in ``lstm_sym/runtime`` (copied into ``generated/`` beside the cells);
+each block of a cell cites the label of its equation in ``derivations/<cell>.tex``.
 """
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import sympy as sp
 from sympy.printing.c import reserved_words as c_keywords
 
 from ..derive import Derivation, carry
 from ..plan import H, KernelPlan, Stage, as_plan
-from ..spec import SpecError, gate_hidden, real_symbol, where_used
-from . import c_api
+from ..spec import SpecError, gate_hidden, where_used
+from . import c_api, latex_document
 from .c_printer import PRECISIONS, c_code
 from .templates import render
+
+#: Prefix of the hand-written runtime's functions (``lstm_sym/runtime``) the cells call.
+RUNTIME = "lstm_sym"
 
 #: Names the generated C uses for its own locals and helpers; spec symbols must not take them.
 RESERVED = (
@@ -48,8 +51,14 @@ def _unit_scope(spec) -> set[str]:
 
 def _check_names(derivation: Derivation, api_names: set[str]) -> None:
     """Spec symbols become C locals of the per-unit functions: no clash with their parameters,
-    the kernel's own names, C keywords or the cell's helper functions (``<cell>_...``)."""
+    the kernel's own names, C keywords, the cell's helper functions (``<cell>_...``) or the
+    runtime's (``lstm_sym_...``); nor may the cell's own prefix be the runtime's."""
     spec = derivation.spec
+    if spec.name == RUNTIME or spec.name.startswith(RUNTIME + "_"):
+        raise SpecError(
+            f"cell {spec.name!r}: the name prefix {RUNTIME!r} belongs to the lstm_sym C runtime; "
+            "rename the cell"
+        )
     symbols = {a.target for a in derivation.forward} | set(derivation.lowered.inputs)
     symbols |= {a.target for a in derivation.backward.chain} | set(derivation.backward.carries)
     for symbol in sorted(symbols, key=lambda s: s.name):
@@ -57,6 +66,7 @@ def _check_names(derivation: Derivation, api_names: set[str]) -> None:
             symbol.name in RESERVED
             or symbol.name in api_names
             or symbol.name.startswith(spec.name + "_")
+            or symbol.name.startswith(RUNTIME + "_")
         ):
             raise SpecError(
                 f"cell {spec.name!r}, {where_used(spec, symbol.name)}: symbol {symbol.name!r} "
@@ -84,76 +94,6 @@ def _linear_kernels(derivation: Derivation) -> dict[str, str]:
     return {"weights": "Delta^T X", "inputs": "Delta W", "bias": "Delta^T 1"}
 
 
-def _literal(value: float, suffix: str) -> str:
-    """A C floating literal: the shortest decimal that rounds back to ``value`` in precision
-    ``suffix`` (``1.0F``-style literals for float)."""
-    if suffix == "f64":
-        return repr(float(value))
-    return str(np.float32(value)) + "F"
-
-
-def _activations(suffix: str) -> dict:
-    """Constants of the vectorizable exp and tanh helpers (template ``c_source.c.jinja``)."""
-
-    def lit(value: float) -> str:
-        return _literal(value, suffix)
-
-    double = suffix == "f64"
-    # Taylor polynomial of exp(r), |r| <= ln2 / 2: the first omitted term is below half an ulp.
-    degree = 13 if double else 7
-    mantissa = 52 if double else 23
-    # ln2 = high + low with trailing zero bits in high (fdlibm's / Cephes' splits): n * high is
-    # exact for every n the clamped argument can give.
-    ln2_high, ln2_low = (
-        (6.93147180369123816490e-01, 1.90821492927058770002e-10)
-        if double
-        else (0.693145751953125, 1.428606765330187045e-06)
-    )
-    if double:  # Cephes tanh: x + x^3 P(x^2) / Q(x^2)
-        small = [
-            "const double p = (-9.64399179425052238628E-1 * z - 9.92877231001918586564E1) * z -"
-            " 1.61468768441708447952E3;",
-            "const double q = ((z + 1.12811678491632931402E2) * z + 2.23548839060100448583E3) * z +"
-            " 4.84406305325125486048E3;",
-        ]
-        form = "x + x^3 P(x^2) / Q(x^2)"
-    else:  # Cephes tanhf: x + x^3 P(x^2)
-        small = [
-            "const float poly = (((-5.70498872745E-3F * z + 2.06390887954E-2F) * z -"
-            " 5.37397155531E-2F) * z + 1.33314422036E-1F) * z - 3.33332819422E-1F;",
-            "const float small = x == 0.0F ? x : poly * z * x + x; /* tanh(-0) = -0 */",
-        ]
-        form = "x + x^3 P(x^2)"
-    return {
-        "exp": {
-            "bits": "unsigned long long" if double else "unsigned int",
-            "mantissa": mantissa,
-            "bias": 1023 if double else 127,
-            "shift": lit(1.5 * 2.0**mantissa),
-            # Beyond these, exp is 0 (below the smallest subnormal) or inf; n1, n - n1 stay
-            # inside the exponent range.
-            "low": lit(-746.0 if double else -104.0),
-            "high": lit(710.0 if double else 89.0),
-            "log2e": lit(1.4426950408889634),
-            "half": lit(0.5),
-            "ln2_high": lit(ln2_high),
-            "ln2_low": lit(ln2_low),
-            "degree": degree,
-            "coefficients": [lit(1.0 / math.factorial(k)) for k in range(degree, -1, -1)],
-        },
-        "tanh": {
-            "abs": "fabs" if double else "fabsf",
-            "two": lit(2.0),
-            "minus_two": lit(-2.0),
-            "threshold": lit(0.625),
-            "form": form,
-            "small": small,
-            # float64's small form is a quotient too: one division serves both branches
-            "rational": double,
-        },
-    }
-
-
 def _projection_kernels(derivation: Derivation) -> dict[str, str] | None:
     """The matrix-calculus adjoints of a projected state's ``Z = X W^T`` (``new = W unit``),
     checked to have the forms the C matrix products implement; None without a projection."""
@@ -171,49 +111,53 @@ def _projection_kernels(derivation: Derivation) -> dict[str, str] | None:
     return {"weights": "Delta^T X", "inputs": "Delta W"}
 
 
-def _precision(kernel: KernelPlan, prefix: str, suffix: str) -> dict:
+def _labels(kernel: KernelPlan) -> set[str]:
+    """The ``\\label``s of the equations in ``derivations/<cell>.tex``, which the C cites."""
+    document = latex_document.build(kernel)
+    return {e.label for equations in document.sections.values() for e in equations}
+
+
+def _cite(labels: set[str], *candidates: str) -> str:
+    """The first of ``candidates`` that is an equation of the derivation, else ``""``."""
+    return next((label for label in candidates if label in labels), "")
+
+
+def _eq(kind: str, name: str) -> str:
+    return f"eq:{kind}-{name.replace('_', '-')}"
+
+
+def _precision(kernel: KernelPlan, prefix: str, suffix: str, labels: set[str]) -> dict:
     """Everything precision-dependent: the printed per-unit code and the numerics helpers."""
     derivation = kernel.derivation
 
     def code(expr) -> str:
-        return c_code(expr, prefix, suffix)
+        return c_code(expr, RUNTIME, suffix)
 
     ctype = PRECISIONS[suffix]["ctype"]
-    x, e, r = (real_symbol(n) for n in ("x", "e", "r"))
     return {
         "suffix": suffix,
         "real": ctype,
-        "lanes": 8,  # partial sums per dot product (one 256-bit vector of float)
-        "block_elements": 16384 if suffix == "f64" else 32768,
-        # Register blocking of the matrix products: tiles of mr x nr outputs (nr: two or four
-        # vectors of 256 bits), kc terms per pass, blocks of mc rows of A / nc rows of B^T.
-        "mr": 4,
-        "nr": 16 if suffix == "f64" else 32,
-        "kc": 256,
-        "mc": 256,
-        "nc": 256,
-        # Tiles of the packed products' kernel: pmr rows by pnr columns (four vectors of 512
-        # bits; 24 sums in registers: few loads and broadcasts per multiply-add, measured 10-30%
-        # faster than 4 x 4 and 8 x 2 vectors), pkc terms per pass (a panel of B of 64 KiB for
-        # float, 32 KiB for double: measured best).
-        "pmr": 6,
-        "pnr": 32 if suffix == "f64" else 64,
-        "pkc": 128 if suffix == "f64" else 256,
-        "line": 8 if suffix == "f64" else 16,  # elements per 64-byte cache line
-        **_activations(suffix),
+        # Columns of a packed panel of W_hidden (the runtime's tuning constant, lstm_sym_tuning.h)
+        "panel": f"LSTM_SYM_PANEL_{suffix.upper()}",
         "zero": code(sp.Float(0)),
-        "one": code(sp.Float(1)),
-        # The stable logistic function: exp only ever sees -|x| (never overflows).
-        "sigmoid": {"e": code(sp.exp(-sp.Abs(x))), "r": code(1 / (1 + e)), "negative": code(e * r)},
-        # The per-unit stages, what their outputs read (the plan's liveness)
+        # The per-unit stages, what their outputs read (the plan's liveness), each line with the
+        # label of its equation in derivations/<cell>.tex
         "forward_lines": [
-            {"note": a.note, "code": f"const {ctype} {a.target} = {code(a.expr)};"}
+            {
+                "note": a.note,
+                "code": f"const {ctype} {a.target} = {code(a.expr)};",
+                "label": _cite(labels, _eq("forward", a.target.name)),
+            }
             for stage in kernel.forward_step
             if isinstance(stage, Stage)
             for a in stage.needed()
         ],
         "backward_lines": [
-            {"note": a.note, "code": f"const {ctype} {a.target} = {code(a.expr)};"}
+            {
+                "note": a.note,
+                "code": f"const {ctype} {a.target} = {code(a.expr)};",
+                "label": _cite(labels, _eq("cse", a.target.name)),
+            }
             for a in kernel.stage("backward").needed()
         ],
         "prev_adjoints": {
@@ -226,11 +170,11 @@ def _precision(kernel: KernelPlan, prefix: str, suffix: str) -> dict:
         "unit_adjoints": {
             p.name: code(derivation.backward.outputs[p]) for p in derivation.spec.unit_parameters
         },
-        **_source_stages(kernel, code, ctype),
+        **_source_stages(kernel, code, ctype, labels),
     }
 
 
-def _source_stages(kernel: KernelPlan, code, ctype) -> dict:
+def _source_stages(kernel: KernelPlan, code, ctype, labels: set[str]) -> dict:
     """Hidden sources: the forward's first per-unit stage (only what the sources need) and the
     backward's second stage (the sourced gates' hidden-part adjoints)."""
     sources = kernel.unit_sources
@@ -239,7 +183,14 @@ def _source_stages(kernel: KernelPlan, code, ctype) -> dict:
     first = kernel.forward_step[0].needed(sources)
     stage = kernel.stage("backward_sources")
     outputs = kernel.derivation.source_backward.outputs
-    line = lambda a: {"note": a.note, "code": f"const {ctype} {a.target} = {code(a.expr)};"}  # noqa: E731
+
+    def line(a) -> dict:
+        return {
+            "note": a.note,
+            "code": f"const {ctype} {a.target} = {code(a.expr)};",
+            "label": _cite(labels, _eq("forward", a.target.name), _eq("cse", a.target.name)),
+        }
+
     return {
         "source_forward_lines": [line(a) for a in first],
         "source_forward_reads": sorted(s.name for s in stage_reads(first)),
@@ -292,6 +243,7 @@ def context(kernel: KernelPlan, command: str) -> dict:
         for s in [layout.state]
     ]
     sources = _sources(kernel, cache_values)
+    labels = _labels(kernel)
     return {
         "name": spec.name,
         "prefix": prefix,
@@ -337,7 +289,27 @@ def context(kernel: KernelPlan, command: str) -> dict:
             }
             for f in api
         ],
-        "precisions": [_precision(kernel, prefix, suffix) for suffix in ("f64", "f32")],
+        "precisions": [_precision(kernel, prefix, suffix, labels) for suffix in ("f64", "f32")],
+        # The equations of derivations/<cell>.tex the blocks of the C implement
+        "cites": {
+            "projections": ", ".join(
+                label
+                for g in derivation.gate_inputs
+                if (label := _cite(labels, _eq("projection", g.symbol.name)))
+            ),
+            "projected": _cite(labels, _eq("projection", spec.projected_state.new.name))
+            if spec.projected_state is not None
+            else "",
+            "bptt": _cite(
+                labels,
+                *(_eq("bptt-through", s.name) for s in spec.states if s.prev == spec.recurrent),
+            ),
+            "linear": ", ".join(
+                label
+                for kind in ("weights", "bias", "inputs")
+                if (label := _cite(labels, _eq("linear", kind)))
+            ),
+        },
         **sources,
         # Both weight gradients (and the bias gradient) from one packing of the deltas: the
         # gates share their deltas, read only the recurrent state, one block each.

@@ -2,9 +2,10 @@
 
 * one printer per precision: ``double`` prints libm's functions and plain literals, ``float``
   prints ``fabsf``-style functions and ``1.0F`` literals (clean under ``-Wdouble-promotion``);
-* ``sigmoid``, ``exp`` and ``tanh`` print as calls to the kernel's own branch-free helpers
-  ``<cell>_sigmoid_<suffix>`` (numerically stable), ``<cell>_exp_<suffix>`` and
-  ``<cell>_tanh_<suffix>``, which vectorize where libm's scalar calls do not;
+* ``sigmoid``, ``exp`` and ``tanh`` print as calls to the C runtime's branch-free inline helpers
+  (``lstm_sym/runtime/lstm_sym_runtime.h``; ``prefix`` is the runtime's, ``lstm_sym``)
+  ``<prefix>_sigmoid_<suffix>`` (numerically stable), ``<prefix>_exp_<suffix>`` and
+  ``<prefix>_tanh_<suffix>``, which vectorize where libm's scalar calls do not;
 * small positive integer powers print as products (``x*x``), never as a call to ``pow``.
 """
 

@@ -21,6 +21,9 @@ from pathlib import Path
 
 import platformdirs
 
+from ..runtime import FILES as RUNTIME_FILES
+from ..runtime import SOURCE as RUNTIME_SOURCE
+
 #: Flags of the binding's build only; the generated source itself stays portable C99.
 FLAGS = ("-std=c99", "-O3", "-march=native", "-ffp-contract=fast", "-fPIC", "-shared")
 
@@ -111,20 +114,22 @@ def blas_flags(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
             "the BLAS build needs the scipy-openblas32 wheel: pip install scipy-openblas32"
         ) from error
     lib_dir = scipy_openblas32.get_lib_dir()
-    macro = name.upper()
-    compile_flags = (f"-D{macro}_USE_CBLAS", f"-D{macro}_CBLAS_PREFIX=scipy_")
+    compile_flags = ("-DLSTM_SYM_USE_CBLAS", "-DLSTM_SYM_CBLAS_PREFIX=scipy_")
     link_flags = (f"-L{lib_dir}", f"-Wl,-rpath,{lib_dir}", f"-l{scipy_openblas32.get_library()}")
     return compile_flags, link_flags
 
 
 def cell_sources(name: str, directory: Path) -> tuple[list[Path], list[Path]]:
     """The C files compiled into cell ``name``'s library, and the include directories: the
-    cell's own ``<name>.c`` beside its ``<name>.h`` (and the headers it includes)."""
+    cell's own ``<name>.c`` beside its ``<name>.h``, and the C runtime copied beside them
+    (``lstm_sym_runtime.c``, compiled with the same flags; its headers join the cache key as
+    headers the sources include)."""
     directory = Path(directory)
     source, header = directory / f"{name}.c", directory / f"{name}.h"
-    if not source.exists() or not header.exists():
-        raise NativeBuildError(f"{source} or {header} is missing: run `lstm-sym generate`")
-    return [source], [directory]
+    for path in (source, header, *(directory / file for file in RUNTIME_FILES)):
+        if not path.exists():
+            raise NativeBuildError(f"{path} is missing: run `lstm-sym generate`")
+    return [source, directory / RUNTIME_SOURCE], [directory]
 
 
 def compile_library(

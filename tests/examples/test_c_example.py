@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -13,7 +14,10 @@ from tests.conftest import require_tool
 from tests.support import ROOT, SANITIZE, STRICT, relative_error
 
 #: The README's build command (from the repository root), with the compiler and output filled in.
-BUILD = "{cc} -std=c99 -O2 -I generated examples/c/lstm_example.c generated/lstm.c -lm -o {out}"
+BUILD = (
+    "{cc} -std=c99 -O2 -I generated examples/c/lstm_example.c generated/lstm.c"
+    " generated/lstm_sym_runtime.c -lm -o {out}"
+)
 STEPS, BATCH, EVENT_SIZE, HIDDEN_SIZE = 3, 2, 3, 4
 
 
@@ -83,6 +87,39 @@ def test_readme_command_is_in_the_example():
         assert BUILD.format(cc="cc", out="lstm_example") in handle.read()
 
 
+#: The one-file build of the example and README: an amalgamation and its header in a folder.
+AMALGAMATE = "lstm-sym amalgamate lstm --out {dir}/lstm_all.c --header {dir}/lstm.h"
+ONE_FILE = "{cc} -std=c99 -O2 -I {dir} examples/c/lstm_example.c {dir}/lstm_all.c -lm -o {out}"
+
+
+def test_one_file_commands_are_in_the_example_and_readme():
+    for name in (os.path.join("examples", "c", "lstm_example.c"), "README.md"):
+        with open(os.path.join(ROOT, name)) as handle:
+            text = handle.read()
+        assert AMALGAMATE.format(dir="scratch") in text, name
+        assert ONE_FILE.format(cc="cc", dir="scratch", out="lstm_example") in text, name
+
+
+def test_example_from_the_amalgamation_prints_what_numpy_computes(tmp_path):
+    """`lstm-sym amalgamate` writes one C file (cell + runtime) and one header; the example
+    builds from them alone under -std=c99 -pedantic -Wall -Wextra -Werror and prints the same."""
+    cc = require_tool("gcc")
+    folder = tmp_path / "one"
+    command = AMALGAMATE.format(dir=folder).split()[1:]
+    written = subprocess.run(
+        [sys.executable, "-m", "lstm_sym", *command], cwd=ROOT, capture_output=True, text=True
+    )
+    assert written.returncode == 0, written.stderr
+    assert sorted(p.name for p in folder.iterdir()) == ["lstm.h", "lstm_all.c"]
+    out = tmp_path / "lstm_example"
+    build = ONE_FILE.format(cc=cc, dir=folder, out=out).split()
+    built = subprocess.run([*build, *STRICT], cwd=ROOT, capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+    result = subprocess.run([str(out)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    _check(result.stdout)
+
+
 def _check(printout):
     got, expected = parse(printout), expected_printout()
     assert sorted(got) == sorted(expected)
@@ -115,6 +152,7 @@ def test_example_compiles_with_strict_warnings(tmp_path):
         "generated",
         "examples/c/lstm_example.c",
         "generated/lstm.c",
+        "generated/lstm_sym_runtime.c",
         "-lm",
     ]
     result = subprocess.run(

@@ -15,12 +15,12 @@ import pytest
 from tests.conftest import require_tool
 from tests.support import ROOT
 
-#: Wrappers of the static helpers of generated/lstm.c, applied elementwise.
+#: Wrappers of the runtime's inline helpers (generated/lstm_sym_runtime.h), applied elementwise.
 WRAPPER = """
-#include "lstm.c"
+#include "lstm_sym_runtime.h"
 #define APPLY(name, T) \\
     void apply_##name(long n, const T *x, T *y) \\
-    { long i; for (i = 0; i < n; ++i) y[i] = lstm_##name(x[i]); }
+    { long i; for (i = 0; i < n; ++i) y[i] = lstm_sym_##name(x[i]); }
 APPLY(exp_f64, double) APPLY(exp_f32, float) APPLY(tanh_f64, double) APPLY(tanh_f32, float)
 APPLY(sigmoid_f64, double) APPLY(sigmoid_f32, float)
 """

@@ -159,14 +159,14 @@ def test_f32_matches_f64(cell, sizes, random_problem):
 def test_packed_kernel(name, portable, random_problem):
     """The packed products (the per-step ones for batch >= 8 and below 8, see SMALL_BATCH)
     against NumPy in float64 and against float64 in float32, with the kernel of this CPU
-    (AVX-512 where the compiler targets it) and the plain-C kernel (-D<CELL>_PORTABLE: what a
+    (AVX-512 where the compiler targets it) and the plain-C kernel (-DLSTM_SYM_PORTABLE: what a
     compiler without AVX-512 builds). The float32 sums of 300 + 70 terms (LARGE) round to about
     2e-5 of the largest output for the cells without an input activation, so 1e-4 there."""
     require_tool("gcc")
     from lstm_sym import native
 
     module = importlib.import_module(f"generated.{name}")
-    flags = (f"-D{name.upper()}_PORTABLE",) if portable else ()
+    flags = ("-DLSTM_SYM_PORTABLE",) if portable else ()
     cell = native.load(name, extra_flags=flags)
     for sizes, tolerance in [((3, 9, 5, 7), 1e-5), (LARGE, 1e-4), (SHARED, 1e-4), *SMALL_BATCH]:
         problem = random_problem(module, *sizes, seed=3)
@@ -202,7 +202,7 @@ def test_openmp_build_is_deterministic(tmp_path, name, random_problem):
 
     module = importlib.import_module(f"generated.{name}")
     batch = 150
-    with open(os.path.join(ROOT, "generated", f"{name}.c")) as file:
+    with open(os.path.join(ROOT, "generated", "lstm_sym_tuning.h")) as file:
         source = file.read()
     threshold = re.search(r"_PARALLEL_UNITS (\d+)u", source)
     assert batch * 70 >= int(threshold.group(1))  # the per-unit work runs on a team
@@ -383,6 +383,7 @@ def test_compiles_with_strict_warnings(compiler, tmp_path):
     path = require_tool(compiler)
     generated = os.path.join(ROOT, "generated")
     sources = [f"generated/{name}.c" for name in CELLS] + ["examples/c/lstm_example.c"]
+    sources += ["generated/lstm_sym_runtime.c"]
     for source in sources:
         command = [
             path,
@@ -447,22 +448,30 @@ def test_generated_c_is_deterministic(tmp_path, name):
         assert hashlib.sha256((ROOT / path).read_bytes()).hexdigest() == digest, path
 
 
-@pytest.mark.parametrize("name", list(CELLS))
+@pytest.mark.parametrize("name", [*CELLS, "lstm_sym_runtime"])
 def test_no_allocation_globals_or_static_state(name):
     with open(os.path.join(ROOT, "generated", f"{name}.c")) as handle:
         source = handle.read()
+    if name == "lstm_sym_runtime":  # with its body, included once per precision
+        with open(os.path.join(ROOT, "generated", "lstm_sym_runtime_real.inc")) as handle:
+            source += handle.read()
     includes = sorted(line for line in source.splitlines() if line.startswith("#include"))
-    # <immintrin.h> only behind a check for AVX-512 (the packed products' kernel), <omp.h> only
-    # in an OpenMP build (the team's thread count)
-    assert includes == [
-        f'#include "{name}.h"',
-        "#include <immintrin.h>",
-        "#include <math.h>",
-        "#include <omp.h>",
-        "#include <stdint.h>",
-    ]
-    assert "#if defined(__AVX512F__)" in source.split("#include <immintrin.h>")[0].splitlines()[-1]
-    assert source.split("#include <omp.h>")[0].splitlines()[-1] == "#ifdef _OPENMP"
+    if name != "lstm_sym_runtime":  # a cell: its header and the runtime's
+        assert includes == sorted([f'#include "{name}.h"', '#include "lstm_sym_runtime.h"'])
+    else:
+        # <immintrin.h> only behind a check for AVX-512 (the packed products' kernel), <omp.h>
+        # only in an OpenMP build (the team's thread count)
+        assert includes == [
+            '#include "lstm_sym_runtime.h"',
+            '#include "lstm_sym_runtime_real.inc"',
+            '#include "lstm_sym_runtime_real.inc"',
+            "#include <immintrin.h>",
+            "#include <omp.h>",
+            "#include <stdint.h>",
+        ]
+        before = source.split("#include <immintrin.h>")[0].splitlines()
+        assert before[-1] == "#if defined(LSTM_SYM_AVX512) || defined(LSTM_SYM_AVX2)"
+        assert source.split("#include <omp.h>")[0].splitlines()[-1] == "#ifdef _OPENMP"
     for word in ("malloc", "calloc", "free(", "static double ", "static float "):
         assert word not in source.replace(f"static double {name}_", "").replace(
             f"static float {name}_", ""

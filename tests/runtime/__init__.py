@@ -1,0 +1,1 @@
+"""The hand-written C runtime on its own: products, activations, amalgamation, names."""
