@@ -2,10 +2,10 @@
  *
  * Build and run from the repository root (C99 and libm only), either with the cell and the
  * lstm_sym C runtime as shipped in generated/:
- *   cc -std=c99 -O2 -I generated examples/c/lstm_example.c generated/lstm.c generated/lstm_sym_runtime.c -lm -o lstm_example && ./lstm_example
+ *   cc -std=c99 -O2 -I generated examples/c/lstm_example.c generated/lstm.c generated/lstm_sym_runtime.c -lm -o build/lstm_example && build/lstm_example
  * or from one amalgamated file (the cell and the runtime) and its header:
- *   lstm-sym amalgamate lstm --out scratch/lstm_all.c --header scratch/lstm.h
- *   cc -std=c99 -O2 -I scratch examples/c/lstm_example.c scratch/lstm_all.c -lm -o lstm_example && ./lstm_example
+ *   lstm-sym amalgamate lstm --out build/lstm_all.c --header build/lstm.h
+ *   cc -std=c99 -O2 -I build examples/c/lstm_example.c build/lstm_all.c -lm -o build/lstm_example && build/lstm_example
  *
  * Every buffer is allocated by the caller, here on the stack with the header's size macros.
  * Arrays are row-major; gates are stacked in the order update, forget, candidate, output.

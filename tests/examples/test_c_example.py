@@ -82,9 +82,10 @@ def build_and_run(tmp_path, extra=(), env=None):
     return subprocess.run([str(out)], capture_output=True, text=True, env=env)
 
 
-def test_readme_command_is_in_the_example():
-    with open(os.path.join(ROOT, "examples", "c", "lstm_example.c")) as handle:
-        assert BUILD.format(cc="cc", out="lstm_example") in handle.read()
+def test_the_two_file_build_command_is_in_the_example_and_readme():
+    for name in (os.path.join("examples", "c", "lstm_example.c"), "README.md"):
+        with open(os.path.join(ROOT, name)) as handle:
+            assert BUILD.format(cc="cc", out="build/lstm_example") in handle.read(), name
 
 
 #: The one-file build of the example and README: an amalgamation and its header in a folder.
@@ -96,8 +97,8 @@ def test_one_file_commands_are_in_the_example_and_readme():
     for name in (os.path.join("examples", "c", "lstm_example.c"), "README.md"):
         with open(os.path.join(ROOT, name)) as handle:
             text = handle.read()
-        assert AMALGAMATE.format(dir="scratch") in text, name
-        assert ONE_FILE.format(cc="cc", dir="scratch", out="lstm_example") in text, name
+        assert AMALGAMATE.format(dir="build") in text, name
+        assert ONE_FILE.format(cc="cc", dir="build", out="build/lstm_example") in text, name
 
 
 def test_example_from_the_amalgamation_prints_what_numpy_computes(tmp_path):
