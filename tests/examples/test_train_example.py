@@ -13,6 +13,7 @@ import pytest
 from lstm_sym import cli
 from lstm_sym.examples import train
 from tests.conftest import require_module, require_tool
+from tests.support import ROOT
 
 
 def test_the_data_ships_with_the_package():
@@ -119,7 +120,7 @@ def test_a_bad_torch_steps_value_is_refused_naming_the_option(capsys):
 
 
 def test_the_default_output_folder_is_ignored_by_git():
-    root = Path(__file__).resolve().parent.parent
+    root = ROOT
     if not (root / ".git").exists():
         pytest.skip("optional: not a git checkout")
     git = require_tool("git")

@@ -16,6 +16,7 @@ import pytest
 
 from generated import lstm
 from lstm_sym.cells import CELLS, get
+from lstm_sym.runtime import FILES as RUNTIME_FILES
 from tests.conftest import require_tool
 from tests.problems import run_both
 from tests.support import ROOT, STRICT, relative_error, run_script
@@ -443,7 +444,8 @@ def test_generated_c_is_deterministic(tmp_path, name):
         assert result.returncode == 0, result.stderr
         digests.append(json.loads(result.stdout))
     assert digests[0] == digests[1]
-    assert sorted(digests[0]) == [f"generated/{name}.c", f"generated/{name}.h"]
+    runtime = [f"generated/{f}" for f in RUNTIME_FILES if f.endswith((".c", ".h"))]
+    assert sorted(digests[0]) == sorted([f"generated/{name}.c", f"generated/{name}.h", *runtime])
     for path, digest in digests[0].items():
         assert hashlib.sha256((ROOT / path).read_bytes()).hexdigest() == digest, path
 
