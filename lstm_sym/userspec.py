@@ -96,7 +96,7 @@ def verify(spec: CellSpec, log=print) -> bool:
     rows = []
     with tempfile.TemporaryDirectory(prefix="lstm-sym-verify-") as tmp:
         directory = Path(tmp)
-        for artifact in cell_artifacts(spec):
+        for artifact in [*cell_artifacts(spec), *runtime_artifacts(".")]:  # the C needs both
             (directory / artifact.path.rsplit("/", 1)[-1]).write_bytes(artifact.render())
         module = _import_kernel(spec, directory)
         start = time.perf_counter()

@@ -33,6 +33,7 @@ def test_generate_and_verify_a_user_spec(tmp_path):
     result = _cli("verify", "--spec", str(EXAMPLE))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "exact model" in result.stdout and "finite differences" in result.stdout
+    assert "generated C, float64" in result.stdout  # the C compiled and was checked
     assert "all checks passed" in result.stdout
 
 
