@@ -17,7 +17,7 @@ import sympy as sp
 from sympy.printing.c import reserved_words as c_keywords
 
 from ..derive import Derivation, carry
-from ..plan import H, KernelPlan, Stage, as_plan
+from ..plan import SIZE_NAMES, H, KernelPlan, P, Stage, as_plan
 from ..spec import SpecError, gate_hidden, where_used
 from . import c_api, latex_document
 from .c_printer import PRECISIONS, c_code
@@ -206,6 +206,21 @@ def stage_reads(assignments) -> frozenset:
     return frozenset().union(*(a.expr.free_symbols for a in assignments))
 
 
+#: The C locals holding B times a state's size.
+SIZE_UNITS = {H: "units", P: "projected_units"}
+
+
+def _cache_at(k: int, state_units: list[str], count: str = "") -> str:
+    """Where the cache's ``k``-th sequence of ``steps + 1`` states starts (``k`` past the last
+    state: the saved values; ``count``: how ``k`` is printed): multiples of (steps + 1) B H when
+    every state is H wide, else the sum of the sizes before it."""
+    if all(units == "units" for units in state_units):
+        return f"cache + {count or f'{k}u'} * (steps + 1u) * units"
+    if k == 0:
+        return "cache"
+    return f"cache + (steps + 1u) * ({' + '.join(state_units[:k])})"
+
+
 def context(kernel: KernelPlan, command: str) -> dict:
     """Everything the templates need, as plain strings and lists."""
     derivation = kernel.derivation
@@ -222,6 +237,8 @@ def context(kernel: KernelPlan, command: str) -> dict:
     ]
     # Values backward reads per step: any gate input it needs, then the saved activations.
     cache_values = [slot.symbol.name for slot in kernel.saved]
+    through = {pr.state.name for pr in kernel.projections}
+    state_units = [SIZE_UNITS[layout.size] for layout in kernel.states]
     states = [
         {
             "name": layout.name,
@@ -231,19 +248,45 @@ def context(kernel: KernelPlan, command: str) -> dict:
             "unit": s.unit.name,
             "projected": layout.projected,
             "size": "hidden_size" if layout.size == H else "projection_size",
-            "units": "units" if layout.size == H else "projected_units",
+            "units": SIZE_UNITS[layout.size],
             "carry": carry(s.unit).name,
             "carry_used": carry(s.unit) in backward_uses,
             "is_output": layout.is_output,
             "is_recurrent": layout.is_recurrent,
             "prev_in_forward": s.prev in forward_uses,
             "prev_in_backward": s.prev in backward_uses,
+            # What the per-unit kernels write the new value to and read its adjoint from: the
+            # state's own arrays, or (a projected state) the per-unit vector the projection reads
+            "sequence_next": "unit"
+            if layout.name in through
+            else f"{s.short}_states + (t + 1u) * units",
+            "step_next": "unit" if layout.name in through else f"{s.short}_next",
+            "sequence_adjoint": "d_unit" if layout.name in through else f"d_{s.short}0",
+            "step_adjoint": "d_unit" if layout.name in through else f"d_{s.short}_prev",
+            # The output's adjoint is added per unit (a projected output's reaches its
+            # projection instead)
+            "adds_output": layout.is_output and layout.name not in through,
+            # The step's backward seeds d_<state>_prev with d_<state>_next (it adds in place)
+            "adjoint_in_place": layout.name not in through,
+            # Back-propagation through time adds to the adjoint, or (its adjoint used up by the
+            # projection) sets it
+            "bptt": "=" if layout.name in through else "+=",
+            "at": _cache_at(k, state_units),
         }
-        for layout in kernel.states
+        for k, layout in enumerate(kernel.states)
         for s in [layout.state]
     ]
     sources = _sources(kernel, cache_values)
     labels = _labels(kernel)
+    # The sizes the states' (and so the cache's) layout depends on, as C parameters
+    unit_sizes = [SIZE_NAMES[size] for size in kernel.sizes if size in SIZE_UNITS]
+    state_units = [s["units"] for s in states]
+    big = prefix.upper()
+    saved_at = _cache_at(len(states), state_units, f"{big}_STATES")
+    if all(units == "units" for units in state_units):
+        delta_at = f"cache + ({big}_STATES * (steps + 1u) + {big}_SAVED * steps) * units"
+    else:
+        delta_at = f"{saved_at} + {big}_SAVED * steps * units"
     return {
         "name": spec.name,
         "prefix": prefix,
@@ -255,6 +298,29 @@ def context(kernel: KernelPlan, command: str) -> dict:
         "gates": list(spec.gates),
         "states": states,
         "output": next(s for s in states if s["is_output"]),
+        # Arguments of <cell>_cache_base and <cell>_check_sizes
+        "cache_arguments": ", ".join(["steps", "batch", *unit_sizes]),
+        "size_arguments": ", ".join(["batch", "event_size", *unit_sizes]),
+        # Where the saved values and the deltas start in the cache
+        "saved_at": saved_at,
+        # (B x H) blocks of a step's work beyond the deltas: each projection's dL/d(unit
+        # vector), the hidden sources' scratch
+        "work_extra": [1 for _ in kernel.projections]
+        + ([sources["scratch_units"]] if sources["sourced"] else []),
+        "delta_at": delta_at,
+        "projections": [
+            {
+                "name": pr.state.name,
+                "short": pr.state.state.short,
+                "new": pr.state.state.new.name,
+                "unit": pr.unit.name,
+                "is_output": pr.state.is_output,
+                "recurrent": pr.recurrent,
+                # Index in the saved values of the per-unit vector (dW_projection reads it)
+                "saved_index": cache_values.index(pr.unit.name),
+            }
+            for pr in kernel.projections
+        ],
         "recurrent": next(s for s in states if s["is_recurrent"]),
         "unit_parameters": [
             {"name": p.name, "in_forward": p in forward_uses, "in_backward": p in backward_uses}
