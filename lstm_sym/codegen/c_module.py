@@ -17,7 +17,7 @@ import sympy as sp
 from sympy.printing.c import reserved_words as c_keywords
 
 from ..derive import Derivation, carry
-from ..plan import SIZE_NAMES, H, KernelPlan, P, Stage, as_plan
+from ..plan import SIZE_NAMES, SIZES, H, KernelPlan, P, Stage, as_plan
 from ..spec import SpecError, gate_hidden, where_used
 from . import c_api, latex_document
 from .c_printer import PRECISIONS, c_code
@@ -221,6 +221,48 @@ def _cache_at(k: int, state_units: list[str], count: str = "") -> str:
     return f"cache + (steps + 1u) * ({' + '.join(state_units[:k])})"
 
 
+def _size_macro(buffer, gates: int, big: str) -> dict:
+    """A buffer's element count as a C macro: its name, its size parameters (in the order
+    ``T, B, X, H, P``) and its factors, from the plan's symbolic shape (a factor ``G * H``
+    printed with the ``<CELL>_GATES`` macro)."""
+    factors = []
+    for dim in buffer.shape:
+        coefficient, symbols = sp.Mul(dim).as_coeff_mul()
+        if coefficient != 1:
+            factors.append(f"{big}_GATES" if dim == gates * H else f"{coefficient}")
+        for factor in symbols:
+            base, power = factor.as_base_exp()
+            factors += [f"({SIZE_NAMES[base]})"] * int(power)
+    used = set().union(*(sp.sympify(d).free_symbols for d in buffer.shape))
+    return {
+        "name": f"{big}_{buffer.name.upper()}_SIZE",
+        "arguments": ", ".join(SIZE_NAMES[s] for s in SIZES.values() if s in used),
+        "product": " * ".join(f"(size_t){f}" for f in factors),
+    }
+
+
+def _cache_blocks(kernel: KernelPlan, sources: dict) -> list[dict]:
+    """The cache before its packing area, per size: ``count`` blocks of (B x size) elements.
+    H wide: the states' sequences (``with_states``: (steps + 1) * STATES), the saved values and
+    the deltas (``per_unit``), a step's scratch; a projected state's sequence is P wide instead,
+    which leaves one H block (its unit vector of a step). P wide: the projected state's
+    sequence and its adjoint's scratch of a step."""
+    count = "per_unit + with_states" + " - steps" * len(kernel.projections)
+    if sources["sourced"]:
+        count += f" + {sources['scratch_units']}u"
+    blocks = [{"units": "units", "size": "hidden_size", "count": count, "total": "total"}]
+    blocks += [
+        {
+            "units": SIZE_UNITS[pr.state.size],
+            "size": SIZE_NAMES[pr.state.size],
+            "count": "steps + 2u",
+            "total": "projected_total",
+        }
+        for pr in kernel.projections
+    ]
+    return blocks
+
+
 def context(kernel: KernelPlan, command: str) -> dict:
     """Everything the templates need, as plain strings and lists."""
     derivation = kernel.derivation
@@ -271,6 +313,7 @@ def context(kernel: KernelPlan, command: str) -> dict:
             # Back-propagation through time adds to the adjoint, or (its adjoint used up by the
             # projection) sets it
             "bptt": "=" if layout.name in through else "+=",
+            "size_symbol": str(layout.size),
             "at": _cache_at(k, state_units),
         }
         for k, layout in enumerate(kernel.states)
@@ -303,6 +346,21 @@ def context(kernel: KernelPlan, command: str) -> dict:
         "size_arguments": ", ".join(["batch", "event_size", *unit_sizes]),
         # Where the saved values and the deltas start in the cache
         "saved_at": saved_at,
+        # The recurrent weights' (and a projection's) element counts, from the plan's shapes
+        "weight_sizes": [
+            _size_macro(b, len(spec.gates), big)
+            for b in kernel.buffers
+            if b.role == "parameter" and b.name in ("hidden_weights", "projection_weights")
+        ],
+        "cache_sizes": ["steps", "batch", *unit_sizes],
+        # The cache before its packing area, per size: (B x size) blocks ``count`` times
+        "cache_blocks": _cache_blocks(kernel, sources),
+        # (B x H) blocks of the states in the cache: a projected state's are P wide, but one
+        # holds the unit vector of a step
+        "cache_state_blocks": f"(size_t)({big}_STATES - {len(kernel.projections)}) * "
+        "((size_t)(steps) + 1u) + " + f"{len(kernel.projections)}u"
+        if kernel.projections
+        else f"(size_t){big}_STATES * ((size_t)(steps) + 1u)",
         # (B x H) blocks of a step's work beyond the deltas: each projection's dL/d(unit
         # vector), the hidden sources' scratch
         "work_extra": [1 for _ in kernel.projections]
