@@ -274,6 +274,14 @@ class KernelPlan:
         return next((s for s in self.states if s.projected), None)
 
     @property
+    def gate_deltas(self) -> tuple[str, ...]:
+        """The delta buffers the per-unit backward writes the gates' adjoints into:
+        ``delta_event`` alone when every gate adds its two parts (it is both parts' delta),
+        else ``delta_event`` and ``delta_hidden``."""
+        targets = {t for d in self.deltas for t in d.targets}
+        return tuple(b.name for b in self.buffers if b.role == "delta" and b.name in targets)
+
+    @property
     def sizes(self) -> tuple[sp.Symbol, ...]:
         """The sizes the buffers' shapes are written in, in the order ``T, B, X, H, P`` (``P``
         only with a projected state): the size arguments of the entry points."""

@@ -325,6 +325,7 @@ def context(kernel: KernelPlan, command: str) -> dict:
     unit_sizes = [SIZE_NAMES[size] for size in kernel.sizes if size in SIZE_UNITS]
     state_units = [s["units"] for s in states]
     big = prefix.upper()
+    parts = ["pre"] if kernel.summed else ["event_part", "hidden_part"]
     saved_at = _cache_at(len(states), state_units, f"{big}_STATES")
     if all(units == "units" for units in state_units):
         delta_at = f"cache + ({big}_STATES * (steps + 1u) + {big}_SAVED * steps) * units"
@@ -345,6 +346,13 @@ def context(kernel: KernelPlan, command: str) -> dict:
         "cache_arguments": ", ".join(["steps", "batch", *unit_sizes]),
         "size_arguments": ", ".join(["batch", "event_size", *unit_sizes]),
         # Where the saved values and the deltas start in the cache
+        # The pre-activation arrays of a step the per-unit forward reads (one when every gate
+        # adds its parts: the hidden product adds into it), and the deltas backward writes
+        "parts": ", ".join(parts),
+        "event_target": parts[0],
+        "hidden_target": parts[-1],
+        "delta_arguments": ", ".join(kernel.gate_deltas),
+        "delta_step_arguments": ", ".join(f"{d} + t * batch * rows" for d in kernel.gate_deltas),
         "saved_at": saved_at,
         # The recurrent weights' (and a projection's) element counts, from the plan's shapes
         "weight_sizes": [

@@ -235,3 +235,11 @@ def test_the_plain_lstm_has_no_projection_and_no_projection_size():
     assert kernel.projections == ()
     assert names(kernel.sizes) == ["T", "B", "X", "H"]
     assert not any(b.name == "projection_weights" for b in kernel.buffers)
+
+
+def test_a_cell_whose_gates_add_their_parts_writes_one_delta_and_gru_writes_two():
+    """The LSTM's gates add event and hidden parts, so one delta serves both projections;
+    the GRU's candidate multiplies its hidden part by the reset gate, so the parts need
+    deltas of their own."""
+    assert plan_cell(get("lstm")).gate_deltas == ("delta_event",)
+    assert plan_cell(get("gru")).gate_deltas == ("delta_event", "delta_hidden")
