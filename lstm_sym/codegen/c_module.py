@@ -384,6 +384,8 @@ def context(kernel: KernelPlan, command: str) -> dict:
                 "recurrent": pr.recurrent,
                 # Index in the saved values of the per-unit vector (dW_projection reads it)
                 "saved_index": cache_values.index(pr.unit.name),
+                # The equation of derivations/<cell>.tex the projection implements
+                "cite": _cite(labels, _eq("projection", pr.state.state.new.name)),
             }
             for pr in kernel.projections
         ],
@@ -403,10 +405,6 @@ def context(kernel: KernelPlan, command: str) -> dict:
         "summed": derivation.summed,
         "projected": kernel.projected is not None,
         "projected_state": next((s for s in states if s["projected"]), None),
-        # Index in the saved values of a projected state's per-unit vector (dW_projection reads it).
-        "projection_index": cache_values.index(kernel.projected.state.unit.name)
-        if kernel.projected is not None
-        else None,
         "cache_values": cache_values,
         # Saved values the per-unit backward reads (all but a projection's vector).
         "backward_values": [slot.symbol.name for slot in kernel.saved if slot.per_step],
@@ -429,9 +427,6 @@ def context(kernel: KernelPlan, command: str) -> dict:
                 for g in derivation.gate_inputs
                 if (label := _cite(labels, _eq("projection", g.symbol.name)))
             ),
-            "projected": _cite(labels, _eq("projection", spec.projected_state.new.name))
-            if spec.projected_state is not None
-            else "",
             "bptt": _cite(
                 labels,
                 *(_eq("bptt-through", s.name) for s in spec.states if s.prev == spec.recurrent),
