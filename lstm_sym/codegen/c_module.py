@@ -263,6 +263,11 @@ def _cache_blocks(kernel: KernelPlan, sources: dict) -> list[dict]:
     return blocks
 
 
+def _split_parts(kind: str) -> list[str]:
+    """The pre-activation arrays a gate input of ``kind`` adds up, its parts kept apart."""
+    return ["event_part", "hidden_part"] if kind == "pre" else [f"{kind}_part"]
+
+
 def context(kernel: KernelPlan, command: str) -> dict:
     """Everything the templates need, as plain strings and lists."""
     derivation = kernel.derivation
@@ -274,8 +279,18 @@ def context(kernel: KernelPlan, command: str) -> dict:
     forward_uses = set().union(*(s.reads() for s in kernel.forward_step if isinstance(s, Stage)))
     backward_uses = kernel.stage("backward").reads()
     gate_inputs = [
-        {"symbol": g.symbol.name, "kind": g.kind, "gate": g.gate, "index": gate_index[g.gate]}
-        for g in derivation.gate_inputs
+        {
+            "symbol": g.symbol.name,
+            "kind": g.kind,
+            "gate": g.gate,
+            "index": gate_index[g.gate],
+            # The pre-activation parts it adds up (apart: event and hidden), and the per-unit
+            # backward's delta arrays it is written to (the plan's delta slot)
+            "split_parts": _split_parts(g.kind),
+            "parts": ["pre"] if kernel.summed else _split_parts(g.kind),
+            "deltas": ["delta"] if kernel.summed else list(slot.targets),
+        }
+        for g, slot in zip(derivation.gate_inputs, kernel.deltas, strict=True)
     ]
     # Values backward reads per step: any gate input it needs, then the saved activations.
     cache_values = [slot.symbol.name for slot in kernel.saved]
