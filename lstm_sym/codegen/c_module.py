@@ -364,6 +364,9 @@ def context(kernel: KernelPlan, command: str) -> dict:
         # The pre-activation arrays of a step the per-unit forward reads (one when every gate
         # adds its parts: the hidden product adds into it), and the deltas backward writes
         "parts": ", ".join(parts),
+        # The per-unit kernels' parameters for them
+        "part_parameters": parts,
+        "delta_parameters": ["delta"] if kernel.summed else list(kernel.gate_deltas),
         "event_target": parts[0],
         "hidden_target": parts[-1],
         "delta_arguments": ", ".join(kernel.gate_deltas),
