@@ -208,6 +208,24 @@ class StateLayout:
 
 
 @dataclass(frozen=True)
+class Projection:
+    """A projected state's matrix products, one step at a time (SymPy matrix calculus of
+    ``Z = X W^T``, the derivation's ``projection``): forward ``new = unit W^T`` reads the
+    per-unit vector ``unit`` (B x H) and ``weights`` (P x H); backward ``d_unit = d_new W`` and
+    ``dW += d_new^T unit``, ``unit`` read back from its ``saved`` slot. The per-unit stages write
+    ``unit`` and read its adjoint where another state's sequence and adjoint would be.
+    ``recurrent``: the projected state is the one the hidden projections read, so its adjoint
+    from later steps is used up by this product and back-propagation through time starts it
+    from zero."""
+
+    state: StateLayout
+    unit: sp.Symbol
+    weights: Buffer
+    saved: SavedSlot
+    recurrent: bool
+
+
+@dataclass(frozen=True)
 class KernelPlan:
     """Frozen layout of one cell's kernels; see the module docstring."""
 
@@ -235,6 +253,8 @@ class KernelPlan:
     #: (a bias may be a scalar), then (role ``attribute``, an array of their own) the per-unit
     #: parameters and a projection's weights.
     attributes: tuple[Buffer, ...]
+    #: The projected states' products (none for a cell without a projected state).
+    projections: tuple[Projection, ...] = ()
 
     @property
     def spec(self) -> CellSpec:
@@ -252,6 +272,21 @@ class KernelPlan:
     @property
     def projected(self) -> StateLayout | None:
         return next((s for s in self.states if s.projected), None)
+
+    @property
+    def gate_deltas(self) -> tuple[str, ...]:
+        """The delta buffers the per-unit backward writes the gates' adjoints into:
+        ``delta_event`` alone when every gate adds its two parts (it is both parts' delta),
+        else ``delta_event`` and ``delta_hidden``."""
+        targets = {t for d in self.deltas for t in d.targets}
+        return tuple(b.name for b in self.buffers if b.role == "delta" and b.name in targets)
+
+    @property
+    def sizes(self) -> tuple[sp.Symbol, ...]:
+        """The sizes the buffers' shapes are written in, in the order ``T, B, X, H, P`` (``P``
+        only with a projected state): the size arguments of the entry points."""
+        used = set().union(*(sp.Tuple(*b.shape).free_symbols for b in self.buffers))
+        return tuple(size for size in SIZES.values() if size in used)
 
     @property
     def output(self) -> StateLayout:
@@ -618,11 +653,12 @@ def _plan(derivation: Derivation) -> KernelPlan:
         products.append(
             Product("d_projection_weights", "weight_gradient", (), ("delta_projection", "saved"))
         )
+    buffers = _buffers(spec, states, saved, blocks, derivation.summed)
     return KernelPlan(
         derivation=derivation,
         gates=spec.gates,
         states=states,
-        buffers=_buffers(spec, states, saved, blocks, derivation.summed),
+        buffers=buffers,
         saved=saved,
         recurrent_runs=tuple(recurrent_runs),
         runs=tuple(runs),
@@ -632,6 +668,24 @@ def _plan(derivation: Derivation) -> KernelPlan:
         products=tuple(products),
         deltas=deltas,
         attributes=_attributes(spec, blocks, next(s for s in states if s.is_recurrent).size),
+        projections=_projections(states, buffers, saved),
+    )
+
+
+def _projections(states, buffers, saved) -> tuple[Projection, ...]:
+    """One :class:`Projection` per projected state: its weights buffer and the saved slot of
+    the per-unit vector it projects."""
+    weights = next((b for b in buffers if b.name == "projection_weights"), None)
+    return tuple(
+        Projection(
+            state=s,
+            unit=s.state.unit,
+            weights=weights,
+            saved=next(slot for slot in saved if slot.symbol == s.state.unit),
+            recurrent=s.is_recurrent,
+        )
+        for s in states
+        if s.projected
     )
 
 

@@ -17,7 +17,7 @@ import sympy as sp
 from sympy.printing.c import reserved_words as c_keywords
 
 from ..derive import Derivation, carry
-from ..plan import H, KernelPlan, Stage, as_plan
+from ..plan import SIZE_NAMES, SIZES, H, KernelPlan, P, Stage, as_plan
 from ..spec import SpecError, gate_hidden, where_used
 from . import c_api, latex_document
 from .c_printer import PRECISIONS, c_code
@@ -206,6 +206,68 @@ def stage_reads(assignments) -> frozenset:
     return frozenset().union(*(a.expr.free_symbols for a in assignments))
 
 
+#: The C locals holding B times a state's size.
+SIZE_UNITS = {H: "units", P: "projected_units"}
+
+
+def _cache_at(k: int, state_units: list[str], count: str = "") -> str:
+    """Where the cache's ``k``-th sequence of ``steps + 1`` states starts (``k`` past the last
+    state: the saved values; ``count``: how ``k`` is printed): multiples of (steps + 1) B H when
+    every state is H wide, else the sum of the sizes before it."""
+    if all(units == "units" for units in state_units):
+        return f"cache + {count or f'{k}u'} * (steps + 1u) * units"
+    if k == 0:
+        return "cache"
+    return f"cache + (steps + 1u) * ({' + '.join(state_units[:k])})"
+
+
+def _size_macro(buffer, gates: int, big: str) -> dict:
+    """A buffer's element count as a C macro: its name, its size parameters (in the order
+    ``T, B, X, H, P``) and its factors, from the plan's symbolic shape (a factor ``G * H``
+    printed with the ``<CELL>_GATES`` macro)."""
+    factors = []
+    for dim in buffer.shape:
+        coefficient, symbols = sp.Mul(dim).as_coeff_mul()
+        if coefficient != 1:
+            factors.append(f"{big}_GATES" if dim == gates * H else f"{coefficient}")
+        for factor in symbols:
+            base, power = factor.as_base_exp()
+            factors += [f"({SIZE_NAMES[base]})"] * int(power)
+    used = set().union(*(sp.sympify(d).free_symbols for d in buffer.shape))
+    return {
+        "name": f"{big}_{buffer.name.upper()}_SIZE",
+        "arguments": ", ".join(SIZE_NAMES[s] for s in SIZES.values() if s in used),
+        "product": " * ".join(f"(size_t){f}" for f in factors),
+    }
+
+
+def _cache_blocks(kernel: KernelPlan, sources: dict) -> list[dict]:
+    """The cache before its packing area, per size: ``count`` blocks of (B x size) elements.
+    H wide: the states' sequences (``with_states``: (steps + 1) * STATES), the saved values and
+    the deltas (``per_unit``), a step's scratch; a projected state's sequence is P wide instead,
+    which leaves one H block (its unit vector of a step). P wide: the projected state's
+    sequence and its adjoint's scratch of a step."""
+    count = "per_unit + with_states" + " - steps" * len(kernel.projections)
+    if sources["sourced"]:
+        count += f" + {sources['scratch_units']}u"
+    blocks = [{"units": "units", "size": "hidden_size", "count": count, "total": "total"}]
+    blocks += [
+        {
+            "units": SIZE_UNITS[pr.state.size],
+            "size": SIZE_NAMES[pr.state.size],
+            "count": "steps + 2u",
+            "total": "projected_total",
+        }
+        for pr in kernel.projections
+    ]
+    return blocks
+
+
+def _split_parts(kind: str) -> list[str]:
+    """The pre-activation arrays a gate input of ``kind`` adds up, its parts kept apart."""
+    return ["event_part", "hidden_part"] if kind == "pre" else [f"{kind}_part"]
+
+
 def context(kernel: KernelPlan, command: str) -> dict:
     """Everything the templates need, as plain strings and lists."""
     derivation = kernel.derivation
@@ -217,11 +279,23 @@ def context(kernel: KernelPlan, command: str) -> dict:
     forward_uses = set().union(*(s.reads() for s in kernel.forward_step if isinstance(s, Stage)))
     backward_uses = kernel.stage("backward").reads()
     gate_inputs = [
-        {"symbol": g.symbol.name, "kind": g.kind, "gate": g.gate, "index": gate_index[g.gate]}
-        for g in derivation.gate_inputs
+        {
+            "symbol": g.symbol.name,
+            "kind": g.kind,
+            "gate": g.gate,
+            "index": gate_index[g.gate],
+            # The pre-activation parts it adds up (apart: event and hidden), and the per-unit
+            # backward's delta arrays it is written to (the plan's delta slot)
+            "split_parts": _split_parts(g.kind),
+            "parts": ["pre"] if kernel.summed else _split_parts(g.kind),
+            "deltas": ["delta"] if kernel.summed else list(slot.targets),
+        }
+        for g, slot in zip(derivation.gate_inputs, kernel.deltas, strict=True)
     ]
     # Values backward reads per step: any gate input it needs, then the saved activations.
     cache_values = [slot.symbol.name for slot in kernel.saved]
+    through = {pr.state.name for pr in kernel.projections}
+    state_units = [SIZE_UNITS[layout.size] for layout in kernel.states]
     states = [
         {
             "name": layout.name,
@@ -231,19 +305,47 @@ def context(kernel: KernelPlan, command: str) -> dict:
             "unit": s.unit.name,
             "projected": layout.projected,
             "size": "hidden_size" if layout.size == H else "projection_size",
-            "units": "units" if layout.size == H else "projected_units",
+            "units": SIZE_UNITS[layout.size],
             "carry": carry(s.unit).name,
             "carry_used": carry(s.unit) in backward_uses,
             "is_output": layout.is_output,
             "is_recurrent": layout.is_recurrent,
             "prev_in_forward": s.prev in forward_uses,
             "prev_in_backward": s.prev in backward_uses,
+            # What the per-unit kernels write the new value to and read its adjoint from: the
+            # state's own arrays, or (a projected state) the per-unit vector the projection reads
+            "sequence_next": "unit"
+            if layout.name in through
+            else f"{s.short}_states + (t + 1u) * units",
+            "step_next": "unit" if layout.name in through else f"{s.short}_next",
+            "sequence_adjoint": "d_unit" if layout.name in through else f"d_{s.short}0",
+            "step_adjoint": "d_unit" if layout.name in through else f"d_{s.short}_prev",
+            # The output's adjoint is added per unit (a projected output's reaches its
+            # projection instead)
+            "adds_output": layout.is_output and layout.name not in through,
+            # The step's backward seeds d_<state>_prev with d_<state>_next (it adds in place)
+            "adjoint_in_place": layout.name not in through,
+            # Back-propagation through time adds to the adjoint, or (its adjoint used up by the
+            # projection) sets it
+            "bptt": "=" if layout.name in through else "+=",
+            "size_symbol": str(layout.size),
+            "at": _cache_at(k, state_units),
         }
-        for layout in kernel.states
+        for k, layout in enumerate(kernel.states)
         for s in [layout.state]
     ]
     sources = _sources(kernel, cache_values)
     labels = _labels(kernel)
+    # The sizes the states' (and so the cache's) layout depends on, as C parameters
+    unit_sizes = [SIZE_NAMES[size] for size in kernel.sizes if size in SIZE_UNITS]
+    state_units = [s["units"] for s in states]
+    big = prefix.upper()
+    parts = ["pre"] if kernel.summed else ["event_part", "hidden_part"]
+    saved_at = _cache_at(len(states), state_units, f"{big}_STATES")
+    if all(units == "units" for units in state_units):
+        delta_at = f"cache + ({big}_STATES * (steps + 1u) + {big}_SAVED * steps) * units"
+    else:
+        delta_at = f"{saved_at} + {big}_SAVED * steps * units"
     return {
         "name": spec.name,
         "prefix": prefix,
@@ -255,6 +357,56 @@ def context(kernel: KernelPlan, command: str) -> dict:
         "gates": list(spec.gates),
         "states": states,
         "output": next(s for s in states if s["is_output"]),
+        # Arguments of <cell>_cache_base and <cell>_check_sizes
+        "cache_arguments": ", ".join(["steps", "batch", *unit_sizes]),
+        "size_arguments": ", ".join(["batch", "event_size", *unit_sizes]),
+        # Where the saved values and the deltas start in the cache
+        # The pre-activation arrays of a step the per-unit forward reads (one when every gate
+        # adds its parts: the hidden product adds into it), and the deltas backward writes
+        "parts": ", ".join(parts),
+        # The per-unit kernels' parameters for them
+        "part_parameters": parts,
+        "delta_parameters": ["delta"] if kernel.summed else list(kernel.gate_deltas),
+        "event_target": parts[0],
+        "hidden_target": parts[-1],
+        "delta_arguments": ", ".join(kernel.gate_deltas),
+        "delta_step_arguments": ", ".join(f"{d} + t * batch * rows" for d in kernel.gate_deltas),
+        "saved_at": saved_at,
+        # The recurrent weights' (and a projection's) element counts, from the plan's shapes
+        "weight_sizes": [
+            _size_macro(b, len(spec.gates), big)
+            for b in kernel.buffers
+            if b.role == "parameter" and b.name in ("hidden_weights", "projection_weights")
+        ],
+        "cache_sizes": ["steps", "batch", *unit_sizes],
+        # The cache before its packing area, per size: (B x size) blocks ``count`` times
+        "cache_blocks": _cache_blocks(kernel, sources),
+        # (B x H) blocks of the states in the cache: a projected state's are P wide, but one
+        # holds the unit vector of a step
+        "cache_state_blocks": f"(size_t)({big}_STATES - {len(kernel.projections)}) * "
+        "((size_t)(steps) + 1u) + " + f"{len(kernel.projections)}u"
+        if kernel.projections
+        else f"(size_t){big}_STATES * ((size_t)(steps) + 1u)",
+        # (B x H) blocks of a step's work beyond the deltas: each projection's dL/d(unit
+        # vector), the hidden sources' scratch
+        "work_extra": [1 for _ in kernel.projections]
+        + ([sources["scratch_units"]] if sources["sourced"] else []),
+        "delta_at": delta_at,
+        "projections": [
+            {
+                "name": pr.state.name,
+                "short": pr.state.state.short,
+                "new": pr.state.state.new.name,
+                "unit": pr.unit.name,
+                "is_output": pr.state.is_output,
+                "recurrent": pr.recurrent,
+                # Index in the saved values of the per-unit vector (dW_projection reads it)
+                "saved_index": cache_values.index(pr.unit.name),
+                # The equation of derivations/<cell>.tex the projection implements
+                "cite": _cite(labels, _eq("projection", pr.state.state.new.name)),
+            }
+            for pr in kernel.projections
+        ],
         "recurrent": next(s for s in states if s["is_recurrent"]),
         "unit_parameters": [
             {"name": p.name, "in_forward": p in forward_uses, "in_backward": p in backward_uses}
@@ -271,10 +423,6 @@ def context(kernel: KernelPlan, command: str) -> dict:
         "summed": derivation.summed,
         "projected": kernel.projected is not None,
         "projected_state": next((s for s in states if s["projected"]), None),
-        # Index in the saved values of a projected state's per-unit vector (dW_projection reads it).
-        "projection_index": cache_values.index(kernel.projected.state.unit.name)
-        if kernel.projected is not None
-        else None,
         "cache_values": cache_values,
         # Saved values the per-unit backward reads (all but a projection's vector).
         "backward_values": [slot.symbol.name for slot in kernel.saved if slot.per_step],
@@ -297,9 +445,6 @@ def context(kernel: KernelPlan, command: str) -> dict:
                 for g in derivation.gate_inputs
                 if (label := _cite(labels, _eq("projection", g.symbol.name)))
             ),
-            "projected": _cite(labels, _eq("projection", spec.projected_state.new.name))
-            if spec.projected_state is not None
-            else "",
             "bptt": _cite(
                 labels,
                 *(_eq("bptt-through", s.name) for s in spec.states if s.prev == spec.recurrent),

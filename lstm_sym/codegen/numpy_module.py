@@ -358,9 +358,8 @@ def context(kernel: KernelPlan, command: str) -> dict:
     event = _linear_code(derivation, "delta_event", "inputs", "event_weights")
     hidden = _linear_code(derivation, "delta_hidden", "hidden_inputs", "hidden_weights")
     math = _linear_code(derivation, "Delta", "X", "W")
-    projected = kernel.projected
-    projection = None
-    if projected is not None:
+    projections = []
+    for projected in kernel.projections:
         step = _linear_code(
             derivation, "delta_projection[t]", "", "projection_weights", derivation.projection
         )
@@ -372,15 +371,17 @@ def context(kernel: KernelPlan, command: str) -> dict:
             derivation.projection,
         )
         pmath = _linear_code(derivation, "Delta", "M", "W", derivation.projection)
-        projection = {
-            "state": projected.name,
-            "unit": projected.state.unit.name,
-            "carry": carry(projected.state.unit).name,
-            "step_inputs": step["inputs"],
-            "weights": over_all["weights"],
-            "weights_math": pmath["weights"].replace(" ", ""),
-            "inputs_math": pmath["inputs"].replace(" ", ""),
-        }
+        projections.append(
+            {
+                "state": projected.state.name,
+                "unit": projected.unit.name,
+                "carry": carry(projected.unit).name,
+                "step_inputs": step["inputs"],
+                "weights": over_all["weights"],
+                "weights_math": pmath["weights"].replace(" ", ""),
+                "inputs_math": pmath["inputs"].replace(" ", ""),
+            }
+        )
     return {
         "name": kernel.name,
         "title": spec.title,
@@ -406,8 +407,11 @@ def context(kernel: KernelPlan, command: str) -> dict:
             for target in ("delta_event", "delta_hidden")
         },
         "any_pre": any(d.kind == "pre" for d in kernel.deltas),
-        "projected": projected is not None,
-        "projection": projection,
+        # Whether the cell has a projected state: the parameters' API and docstrings differ
+        "projected": bool(projections),
+        "projection": projections[0] if projections else None,
+        # The projected states' products (none or one): the kernels print one block each
+        "projections": projections,
         # Sizes the parameters take beyond event_size and hidden_size (a projection's).
         "extra_sizes": [SIZE_NAMES[n] for n in kernel.parameter_sizes if n not in (X, H)],
         "summed": kernel.summed,

@@ -213,3 +213,33 @@ def test_the_abi_buffers_are_the_arrays_the_c_entry_points_take(name):
         if arg.pointer
     }
     assert {b.name for b in kernel.buffers if b.abi} == arrays - {"cache"}
+
+
+def test_lstmp_projects_its_hidden_state_through_p_by_h_weights_read_from_the_saved_vector():
+    """lstmp's one projection maps the per-unit vector (B x H, saved for the weight gradient)
+    through the (P, H) projection weights into the recurrent output state, which is P wide."""
+    kernel = plan_cell(get("lstmp"))
+    (projection,) = kernel.projections
+    P, H = sp.symbols("P H", integer=True, positive=True)
+    assert projection.weights.name == "projection_weights"
+    assert projection.weights.shape == (P, H)
+    assert projection.state.size == P and projection.state.is_output
+    assert projection.recurrent
+    assert projection.saved.symbol == projection.unit == projection.state.state.projection
+    assert projection.saved.state is None  # a part of the saved buffer, not a state's view
+    assert P in kernel.sizes
+
+
+def test_the_plain_lstm_has_no_projection_and_no_projection_size():
+    kernel = plan_cell(get("lstm"))
+    assert kernel.projections == ()
+    assert names(kernel.sizes) == ["T", "B", "X", "H"]
+    assert not any(b.name == "projection_weights" for b in kernel.buffers)
+
+
+def test_a_cell_whose_gates_add_their_parts_writes_one_delta_and_gru_writes_two():
+    """The LSTM's gates add event and hidden parts, so one delta serves both projections;
+    the GRU's candidate multiplies its hidden part by the reset gate, so the parts need
+    deltas of their own."""
+    assert plan_cell(get("lstm")).gate_deltas == ("delta_event",)
+    assert plan_cell(get("gru")).gate_deltas == ("delta_event", "delta_hidden")
