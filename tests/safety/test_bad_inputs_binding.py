@@ -100,7 +100,17 @@ def _numpy_cache(c: Context):
     return _backward(c, cache=cache)
 
 
+def _load(name: str, **options):
+    from lstm_sym import native
+
+    return native.load(name, **options)
+
+
 BINDING_ROWS = [
+    ("an unknown cell", lambda c: _load("nope"),
+     ValueError, "no generated cell 'nope' in"),
+    ("a directory without the cell", lambda c: _load("lstm", directory=os.devnull + "-none"),
+     ValueError, "the cells there are none"),
     ("parameters of another cell", lambda c: _forward(c, parameters=gru.Parameters(4, 5)),
      TypeError, "parameters must be a lstm.Parameters, got gru.Parameters"),
     ("parameters a dict", lambda c: _forward(c, parameters={"a": 1}),

@@ -1,9 +1,9 @@
 """Property test of the binding (issue 15): random cell, small sizes, dtypes (float32, float64,
 int, bool, complex, object), layouts (C or Fortran order, strided slices, misaligned, 0-d and
-wrong ndim), given or missing initial states and final adjoints. Every ``forward``/``backward``
-of ``native.load(cell)`` either returns what the cell's generated NumPy module returns (to a
-tolerance fitting the dtype, in the same dtype) or raises ValueError/TypeError: never a crash,
-never another number."""
+wrong ndim) of the inputs and of one parameter, given or missing initial states and final
+adjoints. Every ``forward``/``backward`` of ``native.load(cell)`` either returns what the
+cell's generated NumPy module returns (to a tolerance fitting the dtype, in the same dtype) or
+raises ValueError/TypeError: never a crash, never another number."""
 
 from __future__ import annotations
 
@@ -89,6 +89,8 @@ def problems(draw):
         "sizes": (steps, batch, event_size, hidden),
         "projection": draw(st.integers(1, hidden)) if name == "lstmp" else None,
         "parameters_dtype": draw(st.sampled_from(("float64", "float32"))),
+        "parameters_layout": draw(st.sampled_from(LAYOUTS)),
+        "parameter": draw(st.integers(0, 1000)),
         "events_dtype": draw(st.sampled_from(DTYPES)),
         "events_layout": draw(st.sampled_from(LAYOUTS)),
         "batched": draw(st.booleans()),
@@ -117,6 +119,10 @@ def test_the_binding_equals_numpy_or_refuses_clearly(case):
         dtype=np.dtype(case["parameters_dtype"]),
         projection_size=case["projection"],
     )
+    names = problem.parameters.NAMES  # one parameter in another layout (0-d: a scalar)
+    name = names[case["parameter"] % len(names)]
+    value = getattr(problem.parameters, name)
+    setattr(problem.parameters, name, _laid_out(value, case["parameters_layout"]))
     batched = case["batched"]
     pick = (lambda a: a) if batched else (lambda a: a[:, 0] if a.ndim == 3 else a[0])
     events = _laid_out(_cast(pick(problem.events), case["events_dtype"]), case["events_layout"])
