@@ -105,6 +105,7 @@ def test_changing_the_inputs_after_forward_changes_no_gradient(cell, random_prob
 # --- item 6: a damaged cached library is rebuilt ----------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_truncated_or_overwritten_cached_library_is_rebuilt(tmp_path):
     """Each load in a process of its own: the cached .so truncated, overwritten with garbage of
     its size, or without its recorded SHA-256, is rebuilt (before: SIGBUS/SIGTRAP or an OSError
