@@ -5,7 +5,10 @@ with the system C compiler (``$CC``, else gcc, cc or clang) into a shared librar
 the user's cache directory (:func:`cache_directory`: ``$XDG_CACHE_HOME/lstm_sym``, default
 ``~/.cache/lstm_sym`` on Linux, created private to the user) keyed by the hash of the sources,
 the compiler and the flags, and returns a :class:`NativeCell`: the same ``Parameters``,
-``forward`` and ``backward`` contract as the generated NumPy module, computed in C.
+``forward`` and ``backward`` contract as the generated NumPy module, computed in C. A cached
+library is loaded only if its bytes have the SHA-256 recorded when it was built (else it is
+rebuilt); a cache returned by ``forward`` owns everything backward reads and is refused by
+any other kernel's ``backward``.
 
 Loading a kernel reads its ABI as data (``<cell>.abi.json``, written by ``lstm-sym generate``):
 it imports neither SymPy nor the spec, the derivation or the code generators. The package is

@@ -4,6 +4,13 @@ The library is cached in the user's cache directory (``platformdirs``: ``~/.cach
 on Linux, ``$XDG_CACHE_HOME/lstm_sym`` when that is set, ``~/Library/Caches/lstm_sym`` on
 macOS), created private to the user, under a name keyed by the hash of the sources, the
 compiler, its version, the CPU and the flags: a second load of the same build compiles nothing.
+
+What is loaded is verified: beside every library ``<name>-<key>.so`` a sidecar
+``<name>-<key>.so.sha256`` records the library's SHA-256, written (atomically, after an fsync of
+the library) once the library is in place. A library whose sidecar is missing or does not match
+(truncated, overwritten) is rebuilt before anything loads it. Temporary files and directories
+left by interrupted compiles (``.<name>-*``, ``*.tmp``) are removed once they are
+:data:`ORPHAN_AGE` seconds old.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import shutil
 import stat
 import subprocess
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,6 +34,13 @@ from ..runtime import SOURCE as RUNTIME_SOURCE
 
 #: Flags of the binding's build only; the generated source itself stays portable C99.
 FLAGS = ("-std=c99", "-O3", "-march=native", "-ffp-contract=fast", "-fPIC", "-shared")
+
+
+#: Seconds after which a compile's temporary file or directory in the cache is an orphan (no
+#: compile takes that long) and is removed.
+ORPHAN_AGE = 15 * 60
+#: Suffix of the file recording a cached library's SHA-256.
+DIGEST_SUFFIX = ".sha256"
 
 
 class NativeBuildError(RuntimeError):
@@ -157,8 +172,9 @@ def compile_library(
     key.update(identity.encode() + _cpu_identity().encode())
     directory = cache_directory()
     library = directory / f"{name}-{key.hexdigest()[:32]}.so"
-    if library.exists():
+    if verified(library):
         return library
+    remove_orphans(directory)
     with tempfile.TemporaryDirectory(prefix=f".{name}-", dir=directory) as tmp:
         target = Path(tmp) / library.name
         command = [compiler, *flags]
@@ -171,8 +187,96 @@ def compile_library(
                 f"compiling {', '.join(map(str, sources))} failed:\n{' '.join(command)}\n"
                 f"{result.stderr}"
             )
+        digest = file_digest(target)
+        _fsync(target)
         os.replace(target, library)  # atomic: a concurrent loader sees all of it or nothing
+        _write_atomically(digest_path(library), digest + "\n")
+        _fsync(directory)
     return library
+
+
+def file_digest(path: Path) -> str:
+    """The SHA-256 of a file's bytes, in hex."""
+    with open(path, "rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
+
+
+def digest_path(library: Path) -> Path:
+    """Where the SHA-256 of a cached library is recorded: ``<library>.sha256``."""
+    return library.with_name(library.name + DIGEST_SUFFIX)
+
+
+def recorded_digest(library: Path) -> str | None:
+    """The SHA-256 recorded for a cached library when it was built, or None."""
+    try:
+        return digest_path(library).read_text().strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def verified(library: Path) -> bool:
+    """Whether ``library`` exists and its bytes have the SHA-256 recorded when it was built (a
+    truncated or overwritten library, or one without a record, is not: it is rebuilt)."""
+    recorded = recorded_digest(library)
+    try:
+        return recorded is not None and file_digest(library) == recorded
+    except OSError:
+        return False
+
+
+def remove_orphans(directory: Path, age: float = ORPHAN_AGE) -> list[Path]:
+    """Remove what interrupted compiles left in the cache ``directory`` (temporary build
+    directories ``.<name>-*``, temporary files ``*.tmp``) once older than ``age`` seconds;
+    returns what was removed. Only names this module makes are touched."""
+    removed, now = [], time.time()
+    for path in Path(directory).iterdir():
+        if not (path.name.startswith(".") or path.name.endswith(".tmp")):
+            continue
+        try:
+            info = path.lstat()
+            if now - info.st_mtime < age or (hasattr(os, "getuid") and info.st_uid != os.getuid()):
+                continue
+            if stat.S_ISDIR(info.st_mode) and path.name.startswith("."):
+                shutil.rmtree(path)
+            elif stat.S_ISREG(info.st_mode) and path.name.endswith(".tmp"):
+                path.unlink()
+            else:
+                continue
+        except OSError:  # removed by a concurrent loader
+            continue
+        removed.append(path)
+    return removed
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's (or a directory's entries') data to disk."""
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) if Path(path).is_dir() else os.O_RDONLY
+    try:
+        descriptor = os.open(path, flags)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:  # a file system without fsync of directories
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` by a temporary file in the same directory, fsynced, renamed."""
+    descriptor, temporary = tempfile.mkstemp(
+        prefix=f".{path.name}-", suffix=".tmp", dir=path.parent
+    )
+    try:
+        with os.fdopen(descriptor, "w") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def build(

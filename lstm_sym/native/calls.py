@@ -1,10 +1,11 @@
 """The C calls of a cell, planned once per size: buffer regions, argument sources, views.
 
 A call's Python side is kept to a few allocations and address look-ups: per size, a plan lays
-out one work buffer (the parameters in the C layout, the initial states, small events and the C
-cache) and one result buffer, and compiles the C call with every constant argument written in
-(sizes, NULLs, byte offsets from the buffers' addresses). The shapes come from the cell's ABI
-data (:mod:`lstm_sym.native.abi`), nothing here knows a particular cell.
+out one work buffer (the parameters in the C layout, the initial states, the events and the C
+cache: everything backward reads, owned by the cache) and one result buffer, and compiles the C
+call with every constant argument written in (sizes, NULLs, byte offsets from the buffers'
+addresses). The shapes come from the cell's ABI data (:mod:`lstm_sym.native.abi`), nothing
+here knows a particular cell.
 """
 
 from __future__ import annotations
@@ -109,11 +110,11 @@ class ForwardPlan:
         "cache_size",
         "call",
         "cell",
-        "copy",
         "dtype",
         "event_size",
         "hidden_size",
         "kept",
+        "kernel",
         "native",
         "owner",
         "packed",
@@ -154,11 +155,12 @@ def forward_plan(cell, key, cache_size: int) -> ForwardPlan:
     """Per-size work done once: the regions of the work and result buffers (the results' views
     in the returned shapes) and the C call with every argument's source written in: a size,
     None (NULL: a zero initial state), a byte offset in the work buffer (``w``) or in the result
-    buffer (``r``), or the address of the events (``e``: not copied).
+    buffer (``r``). The events are always copied into the work buffer: the cache owns
+    everything backward reads, so changing the caller's arrays after forward changes nothing.
 
-    ``key``: (dtype, steps, batch, event_size, hidden, projection, given, copy, batched);
+    ``key``: (dtype, steps, batch, event_size, hidden, projection, given, batched);
     ``given`` has one bit per state, first state first, set if its initial state is given."""
-    dtype, steps, batch, event_size, hidden, projection, given, copy, batched = key
+    dtype, steps, batch, event_size, hidden, projection, given, batched = key
     abi = cell.abi
     values = {
         "steps": steps,
@@ -172,7 +174,7 @@ def forward_plan(cell, key, cache_size: int) -> ForwardPlan:
     flags = [bool(given >> (len(shorts) - 1 - i) & 1) for i in range(len(shorts))]
     names = [array for array, _ in abi.parameters]
     names += [f"{s}0" for s, g in zip(shorts, flags, strict=True) if g]
-    names += ["events"] if copy else []
+    names += ["events"]
     regions, packed = {}, 0  # the parameters and inputs: packed, one concatenation
     for name in names:
         shape = abi.shape(name, values)
@@ -192,8 +194,6 @@ def forward_plan(cell, key, cache_size: int) -> ForwardPlan:
             parts.append(f"w + {regions[name][0] * itemsize}")
         elif name in results:
             parts.append(f"r + {results[name][0] * itemsize}")
-        elif name == "events":
-            parts.append("e")
         else:  # an initial state not given: NULL, zeros
             parts.append("None")
     views = [  # the outputs and final states as returned: (steps, [batch,] size)
@@ -204,6 +204,7 @@ def forward_plan(cell, key, cache_size: int) -> ForwardPlan:
         owner=cell,
         cell=cell.CELL,
         native=cell.library_path,
+        kernel=cell.kernel,
         dtype=dtype,
         steps=steps,
         batch=batch,
@@ -213,14 +214,13 @@ def forward_plan(cell, key, cache_size: int) -> ForwardPlan:
         projection_size=projection,
         cache_size=cache_size,
         values=values,
-        copy=copy,
         regions=regions,
         kept={name: regions[name][0] * itemsize for name in kept},
         packed=packed,
         work_size=start + cache_size,
         results=Views(dtype, result_size, views),
         result_size=result_size,
-        call=compiled_call(parts, "w, r, e"),
+        call=compiled_call(parts, "w, r"),
         backward=None,
     )
 
@@ -229,7 +229,7 @@ def backward_plan(cell, plan: ForwardPlan) -> BackwardPlan:
     """The backward of a forward's plan: the gradients' regions in one buffer, the views of them
     returned (``Gradients`` attributes, from the ABI data) and the C call with every argument's
     source written in: a size, an address saved by forward (a byte offset in its work buffer
-    ``w``, or ``e`` the events not copied), a byte offset in the gradients' buffer (``r``) or an
+    ``w``), a byte offset in the gradients' buffer (``r``) or an
     adjoint given to backward (``a[i]``, None: NULL)."""
     abi, values, dtype, batched = cell.abi, plan.values, plan.dtype, plan.batched
     outs = [a.name for a in abi.functions["backward"].args if a.kind == "out"]
@@ -244,8 +244,6 @@ def backward_plan(cell, plan: ForwardPlan) -> BackwardPlan:
             parts.append(f"r + {regions[name][0] * itemsize}")
         elif name in adjoints:
             parts.append(f"a[{adjoints.index(name)}]")
-        elif name == "events" and not plan.copy:
-            parts.append("e")
         else:
             parts.append(f"w + {plan.kept[name]}")
     lasts = []  # (name, shape, meaning, C shape) of each final state's adjoint
@@ -272,5 +270,5 @@ def backward_plan(cell, plan: ForwardPlan) -> BackwardPlan:
         lasts=lasts,
         nulls=[None] * len(lasts),
         views=Views(dtype, total, views),
-        call=compiled_call(parts, "w, e, r, a"),
+        call=compiled_call(parts, "w, r, a"),
     )

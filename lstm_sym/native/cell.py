@@ -3,54 +3,113 @@
 Arrays of the expected type, dtype and shape are taken as they are; anything else is checked
 (and converted) by :mod:`lstm_sym.native.checks`, whose errors are the generated NumPy
 module's. Per call, everything the C reads is copied (converted to float32/float64) into one
-work buffer taken from the cell's :class:`~lstm_sym.native.workspace.Workspace` (a large events
-array is passed by address after a guard on its dtype, shape and contiguity), and everything it
-writes goes to buffers made for it (see :mod:`lstm_sym.native.calls`).
+work buffer taken from the cell's :class:`~lstm_sym.native.workspace.Workspace`, and everything
+it writes goes to buffers made for it (see :mod:`lstm_sym.native.calls`).
+
+A cache owns what backward reads: forward copies the events, the initial states and the
+parameters into the cache's work buffer, so changing the caller's arrays after forward changes
+nothing (the generated NumPy modules keep the same contract). A cache is bound to the kernel
+that made it (:class:`Kernel`: the cell, the library's SHA-256, its ABI): backward refuses any
+other cache with a TypeError instead of letting the C read a buffer laid out for another kernel.
 """
 
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import operator
+import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from . import abi as abi_data
 from . import checks
+from .building import file_digest
 from .calls import address, backward_plan, forward_plan, pointer
 from .workspace import Workspace
 
 SUFFIX = {np.dtype(np.float64): "f64", np.dtype(np.float32): "f32"}
 #: The dtype objects of SUFFIX by any equal dtype: identity compares them cheaply.
 _CANONICAL = {dtype: dtype for dtype in SUFFIX}
-#: Events up to this many bytes are copied into the work buffer (no address look-up).
-COPY_EVENTS = 1 << 20
-
 _shape_and_dtype = operator.attrgetter("shape", "dtype")
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """What a :class:`NativeCache` is bound to: the cell, the SHA-256 of the shared library
+    (its sources, compiler and build flags, as built) and of its ABI data; ``library`` names
+    the file for messages only (the same build in another cache directory is the same kernel)."""
+
+    cell: str
+    library_digest: str
+    abi_digest: str
+    library: str
+
+    def differences(self, other: Kernel) -> list[str]:
+        """What differs from ``other``, in words."""
+        found = []
+        if self.cell != other.cell:
+            found.append(f"cell {self.cell!r} instead of {other.cell!r}")
+        if self.library_digest != other.library_digest:
+            found.append(
+                f"library {self.library} (sha256 {self.library_digest[:12]}) instead of "
+                f"{other.library} (sha256 {other.library_digest[:12]})"
+            )
+        if self.abi_digest != other.abi_digest:
+            found.append(
+                f"ABI data sha256 {self.abi_digest[:12]} instead of {other.abi_digest[:12]}"
+            )
+        return found
+
+    def matches(self, other: Kernel) -> bool:
+        return (self.cell, self.library_digest, self.abi_digest) == (
+            other.cell,
+            other.library_digest,
+            other.abi_digest,
+        )
+
+
+def _parameters_name(value) -> str:
+    """``<cell>.Parameters`` for another generated module's Parameters, else the type's name."""
+    kind = type(value)
+    cell = getattr(sys.modules.get(kind.__module__), "CELL", None)
+    return f"{cell}.{kind.__name__}" if isinstance(cell, str) else kind.__name__
+
+
+def _owned(value, dtype, shape):
+    """A C-contiguous, aligned ``dtype`` copy of ``value`` reshaped to ``shape``, unless it is
+    one already (a misaligned array is copied once, as NumPy's kernels accept it)."""
+    value = value.reshape(shape)
+    if value.dtype != dtype or not (value.flags.c_contiguous and value.flags.aligned):
+        value = np.array(value, dtype=dtype, order="C", copy=True)
+    return value
 
 
 class NativeCache:
     """What the C ``forward`` saved (one buffer, layout in the header) plus what backward reads.
 
     It owns the forward's work buffer (taken from the cell's workspace; no view of it is handed
-    out) and gives it back on :meth:`release` or when garbage-collected. Slotted and small (its
-    sizes are read from the forward's per-size plan): one is made per forward."""
+    out) and gives it back on :meth:`release` or when garbage-collected: the parameters, the
+    initial states and the events as forward read them, and the C cache. Nothing of the
+    caller's is read again by backward. It is bound to the :class:`Kernel` that made it
+    (``kernel``). Slotted and small (its sizes are read from the forward's per-size plan): one
+    is made per forward."""
 
-    __slots__ = ("_base", "_events", "_plan", "_work", "_workspace", "arguments", "lock")
+    __slots__ = ("_base", "_plan", "_work", "_workspace", "lock")
 
-    def __init__(self, plan, work, workspace, base, events, arguments):
+    def __init__(self, plan, work, workspace, base):
         self._plan = plan  # the sizes, the layout of ``work`` and the backward's plan
         self._work = work  # parameters, inputs and the C cache, at address ``base``
         self._workspace = workspace
         self._base = base
-        self._events = events  # the events' address when not copied into ``work``, else None
-        self.arguments = arguments  # arrays the C reads again, kept alive as long as the cache
         self.lock = threading.Lock()  # backward reuses the buffer's scratch part
 
     cell = property(lambda self: self._plan.cell)
     native = property(lambda self: self._plan.native)
+    kernel = property(lambda self: self._plan.kernel)
     steps = property(lambda self: self._plan.steps)
     batch = property(lambda self: self._plan.batch)
     batched = property(lambda self: self._plan.batched)
@@ -68,10 +127,7 @@ class NativeCache:
     @property
     def addresses(self) -> dict:
         """The addresses backward reads the forward's arrays at, by C argument name."""
-        addresses = {name: self._base + offset for name, offset in self._plan.kept.items()}
-        if self._events is not None:
-            addresses["events"] = self._events
-        return addresses
+        return {name: self._base + offset for name, offset in self._plan.kept.items()}
 
     def release(self) -> None:
         """Give the work buffer back to the workspace now (a later forward of the same sizes
@@ -118,6 +174,12 @@ class NativeCell:
         self.CELL, self.GATES, self.STATES = module.CELL, module.GATES, module.STATES
         self.workspace = workspace if workspace is not None else Workspace()
         self.library_path = library_path
+        self.kernel = Kernel(
+            abi.cell,
+            file_digest(library_path),
+            hashlib.sha256(repr(abi).encode()).hexdigest(),
+            str(library_path),
+        )
         self.library = library = ctypes.CDLL(str(library_path))
         self.functions = abi.functions
         #: (entry point, ((argument name, is a size), ...)) by (function, dtype)
@@ -282,7 +344,7 @@ class NativeCell:
             initial = initial + (None,) * (count - len(initial))
         if not isinstance(parameters, self.Parameters):
             raise TypeError(
-                f"parameters must be a {self.CELL}.Parameters, got {type(parameters).__name__}"
+                f"parameters must be a {self.CELL}.Parameters, got {_parameters_name(parameters)}"
             )
         if type(events) is not np.ndarray or events.dtype.kind not in "biuf":
             events = checks.real_array(events, "events")
@@ -324,32 +386,25 @@ class NativeCell:
             states.append(value)
         if not same:
             dtype = _CANONICAL[checks.float_dtype(events, *states, *proxies)]
-        copy = steps * batch * event_size * dtype.itemsize <= COPY_EVENTS
-        key = (dtype, steps, batch, event_size, hidden, projection, given, copy, batched)
+        key = (dtype, steps, batch, event_size, hidden, projection, given, batched)
         plan = self._plans.get(key) or self._plan(key)
         # One work buffer (from the workspace) holds the parameters in the C layout, the
-        # initial states, small events and the C cache, its first part written by one
-        # concatenation; one new buffer holds the outputs and final states.
+        # initial states, the events and the C cache, its first part written by one
+        # concatenation (the cache owns everything backward reads); one new buffer holds the
+        # outputs and final states.
         workspace = self.workspace
         work = workspace.take(dtype, plan.work_size)
         base = address(work)
-        sources = [*blocks, *[v.reshape(-1) for v in states]]
-        if copy:
-            sources.append(events.reshape(-1))
-            kept, events_address = {}, None
-        else:
-            inputs = np.ascontiguousarray(events if batched else events[:, None, :], dtype=dtype)
-            events_address = pointer(inputs, "events", dtype, (steps, batch, event_size))
-            kept = {"events": inputs}  # alive as long as the cache
+        sources = [*blocks, *[v.reshape(-1) for v in states], events.reshape(-1)]
         np.concatenate(sources, out=work[: plan.packed], casting="unsafe")
         result = np.empty(plan.result_size, dtype=dtype)
         entry = self._entries["forward", dtype][0]
-        status = plan.call(entry, base, address(result), events_address)
+        status = plan.call(entry, base, address(result))
         if status != 0:
             workspace.give(work)
             self._fail("forward", dtype, status)
         outputs, *lasts = plan.results(result)
-        cache = NativeCache(plan, work, workspace, base, events_address, kept)
+        cache = NativeCache(plan, work, workspace, base)
         return outputs, tuple(lasts) if len(lasts) > 1 else lasts[0], cache
 
     def backward(self, cache, d_outputs, *d_lasts, **named):
@@ -362,12 +417,17 @@ class NativeCell:
             d_lasts = tuple(self._states("d_", "_last", d_lasts, named, "backward").values())
         elif d_lasts and len(d_lasts) < count:
             d_lasts = d_lasts + (None,) * (count - len(d_lasts))
-        if not isinstance(cache, NativeCache) or getattr(cache, "cell", None) != self.CELL:
+        if type(cache) is not NativeCache:
             raise TypeError(
                 f"cache must be the Cache returned by {self.CELL}.forward of this native module, "
                 f"got {type(cache).__name__}"
             )
         plan = cache._plan
+        if plan.owner is not self and not plan.kernel.matches(self.kernel):
+            raise TypeError(
+                f"cache must be made by this kernel's forward ({self.CELL}, {self.library_path}), "
+                f"got a cache of another kernel: {'; '.join(plan.kernel.differences(self.kernel))}"
+            )
         back = plan.backward
         if back is None or back.owner is not self:
             back = backward_plan(self, plan)
@@ -387,7 +447,7 @@ class NativeCell:
             value = checks.adjoint(
                 d_outputs, "d_outputs", back.sequence_shape, "(like outputs)", dtype
             )
-            value = np.ascontiguousarray(value.reshape(back.outputs_shape))
+            value = _owned(value, dtype, back.outputs_shape)
             kept.append(value)
             addresses = [pointer(value, "d_outputs", dtype, back.outputs_shape)]
         if not d_lasts:  # no final states' adjoints: NULL, zeros
@@ -405,7 +465,7 @@ class NativeCell:
                 addresses.append(address(value))
             else:
                 value = checks.adjoint(value, name, shape, meaning, dtype)
-                value = np.ascontiguousarray(value.reshape(flat_shape))
+                value = _owned(value, dtype, flat_shape)
                 kept.append(value)
                 addresses.append(pointer(value, name, dtype, flat_shape))
         flat = np.empty(back.total, dtype=dtype)
@@ -415,7 +475,7 @@ class NativeCell:
                 raise ValueError(
                     f"cache was released (NativeCache.release): run {self.CELL}.forward again"
                 )
-            status = back.call(entry, cache._base, cache._events, address(flat), addresses)
+            status = back.call(entry, cache._base, address(flat), addresses)
         if status != 0:
             self._fail("backward", dtype, status)
         grads = self.Gradients()
