@@ -168,7 +168,8 @@ class _Archive:
                 name = info.filename[: -len(".npy")]
                 if not info.filename.endswith(".npy") or name in self.entries:
                     raise ValueError(
-                        f"{path}: unexpected entry {info.filename!r} (an .npz file holds distinct <name>.npy entries)"
+                        f"{path}: unexpected entry {info.filename!r} "
+                        "(an .npz file holds distinct <name>.npy entries)"
                     )
                 self.entries[name] = info
             file = self._zip.fp
@@ -187,7 +188,8 @@ class _Archive:
 
     def _failed(self, name, error):
         return ValueError(
-            f"{self.path}: entry {name!r} is not a readable .npy array ({type(error).__name__}: {error})"
+            f"{self.path}: entry {name!r} is not a readable .npy array "
+            f"({type(error).__name__}: {error})"
         )
 
     def check_total(self, nbytes):
@@ -615,7 +617,8 @@ class Parameters:
                     )
                 if shape != expected[0]:
                     raise ValueError(
-                        f"{path}: parameters.{name} must have shape {expected[0]} {expected[1]}, got {shape}"
+                        f"{path}: parameters.{name} must have shape {expected[0]} "
+                        f"{expected[1]}, got {shape}"
                     )
             parameters = cls(**sizes)
             for name in cls.NAMES:
