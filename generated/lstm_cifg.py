@@ -142,6 +142,37 @@ def _arithmetic(function):
 # Files: .npz archives read entry by entry, each checked before its data is read
 # ---------------------------------------------------------------------------------------------
 
+
+def _remove_orphans(path):
+    """Remove the temporary files (``<path>.<hex>.<pid>.tmp``) that saves of ``path`` left when
+    their process was killed: those of a process id that no longer runs (POSIX only; a live
+    or unknown process's are left alone)."""
+    if os.name != "posix":
+        return
+    directory, name = os.path.split(path)
+    try:
+        candidates = os.listdir(directory or ".")
+    except OSError:
+        return
+    for candidate in candidates:
+        parts = candidate[len(name) :].split(".")
+        if not candidate.startswith(name) or len(parts) != 4 or parts[0] or parts[3] != "tmp":
+            continue
+        if len(parts[1]) != 32 or not parts[2].isdigit():
+            continue
+        try:
+            os.kill(int(parts[2]), 0)
+            continue  # running
+        except ProcessLookupError:
+            pass
+        except (OSError, OverflowError):
+            continue  # another user's process (running), or no process id
+        try:
+            os.unlink(os.path.join(directory, candidate))
+        except OSError:
+            pass
+
+
 #: Largest size, in bytes, a header entry (a scalar: the cell's name, a size) may declare.
 _HEADER_ENTRY_BYTES = 4096
 #: A file's arrays may take at most this many times the file's own size (deflate expands at
@@ -515,8 +546,9 @@ class Parameters:
         name, the sizes and ``FORMAT_VERSION``. Everything is checked before any file is opened,
         and the file appears whole or not at all: it is written beside ``path`` under a temporary
         name, flushed to disk, then renamed over it; on any exception (KeyboardInterrupt
-        included) the temporary file is removed and an existing file stays as it was. The file
-        is created like any other: mode 0666 less the umask (as ``lstm_sym.models`` saves).
+        included) the temporary file is removed and an existing file stays as it was; one a
+        killed process left is removed by the next save of ``path``. The file is created like
+        any other: mode 0666 less the umask (as ``lstm_sym.models`` saves).
         """
         self.arrays()  # every attribute checked before the file is opened
         payload = {name: np.asarray(getattr(self, name)) for name in self.NAMES}
@@ -525,7 +557,8 @@ class Parameters:
         payload["__event_size__"] = np.array(self.event_size)
         payload["__hidden_size__"] = np.array(self.hidden_size)
         path = os.fspath(path)
-        temporary = f"{path}.{uuid.uuid4().hex}.tmp"
+        _remove_orphans(path)
+        temporary = f"{path}.{uuid.uuid4().hex}.{os.getpid()}.tmp"
         try:
             with open(temporary, "xb") as file:
                 np.savez(file, **payload)

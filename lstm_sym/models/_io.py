@@ -57,10 +57,12 @@ def save_npz(path, arrays: dict[str, np.ndarray]) -> Path:
     The file is created like any other (mode 0666 less the umask, as ``open(path, "wb")``
     and the generated ``Parameters.save``), written under a temporary name beside ``path``,
     flushed to disk and renamed over it; on any exception (KeyboardInterrupt included) the
-    temporary file is removed and an existing ``path`` stays as it was.
+    temporary file is removed and an existing ``path`` stays as it was; one a killed process
+    left is removed by the next save of ``path`` (:func:`remove_orphans`).
     """
     path = Path(path)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    remove_orphans(path)
+    temporary = path.with_name(f"{path.name}.{uuid.uuid4().hex}.{os.getpid()}.tmp")
     try:
         with open(temporary, "xb") as file:
             np.savez(file, **arrays)
@@ -71,6 +73,36 @@ def save_npz(path, arrays: dict[str, np.ndarray]) -> Path:
         temporary.unlink(missing_ok=True)
         raise
     return path
+
+
+def remove_orphans(path) -> None:
+    """Remove the temporary files (``<path>.<hex>.<pid>.tmp``) that saves of ``path`` left when
+    their process was killed: those of a process id that no longer runs (POSIX only; a live
+    or unknown process's are left alone). The generated modules hold the same function."""
+    if os.name != "posix":
+        return
+    directory, name = os.path.split(os.fspath(path))
+    try:
+        candidates = os.listdir(directory or ".")
+    except OSError:
+        return
+    for candidate in candidates:
+        parts = candidate[len(name) :].split(".")
+        if not candidate.startswith(name) or len(parts) != 4 or parts[0] or parts[3] != "tmp":
+            continue
+        if len(parts[1]) != 32 or not parts[2].isdigit():
+            continue
+        try:
+            os.kill(int(parts[2]), 0)
+            continue  # running
+        except ProcessLookupError:
+            pass
+        except (OSError, OverflowError):
+            continue  # another user's process (running), or no process id
+        try:
+            os.unlink(os.path.join(directory, candidate))
+        except OSError:
+            pass
 
 
 class Archive:

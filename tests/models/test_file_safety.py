@@ -241,3 +241,21 @@ def test_saved_files_load_back_exactly(tmp_path, random_problem):
     loaded = Recurrent.load(tmp_path / "m.npz")
     for name, value in model.named_parameters().items():
         np.testing.assert_array_equal(loaded.named_parameters()[name], value)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGKILL and process ids: POSIX")
+@pytest.mark.parametrize("kind", ["parameters", "recurrent"])
+def test_the_temporary_file_of_a_killed_save_is_removed_by_the_next_save(tmp_path, kind):
+    path = tmp_path / "weights.npz"
+    done = run_script("killed_save.py", kind, path, timeout=120)
+    assert done.returncode == -9, done.stderr.decode()
+    orphans = [p.name for p in tmp_path.iterdir()]
+    assert len(orphans) == 1 and orphans[0].endswith(".tmp"), orphans
+    # A temporary file of a live process (this one) is left alone.
+    live = tmp_path / f"weights.npz.{'0' * 32}.{os.getpid()}.tmp"
+    live.write_bytes(b"being written")
+    if kind == "parameters":
+        lstm.Parameters(2, 3).save(path)
+    else:
+        Recurrent(2, 3, rng=0).save(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["weights.npz", live.name])
