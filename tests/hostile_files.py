@@ -121,7 +121,3 @@ def archive_of(path: Path, arrays: dict, bombs: dict | None = None) -> Path:
         members.append((f"{name}.npy", data, crc, len(header) + zeros, True, declared))
     return write_zip(path, members)
 
-
-def read_zip_members(path: Path) -> list[str]:
-    with zipfile.ZipFile(path) as archive:
-        return archive.namelist()
