@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import struct
-import zipfile
 import zlib
 from pathlib import Path
 
@@ -120,4 +119,3 @@ def archive_of(path: Path, arrays: dict, bombs: dict | None = None) -> Path:
         data, crc = zero_stream(header, zeros)
         members.append((f"{name}.npy", data, crc, len(header) + zeros, True, declared))
     return write_zip(path, members)
-
