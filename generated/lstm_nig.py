@@ -33,8 +33,11 @@ Stacked layouts use the gate order forget, candidate, output: rows
 float32, float64 in float64; integer inputs are taken as float64.
 """
 
+import functools
 import os
 import uuid
+import zipfile
+import zlib
 
 import numpy as np
 
@@ -54,10 +57,11 @@ def _sigmoid(x, out=None):
     """Logistic function 1 / (1 + exp(-x)), into ``out`` when given: four in-place passes.
 
     exp(-x) overflowing to inf (x below about -88 in float32, -709 in float64) gives
-    1 / inf = 0, the correctly rounded (or underflowed) value, so the overflow is not reported;
-    NaN stays NaN.
+    1 / inf = 0, the correctly rounded (or underflowed) value, and exp(-x) underflowing (x above
+    about 88 or 709) gives 1 / 1 = 1: both by design, so neither is reported, whatever the
+    caller's ``np.seterr``; NaN stays NaN.
     """
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", under="ignore"):
         out = np.negative(x, out=out)
         np.exp(out, out=out)
         out += 1
@@ -102,6 +106,190 @@ def _check_size(value, name):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
+
+
+def _dtype_argument(dtype, name="dtype"):
+    """A ``dtype`` argument as float32 or float64 (None stays None), else TypeError: the
+    parameters are floating-point (an integer dtype would truncate the weights)."""
+    if dtype is None:
+        return None
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError as error:
+        raise TypeError(f"{name} must be float32 or float64, got {dtype!r}") from error
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"{name} must be float32 or float64, got {dtype}")
+    return dtype
+
+
+def _arithmetic(function):
+    """Run ``function`` under the floating-point error state its arithmetic needs, whatever the
+    caller's ``np.seterr``: underflow (a value too small for the dtype rounding to a subnormal
+    or to zero, as a saturated gate's or a vanishing gradient's) is the correctly rounded
+    result, never an error here; overflow, invalid operations and division by zero stay the
+    caller's to report (``_sigmoid`` also ignores the overflow of exp it is built on)."""
+
+    @functools.wraps(function)
+    def run(*args, **kwargs):
+        with np.errstate(under="ignore"):
+            return function(*args, **kwargs)
+
+    return run
+
+
+# ---------------------------------------------------------------------------------------------
+# Files: .npz archives read entry by entry, each checked before its data is read
+# ---------------------------------------------------------------------------------------------
+
+
+def _remove_orphans(path):
+    """Remove the temporary files (``<path>.<hex>.<pid>.tmp``) that saves of ``path`` left when
+    their process was killed: those of a process id that no longer runs (POSIX only; a live
+    or unknown process's are left alone)."""
+    if os.name != "posix":
+        return
+    directory, name = os.path.split(path)
+    try:
+        candidates = os.listdir(directory or ".")
+    except OSError:
+        return
+    for candidate in candidates:
+        parts = candidate[len(name) :].split(".")
+        if not candidate.startswith(name) or len(parts) != 4 or parts[0] or parts[3] != "tmp":
+            continue
+        if len(parts[1]) != 32 or not parts[2].isdigit():
+            continue
+        try:
+            os.kill(int(parts[2]), 0)
+            continue  # running
+        except ProcessLookupError:
+            pass
+        except (OSError, OverflowError):
+            continue  # another user's process (running), or no process id
+        try:
+            os.unlink(os.path.join(directory, candidate))
+        except OSError:
+            pass
+
+
+#: Largest size, in bytes, a header entry (a scalar: the cell's name, a size) may declare.
+_HEADER_ENTRY_BYTES = 4096
+#: A file's arrays may take at most this many times the file's own size (deflate expands at
+#: most about 1032-fold; a file that claims more than this is refused as a zip bomb) ...
+_EXPANSION_LIMIT = 64
+#: ... or this many bytes, whichever is more.
+_ALWAYS_ALLOWED_BYTES = 64 << 20
+
+
+class _Archive:
+    """An ``.npz`` file read entry by entry, pickles never loaded: an entry's declared size,
+    shape and dtype are checked before its data is read, and no more than it declares is read
+    (a lying entry fails its CRC check). Errors are ValueErrors naming the file."""
+
+    def __init__(self, path):
+        self.path = path
+        try:
+            self._zip = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, EOFError, ValueError) as error:
+            raise ValueError(f"{path} is not an .npz file (a zip archive): {error}") from None
+        try:
+            self.entries = {}
+            for info in self._zip.infolist():
+                name = info.filename[: -len(".npy")]
+                if not info.filename.endswith(".npy") or name in self.entries:
+                    raise ValueError(
+                        f"{path}: unexpected entry {info.filename!r} "
+                        "(an .npz file holds distinct <name>.npy entries)"
+                    )
+                self.entries[name] = info
+            file = self._zip.fp
+            position = file.tell()
+            self.size = file.seek(0, os.SEEK_END)
+            file.seek(position)
+        except BaseException:
+            self._zip.close()
+            raise
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self._zip.close()
+
+    def _failed(self, name, error):
+        return ValueError(
+            f"{self.path}: entry {name!r} is not a readable .npy array "
+            f"({type(error).__name__}: {error})"
+        )
+
+    def check_total(self, nbytes):
+        """Refuse arrays of ``nbytes`` in all, if more than the file's size can hold."""
+        allowed = max(_ALWAYS_ALLOWED_BYTES, _EXPANSION_LIMIT * self.size)
+        if nbytes > allowed:
+            raise ValueError(
+                f"{self.path}: its sizes need {nbytes} bytes of arrays, more than a file of "
+                f"{self.size} bytes may hold ({allowed}): a corrupt or hostile file"
+            )
+
+    def header(self, name):
+        """``(shape, dtype)`` of entry ``name`` from its .npy header alone, the entry's declared
+        size checked against them."""
+        info = self.entries[name]
+        try:
+            with self._zip.open(info) as file:
+                version = np.lib.format.read_magic(file)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(file)
+                elif version == (2, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(file)
+                else:
+                    raise ValueError(f"unsupported .npy format version {version}")
+                offset = file.tell()
+        except (ValueError, EOFError, OSError, zipfile.BadZipFile, zlib.error) as error:
+            raise self._failed(name, error) from None
+        if (
+            dtype.hasobject
+            or dtype.fields is not None
+            or dtype.subdtype is not None
+            or (dtype.kind != "U" and dtype.itemsize > 8)
+        ):
+            raise ValueError(
+                f"{self.path}: entry {name!r} has dtype {dtype}: not a plain number or string"
+            )
+        if any(n < 0 for n in shape):
+            raise ValueError(f"{self.path}: entry {name!r} has shape {shape}")
+        needed = offset + int(np.prod(shape, dtype=object)) * dtype.itemsize
+        if info.file_size != needed:
+            raise ValueError(
+                f"{self.path}: entry {name!r} declares {info.file_size} bytes, but its header "
+                f"(shape {shape}, dtype {dtype}) needs {needed}"
+            )
+        return shape, dtype
+
+    def scalar(self, name, kinds, meaning):
+        """The value of the small scalar entry ``name``, whose dtype kind is one of ``kinds``."""
+        shape, dtype = self.header(name)
+        if (
+            self.entries[name].file_size > _HEADER_ENTRY_BYTES
+            or shape != ()
+            or dtype.kind not in kinds
+        ):
+            raise ValueError(
+                f"{self.path}: {name} must be {meaning}, got dtype {dtype}, shape {shape}"
+            )
+        value = self.read(name)[()]
+        return str(value) if dtype.kind == "U" else int(value)
+
+    def read(self, name):
+        """Entry ``name``'s array: the bytes it declares and no more, its CRC checked."""
+        try:
+            with self._zip.open(self.entries[name]) as file:
+                array = np.lib.format.read_array(file, allow_pickle=False)
+                if file.read(1):
+                    raise ValueError("data beyond the array")
+        except (ValueError, EOFError, OSError, zipfile.BadZipFile, zlib.error) as error:
+            raise self._failed(name, error) from None
+        return array
 
 
 # ---------------------------------------------------------------------------------------------
@@ -254,9 +442,11 @@ class Parameters:
         ``reverse`` pick a layer and direction; left at None, the module must have exactly one
         (load a stacked or bidirectional module whole with ``lstm_sym.models.Recurrent``).
         A module built with ``bias=False`` gives zero biases. Parameters PyTorch has no
-        counterpart for (per-unit ones, e.g. peepholes) are zero. ``dtype``: None keeps the
-        tensors' dtype (float32 for a default PyTorch module). The arrays are copies.
+        counterpart for (per-unit ones, e.g. peepholes) are zero. ``dtype``: float32, float64 or
+        None, which keeps the tensors' dtype (float32 for a default PyTorch module). The arrays
+        are copies.
         """
+        dtype = _dtype_argument(dtype)
         arrays = cls._torch_arrays(module_or_state_dict)
         found = {}
         for key in arrays:
@@ -308,7 +498,7 @@ class Parameters:
                 f"weight_ih{suffix} must have shape ({gates * hidden_size}, event_size) "
                 f"({gates} gates * hidden_size {hidden_size}), got {weight_ih.shape}"
             )
-        dtype = np.dtype(dtype) if dtype is not None else _float_dtype(weight_ih, weight_hh)
+        dtype = dtype if dtype is not None else _float_dtype(weight_ih, weight_hh)
         parameters = cls(weight_ih.shape[1], hidden_size, dtype=dtype)
         for torch_name, side, kind in cls._TORCH_KEYS:
             stacked = arrays.get(torch_name + suffix)
@@ -328,8 +518,10 @@ class Parameters:
         """This cell's arrays under PyTorch's key names, e.g. ``weight_ih_l0``: gate-stacked
         NumPy copies (``torch.from_numpy`` each, or ``load_state_dict`` after
         ``{k: torch.tensor(v) for k, v in ...}``). ``layer``/``reverse`` choose the key suffix.
-        Per-unit parameters PyTorch has no counterpart for must be zero.
+        Per-unit parameters PyTorch has no counterpart for must be zero. ``dtype``: float32,
+        float64 or None (the parameters' own).
         """
+        dtype = _dtype_argument(dtype)
         arrays = self.arrays()
         gate_names = {f"{s}_{g}_{k}" for _, s, k in self._TORCH_KEYS for g in GATES}
         for name in self.NAMES:
@@ -352,7 +544,10 @@ class Parameters:
         """Write every attribute to the ``.npz`` file ``path`` (exactly that name), with the cell
         name, the sizes and ``FORMAT_VERSION``. Everything is checked before any file is opened,
         and the file appears whole or not at all: it is written beside ``path`` under a temporary
-        name, then renamed over it (an existing file stays as it was if writing fails).
+        name, flushed to disk, then renamed over it; on any exception (KeyboardInterrupt
+        included) the temporary file is removed and an existing file stays as it was; one a
+        killed process left is removed by the next save of ``path``. The file is created like
+        any other: mode 0666 less the umask (as ``lstm_sym.models`` saves).
         """
         self.arrays()  # every attribute checked before the file is opened
         payload = {name: np.asarray(getattr(self, name)) for name in self.NAMES}
@@ -361,10 +556,13 @@ class Parameters:
         payload["__event_size__"] = np.array(self.event_size)
         payload["__hidden_size__"] = np.array(self.hidden_size)
         path = os.fspath(path)
-        temporary = f"{path}.{uuid.uuid4().hex}.tmp"
+        _remove_orphans(path)
+        temporary = f"{path}.{uuid.uuid4().hex}.{os.getpid()}.tmp"
         try:
             with open(temporary, "xb") as file:
                 np.savez(file, **payload)
+                file.flush()
+                os.fsync(file.fileno())
             os.replace(temporary, path)
         except BaseException:
             if os.path.exists(temporary):
@@ -372,45 +570,92 @@ class Parameters:
             raise
 
     @classmethod
+    def shapes(cls, event_size, hidden_size):
+        """``{name: shape}`` of every attribute (a bias as (hidden_size,)) for these sizes, in
+        ``NAMES`` order, without allocating anything."""
+        sized = cls._sized(event_size, hidden_size)
+        return {
+            name: (sized.hidden_size,) if name.endswith("_bias") else sized._expected_shape(name)[0]
+            for name in cls.NAMES
+        }
+
+    @classmethod
+    def _sized(cls, event_size, hidden_size):
+        """An instance holding the (checked) sizes and no arrays: its ``_expected_shape``."""
+        sized = cls.__new__(cls)
+        sized.event_size = _check_size(event_size, "event_size")
+        sized.hidden_size = _check_size(hidden_size, "hidden_size")
+        return sized
+
+    @classmethod
     def load(cls, path, event_size=None, hidden_size=None):
         """Parameters saved by ``save``. Refuses, with a ValueError naming the file: another cell,
-        another format version, missing or extra arrays, and sizes other than ``event_size`` /
-        ``hidden_size`` when given.
+        another format version (exactly the integer ``FORMAT_VERSION``), missing or extra
+        arrays, sizes other than ``event_size`` / ``hidden_size`` when given, and any array whose
+        shape or dtype disagrees with the file's sizes, before the array's data is read:
+        nothing large is decompressed or allocated unless the file's header, entry sizes and
+        array headers agree (see ``_Archive``). Pickles are never loaded.
         """
-        with np.load(path, allow_pickle=False) as data:
-            entries = {name: data[name] for name in data.files}
-        missing_header = [key for key in cls._HEADER if key not in entries]
-        if missing_header:
-            missing_header = ", ".join(missing_header)
-            raise ValueError(f"{path} is not an lstm_sym parameters file (no {missing_header})")
-        cell = str(entries["__cell__"])
-        if cell != CELL:
-            raise ValueError(f"{path} holds parameters of the {cell!r} cell, not of {CELL!r}")
-        version = int(entries["__format__"])
-        if version != cls.FORMAT_VERSION:
-            raise ValueError(
-                f"{path} has format version {version}; this module reads {cls.FORMAT_VERSION}"
-            )
-        sizes = {
-            "event_size": int(entries["__event_size__"]),
-            "hidden_size": int(entries["__hidden_size__"]),
-        }
-        for name, expected in (("event_size", event_size), ("hidden_size", hidden_size)):
-            if expected is not None and sizes[name] != expected:
+        with _Archive(path) as archive:
+            missing_header = [key for key in cls._HEADER if key not in archive.entries]
+            if missing_header:
+                missing_header = ", ".join(missing_header)
+                raise ValueError(f"{path} is not an lstm_sym parameters file (no {missing_header})")
+            cell = archive.scalar("__cell__", "U", "a string (the cell's name)")
+            if cell != CELL:
+                raise ValueError(f"{path} holds parameters of the {cell!r} cell, not of {CELL!r}")
+            version = archive.scalar("__format__", "iu", "an integer (the format version)")
+            if version != cls.FORMAT_VERSION:
                 raise ValueError(
-                    f"{path} holds a {CELL} cell with {name}={sizes[name]}, "
-                    f"expected {name}={expected}"
+                    f"{path} has format version {version}; this module reads {cls.FORMAT_VERSION}"
                 )
-        names = set(entries) - set(cls._HEADER)
-        if names != set(cls.NAMES):
-            missing, extra = sorted(set(cls.NAMES) - names), sorted(names - set(cls.NAMES))
-            raise ValueError(
-                f"{path} does not match a {CELL} cell: missing {missing}, unexpected {extra}"
+            sizes = {
+                name: archive.scalar(f"__{name}__", "iu", f"an integer (the {name})")
+                for name in ("event_size", "hidden_size")
+            }
+            for name, expected in (("event_size", event_size), ("hidden_size", hidden_size)):
+                if expected is not None and sizes[name] != expected:
+                    raise ValueError(
+                        f"{path} holds a {CELL} cell with {name}={sizes[name]}, "
+                        f"expected {name}={expected}"
+                    )
+            names = set(archive.entries) - set(cls._HEADER)
+            if names != set(cls.NAMES):
+                missing, extra = sorted(set(cls.NAMES) - names), sorted(names - set(cls.NAMES))
+                raise ValueError(
+                    f"{path} does not match a {CELL} cell: missing {missing}, unexpected {extra}"
+                )
+            try:
+                sized = cls._sized(**sizes)
+            except ValueError as error:
+                raise ValueError(f"{path}: {error}") from None
+            # Every array's size from the header's sizes, then each array's own header, before
+            # any data is read.
+            archive.check_total(
+                sum(int(np.prod(shape)) * 8 for shape in cls.shapes(**sizes).values())
             )
-        parameters = cls(sizes["event_size"], sizes["hidden_size"])
-        for name in cls.NAMES:
-            value = entries[name]
-            setattr(parameters, name, value[()] if value.ndim == 0 else value)
+            for name in cls.NAMES:
+                shape, dtype = archive.header(name)
+                if dtype.kind not in "biuf":
+                    raise ValueError(
+                        f"{path}: parameters.{name} must be a real numeric array, got dtype {dtype}"
+                    )
+                expected = sized._expected_shape(name)
+                if expected is None:  # a bias: a scalar or a (hidden,) vector
+                    expected = (
+                        ((sized.hidden_size,), "(hidden_size,) or ()")
+                        if shape != ()
+                        else ((), "()")
+                    )
+                if shape != expected[0]:
+                    raise ValueError(
+                        f"{path}: parameters.{name} must have shape {expected[0]} "
+                        f"{expected[1]}, got {shape}"
+                    )
+            parameters = cls(**sizes)
+            for name in cls.NAMES:
+                value = archive.read(name)
+                setattr(parameters, name, value[()] if value.ndim == 0 else value)
         parameters.arrays()  # every shape checked: a ValueError names the attribute
         return parameters
 
@@ -466,6 +711,9 @@ class Cache:
     state's sequence from index 1 on, not a copy.
     ``scratch`` holds the forward's event projections, (T, batch, gates * hidden), the memory
     backward writes its deltas to (taken from the list while in use).
+    A cache owns what backward reads (``inputs``: a copy of the events; the initial states in
+    the state sequences; copies of the weights): changing the arrays given to ``forward``
+    afterwards changes no gradient.
     """
 
     def __init__(self, **fields):
@@ -498,6 +746,7 @@ def _initial_state(value, name, batched, batch, hidden_size):
     return value[None, :]
 
 
+@_arithmetic
 def forward(parameters, events, h0=None, c0=None):
     """Run the cell over a sequence.
 
@@ -525,10 +774,13 @@ def forward(parameters, events, h0=None, c0=None):
     c0 = _initial_state(c0, "c0", batched, batch, hidden_size)
     arrays = parameters.arrays()
     dtype = _float_dtype(inputs, h0, c0, *arrays.values())
-    inputs = inputs.astype(dtype, copy=False)
+    # The cache owns what backward reads: the stacked weights are new arrays, the unit
+    # parameters copied, the events copied into the buffer below,
+    # the initial states into the state sequences; changing the caller's arrays after forward
+    # changes no gradient.
     event_weights, event_bias, hidden_weights, hidden_bias = parameters.stacked(dtype)
-    peephole_forget = arrays["peephole_forget"].astype(dtype, copy=False)
-    peephole_output = arrays["peephole_output"].astype(dtype, copy=False)
+    peephole_forget = np.array(arrays["peephole_forget"], dtype=dtype)
+    peephole_output = np.array(arrays["peephole_output"], dtype=dtype)
     slice_forget = slice(0 * hidden_size, 1 * hidden_size)
     slice_candidate = slice(1 * hidden_size, 2 * hidden_size)
     slice_output = slice(2 * hidden_size, 3 * hidden_size)
@@ -539,10 +791,16 @@ def forward(parameters, events, h0=None, c0=None):
     hidden_states[0] = 0 if h0 is None else h0
     cell_states = np.empty((steps + 1, batch, hidden_size), dtype=dtype)
     cell_states[0] = 0 if c0 is None else c0
-    # The saved values and the event projections (backward's deltas later) lie in one buffer:
-    # one allocation, which the allocator serves again at the next call (separate arrays are
-    # returned to the system and mapped afresh each time, page by page).
-    buffer = np.empty((4 + len(GATES), steps, batch, hidden_size), dtype=dtype)
+    # The saved values, the event projections (backward's deltas later) and the cache's copy
+    # of the events lie in one buffer: one allocation, which the allocator serves again at the
+    # next call (separate arrays are returned to the system and mapped afresh each time, page
+    # by page).
+    values = (4 + len(GATES)) * steps * batch * hidden_size
+    buffer = np.empty(values + steps * batch * event_size, dtype=dtype)
+    events_copy = buffer[values:].reshape(steps, batch, event_size)
+    events_copy[...] = inputs  # in dtype
+    inputs = events_copy
+    buffer = buffer[:values].reshape(4 + len(GATES), steps, batch, hidden_size)
     # Saved values; a state's new value is read from its sequence (index t + 1 for step t).
     saved = {
         "forget": buffer[0],
@@ -619,6 +877,7 @@ def _adjoint(value, name, shape, meaning, dtype):
     return value.astype(dtype, copy=False)
 
 
+@_arithmetic
 def backward(cache, d_outputs, d_h_last=None, d_c_last=None):
     """Backpropagation through time for a sequence run by ``forward``.
 

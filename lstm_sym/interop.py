@@ -33,7 +33,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .models._io import float_array
+from .models._io import float_array, float_dtype
 from .models.layers import resolve_cell
 
 #: Our gate names in Keras' column-block order (i, f, c, o).
@@ -79,12 +79,13 @@ def from_keras(kernel, recurrent_kernel, bias=None, *, cell="lstm", dtype=None):
     """``Parameters`` from a Keras LSTM's ``get_weights()``: kernel (X, 4H), recurrent_kernel
     (H, 4H), bias (4H,) (None for ``use_bias=False``)."""
     cell = _lstm_cell(cell, "Keras")
+    dtype = float_dtype(dtype)
     kernel = float_array(kernel, "kernel")
     recurrent_kernel = float_array(recurrent_kernel, "recurrent_kernel")
     _ndim(kernel, 2, "kernel", "(input_size, 4 * hidden_size)")
     _ndim(recurrent_kernel, 2, "recurrent_kernel", "(hidden_size, 4 * hidden_size)")
     hidden_size = recurrent_kernel.shape[0]
-    dtype = np.dtype(dtype) if dtype is not None else np.result_type(kernel, recurrent_kernel)
+    dtype = dtype if dtype is not None else np.result_type(kernel, recurrent_kernel)
     parameters = cell.Parameters(kernel.shape[0], hidden_size, dtype=dtype)
     event = _blocks(kernel, KERAS_GATES, hidden_size, 1, "kernel")
     hidden = _blocks(recurrent_kernel, KERAS_GATES, hidden_size, 1, "recurrent_kernel")
@@ -122,6 +123,7 @@ def from_onnx(W, R, B=None, P=None, *, cell="lstm", dtype=None) -> list:
     """One ``Parameters`` per direction (forward, then reverse) from an ONNX LSTM's
     W (D, 4H, X), R (D, 4H, H), B (D, 8H) and P (D, 3H) (B and P optional)."""
     cell = _lstm_cell(cell, "ONNX")
+    dtype = float_dtype(dtype)
     W, R = float_array(W, "W"), float_array(R, "R")
     _ndim(W, 3, "W", "(num_directions, 4 * hidden_size, input_size)")
     _ndim(R, 3, "R", "(num_directions, 4 * hidden_size, hidden_size)")
@@ -130,7 +132,7 @@ def from_onnx(W, R, B=None, P=None, *, cell="lstm", dtype=None) -> list:
         raise ValueError(
             f"W and R must have the same num_directions, 1 or 2, got {W.shape[0]} and {directions}"
         )
-    dtype = np.dtype(dtype) if dtype is not None else np.result_type(W, R)
+    dtype = dtype if dtype is not None else np.result_type(W, R)
     if B is not None:
         B = float_array(B, "B")
         if B.shape != (directions, 8 * hidden_size):

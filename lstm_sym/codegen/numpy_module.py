@@ -25,7 +25,7 @@ RESERVED = frozenset(
     hidden_state sequence_shape state_shape meaning value name projection_size projection_weights
     projection_weights_t delta_projection projection_inputs size_name source_inputs
     recurrent_columns recurrent_weights recurrent_weights_t grouped_weights grouped_weights_t
-    grad_recurrent_weights buffer""".split()
+    grad_recurrent_weights buffer values events_copy functools zipfile zlib os uuid""".split()
 )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._io import FORMAT_VERSION, float_array, load_npz, save_npz
+from ._io import FORMAT_VERSION, float_array, open_model, save_npz
 
 
 class Dense:
@@ -134,9 +134,27 @@ class Dense:
 
     @classmethod
     def load(cls, path) -> Dense:
-        entries = load_npz(path, cls.KIND)
-        if "weights" not in entries or set(entries) - {"weights", "bias"}:
-            raise ValueError(f"{path} does not hold a dense layer: {sorted(entries)}")
+        """A layer saved by :meth:`save`; every array's header is checked (float32/float64,
+        weights 2-D, bias (out_features,)) before any data is read."""
+        with open_model(path, cls.KIND) as archive:
+            names = set(archive.entries) - {"__model__", "__format__"}
+            if "weights" not in names or names - {"weights", "bias"}:
+                raise ValueError(f"{path} does not hold a dense layer: {sorted(names)}")
+            headers = {name: archive.header(name) for name in sorted(names)}
+            for name, (_, dtype) in headers.items():
+                if dtype not in (np.float32, np.float64):
+                    raise ValueError(f"{path}: {name} must be float32 or float64, got {dtype}")
+            weights_shape = headers["weights"][0]
+            if len(weights_shape) != 2:
+                raise ValueError(f"{path}: weights must be 2-D, got shape {weights_shape}")
+            if "bias" in headers and headers["bias"][0] != weights_shape[:1]:
+                raise ValueError(
+                    f"{path}: bias must have shape {weights_shape[:1]}, got {headers['bias'][0]}"
+                )
+            archive.check_total(
+                sum(int(np.prod(shape)) * dtype.itemsize for shape, dtype in headers.values())
+            )
+            entries = {name: archive.read(name) for name in headers}
         return cls.from_torch(
             {"weight": entries["weights"]}
             | ({"bias": entries["bias"]} if "bias" in entries else {})

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._io import FORMAT_VERSION, float_array, load_npz, save_npz
+from ._io import FORMAT_VERSION, float_array, float_dtype, open_model, save_npz
 
 
 def resolve_cell(cell):
@@ -173,7 +173,7 @@ class Recurrent:
         self.dropout = float(dropout)
         self.batch_first = bool(batch_first)
         self.training = True
-        self.dtype = np.dtype(dtype)
+        self.dtype = np.dtype(np.float64) if dtype is None else float_dtype(dtype)
         self.rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         self.parameters = []
         for layer in range(self.num_layers):
@@ -429,6 +429,7 @@ class Recurrent:
         From a module, ``dropout`` and ``batch_first`` are read from it too (``options``
         override them). dtype: None keeps the tensors' dtype.
         """
+        dtype = float_dtype(dtype)
         state = resolve_cell(cell).Parameters._torch_arrays(module_or_state_dict)
         if cell is None and any(key.startswith("weight_hr_l") for key in state):
             cell = "lstmp"  # nn.LSTM(proj_size > 0): the recurrent projection
@@ -529,44 +530,91 @@ class Recurrent:
     @classmethod
     def load(cls, path, *, cell=None, **options) -> Recurrent:
         """A model saved by :meth:`save`. ``cell`` (default: the saved cell's generated module)
-        must be that cell; ``options`` (dropout, batch_first, rng, ...) as for the constructor."""
-        entries = load_npz(path, cls.KIND)
-        saved_cell = str(entries.pop("__cell__"))
-        cell = resolve_cell(saved_cell if cell is None else cell)
-        if cell.CELL != saved_cell:
-            raise ValueError(f"{path} holds a {saved_cell!r} model, not a {cell.CELL!r} one")
-        input_size, hidden_size, num_layers = (int(v) for v in entries.pop("__sizes__"))
-        bidirectional = bool(entries.pop("__bidirectional__"))
-        sizes = {
-            name: int(entries.pop(f"__{name}__"))
-            for name in _size_options(cell)
-            if f"__{name}__" in entries
-        }
-        dtypes = {a.dtype for a in entries.values()}
-        model = cls(
-            input_size,
-            hidden_size,
-            num_layers,
-            bidirectional=bidirectional,
-            cell=cell,
-            dtype=np.result_type(*dtypes) if dtypes else np.float64,
-            init=False,
-            **sizes,
-            **options,
-        )
-        live = model.named_parameters()
-        if set(live) != set(entries):
-            missing, extra = sorted(set(live) - set(entries)), sorted(set(entries) - set(live))
-            raise ValueError(
-                f"{path} does not match the model: missing {missing}, unexpected {extra}"
+        must be that cell; ``options`` (dropout, batch_first, rng, ...) as for the constructor.
+
+        Nothing large is allocated or read before the file's header, entry names, declared
+        sizes, shapes and dtypes agree (every array float32 or float64, of the shape the
+        header's sizes give it); a ValueError names the file and what disagrees."""
+        with open_model(path, cls.KIND) as archive:
+            for key in ("__cell__", "__sizes__", "__bidirectional__"):
+                if key not in archive.entries:
+                    raise ValueError(f"{path} is not an lstm_sym recurrent model (no {key})")
+            saved_cell = str(archive.small("__cell__", "U", (), "a string (the cell)")[()])
+            cell = resolve_cell(saved_cell if cell is None else cell)
+            if cell.CELL != saved_cell:
+                raise ValueError(f"{path} holds a {saved_cell!r} model, not a {cell.CELL!r} one")
+            sizes_meaning = "3 integers (input_size, hidden_size, num_layers)"
+            read_sizes = archive.small("__sizes__", "iu", (3,), sizes_meaning)
+            input_size, hidden_size, num_layers = (int(v) for v in read_sizes)
+            bidirectional = bool(
+                archive.small("__bidirectional__", "b", (), "a bool (bidirectional)")[()]
             )
-        for name, array in live.items():
-            if entries[name].shape != array.shape:
+            sizes = {
+                name: int(archive.small(f"__{name}__", "iu", (), f"an integer ({name})")[()])
+                for name in _size_options(cell)
+                if f"__{name}__" in archive.entries
+            }
+            for name, value in (
+                ("input_size", input_size),
+                ("hidden_size", hidden_size),
+                ("num_layers", num_layers),
+                *sizes.items(),
+            ):
+                if value < 1:
+                    raise ValueError(f"{path}: {name} must be a positive integer, got {value}")
+            expected = _expected_shapes(
+                cell, input_size, hidden_size, num_layers, 2 if bidirectional else 1, sizes
+            )
+            header = {"__model__", "__format__", "__cell__", "__sizes__", "__bidirectional__"}
+            header |= {f"__{name}__" for name in sizes}
+            names = set(archive.entries) - header
+            if names != set(expected):
+                missing, extra = sorted(set(expected) - names), sorted(names - set(expected))
                 raise ValueError(
-                    f"{path}: {name} has shape {entries[name].shape}, expected {array.shape}"
+                    f"{path} does not match the model: missing {missing}, unexpected {extra}"
                 )
-            array[...] = entries[name]
+            archive.check_total(sum(int(np.prod(s, dtype=object)) * 8 for s in expected.values()))
+            dtypes = set()
+            for name, shape in expected.items():
+                found, dtype = archive.header(name)
+                if dtype not in (np.float32, np.float64):
+                    raise ValueError(f"{path}: {name} must be float32 or float64, got {dtype}")
+                if found != shape:
+                    raise ValueError(f"{path}: {name} has shape {found}, expected {shape}")
+                dtypes.add(dtype)
+            model = cls(
+                input_size,
+                hidden_size,
+                num_layers,
+                bidirectional=bidirectional,
+                cell=cell,
+                dtype=np.result_type(*dtypes),
+                init=False,
+                **sizes,
+                **options,
+            )
+            for name, array in model.named_parameters().items():
+                array[...] = archive.read(name)
         return model
+
+
+def _expected_shapes(cell, input_size, hidden_size, num_layers, directions, sizes) -> dict:
+    """``{name: shape}`` of every array of a model of these sizes (``named_parameters``
+    names), computed without allocating: the cell's ``Parameters.shapes``, and the output
+    width from one step of a tiny probe (sizes 1, 2, 3, ...: which size the output has)."""
+    probe_sizes = {name: 3 + k for k, name in enumerate(sizes)}
+    probe = cell.Parameters(1, 2, **probe_sizes)
+    outputs, _, _ = cell.forward(probe, np.zeros((1, 1, 1)))
+    widths = {2: hidden_size} | {probe_sizes[name]: sizes[name] for name in sizes}
+    output_size = widths[int(outputs.shape[-1])]
+    shapes = {}
+    for layer in range(num_layers):
+        event_size = input_size if layer == 0 else output_size * directions
+        layer_shapes = cell.Parameters.shapes(event_size, hidden_size, **sizes)
+        for direction in range(directions):
+            prefix = Recurrent._prefix(layer, direction)
+            shapes.update({f"{prefix}.{name}": shape for name, shape in layer_shapes.items()})
+    return shapes
 
 
 def _initial_name(cell, k: int) -> str:
