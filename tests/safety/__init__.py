@@ -1,0 +1,1 @@
+"""Hostile and malformed input: each refused with a clear error, never a crash."""
