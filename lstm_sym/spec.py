@@ -328,6 +328,19 @@ def validate(spec: CellSpec) -> None:
     for gate in spec.gates:
         if not ({gate_event(gate), gate_hidden(gate)} & used):
             raise SpecError(f"cell {spec.name!r}: gate {gate!r} is declared but never used")
+    units = {state.unit for state in spec.states} | set(spec.unit_sources)
+    for number, (target, expr) in enumerate(spec.equations, 1):
+        if target not in units and target not in used:
+            raise SpecError(
+                f"cell {spec.name!r}, equation {number} ({target} = {expr}): {target} is "
+                "assigned but no later equation uses it and it is no state's new value"
+            )
+    for parameter in spec.unit_parameters:
+        if parameter not in used:  # its gradient would be a constant 0 (no array to sum)
+            raise SpecError(
+                f"cell {spec.name!r}: unit parameter {parameter.name!r} is declared but no "
+                "equation uses it"
+            )
     for function in spec.step_functions:
         _check_identifier(function.name, "step function name")
 

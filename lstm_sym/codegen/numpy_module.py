@@ -223,6 +223,12 @@ def context(kernel: KernelPlan, command: str) -> dict:
     derivation = kernel.derivation
     spec = kernel.spec
     backward_outputs = derivation.backward.outputs
+    for p in spec.unit_parameters:
+        if backward_outputs[p].is_number:  # no array to sum: the parameter changes nothing
+            raise SpecError(
+                f"cell {spec.name!r}: unit parameter {p.name!r} does not change the outputs "
+                f"(its gradient is identically {backward_outputs[p]}): remove it"
+            )
     gates = [{"name": g, "index": k, "slice": f"slice_{g}"} for k, g in enumerate(kernel.gates)]
     slices = {g["name"]: g["slice"] for g in gates}
     source = {

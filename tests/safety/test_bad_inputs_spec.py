@@ -134,6 +134,12 @@ SPEC_ROWS = [
     ("unsupported constant pi", {"function": "sp.pi * "}, ["pi", "equation 1"]),
     ("complex number", {"function": "sp.I * "}, ["I", "equation 1"]),
     ("complex infinity", {"function": "sp.zoo * "}, ["zoo", "equation 1"]),
+    # Found by the property test: its gradient printed as "0.sum(axis=0)", a syntax error
+    (
+        "unit parameter never used",
+        {"function": "(lambda a: sigmoid(a.subs(param, 0)))"},
+        ["'forget_bias'", "no equation uses it"],
+    ),
     # Already refused before this issue (kept as rows)
     ("cell name not an identifier", {"name": "my cell"}, ["'my cell'"]),
     ("gate name a Python keyword", {"gate": "lambda"}, ["'lambda'"]),
