@@ -108,13 +108,22 @@ def _verify(args: argparse.Namespace) -> int:
 def _verify_builtin(spec) -> bool:
     from . import derivation_checks as checks
     from . import native
+    from .userspec import compile_failure
 
     rows = [checks.check_exact(spec), checks.check_finite_differences(spec)]
     try:
-        cell = native.load(spec.name)
-    except native.NativeBuildError as error:
-        print(f"C kernels not checked: {error}")
+        native.find_compiler()
+    except native.NativeBuildError as error:  # only a missing compiler skips the C
+        print(f"C kernels not checked (skipped): {error}")
+        cell = None
     else:
+        try:
+            cell = native.load(spec.name)
+        except native.NativeBuildError as error:  # the generated C did not compile
+            print(f"{spec.name}: generated C: FAILED to compile: {error}")
+            rows.append(compile_failure("generated C"))
+            cell = None
+    if cell is not None:
         rows += [
             checks.check_exact(spec, cell, "generated C, float64"),
             checks.check_float32(spec, cell),
@@ -179,7 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="lstm-sym", description="Derive recurrent cells with SymPy and generate their kernels."
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    gen = sub.add_parser("generate", help="regenerate everything under generated/")
+    trust = "A spec file (--spec) is Python code: loading it runs it, so run only specs you trust."
+    gen = sub.add_parser(
+        "generate", help="regenerate everything under generated/", description=trust
+    )
     gen.add_argument(
         "--check", action="store_true", help="write nothing; exit 1 naming stale files"
     )
@@ -189,7 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--spec",
         type=Path,
         default=None,
-        help="a user's cell: a Python file defining SPEC = CellSpec(...)",
+        help=(
+            "a user's cell: a Python file defining SPEC = CellSpec(...); a spec is Python "
+            "code and runs when loaded: run only specs you trust"
+        ),
     )
     gen.add_argument(
         "--out",
@@ -205,8 +220,14 @@ def build_parser() -> argparse.ArgumentParser:
     ver = sub.add_parser(
         "verify",
         help="check a cell's kernels against the exact model and finite differences",
+        description=trust,
     )
-    ver.add_argument("--spec", type=Path, default=None, help="a user's cell spec file")
+    ver.add_argument(
+        "--spec",
+        type=Path,
+        default=None,
+        help="a user's cell spec file (Python code, run when loaded: run only specs you trust)",
+    )
     ver.add_argument("--cell", action="append", help="only this built-in cell (repeatable)")
     ver.set_defaults(run=_verify)
 
@@ -283,6 +304,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lstm-sym: error: {error}", file=sys.stderr)
         return 2
     except RuntimeError as error:  # DerivationError, a missing tool, a failing notebook cell
+        print(f"lstm-sym: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a path that cannot be written: a file where a folder should be
         print(f"lstm-sym: error: {error}", file=sys.stderr)
         return 2
 

@@ -179,6 +179,21 @@ def _check_identifier(name: str, what: str) -> None:
         raise SpecError(f"{what} {name!r} must not start with an underscore (reserved)")
 
 
+def _check_printable(expr: sp.Expr, where: str) -> None:
+    """Only what every emitter prints: symbols, finite real numbers, sums, products, powers and
+    the supported activations (``Max``, ``pi``, ``I``, ``zoo``... are not)."""
+    for node in sp.preorder_traversal(expr):
+        if isinstance(node, (sp.Symbol, sp.Add, sp.Mul, sp.Pow, *ACTIVATIONS)):
+            continue
+        if isinstance(node, (sp.Rational, sp.Float)) and node.is_finite:
+            continue
+        supported = ", ".join(f.__name__ for f in ACTIVATIONS)
+        raise SpecError(
+            f"{where}: {node} ({type(node).__name__}) is not supported per unit: only real "
+            f"finite numbers, +, -, *, /, powers and {supported}"
+        )
+
+
 def where_used(spec: CellSpec, name: str) -> str:
     """``equation N (target = expr)``, the first equation that assigns or uses symbol ``name``."""
     for number, (target, expr) in enumerate(spec.equations, 1):
@@ -301,6 +316,7 @@ def validate(spec: CellSpec) -> None:
         if expr.has(sp.Derivative, sp.Integral, sp.Piecewise):
             supported = ", ".join(f.__name__ for f in ACTIVATIONS)
             raise SpecError(f"{where}: only arithmetic and {supported}")
+        _check_printable(expr, where)
         assigned.append(target)
     for state in spec.states:
         if state.unit not in assigned:
@@ -312,6 +328,19 @@ def validate(spec: CellSpec) -> None:
     for gate in spec.gates:
         if not ({gate_event(gate), gate_hidden(gate)} & used):
             raise SpecError(f"cell {spec.name!r}: gate {gate!r} is declared but never used")
+    units = {state.unit for state in spec.states} | set(spec.unit_sources)
+    for number, (target, expr) in enumerate(spec.equations, 1):
+        if target not in units and target not in used:
+            raise SpecError(
+                f"cell {spec.name!r}, equation {number} ({target} = {expr}): {target} is "
+                "assigned but no later equation uses it and it is no state's new value"
+            )
+    for parameter in spec.unit_parameters:
+        if parameter not in used:  # its gradient would be a constant 0 (no array to sum)
+            raise SpecError(
+                f"cell {spec.name!r}: unit parameter {parameter.name!r} is declared but no "
+                "equation uses it"
+            )
     for function in spec.step_functions:
         _check_identifier(function.name, "step function name")
 

@@ -46,12 +46,24 @@ def load_spec(path: Path) -> CellSpec:
             f"spec file {path} must define SPEC = lstm_sym.spec.CellSpec(...), "
             f"got {type(spec).__name__}"
         )
-    validate(spec)
+    check(spec)
     return spec
+
+
+def check(spec: CellSpec) -> None:
+    """Raise :class:`SpecError` naming the equation unless ``spec`` is well-formed and none of
+    its names is one the emitters generate (:mod:`lstm_sym.codegen.reserved`)."""
+    from .codegen import reserved
+
+    validate(spec)
+    reserved.check(spec)
 
 
 def user_artifacts(spec: CellSpec, spec_path: Path, out: Path, root: Path) -> list[Artifact]:
     """The files of a user's cell, with paths relative to ``root`` (all in ``out``)."""
+    check(spec)
+    if Path(out).exists() and not Path(out).is_dir():
+        raise SpecError(f"--out {out} is a file, not a directory: give a directory to write into")
     command = f"lstm-sym generate --spec {spec_path.as_posix()}"
     relative = Path(out).resolve().relative_to(root.resolve()).as_posix()
     artifacts = []
@@ -83,8 +95,17 @@ def _import_kernel(spec: CellSpec, directory: Path):
     return module
 
 
+def compile_failure(check: str):
+    """A failed row for C that did not compile (its error is logged above it)."""
+    from .derivation_checks import Row
+
+    return Row(check, "the C compiler (compile error above)", "-", float("inf"), 0.0)
+
+
 def verify(spec: CellSpec, log=print) -> bool:
     """Generate ``spec``'s kernels in a temporary directory and check them; True when all pass.
+
+    A compile error of the generated C is a failure; only a missing C compiler skips the C.
 
     NumPy float64 against the exact model (1e-12) and finite differences (1e-8); with a C
     compiler, the C in float64 against the exact model and float32 against float64 (1e-4).
@@ -93,24 +114,33 @@ def verify(spec: CellSpec, log=print) -> bool:
 
     if spec.name in CELLS and CELLS[spec.name] is not spec:
         log(f"note: {spec.name!r} is also a built-in cell name; checking the file's spec")
+    check(spec)
     rows = []
     with tempfile.TemporaryDirectory(prefix="lstm-sym-verify-") as tmp:
         directory = Path(tmp)
-        for artifact in [*cell_artifacts(spec), *runtime_artifacts(".")]:  # the C needs both
+        for artifact in cell_artifacts(spec) + runtime_artifacts("."):  # the C includes it
             (directory / artifact.path.rsplit("/", 1)[-1]).write_bytes(artifact.render())
         module = _import_kernel(spec, directory)
         start = time.perf_counter()
         rows.append(checks.check_exact(spec, module))
         rows.append(checks.check_finite_differences(spec, module=module))
-        try:
-            from . import native
+        from . import native
 
-            cell = native.NativeCell(
-                native.abi.read(directory, spec.name), native.build(spec.name, directory), module
-            )
-        except native.NativeBuildError as error:
-            log(f"C kernels not checked: {error}")
+        try:
+            native.find_compiler()
+        except native.NativeBuildError as error:  # only a missing compiler skips the C
+            log(f"C kernels not checked (skipped): {error}")
+            cell = None
         else:
+            try:
+                library = native.build(spec.name, directory)
+            except native.NativeBuildError as error:  # the generated C did not compile
+                log(f"generated C: FAILED to compile: {error}")
+                rows.append(compile_failure("generated C"))
+                cell = None
+            else:
+                cell = native.NativeCell(native.abi.read(directory, spec.name), library, module)
+        if cell is not None:
             rows.append(checks.check_exact(spec, cell, label="generated C, float64"))
             rows.append(checks.check_float32(spec, cell))
         seconds = time.perf_counter() - start

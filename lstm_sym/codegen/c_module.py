@@ -14,64 +14,16 @@ each block of a cell cites the label of its equation in ``derivations/<cell>.tex
 from __future__ import annotations
 
 import sympy as sp
-from sympy.printing.c import reserved_words as c_keywords
 
 from ..derive import Derivation, carry
 from ..plan import SIZE_NAMES, SIZES, H, KernelPlan, P, Stage, as_plan
-from ..spec import SpecError, gate_hidden, where_used
+from ..spec import SpecError, gate_hidden
 from . import c_api, latex_document
 from .c_printer import PRECISIONS, c_code
 from .templates import render
 
 #: Prefix of the hand-written runtime's functions (``lstm_sym/runtime``) the cells call.
 RUNTIME = "lstm_sym"
-
-#: Names the generated C uses for its own locals and helpers; spec symbols must not take them.
-RESERVED = (
-    frozenset(
-        """b k u t i j l units rows status gate_stride states saved pre event_part hidden_part
-    delta delta_event delta_hidden projection scratch work x e r d_output size_t NULL
-    projected_units unit d_unit d_projected projection_size projection_weights source source_part
-    d_source gathered""".split()
-    )
-    | frozenset(c_keywords)
-    | frozenset({"main", "restrict", "inline", "float", "double"})
-)
-
-
-def _unit_scope(spec) -> set[str]:
-    """Parameter names of the per-unit functions, where the spec's symbols become locals."""
-    names = set()
-    for s in spec.states:
-        names |= {f"{s.short}_prev", f"{s.short}_next", f"d_{s.short}"}
-    for p in spec.unit_parameters:
-        names |= {f"{p.name}_vector", f"d_{p.name}_vector"}
-    return names
-
-
-def _check_names(derivation: Derivation, api_names: set[str]) -> None:
-    """Spec symbols become C locals of the per-unit functions: no clash with their parameters,
-    the kernel's own names, C keywords, the cell's helper functions (``<cell>_...``) or the
-    runtime's (``lstm_sym_...``); nor may the cell's own prefix be the runtime's."""
-    spec = derivation.spec
-    if spec.name == RUNTIME or spec.name.startswith(RUNTIME + "_"):
-        raise SpecError(
-            f"cell {spec.name!r}: the name prefix {RUNTIME!r} belongs to the lstm_sym C runtime; "
-            "rename the cell"
-        )
-    symbols = {a.target for a in derivation.forward} | set(derivation.lowered.inputs)
-    symbols |= {a.target for a in derivation.backward.chain} | set(derivation.backward.carries)
-    for symbol in sorted(symbols, key=lambda s: s.name):
-        if (
-            symbol.name in RESERVED
-            or symbol.name in api_names
-            or symbol.name.startswith(spec.name + "_")
-            or symbol.name.startswith(RUNTIME + "_")
-        ):
-            raise SpecError(
-                f"cell {spec.name!r}, {where_used(spec, symbol.name)}: symbol {symbol.name!r} "
-                "is reserved by the generated C; rename it"
-            )
 
 
 def _linear_kernels(derivation: Derivation) -> dict[str, str]:
@@ -273,7 +225,6 @@ def context(kernel: KernelPlan, command: str) -> dict:
     derivation = kernel.derivation
     spec = derivation.spec
     api = c_api.functions(spec)
-    _check_names(derivation, _unit_scope(spec))
     prefix = spec.name
     gate_index = {g: k for k, g in enumerate(spec.gates)}
     forward_uses = set().union(*(s.reads() for s in kernel.forward_step if isinstance(s, Stage)))

@@ -27,6 +27,7 @@ from sympy.printing.latex import LatexPrinter
 from ..derive import Derivation, adjoint, carry, gate_pre
 from ..functions import sigmoid
 from ..spec import gate_event, gate_hidden
+from .escaping import one_line
 
 #: Conventional letters of common gate and value names; anything else prints as \mathrm{name}.
 CONVENTIONAL = {
@@ -49,11 +50,19 @@ def _wrap(tex: str) -> str:
     return f"[{tex}]" if "(" in tex else tex
 
 
+#: LaTeX's special characters in text mode and what prints each.
+_TEX_SPECIAL = {
+    **{char: "\\" + char for char in "&%$#_{}"},
+    "\\": r"\textbackslash{}",
+    "^": r"\textasciicircum{}",
+    "~": r"\textasciitilde{}",
+}
+
+
 def escape_text(text: str) -> str:
-    """Plain text for LaTeX, its special characters escaped (a title may say W_hn or 50%)."""
-    for char in "&%$#_{}":
-        text = text.replace(char, "\\" + char)
-    return text
+    """Plain text for LaTeX on one line, its special characters escaped (a title may say W_hn
+    or 50%; a spec's path may hold a backslash, ``^`` or ``~``)."""
+    return "".join(_TEX_SPECIAL.get(char, char) for char in one_line(text))
 
 
 def _text(name: str) -> str:

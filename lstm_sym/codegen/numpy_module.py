@@ -12,33 +12,9 @@ import sympy as sp
 
 from ..derive import Derivation, adjoint, carry
 from ..plan import SIZE_NAMES, H, KernelPlan, Stage, X, as_plan
-from ..spec import SpecError, gate_hidden, where_used
+from ..spec import SpecError, gate_hidden
 from .numpy_printer import numpy_code
 from .templates import render
-
-#: Names the generated module uses for its own locals; spec symbols must not take them.
-RESERVED = frozenset(
-    """np CELL GATES STATES Parameters Cache Gradients forward backward parameters events inputs
-    batched steps batch event_size hidden_size arrays dtype event_weights event_bias hidden_weights
-    hidden_bias hidden_weights_t saved t event_projection hidden_projection pre_activation cache
-    outputs lasts d_outputs delta_event delta_hidden hidden_inputs grads gate rows k event
-    hidden_state sequence_shape state_shape meaning value name projection_size projection_weights
-    projection_weights_t delta_projection projection_inputs size_name source_inputs
-    recurrent_columns recurrent_weights recurrent_weights_t grouped_weights grouped_weights_t
-    grad_recurrent_weights buffer values events_copy functools zipfile zlib os uuid""".split()
-)
-
-
-def _check_names(derivation: Derivation) -> None:
-    spec = derivation.spec
-    symbols = {a.target for a in derivation.forward} | set(derivation.lowered.inputs)
-    symbols |= {a.target for a in derivation.backward.chain} | set(derivation.backward.carries)
-    for symbol in sorted(symbols, key=lambda s: s.name):
-        if symbol.name in RESERVED or symbol.name.startswith(("grad_", "slice_", "grouped_")):
-            raise SpecError(
-                f"cell {spec.name!r}, {where_used(spec, symbol.name)}: symbol {symbol.name!r} is "
-                "reserved by the generated NumPy module; rename it"
-            )
 
 
 def _linear_code(
@@ -245,9 +221,14 @@ def _printed(stage: Stage, destinations: dict) -> tuple[list[dict], set]:
 def context(kernel: KernelPlan, command: str) -> dict:
     """Everything the template needs, as plain strings and lists, read off the plan."""
     derivation = kernel.derivation
-    _check_names(derivation)
     spec = kernel.spec
     backward_outputs = derivation.backward.outputs
+    for p in spec.unit_parameters:
+        if backward_outputs[p].is_number:  # no array to sum: the parameter changes nothing
+            raise SpecError(
+                f"cell {spec.name!r}: unit parameter {p.name!r} does not change the outputs "
+                f"(its gradient is identically {backward_outputs[p]}): remove it"
+            )
     gates = [{"name": g, "index": k, "slice": f"slice_{g}"} for k, g in enumerate(kernel.gates)]
     slices = {g["name"]: g["slice"] for g in gates}
     source = {

@@ -7,6 +7,8 @@ from functools import cache
 
 import jinja2
 
+from ..escaping import c_comment, py_comment, py_docstring, tex_comment
+
 
 def _fit(line: str, width: int = 100) -> str:
     """``line`` as it is when it fits in ``width`` characters, else wrapped at spaces with its
@@ -37,6 +39,11 @@ def _environment() -> jinja2.Environment:
     env.filters["add_default"] = lambda s: f"{s}=None"
     env.filters["pytuple"] = lambda items: repr(tuple(items))
     env.filters["fit"] = _fit
+    # A spec's free text where it reaches a comment or docstring (see codegen/escaping.py)
+    env.filters["c_comment"] = c_comment
+    env.filters["py_comment"] = py_comment
+    env.filters["py_docstring"] = py_docstring
+    env.filters["tex_comment"] = tex_comment
     return env
 
 
