@@ -19,8 +19,9 @@ from tests.hostile_files import archive_of, entries_of
 from tests.support import run_script
 
 #: A refused load may grow the process by at most this much (the loaders read headers only).
+#: Memory, not time, is what the test bounds (no timed assertion in the suite; the subprocess
+#: timeout only stops a hang).
 MAX_GROWTH_KB = 64 * 1024
-MAX_SECONDS = 5.0
 
 
 def load_in_process(kind, path, address_space_mb=None):
@@ -34,7 +35,6 @@ def load_in_process(kind, path, address_space_mb=None):
 def assert_refused_cheaply(report, fragment):
     assert report["error"] == "ValueError", report
     assert fragment in report["message"], report
-    assert report["seconds"] < MAX_SECONDS, report
     assert report["rss_peak_kb"] - report["rss_before_kb"] < MAX_GROWTH_KB, report
 
 
