@@ -991,13 +991,15 @@ def forward(parameters, events, h0=None, c0=None, i0=None, f0=None, o0=None):
         saved=saved,
         scratch=[event_projection],
     )
-    outputs = hidden_states[1:]
+    # The results are the caller's own arrays (as the C binding's are): writing into them changes
+    # nothing the cache keeps for backward.
+    outputs = hidden_states[1:].copy()
     lasts = (
-        hidden_states[steps],
-        cell_states[steps],
-        update_gate_states[steps],
-        forget_gate_states[steps],
-        output_gate_states[steps],
+        hidden_states[steps].copy(),
+        cell_states[steps].copy(),
+        update_gate_states[steps].copy(),
+        forget_gate_states[steps].copy(),
+        output_gate_states[steps].copy(),
     )
     if not batched:
         outputs = outputs[:, 0]

@@ -863,8 +863,10 @@ def forward(parameters, events, h0=None, c0=None):
         saved=saved,
         scratch=[event_projection],
     )
-    outputs = hidden_states[1:]
-    lasts = (hidden_states[steps], cell_states[steps])
+    # The results are the caller's own arrays (as the C binding's are): writing into them changes
+    # nothing the cache keeps for backward.
+    outputs = hidden_states[1:].copy()
+    lasts = (hidden_states[steps].copy(), cell_states[steps].copy())
     if not batched:
         outputs = outputs[:, 0]
         lasts = tuple(last[0] for last in lasts)

@@ -54,6 +54,27 @@ def test_changing_the_callers_arrays_after_forward_changes_no_gradient(name, dty
     assert_identical(gradients(module.backward(cache, d_outputs, **lasts)), expected)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", NAMES)
+def test_writing_into_the_returned_outputs_and_final_states_changes_no_gradient(
+    name, dtype, random_problem
+):
+    """The results are the caller's own arrays, as the C binding's are: not views of the state
+    sequences the cache keeps for backward."""
+    module = kernel(name)
+    problem = random_problem(module, 4, 3, 5, 6, seed=11, dtype=dtype, projection_size=None)
+    parameters, events, _, d_outputs, d_lasts = problem
+    lasts = {f"d_{s}_last": v for s, v in d_lasts.items()}
+    _, _, cache = module.forward(parameters, events)
+    expected = gradients(module.backward(cache, d_outputs, **lasts))
+
+    outputs, finals, cache = module.forward(parameters, events)
+    outputs[...] = 1e3
+    for value in finals if isinstance(finals, tuple) else (finals,):
+        value[...] = -7.0
+    assert_identical(gradients(module.backward(cache, d_outputs, **lasts)), expected)
+
+
 def saturating_problem(module, dtype, random_problem, sign_pattern):
     """A random problem whose every pre-activation is about +-1e4: the biases set to +-1e4."""
     problem = random_problem(module, 3, 2, 4, 5, seed=3, dtype=dtype, scale=0.1)

@@ -196,3 +196,24 @@ def test_parameters_of_another_cell_are_named_with_their_cell(cell):
         TypeError, match=r"parameters must be a lstm\.Parameters, got gru\.Parameters"
     ):
         cell.forward(gru.Parameters(3, 5), np.zeros((4, 3)))
+
+
+@pytest.mark.parametrize("module", [lstm, gru], ids=["lstm", "gru"])
+def test_writing_into_the_returned_outputs_and_final_states_changes_no_gradient(
+    module, random_problem
+):
+    """As in the NumPy modules: the results are the caller's own arrays, not the cache's."""
+    require_tool("gcc")
+    from lstm_sym import native
+
+    binding = native.load(module.CELL)
+    parameters, events, _, d_outputs, _ = random_problem(module, 4, 3, 5, 6, seed=11)
+    _, _, cache = binding.forward(parameters, events)
+    expected = _gradients(binding.backward(cache, d_outputs))
+    outputs, finals, cache = binding.forward(parameters, events)
+    outputs[...] = 1e3
+    for value in finals if isinstance(finals, tuple) else (finals,):
+        value[...] = -7.0
+    got = _gradients(binding.backward(cache, d_outputs))
+    for name, value in expected.items():
+        np.testing.assert_array_equal(got[name], value, err_msg=name, strict=True)
