@@ -92,31 +92,6 @@ static int lstm_sym_cblas_fits(size_t a, size_t b, size_t c, size_t d)
 #define HALF_FMADD _mm256_fmadd_pd
 #define CBLAS_GEMM LSTM_SYM_CBLAS(cblas_dgemm)
 #include "lstm_sym_runtime_real.inc"
-#undef REAL
-#undef ZERO
-#undef NAME
-#undef NR
-#undef PNR
-#undef PKC
-#undef BLOCK_ELEMENTS
-#undef LINE
-#undef VW
-#undef CHUNK
-#undef VEC
-#undef VEC_ZERO
-#undef VEC_SET1
-#undef VEC_LOAD
-#undef VEC_STORE
-#undef VEC_FMADD
-#undef VEC_ADD
-#undef HW
-#undef HALF
-#undef HALF_ZERO
-#undef HALF_SET1
-#undef HALF_LOAD
-#undef HALF_STORE
-#undef HALF_FMADD
-#undef CBLAS_GEMM
 
 /* ---- float ---- */
 #define REAL float
@@ -145,31 +120,6 @@ static int lstm_sym_cblas_fits(size_t a, size_t b, size_t c, size_t d)
 #define HALF_FMADD _mm256_fmadd_ps
 #define CBLAS_GEMM LSTM_SYM_CBLAS(cblas_sgemm)
 #include "lstm_sym_runtime_real.inc"
-#undef REAL
-#undef ZERO
-#undef NAME
-#undef NR
-#undef PNR
-#undef PKC
-#undef BLOCK_ELEMENTS
-#undef LINE
-#undef VW
-#undef CHUNK
-#undef VEC
-#undef VEC_ZERO
-#undef VEC_SET1
-#undef VEC_LOAD
-#undef VEC_STORE
-#undef VEC_FMADD
-#undef VEC_ADD
-#undef HW
-#undef HALF
-#undef HALF_ZERO
-#undef HALF_SET1
-#undef HALF_LOAD
-#undef HALF_STORE
-#undef HALF_FMADD
-#undef CBLAS_GEMM
 #undef MR
 #undef KC
 #undef MC
