@@ -182,13 +182,16 @@ def native_cell(natives, name):
 
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_c_with_lengths_equals_numpy_with_lengths(name, dtype, natives, random_problem):
+@pytest.mark.parametrize("padding", [np.nan, 1e3])
+def test_c_with_lengths_equals_numpy_with_lengths(name, dtype, padding, natives, random_problem):
+    """Padded events NaN (C reads the running rows' events only) or finite (C's products run
+    over every sample, the padded ones adding exact zeros): the same numbers either way."""
     cell = native_cell(natives, name)
     module = kernel(name)
     problem = random_problem(name, **SIZES, seed=8, dtype=dtype)
     padded = np.arange(SIZES["steps"])[:, None] >= LENGTHS
     events = problem.events.copy()
-    events[padded] = np.nan  # never read by either
+    events[padded] = padding  # changes nothing in either
     expected = _run(module, problem, lengths=LENGTHS)
     actual = _run(cell, problem, lengths=LENGTHS, events=events)
     rtol, atol = (1e-12, 1e-13) if dtype == np.float64 else (2e-4, 2e-5)
