@@ -8,10 +8,8 @@
  * and the OpenMP sharing are the lstm_sym C runtime (lstm_sym_runtime.h; compile
  * lstm_sym_runtime.c with this file). Labels in parentheses (eq:...) are the equations of
  * derivations/lstm_niaf.tex each block implements.
- * C99 and <math.h> (<string.h> for memcpy); no allocation, no globals, no static state.
+ * C99 and <math.h>; no allocation, no globals, no static state.
  */
-#include <string.h>
-
 #include "lstm_niaf.h"
 
 #include "lstm_sym_runtime.h"
@@ -159,14 +157,14 @@ static int lstm_niaf_padding_finite_f64(size_t steps, size_t batch, size_t event
     const int64_t *lengths, const double *events)
 {
     const uint64_t exponent = UINT64_C(0x7ff0000000000000);
-    uint64_t bits;
+    union { double value; uint64_t bits; } event_bits; /* C99 reads a union's bytes as any member */
     size_t b, t, i;
     for (b = 0; b < batch; ++b) {
         for (t = (size_t)lengths[b]; t < steps; ++t) {
             const double *const event = events + (t * batch + b) * event_size;
             for (i = 0; i < event_size; ++i) {
-                memcpy(&bits, event + i, sizeof bits);
-                if ((bits & exponent) == exponent) {
+                event_bits.value = event[i];
+                if ((event_bits.bits & exponent) == exponent) {
                     return 0;
                 }
             }
@@ -890,14 +888,14 @@ static int lstm_niaf_padding_finite_f32(size_t steps, size_t batch, size_t event
     const int64_t *lengths, const float *events)
 {
     const uint32_t exponent = UINT32_C(0x7f800000);
-    uint32_t bits;
+    union { float value; uint32_t bits; } event_bits; /* C99 reads a union's bytes as any member */
     size_t b, t, i;
     for (b = 0; b < batch; ++b) {
         for (t = (size_t)lengths[b]; t < steps; ++t) {
             const float *const event = events + (t * batch + b) * event_size;
             for (i = 0; i < event_size; ++i) {
-                memcpy(&bits, event + i, sizeof bits);
-                if ((bits & exponent) == exponent) {
+                event_bits.value = event[i];
+                if ((event_bits.bits & exponent) == exponent) {
                     return 0;
                 }
             }
