@@ -133,16 +133,16 @@ static int gru_cho_all_run(size_t batch, const int64_t *lengths, size_t t)
 static size_t gru_cho_next_run(size_t steps, size_t batch, const int64_t *lengths, size_t *start)
 {
     const size_t samples = steps * batch;
-    size_t s = *start, first;
-    while (s < samples && (uint64_t)lengths[s % batch] <= (uint64_t)(s / batch)) {
-        ++s;
+    size_t sample = *start, first;
+    while (sample < samples && (uint64_t)lengths[sample % batch] <= (uint64_t)(sample / batch)) {
+        ++sample;
     }
-    first = s;
-    while (s < samples && (uint64_t)lengths[s % batch] > (uint64_t)(s / batch)) {
-        ++s;
+    first = sample;
+    while (sample < samples && (uint64_t)lengths[sample % batch] > (uint64_t)(sample / batch)) {
+        ++sample;
     }
     *start = first;
-    return s - first;
+    return sample - first;
 }
 
 
@@ -574,15 +574,15 @@ int gru_cho_forward_f64(
             if (!gru_cho_all_run(batch, lengths, t)) {
                 /* Rows past their length keep their states; their saved values are zeros (read
                  * by backward's products, never by its per-unit steps) */
-                size_t row, j;
+                size_t row, slot;
                 for (row = 0; row < batch; ++row) {
                     if ((uint64_t)lengths[row] > (uint64_t)t) {
                         continue;
                     }
                     lstm_sym_copy_f64(hidden_size, h_states + t * units + row * hidden_size,
                         h_states + (t + 1u) * units + row * hidden_size);
-                    for (j = 0; j < GRU_CHO_SAVED; ++j) {
-                        lstm_sym_fill_f64(hidden_size, 0.0, saved + (t * GRU_CHO_SAVED + j) * units + row * hidden_size);
+                    for (slot = 0; slot < GRU_CHO_SAVED; ++slot) {
+                        lstm_sym_fill_f64(hidden_size, 0.0, saved + (t * GRU_CHO_SAVED + slot) * units + row * hidden_size);
                     }
                 }
             }
@@ -760,10 +760,10 @@ int gru_cho_backward_f64(
             lstm_sym_product_nn_f64(rows, event_size, steps * batch, delta_event, 1u, rows, events, d_event_weights, pack, panel);
         } else {
             /* A padded event is not finite (0 * inf is NaN): the running rows' events only */
-            size_t s = 0u, n;
-            for (; (n = gru_cho_next_run(steps, batch, lengths, &s)) != 0u; s += n) {
-                lstm_sym_product_nn_f64(rows, event_size, n, delta_event + s * rows, 1u, rows, events + s * event_size,
-                    d_event_weights, pack, panel);
+            size_t sample = 0u, run;
+            for (; (run = gru_cho_next_run(steps, batch, lengths, &sample)) != 0u; sample += run) {
+                lstm_sym_product_nn_f64(rows, event_size, run, delta_event + sample * rows, 1u, rows,
+                    events + sample * event_size, d_event_weights, pack, panel);
             }
         }
         lstm_sym_column_sums_f64(steps * batch, rows, delta_event, d_event_bias);
@@ -1358,15 +1358,15 @@ int gru_cho_forward_f32(
             if (!gru_cho_all_run(batch, lengths, t)) {
                 /* Rows past their length keep their states; their saved values are zeros (read
                  * by backward's products, never by its per-unit steps) */
-                size_t row, j;
+                size_t row, slot;
                 for (row = 0; row < batch; ++row) {
                     if ((uint64_t)lengths[row] > (uint64_t)t) {
                         continue;
                     }
                     lstm_sym_copy_f32(hidden_size, h_states + t * units + row * hidden_size,
                         h_states + (t + 1u) * units + row * hidden_size);
-                    for (j = 0; j < GRU_CHO_SAVED; ++j) {
-                        lstm_sym_fill_f32(hidden_size, 0.0F, saved + (t * GRU_CHO_SAVED + j) * units + row * hidden_size);
+                    for (slot = 0; slot < GRU_CHO_SAVED; ++slot) {
+                        lstm_sym_fill_f32(hidden_size, 0.0F, saved + (t * GRU_CHO_SAVED + slot) * units + row * hidden_size);
                     }
                 }
             }
@@ -1544,10 +1544,10 @@ int gru_cho_backward_f32(
             lstm_sym_product_nn_f32(rows, event_size, steps * batch, delta_event, 1u, rows, events, d_event_weights, pack, panel);
         } else {
             /* A padded event is not finite (0 * inf is NaN): the running rows' events only */
-            size_t s = 0u, n;
-            for (; (n = gru_cho_next_run(steps, batch, lengths, &s)) != 0u; s += n) {
-                lstm_sym_product_nn_f32(rows, event_size, n, delta_event + s * rows, 1u, rows, events + s * event_size,
-                    d_event_weights, pack, panel);
+            size_t sample = 0u, run;
+            for (; (run = gru_cho_next_run(steps, batch, lengths, &sample)) != 0u; sample += run) {
+                lstm_sym_product_nn_f32(rows, event_size, run, delta_event + sample * rows, 1u, rows,
+                    events + sample * event_size, d_event_weights, pack, panel);
             }
         }
         lstm_sym_column_sums_f32(steps * batch, rows, delta_event, d_event_bias);

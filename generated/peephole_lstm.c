@@ -133,16 +133,16 @@ static int peephole_lstm_all_run(size_t batch, const int64_t *lengths, size_t t)
 static size_t peephole_lstm_next_run(size_t steps, size_t batch, const int64_t *lengths, size_t *start)
 {
     const size_t samples = steps * batch;
-    size_t s = *start, first;
-    while (s < samples && (uint64_t)lengths[s % batch] <= (uint64_t)(s / batch)) {
-        ++s;
+    size_t sample = *start, first;
+    while (sample < samples && (uint64_t)lengths[sample % batch] <= (uint64_t)(sample / batch)) {
+        ++sample;
     }
-    first = s;
-    while (s < samples && (uint64_t)lengths[s % batch] > (uint64_t)(s / batch)) {
-        ++s;
+    first = sample;
+    while (sample < samples && (uint64_t)lengths[sample % batch] > (uint64_t)(sample / batch)) {
+        ++sample;
     }
     *start = first;
-    return s - first;
+    return sample - first;
 }
 
 
@@ -550,7 +550,7 @@ int peephole_lstm_forward_f64(
             if (!peephole_lstm_all_run(batch, lengths, t)) {
                 /* Rows past their length keep their states; their saved values are zeros (read
                  * by backward's products, never by its per-unit steps) */
-                size_t row, j;
+                size_t row, slot;
                 for (row = 0; row < batch; ++row) {
                     if ((uint64_t)lengths[row] > (uint64_t)t) {
                         continue;
@@ -559,8 +559,8 @@ int peephole_lstm_forward_f64(
                         h_states + (t + 1u) * units + row * hidden_size);
                     lstm_sym_copy_f64(hidden_size, c_states + t * units + row * hidden_size,
                         c_states + (t + 1u) * units + row * hidden_size);
-                    for (j = 0; j < PEEPHOLE_LSTM_SAVED; ++j) {
-                        lstm_sym_fill_f64(hidden_size, 0.0, saved + (t * PEEPHOLE_LSTM_SAVED + j) * units + row * hidden_size);
+                    for (slot = 0; slot < PEEPHOLE_LSTM_SAVED; ++slot) {
+                        lstm_sym_fill_f64(hidden_size, 0.0, saved + (t * PEEPHOLE_LSTM_SAVED + slot) * units + row * hidden_size);
                     }
                 }
             }
@@ -732,10 +732,10 @@ int peephole_lstm_backward_f64(
         } else {
             /* A padded event is not finite (0 * inf is NaN): dW_event from the running rows'
              * events only, dW_hidden and db over all (the padded rows' deltas are zero) */
-            size_t s = 0u, n;
-            for (; (n = peephole_lstm_next_run(steps, batch, lengths, &s)) != 0u; s += n) {
-                lstm_sym_product_nn_f64(rows, event_size, n, delta_event + s * rows, 1u, rows, events + s * event_size,
-                    d_event_weights, pack, panel);
+            size_t sample = 0u, run;
+            for (; (run = peephole_lstm_next_run(steps, batch, lengths, &sample)) != 0u; sample += run) {
+                lstm_sym_product_nn_f64(rows, event_size, run, delta_event + sample * rows, 1u, rows,
+                    events + sample * event_size, d_event_weights, pack, panel);
             }
             lstm_sym_product_nn_f64(rows, hidden_size, steps * batch, delta_hidden, 1u, rows, h_states, d_hidden_weights, pack, panel);
             lstm_sym_column_sums_f64(steps * batch, rows, delta_event, d_event_bias);
@@ -1285,7 +1285,7 @@ int peephole_lstm_forward_f32(
             if (!peephole_lstm_all_run(batch, lengths, t)) {
                 /* Rows past their length keep their states; their saved values are zeros (read
                  * by backward's products, never by its per-unit steps) */
-                size_t row, j;
+                size_t row, slot;
                 for (row = 0; row < batch; ++row) {
                     if ((uint64_t)lengths[row] > (uint64_t)t) {
                         continue;
@@ -1294,8 +1294,8 @@ int peephole_lstm_forward_f32(
                         h_states + (t + 1u) * units + row * hidden_size);
                     lstm_sym_copy_f32(hidden_size, c_states + t * units + row * hidden_size,
                         c_states + (t + 1u) * units + row * hidden_size);
-                    for (j = 0; j < PEEPHOLE_LSTM_SAVED; ++j) {
-                        lstm_sym_fill_f32(hidden_size, 0.0F, saved + (t * PEEPHOLE_LSTM_SAVED + j) * units + row * hidden_size);
+                    for (slot = 0; slot < PEEPHOLE_LSTM_SAVED; ++slot) {
+                        lstm_sym_fill_f32(hidden_size, 0.0F, saved + (t * PEEPHOLE_LSTM_SAVED + slot) * units + row * hidden_size);
                     }
                 }
             }
@@ -1467,10 +1467,10 @@ int peephole_lstm_backward_f32(
         } else {
             /* A padded event is not finite (0 * inf is NaN): dW_event from the running rows'
              * events only, dW_hidden and db over all (the padded rows' deltas are zero) */
-            size_t s = 0u, n;
-            for (; (n = peephole_lstm_next_run(steps, batch, lengths, &s)) != 0u; s += n) {
-                lstm_sym_product_nn_f32(rows, event_size, n, delta_event + s * rows, 1u, rows, events + s * event_size,
-                    d_event_weights, pack, panel);
+            size_t sample = 0u, run;
+            for (; (run = peephole_lstm_next_run(steps, batch, lengths, &sample)) != 0u; sample += run) {
+                lstm_sym_product_nn_f32(rows, event_size, run, delta_event + sample * rows, 1u, rows,
+                    events + sample * event_size, d_event_weights, pack, panel);
             }
             lstm_sym_product_nn_f32(rows, hidden_size, steps * batch, delta_hidden, 1u, rows, h_states, d_hidden_weights, pack, panel);
             lstm_sym_column_sums_f32(steps * batch, rows, delta_event, d_event_bias);

@@ -34,6 +34,7 @@ from .workspace import Workspace
 SUFFIX = {np.dtype(np.float64): "f64", np.dtype(np.float32): "f32"}
 #: The dtype objects of SUFFIX by any equal dtype: identity compares them cheaply.
 _CANONICAL = {dtype: dtype for dtype in SUFFIX}
+_INT64 = np.dtype(np.int64)
 _shape_and_dtype = operator.attrgetter("shape", "dtype")
 
 
@@ -246,7 +247,12 @@ class NativeCell:
         addresses = {
             name: known[name]
             if name in known
-            else pointer(arguments.get(name), name, dtype, shapes.get(name, ()))
+            else pointer(
+                arguments.get(name),
+                name,
+                _INT64 if name == "lengths" else dtype,  # the one integer array
+                shapes.get(name, ()),
+            )
             for name, size in args
             if not size
         }

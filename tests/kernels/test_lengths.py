@@ -292,3 +292,48 @@ def test_padded_batches_match_pytorch_packed_sequences_in_outputs_states_and_eve
     assert set(ref_grads) == set(kernel(name).Gradients.NAMES)
     for n, ref in ref_grads.items():
         close(getattr(grads, n), ref, f"d {n}")
+
+
+def test_the_native_cache_keeps_its_own_copy_of_the_lengths(natives, random_problem):
+    """Changing the caller's lengths after the binding's forward changes no gradient."""
+    cell = native_cell(natives, "lstm")
+    problem = random_problem("lstm", **SIZES, seed=9)
+    lengths = LENGTHS.copy()
+    _, _, cache = cell.forward(
+        problem.parameters, problem.events, **problem.initial, lengths=lengths
+    )
+    lengths[:] = SIZES["steps"]
+    grads = cell.backward(cache, problem.d_outputs, **problem.lasts)
+    np.testing.assert_array_equal(cache.lengths, LENGTHS)
+    expected = _run(kernel("lstm"), problem, lengths=LENGTHS)[2]
+    for n in kernel("lstm").Gradients.NAMES:
+        np.testing.assert_allclose(getattr(grads, n), getattr(expected, n), rtol=1e-12, atol=1e-13)
+
+
+def test_the_generic_c_call_passes_lengths_as_int64(natives, random_problem):
+    """``NativeCell.call`` takes the lengths by name (an int64 array) like any pointer."""
+    cell = native_cell(natives, "gru")
+    problem = random_problem("gru", **SIZES, seed=10)
+    outputs, last, _ = cell.forward(problem.parameters, problem.events, lengths=LENGTHS)
+    steps, batch, event_size, hidden = (SIZES[k] for k in SIZES)
+    stacked = dict(
+        zip(
+            ("event_weights", "event_bias", "hidden_weights", "hidden_bias"),
+            (np.ascontiguousarray(a) for a in problem.parameters.stacked(np.float64)),
+            strict=True,
+        )
+    )
+    size = cell._cache_size(steps, batch, hidden)
+    arrays = {
+        **stacked,
+        "events": np.ascontiguousarray(problem.events),
+        "lengths": LENGTHS.astype(np.int64),
+        "outputs": np.empty((steps, batch, hidden)),
+        "h_last": np.empty((batch, hidden)),
+        "cache": np.empty(size),
+    }
+    sizes = {"steps": steps, "batch": batch, "event_size": event_size, "hidden_size": hidden}
+    shapes = {name: a.shape for name, a in arrays.items()}
+    cell.call("forward", np.float64, {**sizes, **arrays}, shapes)
+    np.testing.assert_array_equal(arrays["outputs"], outputs)
+    np.testing.assert_array_equal(arrays["h_last"], last)
