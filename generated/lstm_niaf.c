@@ -544,8 +544,8 @@ int lstm_niaf_forward_f64(
                 }
             }
             if (!lstm_niaf_all_run(batch, lengths, t)) {
-                /* Rows past their length keep their states; their saved values are zeros (read
-                 * by backward's products, never by its per-unit steps) */
+                /* Rows past their length keep their states; their saved values are zeros
+                 * (read by backward's products, never by its per-unit steps) */
                 size_t row, slot;
                 for (row = 0; row < batch; ++row) {
                     if ((uint64_t)lengths[row] > (uint64_t)t) {
@@ -1275,8 +1275,8 @@ int lstm_niaf_forward_f32(
                 }
             }
             if (!lstm_niaf_all_run(batch, lengths, t)) {
-                /* Rows past their length keep their states; their saved values are zeros (read
-                 * by backward's products, never by its per-unit steps) */
+                /* Rows past their length keep their states; their saved values are zeros
+                 * (read by backward's products, never by its per-unit steps) */
                 size_t row, slot;
                 for (row = 0; row < batch; ++row) {
                     if ((uint64_t)lengths[row] > (uint64_t)t) {

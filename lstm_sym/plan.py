@@ -262,8 +262,10 @@ class Masking:
     ignored: tuple[str, ...]
     zero_deltas: tuple[str, ...]
     passed: tuple[str, ...]
-    #: The label of the masked update's equation in the derivation document (C blocks cite it).
+    #: The labels of the masked update's equations in the derivation document (the C blocks
+    #: cite them once the document has them): forward's kept states, backward's passed adjoints.
     label: str = "eq:masked-state"
+    adjoint_label: str = "eq:masked-adjoint"
 
 
 @dataclass(frozen=True)

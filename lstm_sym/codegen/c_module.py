@@ -393,6 +393,7 @@ def context(kernel: KernelPlan, command: str) -> dict:
         "cites": {
             # The masked update of variable-length batches (empty until the document has it)
             "masked": _cite(labels, kernel.masking.label),
+            "masked_adjoint": _cite(labels, kernel.masking.adjoint_label),
             "projections": ", ".join(
                 label
                 for g in derivation.gate_inputs
