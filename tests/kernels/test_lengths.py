@@ -184,16 +184,18 @@ def native_cell(natives, name):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("padding", [np.nan, 1e3])
 def test_c_with_lengths_equals_numpy_with_lengths(name, dtype, padding, natives, random_problem):
-    """Padded events NaN (C reads the running rows' events only) or finite (C's products run
-    over every sample, the padded ones adding exact zeros): the same numbers either way."""
+    """Padded events and d_outputs NaN (C reads the running rows' events only) or finite (C's
+    products run over every sample, the padded ones adding exact zeros): the same numbers."""
     cell = native_cell(natives, name)
     module = kernel(name)
     problem = random_problem(name, **SIZES, seed=8, dtype=dtype)
     padded = np.arange(SIZES["steps"])[:, None] >= LENGTHS
     events = problem.events.copy()
     events[padded] = padding  # changes nothing in either
+    d_outputs = problem.d_outputs.copy()
+    d_outputs[padded] = padding  # neither
     expected = _run(module, problem, lengths=LENGTHS)
-    actual = _run(cell, problem, lengths=LENGTHS, events=events)
+    actual = _run(cell, problem, lengths=LENGTHS, events=events, d_outputs=d_outputs)
     rtol, atol = (1e-12, 1e-13) if dtype == np.float64 else (2e-4, 2e-5)
     _close(actual[0], expected[0], "outputs", rtol, atol)
     assert np.all(actual[0][padded] == 0)
