@@ -139,8 +139,9 @@ class ExactModel:
 
 def _checked_lengths(lengths, steps: int, batch: int) -> list[int]:
     """``lengths`` as a list of ``batch`` Python ints in 1..steps, else a ValueError."""
-    values = [int(v) for v in np.asarray(lengths).reshape(-1)]
-    if np.shape(lengths) != (batch,) or not all(1 <= v <= steps for v in values):
+    array = np.asarray(lengths)
+    values = [int(v) for v in array.reshape(-1)] if array.dtype.kind in "iu" else []
+    if array.shape != (batch,) or len(values) != batch or not all(1 <= v <= steps for v in values):
         raise ValueError(
             f"lengths must hold {batch} integers in 1..{steps} (batch,), got {lengths!r}"
         )
