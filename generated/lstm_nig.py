@@ -846,8 +846,8 @@ def forward(parameters, events, h0=None, c0=None, lengths=None):
     events_copy = buffer[values:].reshape(steps, batch, event_size)
     events_copy[...] = inputs  # in dtype
     inputs = events_copy
-    if lengths is None:
-        finished = padded = None
+    if lengths is None or lengths.min() == steps:
+        finished = padded = None  # every row runs every step: the unmasked computation
     else:
         # Variable lengths (the plan's masking): per step, the rows past their length; the
         # copy holds zeros at their events, which are never read.

@@ -8,8 +8,10 @@
  * and the OpenMP sharing are the lstm_sym C runtime (lstm_sym_runtime.h; compile
  * lstm_sym_runtime.c with this file). Labels in parentheses (eq:...) are the equations of
  * derivations/lstmp.tex each block implements.
- * C99 and <math.h>; no allocation, no globals, no static state.
+ * C99 and <math.h> (<string.h> for memcpy); no allocation, no globals, no static state.
  */
+#include <string.h>
+
 #include "lstmp.h"
 
 #include "lstm_sym_runtime.h"
@@ -137,7 +139,8 @@ static int lstmp_all_run(size_t batch, const int64_t *lengths, size_t t)
 
 /* The next run of consecutive samples s = t * batch + b, from *start on, of rows still running
  * their step (t < lengths[b]): its first sample in *start and its length (0: none left). The
- * products over all steps read the events of these runs only. */
+ * event weights' gradient reads the events of these runs only when a padded event is not
+ * finite. */
 static size_t lstmp_next_run(size_t steps, size_t batch, const int64_t *lengths, size_t *start)
 {
     const size_t samples = steps * batch;
@@ -157,6 +160,29 @@ static size_t lstmp_next_run(size_t steps, size_t batch, const int64_t *lengths,
 /* ==========================================================================================
  * double (f64)
  * ========================================================================================== */
+
+/* 1 when every event at a padded step (t >= lengths[b]) is finite, tested on its bits (whatever
+ * the floating-point flags), else 0: a product over all samples may then read them, their deltas
+ * being zero. */
+static int lstmp_padding_finite_f64(size_t steps, size_t batch, size_t event_size,
+    const int64_t *lengths, const double *events)
+{
+    const uint64_t exponent = UINT64_C(0x7ff0000000000000);
+    uint64_t bits;
+    size_t b, t, i;
+    for (b = 0; b < batch; ++b) {
+        for (t = (size_t)lengths[b]; t < steps; ++t) {
+            const double *const event = events + (t * batch + b) * event_size;
+            for (i = 0; i < event_size; ++i) {
+                memcpy(&bits, event + i, sizeof bits);
+                if ((bits & exponent) == exponent) {
+                    return 0;
+                }
+            }
+        }
+    }
+    return 1;
+}
 
 /* The per-unit equations of one step, for all batch x hidden_size units.
  * pre: (batch, G * H) gate pre-activations, event part + hidden part.
@@ -422,16 +448,9 @@ int lstmp_forward_f64(
          * biases (the hidden projections below add to them): Z_event = X W_event^T + b_event + b_hidden
          * (eq:projection-update-pre, eq:projection-forget-pre, eq:projection-candidate-pre, eq:projection-output-pre) */
         lstm_sym_broadcast_f64(steps * batch, rows, event_bias, hidden_bias, projection);
-        if (lengths == NULL) {
-            lstm_sym_product_nt_f64(steps * batch, rows, event_size, events, event_weights, projection, pack, panel);
-        } else {
-            /* Variable lengths: the events of running rows only (padded events are never read) */
-            size_t s = 0u, n;
-            for (; (n = lstmp_next_run(steps, batch, lengths, &s)) != 0u; s += n) {
-                lstm_sym_product_nt_f64(n, rows, event_size, events + s * event_size, event_weights,
-                    projection + s * rows, pack, panel);
-            }
-        }
+        /* (with lengths, the projections at padded steps are never read: no per-unit stage runs
+         * there) */
+        lstm_sym_product_nt_f64(steps * batch, rows, event_size, events, event_weights, projection, pack, panel);
         for (t = 0; t < steps; ++t) {
             double *const pre = projection + t * batch * rows;
             /* Hidden projections of every gate (one matrix product), added to Z_event (which
@@ -719,13 +738,14 @@ int lstmp_backward_f64(
         lstm_sym_fill_f64(rows * event_size, 0.0, d_event_weights);
         lstm_sym_fill_f64(rows, 0.0, d_event_bias);
         lstm_sym_fill_f64(rows * projection_size, 0.0, d_hidden_weights);
-        if (lengths == NULL) {
-            /* all three at once: Delta_hidden is Delta_event */
+        if (lengths == NULL || lstmp_padding_finite_f64(steps, batch, event_size, lengths, events)) {
+            /* all three at once: Delta_hidden is Delta_event (with lengths: the padded rows'
+             * deltas are zero and their events finite, so they add exact zeros) */
             lstm_sym_product_shared_f64(rows, steps * batch, delta_event, events, event_size, d_event_weights,
                 h_states, projection_size, d_hidden_weights, d_event_bias, pack, panel);
         } else {
-            /* Variable lengths: dW_event from the running rows' events only (padded events are
-             * never read; their deltas are zero), dW_hidden and db over all */
+            /* A padded event is not finite (0 * inf is NaN): dW_event from the running rows'
+             * events only, dW_hidden and db over all (the padded rows' deltas are zero) */
             size_t s = 0u, n;
             for (; (n = lstmp_next_run(steps, batch, lengths, &s)) != 0u; s += n) {
                 lstm_sym_product_nn_f64(rows, event_size, n, delta_event + s * rows, 1u, rows, events + s * event_size,
@@ -881,6 +901,29 @@ int lstmp_step_backward_f64(
 /* ==========================================================================================
  * float (f32)
  * ========================================================================================== */
+
+/* 1 when every event at a padded step (t >= lengths[b]) is finite, tested on its bits (whatever
+ * the floating-point flags), else 0: a product over all samples may then read them, their deltas
+ * being zero. */
+static int lstmp_padding_finite_f32(size_t steps, size_t batch, size_t event_size,
+    const int64_t *lengths, const float *events)
+{
+    const uint32_t exponent = UINT32_C(0x7f800000);
+    uint32_t bits;
+    size_t b, t, i;
+    for (b = 0; b < batch; ++b) {
+        for (t = (size_t)lengths[b]; t < steps; ++t) {
+            const float *const event = events + (t * batch + b) * event_size;
+            for (i = 0; i < event_size; ++i) {
+                memcpy(&bits, event + i, sizeof bits);
+                if ((bits & exponent) == exponent) {
+                    return 0;
+                }
+            }
+        }
+    }
+    return 1;
+}
 
 /* The per-unit equations of one step, for all batch x hidden_size units.
  * pre: (batch, G * H) gate pre-activations, event part + hidden part.
@@ -1146,16 +1189,9 @@ int lstmp_forward_f32(
          * biases (the hidden projections below add to them): Z_event = X W_event^T + b_event + b_hidden
          * (eq:projection-update-pre, eq:projection-forget-pre, eq:projection-candidate-pre, eq:projection-output-pre) */
         lstm_sym_broadcast_f32(steps * batch, rows, event_bias, hidden_bias, projection);
-        if (lengths == NULL) {
-            lstm_sym_product_nt_f32(steps * batch, rows, event_size, events, event_weights, projection, pack, panel);
-        } else {
-            /* Variable lengths: the events of running rows only (padded events are never read) */
-            size_t s = 0u, n;
-            for (; (n = lstmp_next_run(steps, batch, lengths, &s)) != 0u; s += n) {
-                lstm_sym_product_nt_f32(n, rows, event_size, events + s * event_size, event_weights,
-                    projection + s * rows, pack, panel);
-            }
-        }
+        /* (with lengths, the projections at padded steps are never read: no per-unit stage runs
+         * there) */
+        lstm_sym_product_nt_f32(steps * batch, rows, event_size, events, event_weights, projection, pack, panel);
         for (t = 0; t < steps; ++t) {
             float *const pre = projection + t * batch * rows;
             /* Hidden projections of every gate (one matrix product), added to Z_event (which
@@ -1443,13 +1479,14 @@ int lstmp_backward_f32(
         lstm_sym_fill_f32(rows * event_size, 0.0F, d_event_weights);
         lstm_sym_fill_f32(rows, 0.0F, d_event_bias);
         lstm_sym_fill_f32(rows * projection_size, 0.0F, d_hidden_weights);
-        if (lengths == NULL) {
-            /* all three at once: Delta_hidden is Delta_event */
+        if (lengths == NULL || lstmp_padding_finite_f32(steps, batch, event_size, lengths, events)) {
+            /* all three at once: Delta_hidden is Delta_event (with lengths: the padded rows'
+             * deltas are zero and their events finite, so they add exact zeros) */
             lstm_sym_product_shared_f32(rows, steps * batch, delta_event, events, event_size, d_event_weights,
                 h_states, projection_size, d_hidden_weights, d_event_bias, pack, panel);
         } else {
-            /* Variable lengths: dW_event from the running rows' events only (padded events are
-             * never read; their deltas are zero), dW_hidden and db over all */
+            /* A padded event is not finite (0 * inf is NaN): dW_event from the running rows'
+             * events only, dW_hidden and db over all (the padded rows' deltas are zero) */
             size_t s = 0u, n;
             for (; (n = lstmp_next_run(steps, batch, lengths, &s)) != 0u; s += n) {
                 lstm_sym_product_nn_f32(rows, event_size, n, delta_event + s * rows, 1u, rows, events + s * event_size,

@@ -74,14 +74,16 @@ int main(void)
         d_outputs[i] = 1.0;
     }
 
-    status = lstm_forward_f64(STEPS, BATCH, EVENT_SIZE, HIDDEN_SIZE, events, h0, c0, event_weights,
-                              event_bias, hidden_weights, hidden_bias, outputs, h_last, c_last, cache);
+    /* NULL lengths: every batch row runs all STEPS steps. */
+    status = lstm_forward_f64(STEPS, BATCH, EVENT_SIZE, HIDDEN_SIZE, events, NULL, h0, c0,
+                              event_weights, event_bias, hidden_weights, hidden_bias, outputs,
+                              h_last, c_last, cache);
     if (status != LSTM_OK) {
         fprintf(stderr, "lstm_forward_f64: %s\n", lstm_error_string(status));
         return 1;
     }
     /* NULL for d_h_last and d_c_last: the loss does not depend on the final states directly. */
-    status = lstm_backward_f64(STEPS, BATCH, EVENT_SIZE, HIDDEN_SIZE, events, event_weights,
+    status = lstm_backward_f64(STEPS, BATCH, EVENT_SIZE, HIDDEN_SIZE, events, NULL, event_weights,
                                hidden_weights, cache, d_outputs, NULL, NULL, d_event_weights,
                                d_event_bias, d_hidden_weights, d_hidden_bias, d_events, d_h0, d_c0);
     if (status != LSTM_OK) {

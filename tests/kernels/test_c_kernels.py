@@ -350,7 +350,7 @@ def test_errors_write_nothing(native, random_problem):
         np.full(size, 7.0),
     )
     forward = native.library.lstm_forward_f64
-    good = [events, None, None, ew, eb, hw, hb, outputs, h_last, c_last, cache]
+    good = [events, None, None, None, ew, eb, hw, hb, outputs, h_last, c_last, cache]
 
     def call(sizes, arrays):
         return forward(*sizes, *map(_pointer, arrays))
@@ -358,16 +358,21 @@ def test_errors_write_nothing(native, random_problem):
     assert call((0, batch, event_size, hidden), good) == 1
     assert call((steps, batch, 0, hidden), good) == 1
     assert call((steps, batch, event_size, 2**62), good) == 1  # overflowing sizes
-    for k in (0, 3, 4, 5, 6, 7, 8, 9, 10):  # every required pointer
+    for k in (0, 4, 5, 6, 7, 8, 9, 10, 11):  # every required pointer (lengths, h0, c0 may be NULL)
         arrays = list(good)
         arrays[k] = None
         assert call((steps, batch, event_size, hidden), arrays) == 2, k
+    for bad in ([0], [-1], [steps + 1]):  # a length below 1 or above steps
+        arrays = list(good)
+        arrays[1] = np.array(bad, dtype=np.int64)
+        assert call((steps, batch, event_size, hidden), arrays) == 3, bad
     for array in (outputs, h_last, c_last, cache):
         assert np.all(array == 7.0)
     assert call((steps, batch, event_size, hidden), good) == 0
     assert not np.all(outputs == 7.0)
     native.library.lstm_error_string.restype = ctypes.c_char_p
     assert b"NULL" in native.library.lstm_error_string(2)
+    assert b"lengths" in native.library.lstm_error_string(3)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from lstm_sym.cells import CELLS
-from tests.conftest import require_tool
+from tests.conftest import require_module, require_tool
 
 NAMES = list(CELLS)
 SIZES = {"steps": 6, "batch": 4, "event_size": 3, "hidden_size": 5}
@@ -182,13 +182,16 @@ def native_cell(natives, name):
 
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_c_with_lengths_equals_numpy_with_lengths(name, dtype, natives, random_problem):
+@pytest.mark.parametrize("padding", [np.nan, 1e3])
+def test_c_with_lengths_equals_numpy_with_lengths(name, dtype, padding, natives, random_problem):
+    """Padded events NaN (C reads the running rows' events only) or finite (C's products run
+    over every sample, the padded ones adding exact zeros): the same numbers either way."""
     cell = native_cell(natives, name)
     module = kernel(name)
     problem = random_problem(name, **SIZES, seed=8, dtype=dtype)
     padded = np.arange(SIZES["steps"])[:, None] >= LENGTHS
     events = problem.events.copy()
-    events[padded] = np.nan  # never read by either
+    events[padded] = padding  # changes nothing in either
     expected = _run(module, problem, lengths=LENGTHS)
     actual = _run(cell, problem, lengths=LENGTHS, events=events)
     rtol, atol = (1e-12, 1e-13) if dtype == np.float64 else (2e-4, 2e-5)
@@ -199,3 +202,93 @@ def test_c_with_lengths_equals_numpy_with_lengths(name, dtype, natives, random_p
     for n in module.Gradients.NAMES:
         _close(getattr(actual[2], n), getattr(expected[2], n), f"d {n}", rtol, atol)
     assert np.all(actual[2].events[padded] == 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# PyTorch's packed sequences
+# ---------------------------------------------------------------------------------------------
+
+#: Cells with a PyTorch layer computing them: (the layer, its options from the problem's sizes).
+TORCH_LAYERS = {"lstm": "LSTM", "gru": "GRU", "lstmp": "LSTM"}
+
+
+def _torch_packed(name, problem, lengths):
+    """``nn.LSTM`` / ``nn.GRU`` / ``nn.LSTM(proj_size=P)`` in float64 with the problem's
+    parameters (stacked in the cell's gate order, PyTorch's), run on
+    ``pack_padded_sequence(events, lengths, enforce_sorted=False)``: outputs padded back to T,
+    final states, and every gradient of the problem's linear functional."""
+    torch = require_module("torch")
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    parameters = problem.parameters
+    steps, _, event_size = problem.events.shape
+    hidden = parameters.hidden_size
+    projection = getattr(parameters, "projection_size", None)
+    options = {} if projection is None else {"proj_size": projection}
+    module = getattr(torch.nn, TORCH_LAYERS[name])(
+        event_size, hidden, dtype=torch.float64, **options
+    )
+    gates = kernel(name).GATES
+    recurrent = hidden if projection is None else projection
+    stacked = {
+        f"{torch_name}_l0": np.concatenate(
+            [np.broadcast_to(getattr(parameters, f"{side}_{g}_{part}"), shape) for g in gates]
+        )
+        for torch_name, side, part, shape in (
+            ("weight_ih", "event", "weights", (hidden, event_size)),
+            ("weight_hh", "hidden", "weights", (hidden, recurrent)),
+            ("bias_ih", "event", "bias", (hidden,)),
+            ("bias_hh", "hidden", "bias", (hidden,)),
+        )
+    }
+    if projection is not None:
+        stacked["weight_hr_l0"] = np.asarray(parameters.projection_weights)
+    with torch.no_grad():
+        for key, value in stacked.items():
+            getattr(module, key).copy_(torch.from_numpy(np.ascontiguousarray(value)))
+    x = torch.tensor(problem.events, requires_grad=True)
+    states = {s: torch.tensor(v[None], requires_grad=True) for s, v in problem.states.items()}
+    packed = pack_padded_sequence(x, torch.tensor(lengths), enforce_sorted=False)
+    out, finals = module(packed, tuple(states.values()) if len(states) > 1 else states["h"])
+    out, _ = pad_packed_sequence(out, total_length=steps)
+    finals = finals if len(states) > 1 else (finals,)
+    total = (out * torch.from_numpy(problem.d_outputs)).sum()
+    for final, d_last in zip(finals, problem.d_lasts.values(), strict=True):
+        total = total + (final[0] * torch.from_numpy(d_last)).sum()
+    total.backward()
+    grads = {"events": x.grad.numpy()}
+    grads.update({f"{s}0": state.grad[0].numpy() for s, state in states.items()})
+    for k, gate in enumerate(gates):
+        rows = slice(k * hidden, (k + 1) * hidden)
+        for side, torch_name in (("event", "ih"), ("hidden", "hh")):
+            grads[f"{side}_{gate}_weights"] = getattr(module, f"weight_{torch_name}_l0").grad[rows]
+            grads[f"{side}_{gate}_bias"] = getattr(module, f"bias_{torch_name}_l0").grad[rows]
+    if projection is not None:
+        grads["projection_weights"] = module.weight_hr_l0.grad
+    grads = {k: np.asarray(v) for k, v in grads.items()}
+    return out.detach().numpy(), tuple(f[0].detach().numpy() for f in finals), grads
+
+
+@pytest.mark.parametrize("name", sorted(TORCH_LAYERS))
+def test_padded_batches_match_pytorch_packed_sequences_in_outputs_states_and_every_gradient(
+    name, random_problem
+):
+    """Unsorted lengths (``enforce_sorted=False``), the longest T, one of length 1: float64,
+    relative 1e-10."""
+    lengths = np.array([5, 7, 2, 1, 7, 4])
+    sizes = {"steps": 7, "batch": 6, "event_size": 3, "hidden_size": 5}
+    options = {"projection_size": 3} if name == "lstmp" else {}
+    problem = random_problem(name, **sizes, seed=12, **options)
+    outputs, lasts, grads = _run(kernel(name), problem, lengths=lengths)
+    ref_outputs, ref_lasts, ref_grads = _torch_packed(name, problem, lengths)
+
+    def close(ours, theirs, what):
+        assert ours.shape == theirs.shape, what
+        np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12, err_msg=what)
+
+    close(outputs, ref_outputs, "outputs")
+    for short, last, ref_last in zip(problem.states, lasts, ref_lasts, strict=True):
+        close(last, ref_last, f"{short}_last")
+    assert set(ref_grads) == set(kernel(name).Gradients.NAMES)
+    for n, ref in ref_grads.items():
+        close(getattr(grads, n), ref, f"d {n}")

@@ -183,12 +183,17 @@ BINDING_ROWS = [
 # --- the C API through ctypes ----------------------------------------------------------------
 
 
-def _c_call(cell, function: str, dtype, sizes: dict, null: str | None = None):
+def _c_call(
+    cell, function: str, dtype, sizes: dict, null: str | None = None, lengths=None, out=None
+):
     """Call ``<cell>_<function>_<f64|f32>`` through ctypes with ``sizes`` and a zeroed buffer,
-    large enough for the small sizes, for every pointer (``null``: that one NULL); CError with
-    ``<cell>_error_string`` of a non-zero return."""
+    large enough for the small sizes, for every pointer (``null``: that one NULL; ``lengths``:
+    the rows' lengths, default every row all ``steps``; ``out``: a dict that receives the
+    buffers by argument name); CError with ``<cell>_error_string`` of a non-zero return."""
     dtype = np.dtype(dtype)
-    entry = getattr(cell.library, cell.abi.functions[function].symbols[dtype.name])
+    # A function object of its own (indexing makes a new one): its argtypes are not the
+    # binding's, which the loaded cell keeps using
+    entry = cell.library[cell.abi.functions[function].symbols[dtype.name]]
     size_function = getattr(cell.library, cell.abi.cache_size[0])
     size_function.restype = ctypes.c_size_t
     size_function.argtypes = [ctypes.c_size_t] * len(cell.abi.cache_size[1])
@@ -199,9 +204,15 @@ def _c_call(cell, function: str, dtype, sizes: dict, null: str | None = None):
             arguments.append(ctypes.c_size_t(sizes[argument.name]))
         elif argument.name == null:
             arguments.append(ctypes.c_void_p(None))
+        elif argument.kind == "lengths":
+            given = np.full(SIZES["batch"], SIZES["steps"]) if lengths is None else lengths
+            buffers.append(np.ascontiguousarray(given, dtype=np.int64))
+            arguments.append(ctypes.c_void_p(buffers[-1].ctypes.data))
         else:
             buffers.append(np.zeros(elements, dtype))
             arguments.append(ctypes.c_void_p(buffers[-1].ctypes.data))
+        if out is not None and argument.kind != "size":
+            out[argument.name] = buffers[-1] if argument.name != null else None
     entry.restype = ctypes.c_int
     entry.argtypes = None
     status = entry(*arguments)
@@ -277,6 +288,19 @@ def _c_rows():
                         "invalid size",
                     )
                 )
+                for label, bad in (("0", 0), ("negative", -1), ("above steps", 3)):
+                    if not any(a.kind == "lengths" for a in function.args):
+                        continue
+                    rows.append(
+                        (
+                            f"C {symbol} a length {label}",
+                            lambda c, n=name, f=function.name, d=dtype, v=bad: _c_call(
+                                c.cells[n], f, d, SIZES, lengths=[SIZES["steps"], v]
+                            ),
+                            CError,
+                            "invalid lengths: every length must be at least 1 and at most steps",
+                        )
+                    )
                 for pointer in required:
                     rows.append(
                         (
@@ -292,6 +316,77 @@ def _c_rows():
 
 
 ROWS = BINDING_ROWS + _c_rows()
+
+
+# --- lengths: the same refusal from the NumPy module and the binding --------------------------
+
+#: (id, lengths, batched events, error, the whole message); the events have T = 3, batch 2.
+LENGTHS_ROWS = [
+    ("lengths of another batch", np.array([3, 3, 3]), True,
+     ValueError, "lengths must have shape (2,) (batch,), got (3,)"),
+    ("lengths 2-d", np.array([[3, 3]]), True,
+     ValueError, "lengths must have shape (2,) (batch,), got (1, 2)"),
+    ("lengths a scalar for batched events", 3, True,
+     ValueError, "lengths must have shape (2,) (batch,), got ()"),
+    ("lengths float", np.array([3.0, 2.0]), True,
+     TypeError, "lengths must hold integers, got dtype float64"),
+    ("lengths float32 integral", np.array([3, 2], np.float32), True,
+     TypeError, "lengths must hold integers, got dtype float32"),
+    ("lengths bool", np.array([True, True]), True,
+     TypeError, "lengths must hold integers, got dtype bool"),
+    ("lengths strings", ["3", "2"], True,
+     TypeError, "lengths must hold integers, got dtype <U1"),
+    ("lengths too large for int64", [2**70, 1], True,
+     TypeError, "lengths must hold integers, got dtype object"),
+    ("a length 0", np.array([3, 0]), True,
+     ValueError, "lengths[1] must be between 1 and T = 3 (the events' steps), got 0"),
+    ("a length negative", np.array([-2, 1]), True,
+     ValueError, "lengths[0] must be between 1 and T = 3 (the events' steps), got -2"),
+    ("a length above T", np.array([1, 4], np.uint8), True,
+     ValueError, "lengths[1] must be between 1 and T = 3 (the events' steps), got 4"),
+    ("unbatched events with a (batch,) array", np.array([3]), False,
+     ValueError, "lengths must be an integer scalar (shape ()) for unbatched events, got (1,)"),
+    ("unbatched events with a bool", True, False,
+     TypeError, "lengths must hold integers, got dtype bool"),
+    ("unbatched events with a length 0", 0, False,
+     ValueError, "lengths must be between 1 and T = 3 (the events' steps), got 0"),
+    ("unbatched events with a length above T", np.int16(9), False,
+     ValueError, "lengths must be between 1 and T = 3 (the events' steps), got 9"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("backend", ["numpy", "binding"])
+@pytest.mark.parametrize(
+    ("lengths", "batched", "error", "message"),
+    [r[1:] for r in LENGTHS_ROWS],
+    ids=[r[0] for r in LENGTHS_ROWS],
+)
+def test_bad_lengths_are_refused_with_the_same_message_by_numpy_and_the_binding(
+    context, backend, lengths, batched, error, message
+):
+    forward = lstm.forward if backend == "numpy" else context.cells["lstm"].forward
+    events = context.problem.events if batched else context.problem.events[:, 0]
+    with pytest.raises(error) as raised:
+        forward(context.problem.parameters, events, lengths=lengths)
+    assert str(raised.value) == message
+
+
+@pytest.mark.parametrize("function", ["forward", "backward"])
+def test_c_refuses_bad_lengths_before_writing_anything(context, function):
+    """On LENGTHS_ERROR_LENGTHS every output buffer is as it was (zeros)."""
+    out = {}
+    with pytest.raises(CError, match="invalid lengths"):
+        _c_call(context.cells["lstm"], function, "float64", SIZES, lengths=[1, 0], out=out)
+    written = [n for n, a in cell_outputs(context.cells["lstm"], function, out) if np.any(a)]
+    assert written == []
+
+
+def cell_outputs(cell, function, buffers):
+    return [
+        (a.name, buffers[a.name])
+        for a in cell.abi.functions[function].args
+        if a.kind in ("out", "inout") and a.name in buffers
+    ]
 
 
 @pytest.mark.parametrize(
