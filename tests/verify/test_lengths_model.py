@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from lstm_sym.cells import get
+from lstm_sym.cli import main
 from lstm_sym.verify import (
     DIGITS,
     ExactModel,
@@ -17,6 +18,7 @@ from lstm_sym.verify import (
     random_lengths,
     random_point,
 )
+from tests.conftest import require_tool
 from tests.support import relative_error
 
 SIZES = {"steps": 3, "batch": 3, "event_size": 2, "hidden_size": 2}
@@ -93,3 +95,17 @@ def test_direct_model_agrees_with_forward_mode_on_a_padded_batch(name):
     for key, value in direct.items():
         assert relative_error(model.gradients[key], value) <= 1e-30 + 1e-14, key
     assert np.all(direct["events"][1:, 0] == 0.0)
+
+
+def test_lstm_sym_verify_checks_numpy_and_c_on_a_padded_batch(capsys):
+    require_tool("gcc", "lstm-sym verify checks the generated C")
+    assert main(["verify", "--cell", "gru"]) == 0
+    out = capsys.readouterr().out
+    for check, reference in (
+        ("generated NumPy, float64, lengths", "exact model"),
+        ("generated NumPy, float64, lengths", "finite differences"),
+        ("generated C, float64, lengths", "exact model"),
+    ):
+        line = next(x for x in out.splitlines() if f"gru: {check} vs {reference}" in x)
+        assert "lengths 2,3,1" in line or "lengths 5,1,3" in line, line
+        assert line.endswith(" ok"), line
