@@ -90,7 +90,7 @@ static int lstm_cifg_check_sizes(size_t steps, size_t batch, size_t event_size, 
     return LSTM_CIFG_OK;
 }
 
-/* Variable lengths (the kernel plan's masking): LSTM_CIFG_OK when `lengths` is NULL or
+/* Variable lengths (the kernel plan's masking; eq:masked-state): LSTM_CIFG_OK when `lengths` is NULL or
  * every length is 1 to steps, else LSTM_CIFG_ERROR_LENGTHS; *padded is 1 when some row runs fewer
  * than steps steps (0: the unmasked computation is the same). */
 static int lstm_cifg_check_lengths(size_t steps, size_t batch, const int64_t *lengths, int *padded)

@@ -99,7 +99,7 @@ static int lstmp_check_sizes(size_t steps, size_t batch, size_t event_size, size
     return LSTMP_OK;
 }
 
-/* Variable lengths (the kernel plan's masking): LSTMP_OK when `lengths` is NULL or
+/* Variable lengths (the kernel plan's masking; eq:masked-state): LSTMP_OK when `lengths` is NULL or
  * every length is 1 to steps, else LSTMP_ERROR_LENGTHS; *padded is 1 when some row runs fewer
  * than steps steps (0: the unmasked computation is the same). */
 static int lstmp_check_lengths(size_t steps, size_t batch, const int64_t *lengths, int *padded)

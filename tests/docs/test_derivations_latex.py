@@ -51,19 +51,44 @@ def test_emitted_bytes_do_not_depend_on_the_hash_seed():
 def test_source_is_readable():
     tex = (ROOT / "derivations" / "lstm.tex").read_text()
     assert r"\left(" not in tex and r"\right)" not in tex
-    # Seven sections, each once and in the order the document builds its argument.
+    # Eight sections, each once and in the order the document builds its argument.
     assert re.findall(r"\\section\{([^}]*)\}", tex) == [
         "Notation and shapes",
         "Forward equations",
         "Per-unit derivatives",
         "Adjoints of the linear projections",
         "Backpropagation through time",
+        "Variable-length batches",
         "Common subexpressions of the generated code",
         "Verification",
     ]
     # One equation per line, each labelled, CSE names printed next to their equations.
     assert r"\texttt{d\_forget\_pre} \label{eq:cse-d-forget-pre}" in tex
     assert r"c_{t-1}" in tex and r"\delta^{+} c_{t}" in tex and r"\hat{f}_{t}" in tex
+
+
+@pytest.mark.parametrize("name", list(CELLS))
+def test_every_document_shows_the_masked_recurrence_and_its_backward(name):
+    """The variable-length section of every cell: the masked update and output, their
+    derivatives by sympy.diff and the BPTT consequence, under the labels the C cites."""
+    tex = (ROOT / "derivations" / f"{name}.tex").read_text()
+    section = tex.split(r"\section{Variable-length batches}", 1)[1].split(r"\section{", 1)[0]
+    assert r"\label{sec:lengths}" in section
+    assert (
+        r"s_{t} &= m_{t}\,\tilde{s}_{t} + s_{t-1}\,(1 - m_{t}) \label{eq:masked-state}" in section
+    )
+    assert r"\delta \tilde{s}_{t} &= \delta s_{t}\,m_{t} \label{eq:masked-backward}" in section
+    for label in (
+        "eq:masked-output",
+        "eq:masked-partial-new",
+        "eq:masked-partial-prev",
+        "eq:masked-backward-output",
+        "eq:masked-pass",
+    ):
+        assert rf"\label{{{label}}}" in section
+    assert r"\delta s_{t-1} = \delta s_{t}" in section  # a finished row passes its adjoints
+    verification = (ROOT / "derivations" / f"{name}_verification.tex").read_text()
+    assert "float64, lengths & exact model" in verification
 
 
 def test_error_bounds_are_stable():

@@ -34,6 +34,9 @@ def test_generate_and_verify_a_user_spec(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "exact model" in result.stdout and "finite differences" in result.stdout
     assert "generated C, float64" in result.stdout  # the C compiled and was checked
+    # and both on a padded batch with unsorted lengths
+    assert "generated NumPy, float64, lengths" in result.stdout
+    assert "generated C, float64, lengths" in result.stdout
     assert "all checks passed" in result.stdout
 
 
