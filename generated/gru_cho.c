@@ -572,7 +572,7 @@ int gru_cho_forward_f64(
                 }
             }
             if (!gru_cho_all_run(batch, lengths, t)) {
-                /* Rows past their length keep their states; their saved values are zeros
+                /* Rows past their length keep their states (eq:masked-state); their saved values are zeros
                  * (read by backward's products, never by its per-unit steps) */
                 size_t row, slot;
                 for (row = 0; row < batch; ++row) {
@@ -735,7 +735,7 @@ int gru_cho_backward_f64(
             }
             if (!gru_cho_all_run(batch, lengths, t)) {
                 /* Rows past their length: zero deltas, their state adjoints passed on unchanged
-                 * (the products below add nothing to them) */
+                 * (the products below add nothing to them) (eq:masked-pass) */
                 size_t row;
                 for (row = 0; row < batch; ++row) {
                     if ((uint64_t)lengths[row] <= (uint64_t)t) {
@@ -1356,7 +1356,7 @@ int gru_cho_forward_f32(
                 }
             }
             if (!gru_cho_all_run(batch, lengths, t)) {
-                /* Rows past their length keep their states; their saved values are zeros
+                /* Rows past their length keep their states (eq:masked-state); their saved values are zeros
                  * (read by backward's products, never by its per-unit steps) */
                 size_t row, slot;
                 for (row = 0; row < batch; ++row) {
@@ -1519,7 +1519,7 @@ int gru_cho_backward_f32(
             }
             if (!gru_cho_all_run(batch, lengths, t)) {
                 /* Rows past their length: zero deltas, their state adjoints passed on unchanged
-                 * (the products below add nothing to them) */
+                 * (the products below add nothing to them) (eq:masked-pass) */
                 size_t row;
                 for (row = 0; row < batch; ++row) {
                     if ((uint64_t)lengths[row] <= (uint64_t)t) {

@@ -490,7 +490,7 @@ int lstm_forward_f64(
                 }
             }
             if (!lstm_all_run(batch, lengths, t)) {
-                /* Rows past their length keep their states; their saved values are zeros
+                /* Rows past their length keep their states (eq:masked-state); their saved values are zeros
                  * (read by backward's products, never by its per-unit steps) */
                 size_t row, slot;
                 for (row = 0; row < batch; ++row) {
@@ -646,7 +646,7 @@ int lstm_backward_f64(
             }
             if (!lstm_all_run(batch, lengths, t)) {
                 /* Rows past their length: zero deltas, their state adjoints passed on unchanged
-                 * (the products below add nothing to them) */
+                 * (the products below add nothing to them) (eq:masked-pass) */
                 size_t row;
                 for (row = 0; row < batch; ++row) {
                     if ((uint64_t)lengths[row] <= (uint64_t)t) {
@@ -1156,7 +1156,7 @@ int lstm_forward_f32(
                 }
             }
             if (!lstm_all_run(batch, lengths, t)) {
-                /* Rows past their length keep their states; their saved values are zeros
+                /* Rows past their length keep their states (eq:masked-state); their saved values are zeros
                  * (read by backward's products, never by its per-unit steps) */
                 size_t row, slot;
                 for (row = 0; row < batch; ++row) {
@@ -1312,7 +1312,7 @@ int lstm_backward_f32(
             }
             if (!lstm_all_run(batch, lengths, t)) {
                 /* Rows past their length: zero deltas, their state adjoints passed on unchanged
-                 * (the products below add nothing to them) */
+                 * (the products below add nothing to them) (eq:masked-pass) */
                 size_t row;
                 for (row = 0; row < batch; ++row) {
                     if ((uint64_t)lengths[row] <= (uint64_t)t) {

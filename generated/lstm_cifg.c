@@ -513,7 +513,7 @@ int lstm_cifg_forward_f64(
                 }
             }
             if (!lstm_cifg_all_run(batch, lengths, t)) {
-                /* Rows past their length keep their states; their saved values are zeros
+                /* Rows past their length keep their states (eq:masked-state); their saved values are zeros
                  * (read by backward's products, never by its per-unit steps) */
                 size_t row, slot;
                 for (row = 0; row < batch; ++row) {
@@ -657,7 +657,7 @@ int lstm_cifg_backward_f64(
             }
             if (!lstm_cifg_all_run(batch, lengths, t)) {
                 /* Rows past their length: zero deltas, their state adjoints passed on unchanged
-                 * (the products below add nothing to them) */
+                 * (the products below add nothing to them) (eq:masked-pass) */
                 size_t row;
                 for (row = 0; row < batch; ++row) {
                     if ((uint64_t)lengths[row] <= (uint64_t)t) {
@@ -1202,7 +1202,7 @@ int lstm_cifg_forward_f32(
                 }
             }
             if (!lstm_cifg_all_run(batch, lengths, t)) {
-                /* Rows past their length keep their states; their saved values are zeros
+                /* Rows past their length keep their states (eq:masked-state); their saved values are zeros
                  * (read by backward's products, never by its per-unit steps) */
                 size_t row, slot;
                 for (row = 0; row < batch; ++row) {
@@ -1346,7 +1346,7 @@ int lstm_cifg_backward_f32(
             }
             if (!lstm_cifg_all_run(batch, lengths, t)) {
                 /* Rows past their length: zero deltas, their state adjoints passed on unchanged
-                 * (the products below add nothing to them) */
+                 * (the products below add nothing to them) (eq:masked-pass) */
                 size_t row;
                 for (row = 0; row < batch; ++row) {
                     if ((uint64_t)lengths[row] <= (uint64_t)t) {

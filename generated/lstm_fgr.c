@@ -666,7 +666,7 @@ int lstm_fgr_forward_f64(
                 }
             }
             if (!lstm_fgr_all_run(batch, lengths, t)) {
-                /* Rows past their length keep their states; their saved values are zeros
+                /* Rows past their length keep their states (eq:masked-state); their saved values are zeros
                  * (read by backward's products, never by its per-unit steps) */
                 size_t row, slot;
                 for (row = 0; row < batch; ++row) {
@@ -843,7 +843,7 @@ int lstm_fgr_backward_f64(
             }
             if (!lstm_fgr_all_run(batch, lengths, t)) {
                 /* Rows past their length: zero deltas, their state adjoints passed on unchanged
-                 * (the products below add nothing to them) */
+                 * (the products below add nothing to them) (eq:masked-pass) */
                 size_t row;
                 for (row = 0; row < batch; ++row) {
                     if ((uint64_t)lengths[row] <= (uint64_t)t) {
@@ -1646,7 +1646,7 @@ int lstm_fgr_forward_f32(
                 }
             }
             if (!lstm_fgr_all_run(batch, lengths, t)) {
-                /* Rows past their length keep their states; their saved values are zeros
+                /* Rows past their length keep their states (eq:masked-state); their saved values are zeros
                  * (read by backward's products, never by its per-unit steps) */
                 size_t row, slot;
                 for (row = 0; row < batch; ++row) {
@@ -1823,7 +1823,7 @@ int lstm_fgr_backward_f32(
             }
             if (!lstm_fgr_all_run(batch, lengths, t)) {
                 /* Rows past their length: zero deltas, their state adjoints passed on unchanged
-                 * (the products below add nothing to them) */
+                 * (the products below add nothing to them) (eq:masked-pass) */
                 size_t row;
                 for (row = 0; row < batch; ++row) {
                     if ((uint64_t)lengths[row] <= (uint64_t)t) {

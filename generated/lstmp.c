@@ -512,7 +512,7 @@ int lstmp_forward_f64(
             lstm_sym_product_nt_f64(batch, projection_size, hidden_size, unit, projection_weights,
                 h_states + (t + 1u) * projected_units, pack, panel);
             if (!lstmp_all_run(batch, lengths, t)) {
-                /* Rows past their length keep their states; their saved values are zeros
+                /* Rows past their length keep their states (eq:masked-state); their saved values are zeros
                  * (read by backward's products, never by its per-unit steps) */
                 size_t row, slot;
                 for (row = 0; row < batch; ++row) {
@@ -698,7 +698,7 @@ int lstmp_backward_f64(
             }
             if (!lstmp_all_run(batch, lengths, t)) {
                 /* Rows past their length: zero deltas, their state adjoints passed on unchanged
-                 * (the products below add nothing to them) */
+                 * (the products below add nothing to them) (eq:masked-pass) */
                 size_t row;
                 for (row = 0; row < batch; ++row) {
                     if ((uint64_t)lengths[row] <= (uint64_t)t) {
@@ -1253,7 +1253,7 @@ int lstmp_forward_f32(
             lstm_sym_product_nt_f32(batch, projection_size, hidden_size, unit, projection_weights,
                 h_states + (t + 1u) * projected_units, pack, panel);
             if (!lstmp_all_run(batch, lengths, t)) {
-                /* Rows past their length keep their states; their saved values are zeros
+                /* Rows past their length keep their states (eq:masked-state); their saved values are zeros
                  * (read by backward's products, never by its per-unit steps) */
                 size_t row, slot;
                 for (row = 0; row < batch; ++row) {
@@ -1439,7 +1439,7 @@ int lstmp_backward_f32(
             }
             if (!lstmp_all_run(batch, lengths, t)) {
                 /* Rows past their length: zero deltas, their state adjoints passed on unchanged
-                 * (the products below add nothing to them) */
+                 * (the products below add nothing to them) (eq:masked-pass) */
                 size_t row;
                 for (row = 0; row < batch; ++row) {
                     if ((uint64_t)lengths[row] <= (uint64_t)t) {

@@ -262,10 +262,10 @@ class Masking:
     ignored: tuple[str, ...]
     zero_deltas: tuple[str, ...]
     passed: tuple[str, ...]
-    #: The labels of the masked update's equations in the derivation document (the C blocks
-    #: cite them once the document has them): forward's kept states, backward's passed adjoints.
+    #: The labels of the masked update's equations in the derivation document (its section
+    #: sec:lengths), which the C blocks cite: forward's kept states, backward's passed adjoints.
     label: str = "eq:masked-state"
-    adjoint_label: str = "eq:masked-adjoint"
+    adjoint_label: str = "eq:masked-pass"
 
 
 @dataclass(frozen=True)

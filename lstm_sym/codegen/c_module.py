@@ -391,7 +391,7 @@ def context(kernel: KernelPlan, command: str) -> dict:
         "precisions": [_precision(kernel, prefix, suffix, labels) for suffix in ("f64", "f32")],
         # The equations of derivations/<cell>.tex the blocks of the C implement
         "cites": {
-            # The masked update of variable-length batches (empty until the document has it)
+            # The masked update of variable-length batches (sec:lengths of the document)
             "masked": _cite(labels, kernel.masking.label),
             "masked_adjoint": _cite(labels, kernel.masking.adjoint_label),
             "projections": ", ".join(

@@ -31,9 +31,9 @@ def test_cell_c_cites_only_and_all_per_unit_equations_of_its_derivation(name):
     assert per_unit and per_unit <= cited, sorted(per_unit - cited)
     for kind in ("eq:projection-", "eq:bptt-through-", "eq:linear-weights", "eq:linear-inputs"):
         assert any(label.startswith(kind) for label in cited), kind
-    # the masked update of variable lengths, once the document states it (the plan's labels)
-    for label in ("eq:masked-state", "eq:masked-adjoint"):
-        assert label not in labels or label in cited, label
+    # the masked update of variable lengths: the document states it under the plan's labels
+    for label in ("eq:masked-state", "eq:masked-pass"):
+        assert label in labels and label in cited, label
     # a per-unit line cites the equation of the value it computes
     lines = re.findall(
         r"/\* .*\((eq:(?:forward|cse)-[a-z0-9-]+)\) \*/\n\s*const \w+ (\w+) =", source
