@@ -67,6 +67,8 @@ const char *gru_error_string(int code)
         return "invalid size: every size must be at least 1 and the buffers addressable";
     case GRU_ERROR_NULL:
         return "a required pointer argument is NULL";
+    case GRU_ERROR_LENGTHS:
+        return "invalid lengths: every length must be at least 1 and at most steps";
     default:
         return "unknown error code";
     }
@@ -86,6 +88,60 @@ static int gru_check_sizes(size_t steps, size_t batch, size_t event_size, size_t
         return GRU_ERROR_SIZE;
     }
     return GRU_OK;
+}
+
+/* Variable lengths (the kernel plan's masking; eq:masked-state): GRU_OK when `lengths` is NULL or
+ * every length is 1 to steps, else GRU_ERROR_LENGTHS; *padded is 1 when some row runs fewer
+ * than steps steps (0: the unmasked computation is the same). */
+static int gru_check_lengths(size_t steps, size_t batch, const int64_t *lengths, int *padded)
+{
+    size_t b;
+    *padded = 0;
+    if (lengths == NULL) {
+        return GRU_OK;
+    }
+    for (b = 0; b < batch; ++b) {
+        if (lengths[b] < 1 || (uint64_t)lengths[b] > (uint64_t)steps) {
+            return GRU_ERROR_LENGTHS;
+        }
+        if ((uint64_t)lengths[b] < (uint64_t)steps) {
+            *padded = 1;
+        }
+    }
+    return GRU_OK;
+}
+
+/* 1 when every row runs step t (lengths NULL: all do), 0 when some row has finished. */
+static int gru_all_run(size_t batch, const int64_t *lengths, size_t t)
+{
+    size_t b;
+    if (lengths == NULL) {
+        return 1;
+    }
+    for (b = 0; b < batch; ++b) {
+        if ((uint64_t)lengths[b] <= (uint64_t)t) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* The next run of consecutive samples s = t * batch + b, from *start on, of rows still running
+ * their step (t < lengths[b]): its first sample in *start and its length (0: none left). The
+ * products over all steps read the events of these runs only. */
+static size_t gru_next_run(size_t steps, size_t batch, const int64_t *lengths, size_t *start)
+{
+    const size_t samples = steps * batch;
+    size_t s = *start, first;
+    while (s < samples && (uint64_t)lengths[s % batch] <= (uint64_t)(s / batch)) {
+        ++s;
+    }
+    first = s;
+    while (s < samples && (uint64_t)lengths[s % batch] > (uint64_t)(s / batch)) {
+        ++s;
+    }
+    *start = first;
+    return s - first;
 }
 
 
@@ -252,6 +308,7 @@ int gru_forward_f64(
     size_t event_size,
     size_t hidden_size,
     const double *restrict events,
+    const int64_t *restrict lengths,
     const double *restrict h0,
     const double *restrict event_weights,
     const double *restrict event_bias,
@@ -279,6 +336,16 @@ int gru_forward_f64(
         return GRU_ERROR_NULL;
     }
     {
+        int padded;
+        const int checked = gru_check_lengths(steps, batch, lengths, &padded);
+        if (checked != GRU_OK) {
+            return checked;
+        }
+        if (!padded) {
+            lengths = NULL; /* every row runs every step: the unmasked computation */
+        }
+    }
+    {
         double *const h_states = cache + 0u * (steps + 1u) * units;
         double *const saved = cache + GRU_STATES * (steps + 1u) * units;
         double *const projection = saved + steps * GRU_SAVED * units;
@@ -301,7 +368,16 @@ int gru_forward_f64(
         /* Event projections of every step and gate at once (one matrix product):
          * Z_event = X W_event^T + b_event (eq:projection-reset-pre, eq:projection-update-pre, eq:projection-new-event, eq:projection-new-hidden) */
         lstm_sym_broadcast_f64(steps * batch, rows, event_bias, NULL, projection);
-        lstm_sym_product_nt_f64(steps * batch, rows, event_size, events, event_weights, projection, pack, panel);
+        if (lengths == NULL) {
+            lstm_sym_product_nt_f64(steps * batch, rows, event_size, events, event_weights, projection, pack, panel);
+        } else {
+            /* Variable lengths: the events of running rows only (padded events are never read) */
+            size_t s = 0u, n;
+            for (; (n = gru_next_run(steps, batch, lengths, &s)) != 0u; s += n) {
+                lstm_sym_product_nt_f64(n, rows, event_size, events + s * event_size, event_weights,
+                    projection + s * rows, pack, panel);
+            }
+        }
         for (t = 0; t < steps; ++t) {
             double *const event_part = projection + t * batch * rows;
             /* Hidden projections of every gate (one matrix product):
@@ -317,23 +393,76 @@ int gru_forward_f64(
                 lstm_sym_gemm_nt_f64(batch, rows, hidden_size, h_states + t * units, hidden_weights, hidden_part);
             }
             /* The per-unit equations of the cell (printed from the derivation). */
-            #ifdef _OPENMP
-            if (batch >= 2u && units >= LSTM_SYM_PARALLEL_UNITS) {
-                size_t row;
-            #pragma omp parallel for schedule(static)
-                for (row = 0; row < batch; ++row) {
-                    gru_units_forward_f64(batch, hidden_size, row, row + 1u, event_part, hidden_part,
+            if (lengths == NULL) {
+                #ifdef _OPENMP
+                if (batch >= 2u && units >= LSTM_SYM_PARALLEL_UNITS) {
+                    size_t row;
+                #pragma omp parallel for schedule(static)
+                    for (row = 0; row < batch; ++row) {
+                        gru_units_forward_f64(batch, hidden_size, row, row + 1u, event_part, hidden_part,
+                            h_states + t * units,
+                            h_states + (t + 1u) * units, saved + t * GRU_SAVED * units);
+                    }
+                } else
+                #endif
+                gru_units_forward_f64(batch, hidden_size, 0u, batch, event_part, hidden_part,
+                    h_states + t * units,
+                    h_states + (t + 1u) * units, saved + t * GRU_SAVED * units);
+            } else {
+                if (!gru_all_run(batch, lengths, t)) {
+                    /* Only the rows still running step t (the plan's masking) */
+                    size_t row;
+                    for (row = 0; row < batch; ++row) {
+                        if ((uint64_t)lengths[row] > (uint64_t)t) {
+                            gru_units_forward_f64(batch, hidden_size, row, row + 1u, event_part, hidden_part,
+                                h_states + t * units,
+                                h_states + (t + 1u) * units, saved + t * GRU_SAVED * units);
+                        }
+                    }
+                } else {
+                    #ifdef _OPENMP
+                    if (batch >= 2u && units >= LSTM_SYM_PARALLEL_UNITS) {
+                        size_t row;
+                    #pragma omp parallel for schedule(static)
+                        for (row = 0; row < batch; ++row) {
+                            gru_units_forward_f64(batch, hidden_size, row, row + 1u, event_part, hidden_part,
+                                h_states + t * units,
+                                h_states + (t + 1u) * units, saved + t * GRU_SAVED * units);
+                        }
+                    } else
+                    #endif
+                    gru_units_forward_f64(batch, hidden_size, 0u, batch, event_part, hidden_part,
                         h_states + t * units,
                         h_states + (t + 1u) * units, saved + t * GRU_SAVED * units);
                 }
-            } else
-            #endif
-            gru_units_forward_f64(batch, hidden_size, 0u, batch, event_part, hidden_part,
-                h_states + t * units,
-                h_states + (t + 1u) * units, saved + t * GRU_SAVED * units);
+            }
+            if (!gru_all_run(batch, lengths, t)) {
+                /* Rows past their length keep their states; their saved values are zeros (read
+                 * by backward's products, never by its per-unit steps) */
+                size_t row, j;
+                for (row = 0; row < batch; ++row) {
+                    if ((uint64_t)lengths[row] > (uint64_t)t) {
+                        continue;
+                    }
+                    lstm_sym_copy_f64(hidden_size, h_states + t * units + row * hidden_size,
+                        h_states + (t + 1u) * units + row * hidden_size);
+                    for (j = 0; j < GRU_SAVED; ++j) {
+                        lstm_sym_fill_f64(hidden_size, 0.0, saved + (t * GRU_SAVED + j) * units + row * hidden_size);
+                    }
+                }
+            }
         }
         /* Outputs: the hidden states after every step; the last states. */
         lstm_sym_copy_f64(steps * units, h_states + units, outputs);
+        if (lengths != NULL) {
+            /* Zero outputs past each row's length */
+            size_t row;
+            for (row = 0; row < batch; ++row) {
+                for (t = (size_t)lengths[row]; t < steps; ++t) {
+                    lstm_sym_fill_f64(hidden_size, 0.0, outputs + t * units + row * hidden_size);
+                }
+            }
+        }
         lstm_sym_copy_f64(units, h_states + steps * units, h_last);
     }
     return GRU_OK;
@@ -346,6 +475,7 @@ int gru_backward_f64(
     size_t event_size,
     size_t hidden_size,
     const double *restrict events,
+    const int64_t *restrict lengths,
     const double *restrict event_weights,
     const double *restrict hidden_weights,
     double *restrict cache,
@@ -379,6 +509,16 @@ int gru_backward_f64(
         return GRU_ERROR_NULL;
     }
     {
+        int padded;
+        const int checked = gru_check_lengths(steps, batch, lengths, &padded);
+        if (checked != GRU_OK) {
+            return checked;
+        }
+        if (!padded) {
+            lengths = NULL; /* every row runs every step: the unmasked computation */
+        }
+    }
+    {
         const double *const h_states = cache + 0u * (steps + 1u) * units;
         const double *const saved = cache + GRU_STATES * (steps + 1u) * units;
         double *const delta_event = cache + (GRU_STATES * (steps + 1u) + GRU_SAVED * steps) * units;
@@ -400,20 +540,60 @@ int gru_backward_f64(
         lstm_sym_copy_f64(units, d_h_last, d_h0);
         for (t = steps; t-- > 0;) {
             /* Per-unit backward (sympy.diff of the step, then joint CSE). */
-            #ifdef _OPENMP
-            if (batch >= 2u && units >= LSTM_SYM_PARALLEL_UNITS) {
-                size_t row;
-            #pragma omp parallel for schedule(static)
-                for (row = 0; row < batch; ++row) {
-                    gru_units_backward_f64(batch, hidden_size, row, row + 1u, d_outputs + t * units,
+            if (lengths == NULL) {
+                #ifdef _OPENMP
+                if (batch >= 2u && units >= LSTM_SYM_PARALLEL_UNITS) {
+                    size_t row;
+                #pragma omp parallel for schedule(static)
+                    for (row = 0; row < batch; ++row) {
+                        gru_units_backward_f64(batch, hidden_size, row, row + 1u, d_outputs + t * units,
+                            d_h0, h_states + t * units,
+                            saved + t * GRU_SAVED * units, delta_event + t * batch * rows, delta_hidden + t * batch * rows);
+                    }
+                } else
+                #endif
+                gru_units_backward_f64(batch, hidden_size, 0u, batch, d_outputs + t * units,
+                    d_h0, h_states + t * units,
+                    saved + t * GRU_SAVED * units, delta_event + t * batch * rows, delta_hidden + t * batch * rows);
+            } else {
+                if (!gru_all_run(batch, lengths, t)) {
+                    /* Only the rows still running step t (the plan's masking) */
+                    size_t row;
+                    for (row = 0; row < batch; ++row) {
+                        if ((uint64_t)lengths[row] > (uint64_t)t) {
+                            gru_units_backward_f64(batch, hidden_size, row, row + 1u, d_outputs + t * units,
+                                d_h0, h_states + t * units,
+                                saved + t * GRU_SAVED * units, delta_event + t * batch * rows, delta_hidden + t * batch * rows);
+                        }
+                    }
+                } else {
+                    #ifdef _OPENMP
+                    if (batch >= 2u && units >= LSTM_SYM_PARALLEL_UNITS) {
+                        size_t row;
+                    #pragma omp parallel for schedule(static)
+                        for (row = 0; row < batch; ++row) {
+                            gru_units_backward_f64(batch, hidden_size, row, row + 1u, d_outputs + t * units,
+                                d_h0, h_states + t * units,
+                                saved + t * GRU_SAVED * units, delta_event + t * batch * rows, delta_hidden + t * batch * rows);
+                        }
+                    } else
+                    #endif
+                    gru_units_backward_f64(batch, hidden_size, 0u, batch, d_outputs + t * units,
                         d_h0, h_states + t * units,
                         saved + t * GRU_SAVED * units, delta_event + t * batch * rows, delta_hidden + t * batch * rows);
                 }
-            } else
-            #endif
-            gru_units_backward_f64(batch, hidden_size, 0u, batch, d_outputs + t * units,
-                d_h0, h_states + t * units,
-                saved + t * GRU_SAVED * units, delta_event + t * batch * rows, delta_hidden + t * batch * rows);
+            }
+            if (!gru_all_run(batch, lengths, t)) {
+                /* Rows past their length: zero deltas, their state adjoints passed on unchanged
+                 * (the products below add nothing to them) */
+                size_t row;
+                for (row = 0; row < batch; ++row) {
+                    if ((uint64_t)lengths[row] <= (uint64_t)t) {
+                        lstm_sym_fill_f64(rows, 0.0, delta_event + (t * batch + row) * rows);
+                        lstm_sym_fill_f64(rows, 0.0, delta_hidden + (t * batch + row) * rows);
+                    }
+                }
+            }
             /* Backpropagation through time: dL/dh_{t-1} += Delta_hidden,t W_hidden
              * (eq:bptt-through-hidden) */
             if (pack != NULL && batch < LSTM_SYM_PACK_BATCH) {
@@ -432,7 +612,16 @@ int gru_backward_f64(
          * (eq:linear-weights, eq:linear-bias, eq:linear-inputs) */
         lstm_sym_fill_f64(rows * event_size, 0.0, d_event_weights);
         lstm_sym_fill_f64(rows, 0.0, d_event_bias);
-        lstm_sym_product_nn_f64(rows, event_size, steps * batch, delta_event, 1u, rows, events, d_event_weights, pack, panel);
+        if (lengths == NULL) {
+            lstm_sym_product_nn_f64(rows, event_size, steps * batch, delta_event, 1u, rows, events, d_event_weights, pack, panel);
+        } else {
+            /* Variable lengths: the running rows' events only (padded events are never read) */
+            size_t s = 0u, n;
+            for (; (n = gru_next_run(steps, batch, lengths, &s)) != 0u; s += n) {
+                lstm_sym_product_nn_f64(rows, event_size, n, delta_event + s * rows, 1u, rows, events + s * event_size,
+                    d_event_weights, pack, panel);
+            }
+        }
         lstm_sym_column_sums_f64(steps * batch, rows, delta_event, d_event_bias);
         lstm_sym_fill_f64(rows * hidden_size, 0.0, d_hidden_weights);
         lstm_sym_product_nn_f64(rows, hidden_size, steps * batch, delta_hidden, 1u, rows, h_states, d_hidden_weights, pack, panel);
@@ -715,6 +904,7 @@ int gru_forward_f32(
     size_t event_size,
     size_t hidden_size,
     const float *restrict events,
+    const int64_t *restrict lengths,
     const float *restrict h0,
     const float *restrict event_weights,
     const float *restrict event_bias,
@@ -742,6 +932,16 @@ int gru_forward_f32(
         return GRU_ERROR_NULL;
     }
     {
+        int padded;
+        const int checked = gru_check_lengths(steps, batch, lengths, &padded);
+        if (checked != GRU_OK) {
+            return checked;
+        }
+        if (!padded) {
+            lengths = NULL; /* every row runs every step: the unmasked computation */
+        }
+    }
+    {
         float *const h_states = cache + 0u * (steps + 1u) * units;
         float *const saved = cache + GRU_STATES * (steps + 1u) * units;
         float *const projection = saved + steps * GRU_SAVED * units;
@@ -764,7 +964,16 @@ int gru_forward_f32(
         /* Event projections of every step and gate at once (one matrix product):
          * Z_event = X W_event^T + b_event (eq:projection-reset-pre, eq:projection-update-pre, eq:projection-new-event, eq:projection-new-hidden) */
         lstm_sym_broadcast_f32(steps * batch, rows, event_bias, NULL, projection);
-        lstm_sym_product_nt_f32(steps * batch, rows, event_size, events, event_weights, projection, pack, panel);
+        if (lengths == NULL) {
+            lstm_sym_product_nt_f32(steps * batch, rows, event_size, events, event_weights, projection, pack, panel);
+        } else {
+            /* Variable lengths: the events of running rows only (padded events are never read) */
+            size_t s = 0u, n;
+            for (; (n = gru_next_run(steps, batch, lengths, &s)) != 0u; s += n) {
+                lstm_sym_product_nt_f32(n, rows, event_size, events + s * event_size, event_weights,
+                    projection + s * rows, pack, panel);
+            }
+        }
         for (t = 0; t < steps; ++t) {
             float *const event_part = projection + t * batch * rows;
             /* Hidden projections of every gate (one matrix product):
@@ -780,23 +989,76 @@ int gru_forward_f32(
                 lstm_sym_gemm_nt_f32(batch, rows, hidden_size, h_states + t * units, hidden_weights, hidden_part);
             }
             /* The per-unit equations of the cell (printed from the derivation). */
-            #ifdef _OPENMP
-            if (batch >= 2u && units >= LSTM_SYM_PARALLEL_UNITS) {
-                size_t row;
-            #pragma omp parallel for schedule(static)
-                for (row = 0; row < batch; ++row) {
-                    gru_units_forward_f32(batch, hidden_size, row, row + 1u, event_part, hidden_part,
+            if (lengths == NULL) {
+                #ifdef _OPENMP
+                if (batch >= 2u && units >= LSTM_SYM_PARALLEL_UNITS) {
+                    size_t row;
+                #pragma omp parallel for schedule(static)
+                    for (row = 0; row < batch; ++row) {
+                        gru_units_forward_f32(batch, hidden_size, row, row + 1u, event_part, hidden_part,
+                            h_states + t * units,
+                            h_states + (t + 1u) * units, saved + t * GRU_SAVED * units);
+                    }
+                } else
+                #endif
+                gru_units_forward_f32(batch, hidden_size, 0u, batch, event_part, hidden_part,
+                    h_states + t * units,
+                    h_states + (t + 1u) * units, saved + t * GRU_SAVED * units);
+            } else {
+                if (!gru_all_run(batch, lengths, t)) {
+                    /* Only the rows still running step t (the plan's masking) */
+                    size_t row;
+                    for (row = 0; row < batch; ++row) {
+                        if ((uint64_t)lengths[row] > (uint64_t)t) {
+                            gru_units_forward_f32(batch, hidden_size, row, row + 1u, event_part, hidden_part,
+                                h_states + t * units,
+                                h_states + (t + 1u) * units, saved + t * GRU_SAVED * units);
+                        }
+                    }
+                } else {
+                    #ifdef _OPENMP
+                    if (batch >= 2u && units >= LSTM_SYM_PARALLEL_UNITS) {
+                        size_t row;
+                    #pragma omp parallel for schedule(static)
+                        for (row = 0; row < batch; ++row) {
+                            gru_units_forward_f32(batch, hidden_size, row, row + 1u, event_part, hidden_part,
+                                h_states + t * units,
+                                h_states + (t + 1u) * units, saved + t * GRU_SAVED * units);
+                        }
+                    } else
+                    #endif
+                    gru_units_forward_f32(batch, hidden_size, 0u, batch, event_part, hidden_part,
                         h_states + t * units,
                         h_states + (t + 1u) * units, saved + t * GRU_SAVED * units);
                 }
-            } else
-            #endif
-            gru_units_forward_f32(batch, hidden_size, 0u, batch, event_part, hidden_part,
-                h_states + t * units,
-                h_states + (t + 1u) * units, saved + t * GRU_SAVED * units);
+            }
+            if (!gru_all_run(batch, lengths, t)) {
+                /* Rows past their length keep their states; their saved values are zeros (read
+                 * by backward's products, never by its per-unit steps) */
+                size_t row, j;
+                for (row = 0; row < batch; ++row) {
+                    if ((uint64_t)lengths[row] > (uint64_t)t) {
+                        continue;
+                    }
+                    lstm_sym_copy_f32(hidden_size, h_states + t * units + row * hidden_size,
+                        h_states + (t + 1u) * units + row * hidden_size);
+                    for (j = 0; j < GRU_SAVED; ++j) {
+                        lstm_sym_fill_f32(hidden_size, 0.0F, saved + (t * GRU_SAVED + j) * units + row * hidden_size);
+                    }
+                }
+            }
         }
         /* Outputs: the hidden states after every step; the last states. */
         lstm_sym_copy_f32(steps * units, h_states + units, outputs);
+        if (lengths != NULL) {
+            /* Zero outputs past each row's length */
+            size_t row;
+            for (row = 0; row < batch; ++row) {
+                for (t = (size_t)lengths[row]; t < steps; ++t) {
+                    lstm_sym_fill_f32(hidden_size, 0.0F, outputs + t * units + row * hidden_size);
+                }
+            }
+        }
         lstm_sym_copy_f32(units, h_states + steps * units, h_last);
     }
     return GRU_OK;
@@ -809,6 +1071,7 @@ int gru_backward_f32(
     size_t event_size,
     size_t hidden_size,
     const float *restrict events,
+    const int64_t *restrict lengths,
     const float *restrict event_weights,
     const float *restrict hidden_weights,
     float *restrict cache,
@@ -842,6 +1105,16 @@ int gru_backward_f32(
         return GRU_ERROR_NULL;
     }
     {
+        int padded;
+        const int checked = gru_check_lengths(steps, batch, lengths, &padded);
+        if (checked != GRU_OK) {
+            return checked;
+        }
+        if (!padded) {
+            lengths = NULL; /* every row runs every step: the unmasked computation */
+        }
+    }
+    {
         const float *const h_states = cache + 0u * (steps + 1u) * units;
         const float *const saved = cache + GRU_STATES * (steps + 1u) * units;
         float *const delta_event = cache + (GRU_STATES * (steps + 1u) + GRU_SAVED * steps) * units;
@@ -863,20 +1136,60 @@ int gru_backward_f32(
         lstm_sym_copy_f32(units, d_h_last, d_h0);
         for (t = steps; t-- > 0;) {
             /* Per-unit backward (sympy.diff of the step, then joint CSE). */
-            #ifdef _OPENMP
-            if (batch >= 2u && units >= LSTM_SYM_PARALLEL_UNITS) {
-                size_t row;
-            #pragma omp parallel for schedule(static)
-                for (row = 0; row < batch; ++row) {
-                    gru_units_backward_f32(batch, hidden_size, row, row + 1u, d_outputs + t * units,
+            if (lengths == NULL) {
+                #ifdef _OPENMP
+                if (batch >= 2u && units >= LSTM_SYM_PARALLEL_UNITS) {
+                    size_t row;
+                #pragma omp parallel for schedule(static)
+                    for (row = 0; row < batch; ++row) {
+                        gru_units_backward_f32(batch, hidden_size, row, row + 1u, d_outputs + t * units,
+                            d_h0, h_states + t * units,
+                            saved + t * GRU_SAVED * units, delta_event + t * batch * rows, delta_hidden + t * batch * rows);
+                    }
+                } else
+                #endif
+                gru_units_backward_f32(batch, hidden_size, 0u, batch, d_outputs + t * units,
+                    d_h0, h_states + t * units,
+                    saved + t * GRU_SAVED * units, delta_event + t * batch * rows, delta_hidden + t * batch * rows);
+            } else {
+                if (!gru_all_run(batch, lengths, t)) {
+                    /* Only the rows still running step t (the plan's masking) */
+                    size_t row;
+                    for (row = 0; row < batch; ++row) {
+                        if ((uint64_t)lengths[row] > (uint64_t)t) {
+                            gru_units_backward_f32(batch, hidden_size, row, row + 1u, d_outputs + t * units,
+                                d_h0, h_states + t * units,
+                                saved + t * GRU_SAVED * units, delta_event + t * batch * rows, delta_hidden + t * batch * rows);
+                        }
+                    }
+                } else {
+                    #ifdef _OPENMP
+                    if (batch >= 2u && units >= LSTM_SYM_PARALLEL_UNITS) {
+                        size_t row;
+                    #pragma omp parallel for schedule(static)
+                        for (row = 0; row < batch; ++row) {
+                            gru_units_backward_f32(batch, hidden_size, row, row + 1u, d_outputs + t * units,
+                                d_h0, h_states + t * units,
+                                saved + t * GRU_SAVED * units, delta_event + t * batch * rows, delta_hidden + t * batch * rows);
+                        }
+                    } else
+                    #endif
+                    gru_units_backward_f32(batch, hidden_size, 0u, batch, d_outputs + t * units,
                         d_h0, h_states + t * units,
                         saved + t * GRU_SAVED * units, delta_event + t * batch * rows, delta_hidden + t * batch * rows);
                 }
-            } else
-            #endif
-            gru_units_backward_f32(batch, hidden_size, 0u, batch, d_outputs + t * units,
-                d_h0, h_states + t * units,
-                saved + t * GRU_SAVED * units, delta_event + t * batch * rows, delta_hidden + t * batch * rows);
+            }
+            if (!gru_all_run(batch, lengths, t)) {
+                /* Rows past their length: zero deltas, their state adjoints passed on unchanged
+                 * (the products below add nothing to them) */
+                size_t row;
+                for (row = 0; row < batch; ++row) {
+                    if ((uint64_t)lengths[row] <= (uint64_t)t) {
+                        lstm_sym_fill_f32(rows, 0.0F, delta_event + (t * batch + row) * rows);
+                        lstm_sym_fill_f32(rows, 0.0F, delta_hidden + (t * batch + row) * rows);
+                    }
+                }
+            }
             /* Backpropagation through time: dL/dh_{t-1} += Delta_hidden,t W_hidden
              * (eq:bptt-through-hidden) */
             if (pack != NULL && batch < LSTM_SYM_PACK_BATCH) {
@@ -895,7 +1208,16 @@ int gru_backward_f32(
          * (eq:linear-weights, eq:linear-bias, eq:linear-inputs) */
         lstm_sym_fill_f32(rows * event_size, 0.0F, d_event_weights);
         lstm_sym_fill_f32(rows, 0.0F, d_event_bias);
-        lstm_sym_product_nn_f32(rows, event_size, steps * batch, delta_event, 1u, rows, events, d_event_weights, pack, panel);
+        if (lengths == NULL) {
+            lstm_sym_product_nn_f32(rows, event_size, steps * batch, delta_event, 1u, rows, events, d_event_weights, pack, panel);
+        } else {
+            /* Variable lengths: the running rows' events only (padded events are never read) */
+            size_t s = 0u, n;
+            for (; (n = gru_next_run(steps, batch, lengths, &s)) != 0u; s += n) {
+                lstm_sym_product_nn_f32(rows, event_size, n, delta_event + s * rows, 1u, rows, events + s * event_size,
+                    d_event_weights, pack, panel);
+            }
+        }
         lstm_sym_column_sums_f32(steps * batch, rows, delta_event, d_event_bias);
         lstm_sym_fill_f32(rows * hidden_size, 0.0F, d_hidden_weights);
         lstm_sym_product_nn_f32(rows, hidden_size, steps * batch, delta_hidden, 1u, rows, h_states, d_hidden_weights, pack, panel);

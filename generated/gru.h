@@ -25,8 +25,13 @@
  * In all B * H * (1 * (T + 1) + 10 * T) elements plus the packing area: O(T * B * H + H^2).
  *
  * Return value of every entry point: GRU_OK, or an error code when a size is 0 or too
- * large (GRU_ERROR_SIZE) or a required pointer is NULL (GRU_ERROR_NULL); on error
- * nothing is written.
+ * large (GRU_ERROR_SIZE), a required pointer is NULL (GRU_ERROR_NULL) or a length
+ * is below 1 or above steps (GRU_ERROR_LENGTHS); on error nothing is written.
+ *
+ * Variable lengths: forward and backward take `lengths` (batch entries, NULL: every row runs
+ * all steps). At a step t >= lengths[b] row b's states stay as they were and its outputs are
+ * zero; the final states are each row's after its own last step; its events there are never
+ * read, its d_outputs there have no effect and its d_events there are zero.
  *
  * The cell (from the spec's docstring):
  *
@@ -49,6 +54,7 @@
 #define GRU_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "lstm_sym_tuning.h"
 
@@ -59,6 +65,7 @@ extern "C" {
 #define GRU_OK 0
 #define GRU_ERROR_SIZE 1
 #define GRU_ERROR_NULL 2
+#define GRU_ERROR_LENGTHS 3
 
 /* Gates (reset, update, new), states (hidden), values saved per step. */
 #define GRU_GATES 3
@@ -101,6 +108,7 @@ const char *gru_error_string(int code);
  *   event_size         event (input) features X >= 1
  *   hidden_size        hidden units H >= 1
  *   events             (steps, batch, event_size)
+ *   lengths            (batch): row b runs lengths[b] steps, 1 to steps (past it its states are kept and its outputs are zero); NULL: every row runs all steps
  *   h0                 initial hidden state (batch, hidden_size); NULL: zeros
  *   event_weights      (gates * hidden_size, event_size), gates stacked
  *   event_bias         (gates * hidden_size)
@@ -116,6 +124,7 @@ int gru_forward_f64(
     size_t event_size,
     size_t hidden_size,
     const double *events,
+    const int64_t *lengths,
     const double *h0,
     const double *event_weights,
     const double *event_bias,
@@ -130,6 +139,7 @@ int gru_forward_f32(
     size_t event_size,
     size_t hidden_size,
     const float *events,
+    const int64_t *lengths,
     const float *h0,
     const float *event_weights,
     const float *event_bias,
@@ -145,6 +155,7 @@ int gru_forward_f32(
  *   event_size         event (input) features X >= 1
  *   hidden_size        hidden units H >= 1
  *   events             (steps, batch, event_size), as given to forward
+ *   lengths            as given to forward
  *   event_weights      (gates * hidden_size, event_size), gates stacked
  *   hidden_weights     (gates * hidden_size, hidden_size), gates stacked
  *   cache              as written by forward; its scratch part is overwritten, the rest is kept
@@ -163,6 +174,7 @@ int gru_backward_f64(
     size_t event_size,
     size_t hidden_size,
     const double *events,
+    const int64_t *lengths,
     const double *event_weights,
     const double *hidden_weights,
     double *cache,
@@ -180,6 +192,7 @@ int gru_backward_f32(
     size_t event_size,
     size_t hidden_size,
     const float *events,
+    const int64_t *lengths,
     const float *event_weights,
     const float *hidden_weights,
     float *cache,

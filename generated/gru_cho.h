@@ -28,8 +28,13 @@
  * In all B * H * (1 * (T + 1) + 10 * T + 4) elements plus the packing area: O(T * B * H + H^2).
  *
  * Return value of every entry point: GRU_CHO_OK, or an error code when a size is 0 or too
- * large (GRU_CHO_ERROR_SIZE) or a required pointer is NULL (GRU_CHO_ERROR_NULL); on error
- * nothing is written.
+ * large (GRU_CHO_ERROR_SIZE), a required pointer is NULL (GRU_CHO_ERROR_NULL) or a length
+ * is below 1 or above steps (GRU_CHO_ERROR_LENGTHS); on error nothing is written.
+ *
+ * Variable lengths: forward and backward take `lengths` (batch entries, NULL: every row runs
+ * all steps). At a step t >= lengths[b] row b's states stay as they were and its outputs are
+ * zero; the final states are each row's after its own last step; its events there are never
+ * read, its d_outputs there have no effect and its d_events there are zero.
  *
  * The cell (from the spec's docstring):
  *
@@ -56,6 +61,7 @@
 #define GRU_CHO_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "lstm_sym_tuning.h"
 
@@ -66,6 +72,7 @@ extern "C" {
 #define GRU_CHO_OK 0
 #define GRU_CHO_ERROR_SIZE 1
 #define GRU_CHO_ERROR_NULL 2
+#define GRU_CHO_ERROR_LENGTHS 3
 
 /* Gates (reset, update, new), states (hidden), values saved per step. */
 #define GRU_CHO_GATES 3
@@ -108,6 +115,7 @@ const char *gru_cho_error_string(int code);
  *   event_size         event (input) features X >= 1
  *   hidden_size        hidden units H >= 1
  *   events             (steps, batch, event_size)
+ *   lengths            (batch): row b runs lengths[b] steps, 1 to steps (past it its states are kept and its outputs are zero); NULL: every row runs all steps
  *   h0                 initial hidden state (batch, hidden_size); NULL: zeros
  *   event_weights      (gates * hidden_size, event_size), gates stacked
  *   event_bias         (gates * hidden_size)
@@ -123,6 +131,7 @@ int gru_cho_forward_f64(
     size_t event_size,
     size_t hidden_size,
     const double *events,
+    const int64_t *lengths,
     const double *h0,
     const double *event_weights,
     const double *event_bias,
@@ -137,6 +146,7 @@ int gru_cho_forward_f32(
     size_t event_size,
     size_t hidden_size,
     const float *events,
+    const int64_t *lengths,
     const float *h0,
     const float *event_weights,
     const float *event_bias,
@@ -152,6 +162,7 @@ int gru_cho_forward_f32(
  *   event_size         event (input) features X >= 1
  *   hidden_size        hidden units H >= 1
  *   events             (steps, batch, event_size), as given to forward
+ *   lengths            as given to forward
  *   event_weights      (gates * hidden_size, event_size), gates stacked
  *   hidden_weights     (gates * hidden_size, hidden_size), gates stacked
  *   cache              as written by forward; its scratch part is overwritten, the rest is kept
@@ -170,6 +181,7 @@ int gru_cho_backward_f64(
     size_t event_size,
     size_t hidden_size,
     const double *events,
+    const int64_t *lengths,
     const double *event_weights,
     const double *hidden_weights,
     double *cache,
@@ -187,6 +199,7 @@ int gru_cho_backward_f32(
     size_t event_size,
     size_t hidden_size,
     const float *events,
+    const int64_t *lengths,
     const float *event_weights,
     const float *hidden_weights,
     float *cache,

@@ -67,6 +67,8 @@ const char *lstm_cifg_error_string(int code)
         return "invalid size: every size must be at least 1 and the buffers addressable";
     case LSTM_CIFG_ERROR_NULL:
         return "a required pointer argument is NULL";
+    case LSTM_CIFG_ERROR_LENGTHS:
+        return "invalid lengths: every length must be at least 1 and at most steps";
     default:
         return "unknown error code";
     }
@@ -86,6 +88,60 @@ static int lstm_cifg_check_sizes(size_t steps, size_t batch, size_t event_size, 
         return LSTM_CIFG_ERROR_SIZE;
     }
     return LSTM_CIFG_OK;
+}
+
+/* Variable lengths (the kernel plan's masking; eq:masked-state): LSTM_CIFG_OK when `lengths` is NULL or
+ * every length is 1 to steps, else LSTM_CIFG_ERROR_LENGTHS; *padded is 1 when some row runs fewer
+ * than steps steps (0: the unmasked computation is the same). */
+static int lstm_cifg_check_lengths(size_t steps, size_t batch, const int64_t *lengths, int *padded)
+{
+    size_t b;
+    *padded = 0;
+    if (lengths == NULL) {
+        return LSTM_CIFG_OK;
+    }
+    for (b = 0; b < batch; ++b) {
+        if (lengths[b] < 1 || (uint64_t)lengths[b] > (uint64_t)steps) {
+            return LSTM_CIFG_ERROR_LENGTHS;
+        }
+        if ((uint64_t)lengths[b] < (uint64_t)steps) {
+            *padded = 1;
+        }
+    }
+    return LSTM_CIFG_OK;
+}
+
+/* 1 when every row runs step t (lengths NULL: all do), 0 when some row has finished. */
+static int lstm_cifg_all_run(size_t batch, const int64_t *lengths, size_t t)
+{
+    size_t b;
+    if (lengths == NULL) {
+        return 1;
+    }
+    for (b = 0; b < batch; ++b) {
+        if ((uint64_t)lengths[b] <= (uint64_t)t) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* The next run of consecutive samples s = t * batch + b, from *start on, of rows still running
+ * their step (t < lengths[b]): its first sample in *start and its length (0: none left). The
+ * products over all steps read the events of these runs only. */
+static size_t lstm_cifg_next_run(size_t steps, size_t batch, const int64_t *lengths, size_t *start)
+{
+    const size_t samples = steps * batch;
+    size_t s = *start, first;
+    while (s < samples && (uint64_t)lengths[s % batch] <= (uint64_t)(s / batch)) {
+        ++s;
+    }
+    first = s;
+    while (s < samples && (uint64_t)lengths[s % batch] > (uint64_t)(s / batch)) {
+        ++s;
+    }
+    *start = first;
+    return s - first;
 }
 
 
@@ -303,6 +359,7 @@ int lstm_cifg_forward_f64(
     size_t event_size,
     size_t hidden_size,
     const double *restrict events,
+    const int64_t *restrict lengths,
     const double *restrict h0,
     const double *restrict c0,
     const double *restrict event_weights,
@@ -337,6 +394,16 @@ int lstm_cifg_forward_f64(
         return LSTM_CIFG_ERROR_NULL;
     }
     {
+        int padded;
+        const int checked = lstm_cifg_check_lengths(steps, batch, lengths, &padded);
+        if (checked != LSTM_CIFG_OK) {
+            return checked;
+        }
+        if (!padded) {
+            lengths = NULL; /* every row runs every step: the unmasked computation */
+        }
+    }
+    {
         double *const h_states = cache + 0u * (steps + 1u) * units;
         double *const c_states = cache + 1u * (steps + 1u) * units;
         double *const saved = cache + LSTM_CIFG_STATES * (steps + 1u) * units;
@@ -361,7 +428,16 @@ int lstm_cifg_forward_f64(
          * biases (the hidden projections below add to them): Z_event = X W_event^T + b_event + b_hidden
          * (eq:projection-update-pre, eq:projection-candidate-pre, eq:projection-output-pre) */
         lstm_sym_broadcast_f64(steps * batch, rows, event_bias, hidden_bias, projection);
-        lstm_sym_product_nt_f64(steps * batch, rows, event_size, events, event_weights, projection, pack, panel);
+        if (lengths == NULL) {
+            lstm_sym_product_nt_f64(steps * batch, rows, event_size, events, event_weights, projection, pack, panel);
+        } else {
+            /* Variable lengths: the events of running rows only (padded events are never read) */
+            size_t s = 0u, n;
+            for (; (n = lstm_cifg_next_run(steps, batch, lengths, &s)) != 0u; s += n) {
+                lstm_sym_product_nt_f64(n, rows, event_size, events + s * event_size, event_weights,
+                    projection + s * rows, pack, panel);
+            }
+        }
         for (t = 0; t < steps; ++t) {
             double *const pre = projection + t * batch * rows;
             /* Hidden projections of every gate (one matrix product), added to Z_event (which
@@ -376,23 +452,78 @@ int lstm_cifg_forward_f64(
                 lstm_sym_gemm_nt_f64(batch, rows, hidden_size, h_states + t * units, hidden_weights, pre);
             }
             /* The per-unit equations of the cell (printed from the derivation). */
-            #ifdef _OPENMP
-            if (batch >= 2u && units >= LSTM_SYM_PARALLEL_UNITS) {
-                size_t row;
-            #pragma omp parallel for schedule(static)
-                for (row = 0; row < batch; ++row) {
-                    lstm_cifg_units_forward_f64(batch, hidden_size, row, row + 1u, pre,
+            if (lengths == NULL) {
+                #ifdef _OPENMP
+                if (batch >= 2u && units >= LSTM_SYM_PARALLEL_UNITS) {
+                    size_t row;
+                #pragma omp parallel for schedule(static)
+                    for (row = 0; row < batch; ++row) {
+                        lstm_cifg_units_forward_f64(batch, hidden_size, row, row + 1u, pre,
+                            h_states + t * units, c_states + t * units, peephole_update, peephole_output,
+                            h_states + (t + 1u) * units, c_states + (t + 1u) * units, saved + t * LSTM_CIFG_SAVED * units);
+                    }
+                } else
+                #endif
+                lstm_cifg_units_forward_f64(batch, hidden_size, 0u, batch, pre,
+                    h_states + t * units, c_states + t * units, peephole_update, peephole_output,
+                    h_states + (t + 1u) * units, c_states + (t + 1u) * units, saved + t * LSTM_CIFG_SAVED * units);
+            } else {
+                if (!lstm_cifg_all_run(batch, lengths, t)) {
+                    /* Only the rows still running step t (the plan's masking) */
+                    size_t row;
+                    for (row = 0; row < batch; ++row) {
+                        if ((uint64_t)lengths[row] > (uint64_t)t) {
+                            lstm_cifg_units_forward_f64(batch, hidden_size, row, row + 1u, pre,
+                                h_states + t * units, c_states + t * units, peephole_update, peephole_output,
+                                h_states + (t + 1u) * units, c_states + (t + 1u) * units, saved + t * LSTM_CIFG_SAVED * units);
+                        }
+                    }
+                } else {
+                    #ifdef _OPENMP
+                    if (batch >= 2u && units >= LSTM_SYM_PARALLEL_UNITS) {
+                        size_t row;
+                    #pragma omp parallel for schedule(static)
+                        for (row = 0; row < batch; ++row) {
+                            lstm_cifg_units_forward_f64(batch, hidden_size, row, row + 1u, pre,
+                                h_states + t * units, c_states + t * units, peephole_update, peephole_output,
+                                h_states + (t + 1u) * units, c_states + (t + 1u) * units, saved + t * LSTM_CIFG_SAVED * units);
+                        }
+                    } else
+                    #endif
+                    lstm_cifg_units_forward_f64(batch, hidden_size, 0u, batch, pre,
                         h_states + t * units, c_states + t * units, peephole_update, peephole_output,
                         h_states + (t + 1u) * units, c_states + (t + 1u) * units, saved + t * LSTM_CIFG_SAVED * units);
                 }
-            } else
-            #endif
-            lstm_cifg_units_forward_f64(batch, hidden_size, 0u, batch, pre,
-                h_states + t * units, c_states + t * units, peephole_update, peephole_output,
-                h_states + (t + 1u) * units, c_states + (t + 1u) * units, saved + t * LSTM_CIFG_SAVED * units);
+            }
+            if (!lstm_cifg_all_run(batch, lengths, t)) {
+                /* Rows past their length keep their states; their saved values are zeros (read
+                 * by backward's products, never by its per-unit steps) */
+                size_t row, j;
+                for (row = 0; row < batch; ++row) {
+                    if ((uint64_t)lengths[row] > (uint64_t)t) {
+                        continue;
+                    }
+                    lstm_sym_copy_f64(hidden_size, h_states + t * units + row * hidden_size,
+                        h_states + (t + 1u) * units + row * hidden_size);
+                    lstm_sym_copy_f64(hidden_size, c_states + t * units + row * hidden_size,
+                        c_states + (t + 1u) * units + row * hidden_size);
+                    for (j = 0; j < LSTM_CIFG_SAVED; ++j) {
+                        lstm_sym_fill_f64(hidden_size, 0.0, saved + (t * LSTM_CIFG_SAVED + j) * units + row * hidden_size);
+                    }
+                }
+            }
         }
         /* Outputs: the hidden states after every step; the last states. */
         lstm_sym_copy_f64(steps * units, h_states + units, outputs);
+        if (lengths != NULL) {
+            /* Zero outputs past each row's length */
+            size_t row;
+            for (row = 0; row < batch; ++row) {
+                for (t = (size_t)lengths[row]; t < steps; ++t) {
+                    lstm_sym_fill_f64(hidden_size, 0.0, outputs + t * units + row * hidden_size);
+                }
+            }
+        }
         lstm_sym_copy_f64(units, h_states + steps * units, h_last);
         lstm_sym_copy_f64(units, c_states + steps * units, c_last);
     }
@@ -406,6 +537,7 @@ int lstm_cifg_backward_f64(
     size_t event_size,
     size_t hidden_size,
     const double *restrict events,
+    const int64_t *restrict lengths,
     const double *restrict event_weights,
     const double *restrict hidden_weights,
     const double *restrict peephole_update,
@@ -450,6 +582,16 @@ int lstm_cifg_backward_f64(
         return LSTM_CIFG_ERROR_NULL;
     }
     {
+        int padded;
+        const int checked = lstm_cifg_check_lengths(steps, batch, lengths, &padded);
+        if (checked != LSTM_CIFG_OK) {
+            return checked;
+        }
+        if (!padded) {
+            lengths = NULL; /* every row runs every step: the unmasked computation */
+        }
+    }
+    {
         const double *const h_states = cache + 0u * (steps + 1u) * units;
         const double *const c_states = cache + 1u * (steps + 1u) * units;
         const double *const saved = cache + LSTM_CIFG_STATES * (steps + 1u) * units;
@@ -475,9 +617,37 @@ int lstm_cifg_backward_f64(
         lstm_sym_fill_f64(hidden_size, 0.0, d_peephole_output);
         for (t = steps; t-- > 0;) {
             /* Per-unit backward (sympy.diff of the step, then joint CSE). */
-            lstm_cifg_units_backward_f64(batch, hidden_size, 0u, batch, d_outputs + t * units,
-                d_h0, d_c0, h_states + t * units, c_states + t * units,
-                peephole_update, peephole_output, saved + t * LSTM_CIFG_SAVED * units, delta_event + t * batch * rows, d_peephole_update, d_peephole_output);
+            if (lengths == NULL) {
+                lstm_cifg_units_backward_f64(batch, hidden_size, 0u, batch, d_outputs + t * units,
+                    d_h0, d_c0, h_states + t * units, c_states + t * units,
+                    peephole_update, peephole_output, saved + t * LSTM_CIFG_SAVED * units, delta_event + t * batch * rows, d_peephole_update, d_peephole_output);
+            } else {
+                if (!lstm_cifg_all_run(batch, lengths, t)) {
+                    /* Only the rows still running step t (the plan's masking) */
+                    size_t row;
+                    for (row = 0; row < batch; ++row) {
+                        if ((uint64_t)lengths[row] > (uint64_t)t) {
+                            lstm_cifg_units_backward_f64(batch, hidden_size, row, row + 1u, d_outputs + t * units,
+                                d_h0, d_c0, h_states + t * units, c_states + t * units,
+                                peephole_update, peephole_output, saved + t * LSTM_CIFG_SAVED * units, delta_event + t * batch * rows, d_peephole_update, d_peephole_output);
+                        }
+                    }
+                } else {
+                    lstm_cifg_units_backward_f64(batch, hidden_size, 0u, batch, d_outputs + t * units,
+                        d_h0, d_c0, h_states + t * units, c_states + t * units,
+                        peephole_update, peephole_output, saved + t * LSTM_CIFG_SAVED * units, delta_event + t * batch * rows, d_peephole_update, d_peephole_output);
+                }
+            }
+            if (!lstm_cifg_all_run(batch, lengths, t)) {
+                /* Rows past their length: zero deltas, their state adjoints passed on unchanged
+                 * (the products below add nothing to them) */
+                size_t row;
+                for (row = 0; row < batch; ++row) {
+                    if ((uint64_t)lengths[row] <= (uint64_t)t) {
+                        lstm_sym_fill_f64(rows, 0.0, delta_event + (t * batch + row) * rows);
+                    }
+                }
+            }
             /* Backpropagation through time: dL/dh_{t-1} += Delta_hidden,t W_hidden
              * (eq:bptt-through-hidden) */
             if (pack != NULL && batch < LSTM_SYM_PACK_BATCH) {
@@ -497,9 +667,21 @@ int lstm_cifg_backward_f64(
         lstm_sym_fill_f64(rows * event_size, 0.0, d_event_weights);
         lstm_sym_fill_f64(rows, 0.0, d_event_bias);
         lstm_sym_fill_f64(rows * hidden_size, 0.0, d_hidden_weights);
-        /* all three at once: Delta_hidden is Delta_event */
-        lstm_sym_product_shared_f64(rows, steps * batch, delta_event, events, event_size, d_event_weights,
-            h_states, hidden_size, d_hidden_weights, d_event_bias, pack, panel);
+        if (lengths == NULL) {
+            /* all three at once: Delta_hidden is Delta_event */
+            lstm_sym_product_shared_f64(rows, steps * batch, delta_event, events, event_size, d_event_weights,
+                h_states, hidden_size, d_hidden_weights, d_event_bias, pack, panel);
+        } else {
+            /* Variable lengths: dW_event from the running rows' events only (padded events are
+             * never read; their deltas are zero), dW_hidden and db over all */
+            size_t s = 0u, n;
+            for (; (n = lstm_cifg_next_run(steps, batch, lengths, &s)) != 0u; s += n) {
+                lstm_sym_product_nn_f64(rows, event_size, n, delta_event + s * rows, 1u, rows, events + s * event_size,
+                    d_event_weights, pack, panel);
+            }
+            lstm_sym_product_nn_f64(rows, hidden_size, steps * batch, delta_hidden, 1u, rows, h_states, d_hidden_weights, pack, panel);
+            lstm_sym_column_sums_f64(steps * batch, rows, delta_event, d_event_bias);
+        }
         /* Delta_hidden is Delta_event: the same sums */
         lstm_sym_copy_f64(rows, d_event_bias, d_hidden_bias);
         lstm_sym_fill_f64(steps * batch * event_size, 0.0, d_events);
@@ -849,6 +1031,7 @@ int lstm_cifg_forward_f32(
     size_t event_size,
     size_t hidden_size,
     const float *restrict events,
+    const int64_t *restrict lengths,
     const float *restrict h0,
     const float *restrict c0,
     const float *restrict event_weights,
@@ -883,6 +1066,16 @@ int lstm_cifg_forward_f32(
         return LSTM_CIFG_ERROR_NULL;
     }
     {
+        int padded;
+        const int checked = lstm_cifg_check_lengths(steps, batch, lengths, &padded);
+        if (checked != LSTM_CIFG_OK) {
+            return checked;
+        }
+        if (!padded) {
+            lengths = NULL; /* every row runs every step: the unmasked computation */
+        }
+    }
+    {
         float *const h_states = cache + 0u * (steps + 1u) * units;
         float *const c_states = cache + 1u * (steps + 1u) * units;
         float *const saved = cache + LSTM_CIFG_STATES * (steps + 1u) * units;
@@ -907,7 +1100,16 @@ int lstm_cifg_forward_f32(
          * biases (the hidden projections below add to them): Z_event = X W_event^T + b_event + b_hidden
          * (eq:projection-update-pre, eq:projection-candidate-pre, eq:projection-output-pre) */
         lstm_sym_broadcast_f32(steps * batch, rows, event_bias, hidden_bias, projection);
-        lstm_sym_product_nt_f32(steps * batch, rows, event_size, events, event_weights, projection, pack, panel);
+        if (lengths == NULL) {
+            lstm_sym_product_nt_f32(steps * batch, rows, event_size, events, event_weights, projection, pack, panel);
+        } else {
+            /* Variable lengths: the events of running rows only (padded events are never read) */
+            size_t s = 0u, n;
+            for (; (n = lstm_cifg_next_run(steps, batch, lengths, &s)) != 0u; s += n) {
+                lstm_sym_product_nt_f32(n, rows, event_size, events + s * event_size, event_weights,
+                    projection + s * rows, pack, panel);
+            }
+        }
         for (t = 0; t < steps; ++t) {
             float *const pre = projection + t * batch * rows;
             /* Hidden projections of every gate (one matrix product), added to Z_event (which
@@ -922,23 +1124,78 @@ int lstm_cifg_forward_f32(
                 lstm_sym_gemm_nt_f32(batch, rows, hidden_size, h_states + t * units, hidden_weights, pre);
             }
             /* The per-unit equations of the cell (printed from the derivation). */
-            #ifdef _OPENMP
-            if (batch >= 2u && units >= LSTM_SYM_PARALLEL_UNITS) {
-                size_t row;
-            #pragma omp parallel for schedule(static)
-                for (row = 0; row < batch; ++row) {
-                    lstm_cifg_units_forward_f32(batch, hidden_size, row, row + 1u, pre,
+            if (lengths == NULL) {
+                #ifdef _OPENMP
+                if (batch >= 2u && units >= LSTM_SYM_PARALLEL_UNITS) {
+                    size_t row;
+                #pragma omp parallel for schedule(static)
+                    for (row = 0; row < batch; ++row) {
+                        lstm_cifg_units_forward_f32(batch, hidden_size, row, row + 1u, pre,
+                            h_states + t * units, c_states + t * units, peephole_update, peephole_output,
+                            h_states + (t + 1u) * units, c_states + (t + 1u) * units, saved + t * LSTM_CIFG_SAVED * units);
+                    }
+                } else
+                #endif
+                lstm_cifg_units_forward_f32(batch, hidden_size, 0u, batch, pre,
+                    h_states + t * units, c_states + t * units, peephole_update, peephole_output,
+                    h_states + (t + 1u) * units, c_states + (t + 1u) * units, saved + t * LSTM_CIFG_SAVED * units);
+            } else {
+                if (!lstm_cifg_all_run(batch, lengths, t)) {
+                    /* Only the rows still running step t (the plan's masking) */
+                    size_t row;
+                    for (row = 0; row < batch; ++row) {
+                        if ((uint64_t)lengths[row] > (uint64_t)t) {
+                            lstm_cifg_units_forward_f32(batch, hidden_size, row, row + 1u, pre,
+                                h_states + t * units, c_states + t * units, peephole_update, peephole_output,
+                                h_states + (t + 1u) * units, c_states + (t + 1u) * units, saved + t * LSTM_CIFG_SAVED * units);
+                        }
+                    }
+                } else {
+                    #ifdef _OPENMP
+                    if (batch >= 2u && units >= LSTM_SYM_PARALLEL_UNITS) {
+                        size_t row;
+                    #pragma omp parallel for schedule(static)
+                        for (row = 0; row < batch; ++row) {
+                            lstm_cifg_units_forward_f32(batch, hidden_size, row, row + 1u, pre,
+                                h_states + t * units, c_states + t * units, peephole_update, peephole_output,
+                                h_states + (t + 1u) * units, c_states + (t + 1u) * units, saved + t * LSTM_CIFG_SAVED * units);
+                        }
+                    } else
+                    #endif
+                    lstm_cifg_units_forward_f32(batch, hidden_size, 0u, batch, pre,
                         h_states + t * units, c_states + t * units, peephole_update, peephole_output,
                         h_states + (t + 1u) * units, c_states + (t + 1u) * units, saved + t * LSTM_CIFG_SAVED * units);
                 }
-            } else
-            #endif
-            lstm_cifg_units_forward_f32(batch, hidden_size, 0u, batch, pre,
-                h_states + t * units, c_states + t * units, peephole_update, peephole_output,
-                h_states + (t + 1u) * units, c_states + (t + 1u) * units, saved + t * LSTM_CIFG_SAVED * units);
+            }
+            if (!lstm_cifg_all_run(batch, lengths, t)) {
+                /* Rows past their length keep their states; their saved values are zeros (read
+                 * by backward's products, never by its per-unit steps) */
+                size_t row, j;
+                for (row = 0; row < batch; ++row) {
+                    if ((uint64_t)lengths[row] > (uint64_t)t) {
+                        continue;
+                    }
+                    lstm_sym_copy_f32(hidden_size, h_states + t * units + row * hidden_size,
+                        h_states + (t + 1u) * units + row * hidden_size);
+                    lstm_sym_copy_f32(hidden_size, c_states + t * units + row * hidden_size,
+                        c_states + (t + 1u) * units + row * hidden_size);
+                    for (j = 0; j < LSTM_CIFG_SAVED; ++j) {
+                        lstm_sym_fill_f32(hidden_size, 0.0F, saved + (t * LSTM_CIFG_SAVED + j) * units + row * hidden_size);
+                    }
+                }
+            }
         }
         /* Outputs: the hidden states after every step; the last states. */
         lstm_sym_copy_f32(steps * units, h_states + units, outputs);
+        if (lengths != NULL) {
+            /* Zero outputs past each row's length */
+            size_t row;
+            for (row = 0; row < batch; ++row) {
+                for (t = (size_t)lengths[row]; t < steps; ++t) {
+                    lstm_sym_fill_f32(hidden_size, 0.0F, outputs + t * units + row * hidden_size);
+                }
+            }
+        }
         lstm_sym_copy_f32(units, h_states + steps * units, h_last);
         lstm_sym_copy_f32(units, c_states + steps * units, c_last);
     }
@@ -952,6 +1209,7 @@ int lstm_cifg_backward_f32(
     size_t event_size,
     size_t hidden_size,
     const float *restrict events,
+    const int64_t *restrict lengths,
     const float *restrict event_weights,
     const float *restrict hidden_weights,
     const float *restrict peephole_update,
@@ -996,6 +1254,16 @@ int lstm_cifg_backward_f32(
         return LSTM_CIFG_ERROR_NULL;
     }
     {
+        int padded;
+        const int checked = lstm_cifg_check_lengths(steps, batch, lengths, &padded);
+        if (checked != LSTM_CIFG_OK) {
+            return checked;
+        }
+        if (!padded) {
+            lengths = NULL; /* every row runs every step: the unmasked computation */
+        }
+    }
+    {
         const float *const h_states = cache + 0u * (steps + 1u) * units;
         const float *const c_states = cache + 1u * (steps + 1u) * units;
         const float *const saved = cache + LSTM_CIFG_STATES * (steps + 1u) * units;
@@ -1021,9 +1289,37 @@ int lstm_cifg_backward_f32(
         lstm_sym_fill_f32(hidden_size, 0.0F, d_peephole_output);
         for (t = steps; t-- > 0;) {
             /* Per-unit backward (sympy.diff of the step, then joint CSE). */
-            lstm_cifg_units_backward_f32(batch, hidden_size, 0u, batch, d_outputs + t * units,
-                d_h0, d_c0, h_states + t * units, c_states + t * units,
-                peephole_update, peephole_output, saved + t * LSTM_CIFG_SAVED * units, delta_event + t * batch * rows, d_peephole_update, d_peephole_output);
+            if (lengths == NULL) {
+                lstm_cifg_units_backward_f32(batch, hidden_size, 0u, batch, d_outputs + t * units,
+                    d_h0, d_c0, h_states + t * units, c_states + t * units,
+                    peephole_update, peephole_output, saved + t * LSTM_CIFG_SAVED * units, delta_event + t * batch * rows, d_peephole_update, d_peephole_output);
+            } else {
+                if (!lstm_cifg_all_run(batch, lengths, t)) {
+                    /* Only the rows still running step t (the plan's masking) */
+                    size_t row;
+                    for (row = 0; row < batch; ++row) {
+                        if ((uint64_t)lengths[row] > (uint64_t)t) {
+                            lstm_cifg_units_backward_f32(batch, hidden_size, row, row + 1u, d_outputs + t * units,
+                                d_h0, d_c0, h_states + t * units, c_states + t * units,
+                                peephole_update, peephole_output, saved + t * LSTM_CIFG_SAVED * units, delta_event + t * batch * rows, d_peephole_update, d_peephole_output);
+                        }
+                    }
+                } else {
+                    lstm_cifg_units_backward_f32(batch, hidden_size, 0u, batch, d_outputs + t * units,
+                        d_h0, d_c0, h_states + t * units, c_states + t * units,
+                        peephole_update, peephole_output, saved + t * LSTM_CIFG_SAVED * units, delta_event + t * batch * rows, d_peephole_update, d_peephole_output);
+                }
+            }
+            if (!lstm_cifg_all_run(batch, lengths, t)) {
+                /* Rows past their length: zero deltas, their state adjoints passed on unchanged
+                 * (the products below add nothing to them) */
+                size_t row;
+                for (row = 0; row < batch; ++row) {
+                    if ((uint64_t)lengths[row] <= (uint64_t)t) {
+                        lstm_sym_fill_f32(rows, 0.0F, delta_event + (t * batch + row) * rows);
+                    }
+                }
+            }
             /* Backpropagation through time: dL/dh_{t-1} += Delta_hidden,t W_hidden
              * (eq:bptt-through-hidden) */
             if (pack != NULL && batch < LSTM_SYM_PACK_BATCH) {
@@ -1043,9 +1339,21 @@ int lstm_cifg_backward_f32(
         lstm_sym_fill_f32(rows * event_size, 0.0F, d_event_weights);
         lstm_sym_fill_f32(rows, 0.0F, d_event_bias);
         lstm_sym_fill_f32(rows * hidden_size, 0.0F, d_hidden_weights);
-        /* all three at once: Delta_hidden is Delta_event */
-        lstm_sym_product_shared_f32(rows, steps * batch, delta_event, events, event_size, d_event_weights,
-            h_states, hidden_size, d_hidden_weights, d_event_bias, pack, panel);
+        if (lengths == NULL) {
+            /* all three at once: Delta_hidden is Delta_event */
+            lstm_sym_product_shared_f32(rows, steps * batch, delta_event, events, event_size, d_event_weights,
+                h_states, hidden_size, d_hidden_weights, d_event_bias, pack, panel);
+        } else {
+            /* Variable lengths: dW_event from the running rows' events only (padded events are
+             * never read; their deltas are zero), dW_hidden and db over all */
+            size_t s = 0u, n;
+            for (; (n = lstm_cifg_next_run(steps, batch, lengths, &s)) != 0u; s += n) {
+                lstm_sym_product_nn_f32(rows, event_size, n, delta_event + s * rows, 1u, rows, events + s * event_size,
+                    d_event_weights, pack, panel);
+            }
+            lstm_sym_product_nn_f32(rows, hidden_size, steps * batch, delta_hidden, 1u, rows, h_states, d_hidden_weights, pack, panel);
+            lstm_sym_column_sums_f32(steps * batch, rows, delta_event, d_event_bias);
+        }
         /* Delta_hidden is Delta_event: the same sums */
         lstm_sym_copy_f32(rows, d_event_bias, d_hidden_bias);
         lstm_sym_fill_f32(steps * batch * event_size, 0.0F, d_events);

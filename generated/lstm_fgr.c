@@ -67,6 +67,8 @@ const char *lstm_fgr_error_string(int code)
         return "invalid size: every size must be at least 1 and the buffers addressable";
     case LSTM_FGR_ERROR_NULL:
         return "a required pointer argument is NULL";
+    case LSTM_FGR_ERROR_LENGTHS:
+        return "invalid lengths: every length must be at least 1 and at most steps";
     default:
         return "unknown error code";
     }
@@ -88,6 +90,60 @@ static int lstm_fgr_check_sizes(size_t steps, size_t batch, size_t event_size, s
         return LSTM_FGR_ERROR_SIZE;
     }
     return LSTM_FGR_OK;
+}
+
+/* Variable lengths (the kernel plan's masking; eq:masked-state): LSTM_FGR_OK when `lengths` is NULL or
+ * every length is 1 to steps, else LSTM_FGR_ERROR_LENGTHS; *padded is 1 when some row runs fewer
+ * than steps steps (0: the unmasked computation is the same). */
+static int lstm_fgr_check_lengths(size_t steps, size_t batch, const int64_t *lengths, int *padded)
+{
+    size_t b;
+    *padded = 0;
+    if (lengths == NULL) {
+        return LSTM_FGR_OK;
+    }
+    for (b = 0; b < batch; ++b) {
+        if (lengths[b] < 1 || (uint64_t)lengths[b] > (uint64_t)steps) {
+            return LSTM_FGR_ERROR_LENGTHS;
+        }
+        if ((uint64_t)lengths[b] < (uint64_t)steps) {
+            *padded = 1;
+        }
+    }
+    return LSTM_FGR_OK;
+}
+
+/* 1 when every row runs step t (lengths NULL: all do), 0 when some row has finished. */
+static int lstm_fgr_all_run(size_t batch, const int64_t *lengths, size_t t)
+{
+    size_t b;
+    if (lengths == NULL) {
+        return 1;
+    }
+    for (b = 0; b < batch; ++b) {
+        if ((uint64_t)lengths[b] <= (uint64_t)t) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* The next run of consecutive samples s = t * batch + b, from *start on, of rows still running
+ * their step (t < lengths[b]): its first sample in *start and its length (0: none left). The
+ * products over all steps read the events of these runs only. */
+static size_t lstm_fgr_next_run(size_t steps, size_t batch, const int64_t *lengths, size_t *start)
+{
+    const size_t samples = steps * batch;
+    size_t s = *start, first;
+    while (s < samples && (uint64_t)lengths[s % batch] <= (uint64_t)(s / batch)) {
+        ++s;
+    }
+    first = s;
+    while (s < samples && (uint64_t)lengths[s % batch] > (uint64_t)(s / batch)) {
+        ++s;
+    }
+    *start = first;
+    return s - first;
 }
 
 
@@ -422,6 +478,7 @@ int lstm_fgr_forward_f64(
     size_t event_size,
     size_t hidden_size,
     const double *restrict events,
+    const int64_t *restrict lengths,
     const double *restrict h0,
     const double *restrict c0,
     const double *restrict i0,
@@ -467,6 +524,16 @@ int lstm_fgr_forward_f64(
         return LSTM_FGR_ERROR_NULL;
     }
     {
+        int padded;
+        const int checked = lstm_fgr_check_lengths(steps, batch, lengths, &padded);
+        if (checked != LSTM_FGR_OK) {
+            return checked;
+        }
+        if (!padded) {
+            lengths = NULL; /* every row runs every step: the unmasked computation */
+        }
+    }
+    {
         double *const h_states = cache + 0u * (steps + 1u) * units;
         double *const c_states = cache + 1u * (steps + 1u) * units;
         double *const i_states = cache + 2u * (steps + 1u) * units;
@@ -502,7 +569,16 @@ int lstm_fgr_forward_f64(
         /* Event projections of every step and gate at once (one matrix product):
          * Z_event = X W_event^T + b_event (eq:projection-update-event, eq:projection-update-hidden, eq:projection-forget-event, eq:projection-forget-hidden, eq:projection-candidate-pre, eq:projection-output-event, eq:projection-output-hidden) */
         lstm_sym_broadcast_f64(steps * batch, rows, event_bias, NULL, projection);
-        lstm_sym_product_nt_f64(steps * batch, rows, event_size, events, event_weights, projection, pack, panel);
+        if (lengths == NULL) {
+            lstm_sym_product_nt_f64(steps * batch, rows, event_size, events, event_weights, projection, pack, panel);
+        } else {
+            /* Variable lengths: the events of running rows only (padded events are never read) */
+            size_t s = 0u, n;
+            for (; (n = lstm_fgr_next_run(steps, batch, lengths, &s)) != 0u; s += n) {
+                lstm_sym_product_nt_f64(n, rows, event_size, events + s * event_size, event_weights,
+                    projection + s * rows, pack, panel);
+            }
+        }
         for (t = 0; t < steps; ++t) {
             double *const event_part = projection + t * batch * rows;
             /* Hidden projections, one matrix product per run of gates reading the same sources S
@@ -529,23 +605,84 @@ int lstm_fgr_forward_f64(
             lstm_fgr_place_f64(batch, 1u * hidden_size, source_part, hidden_bias + 3u * hidden_size,
                 hidden_part + 3u * hidden_size, rows);
             /* The per-unit equations of the cell (printed from the derivation). */
-            #ifdef _OPENMP
-            if (batch >= 2u && units >= LSTM_SYM_PARALLEL_UNITS) {
-                size_t row;
-            #pragma omp parallel for schedule(static)
-                for (row = 0; row < batch; ++row) {
-                    lstm_fgr_units_forward_f64(batch, hidden_size, row, row + 1u, event_part, hidden_part,
+            if (lengths == NULL) {
+                #ifdef _OPENMP
+                if (batch >= 2u && units >= LSTM_SYM_PARALLEL_UNITS) {
+                    size_t row;
+                #pragma omp parallel for schedule(static)
+                    for (row = 0; row < batch; ++row) {
+                        lstm_fgr_units_forward_f64(batch, hidden_size, row, row + 1u, event_part, hidden_part,
+                            h_states + t * units, c_states + t * units, i_states + t * units, f_states + t * units, o_states + t * units, peephole_update, peephole_forget, peephole_output,
+                            h_states + (t + 1u) * units, c_states + (t + 1u) * units, i_states + (t + 1u) * units, f_states + (t + 1u) * units, o_states + (t + 1u) * units, saved + t * LSTM_FGR_SAVED * units);
+                    }
+                } else
+                #endif
+                lstm_fgr_units_forward_f64(batch, hidden_size, 0u, batch, event_part, hidden_part,
+                    h_states + t * units, c_states + t * units, i_states + t * units, f_states + t * units, o_states + t * units, peephole_update, peephole_forget, peephole_output,
+                    h_states + (t + 1u) * units, c_states + (t + 1u) * units, i_states + (t + 1u) * units, f_states + (t + 1u) * units, o_states + (t + 1u) * units, saved + t * LSTM_FGR_SAVED * units);
+            } else {
+                if (!lstm_fgr_all_run(batch, lengths, t)) {
+                    /* Only the rows still running step t (the plan's masking) */
+                    size_t row;
+                    for (row = 0; row < batch; ++row) {
+                        if ((uint64_t)lengths[row] > (uint64_t)t) {
+                            lstm_fgr_units_forward_f64(batch, hidden_size, row, row + 1u, event_part, hidden_part,
+                                h_states + t * units, c_states + t * units, i_states + t * units, f_states + t * units, o_states + t * units, peephole_update, peephole_forget, peephole_output,
+                                h_states + (t + 1u) * units, c_states + (t + 1u) * units, i_states + (t + 1u) * units, f_states + (t + 1u) * units, o_states + (t + 1u) * units, saved + t * LSTM_FGR_SAVED * units);
+                        }
+                    }
+                } else {
+                    #ifdef _OPENMP
+                    if (batch >= 2u && units >= LSTM_SYM_PARALLEL_UNITS) {
+                        size_t row;
+                    #pragma omp parallel for schedule(static)
+                        for (row = 0; row < batch; ++row) {
+                            lstm_fgr_units_forward_f64(batch, hidden_size, row, row + 1u, event_part, hidden_part,
+                                h_states + t * units, c_states + t * units, i_states + t * units, f_states + t * units, o_states + t * units, peephole_update, peephole_forget, peephole_output,
+                                h_states + (t + 1u) * units, c_states + (t + 1u) * units, i_states + (t + 1u) * units, f_states + (t + 1u) * units, o_states + (t + 1u) * units, saved + t * LSTM_FGR_SAVED * units);
+                        }
+                    } else
+                    #endif
+                    lstm_fgr_units_forward_f64(batch, hidden_size, 0u, batch, event_part, hidden_part,
                         h_states + t * units, c_states + t * units, i_states + t * units, f_states + t * units, o_states + t * units, peephole_update, peephole_forget, peephole_output,
                         h_states + (t + 1u) * units, c_states + (t + 1u) * units, i_states + (t + 1u) * units, f_states + (t + 1u) * units, o_states + (t + 1u) * units, saved + t * LSTM_FGR_SAVED * units);
                 }
-            } else
-            #endif
-            lstm_fgr_units_forward_f64(batch, hidden_size, 0u, batch, event_part, hidden_part,
-                h_states + t * units, c_states + t * units, i_states + t * units, f_states + t * units, o_states + t * units, peephole_update, peephole_forget, peephole_output,
-                h_states + (t + 1u) * units, c_states + (t + 1u) * units, i_states + (t + 1u) * units, f_states + (t + 1u) * units, o_states + (t + 1u) * units, saved + t * LSTM_FGR_SAVED * units);
+            }
+            if (!lstm_fgr_all_run(batch, lengths, t)) {
+                /* Rows past their length keep their states; their saved values are zeros (read
+                 * by backward's products, never by its per-unit steps) */
+                size_t row, j;
+                for (row = 0; row < batch; ++row) {
+                    if ((uint64_t)lengths[row] > (uint64_t)t) {
+                        continue;
+                    }
+                    lstm_sym_copy_f64(hidden_size, h_states + t * units + row * hidden_size,
+                        h_states + (t + 1u) * units + row * hidden_size);
+                    lstm_sym_copy_f64(hidden_size, c_states + t * units + row * hidden_size,
+                        c_states + (t + 1u) * units + row * hidden_size);
+                    lstm_sym_copy_f64(hidden_size, i_states + t * units + row * hidden_size,
+                        i_states + (t + 1u) * units + row * hidden_size);
+                    lstm_sym_copy_f64(hidden_size, f_states + t * units + row * hidden_size,
+                        f_states + (t + 1u) * units + row * hidden_size);
+                    lstm_sym_copy_f64(hidden_size, o_states + t * units + row * hidden_size,
+                        o_states + (t + 1u) * units + row * hidden_size);
+                    for (j = 0; j < LSTM_FGR_SAVED; ++j) {
+                        lstm_sym_fill_f64(hidden_size, 0.0, saved + (t * LSTM_FGR_SAVED + j) * units + row * hidden_size);
+                    }
+                }
+            }
         }
         /* Outputs: the hidden states after every step; the last states. */
         lstm_sym_copy_f64(steps * units, h_states + units, outputs);
+        if (lengths != NULL) {
+            /* Zero outputs past each row's length */
+            size_t row;
+            for (row = 0; row < batch; ++row) {
+                for (t = (size_t)lengths[row]; t < steps; ++t) {
+                    lstm_sym_fill_f64(hidden_size, 0.0, outputs + t * units + row * hidden_size);
+                }
+            }
+        }
         lstm_sym_copy_f64(units, h_states + steps * units, h_last);
         lstm_sym_copy_f64(units, c_states + steps * units, c_last);
         lstm_sym_copy_f64(units, i_states + steps * units, i_last);
@@ -562,6 +699,7 @@ int lstm_fgr_backward_f64(
     size_t event_size,
     size_t hidden_size,
     const double *restrict events,
+    const int64_t *restrict lengths,
     const double *restrict event_weights,
     const double *restrict hidden_weights,
     const double *restrict peephole_update,
@@ -619,6 +757,16 @@ int lstm_fgr_backward_f64(
         return LSTM_FGR_ERROR_NULL;
     }
     {
+        int padded;
+        const int checked = lstm_fgr_check_lengths(steps, batch, lengths, &padded);
+        if (checked != LSTM_FGR_OK) {
+            return checked;
+        }
+        if (!padded) {
+            lengths = NULL; /* every row runs every step: the unmasked computation */
+        }
+    }
+    {
         const double *const h_states = cache + 0u * (steps + 1u) * units;
         const double *const c_states = cache + 1u * (steps + 1u) * units;
         const double *const i_states = cache + 2u * (steps + 1u) * units;
@@ -655,9 +803,38 @@ int lstm_fgr_backward_f64(
         lstm_sym_fill_f64(hidden_size, 0.0, d_peephole_output);
         for (t = steps; t-- > 0;) {
             /* Per-unit backward (sympy.diff of the step, then joint CSE). */
-            lstm_fgr_units_backward_f64(batch, hidden_size, 0u, batch, d_outputs + t * units,
-                d_h0, d_c0, d_i0, d_f0, d_o0, h_states + t * units, c_states + t * units, i_states + t * units, f_states + t * units, o_states + t * units,
-                peephole_update, peephole_forget, peephole_output, saved + t * LSTM_FGR_SAVED * units, delta_event + t * batch * rows, delta_hidden + t * batch * rows, d_peephole_update, d_peephole_forget, d_peephole_output);
+            if (lengths == NULL) {
+                lstm_fgr_units_backward_f64(batch, hidden_size, 0u, batch, d_outputs + t * units,
+                    d_h0, d_c0, d_i0, d_f0, d_o0, h_states + t * units, c_states + t * units, i_states + t * units, f_states + t * units, o_states + t * units,
+                    peephole_update, peephole_forget, peephole_output, saved + t * LSTM_FGR_SAVED * units, delta_event + t * batch * rows, delta_hidden + t * batch * rows, d_peephole_update, d_peephole_forget, d_peephole_output);
+            } else {
+                if (!lstm_fgr_all_run(batch, lengths, t)) {
+                    /* Only the rows still running step t (the plan's masking) */
+                    size_t row;
+                    for (row = 0; row < batch; ++row) {
+                        if ((uint64_t)lengths[row] > (uint64_t)t) {
+                            lstm_fgr_units_backward_f64(batch, hidden_size, row, row + 1u, d_outputs + t * units,
+                                d_h0, d_c0, d_i0, d_f0, d_o0, h_states + t * units, c_states + t * units, i_states + t * units, f_states + t * units, o_states + t * units,
+                                peephole_update, peephole_forget, peephole_output, saved + t * LSTM_FGR_SAVED * units, delta_event + t * batch * rows, delta_hidden + t * batch * rows, d_peephole_update, d_peephole_forget, d_peephole_output);
+                        }
+                    }
+                } else {
+                    lstm_fgr_units_backward_f64(batch, hidden_size, 0u, batch, d_outputs + t * units,
+                        d_h0, d_c0, d_i0, d_f0, d_o0, h_states + t * units, c_states + t * units, i_states + t * units, f_states + t * units, o_states + t * units,
+                        peephole_update, peephole_forget, peephole_output, saved + t * LSTM_FGR_SAVED * units, delta_event + t * batch * rows, delta_hidden + t * batch * rows, d_peephole_update, d_peephole_forget, d_peephole_output);
+                }
+            }
+            if (!lstm_fgr_all_run(batch, lengths, t)) {
+                /* Rows past their length: zero deltas, their state adjoints passed on unchanged
+                 * (the products below add nothing to them) */
+                size_t row;
+                for (row = 0; row < batch; ++row) {
+                    if ((uint64_t)lengths[row] <= (uint64_t)t) {
+                        lstm_sym_fill_f64(rows, 0.0, delta_event + (t * batch + row) * rows);
+                        lstm_sym_fill_f64(rows, 0.0, delta_hidden + (t * batch + row) * rows);
+                    }
+                }
+            }
             /* Backpropagation through time: dL/dh_{t-1} += Delta_hidden,t W_hidden
              * (eq:bptt-through-hidden) */
             lstm_sym_gemm_nn_f64(batch, hidden_size, 1u * hidden_size, delta_hidden + t * batch * rows + 2u * hidden_size, rows, 1u,
@@ -684,7 +861,16 @@ int lstm_fgr_backward_f64(
          * (eq:linear-weights, eq:linear-bias, eq:linear-inputs) */
         lstm_sym_fill_f64(rows * event_size, 0.0, d_event_weights);
         lstm_sym_fill_f64(rows, 0.0, d_event_bias);
-        lstm_sym_product_nn_f64(rows, event_size, steps * batch, delta_event, 1u, rows, events, d_event_weights, pack, panel);
+        if (lengths == NULL) {
+            lstm_sym_product_nn_f64(rows, event_size, steps * batch, delta_event, 1u, rows, events, d_event_weights, pack, panel);
+        } else {
+            /* Variable lengths: the running rows' events only (padded events are never read) */
+            size_t s = 0u, n;
+            for (; (n = lstm_fgr_next_run(steps, batch, lengths, &s)) != 0u; s += n) {
+                lstm_sym_product_nn_f64(rows, event_size, n, delta_event + s * rows, 1u, rows, events + s * event_size,
+                    d_event_weights, pack, panel);
+            }
+        }
         lstm_sym_column_sums_f64(steps * batch, rows, delta_event, d_event_bias);
         lstm_sym_fill_f64(13u * hidden_size * hidden_size, 0.0, d_hidden_weights);
         /* Gates reading the recurrent state: dW = Delta^T H; the others: dW = Delta^T S, their
@@ -1254,6 +1440,7 @@ int lstm_fgr_forward_f32(
     size_t event_size,
     size_t hidden_size,
     const float *restrict events,
+    const int64_t *restrict lengths,
     const float *restrict h0,
     const float *restrict c0,
     const float *restrict i0,
@@ -1299,6 +1486,16 @@ int lstm_fgr_forward_f32(
         return LSTM_FGR_ERROR_NULL;
     }
     {
+        int padded;
+        const int checked = lstm_fgr_check_lengths(steps, batch, lengths, &padded);
+        if (checked != LSTM_FGR_OK) {
+            return checked;
+        }
+        if (!padded) {
+            lengths = NULL; /* every row runs every step: the unmasked computation */
+        }
+    }
+    {
         float *const h_states = cache + 0u * (steps + 1u) * units;
         float *const c_states = cache + 1u * (steps + 1u) * units;
         float *const i_states = cache + 2u * (steps + 1u) * units;
@@ -1334,7 +1531,16 @@ int lstm_fgr_forward_f32(
         /* Event projections of every step and gate at once (one matrix product):
          * Z_event = X W_event^T + b_event (eq:projection-update-event, eq:projection-update-hidden, eq:projection-forget-event, eq:projection-forget-hidden, eq:projection-candidate-pre, eq:projection-output-event, eq:projection-output-hidden) */
         lstm_sym_broadcast_f32(steps * batch, rows, event_bias, NULL, projection);
-        lstm_sym_product_nt_f32(steps * batch, rows, event_size, events, event_weights, projection, pack, panel);
+        if (lengths == NULL) {
+            lstm_sym_product_nt_f32(steps * batch, rows, event_size, events, event_weights, projection, pack, panel);
+        } else {
+            /* Variable lengths: the events of running rows only (padded events are never read) */
+            size_t s = 0u, n;
+            for (; (n = lstm_fgr_next_run(steps, batch, lengths, &s)) != 0u; s += n) {
+                lstm_sym_product_nt_f32(n, rows, event_size, events + s * event_size, event_weights,
+                    projection + s * rows, pack, panel);
+            }
+        }
         for (t = 0; t < steps; ++t) {
             float *const event_part = projection + t * batch * rows;
             /* Hidden projections, one matrix product per run of gates reading the same sources S
@@ -1361,23 +1567,84 @@ int lstm_fgr_forward_f32(
             lstm_fgr_place_f32(batch, 1u * hidden_size, source_part, hidden_bias + 3u * hidden_size,
                 hidden_part + 3u * hidden_size, rows);
             /* The per-unit equations of the cell (printed from the derivation). */
-            #ifdef _OPENMP
-            if (batch >= 2u && units >= LSTM_SYM_PARALLEL_UNITS) {
-                size_t row;
-            #pragma omp parallel for schedule(static)
-                for (row = 0; row < batch; ++row) {
-                    lstm_fgr_units_forward_f32(batch, hidden_size, row, row + 1u, event_part, hidden_part,
+            if (lengths == NULL) {
+                #ifdef _OPENMP
+                if (batch >= 2u && units >= LSTM_SYM_PARALLEL_UNITS) {
+                    size_t row;
+                #pragma omp parallel for schedule(static)
+                    for (row = 0; row < batch; ++row) {
+                        lstm_fgr_units_forward_f32(batch, hidden_size, row, row + 1u, event_part, hidden_part,
+                            h_states + t * units, c_states + t * units, i_states + t * units, f_states + t * units, o_states + t * units, peephole_update, peephole_forget, peephole_output,
+                            h_states + (t + 1u) * units, c_states + (t + 1u) * units, i_states + (t + 1u) * units, f_states + (t + 1u) * units, o_states + (t + 1u) * units, saved + t * LSTM_FGR_SAVED * units);
+                    }
+                } else
+                #endif
+                lstm_fgr_units_forward_f32(batch, hidden_size, 0u, batch, event_part, hidden_part,
+                    h_states + t * units, c_states + t * units, i_states + t * units, f_states + t * units, o_states + t * units, peephole_update, peephole_forget, peephole_output,
+                    h_states + (t + 1u) * units, c_states + (t + 1u) * units, i_states + (t + 1u) * units, f_states + (t + 1u) * units, o_states + (t + 1u) * units, saved + t * LSTM_FGR_SAVED * units);
+            } else {
+                if (!lstm_fgr_all_run(batch, lengths, t)) {
+                    /* Only the rows still running step t (the plan's masking) */
+                    size_t row;
+                    for (row = 0; row < batch; ++row) {
+                        if ((uint64_t)lengths[row] > (uint64_t)t) {
+                            lstm_fgr_units_forward_f32(batch, hidden_size, row, row + 1u, event_part, hidden_part,
+                                h_states + t * units, c_states + t * units, i_states + t * units, f_states + t * units, o_states + t * units, peephole_update, peephole_forget, peephole_output,
+                                h_states + (t + 1u) * units, c_states + (t + 1u) * units, i_states + (t + 1u) * units, f_states + (t + 1u) * units, o_states + (t + 1u) * units, saved + t * LSTM_FGR_SAVED * units);
+                        }
+                    }
+                } else {
+                    #ifdef _OPENMP
+                    if (batch >= 2u && units >= LSTM_SYM_PARALLEL_UNITS) {
+                        size_t row;
+                    #pragma omp parallel for schedule(static)
+                        for (row = 0; row < batch; ++row) {
+                            lstm_fgr_units_forward_f32(batch, hidden_size, row, row + 1u, event_part, hidden_part,
+                                h_states + t * units, c_states + t * units, i_states + t * units, f_states + t * units, o_states + t * units, peephole_update, peephole_forget, peephole_output,
+                                h_states + (t + 1u) * units, c_states + (t + 1u) * units, i_states + (t + 1u) * units, f_states + (t + 1u) * units, o_states + (t + 1u) * units, saved + t * LSTM_FGR_SAVED * units);
+                        }
+                    } else
+                    #endif
+                    lstm_fgr_units_forward_f32(batch, hidden_size, 0u, batch, event_part, hidden_part,
                         h_states + t * units, c_states + t * units, i_states + t * units, f_states + t * units, o_states + t * units, peephole_update, peephole_forget, peephole_output,
                         h_states + (t + 1u) * units, c_states + (t + 1u) * units, i_states + (t + 1u) * units, f_states + (t + 1u) * units, o_states + (t + 1u) * units, saved + t * LSTM_FGR_SAVED * units);
                 }
-            } else
-            #endif
-            lstm_fgr_units_forward_f32(batch, hidden_size, 0u, batch, event_part, hidden_part,
-                h_states + t * units, c_states + t * units, i_states + t * units, f_states + t * units, o_states + t * units, peephole_update, peephole_forget, peephole_output,
-                h_states + (t + 1u) * units, c_states + (t + 1u) * units, i_states + (t + 1u) * units, f_states + (t + 1u) * units, o_states + (t + 1u) * units, saved + t * LSTM_FGR_SAVED * units);
+            }
+            if (!lstm_fgr_all_run(batch, lengths, t)) {
+                /* Rows past their length keep their states; their saved values are zeros (read
+                 * by backward's products, never by its per-unit steps) */
+                size_t row, j;
+                for (row = 0; row < batch; ++row) {
+                    if ((uint64_t)lengths[row] > (uint64_t)t) {
+                        continue;
+                    }
+                    lstm_sym_copy_f32(hidden_size, h_states + t * units + row * hidden_size,
+                        h_states + (t + 1u) * units + row * hidden_size);
+                    lstm_sym_copy_f32(hidden_size, c_states + t * units + row * hidden_size,
+                        c_states + (t + 1u) * units + row * hidden_size);
+                    lstm_sym_copy_f32(hidden_size, i_states + t * units + row * hidden_size,
+                        i_states + (t + 1u) * units + row * hidden_size);
+                    lstm_sym_copy_f32(hidden_size, f_states + t * units + row * hidden_size,
+                        f_states + (t + 1u) * units + row * hidden_size);
+                    lstm_sym_copy_f32(hidden_size, o_states + t * units + row * hidden_size,
+                        o_states + (t + 1u) * units + row * hidden_size);
+                    for (j = 0; j < LSTM_FGR_SAVED; ++j) {
+                        lstm_sym_fill_f32(hidden_size, 0.0F, saved + (t * LSTM_FGR_SAVED + j) * units + row * hidden_size);
+                    }
+                }
+            }
         }
         /* Outputs: the hidden states after every step; the last states. */
         lstm_sym_copy_f32(steps * units, h_states + units, outputs);
+        if (lengths != NULL) {
+            /* Zero outputs past each row's length */
+            size_t row;
+            for (row = 0; row < batch; ++row) {
+                for (t = (size_t)lengths[row]; t < steps; ++t) {
+                    lstm_sym_fill_f32(hidden_size, 0.0F, outputs + t * units + row * hidden_size);
+                }
+            }
+        }
         lstm_sym_copy_f32(units, h_states + steps * units, h_last);
         lstm_sym_copy_f32(units, c_states + steps * units, c_last);
         lstm_sym_copy_f32(units, i_states + steps * units, i_last);
@@ -1394,6 +1661,7 @@ int lstm_fgr_backward_f32(
     size_t event_size,
     size_t hidden_size,
     const float *restrict events,
+    const int64_t *restrict lengths,
     const float *restrict event_weights,
     const float *restrict hidden_weights,
     const float *restrict peephole_update,
@@ -1451,6 +1719,16 @@ int lstm_fgr_backward_f32(
         return LSTM_FGR_ERROR_NULL;
     }
     {
+        int padded;
+        const int checked = lstm_fgr_check_lengths(steps, batch, lengths, &padded);
+        if (checked != LSTM_FGR_OK) {
+            return checked;
+        }
+        if (!padded) {
+            lengths = NULL; /* every row runs every step: the unmasked computation */
+        }
+    }
+    {
         const float *const h_states = cache + 0u * (steps + 1u) * units;
         const float *const c_states = cache + 1u * (steps + 1u) * units;
         const float *const i_states = cache + 2u * (steps + 1u) * units;
@@ -1487,9 +1765,38 @@ int lstm_fgr_backward_f32(
         lstm_sym_fill_f32(hidden_size, 0.0F, d_peephole_output);
         for (t = steps; t-- > 0;) {
             /* Per-unit backward (sympy.diff of the step, then joint CSE). */
-            lstm_fgr_units_backward_f32(batch, hidden_size, 0u, batch, d_outputs + t * units,
-                d_h0, d_c0, d_i0, d_f0, d_o0, h_states + t * units, c_states + t * units, i_states + t * units, f_states + t * units, o_states + t * units,
-                peephole_update, peephole_forget, peephole_output, saved + t * LSTM_FGR_SAVED * units, delta_event + t * batch * rows, delta_hidden + t * batch * rows, d_peephole_update, d_peephole_forget, d_peephole_output);
+            if (lengths == NULL) {
+                lstm_fgr_units_backward_f32(batch, hidden_size, 0u, batch, d_outputs + t * units,
+                    d_h0, d_c0, d_i0, d_f0, d_o0, h_states + t * units, c_states + t * units, i_states + t * units, f_states + t * units, o_states + t * units,
+                    peephole_update, peephole_forget, peephole_output, saved + t * LSTM_FGR_SAVED * units, delta_event + t * batch * rows, delta_hidden + t * batch * rows, d_peephole_update, d_peephole_forget, d_peephole_output);
+            } else {
+                if (!lstm_fgr_all_run(batch, lengths, t)) {
+                    /* Only the rows still running step t (the plan's masking) */
+                    size_t row;
+                    for (row = 0; row < batch; ++row) {
+                        if ((uint64_t)lengths[row] > (uint64_t)t) {
+                            lstm_fgr_units_backward_f32(batch, hidden_size, row, row + 1u, d_outputs + t * units,
+                                d_h0, d_c0, d_i0, d_f0, d_o0, h_states + t * units, c_states + t * units, i_states + t * units, f_states + t * units, o_states + t * units,
+                                peephole_update, peephole_forget, peephole_output, saved + t * LSTM_FGR_SAVED * units, delta_event + t * batch * rows, delta_hidden + t * batch * rows, d_peephole_update, d_peephole_forget, d_peephole_output);
+                        }
+                    }
+                } else {
+                    lstm_fgr_units_backward_f32(batch, hidden_size, 0u, batch, d_outputs + t * units,
+                        d_h0, d_c0, d_i0, d_f0, d_o0, h_states + t * units, c_states + t * units, i_states + t * units, f_states + t * units, o_states + t * units,
+                        peephole_update, peephole_forget, peephole_output, saved + t * LSTM_FGR_SAVED * units, delta_event + t * batch * rows, delta_hidden + t * batch * rows, d_peephole_update, d_peephole_forget, d_peephole_output);
+                }
+            }
+            if (!lstm_fgr_all_run(batch, lengths, t)) {
+                /* Rows past their length: zero deltas, their state adjoints passed on unchanged
+                 * (the products below add nothing to them) */
+                size_t row;
+                for (row = 0; row < batch; ++row) {
+                    if ((uint64_t)lengths[row] <= (uint64_t)t) {
+                        lstm_sym_fill_f32(rows, 0.0F, delta_event + (t * batch + row) * rows);
+                        lstm_sym_fill_f32(rows, 0.0F, delta_hidden + (t * batch + row) * rows);
+                    }
+                }
+            }
             /* Backpropagation through time: dL/dh_{t-1} += Delta_hidden,t W_hidden
              * (eq:bptt-through-hidden) */
             lstm_sym_gemm_nn_f32(batch, hidden_size, 1u * hidden_size, delta_hidden + t * batch * rows + 2u * hidden_size, rows, 1u,
@@ -1516,7 +1823,16 @@ int lstm_fgr_backward_f32(
          * (eq:linear-weights, eq:linear-bias, eq:linear-inputs) */
         lstm_sym_fill_f32(rows * event_size, 0.0F, d_event_weights);
         lstm_sym_fill_f32(rows, 0.0F, d_event_bias);
-        lstm_sym_product_nn_f32(rows, event_size, steps * batch, delta_event, 1u, rows, events, d_event_weights, pack, panel);
+        if (lengths == NULL) {
+            lstm_sym_product_nn_f32(rows, event_size, steps * batch, delta_event, 1u, rows, events, d_event_weights, pack, panel);
+        } else {
+            /* Variable lengths: the running rows' events only (padded events are never read) */
+            size_t s = 0u, n;
+            for (; (n = lstm_fgr_next_run(steps, batch, lengths, &s)) != 0u; s += n) {
+                lstm_sym_product_nn_f32(rows, event_size, n, delta_event + s * rows, 1u, rows, events + s * event_size,
+                    d_event_weights, pack, panel);
+            }
+        }
         lstm_sym_column_sums_f32(steps * batch, rows, delta_event, d_event_bias);
         lstm_sym_fill_f32(13u * hidden_size * hidden_size, 0.0F, d_hidden_weights);
         /* Gates reading the recurrent state: dW = Delta^T H; the others: dW = Delta^T S, their

@@ -26,8 +26,13 @@
  * In all B * H * (2 * (T + 1) + 10 * T) elements plus the packing area: O(T * B * H + H^2).
  *
  * Return value of every entry point: LSTM_NIAF_OK, or an error code when a size is 0 or too
- * large (LSTM_NIAF_ERROR_SIZE) or a required pointer is NULL (LSTM_NIAF_ERROR_NULL); on error
- * nothing is written.
+ * large (LSTM_NIAF_ERROR_SIZE), a required pointer is NULL (LSTM_NIAF_ERROR_NULL) or a length
+ * is below 1 or above steps (LSTM_NIAF_ERROR_LENGTHS); on error nothing is written.
+ *
+ * Variable lengths: forward and backward take `lengths` (batch entries, NULL: every row runs
+ * all steps). At a step t >= lengths[b] row b's states stay as they were and its outputs are
+ * zero; the final states are each row's after its own last step; its events there are never
+ * read, its d_outputs there have no effect and its d_events there are zero.
  *
  * The cell (from the spec's docstring):
  *
@@ -46,6 +51,7 @@
 #define LSTM_NIAF_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "lstm_sym_tuning.h"
 
@@ -56,6 +62,7 @@ extern "C" {
 #define LSTM_NIAF_OK 0
 #define LSTM_NIAF_ERROR_SIZE 1
 #define LSTM_NIAF_ERROR_NULL 2
+#define LSTM_NIAF_ERROR_LENGTHS 3
 
 /* Gates (update, forget, candidate, output), states (hidden, cell), values saved per step. */
 #define LSTM_NIAF_GATES 4
@@ -98,6 +105,7 @@ const char *lstm_niaf_error_string(int code);
  *   event_size         event (input) features X >= 1
  *   hidden_size        hidden units H >= 1
  *   events             (steps, batch, event_size)
+ *   lengths            (batch): row b runs lengths[b] steps, 1 to steps (past it its states are kept and its outputs are zero); NULL: every row runs all steps
  *   h0                 initial hidden state (batch, hidden_size); NULL: zeros
  *   c0                 initial cell state (batch, hidden_size); NULL: zeros
  *   event_weights      (gates * hidden_size, event_size), gates stacked
@@ -118,6 +126,7 @@ int lstm_niaf_forward_f64(
     size_t event_size,
     size_t hidden_size,
     const double *events,
+    const int64_t *lengths,
     const double *h0,
     const double *c0,
     const double *event_weights,
@@ -137,6 +146,7 @@ int lstm_niaf_forward_f32(
     size_t event_size,
     size_t hidden_size,
     const float *events,
+    const int64_t *lengths,
     const float *h0,
     const float *c0,
     const float *event_weights,
@@ -157,6 +167,7 @@ int lstm_niaf_forward_f32(
  *   event_size         event (input) features X >= 1
  *   hidden_size        hidden units H >= 1
  *   events             (steps, batch, event_size), as given to forward
+ *   lengths            as given to forward
  *   event_weights      (gates * hidden_size, event_size), gates stacked
  *   hidden_weights     (gates * hidden_size, hidden_size), gates stacked
  *   peephole_update    (hidden_size): per-unit parameter
@@ -183,6 +194,7 @@ int lstm_niaf_backward_f64(
     size_t event_size,
     size_t hidden_size,
     const double *events,
+    const int64_t *lengths,
     const double *event_weights,
     const double *hidden_weights,
     const double *peephole_update,
@@ -208,6 +220,7 @@ int lstm_niaf_backward_f32(
     size_t event_size,
     size_t hidden_size,
     const float *events,
+    const int64_t *lengths,
     const float *event_weights,
     const float *hidden_weights,
     const float *peephole_update,

@@ -72,6 +72,8 @@ const char *lstmp_error_string(int code)
         return "invalid size: every size must be at least 1 and the buffers addressable";
     case LSTMP_ERROR_NULL:
         return "a required pointer argument is NULL";
+    case LSTMP_ERROR_LENGTHS:
+        return "invalid lengths: every length must be at least 1 and at most steps";
     default:
         return "unknown error code";
     }
@@ -95,6 +97,60 @@ static int lstmp_check_sizes(size_t steps, size_t batch, size_t event_size, size
         return LSTMP_ERROR_SIZE;
     }
     return LSTMP_OK;
+}
+
+/* Variable lengths (the kernel plan's masking; eq:masked-state): LSTMP_OK when `lengths` is NULL or
+ * every length is 1 to steps, else LSTMP_ERROR_LENGTHS; *padded is 1 when some row runs fewer
+ * than steps steps (0: the unmasked computation is the same). */
+static int lstmp_check_lengths(size_t steps, size_t batch, const int64_t *lengths, int *padded)
+{
+    size_t b;
+    *padded = 0;
+    if (lengths == NULL) {
+        return LSTMP_OK;
+    }
+    for (b = 0; b < batch; ++b) {
+        if (lengths[b] < 1 || (uint64_t)lengths[b] > (uint64_t)steps) {
+            return LSTMP_ERROR_LENGTHS;
+        }
+        if ((uint64_t)lengths[b] < (uint64_t)steps) {
+            *padded = 1;
+        }
+    }
+    return LSTMP_OK;
+}
+
+/* 1 when every row runs step t (lengths NULL: all do), 0 when some row has finished. */
+static int lstmp_all_run(size_t batch, const int64_t *lengths, size_t t)
+{
+    size_t b;
+    if (lengths == NULL) {
+        return 1;
+    }
+    for (b = 0; b < batch; ++b) {
+        if ((uint64_t)lengths[b] <= (uint64_t)t) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* The next run of consecutive samples s = t * batch + b, from *start on, of rows still running
+ * their step (t < lengths[b]): its first sample in *start and its length (0: none left). The
+ * products over all steps read the events of these runs only. */
+static size_t lstmp_next_run(size_t steps, size_t batch, const int64_t *lengths, size_t *start)
+{
+    const size_t samples = steps * batch;
+    size_t s = *start, first;
+    while (s < samples && (uint64_t)lengths[s % batch] <= (uint64_t)(s / batch)) {
+        ++s;
+    }
+    first = s;
+    while (s < samples && (uint64_t)lengths[s % batch] > (uint64_t)(s / batch)) {
+        ++s;
+    }
+    *start = first;
+    return s - first;
 }
 
 
@@ -297,6 +353,7 @@ int lstmp_forward_f64(
     size_t hidden_size,
     size_t projection_size,
     const double *restrict events,
+    const int64_t *restrict lengths,
     const double *restrict h0,
     const double *restrict c0,
     const double *restrict event_weights,
@@ -329,6 +386,16 @@ int lstmp_forward_f64(
         return LSTMP_ERROR_NULL;
     }
     {
+        int padded;
+        const int checked = lstmp_check_lengths(steps, batch, lengths, &padded);
+        if (checked != LSTMP_OK) {
+            return checked;
+        }
+        if (!padded) {
+            lengths = NULL; /* every row runs every step: the unmasked computation */
+        }
+    }
+    {
         const size_t projected_units = batch * projection_size;
         double *const h_states = cache;
         double *const c_states = cache + (steps + 1u) * (projected_units);
@@ -355,7 +422,16 @@ int lstmp_forward_f64(
          * biases (the hidden projections below add to them): Z_event = X W_event^T + b_event + b_hidden
          * (eq:projection-update-pre, eq:projection-forget-pre, eq:projection-candidate-pre, eq:projection-output-pre) */
         lstm_sym_broadcast_f64(steps * batch, rows, event_bias, hidden_bias, projection);
-        lstm_sym_product_nt_f64(steps * batch, rows, event_size, events, event_weights, projection, pack, panel);
+        if (lengths == NULL) {
+            lstm_sym_product_nt_f64(steps * batch, rows, event_size, events, event_weights, projection, pack, panel);
+        } else {
+            /* Variable lengths: the events of running rows only (padded events are never read) */
+            size_t s = 0u, n;
+            for (; (n = lstmp_next_run(steps, batch, lengths, &s)) != 0u; s += n) {
+                lstm_sym_product_nt_f64(n, rows, event_size, events + s * event_size, event_weights,
+                    projection + s * rows, pack, panel);
+            }
+        }
         for (t = 0; t < steps; ++t) {
             double *const pre = projection + t * batch * rows;
             /* Hidden projections of every gate (one matrix product), added to Z_event (which
@@ -370,28 +446,83 @@ int lstmp_forward_f64(
                 lstm_sym_gemm_nt_f64(batch, rows, projection_size, h_states + t * projected_units, hidden_weights, pre);
             }
             /* The per-unit equations of the cell (printed from the derivation). */
-            #ifdef _OPENMP
-            if (batch >= 2u && units >= LSTM_SYM_PARALLEL_UNITS) {
-                size_t row;
-            #pragma omp parallel for schedule(static)
-                for (row = 0; row < batch; ++row) {
-                    lstmp_units_forward_f64(batch, hidden_size, row, row + 1u, pre,
+            if (lengths == NULL) {
+                #ifdef _OPENMP
+                if (batch >= 2u && units >= LSTM_SYM_PARALLEL_UNITS) {
+                    size_t row;
+                #pragma omp parallel for schedule(static)
+                    for (row = 0; row < batch; ++row) {
+                        lstmp_units_forward_f64(batch, hidden_size, row, row + 1u, pre,
+                            h_states + t * projected_units, c_states + t * units,
+                            unit, c_states + (t + 1u) * units, saved + t * LSTMP_SAVED * units);
+                    }
+                } else
+                #endif
+                lstmp_units_forward_f64(batch, hidden_size, 0u, batch, pre,
+                    h_states + t * projected_units, c_states + t * units,
+                    unit, c_states + (t + 1u) * units, saved + t * LSTMP_SAVED * units);
+            } else {
+                if (!lstmp_all_run(batch, lengths, t)) {
+                    /* Only the rows still running step t (the plan's masking) */
+                    size_t row;
+                    for (row = 0; row < batch; ++row) {
+                        if ((uint64_t)lengths[row] > (uint64_t)t) {
+                            lstmp_units_forward_f64(batch, hidden_size, row, row + 1u, pre,
+                                h_states + t * projected_units, c_states + t * units,
+                                unit, c_states + (t + 1u) * units, saved + t * LSTMP_SAVED * units);
+                        }
+                    }
+                } else {
+                    #ifdef _OPENMP
+                    if (batch >= 2u && units >= LSTM_SYM_PARALLEL_UNITS) {
+                        size_t row;
+                    #pragma omp parallel for schedule(static)
+                        for (row = 0; row < batch; ++row) {
+                            lstmp_units_forward_f64(batch, hidden_size, row, row + 1u, pre,
+                                h_states + t * projected_units, c_states + t * units,
+                                unit, c_states + (t + 1u) * units, saved + t * LSTMP_SAVED * units);
+                        }
+                    } else
+                    #endif
+                    lstmp_units_forward_f64(batch, hidden_size, 0u, batch, pre,
                         h_states + t * projected_units, c_states + t * units,
                         unit, c_states + (t + 1u) * units, saved + t * LSTMP_SAVED * units);
                 }
-            } else
-            #endif
-            lstmp_units_forward_f64(batch, hidden_size, 0u, batch, pre,
-                h_states + t * projected_units, c_states + t * units,
-                unit, c_states + (t + 1u) * units, saved + t * LSTMP_SAVED * units);
+            }
             /* The projected state (one matrix product, no bias): hidden_t = unprojected_t W_projection^T
              * (eq:projection-hidden) */
             lstm_sym_fill_f64(projected_units, 0.0, h_states + (t + 1u) * projected_units);
             lstm_sym_product_nt_f64(batch, projection_size, hidden_size, unit, projection_weights,
                 h_states + (t + 1u) * projected_units, pack, panel);
+            if (!lstmp_all_run(batch, lengths, t)) {
+                /* Rows past their length keep their states; their saved values are zeros (read
+                 * by backward's products, never by its per-unit steps) */
+                size_t row, j;
+                for (row = 0; row < batch; ++row) {
+                    if ((uint64_t)lengths[row] > (uint64_t)t) {
+                        continue;
+                    }
+                    lstm_sym_copy_f64(projection_size, h_states + t * projected_units + row * projection_size,
+                        h_states + (t + 1u) * projected_units + row * projection_size);
+                    lstm_sym_copy_f64(hidden_size, c_states + t * units + row * hidden_size,
+                        c_states + (t + 1u) * units + row * hidden_size);
+                    for (j = 0; j < LSTMP_SAVED; ++j) {
+                        lstm_sym_fill_f64(hidden_size, 0.0, saved + (t * LSTMP_SAVED + j) * units + row * hidden_size);
+                    }
+                }
+            }
         }
         /* Outputs: the hidden states after every step; the last states. */
         lstm_sym_copy_f64(steps * projected_units, h_states + projected_units, outputs);
+        if (lengths != NULL) {
+            /* Zero outputs past each row's length */
+            size_t row;
+            for (row = 0; row < batch; ++row) {
+                for (t = (size_t)lengths[row]; t < steps; ++t) {
+                    lstm_sym_fill_f64(projection_size, 0.0, outputs + t * projected_units + row * projection_size);
+                }
+            }
+        }
         lstm_sym_copy_f64(projected_units, h_states + steps * projected_units, h_last);
         lstm_sym_copy_f64(units, c_states + steps * units, c_last);
     }
@@ -406,6 +537,7 @@ int lstmp_backward_f64(
     size_t hidden_size,
     size_t projection_size,
     const double *restrict events,
+    const int64_t *restrict lengths,
     const double *restrict event_weights,
     const double *restrict hidden_weights,
     const double *restrict projection_weights,
@@ -446,6 +578,16 @@ int lstmp_backward_f64(
         return LSTMP_ERROR_NULL;
     }
     {
+        int padded;
+        const int checked = lstmp_check_lengths(steps, batch, lengths, &padded);
+        if (checked != LSTMP_OK) {
+            return checked;
+        }
+        if (!padded) {
+            lengths = NULL; /* every row runs every step: the unmasked computation */
+        }
+    }
+    {
         const size_t projected_units = batch * projection_size;
         const double *const h_states = cache;
         const double *const c_states = cache + (steps + 1u) * (projected_units);
@@ -479,29 +621,87 @@ int lstmp_backward_f64(
             for (i = 0; i < projected_units; ++i) {
                 d_projected[i] = d_h0[i] + d_outputs[t * projected_units + i];
             }
+            if (!lstmp_all_run(batch, lengths, t)) {
+                /* Rows past their length: nothing goes through the projection */
+                size_t row;
+                for (row = 0; row < batch; ++row) {
+                    if ((uint64_t)lengths[row] <= (uint64_t)t) {
+                        lstm_sym_fill_f64(projection_size, 0.0, d_projected + row * projection_size);
+                    }
+                }
+            }
             lstm_sym_fill_f64(units, 0.0, d_unit);
             lstm_sym_product_nn_f64(batch, hidden_size, projection_size, d_projected, projection_size, 1u,
                 projection_weights, d_unit, pack, panel);
             lstm_sym_product_nn_f64(projection_size, hidden_size, batch, d_projected, 1u, projection_size,
                 saved + (t * LSTMP_SAVED + 5u) * units, d_projection_weights, pack, panel);
             /* Per-unit backward (sympy.diff of the step, then joint CSE). */
-            #ifdef _OPENMP
-            if (batch >= 2u && units >= LSTM_SYM_PARALLEL_UNITS) {
-                size_t row;
-            #pragma omp parallel for schedule(static)
-                for (row = 0; row < batch; ++row) {
-                    lstmp_units_backward_f64(batch, hidden_size, row, row + 1u, NULL,
+            if (lengths == NULL) {
+                #ifdef _OPENMP
+                if (batch >= 2u && units >= LSTM_SYM_PARALLEL_UNITS) {
+                    size_t row;
+                #pragma omp parallel for schedule(static)
+                    for (row = 0; row < batch; ++row) {
+                        lstmp_units_backward_f64(batch, hidden_size, row, row + 1u, NULL,
+                            d_unit, d_c0, h_states + t * projected_units, c_states + t * units,
+                            saved + t * LSTMP_SAVED * units, delta_event + t * batch * rows);
+                    }
+                } else
+                #endif
+                lstmp_units_backward_f64(batch, hidden_size, 0u, batch, NULL,
+                    d_unit, d_c0, h_states + t * projected_units, c_states + t * units,
+                    saved + t * LSTMP_SAVED * units, delta_event + t * batch * rows);
+            } else {
+                if (!lstmp_all_run(batch, lengths, t)) {
+                    /* Only the rows still running step t (the plan's masking) */
+                    size_t row;
+                    for (row = 0; row < batch; ++row) {
+                        if ((uint64_t)lengths[row] > (uint64_t)t) {
+                            lstmp_units_backward_f64(batch, hidden_size, row, row + 1u, NULL,
+                                d_unit, d_c0, h_states + t * projected_units, c_states + t * units,
+                                saved + t * LSTMP_SAVED * units, delta_event + t * batch * rows);
+                        }
+                    }
+                } else {
+                    #ifdef _OPENMP
+                    if (batch >= 2u && units >= LSTM_SYM_PARALLEL_UNITS) {
+                        size_t row;
+                    #pragma omp parallel for schedule(static)
+                        for (row = 0; row < batch; ++row) {
+                            lstmp_units_backward_f64(batch, hidden_size, row, row + 1u, NULL,
+                                d_unit, d_c0, h_states + t * projected_units, c_states + t * units,
+                                saved + t * LSTMP_SAVED * units, delta_event + t * batch * rows);
+                        }
+                    } else
+                    #endif
+                    lstmp_units_backward_f64(batch, hidden_size, 0u, batch, NULL,
                         d_unit, d_c0, h_states + t * projected_units, c_states + t * units,
                         saved + t * LSTMP_SAVED * units, delta_event + t * batch * rows);
                 }
-            } else
-            #endif
-            lstmp_units_backward_f64(batch, hidden_size, 0u, batch, NULL,
-                d_unit, d_c0, h_states + t * projected_units, c_states + t * units,
-                saved + t * LSTMP_SAVED * units, delta_event + t * batch * rows);
+            }
+            if (!lstmp_all_run(batch, lengths, t)) {
+                /* Rows past their length: zero deltas, their state adjoints passed on unchanged
+                 * (the products below add nothing to them) */
+                size_t row;
+                for (row = 0; row < batch; ++row) {
+                    if ((uint64_t)lengths[row] <= (uint64_t)t) {
+                        lstm_sym_fill_f64(rows, 0.0, delta_event + (t * batch + row) * rows);
+                    }
+                }
+            }
             /* Backpropagation through time: dL/dh_{t-1} = Delta_hidden,t W_hidden
              * (eq:bptt-through-hidden) */
-            lstm_sym_fill_f64(projected_units, 0.0, d_h0);
+            if (lstmp_all_run(batch, lengths, t)) {
+                lstm_sym_fill_f64(projected_units, 0.0, d_h0);
+            } else {
+                /* Rows past their length keep their adjoint (passed on unchanged) */
+                size_t row;
+                for (row = 0; row < batch; ++row) {
+                    if ((uint64_t)lengths[row] > (uint64_t)t) {
+                        lstm_sym_fill_f64(projection_size, 0.0, d_h0 + row * projection_size);
+                    }
+                }
+            }
             if (pack != NULL && batch < LSTM_SYM_PACK_BATCH) {
                 lstm_sym_gemm_rows_f64(batch, projection_size, rows, delta_hidden + t * batch * rows, rows,
                     packed_weights, d_h0);
@@ -519,9 +719,21 @@ int lstmp_backward_f64(
         lstm_sym_fill_f64(rows * event_size, 0.0, d_event_weights);
         lstm_sym_fill_f64(rows, 0.0, d_event_bias);
         lstm_sym_fill_f64(rows * projection_size, 0.0, d_hidden_weights);
-        /* all three at once: Delta_hidden is Delta_event */
-        lstm_sym_product_shared_f64(rows, steps * batch, delta_event, events, event_size, d_event_weights,
-            h_states, projection_size, d_hidden_weights, d_event_bias, pack, panel);
+        if (lengths == NULL) {
+            /* all three at once: Delta_hidden is Delta_event */
+            lstm_sym_product_shared_f64(rows, steps * batch, delta_event, events, event_size, d_event_weights,
+                h_states, projection_size, d_hidden_weights, d_event_bias, pack, panel);
+        } else {
+            /* Variable lengths: dW_event from the running rows' events only (padded events are
+             * never read; their deltas are zero), dW_hidden and db over all */
+            size_t s = 0u, n;
+            for (; (n = lstmp_next_run(steps, batch, lengths, &s)) != 0u; s += n) {
+                lstm_sym_product_nn_f64(rows, event_size, n, delta_event + s * rows, 1u, rows, events + s * event_size,
+                    d_event_weights, pack, panel);
+            }
+            lstm_sym_product_nn_f64(rows, projection_size, steps * batch, delta_hidden, 1u, rows, h_states, d_hidden_weights, pack, panel);
+            lstm_sym_column_sums_f64(steps * batch, rows, delta_event, d_event_bias);
+        }
         /* Delta_hidden is Delta_event: the same sums */
         lstm_sym_copy_f64(rows, d_event_bias, d_hidden_bias);
         lstm_sym_fill_f64(steps * batch * event_size, 0.0, d_events);
@@ -865,6 +1077,7 @@ int lstmp_forward_f32(
     size_t hidden_size,
     size_t projection_size,
     const float *restrict events,
+    const int64_t *restrict lengths,
     const float *restrict h0,
     const float *restrict c0,
     const float *restrict event_weights,
@@ -897,6 +1110,16 @@ int lstmp_forward_f32(
         return LSTMP_ERROR_NULL;
     }
     {
+        int padded;
+        const int checked = lstmp_check_lengths(steps, batch, lengths, &padded);
+        if (checked != LSTMP_OK) {
+            return checked;
+        }
+        if (!padded) {
+            lengths = NULL; /* every row runs every step: the unmasked computation */
+        }
+    }
+    {
         const size_t projected_units = batch * projection_size;
         float *const h_states = cache;
         float *const c_states = cache + (steps + 1u) * (projected_units);
@@ -923,7 +1146,16 @@ int lstmp_forward_f32(
          * biases (the hidden projections below add to them): Z_event = X W_event^T + b_event + b_hidden
          * (eq:projection-update-pre, eq:projection-forget-pre, eq:projection-candidate-pre, eq:projection-output-pre) */
         lstm_sym_broadcast_f32(steps * batch, rows, event_bias, hidden_bias, projection);
-        lstm_sym_product_nt_f32(steps * batch, rows, event_size, events, event_weights, projection, pack, panel);
+        if (lengths == NULL) {
+            lstm_sym_product_nt_f32(steps * batch, rows, event_size, events, event_weights, projection, pack, panel);
+        } else {
+            /* Variable lengths: the events of running rows only (padded events are never read) */
+            size_t s = 0u, n;
+            for (; (n = lstmp_next_run(steps, batch, lengths, &s)) != 0u; s += n) {
+                lstm_sym_product_nt_f32(n, rows, event_size, events + s * event_size, event_weights,
+                    projection + s * rows, pack, panel);
+            }
+        }
         for (t = 0; t < steps; ++t) {
             float *const pre = projection + t * batch * rows;
             /* Hidden projections of every gate (one matrix product), added to Z_event (which
@@ -938,28 +1170,83 @@ int lstmp_forward_f32(
                 lstm_sym_gemm_nt_f32(batch, rows, projection_size, h_states + t * projected_units, hidden_weights, pre);
             }
             /* The per-unit equations of the cell (printed from the derivation). */
-            #ifdef _OPENMP
-            if (batch >= 2u && units >= LSTM_SYM_PARALLEL_UNITS) {
-                size_t row;
-            #pragma omp parallel for schedule(static)
-                for (row = 0; row < batch; ++row) {
-                    lstmp_units_forward_f32(batch, hidden_size, row, row + 1u, pre,
+            if (lengths == NULL) {
+                #ifdef _OPENMP
+                if (batch >= 2u && units >= LSTM_SYM_PARALLEL_UNITS) {
+                    size_t row;
+                #pragma omp parallel for schedule(static)
+                    for (row = 0; row < batch; ++row) {
+                        lstmp_units_forward_f32(batch, hidden_size, row, row + 1u, pre,
+                            h_states + t * projected_units, c_states + t * units,
+                            unit, c_states + (t + 1u) * units, saved + t * LSTMP_SAVED * units);
+                    }
+                } else
+                #endif
+                lstmp_units_forward_f32(batch, hidden_size, 0u, batch, pre,
+                    h_states + t * projected_units, c_states + t * units,
+                    unit, c_states + (t + 1u) * units, saved + t * LSTMP_SAVED * units);
+            } else {
+                if (!lstmp_all_run(batch, lengths, t)) {
+                    /* Only the rows still running step t (the plan's masking) */
+                    size_t row;
+                    for (row = 0; row < batch; ++row) {
+                        if ((uint64_t)lengths[row] > (uint64_t)t) {
+                            lstmp_units_forward_f32(batch, hidden_size, row, row + 1u, pre,
+                                h_states + t * projected_units, c_states + t * units,
+                                unit, c_states + (t + 1u) * units, saved + t * LSTMP_SAVED * units);
+                        }
+                    }
+                } else {
+                    #ifdef _OPENMP
+                    if (batch >= 2u && units >= LSTM_SYM_PARALLEL_UNITS) {
+                        size_t row;
+                    #pragma omp parallel for schedule(static)
+                        for (row = 0; row < batch; ++row) {
+                            lstmp_units_forward_f32(batch, hidden_size, row, row + 1u, pre,
+                                h_states + t * projected_units, c_states + t * units,
+                                unit, c_states + (t + 1u) * units, saved + t * LSTMP_SAVED * units);
+                        }
+                    } else
+                    #endif
+                    lstmp_units_forward_f32(batch, hidden_size, 0u, batch, pre,
                         h_states + t * projected_units, c_states + t * units,
                         unit, c_states + (t + 1u) * units, saved + t * LSTMP_SAVED * units);
                 }
-            } else
-            #endif
-            lstmp_units_forward_f32(batch, hidden_size, 0u, batch, pre,
-                h_states + t * projected_units, c_states + t * units,
-                unit, c_states + (t + 1u) * units, saved + t * LSTMP_SAVED * units);
+            }
             /* The projected state (one matrix product, no bias): hidden_t = unprojected_t W_projection^T
              * (eq:projection-hidden) */
             lstm_sym_fill_f32(projected_units, 0.0F, h_states + (t + 1u) * projected_units);
             lstm_sym_product_nt_f32(batch, projection_size, hidden_size, unit, projection_weights,
                 h_states + (t + 1u) * projected_units, pack, panel);
+            if (!lstmp_all_run(batch, lengths, t)) {
+                /* Rows past their length keep their states; their saved values are zeros (read
+                 * by backward's products, never by its per-unit steps) */
+                size_t row, j;
+                for (row = 0; row < batch; ++row) {
+                    if ((uint64_t)lengths[row] > (uint64_t)t) {
+                        continue;
+                    }
+                    lstm_sym_copy_f32(projection_size, h_states + t * projected_units + row * projection_size,
+                        h_states + (t + 1u) * projected_units + row * projection_size);
+                    lstm_sym_copy_f32(hidden_size, c_states + t * units + row * hidden_size,
+                        c_states + (t + 1u) * units + row * hidden_size);
+                    for (j = 0; j < LSTMP_SAVED; ++j) {
+                        lstm_sym_fill_f32(hidden_size, 0.0F, saved + (t * LSTMP_SAVED + j) * units + row * hidden_size);
+                    }
+                }
+            }
         }
         /* Outputs: the hidden states after every step; the last states. */
         lstm_sym_copy_f32(steps * projected_units, h_states + projected_units, outputs);
+        if (lengths != NULL) {
+            /* Zero outputs past each row's length */
+            size_t row;
+            for (row = 0; row < batch; ++row) {
+                for (t = (size_t)lengths[row]; t < steps; ++t) {
+                    lstm_sym_fill_f32(projection_size, 0.0F, outputs + t * projected_units + row * projection_size);
+                }
+            }
+        }
         lstm_sym_copy_f32(projected_units, h_states + steps * projected_units, h_last);
         lstm_sym_copy_f32(units, c_states + steps * units, c_last);
     }
@@ -974,6 +1261,7 @@ int lstmp_backward_f32(
     size_t hidden_size,
     size_t projection_size,
     const float *restrict events,
+    const int64_t *restrict lengths,
     const float *restrict event_weights,
     const float *restrict hidden_weights,
     const float *restrict projection_weights,
@@ -1014,6 +1302,16 @@ int lstmp_backward_f32(
         return LSTMP_ERROR_NULL;
     }
     {
+        int padded;
+        const int checked = lstmp_check_lengths(steps, batch, lengths, &padded);
+        if (checked != LSTMP_OK) {
+            return checked;
+        }
+        if (!padded) {
+            lengths = NULL; /* every row runs every step: the unmasked computation */
+        }
+    }
+    {
         const size_t projected_units = batch * projection_size;
         const float *const h_states = cache;
         const float *const c_states = cache + (steps + 1u) * (projected_units);
@@ -1047,29 +1345,87 @@ int lstmp_backward_f32(
             for (i = 0; i < projected_units; ++i) {
                 d_projected[i] = d_h0[i] + d_outputs[t * projected_units + i];
             }
+            if (!lstmp_all_run(batch, lengths, t)) {
+                /* Rows past their length: nothing goes through the projection */
+                size_t row;
+                for (row = 0; row < batch; ++row) {
+                    if ((uint64_t)lengths[row] <= (uint64_t)t) {
+                        lstm_sym_fill_f32(projection_size, 0.0F, d_projected + row * projection_size);
+                    }
+                }
+            }
             lstm_sym_fill_f32(units, 0.0F, d_unit);
             lstm_sym_product_nn_f32(batch, hidden_size, projection_size, d_projected, projection_size, 1u,
                 projection_weights, d_unit, pack, panel);
             lstm_sym_product_nn_f32(projection_size, hidden_size, batch, d_projected, 1u, projection_size,
                 saved + (t * LSTMP_SAVED + 5u) * units, d_projection_weights, pack, panel);
             /* Per-unit backward (sympy.diff of the step, then joint CSE). */
-            #ifdef _OPENMP
-            if (batch >= 2u && units >= LSTM_SYM_PARALLEL_UNITS) {
-                size_t row;
-            #pragma omp parallel for schedule(static)
-                for (row = 0; row < batch; ++row) {
-                    lstmp_units_backward_f32(batch, hidden_size, row, row + 1u, NULL,
+            if (lengths == NULL) {
+                #ifdef _OPENMP
+                if (batch >= 2u && units >= LSTM_SYM_PARALLEL_UNITS) {
+                    size_t row;
+                #pragma omp parallel for schedule(static)
+                    for (row = 0; row < batch; ++row) {
+                        lstmp_units_backward_f32(batch, hidden_size, row, row + 1u, NULL,
+                            d_unit, d_c0, h_states + t * projected_units, c_states + t * units,
+                            saved + t * LSTMP_SAVED * units, delta_event + t * batch * rows);
+                    }
+                } else
+                #endif
+                lstmp_units_backward_f32(batch, hidden_size, 0u, batch, NULL,
+                    d_unit, d_c0, h_states + t * projected_units, c_states + t * units,
+                    saved + t * LSTMP_SAVED * units, delta_event + t * batch * rows);
+            } else {
+                if (!lstmp_all_run(batch, lengths, t)) {
+                    /* Only the rows still running step t (the plan's masking) */
+                    size_t row;
+                    for (row = 0; row < batch; ++row) {
+                        if ((uint64_t)lengths[row] > (uint64_t)t) {
+                            lstmp_units_backward_f32(batch, hidden_size, row, row + 1u, NULL,
+                                d_unit, d_c0, h_states + t * projected_units, c_states + t * units,
+                                saved + t * LSTMP_SAVED * units, delta_event + t * batch * rows);
+                        }
+                    }
+                } else {
+                    #ifdef _OPENMP
+                    if (batch >= 2u && units >= LSTM_SYM_PARALLEL_UNITS) {
+                        size_t row;
+                    #pragma omp parallel for schedule(static)
+                        for (row = 0; row < batch; ++row) {
+                            lstmp_units_backward_f32(batch, hidden_size, row, row + 1u, NULL,
+                                d_unit, d_c0, h_states + t * projected_units, c_states + t * units,
+                                saved + t * LSTMP_SAVED * units, delta_event + t * batch * rows);
+                        }
+                    } else
+                    #endif
+                    lstmp_units_backward_f32(batch, hidden_size, 0u, batch, NULL,
                         d_unit, d_c0, h_states + t * projected_units, c_states + t * units,
                         saved + t * LSTMP_SAVED * units, delta_event + t * batch * rows);
                 }
-            } else
-            #endif
-            lstmp_units_backward_f32(batch, hidden_size, 0u, batch, NULL,
-                d_unit, d_c0, h_states + t * projected_units, c_states + t * units,
-                saved + t * LSTMP_SAVED * units, delta_event + t * batch * rows);
+            }
+            if (!lstmp_all_run(batch, lengths, t)) {
+                /* Rows past their length: zero deltas, their state adjoints passed on unchanged
+                 * (the products below add nothing to them) */
+                size_t row;
+                for (row = 0; row < batch; ++row) {
+                    if ((uint64_t)lengths[row] <= (uint64_t)t) {
+                        lstm_sym_fill_f32(rows, 0.0F, delta_event + (t * batch + row) * rows);
+                    }
+                }
+            }
             /* Backpropagation through time: dL/dh_{t-1} = Delta_hidden,t W_hidden
              * (eq:bptt-through-hidden) */
-            lstm_sym_fill_f32(projected_units, 0.0F, d_h0);
+            if (lstmp_all_run(batch, lengths, t)) {
+                lstm_sym_fill_f32(projected_units, 0.0F, d_h0);
+            } else {
+                /* Rows past their length keep their adjoint (passed on unchanged) */
+                size_t row;
+                for (row = 0; row < batch; ++row) {
+                    if ((uint64_t)lengths[row] > (uint64_t)t) {
+                        lstm_sym_fill_f32(projection_size, 0.0F, d_h0 + row * projection_size);
+                    }
+                }
+            }
             if (pack != NULL && batch < LSTM_SYM_PACK_BATCH) {
                 lstm_sym_gemm_rows_f32(batch, projection_size, rows, delta_hidden + t * batch * rows, rows,
                     packed_weights, d_h0);
@@ -1087,9 +1443,21 @@ int lstmp_backward_f32(
         lstm_sym_fill_f32(rows * event_size, 0.0F, d_event_weights);
         lstm_sym_fill_f32(rows, 0.0F, d_event_bias);
         lstm_sym_fill_f32(rows * projection_size, 0.0F, d_hidden_weights);
-        /* all three at once: Delta_hidden is Delta_event */
-        lstm_sym_product_shared_f32(rows, steps * batch, delta_event, events, event_size, d_event_weights,
-            h_states, projection_size, d_hidden_weights, d_event_bias, pack, panel);
+        if (lengths == NULL) {
+            /* all three at once: Delta_hidden is Delta_event */
+            lstm_sym_product_shared_f32(rows, steps * batch, delta_event, events, event_size, d_event_weights,
+                h_states, projection_size, d_hidden_weights, d_event_bias, pack, panel);
+        } else {
+            /* Variable lengths: dW_event from the running rows' events only (padded events are
+             * never read; their deltas are zero), dW_hidden and db over all */
+            size_t s = 0u, n;
+            for (; (n = lstmp_next_run(steps, batch, lengths, &s)) != 0u; s += n) {
+                lstm_sym_product_nn_f32(rows, event_size, n, delta_event + s * rows, 1u, rows, events + s * event_size,
+                    d_event_weights, pack, panel);
+            }
+            lstm_sym_product_nn_f32(rows, projection_size, steps * batch, delta_hidden, 1u, rows, h_states, d_hidden_weights, pack, panel);
+            lstm_sym_column_sums_f32(steps * batch, rows, delta_event, d_event_bias);
+        }
         /* Delta_hidden is Delta_event: the same sums */
         lstm_sym_copy_f32(rows, d_event_bias, d_hidden_bias);
         lstm_sym_fill_f32(steps * batch * event_size, 0.0F, d_events);

@@ -28,8 +28,13 @@
  *   then the packing area (LSTMP_PACK_SIZE(G * H, P) elements, scratch).
  *
  * Return value of every entry point: LSTMP_OK, or an error code when a size is 0 or too
- * large (LSTMP_ERROR_SIZE) or a required pointer is NULL (LSTMP_ERROR_NULL); on error
- * nothing is written.
+ * large (LSTMP_ERROR_SIZE), a required pointer is NULL (LSTMP_ERROR_NULL) or a length
+ * is below 1 or above steps (LSTMP_ERROR_LENGTHS); on error nothing is written.
+ *
+ * Variable lengths: forward and backward take `lengths` (batch entries, NULL: every row runs
+ * all steps). At a step t >= lengths[b] row b's states stay as they were and its outputs are
+ * zero; the final states are each row's after its own last step; its events there are never
+ * read, its d_outputs there have no effect and its d_events there are zero.
  *
  * The cell (from the spec's docstring):
  *
@@ -62,6 +67,7 @@
 #define LSTMP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "lstm_sym_tuning.h"
 
@@ -72,6 +78,7 @@ extern "C" {
 #define LSTMP_OK 0
 #define LSTMP_ERROR_SIZE 1
 #define LSTMP_ERROR_NULL 2
+#define LSTMP_ERROR_LENGTHS 3
 
 /* Gates (update, forget, candidate, output), states (hidden, cell), values saved per step. */
 #define LSTMP_GATES 4
@@ -118,6 +125,7 @@ const char *lstmp_error_string(int code);
  *   hidden_size        hidden units H >= 1
  *   projection_size    entries P >= 1 of the hidden state
  *   events             (steps, batch, event_size)
+ *   lengths            (batch): row b runs lengths[b] steps, 1 to steps (past it its states are kept and its outputs are zero); NULL: every row runs all steps
  *   h0                 initial hidden state (batch, projection_size); NULL: zeros
  *   c0                 initial cell state (batch, hidden_size); NULL: zeros
  *   event_weights      (gates * hidden_size, event_size), gates stacked
@@ -137,6 +145,7 @@ int lstmp_forward_f64(
     size_t hidden_size,
     size_t projection_size,
     const double *events,
+    const int64_t *lengths,
     const double *h0,
     const double *c0,
     const double *event_weights,
@@ -155,6 +164,7 @@ int lstmp_forward_f32(
     size_t hidden_size,
     size_t projection_size,
     const float *events,
+    const int64_t *lengths,
     const float *h0,
     const float *c0,
     const float *event_weights,
@@ -174,6 +184,7 @@ int lstmp_forward_f32(
  *   hidden_size        hidden units H >= 1
  *   projection_size    entries P >= 1 of the hidden state
  *   events             (steps, batch, event_size), as given to forward
+ *   lengths            as given to forward
  *   event_weights      (gates * hidden_size, event_size), gates stacked
  *   hidden_weights     (gates * hidden_size, projection_size), gates stacked
  *   projection_weights (projection_size, hidden_size): hidden = W unprojected, no bias
@@ -197,6 +208,7 @@ int lstmp_backward_f64(
     size_t hidden_size,
     size_t projection_size,
     const double *events,
+    const int64_t *lengths,
     const double *event_weights,
     const double *hidden_weights,
     const double *projection_weights,
@@ -219,6 +231,7 @@ int lstmp_backward_f32(
     size_t hidden_size,
     size_t projection_size,
     const float *events,
+    const int64_t *lengths,
     const float *event_weights,
     const float *hidden_weights,
     const float *projection_weights,

@@ -35,10 +35,12 @@ Contents
     ``projection_weights`` (projection, hidden), the map hidden = W unprojected.
     projection_size None means hidden_size. Weights start at zero; a bias is a scalar (0 by
     default) or a (hidden,) vector.
-``forward(parameters, events, h0=None, c0=None)``
+``forward(parameters, events, h0=None, c0=None, lengths=None)``
     ``outputs, (h_last, c_last), cache``; events (T, event) or (T, batch, event),
     outputs (T, projection) or (T, batch, projection); the hidden state has projection_size
     entries, the others hidden_size.
+    ``lengths``: each batch row's number of steps (PyTorch's packed sequences); past it a row's
+    states stay as they were and its outputs are zero.
 ``backward(cache, d_outputs, d_h_last=None, d_c_last=None)``
     ``Gradients`` with one attribute per ``Parameters`` attribute (biases as (hidden,) vectors)
     and ``events``, ``h0``, ``c0``.
@@ -115,6 +117,46 @@ def _float_dtype(*arrays):
     if dtype not in (np.float32, np.float64):
         raise TypeError(f"inputs must be float32 or float64 (or integers), got {dtype}")
     return dtype
+
+
+def _lengths(value, batched, batch, steps):
+    """``lengths`` as an int64 array of shape (batch,) (None stays None): for batched events an
+    integer array of shape (batch,), for unbatched events an integer scalar; each 1 to T."""
+    if value is None:
+        return None
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError, OverflowError) as error:
+        raise TypeError(f"lengths must hold integers, got {type(value).__name__}") from error
+    if array.dtype.kind not in "iu":
+        raise TypeError(f"lengths must hold integers, got dtype {array.dtype}")
+    if batched and array.shape != (batch,):
+        raise ValueError(f"lengths must have shape ({batch},) (batch,), got {array.shape}")
+    if not batched and array.shape != ():
+        raise ValueError(
+            f"lengths must be an integer scalar (shape ()) for unbatched events, got {array.shape}"
+        )
+    array = array.reshape(-1)
+    bad = np.flatnonzero((array < 1) | (array > steps))
+    if bad.size:
+        where = f"lengths[{bad[0]}]" if batched else "lengths"
+        raise ValueError(
+            f"{where} must be between 1 and T = {steps} (the events' steps), got {array[bad[0]]}"
+        )
+    return array.astype(np.int64)
+
+
+def _finished_rows(lengths, steps):
+    """Per step t, the rows that have run their lengths (t >= lengths[b]) as an index array, or
+    None when every row still runs."""
+    order = np.argsort(lengths, kind="stable")
+    counts = np.searchsorted(lengths[order], np.arange(steps), side="right")
+    return [order[:count] if count else None for count in counts.tolist()]
+
+
+def _owned(array):
+    """``array``, or a copy when it is a view (of another array the kernels still read)."""
+    return array if array.base is None else array.copy()
 
 
 def _check_size(value, name):
@@ -799,11 +841,14 @@ def _initial_state(value, name, batched, batch, size, size_name):
 
 
 @_arithmetic
-def forward(parameters, events, h0=None, c0=None):
+def forward(parameters, events, h0=None, c0=None, lengths=None):
     """Run the cell over a sequence.
 
     events: (T, event_size) or (T, batch, event_size). Initial states (hidden_size,) or
-    (batch, hidden_size) to match; None means zeros.
+    (batch, hidden_size) to match; None means zeros. lengths: each row's number of steps,
+    (batch,) integers 1 to T in any order (an integer for unbatched events); None: all T. Past
+    its length a row's states stay as they were and its outputs are zero; its events there are
+    never read.
     Returns ``outputs, (h_last, c_last), cache`` with outputs (T, [batch,] hidden_size).
     """
     if not isinstance(parameters, Parameters):
@@ -825,6 +870,7 @@ def forward(parameters, events, h0=None, c0=None):
     projection_size = parameters.projection_size
     h0 = _initial_state(h0, "h0", batched, batch, projection_size, "projection_size")
     c0 = _initial_state(c0, "c0", batched, batch, hidden_size, "hidden_size")
+    lengths = _lengths(lengths, batched, batch, steps)
     arrays = parameters.arrays()
     dtype = _float_dtype(inputs, h0, c0, *arrays.values())
     # The cache owns what backward reads: the stacked weights are new arrays, the unit
@@ -854,6 +900,14 @@ def forward(parameters, events, h0=None, c0=None):
     events_copy = buffer[values:].reshape(steps, batch, event_size)
     events_copy[...] = inputs  # in dtype
     inputs = events_copy
+    if lengths is None:
+        finished = padded = None
+    else:
+        # Variable lengths (the plan's masking): per step, the rows past their length; the
+        # copy holds zeros at their events, which are never read.
+        finished = _finished_rows(lengths, steps)
+        padded = np.arange(steps)[:, None] >= lengths
+        events_copy[padded] = 0
     buffer = buffer[:values].reshape(6 + len(GATES), steps, batch, hidden_size)
     saved = {
         "forget": buffer[0],
@@ -903,6 +957,11 @@ def forward(parameters, events, h0=None, c0=None):
         unprojected = np.multiply(output, tanh_cell, out=saved["unprojected"][t])
         # The projected state: hidden = W_projection unprojected
         np.matmul(unprojected, projection_weights_t, out=hidden_states[t + 1])
+        if finished is not None and finished[t] is not None:
+            # Rows past their length keep their states (their outputs are zeroed below)
+            rows = finished[t]
+            hidden_states[t + 1, rows] = hidden_states[t, rows]
+            cell_states[t + 1, rows] = cell_states[t, rows]
 
     cache = Cache(
         cell=CELL,
@@ -920,10 +979,15 @@ def forward(parameters, events, h0=None, c0=None):
         states={"hidden": hidden_states, "cell": cell_states},
         saved=saved,
         scratch=[event_projection],
+        lengths=lengths,
+        finished=finished,
+        padded=padded,
     )
     # The results are the caller's own arrays (as the C binding's are): writing into them changes
     # nothing the cache keeps for backward.
     outputs = hidden_states[1:].copy()
+    if padded is not None:
+        outputs[padded] = 0
     lasts = (hidden_states[steps].copy(), cell_states[steps].copy())
     if not batched:
         outputs = outputs[:, 0]
@@ -975,6 +1039,11 @@ def backward(cache, d_outputs, d_h_last=None, d_c_last=None):
     projection_weights = cache.projection_weights
     # dL/dhidden of every step: the adjoint of the projection's output.
     delta_projection = np.empty((steps, batch, projection_size), dtype=dtype)
+    finished = cache.finished
+    if finished is not None:
+        # Variable lengths: dL/d(outputs) at padded positions has no effect (the outputs there
+        # are constants)
+        d_outputs = np.where(cache.padded[:, :, None], dtype.type(0), d_outputs)
     event_weights, _, hidden_weights, _ = cache.weights
     slice_update = slice(0 * hidden_size, 1 * hidden_size)
     slice_forget = slice(1 * hidden_size, 2 * hidden_size)
@@ -991,6 +1060,15 @@ def backward(cache, d_outputs, d_h_last=None, d_c_last=None):
     delta_hidden = delta_event  # every gate adds its event and hidden parts: one delta serves both
 
     for t in reversed(range(steps)):
+        rows = None if finished is None else finished[t]
+        if rows is not None:
+            # Rows past their length: zero carries into the step (so zero deltas: the per-unit
+            # backward is linear in them), their state adjoints kept to pass through unchanged
+            passed = (d_h_next[rows], d_c_next[rows])
+            d_h_next = _owned(d_h_next)
+            d_h_next[rows] = 0
+            d_c_next = _owned(d_c_next)
+            d_c_next[rows] = 0
         # Through the projection hidden = W_projection unprojected (no bias):
         # d_unprojected_carry = dL/dhidden W_projection
         delta_projection[t] = d_h_next + d_outputs[t]
@@ -1021,6 +1099,11 @@ def backward(cache, d_outputs, d_h_last=None, d_c_last=None):
         # Backpropagation through time: dL/dh_{t-1} = (direct part) + Delta_hidden W_hidden
         d_h_next = delta_hidden[t] @ hidden_weights
         d_c_next = d_cell_prev
+        if rows is not None:
+            d_h_next = _owned(d_h_next)
+            d_h_next[rows] = passed[0]
+            d_c_next = _owned(d_c_next)
+            d_c_next[rows] = passed[1]
 
     # Linear adjoints over all steps at once (SymPy matrix calculus of Z = X W^T + 1 b^T):
     #   dW = Delta.T@X,  db = Delta.sum(axis=0),  dX = Delta@W

@@ -26,8 +26,13 @@
  * In all B * H * (2 * (T + 1) + 10 * T) elements plus the packing area: O(T * B * H + H^2).
  *
  * Return value of every entry point: PEEPHOLE_LSTM_OK, or an error code when a size is 0 or too
- * large (PEEPHOLE_LSTM_ERROR_SIZE) or a required pointer is NULL (PEEPHOLE_LSTM_ERROR_NULL); on error
- * nothing is written.
+ * large (PEEPHOLE_LSTM_ERROR_SIZE), a required pointer is NULL (PEEPHOLE_LSTM_ERROR_NULL) or a length
+ * is below 1 or above steps (PEEPHOLE_LSTM_ERROR_LENGTHS); on error nothing is written.
+ *
+ * Variable lengths: forward and backward take `lengths` (batch entries, NULL: every row runs
+ * all steps). At a step t >= lengths[b] row b's states stay as they were and its outputs are
+ * zero; the final states are each row's after its own last step; its events there are never
+ * read, its d_outputs there have no effect and its d_events there are zero.
  *
  * The cell (from the spec's docstring):
  *
@@ -51,6 +56,7 @@
 #define PEEPHOLE_LSTM_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "lstm_sym_tuning.h"
 
@@ -61,6 +67,7 @@ extern "C" {
 #define PEEPHOLE_LSTM_OK 0
 #define PEEPHOLE_LSTM_ERROR_SIZE 1
 #define PEEPHOLE_LSTM_ERROR_NULL 2
+#define PEEPHOLE_LSTM_ERROR_LENGTHS 3
 
 /* Gates (update, forget, candidate, output), states (hidden, cell), values saved per step. */
 #define PEEPHOLE_LSTM_GATES 4
@@ -103,6 +110,7 @@ const char *peephole_lstm_error_string(int code);
  *   event_size         event (input) features X >= 1
  *   hidden_size        hidden units H >= 1
  *   events             (steps, batch, event_size)
+ *   lengths            (batch): row b runs lengths[b] steps, 1 to steps (past it its states are kept and its outputs are zero); NULL: every row runs all steps
  *   h0                 initial hidden state (batch, hidden_size); NULL: zeros
  *   c0                 initial cell state (batch, hidden_size); NULL: zeros
  *   event_weights      (gates * hidden_size, event_size), gates stacked
@@ -123,6 +131,7 @@ int peephole_lstm_forward_f64(
     size_t event_size,
     size_t hidden_size,
     const double *events,
+    const int64_t *lengths,
     const double *h0,
     const double *c0,
     const double *event_weights,
@@ -142,6 +151,7 @@ int peephole_lstm_forward_f32(
     size_t event_size,
     size_t hidden_size,
     const float *events,
+    const int64_t *lengths,
     const float *h0,
     const float *c0,
     const float *event_weights,
@@ -162,6 +172,7 @@ int peephole_lstm_forward_f32(
  *   event_size         event (input) features X >= 1
  *   hidden_size        hidden units H >= 1
  *   events             (steps, batch, event_size), as given to forward
+ *   lengths            as given to forward
  *   event_weights      (gates * hidden_size, event_size), gates stacked
  *   hidden_weights     (gates * hidden_size, hidden_size), gates stacked
  *   peephole_update    (hidden_size): per-unit parameter
@@ -188,6 +199,7 @@ int peephole_lstm_backward_f64(
     size_t event_size,
     size_t hidden_size,
     const double *events,
+    const int64_t *lengths,
     const double *event_weights,
     const double *hidden_weights,
     const double *peephole_update,
@@ -213,6 +225,7 @@ int peephole_lstm_backward_f32(
     size_t event_size,
     size_t hidden_size,
     const float *events,
+    const int64_t *lengths,
     const float *event_weights,
     const float *hidden_weights,
     const float *peephole_update,

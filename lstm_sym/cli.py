@@ -110,7 +110,12 @@ def _verify_builtin(spec) -> bool:
     from . import native
     from .userspec import compile_failure
 
-    rows = [checks.check_exact(spec), checks.check_finite_differences(spec)]
+    rows = [
+        checks.check_exact(spec),
+        checks.check_exact(spec, lengths=True),
+        checks.check_finite_differences(spec),
+        checks.check_finite_differences(spec, lengths=True),
+    ]
     try:
         native.find_compiler()
     except native.NativeBuildError as error:  # only a missing compiler skips the C
@@ -126,6 +131,7 @@ def _verify_builtin(spec) -> bool:
     if cell is not None:
         rows += [
             checks.check_exact(spec, cell, "generated C, float64"),
+            checks.check_exact(spec, cell, "generated C, float64", lengths=True),
             checks.check_float32(spec, cell),
         ]
     try:

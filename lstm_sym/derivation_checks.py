@@ -5,8 +5,9 @@ reports the largest relative error over every output and gradient as a *bound* (
 the exponent rounded up), so the written table is byte-identical on every machine whose BLAS
 rounds a little differently. References:
 
-* the independent exact model (:mod:`lstm_sym.verify`, SymPy with 40 digits);
-* central finite differences of the kernel's own forward pass;
+* the independent exact model (:mod:`lstm_sym.verify`, SymPy with 40 digits), on full
+  sequences and on a padded batch with unsorted ``lengths`` (:data:`LENGTHS_SIZES`);
+* central finite differences of the kernel's own forward pass, with and without lengths;
 * PyTorch in float64, for the cells with a PyTorch module (:data:`TORCH_REFERENCES`).
 """
 
@@ -25,6 +26,8 @@ from .spec import CellSpec
 #: Sizes of the exact model: it expands every scalar symbolically, so it stays small.
 EXACT_SIZES = {"steps": 3, "batch": 2, "event_size": 2, "hidden_size": 2}
 SIZES = {"steps": 5, "batch": 3, "event_size": 4, "hidden_size": 5}
+#: Sizes of the exact model's variable-length check: three rows, one of length 1, one of T.
+LENGTHS_SIZES = {"steps": 3, "batch": 3, "event_size": 2, "hidden_size": 2}
 
 
 @dataclass(frozen=True)
@@ -104,12 +107,14 @@ def random_problem(spec: CellSpec, seed: int, steps, batch, event_size, hidden_s
     return parameters, events, initial, cot
 
 
-def run_kernel(spec, parameters, events, initial, cot, module=None):
-    """forward + backward of ``module`` (default: ``generated/<cell>.py``; or a NativeCell)."""
+def run_kernel(spec, parameters, events, initial, cot, module=None, lengths=None):
+    """forward + backward of ``module`` (default: ``generated/<cell>.py``; or a NativeCell);
+    ``lengths``: each batch row's number of steps (None: not passed, all T)."""
     module = module or kernel(spec)
-    outputs, lasts, cache = module.forward(
-        parameters, events, **{f"{k}0": v for k, v in initial.items()}
-    )
+    options = {f"{k}0": v for k, v in initial.items()}
+    if lengths is not None:
+        options["lengths"] = np.asarray(lengths, dtype=np.int64)
+    outputs, lasts, cache = module.forward(parameters, events, **options)
     grads = module.backward(
         cache, cot["outputs"], **{f"d_{s.short}_last": cot[s.short] for s in spec.states}
     )
@@ -119,46 +124,58 @@ def run_kernel(spec, parameters, events, initial, cot, module=None):
     return outputs, finals, grads.as_dict()
 
 
-def loss(spec, parameters, events, initial, cot, module=None) -> float:
-    outputs, finals, _ = run_kernel(spec, parameters, events, initial, cot, module)
+def loss(spec, parameters, events, initial, cot, module=None, lengths=None) -> float:
+    outputs, finals, _ = run_kernel(spec, parameters, events, initial, cot, module, lengths)
     total = float(np.sum(cot["outputs"] * outputs))
     return total + sum(float(np.sum(cot[k] * v)) for k, v in finals.items())
 
 
-def check_exact(spec: CellSpec, module=None, label: str = "generated NumPy, float64") -> Row:
-    from .verify import ExactModel
+def check_exact(
+    spec: CellSpec, module=None, label: str = "generated NumPy, float64", lengths: bool = False
+) -> Row:
+    """The kernel against the exact model; ``lengths=True``: on a padded batch
+    (:data:`LENGTHS_SIZES`, unsorted lengths from :func:`lstm_sym.verify.random_lengths`)."""
+    from .verify import ExactModel, random_lengths
 
     module = module or kernel(spec)
-    projection = projection_size(spec, EXACT_SIZES["hidden_size"])
-    model = ExactModel(spec, **EXACT_SIZES, seed=0, projection_size=projection)
-    parameters = make_parameters(
-        spec, module, EXACT_SIZES["event_size"], EXACT_SIZES["hidden_size"]
-    )
+    sizes = LENGTHS_SIZES if lengths else EXACT_SIZES
+    projection = projection_size(spec, sizes["hidden_size"])
+    drawn = random_lengths(sizes["steps"], sizes["batch"]) if lengths else None
+    model = ExactModel(spec, **sizes, seed=0, projection_size=projection, lengths=drawn)
+    parameters = make_parameters(spec, module, sizes["event_size"], sizes["hidden_size"])
     for name, value in model.parameters.items():
         setattr(parameters, name, value)
     cot = {
         "outputs": model.cotangents["outputs"],
         **{s.short: model.cotangents[s.short] for s in spec.states},
     }
-    outputs, finals, grads = run_kernel(spec, parameters, model.events, model.initial, cot, module)
+    outputs, finals, grads = run_kernel(
+        spec, parameters, model.events, model.initial, cot, module, drawn
+    )
     values = {"outputs": outputs, **{f"final_{k}": v for k, v in finals.items()}, **grads}
     reference = {"outputs": model.outputs, **{f"final_{k}": v for k, v in model.finals.items()}}
     reference.update(model.gradients)
     return Row(
-        label,
+        label if drawn is None else f"{label}, lengths",
         "exact model (SymPy, 40 digits)",
-        _sizes(EXACT_SIZES, spec),
+        _sizes(sizes, spec, drawn),
         _relative(values, reference),
         1e-12,
     )
 
 
 def check_finite_differences(
-    spec: CellSpec, directions: int = 8, step: float = 1e-4, module=None
+    spec: CellSpec, directions: int = 8, step: float = 1e-4, module=None, lengths: bool = False
 ) -> Row:
+    """Directional derivatives of the kernel's gradients against a fourth-order stencil of its
+    forward pass; ``lengths=True``: on a padded batch with unsorted lengths (the directions
+    move the padded events too: their gradient must be zero and their values change nothing)."""
+    from .verify import random_lengths
+
     module = module or kernel(spec)
     parameters, events, initial, cot = random_problem(spec, 1, **SIZES, module=module)
-    _, _, grads = run_kernel(spec, parameters, events, initial, cot, module)
+    drawn = random_lengths(SIZES["steps"], SIZES["batch"], seed=1) if lengths else None
+    _, _, grads = run_kernel(spec, parameters, events, initial, cot, module, drawn)
     rng = np.random.default_rng(2)
     names = list(parameters.NAMES)
     worst = 0.0
@@ -178,6 +195,7 @@ def check_finite_differences(
                 {k: a + eps * v_initial[k] for k, a in initial.items()},
                 cot,
                 module,
+                drawn,
             )
 
         # Fourth-order central stencil: truncation ~ step**4, rounding ~ 1e-16 / step.
@@ -189,9 +207,9 @@ def check_finite_differences(
         analytic += sum(float(np.sum(grads[f"{k}0"] * v_initial[k])) for k in initial)
         worst = max(worst, abs(numeric - analytic) / max(abs(analytic), 1e-300))
     return Row(
-        "generated NumPy, float64",
+        "generated NumPy, float64" if drawn is None else "generated NumPy, float64, lengths",
         f"finite differences ({directions} random directions)",
-        _sizes(SIZES, spec),
+        _sizes(SIZES, spec, drawn),
         worst,
         1e-8,
     )
@@ -319,15 +337,21 @@ def check_torch(spec: CellSpec) -> Row | None:
     )
 
 
-def _sizes(sizes: dict, spec: CellSpec | None = None) -> str:
+def _sizes(sizes: dict, spec: CellSpec | None = None, lengths=None) -> str:
     text = "T={steps}, B={batch}, X={event_size}, H={hidden_size}".format(**sizes)
     projection = None if spec is None else projection_size(spec, sizes["hidden_size"])
-    return text if projection is None else f"{text}, P={projection}"
+    text = text if projection is None else f"{text}, P={projection}"
+    return text if lengths is None else f"{text}, lengths {','.join(map(str, lengths))}"
 
 
 def run_all(spec: CellSpec) -> list[Row]:
     """Every check for ``spec`` (the exact model takes a few seconds; torch is optional)."""
-    rows = [check_exact(spec), check_finite_differences(spec)]
+    rows = [
+        check_exact(spec),
+        check_exact(spec, lengths=True),
+        check_finite_differences(spec),
+        check_finite_differences(spec, lengths=True),
+    ]
     try:
         import torch  # noqa: F401
     except ImportError as error:
@@ -358,7 +382,9 @@ def verification_tex(spec: CellSpec, rows: list[Row], command: str = "lstm-sym l
         "on the same random problem (random weights, vector biases, events, initial states and",
         "gradients of the loss with respect to the outputs and the final states), and reports the",
         "largest error over the outputs, the final states and every gradient, relative to the",
-        "largest magnitude of each quantity.",
+        "largest magnitude of each quantity. Rows marked \\emph{lengths} run a padded batch:",
+        "row $b$ runs its first $\\ell_b$ steps only (the lengths listed, in no sorted order;",
+        "Section~\\ref{sec:lengths}), and the reference computes that masked recurrence itself.",
         "\\begin{center}",
         "\\begin{tabular}{lllll}",
         "\\toprule",

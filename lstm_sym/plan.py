@@ -40,7 +40,17 @@ SIZES = {"T": T, "B": B, "X": X, "H": H, "P": P}
 SIZE_NAMES = {X: "event_size", H: "hidden_size", P: "projection_size", T: "steps", B: "batch"}
 
 #: Roles of the arrays the entry points take or return (the ABI); the others are internal.
-ABI_ROLES = ("input", "parameter", "initial_state", "output", "final_state", "adjoint", "gradient")
+#: ``lengths`` is the one integer array: each batch row's number of steps (see :class:`Masking`).
+ABI_ROLES = (
+    "input",
+    "lengths",
+    "parameter",
+    "initial_state",
+    "output",
+    "final_state",
+    "adjoint",
+    "gradient",
+)
 
 
 @dataclass(frozen=True)
@@ -226,6 +236,37 @@ class Projection:
 
 
 @dataclass(frozen=True)
+class Masking:
+    """Variable-length batches, decided once for every backend: row ``b`` runs
+    ``lengths[b]`` steps (``1 <= lengths[b] <= T``, any order; no lengths: all ``T``), as
+    PyTorch's packed sequences.
+
+    Forward, at a step ``t >= lengths[b]`` (row ``b`` *finished*): the states of ``carried``
+    (every state sequence) keep their previous value, the arrays of ``zeroed`` (the outputs) hold
+    exactly zero; the final states are then each row's state after its own last step. The
+    inputs of ``unread`` (the events) are never read at padded positions: the kernels' copy
+    holds zeros there (NumPy), or nothing of them is kept (C), so a NaN there reaches nothing.
+
+    Backward, at a finished step: the adjoints of ``ignored`` (``d_outputs``) have no effect
+    (the outputs there are constants), the deltas of ``zero_deltas`` are zero for the row (so
+    the weight gradients ``Delta^T X`` and the event gradients get nothing from it), and each
+    state's adjoint of ``passed`` goes through unchanged: ``d_state_{t-1} = d_state_t``. A
+    backend gets the zero deltas from zero carries into the step (the per-unit backward is
+    linear in them) and restores the passed adjoints after it.
+    """
+
+    lengths: Buffer
+    carried: tuple[str, ...]
+    zeroed: tuple[str, ...]
+    unread: tuple[str, ...]
+    ignored: tuple[str, ...]
+    zero_deltas: tuple[str, ...]
+    passed: tuple[str, ...]
+    #: The label of the masked update's equation in the derivation document (C blocks cite it).
+    label: str = "eq:masked-state"
+
+
+@dataclass(frozen=True)
 class KernelPlan:
     """Frozen layout of one cell's kernels; see the module docstring."""
 
@@ -255,6 +296,8 @@ class KernelPlan:
     attributes: tuple[Buffer, ...]
     #: The projected states' products (none for a cell without a projected state).
     projections: tuple[Projection, ...] = ()
+    #: Variable-length batches: what a finished row keeps, zeroes and passes through.
+    masking: Masking | None = None
 
     @property
     def spec(self) -> CellSpec:
@@ -464,6 +507,9 @@ def _buffers(spec: CellSpec, states, saved, blocks, summed: bool) -> tuple[Buffe
     if projected is not None:
         parameters.append(Buffer("projection_weights", "parameter", (P, H), "the projection"))
     buffers = [Buffer("events", "input", (T, B, X), "the events of every step")]
+    buffers.append(
+        Buffer("lengths", "lengths", (B,), "each row's number of steps, 1 to T (none: all T)")
+    )
     buffers += parameters
     buffers += [Buffer(f"{s}0", "initial_state", (B, n), "initial state") for s, n in sizes.items()]
     buffers.append(Buffer("outputs", "output", (T, B, output), "the output state of every step"))
@@ -669,6 +715,22 @@ def _plan(derivation: Derivation) -> KernelPlan:
         deltas=deltas,
         attributes=_attributes(spec, blocks, next(s for s in states if s.is_recurrent).size),
         projections=_projections(states, buffers, saved),
+        masking=_masking(states, buffers),
+    )
+
+
+def _masking(states, buffers) -> Masking:
+    """The masking of variable-length batches (see :class:`Masking`): every state carried and
+    passed through, the outputs zeroed, the events unread, every delta zero for a finished
+    row."""
+    return Masking(
+        lengths=next(b for b in buffers if b.name == "lengths"),
+        carried=tuple(s.sequence for s in states),
+        zeroed=tuple(b.name for b in buffers if b.role == "output"),
+        unread=tuple(b.name for b in buffers if b.role == "input"),
+        ignored=tuple(b.name for b in buffers if b.name == "d_outputs"),
+        zero_deltas=tuple(b.name for b in buffers if b.role == "delta"),
+        passed=tuple(f"d_{s.state.short}" for s in states),
     )
 
 

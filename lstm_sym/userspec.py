@@ -107,8 +107,9 @@ def verify(spec: CellSpec, log=print) -> bool:
 
     A compile error of the generated C is a failure; only a missing C compiler skips the C.
 
-    NumPy float64 against the exact model (1e-12) and finite differences (1e-8); with a C
-    compiler, the C in float64 against the exact model and float32 against float64 (1e-4).
+    NumPy float64 against the exact model (1e-12) and finite differences (1e-8), each on full
+    sequences and on a padded batch with unsorted lengths; with a C compiler, the C in float64
+    against the exact model (both ways) and float32 against float64 (1e-4).
     """
     from . import derivation_checks as checks
 
@@ -123,7 +124,9 @@ def verify(spec: CellSpec, log=print) -> bool:
         module = _import_kernel(spec, directory)
         start = time.perf_counter()
         rows.append(checks.check_exact(spec, module))
+        rows.append(checks.check_exact(spec, module, lengths=True))
         rows.append(checks.check_finite_differences(spec, module=module))
+        rows.append(checks.check_finite_differences(spec, module=module, lengths=True))
         from . import native
 
         try:
@@ -142,6 +145,7 @@ def verify(spec: CellSpec, log=print) -> bool:
                 cell = native.NativeCell(native.abi.read(directory, spec.name), library, module)
         if cell is not None:
             rows.append(checks.check_exact(spec, cell, label="generated C, float64"))
+            rows.append(checks.check_exact(spec, cell, label="generated C, float64", lengths=True))
             rows.append(checks.check_float32(spec, cell))
         seconds = time.perf_counter() - start
     width = max(len(r.check) for r in rows)

@@ -102,6 +102,8 @@ class ExactModel:
     scale: float = 0.6
     #: Entries of a projected state (None: hidden_size); ignored by cells without one.
     projection_size: int | None = None
+    #: Each batch row's number of steps (None: all ``steps``), any order; see :func:`_unroll`.
+    lengths: tuple | None = None
     parameters: dict = field(init=False)
     events: np.ndarray = field(init=False)
     initial: dict = field(init=False)
@@ -122,15 +124,42 @@ class ExactModel:
             self.scale,
             self.projection_size,
         )
+        if self.lengths is not None:
+            self.lengths = tuple(_checked_lengths(self.lengths, self.steps, self.batch))
         shorts = {f"{s.short}0" for s in spec.states}
         self.parameters = {k: v for k, v in point.items() if k != "events" and k not in shorts}
         self.events = point["events"]
         self.initial = {s.short: point[f"{s.short}0"] for s in spec.states}
         with mpmath.workdps(DIGITS + 10):
-            outputs, finals, gradients = _forward_mode(spec, point, self.cotangents)
+            outputs, finals, gradients = _forward_mode(spec, point, self.cotangents, self.lengths)
         self.outputs = outputs
         self.finals = finals
         self.gradients = gradients
+
+
+def _checked_lengths(lengths, steps: int, batch: int) -> list[int]:
+    """``lengths`` as a list of ``batch`` Python ints in 1..steps, else a ValueError."""
+    array = np.asarray(lengths)
+    values = [int(v) for v in array.reshape(-1)] if array.dtype.kind in "iu" else []
+    if array.shape != (batch,) or len(values) != batch or not all(1 <= v <= steps for v in values):
+        raise ValueError(
+            f"lengths must hold {batch} integers in 1..{steps} (batch,), got {lengths!r}"
+        )
+    return values
+
+
+def random_lengths(steps: int, batch: int, seed: int = 0) -> tuple:
+    """Unsorted lengths in 1..steps for every row: when ``batch > 1`` one row of length 1 and
+    one of ``steps`` (a row that stops after its first step and a full one), in an order that is
+    not PyTorch's sorted (decreasing) one."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, steps + 1, size=batch)
+    if batch > 1:
+        lengths[0], lengths[-1] = 1, steps
+        lengths = rng.permutation(lengths)
+        if list(lengths) == sorted(lengths, reverse=True):  # not in PyTorch's sorted order
+            lengths = lengths[::-1]
+    return tuple(int(v) for v in lengths)
 
 
 def random_point(
@@ -155,7 +184,7 @@ def random_point(
 # ---------------------------------------------------------------------------------------------
 
 
-def _unroll(spec: CellSpec, leaves: dict, affine, step, zero):
+def _unroll(spec: CellSpec, leaves: dict, affine, step, zero, lengths=None):
     """The spec's equations over the whole sequence, unit by unit, the linear mixing written out.
 
     ``leaves`` maps every leaf name to an object array of numbers (duals or SymPy symbols);
@@ -165,6 +194,11 @@ def _unroll(spec: CellSpec, leaves: dict, affine, step, zero):
     hidden source (a per-unit value of this step) of every unit. A gate with ``hidden_sources``
     reads its sources side by side, in tuple order (previous states and values of this step),
     through one row of its hidden weights per unit.
+
+    ``lengths`` (None: every row runs all T steps): row ``b`` runs only steps
+    ``t < lengths[b]``, as PyTorch's packed sequences. Past its length a row is not computed at
+    all: its events are never read, every state keeps its value and its output is ``zero``, so
+    the final states are each row's states after its own last step.
     Returns ``(outputs (T, B, output size), {short: final state (B, size)})``.
     """
     T, B, _ = leaves["events"].shape
@@ -176,7 +210,8 @@ def _unroll(spec: CellSpec, leaves: dict, affine, step, zero):
     for t in range(T):
         # Per-unit values of each state (a projected state's vector), then its projection.
         new_state = {s.short: np.empty((B, H), dtype=object) for s in spec.states}
-        for b in range(B):
+        running = [b for b in range(B) if lengths is None or t < lengths[b]]
+        for b in running:
             units: list[dict] = [{} for _ in range(H)]
             for k, values in enumerate(units):
                 for gate in spec.gates:
@@ -223,12 +258,21 @@ def _unroll(spec: CellSpec, leaves: dict, affine, step, zero):
                 new_state[s.short] = np.array(
                     [
                         [affine(row, new_state[s.short][b], zero) for row in weights]
+                        if b in running
+                        else [zero] * len(weights)
                         for b in range(B)
                     ],
                     dtype=object,
                 )
+        for b in range(B):
+            if b not in running:  # past its length: the row's states stay, its output is zero
+                for s in spec.states:
+                    new_state[s.short][b] = state[s.short][b]
         state = new_state
         outputs[t] = state[spec.output_state.short]
+        for b in range(B):
+            if b not in running:
+                outputs[t, b] = [zero] * outputs.shape[2]
     return outputs, state
 
 
@@ -258,7 +302,7 @@ def _compiled_equations(spec: CellSpec):
     return compiled
 
 
-def _forward_mode(spec: CellSpec, point: dict, cotangents: dict):
+def _forward_mode(spec: CellSpec, point: dict, cotangents: dict, lengths=None):
     names = list(point)
     offsets, total = {}, 0
     for name in names:
@@ -304,7 +348,7 @@ def _forward_mode(spec: CellSpec, point: dict, cotangents: dict):
                 tangent = [x + d * y for x, y in zip(tangent, values[u].tangent)]
         values[target] = _Dual(value(*args), tangent)
 
-    outputs, state = _unroll(spec, leaves, affine, step, _Dual(mpmath.mpf(0), list(zero)))
+    outputs, state = _unroll(spec, leaves, affine, step, _Dual(mpmath.mpf(0), list(zero)), lengths)
 
     loss = list(zero)
     pairs = list(zip(cotangents["outputs"].ravel(), outputs.ravel()))
@@ -331,8 +375,12 @@ def _forward_mode(spec: CellSpec, point: dict, cotangents: dict):
 # ---------------------------------------------------------------------------------------------
 
 
-def direct_gradients(spec: CellSpec, point: dict, cotangents: dict) -> dict:
-    """dL/d(every leaf) by ``sympy.diff`` of the fully unrolled loss, evaluated at 40 digits."""
+def direct_gradients(spec: CellSpec, point: dict, cotangents: dict, lengths=None) -> dict:
+    """dL/d(every leaf) by ``sympy.diff`` of the fully unrolled loss, evaluated at 40 digits
+    (``lengths``: each row's number of steps, None for all, as in :func:`_unroll`)."""
+    if lengths is not None:
+        steps, batch = point["events"].shape[:2]
+        lengths = _checked_lengths(lengths, steps, batch)
     symbols = {
         name: np.array(
             [sp.Symbol(f"{name}{list(i)}") for i in np.ndindex(*values.shape)], dtype=object
@@ -347,7 +395,7 @@ def direct_gradients(spec: CellSpec, point: dict, cotangents: dict) -> dict:
         target, expr = spec.equations[i]
         values[target] = expr.xreplace(values)
 
-    outputs, state = _unroll(spec, symbols, affine, step, sp.S.Zero)
+    outputs, state = _unroll(spec, symbols, affine, step, sp.S.Zero, lengths)
     terms = [
         sp.Float(float(c), DIGITS) * o
         for c, o in zip(cotangents["outputs"].ravel(), outputs.ravel())
@@ -377,6 +425,7 @@ __all__ = [
     "ExactModel",
     "direct_gradients",
     "leaf_shapes",
+    "random_lengths",
     "random_point",
     "sigmoid",
     "state_sizes",

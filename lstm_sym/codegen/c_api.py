@@ -16,7 +16,8 @@ from ..spec import CellSpec
 @dataclass(frozen=True)
 class Arg:
     """One argument: ``kind`` is ``size`` (a ``size_t``), ``in`` (``const real *``), ``out``
-    (``real *``, written) or ``inout``; an ``optional`` pointer may be NULL (see ``doc``)."""
+    (``real *``, written), ``inout`` or ``lengths`` (``const int64_t *``, each batch row's number
+    of steps); an ``optional`` pointer may be NULL (see ``doc``)."""
 
     name: str
     kind: str
@@ -70,6 +71,13 @@ _SIZES = (
     Arg("hidden_size", "size", "hidden units H >= 1"),
 )
 _STEPS = Arg("steps", "size", "sequence length T >= 1")
+_LENGTHS = Arg(
+    "lengths",
+    "lengths",
+    "(batch): row b runs lengths[b] steps, 1 to steps (past it its states are kept and its "
+    "outputs are zero); NULL: every row runs all steps",
+    True,
+)
 
 
 def _sizes(spec: CellSpec) -> tuple[Arg, ...]:
@@ -100,6 +108,7 @@ def functions(spec: CellSpec) -> tuple[Function, ...]:
             _STEPS,
             *sizes,
             Arg("events", "in", "(steps, batch, event_size)"),
+            _LENGTHS,
             *(
                 Arg(
                     f"{s.short}0",
@@ -136,6 +145,7 @@ def functions(spec: CellSpec) -> tuple[Function, ...]:
             _STEPS,
             *sizes,
             Arg("events", "in", "(steps, batch, event_size), as given to forward"),
+            Arg("lengths", "lengths", "as given to forward", True),
             *_weights(spec, only=used_by_backward),
             Arg(
                 "cache",
@@ -239,7 +249,7 @@ def names(spec: CellSpec) -> set[str]:
 # ---------------------------------------------------------------------------------------------
 
 #: Bumped when the meaning of a field of the ABI data changes (the binding refuses others).
-ABI_VERSION = 1
+ABI_VERSION = 2
 PRECISIONS = {"float64": "f64", "float32": "f32"}
 
 

@@ -391,6 +391,8 @@ def context(kernel: KernelPlan, command: str) -> dict:
         "precisions": [_precision(kernel, prefix, suffix, labels) for suffix in ("f64", "f32")],
         # The equations of derivations/<cell>.tex the blocks of the C implement
         "cites": {
+            # The masked update of variable-length batches (empty until the document has it)
+            "masked": _cite(labels, kernel.masking.label),
             "projections": ", ".join(
                 label
                 for g in derivation.gate_inputs

@@ -17,7 +17,11 @@ SymPy source (``srepr``) of both sides, and how the tests evaluate it numericall
     matrix calculus: the derivative of ``loss`` with respect to ``wrt``, checked numerically;
 ``matrix``
     an identity between matrices at step ``t`` for ``steps`` = [first, last] (strings over T);
-    ``symbols`` gives every matrix symbol's meaning as ``[role, argument, step offset]``.
+    ``symbols`` gives every matrix symbol's meaning as ``[role, argument, step offset]``;
+``masked``
+    variable-length batches: with the row's ``mask`` set to 1 the right side must be
+    ``running``, with 0 ``finished`` (the masked update's meaning, PyTorch's packed sequences).
+    Its derivatives are ``partial`` equations: ``sympy.diff`` of the masked update.
 
 The verification section (7) is a separate file, ``derivations/<cell>_verification.tex``,
 written by ``lstm-sym latex`` because it runs the checks (see :mod:`lstm_sym.derivation_checks`).
@@ -595,6 +599,79 @@ class Document:
             )
         return eqs
 
+    def masking(self) -> list[Equation]:
+        """Variable-length batches: the masked update of any state and of the outputs (the
+        plan's :class:`~lstm_sym.plan.Masking`), and its backward, every derivative by
+        ``sympy.diff`` of the masked update (nothing typed)."""
+        out = self.spec.output_state.short
+
+        def symbol(name, latex):
+            self.notation.extra(name, latex)
+            return sp.Symbol(name, real=True)
+
+        m = symbol("mask", "m_{t}")
+        s_t = symbol("masked_state", "s_{t}")
+        s_prev = symbol("masked_state_prev", "s_{t-1}")
+        s_new = symbol("masked_state_new", r"\tilde{s}_{t}")
+        y_t = symbol("masked_output", "y_{t}")
+        h_new = symbol("masked_output_new", rf"\tilde{{{out}}}_{{t}}")
+        h_prev = symbol("masked_output_prev", rf"{out}_{{t-1}}")
+        d_s = symbol("d_masked_state", r"\delta s_{t}")
+        d_s_new = symbol("d_masked_state_new", r"\delta \tilde{s}_{t}")
+        d_s_prev = symbol("d_masked_state_prev", r"\delta s_{t-1}")
+        d_step = symbol("d_step_state_prev", r"\delta^{\mathrm{step}} s_{t-1}")
+        d_h = symbol("d_masked_output_state", rf"\delta {out}_{{t}}")
+        d_h_new = symbol("d_masked_output_new", rf"\delta \tilde{{{out}}}_{{t}}")
+        d_y = symbol("d_masked_output", r"\bar{y}_{t}")
+
+        state = m * s_new + (1 - m) * s_prev  # row b past its length (m = 0) keeps its state
+        output = m * h_new  # ... and outputs zero
+        output_state = state.xreplace({s_new: h_new, s_prev: h_prev})
+        # What the loss reads of this step, linearized: the adjoints times the masked values.
+        through_state = d_s * state + d_step * s_prev
+        through_output = d_h * output_state + d_y * output
+        eqs = [
+            Equation(
+                "eq:masked-state",
+                s_t,
+                (state,),
+                "masked",
+                extra={"mask": m, "running": s_new, "finished": s_prev},
+            ),
+            Equation(
+                "eq:masked-output",
+                y_t,
+                (output,),
+                "masked",
+                extra={"mask": m, "running": h_new, "finished": sp.S.Zero},
+            ),
+        ]
+        for label, wrt in (("new", s_new), ("prev", s_prev)):
+            eqs.append(
+                Equation(
+                    f"eq:masked-partial-{label}",
+                    sp.Derivative(s_t, wrt),
+                    (sp.diff(state, wrt),),
+                    "partial",
+                    extra={"definition": state, "wrt": wrt, "target": s_t},
+                )
+            )
+        for label, lhs, loss, wrt in (
+            ("eq:masked-backward", d_s_new, through_state, s_new),
+            ("eq:masked-backward-output", d_h_new, through_output, h_new),
+            ("eq:masked-pass", d_s_prev, through_state, s_prev),
+        ):
+            eqs.append(
+                Equation(
+                    label,
+                    lhs,
+                    (sp.diff(loss, wrt),),
+                    "partial",
+                    extra={"definition": loss, "wrt": wrt},
+                )
+            )
+        return [self.add(e) for e in eqs]
+
     def gradients(self) -> list[Equation]:
         lin, eqs = self.d.linear, []
         names = lin.symbols
@@ -761,6 +838,7 @@ def build(kernel: KernelPlan | Derivation) -> Document:
         "chain": doc.chain(),
         "bptt": doc.bptt(),
         "gradients": doc.gradients(),
+        "lengths": doc.masking(),
         "cse": doc.cse(),
     }
     return doc

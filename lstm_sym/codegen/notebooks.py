@@ -183,6 +183,59 @@ print("largest relative error, outputs and every gradient:", error_bound(worst))
 assert worst < 1e-12
 """,
             ),
+            (
+                "md",
+                "## 8. Variable-length batches\n\n"
+                "Row $b$ of a batch runs its first $T_b$ steps (`lengths`, any order), as "
+                "PyTorch's packed sequences. With the row's mask $m_t = [t \\le T_b]$ every state "
+                "keeps its value after the row's end and the outputs are zero. `sympy.diff` of "
+                "that masked update gives its backward: a finished row ($m_t = 0$) sends no "
+                "adjoint into the step (every gate delta is zero) and passes each state's "
+                "adjoint through unchanged (the derivation document's section on variable-length "
+                "batches prints the same equations).",
+            ),
+            (
+                "code",
+                """
+m, s_new, s_prev, d_s = sp.symbols("m s_new s_prev d_s", real=True)
+masked = m * s_new + (1 - m) * s_prev
+print("s_t =", masked)
+print("d s_new  = d s_t * d(s_t)/d(s_new)  =", sp.diff(d_s * masked, s_new))
+print("d s_prev (passed through)            =", sp.diff(d_s * masked, s_prev))
+print("finished row (m = 0):", sp.diff(d_s * masked, s_new).subs(m, 0), "and",
+      sp.diff(d_s * masked, s_prev).subs(m, 0))
+""",
+            ),
+            (
+                "md",
+                "The exact model runs the same masked recurrence on its own (each row only for "
+                "its steps, from the spec's equations); the kernel with `lengths` must match it, "
+                "and the padded events get exactly zero gradient.",
+            ),
+            (
+                "code",
+                """
+lengths = (1, 2)  # not PyTorch's sorted order; row 0 stops after its first step
+model = ExactModel(spec, steps=2, batch=2, event_size=2, hidden_size=2, seed=0, lengths=lengths)
+parameters = kernel.Parameters(2, 2)
+for attribute, value in model.parameters.items():
+    setattr(parameters, attribute, value)
+initial = {f"{s.short}0": model.initial[s.short] for s in spec.states}
+outputs, lasts, cache = kernel.forward(
+    parameters, model.events, **initial, lengths=np.array(lengths)
+)
+last_cotangents = {f"d_{s.short}_last": model.cotangents[s.short] for s in spec.states}
+grads = kernel.backward(cache, model.cotangents["outputs"], **last_cotangents).as_dict()
+worst = max(
+    np.max(np.abs(grads[n] - model.gradients[n])) / np.max(np.abs(model.gradients[n]))
+    for n in model.gradients
+)
+worst = max(worst, np.max(np.abs(outputs - model.outputs)) / np.max(np.abs(model.outputs)))
+print("largest relative error with lengths:", error_bound(worst))
+print("gradient of the padded event:", grads["events"][1, 0])
+assert worst < 1e-12 and not grads["events"][1, 0].any()
+""",
+            ),
         ]
     )
 

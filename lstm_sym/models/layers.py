@@ -3,8 +3,12 @@
 :class:`Recurrent` runs ``num_layers`` layers of one cell; with ``bidirectional=True`` each
 layer runs the cell forwards and, with its own parameters, backwards over the sequence, and
 concatenates both outputs on the feature axis (forward first), exactly as ``nn.LSTM`` and
-``nn.GRU``. Between layers (not after the last) dropout can be applied in training mode, with
-PyTorch's inverted scaling: ``y * mask / (1 - p)``, ``mask ~ Bernoulli(1 - p)``.
+``nn.GRU``. ``forward(..., lengths=)`` runs a padded batch as PyTorch runs packed sequences
+(``pack_padded_sequence(..., enforce_sorted=False)``): row b's first ``lengths[b]`` steps,
+the reverse direction over that part backwards, zero outputs at the padded steps of both
+directions, and each row's own final states. Between layers (not after the last) dropout can
+be applied in training mode, with PyTorch's inverted scaling: ``y * mask / (1 - p)``,
+``mask ~ Bernoulli(1 - p)``.
 
 The cell is a generated module (``lstm_sym.kernels.lstm``, ``lstm_sym.kernels.gru``, ...;
 ``generated.lstm`` in a checkout), its name, or a :class:`lstm_sym.native.NativeCell`
@@ -276,13 +280,20 @@ class Recurrent:
             for _ in range(self.num_layers - 1)
         ]
 
-    def forward(self, inputs, initial=None, *, dropout_masks=None):
+    def forward(self, inputs, initial=None, *, lengths=None, dropout_masks=None):
         """Run every layer and direction.
 
         inputs: (T, batch, input_size), or (batch, T, input_size) with ``batch_first``, or
         (T, input_size) unbatched. initial: None (zeros) or, per state of the cell, an array
         (num_layers * directions, [batch,] state size) -- ``(h0, c0)`` for the LSTM, ``h0``
         for the GRU -- rows ordered layer by layer, forward direction first, as PyTorch's.
+        lengths: None (every row runs all T steps) or each row's number of steps, an integer
+        array (batch,) in any order (an integer for unbatched inputs), each 1 to T: PyTorch's
+        packed sequences. Row b runs its first ``lengths[b]`` steps; the reverse direction runs
+        them backwards (from step ``lengths[b] - 1`` to 0); the outputs at the padded steps are
+        zero in both directions, the inputs there are never read (their gradient is zero), and
+        the finals are each row's states after its own last step (the reverse direction's after
+        step 0). backward uses the lengths the cache holds.
         dropout_masks: override the masks drawn in training mode (one per layer but the last,
         see :meth:`dropout_masks`); they are applied whenever given.
 
@@ -305,6 +316,9 @@ class Recurrent:
             raise ValueError(f"inputs must hold at least one step and one batch row, got {x.shape}")
         dtype = np.result_type(x.dtype, *(a.dtype for a in self.named_parameters().values()))
         x = x.astype(dtype, copy=False)
+        lengths = _checked_lengths(lengths, steps, batch, batched)
+        order = None if lengths is None else _reversal(lengths, steps)
+        options = {} if lengths is None else {"lengths": lengths}
         initial = self._states(initial, "initial", batch, batched, dtype)
         masks = None
         if dropout_masks is not None:
@@ -318,12 +332,12 @@ class Recurrent:
             for direction, parameters in enumerate(row):
                 index = layer * self.directions + direction
                 states = [None if s is None else s[index] for s in initial]
-                events = x if direction == 0 else x[::-1]
-                y, lasts, cache = self.cell.forward(parameters, events, *states)
+                events = x if direction == 0 else _reverse(x, order)
+                y, lasts, cache = self.cell.forward(parameters, events, *states, **options)
                 lasts = lasts if isinstance(lasts, tuple) else (lasts,)
                 for k, last in enumerate(lasts):
                     finals[k][index] = last
-                outputs.append(y if direction == 0 else y[::-1])
+                outputs.append(y if direction == 0 else _reverse(y, order))
                 caches.append(cache)
             y = outputs[0] if self.directions == 1 else np.concatenate(outputs, axis=-1)
             if masks is not None and layer < self.num_layers - 1:
@@ -335,7 +349,14 @@ class Recurrent:
         elif self.batch_first:
             x = x.transpose(1, 0, 2)
         cache = RecurrentCache(
-            steps=steps, batch=batch, batched=batched, dtype=dtype, caches=caches, masks=masks
+            steps=steps,
+            batch=batch,
+            batched=batched,
+            dtype=dtype,
+            caches=caches,
+            masks=masks,
+            lengths=lengths,
+            order=order,
         )
         return x, self._pack(finals), cache
 
@@ -397,7 +418,7 @@ class Recurrent:
                 index = layer * self.directions + direction
                 d_out = d_y[:, :, direction * hidden : (direction + 1) * hidden]
                 if direction:
-                    d_out = d_out[::-1]
+                    d_out = _reverse(d_out, cache.order)
                 d_lasts = [None if d is None else d[index] for d in d_finals]
                 grads = self.cell.backward(cache.caches[index], d_out, *d_lasts)
                 prefix = self._prefix(layer, direction)
@@ -405,7 +426,7 @@ class Recurrent:
                     gradients[f"{prefix}.{name}"] = getattr(grads, name)
                 for k in range(len(self.cell.STATES)):
                     d_initial[k][index] = getattr(grads, _initial_name(self.cell, k))
-                d_events = grads.events if direction == 0 else grads.events[::-1]
+                d_events = grads.events if direction == 0 else _reverse(grads.events, cache.order)
                 d_x = d_events if d_x is None else d_x + d_events
             d_y = d_x
         d_inputs = d_y
@@ -596,6 +617,50 @@ class Recurrent:
             for name, array in model.named_parameters().items():
                 array[...] = archive.read(name)
         return model
+
+
+def _checked_lengths(value, steps: int, batch: int, batched: bool):
+    """``lengths`` as an int64 array (batch,) (one row for unbatched inputs), or None.
+
+    Batched inputs take an integer array of shape (batch,), unbatched ones an integer (shape
+    ()); bool and float dtypes are refused (TypeError), other shapes and values outside 1..T
+    (ValueError), each message naming ``lengths``, what was expected and what was given."""
+    if value is None:
+        return None
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError, OverflowError) as error:
+        raise TypeError(f"lengths must hold integers, got {type(value).__name__}") from error
+    if array.dtype.kind not in "iu":
+        raise TypeError(f"lengths must hold integers, got dtype {array.dtype}")
+    expected = (batch,) if batched else ()
+    if array.shape != expected:
+        meaning = "(batch,)" if batched else "(an integer scalar for unbatched inputs)"
+        raise ValueError(f"lengths must have shape {expected} {meaning}, got {array.shape}")
+    array = array.reshape(-1)
+    bad = np.flatnonzero((array < 1) | (array > steps))
+    if bad.size:
+        where = f"lengths[{bad[0]}]" if batched else "lengths"
+        raise ValueError(
+            f"{where} must be between 1 and T = {steps} (the number of steps), got {array[bad[0]]}"
+        )
+    return array.astype(np.int64)
+
+
+def _reversal(lengths: np.ndarray, steps: int) -> np.ndarray:
+    """(T, batch) step indices: row b's first ``lengths[b]`` steps in reverse order, then its
+    padded steps where they are. It is its own inverse: reading a sequence through it twice
+    gives the sequence back."""
+    t = np.arange(steps)[:, None]
+    return np.where(t < lengths, lengths - 1 - t, t)
+
+
+def _reverse(sequence: np.ndarray, order) -> np.ndarray:
+    """``sequence`` (T, batch, features) with each row's valid part reversed (``order`` from
+    :func:`_reversal`), or the whole sequence reversed when there are no lengths."""
+    if order is None:
+        return sequence[::-1]
+    return np.take_along_axis(sequence, order[:, :, None], axis=0)
 
 
 def _expected_shapes(cell, input_size, hidden_size, num_layers, directions, sizes) -> dict:

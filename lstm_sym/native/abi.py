@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 #: The ABI data version this binding reads (``c_api.ABI_VERSION`` when it was written).
-VERSION = 1
+VERSION = 2
 
 
 @dataclass(frozen=True)
 class Arg:
-    """One argument of an entry point: ``kind`` is ``size``, ``in``, ``out`` or ``inout``."""
+    """One argument of an entry point: ``kind`` is ``size``, ``in``, ``out``, ``inout`` or
+    ``lengths`` (``const int64_t *``: each batch row's number of steps, NULL: all)."""
 
     name: str
     kind: str

@@ -194,6 +194,8 @@ def forward_plan(cell, key, cache_size: int) -> ForwardPlan:
             parts.append(f"w + {regions[name][0] * itemsize}")
         elif name in results:
             parts.append(f"r + {results[name][0] * itemsize}")
+        elif name == "lengths":  # the rows' lengths (None: NULL, every row runs all steps)
+            parts.append("n")
         else:  # an initial state not given: NULL, zeros
             parts.append("None")
     views = [  # the outputs and final states as returned: (steps, [batch,] size)
@@ -220,7 +222,7 @@ def forward_plan(cell, key, cache_size: int) -> ForwardPlan:
         work_size=start + cache_size,
         results=Views(dtype, result_size, views),
         result_size=result_size,
-        call=compiled_call(parts, "w, r"),
+        call=compiled_call(parts, "w, r, n"),
         backward=None,
     )
 
@@ -244,6 +246,8 @@ def backward_plan(cell, plan: ForwardPlan) -> BackwardPlan:
             parts.append(f"r + {regions[name][0] * itemsize}")
         elif name in adjoints:
             parts.append(f"a[{adjoints.index(name)}]")
+        elif name == "lengths":  # as forward recorded them in the cache
+            parts.append("n")
         else:
             parts.append(f"w + {plan.kept[name]}")
     lasts = []  # (name, shape, meaning, C shape) of each final state's adjoint
@@ -270,5 +274,5 @@ def backward_plan(cell, plan: ForwardPlan) -> BackwardPlan:
         lasts=lasts,
         nulls=[None] * len(lasts),
         views=Views(dtype, total, views),
-        call=compiled_call(parts, "w, r, a"),
+        call=compiled_call(parts, "w, r, a, n"),
     )

@@ -79,6 +79,11 @@ def _parameters_name(value) -> str:
     return f"{cell}.{kind.__name__}" if isinstance(cell, str) else kind.__name__
 
 
+def _lengths_address(lengths):
+    """The address of a lengths array (int64, C-contiguous) for the C call; None: NULL."""
+    return None if lengths is None else lengths.ctypes.data
+
+
 def _owned(value, dtype, shape):
     """A C-contiguous, aligned ``dtype`` copy of ``value`` reshaped to ``shape``, unless it is
     one already (a misaligned array is copied once, as NumPy's kernels accept it)."""
@@ -98,13 +103,14 @@ class NativeCache:
     (``kernel``). Slotted and small (its sizes are read from the forward's per-size plan): one
     is made per forward."""
 
-    __slots__ = ("_base", "_plan", "_work", "_workspace", "lock")
+    __slots__ = ("_base", "_lengths", "_plan", "_work", "_workspace", "lock")
 
-    def __init__(self, plan, work, workspace, base):
+    def __init__(self, plan, work, workspace, base, lengths=None):
         self._plan = plan  # the sizes, the layout of ``work`` and the backward's plan
         self._work = work  # parameters, inputs and the C cache, at address ``base``
         self._workspace = workspace
         self._base = base
+        self._lengths = lengths  # the rows' lengths forward ran (int64, its own copy), or None
         self.lock = threading.Lock()  # backward reuses the buffer's scratch part
 
     cell = property(lambda self: self._plan.cell)
@@ -118,6 +124,11 @@ class NativeCache:
     hidden_size = property(lambda self: self._plan.hidden_size)
     projection_size = property(lambda self: self._plan.projection_size)
     cache_size = property(lambda self: self._plan.cache_size)
+
+    @property
+    def lengths(self):
+        """The rows' lengths forward ran (a copy), or None: every row ran every step."""
+        return None if self._lengths is None else self._lengths.copy()
 
     @property
     def released(self) -> bool:
@@ -333,11 +344,13 @@ class NativeCell:
         return plan
 
     def forward(self, parameters, events, *initial, **named):
-        """As ``generated/<cell>.py``'s ``forward(parameters, events, h0=None, c0=None)``.
+        """As ``generated/<cell>.py``'s ``forward(parameters, events, h0=None, c0=None,
+        lengths=None)``.
 
         Arrays of the expected type, dtype and shape take a fast path; anything else is checked
         (and converted) by :mod:`lstm_sym.native.checks`, which names what is wrong."""
         count = len(self._shorts)
+        lengths = named.pop("lengths", None) if named else None
         if named or len(initial) > count:
             initial = tuple(self._states("", "0", initial, named, "forward").values())
         elif len(initial) < count:
@@ -360,6 +373,8 @@ class NativeCell:
             steps, batch, event_size = shape
         else:
             (steps, event_size), batch = shape, 1
+        if lengths is not None:  # a copy of its own: the cache keeps it for backward
+            lengths = checks.lengths(lengths, batched, batch, steps).copy()
         hidden = parameters.hidden_size
         projection = getattr(parameters, "projection_size", None)
         proxies, blocks, parameters_dtype = self._parameter_arrays(parameters)
@@ -399,12 +414,12 @@ class NativeCell:
         np.concatenate(sources, out=work[: plan.packed], casting="unsafe")
         result = np.empty(plan.result_size, dtype=dtype)
         entry = self._entries["forward", dtype][0]
-        status = plan.call(entry, base, address(result))
+        status = plan.call(entry, base, address(result), _lengths_address(lengths))
         if status != 0:
             workspace.give(work)
             self._fail("forward", dtype, status)
         outputs, *lasts = plan.results(result)
-        cache = NativeCache(plan, work, workspace, base)
+        cache = NativeCache(plan, work, workspace, base, lengths)
         return outputs, tuple(lasts) if len(lasts) > 1 else lasts[0], cache
 
     def backward(self, cache, d_outputs, *d_lasts, **named):
@@ -475,7 +490,9 @@ class NativeCell:
                 raise ValueError(
                     f"cache was released (NativeCache.release): run {self.CELL}.forward again"
                 )
-            status = back.call(entry, cache._base, address(flat), addresses)
+            status = back.call(
+                entry, cache._base, address(flat), addresses, _lengths_address(cache._lengths)
+            )
         if status != 0:
             self._fail("backward", dtype, status)
         grads = self.Gradients()

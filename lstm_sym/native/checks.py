@@ -57,6 +57,35 @@ def initial_state(
     return value[None, :]
 
 
+def lengths(value, batched: bool, batch: int, steps: int):
+    """``lengths`` as a C-contiguous int64 array of shape (batch,) (None stays None): for batched
+    events an integer array of shape (batch,), for unbatched events an integer scalar; each
+    length 1 to T (the events' steps). The generated NumPy modules' ``_lengths``, message for
+    message."""
+    if value is None:
+        return None
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError, OverflowError) as error:
+        raise TypeError(f"lengths must hold integers, got {type(value).__name__}") from error
+    if array.dtype.kind not in "iu":
+        raise TypeError(f"lengths must hold integers, got dtype {array.dtype}")
+    if batched and array.shape != (batch,):
+        raise ValueError(f"lengths must have shape ({batch},) (batch,), got {array.shape}")
+    if not batched and array.shape != ():
+        raise ValueError(
+            f"lengths must be an integer scalar (shape ()) for unbatched events, got {array.shape}"
+        )
+    array = array.reshape(-1)
+    bad = np.flatnonzero((array < 1) | (array > steps))
+    if bad.size:
+        where = f"lengths[{bad[0]}]" if batched else "lengths"
+        raise ValueError(
+            f"{where} must be between 1 and T = {steps} (the events' steps), got {array[bad[0]]}"
+        )
+    return np.ascontiguousarray(array, dtype=np.int64)
+
+
 def adjoint(value, name: str, shape, meaning: str, dtype) -> np.ndarray:
     """An adjoint given to backward, checked against ``shape`` and converted to ``dtype``."""
     value = real_array(value, name)

@@ -33,7 +33,7 @@ def load(name):
     for entry in payload["equations"]:
         entry["lhs_expr"] = eval(entry["lhs"], dict(NAMESPACE))
         entry["rhs_exprs"] = [eval(r, dict(NAMESPACE)) for r in entry["rhs"]]
-        for key in ("definition", "wrt", "loss", "target"):
+        for key in ("definition", "wrt", "loss", "target", "mask", "running", "finished"):
             if key in entry:
                 entry[key + "_expr"] = eval(entry[key], dict(NAMESPACE))
     return payload["equations"]
@@ -234,6 +234,50 @@ def test_matrix_equations(cell):
 
 def test_every_equation_is_checked(cell):
     _, _, equations, _ = cell
-    kinds = {"step", "partial", "linear", "definition", "matrix", "projection"}
+    kinds = {"step", "partial", "linear", "definition", "matrix", "projection", "masked"}
     assert {e["check"] for e in equations} <= kinds
     assert len(equations) > 40
+
+
+def test_masked_updates_keep_a_finished_rows_state_and_zero_its_outputs():
+    """The variable-length section's masked updates mean what PyTorch's packed sequences do: a
+    running row (mask 1) takes the step's value, a finished one (mask 0) keeps its state and
+    outputs zero."""
+    for name in CELLS:
+        masked = [e for e in load(name) if e["check"] == "masked"]
+        assert [e["label"] for e in masked] == ["eq:masked-state", "eq:masked-output"]
+        for e in masked:
+            (rhs,) = e["rhs_exprs"]
+            for value, expected in ((1, e["running_expr"]), (0, e["finished_expr"])):
+                assert sp.expand(rhs.subs(e["mask_expr"], value) - expected) == 0, e["label"]
+
+
+def test_the_masked_backward_is_sympy_diff_of_the_masked_update():
+    """Every derivative in the variable-length section is sympy.diff of the printed masked
+    update (eq:masked-state, eq:masked-output) read back from the sidecar: derived, not typed."""
+    for name in CELLS:
+        equations = {e["label"]: e for e in load(name)}
+        (state,) = equations["eq:masked-state"]["rhs_exprs"]
+        (output,) = equations["eq:masked-output"]["rhs_exprs"]
+        mask = equations["eq:masked-state"]["mask_expr"]
+        new, prev = sorted(state.free_symbols - {mask}, key=lambda s: s.name)
+        h_new = equations["eq:masked-output"]["running_expr"]
+        for label, wrt in (("eq:masked-partial-new", new), ("eq:masked-partial-prev", prev)):
+            (rhs,) = equations[label]["rhs_exprs"]
+            assert equations[label]["definition_expr"] == state
+            assert rhs == sp.diff(state, wrt), label
+        for label in ("eq:masked-backward", "eq:masked-backward-output", "eq:masked-pass"):
+            e = equations[label]
+            (rhs,) = e["rhs_exprs"]
+            assert rhs == sp.diff(e["definition_expr"], e["wrt_expr"]), label
+        # the loss they differentiate reads the printed masked update itself
+        assert equations["eq:masked-backward"]["definition_expr"].has(state)
+        assert equations["eq:masked-backward-output"]["definition_expr"].has(output)
+        assert equations["eq:masked-backward-output"]["wrt_expr"] == h_new
+        # a finished row (mask 0): no adjoint into the step, the state's adjoint passes through
+        d_state = sp.Symbol("d_masked_state", real=True)
+        d_step = sp.Symbol("d_step_state_prev", real=True)
+        assert equations["eq:masked-backward"]["rhs_exprs"][0].subs(mask, 0) == 0
+        assert equations["eq:masked-backward-output"]["rhs_exprs"][0].subs(mask, 0) == 0
+        passed = equations["eq:masked-pass"]["rhs_exprs"][0]
+        assert passed.subs({mask: 0, d_step: 0}) == d_state

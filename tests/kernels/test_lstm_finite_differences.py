@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from generated import lstm
+from lstm_sym.cells import CELLS, get
+from lstm_sym.derivation_checks import check_finite_differences
 
 
 def problem(random_problem, steps, batch, event_size, hidden_size, seed):
@@ -15,21 +17,33 @@ def problem(random_problem, steps, batch, event_size, hidden_size, seed):
     return drawn.parameters, {"events": drawn.events, **drawn.initial}, drawn.cotangents
 
 
-def loss(parameters, inputs, cot):
-    outputs, (h, c), _ = lstm.forward(parameters, inputs["events"], inputs["h0"], inputs["c0"])
+def loss(parameters, inputs, cot, lengths=None):
+    outputs, (h, c), _ = lstm.forward(
+        parameters, inputs["events"], inputs["h0"], inputs["c0"], lengths=lengths
+    )
     return np.sum(cot["outputs"] * outputs) + np.sum(cot["h"] * h) + np.sum(cot["c"] * c)
 
 
 @pytest.mark.parametrize(
-    ("steps", "batch", "event_size", "hidden_size"), [(9, 4, 6, 7), (20, 2, 3, 5)]
+    ("steps", "batch", "event_size", "hidden_size", "lengths"),
+    [
+        (9, 4, 6, 7, None),
+        (20, 2, 3, 5, None),
+        (9, 4, 6, 7, (3, 9, 1, 6)),  # a padded batch, unsorted, a row of one step
+        (20, 2, 3, 5, (20, 11)),
+    ],
 )
 def test_directional_derivatives_match_central_differences(
-    steps, batch, event_size, hidden_size, random_problem
+    steps, batch, event_size, hidden_size, lengths, random_problem
 ):
     parameters, inputs, cot = problem(
         random_problem, steps, batch, event_size, hidden_size, seed=steps
     )
-    _, _, cache = lstm.forward(parameters, inputs["events"], inputs["h0"], inputs["c0"])
+    if lengths is not None:
+        lengths = np.array(lengths)
+    _, _, cache = lstm.forward(
+        parameters, inputs["events"], inputs["h0"], inputs["c0"], lengths=lengths
+    )
     grads = lstm.backward(cache, cot["outputs"], cot["h"], cot["c"])
     rng = np.random.default_rng(0)
     for name in (*lstm.Parameters.NAMES, "events", "h0", "c0"):
@@ -41,17 +55,20 @@ def test_directional_derivatives_match_central_differences(
         def at(shift, holder=holder, base=base, direction=direction, name=name):
             value = base + shift * direction
             if holder is not None:
-                return loss(parameters, {**inputs, name: value}, cot)
+                return loss(parameters, {**inputs, name: value}, cot, lengths)
             original = getattr(parameters, name)
             setattr(parameters, name, value)
             try:
-                return loss(parameters, inputs, cot)
+                return loss(parameters, inputs, cot, lengths)
             finally:
                 setattr(parameters, name, original)
 
         numeric = (at(eps) - at(-eps)) / (2 * eps)
         analytic = float(np.sum(getattr(grads, name) * direction))
         assert abs(numeric - analytic) <= 1e-7 * max(1.0, abs(analytic)), name
+    if lengths is not None:  # padded events: moving them moves nothing, their gradient is zero
+        padded = np.arange(steps)[:, None] >= lengths
+        assert np.all(grads.events[padded] == 0.0)
 
 
 def test_a_few_entries_elementwise(random_problem):
@@ -69,3 +86,10 @@ def test_a_few_entries_elementwise(random_problem):
         assert np.isclose(
             grads.hidden_candidate_weights[index], (up - down) / (2 * eps), rtol=1e-6, atol=1e-8
         )
+
+
+@pytest.mark.parametrize("name", sorted(CELLS))
+def test_every_cell_on_a_padded_batch_matches_finite_differences(name):
+    """lstm-sym verify's finite-difference row with unsorted lengths (a row of 1, one of T)."""
+    row = check_finite_differences(get(name), lengths=True)
+    assert row.passed, (row.sizes, row.error)

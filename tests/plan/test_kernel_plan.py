@@ -154,7 +154,7 @@ def test_every_buffer_has_the_shape_the_numpy_kernel_allocates(name):
     projected = kernel.projected is not None
     parameters = module.Parameters(X, H, P) if projected else module.Parameters(X, H)
     events = np.random.default_rng(0).normal(size=(T, B, X))  # zero weights: shapes only
-    outputs, lasts, cache = module.forward(parameters, events)
+    outputs, lasts, cache = module.forward(parameters, events, lengths=np.full(B, T))
     lasts = lasts if isinstance(lasts, tuple) else (lasts,)
     grads = module.backward(cache, np.ones_like(outputs))
     shorts = [s.state.short for s in kernel.states]
@@ -175,6 +175,7 @@ def test_every_buffer_has_the_shape_the_numpy_kernel_allocates(name):
 
     actual = {"events": events.shape, "outputs": outputs.shape, "d_outputs": outputs.shape}
     actual["d_events"] = grads.events.shape
+    actual["lengths"] = cache.lengths.shape
     actual |= {k: v.shape for k, v in stacked.items()}
     actual |= {f"d_{k}": gradient_of(k).shape for k in stacked}
     for p in kernel.spec.unit_parameters:
@@ -248,3 +249,23 @@ def test_a_cell_whose_gates_add_their_parts_writes_one_delta_and_gru_writes_two(
     deltas of their own."""
     assert plan_cell(get("lstm")).gate_deltas == ("delta_event",)
     assert plan_cell(get("gru")).gate_deltas == ("delta_event", "delta_hidden")
+
+
+@pytest.mark.parametrize("name", sorted(CELLS))
+def test_the_masking_carries_every_state_zeroes_the_outputs_and_passes_every_state_adjoint(name):
+    """Variable lengths are decided once, in the plan: a finished row keeps every state's
+    sequence, its outputs are zero, its events unread, its deltas zero and every state's adjoint
+    passes through; ``lengths`` is a (B,) argument of the entry points."""
+    kernel = plan_cell(get(name))
+    masking = kernel.masking
+    B = sp.Symbol("B", integer=True, positive=True)
+    assert masking.lengths.name == "lengths" and masking.lengths.shape == (B,)
+    assert masking.lengths in kernel.buffers and masking.lengths.abi
+    assert masking.carried == tuple(s.sequence for s in kernel.states)
+    assert masking.passed == tuple(f"d_{s.state.short}" for s in kernel.states)
+    assert masking.zeroed == ("outputs",)
+    assert masking.unread == ("events",)
+    assert masking.ignored == ("d_outputs",)
+    deltas = {b.name for b in kernel.buffers if b.role == "delta"}
+    assert set(masking.zero_deltas) == deltas and set(kernel.gate_deltas) <= deltas
+    assert all(kernel.buffer(name) for name in masking.carried + masking.zeroed + masking.unread)
