@@ -352,3 +352,58 @@ def test_onnx_arrays_refuse_what_the_cells_cannot_hold(random_problem):
         interop.to_onnx([parameters, random_problem(lstm, 1, 1, 2, 5).parameters])
     with pytest.raises(ValueError, match="cell: ONNX has no layer for the 'lstmp' cell"):
         interop.to_onnx(random_problem("lstmp", 1, 1, 2, 5, projection_size=3).parameters)
+
+
+# -- sequence_lens: batches of different lengths -------------------------------------------------
+
+LENGTHS = np.array([4, STEPS, 1], dtype=np.int32)  # unsorted, the full length and one step
+
+
+@pytest.mark.parametrize("direction", DIRECTIONS)
+@pytest.mark.parametrize("cell", CELLS)
+def test_sequence_lens_give_onnxruntimes_outputs_and_final_states(cell, direction, random_problem):
+    """Steps past a row's length: zero outputs, states kept; the reverse direction runs each
+    row's own steps backwards. NaN in the padding reaches no result (ONNX never reads it)."""
+    require_module("onnx")
+    cells = cells_for(cell, direction, random_problem, seed=30)
+    model = interop.write_onnx(cells, direction=direction, sequence_lens=True, initial_states=True)
+    feeds = feeds_for(cell, len(cells), np.float32, seed=31) | {"sequence_lens": LENGTHS}
+    theirs = onnxruntime_session(model.SerializeToString()).run(None, feeds)
+    padded = feeds["X"].copy()
+    for b, length in enumerate(LENGTHS):
+        padded[length:, b] = np.nan
+    ours = interop.read_onnx(model).forward(**(feeds | {"X": padded}))
+    for got, expected in zip(ours, theirs, strict=True):
+        assert got.shape == expected.shape
+        assert relative_error(got, expected) <= TOLERANCE[np.float32]
+    y = ours[0]
+    for b, length in enumerate(LENGTHS):
+        assert not np.any(y[length:, :, b]), "outputs past a row's length are zero"
+
+
+def test_sequence_lens_of_a_bidirectional_node_are_recurrents_lengths(random_problem):
+    """Two implementations of the per-row reversal agree bit for bit: OnnxRecurrent's and
+    Recurrent's (lstm_sym.models)."""
+    require_module("onnx")
+    cells = cells_for("gru", "bidirectional", random_problem, np.float64, seed=32)
+    feeds = feeds_for("gru", 2, np.float64, seed=33)
+    y, y_h = interop.read_onnx(interop.write_onnx(cells)).forward(
+        feeds["X"], LENGTHS, feeds["initial_h"]
+    )
+    ours, h_n, _ = Recurrent.from_parameters([cells]).forward(
+        feeds["X"], feeds["initial_h"], lengths=LENGTHS
+    )
+    np.testing.assert_array_equal(y, np.stack(np.split(ours, 2, axis=-1), axis=1))
+    np.testing.assert_array_equal(y_h, h_n)
+
+
+def test_bad_sequence_lens_are_refused_by_name(random_problem):
+    require_module("onnx")
+    node = interop.read_onnx(interop.write_onnx(cells_for("lstm", "forward", random_problem)))
+    x = np.zeros((STEPS, BATCH, EVENT), dtype=np.float32)
+    with pytest.raises(ValueError, match=r"sequence_lens\[1\] = 0: every length must be in 1\.\.T"):
+        node.forward(x, np.array([1, 0, 2]))
+    with pytest.raises(ValueError, match=r"sequence_lens must have shape \(3,\) \(batch,\)"):
+        node.forward(x, np.array([1, 2]))
+    with pytest.raises(TypeError, match="sequence_lens must be integers, got dtype float64"):
+        node.forward(x, np.array([1.0, 2.0, 3.0]))
