@@ -10,6 +10,9 @@ variable lengths are checked against onnxruntime in float32 only.
 
 from __future__ import annotations
 
+import io
+import warnings
+
 import numpy as np
 import pytest
 
@@ -407,3 +410,25 @@ def test_bad_sequence_lens_are_refused_by_name(random_problem):
         node.forward(x, np.array([1, 2]))
     with pytest.raises(TypeError, match="sequence_lens must be integers, got dtype float64"):
         node.forward(x, np.array([1.0, 2.0, 3.0]))
+
+
+@pytest.mark.parametrize(("kind", "cell"), [("GRU", "gru"), ("LSTM", "lstm")])
+def test_a_model_pytorchs_exporter_writes_reads_as_its_cell(kind, cell):
+    """torch.onnx.export (TorchScript exporter) of a bidirectional nn.GRU / nn.LSTM: the node
+    reads as the cell PyTorch computes, with PyTorch's outputs."""
+    torch = require_module("torch")
+    require_module("onnx")
+    torch.manual_seed(40)
+    module = getattr(torch.nn, kind)(EVENT, HIDDEN, bidirectional=True)
+    x = torch.randn(STEPS, BATCH, EVENT)
+    file = io.BytesIO()
+    with warnings.catch_warnings():  # the exporter's own deprecation notes
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (x,), file, dynamo=False, input_names=["x"], opset_version=14)
+    node = interop.read_onnx(file.getvalue())
+    assert (node.cell, node.direction) == (cell, "bidirectional")
+    y = node.forward(x.numpy())[0]
+    with torch.no_grad():
+        expected, _ = module(x)
+    ours = np.concatenate([y[:, 0], y[:, 1]], axis=-1)
+    assert relative_error(ours, expected.numpy()) <= TOLERANCE[np.float32]
