@@ -11,9 +11,9 @@ gru_cho        GRU, linear_before_reset=0       GRU(reset_after=False)  --
 lstmp          --                               --                      nn.LSTM(proj_size=P)
 =============  ===============================  ======================  ======================
 
-- ONNX (:mod:`lstm_sym.interop.onnx`): :func:`from_onnx` / :func:`to_onnx` for the arrays,
-  :func:`read_onnx` / :func:`write_onnx` for a node of an ``.onnx`` file (the ``onnx``
-  package is needed for those two only).
+- ONNX (:mod:`lstm_sym.interop.onnx`): :func:`from_onnx` / :func:`to_onnx` for the arrays;
+  (:mod:`lstm_sym.interop.onnx_model`) :func:`read_onnx` / :func:`write_onnx` for a node of an
+  ``.onnx`` file (the ``onnx`` package is needed for those two only).
 - Keras (:mod:`lstm_sym.interop.keras`): :func:`from_keras` / :func:`to_keras` for
   ``get_weights()`` / ``set_weights()``, :func:`from_keras_layer` for a layer object,
   :func:`to_keras_layer` to build one (imports Keras).
@@ -28,15 +28,8 @@ than tanh and sigmoid) are refused by name, never converted approximately.
 from __future__ import annotations
 
 from .keras import KERAS_LAYERS, from_keras, from_keras_layer, to_keras, to_keras_layer
-from .onnx import (
-    OPERATORS,
-    OnnxRecurrent,
-    from_onnx,
-    onnx_operator,
-    read_onnx,
-    to_onnx,
-    write_onnx,
-)
+from .onnx import OPERATORS, from_onnx, onnx_operator, to_onnx
+from .onnx_model import OnnxRecurrent, read_onnx, write_onnx
 from .torch import TORCH_MODULES, from_torch, to_torch, to_torch_module
 
 #: Our gate names in Keras' LSTM column-block order (i, f, c, o).
