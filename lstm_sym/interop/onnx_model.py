@@ -81,6 +81,14 @@ class OnnxRecurrent:
         X = float_array(X, "X")
         if X.ndim != 3:
             raise ValueError(f"X must have shape {_x_meaning(self.layout)}, got {X.shape}")
+        event_size = self.parameters[0].event_size
+        if X.shape[-1] != event_size:
+            raise ValueError(
+                f"X must have shape {_x_meaning(self.layout)} with input_size {event_size}, "
+                f"got {X.shape}"
+            )
+        if self.op_type == "GRU" and initial_c is not None:
+            raise ValueError("initial_c: a GRU node has no cell state (initial_h only)")
         x = X.transpose(1, 0, 2) if self.layout else X
         steps, batch = x.shape[:2]
         lengths = self.sequence_lens if sequence_lens is None else sequence_lens

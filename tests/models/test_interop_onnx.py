@@ -400,7 +400,7 @@ def test_sequence_lens_of_a_bidirectional_node_are_recurrents_lengths(random_pro
     np.testing.assert_array_equal(y_h, h_n)
 
 
-def test_bad_sequence_lens_are_refused_by_name(random_problem):
+def test_bad_inputs_of_a_node_are_refused_by_name(random_problem):
     require_module("onnx")
     node = interop.read_onnx(interop.write_onnx(cells_for("lstm", "forward", random_problem)))
     x = np.zeros((STEPS, BATCH, EVENT), dtype=np.float32)
@@ -410,6 +410,15 @@ def test_bad_sequence_lens_are_refused_by_name(random_problem):
         node.forward(x, np.array([1, 2]))
     with pytest.raises(TypeError, match="sequence_lens must be integers, got dtype float64"):
         node.forward(x, np.array([1.0, 2.0, 3.0]))
+    with pytest.raises(
+        ValueError, match=r"X must have shape \(T, batch, input_size\) with input_s"
+    ):
+        node.forward(x[..., :2])
+    with pytest.raises(ValueError, match=r"initial_h must have shape \(1, 3, 5\) \(num_direct"):
+        node.forward(x, initial_h=np.zeros((3, 5)))
+    gru_node = interop.read_onnx(interop.write_onnx(cells_for("gru", "forward", random_problem)))
+    with pytest.raises(ValueError, match="initial_c: a GRU node has no cell state"):
+        gru_node.forward(x, initial_c=np.zeros((1, 3, 5)))
 
 
 @pytest.mark.parametrize(("kind", "cell"), [("GRU", "gru"), ("LSTM", "lstm")])
