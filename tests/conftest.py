@@ -9,6 +9,7 @@ with ``optional:`` (e.g. clang, which CI does not install) are the only exceptio
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import shutil
 
@@ -38,6 +39,14 @@ def require_module(name: str):
         return importlib.import_module(name)
     except ImportError as error:
         _missing(f"Python module {name} is not importable ({error}); pip install -e '.[test]'")
+
+
+def require_installed(name: str) -> None:
+    """Check that module ``name`` is installed without importing it (for a module a test runs
+    in a process of its own, e.g. Keras, whose import picks a backend): skips locally, fails in
+    CI when it is missing."""
+    if importlib.util.find_spec(name) is None:
+        _missing(f"Python module {name} is not installed; pip install -e '.[test]'")
 
 
 def pytest_runtest_logreport(report):

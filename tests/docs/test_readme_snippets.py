@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import require_module, require_tool
+from tests.conftest import require_installed, require_module, require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,6 +21,8 @@ def readme_snippets(language: str) -> list[str]:
 
 def test_the_readme_python_snippets_run_in_order_and_write_only_under_build(tmp_path):
     require_module("torch")
+    require_module("onnxruntime")
+    require_installed("keras")  # imported by the snippets themselves, on the torch backend
     require_tool("gcc")
     snippets = readme_snippets("python")
     assert len(snippets) >= 3, "the generated LSTM, its C twin and the PyTorch model"

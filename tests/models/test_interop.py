@@ -216,7 +216,9 @@ def test_keras_layout_computes_the_same_lstm_and_round_trips(random_problem):
     )
     no_bias = interop.from_keras(kernel, recurrent_kernel, None)
     assert not np.any(no_bias.arrays()["event_update_bias"])
-    with pytest.raises(ValueError, match="need a cell with gates"):
+    with pytest.raises(ValueError, match=r"cell: Keras has no layer for the 'peephole_lstm' cell"):
+        interop.from_keras(kernel, recurrent_kernel, bias, cell="peephole_lstm")
+    with pytest.raises(ValueError, match=r"kernel must have 15 = 3 gates \* hidden_size 5"):
         interop.from_keras(kernel, recurrent_kernel, bias, cell="gru")
     with pytest.raises(ValueError, match=r"kernel must have 20 = 4 gates \* hidden_size 5"):
         interop.from_keras(kernel[:, :8], recurrent_kernel, bias)
