@@ -1,9 +1,9 @@
 """The names the emitters generate, derived by rendering them, and the check that a spec's own
 names take none of them.
 
-Nothing here is a typed list: every built-in cell is rendered once (its NumPy module, its C
-source and header), and every identifier of the output is collected -- with Python's ``ast``
-for the NumPy module, a C tokenizer for the C -- together with the C printer's keywords and
+Nothing here is a typed list: every built-in cell is rendered once (its NumPy module, its
+PyTorch module, its C source and header), and every identifier of the output is collected --
+with Python's ``ast`` for the Python modules, a C tokenizer for the C -- together with the C printer's keywords and
 library functions and the runtime's prefix. An identifier made from one of the cell's own names
 (``forget_pre`` from the gate ``forget``, ``d_h_last`` from the state short ``h``,
 ``lstm_forward_f64`` from the cell name) becomes a *template* (``{gate}_pre``); the others
@@ -313,7 +313,7 @@ def reserved() -> Reserved:
     """Everything the emitters generate for the built-in cells, abstracted over their names."""
     from ..cells import CELLS
     from ..plan import plan_cell
-    from . import c_module, numpy_module
+    from . import c_module, numpy_module, torch_module
     from .c_module import RUNTIME
 
     prefixes = (RUNTIME + "_", RUNTIME.upper() + "_")
@@ -331,9 +331,13 @@ def reserved() -> Reserved:
         for affix in py_affixes:
             affixes.setdefault(affix, cell)
         c_source = c_module.emit_source(kernel) + c_module.emit_header(kernel)
+        # The PyTorch module's names (its attributes are torch's and tensors' own: a spec's
+        # unit parameter is a local there, never an attribute)
+        torch_names = python_identifiers(torch_module.emit(kernel), tuple(tokens))[0]
         for origin, identifiers, attribute in (
             ("the generated NumPy module", py_names, False),
             ("an attribute or method in the generated NumPy module", py_attributes, True),
+            ("the generated PyTorch module", torch_names, False),
             ("the generated C", c_identifiers(c_source), False),
         ):
             for identifier in sorted(identifiers):

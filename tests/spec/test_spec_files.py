@@ -27,6 +27,7 @@ def test_generate_and_verify_a_user_spec(tmp_path):
     runtime = ["lstm_sym_runtime.c", "lstm_sym_runtime.h", "lstm_sym_runtime_real.inc"]
     runtime += ["lstm_sym_tuning.h"]  # the C runtime, copied beside the cell's C
     cell = ["mgu.abi.json", "mgu.c", "mgu.equations.json", "mgu.h", "mgu.py", "mgu.tex"]
+    cell += ["mgu_torch.py"]  # its PyTorch operations
     assert names == sorted([*runtime, *cell])
     check = _cli("generate", "--spec", str(EXAMPLE), "--out", str(tmp_path / "out"), "--check")
     assert check.returncode == 0, check.stderr
