@@ -34,13 +34,16 @@ def test_cells_generated_files_and_readme_agree():
             f"generated/{name}.c",
             f"generated/{name}.h",
             f"generated/{name}.abi.json",
+            f"generated/{name}_torch.py",
             f"derivations/{name}.tex",
             f"derivations/{name}.equations.json",
             f"derivations/{name}_verification.tex",
             f"derivations/{name}.pdf",
         ):
             assert (ROOT / path).is_file(), path
-    listed = {p.stem for p in (ROOT / "generated").glob("*.py")} - {"__init__"}
+    # Each cell's NumPy module and its PyTorch operations (<cell>_torch.py)
+    listed = {p.stem.removesuffix("_torch") for p in (ROOT / "generated").glob("*.py")}
+    listed -= {"__init__"}
     assert listed == set(NAMES), "generated/ holds modules of cells that are not registered"
     modules = {p.stem for p in (ROOT / "lstm_sym" / "cells").glob("*.py")}
     assert {Path(get(n).source).stem for n in NAMES} <= modules
