@@ -85,10 +85,10 @@ def forward_graph(events, initial_states, weights, lengths=None):
     slice_new = slice(2 * hidden_size, 3 * hidden_size)
     # reset, update: Z = S W^T + b with S = [hidden_prev]
     columns_recurrent_0 = slice(0 * hidden_size, 2 * hidden_size)
-    weights_recurrent_0 = hidden_weights[slice(0 * hidden_size, 2 * hidden_size)]
+    weights_recurrent_0 = hidden_weights[columns_recurrent_0]
     # new: Z = S W^T + b with S = [reset_state] (this step's)
     columns_grouped_0 = slice(2 * hidden_size, 3 * hidden_size)
-    weights_grouped_0 = hidden_weights[slice(2 * hidden_size, 3 * hidden_size)]
+    weights_grouped_0 = hidden_weights[columns_grouped_0]
     running = _running(lengths, steps, events.device)
     if running is not None:
         # Variable lengths: the events at padded positions are never read (zeros in their
@@ -101,8 +101,8 @@ def forward_graph(events, initial_states, weights, lengths=None):
     # reset, update, reset_state, new
     saved_values = events.new_empty((4, steps, batch, hidden_size))
     # Event projections of every step and gate at once, one product
-    # (eq:projection-reset-pre, eq:projection-update-pre, eq:projection-new-event, eq:projection-
-    # new-hidden):
+    # (eq:projection-reset-pre, eq:projection-update-pre, eq:projection-new-event,
+    # eq:projection-new-hidden):
     # Z_event = X W_event^T + b_event
     event_projection = torch.addmm(
         event_bias, events.reshape(steps * batch, event_size), event_weights.T
@@ -171,10 +171,10 @@ def backward(events, initial_states, weights, lengths, saved, d_outputs, d_final
     hidden_size = hidden_bias.shape[0] // len(GATES)
     # reset, update: Z = S W^T + b with S = [hidden_prev]
     columns_recurrent_0 = slice(0 * hidden_size, 2 * hidden_size)
-    weights_recurrent_0 = hidden_weights[slice(0 * hidden_size, 2 * hidden_size)]
+    weights_recurrent_0 = hidden_weights[columns_recurrent_0]
     # new: Z = S W^T + b with S = [reset_state] (this step's)
     columns_grouped_0 = slice(2 * hidden_size, 3 * hidden_size)
-    weights_grouped_0 = hidden_weights[slice(2 * hidden_size, 3 * hidden_size)]
+    weights_grouped_0 = hidden_weights[columns_grouped_0]
     if d_outputs is None:
         d_outputs = events.new_zeros((steps, batch, hidden_size))
     (d_h_last,) = d_final_states

@@ -90,8 +90,8 @@ def forward_graph(events, initial_states, weights, lengths=None):
     # new_hidden, reset, update, new
     saved_values = events.new_empty((4, steps, batch, hidden_size))
     # Event projections of every step and gate at once, one product
-    # (eq:projection-reset-pre, eq:projection-update-pre, eq:projection-new-event, eq:projection-
-    # new-hidden):
+    # (eq:projection-reset-pre, eq:projection-update-pre, eq:projection-new-event,
+    # eq:projection-new-hidden):
     # Z_event = X W_event^T + b_event
     event_projection = torch.addmm(
         event_bias, events.reshape(steps * batch, event_size), event_weights.T

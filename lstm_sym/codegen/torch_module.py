@@ -133,7 +133,7 @@ def context(kernel: KernelPlan, command: str) -> dict:
                         f".view({count} * hidden_size, {width} * hidden_size)"
                     )
                 else:
-                    weights = f"hidden_weights[{_columns(run.first, count)}]"
+                    weights = f"hidden_weights[columns_{name}]"  # the run's rows
                 sources = [s.name for s in run.sources]
                 gathered = len(sources) > 1
                 projection = f"hidden_projection_{name}"
