@@ -4,12 +4,12 @@ names take none of them.
 Nothing here is a typed list: every built-in cell is rendered once (its NumPy module, its
 PyTorch module, its C source and header), and every identifier of the output is collected --
 with Python's ``ast`` for the Python modules, a C tokenizer for the C -- together with the C
-printer's keywords and library functions and the runtime's prefix. An identifier made from one of the cell's own names
-(``forget_pre`` from the gate ``forget``, ``d_h_last`` from the state short ``h``,
-``lstm_forward_f64`` from the cell name) becomes a *template* (``{gate}_pre``); the others
-(``range``, ``slice``, ``np``, ``checked``, ``hidden_states``...) are fixed. A name a spec
-introduces (cell, gates, states and their shorts, symbols, unit parameters, step functions) is
-refused when it is a fixed name, or an instance of a template over the spec's own names, and
+printer's keywords and library functions and the runtime's prefix. An identifier made from one
+of the cell's own names (``forget_pre`` from the gate ``forget``, ``d_h_last`` from the state
+short ``h``, ``lstm_forward_f64`` from the cell name) becomes a *template* (``{gate}_pre``); the
+others (``range``, ``slice``, ``np``, ``checked``, ``hidden_states``...) are fixed. A name a
+spec introduces (cell, gates, states and their shorts, symbols, unit parameters, step functions)
+is refused when it is a fixed name, or an instance of a template over the spec's own names, and
 a unit parameter (a ``Parameters`` attribute) also when it starts or ends like the generated
 ``Parameters`` tells attribute shapes apart (``name.startswith("event_")``).
 
