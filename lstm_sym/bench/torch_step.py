@@ -181,6 +181,7 @@ def main(args, log) -> int:
             "memory": not args.no_memory,
         }
         runs.append(runner._worker(config, thread))
+        log(table(runs[-1:]).splitlines()[-1])  # each row as it is measured
     print(table(runs))
     args.out_dir.mkdir(parents=True, exist_ok=True)
     path = args.out_dir / "torch.json"
