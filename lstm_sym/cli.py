@@ -297,6 +297,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train_example.add_arguments(example)
     example.set_defaults(run=train_example.run)
+
+    # issue 19: a peephole LSTM trained in a standard PyTorch loop
+    from .examples import torch_train
+
+    torch_example = sub.add_parser(
+        "torch-example",
+        help="train a peephole LSTM (lstm_sym.torch.RNN) with DataLoader, Adam, clipping",
+        description=torch_train.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    torch_train.add_arguments(torch_example)
+    torch_example.set_defaults(run=torch_train.run)
     return parser
 
 

@@ -23,6 +23,18 @@ def _size(text: str) -> tuple[int, int, int, int]:
     return values  # type: ignore[return-value]
 
 
+def _torch_sizes():
+    from .torch_step import SIZES
+
+    return SIZES
+
+
+def _torch_cells():
+    from .torch_step import CELLS
+
+    return CELLS
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--size",
@@ -65,6 +77,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "ignored by git; docs/bench holds the README's figures)",
     )
     parser.add_argument("--no-plot", action="store_true", help="write no PNG")
+    torch_group = parser.add_argument_group(
+        "PyTorch training step (--torch)",
+        "one training step (forward, sum of outputs, backward) of lstm_sym.torch.RNN against "
+        "the eager loop of lstm_sym.torch.reference, that loop under torch.compile (its compile "
+        "time reported apart) and nn.LSTM/nn.GRU; ratios from the same run, peak memory; "
+        "default sizes " + " ".join(",".join(map(str, s)) for s in _torch_sizes()) + ", f32, "
+        "1 thread; writes torch.json",
+    )
+    torch_group.add_argument("--torch", action="store_true", help="run this group instead")
+    torch_group.add_argument(
+        "--cell",
+        action="append",
+        help="cell, repeatable (default: " + ", ".join(_torch_cells()) + ")",
+    )
+    torch_group.add_argument(
+        "--no-compile", action="store_true", help="skip the torch.compile loop (minutes per size)"
+    )
     parser.set_defaults(run=main)
 
 
@@ -72,6 +101,10 @@ def main(args: argparse.Namespace) -> int:
     if args.repeats < 1 or (args.threads and min(args.threads) < 1):
         print("lstm-sym bench: --repeats and --threads must be at least 1", file=sys.stderr)
         return 2
+    if args.torch:
+        from . import torch_step
+
+        return torch_step.main(args, log=lambda m: print(m, file=sys.stderr, flush=True))
     options = runner.Options(
         sizes=args.size or list(runner.DEFAULT_SIZES),
         dtypes=args.dtype or ["f32", "f64"],

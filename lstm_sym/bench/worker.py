@@ -160,6 +160,10 @@ def main(argv: list[str]) -> int:
     config = json.loads(argv[0])
     if config.get("mode") == "peak":
         output = gemm_peak(config["dtype"], config["threads"])
+    elif config.get("mode") == "torch":
+        from . import torch_step
+
+        output = torch_step.run(config)
     else:
         output = run(config)
     sys.stdout.write(json.dumps(output) + "\n")

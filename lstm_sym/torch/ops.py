@@ -1,0 +1,531 @@
+"""Every cell as a PyTorch operator with the derived backward: ``torch.ops.lstm_sym.<cell>_forward``
+and ``<cell>_backward``.
+
+Per cell, two ``torch.library.custom_op``\\ s on the tensors of the operator contract
+(``/work/shared``'s issue 19; the generated emitter modules ``<cell>_torch.py`` take the same):
+
+``<cell>_forward(events, initial_states, weights, lengths) -> (outputs, final_states, saved)``
+    ``events`` (T, B, X); ``initial_states`` one (B, size) tensor per state in the cell's
+    ``STATES`` order; ``weights`` the cell's C parameter arrays in the order and shapes of
+    ``<cell>.abi.json`` (stacked event weights, event bias, hidden weights, hidden bias, then
+    per-unit parameters and projection weights; :attr:`CellOps.weights`); ``lengths`` None or
+    (B,) integers 1..T (PyTorch's packed sequences: rows past their length keep their states,
+    output zeros). ``saved`` is what the backward reads: on CPU one tensor, the C cache.
+``<cell>_backward(events, initial_states, weights, lengths, saved, d_outputs, d_final_states)
+-> (d_events, d_initial_states, d_weights)``
+    the derived backward (gradients in the shapes of their inputs).
+
+``register_autograd`` wires the backward op as the forward op's gradient, so
+``torch.autograd`` and ``torch.compile`` (``register_fake`` gives every output's shape) run the
+derived backward, which reads only what forward saved.
+
+CPU tensors run the generated C (:mod:`lstm_sym.native` compiles and caches the library; the
+entry points are called on the tensors' memory, ctypes releasing the GIL): contiguous inputs
+are not copied, non-contiguous ones are made contiguous first (one copy, as ``nn.LSTM`` does);
+float32 and float64. The C backward overwrites the scratch part of its cache, so the backward op
+runs on a copy of ``saved`` (the op stays functional: autograd may call it again). Tensors on any
+other device run the generated PyTorch emitter module (``generated/<cell>_torch.py``), which
+prints the same kernel plan as torch operations; its ``saved`` is whatever it keeps.
+
+Built-in cells are registered when this module is imported; a user's cell generated with
+``lstm-sym generate --spec cell.py --out DIR`` is registered by :func:`load` (``name``,
+``directory=DIR``) as ``lstm_sym::<cell>_<tag>_forward``/``_backward`` (the tag: a hash of the
+directory, so cells of the same name in two folders do not collide).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import importlib
+import importlib.util
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import native
+from ..native import abi as abi_data
+
+__all__ = ["CellOps", "cells", "get", "load"]
+
+_DTYPES = {torch.float64: np.dtype(np.float64), torch.float32: np.dtype(np.float32)}
+_lock = threading.Lock()
+#: CellOps by (name, resolved directory or None)
+_registry: dict = {}
+
+
+class CellOps:
+    """The two operators of one cell and what they need: its ABI (shapes, names), the compiled
+    C library (loaded on first use) and the generated emitter module (imported on first use)."""
+
+    def __init__(self, name: str, directory: Path | None = None):
+        self.name = name
+        self.directory = directory
+        where = directory if directory is not None else native.kernels_directory()
+        self.abi = abi = abi_data.read(where, name)
+        #: The states in the cell's order: (short name, size name), e.g. ("h", "hidden_size")
+        self.states = tuple((s.short, s.size) for s in abi.states)
+        #: The names of the weights tuple (the C parameter arrays), in order
+        self.weights = tuple(array for array, _ in abi.parameters)
+        #: The state whose sequence is the output (``h`` for every built-in cell)
+        self.output_state = abi.output_state
+        self.projected = abi.projected
+        if directory is None:
+            self.qualifier = name
+        else:
+            tag = hashlib.sha256(str(directory).encode()).hexdigest()[:8]
+            self.qualifier = f"{name}_{tag}"
+        self._native = None
+        self._emitter = None
+        self._cache_size = None
+        self.forward = _define_forward(self)
+        self.backward = _define_backward(self)
+        _register_autograd(self)
+
+    def __repr__(self):
+        where = "" if self.directory is None else f", directory={str(self.directory)!r}"
+        return f"lstm_sym.torch.ops.CellOps({self.name!r}{where})"
+
+    # ---- sizes ---------------------------------------------------------------------------
+    def sizes(self, events, initial_states, weights) -> dict:
+        """The sizes of a call by name, read off the tensors' shapes (a dimension ``k*name``
+        gives ``name``; :meth:`check` then compares every shape with the sizes)."""
+        steps, batch, event_size = events.shape
+        values = {"steps": steps, "batch": batch, "event_size": event_size}
+        named = [(f"{s}0", v) for (s, _), v in zip(self.states, initial_states, strict=True)]
+        named += list(zip(self.weights, weights, strict=True))
+        for name, value in named:
+            for text, size in zip(self.abi.shapes[name], value.shape, strict=False):
+                factor, _, size_name = text.rpartition("*")
+                if size_name in self.abi.sizes and size_name not in values:
+                    values[size_name] = size // int(factor or 1)
+        return values
+
+    def shape(self, name: str, sizes: dict) -> tuple:
+        return self.abi.shape(name, sizes)
+
+    # ---- the compiled C ------------------------------------------------------------------
+    @property
+    def native(self):
+        """The cell's :class:`lstm_sym.native.NativeCell` (compiled and cached on first use)."""
+        if self._native is None:
+            with _lock:
+                if self._native is None:
+                    cell = native.load(self.name, directory=self.directory)
+                    symbol, args = self.abi.cache_size
+                    function = getattr(cell.library, symbol)
+                    function.restype = ctypes.c_size_t
+                    function.argtypes = [ctypes.c_size_t] * len(args)
+                    self._cache_size = (function, args)
+                    self._native = cell
+        return self._native
+
+    def cache_size(self, sizes: dict) -> int:
+        """Elements of the C cache for ``sizes`` (the C's ``<cell>_cache_size``)."""
+        self.native  # noqa: B018 -- loads the library
+        function, args = self._cache_size
+        count = function(*(int(sizes[a]) for a in args))
+        if count == 0:
+            raise ValueError(f"sizes too large for one {self.name} cache: {sizes}")
+        return count
+
+    # ---- the generated emitter -----------------------------------------------------------
+    @property
+    def emitter(self):
+        """The generated PyTorch emitter module ``<cell>_torch`` (imported on first use)."""
+        if self._emitter is None:
+            module_name = f"{self.name}_torch"
+            try:
+                if self.directory is None:
+                    module = importlib.import_module(f"lstm_sym.kernels.{module_name}")
+                else:
+                    module = _import_file(self.directory / f"{module_name}.py", self.qualifier)
+            except (ImportError, FileNotFoundError) as error:
+                raise RuntimeError(
+                    f"{self.name}: tensors on a device other than the CPU run the generated "
+                    f"PyTorch module {module_name}.py, which is missing ({error}); regenerate "
+                    "with `lstm-sym generate`"
+                ) from error
+            self._emitter = module
+        return self._emitter
+
+    # ---- input checks --------------------------------------------------------------------
+    def check(self, events, initial_states, weights, lengths, function="forward"):
+        """Refuse what the kernels cannot take, PyTorch-style, naming the argument: device or
+        dtype mix, wrong shapes or counts, lengths out of range. Returns the sizes."""
+        op = f"lstm_sym.{self.qualifier}_{function}"
+        if not isinstance(events, torch.Tensor):
+            raise TypeError(f"{op}: events must be a Tensor, got {type(events).__name__}")
+        if events.dtype not in _DTYPES:
+            raise TypeError(
+                f"{op}: events must be float32 or float64, got {events.dtype} "
+                "(expected scalar type Float or Double)"
+            )
+        if events.dim() != 3 or 0 in events.shape:
+            raise ValueError(
+                f"{op}: events must have shape (steps, batch, event_size) with every size >= 1, "
+                f"got {tuple(events.shape)}"
+            )
+        if len(initial_states) != len(self.states):
+            raise ValueError(
+                f"{op}: initial_states must hold {len(self.states)} tensors "
+                f"({', '.join(s + '0' for s, _ in self.states)}), got {len(initial_states)}"
+            )
+        if len(weights) != len(self.weights):
+            raise ValueError(
+                f"{op}: weights must hold {len(self.weights)} tensors "
+                f"({', '.join(self.weights)}), got {len(weights)}"
+            )
+        named = [
+            (f"initial_states[{k}] ({s}0)", v)
+            for k, ((s, _), v) in enumerate(zip(self.states, initial_states, strict=True))
+        ]
+        named += [(f"weights[{k}] ({w})", v) for k, (w, v) in enumerate(zip(self.weights, weights))]
+        for label, value in named:
+            if not isinstance(value, torch.Tensor):
+                raise TypeError(f"{op}: {label} must be a Tensor, got {type(value).__name__}")
+            if value.device != events.device:
+                raise RuntimeError(
+                    f"{op}: expected all tensors to be on the same device, but found events on "
+                    f"{events.device} and {label} on {value.device}"
+                )
+            if value.dtype != events.dtype:
+                raise TypeError(
+                    f"{op}: expected all tensors to have the same dtype, but found events "
+                    f"{events.dtype} and {label} {value.dtype}"
+                )
+        for k, name in enumerate(self.weights):
+            if weights[k].dim() != len(self.abi.shapes[name]):
+                raise ValueError(
+                    f"{op}: weights[{k}] ({name}) must have shape "
+                    f"({', '.join(self.abi.shapes[name])}), got {tuple(weights[k].shape)}"
+                )
+        sizes = self.sizes(events, initial_states, weights)
+        expected = [
+            (f"initial_states[{k}] ({s}0)", f"{s}0") for k, (s, _) in enumerate(self.states)
+        ]
+        expected += [(f"weights[{k}] ({w})", w) for k, w in enumerate(self.weights)]
+        for (label, name), value in zip(expected, [*initial_states, *weights], strict=True):
+            shape = self.shape(name, sizes)
+            if tuple(value.shape) != shape:
+                raise ValueError(
+                    f"{op}: {label} must have shape {shape} "
+                    f"({', '.join(self.abi.shapes[name])}), got {tuple(value.shape)}"
+                )
+        if lengths is not None:
+            _check_lengths(op, lengths, events)
+        return sizes
+
+
+def _check_lengths(op, lengths, events):
+    """``lengths``: None or (batch,) integers on the events' device, 1 <= lengths[b] <= steps."""
+    steps, batch = events.shape[0], events.shape[1]
+    if not isinstance(lengths, torch.Tensor):
+        raise TypeError(f"{op}: lengths must be a Tensor or None, got {type(lengths).__name__}")
+    if lengths.dtype != torch.int64:
+        raise TypeError(f"{op}: lengths must be int64 (Long), got {lengths.dtype}")
+    if tuple(lengths.shape) != (batch,):
+        raise ValueError(
+            f"{op}: lengths must have shape (batch,) = ({batch},), got {tuple(lengths.shape)}"
+        )
+    if lengths.device != events.device:
+        raise RuntimeError(
+            f"{op}: expected all tensors to be on the same device, but found events on "
+            f"{events.device} and lengths on {lengths.device}"
+        )
+    if _is_fake(lengths):
+        return
+    bad = ((lengths < 1) | (lengths > steps)).nonzero()
+    if bad.numel():
+        index = int(bad[0, 0])
+        raise ValueError(
+            f"{op}: lengths must be between 1 and steps={steps}, got lengths[{index}] = "
+            f"{int(lengths[index])}"
+        )
+
+
+def _is_fake(tensor) -> bool:
+    from torch._subclasses.fake_tensor import is_fake
+
+    return is_fake(tensor) or tensor.device.type == "meta"
+
+
+def _contiguous(tensors):
+    return [t if t.is_contiguous() else t.contiguous() for t in tensors]
+
+
+def _fresh(tensors, inputs):
+    """``tensors`` with any that shares memory with an input or an earlier one copied (an
+    operator's outputs must not alias its inputs or each other)."""
+    seen = {t.untyped_storage().data_ptr() for t in inputs if t is not None and t.numel()}
+    result = []
+    for t in tensors:
+        pointer = t.untyped_storage().data_ptr() if t.numel() else None
+        if pointer is not None and pointer in seen:
+            t = t.clone()
+            pointer = t.untyped_storage().data_ptr()
+        if pointer is not None:
+            seen.add(pointer)
+        result.append(t)
+    return result
+
+
+# ---- the operators ---------------------------------------------------------------------------
+def _schema_forward() -> str:
+    return (
+        "(Tensor events, Tensor[] initial_states, Tensor[] weights, Tensor? lengths) "
+        "-> (Tensor, Tensor[], Tensor[])"
+    )
+
+
+def _schema_backward() -> str:
+    return (
+        "(Tensor events, Tensor[] initial_states, Tensor[] weights, Tensor? lengths, "
+        "Tensor[] saved, Tensor d_outputs, Tensor[] d_final_states) "
+        "-> (Tensor, Tensor[], Tensor[])"
+    )
+
+
+def _define_forward(cell: CellOps):
+    name = f"lstm_sym::{cell.qualifier}_forward"
+
+    def forward(events, initial_states, weights, lengths):
+        sizes = cell.check(events, initial_states, weights, lengths)
+        if events.device.type != "cpu":
+            outputs, finals, saved = cell.emitter.forward(
+                events.contiguous(),
+                tuple(_contiguous(initial_states)),
+                tuple(_contiguous(weights)),
+                lengths,
+            )
+            fresh = _fresh([outputs, *finals, *saved], [events, *initial_states, *weights])
+            count = len(cell.states)
+            return fresh[0], fresh[1 : 1 + count], fresh[1 + count :]
+        return _c_forward(cell, sizes, events, initial_states, weights, lengths)
+
+    op = torch.library.custom_op(name, forward, mutates_args=(), schema=_schema_forward())
+
+    def fake(events, initial_states, weights, lengths):
+        sizes = cell.check(events, initial_states, weights, lengths)
+        if events.device.type != "cpu":
+            outputs, finals, saved = cell.emitter.forward(
+                events, tuple(initial_states), tuple(weights), lengths
+            )
+            return outputs, list(finals), list(saved)
+        sizes = {k: int(v) for k, v in sizes.items()}
+        new = events.new_empty
+        outputs = new(cell.shape("outputs", sizes))
+        finals = [new(cell.shape(f"{s}_last", sizes)) for s, _ in cell.states]
+        return outputs, finals, [new((cell.cache_size(sizes),))]
+
+    op.register_fake(fake)
+    return op
+
+
+def _c_forward(cell, sizes, events, initial_states, weights, lengths):
+    """The generated C forward on the tensors' memory (contiguous ones are not copied)."""
+    dtype = _DTYPES[events.dtype]
+    events = events.contiguous()
+    initial_states = _contiguous(initial_states)
+    weights = _contiguous(weights)
+    new = events.new_empty
+    outputs = new(cell.shape("outputs", sizes))
+    finals = [new(cell.shape(f"{s}_last", sizes)) for s, _ in cell.states]
+    cache = new((cell.cache_size(sizes),))
+    known = {"events": events.data_ptr(), "outputs": outputs.data_ptr(), "cache": cache.data_ptr()}
+    if lengths is not None:
+        lengths = lengths.contiguous()
+        known["lengths"] = lengths.data_ptr()
+    for (short, _), initial, final in zip(cell.states, initial_states, finals, strict=True):
+        known[f"{short}0"] = initial.data_ptr()
+        known[f"{short}_last"] = final.data_ptr()
+    known.update((name, w.data_ptr()) for name, w in zip(cell.weights, weights, strict=True))
+    cell.native.call("forward", dtype, sizes, {}, known)
+    return outputs, finals, [cache]
+
+
+def _define_backward(cell: CellOps):
+    name = f"lstm_sym::{cell.qualifier}_backward"
+
+    def backward(events, initial_states, weights, lengths, saved, d_outputs, d_final_states):
+        sizes = cell.check(events, initial_states, weights, lengths, "backward")
+        _check_adjoints(cell, sizes, events, d_outputs, d_final_states)
+        if events.device.type != "cpu":
+            d_events, d_initial, d_weights = cell.emitter.backward(
+                events.contiguous(),
+                tuple(_contiguous(initial_states)),
+                tuple(_contiguous(weights)),
+                lengths,
+                tuple(saved),
+                d_outputs.contiguous(),
+                tuple(_contiguous(d_final_states)),
+            )
+            inputs = [events, *initial_states, *weights, *saved, d_outputs, *d_final_states]
+            fresh = _fresh([d_events, *d_initial, *d_weights], inputs)
+            count = len(cell.states)
+            return fresh[0], fresh[1 : 1 + count], fresh[1 + count :]
+        return _c_backward(cell, sizes, events, weights, lengths, saved, d_outputs, d_final_states)
+
+    op = torch.library.custom_op(name, backward, mutates_args=(), schema=_schema_backward())
+
+    def fake(events, initial_states, weights, lengths, saved, d_outputs, d_final_states):
+        return (
+            torch.empty_like(events),
+            [torch.empty_like(s) for s in initial_states],
+            [torch.empty_like(w) for w in weights],
+        )
+
+    op.register_fake(fake)
+    return op
+
+
+def _check_adjoints(cell, sizes, events, d_outputs, d_final_states):
+    op = f"lstm_sym.{cell.qualifier}_backward"
+    named = [("d_outputs", "outputs", d_outputs)]
+    if len(d_final_states) != len(cell.states):
+        raise ValueError(
+            f"{op}: d_final_states must hold {len(cell.states)} tensors, got {len(d_final_states)}"
+        )
+    named += [
+        (f"d_final_states[{k}] (d_{s}_last)", f"{s}_last", v)
+        for k, ((s, _), v) in enumerate(zip(cell.states, d_final_states, strict=True))
+    ]
+    for label, like, value in named:
+        if value.device != events.device or value.dtype != events.dtype:
+            raise RuntimeError(
+                f"{op}: {label} must be {events.dtype} on {events.device} like events, got "
+                f"{value.dtype} on {value.device}"
+            )
+        shape = cell.shape(like, sizes)
+        if tuple(value.shape) != shape:
+            raise ValueError(f"{op}: {label} must have shape {shape}, got {tuple(value.shape)}")
+
+
+def _c_backward(cell, sizes, events, weights, lengths, saved, d_outputs, d_final_states):
+    """The generated C backward; it overwrites its cache's scratch part, so it runs on a copy."""
+    dtype = _DTYPES[events.dtype]
+    (cache,) = saved
+    expected = cell.cache_size(sizes)
+    if cache.dim() != 1 or cache.shape[0] != expected or cache.dtype != events.dtype:
+        raise ValueError(
+            f"lstm_sym.{cell.qualifier}_backward: saved must be the forward's C cache "
+            f"({expected} elements of {events.dtype}), got {tuple(cache.shape)} {cache.dtype}"
+        )
+    cache = cache.clone()
+    events = events.contiguous()
+    weights = _contiguous(weights)
+    d_outputs = d_outputs.contiguous()
+    d_final_states = _contiguous(d_final_states)
+    d_events = torch.empty_like(events)
+    d_weights = [torch.empty_like(w) for w in weights]
+    new = events.new_empty
+    d_initial = [new(cell.shape(f"{s}0", sizes)) for s, _ in cell.states]
+    known = {
+        "events": events.data_ptr(),
+        "cache": cache.data_ptr(),
+        "d_outputs": d_outputs.data_ptr(),
+        "d_events": d_events.data_ptr(),
+    }
+    if lengths is not None:
+        lengths = lengths.contiguous()
+        known["lengths"] = lengths.data_ptr()
+    for (short, _), d_last, d_first in zip(cell.states, d_final_states, d_initial, strict=True):
+        known[f"d_{short}_last"] = d_last.data_ptr()
+        known[f"d_{short}0"] = d_first.data_ptr()
+    for name, w, d_w in zip(cell.weights, weights, d_weights, strict=True):
+        known[name] = w.data_ptr()
+        known[f"d_{name}"] = d_w.data_ptr()
+    cell.native.call("backward", dtype, sizes, {}, known)
+    return d_events, d_initial, d_weights
+
+
+def _register_autograd(cell: CellOps):
+    def setup_context(ctx, inputs, output):
+        events, initial_states, weights, lengths = inputs
+        _, _, saved = output
+        ctx.counts = (len(initial_states), len(weights), len(saved))
+        ctx.has_lengths = lengths is not None
+        ctx.save_for_backward(
+            events, *initial_states, *weights, *saved, *([lengths] if lengths is not None else [])
+        )
+        ctx.mark_non_differentiable(*saved)
+
+    def backward(ctx, d_outputs, d_final_states, d_saved):
+        tensors = ctx.saved_tensors
+        n_states, n_weights, n_saved = ctx.counts
+        events = tensors[0]
+        initial = list(tensors[1 : 1 + n_states])
+        weights = list(tensors[1 + n_states : 1 + n_states + n_weights])
+        start = 1 + n_states + n_weights
+        saved = list(tensors[start : start + n_saved])
+        lengths = tensors[start + n_saved] if ctx.has_lengths else None
+        d_final_states = [
+            torch.zeros_like(f) if d is None else d
+            for d, f in zip(d_final_states, initial, strict=True)
+        ]
+        if d_outputs is None:
+            sizes = cell.sizes(events, initial, weights)
+            d_outputs = events.new_zeros(cell.shape("outputs", sizes))
+        d_events, d_initial, d_weights = cell.backward(
+            events, initial, weights, lengths, saved, d_outputs, d_final_states
+        )
+        return d_events, list(d_initial), list(d_weights), None
+
+    cell.forward.register_autograd(backward, setup_context=setup_context)
+
+
+# ---- finding the operators ---------------------------------------------------------------
+def _import_file(path: Path, qualifier: str):
+    module_name = f"_lstm_sym_torch_{qualifier}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or not Path(path).is_file():
+        raise FileNotFoundError(str(path))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[module_name]
+        raise
+    return module
+
+
+def cells() -> list[str]:
+    """The built-in cells (each has its operators registered)."""
+    return native.cells()
+
+
+def get(name: str) -> CellOps:
+    """The operators of built-in cell ``name``."""
+    if isinstance(name, CellOps):
+        return name
+    found = _registry.get((name, None))
+    if found is None:
+        known = cells()
+        raise ValueError(f"cell: no built-in cell {name!r}; the cells are {', '.join(known)}")
+    return found
+
+
+def load(name: str, directory: Path | str) -> CellOps:
+    """The operators of a user's cell generated with ``lstm-sym generate --spec ... --out DIR``
+    (``directory=DIR``), registered on first use as ``lstm_sym::<name>_<tag>_forward``."""
+    where = Path(directory).resolve()
+    if not abi_data.path(where, name).is_file():
+        known = native.cells(where)
+        there = ", ".join(known) if known else "none (run `lstm-sym generate --spec ... --out DIR`)"
+        raise ValueError(f"no generated cell {name!r} in {where}: the cells there are {there}")
+    with _lock:
+        found = _registry.get((name, where))
+        if found is None:
+            found = _registry[name, where] = CellOps(name, where)
+    return found
+
+
+for _name in native.cells():
+    _registry[_name, None] = CellOps(_name)
+del _name

@@ -1,0 +1,49 @@
+"""The --torch group of lstm-sym bench: the harness runs every implementation on a tiny size and
+reports what the table needs (no timed assertions)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import require_module
+
+torch = require_module("torch")
+torch_step = pytest.importorskip("lstm_sym.bench.torch_step")
+
+
+def test_a_training_step_of_any_module_fills_every_parameter_s_gradient():
+    model = torch.nn.GRU(3, 4)
+    step = torch_step.step_of(model, torch.randn(5, 2, 3))
+    step()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+@pytest.mark.parametrize("cell", ["peephole_lstm", "lstm"])
+def test_the_torch_group_times_ours_the_eager_loop_and_torch_s_module_with_ratios(cell):
+    config = {
+        "size": [2, 3, 3, 4],
+        "cell": cell,
+        "dtype": "f32",
+        "threads": 1,
+        "impls": ["ours", "eager", "torch"],
+        "repeats": 2,
+        "min_time": 0.0,
+        "memory": True,
+    }
+    run = torch_step.run(config)
+    expected = {"ours", "eager"} | ({"torch"} if cell == "lstm" else set())
+    assert set(run["results"]) == expected
+    for name in expected - {"ours"}:
+        assert run["results"][name]["ratio"] > 0
+    assert all(len(r["samples_s"]) == 2 and "memory" in r for r in run["results"].values())
+    row = torch_step.table([run]).splitlines()[-1]
+    assert row.startswith(f"| (2, 3, 3, 4) | {cell} |")
+
+
+def test_the_bench_help_documents_the_torch_group(capsys):
+    from lstm_sym.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    text = capsys.readouterr().out
+    assert "--torch" in text and "torch.compile" in text and "--no-compile" in text
