@@ -38,6 +38,18 @@ size_t lstm_fgr_cache_size(size_t steps, size_t batch, size_t hidden_size)
         lstm_sym_pack_size(LSTM_FGR_GATES * hidden_size, hidden_size));
 }
 
+/* The cache's first elements, which forward writes in full and backward only reads: the state
+ * sequences and the saved values (the scratch and the packing area after them backward
+ * rewrites). */
+size_t lstm_fgr_saved_size(size_t steps, size_t batch, size_t hidden_size)
+{
+    const size_t units = batch * hidden_size;
+    if (lstm_fgr_cache_size(steps, batch, hidden_size) == 0) {
+        return 0;
+    }
+    return (LSTM_FGR_STATES * (steps + 1u) + LSTM_FGR_SAVED * steps) * units;
+}
+
 size_t lstm_fgr_step_saved_size(size_t batch, size_t hidden_size)
 {
     size_t units, total;

@@ -93,6 +93,10 @@ extern "C" {
 
 /* The same sizes as functions; 0 when a size is 0 or the count overflows size_t. */
 size_t lstm_niaf_cache_size(size_t steps, size_t batch, size_t hidden_size);
+/* The cache's first elements, which forward writes in full and backward only reads (the state
+ * sequences and the saved values): a copy of them and scratch after them is a cache backward
+ * takes. */
+size_t lstm_niaf_saved_size(size_t steps, size_t batch, size_t hidden_size);
 size_t lstm_niaf_step_saved_size(size_t batch, size_t hidden_size);
 size_t lstm_niaf_step_work_size(size_t batch, size_t hidden_size);
 

@@ -43,6 +43,19 @@ size_t lstmp_cache_size(size_t steps, size_t batch, size_t hidden_size, size_t p
         lstm_sym_pack_size(LSTMP_GATES * hidden_size, projection_size));
 }
 
+/* The cache's first elements, which forward writes in full and backward only reads: the state
+ * sequences and the saved values (the scratch and the packing area after them backward
+ * rewrites). */
+size_t lstmp_saved_size(size_t steps, size_t batch, size_t hidden_size, size_t projection_size)
+{
+    const size_t units = batch * hidden_size;
+    const size_t projected_units = batch * projection_size;
+    if (lstmp_cache_size(steps, batch, hidden_size, projection_size) == 0) {
+        return 0;
+    }
+    return (steps + 1u) * (projected_units + units) + LSTMP_SAVED * steps * units;
+}
+
 size_t lstmp_step_saved_size(size_t batch, size_t hidden_size)
 {
     size_t units, total;

@@ -351,6 +351,7 @@ def abi(spec: CellSpec, command: str = "lstm-sym generate") -> dict:
         "states": [{"short": s.short, "name": s.name, "size": _size(spec, s)} for s in spec.states],
         "output_state": spec.output_state.short,
         "cache_size": {"symbol": f"{spec.name}_cache_size", "args": cache_args},
+        "saved_size": {"symbol": f"{spec.name}_saved_size", "args": cache_args},
         "error_string": f"{spec.name}_error_string",
         "functions": [
             {

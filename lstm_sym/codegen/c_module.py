@@ -323,6 +323,8 @@ def context(kernel: KernelPlan, command: str) -> dict:
         "delta_arguments": ", ".join(kernel.gate_deltas),
         "delta_step_arguments": ", ".join(f"{d} + t * batch * rows" for d in kernel.gate_deltas),
         "saved_at": saved_at,
+        # Where the deltas start: the elements before it are what backward reads
+        "saved_end": delta_at.removeprefix("cache + "),
         # The recurrent weights' (and a projection's) element counts, from the plan's shapes
         "weight_sizes": [
             _size_macro(b, len(spec.gates), big)

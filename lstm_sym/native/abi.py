@@ -60,6 +60,9 @@ class Abi:
     states: tuple[State, ...]
     output_state: str
     cache_size: tuple[str, tuple[str, ...]]  # (symbol, size arguments)
+    #: (symbol, size arguments) of <cell>_saved_size: the cache's first elements, which forward
+    #: writes in full and backward only reads
+    saved_size: tuple[str, tuple[str, ...]]
     error_string: str
     functions: dict  # name -> Function
     shapes: dict  # array name -> tuple of dimensions
@@ -96,6 +99,7 @@ def from_data(data: dict) -> Abi:
         states=tuple(State(**s) for s in data["states"]),
         output_state=data["output_state"],
         cache_size=(data["cache_size"]["symbol"], tuple(data["cache_size"]["args"])),
+        saved_size=(data["saved_size"]["symbol"], tuple(data["saved_size"]["args"])),
         error_string=data["error_string"],
         functions={
             f["name"]: Function(f["name"], dict(f["symbols"]), tuple(Arg(**a) for a in f["args"]))

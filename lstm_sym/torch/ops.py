@@ -22,10 +22,16 @@ derived backward, which reads only what forward saved.
 CPU tensors run the generated C (:mod:`lstm_sym.native` compiles and caches the library; the
 entry points are called on the tensors' memory, ctypes releasing the GIL): contiguous inputs
 are not copied, non-contiguous ones are made contiguous first (one copy, as ``nn.LSTM`` does);
-float32 and float64. The C backward overwrites the scratch part of its cache, so the backward op
-runs on a copy of ``saved`` (the op stays functional: autograd may call it again). Tensors on any
-other device run the generated PyTorch emitter module (``generated/<cell>_torch.py``), which
-prints the same kernel plan as torch operations; its ``saved`` is whatever it keeps.
+float32 and float64. On CPU ``saved`` is the first ``<cell>_saved_size`` elements of the C
+cache (the state sequences and the saved values, which forward writes in full: no
+uninitialized memory leaves the operator), a view of the cache forward filled. The C backward
+rewrites the scratch after them: when ``saved`` is still that view of a cache this module made
+(and no other backward is using it) it runs there, else on a fresh cache with ``saved`` copied
+in; either way ``saved`` itself is never written (the op stays functional: autograd may call it
+again). Tensors on any other device run the generated PyTorch emitter module
+(``generated/<cell>_torch.py``), which prints the same kernel plan as torch operations; its
+``saved`` is whatever it keeps. :func:`emitter_on_cpu` runs CPU tensors through the emitter too
+(how the tests check the emitter against the C path on a machine without another device).
 
 Built-in cells are registered when this module is imported; a user's cell generated with
 ``lstm-sym generate --spec cell.py --out DIR`` is registered by :func:`load` (``name``,
@@ -35,12 +41,14 @@ directory, so cells of the same name in two folders do not collide).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import importlib
 import importlib.util
 import sys
 import threading
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -49,12 +57,38 @@ import torch
 from .. import native
 from ..native import abi as abi_data
 
-__all__ = ["CellOps", "cells", "get", "load"]
+__all__ = ["CellOps", "cells", "emitter_on_cpu", "get", "load"]
 
 _DTYPES = {torch.float64: np.dtype(np.float64), torch.float32: np.dtype(np.float32)}
 _lock = threading.Lock()
 #: CellOps by (name, resolved directory or None)
 _registry: dict = {}
+#: How many emitter_on_cpu() blocks are open (process-wide)
+_emitter_on_cpu = 0
+#: The C caches forward made, by id, while a view of them (``saved``) lives
+_caches = weakref.WeakValueDictionary()
+#: ids of the caches a backward is running on in place
+_busy: set = set()
+
+
+@contextlib.contextmanager
+def emitter_on_cpu():
+    """Within this block (process-wide), CPU tensors run the generated PyTorch emitter instead
+    of the C, as tensors on other devices always do: a forward and its backward must both run
+    inside it (their ``saved`` differ). For tests and comparisons; the C is the faster path."""
+    global _emitter_on_cpu
+    with _lock:
+        _emitter_on_cpu += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _emitter_on_cpu -= 1
+
+
+def _runs_c(tensor) -> bool:
+    """Whether the operators run the generated C on ``tensor``'s device."""
+    return tensor.device.type == "cpu" and not _emitter_on_cpu
 
 
 class CellOps:
@@ -81,6 +115,7 @@ class CellOps:
         self._native = None
         self._emitter = None
         self._cache_size = None
+        self._saved_size = None
         self.forward = _define_forward(self)
         self.backward = _define_backward(self)
         _register_autograd(self)
@@ -115,11 +150,8 @@ class CellOps:
             with _lock:
                 if self._native is None:
                     cell = native.load(self.name, directory=self.directory)
-                    symbol, args = self.abi.cache_size
-                    function = getattr(cell.library, symbol)
-                    function.restype = ctypes.c_size_t
-                    function.argtypes = [ctypes.c_size_t] * len(args)
-                    self._cache_size = (function, args)
+                    self._cache_size = _size_function(cell.library, *self.abi.cache_size)
+                    self._saved_size = _size_function(cell.library, *self.abi.saved_size)
                     self._native = cell
         return self._native
 
@@ -131,6 +163,12 @@ class CellOps:
         if count == 0:
             raise ValueError(f"sizes too large for one {self.name} cache: {sizes}")
         return count
+
+    def saved_size(self, sizes: dict) -> int:
+        """The cache's first elements, which backward reads (the C's ``<cell>_saved_size``)."""
+        self.cache_size(sizes)  # loads the library, refuses sizes that overflow
+        function, args = self._saved_size
+        return function(*(int(sizes[a]) for a in args))
 
     # ---- the generated emitter -----------------------------------------------------------
     @property
@@ -247,6 +285,13 @@ def _check_lengths(op, lengths, events):
         )
 
 
+def _size_function(library, symbol: str, args: tuple):
+    function = getattr(library, symbol)
+    function.restype = ctypes.c_size_t
+    function.argtypes = [ctypes.c_size_t] * len(args)
+    return function, args
+
+
 def _is_fake(tensor) -> bool:
     from torch._subclasses.fake_tensor import is_fake
 
@@ -294,7 +339,7 @@ def _define_forward(cell: CellOps):
 
     def forward(events, initial_states, weights, lengths):
         sizes = cell.check(events, initial_states, weights, lengths)
-        if events.device.type != "cpu":
+        if not _runs_c(events):
             outputs, finals, saved = cell.emitter.forward(
                 events.contiguous(),
                 tuple(_contiguous(initial_states)),
@@ -310,7 +355,7 @@ def _define_forward(cell: CellOps):
 
     def fake(events, initial_states, weights, lengths):
         sizes = cell.check(events, initial_states, weights, lengths)
-        if events.device.type != "cpu":
+        if not _runs_c(events):
             outputs, finals, saved = cell.emitter.forward(
                 events, tuple(initial_states), tuple(weights), lengths
             )
@@ -319,7 +364,7 @@ def _define_forward(cell: CellOps):
         new = events.new_empty
         outputs = new(cell.shape("outputs", sizes))
         finals = [new(cell.shape(f"{s}_last", sizes)) for s, _ in cell.states]
-        return outputs, finals, [new((cell.cache_size(sizes),))]
+        return outputs, finals, [new((cell.saved_size(sizes),))]
 
     op.register_fake(fake)
     return op
@@ -344,7 +389,8 @@ def _c_forward(cell, sizes, events, initial_states, weights, lengths):
         known[f"{short}_last"] = final.data_ptr()
     known.update((name, w.data_ptr()) for name, w in zip(cell.weights, weights, strict=True))
     cell.native.call("forward", dtype, sizes, {}, known)
-    return outputs, finals, [cache]
+    _caches[id(cache)] = cache
+    return outputs, finals, [cache[: cell.saved_size(sizes)]]
 
 
 def _define_backward(cell: CellOps):
@@ -353,7 +399,7 @@ def _define_backward(cell: CellOps):
     def backward(events, initial_states, weights, lengths, saved, d_outputs, d_final_states):
         sizes = cell.check(events, initial_states, weights, lengths, "backward")
         _check_adjoints(cell, sizes, events, d_outputs, d_final_states)
-        if events.device.type != "cpu":
+        if not _runs_c(events):
             d_events, d_initial, d_weights = cell.emitter.backward(
                 events.contiguous(),
                 tuple(_contiguous(initial_states)),
@@ -405,16 +451,51 @@ def _check_adjoints(cell, sizes, events, d_outputs, d_final_states):
 
 
 def _c_backward(cell, sizes, events, weights, lengths, saved, d_outputs, d_final_states):
-    """The generated C backward; it overwrites its cache's scratch part, so it runs on a copy."""
-    dtype = _DTYPES[events.dtype]
-    (cache,) = saved
-    expected = cell.cache_size(sizes)
-    if cache.dim() != 1 or cache.shape[0] != expected or cache.dtype != events.dtype:
+    """The generated C backward on the cache ``saved`` begins (:func:`_whole_cache`)."""
+    (head,) = saved
+    expected = cell.saved_size(sizes)
+    if head.dim() != 1 or head.shape[0] != expected or head.dtype != events.dtype:
         raise ValueError(
-            f"lstm_sym.{cell.qualifier}_backward: saved must be the forward's C cache "
-            f"({expected} elements of {events.dtype}), got {tuple(cache.shape)} {cache.dtype}"
+            f"lstm_sym.{cell.qualifier}_backward: saved must be the forward's C cache's first "
+            f"{expected} elements of {events.dtype}, got {tuple(head.shape)} {head.dtype}"
         )
-    cache = cache.clone()
+    cache, key = _whole_cache(head, cell.cache_size(sizes))
+    try:
+        return _run_c_backward(
+            cell, sizes, events, weights, lengths, cache, d_outputs, d_final_states
+        )
+    finally:
+        if key is not None:
+            with _lock:
+                _busy.discard(key)
+
+
+def _whole_cache(head, size: int):
+    """A whole C cache beginning with ``head``'s elements, and the key to release from
+    ``_busy`` after: the cache forward made when ``head`` is still its view (and no other
+    backward is running there), else a fresh cache with ``head`` copied in (key None)."""
+    base = head._base
+    key = id(base)
+    if (
+        base is not None
+        and _caches.get(key) is base
+        and base.numel() == size
+        and head.storage_offset() == base.storage_offset() == 0
+        and head.is_contiguous()
+    ):
+        with _lock:
+            free = key not in _busy
+            if free:
+                _busy.add(key)
+        if free:
+            return base, key
+    cache = head.new_empty(size)
+    cache[: head.shape[0]].copy_(head)
+    return cache, None
+
+
+def _run_c_backward(cell, sizes, events, weights, lengths, cache, d_outputs, d_final_states):
+    dtype = _DTYPES[events.dtype]
     events = events.contiguous()
     weights = _contiguous(weights)
     d_outputs = d_outputs.contiguous()

@@ -1,0 +1,292 @@
+"""The operators of lstm_sym/torch/ops.py, checked the way PyTorch checks its own:
+``torch.library.opcheck`` on both operators of every cell (schema, autograd registration, fake
+tensors, AOT dispatch), ``torch.autograd.gradcheck`` in float64 through the C and through the
+generated emitter, the emitter against the C path on CPU, the C cache's saved part, and bad
+input refused naming the argument."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import require_module
+from tests.support import ROOT
+
+torch = require_module("torch")
+ops = pytest.importorskip("lstm_sym.torch.ops")
+
+SIZES = {"steps": 4, "batch": 3, "event_size": 3, "hidden_size": 5, "projection_size": 2}
+LENGTHS = [4, 1, 3]  # unsorted, one row of 1 step, one of T
+
+
+@pytest.fixture(scope="module")
+def mgu(tmp_path_factory):
+    """The example user cell generated with `lstm-sym generate --spec` and loaded as operators."""
+    from lstm_sym.cli import main
+
+    out = tmp_path_factory.mktemp("mgu")
+    spec = ROOT / "examples" / "cells" / "mgu.py"
+    assert main(["generate", "--spec", str(spec), "--out", str(out)]) in (0, None)
+    return ops.load("mgu", out)
+
+
+def _cell(name, request):
+    return request.getfixturevalue("mgu") if name == "mgu" else ops.get(name)
+
+
+def _problem(cell, dtype=torch.float64, seed=0, lengths=None):
+    generator = torch.Generator().manual_seed(seed)
+
+    def normal(shape, scale=0.5):
+        return (scale * torch.randn(shape, generator=generator, dtype=dtype)).requires_grad_()
+
+    sizes = dict(SIZES)
+    events = normal((sizes["steps"], sizes["batch"], sizes["event_size"]), 1.0)
+    states = [normal((sizes["batch"], sizes[size])) for _, size in cell.states]
+    weights = [normal(cell.shape(w, sizes)) for w in cell.weights]
+    lengths = None if lengths is None else torch.tensor(lengths)
+    return events, states, weights, lengths
+
+
+def _loss_and_grads(cell, events, states, weights, lengths, seed=1):
+    """outputs, finals and the gradient of a random linear loss on them, by autograd."""
+    outputs, finals, _ = cell.forward(events, states, weights, lengths)
+    generator = torch.Generator().manual_seed(seed)
+    loss = (outputs * torch.randn(outputs.shape, generator=generator, dtype=outputs.dtype)).sum()
+    for final in finals:
+        loss = (
+            loss + (final * torch.randn(final.shape, generator=generator, dtype=final.dtype)).sum()
+        )
+    inputs = [events, *states, *weights]
+    grads = torch.autograd.grad(loss, inputs)
+    return [outputs.detach(), *(f.detach() for f in finals), *grads]
+
+
+CELLS = [*ops.cells(), "mgu"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", CELLS)
+def test_opcheck_passes_on_both_operators_of_every_cell(name, request):
+    cell = _cell(name, request)
+    events, states, weights, lengths = _problem(cell, lengths=LENGTHS)
+    torch.library.opcheck(cell.forward, (events, states, weights, lengths))
+    outputs, finals, saved = cell.forward(events, states, weights, lengths)
+    d_outputs = torch.randn_like(outputs)
+    d_finals = [torch.randn_like(f) for f in finals]
+    detached = [t.detach() for t in (events, *states, *weights)]
+    arguments = (
+        detached[0],
+        detached[1 : 1 + len(states)],
+        detached[1 + len(states) :],
+        lengths,
+        [s.detach() for s in saved],
+        d_outputs,
+        d_finals,
+    )
+    torch.library.opcheck(cell.backward, arguments)
+
+
+def test_opcheck_passes_without_lengths_and_in_float32():
+    cell = ops.get("lstm")
+    for dtype in (torch.float64, torch.float32):
+        events, states, weights, _ = _problem(cell, dtype)
+        torch.library.opcheck(cell.forward, (events, states, weights, None))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", ["C", "emitter"])
+@pytest.mark.parametrize("name", CELLS)
+def test_gradcheck_passes_in_float64_with_lengths(name, path, request):
+    cell = _cell(name, request)
+    events, states, weights, lengths = _problem(cell, lengths=LENGTHS)
+    count = len(states)
+
+    def outputs_and_finals(events, *rest):
+        outputs, finals, _ = cell.forward(events, list(rest[:count]), list(rest[count:]), lengths)
+        return (outputs, *finals)
+
+    if path == "emitter":
+        with ops.emitter_on_cpu():
+            assert torch.autograd.gradcheck(outputs_and_finals, (events, *states, *weights))
+    else:
+        assert torch.autograd.gradcheck(outputs_and_finals, (events, *states, *weights))
+
+
+@pytest.mark.parametrize("lengths", [None, LENGTHS], ids=["full", "lengths"])
+@pytest.mark.parametrize("name", CELLS)
+def test_the_emitter_on_cpu_computes_what_the_c_computes(name, lengths, request):
+    cell = _cell(name, request)
+    for dtype, tolerance in ((torch.float64, 1e-12), (torch.float32, 2e-5)):
+        problem = _problem(cell, dtype, lengths=lengths)
+        by_c = _loss_and_grads(cell, *problem)
+        with ops.emitter_on_cpu():
+            by_emitter = _loss_and_grads(cell, *problem)
+            _, _, saved = cell.forward(*problem)
+        assert len(saved) > 1  # the emitter's saved tensors, not the C cache
+        assert len(by_c) == len(by_emitter) == 1 + 2 * len(problem[1]) + len(problem[2]) + 1
+        for got, want in zip(by_emitter, by_c, strict=True):
+            scale = max(float(want.abs().max()), 1.0)
+            assert float((got - want).abs().max()) <= tolerance * scale
+
+
+def test_a_padded_event_gets_exactly_zero_gradient_on_both_paths():
+    cell = ops.get("peephole_lstm")
+    events, states, weights, lengths = _problem(cell, lengths=LENGTHS)
+    for context in (ops.emitter_on_cpu, _no_context):
+        with context():
+            outputs, _, _ = cell.forward(events, states, weights, lengths)
+            (d_events,) = torch.autograd.grad(outputs.sum(), [events])
+        assert torch.all(d_events[1:, 1] == 0) and torch.all(d_events[3:, 2] == 0)
+        assert torch.all(outputs[1:, 1] == 0) and torch.all(d_events[:1, 1] != 0)
+
+
+def _no_context():
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+@pytest.mark.parametrize("name", ops.cells())
+def test_the_saved_cache_part_is_what_forward_wrote_and_backward_never_writes_it(name):
+    cell = ops.get(name)
+    events, states, weights, lengths = _problem(cell, lengths=LENGTHS)
+    sizes = cell.check(events, states, weights, lengths)
+    head = cell.saved_size(sizes)
+    assert 0 < head < cell.cache_size(sizes)
+    # forward into two caches full of different garbage: the saved part comes out the same
+    parts = []
+    for fill in (float("nan"), 7.0):
+        cache = events.new_full((cell.cache_size(sizes),), fill).detach()
+        known = {"cache": cache.data_ptr(), "lengths": lengths.data_ptr()}
+        keep = [events.new_empty(cell.shape("outputs", sizes)).detach()]
+        known["events"], known["outputs"] = events.detach().data_ptr(), keep[0].data_ptr()
+        for (short, _), state in zip(cell.states, states, strict=True):
+            keep.append(state.new_empty(state.shape).detach())
+            known[f"{short}0"], known[f"{short}_last"] = state.data_ptr(), keep[-1].data_ptr()
+        for w_name, w in zip(cell.weights, weights, strict=True):
+            known[w_name] = w.data_ptr()
+        cell.native.call("forward", ops._DTYPES[events.dtype], sizes, {}, known)
+        parts.append(cache[:head].clone())
+    assert not parts[0].isnan().any()
+    assert torch.equal(parts[0], parts[1])
+    # the operator's saved is that part; backward on it (in place) and on a copy (a fresh
+    # cache) gives the same gradients and leaves saved as it was
+    outputs, finals, (saved,) = cell.forward(events, states, weights, lengths)
+    assert torch.equal(saved, parts[0])
+    before = saved.clone()
+    arguments = [t.detach() for t in (events, *states, *weights)]
+    count = len(states)
+    d_outputs, d_finals = torch.ones_like(outputs), [torch.ones_like(f) for f in finals]
+
+    def backward(saved_part):
+        return cell.backward(
+            arguments[0],
+            arguments[1 : 1 + count],
+            arguments[1 + count :],
+            lengths,
+            [saved_part],
+            d_outputs,
+            d_finals,
+        )
+
+    in_place, copied = backward(saved), backward(saved.clone())
+    assert torch.equal(saved, before)
+    # and the C backward on the saved part followed by NaN: the rest is scratch it never reads
+    nan_tail = events.new_full((cell.cache_size(sizes),), float("nan")).detach()
+    nan_tail[:head] = saved
+    on_nan = ops._run_c_backward(
+        cell, sizes, *arguments[:1], arguments[1 + count :], lengths, nan_tail, d_outputs, d_finals
+    )
+    results = [[r[0], *r[1], *r[2]] for r in (in_place, copied, on_nan)]
+    assert not any(t.isnan().any() for t in results[0])
+    for other in results[1:]:
+        assert all(torch.equal(a, b) for a, b in zip(results[0], other, strict=True))
+
+
+def test_backward_twice_through_a_retained_graph_gives_the_same_gradients():
+    cell = ops.get("lstm_fgr")
+    events, states, weights, lengths = _problem(cell, lengths=LENGTHS)
+    outputs, _, _ = cell.forward(events, states, weights, lengths)
+    first = torch.autograd.grad(outputs.sum(), weights, retain_graph=True)
+    second = torch.autograd.grad(outputs.sum(), weights)
+    assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
+
+
+def test_non_contiguous_inputs_give_the_contiguous_results():
+    cell = ops.get("lstm")
+    events, states, weights, lengths = _problem(cell, lengths=LENGTHS)
+    strided = events.detach().transpose(0, 1).contiguous().transpose(0, 1)
+    assert not strided.is_contiguous()
+    want, _, _ = cell.forward(events.detach(), states, weights, lengths)
+    got, _, _ = cell.forward(strided, states, weights, lengths)
+    assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize(
+    "change, error, message",
+    [
+        (lambda p: p.update(events=p["events"].float()), TypeError, "same dtype"),
+        (lambda p: p.update(events=p["events"].long()), TypeError, "float32 or float64"),
+        (lambda p: p.update(events=p["events"][0]), ValueError, "events must have shape"),
+        (lambda p: p["weights"].pop(), ValueError, "weights must hold"),
+        (lambda p: p["states"].pop(), ValueError, "initial_states must hold"),
+        (
+            lambda p: p["weights"].__setitem__(2, p["weights"][2][:-1]),
+            ValueError,
+            r"weights\[2\] \(hidden_weights\) must have shape",
+        ),
+        (
+            lambda p: p["states"].__setitem__(1, p["states"][1][:, :-1]),
+            ValueError,
+            r"initial_states\[1\] \(c0\) must have shape",
+        ),
+        (
+            lambda p: p["states"].__setitem__(0, p["states"][0].to("meta")),
+            RuntimeError,
+            "same device",
+        ),
+        (lambda p: p.update(lengths=torch.tensor([4, 0, 3])), ValueError, r"lengths\[1\] = 0"),
+        (lambda p: p.update(lengths=torch.tensor([4, 5, 3])), ValueError, r"lengths\[1\] = 5"),
+        (lambda p: p.update(lengths=torch.tensor([4.0, 1, 3])), TypeError, "lengths must be int64"),
+        (lambda p: p.update(lengths=torch.tensor([4, 1])), ValueError, r"lengths must have shape"),
+        # the dispatcher's own schema check
+        (lambda p: p.update(lengths=[4, 1, 3]), RuntimeError, "for argument 'lengths'"),
+    ],
+)
+def test_bad_input_is_refused_pytorch_style_naming_the_argument(change, error, message):
+    cell = ops.get("lstm")
+    events, states, weights, lengths = _problem(cell, lengths=LENGTHS)
+    problem = {
+        "events": events.detach(),
+        "states": [s.detach() for s in states],
+        "weights": [w.detach() for w in weights],
+        "lengths": lengths,
+    }
+    change(problem)
+    with pytest.raises(error, match=message):
+        cell.forward(problem["events"], problem["states"], problem["weights"], problem["lengths"])
+
+
+def test_an_unknown_cell_or_directory_is_refused_naming_what_there_is(tmp_path):
+    with pytest.raises(ValueError, match=r"the cells are .*lstm"):
+        ops.get("no_such_cell")
+    with pytest.raises(ValueError, match="no generated cell 'mgu'"):
+        ops.load("mgu", tmp_path)
+
+
+def test_a_user_cell_registers_operators_of_its_own(mgu):
+    assert mgu.qualifier.startswith("mgu_")
+    name = f"{mgu.qualifier}_forward"
+    assert callable(getattr(torch.ops.lstm_sym, name))
+    events, states, weights, _ = _problem(mgu)
+    outputs, finals, _ = getattr(torch.ops.lstm_sym, name)(events, states, weights, None)
+    want, want_finals, _ = mgu.forward(events, states, weights, None)
+    assert torch.equal(outputs, want) and torch.equal(finals[0], want_finals[0])
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru_cho", "lstmp"])
+def test_opcheck_passes_on_the_emitter_path(name):
+    cell = ops.get(name)
+    events, states, weights, lengths = _problem(cell, lengths=LENGTHS)
+    with ops.emitter_on_cpu():
+        torch.library.opcheck(cell.forward, (events, states, weights, lengths))
