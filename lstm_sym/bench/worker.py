@@ -7,6 +7,7 @@ and ``torch.set_num_threads`` enforce it. Prints one JSON object on stdout; prog
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import json
 import statistics
@@ -50,10 +51,28 @@ def _rss_kib(field: str) -> int:
     return 0
 
 
+def _fresh_pages_for_blocks() -> None:
+    """Make glibc's malloc map every block of 4 KiB or more afresh and unmap it when freed (a
+    fixed ``M_MMAP_THRESHOLD``; the default threshold grows as large blocks are freed, after
+    which they are kept and reused and the resident set no longer rises with what a call
+    allocates), and return the heap's free memory first (``malloc_trim``). Called before the
+    memory pass only: mapping every block costs time, which the timing passes must not pay.
+    Nothing happens where the C library is not glibc."""
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt, malloc_trim = libc.mallopt, libc.malloc_trim
+    except (OSError, AttributeError):
+        return
+    malloc_trim(0)
+    mallopt(-3, 4096)  # M_MMAP_THRESHOLD
+
+
 def peak_memory(call) -> dict:
     """Peak memory of one call: tracemalloc (NumPy allocations, Python objects) and the rise of
-    the resident set's high-water mark (any allocator, e.g. PyTorch's; Linux only)."""
+    the resident set's high-water mark (any allocator, e.g. PyTorch's; Linux only: with glibc
+    every block of 4 KiB or more mapped afresh, :func:`_fresh_pages_for_blocks`)."""
     gc.collect()
+    _fresh_pages_for_blocks()
     rss = None
     try:
         with open("/proc/self/clear_refs", "w") as clear:
