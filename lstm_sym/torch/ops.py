@@ -116,6 +116,11 @@ class CellOps:
         self._emitter = None
         self._cache_size = None
         self._saved_size = None
+        #: shapes by (array name, *sizes.items()): parsing the ABI's dimensions costs more
+        #: than a small call's kernel
+        self._shapes: dict = {}
+        #: sizes by the kinds of tensors that passed :meth:`check`
+        self._checked: dict = {}
         self.forward = _define_forward(self)
         self.backward = _define_backward(self)
         _register_autograd(self)
@@ -140,7 +145,16 @@ class CellOps:
         return values
 
     def shape(self, name: str, sizes: dict) -> tuple:
-        return self.abi.shape(name, sizes)
+        key = (name, *sizes.items())
+        try:
+            found = self._shapes.get(key)
+        except TypeError:  # symbolic sizes (torch.compile's dynamic shapes) do not hash
+            return self.abi.shape(name, sizes)
+        if found is None:
+            if len(self._shapes) > 4096:
+                self._shapes.clear()
+            found = self._shapes[key] = self.abi.shape(name, sizes)
+        return found
 
     # ---- the compiled C ------------------------------------------------------------------
     @property
@@ -193,7 +207,31 @@ class CellOps:
     # ---- input checks --------------------------------------------------------------------
     def check(self, events, initial_states, weights, lengths, function="forward"):
         """Refuse what the kernels cannot take, PyTorch-style, naming the argument: device or
-        dtype mix, wrong shapes or counts, lengths out of range. Returns the sizes."""
+        dtype mix, wrong shapes or counts, lengths out of range. Returns the sizes.
+
+        The tensors' kinds (shape, dtype, device) that passed are remembered: the same kinds
+        again skip straight to the lengths' values (a small call's kernel costs less than
+        the full check)."""
+        try:
+            key = (
+                *((t.shape, t.dtype, t.device) for t in (events, *initial_states, *weights)),
+                len(initial_states),
+            )
+            found = self._checked.get(key)
+        except (AttributeError, TypeError):
+            key = found = None
+        if found is not None:
+            if lengths is not None:
+                _check_lengths(f"lstm_sym.{self.qualifier}_{function}", lengths, events)
+            return dict(found)
+        sizes = self._check(events, initial_states, weights, lengths, function)
+        if key is not None:
+            if len(self._checked) > 256:
+                self._checked.clear()
+            self._checked[key] = dict(sizes)
+        return sizes
+
+    def _check(self, events, initial_states, weights, lengths, function):
         op = f"lstm_sym.{self.qualifier}_{function}"
         if not isinstance(events, torch.Tensor):
             raise TypeError(f"{op}: events must be a Tensor, got {type(events).__name__}")
