@@ -203,6 +203,7 @@ static LSTM_SYM_WIDE_VECTORS void gru_units_forward_f64(size_t batch, size_t hid
     if (h_prev != NULL && saved != NULL) {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double reset_pre = event_part[b * gate_stride + 0 * hidden_size + k] + hidden_part[b * gate_stride + 0 * hidden_size + k];
@@ -228,6 +229,7 @@ static LSTM_SYM_WIDE_VECTORS void gru_units_forward_f64(size_t batch, size_t hid
     } else {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double reset_pre = event_part[b * gate_stride + 0 * hidden_size + k] + hidden_part[b * gate_stride + 0 * hidden_size + k];
@@ -273,6 +275,7 @@ static void gru_units_backward_f64(size_t batch, size_t hidden_size, size_t firs
     if (d_output != NULL && h_prev != NULL) {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double d_hidden_carry = d_h[u] + d_output[u];
@@ -305,6 +308,7 @@ static void gru_units_backward_f64(size_t batch, size_t hidden_size, size_t firs
     } else {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0);
@@ -817,6 +821,7 @@ static LSTM_SYM_WIDE_VECTORS void gru_units_forward_f32(size_t batch, size_t hid
     if (h_prev != NULL && saved != NULL) {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float reset_pre = event_part[b * gate_stride + 0 * hidden_size + k] + hidden_part[b * gate_stride + 0 * hidden_size + k];
@@ -842,6 +847,7 @@ static LSTM_SYM_WIDE_VECTORS void gru_units_forward_f32(size_t batch, size_t hid
     } else {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float reset_pre = event_part[b * gate_stride + 0 * hidden_size + k] + hidden_part[b * gate_stride + 0 * hidden_size + k];
@@ -887,6 +893,7 @@ static void gru_units_backward_f32(size_t batch, size_t hidden_size, size_t firs
     if (d_output != NULL && h_prev != NULL) {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float d_hidden_carry = d_h[u] + d_output[u];
@@ -919,6 +926,7 @@ static void gru_units_backward_f32(size_t batch, size_t hidden_size, size_t firs
     } else {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0F);

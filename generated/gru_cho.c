@@ -203,6 +203,7 @@ static LSTM_SYM_WIDE_VECTORS void gru_cho_units_forward_f64(size_t batch, size_t
     if (h_prev != NULL && saved != NULL) {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double reset_pre = event_part[b * gate_stride + 0 * hidden_size + k] + hidden_part[b * gate_stride + 0 * hidden_size + k];
@@ -230,6 +231,7 @@ static LSTM_SYM_WIDE_VECTORS void gru_cho_units_forward_f64(size_t batch, size_t
     } else {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double reset_pre = event_part[b * gate_stride + 0 * hidden_size + k] + hidden_part[b * gate_stride + 0 * hidden_size + k];
@@ -278,6 +280,7 @@ static void gru_cho_units_backward_f64(size_t batch, size_t hidden_size, size_t 
     if (d_output != NULL && h_prev != NULL) {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double d_hidden_carry = d_h[u] + d_output[u];
@@ -314,6 +317,7 @@ static void gru_cho_units_backward_f64(size_t batch, size_t hidden_size, size_t 
     } else {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0);
@@ -403,6 +407,7 @@ static void gru_cho_units_sources_f64(size_t batch, size_t hidden_size,
     (void)hidden_part;
     (void)h_prev;
     for (b = 0; b < batch; ++b) {
+        LSTM_SYM_INDEPENDENT
         for (k = 0; k < hidden_size; ++k) {
             const size_t u = b * hidden_size + k;
             const double reset_pre = event_part[b * gate_stride + 0 * hidden_size + k] + hidden_part[b * gate_stride + 0 * hidden_size + k];
@@ -433,6 +438,7 @@ static void gru_cho_units_source_backward_f64(size_t batch, size_t hidden_size,
     (void)d_h;
     (void)h_prev;
     for (b = 0; b < batch; ++b) {
+        LSTM_SYM_INDEPENDENT
         for (k = 0; k < hidden_size; ++k) {
             const size_t u = b * hidden_size + k;
             const double d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0);
@@ -987,6 +993,7 @@ static LSTM_SYM_WIDE_VECTORS void gru_cho_units_forward_f32(size_t batch, size_t
     if (h_prev != NULL && saved != NULL) {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float reset_pre = event_part[b * gate_stride + 0 * hidden_size + k] + hidden_part[b * gate_stride + 0 * hidden_size + k];
@@ -1014,6 +1021,7 @@ static LSTM_SYM_WIDE_VECTORS void gru_cho_units_forward_f32(size_t batch, size_t
     } else {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float reset_pre = event_part[b * gate_stride + 0 * hidden_size + k] + hidden_part[b * gate_stride + 0 * hidden_size + k];
@@ -1062,6 +1070,7 @@ static void gru_cho_units_backward_f32(size_t batch, size_t hidden_size, size_t 
     if (d_output != NULL && h_prev != NULL) {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float d_hidden_carry = d_h[u] + d_output[u];
@@ -1098,6 +1107,7 @@ static void gru_cho_units_backward_f32(size_t batch, size_t hidden_size, size_t 
     } else {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0F);
@@ -1187,6 +1197,7 @@ static void gru_cho_units_sources_f32(size_t batch, size_t hidden_size,
     (void)hidden_part;
     (void)h_prev;
     for (b = 0; b < batch; ++b) {
+        LSTM_SYM_INDEPENDENT
         for (k = 0; k < hidden_size; ++k) {
             const size_t u = b * hidden_size + k;
             const float reset_pre = event_part[b * gate_stride + 0 * hidden_size + k] + hidden_part[b * gate_stride + 0 * hidden_size + k];
@@ -1217,6 +1228,7 @@ static void gru_cho_units_source_backward_f32(size_t batch, size_t hidden_size,
     (void)d_h;
     (void)h_prev;
     for (b = 0; b < batch; ++b) {
+        LSTM_SYM_INDEPENDENT
         for (k = 0; k < hidden_size; ++k) {
             const size_t u = b * hidden_size + k;
             const float d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0F);

@@ -208,6 +208,7 @@ static LSTM_SYM_WIDE_VECTORS void lstm_cifg_units_forward_f64(size_t batch, size
     if (c_prev != NULL && saved != NULL) {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double update_pre = pre[b * gate_stride + 0 * hidden_size + k];
@@ -243,6 +244,7 @@ static LSTM_SYM_WIDE_VECTORS void lstm_cifg_units_forward_f64(size_t batch, size
     } else {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double update_pre = pre[b * gate_stride + 0 * hidden_size + k];
@@ -306,6 +308,7 @@ static void lstm_cifg_units_backward_f64(size_t batch, size_t hidden_size, size_
     if (d_output != NULL && c_prev != NULL) {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double d_hidden_carry = d_h[u] + d_output[u];
@@ -347,6 +350,7 @@ static void lstm_cifg_units_backward_f64(size_t batch, size_t hidden_size, size_
     } else {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0);
@@ -897,6 +901,7 @@ static LSTM_SYM_WIDE_VECTORS void lstm_cifg_units_forward_f32(size_t batch, size
     if (c_prev != NULL && saved != NULL) {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float update_pre = pre[b * gate_stride + 0 * hidden_size + k];
@@ -932,6 +937,7 @@ static LSTM_SYM_WIDE_VECTORS void lstm_cifg_units_forward_f32(size_t batch, size
     } else {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float update_pre = pre[b * gate_stride + 0 * hidden_size + k];
@@ -995,6 +1001,7 @@ static void lstm_cifg_units_backward_f32(size_t batch, size_t hidden_size, size_
     if (d_output != NULL && c_prev != NULL) {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float d_hidden_carry = d_h[u] + d_output[u];
@@ -1036,6 +1043,7 @@ static void lstm_cifg_units_backward_f32(size_t batch, size_t hidden_size, size_
     } else {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0F);

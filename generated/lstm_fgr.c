@@ -220,6 +220,7 @@ static LSTM_SYM_WIDE_VECTORS void lstm_fgr_units_forward_f64(size_t batch, size_
     if (c_prev != NULL && saved != NULL) {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double update_event = event_part[b * gate_stride + 0 * hidden_size + k];
@@ -263,6 +264,7 @@ static LSTM_SYM_WIDE_VECTORS void lstm_fgr_units_forward_f64(size_t batch, size_
     } else {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double update_event = event_part[b * gate_stride + 0 * hidden_size + k];
@@ -345,6 +347,7 @@ static void lstm_fgr_units_backward_f64(size_t batch, size_t hidden_size, size_t
     if (d_output != NULL && c_prev != NULL) {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double d_hidden_carry = d_h[u] + d_output[u];
@@ -407,6 +410,7 @@ static void lstm_fgr_units_backward_f64(size_t batch, size_t hidden_size, size_t
     } else {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0);
@@ -1200,6 +1204,7 @@ static LSTM_SYM_WIDE_VECTORS void lstm_fgr_units_forward_f32(size_t batch, size_
     if (c_prev != NULL && saved != NULL) {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float update_event = event_part[b * gate_stride + 0 * hidden_size + k];
@@ -1243,6 +1248,7 @@ static LSTM_SYM_WIDE_VECTORS void lstm_fgr_units_forward_f32(size_t batch, size_
     } else {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float update_event = event_part[b * gate_stride + 0 * hidden_size + k];
@@ -1325,6 +1331,7 @@ static void lstm_fgr_units_backward_f32(size_t batch, size_t hidden_size, size_t
     if (d_output != NULL && c_prev != NULL) {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float d_hidden_carry = d_h[u] + d_output[u];
@@ -1387,6 +1394,7 @@ static void lstm_fgr_units_backward_f32(size_t batch, size_t hidden_size, size_t
     } else {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0F);

@@ -209,6 +209,7 @@ static LSTM_SYM_WIDE_VECTORS void lstm_niaf_units_forward_f64(size_t batch, size
     if (c_prev != NULL && saved != NULL) {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double update_pre = pre[b * gate_stride + 0 * hidden_size + k];
@@ -246,6 +247,7 @@ static LSTM_SYM_WIDE_VECTORS void lstm_niaf_units_forward_f64(size_t batch, size
     } else {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double update_pre = pre[b * gate_stride + 0 * hidden_size + k];
@@ -313,6 +315,7 @@ static void lstm_niaf_units_backward_f64(size_t batch, size_t hidden_size, size_
     if (d_output != NULL && c_prev != NULL) {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double d_hidden_carry = d_h[u] + d_output[u];
@@ -365,6 +368,7 @@ static void lstm_niaf_units_backward_f64(size_t batch, size_t hidden_size, size_
     } else {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0);
@@ -940,6 +944,7 @@ static LSTM_SYM_WIDE_VECTORS void lstm_niaf_units_forward_f32(size_t batch, size
     if (c_prev != NULL && saved != NULL) {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float update_pre = pre[b * gate_stride + 0 * hidden_size + k];
@@ -977,6 +982,7 @@ static LSTM_SYM_WIDE_VECTORS void lstm_niaf_units_forward_f32(size_t batch, size
     } else {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float update_pre = pre[b * gate_stride + 0 * hidden_size + k];
@@ -1044,6 +1050,7 @@ static void lstm_niaf_units_backward_f32(size_t batch, size_t hidden_size, size_
     if (d_output != NULL && c_prev != NULL) {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float d_hidden_carry = d_h[u] + d_output[u];
@@ -1096,6 +1103,7 @@ static void lstm_niaf_units_backward_f32(size_t batch, size_t hidden_size, size_
     } else {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0F);

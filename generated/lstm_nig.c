@@ -208,6 +208,7 @@ static LSTM_SYM_WIDE_VECTORS void lstm_nig_units_forward_f64(size_t batch, size_
     if (c_prev != NULL && saved != NULL) {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double forget_pre = pre[b * gate_stride + 0 * hidden_size + k];
@@ -240,6 +241,7 @@ static LSTM_SYM_WIDE_VECTORS void lstm_nig_units_forward_f64(size_t batch, size_
     } else {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double forget_pre = pre[b * gate_stride + 0 * hidden_size + k];
@@ -300,6 +302,7 @@ static void lstm_nig_units_backward_f64(size_t batch, size_t hidden_size, size_t
     if (d_output != NULL && c_prev != NULL) {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double d_hidden_carry = d_h[u] + d_output[u];
@@ -344,6 +347,7 @@ static void lstm_nig_units_backward_f64(size_t batch, size_t hidden_size, size_t
     } else {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0);
@@ -897,6 +901,7 @@ static LSTM_SYM_WIDE_VECTORS void lstm_nig_units_forward_f32(size_t batch, size_
     if (c_prev != NULL && saved != NULL) {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float forget_pre = pre[b * gate_stride + 0 * hidden_size + k];
@@ -929,6 +934,7 @@ static LSTM_SYM_WIDE_VECTORS void lstm_nig_units_forward_f32(size_t batch, size_
     } else {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float forget_pre = pre[b * gate_stride + 0 * hidden_size + k];
@@ -989,6 +995,7 @@ static void lstm_nig_units_backward_f32(size_t batch, size_t hidden_size, size_t
     if (d_output != NULL && c_prev != NULL) {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float d_hidden_carry = d_h[u] + d_output[u];
@@ -1033,6 +1040,7 @@ static void lstm_nig_units_backward_f32(size_t batch, size_t hidden_size, size_t
     } else {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0F);

@@ -216,6 +216,7 @@ static LSTM_SYM_WIDE_VECTORS void lstmp_units_forward_f64(size_t batch, size_t h
     if (c_prev != NULL && saved != NULL) {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double update_pre = pre[b * gate_stride + 0 * hidden_size + k];
@@ -250,6 +251,7 @@ static LSTM_SYM_WIDE_VECTORS void lstmp_units_forward_f64(size_t batch, size_t h
     } else {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double update_pre = pre[b * gate_stride + 0 * hidden_size + k];
@@ -308,6 +310,7 @@ static void lstmp_units_backward_f64(size_t batch, size_t hidden_size, size_t fi
     if (c_prev != NULL) {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double d_unprojected_carry = d_h[u];
@@ -345,6 +348,7 @@ static void lstmp_units_backward_f64(size_t batch, size_t hidden_size, size_t fi
     } else {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double d_unprojected_carry = d_h[u];
@@ -957,6 +961,7 @@ static LSTM_SYM_WIDE_VECTORS void lstmp_units_forward_f32(size_t batch, size_t h
     if (c_prev != NULL && saved != NULL) {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float update_pre = pre[b * gate_stride + 0 * hidden_size + k];
@@ -991,6 +996,7 @@ static LSTM_SYM_WIDE_VECTORS void lstmp_units_forward_f32(size_t batch, size_t h
     } else {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float update_pre = pre[b * gate_stride + 0 * hidden_size + k];
@@ -1049,6 +1055,7 @@ static void lstmp_units_backward_f32(size_t batch, size_t hidden_size, size_t fi
     if (c_prev != NULL) {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float d_unprojected_carry = d_h[u];
@@ -1086,6 +1093,7 @@ static void lstmp_units_backward_f32(size_t batch, size_t hidden_size, size_t fi
     } else {
         for (b = first; b < last; ++b) {
             size_t k;
+            LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float d_unprojected_carry = d_h[u];

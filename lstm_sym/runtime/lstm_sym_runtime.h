@@ -46,6 +46,18 @@
 #else
 #define LSTM_SYM_WIDE_VECTORS
 #endif
+/* Before the cells' per-unit loops over k: their iterations are independent (each reads and
+ * writes only its own unit's elements, and adds to its own unit's parameter gradients), which a
+ * compiler cannot prove when one restrict pointer holds several blocks `units` apart (the saved
+ * values): GCC gives up after 10 runtime overlap checks, so a cell saving 6 values had scalar
+ * activations (peephole_lstm's forward took 2.2x the lstm's). */
+#if defined(__clang__)
+#define LSTM_SYM_INDEPENDENT _Pragma("clang loop vectorize(assume_safety)")
+#elif defined(__GNUC__) && __GNUC__ >= 5
+#define LSTM_SYM_INDEPENDENT _Pragma("GCC ivdep")
+#else
+#define LSTM_SYM_INDEPENDENT
+#endif
 
 /* ------------------------------------------------------------------------------------------
  * Sizes
