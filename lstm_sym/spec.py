@@ -19,7 +19,7 @@ from types import SimpleNamespace
 
 import sympy as sp
 
-from .functions import ACTIVATIONS
+from .functions import FUNCTIONS
 
 
 class SpecError(ValueError):
@@ -181,13 +181,18 @@ def _check_identifier(name: str, what: str) -> None:
 
 def _check_printable(expr: sp.Expr, where: str) -> None:
     """Only what every emitter prints: symbols, finite real numbers, sums, products, powers and
-    the supported activations (``Max``, ``pi``, ``I``, ``zoo``... are not)."""
+    the supported functions (``Min``, ``pi``, ``I``, ``zoo``... are not; ``Max`` of two)."""
     for node in sp.preorder_traversal(expr):
-        if isinstance(node, (sp.Symbol, sp.Add, sp.Mul, sp.Pow, *ACTIVATIONS)):
+        if isinstance(node, sp.Max) and len(node.args) != 2:
+            raise SpecError(
+                f"{where}: {node} has {len(node.args)} arguments: Max is supported with two "
+                "(nest it for more)"
+            )
+        if isinstance(node, (sp.Symbol, sp.Add, sp.Mul, sp.Pow, *FUNCTIONS)):
             continue
         if isinstance(node, (sp.Rational, sp.Float)) and node.is_finite:
             continue
-        supported = ", ".join(f.__name__ for f in ACTIVATIONS)
+        supported = ", ".join(f.__name__ for f in FUNCTIONS)
         raise SpecError(
             f"{where}: {node} ({type(node).__name__}) is not supported per unit: only real "
             f"finite numbers, +, -, *, /, powers and {supported}"
@@ -308,13 +313,13 @@ def validate(spec: CellSpec) -> None:
                 hint = " (a new state is used before the equation that assigns it)"
             raise SpecError(f"{where}: unknown symbol(s) {', '.join(unknown)}{hint}")
         for func in expr.atoms(sp.Function):
-            if not isinstance(func, ACTIVATIONS):
+            if not isinstance(func, FUNCTIONS):
                 raise SpecError(
                     f"{where}: {func.func} is not a supported per-unit function "
-                    f"(supported: {', '.join(f.__name__ for f in ACTIVATIONS)})"
+                    f"(supported: {', '.join(f.__name__ for f in FUNCTIONS)})"
                 )
         if expr.has(sp.Derivative, sp.Integral, sp.Piecewise):
-            supported = ", ".join(f.__name__ for f in ACTIVATIONS)
+            supported = ", ".join(f.__name__ for f in FUNCTIONS)
             raise SpecError(f"{where}: only arithmetic and {supported}")
         _check_printable(expr, where)
         assigned.append(target)

@@ -41,7 +41,21 @@ def _mp_sigmoid(x):
     return 1 / (1 + mpmath.exp(-x))
 
 
-_MODULES = [{"sigmoid": _mp_sigmoid}, "mpmath"]
+def _mp_logsigmoid(x):
+    """log(sigmoid(x)) by its definition, -log(1 + exp(-x)), at the working precision (log1p:
+    exp(-x) below the working precision still counts)."""
+    return -mpmath.log1p(mpmath.exp(-x))
+
+
+def _mp_heaviside(x, tie=sp.S.Half):
+    """Max's derivative, with SymPy's Heaviside(0) (its second argument) at a tie."""
+    return mpmath.mpf(1) if x > 0 else (mpmath.mpf(0) if x < 0 else mpmath.mpf(tie))
+
+
+_MODULES = [
+    {"sigmoid": _mp_sigmoid, "logsigmoid": _mp_logsigmoid, "Heaviside": _mp_heaviside},
+    "mpmath",
+]
 
 
 def state_sizes(spec: CellSpec, hidden_size: int, projection_size=None) -> dict:

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from ..derive import Derivation, adjoint, carry
-from ..functions import ACTIVATIONS
+from ..functions import ACTIVATIONS, sigmoid
 from ..plan import B, H, KernelPlan, P, X, as_plan
 from .latex_printer import LatexNotationPrinter, Notation, escape_text
 from .numpy_printer import numpy_code
@@ -303,7 +303,11 @@ class Document:
         z = sp.Symbol("z", real=True)
         self.notation.extra("z", "z")
         eqs = []
+        # sigmoid and tanh always (every document's convention), the others where the cell uses them
+        used = {type(f) for a in self.d.forward for f in a.expr.atoms(sp.Function)}
         for function in ACTIVATIONS:
+            if function not in (sigmoid, sp.tanh) and function not in used:
+                continue
             value = function(z)
             raw = sp.diff(value, z)
             eqs.append(

@@ -25,7 +25,7 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
 from ..derive import Derivation, adjoint, carry, gate_pre
-from ..functions import sigmoid
+from ..functions import logsigmoid, sigmoid
 from ..spec import gate_event, gate_hidden
 from .escaping import one_line
 
@@ -193,7 +193,18 @@ class LatexNotationPrinter(LatexPrinter):
         # sigmoid has a ``_latex`` method (with \left( \right)); the printer's own rule wins here.
         if isinstance(expr, sigmoid):
             return self._print_sigmoid(expr, **kwargs)
+        if isinstance(expr, logsigmoid):
+            return self._print_logsigmoid(expr, **kwargs)
         return super()._print(expr, **kwargs)
+
+    def _print_logsigmoid(self, expr, exp=None):
+        tex = rf"\log\sigma({self._print(expr.args[0])})"
+        return tex if exp is None else rf"({tex})^{{{exp}}}"
+
+    def _print_Heaviside(self, expr, exp=None):
+        # H(0) = functions.TIE (1/2), which the document states where Max appears.
+        tex = rf"\mathrm{{H}}({self._print(expr.args[0])})"
+        return tex if exp is None else rf"{tex}^{{{exp}}}"
 
     def _print_sigmoid(self, expr, exp=None):
         tex = rf"\sigma({self._print(expr.args[0])})"
