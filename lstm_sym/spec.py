@@ -46,6 +46,9 @@ class State:
     prev: sp.Symbol
     new: sp.Symbol
     projection: sp.Symbol | None = None
+    #: Positive by meaning (sLSTM's normalizer n, which h = o c / n divides by): the checks'
+    #: random problems draw its initial values as 1 + |N(0, 1)| (:func:`initial_values`).
+    positive: bool = False
 
     @property
     def unit(self) -> sp.Symbol:
@@ -147,6 +150,12 @@ class CellSpec:
     def projected_state(self) -> State | None:
         """The state with a ``projection`` (at most one, the recurrent state), else None."""
         return next((s for s in self.states if s.projection is not None), None)
+
+
+def initial_values(state: State, drawn):
+    """A random problem's initial values of ``state`` from ``drawn`` ~ N(0, 1): unchanged, or
+    ``1 + |drawn|`` for a positive state (the same draws either way)."""
+    return 1 + abs(drawn) if state.positive else drawn
 
 
 def real_symbol(name: str) -> sp.Symbol:

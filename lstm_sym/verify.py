@@ -32,7 +32,7 @@ import numpy as np
 import sympy as sp
 
 from .functions import sigmoid
-from .spec import CellSpec, gate_event, gate_hidden
+from .spec import CellSpec, gate_event, gate_hidden, initial_values
 
 DIGITS = 40
 
@@ -184,9 +184,12 @@ def random_point(
     sizes = state_sizes(spec, hidden_size, projection_size)
     point = {}
     shapes = leaf_shapes(spec, steps, batch, event_size, hidden_size, projection_size)
+    initial = {f"{s.short}0": s for s in spec.states}
     for name, shape in shapes.items():
         sd = scale if name != "events" and not name.endswith("0") else 1.0
         point[name] = rng.normal(0.0, sd, size=shape)
+        if name in initial:
+            point[name] = initial_values(initial[name], point[name])
     cotangents = {"outputs": rng.normal(size=(steps, batch, sizes[spec.output_state.short]))}
     for s in spec.states:
         cotangents[s.short] = rng.normal(size=(batch, sizes[s.short]))

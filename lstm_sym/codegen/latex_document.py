@@ -97,6 +97,10 @@ class Document:
         self._define_matrices()
 
     # -- helpers --------------------------------------------------------------------------
+    def letter(self, state) -> str:
+        """A state's letter in the document: its short name, or ``spec.letters[state.name]``."""
+        return self.notation.base[state.new.name]
+
     def tex(self, expr) -> str:
         return self.printer.doprint(expr)
 
@@ -424,7 +428,7 @@ class Document:
         through = lin.inputs.xreplace({lin.symbols["Delta"]: delta, lin.symbols["W"]: weights})
         d_prev = self.matrix(
             f"{adjoint(recurrent.prev).name}@t-1",
-            rf"\delta {recurrent.short}_{{t-1}}",
+            rf"\delta {self.letter(recurrent)}_{{t-1}}",
             B,
             self.size(recurrent),
             "through",
@@ -461,7 +465,7 @@ class Document:
                     0,
                     self.matrix(
                         adjoint(s.prev).name,
-                        rf"\delta^{{\mathrm{{u}}}} {s.short}_{{t-1}}",
+                        rf"\delta^{{\mathrm{{u}}}} {self.letter(s)}_{{t-1}}",
                         B,
                         H,
                         "direct",
@@ -474,7 +478,7 @@ class Document:
                         _label("bptt", "through", s.name),
                         self.matrix(
                             f"{adjoint(s.prev).name}@t-1",
-                            rf"\delta {s.short}_{{t-1}}",
+                            rf"\delta {self.letter(s)}_{{t-1}}",
                             B,
                             H,
                             "through",
@@ -509,7 +513,7 @@ class Document:
             else:
                 passed = self.matrix(
                     f"{adjoint(s.prev).name}@t-1",
-                    rf"\delta {s.short}_{{t-1}}",
+                    rf"\delta {self.letter(s)}_{{t-1}}",
                     B,
                     H,
                     "through",
@@ -538,7 +542,12 @@ class Document:
                 0,
             )
             last = self.matrix(
-                f"d_{s.short}_last", rf"\bar{{{s.short}}}_{{T}}", B, self.size(s), "d_last", s.short
+                f"d_{s.short}_last",
+                rf"\bar{{{self.letter(s)}}}_{{T}}",
+                B,
+                self.size(s),
+                "d_last",
+                s.short,
             )
             rhs = projected(s, ([y_last] if s.new == spec.output else []) + [last])
             eqs.append(
@@ -555,7 +564,7 @@ class Document:
         for s in spec.states:
             grad = self.matrix(
                 f"grad_{s.short}0",
-                rf"\frac{{\partial L}}{{\partial {s.short}_{{0}}}}",
+                rf"\frac{{\partial L}}{{\partial {self.letter(s)}_{{0}}}}",
                 B,
                 self.size(s),
                 "gradient",
@@ -563,7 +572,7 @@ class Document:
             )
             passed = self.matrix(
                 f"{adjoint(s.prev).name}@1",
-                rf"\delta {s.short}_{{0}}",
+                rf"\delta {self.letter(s)}_{{0}}",
                 B,
                 self.size(s),
                 "through",
@@ -607,7 +616,7 @@ class Document:
         """Variable-length batches: the masked update of any state and of the outputs (the
         plan's :class:`~lstm_sym.plan.Masking`), and its backward, every derivative by
         ``sympy.diff`` of the masked update (nothing typed)."""
-        out = self.spec.output_state.short
+        out = self.letter(self.spec.output_state)
 
         def symbol(name, latex):
             self.notation.extra(name, latex)
@@ -763,7 +772,7 @@ class Document:
             lin = self.d.projection
             deltas = self.matrix(
                 f"samples_d_{projected.new.name}",
-                rf"\Delta_{{{projected.short}}}",
+                rf"\Delta_{{{self.letter(projected)}}}",
                 N,
                 P,
                 "samples_adjoint",
@@ -907,7 +916,8 @@ def context(kernel: KernelPlan | Derivation, command: str) -> dict:
         "gate_letters": ", ".join(f"${n.gate_letters[g]}$" for g in kernel.gates),
         "gate_names": ", ".join(_texttt(g) for g in kernel.gates),
         "states": [
-            {"short": s.state.short, "name": s.name, "code": _texttt(s.name)} for s in kernel.states
+            {"short": n.base[s.state.new.name], "name": s.name, "code": _texttt(s.name)}
+            for s in kernel.states
         ],
         "notation": _notation_rows(doc),
         "attributes": attributes,
@@ -916,7 +926,7 @@ def context(kernel: KernelPlan | Derivation, command: str) -> dict:
         ),
         "linear_code": {k: _texttt(v.replace(" ", "")) for k, v in code_of.items()},
         "output": n.scalar[kernel.output.state.new.name],
-        "recurrent_short": kernel.recurrent.state.short,
+        "recurrent_short": n.base[kernel.recurrent.state.new.name],
         "summed": kernel.summed,
         "sources": [
             {

@@ -94,9 +94,11 @@ class Notation:
             self.scalar[symbol.name] = base if time is None else f"{base}_{{{time}}}"
 
         for state in spec.states:
-            used_letters.add(state.short)
-            define(state.new, state.short, "t")
-            define(state.prev, state.short, "t-1")
+            # The state's short name, or its letter where that is taken (sLSTM's m: the mask).
+            short = spec.letters.get(state.name, state.short)
+            used_letters.add(short)
+            define(state.new, short, "t")
+            define(state.prev, short, "t-1")
         self.gate_letters = {}
         # A gate whose activation is a state (FGR's carried gates) prints with the state's letter.
         state_letters = {s.new.name: s.short for s in spec.states}

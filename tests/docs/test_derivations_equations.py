@@ -18,14 +18,14 @@ import pytest
 import sympy as sp
 
 from lstm_sym.cells import CELLS, get
-from lstm_sym.functions import sigmoid
+from lstm_sym.functions import logsigmoid, sigmoid
 
 pytest.importorskip("torch")
 from tests.docs.derivation_trace import Trace, evaluate_matrix
 from tests.support import ROOT
 
 NAMESPACE = {name: getattr(sp, name) for name in dir(sp)}
-NAMESPACE.update({"Str": sp.core.symbol.Str, "sigmoid": sigmoid})
+NAMESPACE.update({"Str": sp.core.symbol.Str, "sigmoid": sigmoid, "logsigmoid": logsigmoid})
 
 
 def load(name):
@@ -51,7 +51,11 @@ def cell(request, random_problem):
 
 def _numpy(expr, env):
     args = sorted(expr.free_symbols, key=lambda s: s.name)
-    f = sp.lambdify(args, expr, modules=[{"sigmoid": lambda x: 1 / (1 + np.exp(-x))}, "numpy"])
+    functions = {
+        "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
+        "logsigmoid": lambda x: -np.log1p(np.exp(-x)),
+    }
+    f = sp.lambdify(args, expr, modules=[functions, "numpy"])
     return np.broadcast_to(f(*(env[s.name] for s in args)), next(iter(env.values())).shape)
 
 
@@ -99,7 +103,12 @@ def test_step_equations(cell):
 
 
 def _mp(expr, symbols):
-    modules = [{"sigmoid": lambda x: 1 / (1 + mpmath.exp(-x))}, "mpmath"]
+    functions = {
+        "sigmoid": lambda x: 1 / (1 + mpmath.exp(-x)),
+        "logsigmoid": lambda x: -mpmath.log1p(mpmath.exp(-x)),
+        "Heaviside": lambda x, tie: mpmath.mpf(1 if x > 0 else 0 if x < 0 else tie),
+    }
+    modules = [functions, "mpmath"]
     return sp.lambdify(symbols, expr, modules=modules)
 
 
