@@ -99,6 +99,11 @@ class CellSpec:
     #: the step has two per-unit stages, the equations up to the last such source and the rest,
     #: with the sourced gates' GEMM between them.
     hidden_sources: dict = field(default_factory=dict)
+    #: ``{stabilizer state name: (state names, ...)}`` (xLSTM's sLSTM: ``{"stabilizer": ("cell",
+    #: "normalizer")}``): each listed state s_t is exp(-m_t) times the state s~_t of a recurrence
+    #: that m does not enter. The derivation document derives that recurrence by substituting
+    #: s = exp(-m) s~ and shows that the output does not read m; nothing else uses this.
+    stabilizer: dict = field(default_factory=dict)
 
     def event_input(self, gate: str) -> sp.Symbol:
         return gate_event(gate)
@@ -270,6 +275,13 @@ def validate(spec: CellSpec) -> None:
     projected_symbols = {s.prev: s for s in projected} | {s.new: s for s in projected}
 
     _validate_sources(spec)
+    names = {s.name for s in spec.states}
+    for key, scaled in spec.stabilizer.items():
+        where = f"cell {spec.name!r}, stabilizer {{{key!r}: {scaled!r}}}"
+        if key not in names or not isinstance(scaled, tuple) or not scaled:
+            raise SpecError(f"{where}: give {{state name: (state names, ...)}}")
+        if not set(scaled) <= names - {key}:
+            raise SpecError(f"{where}: the rescaled states must be other states of the cell")
     known = set(spec.gate_inputs) | set(spec.prev_symbols) | set(spec.unit_parameters)
     for symbol in known:
         _check_identifier(symbol.name, "symbol")

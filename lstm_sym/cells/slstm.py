@@ -87,6 +87,7 @@ SPEC = CellSpec(
         (normalizer, forget_stabilized * normalizer_prev + input_stabilized),
         (hidden_new, output * cell / normalizer),
     ),
+    stabilizer={"stabilizer": ("cell", "normalizer")},
     letters={
         "candidate": "z",
         "log_forget": r"\log f",

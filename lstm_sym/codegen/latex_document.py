@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from ..derive import Derivation, adjoint, carry
-from ..functions import ACTIVATIONS, sigmoid
+from ..functions import ACTIVATIONS, TIE, sigmoid
 from ..plan import B, H, KernelPlan, P, X, as_plan
 from .latex_printer import LatexNotationPrinter, Notation, escape_text
 from .numpy_printer import numpy_code
@@ -302,6 +302,71 @@ class Document:
             for a in self.d.forward
             if a.target.name not in nested
         ]
+
+    def stabilization(self) -> list[Equation]:
+        """``spec.stabilizer``: the recurrence of the rescaled states s~ = exp(m) s, which m does
+        not enter. Every value of the step that reads m is inlined, s_{t-1} = exp(-m_{t-1})
+        s~_{t-1} substituted, and exp(m_t) s_t simplified by SymPy (``powsimp`` of the expanded
+        products); the equations reading the new states are rewritten likewise. A stabilizer
+        left in any result is an error: the spec's claim would be false."""
+        spec, eqs = self.spec, []
+        self.rescaled = []  # (s~_t, s_t, s~_{t-1}, s_{t-1}, m_t, m_{t-1}) for the prose
+        self.bounded = []  # values exp(u - m_t) with m_t = Max(u, v): exponent <= 0
+        states = {s.name: s for s in spec.states}
+        for key, names in spec.stabilizer.items():
+            m = states[key]
+            scaled = [states[name] for name in names]
+            stabilizers = {m.new, m.prev}
+            substitution, tildes = {}, {}
+            for s in scaled:
+                tilde = rf"\tilde{{{self.letter(s)}}}"
+                new = sp.Symbol(f"{s.new.name}_unstabilized", real=True)
+                prev = sp.Symbol(f"{s.prev.name}_unstabilized", real=True)
+                self.notation.extra(new.name, rf"{tilde}_{{t}}", tilde)
+                self.notation.extra(prev.name, rf"{tilde}_{{t-1}}", tilde)
+                substitution[s.prev] = sp.exp(-m.prev) * prev
+                substitution[s.new] = sp.exp(-m.new) * new
+                tildes[s.new] = new
+                self.rescaled.append((new, s.new, prev, s.prev, m.new, m.prev))
+            maximum = next(a.expr for a in self.d.forward if a.target == m.new)
+            for a in self.d.forward:
+                if isinstance(a.expr, sp.exp) and isinstance(maximum, sp.Max):
+                    for u in maximum.args:
+                        if sp.expand(a.expr.args[0] - (u - m.new)) == 0:
+                            self.bounded.append(a.target)
+            inlined = {}  # the values of the step that read the stabilizer, as expressions
+            for a in self.d.forward:
+                if a.target == m.new:
+                    continue
+                expr = a.expr.xreplace(inlined)
+                if a.target in substitution:  # a rescaled state: exp(m_t) s_t, simplified
+                    lhs = tildes[a.target]
+                    rhs = sp.powsimp(sp.expand(sp.exp(m.new) * expr.xreplace(substitution)))
+                elif expr.free_symbols & (stabilizers | set(substitution)):
+                    if not (expr.free_symbols & set(substitution)):
+                        inlined[a.target] = expr
+                        continue
+                    lhs, rhs = a.target, sp.powsimp(expr.xreplace(substitution))
+                else:
+                    continue
+                if rhs.free_symbols & stabilizers:
+                    raise ValueError(
+                        f"cell {spec.name!r}: stabilizer {key!r}: {lhs} = {rhs} still reads "
+                        f"{m.new} or {m.prev}: these states are not exp(-m) times a recurrence "
+                        "without m"
+                    )
+                eqs.append(
+                    self.add(
+                        Equation(
+                            _label("unstabilized", a.target.name),
+                            lhs,
+                            (rhs,),
+                            "rescaled",
+                            extra={"rescaled": sp.Tuple(*(sp.Tuple(*r) for r in self.rescaled))},
+                        )
+                    )
+                )
+        return eqs
 
     def activation_derivatives(self) -> list[Equation]:
         z = sp.Symbol("z", real=True)
@@ -845,6 +910,7 @@ def build(kernel: KernelPlan | Derivation) -> Document:
     doc.sections = {
         "projection": doc.forward(),
         "forward": doc.per_unit_forward(),
+        "stabilizer": doc.stabilization(),
         "activations": doc.activation_derivatives(),
         "partials": doc.partials(),
         "linear": doc.linear(),
@@ -927,6 +993,18 @@ def context(kernel: KernelPlan | Derivation, command: str) -> dict:
         "linear_code": {k: _texttt(v.replace(" ", "")) for k, v in code_of.items()},
         "output": n.scalar[kernel.output.state.new.name],
         "recurrent_short": n.base[kernel.recurrent.state.new.name],
+        "rescaled": [
+            {
+                "definition": f"{doc.tex(new)} = {doc.tex(sp.exp(m) * old)}",
+                "state": n.scalar[old.name],
+                "prev": f"{doc.tex(prev)} = {doc.tex(sp.exp(m_prev) * old_prev)}",
+                "stabilizer": n.scalar[m.name],
+            }
+            for new, old, prev, old_prev, m, m_prev in getattr(doc, "rescaled", [])
+        ],
+        "bounded": ", ".join(f"${n.scalar[s.name]}$" for s in getattr(doc, "bounded", [])),
+        "tie": doc.tex(TIE),
+        "uses_max": any(a.expr.has(sp.Max) for a in derivation.forward),
         "summed": kernel.summed,
         "sources": [
             {

@@ -33,7 +33,16 @@ def load(name):
     for entry in payload["equations"]:
         entry["lhs_expr"] = eval(entry["lhs"], dict(NAMESPACE))
         entry["rhs_exprs"] = [eval(r, dict(NAMESPACE)) for r in entry["rhs"]]
-        for key in ("definition", "wrt", "loss", "target", "mask", "running", "finished"):
+        for key in (
+            "definition",
+            "wrt",
+            "loss",
+            "target",
+            "mask",
+            "running",
+            "finished",
+            "rescaled",
+        ):
             if key in entry:
                 entry[key + "_expr"] = eval(entry[key], dict(NAMESPACE))
     return payload["equations"]
@@ -241,9 +250,26 @@ def test_matrix_equations(cell):
     assert checked > 0
 
 
+def test_the_unstabilized_recurrence_holds_for_the_rescaled_states(cell):
+    """A stabilizer's section (sLSTM): with s~ = exp(m) s from the trace's values of s and m,
+    the printed recurrence without m holds at every step (the PDF's equivalence claim)."""
+    spec, trace, equations, _ = cell
+    rescaled = [e for e in equations if e["check"] == "rescaled"]
+    assert bool(rescaled) == bool(spec.stabilizer)
+    for t, env in enumerate(trace.env):
+        for e in rescaled:
+            values = dict(env)
+            for new, state, prev, state_prev, m, m_prev in e["rescaled_expr"]:
+                values[new.name] = np.exp(env[m.name]) * env[state.name]
+                values[prev.name] = np.exp(env[m_prev.name]) * env[state_prev.name]
+            for rhs in e["rhs_exprs"]:
+                _close(_numpy(rhs, values), values[e["lhs_expr"].name], f"{e['label']} t={t + 1}")
+
+
 def test_every_equation_is_checked(cell):
     _, _, equations, _ = cell
     kinds = {"step", "partial", "linear", "definition", "matrix", "projection", "masked"}
+    kinds |= {"rescaled"}
     assert {e["check"] for e in equations} <= kinds
     assert len(equations) > 40
 

@@ -3,6 +3,8 @@ hidden projection reading values of the step) are checked before anything is der
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import sympy as sp
 
@@ -161,3 +163,11 @@ def test_exp_logsigmoid_and_max_of_two_are_accepted_and_others_named():
     ):
         with pytest.raises(SpecError, match=rf"equation 1 \(m = .*{name}"):
             validate(spec(bad))
+
+
+def test_a_stabilizer_names_states_of_the_cell():
+    spec = get("slstm")
+    validate(spec)
+    for stabilizer in ({"stabilizer": ("cell", "memory")}, {"stab": ("cell",)}, {"cell": ()}):
+        with pytest.raises(SpecError, match="stabilizer"):
+            validate(dataclasses.replace(spec, stabilizer=stabilizer))
