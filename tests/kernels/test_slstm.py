@@ -196,6 +196,20 @@ def test_exp_never_overflows_where_the_unstabilized_form_would(request):
                     np.maximum(cache.saved["input_stabilized"], cache.saved["forget_stabilized"])
                     == 1
                 )
+    # The generated PyTorch module (generated/slstm_torch.py), float64 and float32
+    torch = require_module("torch")
+    from generated import slstm_torch
+
+    for dtype, tolerance in ((torch.float64, 1e-13), (torch.float32, 1e-5)):
+        weights = tuple(torch.tensor(a, dtype=dtype) for a in parameters.stacked(np.float64))
+        events = torch.tensor(problem.events, dtype=dtype)
+        initial = tuple(torch.tensor(problem.states[s], dtype=dtype) for s in "hcnm")
+        outputs, _, saved = slstm_torch.forward(events, initial, weights)
+        d_outputs = torch.tensor(problem.d_outputs, dtype=dtype)
+        grads = slstm_torch.backward(events, initial, weights, None, saved, d_outputs, (None,) * 4)
+        assert relative_error(outputs.numpy(), want) < tolerance, dtype
+        flat = [grads[0], *grads[1], *grads[2]]
+        assert all(bool(torch.isfinite(g).all()) for g in flat if g is not None)
 
 
 def test_a_tie_in_the_stabilizer_splits_its_adjoint_in_halves_as_torch_maximum():
