@@ -276,6 +276,10 @@ def validate(spec: CellSpec) -> None:
 
     _validate_sources(spec)
     names = {s.name for s in spec.states}
+    if not isinstance(spec.stabilizer, dict):
+        raise SpecError(
+            f"cell {spec.name!r}: stabilizer must be a dict {{state name: (state names, ...)}}"
+        )
     for key, scaled in spec.stabilizer.items():
         where = f"cell {spec.name!r}, stabilizer {{{key!r}: {scaled!r}}}"
         if key not in names or not isinstance(scaled, tuple) or not scaled:

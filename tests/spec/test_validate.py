@@ -168,6 +168,7 @@ def test_exp_logsigmoid_and_max_of_two_are_accepted_and_others_named():
 def test_a_stabilizer_names_states_of_the_cell():
     spec = get("slstm")
     validate(spec)
-    for stabilizer in ({"stabilizer": ("cell", "memory")}, {"stab": ("cell",)}, {"cell": ()}):
+    bad = ({"stabilizer": ("cell", "memory")}, {"stab": ("cell",)}, {"cell": ()}, ("cell",))
+    for stabilizer in bad:
         with pytest.raises(SpecError, match="stabilizer"):
             validate(dataclasses.replace(spec, stabilizer=stabilizer))
