@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .codegen.latex_printer import escape_text
-from .spec import CellSpec
+from .spec import CellSpec, initial_values
 
 #: Sizes of the exact model: it expands every scalar symbolically, so it stays small.
 EXACT_SIZES = {"steps": 3, "batch": 2, "event_size": 2, "hidden_size": 2}
@@ -101,7 +101,9 @@ def random_problem(spec: CellSpec, seed: int, steps, batch, event_size, hidden_s
             shape = (hidden_size,)
         setattr(parameters, name, rng.normal(0.0, 0.6, size=shape))
     events = rng.normal(size=(steps, batch, event_size))
-    initial = {s.short: rng.normal(size=(batch, sizes[s.short])) for s in spec.states}
+    initial = {
+        s.short: initial_values(s, rng.normal(size=(batch, sizes[s.short]))) for s in spec.states
+    }
     cot = {"outputs": rng.normal(size=(steps, batch, sizes[spec.output_state.short]))}
     cot.update({s.short: rng.normal(size=(batch, sizes[s.short])) for s in spec.states})
     return parameters, events, initial, cot

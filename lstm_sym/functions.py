@@ -1,8 +1,15 @@
-"""SymPy functions the cell specs use beyond SymPy's own (``tanh`` comes from SymPy).
+"""SymPy functions the cell specs use beyond SymPy's own (``tanh``, ``exp``, ``Max`` come from
+SymPy).
 
 ``sigmoid`` is a real SymPy function: ``sympy.diff`` knows its derivative, it rewrites
 exactly to ``exp`` for high-precision evaluation, and the printers map it to a numerically
-stable implementation (one ``exp`` of ``-|x|``, never an overflow).
+stable implementation (one ``exp`` of ``-|x|``, never an overflow). ``logsigmoid`` is
+``log(sigmoid(x))`` as one function (sLSTM's log forget gate), printed stably as
+``min(x, 0) - log1p(exp(-|x|))``; its derivative is SymPy's derivative of ``log(sigmoid(x))``.
+
+``Max(a, b)`` (SymPy's, two arguments) differentiates to ``Heaviside(a - b)``, and SymPy's
+``Heaviside(0)`` is 1/2 (:data:`TIE`): at a tie each argument gets half the adjoint, as
+``torch.maximum``'s backward does. Every printer prints that same rule.
 """
 
 from __future__ import annotations
@@ -72,5 +79,77 @@ def _logistic(arg: sp.Number, prec: int) -> sp.Float:
     return sp.Float._new(value._mpf_, prec)
 
 
+class logsigmoid(sp.Function):  # noqa: N801 - named like torch.nn.functional.logsigmoid
+    r"""The log of the logistic function, :math:`\log \sigma(x) = -\log(1 + e^{-x})`.
+
+    Its derivative is not typed: SymPy differentiates ``log(sigmoid(x))`` (which gives
+    ``1 - sigmoid(x)``). Printed as ``min(x, 0) - log1p(exp(-|x|))``: exp only sees ``-|x|``.
+    """
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        if argindex != 1:
+            raise sp.ArgumentIndexError(self, argindex)
+        x = sp.Dummy("x", real=True)
+        return sp.diff(sp.log(sigmoid(x)), x).xreplace({x: self.args[0]})
+
+    @classmethod
+    def eval(cls, arg):
+        if arg.is_zero:
+            return -sp.log(2)
+        if arg is sp.S.Infinity:
+            return sp.S.Zero
+        if arg is sp.S.NegativeInfinity:
+            return sp.S.NegativeInfinity
+        if arg.is_Float:
+            return _log_logistic(arg, arg._prec)
+        return None
+
+    def _eval_rewrite_as_log(self, arg, **kwargs):
+        return -sp.log(1 + sp.exp(-arg))
+
+    def _eval_rewrite_as_sigmoid(self, arg, **kwargs):
+        return sp.log(sigmoid(arg))
+
+    def _eval_evalf(self, prec):
+        arg = self.args[0]._eval_evalf(prec)
+        if arg is None or not arg.is_Number:
+            return None
+        return _log_logistic(arg, prec)
+
+    def _eval_is_real(self):
+        return self.args[0].is_real
+
+    def _eval_is_negative(self):
+        if self.args[0].is_extended_real and self.args[0].is_finite:
+            return True
+        return None
+
+    def _latex(self, printer, exp=None):
+        arg = printer._print(self.args[0])
+        base = rf"\log\sigma\left({arg}\right)"
+        return base if exp is None else rf"\left({base}\right)^{{{exp}}}"
+
+
+def _log_logistic(arg: sp.Number, prec: int) -> sp.Float:
+    """-log(1 + exp(-arg)) for a number ``arg``, with ``prec`` bits."""
+    with mpmath.workprec(prec):
+        value = mp_logsigmoid(arg._to_mpmath(prec))
+    return sp.Float._new(value._mpf_, prec)
+
+
+def mp_logsigmoid(x):
+    """log(sigmoid(x)) in mpmath at the working precision: min(x, 0) - log1p(exp(-|x|))."""
+    return min(x, 0) - mpmath.log1p(mpmath.exp(-abs(x)))
+
+
+#: What ``Heaviside(0)`` is, the derivative of ``Max(a, b)`` with respect to either argument at a
+#: tie ``a = b``: SymPy's default, which every printer prints (NumPy, C, PyTorch, LaTeX).
+TIE = sp.Heaviside(0)
+
 #: Activation functions whose derivative the derivation rewrites through the saved value.
-ACTIVATIONS = (sigmoid, sp.tanh)
+ACTIVATIONS = (sigmoid, sp.tanh, sp.exp, logsigmoid)
+
+#: Every function a spec's equations may use: the activations and ``Max`` of two arguments.
+FUNCTIONS = (*ACTIVATIONS, sp.Max)

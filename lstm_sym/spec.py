@@ -19,7 +19,7 @@ from types import SimpleNamespace
 
 import sympy as sp
 
-from .functions import ACTIVATIONS
+from .functions import FUNCTIONS
 
 
 class SpecError(ValueError):
@@ -46,6 +46,9 @@ class State:
     prev: sp.Symbol
     new: sp.Symbol
     projection: sp.Symbol | None = None
+    #: Positive by meaning (sLSTM's normalizer n, which h = o c / n divides by): the checks'
+    #: random problems draw its initial values as 1 + |N(0, 1)| (:func:`initial_values`).
+    positive: bool = False
 
     @property
     def unit(self) -> sp.Symbol:
@@ -96,6 +99,11 @@ class CellSpec:
     #: the step has two per-unit stages, the equations up to the last such source and the rest,
     #: with the sourced gates' GEMM between them.
     hidden_sources: dict = field(default_factory=dict)
+    #: ``{stabilizer state name: (state names, ...)}`` (xLSTM's sLSTM: ``{"stabilizer": ("cell",
+    #: "normalizer")}``): each listed state s_t is exp(-m_t) times the state s~_t of a recurrence
+    #: that m does not enter. The derivation document derives that recurrence by substituting
+    #: s = exp(-m) s~ and shows that the output does not read m; nothing else uses this.
+    stabilizer: dict = field(default_factory=dict)
 
     def event_input(self, gate: str) -> sp.Symbol:
         return gate_event(gate)
@@ -149,6 +157,12 @@ class CellSpec:
         return next((s for s in self.states if s.projection is not None), None)
 
 
+def initial_values(state: State, drawn):
+    """A random problem's initial values of ``state`` from ``drawn`` ~ N(0, 1): unchanged, or
+    ``1 + |drawn|`` for a positive state (the same draws either way)."""
+    return 1 + abs(drawn) if state.positive else drawn
+
+
 def real_symbol(name: str) -> sp.Symbol:
     """All spec symbols are real scalars; using one constructor keeps them identical."""
     return sp.Symbol(name, real=True)
@@ -181,13 +195,18 @@ def _check_identifier(name: str, what: str) -> None:
 
 def _check_printable(expr: sp.Expr, where: str) -> None:
     """Only what every emitter prints: symbols, finite real numbers, sums, products, powers and
-    the supported activations (``Max``, ``pi``, ``I``, ``zoo``... are not)."""
+    the supported functions (``Min``, ``pi``, ``I``, ``zoo``... are not; ``Max`` of two)."""
     for node in sp.preorder_traversal(expr):
-        if isinstance(node, (sp.Symbol, sp.Add, sp.Mul, sp.Pow, *ACTIVATIONS)):
+        if isinstance(node, sp.Max) and len(node.args) != 2:
+            raise SpecError(
+                f"{where}: {node} has {len(node.args)} arguments: Max is supported with two "
+                "(nest it for more)"
+            )
+        if isinstance(node, (sp.Symbol, sp.Add, sp.Mul, sp.Pow, *FUNCTIONS)):
             continue
         if isinstance(node, (sp.Rational, sp.Float)) and node.is_finite:
             continue
-        supported = ", ".join(f.__name__ for f in ACTIVATIONS)
+        supported = ", ".join(f.__name__ for f in FUNCTIONS)
         raise SpecError(
             f"{where}: {node} ({type(node).__name__}) is not supported per unit: only real "
             f"finite numbers, +, -, *, /, powers and {supported}"
@@ -256,6 +275,17 @@ def validate(spec: CellSpec) -> None:
     projected_symbols = {s.prev: s for s in projected} | {s.new: s for s in projected}
 
     _validate_sources(spec)
+    names = {s.name for s in spec.states}
+    if not isinstance(spec.stabilizer, dict):
+        raise SpecError(
+            f"cell {spec.name!r}: stabilizer must be a dict {{state name: (state names, ...)}}"
+        )
+    for key, scaled in spec.stabilizer.items():
+        where = f"cell {spec.name!r}, stabilizer {{{key!r}: {scaled!r}}}"
+        if key not in names or not isinstance(scaled, tuple) or not scaled:
+            raise SpecError(f"{where}: give {{state name: (state names, ...)}}")
+        if not set(scaled) <= names - {key}:
+            raise SpecError(f"{where}: the rescaled states must be other states of the cell")
     known = set(spec.gate_inputs) | set(spec.prev_symbols) | set(spec.unit_parameters)
     for symbol in known:
         _check_identifier(symbol.name, "symbol")
@@ -308,13 +338,13 @@ def validate(spec: CellSpec) -> None:
                 hint = " (a new state is used before the equation that assigns it)"
             raise SpecError(f"{where}: unknown symbol(s) {', '.join(unknown)}{hint}")
         for func in expr.atoms(sp.Function):
-            if not isinstance(func, ACTIVATIONS):
+            if not isinstance(func, FUNCTIONS):
                 raise SpecError(
                     f"{where}: {func.func} is not a supported per-unit function "
-                    f"(supported: {', '.join(f.__name__ for f in ACTIVATIONS)})"
+                    f"(supported: {', '.join(f.__name__ for f in FUNCTIONS)})"
                 )
         if expr.has(sp.Derivative, sp.Integral, sp.Piecewise):
-            supported = ", ".join(f.__name__ for f in ACTIVATIONS)
+            supported = ", ".join(f.__name__ for f in FUNCTIONS)
             raise SpecError(f"{where}: only arithmetic and {supported}")
         _check_printable(expr, where)
         assigned.append(target)

@@ -32,7 +32,7 @@ import numpy as np
 import sympy as sp
 
 from .functions import sigmoid
-from .spec import CellSpec, gate_event, gate_hidden
+from .spec import CellSpec, gate_event, gate_hidden, initial_values
 
 DIGITS = 40
 
@@ -41,7 +41,21 @@ def _mp_sigmoid(x):
     return 1 / (1 + mpmath.exp(-x))
 
 
-_MODULES = [{"sigmoid": _mp_sigmoid}, "mpmath"]
+def _mp_logsigmoid(x):
+    """log(sigmoid(x)) by its definition, -log(1 + exp(-x)), at the working precision (log1p:
+    exp(-x) below the working precision still counts)."""
+    return -mpmath.log1p(mpmath.exp(-x))
+
+
+def _mp_heaviside(x, tie=sp.S.Half):
+    """Max's derivative, with SymPy's Heaviside(0) (its second argument) at a tie."""
+    return mpmath.mpf(1) if x > 0 else (mpmath.mpf(0) if x < 0 else mpmath.mpf(tie))
+
+
+_MODULES = [
+    {"sigmoid": _mp_sigmoid, "logsigmoid": _mp_logsigmoid, "Heaviside": _mp_heaviside},
+    "mpmath",
+]
 
 
 def state_sizes(spec: CellSpec, hidden_size: int, projection_size=None) -> dict:
@@ -170,9 +184,12 @@ def random_point(
     sizes = state_sizes(spec, hidden_size, projection_size)
     point = {}
     shapes = leaf_shapes(spec, steps, batch, event_size, hidden_size, projection_size)
+    initial = {f"{s.short}0": s for s in spec.states}
     for name, shape in shapes.items():
         sd = scale if name != "events" and not name.endswith("0") else 1.0
         point[name] = rng.normal(0.0, sd, size=shape)
+        if name in initial:
+            point[name] = initial_values(initial[name], point[name])
     cotangents = {"outputs": rng.normal(size=(steps, batch, sizes[spec.output_state.short]))}
     for s in spec.states:
         cotangents[s.short] = rng.normal(size=(batch, sizes[s.short]))

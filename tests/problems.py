@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from lstm_sym.cells import get
+from lstm_sym.spec import initial_values
 
 
 class Problem(NamedTuple):
@@ -76,7 +77,11 @@ def random_problem(
         return rng.normal(size=shape).astype(dtype)
 
     events = draw(steps, batch, event_size)
-    states = {s: draw(batch, size) for s, size in sizes.items()}
+    by_short = {s.short: s for s in spec.states}
+    states = {
+        s: initial_values(by_short[s], rng.normal(size=(batch, size))).astype(dtype)
+        for s, size in sizes.items()
+    }
     d_outputs = draw(steps, batch, sizes[spec.output_state.short])
     d_lasts = {s: draw(batch, size) for s, size in sizes.items()}
     return Problem(parameters, events, states, d_outputs, d_lasts)

@@ -16,6 +16,7 @@ from . import (
     lstm_nog,
     lstmp,
     peephole_lstm,
+    slstm,
 )
 
 #: Built-in cells by name, in the order ``lstm-sym generate`` writes them.
@@ -34,6 +35,7 @@ CELLS: dict[str, CellSpec] = {
         gru,
         gru_cho,
         lstmp,
+        slstm,
     )
 }
 

@@ -6,6 +6,10 @@
   (``lstm_sym/runtime/lstm_sym_runtime.h``; ``prefix`` is the runtime's, ``lstm_sym``)
   ``<prefix>_sigmoid_<suffix>`` (numerically stable), ``<prefix>_exp_<suffix>`` and
   ``<prefix>_tanh_<suffix>``, which vectorize where libm's scalar calls do not;
+* ``logsigmoid(x)`` as ``min(x, 0) - log1p(exp(-|x|))`` (the runtime's exp, which only sees
+  ``-|x|``; libm's ``log1p``), ``Max(a, b)`` as ``a > b ? a : b`` and ``Heaviside(x, h0)``
+  (``Max``'s derivative) as ``x > 0 ? 1 : (x < 0 ? 0 : h0)`` with SymPy's tie value ``h0``
+  (``functions.TIE``): conditionals, not calls, so the per-unit loops still vectorize;
 * small positive integer powers print as products (``x*x``), never as a call to ``pow``.
 """
 
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import sympy as sp
 from sympy.codegen.ast import float32, float64, real
+from sympy.codegen.cfunctions import log1p
 from sympy.printing.c import C99CodePrinter
 
 #: Per precision: the C type, the suffix of entry points, SymPy's type for literals and libm.
@@ -41,6 +46,29 @@ class GeneratedCPrinter(C99CodePrinter):
 
     def _print_tanh(self, expr):
         return f"{self.prefix}_tanh_{self.suffix}({self._print(expr.args[0])})"
+
+    def _print_logsigmoid(self, expr):
+        x = expr.args[0]
+        stable = sp.Min(x, 0, evaluate=False) - log1p(sp.exp(-sp.Abs(x), evaluate=False))
+        return self._print(stable)
+
+    def _conditional(self, condition: str, yes: str, no: str) -> str:
+        return f"({condition} ? {yes} : {no})"
+
+    def _print_Max(self, expr):
+        first, second = (self._print(arg) for arg in expr.args)  # validate: two arguments
+        return self._conditional(f"{first} > {second}", first, second)
+
+    def _print_Min(self, expr):
+        first, second = (self._print(arg) for arg in expr.args)
+        return self._conditional(f"{first} < {second}", first, second)
+
+    def _print_Heaviside(self, expr):
+        arg, tie = self._print(expr.args[0]), self._print(sp.Float(expr.args[1]))
+        one, zero = self._print(sp.Float(1)), self._print(sp.Float(0))
+        return self._conditional(
+            f"{arg} > {zero}", one, self._conditional(f"{arg} < {zero}", zero, tie)
+        )
 
     def _print_Pow(self, expr):
         base, exponent = expr.args

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from ..derive import Derivation, adjoint, carry
-from ..functions import ACTIVATIONS
+from ..functions import ACTIVATIONS, TIE, sigmoid
 from ..plan import B, H, KernelPlan, P, X, as_plan
 from .latex_printer import LatexNotationPrinter, Notation, escape_text
 from .numpy_printer import numpy_code
@@ -97,6 +97,10 @@ class Document:
         self._define_matrices()
 
     # -- helpers --------------------------------------------------------------------------
+    def letter(self, state) -> str:
+        """A state's letter in the document: its short name, or ``spec.letters[state.name]``."""
+        return self.notation.base[state.new.name]
+
     def tex(self, expr) -> str:
         return self.printer.doprint(expr)
 
@@ -299,11 +303,80 @@ class Document:
             if a.target.name not in nested
         ]
 
+    def stabilization(self) -> list[Equation]:
+        """``spec.stabilizer``: the recurrence of the rescaled states s~ = exp(m) s, which m does
+        not enter. Every value of the step that reads m is inlined, s_{t-1} = exp(-m_{t-1})
+        s~_{t-1} substituted, and exp(m_t) s_t simplified by SymPy (``powsimp`` of the expanded
+        products); the equations reading the new states are rewritten likewise. A stabilizer
+        left in any result is an error: the spec's claim would be false."""
+        spec, eqs = self.spec, []
+        self.rescaled = []  # (s~_t, s_t, s~_{t-1}, s_{t-1}, m_t, m_{t-1}) for the prose
+        self.bounded = []  # values exp(u - m_t) with m_t = Max(u, v): exponent <= 0
+        states = {s.name: s for s in spec.states}
+        for key, names in spec.stabilizer.items():
+            m = states[key]
+            scaled = [states[name] for name in names]
+            stabilizers = {m.new, m.prev}
+            substitution, tildes = {}, {}
+            for s in scaled:
+                tilde = rf"\tilde{{{self.letter(s)}}}"
+                new = sp.Symbol(f"{s.new.name}_unstabilized", real=True)
+                prev = sp.Symbol(f"{s.prev.name}_unstabilized", real=True)
+                self.notation.extra(new.name, rf"{tilde}_{{t}}", tilde)
+                self.notation.extra(prev.name, rf"{tilde}_{{t-1}}", tilde)
+                substitution[s.prev] = sp.exp(-m.prev) * prev
+                substitution[s.new] = sp.exp(-m.new) * new
+                tildes[s.new] = new
+                self.rescaled.append((new, s.new, prev, s.prev, m.new, m.prev))
+            maximum = next(a.expr for a in self.d.forward if a.target == m.new)
+            for a in self.d.forward:
+                if isinstance(a.expr, sp.exp) and isinstance(maximum, sp.Max):
+                    for u in maximum.args:
+                        if sp.expand(a.expr.args[0] - (u - m.new)) == 0:
+                            self.bounded.append(a.target)
+            inlined = {}  # the values of the step that read the stabilizer, as expressions
+            for a in self.d.forward:
+                if a.target == m.new:
+                    continue
+                expr = a.expr.xreplace(inlined)
+                if a.target in substitution:  # a rescaled state: exp(m_t) s_t, simplified
+                    lhs = tildes[a.target]
+                    rhs = sp.powsimp(sp.expand(sp.exp(m.new) * expr.xreplace(substitution)))
+                elif expr.free_symbols & (stabilizers | set(substitution)):
+                    if not (expr.free_symbols & set(substitution)):
+                        inlined[a.target] = expr
+                        continue
+                    lhs, rhs = a.target, sp.powsimp(expr.xreplace(substitution))
+                else:
+                    continue
+                if rhs.free_symbols & stabilizers:
+                    raise ValueError(
+                        f"cell {spec.name!r}: stabilizer {key!r}: {lhs} = {rhs} still reads "
+                        f"{m.new} or {m.prev}: these states are not exp(-m) times a recurrence "
+                        "without m"
+                    )
+                eqs.append(
+                    self.add(
+                        Equation(
+                            _label("unstabilized", a.target.name),
+                            lhs,
+                            (rhs,),
+                            "rescaled",
+                            extra={"rescaled": sp.Tuple(*(sp.Tuple(*r) for r in self.rescaled))},
+                        )
+                    )
+                )
+        return eqs
+
     def activation_derivatives(self) -> list[Equation]:
         z = sp.Symbol("z", real=True)
         self.notation.extra("z", "z")
         eqs = []
+        # sigmoid and tanh always (every document's convention), the others where the cell uses them
+        used = {type(f) for a in self.d.forward for f in a.expr.atoms(sp.Function)}
         for function in ACTIVATIONS:
+            if function not in (sigmoid, sp.tanh) and function not in used:
+                continue
             value = function(z)
             raw = sp.diff(value, z)
             eqs.append(
@@ -420,7 +493,7 @@ class Document:
         through = lin.inputs.xreplace({lin.symbols["Delta"]: delta, lin.symbols["W"]: weights})
         d_prev = self.matrix(
             f"{adjoint(recurrent.prev).name}@t-1",
-            rf"\delta {recurrent.short}_{{t-1}}",
+            rf"\delta {self.letter(recurrent)}_{{t-1}}",
             B,
             self.size(recurrent),
             "through",
@@ -457,7 +530,7 @@ class Document:
                     0,
                     self.matrix(
                         adjoint(s.prev).name,
-                        rf"\delta^{{\mathrm{{u}}}} {s.short}_{{t-1}}",
+                        rf"\delta^{{\mathrm{{u}}}} {self.letter(s)}_{{t-1}}",
                         B,
                         H,
                         "direct",
@@ -470,7 +543,7 @@ class Document:
                         _label("bptt", "through", s.name),
                         self.matrix(
                             f"{adjoint(s.prev).name}@t-1",
-                            rf"\delta {s.short}_{{t-1}}",
+                            rf"\delta {self.letter(s)}_{{t-1}}",
                             B,
                             H,
                             "through",
@@ -505,7 +578,7 @@ class Document:
             else:
                 passed = self.matrix(
                     f"{adjoint(s.prev).name}@t-1",
-                    rf"\delta {s.short}_{{t-1}}",
+                    rf"\delta {self.letter(s)}_{{t-1}}",
                     B,
                     H,
                     "through",
@@ -534,7 +607,12 @@ class Document:
                 0,
             )
             last = self.matrix(
-                f"d_{s.short}_last", rf"\bar{{{s.short}}}_{{T}}", B, self.size(s), "d_last", s.short
+                f"d_{s.short}_last",
+                rf"\bar{{{self.letter(s)}}}_{{T}}",
+                B,
+                self.size(s),
+                "d_last",
+                s.short,
             )
             rhs = projected(s, ([y_last] if s.new == spec.output else []) + [last])
             eqs.append(
@@ -551,7 +629,7 @@ class Document:
         for s in spec.states:
             grad = self.matrix(
                 f"grad_{s.short}0",
-                rf"\frac{{\partial L}}{{\partial {s.short}_{{0}}}}",
+                rf"\frac{{\partial L}}{{\partial {self.letter(s)}_{{0}}}}",
                 B,
                 self.size(s),
                 "gradient",
@@ -559,7 +637,7 @@ class Document:
             )
             passed = self.matrix(
                 f"{adjoint(s.prev).name}@1",
-                rf"\delta {s.short}_{{0}}",
+                rf"\delta {self.letter(s)}_{{0}}",
                 B,
                 self.size(s),
                 "through",
@@ -603,7 +681,7 @@ class Document:
         """Variable-length batches: the masked update of any state and of the outputs (the
         plan's :class:`~lstm_sym.plan.Masking`), and its backward, every derivative by
         ``sympy.diff`` of the masked update (nothing typed)."""
-        out = self.spec.output_state.short
+        out = self.letter(self.spec.output_state)
 
         def symbol(name, latex):
             self.notation.extra(name, latex)
@@ -759,7 +837,7 @@ class Document:
             lin = self.d.projection
             deltas = self.matrix(
                 f"samples_d_{projected.new.name}",
-                rf"\Delta_{{{projected.short}}}",
+                rf"\Delta_{{{self.letter(projected)}}}",
                 N,
                 P,
                 "samples_adjoint",
@@ -832,6 +910,7 @@ def build(kernel: KernelPlan | Derivation) -> Document:
     doc.sections = {
         "projection": doc.forward(),
         "forward": doc.per_unit_forward(),
+        "stabilizer": doc.stabilization(),
         "activations": doc.activation_derivatives(),
         "partials": doc.partials(),
         "linear": doc.linear(),
@@ -903,7 +982,8 @@ def context(kernel: KernelPlan | Derivation, command: str) -> dict:
         "gate_letters": ", ".join(f"${n.gate_letters[g]}$" for g in kernel.gates),
         "gate_names": ", ".join(_texttt(g) for g in kernel.gates),
         "states": [
-            {"short": s.state.short, "name": s.name, "code": _texttt(s.name)} for s in kernel.states
+            {"short": n.base[s.state.new.name], "name": s.name, "code": _texttt(s.name)}
+            for s in kernel.states
         ],
         "notation": _notation_rows(doc),
         "attributes": attributes,
@@ -912,7 +992,19 @@ def context(kernel: KernelPlan | Derivation, command: str) -> dict:
         ),
         "linear_code": {k: _texttt(v.replace(" ", "")) for k, v in code_of.items()},
         "output": n.scalar[kernel.output.state.new.name],
-        "recurrent_short": kernel.recurrent.state.short,
+        "recurrent_short": n.base[kernel.recurrent.state.new.name],
+        "rescaled": [
+            {
+                "definition": f"{doc.tex(new)} = {doc.tex(sp.exp(m) * old)}",
+                "state": n.scalar[old.name],
+                "prev": f"{doc.tex(prev)} = {doc.tex(sp.exp(m_prev) * old_prev)}",
+                "stabilizer": n.scalar[m.name],
+            }
+            for new, old, prev, old_prev, m, m_prev in getattr(doc, "rescaled", [])
+        ],
+        "bounded": ", ".join(f"${n.scalar[s.name]}$" for s in getattr(doc, "bounded", [])),
+        "tie": doc.tex(TIE),
+        "uses_max": any(a.expr.has(sp.Max) for a in derivation.forward),
         "summed": kernel.summed,
         "sources": [
             {

@@ -25,7 +25,7 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
 from ..derive import Derivation, adjoint, carry, gate_pre
-from ..functions import sigmoid
+from ..functions import logsigmoid, sigmoid
 from ..spec import gate_event, gate_hidden
 from .escaping import one_line
 
@@ -94,9 +94,11 @@ class Notation:
             self.scalar[symbol.name] = base if time is None else f"{base}_{{{time}}}"
 
         for state in spec.states:
-            used_letters.add(state.short)
-            define(state.new, state.short, "t")
-            define(state.prev, state.short, "t-1")
+            # The state's short name, or its letter where that is taken (sLSTM's m: the mask).
+            short = spec.letters.get(state.name, state.short)
+            used_letters.add(short)
+            define(state.new, short, "t")
+            define(state.prev, short, "t-1")
         self.gate_letters = {}
         # A gate whose activation is a state (FGR's carried gates) prints with the state's letter.
         state_letters = {s.new.name: s.short for s in spec.states}
@@ -193,7 +195,18 @@ class LatexNotationPrinter(LatexPrinter):
         # sigmoid has a ``_latex`` method (with \left( \right)); the printer's own rule wins here.
         if isinstance(expr, sigmoid):
             return self._print_sigmoid(expr, **kwargs)
+        if isinstance(expr, logsigmoid):
+            return self._print_logsigmoid(expr, **kwargs)
         return super()._print(expr, **kwargs)
+
+    def _print_logsigmoid(self, expr, exp=None):
+        tex = rf"\log\sigma({self._print(expr.args[0])})"
+        return tex if exp is None else rf"({tex})^{{{exp}}}"
+
+    def _print_Heaviside(self, expr, exp=None):
+        # H(0) = functions.TIE (1/2), which the document states where Max appears.
+        tex = rf"\mathrm{{H}}({self._print(expr.args[0])})"
+        return tex if exp is None else rf"{tex}^{{{exp}}}"
 
     def _print_sigmoid(self, expr, exp=None):
         tex = rf"\sigma({self._print(expr.args[0])})"

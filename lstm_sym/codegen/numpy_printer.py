@@ -1,6 +1,9 @@
 """SymPy's NumPy printer, extended for generated modules that ``import numpy as np``.
 
 * ``sigmoid`` prints as a call to the module's numerically stable ``_sigmoid``;
+* ``logsigmoid`` as ``-np.logaddexp(0, -x)`` (``min(x, 0) - log1p(exp(-|x|))``, no overflow),
+  ``Max(a, b)`` as ``np.maximum``, ``Heaviside(x, h0)`` (``Max``'s derivative) as
+  ``np.heaviside(x, h0)`` with SymPy's tie value ``h0`` (``functions.TIE``);
 * matrix products print with ``@``, transposes as ``.T``, and a product with a column of ones
   (``Delta^T 1``, a bias gradient) as a sum over rows.
 """
@@ -9,6 +12,7 @@ from __future__ import annotations
 
 import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
+from sympy.printing.precedence import PRECEDENCE
 
 
 class GeneratedNumPyPrinter(NumPyPrinter):
@@ -24,6 +28,17 @@ class GeneratedNumPyPrinter(NumPyPrinter):
 
     def _print_sigmoid(self, expr):
         return f"_sigmoid({self._print(expr.args[0])})"
+
+    def _print_logsigmoid(self, expr):
+        return f"-np.logaddexp(0, -{self.parenthesize(expr.args[0], PRECEDENCE['Mul'])})"
+
+    def _print_Max(self, expr):
+        first, second = expr.args  # spec.validate: Max of two arguments
+        return f"np.maximum({self._print(first)}, {self._print(second)})"
+
+    def _print_Heaviside(self, expr):
+        arg, tie = expr.args
+        return f"np.heaviside({self._print(arg)}, {self._print(sp.Float(tie))})"
 
     def _print_Transpose(self, expr):
         arg = self._print(expr.arg)

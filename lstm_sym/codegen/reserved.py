@@ -244,6 +244,7 @@ def _probe(spec: CellSpec) -> tuple[CellSpec, dict[str, str]]:
                 prev=sub(s.prev),
                 new=sub(s.new),
                 projection=None if s.projection is None else sub(s.projection),
+                positive=s.positive,
             )
             for s in spec.states
         ),
@@ -265,6 +266,10 @@ def _probe(spec: CellSpec) -> tuple[CellSpec, dict[str, str]]:
         ),
         letters={},
         hidden_sources={gates[g]: sources(v) for g, v in spec.hidden_sources.items()},
+        stabilizer={
+            token(k, "state"): tuple(token(n, "state") for n in v)
+            for k, v in spec.stabilizer.items()
+        },
     )
     return probe, tokens
 

@@ -5,7 +5,9 @@ when it is constructed; generating must not depend on whether (or which) torch i
 this subclasses :class:`~sympy.printing.numpy.NumPyPrinter` with its module set to ``torch``:
 
 * the functions a spec may use print as torch's (``torch.tanh``, ``torch.exp``, ``torch.sqrt``);
-  ``sigmoid`` as ``torch.sigmoid``;
+  ``sigmoid`` as ``torch.sigmoid``, ``logsigmoid`` as ``torch.nn.functional.logsigmoid``,
+  ``Max(a, b)`` as ``torch.maximum``, ``Heaviside(x, 1/2)`` (``Max``'s derivative, SymPy's tie
+  value ``functions.TIE``) as ``(torch.sign(x) + 1) * 0.5``;
 * matrix products print with ``@``, transposes as ``.T``, and a product with a column of ones
   (``Delta^T 1``, a bias gradient) as a sum over rows (``.sum(dim=0)``).
 """
@@ -46,6 +48,19 @@ class GeneratedTorchPrinter(NumPyPrinter):
 
     def _print_sigmoid(self, expr):
         return f"torch.sigmoid({self._print(expr.args[0])})"
+
+    def _print_logsigmoid(self, expr):
+        return f"torch.nn.functional.logsigmoid({self._print(expr.args[0])})"
+
+    def _print_Max(self, expr):
+        first, second = expr.args  # spec.validate: Max of two arguments
+        return f"torch.maximum({self._print(first)}, {self._print(second)})"
+
+    def _print_Heaviside(self, expr):
+        arg, tie = expr.args
+        if tie != sp.S.Half:  # the only tie rule the derivation makes (SymPy's default)
+            raise NotImplementedError(f"Heaviside with H(0) = {tie}: only 1/2 is printed")
+        return f"(torch.sign({self._print(arg)}) + 1) * 0.5"
 
     def _print_Transpose(self, expr):
         arg = self._print(expr.arg)

@@ -166,6 +166,22 @@ def _mgu_step(event_part, states, weights):
     return h, (h,)
 
 
+def _slstm_step(event_part, states, weights):
+    # xLSTM's sLSTM, stabilized (Beck et al. 2024), gates (i, f, z, o), full recurrent matrix:
+    # log i = i~, log f = log sigmoid(f~); m = max(log f + m_prev, i~); i' = exp(i~ - m),
+    # f' = exp(log f + m_prev - m); c = f' c + i' tanh(z~); n = f' n + i'; h = sigmoid(o~) c / n
+    h, c, n, m = states
+    _, _, w_h, b_h = weights
+    i, f, z, o = (event_part + F.linear(h, w_h, b_h)).chunk(4, 1)
+    log_f_plus_m = F.logsigmoid(f) + m
+    m = torch.maximum(log_f_plus_m, i)
+    i_stabilized, f_stabilized = torch.exp(i - m), torch.exp(log_f_plus_m - m)
+    c = f_stabilized * c + i_stabilized * torch.tanh(z)
+    n = f_stabilized * n + i_stabilized
+    h = torch.sigmoid(o) * c / n
+    return h, (h, c, n, m)
+
+
 _BASE = ("event_weights", "event_bias", "hidden_weights", "hidden_bias")
 _PEEPHOLES = ("peephole_update", "peephole_forget", "peephole_output")
 _LSTM_STATES = ("hidden", "cell")
@@ -198,6 +214,9 @@ CELLS: dict[str, ReferenceCell] = {
             (*_BASE, "projection_weights"),
             hidden_columns="P",
             projected=True,
+        ),
+        ReferenceCell(
+            "slstm", 4, ("hidden", "cell", "normalizer", "stabilizer"), _slstm_step, _BASE
         ),
     )
 }

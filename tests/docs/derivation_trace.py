@@ -43,7 +43,15 @@ class Trace:
             s.short: torch.tensor(self.initial[s.short], requires_grad=True) for s in spec.states
         }
         state = dict(initial)
-        functions = [{"sigmoid": torch.sigmoid, "tanh": torch.tanh, "exp": torch.exp}]
+        functions = [
+            {
+                "sigmoid": torch.sigmoid,
+                "tanh": torch.tanh,
+                "exp": torch.exp,
+                "logsigmoid": torch.nn.functional.logsigmoid,
+                "max": torch.maximum,  # Max(a, b) prints as Python's max(a, b)
+            }
+        ]
         recurrent = spec.recurrent_state
         records = []
         outputs = []

@@ -18,14 +18,14 @@ import pytest
 import sympy as sp
 
 from lstm_sym.cells import CELLS, get
-from lstm_sym.functions import sigmoid
+from lstm_sym.functions import logsigmoid, sigmoid
 
 pytest.importorskip("torch")
 from tests.docs.derivation_trace import Trace, evaluate_matrix
 from tests.support import ROOT
 
 NAMESPACE = {name: getattr(sp, name) for name in dir(sp)}
-NAMESPACE.update({"Str": sp.core.symbol.Str, "sigmoid": sigmoid})
+NAMESPACE.update({"Str": sp.core.symbol.Str, "sigmoid": sigmoid, "logsigmoid": logsigmoid})
 
 
 def load(name):
@@ -33,7 +33,16 @@ def load(name):
     for entry in payload["equations"]:
         entry["lhs_expr"] = eval(entry["lhs"], dict(NAMESPACE))
         entry["rhs_exprs"] = [eval(r, dict(NAMESPACE)) for r in entry["rhs"]]
-        for key in ("definition", "wrt", "loss", "target", "mask", "running", "finished"):
+        for key in (
+            "definition",
+            "wrt",
+            "loss",
+            "target",
+            "mask",
+            "running",
+            "finished",
+            "rescaled",
+        ):
             if key in entry:
                 entry[key + "_expr"] = eval(entry[key], dict(NAMESPACE))
     return payload["equations"]
@@ -51,7 +60,11 @@ def cell(request, random_problem):
 
 def _numpy(expr, env):
     args = sorted(expr.free_symbols, key=lambda s: s.name)
-    f = sp.lambdify(args, expr, modules=[{"sigmoid": lambda x: 1 / (1 + np.exp(-x))}, "numpy"])
+    functions = {
+        "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
+        "logsigmoid": lambda x: -np.log1p(np.exp(-x)),
+    }
+    f = sp.lambdify(args, expr, modules=[functions, "numpy"])
     return np.broadcast_to(f(*(env[s.name] for s in args)), next(iter(env.values())).shape)
 
 
@@ -99,7 +112,12 @@ def test_step_equations(cell):
 
 
 def _mp(expr, symbols):
-    modules = [{"sigmoid": lambda x: 1 / (1 + mpmath.exp(-x))}, "mpmath"]
+    functions = {
+        "sigmoid": lambda x: 1 / (1 + mpmath.exp(-x)),
+        "logsigmoid": lambda x: -mpmath.log1p(mpmath.exp(-x)),
+        "Heaviside": lambda x, tie: mpmath.mpf(1 if x > 0 else 0 if x < 0 else tie),
+    }
+    modules = [functions, "mpmath"]
     return sp.lambdify(symbols, expr, modules=modules)
 
 
@@ -232,9 +250,26 @@ def test_matrix_equations(cell):
     assert checked > 0
 
 
+def test_the_unstabilized_recurrence_holds_for_the_rescaled_states(cell):
+    """A stabilizer's section (sLSTM): with s~ = exp(m) s from the trace's values of s and m,
+    the printed recurrence without m holds at every step (the PDF's equivalence claim)."""
+    spec, trace, equations, _ = cell
+    rescaled = [e for e in equations if e["check"] == "rescaled"]
+    assert bool(rescaled) == bool(spec.stabilizer)
+    for t, env in enumerate(trace.env):
+        for e in rescaled:
+            values = dict(env)
+            for new, state, prev, state_prev, m, m_prev in e["rescaled_expr"]:
+                values[new.name] = np.exp(env[m.name]) * env[state.name]
+                values[prev.name] = np.exp(env[m_prev.name]) * env[state_prev.name]
+            for rhs in e["rhs_exprs"]:
+                _close(_numpy(rhs, values), values[e["lhs_expr"].name], f"{e['label']} t={t + 1}")
+
+
 def test_every_equation_is_checked(cell):
     _, _, equations, _ = cell
     kinds = {"step", "partial", "linear", "definition", "matrix", "projection", "masked"}
+    kinds |= {"rescaled"}
     assert {e["check"] for e in equations} <= kinds
     assert len(equations) > 40
 

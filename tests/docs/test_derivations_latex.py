@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -135,3 +136,11 @@ def test_latex_check_reruns_the_verification():
     """``lstm-sym latex --check``: the table is what the checks give today (about a minute)."""
     pytest.importorskip("torch")
     assert derivations.latex(ROOT, ["lstm"], check=True, log=lambda *_: None) == []
+
+
+def test_a_false_stabilizer_claim_stops_the_derivation_document():
+    """h is not exp(-m) times a recurrence without m: SymPy finds m left and the document
+    refuses to print the equivalence."""
+    spec = dataclasses.replace(get("slstm"), stabilizer={"stabilizer": ("cell",)})
+    with pytest.raises(ValueError, match="still reads stabilizer"):
+        latex_document.build(derive(spec))

@@ -101,8 +101,13 @@ def test_default_states_are_zeros(cell, random_problem):
         assert relative_error(last, ref_last) < 1e-12
     d_outputs = np.ones_like(outputs)
     grads, ref = native.backward(cache, d_outputs), module.backward(ref_cache, d_outputs)
+    # Relative to the largest gradient: from zero states some gradients are exactly 0 and
+    # both sides hold rounding errors (sLSTM's input-gate biases: h does not change when every
+    # i~_t shifts by one constant, since c~ and n~ then scale alike)
+    scale = max(np.max(np.abs(getattr(ref, name))) for name in ref.NAMES)
     for name in ref.NAMES:
-        assert relative_error(getattr(grads, name), getattr(ref, name)) < 1e-12, name
+        error = np.max(np.abs(getattr(grads, name) - getattr(ref, name)))
+        assert error <= 1e-12 * scale, name
 
 
 def _states(lasts):

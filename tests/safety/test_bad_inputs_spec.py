@@ -129,8 +129,13 @@ SPEC_ROWS = [
     # Functions the emitters cannot print
     ("unsupported function sin", {"function": "sp.sin"}, ["sin", "equation 1"]),
     ("unsupported function Abs", {"function": "sp.Abs"}, ["Abs", "equation 1"]),
-    ("unsupported function exp", {"function": "sp.exp"}, ["exp", "equation 1"]),
-    ("unsupported function Max", {"function": "(lambda a: sp.Max(a, 0))"}, ["Max", "equation 1"]),
+    ("unsupported function log", {"function": "sp.log"}, ["log", "equation 1"]),
+    ("unsupported function Min", {"function": "(lambda a: sp.Min(a, 0))"}, ["Min", "equation 1"]),
+    (
+        "Max of three arguments",
+        {"function": "(lambda a: sp.Max(a, 0, param))"},
+        ["Max", "3 arguments", "two", "equation 1"],
+    ),
     ("unsupported constant pi", {"function": "sp.pi * "}, ["pi", "equation 1"]),
     ("complex number", {"function": "sp.I * "}, ["I", "equation 1"]),
     ("complex infinity", {"function": "sp.zoo * "}, ["zoo", "equation 1"]),

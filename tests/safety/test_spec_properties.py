@@ -71,7 +71,7 @@ def specs(draw):
         hypothesis.assume(False)
     first = draw(_tree([g_event, g_hidden, unit, prev]))
     if draw(st.integers(0, 7)) == 0:
-        first = draw(st.sampled_from([sp.sin, sp.Abs, lambda a: sp.Max(a, 0)]))(first)
+        first = draw(st.sampled_from([sp.sin, sp.Abs, lambda a: sp.Min(a, 0)]))(first)
     second = draw(_tree([value, prev]))
     return CellSpec(
         name=cell,

@@ -3,6 +3,8 @@ hidden projection reading values of the step) are checked before anything is der
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import sympy as sp
 
@@ -133,3 +135,40 @@ def test_projected_state_prev_as_a_hidden_source_is_refused():
         r"previous value of the projected state hidden",
     ):
         validate(bad)
+
+
+def test_exp_logsigmoid_and_max_of_two_are_accepted_and_others_named():
+    from lstm_sym.functions import logsigmoid
+
+    event, hidden = gate_symbols(("g",))
+    h_prev, h, m = real_symbol("hidden_prev"), real_symbol("hidden"), real_symbol("m")
+
+    def spec(expr):
+        return CellSpec(
+            name="x",
+            title="x",
+            gates=("g",),
+            states=(State("hidden", "h", h_prev, h),),
+            output=h,
+            recurrent=h_prev,
+            equations=((m, expr), (h, sp.exp(m - h_prev))),
+        )
+
+    pre = event.g + hidden.g
+    validate(spec(sp.Max(logsigmoid(pre) + h_prev, pre)))
+    for bad, name in (
+        (sp.Max(pre, h_prev, 2 * pre), "3 arguments"),
+        (sp.Min(pre, h_prev), "Min"),
+        (sp.log(sigmoid(pre)), "log"),
+    ):
+        with pytest.raises(SpecError, match=rf"equation 1 \(m = .*{name}"):
+            validate(spec(bad))
+
+
+def test_a_stabilizer_names_states_of_the_cell():
+    spec = get("slstm")
+    validate(spec)
+    bad = ({"stabilizer": ("cell", "memory")}, {"stab": ("cell",)}, {"cell": ()}, ("cell",))
+    for stabilizer in bad:
+        with pytest.raises(SpecError, match="stabilizer"):
+            validate(dataclasses.replace(spec, stabilizer=stabilizer))

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lstm_sym.cells import CELLS
+from lstm_sym.spec import initial_values
 from tests.support import ROOT
 
 
@@ -52,7 +54,10 @@ def random_problem(module, steps, batch, event_size, hidden_size, projection_siz
         for s in module.STATES
     ]
     events = rng.normal(size=(steps, batch, event_size))
+    # A built-in cell's positive states (sLSTM's normalizer) start positive, as tests/problems.py
+    declared = {s.short: s for s in CELLS[module.CELL].states} if module.CELL in CELLS else {}
     states = {short: rng.normal(size=(batch, size)) for short, size in zip(shorts, sizes)}
+    states = {k: initial_values(declared[k], v) if k in declared else v for k, v in states.items()}
     d_outputs = rng.normal(size=(steps, batch, sizes[0]))
     d_lasts = {short: rng.normal(size=(batch, size)) for short, size in zip(shorts, sizes)}
     return parameters, events, states, d_outputs, d_lasts
