@@ -224,6 +224,7 @@ class NativeCell:
         self._step_plans: dict = {}
         #: Which state is the output (its index in STATES)
         self.output_index = [s.short for s in abi.states].index(abi.output_state)
+        self.no_states = (None,) * len(abi.states)
         #: The C parameter arrays, in the order of the parameters' part of a work buffer
         self.packed_arrays = tuple(array for array, _ in abi.parameters)
         self._error_string = getattr(library, abi.error_string)
@@ -356,7 +357,7 @@ class NativeCell:
                     f"prepared for {parameters.cell}"
                 )
             dtype = parameters.dtype
-            return (np.empty(0, dtype),), [parameters.buffer(dtype)], dtype, parameters
+            return parameters.proxies, [parameters.buffer(dtype)], dtype, parameters
         if not isinstance(parameters, self.Parameters):
             raise TypeError(
                 f"parameters must be a {self.CELL}.Parameters, got {_parameters_name(parameters)}"

@@ -18,6 +18,7 @@ import numpy as np
 
 from . import checks
 from .calls import ALIGN, Views, address, compiled_call, layout, returned_shape
+from .prepared import PreparedParameters
 
 _CANONICAL = {
     np.dtype(np.float64): np.dtype(np.float64),
@@ -163,7 +164,7 @@ def infer(cell, key, blocks, states, events, lengths, prepared=None):
 class StepPlan:
     """A step's per-size work done once (see :func:`step_plan`)."""
 
-    __slots__ = ("call", "parameters", "size", "states", "views")
+    __slots__ = ("call", "parameters", "size", "views")
 
     def __init__(self, **fields):
         for name, value in fields.items():
@@ -171,11 +172,11 @@ class StepPlan:
 
 
 def step_plan(cell, key) -> StepPlan:
-    """One buffer per call holds the previous states given (``[0, states)``), the C work and
-    the results (the output, then each new state); the parameters are read at ``p`` (a prepared
-    buffer, or the workspace's copy in the C layout). The C call of ``<cell>_step_forward_*``
-    with every argument's source written in (``e``: the event's address; ``saved``: NULL)."""
-    dtype, batch, event_size, hidden, projection, given, batched = key
+    """One buffer per call holds the C work and the results (the output, then each new state);
+    the parameters are read at ``p`` (a prepared buffer, or the workspace's copy in the C
+    layout), the event at ``e`` and the previous states at ``s[k]`` (None: zeros). The C call
+    of ``<cell>_step_forward_*`` with every other argument written in (``saved``: NULL)."""
+    dtype, batch, event_size, hidden, projection, batched = key
     abi = cell.abi
     values = {
         "batch": batch,
@@ -193,18 +194,13 @@ def step_plan(cell, key) -> StepPlan:
         at += count
     shorts = [s.short for s in abi.states]
     sizes = {s.short: values[s.size] for s in abi.states}
+    counts = {"work": work, "output": batch * sizes[abi.output_state]}
+    counts.update({f"{s}_next": batch * sizes[s] for s in shorts})
     regions, total = {}, 0
-    names = [f"{s}_prev" for s in shorts] if given else []
-    names += ["work", "output", *(f"{s}_next" for s in shorts)]
-    for name in names:
-        short = name.split("_")[0]
-        count = (
-            work
-            if name == "work"
-            else batch * sizes[abi.output_state if name == "output" else short]
-        )
+    for name, count in counts.items():
         regions[name] = total
         total += -(-count // ALIGN) * ALIGN
+    previous = [f"{s}_prev" for s in shorts]
     itemsize = dtype.itemsize
     parts = []
     for name, is_size in cell.arguments("step_forward"):
@@ -216,7 +212,9 @@ def step_plan(cell, key) -> StepPlan:
             parts.append(f"b + {regions[name] * itemsize}")
         elif name == "event":
             parts.append("e")
-        else:  # a previous state not given (zeros) or the saved values (not kept): NULL
+        elif name in previous:
+            parts.append(f"s[{previous.index(name)}]")
+        else:  # the saved values (not kept): NULL
             parts.append("None")
 
     def shape(short):
@@ -227,16 +225,27 @@ def step_plan(cell, key) -> StepPlan:
     return StepPlan(
         parameters=at,
         size=max(total, 1),
-        states=regions[f"{shorts[0]}_prev"] if given else 0,
         views=Views(dtype, max(total, 1), views),
-        call=compiled_call(parts, "p, b, e"),
+        call=compiled_call(parts, "p, b, e, s"),
     )
+
+
+def _state_address(value, dtype, kept):
+    """The address of a previous state for the C (converted to a C-contiguous ``dtype`` copy,
+    kept alive in ``kept``, unless it is one already)."""
+    if not (value.dtype is dtype and (flags := value.flags).c_contiguous and flags.aligned):
+        value = np.ascontiguousarray(value, dtype=dtype)
+        kept.append(value)
+    return address(value)
 
 
 def step(cell, parameters, event, state):
     """``output, state`` of one step (see :meth:`NativeCell.step`), with the checks and errors
     of the generated module's ``step``."""
-    proxies, blocks, parameters_dtype, prepared = cell._checked_parameters(parameters)
+    if type(parameters) is PreparedParameters and parameters.cell == cell.CELL:
+        prepared, proxies, parameters_dtype = parameters, parameters.proxies, parameters.dtype
+    else:
+        proxies, blocks, parameters_dtype, prepared = cell._checked_parameters(parameters)
     if type(event) is not np.ndarray or event.dtype.kind not in "biuf":
         event = checks.real_array(event, "event")
     shape = event.shape
@@ -250,11 +259,11 @@ def step(cell, parameters, event, state):
     batch = shape[0] if batched else 1
     hidden = parameters.hidden_size
     projection = parameters.projection_size if cell.abi.projected else None
-    dtype = event.dtype
+    dtype = _CANONICAL.get(event.dtype, event.dtype)
     same = parameters_dtype is dtype
-    states = ()
+    states = cell.no_states
     if state is not None:
-        count = len(cell.abi.states)
+        count = len(cell.STATES)
         if count == 1:
             state = (state,)
         elif type(state) not in (tuple, list) or len(state) != count:
@@ -263,56 +272,51 @@ def step(cell, parameters, event, state):
                 f"or None, got {type(state).__name__}"
                 + (f" of length {len(state)}" if isinstance(state, (tuple, list)) else "")
             )
-        checked = []
+        states = []
         for k, ((entry, size), value) in enumerate(
             zip(cell._sizes(hidden, projection), state, strict=True)
         ):
-            name = "state" if count == 1 else f"state[{k}]"
             if type(value) is not np.ndarray or value.dtype.kind not in "biuf":
-                value = checks.real_array(value, name)
+                value = checks.real_array(value, "state" if count == 1 else f"state[{k}]")
             expected = (batch, size) if batched else (size,)
             if value.shape != expected:
+                name = "state" if count == 1 else f"state[{k}]"
                 raise ValueError(
                     f"{name} ({entry.name}) must have shape {expected} (the event's batch, the "
                     f"state's size), got {value.shape}"
                 )
             if value.dtype is not dtype:
                 same = False
-            checked.append(value)
-        states = checked
+            states.append(value)
     if not same:
-        dtype = _CANONICAL[checks.float_dtype(event, *states, *proxies)]
-    else:
-        dtype = _CANONICAL[dtype]
-    key = (dtype, batch, event_size, hidden, projection, bool(states), batched)
-    plans = cell._step_plans
-    plan = plans.get(key)
+        given = [v for v in states if v is not None]
+        dtype = _CANONICAL[checks.float_dtype(event, *given, *proxies)]
+    key = (dtype, batch, event_size, hidden, projection, batched)
+    plan = cell._step_plans.get(key)
     if plan is None:
-        if len(plans) > 64:
-            plans.clear()
-        plan = plans[key] = step_plan(cell, key)
+        if len(cell._step_plans) > 64:
+            cell._step_plans.clear()
+        plan = cell._step_plans[key] = step_plan(cell, key)
+    kept = []  # converted inputs: alive until the C call returns
     if not (event.dtype is dtype and (flags := event.flags).c_contiguous and flags.aligned):
         event = np.ascontiguousarray(event, dtype=dtype)
+    addresses = [None if v is None else _state_address(v, dtype, kept) for v in states]
     buffer = np.empty(plan.size, dtype=dtype)
-    if states:
-        at = plan.states
-        for value in states:
-            end = at + value.size
-            buffer[at:end] = value.reshape(-1)
-            at = end + (-value.size % ALIGN)
     entry = cell._entries["step_forward", dtype][0]
     if prepared is not None:
-        status = plan.call(entry, prepared.address(dtype), address(buffer), address(event))
+        status = plan.call(
+            entry, prepared.address(dtype), address(buffer), address(event), addresses
+        )
     else:
         workspace = cell.workspace
         work = workspace.take(dtype, plan.parameters)
         try:
             np.concatenate(blocks, out=work, casting="unsafe")
-            status = plan.call(entry, address(work), address(buffer), address(event))
+            status = plan.call(entry, address(work), address(buffer), address(event), addresses)
         finally:
             workspace.give(work)
     if status != 0:
         cell._fail("step_forward", dtype, status)
     output, *new = plan.views(buffer)
-    np.copyto(output, new[cell.output_index])
+    output[...] = new[cell.output_index]
     return output, tuple(new) if len(new) > 1 else new[0]

@@ -30,6 +30,7 @@ class PreparedParameters:
         "kernel",
         "offsets",
         "projection_size",
+        "proxies",
     )
 
     def __init__(self, cell, parameters, blocks, dtype):
@@ -38,7 +39,8 @@ class PreparedParameters:
         set_ = object.__setattr__
         set_(self, "cell", cell.CELL)
         set_(self, "kernel", cell.kernel)
-        set_(self, "dtype", np.dtype(dtype))
+        set_(self, "dtype", np.dtype(flat.dtype.type))  # the canonical dtype object
+        set_(self, "proxies", (np.empty(0, flat.dtype),))  # for the dtype promotion
         set_(self, "event_size", parameters.event_size)
         set_(self, "hidden_size", parameters.hidden_size)
         set_(self, "projection_size", getattr(parameters, "projection_size", None))
