@@ -58,16 +58,27 @@ size_t gru_step_work_size(size_t batch, size_t hidden_size)
     return total;
 }
 
-/* Elements of infer's work buffer before its packing area: per B * H, a step's saved values,
- * gate pre-activations, two of each state. */
+/* The steps whose event projections infer computes in one product: as many as make
+ * LSTM_SYM_PACK_MC rows (one product worth its packing at small batches), at least one. */
+static size_t gru_infer_block(size_t batch)
+{
+    return batch >= LSTM_SYM_PACK_MC ? 1u : LSTM_SYM_PACK_MC / batch;
+}
+
+/* Elements of infer's work buffer before its packing area: the event projections of a block of
+ * steps (at most max(B, LSTM_SYM_PACK_MC) rows of G * H); per B * H, a step's saved values, its
+ * hidden parts, two of each state. */
 static size_t gru_infer_base(size_t batch, size_t hidden_size)
 {
-    size_t units, total;
+    size_t units, rows, projections, total;
     if (!lstm_sym_multiply(batch, hidden_size, &units) ||
-        !lstm_sym_multiply(units, GRU_SAVED + GRU_DELTAS * GRU_GATES + 2u * (GRU_STATES - 0u), &total)) {
+        !lstm_sym_multiply(hidden_size, GRU_GATES, &rows) ||
+        !lstm_sym_multiply(gru_infer_block(batch) * batch, rows, &projections) ||
+        !lstm_sym_multiply(units, GRU_SAVED + (GRU_DELTAS - 1u) * GRU_GATES + 2u * (GRU_STATES - 0u), &total) ||
+        projections > LSTM_SYM_SIZE_LIMIT - total) {
         return 0;
     }
-    return total;
+    return total + projections;
 }
 
 size_t gru_infer_work_size(size_t batch, size_t hidden_size)
@@ -831,12 +842,15 @@ int gru_infer_f64(
         }
     }
     {
-        /* The work buffer: a step's saved values, its gate pre-activations (event and hidden parts),
-         * then two buffers per state (the current and the next state), then the packing area */
+        /* The work buffer: a step's saved values, the event projections of a block of steps,
+         * a step's hidden parts, two buffers per state (the current and the next state),
+         * then the packing area */
+        const size_t block = gru_infer_block(batch);
         double *const saved = work;
         double *const projection = saved + GRU_SAVED * units;
-        double *const hidden_part = projection + batch * rows;
-        double *h_now = projection + GRU_DELTAS * batch * rows;
+        double *const after_projection = projection + block * batch * rows;
+        double *const hidden_part = after_projection;
+        double *h_now = after_projection + (GRU_DELTAS - 1u) * batch * rows;
         double *h_next = h_now + units;
         const size_t pack_at = lstm_sym_pack_offset_f64(work, gru_infer_base(batch, hidden_size));
         double *const pack = pack_at == 0 ? NULL : work + pack_at;
@@ -853,12 +867,15 @@ int gru_infer_f64(
         /* Initial states; NULL means zeros. */
         lstm_sym_copy_f64(units, h0, h_now);
         for (t = 0; t < steps; ++t) {
-            double *const event_part = projection;
-            /* This step's event projections: forward's product over every step, its rows of
-             * step t (each row's sums are the same: the products' blocking does not depend on
-             * the rows) (eq:projection-reset-pre, eq:projection-update-pre, eq:projection-new-event, eq:projection-new-hidden) */
-            lstm_sym_broadcast_f64(batch, rows, event_bias, NULL, projection);
-            lstm_sym_product_nt_f64(batch, rows, event_size, events + t * batch * event_size, event_weights, projection, pack, panel);
+            double *const event_part = projection + t % block * batch * rows;
+            if (t % block == 0) {
+                /* The event projections of the next `block` steps: forward's product over every
+                 * step, its rows of these steps (each row's sums are the same: the products'
+                 * blocks of terms do not depend on the number of rows) (eq:projection-reset-pre, eq:projection-update-pre, eq:projection-new-event, eq:projection-new-hidden) */
+                const size_t samples = (steps - t < block ? steps - t : block) * batch;
+                lstm_sym_broadcast_f64(samples, rows, event_bias, NULL, projection);
+                lstm_sym_product_nt_f64(samples, rows, event_size, events + t * batch * event_size, event_weights, projection, pack, panel);
+            }
             /* Hidden projections of every gate (one matrix product):
              * Z_hidden = h_{t-1} W_hidden^T + b_hidden */
             lstm_sym_broadcast_f64(batch, rows, hidden_bias, NULL, hidden_part);
@@ -1615,12 +1632,15 @@ int gru_infer_f32(
         }
     }
     {
-        /* The work buffer: a step's saved values, its gate pre-activations (event and hidden parts),
-         * then two buffers per state (the current and the next state), then the packing area */
+        /* The work buffer: a step's saved values, the event projections of a block of steps,
+         * a step's hidden parts, two buffers per state (the current and the next state),
+         * then the packing area */
+        const size_t block = gru_infer_block(batch);
         float *const saved = work;
         float *const projection = saved + GRU_SAVED * units;
-        float *const hidden_part = projection + batch * rows;
-        float *h_now = projection + GRU_DELTAS * batch * rows;
+        float *const after_projection = projection + block * batch * rows;
+        float *const hidden_part = after_projection;
+        float *h_now = after_projection + (GRU_DELTAS - 1u) * batch * rows;
         float *h_next = h_now + units;
         const size_t pack_at = lstm_sym_pack_offset_f32(work, gru_infer_base(batch, hidden_size));
         float *const pack = pack_at == 0 ? NULL : work + pack_at;
@@ -1637,12 +1657,15 @@ int gru_infer_f32(
         /* Initial states; NULL means zeros. */
         lstm_sym_copy_f32(units, h0, h_now);
         for (t = 0; t < steps; ++t) {
-            float *const event_part = projection;
-            /* This step's event projections: forward's product over every step, its rows of
-             * step t (each row's sums are the same: the products' blocking does not depend on
-             * the rows) (eq:projection-reset-pre, eq:projection-update-pre, eq:projection-new-event, eq:projection-new-hidden) */
-            lstm_sym_broadcast_f32(batch, rows, event_bias, NULL, projection);
-            lstm_sym_product_nt_f32(batch, rows, event_size, events + t * batch * event_size, event_weights, projection, pack, panel);
+            float *const event_part = projection + t % block * batch * rows;
+            if (t % block == 0) {
+                /* The event projections of the next `block` steps: forward's product over every
+                 * step, its rows of these steps (each row's sums are the same: the products'
+                 * blocks of terms do not depend on the number of rows) (eq:projection-reset-pre, eq:projection-update-pre, eq:projection-new-event, eq:projection-new-hidden) */
+                const size_t samples = (steps - t < block ? steps - t : block) * batch;
+                lstm_sym_broadcast_f32(samples, rows, event_bias, NULL, projection);
+                lstm_sym_product_nt_f32(samples, rows, event_size, events + t * batch * event_size, event_weights, projection, pack, panel);
+            }
             /* Hidden projections of every gate (one matrix product):
              * Z_hidden = h_{t-1} W_hidden^T + b_hidden */
             lstm_sym_broadcast_f32(batch, rows, hidden_bias, NULL, hidden_part);

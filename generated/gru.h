@@ -88,9 +88,14 @@ extern "C" {
     ((size_t)GRU_SAVED * (size_t)(batch) * (size_t)(hidden_size))
 #define GRU_STEP_WORK_SIZE(batch, hidden_size) \
     ((size_t)(GRU_DELTAS * GRU_GATES) * (size_t)(batch) * (size_t)(hidden_size))
+/* infer projects the events of max(B, LSTM_SYM_PACK_MC) rows (whole steps) at once */
+#define GRU_INFER_ROWS(batch) \
+    ((size_t)(batch) >= LSTM_SYM_PACK_MC ? (size_t)(batch) : \
+     LSTM_SYM_PACK_MC / (size_t)(batch) * (size_t)(batch))
 #define GRU_INFER_WORK_SIZE(batch, hidden_size) \
-    ((size_t)(batch) * (size_t)(hidden_size) * \
-     (size_t)(GRU_SAVED + GRU_DELTAS * GRU_GATES + 2 * (GRU_STATES - 0)) + \
+    (GRU_INFER_ROWS(batch) * (size_t)GRU_GATES * (size_t)(hidden_size) + \
+     (size_t)(batch) * (size_t)(hidden_size) * \
+     (size_t)(GRU_SAVED + (GRU_DELTAS - 1) * GRU_GATES + 2 * (GRU_STATES - 0)) + \
      GRU_PACK_SIZE((size_t)GRU_GATES * (size_t)(hidden_size), hidden_size))
 #define GRU_EVENT_WEIGHTS_SIZE(event_size, hidden_size) \
     ((size_t)GRU_GATES * (size_t)(hidden_size) * (size_t)(event_size))

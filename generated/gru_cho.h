@@ -95,9 +95,14 @@ extern "C" {
     ((size_t)GRU_CHO_SAVED * (size_t)(batch) * (size_t)(hidden_size))
 #define GRU_CHO_STEP_WORK_SIZE(batch, hidden_size) \
     ((size_t)(GRU_CHO_DELTAS * GRU_CHO_GATES + 4) * (size_t)(batch) * (size_t)(hidden_size))
+/* infer projects the events of max(B, LSTM_SYM_PACK_MC) rows (whole steps) at once */
+#define GRU_CHO_INFER_ROWS(batch) \
+    ((size_t)(batch) >= LSTM_SYM_PACK_MC ? (size_t)(batch) : \
+     LSTM_SYM_PACK_MC / (size_t)(batch) * (size_t)(batch))
 #define GRU_CHO_INFER_WORK_SIZE(batch, hidden_size) \
-    ((size_t)(batch) * (size_t)(hidden_size) * \
-     (size_t)(GRU_CHO_SAVED + GRU_CHO_DELTAS * GRU_CHO_GATES + 4 + 2 * (GRU_CHO_STATES - 0)) + \
+    (GRU_CHO_INFER_ROWS(batch) * (size_t)GRU_CHO_GATES * (size_t)(hidden_size) + \
+     (size_t)(batch) * (size_t)(hidden_size) * \
+     (size_t)(GRU_CHO_SAVED + (GRU_CHO_DELTAS - 1) * GRU_CHO_GATES + 4 + 2 * (GRU_CHO_STATES - 0)) + \
      GRU_CHO_PACK_SIZE((size_t)GRU_CHO_GATES * (size_t)(hidden_size), hidden_size))
 #define GRU_CHO_EVENT_WEIGHTS_SIZE(event_size, hidden_size) \
     ((size_t)GRU_CHO_GATES * (size_t)(hidden_size) * (size_t)(event_size))

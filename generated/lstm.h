@@ -89,9 +89,14 @@ extern "C" {
     ((size_t)LSTM_SAVED * (size_t)(batch) * (size_t)(hidden_size))
 #define LSTM_STEP_WORK_SIZE(batch, hidden_size) \
     ((size_t)(LSTM_DELTAS * LSTM_GATES) * (size_t)(batch) * (size_t)(hidden_size))
+/* infer projects the events of max(B, LSTM_SYM_PACK_MC) rows (whole steps) at once */
+#define LSTM_INFER_ROWS(batch) \
+    ((size_t)(batch) >= LSTM_SYM_PACK_MC ? (size_t)(batch) : \
+     LSTM_SYM_PACK_MC / (size_t)(batch) * (size_t)(batch))
 #define LSTM_INFER_WORK_SIZE(batch, hidden_size) \
-    ((size_t)(batch) * (size_t)(hidden_size) * \
-     (size_t)(LSTM_SAVED + LSTM_DELTAS * LSTM_GATES + 2 * (LSTM_STATES - 0)) + \
+    (LSTM_INFER_ROWS(batch) * (size_t)LSTM_GATES * (size_t)(hidden_size) + \
+     (size_t)(batch) * (size_t)(hidden_size) * \
+     (size_t)(LSTM_SAVED + (LSTM_DELTAS - 1) * LSTM_GATES + 2 * (LSTM_STATES - 0)) + \
      LSTM_PACK_SIZE((size_t)LSTM_GATES * (size_t)(hidden_size), hidden_size))
 #define LSTM_EVENT_WEIGHTS_SIZE(event_size, hidden_size) \
     ((size_t)LSTM_GATES * (size_t)(hidden_size) * (size_t)(event_size))

@@ -86,9 +86,14 @@ extern "C" {
     ((size_t)LSTM_CIFG_SAVED * (size_t)(batch) * (size_t)(hidden_size))
 #define LSTM_CIFG_STEP_WORK_SIZE(batch, hidden_size) \
     ((size_t)(LSTM_CIFG_DELTAS * LSTM_CIFG_GATES) * (size_t)(batch) * (size_t)(hidden_size))
+/* infer projects the events of max(B, LSTM_SYM_PACK_MC) rows (whole steps) at once */
+#define LSTM_CIFG_INFER_ROWS(batch) \
+    ((size_t)(batch) >= LSTM_SYM_PACK_MC ? (size_t)(batch) : \
+     LSTM_SYM_PACK_MC / (size_t)(batch) * (size_t)(batch))
 #define LSTM_CIFG_INFER_WORK_SIZE(batch, hidden_size) \
-    ((size_t)(batch) * (size_t)(hidden_size) * \
-     (size_t)(LSTM_CIFG_SAVED + LSTM_CIFG_DELTAS * LSTM_CIFG_GATES + 2 * (LSTM_CIFG_STATES - 0)) + \
+    (LSTM_CIFG_INFER_ROWS(batch) * (size_t)LSTM_CIFG_GATES * (size_t)(hidden_size) + \
+     (size_t)(batch) * (size_t)(hidden_size) * \
+     (size_t)(LSTM_CIFG_SAVED + (LSTM_CIFG_DELTAS - 1) * LSTM_CIFG_GATES + 2 * (LSTM_CIFG_STATES - 0)) + \
      LSTM_CIFG_PACK_SIZE((size_t)LSTM_CIFG_GATES * (size_t)(hidden_size), hidden_size))
 #define LSTM_CIFG_EVENT_WEIGHTS_SIZE(event_size, hidden_size) \
     ((size_t)LSTM_CIFG_GATES * (size_t)(hidden_size) * (size_t)(event_size))

@@ -58,16 +58,27 @@ size_t lstm_fgr_step_work_size(size_t batch, size_t hidden_size)
     return total;
 }
 
-/* Elements of infer's work buffer before its packing area: per B * H, a step's saved values,
- * gate pre-activations and scratch, two of each state. */
+/* The steps whose event projections infer computes in one product: as many as make
+ * LSTM_SYM_PACK_MC rows (one product worth its packing at small batches), at least one. */
+static size_t lstm_fgr_infer_block(size_t batch)
+{
+    return batch >= LSTM_SYM_PACK_MC ? 1u : LSTM_SYM_PACK_MC / batch;
+}
+
+/* Elements of infer's work buffer before its packing area: the event projections of a block of
+ * steps (at most max(B, LSTM_SYM_PACK_MC) rows of G * H); per B * H, a step's saved values, its
+ * hidden parts, scratch, two of each state. */
 static size_t lstm_fgr_infer_base(size_t batch, size_t hidden_size)
 {
-    size_t units, total;
+    size_t units, rows, projections, total;
     if (!lstm_sym_multiply(batch, hidden_size, &units) ||
-        !lstm_sym_multiply(units, LSTM_FGR_SAVED + LSTM_FGR_DELTAS * LSTM_FGR_GATES + 6u + 2u * (LSTM_FGR_STATES - 0u), &total)) {
+        !lstm_sym_multiply(hidden_size, LSTM_FGR_GATES, &rows) ||
+        !lstm_sym_multiply(lstm_fgr_infer_block(batch) * batch, rows, &projections) ||
+        !lstm_sym_multiply(units, LSTM_FGR_SAVED + (LSTM_FGR_DELTAS - 1u) * LSTM_FGR_GATES + 6u + 2u * (LSTM_FGR_STATES - 0u), &total) ||
+        projections > LSTM_SYM_SIZE_LIMIT - total) {
         return 0;
     }
-    return total;
+    return total + projections;
 }
 
 size_t lstm_fgr_infer_work_size(size_t batch, size_t hidden_size)
@@ -1217,15 +1228,18 @@ int lstm_fgr_infer_f64(
         }
     }
     {
-        /* The work buffer: a step's saved values, its gate pre-activations (event and hidden parts), scratch,
-         * then two buffers per state (the current and the next state), then the packing area */
+        /* The work buffer: a step's saved values, the event projections of a block of steps,
+         * a step's hidden parts, scratch, two buffers per state (the current and the next state),
+         * then the packing area */
+        const size_t block = lstm_fgr_infer_block(batch);
         double *const saved = work;
         double *const projection = saved + LSTM_FGR_SAVED * units;
-        double *const hidden_part = projection + batch * rows;
-        double *const source = projection + LSTM_FGR_DELTAS * batch * rows;
+        double *const after_projection = projection + block * batch * rows;
+        double *const hidden_part = after_projection;
+        double *const source = after_projection + (LSTM_FGR_DELTAS - 1u) * batch * rows;
         double *const gathered = source + 0u * units;
         double *const source_part = source + 4u * units;
-        double *h_now = projection + LSTM_FGR_DELTAS * batch * rows + 6u * units;
+        double *h_now = after_projection + (LSTM_FGR_DELTAS - 1u) * batch * rows + 6u * units;
         double *h_next = h_now + units;
         double *c_now = h_next + units;
         double *c_next = c_now + units;
@@ -1254,12 +1268,15 @@ int lstm_fgr_infer_f64(
         lstm_sym_copy_f64(units, f0, f_now);
         lstm_sym_copy_f64(units, o0, o_now);
         for (t = 0; t < steps; ++t) {
-            double *const event_part = projection;
-            /* This step's event projections: forward's product over every step, its rows of
-             * step t (each row's sums are the same: the products' blocking does not depend on
-             * the rows) (eq:projection-update-event, eq:projection-update-hidden, eq:projection-forget-event, eq:projection-forget-hidden, eq:projection-candidate-pre, eq:projection-output-event, eq:projection-output-hidden) */
-            lstm_sym_broadcast_f64(batch, rows, event_bias, NULL, projection);
-            lstm_sym_product_nt_f64(batch, rows, event_size, events + t * batch * event_size, event_weights, projection, pack, panel);
+            double *const event_part = projection + t % block * batch * rows;
+            if (t % block == 0) {
+                /* The event projections of the next `block` steps: forward's product over every
+                 * step, its rows of these steps (each row's sums are the same: the products'
+                 * blocks of terms do not depend on the number of rows) (eq:projection-update-event, eq:projection-update-hidden, eq:projection-forget-event, eq:projection-forget-hidden, eq:projection-candidate-pre, eq:projection-output-event, eq:projection-output-hidden) */
+                const size_t samples = (steps - t < block ? steps - t : block) * batch;
+                lstm_sym_broadcast_f64(samples, rows, event_bias, NULL, projection);
+                lstm_sym_product_nt_f64(samples, rows, event_size, events + t * batch * event_size, event_weights, projection, pack, panel);
+            }
             /* Hidden projections, one matrix product per run of gates reading the same sources S
              * side by side: Z_hidden = S W_hidden^T + b_hidden (h_{t-1} by default) */
             lstm_sym_fill_f64(1u * units, 0.0, source_part);
@@ -2431,15 +2448,18 @@ int lstm_fgr_infer_f32(
         }
     }
     {
-        /* The work buffer: a step's saved values, its gate pre-activations (event and hidden parts), scratch,
-         * then two buffers per state (the current and the next state), then the packing area */
+        /* The work buffer: a step's saved values, the event projections of a block of steps,
+         * a step's hidden parts, scratch, two buffers per state (the current and the next state),
+         * then the packing area */
+        const size_t block = lstm_fgr_infer_block(batch);
         float *const saved = work;
         float *const projection = saved + LSTM_FGR_SAVED * units;
-        float *const hidden_part = projection + batch * rows;
-        float *const source = projection + LSTM_FGR_DELTAS * batch * rows;
+        float *const after_projection = projection + block * batch * rows;
+        float *const hidden_part = after_projection;
+        float *const source = after_projection + (LSTM_FGR_DELTAS - 1u) * batch * rows;
         float *const gathered = source + 0u * units;
         float *const source_part = source + 4u * units;
-        float *h_now = projection + LSTM_FGR_DELTAS * batch * rows + 6u * units;
+        float *h_now = after_projection + (LSTM_FGR_DELTAS - 1u) * batch * rows + 6u * units;
         float *h_next = h_now + units;
         float *c_now = h_next + units;
         float *c_next = c_now + units;
@@ -2468,12 +2488,15 @@ int lstm_fgr_infer_f32(
         lstm_sym_copy_f32(units, f0, f_now);
         lstm_sym_copy_f32(units, o0, o_now);
         for (t = 0; t < steps; ++t) {
-            float *const event_part = projection;
-            /* This step's event projections: forward's product over every step, its rows of
-             * step t (each row's sums are the same: the products' blocking does not depend on
-             * the rows) (eq:projection-update-event, eq:projection-update-hidden, eq:projection-forget-event, eq:projection-forget-hidden, eq:projection-candidate-pre, eq:projection-output-event, eq:projection-output-hidden) */
-            lstm_sym_broadcast_f32(batch, rows, event_bias, NULL, projection);
-            lstm_sym_product_nt_f32(batch, rows, event_size, events + t * batch * event_size, event_weights, projection, pack, panel);
+            float *const event_part = projection + t % block * batch * rows;
+            if (t % block == 0) {
+                /* The event projections of the next `block` steps: forward's product over every
+                 * step, its rows of these steps (each row's sums are the same: the products'
+                 * blocks of terms do not depend on the number of rows) (eq:projection-update-event, eq:projection-update-hidden, eq:projection-forget-event, eq:projection-forget-hidden, eq:projection-candidate-pre, eq:projection-output-event, eq:projection-output-hidden) */
+                const size_t samples = (steps - t < block ? steps - t : block) * batch;
+                lstm_sym_broadcast_f32(samples, rows, event_bias, NULL, projection);
+                lstm_sym_product_nt_f32(samples, rows, event_size, events + t * batch * event_size, event_weights, projection, pack, panel);
+            }
             /* Hidden projections, one matrix product per run of gates reading the same sources S
              * side by side: Z_hidden = S W_hidden^T + b_hidden (h_{t-1} by default) */
             lstm_sym_fill_f32(1u * units, 0.0F, source_part);

@@ -118,9 +118,14 @@ extern "C" {
     ((size_t)LSTM_FGR_SAVED * (size_t)(batch) * (size_t)(hidden_size))
 #define LSTM_FGR_STEP_WORK_SIZE(batch, hidden_size) \
     ((size_t)(LSTM_FGR_DELTAS * LSTM_FGR_GATES + 6) * (size_t)(batch) * (size_t)(hidden_size))
+/* infer projects the events of max(B, LSTM_SYM_PACK_MC) rows (whole steps) at once */
+#define LSTM_FGR_INFER_ROWS(batch) \
+    ((size_t)(batch) >= LSTM_SYM_PACK_MC ? (size_t)(batch) : \
+     LSTM_SYM_PACK_MC / (size_t)(batch) * (size_t)(batch))
 #define LSTM_FGR_INFER_WORK_SIZE(batch, hidden_size) \
-    ((size_t)(batch) * (size_t)(hidden_size) * \
-     (size_t)(LSTM_FGR_SAVED + LSTM_FGR_DELTAS * LSTM_FGR_GATES + 6 + 2 * (LSTM_FGR_STATES - 0)) + \
+    (LSTM_FGR_INFER_ROWS(batch) * (size_t)LSTM_FGR_GATES * (size_t)(hidden_size) + \
+     (size_t)(batch) * (size_t)(hidden_size) * \
+     (size_t)(LSTM_FGR_SAVED + (LSTM_FGR_DELTAS - 1) * LSTM_FGR_GATES + 6 + 2 * (LSTM_FGR_STATES - 0)) + \
      LSTM_FGR_PACK_SIZE((size_t)LSTM_FGR_GATES * (size_t)(hidden_size), hidden_size))
 #define LSTM_FGR_EVENT_WEIGHTS_SIZE(event_size, hidden_size) \
     ((size_t)LSTM_FGR_GATES * (size_t)(hidden_size) * (size_t)(event_size))

@@ -85,9 +85,14 @@ extern "C" {
     ((size_t)LSTM_NFG_SAVED * (size_t)(batch) * (size_t)(hidden_size))
 #define LSTM_NFG_STEP_WORK_SIZE(batch, hidden_size) \
     ((size_t)(LSTM_NFG_DELTAS * LSTM_NFG_GATES) * (size_t)(batch) * (size_t)(hidden_size))
+/* infer projects the events of max(B, LSTM_SYM_PACK_MC) rows (whole steps) at once */
+#define LSTM_NFG_INFER_ROWS(batch) \
+    ((size_t)(batch) >= LSTM_SYM_PACK_MC ? (size_t)(batch) : \
+     LSTM_SYM_PACK_MC / (size_t)(batch) * (size_t)(batch))
 #define LSTM_NFG_INFER_WORK_SIZE(batch, hidden_size) \
-    ((size_t)(batch) * (size_t)(hidden_size) * \
-     (size_t)(LSTM_NFG_SAVED + LSTM_NFG_DELTAS * LSTM_NFG_GATES + 2 * (LSTM_NFG_STATES - 0)) + \
+    (LSTM_NFG_INFER_ROWS(batch) * (size_t)LSTM_NFG_GATES * (size_t)(hidden_size) + \
+     (size_t)(batch) * (size_t)(hidden_size) * \
+     (size_t)(LSTM_NFG_SAVED + (LSTM_NFG_DELTAS - 1) * LSTM_NFG_GATES + 2 * (LSTM_NFG_STATES - 0)) + \
      LSTM_NFG_PACK_SIZE((size_t)LSTM_NFG_GATES * (size_t)(hidden_size), hidden_size))
 #define LSTM_NFG_EVENT_WEIGHTS_SIZE(event_size, hidden_size) \
     ((size_t)LSTM_NFG_GATES * (size_t)(hidden_size) * (size_t)(event_size))

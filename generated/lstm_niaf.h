@@ -85,9 +85,14 @@ extern "C" {
     ((size_t)LSTM_NIAF_SAVED * (size_t)(batch) * (size_t)(hidden_size))
 #define LSTM_NIAF_STEP_WORK_SIZE(batch, hidden_size) \
     ((size_t)(LSTM_NIAF_DELTAS * LSTM_NIAF_GATES) * (size_t)(batch) * (size_t)(hidden_size))
+/* infer projects the events of max(B, LSTM_SYM_PACK_MC) rows (whole steps) at once */
+#define LSTM_NIAF_INFER_ROWS(batch) \
+    ((size_t)(batch) >= LSTM_SYM_PACK_MC ? (size_t)(batch) : \
+     LSTM_SYM_PACK_MC / (size_t)(batch) * (size_t)(batch))
 #define LSTM_NIAF_INFER_WORK_SIZE(batch, hidden_size) \
-    ((size_t)(batch) * (size_t)(hidden_size) * \
-     (size_t)(LSTM_NIAF_SAVED + LSTM_NIAF_DELTAS * LSTM_NIAF_GATES + 2 * (LSTM_NIAF_STATES - 0)) + \
+    (LSTM_NIAF_INFER_ROWS(batch) * (size_t)LSTM_NIAF_GATES * (size_t)(hidden_size) + \
+     (size_t)(batch) * (size_t)(hidden_size) * \
+     (size_t)(LSTM_NIAF_SAVED + (LSTM_NIAF_DELTAS - 1) * LSTM_NIAF_GATES + 2 * (LSTM_NIAF_STATES - 0)) + \
      LSTM_NIAF_PACK_SIZE((size_t)LSTM_NIAF_GATES * (size_t)(hidden_size), hidden_size))
 #define LSTM_NIAF_EVENT_WEIGHTS_SIZE(event_size, hidden_size) \
     ((size_t)LSTM_NIAF_GATES * (size_t)(hidden_size) * (size_t)(event_size))

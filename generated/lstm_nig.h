@@ -85,9 +85,14 @@ extern "C" {
     ((size_t)LSTM_NIG_SAVED * (size_t)(batch) * (size_t)(hidden_size))
 #define LSTM_NIG_STEP_WORK_SIZE(batch, hidden_size) \
     ((size_t)(LSTM_NIG_DELTAS * LSTM_NIG_GATES) * (size_t)(batch) * (size_t)(hidden_size))
+/* infer projects the events of max(B, LSTM_SYM_PACK_MC) rows (whole steps) at once */
+#define LSTM_NIG_INFER_ROWS(batch) \
+    ((size_t)(batch) >= LSTM_SYM_PACK_MC ? (size_t)(batch) : \
+     LSTM_SYM_PACK_MC / (size_t)(batch) * (size_t)(batch))
 #define LSTM_NIG_INFER_WORK_SIZE(batch, hidden_size) \
-    ((size_t)(batch) * (size_t)(hidden_size) * \
-     (size_t)(LSTM_NIG_SAVED + LSTM_NIG_DELTAS * LSTM_NIG_GATES + 2 * (LSTM_NIG_STATES - 0)) + \
+    (LSTM_NIG_INFER_ROWS(batch) * (size_t)LSTM_NIG_GATES * (size_t)(hidden_size) + \
+     (size_t)(batch) * (size_t)(hidden_size) * \
+     (size_t)(LSTM_NIG_SAVED + (LSTM_NIG_DELTAS - 1) * LSTM_NIG_GATES + 2 * (LSTM_NIG_STATES - 0)) + \
      LSTM_NIG_PACK_SIZE((size_t)LSTM_NIG_GATES * (size_t)(hidden_size), hidden_size))
 #define LSTM_NIG_EVENT_WEIGHTS_SIZE(event_size, hidden_size) \
     ((size_t)LSTM_NIG_GATES * (size_t)(hidden_size) * (size_t)(event_size))

@@ -85,9 +85,14 @@ extern "C" {
     ((size_t)LSTM_NOAF_SAVED * (size_t)(batch) * (size_t)(hidden_size))
 #define LSTM_NOAF_STEP_WORK_SIZE(batch, hidden_size) \
     ((size_t)(LSTM_NOAF_DELTAS * LSTM_NOAF_GATES) * (size_t)(batch) * (size_t)(hidden_size))
+/* infer projects the events of max(B, LSTM_SYM_PACK_MC) rows (whole steps) at once */
+#define LSTM_NOAF_INFER_ROWS(batch) \
+    ((size_t)(batch) >= LSTM_SYM_PACK_MC ? (size_t)(batch) : \
+     LSTM_SYM_PACK_MC / (size_t)(batch) * (size_t)(batch))
 #define LSTM_NOAF_INFER_WORK_SIZE(batch, hidden_size) \
-    ((size_t)(batch) * (size_t)(hidden_size) * \
-     (size_t)(LSTM_NOAF_SAVED + LSTM_NOAF_DELTAS * LSTM_NOAF_GATES + 2 * (LSTM_NOAF_STATES - 0)) + \
+    (LSTM_NOAF_INFER_ROWS(batch) * (size_t)LSTM_NOAF_GATES * (size_t)(hidden_size) + \
+     (size_t)(batch) * (size_t)(hidden_size) * \
+     (size_t)(LSTM_NOAF_SAVED + (LSTM_NOAF_DELTAS - 1) * LSTM_NOAF_GATES + 2 * (LSTM_NOAF_STATES - 0)) + \
      LSTM_NOAF_PACK_SIZE((size_t)LSTM_NOAF_GATES * (size_t)(hidden_size), hidden_size))
 #define LSTM_NOAF_EVENT_WEIGHTS_SIZE(event_size, hidden_size) \
     ((size_t)LSTM_NOAF_GATES * (size_t)(hidden_size) * (size_t)(event_size))

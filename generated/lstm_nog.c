@@ -58,16 +58,26 @@ size_t lstm_nog_step_work_size(size_t batch, size_t hidden_size)
     return total;
 }
 
-/* Elements of infer's work buffer before its packing area: per B * H, a step's saved values,
- * gate pre-activations, two of each state. */
+/* The steps whose event projections infer computes in one product: as many as make
+ * LSTM_SYM_PACK_MC rows (one product worth its packing at small batches), at least one. */
+static size_t lstm_nog_infer_block(size_t batch)
+{
+    return batch >= LSTM_SYM_PACK_MC ? 1u : LSTM_SYM_PACK_MC / batch;
+}
+
+/* Elements of infer's work buffer before its packing area: the event projections of a block of
+ * steps (at most max(B, LSTM_SYM_PACK_MC) rows of G * H); per B * H, a step's saved values, two of each state. */
 static size_t lstm_nog_infer_base(size_t batch, size_t hidden_size)
 {
-    size_t units, total;
+    size_t units, rows, projections, total;
     if (!lstm_sym_multiply(batch, hidden_size, &units) ||
-        !lstm_sym_multiply(units, LSTM_NOG_SAVED + LSTM_NOG_DELTAS * LSTM_NOG_GATES + 2u * (LSTM_NOG_STATES - 0u), &total)) {
+        !lstm_sym_multiply(hidden_size, LSTM_NOG_GATES, &rows) ||
+        !lstm_sym_multiply(lstm_nog_infer_block(batch) * batch, rows, &projections) ||
+        !lstm_sym_multiply(units, LSTM_NOG_SAVED + (LSTM_NOG_DELTAS - 1u) * LSTM_NOG_GATES + 2u * (LSTM_NOG_STATES - 0u), &total) ||
+        projections > LSTM_SYM_SIZE_LIMIT - total) {
         return 0;
     }
-    return total;
+    return total + projections;
 }
 
 size_t lstm_nog_infer_work_size(size_t batch, size_t hidden_size)
@@ -905,11 +915,13 @@ int lstm_nog_infer_f64(
         }
     }
     {
-        /* The work buffer: a step's saved values, its gate pre-activations,
-         * then two buffers per state (the current and the next state), then the packing area */
+        /* The work buffer: a step's saved values, the event projections of a block of steps, two buffers per state (the current and the next state),
+         * then the packing area */
+        const size_t block = lstm_nog_infer_block(batch);
         double *const saved = work;
         double *const projection = saved + LSTM_NOG_SAVED * units;
-        double *h_now = projection + LSTM_NOG_DELTAS * batch * rows;
+        double *const after_projection = projection + block * batch * rows;
+        double *h_now = after_projection + (LSTM_NOG_DELTAS - 1u) * batch * rows;
         double *h_next = h_now + units;
         double *c_now = h_next + units;
         double *c_next = c_now + units;
@@ -929,12 +941,15 @@ int lstm_nog_infer_f64(
         lstm_sym_copy_f64(units, h0, h_now);
         lstm_sym_copy_f64(units, c0, c_now);
         for (t = 0; t < steps; ++t) {
-            double *const pre = projection;
-            /* This step's event projections: forward's product over every step, its rows of
-             * step t (each row's sums are the same: the products' blocking does not depend on
-             * the rows) (eq:projection-update-pre, eq:projection-forget-pre, eq:projection-candidate-pre) */
-            lstm_sym_broadcast_f64(batch, rows, event_bias, hidden_bias, projection);
-            lstm_sym_product_nt_f64(batch, rows, event_size, events + t * batch * event_size, event_weights, projection, pack, panel);
+            double *const pre = projection + t % block * batch * rows;
+            if (t % block == 0) {
+                /* The event projections of the next `block` steps: forward's product over every
+                 * step, its rows of these steps (each row's sums are the same: the products'
+                 * blocks of terms do not depend on the number of rows) (eq:projection-update-pre, eq:projection-forget-pre, eq:projection-candidate-pre) */
+                const size_t samples = (steps - t < block ? steps - t : block) * batch;
+                lstm_sym_broadcast_f64(samples, rows, event_bias, hidden_bias, projection);
+                lstm_sym_product_nt_f64(samples, rows, event_size, events + t * batch * event_size, event_weights, projection, pack, panel);
+            }
             /* Hidden projections of every gate (one matrix product), added to Z_event (which
              * holds b_hidden already): Z_hidden = h_{t-1} W_hidden^T + b_hidden */
             if (pack != NULL && batch < LSTM_SYM_PACK_BATCH) {
@@ -1769,11 +1784,13 @@ int lstm_nog_infer_f32(
         }
     }
     {
-        /* The work buffer: a step's saved values, its gate pre-activations,
-         * then two buffers per state (the current and the next state), then the packing area */
+        /* The work buffer: a step's saved values, the event projections of a block of steps, two buffers per state (the current and the next state),
+         * then the packing area */
+        const size_t block = lstm_nog_infer_block(batch);
         float *const saved = work;
         float *const projection = saved + LSTM_NOG_SAVED * units;
-        float *h_now = projection + LSTM_NOG_DELTAS * batch * rows;
+        float *const after_projection = projection + block * batch * rows;
+        float *h_now = after_projection + (LSTM_NOG_DELTAS - 1u) * batch * rows;
         float *h_next = h_now + units;
         float *c_now = h_next + units;
         float *c_next = c_now + units;
@@ -1793,12 +1810,15 @@ int lstm_nog_infer_f32(
         lstm_sym_copy_f32(units, h0, h_now);
         lstm_sym_copy_f32(units, c0, c_now);
         for (t = 0; t < steps; ++t) {
-            float *const pre = projection;
-            /* This step's event projections: forward's product over every step, its rows of
-             * step t (each row's sums are the same: the products' blocking does not depend on
-             * the rows) (eq:projection-update-pre, eq:projection-forget-pre, eq:projection-candidate-pre) */
-            lstm_sym_broadcast_f32(batch, rows, event_bias, hidden_bias, projection);
-            lstm_sym_product_nt_f32(batch, rows, event_size, events + t * batch * event_size, event_weights, projection, pack, panel);
+            float *const pre = projection + t % block * batch * rows;
+            if (t % block == 0) {
+                /* The event projections of the next `block` steps: forward's product over every
+                 * step, its rows of these steps (each row's sums are the same: the products'
+                 * blocks of terms do not depend on the number of rows) (eq:projection-update-pre, eq:projection-forget-pre, eq:projection-candidate-pre) */
+                const size_t samples = (steps - t < block ? steps - t : block) * batch;
+                lstm_sym_broadcast_f32(samples, rows, event_bias, hidden_bias, projection);
+                lstm_sym_product_nt_f32(samples, rows, event_size, events + t * batch * event_size, event_weights, projection, pack, panel);
+            }
             /* Hidden projections of every gate (one matrix product), added to Z_event (which
              * holds b_hidden already): Z_hidden = h_{t-1} W_hidden^T + b_hidden */
             if (pack != NULL && batch < LSTM_SYM_PACK_BATCH) {

@@ -85,9 +85,14 @@ extern "C" {
     ((size_t)LSTM_NOG_SAVED * (size_t)(batch) * (size_t)(hidden_size))
 #define LSTM_NOG_STEP_WORK_SIZE(batch, hidden_size) \
     ((size_t)(LSTM_NOG_DELTAS * LSTM_NOG_GATES) * (size_t)(batch) * (size_t)(hidden_size))
+/* infer projects the events of max(B, LSTM_SYM_PACK_MC) rows (whole steps) at once */
+#define LSTM_NOG_INFER_ROWS(batch) \
+    ((size_t)(batch) >= LSTM_SYM_PACK_MC ? (size_t)(batch) : \
+     LSTM_SYM_PACK_MC / (size_t)(batch) * (size_t)(batch))
 #define LSTM_NOG_INFER_WORK_SIZE(batch, hidden_size) \
-    ((size_t)(batch) * (size_t)(hidden_size) * \
-     (size_t)(LSTM_NOG_SAVED + LSTM_NOG_DELTAS * LSTM_NOG_GATES + 2 * (LSTM_NOG_STATES - 0)) + \
+    (LSTM_NOG_INFER_ROWS(batch) * (size_t)LSTM_NOG_GATES * (size_t)(hidden_size) + \
+     (size_t)(batch) * (size_t)(hidden_size) * \
+     (size_t)(LSTM_NOG_SAVED + (LSTM_NOG_DELTAS - 1) * LSTM_NOG_GATES + 2 * (LSTM_NOG_STATES - 0)) + \
      LSTM_NOG_PACK_SIZE((size_t)LSTM_NOG_GATES * (size_t)(hidden_size), hidden_size))
 #define LSTM_NOG_EVENT_WEIGHTS_SIZE(event_size, hidden_size) \
     ((size_t)LSTM_NOG_GATES * (size_t)(hidden_size) * (size_t)(event_size))

@@ -63,19 +63,29 @@ size_t lstmp_step_work_size(size_t batch, size_t hidden_size)
     return total;
 }
 
-/* Elements of infer's work buffer before its packing area: per B * H, a step's saved values,
- * gate pre-activations and scratch, two of each state (B * P for the projected state). */
+/* The steps whose event projections infer computes in one product: as many as make
+ * LSTM_SYM_PACK_MC rows (one product worth its packing at small batches), at least one. */
+static size_t lstmp_infer_block(size_t batch)
+{
+    return batch >= LSTM_SYM_PACK_MC ? 1u : LSTM_SYM_PACK_MC / batch;
+}
+
+/* Elements of infer's work buffer before its packing area: the event projections of a block of
+ * steps (at most max(B, LSTM_SYM_PACK_MC) rows of G * H); per B * H, a step's saved values, scratch, two of each state (B * P for the projected state). */
 static size_t lstmp_infer_base(size_t batch, size_t hidden_size, size_t projection_size)
 {
-    size_t units, total, projected_units, projected_total;
+    size_t units, rows, projections, total, projected_units, projected_total;
     if (!lstm_sym_multiply(batch, hidden_size, &units) ||
-        !lstm_sym_multiply(units, LSTMP_SAVED + LSTMP_DELTAS * LSTMP_GATES + 1u + 2u * (LSTMP_STATES - 1u), &total) ||
+        !lstm_sym_multiply(hidden_size, LSTMP_GATES, &rows) ||
+        !lstm_sym_multiply(lstmp_infer_block(batch) * batch, rows, &projections) ||
+        !lstm_sym_multiply(units, LSTMP_SAVED + (LSTMP_DELTAS - 1u) * LSTMP_GATES + 1u + 2u * (LSTMP_STATES - 1u), &total) ||
+        projections > LSTM_SYM_SIZE_LIMIT - total ||
         !lstm_sym_multiply(batch, projection_size, &projected_units) ||
         !lstm_sym_multiply(projected_units, 2u, &projected_total) ||
-        projected_total > LSTM_SYM_SIZE_LIMIT - total) {
+        projected_total > LSTM_SYM_SIZE_LIMIT - total - projections) {
         return 0;
     }
-    return total + projected_total;
+    return total + projections + projected_total;
 }
 
 size_t lstmp_infer_work_size(size_t batch, size_t hidden_size, size_t projection_size)
@@ -977,12 +987,14 @@ int lstmp_infer_f64(
     }
     {
         const size_t projected_units = batch * projection_size;
-        /* The work buffer: a step's saved values, its gate pre-activations, scratch,
-         * then two buffers per state (the current and the next state), then the packing area */
+        /* The work buffer: a step's saved values, the event projections of a block of steps, scratch, two buffers per state (the current and the next state),
+         * then the packing area */
+        const size_t block = lstmp_infer_block(batch);
         double *const saved = work;
         double *const projection = saved + LSTMP_SAVED * units;
-        double *const unit = projection + LSTMP_DELTAS * batch * rows;
-        double *h_now = projection + LSTMP_DELTAS * batch * rows + 1u * units;
+        double *const after_projection = projection + block * batch * rows;
+        double *const unit = after_projection + (LSTMP_DELTAS - 1u) * batch * rows;
+        double *h_now = after_projection + (LSTMP_DELTAS - 1u) * batch * rows + 1u * units;
         double *h_next = h_now + projected_units;
         double *c_now = h_next + projected_units;
         double *c_next = c_now + units;
@@ -1002,12 +1014,15 @@ int lstmp_infer_f64(
         lstm_sym_copy_f64(projected_units, h0, h_now);
         lstm_sym_copy_f64(units, c0, c_now);
         for (t = 0; t < steps; ++t) {
-            double *const pre = projection;
-            /* This step's event projections: forward's product over every step, its rows of
-             * step t (each row's sums are the same: the products' blocking does not depend on
-             * the rows) (eq:projection-update-pre, eq:projection-forget-pre, eq:projection-candidate-pre, eq:projection-output-pre) */
-            lstm_sym_broadcast_f64(batch, rows, event_bias, hidden_bias, projection);
-            lstm_sym_product_nt_f64(batch, rows, event_size, events + t * batch * event_size, event_weights, projection, pack, panel);
+            double *const pre = projection + t % block * batch * rows;
+            if (t % block == 0) {
+                /* The event projections of the next `block` steps: forward's product over every
+                 * step, its rows of these steps (each row's sums are the same: the products'
+                 * blocks of terms do not depend on the number of rows) (eq:projection-update-pre, eq:projection-forget-pre, eq:projection-candidate-pre, eq:projection-output-pre) */
+                const size_t samples = (steps - t < block ? steps - t : block) * batch;
+                lstm_sym_broadcast_f64(samples, rows, event_bias, hidden_bias, projection);
+                lstm_sym_product_nt_f64(samples, rows, event_size, events + t * batch * event_size, event_weights, projection, pack, panel);
+            }
             /* Hidden projections of every gate (one matrix product), added to Z_event (which
              * holds b_hidden already): Z_hidden = h_{t-1} W_hidden^T + b_hidden */
             if (pack != NULL && batch < LSTM_SYM_PACK_BATCH) {
@@ -1907,12 +1922,14 @@ int lstmp_infer_f32(
     }
     {
         const size_t projected_units = batch * projection_size;
-        /* The work buffer: a step's saved values, its gate pre-activations, scratch,
-         * then two buffers per state (the current and the next state), then the packing area */
+        /* The work buffer: a step's saved values, the event projections of a block of steps, scratch, two buffers per state (the current and the next state),
+         * then the packing area */
+        const size_t block = lstmp_infer_block(batch);
         float *const saved = work;
         float *const projection = saved + LSTMP_SAVED * units;
-        float *const unit = projection + LSTMP_DELTAS * batch * rows;
-        float *h_now = projection + LSTMP_DELTAS * batch * rows + 1u * units;
+        float *const after_projection = projection + block * batch * rows;
+        float *const unit = after_projection + (LSTMP_DELTAS - 1u) * batch * rows;
+        float *h_now = after_projection + (LSTMP_DELTAS - 1u) * batch * rows + 1u * units;
         float *h_next = h_now + projected_units;
         float *c_now = h_next + projected_units;
         float *c_next = c_now + units;
@@ -1932,12 +1949,15 @@ int lstmp_infer_f32(
         lstm_sym_copy_f32(projected_units, h0, h_now);
         lstm_sym_copy_f32(units, c0, c_now);
         for (t = 0; t < steps; ++t) {
-            float *const pre = projection;
-            /* This step's event projections: forward's product over every step, its rows of
-             * step t (each row's sums are the same: the products' blocking does not depend on
-             * the rows) (eq:projection-update-pre, eq:projection-forget-pre, eq:projection-candidate-pre, eq:projection-output-pre) */
-            lstm_sym_broadcast_f32(batch, rows, event_bias, hidden_bias, projection);
-            lstm_sym_product_nt_f32(batch, rows, event_size, events + t * batch * event_size, event_weights, projection, pack, panel);
+            float *const pre = projection + t % block * batch * rows;
+            if (t % block == 0) {
+                /* The event projections of the next `block` steps: forward's product over every
+                 * step, its rows of these steps (each row's sums are the same: the products'
+                 * blocks of terms do not depend on the number of rows) (eq:projection-update-pre, eq:projection-forget-pre, eq:projection-candidate-pre, eq:projection-output-pre) */
+                const size_t samples = (steps - t < block ? steps - t : block) * batch;
+                lstm_sym_broadcast_f32(samples, rows, event_bias, hidden_bias, projection);
+                lstm_sym_product_nt_f32(samples, rows, event_size, events + t * batch * event_size, event_weights, projection, pack, panel);
+            }
             /* Hidden projections of every gate (one matrix product), added to Z_event (which
              * holds b_hidden already): Z_hidden = h_{t-1} W_hidden^T + b_hidden */
             if (pack != NULL && batch < LSTM_SYM_PACK_BATCH) {

@@ -102,9 +102,14 @@ extern "C" {
     ((size_t)LSTMP_SAVED * (size_t)(batch) * (size_t)(hidden_size))
 #define LSTMP_STEP_WORK_SIZE(batch, hidden_size) \
     ((size_t)(LSTMP_DELTAS * LSTMP_GATES + 1) * (size_t)(batch) * (size_t)(hidden_size))
+/* infer projects the events of max(B, LSTM_SYM_PACK_MC) rows (whole steps) at once */
+#define LSTMP_INFER_ROWS(batch) \
+    ((size_t)(batch) >= LSTM_SYM_PACK_MC ? (size_t)(batch) : \
+     LSTM_SYM_PACK_MC / (size_t)(batch) * (size_t)(batch))
 #define LSTMP_INFER_WORK_SIZE(batch, hidden_size, projection_size) \
-    ((size_t)(batch) * (size_t)(hidden_size) * \
-     (size_t)(LSTMP_SAVED + LSTMP_DELTAS * LSTMP_GATES + 1 + 2 * (LSTMP_STATES - 1)) + \
+    (LSTMP_INFER_ROWS(batch) * (size_t)LSTMP_GATES * (size_t)(hidden_size) + \
+     (size_t)(batch) * (size_t)(hidden_size) * \
+     (size_t)(LSTMP_SAVED + (LSTMP_DELTAS - 1) * LSTMP_GATES + 1 + 2 * (LSTMP_STATES - 1)) + \
      2u * (size_t)(batch) * (size_t)(projection_size) + \
      LSTMP_PACK_SIZE((size_t)LSTMP_GATES * (size_t)(hidden_size), projection_size))
 #define LSTMP_EVENT_WEIGHTS_SIZE(event_size, hidden_size) \

@@ -90,9 +90,14 @@ extern "C" {
     ((size_t)PEEPHOLE_LSTM_SAVED * (size_t)(batch) * (size_t)(hidden_size))
 #define PEEPHOLE_LSTM_STEP_WORK_SIZE(batch, hidden_size) \
     ((size_t)(PEEPHOLE_LSTM_DELTAS * PEEPHOLE_LSTM_GATES) * (size_t)(batch) * (size_t)(hidden_size))
+/* infer projects the events of max(B, LSTM_SYM_PACK_MC) rows (whole steps) at once */
+#define PEEPHOLE_LSTM_INFER_ROWS(batch) \
+    ((size_t)(batch) >= LSTM_SYM_PACK_MC ? (size_t)(batch) : \
+     LSTM_SYM_PACK_MC / (size_t)(batch) * (size_t)(batch))
 #define PEEPHOLE_LSTM_INFER_WORK_SIZE(batch, hidden_size) \
-    ((size_t)(batch) * (size_t)(hidden_size) * \
-     (size_t)(PEEPHOLE_LSTM_SAVED + PEEPHOLE_LSTM_DELTAS * PEEPHOLE_LSTM_GATES + 2 * (PEEPHOLE_LSTM_STATES - 0)) + \
+    (PEEPHOLE_LSTM_INFER_ROWS(batch) * (size_t)PEEPHOLE_LSTM_GATES * (size_t)(hidden_size) + \
+     (size_t)(batch) * (size_t)(hidden_size) * \
+     (size_t)(PEEPHOLE_LSTM_SAVED + (PEEPHOLE_LSTM_DELTAS - 1) * PEEPHOLE_LSTM_GATES + 2 * (PEEPHOLE_LSTM_STATES - 0)) + \
      PEEPHOLE_LSTM_PACK_SIZE((size_t)PEEPHOLE_LSTM_GATES * (size_t)(hidden_size), hidden_size))
 #define PEEPHOLE_LSTM_EVENT_WEIGHTS_SIZE(event_size, hidden_size) \
     ((size_t)PEEPHOLE_LSTM_GATES * (size_t)(hidden_size) * (size_t)(event_size))

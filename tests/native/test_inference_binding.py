@@ -9,11 +9,14 @@ unsorted lengths, at sizes that take the runtime's packed products and its small
 
 from __future__ import annotations
 
+import subprocess
+
 import numpy as np
 import pytest
 
 from lstm_sym.cells import CELLS
 from tests.conftest import require_tool
+from tests.support import ROOT
 
 NAMES = list(CELLS)
 #: Unsorted lengths with the longest and a row of length 1.
@@ -67,8 +70,8 @@ def test_c_inference_equals_the_c_training_forward_bit_for_bit(
 
 @pytest.mark.parametrize(
     ("steps", "batch", "event_size", "hidden"),
-    [(6, 1, 5, 32), (4, 3, 300, 40), (3, 70, 9, 70), (5, 2, 3, 2)],
-    ids=["batch-1", "events-wider-than-a-block", "large", "tiny"],
+    [(6, 1, 5, 32), (4, 3, 300, 40), (3, 70, 9, 70), (5, 2, 3, 2), (7, 50, 5, 16), (300, 1, 2, 3)],
+    ids=["batch-1", "events-wider-than-a-block", "large", "tiny", "blocks", "long"],
 )
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_c_inference_is_bit_identical_at_every_path_of_the_products(
@@ -309,3 +312,30 @@ def test_prepared_parameters_convert_once_per_dtype(native, random_problem):
     assert prepared.buffer(np.dtype(np.float64)) is prepared.buffer(np.dtype(np.float64))
     with pytest.raises(TypeError, match="dtype must be float32 or float64"):
         cell.prepare(problem.parameters, dtype=np.int32)
+
+
+def test_the_work_size_macro_is_the_work_size_function(native, tmp_path):
+    # <CELL>_INFER_WORK_SIZE (static allocation) against <cell>_infer_work_size, in C
+    names = ["lstm", "lstmp", "gru", "gru_cho", "lstm_fgr"]
+    checks = []
+    for name in names:
+        big = name.upper()
+        for batch in (1, 3, 127, 128, 129, 300):
+            for hidden in (1, 7, 64):
+                arguments = f"{batch}, {hidden}" + (", 5" if name == "lstmp" else "")
+                checks.append(
+                    f"if ({big}_INFER_WORK_SIZE({arguments}) != {name}_infer_work_size"
+                    f"({arguments})) return 1;"
+                )
+    source = tmp_path / "sizes.c"
+    includes = "".join(f'#include "{name}.h"\n' for name in names)
+    source.write_text(f"{includes}int main(void) {{ {' '.join(checks)} return 0; }}\n")
+    generated = ROOT / "generated"
+    program = tmp_path / "sizes"
+    sources = [str(generated / f"{name}.c") for name in names]
+    sources.append(str(generated / "lstm_sym_runtime.c"))
+    subprocess.run(
+        ["gcc", "-std=c99", "-O1", f"-I{generated}", str(source), *sources, "-lm", "-o", program],
+        check=True,
+    )
+    assert subprocess.run([program], check=False).returncode == 0
