@@ -906,11 +906,11 @@ int lstm_niaf_step_backward_f64(
 }
 
 /* Inference over a whole batched sequence: forward's outputs and final states, no cache. See lstm_niaf.h.
- * The same operations as forward in the same order, step by step: the event projections of
- * step t are forward's product over every step restricted to the rows of step t (the runtime's
+ * The same operations as forward in the same order: the event projections of a block of steps
+ * are forward's product over every step restricted to the rows of those steps (the runtime's
  * products sum each row alike whatever the number of rows: same blocks of terms, same order),
- * then the same hidden products and per-unit stages; the states alternate between two buffers
- * and the saved values of a step are overwritten at the next. */
+ * then per step the same hidden products and per-unit stages; the states alternate between two
+ * buffers and the saved values of a step are overwritten at the next. */
 int lstm_niaf_infer_f64(
     size_t steps,
     size_t batch,
@@ -1827,11 +1827,11 @@ int lstm_niaf_step_backward_f32(
 }
 
 /* Inference over a whole batched sequence: forward's outputs and final states, no cache. See lstm_niaf.h.
- * The same operations as forward in the same order, step by step: the event projections of
- * step t are forward's product over every step restricted to the rows of step t (the runtime's
+ * The same operations as forward in the same order: the event projections of a block of steps
+ * are forward's product over every step restricted to the rows of those steps (the runtime's
  * products sum each row alike whatever the number of rows: same blocks of terms, same order),
- * then the same hidden products and per-unit stages; the states alternate between two buffers
- * and the saved values of a step are overwritten at the next. */
+ * then per step the same hidden products and per-unit stages; the states alternate between two
+ * buffers and the saved values of a step are overwritten at the next. */
 int lstm_niaf_infer_f32(
     size_t steps,
     size_t batch,
