@@ -239,9 +239,56 @@ def _state_address(value, dtype, kept):
     return address(value)
 
 
+def _usable(value, dtype, shape) -> bool:
+    """Whether the C can read ``value`` in place as a ``dtype`` array of ``shape``."""
+    return (
+        type(value) is np.ndarray
+        and value.dtype is dtype
+        and value.shape == shape
+        and (flags := value.flags).c_contiguous
+        and flags.aligned
+    )
+
+
 def step(cell, parameters, event, state):
     """``output, state`` of one step (see :meth:`NativeCell.step`), with the checks and errors
-    of the generated module's ``step``."""
+    of the generated module's ``step``.
+
+    The streaming loop's usual call (prepared parameters, an event and previous states of
+    their dtype and shapes, C-contiguous: the states a step returned) goes straight to the C
+    with the plan its prepared parameters keep for the event's shape; anything else takes the
+    checked path below."""
+    if type(parameters) is PreparedParameters and type(event) is np.ndarray:
+        fast = parameters.steps.get((cell, event.shape, event.dtype))
+        if (
+            fast is not None
+            and (flags := event.flags).c_contiguous
+            and flags.aligned
+            and (
+                state is None
+                or (
+                    type(state) is tuple
+                    and len(state) == len(fast.shapes)
+                    and all(map(_usable, state, fast.dtypes, fast.shapes))
+                )
+                or (len(fast.shapes) == 1 and _usable(state, fast.dtypes[0], fast.shapes[0]))
+            )
+        ):
+            buffer = np.empty(fast.size, dtype=fast.dtype)
+            if state is None:
+                addresses = cell.no_states
+            elif type(state) is tuple:
+                addresses = [address(v) for v in state]
+            else:
+                addresses = [address(state)]
+            status = fast.call(
+                fast.entry, fast.parameters, address(buffer), address(event), addresses
+            )
+            if status != 0:
+                cell._fail("step_forward", fast.dtype, status)
+            output, *new = fast.views(buffer)
+            output[...] = new[fast.output]
+            return output, tuple(new) if len(new) > 1 else new[0]
     if type(parameters) is PreparedParameters and parameters.cell == cell.CELL:
         prepared, proxies, parameters_dtype = parameters, parameters.proxies, parameters.dtype
     else:
@@ -319,4 +366,39 @@ def step(cell, parameters, event, state):
         cell._fail("step_forward", dtype, status)
     output, *new = plan.views(buffer)
     output[...] = new[cell.output_index]
+    if prepared is not None and event.dtype is dtype and event.dtype is parameters.dtype:
+        # the next call of this shape with states of this dtype takes the fast path above
+        parameters.steps[cell, event.shape, event.dtype] = FastStep(
+            call=plan.call,
+            entry=entry,
+            parameters=prepared.address(dtype),
+            size=plan.size,
+            dtype=dtype,
+            views=plan.views,
+            output=cell.output_index,
+            shapes=tuple(value.shape for value in new),
+            dtypes=(dtype,) * len(new),
+        )
     return output, tuple(new) if len(new) > 1 else new[0]
+
+
+class FastStep:
+    """What the fast path of :func:`step` needs for one event shape, kept by the prepared
+    parameters: the plan's call and sizes, the C entry, the parameters' address, the states'
+    shapes and dtypes."""
+
+    __slots__ = (
+        "call",
+        "dtype",
+        "dtypes",
+        "entry",
+        "output",
+        "parameters",
+        "shapes",
+        "size",
+        "views",
+    )
+
+    def __init__(self, **fields):
+        for name, value in fields.items():
+            setattr(self, name, value)

@@ -31,6 +31,7 @@ class PreparedParameters:
         "offsets",
         "projection_size",
         "proxies",
+        "steps",
     )
 
     def __init__(self, cell, parameters, blocks, dtype):
@@ -52,6 +53,9 @@ class PreparedParameters:
         set_(self, "_buffers", {flat.dtype: flat})
         set_(self, "_addresses", {flat.dtype: flat.ctypes.data})
         set_(self, "_lock", threading.Lock())
+        #: the binding's per-shape step plans (lstm_sym.native.inference.FastStep), by
+        #: (cell, event shape, event dtype): filled by NativeCell.step
+        set_(self, "steps", {})
 
     def __setattr__(self, name, value):
         raise AttributeError(f"PreparedParameters are frozen: prepare again to change {name}")
