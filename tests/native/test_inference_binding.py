@@ -339,3 +339,21 @@ def test_the_work_size_macro_is_the_work_size_function(native, tmp_path):
         check=True,
     )
     assert subprocess.run([program], check=False).returncode == 0
+
+
+def test_the_streaming_fast_path_checks_states_as_the_checked_path_does(native, random_problem):
+    cell = native.load("lstm")
+    problem = random_problem("lstm", 3, 2, 4, 5, seed=21)
+    prepared = cell.prepare(problem.parameters)
+    _, state = cell.step(prepared, problem.events[0])  # leaves its plan with `prepared`
+    expected, expected_state = cell.step(problem.parameters, problem.events[1], state)
+    strided = tuple(np.asfortranarray(np.repeat(v, 2, axis=1)[:, ::2]) for v in state)
+    for given in (state, strided, list(state)):  # in place, converted, a list
+        again, again_state = cell.step(prepared, problem.events[1], given)
+        assert np.array_equal(again, expected)
+        for value, reference in zip(again_state, expected_state, strict=True):
+            assert np.array_equal(value, reference)
+    with pytest.raises(ValueError, match=r"state\[1\] \(cell\) must have shape \(2, 5\)"):
+        cell.step(prepared, problem.events[1], (state[0], state[1][:1]))
+    with pytest.raises(TypeError, match="state must be a tuple of 2 arrays"):
+        cell.step(prepared, problem.events[1], state[0])
