@@ -357,3 +357,23 @@ def test_the_streaming_fast_path_checks_states_as_the_checked_path_does(native, 
         cell.step(prepared, problem.events[1], (state[0], state[1][:1]))
     with pytest.raises(TypeError, match="state must be a tuple of 2 arrays"):
         cell.step(prepared, problem.events[1], state[0])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_openmp_build_infers_the_training_forwards_numbers(native, random_problem, dtype):
+    # Batch 150 at H = 70 reaches the per-unit work shared among threads and the products'
+    # teams: each tile and unit is still computed by one thread in the same order.
+    try:
+        cell = native.load("peephole_lstm", openmp=True)
+    except native.NativeBuildError:
+        pytest.skip("the compiler has no OpenMP")
+    problem = random_problem("peephole_lstm", 7, 150, 40, 70, dtype=dtype, seed=22)
+    lengths = np.arange(150) % 7 + 1
+    _assert_same(
+        cell.forward(problem.parameters, problem.events, **problem.initial, cache=False),
+        cell.forward(problem.parameters, problem.events, **problem.initial),
+    )
+    _assert_same(
+        cell.forward(problem.parameters, problem.events, lengths=lengths, cache=False),
+        cell.forward(problem.parameters, problem.events, lengths=lengths),
+    )
