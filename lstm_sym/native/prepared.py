@@ -27,6 +27,7 @@ class PreparedParameters:
         "dtype",
         "event_size",
         "hidden_size",
+        "infers",
         "kernel",
         "offsets",
         "projection_size",
@@ -56,6 +57,9 @@ class PreparedParameters:
         #: the binding's per-shape step plans (lstm_sym.native.inference.FastStep), by
         #: (cell, event shape, event dtype): filled by NativeCell.step
         set_(self, "steps", {})
+        #: the same for forward(..., cache=False) without initial states or lengths
+        #: (lstm_sym.native.inference.FastInfer), by (cell, events shape, dtype)
+        set_(self, "infers", {})
 
     def __setattr__(self, name, value):
         raise AttributeError(f"PreparedParameters are frozen: prepare again to change {name}")

@@ -377,3 +377,23 @@ def test_the_openmp_build_infers_the_training_forwards_numbers(native, random_pr
         cell.forward(problem.parameters, problem.events, lengths=lengths, cache=False),
         cell.forward(problem.parameters, problem.events, lengths=lengths),
     )
+
+
+def test_the_inference_fast_path_gives_the_checked_paths_numbers(native, random_problem):
+    cell = native.load("gru")
+    problem = random_problem("gru", 5, 3, 4, 6, seed=23, dtype=np.float32)
+    prepared = cell.prepare(problem.parameters)
+    expected = cell.forward(problem.parameters, problem.events)
+    for events in (problem.events, problem.events, problem.events[:, :2], problem.events):
+        outputs, last, none = cell.forward(prepared, events, cache=False)  # later: the fast path
+        assert none is None
+        batch = events.shape[1]
+        assert np.array_equal(outputs, expected[0][:, :batch])
+        assert np.array_equal(last, expected[1][:batch])
+    wide = problem.events.astype(np.float64)  # float64 events: the parameters in float64
+    for _ in range(2):
+        outputs, _, _ = cell.forward(prepared, wide, cache=False)
+        assert outputs.dtype == np.float64
+        assert np.array_equal(outputs, cell.forward(problem.parameters, wide)[0])
+    with pytest.raises(ValueError, match="events must have shape"):
+        cell.forward(prepared, problem.events[..., :3], cache=False)
