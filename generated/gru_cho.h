@@ -95,6 +95,15 @@ extern "C" {
     ((size_t)GRU_CHO_SAVED * (size_t)(batch) * (size_t)(hidden_size))
 #define GRU_CHO_STEP_WORK_SIZE(batch, hidden_size) \
     ((size_t)(GRU_CHO_DELTAS * GRU_CHO_GATES + 4) * (size_t)(batch) * (size_t)(hidden_size))
+/* infer projects the events of max(B, LSTM_SYM_PACK_MC) rows (whole steps) at once */
+#define GRU_CHO_INFER_ROWS(batch) \
+    ((size_t)(batch) >= LSTM_SYM_PACK_MC ? (size_t)(batch) : \
+     LSTM_SYM_PACK_MC / (size_t)(batch) * (size_t)(batch))
+#define GRU_CHO_INFER_WORK_SIZE(batch, hidden_size) \
+    (GRU_CHO_INFER_ROWS(batch) * (size_t)GRU_CHO_GATES * (size_t)(hidden_size) + \
+     (size_t)(batch) * (size_t)(hidden_size) * \
+     (size_t)(GRU_CHO_SAVED + (GRU_CHO_DELTAS - 1) * GRU_CHO_GATES + 4 + 2 * (GRU_CHO_STATES - 0)) + \
+     GRU_CHO_PACK_SIZE((size_t)GRU_CHO_GATES * (size_t)(hidden_size), hidden_size))
 #define GRU_CHO_EVENT_WEIGHTS_SIZE(event_size, hidden_size) \
     ((size_t)GRU_CHO_GATES * (size_t)(hidden_size) * (size_t)(event_size))
 #define GRU_CHO_HIDDEN_WEIGHTS_SIZE(hidden_size) \
@@ -109,6 +118,7 @@ size_t gru_cho_cache_size(size_t steps, size_t batch, size_t hidden_size);
 size_t gru_cho_saved_size(size_t steps, size_t batch, size_t hidden_size);
 size_t gru_cho_step_saved_size(size_t batch, size_t hidden_size);
 size_t gru_cho_step_work_size(size_t batch, size_t hidden_size);
+size_t gru_cho_infer_work_size(size_t batch, size_t hidden_size);
 
 /* A short English description of a return code ("ok", "invalid size", ...). */
 const char *gru_cho_error_string(int code);
@@ -308,6 +318,53 @@ int gru_cho_step_backward_f32(
     float *d_hidden_bias,
     float *d_event,
     float *d_h_prev,
+    float *work);
+
+/* Inference over a whole batched sequence: forward's outputs and final states, no cache.
+ *   steps              sequence length T >= 1
+ *   batch              batch size B >= 1
+ *   event_size         event (input) features X >= 1
+ *   hidden_size        hidden units H >= 1
+ *   events             (steps, batch, event_size)
+ *   lengths            (batch): row b runs lengths[b] steps, 1 to steps (past it its states are kept and its outputs are zero); NULL: every row runs all steps
+ *   h0                 initial hidden state (batch, hidden_size); NULL: zeros
+ *   event_weights      (gates * hidden_size, event_size), gates stacked
+ *   event_bias         (gates * hidden_size)
+ *   hidden_weights     (gates * hidden_size, hidden_size), gates stacked
+ *   hidden_bias        (gates * hidden_size)
+ *   outputs            (steps, batch, hidden_size): the hidden state of every step
+ *   h_last             final hidden state (batch, hidden_size)
+ *   work               INFER_WORK_SIZE(batch, hidden_size) elements of scratch
+ */
+int gru_cho_infer_f64(
+    size_t steps,
+    size_t batch,
+    size_t event_size,
+    size_t hidden_size,
+    const double *events,
+    const int64_t *lengths,
+    const double *h0,
+    const double *event_weights,
+    const double *event_bias,
+    const double *hidden_weights,
+    const double *hidden_bias,
+    double *outputs,
+    double *h_last,
+    double *work);
+int gru_cho_infer_f32(
+    size_t steps,
+    size_t batch,
+    size_t event_size,
+    size_t hidden_size,
+    const float *events,
+    const int64_t *lengths,
+    const float *h0,
+    const float *event_weights,
+    const float *event_bias,
+    const float *hidden_weights,
+    const float *hidden_bias,
+    float *outputs,
+    float *h_last,
     float *work);
 
 #ifdef __cplusplus

@@ -30,11 +30,14 @@ Contents
     The hidden weights of the gates below read hidden sources (shapes as given):
     ``hidden_new_weights``: (hidden, hidden), the hidden projection of [reset_state] (column
     blocks in this order).
-``forward(parameters, events, h0=None, lengths=None)``
+``forward(parameters, events, h0=None, lengths=None, cache=True)``
     ``outputs, (h_last), cache``; events (T, event) or (T, batch, event),
     outputs (T, hidden) or (T, batch, hidden).
     ``lengths``: each batch row's number of steps (PyTorch's packed sequences); past it a row's
     states stay as they were and its outputs are zero.
+    ``cache=False``: no training cache (None instead), the same numbers.
+``step(parameters, event, state=None)``
+    ``output, state``: one step for streaming, ``state`` as ``forward``'s final states.
 ``backward(cache, d_outputs, d_h_last=None)``
     ``Gradients`` with one attribute per ``Parameters`` attribute (biases as (hidden,) vectors)
     and ``events``, ``h0``.
@@ -56,7 +59,7 @@ CELL = "gru_cho"
 GATES = ("reset", "update", "new")
 STATES = ("hidden",)
 
-__all__ = ["Cache", "Gradients", "Parameters", "backward", "forward"]
+__all__ = ["Cache", "Gradients", "Parameters", "backward", "forward", "step"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -792,7 +795,7 @@ def _initial_state(value, name, batched, batch, hidden_size):
 
 
 @_arithmetic
-def forward(parameters, events, h0=None, lengths=None):
+def forward(parameters, events, h0=None, lengths=None, cache=True):
     """Run the cell over a sequence.
 
     events: (T, event_size) or (T, batch, event_size). Initial states (hidden_size,) or
@@ -801,7 +804,12 @@ def forward(parameters, events, h0=None, lengths=None):
     its length a row's states stay as they were and its outputs are zero; its events there are
     never read.
     Returns ``outputs, (h_last), cache`` with outputs (T, [batch,] hidden_size).
+    cache: False for inference: the same outputs and final states bit for bit, without the
+    training cache (returned as None): only the event projections, each state's current and
+    next value and the outputs are kept.
     """
+    if not isinstance(cache, (bool, np.bool_)):
+        raise TypeError(f"cache must be True or False, got {cache!r}")
     if not isinstance(parameters, Parameters):
         raise TypeError(f"parameters must be a {CELL}.Parameters, got {type(parameters).__name__}")
     events = _real_array(events, "events")
@@ -830,6 +838,17 @@ def forward(parameters, events, h0=None, lengths=None):
     slice_reset = slice(0 * hidden_size, 1 * hidden_size)
     slice_update = slice(1 * hidden_size, 2 * hidden_size)
     slice_new = slice(2 * hidden_size, 3 * hidden_size)
+    if not cache:
+        return _forward_without_cache(
+            inputs,
+            batched,
+            lengths,
+            dtype,
+            hidden_size,
+            arrays,
+            (event_weights, event_bias, hidden_weights, hidden_bias),
+            h0,
+        )
 
     # State sequences: index 0 holds the initial state, index t + 1 the state after step t
     # (every step writes its states whole).
@@ -946,6 +965,138 @@ def forward(parameters, events, h0=None, lengths=None):
         outputs = outputs[:, 0]
         lasts = tuple(last[0] for last in lasts)
     return outputs, lasts[0], cache
+
+
+def _forward_without_cache(
+    inputs,
+    batched,
+    lengths,
+    dtype,
+    hidden_size,
+    arrays,
+    weights,
+    h0,
+):
+    """``forward(..., cache=False)`` after its checks: the training forward's operations in the
+    same order (the same event projection of every step in one product, the same per-step
+    products and per-unit expressions), so the same numbers bit for bit; of the states it keeps
+    only the current and the next value of each (they alternate), and no saved value."""
+    steps, batch, event_size = inputs.shape
+    event_weights, event_bias, _, hidden_bias = weights  # the hidden weights by run below
+    slice_reset = slice(0 * hidden_size, 1 * hidden_size)
+    slice_update = slice(1 * hidden_size, 2 * hidden_size)
+    slice_new = slice(2 * hidden_size, 3 * hidden_size)
+    # Each state's current value and the next one (swapped after every step)
+    current_hidden = np.empty((batch, hidden_size), dtype=dtype)
+    current_hidden[...] = 0 if h0 is None else h0
+    next_hidden = np.empty((batch, hidden_size), dtype=dtype)
+    outputs = np.empty((steps, batch, hidden_size), dtype=dtype)
+    if lengths is None or lengths.min() == steps:
+        finished = padded = None  # every row runs every step: the unmasked computation
+    else:
+        finished = _finished_rows(lengths, steps)
+        padded = np.arange(steps)[:, None] >= lengths
+    # The events as the training forward's copy of them: in dtype, contiguous; a padded event
+    # (never read) that is not finite is made zero (as there), so no row computes inf - inf.
+    inputs = np.ascontiguousarray(inputs, dtype=dtype)
+    if padded is not None and not np.isfinite(inputs[padded]).all():
+        inputs = np.where(padded[:, :, None], dtype.type(0), inputs)
+    # Z_event = X W_event^T + b_event, every step at once
+    event_projection = np.empty((steps, batch, len(GATES) * hidden_size), dtype=dtype)
+    np.matmul(
+        inputs.reshape(steps * batch, event_size),
+        event_weights.T,
+        out=event_projection.reshape(steps * batch, len(GATES) * hidden_size),
+    )
+    event_projection += event_bias
+    # Gates whose hidden projection reads the recurrent state (one GEMM)
+    recurrent_columns = np.concatenate(
+        [np.arange(0 * hidden_size, 1 * hidden_size), np.arange(1 * hidden_size, 2 * hidden_size)]
+    )
+    recurrent_weights = np.concatenate(
+        [arrays["hidden_reset_weights"], arrays["hidden_update_weights"]]
+    ).astype(dtype, copy=False)
+    recurrent_weights_t = np.ascontiguousarray(recurrent_weights.T)
+    # The others, one GEMM per run of gates reading the same hidden sources side by side
+    grouped_weights = [
+        np.concatenate([arrays["hidden_new_weights"]]).astype(dtype, copy=False),
+    ]
+    grouped_weights_t = [np.ascontiguousarray(w.T) for w in grouped_weights]
+    hidden_projection = np.zeros((batch, len(GATES) * hidden_size), dtype=dtype)
+    for t in range(steps):
+        hidden_prev = current_hidden
+        # The recurrent state's gates (one GEMM): Z_hidden = h_{t-1} W_hidden^T + b_hidden
+        hidden_projection[:, recurrent_columns] = (
+            hidden_prev @ recurrent_weights_t + hidden_bias[recurrent_columns]
+        )
+        pre_activation = event_projection[t] + hidden_projection
+        reset_pre = pre_activation[:, slice_reset]
+        update_pre = pre_activation[:, slice_update]
+        new_event = event_projection[t][:, slice_new]
+        # reset = sigmoid(reset_pre)
+        reset = _sigmoid(reset_pre)
+        # update = sigmoid(update_pre)
+        update = _sigmoid(update_pre)
+        # reset_state = hidden_prev*reset
+        reset_state = hidden_prev * reset
+        # new: this step's sources S side by side (one GEMM), Z = S W^T + b
+        hidden_projection[:, slice(2 * hidden_size, 3 * hidden_size)] = (
+            reset_state @ grouped_weights_t[0]
+            + hidden_bias[slice(2 * hidden_size, 3 * hidden_size)]
+        )
+        new_hidden = hidden_projection[:, slice_new]
+        # new = tanh(new_event + new_hidden)
+        new = np.tanh(new_event + new_hidden)
+        # hidden = hidden_prev*update + new*(1 - update)
+        np.add(hidden_prev * update, new * (1 - update), out=next_hidden)
+        if finished is not None and finished[t] is not None:
+            # Rows past their length keep their states (their outputs are zeroed below)
+            rows = finished[t]
+            next_hidden[rows] = current_hidden[rows]
+        outputs[t] = next_hidden
+        current_hidden, next_hidden = next_hidden, current_hidden
+    if padded is not None:
+        outputs[padded] = 0
+    lasts = (current_hidden,)
+    if not batched:
+        outputs = outputs[:, 0]
+        lasts = tuple(last[0] for last in lasts)
+    return outputs, lasts[0], None
+
+
+@_arithmetic
+def step(parameters, event, state=None):
+    """One step of the cell, for streaming: ``output, state = step(parameters, event, state)``.
+
+    event: (event_size,) or (batch, event_size). state: the final states ``forward`` returns
+    (the hidden state, (hidden_size,) or (batch, hidden_size) to match the event); None: zeros.
+    Returns the output and the new state in the same form: stepping through a sequence gives
+    ``forward``'s outputs and final states (to rounding: ``forward`` projects the events of every
+    step in one product, a step those of one).
+    """
+    if not isinstance(parameters, Parameters):
+        raise TypeError(f"parameters must be a {CELL}.Parameters, got {type(parameters).__name__}")
+    event = _real_array(event, "event")
+    if event.ndim not in (1, 2) or event.shape[-1] != parameters.event_size:
+        raise ValueError(
+            f"event must have shape ({parameters.event_size},) or (batch, {parameters.event_size}) "
+            f"([batch,] event_size), got {event.shape}"
+        )
+    sizes = (parameters.hidden_size,)
+    if state is None:
+        states = (None,) * len(STATES)
+    else:
+        states = (_real_array(state, "state"),)
+        for k, (value, size) in enumerate(zip(states, sizes, strict=True)):
+            expected = (*event.shape[:-1], size)
+            if value.shape != expected:
+                name = "state" if len(STATES) == 1 else f"state[{k}]"
+                raise ValueError(
+                    f"{name} ({STATES[k]}) must have shape {expected} (the event's batch, the "
+                    f"state's size), got {value.shape}"
+                )
+    outputs, lasts, _ = forward(parameters, event[None], *states, cache=False)
+    return outputs[0], lasts
 
 
 def _adjoint(value, name, shape, meaning, dtype):

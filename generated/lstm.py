@@ -32,11 +32,14 @@ Contents
     state.
 ``output_gate(event, hidden_state, cell_state, parameters)``
     Decide what to output from the LSTM cell: the new hidden state.
-``forward(parameters, events, h0=None, c0=None, lengths=None)``
+``forward(parameters, events, h0=None, c0=None, lengths=None, cache=True)``
     ``outputs, (h_last, c_last), cache``; events (T, event) or (T, batch, event),
     outputs (T, hidden) or (T, batch, hidden).
     ``lengths``: each batch row's number of steps (PyTorch's packed sequences); past it a row's
     states stay as they were and its outputs are zero.
+    ``cache=False``: no training cache (None instead), the same numbers.
+``step(parameters, event, state=None)``
+    ``output, state``: one step for streaming, ``state`` as ``forward``'s final states.
 ``backward(cache, d_outputs, d_h_last=None, d_c_last=None)``
     ``Gradients`` with one attribute per ``Parameters`` attribute (biases as (hidden,) vectors)
     and ``events``, ``h0``, ``c0``.
@@ -68,6 +71,7 @@ __all__ = [
     "forward",
     "input_gate",
     "output_gate",
+    "step",
 ]
 
 
@@ -867,7 +871,7 @@ def _initial_state(value, name, batched, batch, hidden_size):
 
 
 @_arithmetic
-def forward(parameters, events, h0=None, c0=None, lengths=None):
+def forward(parameters, events, h0=None, c0=None, lengths=None, cache=True):
     """Run the cell over a sequence.
 
     events: (T, event_size) or (T, batch, event_size). Initial states (hidden_size,) or
@@ -876,7 +880,12 @@ def forward(parameters, events, h0=None, c0=None, lengths=None):
     its length a row's states stay as they were and its outputs are zero; its events there are
     never read.
     Returns ``outputs, (h_last, c_last), cache`` with outputs (T, [batch,] hidden_size).
+    cache: False for inference: the same outputs and final states bit for bit, without the
+    training cache (returned as None): only the event projections, each state's current and
+    next value and the outputs are kept.
     """
+    if not isinstance(cache, (bool, np.bool_)):
+        raise TypeError(f"cache must be True or False, got {cache!r}")
     if not isinstance(parameters, Parameters):
         raise TypeError(f"parameters must be a {CELL}.Parameters, got {type(parameters).__name__}")
     events = _real_array(events, "events")
@@ -907,6 +916,18 @@ def forward(parameters, events, h0=None, c0=None, lengths=None):
     slice_forget = slice(1 * hidden_size, 2 * hidden_size)
     slice_candidate = slice(2 * hidden_size, 3 * hidden_size)
     slice_output = slice(3 * hidden_size, 4 * hidden_size)
+    if not cache:
+        return _forward_without_cache(
+            inputs,
+            batched,
+            lengths,
+            dtype,
+            hidden_size,
+            arrays,
+            (event_weights, event_bias, hidden_weights, hidden_bias),
+            h0,
+            c0,
+        )
 
     # State sequences: index 0 holds the initial state, index t + 1 the state after step t
     # (every step writes its states whole).
@@ -1011,6 +1032,137 @@ def forward(parameters, events, h0=None, c0=None, lengths=None):
         outputs = outputs[:, 0]
         lasts = tuple(last[0] for last in lasts)
     return outputs, lasts, cache
+
+
+def _forward_without_cache(
+    inputs,
+    batched,
+    lengths,
+    dtype,
+    hidden_size,
+    arrays,
+    weights,
+    h0,
+    c0,
+):
+    """``forward(..., cache=False)`` after its checks: the training forward's operations in the
+    same order (the same event projection of every step in one product, the same per-step
+    products and per-unit expressions), so the same numbers bit for bit; of the states it keeps
+    only the current and the next value of each (they alternate), and no saved value."""
+    steps, batch, event_size = inputs.shape
+    event_weights, event_bias, hidden_weights, hidden_bias = weights
+    slice_update = slice(0 * hidden_size, 1 * hidden_size)
+    slice_forget = slice(1 * hidden_size, 2 * hidden_size)
+    slice_candidate = slice(2 * hidden_size, 3 * hidden_size)
+    slice_output = slice(3 * hidden_size, 4 * hidden_size)
+    # Each state's current value and the next one (swapped after every step)
+    current_hidden = np.empty((batch, hidden_size), dtype=dtype)
+    current_hidden[...] = 0 if h0 is None else h0
+    next_hidden = np.empty((batch, hidden_size), dtype=dtype)
+    current_cell = np.empty((batch, hidden_size), dtype=dtype)
+    current_cell[...] = 0 if c0 is None else c0
+    next_cell = np.empty((batch, hidden_size), dtype=dtype)
+    outputs = np.empty((steps, batch, hidden_size), dtype=dtype)
+    if lengths is None or lengths.min() == steps:
+        finished = padded = None  # every row runs every step: the unmasked computation
+    else:
+        finished = _finished_rows(lengths, steps)
+        padded = np.arange(steps)[:, None] >= lengths
+    # The events as the training forward's copy of them: in dtype, contiguous; a padded event
+    # (never read) that is not finite is made zero (as there), so no row computes inf - inf.
+    inputs = np.ascontiguousarray(inputs, dtype=dtype)
+    if padded is not None and not np.isfinite(inputs[padded]).all():
+        inputs = np.where(padded[:, :, None], dtype.type(0), inputs)
+    # Z_event = X W_event^T + b_event + b_hidden (both biases folded in), every step at once
+    event_projection = np.empty((steps, batch, len(GATES) * hidden_size), dtype=dtype)
+    np.matmul(
+        inputs.reshape(steps * batch, event_size),
+        event_weights.T,
+        out=event_projection.reshape(steps * batch, len(GATES) * hidden_size),
+    )
+    event_projection += event_bias + hidden_bias
+    hidden_projection = np.empty((batch, len(GATES) * hidden_size), dtype=dtype)
+    hidden_weights_t = np.ascontiguousarray(hidden_weights.T)
+    for t in range(steps):
+        hidden_prev = current_hidden
+        cell_prev = current_cell
+        # Hidden projections of every gate (one GEMM), added in place: Z = Z_event + h W_hidden^T
+        pre_activation = event_projection[t]
+        pre_activation += np.matmul(hidden_prev, hidden_weights_t, out=hidden_projection)
+        update_pre = pre_activation[:, slice_update]
+        forget_pre = pre_activation[:, slice_forget]
+        candidate_pre = pre_activation[:, slice_candidate]
+        output_pre = pre_activation[:, slice_output]
+        # forget = sigmoid(forget_pre)
+        forget = _sigmoid(forget_pre)
+        # update = sigmoid(update_pre)
+        update = _sigmoid(update_pre)
+        # candidate = tanh(candidate_pre)
+        candidate = np.tanh(candidate_pre)
+        # output = sigmoid(output_pre)
+        output = _sigmoid(output_pre)
+        # cell = candidate*update + cell_prev*forget
+        cell = np.add(candidate * update, cell_prev * forget, out=next_cell)
+        # tanh_cell = tanh(cell)
+        tanh_cell = np.tanh(cell)
+        # hidden = output*tanh(cell)
+        np.multiply(output, tanh_cell, out=next_hidden)
+        if finished is not None and finished[t] is not None:
+            # Rows past their length keep their states (their outputs are zeroed below)
+            rows = finished[t]
+            next_hidden[rows] = current_hidden[rows]
+            next_cell[rows] = current_cell[rows]
+        outputs[t] = next_hidden
+        current_hidden, next_hidden = next_hidden, current_hidden
+        current_cell, next_cell = next_cell, current_cell
+    if padded is not None:
+        outputs[padded] = 0
+    lasts = (current_hidden, current_cell)
+    if not batched:
+        outputs = outputs[:, 0]
+        lasts = tuple(last[0] for last in lasts)
+    return outputs, lasts, None
+
+
+@_arithmetic
+def step(parameters, event, state=None):
+    """One step of the cell, for streaming: ``output, state = step(parameters, event, state)``.
+
+    event: (event_size,) or (batch, event_size). state: the final states ``forward`` returns
+    (the tuple (h_last, c_last), each (size,) or (batch, size) to match the event); None: zeros.
+    Returns the output and the new state in the same form: stepping through a sequence gives
+    ``forward``'s outputs and final states (to rounding: ``forward`` projects the events of every
+    step in one product, a step those of one).
+    """
+    if not isinstance(parameters, Parameters):
+        raise TypeError(f"parameters must be a {CELL}.Parameters, got {type(parameters).__name__}")
+    event = _real_array(event, "event")
+    if event.ndim not in (1, 2) or event.shape[-1] != parameters.event_size:
+        raise ValueError(
+            f"event must have shape ({parameters.event_size},) or (batch, {parameters.event_size}) "
+            f"([batch,] event_size), got {event.shape}"
+        )
+    sizes = (parameters.hidden_size, parameters.hidden_size)
+    if state is None:
+        states = (None,) * len(STATES)
+    else:
+        if not isinstance(state, (tuple, list)) or len(state) != len(STATES):
+            raise TypeError(
+                f"state must be a tuple of {len(STATES)} arrays {STATES} (forward's final states) "
+                f"or None, got {type(state).__name__}"
+                + (f" of length {len(state)}" if isinstance(state, (tuple, list)) else "")
+            )
+        states = tuple(_real_array(value, f"state[{k}]") for k, value in enumerate(state))
+        for k, (value, size) in enumerate(zip(states, sizes, strict=True)):
+            expected = (*event.shape[:-1], size)
+            if value.shape != expected:
+                name = "state" if len(STATES) == 1 else f"state[{k}]"
+                raise ValueError(
+                    f"{name} ({STATES[k]}) must have shape {expected} (the event's batch, the "
+                    f"state's size), got {value.shape}"
+                )
+    outputs, lasts, _ = forward(parameters, event[None], *states, cache=False)
+    return outputs[0], lasts
 
 
 def _adjoint(value, name, shape, meaning, dtype):

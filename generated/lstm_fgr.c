@@ -70,6 +70,35 @@ size_t lstm_fgr_step_work_size(size_t batch, size_t hidden_size)
     return total;
 }
 
+/* The steps whose event projections infer computes in one product: as many as make
+ * LSTM_SYM_PACK_MC rows (one product worth its packing at small batches), at least one. */
+static size_t lstm_fgr_infer_block(size_t batch)
+{
+    return batch >= LSTM_SYM_PACK_MC ? 1u : LSTM_SYM_PACK_MC / batch;
+}
+
+/* Elements of infer's work buffer before its packing area: the event projections of a block of
+ * steps (at most max(B, LSTM_SYM_PACK_MC) rows of G * H); per B * H, a step's saved values, its
+ * hidden parts, scratch, two of each state. */
+static size_t lstm_fgr_infer_base(size_t batch, size_t hidden_size)
+{
+    size_t units, rows, projections, total;
+    if (!lstm_sym_multiply(batch, hidden_size, &units) ||
+        !lstm_sym_multiply(hidden_size, LSTM_FGR_GATES, &rows) ||
+        !lstm_sym_multiply(lstm_fgr_infer_block(batch) * batch, rows, &projections) ||
+        !lstm_sym_multiply(units, LSTM_FGR_SAVED + (LSTM_FGR_DELTAS - 1u) * LSTM_FGR_GATES + 6u + 2u * (LSTM_FGR_STATES - 0u), &total) ||
+        projections > LSTM_SYM_SIZE_LIMIT - total) {
+        return 0;
+    }
+    return total + projections;
+}
+
+size_t lstm_fgr_infer_work_size(size_t batch, size_t hidden_size)
+{
+    return lstm_sym_with_pack(lstm_fgr_infer_base(batch, hidden_size),
+        lstm_sym_pack_size(LSTM_FGR_GATES * hidden_size, hidden_size));
+}
+
 const char *lstm_fgr_error_string(int code)
 {
     switch (code) {
@@ -1144,6 +1173,246 @@ int lstm_fgr_step_backward_f64(
     return LSTM_FGR_OK;
 }
 
+/* Inference over a whole batched sequence: forward's outputs and final states, no cache. See lstm_fgr.h.
+ * The same operations as forward in the same order: the event projections of a block of steps
+ * are forward's product over every step restricted to the rows of those steps (the runtime's
+ * products sum each row alike whatever the number of rows: same blocks of terms, same order),
+ * then per step the same hidden products and per-unit stages; the states alternate between two
+ * buffers and the saved values of a step are overwritten at the next. */
+int lstm_fgr_infer_f64(
+    size_t steps,
+    size_t batch,
+    size_t event_size,
+    size_t hidden_size,
+    const double *restrict events,
+    const int64_t *restrict lengths,
+    const double *restrict h0,
+    const double *restrict c0,
+    const double *restrict i0,
+    const double *restrict f0,
+    const double *restrict o0,
+    const double *restrict event_weights,
+    const double *restrict event_bias,
+    const double *restrict hidden_weights,
+    const double *restrict hidden_bias,
+    const double *restrict peephole_update,
+    const double *restrict peephole_forget,
+    const double *restrict peephole_output,
+    double *restrict outputs,
+    double *restrict h_last,
+    double *restrict c_last,
+    double *restrict i_last,
+    double *restrict f_last,
+    double *restrict o_last,
+    double *restrict work)
+{
+    const size_t units = batch * hidden_size;
+    const size_t rows = LSTM_FGR_GATES * hidden_size;
+    const int status = lstm_fgr_check_sizes(steps, batch, event_size, hidden_size);
+    size_t t;
+    if (status != LSTM_FGR_OK) {
+        return status;
+    }
+    if (lstm_fgr_infer_work_size(batch, hidden_size) == 0) {
+        return LSTM_FGR_ERROR_SIZE;
+    }
+    if (events == NULL ||
+        event_weights == NULL ||
+        event_bias == NULL ||
+        hidden_weights == NULL ||
+        hidden_bias == NULL ||
+        peephole_update == NULL ||
+        peephole_forget == NULL ||
+        peephole_output == NULL ||
+        outputs == NULL ||
+        h_last == NULL ||
+        c_last == NULL ||
+        i_last == NULL ||
+        f_last == NULL ||
+        o_last == NULL ||
+        work == NULL) {
+        return LSTM_FGR_ERROR_NULL;
+    }
+    {
+        int padded;
+        const int checked = lstm_fgr_check_lengths(steps, batch, lengths, &padded);
+        if (checked != LSTM_FGR_OK) {
+            return checked;
+        }
+        if (!padded) {
+            lengths = NULL; /* every row runs every step: the unmasked computation */
+        }
+    }
+    {
+        /* The work buffer: a step's saved values, the event projections of a block of steps,
+         * a step's hidden parts, scratch, two buffers per state (the current and the next state),
+         * then the packing area */
+        const size_t block = lstm_fgr_infer_block(batch);
+        double *const saved = work;
+        double *const projection = saved + LSTM_FGR_SAVED * units;
+        double *const after_projection = projection + block * batch * rows;
+        double *const hidden_part = after_projection;
+        double *const source = after_projection + (LSTM_FGR_DELTAS - 1u) * batch * rows;
+        double *const gathered = source + 0u * units;
+        double *const source_part = source + 4u * units;
+        double *h_now = after_projection + (LSTM_FGR_DELTAS - 1u) * batch * rows + 6u * units;
+        double *h_next = h_now + units;
+        double *c_now = h_next + units;
+        double *c_next = c_now + units;
+        double *i_now = c_next + units;
+        double *i_next = i_now + units;
+        double *f_now = i_next + units;
+        double *f_next = f_now + units;
+        double *o_now = f_next + units;
+        double *o_next = o_now + units;
+        const size_t pack_at = lstm_sym_pack_offset_f64(work, lstm_fgr_infer_base(batch, hidden_size));
+        double *const pack = pack_at == 0 ? NULL : work + pack_at;
+        const size_t panel = lstm_sym_pack_panel(rows, hidden_size);
+        double *const packed_weights = pack == NULL ? NULL : pack + LSTM_SYM_PACK_MC * LSTM_SYM_PACK_KC + LSTM_SYM_PACK_KC * panel;
+        if (0 && pack != NULL) {
+            /* B(l, j) = W_hidden(j, l): the panels of W_hidden^T */
+            /* (its panels shared among a team of threads when large) */
+#ifdef _OPENMP
+#pragma omp parallel if (rows * hidden_size >= LSTM_SYM_PARALLEL_ELEMENTS)
+#endif
+            lstm_sym_pack_b_f64(hidden_size, rows, hidden_weights, 1u, hidden_size, hidden_size * LSTM_SYM_PANEL_F64, packed_weights);
+        }
+        /* Initial states; NULL means zeros. */
+        lstm_sym_copy_f64(units, h0, h_now);
+        lstm_sym_copy_f64(units, c0, c_now);
+        lstm_sym_copy_f64(units, i0, i_now);
+        lstm_sym_copy_f64(units, f0, f_now);
+        lstm_sym_copy_f64(units, o0, o_now);
+        for (t = 0; t < steps; ++t) {
+            double *const event_part = projection + t % block * batch * rows;
+            if (t % block == 0) {
+                /* The event projections of the next `block` steps: forward's product over every
+                 * step, its rows of these steps (each row's sums are the same: the products'
+                 * blocks of terms do not depend on the number of rows) (eq:projection-update-event, eq:projection-update-hidden, eq:projection-forget-event, eq:projection-forget-hidden, eq:projection-candidate-pre, eq:projection-output-event, eq:projection-output-hidden) */
+                const size_t samples = (steps - t < block ? steps - t : block) * batch;
+                lstm_sym_broadcast_f64(samples, rows, event_bias, NULL, projection);
+                lstm_sym_product_nt_f64(samples, rows, event_size, events + t * batch * event_size, event_weights, projection, pack, panel);
+            }
+            /* Hidden projections, one matrix product per run of gates reading the same sources S
+             * side by side: Z_hidden = S W_hidden^T + b_hidden (h_{t-1} by default) */
+            lstm_sym_fill_f64(1u * units, 0.0, source_part);
+            lstm_sym_gemm_nt_f64(batch, 1u * hidden_size, hidden_size, h_now,
+                hidden_weights + 8u * hidden_size * hidden_size, source_part);
+            lstm_fgr_place_f64(batch, 1u * hidden_size, source_part, hidden_bias + 2u * hidden_size,
+                hidden_part + 2u * hidden_size, rows);
+            /* update, forget: [hidden_prev, update_prev, forget_prev, output_prev] side by side (one matrix product) */
+            lstm_fgr_gather_f64(batch, hidden_size, h_now, gathered + 0u * hidden_size, 4u * hidden_size);
+            lstm_fgr_gather_f64(batch, hidden_size, i_now, gathered + 1u * hidden_size, 4u * hidden_size);
+            lstm_fgr_gather_f64(batch, hidden_size, f_now, gathered + 2u * hidden_size, 4u * hidden_size);
+            lstm_fgr_gather_f64(batch, hidden_size, o_now, gathered + 3u * hidden_size, 4u * hidden_size);
+            lstm_sym_fill_f64(2u * units, 0.0, source_part);
+            lstm_sym_gemm_nt_f64(batch, 2u * hidden_size, 4u * hidden_size, gathered,
+                hidden_weights + 0u * hidden_size * hidden_size, source_part);
+            lstm_fgr_place_f64(batch, 2u * hidden_size, source_part, hidden_bias + 0u * hidden_size,
+                hidden_part + 0u * hidden_size, rows);
+            /* output: [hidden_prev, update_prev, forget_prev, output_prev] side by side (one matrix product), gathered above */
+            lstm_sym_fill_f64(1u * units, 0.0, source_part);
+            lstm_sym_gemm_nt_f64(batch, 1u * hidden_size, 4u * hidden_size, gathered,
+                hidden_weights + 9u * hidden_size * hidden_size, source_part);
+            lstm_fgr_place_f64(batch, 1u * hidden_size, source_part, hidden_bias + 3u * hidden_size,
+                hidden_part + 3u * hidden_size, rows);
+            /* The per-unit equations of the cell (printed from the derivation). */
+            if (lengths == NULL) {
+                #ifdef _OPENMP
+                if (batch >= 2u && units >= LSTM_SYM_PARALLEL_UNITS) {
+                    size_t row;
+                #pragma omp parallel for schedule(static)
+                    for (row = 0; row < batch; ++row) {
+                        lstm_fgr_units_forward_f64(batch, hidden_size, row, row + 1u, event_part, hidden_part,
+                            h_now, c_now, i_now, f_now, o_now, peephole_update, peephole_forget, peephole_output,
+                            h_next, c_next, i_next, f_next, o_next, saved);
+                    }
+                } else
+                #endif
+                lstm_fgr_units_forward_f64(batch, hidden_size, 0u, batch, event_part, hidden_part,
+                    h_now, c_now, i_now, f_now, o_now, peephole_update, peephole_forget, peephole_output,
+                    h_next, c_next, i_next, f_next, o_next, saved);
+            } else {
+                if (!lstm_fgr_all_run(batch, lengths, t)) {
+                    /* Only the rows still running step t (the plan's masking) */
+                    size_t row;
+                    for (row = 0; row < batch; ++row) {
+                        if ((uint64_t)lengths[row] > (uint64_t)t) {
+                            lstm_fgr_units_forward_f64(batch, hidden_size, row, row + 1u, event_part, hidden_part,
+                                h_now, c_now, i_now, f_now, o_now, peephole_update, peephole_forget, peephole_output,
+                                h_next, c_next, i_next, f_next, o_next, saved);
+                        }
+                    }
+                } else {
+                    #ifdef _OPENMP
+                    if (batch >= 2u && units >= LSTM_SYM_PARALLEL_UNITS) {
+                        size_t row;
+                    #pragma omp parallel for schedule(static)
+                        for (row = 0; row < batch; ++row) {
+                            lstm_fgr_units_forward_f64(batch, hidden_size, row, row + 1u, event_part, hidden_part,
+                                h_now, c_now, i_now, f_now, o_now, peephole_update, peephole_forget, peephole_output,
+                                h_next, c_next, i_next, f_next, o_next, saved);
+                        }
+                    } else
+                    #endif
+                    lstm_fgr_units_forward_f64(batch, hidden_size, 0u, batch, event_part, hidden_part,
+                        h_now, c_now, i_now, f_now, o_now, peephole_update, peephole_forget, peephole_output,
+                        h_next, c_next, i_next, f_next, o_next, saved);
+                }
+            }
+            if (!lstm_fgr_all_run(batch, lengths, t)) {
+                /* Rows past their length keep their states (eq:masked-state) */
+                size_t row;
+                for (row = 0; row < batch; ++row) {
+                    if ((uint64_t)lengths[row] > (uint64_t)t) {
+                        continue;
+                    }
+                    lstm_sym_copy_f64(hidden_size, h_now + row * hidden_size, h_next + row * hidden_size);
+                    lstm_sym_copy_f64(hidden_size, c_now + row * hidden_size, c_next + row * hidden_size);
+                    lstm_sym_copy_f64(hidden_size, i_now + row * hidden_size, i_next + row * hidden_size);
+                    lstm_sym_copy_f64(hidden_size, f_now + row * hidden_size, f_next + row * hidden_size);
+                    lstm_sym_copy_f64(hidden_size, o_now + row * hidden_size, o_next + row * hidden_size);
+                }
+            }
+            /* The outputs of step t: the new hidden state; the new states become the current ones */
+            lstm_sym_copy_f64(units, h_next, outputs + t * units);
+            {
+                double *swap;
+                swap = h_now;
+                h_now = h_next;
+                h_next = swap;
+                swap = c_now;
+                c_now = c_next;
+                c_next = swap;
+                swap = i_now;
+                i_now = i_next;
+                i_next = swap;
+                swap = f_now;
+                f_now = f_next;
+                f_next = swap;
+                swap = o_now;
+                o_now = o_next;
+                o_next = swap;
+            }
+        }
+        if (lengths != NULL) {
+            /* Zero outputs past each row's length */
+            size_t row;
+            for (row = 0; row < batch; ++row) {
+                for (t = (size_t)lengths[row]; t < steps; ++t) {
+                    lstm_sym_fill_f64(hidden_size, 0.0, outputs + t * units + row * hidden_size);
+                }
+            }
+        }
+        lstm_sym_copy_f64(units, h_now, h_last);
+        lstm_sym_copy_f64(units, c_now, c_last);
+        lstm_sym_copy_f64(units, i_now, i_last);
+        lstm_sym_copy_f64(units, f_now, f_last);
+        lstm_sym_copy_f64(units, o_now, o_last);
+    }
+    return LSTM_FGR_OK;
+}
+
 /* ==========================================================================================
  * float (f32)
  * ========================================================================================== */
@@ -2124,6 +2393,246 @@ int lstm_fgr_step_backward_f32(
         lstm_sym_column_sums_f32(batch, rows, delta_hidden, d_hidden_bias);
         lstm_sym_fill_f32(batch * event_size, 0.0F, d_event);
         lstm_sym_gemm_nn_f32(batch, event_size, rows, delta_event, rows, 1u, event_weights, d_event);
+    }
+    return LSTM_FGR_OK;
+}
+
+/* Inference over a whole batched sequence: forward's outputs and final states, no cache. See lstm_fgr.h.
+ * The same operations as forward in the same order: the event projections of a block of steps
+ * are forward's product over every step restricted to the rows of those steps (the runtime's
+ * products sum each row alike whatever the number of rows: same blocks of terms, same order),
+ * then per step the same hidden products and per-unit stages; the states alternate between two
+ * buffers and the saved values of a step are overwritten at the next. */
+int lstm_fgr_infer_f32(
+    size_t steps,
+    size_t batch,
+    size_t event_size,
+    size_t hidden_size,
+    const float *restrict events,
+    const int64_t *restrict lengths,
+    const float *restrict h0,
+    const float *restrict c0,
+    const float *restrict i0,
+    const float *restrict f0,
+    const float *restrict o0,
+    const float *restrict event_weights,
+    const float *restrict event_bias,
+    const float *restrict hidden_weights,
+    const float *restrict hidden_bias,
+    const float *restrict peephole_update,
+    const float *restrict peephole_forget,
+    const float *restrict peephole_output,
+    float *restrict outputs,
+    float *restrict h_last,
+    float *restrict c_last,
+    float *restrict i_last,
+    float *restrict f_last,
+    float *restrict o_last,
+    float *restrict work)
+{
+    const size_t units = batch * hidden_size;
+    const size_t rows = LSTM_FGR_GATES * hidden_size;
+    const int status = lstm_fgr_check_sizes(steps, batch, event_size, hidden_size);
+    size_t t;
+    if (status != LSTM_FGR_OK) {
+        return status;
+    }
+    if (lstm_fgr_infer_work_size(batch, hidden_size) == 0) {
+        return LSTM_FGR_ERROR_SIZE;
+    }
+    if (events == NULL ||
+        event_weights == NULL ||
+        event_bias == NULL ||
+        hidden_weights == NULL ||
+        hidden_bias == NULL ||
+        peephole_update == NULL ||
+        peephole_forget == NULL ||
+        peephole_output == NULL ||
+        outputs == NULL ||
+        h_last == NULL ||
+        c_last == NULL ||
+        i_last == NULL ||
+        f_last == NULL ||
+        o_last == NULL ||
+        work == NULL) {
+        return LSTM_FGR_ERROR_NULL;
+    }
+    {
+        int padded;
+        const int checked = lstm_fgr_check_lengths(steps, batch, lengths, &padded);
+        if (checked != LSTM_FGR_OK) {
+            return checked;
+        }
+        if (!padded) {
+            lengths = NULL; /* every row runs every step: the unmasked computation */
+        }
+    }
+    {
+        /* The work buffer: a step's saved values, the event projections of a block of steps,
+         * a step's hidden parts, scratch, two buffers per state (the current and the next state),
+         * then the packing area */
+        const size_t block = lstm_fgr_infer_block(batch);
+        float *const saved = work;
+        float *const projection = saved + LSTM_FGR_SAVED * units;
+        float *const after_projection = projection + block * batch * rows;
+        float *const hidden_part = after_projection;
+        float *const source = after_projection + (LSTM_FGR_DELTAS - 1u) * batch * rows;
+        float *const gathered = source + 0u * units;
+        float *const source_part = source + 4u * units;
+        float *h_now = after_projection + (LSTM_FGR_DELTAS - 1u) * batch * rows + 6u * units;
+        float *h_next = h_now + units;
+        float *c_now = h_next + units;
+        float *c_next = c_now + units;
+        float *i_now = c_next + units;
+        float *i_next = i_now + units;
+        float *f_now = i_next + units;
+        float *f_next = f_now + units;
+        float *o_now = f_next + units;
+        float *o_next = o_now + units;
+        const size_t pack_at = lstm_sym_pack_offset_f32(work, lstm_fgr_infer_base(batch, hidden_size));
+        float *const pack = pack_at == 0 ? NULL : work + pack_at;
+        const size_t panel = lstm_sym_pack_panel(rows, hidden_size);
+        float *const packed_weights = pack == NULL ? NULL : pack + LSTM_SYM_PACK_MC * LSTM_SYM_PACK_KC + LSTM_SYM_PACK_KC * panel;
+        if (0 && pack != NULL) {
+            /* B(l, j) = W_hidden(j, l): the panels of W_hidden^T */
+            /* (its panels shared among a team of threads when large) */
+#ifdef _OPENMP
+#pragma omp parallel if (rows * hidden_size >= LSTM_SYM_PARALLEL_ELEMENTS)
+#endif
+            lstm_sym_pack_b_f32(hidden_size, rows, hidden_weights, 1u, hidden_size, hidden_size * LSTM_SYM_PANEL_F32, packed_weights);
+        }
+        /* Initial states; NULL means zeros. */
+        lstm_sym_copy_f32(units, h0, h_now);
+        lstm_sym_copy_f32(units, c0, c_now);
+        lstm_sym_copy_f32(units, i0, i_now);
+        lstm_sym_copy_f32(units, f0, f_now);
+        lstm_sym_copy_f32(units, o0, o_now);
+        for (t = 0; t < steps; ++t) {
+            float *const event_part = projection + t % block * batch * rows;
+            if (t % block == 0) {
+                /* The event projections of the next `block` steps: forward's product over every
+                 * step, its rows of these steps (each row's sums are the same: the products'
+                 * blocks of terms do not depend on the number of rows) (eq:projection-update-event, eq:projection-update-hidden, eq:projection-forget-event, eq:projection-forget-hidden, eq:projection-candidate-pre, eq:projection-output-event, eq:projection-output-hidden) */
+                const size_t samples = (steps - t < block ? steps - t : block) * batch;
+                lstm_sym_broadcast_f32(samples, rows, event_bias, NULL, projection);
+                lstm_sym_product_nt_f32(samples, rows, event_size, events + t * batch * event_size, event_weights, projection, pack, panel);
+            }
+            /* Hidden projections, one matrix product per run of gates reading the same sources S
+             * side by side: Z_hidden = S W_hidden^T + b_hidden (h_{t-1} by default) */
+            lstm_sym_fill_f32(1u * units, 0.0F, source_part);
+            lstm_sym_gemm_nt_f32(batch, 1u * hidden_size, hidden_size, h_now,
+                hidden_weights + 8u * hidden_size * hidden_size, source_part);
+            lstm_fgr_place_f32(batch, 1u * hidden_size, source_part, hidden_bias + 2u * hidden_size,
+                hidden_part + 2u * hidden_size, rows);
+            /* update, forget: [hidden_prev, update_prev, forget_prev, output_prev] side by side (one matrix product) */
+            lstm_fgr_gather_f32(batch, hidden_size, h_now, gathered + 0u * hidden_size, 4u * hidden_size);
+            lstm_fgr_gather_f32(batch, hidden_size, i_now, gathered + 1u * hidden_size, 4u * hidden_size);
+            lstm_fgr_gather_f32(batch, hidden_size, f_now, gathered + 2u * hidden_size, 4u * hidden_size);
+            lstm_fgr_gather_f32(batch, hidden_size, o_now, gathered + 3u * hidden_size, 4u * hidden_size);
+            lstm_sym_fill_f32(2u * units, 0.0F, source_part);
+            lstm_sym_gemm_nt_f32(batch, 2u * hidden_size, 4u * hidden_size, gathered,
+                hidden_weights + 0u * hidden_size * hidden_size, source_part);
+            lstm_fgr_place_f32(batch, 2u * hidden_size, source_part, hidden_bias + 0u * hidden_size,
+                hidden_part + 0u * hidden_size, rows);
+            /* output: [hidden_prev, update_prev, forget_prev, output_prev] side by side (one matrix product), gathered above */
+            lstm_sym_fill_f32(1u * units, 0.0F, source_part);
+            lstm_sym_gemm_nt_f32(batch, 1u * hidden_size, 4u * hidden_size, gathered,
+                hidden_weights + 9u * hidden_size * hidden_size, source_part);
+            lstm_fgr_place_f32(batch, 1u * hidden_size, source_part, hidden_bias + 3u * hidden_size,
+                hidden_part + 3u * hidden_size, rows);
+            /* The per-unit equations of the cell (printed from the derivation). */
+            if (lengths == NULL) {
+                #ifdef _OPENMP
+                if (batch >= 2u && units >= LSTM_SYM_PARALLEL_UNITS) {
+                    size_t row;
+                #pragma omp parallel for schedule(static)
+                    for (row = 0; row < batch; ++row) {
+                        lstm_fgr_units_forward_f32(batch, hidden_size, row, row + 1u, event_part, hidden_part,
+                            h_now, c_now, i_now, f_now, o_now, peephole_update, peephole_forget, peephole_output,
+                            h_next, c_next, i_next, f_next, o_next, saved);
+                    }
+                } else
+                #endif
+                lstm_fgr_units_forward_f32(batch, hidden_size, 0u, batch, event_part, hidden_part,
+                    h_now, c_now, i_now, f_now, o_now, peephole_update, peephole_forget, peephole_output,
+                    h_next, c_next, i_next, f_next, o_next, saved);
+            } else {
+                if (!lstm_fgr_all_run(batch, lengths, t)) {
+                    /* Only the rows still running step t (the plan's masking) */
+                    size_t row;
+                    for (row = 0; row < batch; ++row) {
+                        if ((uint64_t)lengths[row] > (uint64_t)t) {
+                            lstm_fgr_units_forward_f32(batch, hidden_size, row, row + 1u, event_part, hidden_part,
+                                h_now, c_now, i_now, f_now, o_now, peephole_update, peephole_forget, peephole_output,
+                                h_next, c_next, i_next, f_next, o_next, saved);
+                        }
+                    }
+                } else {
+                    #ifdef _OPENMP
+                    if (batch >= 2u && units >= LSTM_SYM_PARALLEL_UNITS) {
+                        size_t row;
+                    #pragma omp parallel for schedule(static)
+                        for (row = 0; row < batch; ++row) {
+                            lstm_fgr_units_forward_f32(batch, hidden_size, row, row + 1u, event_part, hidden_part,
+                                h_now, c_now, i_now, f_now, o_now, peephole_update, peephole_forget, peephole_output,
+                                h_next, c_next, i_next, f_next, o_next, saved);
+                        }
+                    } else
+                    #endif
+                    lstm_fgr_units_forward_f32(batch, hidden_size, 0u, batch, event_part, hidden_part,
+                        h_now, c_now, i_now, f_now, o_now, peephole_update, peephole_forget, peephole_output,
+                        h_next, c_next, i_next, f_next, o_next, saved);
+                }
+            }
+            if (!lstm_fgr_all_run(batch, lengths, t)) {
+                /* Rows past their length keep their states (eq:masked-state) */
+                size_t row;
+                for (row = 0; row < batch; ++row) {
+                    if ((uint64_t)lengths[row] > (uint64_t)t) {
+                        continue;
+                    }
+                    lstm_sym_copy_f32(hidden_size, h_now + row * hidden_size, h_next + row * hidden_size);
+                    lstm_sym_copy_f32(hidden_size, c_now + row * hidden_size, c_next + row * hidden_size);
+                    lstm_sym_copy_f32(hidden_size, i_now + row * hidden_size, i_next + row * hidden_size);
+                    lstm_sym_copy_f32(hidden_size, f_now + row * hidden_size, f_next + row * hidden_size);
+                    lstm_sym_copy_f32(hidden_size, o_now + row * hidden_size, o_next + row * hidden_size);
+                }
+            }
+            /* The outputs of step t: the new hidden state; the new states become the current ones */
+            lstm_sym_copy_f32(units, h_next, outputs + t * units);
+            {
+                float *swap;
+                swap = h_now;
+                h_now = h_next;
+                h_next = swap;
+                swap = c_now;
+                c_now = c_next;
+                c_next = swap;
+                swap = i_now;
+                i_now = i_next;
+                i_next = swap;
+                swap = f_now;
+                f_now = f_next;
+                f_next = swap;
+                swap = o_now;
+                o_now = o_next;
+                o_next = swap;
+            }
+        }
+        if (lengths != NULL) {
+            /* Zero outputs past each row's length */
+            size_t row;
+            for (row = 0; row < batch; ++row) {
+                for (t = (size_t)lengths[row]; t < steps; ++t) {
+                    lstm_sym_fill_f32(hidden_size, 0.0F, outputs + t * units + row * hidden_size);
+                }
+            }
+        }
+        lstm_sym_copy_f32(units, h_now, h_last);
+        lstm_sym_copy_f32(units, c_now, c_last);
+        lstm_sym_copy_f32(units, i_now, i_last);
+        lstm_sym_copy_f32(units, f_now, f_last);
+        lstm_sym_copy_f32(units, o_now, o_last);
     }
     return LSTM_FGR_OK;
 }

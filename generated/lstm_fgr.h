@@ -118,6 +118,15 @@ extern "C" {
     ((size_t)LSTM_FGR_SAVED * (size_t)(batch) * (size_t)(hidden_size))
 #define LSTM_FGR_STEP_WORK_SIZE(batch, hidden_size) \
     ((size_t)(LSTM_FGR_DELTAS * LSTM_FGR_GATES + 6) * (size_t)(batch) * (size_t)(hidden_size))
+/* infer projects the events of max(B, LSTM_SYM_PACK_MC) rows (whole steps) at once */
+#define LSTM_FGR_INFER_ROWS(batch) \
+    ((size_t)(batch) >= LSTM_SYM_PACK_MC ? (size_t)(batch) : \
+     LSTM_SYM_PACK_MC / (size_t)(batch) * (size_t)(batch))
+#define LSTM_FGR_INFER_WORK_SIZE(batch, hidden_size) \
+    (LSTM_FGR_INFER_ROWS(batch) * (size_t)LSTM_FGR_GATES * (size_t)(hidden_size) + \
+     (size_t)(batch) * (size_t)(hidden_size) * \
+     (size_t)(LSTM_FGR_SAVED + (LSTM_FGR_DELTAS - 1) * LSTM_FGR_GATES + 6 + 2 * (LSTM_FGR_STATES - 0)) + \
+     LSTM_FGR_PACK_SIZE((size_t)LSTM_FGR_GATES * (size_t)(hidden_size), hidden_size))
 #define LSTM_FGR_EVENT_WEIGHTS_SIZE(event_size, hidden_size) \
     ((size_t)LSTM_FGR_GATES * (size_t)(hidden_size) * (size_t)(event_size))
 #define LSTM_FGR_HIDDEN_WEIGHTS_SIZE(hidden_size) \
@@ -132,6 +141,7 @@ size_t lstm_fgr_cache_size(size_t steps, size_t batch, size_t hidden_size);
 size_t lstm_fgr_saved_size(size_t steps, size_t batch, size_t hidden_size);
 size_t lstm_fgr_step_saved_size(size_t batch, size_t hidden_size);
 size_t lstm_fgr_step_work_size(size_t batch, size_t hidden_size);
+size_t lstm_fgr_infer_work_size(size_t batch, size_t hidden_size);
 
 /* A short English description of a return code ("ok", "invalid size", ...). */
 const char *lstm_fgr_error_string(int code);
@@ -493,6 +503,86 @@ int lstm_fgr_step_backward_f32(
     float *d_i_prev,
     float *d_f_prev,
     float *d_o_prev,
+    float *work);
+
+/* Inference over a whole batched sequence: forward's outputs and final states, no cache.
+ *   steps              sequence length T >= 1
+ *   batch              batch size B >= 1
+ *   event_size         event (input) features X >= 1
+ *   hidden_size        hidden units H >= 1
+ *   events             (steps, batch, event_size)
+ *   lengths            (batch): row b runs lengths[b] steps, 1 to steps (past it its states are kept and its outputs are zero); NULL: every row runs all steps
+ *   h0                 initial hidden state (batch, hidden_size); NULL: zeros
+ *   c0                 initial cell state (batch, hidden_size); NULL: zeros
+ *   i0                 initial update_gate state (batch, hidden_size); NULL: zeros
+ *   f0                 initial forget_gate state (batch, hidden_size); NULL: zeros
+ *   o0                 initial output_gate state (batch, hidden_size); NULL: zeros
+ *   event_weights      (gates * hidden_size, event_size), gates stacked
+ *   event_bias         (gates * hidden_size)
+ *   hidden_weights     (13 * hidden_size * hidden_size): every gate's (hidden_size, n * hidden_size) weights one after the other, n = 4 (update), 4 (forget), 1 (candidate), 4 (output)
+ *   hidden_bias        (gates * hidden_size)
+ *   peephole_update    (hidden_size): per-unit parameter
+ *   peephole_forget    (hidden_size): per-unit parameter
+ *   peephole_output    (hidden_size): per-unit parameter
+ *   outputs            (steps, batch, hidden_size): the hidden state of every step
+ *   h_last             final hidden state (batch, hidden_size)
+ *   c_last             final cell state (batch, hidden_size)
+ *   i_last             final update_gate state (batch, hidden_size)
+ *   f_last             final forget_gate state (batch, hidden_size)
+ *   o_last             final output_gate state (batch, hidden_size)
+ *   work               INFER_WORK_SIZE(batch, hidden_size) elements of scratch
+ */
+int lstm_fgr_infer_f64(
+    size_t steps,
+    size_t batch,
+    size_t event_size,
+    size_t hidden_size,
+    const double *events,
+    const int64_t *lengths,
+    const double *h0,
+    const double *c0,
+    const double *i0,
+    const double *f0,
+    const double *o0,
+    const double *event_weights,
+    const double *event_bias,
+    const double *hidden_weights,
+    const double *hidden_bias,
+    const double *peephole_update,
+    const double *peephole_forget,
+    const double *peephole_output,
+    double *outputs,
+    double *h_last,
+    double *c_last,
+    double *i_last,
+    double *f_last,
+    double *o_last,
+    double *work);
+int lstm_fgr_infer_f32(
+    size_t steps,
+    size_t batch,
+    size_t event_size,
+    size_t hidden_size,
+    const float *events,
+    const int64_t *lengths,
+    const float *h0,
+    const float *c0,
+    const float *i0,
+    const float *f0,
+    const float *o0,
+    const float *event_weights,
+    const float *event_bias,
+    const float *hidden_weights,
+    const float *hidden_bias,
+    const float *peephole_update,
+    const float *peephole_forget,
+    const float *peephole_output,
+    float *outputs,
+    float *h_last,
+    float *c_last,
+    float *i_last,
+    float *f_last,
+    float *o_last,
     float *work);
 
 #ifdef __cplusplus

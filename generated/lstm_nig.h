@@ -85,6 +85,15 @@ extern "C" {
     ((size_t)LSTM_NIG_SAVED * (size_t)(batch) * (size_t)(hidden_size))
 #define LSTM_NIG_STEP_WORK_SIZE(batch, hidden_size) \
     ((size_t)(LSTM_NIG_DELTAS * LSTM_NIG_GATES) * (size_t)(batch) * (size_t)(hidden_size))
+/* infer projects the events of max(B, LSTM_SYM_PACK_MC) rows (whole steps) at once */
+#define LSTM_NIG_INFER_ROWS(batch) \
+    ((size_t)(batch) >= LSTM_SYM_PACK_MC ? (size_t)(batch) : \
+     LSTM_SYM_PACK_MC / (size_t)(batch) * (size_t)(batch))
+#define LSTM_NIG_INFER_WORK_SIZE(batch, hidden_size) \
+    (LSTM_NIG_INFER_ROWS(batch) * (size_t)LSTM_NIG_GATES * (size_t)(hidden_size) + \
+     (size_t)(batch) * (size_t)(hidden_size) * \
+     (size_t)(LSTM_NIG_SAVED + (LSTM_NIG_DELTAS - 1) * LSTM_NIG_GATES + 2 * (LSTM_NIG_STATES - 0)) + \
+     LSTM_NIG_PACK_SIZE((size_t)LSTM_NIG_GATES * (size_t)(hidden_size), hidden_size))
 #define LSTM_NIG_EVENT_WEIGHTS_SIZE(event_size, hidden_size) \
     ((size_t)LSTM_NIG_GATES * (size_t)(hidden_size) * (size_t)(event_size))
 #define LSTM_NIG_HIDDEN_WEIGHTS_SIZE(hidden_size) \
@@ -99,6 +108,7 @@ size_t lstm_nig_cache_size(size_t steps, size_t batch, size_t hidden_size);
 size_t lstm_nig_saved_size(size_t steps, size_t batch, size_t hidden_size);
 size_t lstm_nig_step_saved_size(size_t batch, size_t hidden_size);
 size_t lstm_nig_step_work_size(size_t batch, size_t hidden_size);
+size_t lstm_nig_infer_work_size(size_t batch, size_t hidden_size);
 
 /* A short English description of a return code ("ok", "invalid size", ...). */
 const char *lstm_nig_error_string(int code);
@@ -361,6 +371,65 @@ int lstm_nig_step_backward_f32(
     float *d_event,
     float *d_h_prev,
     float *d_c_prev,
+    float *work);
+
+/* Inference over a whole batched sequence: forward's outputs and final states, no cache.
+ *   steps              sequence length T >= 1
+ *   batch              batch size B >= 1
+ *   event_size         event (input) features X >= 1
+ *   hidden_size        hidden units H >= 1
+ *   events             (steps, batch, event_size)
+ *   lengths            (batch): row b runs lengths[b] steps, 1 to steps (past it its states are kept and its outputs are zero); NULL: every row runs all steps
+ *   h0                 initial hidden state (batch, hidden_size); NULL: zeros
+ *   c0                 initial cell state (batch, hidden_size); NULL: zeros
+ *   event_weights      (gates * hidden_size, event_size), gates stacked
+ *   event_bias         (gates * hidden_size)
+ *   hidden_weights     (gates * hidden_size, hidden_size), gates stacked
+ *   hidden_bias        (gates * hidden_size)
+ *   peephole_forget    (hidden_size): per-unit parameter
+ *   peephole_output    (hidden_size): per-unit parameter
+ *   outputs            (steps, batch, hidden_size): the hidden state of every step
+ *   h_last             final hidden state (batch, hidden_size)
+ *   c_last             final cell state (batch, hidden_size)
+ *   work               INFER_WORK_SIZE(batch, hidden_size) elements of scratch
+ */
+int lstm_nig_infer_f64(
+    size_t steps,
+    size_t batch,
+    size_t event_size,
+    size_t hidden_size,
+    const double *events,
+    const int64_t *lengths,
+    const double *h0,
+    const double *c0,
+    const double *event_weights,
+    const double *event_bias,
+    const double *hidden_weights,
+    const double *hidden_bias,
+    const double *peephole_forget,
+    const double *peephole_output,
+    double *outputs,
+    double *h_last,
+    double *c_last,
+    double *work);
+int lstm_nig_infer_f32(
+    size_t steps,
+    size_t batch,
+    size_t event_size,
+    size_t hidden_size,
+    const float *events,
+    const int64_t *lengths,
+    const float *h0,
+    const float *c0,
+    const float *event_weights,
+    const float *event_bias,
+    const float *hidden_weights,
+    const float *hidden_bias,
+    const float *peephole_forget,
+    const float *peephole_output,
+    float *outputs,
+    float *h_last,
+    float *c_last,
     float *work);
 
 #ifdef __cplusplus

@@ -70,6 +70,34 @@ size_t lstm_nog_step_work_size(size_t batch, size_t hidden_size)
     return total;
 }
 
+/* The steps whose event projections infer computes in one product: as many as make
+ * LSTM_SYM_PACK_MC rows (one product worth its packing at small batches), at least one. */
+static size_t lstm_nog_infer_block(size_t batch)
+{
+    return batch >= LSTM_SYM_PACK_MC ? 1u : LSTM_SYM_PACK_MC / batch;
+}
+
+/* Elements of infer's work buffer before its packing area: the event projections of a block of
+ * steps (at most max(B, LSTM_SYM_PACK_MC) rows of G * H); per B * H, a step's saved values, two of each state. */
+static size_t lstm_nog_infer_base(size_t batch, size_t hidden_size)
+{
+    size_t units, rows, projections, total;
+    if (!lstm_sym_multiply(batch, hidden_size, &units) ||
+        !lstm_sym_multiply(hidden_size, LSTM_NOG_GATES, &rows) ||
+        !lstm_sym_multiply(lstm_nog_infer_block(batch) * batch, rows, &projections) ||
+        !lstm_sym_multiply(units, LSTM_NOG_SAVED + (LSTM_NOG_DELTAS - 1u) * LSTM_NOG_GATES + 2u * (LSTM_NOG_STATES - 0u), &total) ||
+        projections > LSTM_SYM_SIZE_LIMIT - total) {
+        return 0;
+    }
+    return total + projections;
+}
+
+size_t lstm_nog_infer_work_size(size_t batch, size_t hidden_size)
+{
+    return lstm_sym_with_pack(lstm_nog_infer_base(batch, hidden_size),
+        lstm_sym_pack_size(LSTM_NOG_GATES * hidden_size, hidden_size));
+}
+
 const char *lstm_nog_error_string(int code)
 {
     switch (code) {
@@ -843,6 +871,194 @@ int lstm_nog_step_backward_f64(
     return LSTM_NOG_OK;
 }
 
+/* Inference over a whole batched sequence: forward's outputs and final states, no cache. See lstm_nog.h.
+ * The same operations as forward in the same order: the event projections of a block of steps
+ * are forward's product over every step restricted to the rows of those steps (the runtime's
+ * products sum each row alike whatever the number of rows: same blocks of terms, same order),
+ * then per step the same hidden products and per-unit stages; the states alternate between two
+ * buffers and the saved values of a step are overwritten at the next. */
+int lstm_nog_infer_f64(
+    size_t steps,
+    size_t batch,
+    size_t event_size,
+    size_t hidden_size,
+    const double *restrict events,
+    const int64_t *restrict lengths,
+    const double *restrict h0,
+    const double *restrict c0,
+    const double *restrict event_weights,
+    const double *restrict event_bias,
+    const double *restrict hidden_weights,
+    const double *restrict hidden_bias,
+    const double *restrict peephole_update,
+    const double *restrict peephole_forget,
+    double *restrict outputs,
+    double *restrict h_last,
+    double *restrict c_last,
+    double *restrict work)
+{
+    const size_t units = batch * hidden_size;
+    const size_t rows = LSTM_NOG_GATES * hidden_size;
+    const int status = lstm_nog_check_sizes(steps, batch, event_size, hidden_size);
+    size_t t;
+    if (status != LSTM_NOG_OK) {
+        return status;
+    }
+    if (lstm_nog_infer_work_size(batch, hidden_size) == 0) {
+        return LSTM_NOG_ERROR_SIZE;
+    }
+    if (events == NULL ||
+        event_weights == NULL ||
+        event_bias == NULL ||
+        hidden_weights == NULL ||
+        hidden_bias == NULL ||
+        peephole_update == NULL ||
+        peephole_forget == NULL ||
+        outputs == NULL ||
+        h_last == NULL ||
+        c_last == NULL ||
+        work == NULL) {
+        return LSTM_NOG_ERROR_NULL;
+    }
+    {
+        int padded;
+        const int checked = lstm_nog_check_lengths(steps, batch, lengths, &padded);
+        if (checked != LSTM_NOG_OK) {
+            return checked;
+        }
+        if (!padded) {
+            lengths = NULL; /* every row runs every step: the unmasked computation */
+        }
+    }
+    {
+        /* The work buffer: a step's saved values, the event projections of a block of steps, two buffers per state (the current and the next state),
+         * then the packing area */
+        const size_t block = lstm_nog_infer_block(batch);
+        double *const saved = work;
+        double *const projection = saved + LSTM_NOG_SAVED * units;
+        double *const after_projection = projection + block * batch * rows;
+        double *h_now = after_projection + (LSTM_NOG_DELTAS - 1u) * batch * rows;
+        double *h_next = h_now + units;
+        double *c_now = h_next + units;
+        double *c_next = c_now + units;
+        const size_t pack_at = lstm_sym_pack_offset_f64(work, lstm_nog_infer_base(batch, hidden_size));
+        double *const pack = pack_at == 0 ? NULL : work + pack_at;
+        const size_t panel = lstm_sym_pack_panel(rows, hidden_size);
+        double *const packed_weights = pack == NULL ? NULL : pack + LSTM_SYM_PACK_MC * LSTM_SYM_PACK_KC + LSTM_SYM_PACK_KC * panel;
+        if (pack != NULL) {
+            /* B(l, j) = W_hidden(j, l): the panels of W_hidden^T */
+            /* (its panels shared among a team of threads when large) */
+#ifdef _OPENMP
+#pragma omp parallel if (rows * hidden_size >= LSTM_SYM_PARALLEL_ELEMENTS)
+#endif
+            lstm_sym_pack_b_f64(hidden_size, rows, hidden_weights, 1u, hidden_size, hidden_size * LSTM_SYM_PANEL_F64, packed_weights);
+        }
+        /* Initial states; NULL means zeros. */
+        lstm_sym_copy_f64(units, h0, h_now);
+        lstm_sym_copy_f64(units, c0, c_now);
+        for (t = 0; t < steps; ++t) {
+            double *const pre = projection + t % block * batch * rows;
+            if (t % block == 0) {
+                /* The event projections of the next `block` steps: forward's product over every
+                 * step, its rows of these steps (each row's sums are the same: the products'
+                 * blocks of terms do not depend on the number of rows) (eq:projection-update-pre, eq:projection-forget-pre, eq:projection-candidate-pre) */
+                const size_t samples = (steps - t < block ? steps - t : block) * batch;
+                lstm_sym_broadcast_f64(samples, rows, event_bias, hidden_bias, projection);
+                lstm_sym_product_nt_f64(samples, rows, event_size, events + t * batch * event_size, event_weights, projection, pack, panel);
+            }
+            /* Hidden projections of every gate (one matrix product), added to Z_event (which
+             * holds b_hidden already): Z_hidden = h_{t-1} W_hidden^T + b_hidden */
+            if (pack != NULL && batch < LSTM_SYM_PACK_BATCH) {
+                lstm_sym_gemm_rows_f64(batch, rows, hidden_size, h_now, hidden_size,
+                    packed_weights, pre);
+            } else if (pack != NULL) {
+                lstm_sym_gemm_packed_f64(batch, rows, hidden_size, h_now, hidden_size, 1u,
+                    hidden_weights, 1u, hidden_size, packed_weights, pre, pack, panel);
+            } else {
+                lstm_sym_gemm_nt_f64(batch, rows, hidden_size, h_now, hidden_weights, pre);
+            }
+            /* The per-unit equations of the cell (printed from the derivation). */
+            if (lengths == NULL) {
+                #ifdef _OPENMP
+                if (batch >= 2u && units >= LSTM_SYM_PARALLEL_UNITS) {
+                    size_t row;
+                #pragma omp parallel for schedule(static)
+                    for (row = 0; row < batch; ++row) {
+                        lstm_nog_units_forward_f64(batch, hidden_size, row, row + 1u, pre,
+                            h_now, c_now, peephole_update, peephole_forget,
+                            h_next, c_next, saved);
+                    }
+                } else
+                #endif
+                lstm_nog_units_forward_f64(batch, hidden_size, 0u, batch, pre,
+                    h_now, c_now, peephole_update, peephole_forget,
+                    h_next, c_next, saved);
+            } else {
+                if (!lstm_nog_all_run(batch, lengths, t)) {
+                    /* Only the rows still running step t (the plan's masking) */
+                    size_t row;
+                    for (row = 0; row < batch; ++row) {
+                        if ((uint64_t)lengths[row] > (uint64_t)t) {
+                            lstm_nog_units_forward_f64(batch, hidden_size, row, row + 1u, pre,
+                                h_now, c_now, peephole_update, peephole_forget,
+                                h_next, c_next, saved);
+                        }
+                    }
+                } else {
+                    #ifdef _OPENMP
+                    if (batch >= 2u && units >= LSTM_SYM_PARALLEL_UNITS) {
+                        size_t row;
+                    #pragma omp parallel for schedule(static)
+                        for (row = 0; row < batch; ++row) {
+                            lstm_nog_units_forward_f64(batch, hidden_size, row, row + 1u, pre,
+                                h_now, c_now, peephole_update, peephole_forget,
+                                h_next, c_next, saved);
+                        }
+                    } else
+                    #endif
+                    lstm_nog_units_forward_f64(batch, hidden_size, 0u, batch, pre,
+                        h_now, c_now, peephole_update, peephole_forget,
+                        h_next, c_next, saved);
+                }
+            }
+            if (!lstm_nog_all_run(batch, lengths, t)) {
+                /* Rows past their length keep their states (eq:masked-state) */
+                size_t row;
+                for (row = 0; row < batch; ++row) {
+                    if ((uint64_t)lengths[row] > (uint64_t)t) {
+                        continue;
+                    }
+                    lstm_sym_copy_f64(hidden_size, h_now + row * hidden_size, h_next + row * hidden_size);
+                    lstm_sym_copy_f64(hidden_size, c_now + row * hidden_size, c_next + row * hidden_size);
+                }
+            }
+            /* The outputs of step t: the new hidden state; the new states become the current ones */
+            lstm_sym_copy_f64(units, h_next, outputs + t * units);
+            {
+                double *swap;
+                swap = h_now;
+                h_now = h_next;
+                h_next = swap;
+                swap = c_now;
+                c_now = c_next;
+                c_next = swap;
+            }
+        }
+        if (lengths != NULL) {
+            /* Zero outputs past each row's length */
+            size_t row;
+            for (row = 0; row < batch; ++row) {
+                for (t = (size_t)lengths[row]; t < steps; ++t) {
+                    lstm_sym_fill_f64(hidden_size, 0.0, outputs + t * units + row * hidden_size);
+                }
+            }
+        }
+        lstm_sym_copy_f64(units, h_now, h_last);
+        lstm_sym_copy_f64(units, c_now, c_last);
+    }
+    return LSTM_NOG_OK;
+}
+
 /* ==========================================================================================
  * float (f32)
  * ========================================================================================== */
@@ -1524,6 +1740,194 @@ int lstm_nog_step_backward_f32(
         lstm_sym_column_sums_f32(batch, rows, delta_hidden, d_hidden_bias);
         lstm_sym_fill_f32(batch * event_size, 0.0F, d_event);
         lstm_sym_gemm_nn_f32(batch, event_size, rows, delta_event, rows, 1u, event_weights, d_event);
+    }
+    return LSTM_NOG_OK;
+}
+
+/* Inference over a whole batched sequence: forward's outputs and final states, no cache. See lstm_nog.h.
+ * The same operations as forward in the same order: the event projections of a block of steps
+ * are forward's product over every step restricted to the rows of those steps (the runtime's
+ * products sum each row alike whatever the number of rows: same blocks of terms, same order),
+ * then per step the same hidden products and per-unit stages; the states alternate between two
+ * buffers and the saved values of a step are overwritten at the next. */
+int lstm_nog_infer_f32(
+    size_t steps,
+    size_t batch,
+    size_t event_size,
+    size_t hidden_size,
+    const float *restrict events,
+    const int64_t *restrict lengths,
+    const float *restrict h0,
+    const float *restrict c0,
+    const float *restrict event_weights,
+    const float *restrict event_bias,
+    const float *restrict hidden_weights,
+    const float *restrict hidden_bias,
+    const float *restrict peephole_update,
+    const float *restrict peephole_forget,
+    float *restrict outputs,
+    float *restrict h_last,
+    float *restrict c_last,
+    float *restrict work)
+{
+    const size_t units = batch * hidden_size;
+    const size_t rows = LSTM_NOG_GATES * hidden_size;
+    const int status = lstm_nog_check_sizes(steps, batch, event_size, hidden_size);
+    size_t t;
+    if (status != LSTM_NOG_OK) {
+        return status;
+    }
+    if (lstm_nog_infer_work_size(batch, hidden_size) == 0) {
+        return LSTM_NOG_ERROR_SIZE;
+    }
+    if (events == NULL ||
+        event_weights == NULL ||
+        event_bias == NULL ||
+        hidden_weights == NULL ||
+        hidden_bias == NULL ||
+        peephole_update == NULL ||
+        peephole_forget == NULL ||
+        outputs == NULL ||
+        h_last == NULL ||
+        c_last == NULL ||
+        work == NULL) {
+        return LSTM_NOG_ERROR_NULL;
+    }
+    {
+        int padded;
+        const int checked = lstm_nog_check_lengths(steps, batch, lengths, &padded);
+        if (checked != LSTM_NOG_OK) {
+            return checked;
+        }
+        if (!padded) {
+            lengths = NULL; /* every row runs every step: the unmasked computation */
+        }
+    }
+    {
+        /* The work buffer: a step's saved values, the event projections of a block of steps, two buffers per state (the current and the next state),
+         * then the packing area */
+        const size_t block = lstm_nog_infer_block(batch);
+        float *const saved = work;
+        float *const projection = saved + LSTM_NOG_SAVED * units;
+        float *const after_projection = projection + block * batch * rows;
+        float *h_now = after_projection + (LSTM_NOG_DELTAS - 1u) * batch * rows;
+        float *h_next = h_now + units;
+        float *c_now = h_next + units;
+        float *c_next = c_now + units;
+        const size_t pack_at = lstm_sym_pack_offset_f32(work, lstm_nog_infer_base(batch, hidden_size));
+        float *const pack = pack_at == 0 ? NULL : work + pack_at;
+        const size_t panel = lstm_sym_pack_panel(rows, hidden_size);
+        float *const packed_weights = pack == NULL ? NULL : pack + LSTM_SYM_PACK_MC * LSTM_SYM_PACK_KC + LSTM_SYM_PACK_KC * panel;
+        if (pack != NULL) {
+            /* B(l, j) = W_hidden(j, l): the panels of W_hidden^T */
+            /* (its panels shared among a team of threads when large) */
+#ifdef _OPENMP
+#pragma omp parallel if (rows * hidden_size >= LSTM_SYM_PARALLEL_ELEMENTS)
+#endif
+            lstm_sym_pack_b_f32(hidden_size, rows, hidden_weights, 1u, hidden_size, hidden_size * LSTM_SYM_PANEL_F32, packed_weights);
+        }
+        /* Initial states; NULL means zeros. */
+        lstm_sym_copy_f32(units, h0, h_now);
+        lstm_sym_copy_f32(units, c0, c_now);
+        for (t = 0; t < steps; ++t) {
+            float *const pre = projection + t % block * batch * rows;
+            if (t % block == 0) {
+                /* The event projections of the next `block` steps: forward's product over every
+                 * step, its rows of these steps (each row's sums are the same: the products'
+                 * blocks of terms do not depend on the number of rows) (eq:projection-update-pre, eq:projection-forget-pre, eq:projection-candidate-pre) */
+                const size_t samples = (steps - t < block ? steps - t : block) * batch;
+                lstm_sym_broadcast_f32(samples, rows, event_bias, hidden_bias, projection);
+                lstm_sym_product_nt_f32(samples, rows, event_size, events + t * batch * event_size, event_weights, projection, pack, panel);
+            }
+            /* Hidden projections of every gate (one matrix product), added to Z_event (which
+             * holds b_hidden already): Z_hidden = h_{t-1} W_hidden^T + b_hidden */
+            if (pack != NULL && batch < LSTM_SYM_PACK_BATCH) {
+                lstm_sym_gemm_rows_f32(batch, rows, hidden_size, h_now, hidden_size,
+                    packed_weights, pre);
+            } else if (pack != NULL) {
+                lstm_sym_gemm_packed_f32(batch, rows, hidden_size, h_now, hidden_size, 1u,
+                    hidden_weights, 1u, hidden_size, packed_weights, pre, pack, panel);
+            } else {
+                lstm_sym_gemm_nt_f32(batch, rows, hidden_size, h_now, hidden_weights, pre);
+            }
+            /* The per-unit equations of the cell (printed from the derivation). */
+            if (lengths == NULL) {
+                #ifdef _OPENMP
+                if (batch >= 2u && units >= LSTM_SYM_PARALLEL_UNITS) {
+                    size_t row;
+                #pragma omp parallel for schedule(static)
+                    for (row = 0; row < batch; ++row) {
+                        lstm_nog_units_forward_f32(batch, hidden_size, row, row + 1u, pre,
+                            h_now, c_now, peephole_update, peephole_forget,
+                            h_next, c_next, saved);
+                    }
+                } else
+                #endif
+                lstm_nog_units_forward_f32(batch, hidden_size, 0u, batch, pre,
+                    h_now, c_now, peephole_update, peephole_forget,
+                    h_next, c_next, saved);
+            } else {
+                if (!lstm_nog_all_run(batch, lengths, t)) {
+                    /* Only the rows still running step t (the plan's masking) */
+                    size_t row;
+                    for (row = 0; row < batch; ++row) {
+                        if ((uint64_t)lengths[row] > (uint64_t)t) {
+                            lstm_nog_units_forward_f32(batch, hidden_size, row, row + 1u, pre,
+                                h_now, c_now, peephole_update, peephole_forget,
+                                h_next, c_next, saved);
+                        }
+                    }
+                } else {
+                    #ifdef _OPENMP
+                    if (batch >= 2u && units >= LSTM_SYM_PARALLEL_UNITS) {
+                        size_t row;
+                    #pragma omp parallel for schedule(static)
+                        for (row = 0; row < batch; ++row) {
+                            lstm_nog_units_forward_f32(batch, hidden_size, row, row + 1u, pre,
+                                h_now, c_now, peephole_update, peephole_forget,
+                                h_next, c_next, saved);
+                        }
+                    } else
+                    #endif
+                    lstm_nog_units_forward_f32(batch, hidden_size, 0u, batch, pre,
+                        h_now, c_now, peephole_update, peephole_forget,
+                        h_next, c_next, saved);
+                }
+            }
+            if (!lstm_nog_all_run(batch, lengths, t)) {
+                /* Rows past their length keep their states (eq:masked-state) */
+                size_t row;
+                for (row = 0; row < batch; ++row) {
+                    if ((uint64_t)lengths[row] > (uint64_t)t) {
+                        continue;
+                    }
+                    lstm_sym_copy_f32(hidden_size, h_now + row * hidden_size, h_next + row * hidden_size);
+                    lstm_sym_copy_f32(hidden_size, c_now + row * hidden_size, c_next + row * hidden_size);
+                }
+            }
+            /* The outputs of step t: the new hidden state; the new states become the current ones */
+            lstm_sym_copy_f32(units, h_next, outputs + t * units);
+            {
+                float *swap;
+                swap = h_now;
+                h_now = h_next;
+                h_next = swap;
+                swap = c_now;
+                c_now = c_next;
+                c_next = swap;
+            }
+        }
+        if (lengths != NULL) {
+            /* Zero outputs past each row's length */
+            size_t row;
+            for (row = 0; row < batch; ++row) {
+                for (t = (size_t)lengths[row]; t < steps; ++t) {
+                    lstm_sym_fill_f32(hidden_size, 0.0F, outputs + t * units + row * hidden_size);
+                }
+            }
+        }
+        lstm_sym_copy_f32(units, h_now, h_last);
+        lstm_sym_copy_f32(units, c_now, c_last);
     }
     return LSTM_NOG_OK;
 }

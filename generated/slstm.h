@@ -120,6 +120,15 @@ extern "C" {
     ((size_t)SLSTM_SAVED * (size_t)(batch) * (size_t)(hidden_size))
 #define SLSTM_STEP_WORK_SIZE(batch, hidden_size) \
     ((size_t)(SLSTM_DELTAS * SLSTM_GATES) * (size_t)(batch) * (size_t)(hidden_size))
+/* infer projects the events of max(B, LSTM_SYM_PACK_MC) rows (whole steps) at once */
+#define SLSTM_INFER_ROWS(batch) \
+    ((size_t)(batch) >= LSTM_SYM_PACK_MC ? (size_t)(batch) : \
+     LSTM_SYM_PACK_MC / (size_t)(batch) * (size_t)(batch))
+#define SLSTM_INFER_WORK_SIZE(batch, hidden_size) \
+    (SLSTM_INFER_ROWS(batch) * (size_t)SLSTM_GATES * (size_t)(hidden_size) + \
+     (size_t)(batch) * (size_t)(hidden_size) * \
+     (size_t)(SLSTM_SAVED + (SLSTM_DELTAS - 1) * SLSTM_GATES + 2 * (SLSTM_STATES - 0)) + \
+     SLSTM_PACK_SIZE((size_t)SLSTM_GATES * (size_t)(hidden_size), hidden_size))
 #define SLSTM_EVENT_WEIGHTS_SIZE(event_size, hidden_size) \
     ((size_t)SLSTM_GATES * (size_t)(hidden_size) * (size_t)(event_size))
 #define SLSTM_HIDDEN_WEIGHTS_SIZE(hidden_size) \
@@ -134,6 +143,7 @@ size_t slstm_cache_size(size_t steps, size_t batch, size_t hidden_size);
 size_t slstm_saved_size(size_t steps, size_t batch, size_t hidden_size);
 size_t slstm_step_saved_size(size_t batch, size_t hidden_size);
 size_t slstm_step_work_size(size_t batch, size_t hidden_size);
+size_t slstm_infer_work_size(size_t batch, size_t hidden_size);
 
 /* A short English description of a return code ("ok", "invalid size", ...). */
 const char *slstm_error_string(int code);
@@ -414,6 +424,71 @@ int slstm_step_backward_f32(
     float *d_c_prev,
     float *d_n_prev,
     float *d_m_prev,
+    float *work);
+
+/* Inference over a whole batched sequence: forward's outputs and final states, no cache.
+ *   steps              sequence length T >= 1
+ *   batch              batch size B >= 1
+ *   event_size         event (input) features X >= 1
+ *   hidden_size        hidden units H >= 1
+ *   events             (steps, batch, event_size)
+ *   lengths            (batch): row b runs lengths[b] steps, 1 to steps (past it its states are kept and its outputs are zero); NULL: every row runs all steps
+ *   h0                 initial hidden state (batch, hidden_size); NULL: zeros
+ *   c0                 initial cell state (batch, hidden_size); NULL: zeros
+ *   n0                 initial normalizer state (batch, hidden_size); NULL: zeros
+ *   m0                 initial stabilizer state (batch, hidden_size); NULL: zeros
+ *   event_weights      (gates * hidden_size, event_size), gates stacked
+ *   event_bias         (gates * hidden_size)
+ *   hidden_weights     (gates * hidden_size, hidden_size), gates stacked
+ *   hidden_bias        (gates * hidden_size)
+ *   outputs            (steps, batch, hidden_size): the hidden state of every step
+ *   h_last             final hidden state (batch, hidden_size)
+ *   c_last             final cell state (batch, hidden_size)
+ *   n_last             final normalizer state (batch, hidden_size)
+ *   m_last             final stabilizer state (batch, hidden_size)
+ *   work               INFER_WORK_SIZE(batch, hidden_size) elements of scratch
+ */
+int slstm_infer_f64(
+    size_t steps,
+    size_t batch,
+    size_t event_size,
+    size_t hidden_size,
+    const double *events,
+    const int64_t *lengths,
+    const double *h0,
+    const double *c0,
+    const double *n0,
+    const double *m0,
+    const double *event_weights,
+    const double *event_bias,
+    const double *hidden_weights,
+    const double *hidden_bias,
+    double *outputs,
+    double *h_last,
+    double *c_last,
+    double *n_last,
+    double *m_last,
+    double *work);
+int slstm_infer_f32(
+    size_t steps,
+    size_t batch,
+    size_t event_size,
+    size_t hidden_size,
+    const float *events,
+    const int64_t *lengths,
+    const float *h0,
+    const float *c0,
+    const float *n0,
+    const float *m0,
+    const float *event_weights,
+    const float *event_bias,
+    const float *hidden_weights,
+    const float *hidden_bias,
+    float *outputs,
+    float *h_last,
+    float *c_last,
+    float *n_last,
+    float *m_last,
     float *work);
 
 #ifdef __cplusplus

@@ -52,7 +52,17 @@ def rows(results: dict) -> list[dict]:
                 "vs_seed_range": None,
                 "memory_mib": None,
                 "memory_kind": "",
+                # inference (no cache) and one streaming step (B = 1), when measured
+                "infer_ms": _median_ms(entry, "infer"),
+                "vs_torch_infer": None,
+                "step_us": None
+                if entry.get("stream") is None
+                else _median_ms(entry, "stream") * 1e3,
+                "vs_torch_step": None,
             }
+            for kind, key in (("infer", "vs_torch_infer"), ("stream", "vs_torch_step")):
+                if torch is not None and kind in torch and kind in entry:
+                    row[key] = paired_ratio(torch[kind], entry[kind])
             if torch is not None:
                 ratios = paired_ratios(torch["train"], entry["train"])
                 row["vs_torch"] = statistics.median(ratios)
@@ -74,8 +84,16 @@ def rows(results: dict) -> list[dict]:
     return out
 
 
+def _median_ms(entry: dict, kind: str):
+    return None if entry.get(kind) is None else entry[kind]["median_s"] * 1e3
+
+
 def _ratio(value):
     return "-" if value is None else f"{value:.2f}x"
+
+
+def _number(value, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def _spread(pair):
@@ -87,7 +105,8 @@ def table(results: dict) -> str:
     header = (
         f"{'(B, T, X, H)':<19} {'dtype':<5} {'thr':>3} {'implementation':<23} "
         f"{'fwd ms':>9} {'fwd+bwd ms':>11} {'vs torch':>9} {'(repeats)':>11} {'fwd vs':>7} "
-        f"{'vs seed':>8} {'(repeats)':>11} {'GFLOP/s':>8} {'peak%':>6} {'mem MiB':>9}"
+        f"{'vs seed':>8} {'(repeats)':>11} {'GFLOP/s':>8} {'peak%':>6} {'mem MiB':>9} "
+        f"{'infer ms':>9} {'inf vs':>7} {'step us':>8} {'step vs':>8}"
     )
     lines = [header, "-" * len(header)]
     previous = None
@@ -105,7 +124,9 @@ def table(results: dict) -> str:
             f"{_ratio(row['vs_torch']):>9} {_spread(row['vs_torch_range']):>11} "
             f"{_ratio(row['vs_torch_forward']):>7} "
             f"{_ratio(row['vs_seed']):>8} {_spread(row['vs_seed_range']):>11} "
-            f"{row['train_gflops']:>8.1f} {100 * row['peak_share']:>5.0f}% {memory:>9}"
+            f"{row['train_gflops']:>8.1f} {100 * row['peak_share']:>5.0f}% {memory:>9} "
+            f"{_number(row['infer_ms'], 3):>9} {_ratio(row['vs_torch_infer']):>7} "
+            f"{_number(row['step_us'], 1):>8} {_ratio(row['vs_torch_step']):>8}"
         )
     peaks = ", ".join(f"{k}: {v:.1f}" for k, v in results["gemm_peak_gflops"].items())
     lines += [
@@ -122,6 +143,10 @@ def table(results: dict) -> str:
         f"2048^3 peaks at start (dtype/threads): {peaks} GFLOP/s.",
         "mem: peak allocation of one forward+backward (tracemalloc); * = rise of the resident "
         "set's high-water mark instead.",
+        "infer: the forward without a cache (ours cache=False, the C on prepared parameters; "
+        "PyTorch nn.LSTM under torch.no_grad); step: one streaming step of one sequence (B = 1, "
+        "this X and H; ours step, PyTorch nn.LSTMCell under torch.no_grad); inf vs, step vs: "
+        "PyTorch time / this time, paired by repeat as vs torch.",
     ]
     return "\n".join(lines)
 

@@ -98,10 +98,15 @@ def _calibrate(call, min_time: float) -> int:
     return max(1, int(min_time / max(once, 1e-9)) + 1) if once < min_time else 1
 
 
+def _kinds(workload, kinds) -> list[str]:
+    """The kinds of call ``workload`` offers (inference and streaming are optional)."""
+    return [kind for kind in kinds if getattr(workload, kind) is not None]
+
+
 def run(config: dict) -> dict:
     import numpy as np  # noqa: F401  (imported after the thread environment is set)
 
-    from .workloads import Problem, Unavailable, build
+    from .workloads import KINDS, Problem, Unavailable, build
 
     threads = config["threads"]
     _limit_threads(threads)
@@ -125,7 +130,7 @@ def run(config: dict) -> dict:
     pause = config["pause"]
     loops = {}
     for name, workload in workloads.items():  # warm up (and build caches), then calibrate
-        for kind in ("forward", "train"):
+        for kind in _kinds(workload, KINDS):
             call = getattr(workload, kind)
             call()
             loops[name, kind] = _calibrate(call, config["min_time"])
@@ -136,7 +141,7 @@ def run(config: dict) -> dict:
         # Interleaved: every repeat times every implementation, rotating who goes first.
         order = names[repeat % len(names) :] + names[: repeat % len(names)] if names else []
         for name in order:
-            for kind in ("forward", "train"):
+            for kind in _kinds(workloads[name], KINDS):
                 call, n = getattr(workloads[name], kind), loops[name, kind]
                 start = time.perf_counter()
                 for _ in range(n):
@@ -152,17 +157,20 @@ def run(config: dict) -> dict:
     results = {}
     for name, workload in workloads.items():
         entry = {}
-        for kind in ("forward", "train"):
+        for kind in _kinds(workload, KINDS):
             times = samples[name, kind]
+            flops = problem.step_flops() if kind == "stream" else problem.flops(kind == "train")
             entry[kind] = {
                 "median_s": statistics.median(times),
                 "min_s": min(times),
                 "samples_s": times,
                 "calls_per_sample": loops[name, kind],
-                "gflops": problem.flops(kind == "train") / statistics.median(times) / 1e9,
+                "gflops": flops / statistics.median(times) / 1e9,
             }
         if config.get("memory", True):
             entry["memory"] = peak_memory(workload.train)
+            if workload.infer is not None:
+                entry["infer_memory"] = peak_memory(workload.infer)
         results[name] = entry
     return {
         "size": list(config["size"]),

@@ -2,7 +2,11 @@
 
 Every implementation runs the same LSTM (same weights, inputs and output adjoints) and offers
 ``forward()`` (a training forward pass: the activations needed by backward are kept) and
-``train()`` (forward then backward, all gradients: weights, biases, inputs, initial states).
+``train()`` (forward then backward, all gradients: weights, biases, inputs, initial states);
+those with an inference path also ``infer()`` (the forward without a cache: ours with
+``cache=False``, the C on prepared parameters; PyTorch's ``nn.LSTM`` under ``torch.no_grad``)
+and ``stream()`` (one step of one sequence, B = 1, from the previous state: our ``step``,
+``nn.LSTMCell`` under ``torch.no_grad``).
 """
 
 from __future__ import annotations
@@ -32,6 +36,12 @@ class Unavailable(RuntimeError):  # noqa: N818 - reads as `except Unavailable`
 class Workload:
     forward: Callable[[], object]
     train: Callable[[], object]
+    infer: Callable[[], object] | None = None
+    stream: Callable[[], object] | None = None
+
+
+#: The timed kinds of call, in the order the worker times them.
+KINDS = ("forward", "train", "infer", "stream")
 
 
 @dataclass(frozen=True)
@@ -62,6 +72,10 @@ class Problem:
         )
         return 3 * forward if train else forward
 
+    def step_flops(self) -> float:
+        """Matrix-product flops of one streaming step (B = 1): 2 * 4H (X + H)."""
+        return 2.0 * 4 * self.hidden_size * (self.event_size + self.hidden_size)
+
 
 def _data(problem: Problem, seed: int = 0):
     from lstm_sym.kernels import lstm
@@ -86,8 +100,12 @@ def _data(problem: Problem, seed: int = 0):
     return parameters, events, h0, c0, d_outputs
 
 
-def _module_workload(module, problem: Problem) -> Workload:
+def _module_workload(module, problem: Problem, prepare=None) -> Workload:
+    """``module``: a generated module or a native cell; ``prepare``: the native cell's
+    ``prepare`` (inference and steps then read the prepared parameters)."""
     parameters, events, h0, c0, d_outputs = _data(problem)
+    ready = parameters if prepare is None else prepare(parameters)
+    event, state = events[0, :1], (h0[:1], c0[:1])  # one sequence's first step
 
     def forward():
         return module.forward(parameters, events, h0, c0)
@@ -96,7 +114,13 @@ def _module_workload(module, problem: Problem) -> Workload:
         _, _, cache = module.forward(parameters, events, h0, c0)
         return module.backward(cache, d_outputs)
 
-    return Workload(forward, train)
+    def infer():
+        return module.forward(ready, events, h0, c0, cache=False)
+
+    def stream():
+        return module.step(ready, event, state)
+
+    return Workload(forward, train, infer, stream)
 
 
 def _numpy(problem: Problem) -> Workload:
@@ -114,7 +138,7 @@ def _c(problem: Problem, blas: bool = False, threads: int = 1) -> Workload:
         cell = native.load("lstm", blas=True) if blas else native.load("lstm", openmp=threads > 1)
     except (native.NativeBuildError, ImportError, TypeError) as error:
         raise Unavailable(str(error).splitlines()[0]) from error
-    return _module_workload(cell, problem)
+    return _module_workload(cell, problem, prepare=cell.prepare)
 
 
 def _torch(problem: Problem) -> Workload:
@@ -148,7 +172,25 @@ def _torch(problem: Problem) -> Workload:
         outputs.backward(d_out)
         return module.weight_hh_l0.grad
 
-    return Workload(forward, train)
+    plain_x = torch.from_numpy(events)
+    plain_state = (torch.from_numpy(h0)[None], torch.from_numpy(c0)[None])
+
+    def infer():
+        with torch.no_grad():
+            return module(plain_x, plain_state)
+
+    cell = torch.nn.LSTMCell(problem.event_size, problem.hidden_size).to(tdtype)
+    with torch.no_grad():
+        for name in ("weight_ih", "bias_ih", "weight_hh", "bias_hh"):
+            getattr(cell, name).copy_(getattr(module, f"{name}_l0"))
+    event = torch.from_numpy(events[0, :1].copy())
+    step_state = (torch.from_numpy(h0[:1].copy()), torch.from_numpy(c0[:1].copy()))
+
+    def stream():
+        with torch.no_grad():
+            return cell(event, step_state)
+
+    return Workload(forward, train, infer, stream)
 
 
 def _seed(problem: Problem) -> Workload:

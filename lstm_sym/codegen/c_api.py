@@ -235,7 +235,31 @@ def functions(spec: CellSpec) -> tuple[Function, ...]:
             Arg("work", "out", "STEP_WORK_SIZE(batch, hidden_size) elements of scratch"),
         ),
     )
-    return (forward, backward, step_forward, step_backward)
+    infer = Function(
+        "infer",
+        "Inference over a whole batched sequence: forward's outputs and final states, no cache.",
+        (
+            *forward.args[: -1 - len(states) - 1],
+            Arg(
+                "outputs",
+                "out",
+                f"(steps, batch, {_size(spec, spec.output_state)}): "
+                f"the {spec.output_state.name} state of every step",
+            ),
+            *(
+                Arg(f"{s.short}_last", "out", f"final {s.name} state (batch, {_size(spec, s)})")
+                for s in states
+            ),
+            Arg(
+                "work",
+                "out",
+                "INFER_WORK_SIZE(batch, hidden_size"
+                + (", projection_size" if spec.projected_state is not None else "")
+                + ") elements of scratch",
+            ),
+        ),
+    )
+    return (forward, backward, step_forward, step_backward, infer)
 
 
 def names(spec: CellSpec) -> set[str]:
@@ -352,6 +376,11 @@ def abi(spec: CellSpec, command: str = "lstm-sym generate") -> dict:
         "output_state": spec.output_state.short,
         "cache_size": {"symbol": f"{spec.name}_cache_size", "args": cache_args},
         "saved_size": {"symbol": f"{spec.name}_saved_size", "args": cache_args},
+        "infer_work_size": {"symbol": f"{spec.name}_infer_work_size", "args": cache_args[1:]},
+        "step_work_size": {
+            "symbol": f"{spec.name}_step_work_size",
+            "args": ["batch", "hidden_size"],
+        },
         "error_string": f"{spec.name}_error_string",
         "functions": [
             {

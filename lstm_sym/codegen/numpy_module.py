@@ -314,6 +314,20 @@ def context(kernel: KernelPlan, command: str) -> dict:
         or layout.state.new not in written
         or destinations[layout.state.new] != f"{s['sequence']}[t + 1]"
     ]
+    # Forward without a cache: the same per-unit lines, a state's new value written into its
+    # next array (the current and next value of each state alternate), nothing saved.
+    infer_destinations = {
+        layout.state.new: f"next_{layout.name}" for layout in kernel.states if not layout.projected
+    }
+    infer_printed = [_printed(stage, infer_destinations) for stage in forward_stages]
+    infer_written = set().union(*(w for _, w in infer_printed))
+    infer_stores = [
+        f"next_{s['name']}[...] = {s['new']}"
+        if not layout.projected
+        else f"np.matmul({s['unit']}, projection_weights_t, out=next_{s['name']})"
+        for s, layout in zip(states, kernel.states, strict=True)
+        if layout.projected or layout.state.new not in infer_written
+    ]
     # Backward: a gate input's adjoint goes straight into its slice of the single delta array.
     delta_destinations = {
         d.adjoint: f"{d.targets[0]}[t, :, {slices[d.gate]}]" for d in kernel.deltas if d.direct
@@ -409,6 +423,9 @@ def context(kernel: KernelPlan, command: str) -> dict:
         "blocks": dict(zip(kernel.gates, kernel.blocks, strict=True)),
         "hidden_grads": _hidden_grads(kernel),
         "forward_stores": forward_stores,
+        "infer_lines": infer_printed[0][0],
+        "infer_lines_2": infer_printed[1][0] if len(infer_printed) > 1 else [],
+        "infer_stores": infer_stores,
         "backward_lines": backward_lines,
         "saved": [slot.symbol.name for slot in kernel.saved],
         # Each saved value's array: a part of the forward's one buffer, or the sequence of the
@@ -425,7 +442,7 @@ def context(kernel: KernelPlan, command: str) -> dict:
         "saved_read": [slot.symbol.name for slot in kernel.saved if slot.per_step],
         "step_functions": [_step_function(spec, f) for f in spec.step_functions],
         "exports": sorted(
-            ["Cache", "Gradients", "Parameters", "backward", "forward"]
+            ["Cache", "Gradients", "Parameters", "backward", "forward", "step"]
             + [f.name for f in spec.step_functions]
         ),
         "linear": {

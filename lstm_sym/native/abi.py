@@ -68,6 +68,10 @@ class Abi:
     shapes: dict  # array name -> tuple of dimensions
     parameters: tuple[tuple[str, tuple[str, ...]], ...]  # (C array, attributes packed into it)
     gradients: tuple[View, ...]
+    #: (symbol, size arguments) of ``<cell>_infer_work_size``; None in ABI data without it
+    infer_work_size: tuple[str, tuple[str, ...]] | None = None
+    #: (symbol, size arguments) of ``<cell>_step_work_size``; None in ABI data without it
+    step_work_size: tuple[str, tuple[str, ...]] | None = None
 
     @property
     def projected(self) -> bool:
@@ -111,7 +115,15 @@ def from_data(data: dict) -> Abi:
             View(g["attribute"], g["array"], g["offset"], tuple(g["shape"]))
             for g in data["gradients"]
         ),
+        infer_work_size=_symbol(data, "infer_work_size"),
+        step_work_size=_symbol(data, "step_work_size"),
     )
+
+
+def _symbol(data: dict, field: str):
+    """``(symbol, size arguments)`` of a size function named in the ABI data, or None."""
+    entry = data.get(field)
+    return None if entry is None else (entry["symbol"], tuple(entry["args"]))
 
 
 def path(directory: Path, name: str) -> Path:

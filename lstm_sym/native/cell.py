@@ -26,9 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from . import abi as abi_data
-from . import checks
+from . import checks, inference
 from .building import file_digest
 from .calls import address, backward_plan, forward_plan, pointer
+from .prepared import PreparedParameters
 from .workspace import Workspace
 
 SUFFIX = {np.dtype(np.float64): "f64", np.dtype(np.float32): "f32"}
@@ -210,6 +211,22 @@ class NativeCell:
         self._cache_size.restype = ctypes.c_size_t
         self._cache_size.argtypes = [ctypes.c_size_t] * len(size_args)
         self._cache_size_args = size_args
+        #: <cell>_infer_work_size and its size arguments (None: a library without inference)
+        self.infer_work_size = (
+            inference.work_size_function(self) if abi.infer_work_size is not None else None
+        )
+        self._infer_plans: dict = {}
+        self.step_work_size = (
+            inference.work_size_function(self, "step_work_size")
+            if abi.step_work_size is not None
+            else None
+        )
+        self._step_plans: dict = {}
+        #: Which state is the output (its index in STATES)
+        self.output_index = [s.short for s in abi.states].index(abi.output_state)
+        self.no_states = (None,) * len(abi.states)
+        #: The C parameter arrays, in the order of the parameters' part of a work buffer
+        self.packed_arrays = tuple(array for array, _ in abi.parameters)
         self._error_string = getattr(library, abi.error_string)
         self._error_string.restype = ctypes.c_char_p
         self._error_string.argtypes = [ctypes.c_int]
@@ -308,6 +325,51 @@ class NativeCell:
             self._parameter_cache = (sizes, objects, shapes, held, result)
         return result
 
+    def packed_counts(self, parameters) -> list[int]:
+        """The element count of each C parameter array (``packed_arrays``) for the sizes of
+        ``parameters``."""
+        values = {
+            "event_size": parameters.event_size,
+            "hidden_size": parameters.hidden_size,
+            "projection_size": getattr(parameters, "projection_size", None),
+        }
+        return [int(np.prod(self.abi.shape(name, values))) for name in self.packed_arrays]
+
+    def prepare(self, parameters, dtype=None) -> PreparedParameters:
+        """``parameters`` stacked in the C layout and converted to ``dtype`` once (None: the
+        parameters' own float dtype), frozen: ``forward`` and ``step`` take the result in place
+        of the ``Parameters`` and skip their checks, stacking and conversion."""
+        if not isinstance(parameters, self.Parameters):
+            raise TypeError(
+                f"parameters must be a {self.CELL}.Parameters, got {_parameters_name(parameters)}"
+            )
+        proxies, blocks, _ = self._parameter_arrays(parameters)
+        dtype = checks.float_dtype(*proxies) if dtype is None else checks.dtype_argument(dtype)
+        return PreparedParameters(self, parameters, blocks, dtype)
+
+    def _checked_parameters(self, parameters):
+        """``(proxies, blocks, dtype, prepared)`` of ``parameters`` (a ``Parameters`` or
+        :class:`PreparedParameters` of this cell), as :meth:`_parameter_arrays`'s."""
+        if type(parameters) is PreparedParameters:
+            if parameters.cell != self.CELL:
+                raise TypeError(
+                    f"parameters must be prepared by {self.CELL}'s prepare, got parameters "
+                    f"prepared for {parameters.cell}"
+                )
+            dtype = parameters.dtype
+            return parameters.proxies, [parameters.buffer(dtype)], dtype, parameters
+        if not isinstance(parameters, self.Parameters):
+            raise TypeError(
+                f"parameters must be a {self.CELL}.Parameters, got {_parameters_name(parameters)}"
+            )
+        return (*self._parameter_arrays(parameters), None)
+
+    def step(self, parameters, event, state=None):
+        """As ``generated/<cell>.py``'s ``step(parameters, event, state=None)``: one step through
+        ``<cell>_step_forward_*`` (:mod:`lstm_sym.native.inference`). ``parameters``: a
+        ``Parameters`` or the cell's :meth:`prepare` of them (no per-call stacking)."""
+        return inference.step(self, parameters, event, state)
+
     def _states(self, prefix, suffix, args, kwargs, function):
         names = [f"{prefix}{s}{suffix}" for s in self._shorts]
         if len(args) > len(names):
@@ -351,20 +413,33 @@ class NativeCell:
 
     def forward(self, parameters, events, *initial, **named):
         """As ``generated/<cell>.py``'s ``forward(parameters, events, h0=None, c0=None,
-        lengths=None)``.
+        lengths=None, cache=True)``; ``cache=False`` runs ``<cell>_infer_*``
+        (:mod:`lstm_sym.native.inference`): the same outputs and final states bit for bit,
+        ``None`` for the cache.
 
         Arrays of the expected type, dtype and shape take a fast path; anything else is checked
         (and converted) by :mod:`lstm_sym.native.checks`, which names what is wrong."""
+        if (  # inference on prepared parameters, events as they ran before: no checks
+            type(parameters) is PreparedParameters
+            and not initial
+            and len(named) == 1
+            and named.get("cache") is False
+            and type(events) is np.ndarray
+            and (fast := parameters.infers.get((self, events.shape, events.dtype))) is not None
+            and (flags := events.flags).c_contiguous
+            and flags.aligned
+        ):
+            return inference.fast_infer(self, fast, events)
         count = len(self._shorts)
         lengths = named.pop("lengths", None) if named else None
+        cache = named.pop("cache", True) if named else True
+        if cache is not True and cache is not False:
+            cache = checks.cache_flag(cache)
         if named or len(initial) > count:
             initial = tuple(self._states("", "0", initial, named, "forward").values())
         elif len(initial) < count:
             initial = initial + (None,) * (count - len(initial))
-        if not isinstance(parameters, self.Parameters):
-            raise TypeError(
-                f"parameters must be a {self.CELL}.Parameters, got {_parameters_name(parameters)}"
-            )
+        proxies, blocks, parameters_dtype, prepared = self._checked_parameters(parameters)
         if type(events) is not np.ndarray or events.dtype.kind not in "biuf":
             events = checks.real_array(events, "events")
         shape = events.shape
@@ -383,7 +458,6 @@ class NativeCell:
             lengths = checks.lengths(lengths, batched, batch, steps).copy()
         hidden = parameters.hidden_size
         projection = getattr(parameters, "projection_size", None)
-        proxies, blocks, parameters_dtype = self._parameter_arrays(parameters)
         # No promotion to work out while every array has the events' float dtype (compared by
         # identity with the canonical dtypes: ``==`` between dtypes costs more than a view).
         dtype = _CANONICAL.get(events.dtype, events.dtype)
@@ -408,6 +482,8 @@ class NativeCell:
         if not same:
             dtype = _CANONICAL[checks.float_dtype(events, *states, *proxies)]
         key = (dtype, steps, batch, event_size, hidden, projection, given, batched)
+        if not cache:
+            return inference.infer(self, key, blocks, states, events, lengths, prepared)
         plan = self._plans.get(key) or self._plan(key)
         # One work buffer (from the workspace) holds the parameters in the C layout, the
         # initial states, the events and the C cache, its first part written by one

@@ -91,3 +91,22 @@ def adjoint(value, name: str, shape, meaning: str, dtype) -> np.ndarray:
     value = real_array(value, name)
     expect_shape(value, name, shape, meaning)
     return value.astype(dtype, copy=False)
+
+
+def cache_flag(value) -> bool:
+    """``forward``'s ``cache`` argument: True (training, a cache for backward) or False
+    (inference, no cache), as the generated NumPy modules take it; else TypeError."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"cache must be True or False, got {value!r}")
+    return bool(value)
+
+
+def dtype_argument(value) -> np.dtype:
+    """A ``dtype`` argument as float32 or float64, else TypeError naming it."""
+    try:
+        dtype = np.dtype(value)
+    except TypeError as error:
+        raise TypeError(f"dtype must be float32 or float64, got {value!r}") from error
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+    return dtype
