@@ -41,7 +41,16 @@ def _mp_sigmoid(x):
     return 1 / (1 + mpmath.exp(-x))
 
 
-_MODULES = [{"sigmoid": _mp_sigmoid}, "mpmath"]
+def _mp_relu(x):
+    return x if x > 0 else mpmath.mpf(0)
+
+
+def _mp_heaviside(x, at_zero):
+    """The step, ``at_zero`` at 0 (relu's derivative is ``Heaviside(x, 0)``)."""
+    return mpmath.mpf(1) if x > 0 else (mpmath.mpf(at_zero) if x == 0 else mpmath.mpf(0))
+
+
+_MODULES = [{"sigmoid": _mp_sigmoid, "relu": _mp_relu, "Heaviside": _mp_heaviside}, "mpmath"]
 
 
 def state_sizes(spec: CellSpec, hidden_size: int, projection_size=None) -> dict:
@@ -69,7 +78,8 @@ def leaf_shapes(
     for gate in spec.gates:
         # What the hidden projection reads: a previous state (its size) or a per-unit value (H)
         R = sum(by_prev.get(source, H) for source in _hidden_sources(spec, gate))
-        for side, columns in (("event", X), ("hidden", R)):
+        sides = (("event", X), ("hidden", R)) if spec.hidden_parts else (("event", X),)
+        for side, columns in sides:  # no hidden part in any gate: no hidden weights or biases
             shapes[f"{side}_{gate}_weights"] = (H, columns)
             shapes[f"{side}_{gate}_bias"] = (H,)
     for p in spec.unit_parameters:
@@ -220,7 +230,7 @@ def _unroll(spec: CellSpec, leaves: dict, affine, step, zero, lengths=None):
                         leaves["events"][t, b],
                         leaves[f"event_{gate}_bias"][k],
                     )
-                    if gate not in spec.hidden_sources:
+                    if gate not in spec.hidden_sources and spec.hidden_parts:
                         values[gate_hidden(gate)] = affine(
                             leaves[f"hidden_{gate}_weights"][k],
                             state[recurrent][b],

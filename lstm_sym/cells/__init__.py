@@ -6,6 +6,7 @@ from ..spec import CellSpec, validate
 from . import (
     gru,
     gru_cho,
+    indrnn,
     lstm,
     lstm_cifg,
     lstm_fgr,
@@ -15,6 +16,8 @@ from . import (
     lstm_noaf,
     lstm_nog,
     lstmp,
+    mingru,
+    minlstm,
     peephole_lstm,
 )
 
@@ -34,6 +37,9 @@ CELLS: dict[str, CellSpec] = {
         gru,
         gru_cho,
         lstmp,
+        indrnn,
+        mingru,
+        minlstm,
     )
 }
 

@@ -6,6 +6,7 @@
   (``lstm_sym/runtime/lstm_sym_runtime.h``; ``prefix`` is the runtime's, ``lstm_sym``)
   ``<prefix>_sigmoid_<suffix>`` (numerically stable), ``<prefix>_exp_<suffix>`` and
   ``<prefix>_tanh_<suffix>``, which vectorize where libm's scalar calls do not;
+* ``relu`` and its derivative ``Heaviside(x, 0)`` print as conditional expressions;
 * small positive integer powers print as products (``x*x``), never as a call to ``pow``.
 """
 
@@ -41,6 +42,16 @@ class GeneratedCPrinter(C99CodePrinter):
 
     def _print_tanh(self, expr):
         return f"{self.prefix}_tanh_{self.suffix}({self._print(expr.args[0])})"
+
+    def _print_relu(self, expr):
+        # A comparison, not fmax: NaN stays NaN (as np.maximum and torch.relu), and it vectorizes.
+        x = self._print(expr.args[0])
+        return f"({x} > 0 ? {x} : {self._print(sp.Float(0))})"
+
+    def _print_Heaviside(self, expr):
+        # relu's derivative (lstm_sym.functions.step): 1 where x > 0, else the value at 0.
+        x, at_zero = self._print(expr.args[0]), self._print(sp.Float(expr.args[1]))
+        return f"({x} > 0 ? {self._print(sp.Float(1))} : {at_zero})"
 
     def _print_Pow(self, expr):
         base, exponent = expr.args

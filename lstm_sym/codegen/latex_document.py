@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from ..derive import Derivation, adjoint, carry
-from ..functions import ACTIVATIONS
+from ..functions import ACTIVATIONS, relu
 from ..plan import B, H, KernelPlan, P, X, as_plan
 from .latex_printer import LatexNotationPrinter, Notation, escape_text
 from .numpy_printer import numpy_code
@@ -230,10 +230,10 @@ class Document:
             read = h_prev
             if self.plan.is_sourced(gi.gate):  # what its hidden_sources entry names
                 read = self.source_vector(gi.gate)
-            for side, vector, cols in (
-                ("event", x_t, X),
-                ("hidden", read, self.hidden_columns(gi.gate)),
-            ):
+            sides = [("event", x_t, X)]
+            if self.plan.hidden:  # else no gate has a hidden part
+                sides.append(("hidden", read, self.hidden_columns(gi.gate)))
+            for side, vector, cols in sides:
                 if gi.kind not in ("pre", side):
                     continue
                 w_name, b_name = f"{side}_{gi.gate}_weights", f"{side}_{gi.gate}_bias"
@@ -303,7 +303,10 @@ class Document:
         z = sp.Symbol("z", real=True)
         self.notation.extra("z", "z")
         eqs = []
-        for function in ACTIVATIONS:
+        # The activations this cell's equations apply (every cell before relu used both sigmoid
+        # and tanh, so their documents are unchanged).
+        used = {type(f) for _, e in self.spec.equations for f in e.atoms(sp.Function)}
+        for function in (f for f in ACTIVATIONS if f in used):
             value = function(z)
             raw = sp.diff(value, z)
             eqs.append(
@@ -416,8 +419,9 @@ class Document:
         spec, lin, eqs = self.spec, self.d.linear, []
         outputs = self.d.backward.outputs
         recurrent = spec.recurrent_state
-        delta, weights = self._stacked("hidden", 0)
-        through = lin.inputs.xreplace({lin.symbols["Delta"]: delta, lin.symbols["W"]: weights})
+        if self.plan.recurrent_gates:
+            delta, weights = self._stacked("hidden", 0)
+            through = lin.inputs.xreplace({lin.symbols["Delta"]: delta, lin.symbols["W"]: weights})
         d_prev = self.matrix(
             f"{adjoint(recurrent.prev).name}@t-1",
             rf"\delta {recurrent.short}_{{t-1}}",
@@ -436,6 +440,8 @@ class Document:
                     direct.name, self.notation.scalar[direct.name], B, H, "direct", direct.name
                 ),
             )
+        if not terms:  # the step never reads the recurrent state
+            terms = [sp.ZeroMatrix(B, self.size(recurrent))]
         eqs.append(
             self.add(
                 Equation(
@@ -712,10 +718,10 @@ class Document:
                     "samples",
                     f"sources_{gi.gate}",
                 )
-            for side, inputs, cols in (
-                ("event", x_all, X),
-                ("hidden", hidden_inputs, self.hidden_columns(gi.gate)),
-            ):
+            sides = [("event", x_all, X)]
+            if self.plan.hidden:  # else no gate has a hidden part
+                sides.append(("hidden", hidden_inputs, self.hidden_columns(gi.gate)))
+            for side, inputs, cols in sides:
                 if gi.kind not in ("pre", side):
                     continue
                 for kind in ("weights", "bias"):
@@ -856,7 +862,7 @@ def context(kernel: KernelPlan | Derivation, command: str) -> dict:
     lin = derivation.linear
     attributes = []
     for k, gate in enumerate(kernel.gates):
-        for side in ("event", "hidden"):
+        for side in ("event", "hidden") if kernel.hidden else ("event",):
             for kind in ("weights", "bias"):
                 shape = kernel.attribute(f"{side}_{gate}_{kind}").shape
                 attributes.append(
@@ -914,6 +920,9 @@ def context(kernel: KernelPlan | Derivation, command: str) -> dict:
         "output": n.scalar[kernel.output.state.new.name],
         "recurrent_short": kernel.recurrent.state.short,
         "summed": kernel.summed,
+        "hidden": kernel.hidden,
+        # relu's derivative at 0 is a choice (the subgradient 0): the document says so.
+        "relu": any(e.has(relu) for _, e in spec.equations),
         "sources": [
             {
                 "gate": n.gate_letters[kernel.readers(source)[0]],

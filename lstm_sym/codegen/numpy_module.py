@@ -396,6 +396,8 @@ def context(kernel: KernelPlan, command: str) -> dict:
         # Sizes the parameters take beyond event_size and hidden_size (a projection's).
         "extra_sizes": [SIZE_NAMES[n] for n in kernel.parameter_sizes if n not in (X, H)],
         "summed": kernel.summed,
+        # Some gate has a hidden part; else no hidden weights, biases or product at all.
+        "hidden": kernel.hidden,
         "forward_lines": printed[0][0],
         "forward_lines_2": printed[1][0] if len(printed) > 1 else [],
         "sourced": sourced,

@@ -1,6 +1,8 @@
 """SymPy's NumPy printer, extended for generated modules that ``import numpy as np``.
 
 * ``sigmoid`` prints as a call to the module's numerically stable ``_sigmoid``;
+* ``relu`` prints as ``np.maximum(x, 0)``, its derivative ``Heaviside(x, 0)`` as
+  ``np.heaviside(x, 0)``;
 * matrix products print with ``@``, transposes as ``.T``, and a product with a column of ones
   (``Delta^T 1``, a bias gradient) as a sum over rows.
 """
@@ -24,6 +26,13 @@ class GeneratedNumPyPrinter(NumPyPrinter):
 
     def _print_sigmoid(self, expr):
         return f"_sigmoid({self._print(expr.args[0])})"
+
+    def _print_relu(self, expr):
+        return f"np.maximum({self._print(expr.args[0])}, 0)"
+
+    def _print_Heaviside(self, expr):
+        # relu's derivative (lstm_sym.functions.step): the value at 0 is the spec's (0).
+        return f"np.heaviside({self._print(expr.args[0])}, {self._print(expr.args[1])})"
 
     def _print_Transpose(self, expr):
         arg = self._print(expr.arg)

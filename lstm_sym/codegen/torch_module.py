@@ -239,8 +239,10 @@ def context(kernel: KernelPlan, command: str) -> dict:
     used_in_backward = backward_stage.reads()
     if sourced:
         recurrent_terms = [p["adjoint"] for p in products if p["kind"] == "recurrent"]
-    else:
+    elif kernel.recurrent_gates:
         recurrent_terms = [_linear(derivation, "delta_hidden[t]", "", "hidden_weights")["inputs"]]
+    else:  # no gate has a hidden part: the previous state's adjoint is per unit alone
+        recurrent_terms = []
     states = []
     for layout in kernel.states:
         s = layout.state
@@ -292,6 +294,7 @@ def context(kernel: KernelPlan, command: str) -> dict:
     for target in kernel.gate_deltas:
         if kernel.covered(target):
             parts = ", ".join(deltas[target, g] for g in kernel.gates)
+            parts += "," if len(kernel.gates) == 1 else ""  # a tuple of one (IndRNN)
             delta_stores.append(f"torch.cat(({parts}), dim=1, out={target}[t])")
         else:
             delta_stores += [
@@ -387,6 +390,8 @@ def context(kernel: KernelPlan, command: str) -> dict:
             {"name": p.name, "adjoint": torch_code(outputs[p])} for p in spec.unit_parameters
         ],
         "summed": kernel.summed,
+        # Some gate has a hidden part; else no hidden weights, biases or product at all.
+        "hidden": kernel.hidden,
         "sourced": sourced,
         "wide": kernel.wide,
         "any_pre": any(d.kind == "pre" for d in kernel.deltas),

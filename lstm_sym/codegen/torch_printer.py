@@ -5,7 +5,8 @@ when it is constructed; generating must not depend on whether (or which) torch i
 this subclasses :class:`~sympy.printing.numpy.NumPyPrinter` with its module set to ``torch``:
 
 * the functions a spec may use print as torch's (``torch.tanh``, ``torch.exp``, ``torch.sqrt``);
-  ``sigmoid`` as ``torch.sigmoid``;
+  ``sigmoid`` as ``torch.sigmoid``, ``relu`` as ``torch.relu`` and its derivative
+  ``Heaviside(x, 0)`` as ``torch.heaviside``;
 * matrix products print with ``@``, transposes as ``.T``, and a product with a column of ones
   (``Delta^T 1``, a bias gradient) as a sum over rows (``.sum(dim=0)``).
 """
@@ -46,6 +47,14 @@ class GeneratedTorchPrinter(NumPyPrinter):
 
     def _print_sigmoid(self, expr):
         return f"torch.sigmoid({self._print(expr.args[0])})"
+
+    def _print_relu(self, expr):
+        return f"torch.relu({self._print(expr.args[0])})"
+
+    def _print_Heaviside(self, expr):
+        # relu's derivative (lstm_sym.functions.step): 1 where x > 0, else the value at 0.
+        x = self._print(expr.args[0])
+        return f"torch.heaviside({x}, torch.full_like({x}, {self._print(expr.args[1])}))"
 
     def _print_Transpose(self, expr):
         arg = self._print(expr.arg)
