@@ -43,7 +43,15 @@ class Trace:
             s.short: torch.tensor(self.initial[s.short], requires_grad=True) for s in spec.states
         }
         state = dict(initial)
-        functions = [{"sigmoid": torch.sigmoid, "tanh": torch.tanh, "exp": torch.exp}]
+        functions = [
+            {
+                "sigmoid": torch.sigmoid,
+                "tanh": torch.tanh,
+                "exp": torch.exp,
+                "relu": torch.relu,
+                "Heaviside": lambda x, at_zero: torch.heaviside(x, torch.full_like(x, at_zero)),
+            }
+        ]
         recurrent = spec.recurrent_state
         records = []
         outputs = []
@@ -71,6 +79,10 @@ class Trace:
                         tensors[gi.symbol.name] = event_part
                     else:
                         sourced[gi.gate] = gi.symbol.name
+                    continue
+                if not spec.hidden_parts:  # the gate reads the event alone
+                    event_part.retain_grad()
+                    tensors[gi.symbol.name] = event_part
                     continue
                 hidden_part = (
                     projected @ leaf[f"hidden_{gi.gate}_weights"].T + leaf[f"hidden_{gi.gate}_bias"]
