@@ -12,8 +12,8 @@
  *
  * Sizes: T = steps, B = batch, X = event_size, H = hidden_size, G = INDRNN_GATES.
  * Stacked parameters hold the gates in the order input: rows
- * [k * H, (k + 1) * H) of event_weights (G * H, X), hidden_weights (G * H, H), event_bias (G * H)
- * and hidden_bias (G * H) belong to gate k.
+ * [k * H, (k + 1) * H) of event_weights (G * H, X) and event_bias (G * H) belong to gate k. No
+ * gate has a hidden part: there are no hidden weights or biases.
  *
  * Layout of the cache written by forward (INDRNN_CACHE_SIZE(T, B, H) elements):
  *   [0 * (T + 1) * B * H, ...)  hidden states (T + 1, B, H); index 0 the initial state

@@ -398,7 +398,7 @@ class Parameters:
         return {name: self.checked(name) for name in self.NAMES}
 
     def stacked(self, dtype):
-        """Gate-stacked ``(event_weights, event_bias, hidden_weights, hidden_bias)`` in ``dtype``.
+        """Gate-stacked ``(event_weights, event_bias)`` in ``dtype``.
 
         No gate has a hidden part: ``(event_weights, event_bias)`` only, event_weights (gates *
         hidden, event), event_bias (gates * hidden,), blocks in ``GATES`` order.
@@ -485,23 +485,6 @@ class Parameters:
             f"PyTorch has no counterpart for a {CELL} cell: no gate has a hidden part "
             "(torch.nn's recurrent modules all have weight_hh)"
         )
-        arrays = self.arrays()
-        gate_names = {f"{s}_{g}_{k}" for _, s, k in self._TORCH_KEYS for g in GATES}
-        for name in self.NAMES:
-            if name not in gate_names and np.any(arrays[name] != 0):
-                raise ValueError(
-                    f"PyTorch has no counterpart for parameters.{name}: it must be zero to export"
-                )
-        if dtype is None:
-            dtype = _float_dtype(*arrays.values())
-        event_weights, event_bias, hidden_weights, hidden_bias = self.stacked(np.dtype(dtype))
-        suffix = f"_l{int(layer)}{'_reverse' if reverse else ''}"
-        return {
-            "weight_ih" + suffix: np.array(event_weights, copy=True),
-            "weight_hh" + suffix: np.array(hidden_weights, copy=True),
-            "bias_ih" + suffix: np.array(event_bias, copy=True),
-            "bias_hh" + suffix: np.array(hidden_bias, copy=True),
-        }
 
     def save(self, path):
         """Write every attribute to the ``.npz`` file ``path`` (exactly that name), with the cell
