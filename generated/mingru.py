@@ -36,6 +36,11 @@ Contents
 ``backward(cache, d_outputs, d_h_last=None)``
     ``Gradients`` with one attribute per ``Parameters`` attribute (biases as (hidden,) vectors)
     and ``events``, ``h0``.
+``forward_scan(parameters, events, h0=None, lengths=None)``
+``backward_scan(cache, d_outputs, d_h_last=None)``
+    The same functions as a time-parallel scan (no loop over steps), for long sequences:
+    the derivation proves the update affine, hidden = A hidden_prev + B, with
+    A = 1 - update and B = candidate*update free of hidden_prev.
 
 Stacked layouts use the gate order update, candidate: rows
 [k * hidden, (k + 1) * hidden) of a stacked weight belong to gate k. float32 inputs compute in
@@ -54,7 +59,16 @@ CELL = "mingru"
 GATES = ("update", "candidate")
 STATES = ("hidden",)
 
-__all__ = ["Cache", "Gradients", "Parameters", "backward", "forward"]
+__all__ = [
+    "Cache",
+    "Gradients",
+    "Parameters",
+    "ScanCache",
+    "backward",
+    "backward_scan",
+    "forward",
+    "forward_scan",
+]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -920,4 +934,227 @@ def backward(cache, d_outputs, d_h_last=None):
     grads.h0 = d_h_next if cache.batched else d_h_next[0]
     if not cache.scratch:
         cache.scratch.append(scratch)
+    return grads
+
+
+# ---------------------------------------------------------------------------------------------
+# Time-parallel evaluation: the derivation proves the state update affine in the previous state,
+#   hidden = A hidden_prev + B,  A = 1 - update,  B = candidate*update,
+# with A and B free of it (lstm_sym/scan.py), so every step runs at once as a scan.
+# ---------------------------------------------------------------------------------------------
+
+
+def _scan_rounds(a, b):
+    """In place along the first axis: Hillis and Steele's scan of the associative operator
+    (a2, b2) o (a1, b1) = (a2 a1, a2 b1 + b2), ceil(log2 n) vectorized rounds."""
+    shift = 1
+    while shift < a.shape[0]:
+        b[shift:] += a[shift:] * b[:-shift]
+        a[shift:] *= a[:-shift]
+        shift *= 2
+
+
+def _affine_scan(coefficients, offsets, block=32):
+    """``(prefix, values)`` of s_t = a_t s_{t-1} + b_t over the first axis (s_{-1} = 0):
+    ``values[t]`` = s_t and ``prefix[t]`` = a_t ... a_0, with no loop over steps: the steps in
+    blocks of ``block``, each block scanned in log2(block) vectorized rounds (all blocks at
+    once), the blocks' totals scanned the same way (recursively), then each block's values
+    carried in with one product and sum. Only products and sums of the coefficients and offsets,
+    never a division by a running product: with |a_t| <= 1 every term is within the offsets'
+    magnitude (a product that underflows is the correctly rounded tiny value), so float32 stays
+    as accurate at T = 10^4 as the step loop."""
+    steps, rest = coefficients.shape[0], coefficients.shape[1:]
+    if steps <= block:
+        a, b = coefficients.copy(), offsets.copy()
+        _scan_rounds(a, b)
+        return a, b
+    blocks = -(-steps // block)
+    a = np.ones((blocks * block, *rest), dtype=coefficients.dtype)  # padding: the identity
+    b = np.zeros((blocks * block, *rest), dtype=offsets.dtype)
+    a[:steps], b[:steps] = coefficients, offsets
+    a, b = a.reshape(blocks, block, *rest), b.reshape(blocks, block, *rest)
+    _scan_rounds(a.swapaxes(0, 1), b.swapaxes(0, 1))  # within every block at once
+    into_a, into_b = _affine_scan(a[:, -1], b[:, -1], block)  # through the blocks' ends
+    b[1:] += a[1:] * into_b[:-1, None]
+    a[1:] *= into_a[:-1, None]
+    return a.reshape(-1, *rest)[:steps], b.reshape(-1, *rest)[:steps]
+
+
+class ScanCache:
+    """What ``forward_scan`` keeps for ``backward_scan``: the state sequence (T + 1, batch,
+    hidden), the per-unit values of every step, the coefficients A of every step (1 where a row
+    has finished), a copy of the events and of the weights. The per-unit values:
+    update, candidate."""
+
+    def __init__(self, **fields):
+        self.__dict__.update(fields)
+
+    def __repr__(self):
+        return f"{CELL}.ScanCache(steps={self.steps}, batch={self.batch}, dtype={self.dtype})"
+
+
+@_arithmetic
+def forward_scan(parameters, events, h0=None, lengths=None):
+    """``forward``'s function evaluated as a time-parallel scan, for long sequences: the same
+    arguments and results (up to rounding), with a ``ScanCache`` for ``backward_scan``.
+
+    Every step's per-unit values at once, then hidden_t = A_t hidden_prev_(t-1) + B_t
+    for all t by ``_affine_scan``; a row past its length takes A = 1, B = 0 (its state kept).
+    """
+    if not isinstance(parameters, Parameters):
+        raise TypeError(f"parameters must be a {CELL}.Parameters, got {type(parameters).__name__}")
+    events = _real_array(events, "events")
+    if events.ndim not in (2, 3) or events.shape[-1] != parameters.event_size:
+        raise ValueError(
+            f"events must have shape (T, {parameters.event_size}) or "
+            f"(T, batch, {parameters.event_size}) (steps, [batch,] event_size), got {events.shape}"
+        )
+    batched = events.ndim == 3
+    inputs = events if batched else events[:, None, :]
+    steps, batch, event_size = inputs.shape
+    if steps == 0 or batch == 0:
+        raise ValueError(
+            f"events must hold at least one step and one batch row, got shape {events.shape}"
+        )
+    hidden_size = parameters.hidden_size
+    h0 = _initial_state(h0, "h0", batched, batch, hidden_size)
+    lengths = _lengths(lengths, batched, batch, steps)
+    arrays = parameters.arrays()
+    dtype = _float_dtype(inputs, h0, *arrays.values())
+    event_weights, event_bias = parameters.stacked(dtype)
+    inputs = np.array(inputs, dtype=dtype)  # the cache's own copy
+    padded = None
+    if lengths is not None and lengths.min() < steps:
+        padded = np.arange(steps)[:, None] >= lengths  # (T, batch): past the row's length
+        inputs[padded] = 0  # never read
+    # Pre-activations of every step and gate: one GEMM, Z = X W_event^T + b_event
+    event_projection = np.matmul(
+        inputs.reshape(steps * batch, event_size), event_weights.T
+    ).reshape(steps, batch, len(GATES) * hidden_size)
+    event_projection += event_bias
+    update_pre = event_projection[:, :, 0 * hidden_size : 1 * hidden_size]
+    candidate_pre = event_projection[:, :, 1 * hidden_size : 2 * hidden_size]
+    # The per-unit values of every step at once (none reads the previous state)
+    # update = sigmoid(update_pre)
+    update = _sigmoid(update_pre)
+    # candidate = candidate_pre
+    candidate = candidate_pre
+    shape = (steps, batch, hidden_size)
+    # A and B of every step: hidden_t = A_t hidden_prev_(t-1) + B_t
+    coefficient = np.broadcast_to(1 - update, shape).astype(dtype, copy=False)
+    offset = np.broadcast_to(candidate * update, shape).astype(dtype, copy=False)
+    if padded is not None:  # a finished row keeps its state: A = 1, B = 0
+        coefficient = np.where(padded[:, :, None], dtype.type(1), coefficient)
+        offset = np.where(padded[:, :, None], dtype.type(0), offset)
+    prefix, scanned = _affine_scan(coefficient, offset)
+    hidden_states = np.empty((steps + 1, batch, hidden_size), dtype=dtype)
+    hidden_states[0] = 0 if h0 is None else h0
+    # hidden_t = (A_t ... A_0) h0 + (the scan of B from zero)
+    np.multiply(prefix, hidden_states[0], out=hidden_states[1:])
+    hidden_states[1:] += scanned
+    cache = ScanCache(
+        cell=CELL,
+        steps=steps,
+        batch=batch,
+        batched=batched,
+        dtype=dtype,
+        event_size=event_size,
+        hidden_size=hidden_size,
+        inputs=inputs,
+        event_weights=event_weights,
+        unit_parameters={},
+        states=hidden_states,
+        saved={
+            "update": np.broadcast_to(update, shape),
+            "candidate": np.broadcast_to(candidate, shape),
+        },
+        coefficient=coefficient,
+        padded=padded,
+    )
+    outputs = hidden_states[1:].copy()
+    if padded is not None:
+        outputs[padded] = 0
+    last = hidden_states[steps].copy()
+    if not batched:
+        return outputs[:, 0], last[0], cache
+    return outputs, last, cache
+
+
+@_arithmetic
+def backward_scan(cache, d_outputs, d_h_last=None):
+    """``backward``'s function for a ``forward_scan`` cache, as a time-parallel scan: the
+    adjoint of the state runs backwards in time, g_t = c_t + A_(t+1) g_(t+1) (c what the outputs
+    and the final state pass back), as the reversed ``_affine_scan``; then the per-unit backward
+    of every step at once with g as the carry, and the weight gradients as one GEMM each."""
+    if not isinstance(cache, ScanCache) or getattr(cache, "cell", None) != CELL:
+        raise TypeError(
+            f"cache must be the ScanCache returned by {CELL}.forward_scan, "
+            f"got {type(cache).__name__}"
+        )
+    steps, batch, hidden_size, dtype = cache.steps, cache.batch, cache.hidden_size, cache.dtype
+    if cache.batched:
+        sequence_shape, state_shape, meaning = (
+            (steps, batch, hidden_size),
+            (batch, hidden_size),
+            "(batch, hidden_size)",
+        )
+    else:
+        sequence_shape, state_shape, meaning = (
+            (steps, hidden_size),
+            (hidden_size,),
+            "(hidden_size,)",
+        )
+    d_outputs = _adjoint(d_outputs, "d_outputs", sequence_shape, "(like outputs)", dtype).reshape(
+        steps, batch, hidden_size
+    )
+    passed_back = np.array(d_outputs, dtype=dtype)  # c_t
+    if cache.padded is not None:
+        passed_back[cache.padded] = 0  # the outputs there are constants
+    if d_h_last is not None:
+        passed_back[-1] += _adjoint(d_h_last, "d_h_last", state_shape, meaning, dtype).reshape(
+            batch, hidden_size
+        )
+    # g_t = c_t + A_(t+1) g_(t+1): the scan over reversed time, its coefficient at reversed step
+    # r being A_(T-r) (none at r = 0, where g_(T-1) = c_(T-1))
+    reverse_coefficient = np.empty_like(cache.coefficient)
+    reverse_coefficient[0] = 0
+    reverse_coefficient[1:] = cache.coefficient[:0:-1]
+    _, reverse_adjoint = _affine_scan(reverse_coefficient, passed_back[::-1])
+    d_hidden_carry = reverse_adjoint[::-1]
+    if cache.padded is not None:
+        # A finished row's adjoint passes through unchanged (A = 1 there); its deltas are zero
+        d_hidden_carry = np.where(cache.padded[:, :, None], dtype.type(0), d_hidden_carry)
+    hidden_prev = cache.states[:-1]
+    update = cache.saved["update"]
+    candidate = cache.saved["candidate"]
+    # The per-unit backward of every step at once (sympy.diff of the step, joint CSE)
+    # common subexpression
+    tmp0 = 1 - update
+    # dL/dcandidate_pre
+    d_candidate_pre = d_hidden_carry * update
+    # dL/dupdate_pre
+    d_update_pre = d_candidate_pre * tmp0 * (candidate - hidden_prev)
+    # dL/dhidden_prev
+    d_hidden_prev = d_hidden_carry * tmp0
+    shape = (steps, batch, hidden_size)
+    delta_event = np.concatenate(
+        [np.broadcast_to(d_update_pre, shape), np.broadcast_to(d_candidate_pre, shape)], axis=2
+    ).astype(dtype, copy=False)
+    # Linear adjoints over all steps at once (SymPy matrix calculus of Z = X W^T + 1 b^T):
+    #   dW = Delta.T@X,  db = Delta.sum(axis=0),  dX = Delta@W
+    delta_event = delta_event.reshape(steps * batch, len(GATES) * hidden_size)
+    inputs = cache.inputs.reshape(steps * batch, cache.event_size)
+    event_weights = cache.event_weights
+    grad_event_weights = np.ascontiguousarray((inputs.T @ delta_event).T)
+    grad_event_bias = delta_event.sum(axis=0)
+    grad_inputs = (delta_event @ event_weights).reshape(steps, batch, cache.event_size)
+    grads = Gradients()
+    for k, gate in enumerate(GATES):
+        rows = slice(k * hidden_size, (k + 1) * hidden_size)
+        setattr(grads, f"event_{gate}_weights", grad_event_weights[rows])
+        setattr(grads, f"event_{gate}_bias", grad_event_bias[rows])
+    # dL/dh0: the adjoint of hidden_prev at the first step
+    d_h0 = np.array(np.broadcast_to(d_hidden_prev, shape)[0], dtype=dtype)
+    grads.events = grad_inputs if cache.batched else grad_inputs[:, 0]
+    grads.h0 = d_h0 if cache.batched else d_h0[0]
     return grads
