@@ -381,6 +381,15 @@ def _sizes(sizes: dict, spec: CellSpec | None = None, lengths=None) -> str:
     return text if lengths is None else f"{text}, lengths {','.join(map(str, lengths))}"
 
 
+class _Scan:
+    """A generated module's time-parallel form (``forward_scan``, ``backward_scan``) with the
+    kernel interface the checks call (``Parameters``, ``forward``, ``backward``)."""
+
+    def __init__(self, module):
+        self.Parameters = module.Parameters
+        self.forward, self.backward = module.forward_scan, module.backward_scan
+
+
 def run_all(spec: CellSpec) -> list[Row]:
     """Every check for ``spec`` (the exact model takes a few seconds; torch is optional)."""
     rows = [
@@ -389,6 +398,12 @@ def run_all(spec: CellSpec) -> list[Row]:
         check_finite_differences(spec),
         check_finite_differences(spec, lengths=True),
     ]
+    if hasattr(kernel(spec), "forward_scan"):  # the affine cells' time-parallel form
+        scan = _Scan(kernel(spec))
+        rows += [
+            check_exact(spec, scan, "generated NumPy scan, float64"),
+            check_exact(spec, scan, "generated NumPy scan, float64", lengths=True),
+        ]
     try:
         import torch  # noqa: F401
     except ImportError as error:

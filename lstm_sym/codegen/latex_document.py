@@ -38,6 +38,7 @@ import sympy as sp
 from ..derive import Derivation, adjoint, carry
 from ..functions import ACTIVATIONS, relu
 from ..plan import B, H, KernelPlan, P, X, as_plan
+from ..scan import affine_recurrence
 from .latex_printer import LatexNotationPrinter, Notation, escape_text
 from .numpy_printer import numpy_code
 from .templates import render
@@ -298,6 +299,20 @@ class Document:
             for a in self.d.forward
             if a.target.name not in nested
         ]
+
+    def scan(self) -> list[Equation]:
+        """The state update as the affine recurrence lstm_sym.scan proves it is (none for a cell
+        whose update is not affine with coefficients free of the previous state)."""
+        recurrence = affine_recurrence(self.d)
+        if recurrence is None:
+            return []
+        state = recurrence.state
+        rhs = sp.Add(
+            sp.Mul(recurrence.coefficient, state.prev, evaluate=False),
+            recurrence.offset,
+            evaluate=False,
+        )
+        return [self.add(Equation(_label("scan", state.name), state.new, (rhs,), "step"))]
 
     def activation_derivatives(self) -> list[Equation]:
         z = sp.Symbol("z", real=True)
@@ -845,6 +860,7 @@ def build(kernel: KernelPlan | Derivation) -> Document:
         "bptt": doc.bptt(),
         "gradients": doc.gradients(),
         "lengths": doc.masking(),
+        "scan": doc.scan(),
         "cse": doc.cse(),
     }
     return doc
@@ -921,6 +937,13 @@ def context(kernel: KernelPlan | Derivation, command: str) -> dict:
         "recurrent_short": kernel.recurrent.state.short,
         "summed": kernel.summed,
         "hidden": kernel.hidden,
+        # The affine update's coefficient and offset (sec:scan), when lstm_sym.scan finds one.
+        "scan": {
+            "coefficient": doc.tex(recurrence.coefficient),
+            "offset": doc.tex(recurrence.offset),
+        }
+        if (recurrence := affine_recurrence(derivation)) is not None
+        else None,
         # relu's derivative at 0 is a choice (the subgradient 0): the document says so.
         "relu": any(e.has(relu) for _, e in spec.equations),
         "sources": [
