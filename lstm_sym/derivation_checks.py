@@ -390,6 +390,18 @@ class _Scan:
         self.forward, self.backward = module.forward_scan, module.backward_scan
 
 
+def check_scan(spec: CellSpec) -> list[Row]:
+    """The time-parallel form of an affine cell (``forward_scan``/``backward_scan``) against the
+    exact model, full and on a padded batch; no rows for a cell without one."""
+    if not hasattr(kernel(spec), "forward_scan"):
+        return []
+    scan = _Scan(kernel(spec))
+    return [
+        check_exact(spec, scan, "generated NumPy scan, float64"),
+        check_exact(spec, scan, "generated NumPy scan, float64", lengths=True),
+    ]
+
+
 def run_all(spec: CellSpec) -> list[Row]:
     """Every check for ``spec`` (the exact model takes a few seconds; torch is optional)."""
     rows = [
@@ -398,12 +410,7 @@ def run_all(spec: CellSpec) -> list[Row]:
         check_finite_differences(spec),
         check_finite_differences(spec, lengths=True),
     ]
-    if hasattr(kernel(spec), "forward_scan"):  # the affine cells' time-parallel form
-        scan = _Scan(kernel(spec))
-        rows += [
-            check_exact(spec, scan, "generated NumPy scan, float64"),
-            check_exact(spec, scan, "generated NumPy scan, float64", lengths=True),
-        ]
+    rows += check_scan(spec)
     try:
         import torch  # noqa: F401
     except ImportError as error:
