@@ -119,3 +119,19 @@ def test_no_loop_runs_over_the_steps(name):
     rounds = ast.parse(inspect.getsource(module._scan_rounds))
     (loop,) = [n for n in ast.walk(rounds) if isinstance(n, (ast.For, ast.While))]
     assert isinstance(loop, ast.While) and "shift *= 2" in ast.unparse(loop)
+
+
+@pytest.mark.parametrize("name", SCANS)
+def test_the_scan_cache_owns_what_backward_scan_reads(name):
+    module = importlib.import_module(f"generated.{name}")
+    parameters, events, h0, d_outputs, d_last = _problem(module, 40, 2, np.float64, seed=9)
+    outputs, _, cache = module.forward_scan(parameters, events, h0)
+    want = module.backward_scan(cache, d_outputs, d_last)
+    events[...] = np.nan  # the caller's arrays change after forward_scan ...
+    h0[...] = np.nan
+    for attribute in parameters.NAMES:
+        setattr(parameters, attribute, np.full_like(getattr(parameters, attribute), np.nan))
+    outputs[...] = np.nan  # ... and so do the results
+    got = module.backward_scan(cache, d_outputs, d_last)
+    for attribute in want.NAMES:  # ... and no gradient changes
+        np.testing.assert_array_equal(getattr(got, attribute), getattr(want, attribute))
