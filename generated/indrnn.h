@@ -75,7 +75,7 @@ extern "C" {
 #define INDRNN_GATES 1
 #define INDRNN_STATES 1
 #define INDRNN_SAVED 1
-/* Adjoint blocks of the linear projections: 1 (every gate adds its event and hidden parts). */
+/* Adjoint blocks of the linear projections: 1 (no gate has a hidden part). */
 #define INDRNN_DELTAS 1
 
 /* Elements of each caller-owned buffer, for static allocation (the functions below check

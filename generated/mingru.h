@@ -76,7 +76,7 @@ extern "C" {
 #define MINGRU_GATES 2
 #define MINGRU_STATES 1
 #define MINGRU_SAVED 2
-/* Adjoint blocks of the linear projections: 1 (every gate adds its event and hidden parts). */
+/* Adjoint blocks of the linear projections: 1 (no gate has a hidden part). */
 #define MINGRU_DELTAS 1
 
 /* Elements of each caller-owned buffer, for static allocation (the functions below check

@@ -174,7 +174,7 @@ static int minlstm_padding_finite_f64(size_t steps, size_t batch, size_t event_s
 }
 
 /* The per-unit equations of one step, for all batch x hidden_size units.
- * pre: (batch, G * H) gate pre-activations, event part + hidden part.
+ * pre: (batch, G * H) gate pre-activations, the event part (no gate has a hidden part).
  * <state>_prev (NULL: zeros), <state>_next: (batch, H); saved: (SAVED, batch, H) or NULL. */
 static LSTM_SYM_WIDE_VECTORS void minlstm_units_forward_f64(size_t batch, size_t hidden_size,
     size_t first, size_t last,
@@ -731,7 +731,7 @@ static int minlstm_padding_finite_f32(size_t steps, size_t batch, size_t event_s
 }
 
 /* The per-unit equations of one step, for all batch x hidden_size units.
- * pre: (batch, G * H) gate pre-activations, event part + hidden part.
+ * pre: (batch, G * H) gate pre-activations, the event part (no gate has a hidden part).
  * <state>_prev (NULL: zeros), <state>_next: (batch, H); saved: (SAVED, batch, H) or NULL. */
 static LSTM_SYM_WIDE_VECTORS void minlstm_units_forward_f32(size_t batch, size_t hidden_size,
     size_t first, size_t last,

@@ -81,7 +81,7 @@ extern "C" {
 #define MINLSTM_GATES 3
 #define MINLSTM_STATES 1
 #define MINLSTM_SAVED 5
-/* Adjoint blocks of the linear projections: 1 (every gate adds its event and hidden parts). */
+/* Adjoint blocks of the linear projections: 1 (no gate has a hidden part). */
 #define MINLSTM_DELTAS 1
 
 /* Elements of each caller-owned buffer, for static allocation (the functions below check
