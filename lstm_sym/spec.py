@@ -10,7 +10,8 @@ gate inputs, the previous state components and per-unit parameters (peephole wei
 A gate may read only its event part (``<gate>_event``, never ``<gate>_hidden``); when every
 gate does, the cell has no hidden projection at all (minGRU, minLSTM), and a previous state
 reaches the step per unit, through per-unit parameters (IndRNN's ``u * h_{t-1}``, as the
-peephole weights ``p * c_{t-1}``).
+peephole weights ``p * c_{t-1}``). (In a cell whose other gates read their hidden parts, such a
+gate still has hidden weights in the stacked layout, unused: their gradient is zero.)
 
 This is enough for the seed LSTM, peepholes, CIFG, GRU (which uses the hidden part of one gate
 on its own) and user-defined cells: a new cell is new data, never a new code path.
