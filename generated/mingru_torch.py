@@ -45,6 +45,9 @@ outputs are zero, its events are never read.
     adjoints: zeros).
 ``forward_graph``
     ``forward``'s operations without ``torch.no_grad`` (autograd can differentiate them).
+``forward_scan``, ``backward_scan``
+    ``forward`` and ``backward`` as a time-parallel scan (no loop over steps; the derivation
+    proves the update affine, see lstm_sym/scan.py), the same arguments, results and ``saved``.
 """
 
 import torch
@@ -55,7 +58,18 @@ STATES = ("hidden",)
 WEIGHTS = ("event_weights", "event_bias")
 SAVED = ("hidden_states", "saved_values")
 
-__all__ = ["CELL", "GATES", "SAVED", "STATES", "WEIGHTS", "backward", "forward", "forward_graph"]
+__all__ = [
+    "CELL",
+    "GATES",
+    "SAVED",
+    "STATES",
+    "WEIGHTS",
+    "backward",
+    "backward_scan",
+    "forward",
+    "forward_graph",
+    "forward_scan",
+]
 
 
 def _running(lengths, steps, device):
@@ -191,3 +205,133 @@ def backward(events, initial_states, weights, lengths, saved, d_outputs, d_final
     grad_events = (delta_event @ event_weights).view(steps, batch, event_size)
     d_weights = (grad_event_weights, grad_event_bias)
     return grad_events, (d_h_next,), d_weights
+
+
+# ---------------------------------------------------------------------------------------------
+# Time-parallel evaluation: the derivation proves the update affine in the previous state,
+#   hidden = A hidden_prev + B,  A = 1 - update,  B = candidate*update,
+# with A and B free of it (lstm_sym/scan.py): every step at once, as a scan.
+# ---------------------------------------------------------------------------------------------
+
+
+def _scan_rounds(a, b):
+    """Hillis and Steele's scan along the first axis of (a2, b2) o (a1, b1) = (a2 a1, a2 b1 + b2)
+    in ceil(log2 n) rounds of whole-tensor operations."""
+    shift = 1
+    while shift < a.shape[0]:
+        b = torch.cat((b[:shift], b[shift:] + a[shift:] * b[:-shift]))
+        a = torch.cat((a[:shift], a[shift:] * a[:-shift]))
+        shift *= 2
+    return a, b
+
+
+def _affine_scan(a, b, block=32):
+    """``(prefix, values)`` of s_t = a_t s_(t-1) + b_t over the first axis (s_(-1) = 0): blocks
+    of ``block`` steps scanned at once, the blocks' ends scanned recursively, then carried in.
+    Products and sums only (no division by a running product): stable in float32."""
+    steps, rest = a.shape[0], a.shape[1:]
+    if steps <= block:
+        return _scan_rounds(a, b)
+    blocks = -(-steps // block)
+    pad = blocks * block - steps
+    a = torch.cat((a, a.new_ones((pad, *rest)))).view(blocks, block, *rest)
+    b = torch.cat((b, b.new_zeros((pad, *rest)))).view(blocks, block, *rest)
+    a, b = (x.transpose(0, 1) for x in _scan_rounds(a.transpose(0, 1), b.transpose(0, 1)))
+    into_a, into_b = _affine_scan(a[:, -1], b[:, -1], block)
+    b = torch.cat((b[:1], b[1:] + a[1:] * into_b[:-1, None]))
+    a = torch.cat((a[:1], a[1:] * into_a[:-1, None]))
+    return a.reshape(-1, *rest)[:steps], b.reshape(-1, *rest)[:steps]
+
+
+@torch.no_grad()
+def forward_scan(events, initial_states, weights, lengths=None):
+    """``forward`` as a time-parallel scan (no loop over steps): the same arguments, results and
+    ``saved`` (``backward`` or ``backward_scan`` take it)."""
+    steps, batch, event_size = events.shape
+    (h0,) = initial_states
+    event_weights, event_bias = weights
+    hidden_size = event_weights.shape[0] // len(GATES)
+    running = _running(lengths, steps, events.device)
+    if running is not None:
+        events = torch.where(running, events, 0)  # never read
+    # Pre-activations of every step and gate: one product, Z = X W_event^T + b_event
+    event_projection = torch.addmm(
+        event_bias, events.reshape(steps * batch, event_size), event_weights.T
+    ).view(steps, batch, len(GATES) * hidden_size)
+    update_pre = event_projection[:, :, 0 * hidden_size : 1 * hidden_size]
+    candidate_pre = event_projection[:, :, 1 * hidden_size : 2 * hidden_size]
+    # The per-unit values of every step at once (none reads the previous state)
+    update = torch.sigmoid(update_pre)
+    candidate = candidate_pre
+    shape = (steps, batch, hidden_size)
+    coefficient = (1 - update) + event_projection.new_zeros(shape)
+    offset = (candidate * update) + event_projection.new_zeros(shape)
+    if running is not None:  # a finished row keeps its state: A = 1, B = 0
+        coefficient = torch.where(running, coefficient, 1)
+        offset = torch.where(running, offset, 0)
+    prefix, scanned = _affine_scan(coefficient, offset)
+    hidden_states = torch.cat((h0[None], prefix * h0 + scanned))
+    saved_values = events.new_empty((2, steps, batch, hidden_size))
+    saved_values[0] = update
+    saved_values[1] = candidate
+    if running is None:
+        outputs = hidden_states[1:].clone()
+    else:
+        outputs = torch.where(running, hidden_states[1:], 0)
+    final_states = (hidden_states[steps].clone(),)
+    return outputs, final_states, (hidden_states, saved_values)
+
+
+@torch.no_grad()
+def backward_scan(events, initial_states, weights, lengths, saved, d_outputs, d_final_states):
+    """``backward`` as a time-parallel scan: the state's adjoint backwards in time,
+    g_t = c_t + A_(t+1) g_(t+1), by the reversed ``_affine_scan``, then the per-unit backward of
+    every step at once; the same arguments and results."""
+    steps, batch, event_size = events.shape
+    event_weights, _ = weights
+    hidden_states, saved_values = saved
+    hidden_size = event_weights.shape[0] // len(GATES)
+    if d_outputs is None:
+        d_outputs = events.new_zeros((steps, batch, hidden_size))
+    (d_h_last,) = d_final_states
+    running = _running(lengths, steps, events.device)
+    passed_back = d_outputs if running is None else torch.where(running, d_outputs, 0)
+    if d_h_last is not None:
+        passed_back = torch.cat((passed_back[:-1], passed_back[-1:] + d_h_last))
+    update = saved_values[0]
+    shape = (steps, batch, hidden_size)
+    coefficient = (1 - update) + events.new_zeros(shape)
+    if running is not None:
+        coefficient = torch.where(running, coefficient, 1)
+        events = torch.where(running, events, 0)
+    # g_t = c_t + A_(t+1) g_(t+1): over reversed time, the coefficient at reversed step r is
+    # A_(T-r) (none at r = 0)
+    reverse_coefficient = torch.cat((torch.zeros_like(coefficient[:1]), coefficient.flip(0)[:-1]))
+    _, reverse_adjoint = _affine_scan(reverse_coefficient, passed_back.flip(0))
+    d_hidden_carry = reverse_adjoint.flip(0)
+    if running is not None:  # a finished row passes its adjoint on; its deltas are zero
+        d_hidden_carry = torch.where(running, d_hidden_carry, 0)
+    hidden_prev = hidden_states[:-1]
+    update = saved_values[0]
+    candidate = saved_values[1]
+    # The per-unit backward of every step at once (sympy.diff of the step, joint CSE)
+    tmp0 = 1 - update
+    d_candidate_pre = d_hidden_carry * update
+    d_update_pre = d_candidate_pre * tmp0 * (candidate - hidden_prev)
+    d_hidden_prev = d_hidden_carry * tmp0
+    zeros = events.new_zeros(shape)
+    delta_event = torch.cat(
+        (
+            (d_update_pre) + zeros,
+            (d_candidate_pre) + zeros,
+        ),
+        dim=2,
+    )
+    delta_event = delta_event.view(steps * batch, len(GATES) * hidden_size)
+    inputs = events.reshape(steps * batch, event_size)
+    grad_event_weights = delta_event.T @ inputs
+    grad_event_bias = delta_event.sum(dim=0)
+    grad_events = (delta_event @ event_weights).view(steps, batch, event_size)
+    d_h0 = ((d_hidden_prev) + zeros)[0]
+    d_weights = (grad_event_weights, grad_event_bias)
+    return grad_events, (d_h0,), d_weights
