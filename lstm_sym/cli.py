@@ -115,6 +115,7 @@ def _verify_builtin(spec) -> bool:
         checks.check_exact(spec, lengths=True),
         checks.check_finite_differences(spec),
         checks.check_finite_differences(spec, lengths=True),
+        *checks.check_scan(spec),
     ]
     try:
         native.find_compiler()

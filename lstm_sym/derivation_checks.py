@@ -314,11 +314,48 @@ def _torch_gru(spec, parameters, events, initial, cot):
     return _torch_recurrent("GRU", spec, parameters, events, initial, cot)
 
 
+def _torch_paper(spec, parameters, events, initial, cot):
+    """The paper's equations written by hand in PyTorch (``lstm_sym/torch/reference.py``, never
+    through the derivation), float64, gradients by torch autograd; for the cells whose gates
+    read the event alone (no torch.nn module): stacked event weights and biases, then the
+    per-unit parameters, as the C ABI orders them."""
+    import torch
+
+    from .torch import reference
+
+    cell = reference.get(spec.name)
+    hidden = parameters.hidden_size
+    arrays = [*parameters.stacked(np.float64), *(getattr(parameters, n) for n in cell.weights[2:])]
+    weights = [torch.tensor(np.asarray(a, dtype=np.float64), requires_grad=True) for a in arrays]
+    x = torch.tensor(events, requires_grad=True)
+    states = {s.short: torch.tensor(initial[s.short], requires_grad=True) for s in spec.states}
+    out, finals = reference.run(cell, x, tuple(states.values()), tuple(weights))
+    finals = dict(zip(states, finals, strict=True))
+    total = (out * torch.from_numpy(cot["outputs"])).sum()
+    for short, final in finals.items():
+        total = total + (final * torch.from_numpy(cot[short])).sum()
+    total.backward()
+    grads = {"events": x.grad.numpy()}
+    grads.update({f"{short}0": state.grad.numpy() for short, state in states.items()})
+    for k, gate in enumerate(spec.gates):
+        rows = slice(k * hidden, (k + 1) * hidden)
+        grads[f"event_{gate}_weights"] = weights[0].grad[rows].numpy()
+        grads[f"event_{gate}_bias"] = weights[1].grad[rows].numpy()
+    for name, weight in zip(cell.weights[2:], weights[2:], strict=True):
+        grads[name] = weight.grad.numpy()
+    values = {"outputs": out.detach().numpy()}
+    values.update({f"final_{short}": final.detach().numpy() for short, final in finals.items()})
+    return values, grads
+
+
 #: External references by cell name: (description, function returning (values, gradients)).
 TORCH_REFERENCES: dict[str, tuple[str, Callable]] = {
     "lstm": ("PyTorch torch.nn.LSTM, float64", _torch_lstm),
     "gru": ("PyTorch torch.nn.GRU, float64", _torch_gru),
     "lstmp": ("PyTorch torch.nn.LSTM(proj_size=P), float64", _torch_lstm),
+    "indrnn": ("the paper's equations by hand in PyTorch, float64", _torch_paper),
+    "mingru": ("the paper's equations by hand in PyTorch, float64", _torch_paper),
+    "minlstm": ("the paper's equations by hand in PyTorch, float64", _torch_paper),
 }
 
 
@@ -346,6 +383,27 @@ def _sizes(sizes: dict, spec: CellSpec | None = None, lengths=None) -> str:
     return text if lengths is None else f"{text}, lengths {','.join(map(str, lengths))}"
 
 
+class _Scan:
+    """A generated module's time-parallel form (``forward_scan``, ``backward_scan``) with the
+    kernel interface the checks call (``Parameters``, ``forward``, ``backward``)."""
+
+    def __init__(self, module):
+        self.Parameters = module.Parameters
+        self.forward, self.backward = module.forward_scan, module.backward_scan
+
+
+def check_scan(spec: CellSpec) -> list[Row]:
+    """The time-parallel form of an affine cell (``forward_scan``/``backward_scan``) against the
+    exact model, full and on a padded batch; no rows for a cell without one."""
+    if not hasattr(kernel(spec), "forward_scan"):
+        return []
+    scan = _Scan(kernel(spec))
+    return [
+        check_exact(spec, scan, "generated NumPy scan, float64"),
+        check_exact(spec, scan, "generated NumPy scan, float64", lengths=True),
+    ]
+
+
 def run_all(spec: CellSpec) -> list[Row]:
     """Every check for ``spec`` (the exact model takes a few seconds; torch is optional)."""
     rows = [
@@ -354,6 +412,7 @@ def run_all(spec: CellSpec) -> list[Row]:
         check_finite_differences(spec),
         check_finite_differences(spec, lengths=True),
     ]
+    rows += check_scan(spec)
     try:
         import torch  # noqa: F401
     except ImportError as error:
@@ -399,7 +458,13 @@ def verification_tex(spec: CellSpec, rows: list[Row], command: str = "lstm-sym l
             f"{r.tolerance:.0e} \\\\"
         )
     lines += ["\\bottomrule", "\\end{tabular}", "\\end{center}"]
-    if spec.name in TORCH_REFERENCES:
+    if spec.name in TORCH_REFERENCES and not spec.hidden_parts:
+        lines.append(
+            "The PyTorch row runs the paper's equations, written by hand in PyTorch "
+            "(\\texttt{lstm\\_sym/torch/reference.py}, not through the derivation), with the "
+            "stacked $W_x$, $b_x$ and the per-unit parameters; its gradients are torch autograd's."
+        )
+    elif spec.name in TORCH_REFERENCES:
         lines.append(
             "The PyTorch row loads the stacked matrices of Section~\\ref{sec:notation} into "
             + _tex(TORCH_REFERENCES[spec.name][0].split(",")[0])

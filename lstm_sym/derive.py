@@ -42,7 +42,8 @@ class Assignment:
 class GateInput:
     """One per-unit input produced by the linear projections of gate ``gate``.
 
-    ``kind`` is ``"pre"`` (event part + hidden part, the common case), ``"event"`` or
+    ``kind`` is ``"pre"`` (event part + hidden part, the common case; the event part alone in a
+    cell without hidden parts, :attr:`~lstm_sym.spec.CellSpec.hidden_parts`), ``"event"`` or
     ``"hidden"`` (a gate that uses the two parts differently, like GRU's candidate).
     """
 
@@ -159,6 +160,11 @@ def _gate_inputs(spec: CellSpec):
     inputs, substitution = [], {}
     for gate in spec.gates:
         event, hidden, pre = gate_event(gate), gate_hidden(gate), gate_pre(gate)
+        if not spec.hidden_parts:
+            # No gate has a hidden part: the pre-activation is the event part alone.
+            inputs.append(GateInput(gate, "pre", pre))
+            substitution[event] = pre
+            continue
         # Write event = pre - hidden: if hidden then cancels everywhere, only the sum is used.
         rewritten = [expr.xreplace({event: pre - hidden}) for _, expr in spec.equations]
         uses_event = any(event in e.free_symbols for _, e in spec.equations)

@@ -79,6 +79,65 @@ def _logistic(arg: sp.Number, prec: int) -> sp.Float:
     return sp.Float._new(value._mpf_, prec)
 
 
+class relu(sp.Function):  # noqa: N801 - named like sympy.tanh
+    r"""The rectifier :math:`\operatorname{relu}(x) = \max(x, 0)` (IndRNN's activation).
+
+    Its derivative is not typed: ``fdiff`` differentiates the piecewise definition
+    ``Piecewise((x, x > 0), (0, True))`` with ``sympy.diff``, which gives
+    ``Piecewise((1, x > 0), (0, True))``: the subgradient 0 at 0, as PyTorch's relu backward
+    (``threshold_backward``) chooses. That is the Heaviside step with value 0 at 0,
+    ``Heaviside(x, 0)``, and, since ``relu(x) > 0`` exactly when ``x > 0``, it is written through
+    the saved value: ``Heaviside(relu(x), 0)`` (the backward reads the activation, not its
+    argument, as for sigma' = sigma (1 - sigma)).
+    """
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        if argindex != 1:
+            raise sp.ArgumentIndexError(self, argindex)
+        return step(self.args[0]).xreplace({self.args[0]: self})
+
+    @classmethod
+    def eval(cls, arg):
+        if arg.is_Number:
+            return sp.Max(arg, 0)
+        if arg.is_extended_nonnegative:
+            return arg
+        if arg.is_extended_nonpositive:
+            return sp.S.Zero
+        return None
+
+    def _eval_rewrite_as_Piecewise(self, arg, **kwargs):
+        return sp.Piecewise((arg, arg > 0), (0, True))
+
+    def _eval_evalf(self, prec):
+        arg = self.args[0]._eval_evalf(prec)
+        if arg is None or not arg.is_Number:
+            return None
+        return sp.Max(arg, 0)
+
+    def _eval_is_real(self):
+        return self.args[0].is_real
+
+    def _eval_is_nonnegative(self):
+        if self.args[0].is_extended_real:
+            return True
+        return None
+
+
+def step(x: sp.Expr) -> sp.Expr:
+    """relu's derivative at ``x``, derived by SymPy from relu's piecewise definition and written
+    as ``Heaviside(x, 0)`` (0 at 0: PyTorch's choice)."""
+    z = sp.Dummy("z", real=True)
+    derivative = sp.diff(relu(z).rewrite(sp.Piecewise), z)
+    # Piecewise((1, z > 0), (0, True)) is Heaviside(z, 0); check instead of assuming.
+    heaviside = sp.Heaviside(z, 0)
+    for point in (-1, 0, 1):
+        assert derivative.subs(z, point) == heaviside.subs(z, point), derivative
+    return heaviside.xreplace({z: x})
+
+
 class logsigmoid(sp.Function):  # noqa: N801 - named like torch.nn.functional.logsigmoid
     r"""The log of the logistic function, :math:`\log \sigma(x) = -\log(1 + e^{-x})`.
 
@@ -149,7 +208,7 @@ def mp_logsigmoid(x):
 TIE = sp.Heaviside(0)
 
 #: Activation functions whose derivative the derivation rewrites through the saved value.
-ACTIVATIONS = (sigmoid, sp.tanh, sp.exp, logsigmoid)
+ACTIVATIONS = (sigmoid, sp.tanh, sp.exp, logsigmoid, relu)
 
 #: Every function a spec's equations may use: the activations and ``Max`` of two arguments.
 FUNCTIONS = (*ACTIVATIONS, sp.Max)

@@ -315,6 +315,12 @@ class KernelPlan:
         return self.derivation.summed
 
     @property
+    def hidden(self) -> bool:
+        """Some gate has a hidden part (:attr:`~lstm_sym.spec.CellSpec.hidden_parts`); False: no
+        hidden weights, biases, projection or product at all, the gates read the event alone."""
+        return self.spec.hidden_parts
+
+    @property
     def projected(self) -> StateLayout | None:
         return next((s for s in self.states if s.projected), None)
 
@@ -385,8 +391,9 @@ class KernelPlan:
         return next(r for r in self.recurrent_runs + self.runs if gate in r.gates)
 
     def sources_of(self, gate: str) -> tuple[sp.Symbol, ...]:
-        """What gate ``gate``'s hidden projection reads, in column-block order."""
-        return self.run_of(gate).sources
+        """What gate ``gate``'s hidden projection reads, in column-block order (nothing in a
+        cell without hidden parts)."""
+        return self.run_of(gate).sources if self.hidden else ()
 
     def is_sourced(self, gate: str) -> bool:
         """True when gate ``gate`` reads hidden sources (a run of :attr:`runs`)."""
@@ -493,16 +500,19 @@ def _buffers(spec: CellSpec, states, saved, blocks, summed: bool) -> tuple[Buffe
     parameters = [
         Buffer("event_weights", "parameter", (G * H, X), "event weights, gates stacked"),
         Buffer("event_bias", "parameter", (G * H,), "event biases, gates stacked"),
-        Buffer(
-            "hidden_weights",
-            "parameter",
-            hidden_weights,
-            "hidden weights, each gate's (H, blocks * H) one after the other"
-            if wide
-            else "hidden weights, gates stacked",
-        ),
-        Buffer("hidden_bias", "parameter", (G * H,), "hidden biases, gates stacked"),
     ]
+    if spec.hidden_parts:  # else no gate has a hidden part: no hidden weights, biases, product
+        parameters += [
+            Buffer(
+                "hidden_weights",
+                "parameter",
+                hidden_weights,
+                "hidden weights, each gate's (H, blocks * H) one after the other"
+                if wide
+                else "hidden weights, gates stacked",
+            ),
+            Buffer("hidden_bias", "parameter", (G * H,), "hidden biases, gates stacked"),
+        ]
     parameters += [
         Buffer(p.name, "parameter", (H,), "per-unit parameter") for p in spec.unit_parameters
     ]
@@ -539,9 +549,10 @@ def _buffers(spec: CellSpec, states, saved, blocks, summed: bool) -> tuple[Buffe
     buffers.append(
         Buffer("event_projection", "event_projection", (T, B, G * H), "X W_event^T + b_event")
     )
-    buffers.append(
-        Buffer("hidden_projection", "scratch", (B, G * H), "one step's hidden projections")
-    )
+    if spec.hidden_parts:
+        buffers.append(
+            Buffer("hidden_projection", "scratch", (B, G * H), "one step's hidden projections")
+        )
     buffers.append(Buffer("delta_event", "delta", (T, B, G * H), "dL/d(event projections)"))
     if not summed:
         buffers.append(Buffer("delta_hidden", "delta", (T, B, G * H), "dL/d(hidden projections)"))
@@ -554,7 +565,7 @@ def _attributes(spec: CellSpec, blocks, recurrent) -> tuple[Buffer, ...]:
     attributes = []
     for gate, width in zip(spec.gates, blocks, strict=True):
         columns = {"event": X, "hidden": recurrent if width == 1 else width * H}
-        for side in ("event", "hidden"):
+        for side in ("event", "hidden") if spec.hidden_parts else ("event",):
             attributes.append(
                 Buffer(
                     f"{side}_{gate}_weights", "gate_attribute", (H, columns[side]), f"gate {gate}"
@@ -657,7 +668,7 @@ def _plan(derivation: Derivation) -> KernelPlan:
     blocks = tuple(len(spec.sources(g)) for g in spec.gates)
     offsets = [sum(blocks[:k]) for k in range(len(blocks))]
     recurrent_runs = _runs(
-        [g for g in spec.gates if g not in spec.hidden_sources],
+        [g for g in spec.gates if g not in spec.hidden_sources and spec.hidden_parts],
         indices,
         spec.sources,
         lambda g: False,
@@ -667,7 +678,7 @@ def _plan(derivation: Derivation) -> KernelPlan:
     states = _states(spec)
     saved = _saved(derivation, states)
     deltas = _deltas(derivation)
-    shared = derivation.summed and not spec.hidden_sources
+    shared = derivation.summed and not spec.hidden_sources and spec.hidden_parts
     hidden_reads = ("delta_hidden" if not derivation.summed else "delta_event",)
     products = [
         Product("event_projection", "event_projection", spec.gates, ("events", "event_weights")),

@@ -7,6 +7,12 @@ and lives outside the spec: for every gate ``g`` the generated code computes the
 non-linear is per unit and is what a spec writes down: ordered scalar equations over those
 gate inputs, the previous state components and per-unit parameters (peephole weights, say).
 
+A gate may read only its event part (``<gate>_event``, never ``<gate>_hidden``); when every
+gate does, the cell has no hidden projection at all (minGRU, minLSTM), and a previous state
+reaches the step per unit, through per-unit parameters (IndRNN's ``u * h_{t-1}``, as the
+peephole weights ``p * c_{t-1}``). (In a cell whose other gates read their hidden parts, such a
+gate still has hidden weights in the stacked layout, unused: their gradient is zero.)
+
 This is enough for the seed LSTM, peepholes, CIFG, GRU (which uses the hidden part of one gate
 on its own) and user-defined cells: a new cell is new data, never a new code path.
 """
@@ -152,6 +158,17 @@ class CellSpec:
         return gate in self.hidden_sources and any(s not in prevs for s in self.sources(gate))
 
     @property
+    def hidden_parts(self) -> bool:
+        """True when some gate reads a hidden projection (its ``<gate>_hidden`` symbol or a
+        ``hidden_sources`` entry). False: every gate reads the event alone (minGRU, IndRNN, whose
+        recurrence is per unit): the cell has no hidden weights, no hidden biases and no hidden
+        product at all."""
+        hidden = {gate_hidden(g) for g in self.gates}
+        return bool(self.hidden_sources) or any(
+            hidden & expr.free_symbols for _, expr in self.equations
+        )
+
+    @property
     def projected_state(self) -> State | None:
         """The state with a ``projection`` (at most one, the recurrent state), else None."""
         return next((s for s in self.states if s.projection is not None), None)
@@ -266,6 +283,11 @@ def validate(spec: CellSpec) -> None:
             )
     if len(projected) > 1:
         raise SpecError(f"cell {spec.name!r}: at most one state can have a projection")
+    if projected and not spec.hidden_parts:
+        raise SpecError(
+            f"cell {spec.name!r}: the projected state {projected[0].name} is read only by the "
+            "gates' hidden projections, but no gate reads its hidden part (<gate>_hidden)"
+        )
     if "projection_weights" in {p.name for p in spec.unit_parameters} and projected:
         raise SpecError(
             f"cell {spec.name!r}: the per-unit parameter name 'projection_weights' is taken by "

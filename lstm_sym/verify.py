@@ -47,13 +47,23 @@ def _mp_logsigmoid(x):
     return -mpmath.log1p(mpmath.exp(-x))
 
 
+def _mp_relu(x):
+    return x if x > 0 else mpmath.mpf(0)
+
+
 def _mp_heaviside(x, tie=sp.S.Half):
-    """Max's derivative, with SymPy's Heaviside(0) (its second argument) at a tie."""
+    """The step with ``tie`` (SymPy's Heaviside(0), its second argument) at 0: Max's derivative
+    (1/2) and relu's (``Heaviside(x, 0)``)."""
     return mpmath.mpf(1) if x > 0 else (mpmath.mpf(0) if x < 0 else mpmath.mpf(tie))
 
 
 _MODULES = [
-    {"sigmoid": _mp_sigmoid, "logsigmoid": _mp_logsigmoid, "Heaviside": _mp_heaviside},
+    {
+        "sigmoid": _mp_sigmoid,
+        "logsigmoid": _mp_logsigmoid,
+        "relu": _mp_relu,
+        "Heaviside": _mp_heaviside,
+    },
     "mpmath",
 ]
 
@@ -83,7 +93,8 @@ def leaf_shapes(
     for gate in spec.gates:
         # What the hidden projection reads: a previous state (its size) or a per-unit value (H)
         R = sum(by_prev.get(source, H) for source in _hidden_sources(spec, gate))
-        for side, columns in (("event", X), ("hidden", R)):
+        sides = (("event", X), ("hidden", R)) if spec.hidden_parts else (("event", X),)
+        for side, columns in sides:  # no hidden part in any gate: no hidden weights or biases
             shapes[f"{side}_{gate}_weights"] = (H, columns)
             shapes[f"{side}_{gate}_bias"] = (H,)
     for p in spec.unit_parameters:
@@ -237,7 +248,7 @@ def _unroll(spec: CellSpec, leaves: dict, affine, step, zero, lengths=None):
                         leaves["events"][t, b],
                         leaves[f"event_{gate}_bias"][k],
                     )
-                    if gate not in spec.hidden_sources:
+                    if gate not in spec.hidden_sources and spec.hidden_parts:
                         values[gate_hidden(gate)] = affine(
                             leaves[f"hidden_{gate}_weights"][k],
                             state[recurrent][b],

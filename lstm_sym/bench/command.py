@@ -94,6 +94,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     torch_group.add_argument(
         "--no-compile", action="store_true", help="skip the torch.compile loop (minutes per size)"
     )
+    scan_group = parser.add_argument_group(
+        "time-parallel scan (--scan)",
+        "forward_scan/backward_scan of the cells whose update the derivation proves affine "
+        "(mingru, minlstm) against their step loop, one training pass each, interleaved; "
+        "default T = 100, 1000, 10000 at B, X, H = 4, 16, 32, f32 (--cell, --size, --dtype, "
+        "--repeats apply); writes scan.json",
+    )
+    scan_group.add_argument("--scan", action="store_true", help="run this group instead")
     parser.set_defaults(run=main)
 
 
@@ -105,6 +113,10 @@ def main(args: argparse.Namespace) -> int:
         from . import torch_step
 
         return torch_step.main(args, log=lambda m: print(m, file=sys.stderr, flush=True))
+    if args.scan:
+        from . import scan
+
+        return scan.main(args, log=lambda m: print(m, file=sys.stderr, flush=True))
     options = runner.Options(
         sizes=args.size or list(runner.DEFAULT_SIZES),
         dtypes=args.dtype or ["f32", "f64"],

@@ -6,6 +6,7 @@ from ..spec import CellSpec, validate
 from . import (
     gru,
     gru_cho,
+    indrnn,
     lstm,
     lstm_cifg,
     lstm_fgr,
@@ -15,6 +16,8 @@ from . import (
     lstm_noaf,
     lstm_nog,
     lstmp,
+    mingru,
+    minlstm,
     peephole_lstm,
     slstm,
 )
@@ -36,6 +39,9 @@ CELLS: dict[str, CellSpec] = {
         gru_cho,
         lstmp,
         slstm,
+        indrnn,
+        mingru,
+        minlstm,
     )
 }
 

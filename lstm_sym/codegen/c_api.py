@@ -58,6 +58,8 @@ def _weights(spec: CellSpec, gradient: bool = False, only=None) -> list[Arg]:
         shapes["projection_weights"] = (
             f"(projection_size, hidden_size): {projected.new} = W {projected.projection}, no bias"
         )
+    if not spec.hidden_parts:  # no gate has a hidden part: no hidden arrays at all
+        del shapes["hidden_weights"], shapes["hidden_bias"]
     names = [n for n in shapes if only is None or n in only or n not in _STACKED]
     if gradient:
         return [Arg(f"d_{n}", "out", f"dL/d({n}), {shapes[n]}") for n in names]
@@ -65,6 +67,14 @@ def _weights(spec: CellSpec, gradient: bool = False, only=None) -> list[Arg]:
 
 
 _STACKED = ("event_weights", "event_bias", "hidden_weights", "hidden_bias")
+
+
+def stacked_arrays(spec: CellSpec) -> tuple[str, ...]:
+    """The gate-stacked parameter arrays of ``spec``: the event weights and biases, and the
+    hidden ones when some gate has a hidden part (``CellSpec.hidden_parts``)."""
+    return _STACKED if spec.hidden_parts else _STACKED[:2]
+
+
 _SIZES = (
     Arg("batch", "size", "batch size B >= 1"),
     Arg("event_size", "size", "event (input) features X >= 1"),
@@ -322,7 +332,7 @@ def _parameter_layout(spec: CellSpec) -> tuple[list[dict], list[dict]]:
     blocks = [len(spec.sources(g)) for g in spec.gates]
     wide = any(n != 1 for n in blocks)
     parameters, gradients = [], []
-    for array in _STACKED:
+    for array in stacked_arrays(spec):
         side, kind = array.split("_")
         rows = table[array][1:]  # one gate's block: hidden_size rows
         for k, gate in enumerate(spec.gates):

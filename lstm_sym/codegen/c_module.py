@@ -377,6 +377,8 @@ def context(kernel: KernelPlan, command: str) -> dict:
         ]
         + [f"{s['short']}_prev" for s in states if s["prev_in_backward"]],
         "summed": derivation.summed,
+        # Some gate has a hidden part; else no hidden arrays, products or packing at all.
+        "hidden": kernel.hidden,
         "projected": kernel.projected is not None,
         "projected_state": next((s for s in states if s["projected"]), None),
         "cache_values": cache_values,

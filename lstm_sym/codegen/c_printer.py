@@ -10,6 +10,7 @@
   ``-|x|``; libm's ``log1p``), ``Max(a, b)`` as ``a > b ? a : b`` and ``Heaviside(x, h0)``
   (``Max``'s derivative) as ``x > 0 ? 1 : (x < 0 ? 0 : h0)`` with SymPy's tie value ``h0``
   (``functions.TIE``): conditionals, not calls, so the per-unit loops still vectorize;
+* ``relu`` prints as a conditional expression (``Heaviside`` as above is its derivative);
 * small positive integer powers print as products (``x*x``), never as a call to ``pow``.
 """
 
@@ -69,6 +70,11 @@ class GeneratedCPrinter(C99CodePrinter):
         return self._conditional(
             f"{arg} > {zero}", one, self._conditional(f"{arg} < {zero}", zero, tie)
         )
+
+    def _print_relu(self, expr):
+        # A comparison, not fmax: NaN stays NaN (as np.maximum and torch.relu), and it vectorizes.
+        x = self._print(expr.args[0])
+        return f"({x} < 0 ? {self._print(sp.Float(0))} : {x})"
 
     def _print_Pow(self, expr):
         base, exponent = expr.args

@@ -36,8 +36,9 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from ..derive import Derivation, adjoint, carry
-from ..functions import ACTIVATIONS, TIE, sigmoid
+from ..functions import ACTIVATIONS, TIE, relu
 from ..plan import B, H, KernelPlan, P, X, as_plan
+from ..scan import affine_recurrence
 from .latex_printer import LatexNotationPrinter, Notation, escape_text
 from .numpy_printer import numpy_code
 from .templates import render
@@ -234,10 +235,10 @@ class Document:
             read = h_prev
             if self.plan.is_sourced(gi.gate):  # what its hidden_sources entry names
                 read = self.source_vector(gi.gate)
-            for side, vector, cols in (
-                ("event", x_t, X),
-                ("hidden", read, self.hidden_columns(gi.gate)),
-            ):
+            sides = [("event", x_t, X)]
+            if self.plan.hidden:  # else no gate has a hidden part
+                sides.append(("hidden", read, self.hidden_columns(gi.gate)))
+            for side, vector, cols in sides:
                 if gi.kind not in ("pre", side):
                     continue
                 w_name, b_name = f"{side}_{gi.gate}_weights", f"{side}_{gi.gate}_bias"
@@ -368,15 +369,29 @@ class Document:
                 )
         return eqs
 
+    def scan(self) -> list[Equation]:
+        """The state update as the affine recurrence lstm_sym.scan proves it is (none for a cell
+        whose update is not affine with coefficients free of the previous state)."""
+        recurrence = affine_recurrence(self.d)
+        if recurrence is None:
+            return []
+        state = recurrence.state
+        rhs = sp.Add(
+            sp.Mul(recurrence.coefficient, state.prev, evaluate=False),
+            recurrence.offset,
+            evaluate=False,
+        )
+        return [self.add(Equation(_label("scan", state.name), state.new, (rhs,), "step"))]
+
     def activation_derivatives(self) -> list[Equation]:
         z = sp.Symbol("z", real=True)
         self.notation.extra("z", "z")
         eqs = []
-        # sigmoid and tanh always (every document's convention), the others where the cell uses them
-        used = {type(f) for a in self.d.forward for f in a.expr.atoms(sp.Function)}
-        for function in ACTIVATIONS:
-            if function not in (sigmoid, sp.tanh) and function not in used:
-                continue
+        # The activations this cell's equations apply (every cell before relu used both sigmoid
+        # and tanh, so their documents are unchanged).
+        used = {type(f) for _, e in self.spec.equations for f in e.atoms(sp.Function)}
+        used |= {type(f) for a in self.d.forward for f in a.expr.atoms(sp.Function)}
+        for function in (f for f in ACTIVATIONS if f in used):
             value = function(z)
             raw = sp.diff(value, z)
             eqs.append(
@@ -489,8 +504,9 @@ class Document:
         spec, lin, eqs = self.spec, self.d.linear, []
         outputs = self.d.backward.outputs
         recurrent = spec.recurrent_state
-        delta, weights = self._stacked("hidden", 0)
-        through = lin.inputs.xreplace({lin.symbols["Delta"]: delta, lin.symbols["W"]: weights})
+        if self.plan.recurrent_gates:
+            delta, weights = self._stacked("hidden", 0)
+            through = lin.inputs.xreplace({lin.symbols["Delta"]: delta, lin.symbols["W"]: weights})
         d_prev = self.matrix(
             f"{adjoint(recurrent.prev).name}@t-1",
             rf"\delta {self.letter(recurrent)}_{{t-1}}",
@@ -509,6 +525,8 @@ class Document:
                     direct.name, self.notation.scalar[direct.name], B, H, "direct", direct.name
                 ),
             )
+        if not terms:  # the step never reads the recurrent state
+            terms = [sp.ZeroMatrix(B, self.size(recurrent))]
         eqs.append(
             self.add(
                 Equation(
@@ -790,10 +808,10 @@ class Document:
                     "samples",
                     f"sources_{gi.gate}",
                 )
-            for side, inputs, cols in (
-                ("event", x_all, X),
-                ("hidden", hidden_inputs, self.hidden_columns(gi.gate)),
-            ):
+            sides = [("event", x_all, X)]
+            if self.plan.hidden:  # else no gate has a hidden part
+                sides.append(("hidden", hidden_inputs, self.hidden_columns(gi.gate)))
+            for side, inputs, cols in sides:
                 if gi.kind not in ("pre", side):
                     continue
                 for kind in ("weights", "bias"):
@@ -918,6 +936,7 @@ def build(kernel: KernelPlan | Derivation) -> Document:
         "bptt": doc.bptt(),
         "gradients": doc.gradients(),
         "lengths": doc.masking(),
+        "scan": doc.scan(),
         "cse": doc.cse(),
     }
     return doc
@@ -935,7 +954,7 @@ def context(kernel: KernelPlan | Derivation, command: str) -> dict:
     lin = derivation.linear
     attributes = []
     for k, gate in enumerate(kernel.gates):
-        for side in ("event", "hidden"):
+        for side in ("event", "hidden") if kernel.hidden else ("event",):
             for kind in ("weights", "bias"):
                 shape = kernel.attribute(f"{side}_{gate}_{kind}").shape
                 attributes.append(
@@ -1006,6 +1025,16 @@ def context(kernel: KernelPlan | Derivation, command: str) -> dict:
         "tie": doc.tex(TIE),
         "uses_max": any(a.expr.has(sp.Max) for a in derivation.forward),
         "summed": kernel.summed,
+        "hidden": kernel.hidden,
+        # The affine update's coefficient and offset (sec:scan), when lstm_sym.scan finds one.
+        "scan": {
+            "coefficient": doc.tex(recurrence.coefficient),
+            "offset": doc.tex(recurrence.offset),
+        }
+        if (recurrence := affine_recurrence(derivation)) is not None
+        else None,
+        # relu's derivative at 0 is a choice (the subgradient 0): the document says so.
+        "relu": any(e.has(relu) for _, e in spec.equations),
         "sources": [
             {
                 "gate": n.gate_letters[kernel.readers(source)[0]],

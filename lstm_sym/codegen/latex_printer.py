@@ -216,6 +216,15 @@ class LatexNotationPrinter(LatexPrinter):
         arg = self._print(expr.args[0])
         return rf"\tanh({arg})" if exp is None else rf"\tanh^{{{exp}}}({arg})"
 
+    def _print_relu(self, expr, exp=None):
+        tex = rf"\operatorname{{relu}}({self._print(expr.args[0])})"
+        return tex if exp is None else rf"{tex}^{{{exp}}}"
+
+    def _print_Heaviside(self, expr, exp=None):
+        # Iverson's bracket: relu's derivative, 0 at 0 (the document says so where it is derived).
+        tex = rf"[{self._print(expr.args[0])} > 0]"
+        return tex if exp is None else rf"{tex}^{{{exp}}}"
+
     def _print_Symbol(self, expr, style="plain"):
         latex = self.names.get(expr.name)
         if latex is not None:

@@ -34,8 +34,29 @@ def _cells(items) -> list:
     return cells
 
 
+def exact_seed(spec: CellSpec) -> int:
+    """The first seed whose small random problems (the notebook's two exact-model checks) have a
+    non-zero value in every gradient: the checks divide by each gradient's largest magnitude,
+    and a ReLU cell (IndRNN) can be inactive everywhere on a two-step problem. 0 for every cell
+    before IndRNN."""
+    import numpy as np
+
+    from ..verify import ExactModel
+
+    sizes = {"steps": 2, "event_size": 2, "hidden_size": 2}
+    for seed in range(100):
+        models = (
+            ExactModel(spec, batch=1, seed=seed, **sizes),
+            ExactModel(spec, batch=2, seed=seed, lengths=(1, 2), **sizes),
+        )
+        if all(np.any(g) for m in models for g in (m.outputs, *m.gradients.values())):
+            return seed
+    raise ValueError(f"cell {spec.name!r}: every seed below 100 gives a gradient of zeros")
+
+
 def derivation_cells(spec: CellSpec) -> list:
     name = spec.name
+    seed = exact_seed(spec)
     return _cells(
         [
             (
@@ -166,7 +187,7 @@ from generated import {name} as kernel
 from lstm_sym.derivation_checks import error_bound
 from lstm_sym.verify import ExactModel
 
-model = ExactModel(spec, steps=2, batch=1, event_size=2, hidden_size=2, seed=0)
+model = ExactModel(spec, steps=2, batch=1, event_size=2, hidden_size=2, seed={seed})
 parameters = kernel.Parameters(2, 2)
 for attribute, value in model.parameters.items():
     setattr(parameters, attribute, value)
@@ -216,7 +237,7 @@ print("finished row (m = 0):", sp.diff(d_s * masked, s_new).subs(m, 0), "and",
                 "code",
                 """
 lengths = (1, 2)  # not PyTorch's sorted order; row 0 stops after its first step
-model = ExactModel(spec, steps=2, batch=2, event_size=2, hidden_size=2, seed=0, lengths=lengths)
+model = ExactModel(spec, steps=2, batch=2, event_size=2, hidden_size=2, seed=SEED, lengths=lengths)
 parameters = kernel.Parameters(2, 2)
 for attribute, value in model.parameters.items():
     setattr(parameters, attribute, value)
@@ -234,7 +255,7 @@ worst = max(worst, np.max(np.abs(outputs - model.outputs)) / np.max(np.abs(model
 print("largest relative error with lengths:", error_bound(worst))
 print("gradient of the padded event:", grads["events"][1, 0])
 assert worst < 1e-12 and not grads["events"][1, 0].any()
-""",
+""".replace("seed=SEED", f"seed={seed}"),
             ),
         ]
     )

@@ -12,6 +12,7 @@ import sympy as sp
 
 from ..derive import Derivation, adjoint, carry
 from ..plan import SIZE_NAMES, H, KernelPlan, Stage, X, as_plan
+from ..scan import affine_recurrence
 from ..spec import SpecError, gate_hidden
 from .numpy_printer import numpy_code
 from .templates import render
@@ -353,6 +354,7 @@ def context(kernel: KernelPlan, command: str) -> dict:
     event = _linear_code(derivation, "delta_event", "inputs", "event_weights")
     hidden = _linear_code(derivation, "delta_hidden", "hidden_inputs", "hidden_weights")
     math = _linear_code(derivation, "Delta", "X", "W")
+    scan = _scan(kernel)
     projections = []
     for projected in kernel.projections:
         step = _linear_code(
@@ -410,6 +412,8 @@ def context(kernel: KernelPlan, command: str) -> dict:
         # Sizes the parameters take beyond event_size and hidden_size (a projection's).
         "extra_sizes": [SIZE_NAMES[n] for n in kernel.parameter_sizes if n not in (X, H)],
         "summed": kernel.summed,
+        # Some gate has a hidden part; else no hidden weights, biases or product at all.
+        "hidden": kernel.hidden,
         "forward_lines": printed[0][0],
         "forward_lines_2": printed[1][0] if len(printed) > 1 else [],
         "sourced": sourced,
@@ -441,9 +445,11 @@ def context(kernel: KernelPlan, command: str) -> dict:
         # What the per-step backward reads (a projection's vector only feeds dW_projection).
         "saved_read": [slot.symbol.name for slot in kernel.saved if slot.per_step],
         "step_functions": [_step_function(spec, f) for f in spec.step_functions],
+        "scan": scan,
         "exports": sorted(
             ["Cache", "Gradients", "Parameters", "backward", "forward", "step"]
             + [f.name for f in spec.step_functions]
+            + (["ScanCache", "backward_scan", "forward_scan"] if scan else [])
         ),
         "linear": {
             "weights_math": math["weights"].replace(" ", ""),
@@ -464,6 +470,49 @@ def context(kernel: KernelPlan, command: str) -> dict:
             "hidden_bias": hidden["bias"],
         },
         "adjoint": adjoint,
+    }
+
+
+def _scan(kernel: KernelPlan) -> dict | None:
+    """The time-parallel form (``forward_scan``/``backward_scan``) when the derivation proves the
+    state update affine with coefficients free of the previous state (lstm_sym/scan.py): the
+    per-unit forward assignments before the update and the backward chain, printed for arrays of
+    every step at once (the same elementwise expressions), the coefficient and the offset."""
+    derivation = kernel.derivation
+    recurrence = affine_recurrence(derivation)
+    if recurrence is None:
+        return None
+    state = recurrence.state
+    backward = derivation.backward
+    reads = set().union(*(a.expr.free_symbols for a in backward.chain))
+    saved = [s for s in derivation.saved if s != state.new]
+    outputs = backward.outputs
+    return {
+        "prev": state.prev.name,
+        "new": state.new.name,
+        "short": state.short,
+        "carry": recurrence.carry.name,
+        "coefficient": numpy_code(recurrence.coefficient),
+        "offset": numpy_code(recurrence.offset),
+        "coefficient_text": sp.sstr(recurrence.coefficient),
+        "offset_text": sp.sstr(recurrence.offset),
+        "forward_lines": [
+            {"note": a.note, "code": f"{a.target} = {numpy_code(a.expr)}"}
+            for a in recurrence.assignments
+        ],
+        "saved": [s.name for s in saved],
+        "reads_prev": state.prev in reads,
+        "reads_new": state.new in reads,
+        "reads_saved": [s.name for s in saved if s in reads],
+        "backward_lines": [
+            {"note": a.note, "code": f"{a.target} = {numpy_code(a.expr)}"} for a in backward.chain
+        ],
+        "deltas": [numpy_code(d.adjoint) for d in kernel.deltas],
+        "prev_adjoint": numpy_code(outputs[state.prev]),
+        "unit_parameters": [
+            {"name": p.name, "adjoint": numpy_code(outputs[p])}
+            for p in derivation.spec.unit_parameters
+        ],
     }
 
 

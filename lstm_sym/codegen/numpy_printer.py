@@ -4,6 +4,7 @@
 * ``logsigmoid`` as ``-np.logaddexp(0, -x)`` (``min(x, 0) - log1p(exp(-|x|))``, no overflow),
   ``Max(a, b)`` as ``np.maximum``, ``Heaviside(x, h0)`` (``Max``'s derivative) as
   ``np.heaviside(x, h0)`` with SymPy's tie value ``h0`` (``functions.TIE``);
+* ``relu`` prints as ``np.maximum(x, 0)`` (its derivative ``Heaviside(x, 0)`` as above);
 * matrix products print with ``@``, transposes as ``.T``, and a product with a column of ones
   (``Delta^T 1``, a bias gradient) as a sum over rows.
 """
@@ -39,6 +40,9 @@ class GeneratedNumPyPrinter(NumPyPrinter):
     def _print_Heaviside(self, expr):
         arg, tie = expr.args
         return f"np.heaviside({self._print(arg)}, {self._print(sp.Float(tie))})"
+
+    def _print_relu(self, expr):
+        return f"np.maximum({self._print(expr.args[0])}, 0)"
 
     def _print_Transpose(self, expr):
         arg = self._print(expr.arg)

@@ -17,6 +17,7 @@ import sympy as sp
 
 from ..derive import Derivation, carry
 from ..plan import H, KernelPlan, Stage, as_plan
+from ..scan import affine_recurrence
 from ..spec import SpecError, gate_hidden
 from .c_module import _cite, _eq, _labels
 from .templates import render
@@ -80,6 +81,51 @@ def _lines(assignments, labels, kind: str) -> list[dict]:
         }
         for a in assignments
     ]
+
+
+def _scan(kernel: KernelPlan) -> dict | None:
+    """``forward_scan``/``backward_scan`` (the NumPy module's time-parallel form, as torch
+    operations) when lstm_sym.scan proves the update affine: the forward assignments before the
+    update and the backward chain printed for tensors of every step at once."""
+    derivation = kernel.derivation
+    recurrence = affine_recurrence(derivation)
+    if recurrence is None:
+        return None
+    state, backward = recurrence.state, derivation.backward
+    reads = set().union(*(a.expr.free_symbols for a in backward.chain))
+    own = [slot for slot in kernel.saved if slot.state is None]
+    kept = {slot.symbol for slot in own} | set(derivation.spec.unit_parameters)
+    if not recurrence.coefficient.free_symbols <= kept:
+        return None  # backward_scan recomputes A from what forward saved
+    return {
+        "prev": state.prev.name,
+        "new": state.new.name,
+        "carry": recurrence.carry.name,
+        "coefficient": torch_code(recurrence.coefficient),
+        "offset": torch_code(recurrence.offset),
+        "forward_lines": [f"{a.target} = {torch_code(a.expr)}" for a in recurrence.assignments],
+        # The saved values backward_scan reads, by part of saved_values (all steps)
+        "reads": [
+            {"symbol": slot.symbol.name, "index": slot.index}
+            for slot in own
+            if slot.symbol in reads
+        ],
+        "reads_prev": state.prev in reads,
+        "reads_new": state.new in reads,
+        "stores": [{"symbol": slot.symbol.name, "index": slot.index} for slot in own],
+        "coefficient_reads": [
+            {"symbol": slot.symbol.name, "index": slot.index}
+            for slot in own
+            if slot.symbol in recurrence.coefficient.free_symbols
+        ],
+        "backward_lines": [f"{a.target} = {torch_code(a.expr)}" for a in backward.chain],
+        "deltas": [torch_code(d.adjoint) for d in kernel.deltas],
+        "prev_adjoint": torch_code(backward.outputs[state.prev]),
+        "unit_parameters": [
+            {"name": p.name, "adjoint": torch_code(backward.outputs[p])}
+            for p in derivation.spec.unit_parameters
+        ],
+    }
 
 
 def context(kernel: KernelPlan, command: str) -> dict:
@@ -239,8 +285,10 @@ def context(kernel: KernelPlan, command: str) -> dict:
     used_in_backward = backward_stage.reads()
     if sourced:
         recurrent_terms = [p["adjoint"] for p in products if p["kind"] == "recurrent"]
-    else:
+    elif kernel.recurrent_gates:
         recurrent_terms = [_linear(derivation, "delta_hidden[t]", "", "hidden_weights")["inputs"]]
+    else:  # no gate has a hidden part: the previous state's adjoint is per unit alone
+        recurrent_terms = []
     states = []
     for layout in kernel.states:
         s = layout.state
@@ -292,6 +340,7 @@ def context(kernel: KernelPlan, command: str) -> dict:
     for target in kernel.gate_deltas:
         if kernel.covered(target):
             parts = ", ".join(deltas[target, g] for g in kernel.gates)
+            parts += "," if len(kernel.gates) == 1 else ""  # a tuple of one (IndRNN)
             delta_stores.append(f"torch.cat(({parts}), dim=1, out={target}[t])")
         else:
             delta_stores += [
@@ -387,6 +436,8 @@ def context(kernel: KernelPlan, command: str) -> dict:
             {"name": p.name, "adjoint": torch_code(outputs[p])} for p in spec.unit_parameters
         ],
         "summed": kernel.summed,
+        # Some gate has a hidden part; else no hidden weights, biases or product at all.
+        "hidden": kernel.hidden,
         "sourced": sourced,
         "wide": kernel.wide,
         "any_pre": any(d.kind == "pre" for d in kernel.deltas),
@@ -399,6 +450,7 @@ def context(kernel: KernelPlan, command: str) -> dict:
         "own": own,
         "own_stores": [{"index": slot.index, "symbol": slot.symbol.name} for slot in own_slots],
         "saved_names": saved_names,
+        "scan": _scan(kernel),
         "saved_reads": saved_reads,
         "source_lines": source_lines,
         "source_carries": source_carries,

@@ -5,9 +5,10 @@ when it is constructed; generating must not depend on whether (or which) torch i
 this subclasses :class:`~sympy.printing.numpy.NumPyPrinter` with its module set to ``torch``:
 
 * the functions a spec may use print as torch's (``torch.tanh``, ``torch.exp``, ``torch.sqrt``);
-  ``sigmoid`` as ``torch.sigmoid``, ``logsigmoid`` as ``torch.nn.functional.logsigmoid``,
-  ``Max(a, b)`` as ``torch.maximum``, ``Heaviside(x, 1/2)`` (``Max``'s derivative, SymPy's tie
-  value ``functions.TIE``) as ``(torch.sign(x) + 1) * 0.5``;
+  ``sigmoid`` as ``torch.sigmoid``, ``relu`` as ``torch.relu``, ``logsigmoid`` as
+  ``torch.nn.functional.logsigmoid``, ``Max(a, b)`` as ``torch.maximum``, ``Heaviside(x, 1/2)``
+  (``Max``'s derivative, SymPy's tie value ``functions.TIE``) as ``(torch.sign(x) + 1) * 0.5``,
+  ``Heaviside(x, 0)`` (relu's) as ``torch.heaviside``;
 * matrix products print with ``@``, transposes as ``.T``, and a product with a column of ones
   (``Delta^T 1``, a bias gradient) as a sum over rows (``.sum(dim=0)``).
 """
@@ -58,9 +59,14 @@ class GeneratedTorchPrinter(NumPyPrinter):
 
     def _print_Heaviside(self, expr):
         arg, tie = expr.args
-        if tie != sp.S.Half:  # the only tie rule the derivation makes (SymPy's default)
-            raise NotImplementedError(f"Heaviside with H(0) = {tie}: only 1/2 is printed")
-        return f"(torch.sign({self._print(arg)}) + 1) * 0.5"
+        x = self._print(arg)
+        if tie == sp.S.Half:  # Max's derivative (SymPy's default tie value)
+            return f"(torch.sign({x}) + 1) * 0.5"
+        # relu's derivative (lstm_sym.functions.step): 1 where x > 0, 0 below, tie at 0
+        return f"torch.heaviside({x}, torch.full_like({x}, {self._print(sp.Float(tie))}))"
+
+    def _print_relu(self, expr):
+        return f"torch.relu({self._print(expr.args[0])})"
 
     def _print_Transpose(self, expr):
         arg = self._print(expr.arg)

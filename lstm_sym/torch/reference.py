@@ -12,7 +12,8 @@ Every cell function has the operators' tensor interface (TORCH_CONTRACT.md)::
 ``events`` (T, B, X); ``initial_states`` a tuple in the cell's state order (each (B, size));
 ``weights`` a tuple in the order and shapes of the C ABI's parameter arrays
 (``generated/<cell>.abi.json``): stacked event weights (G H, X), event bias (G H,), hidden
-weights, hidden bias (G H,), then per-unit parameters and projection weights. ``lengths`` None
+weights, hidden bias (G H,) (none for a cell whose gates read the event alone: IndRNN, minGRU,
+minLSTM), then per-unit parameters and projection weights. ``lengths`` None
 or an integer (B,) tensor: a row past its length keeps its states and outputs zeros there (PyTorch's
 packed sequences). The event projection of every step is one matrix product before the loop
 (the loop's only hoisting, which makes it a stronger baseline than a per-step ``F.linear``).
@@ -38,20 +39,19 @@ class ReferenceCell:
     states: tuple[str, ...]
     step: Callable  # step(event_part (B, G H), states tuple, weights tuple) -> (output, states)
     weights: tuple[str, ...]
-    hidden_columns: str = "H"  # the hidden weights' columns: "H", "P" or "fgr" (13 H^2, flat)
+    #: the hidden weights' columns: "H", "P", "fgr" (13 H^2, flat), or None: no hidden weights
+    hidden_columns: str | None = "H"
     projected: bool = False
 
     def shapes(self, x: int, h: int, p: int) -> dict[str, tuple[int, ...]]:
         """Every weight's shape, in ``weights`` order."""
         g = self.gates
-        hidden = {"H": (g * h, h), "P": (g * h, p), "fgr": (13 * h * h,)}[self.hidden_columns]
-        shapes = {
-            "event_weights": (g * h, x),
-            "event_bias": (g * h,),
-            "hidden_weights": hidden,
-            "hidden_bias": (g * h,),
-        }
-        for name in self.weights[4:]:
+        shapes = {"event_weights": (g * h, x), "event_bias": (g * h,)}
+        if self.hidden_columns is not None:
+            columns = {"H": (g * h, h), "P": (g * h, p), "fgr": (13 * h * h,)}
+            shapes["hidden_weights"] = columns[self.hidden_columns]
+            shapes["hidden_bias"] = (g * h,)
+        for name in self.weights[len(shapes) :]:
             shapes[name] = (p, h) if name == "projection_weights" else (h,)
         return shapes
 
@@ -182,7 +182,36 @@ def _slstm_step(event_part, states, weights):
     return h, (h, c, n, m)
 
 
+def _indrnn_step(event_part, states, weights):
+    # Li et al. (2018), eq. (2): h_t = relu(W x_t + u * h_{t-1} + b), u a vector (Hadamard)
+    (h,) = states
+    _, _, u = weights
+    h = torch.relu(event_part + u * h)
+    return h, (h,)
+
+
+def _mingru_step(event_part, states, weights):
+    # Feng et al. (2024), minGRU, sequential mode: z = sigmoid(Linear(x)), h~ = Linear(x),
+    # h_t = (1 - z) * h_{t-1} + z * h~
+    (h,) = states
+    z, h_tilde = event_part.chunk(2, 1)
+    z = torch.sigmoid(z)
+    h = (1 - z) * h + z * h_tilde
+    return h, (h,)
+
+
+def _minlstm_step(event_part, states, weights):
+    # Feng et al. (2024), minLSTM, sequential mode: f, i = sigmoid(Linear(x)), h~ = Linear(x),
+    # f' = f / (f + i), i' = i / (f + i), h_t = f' * h_{t-1} + i' * h~
+    (h,) = states
+    f, i, h_tilde = event_part.chunk(3, 1)
+    f, i = torch.sigmoid(f), torch.sigmoid(i)
+    h = f / (f + i) * h + i / (f + i) * h_tilde
+    return h, (h,)
+
+
 _BASE = ("event_weights", "event_bias", "hidden_weights", "hidden_bias")
+_EVENT_ONLY = ("event_weights", "event_bias")
 _PEEPHOLES = ("peephole_update", "peephole_forget", "peephole_output")
 _LSTM_STATES = ("hidden", "cell")
 
@@ -218,6 +247,16 @@ CELLS: dict[str, ReferenceCell] = {
         ReferenceCell(
             "slstm", 4, ("hidden", "cell", "normalizer", "stabilizer"), _slstm_step, _BASE
         ),
+        ReferenceCell(
+            "indrnn",
+            1,
+            ("hidden",),
+            _indrnn_step,
+            (*_EVENT_ONLY, "recurrent_unit_weights"),
+            hidden_columns=None,
+        ),
+        ReferenceCell("mingru", 2, ("hidden",), _mingru_step, _EVENT_ONLY, hidden_columns=None),
+        ReferenceCell("minlstm", 3, ("hidden",), _minlstm_step, _EVENT_ONLY, hidden_columns=None),
     )
 }
 #: The cells the issue benchmarks against a compiled loop (PyTorch has no module for them).

@@ -50,6 +50,8 @@ class Trace:
                 "exp": torch.exp,
                 "logsigmoid": torch.nn.functional.logsigmoid,
                 "max": torch.maximum,  # Max(a, b) prints as Python's max(a, b)
+                "relu": torch.relu,
+                "Heaviside": lambda x, at_zero: torch.heaviside(x, torch.full_like(x, at_zero)),
             }
         ]
         recurrent = spec.recurrent_state
@@ -79,6 +81,10 @@ class Trace:
                         tensors[gi.symbol.name] = event_part
                     else:
                         sourced[gi.gate] = gi.symbol.name
+                    continue
+                if not spec.hidden_parts:  # the gate reads the event alone
+                    event_part.retain_grad()
+                    tensors[gi.symbol.name] = event_part
                     continue
                 hidden_part = (
                     projected @ leaf[f"hidden_{gi.gate}_weights"].T + leaf[f"hidden_{gi.gate}_bias"]

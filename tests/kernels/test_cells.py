@@ -126,7 +126,7 @@ def test_module_contract(name):
     expected = [
         f"{side}_{g}_{kind}"
         for g in spec.gates
-        for side in ("event", "hidden")
+        for side in (("event", "hidden") if spec.hidden_parts else ("event",))
         for kind in ("weights", "bias")
     ]
     projection = ["projection_weights"] if spec.projected_state is not None else []

@@ -107,6 +107,13 @@ def test_kernels_run_under_errstate_all_raise_with_the_same_bits(
             )
     else:
         problem = saturating_problem(module, dtype, random_problem, pattern[inputs])
+    if name == "minlstm" and inputs in ("saturated -1e4", "mixed"):
+        # The paper's sequential minLSTM normalizes f' = f / (f + i): with both gates' sigmoids
+        # underflowing to 0 that is 0 / 0, which the caller's errstate reports (the paper's
+        # log-space form is the one that stays finite there).
+        with np.errstate(all="raise"), pytest.raises(FloatingPointError):
+            run_both(module, problem)
+        return
     with np.errstate(all="ignore"):
         expected = run_both(module, problem)
     with np.errstate(all="raise"):

@@ -41,9 +41,11 @@ def _problem(random_problem, cell, dtype, seed=0):
 
 def _arrays(parameters, module, names, dtype):
     """The ABI's parameter arrays (``WEIGHTS`` order) of a ``Parameters``-like object: the
-    gate-stacked four, then the per-unit parameters and a projection by attribute."""
+    gate-stacked ones (four, or the event two of a cell without hidden parts), then the per-unit
+    parameters and a projection by attribute."""
     stacked = module.Parameters.stacked(parameters, dtype)
-    return [*stacked, *(np.asarray(getattr(parameters, n), dtype=dtype) for n in names[4:])]
+    rest = names[len(stacked) :]
+    return [*stacked, *(np.asarray(getattr(parameters, n), dtype=dtype) for n in rest)]
 
 
 def _gradient_arrays(grads, parameters, module, names, dtype):

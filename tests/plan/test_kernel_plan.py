@@ -160,7 +160,7 @@ def test_every_buffer_has_the_shape_the_numpy_kernel_allocates(name):
     shorts = [s.state.short for s in kernel.states]
     stacked = dict(
         zip(
-            ("event_weights", "event_bias", "hidden_weights", "hidden_bias"),
+            c_api.stacked_arrays(kernel.spec),
             parameters.stacked(np.float64),
             strict=True,
         )

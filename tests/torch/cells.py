@@ -65,9 +65,10 @@ def random_problem(module, steps, batch, event_size, hidden_size, projection_siz
 
 def abi_arrays(values, names, parameters):
     """The C ABI's parameter arrays (``names``, the reference's weight order) of ``values`` (a
-    NumPy ``Parameters`` or ``Gradients``, shaped as ``parameters``): the four stacked arrays,
-    then the rest by name."""
+    NumPy ``Parameters`` or ``Gradients``, shaped as ``parameters``): the stacked arrays (four,
+    or two for a cell without hidden parts), then the rest by name."""
     holder = copy.copy(parameters)
     for name in parameters.NAMES:
         setattr(holder, name, getattr(values, name))
-    return (*holder.stacked(np.float64), *(getattr(holder, n) for n in names[4:]))
+    stacked = holder.stacked(np.float64)
+    return (*stacked, *(getattr(holder, n) for n in names[len(stacked) :]))

@@ -64,7 +64,20 @@ def test_the_eager_loop_equals_the_generated_numpy_module_with_every_gradient(
     assert max(errors.values()) <= 1e-12, errors
 
 
-@pytest.mark.parametrize("cell", ["peephole_lstm", "lstm_fgr", "gru_cho", "mgu", "lstmp", "slstm"])
+@pytest.mark.parametrize(
+    "cell",
+    [
+        "peephole_lstm",
+        "lstm_fgr",
+        "gru_cho",
+        "mgu",
+        "lstmp",
+        "slstm",
+        "indrnn",
+        "mingru",
+        "minlstm",
+    ],
+)
 def test_the_eager_loop_with_lengths_equals_the_numpy_module_on_a_padded_batch(
     cell, tmp_path_factory
 ):
