@@ -203,11 +203,6 @@ class LatexNotationPrinter(LatexPrinter):
         tex = rf"\log\sigma({self._print(expr.args[0])})"
         return tex if exp is None else rf"({tex})^{{{exp}}}"
 
-    def _print_Heaviside(self, expr, exp=None):
-        # H(0) = functions.TIE (1/2), which the document states where Max appears.
-        tex = rf"\mathrm{{H}}({self._print(expr.args[0])})"
-        return tex if exp is None else rf"{tex}^{{{exp}}}"
-
     def _print_sigmoid(self, expr, exp=None):
         tex = rf"\sigma({self._print(expr.args[0])})"
         return tex if exp is None else rf"{tex}^{{{exp}}}"
@@ -221,8 +216,13 @@ class LatexNotationPrinter(LatexPrinter):
         return tex if exp is None else rf"{tex}^{{{exp}}}"
 
     def _print_Heaviside(self, expr, exp=None):
-        # Iverson's bracket: relu's derivative, 0 at 0 (the document says so where it is derived).
-        tex = rf"[{self._print(expr.args[0])} > 0]"
+        if expr.args[1] == 0:
+            # Iverson's bracket: relu's derivative, 0 at 0 (the document says so where it is
+            # derived).
+            tex = rf"[{self._print(expr.args[0])} > 0]"
+        else:
+            # H(0) = functions.TIE (1/2), which the document states where Max appears.
+            tex = rf"\mathrm{{H}}({self._print(expr.args[0])})"
         return tex if exp is None else rf"{tex}^{{{exp}}}"
 
     def _print_Symbol(self, expr, style="plain"):
