@@ -829,9 +829,9 @@ def forward(parameters, events, h0=None, lengths=None, cache=True):
         # candidate = candidate_pre
         candidate = candidate_pre
         # forget_norm = forget/(forget + update)
-        forget_norm = np.multiply(forget, (forget + update) ** (-1.0), out=saved["forget_norm"][t])
+        forget_norm = np.divide(forget, forget + update, out=saved["forget_norm"][t])
         # update_norm = update/(forget + update)
-        update_norm = np.multiply(update, (forget + update) ** (-1.0), out=saved["update_norm"][t])
+        update_norm = np.divide(update, forget + update, out=saved["update_norm"][t])
         # hidden = candidate*update_norm + forget_norm*hidden_prev
         np.add(candidate * update_norm, forget_norm * hidden_prev, out=hidden_states[t + 1])
         saved["candidate"][t] = candidate

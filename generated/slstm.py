@@ -981,7 +981,7 @@ def forward(parameters, events, h0=None, c0=None, n0=None, m0=None, lengths=None
             input_stabilized, forget_stabilized * normalizer_prev, out=normalizer_states[t + 1]
         )
         # hidden = cell*output/normalizer
-        np.multiply(cell * output, normalizer ** (-1.0), out=hidden_states[t + 1])
+        np.divide(cell * output, normalizer, out=hidden_states[t + 1])
         saved["input_pre"][t] = input_pre
         saved["forget_pre"][t] = forget_pre
         stabilizer_states[t + 1] = stabilizer
@@ -1123,7 +1123,7 @@ def _forward_without_cache(
             input_stabilized, forget_stabilized * normalizer_prev, out=next_normalizer
         )
         # hidden = cell*output/normalizer
-        np.multiply(cell * output, normalizer ** (-1.0), out=next_hidden)
+        np.divide(cell * output, normalizer, out=next_hidden)
         next_stabilizer[...] = stabilizer
         if finished is not None and finished[t] is not None:
             # Rows past their length keep their states (their outputs are zeroed below)

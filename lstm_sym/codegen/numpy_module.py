@@ -48,14 +48,21 @@ def _into(expr, destination: str) -> str | None:
     """NumPy code evaluating ``expr`` straight into the array ``destination`` (one pass fewer
     than computing a temporary and copying it), or None when ``expr`` has no such form.
 
-    The outermost operation takes ``out=``: an activation, a product or a sum (split as its
-    other factors or terms times/plus the last one).
+    The outermost operation takes ``out=``: an activation, a quotient (the numerator over the
+    denominator, as the printer prints it), a product or a sum (split as its other factors or
+    terms times/plus the last one).
     """
     if isinstance(expr, sp.Function) and len(expr.args) == 1:
         if type(expr).__name__ not in _OUT_FUNCTIONS:
             return None
         code = numpy_code(expr)
         return f"{code[:-1]}, out={destination})" if code.endswith(")") else None
+    if isinstance(expr, sp.Mul):
+        numerator, denominator = sp.fraction(expr)
+        if denominator != 1:  # as the printer prints it, numerator / denominator
+            return (
+                f"np.divide({numpy_code(numerator)}, {numpy_code(denominator)}, out={destination})"
+            )
     for kind, ufunc in ((sp.Mul, "np.multiply"), (sp.Add, "np.add")):
         if isinstance(expr, kind) and len(expr.args) >= 2:
             rest = kind(*expr.args[:-1], evaluate=False)

@@ -122,7 +122,7 @@ def test_the_emitter_on_cpu_computes_what_the_c_computes(name, lengths, request)
         with ops.emitter_on_cpu():
             by_emitter = _loss_and_grads(cell, *problem)
             _, _, saved = cell.forward(*problem)
-        assert len(saved) > 1  # the emitter's saved tensors, not the C cache
+        assert all(s.dim() >= 3 for s in saved)  # the emitter's saved tensors, not the C cache
         assert len(by_c) == len(by_emitter) == 1 + 2 * len(problem[1]) + len(problem[2]) + 1
         for got, want in zip(by_emitter, by_c, strict=True):
             scale = max(float(want.abs().max()), 1.0)
