@@ -1,0 +1,177 @@
+"""The layer-normalized LSTM (lstm_sym/cells/lstm_ln.py): reductions over units.
+
+The reference is PyTorch's ``fastrnns`` ``LayerNormLSTMCell`` (benchmarks/fastrnns/
+custom_lstms.py), written again here from that recipe in float64 with ``torch.nn.LayerNorm``
+and autograd, never through the derivation. The recipe has no projection biases; the cell
+has them (every gate projection does), so the reference adds them to ``W_ih x`` and
+``W_hh h`` before the layer norms (zero in the recipe's own modules).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sympy as sp
+
+from lstm_sym.cells import lstm_ln
+from lstm_sym.spec import Normalization, SpecError, validate
+from lstm_sym.verify import ExactModel
+from tests.conftest import require_module
+
+GATES = ("update", "forget", "candidate", "output")  # PyTorch's (i, f, g, o)
+
+
+def _torch():
+    return require_module("torch")
+
+
+def _layer_norm_lstm_cell(torch, input_size: int, hidden_size: int, epsilon: float):
+    """fastrnns' LayerNormLSTMCell in float64, plus zero projection biases bias_ih, bias_hh."""
+    nn = torch.nn
+
+    class LayerNormLSTMCell(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight_ih = nn.Parameter(torch.randn(4 * hidden_size, input_size))
+            self.weight_hh = nn.Parameter(torch.randn(4 * hidden_size, hidden_size))
+            self.bias_ih = nn.Parameter(torch.zeros(4 * hidden_size))
+            self.bias_hh = nn.Parameter(torch.zeros(4 * hidden_size))
+            self.layernorm_i = nn.LayerNorm(4 * hidden_size, eps=epsilon)
+            self.layernorm_h = nn.LayerNorm(4 * hidden_size, eps=epsilon)
+            self.layernorm_c = nn.LayerNorm(hidden_size, eps=epsilon)
+
+        def forward(self, input, state):
+            hx, cx = state
+            igates = self.layernorm_i(torch.mm(input, self.weight_ih.t()) + self.bias_ih)
+            hgates = self.layernorm_h(torch.mm(hx, self.weight_hh.t()) + self.bias_hh)
+            gates = igates + hgates
+            ingate, forgetgate, cellgate, outgate = gates.chunk(4, 1)
+            ingate = torch.sigmoid(ingate)
+            forgetgate = torch.sigmoid(forgetgate)
+            cellgate = torch.tanh(cellgate)
+            outgate = torch.sigmoid(outgate)
+            cy = self.layernorm_c((forgetgate * cx) + (ingate * cellgate))
+            hy = outgate * torch.tanh(cy)
+            return hy, (hy, cy)
+
+    return LayerNormLSTMCell().double()
+
+
+def _load(torch, cell, leaves: dict) -> None:
+    """The cell's parameters from the spec's leaves (gate blocks stacked in (i, f, g, o))."""
+    stack = lambda name: torch.tensor(  # noqa: E731
+        np.concatenate([leaves[name.format(g=g)] for g in GATES]), dtype=torch.float64
+    )
+    with torch.no_grad():
+        cell.weight_ih.copy_(stack("event_{g}_weights"))
+        cell.weight_hh.copy_(stack("hidden_{g}_weights"))
+        cell.bias_ih.copy_(stack("event_{g}_bias"))
+        cell.bias_hh.copy_(stack("hidden_{g}_bias"))
+        cell.layernorm_i.weight.copy_(stack("event_scale_{g}"))
+        cell.layernorm_i.bias.copy_(stack("event_shift_{g}"))
+        cell.layernorm_h.weight.copy_(stack("hidden_scale_{g}"))
+        cell.layernorm_h.bias.copy_(stack("hidden_shift_{g}"))
+        cell.layernorm_c.weight.copy_(torch.tensor(leaves["cell_scale"]))
+        cell.layernorm_c.bias.copy_(torch.tensor(leaves["cell_shift"]))
+
+
+def _torch_gradients(torch, cell, leaves: dict, cotangents: dict, lengths=None):
+    """Outputs, finals and every leaf's gradient of the cotangent-weighted loss, by autograd
+    (``lengths``: row b runs its first lengths[b] steps, its outputs zero after them)."""
+    events = torch.tensor(leaves["events"], requires_grad=True)
+    h0 = torch.tensor(leaves["h0"], requires_grad=True)
+    c0 = torch.tensor(leaves["c0"], requires_grad=True)
+    steps, batch, _ = events.shape
+    lengths = [steps] * batch if lengths is None else list(lengths)
+    h, c, outputs = h0, c0, []
+    for t in range(steps):
+        out, (h_new, c_new) = cell(events[t], (h, c))
+        running = torch.tensor([t < n for n in lengths])[:, None]
+        h, c = torch.where(running, h_new, h), torch.where(running, c_new, c)
+        outputs.append(torch.where(running, out, torch.zeros_like(out)))
+    outputs = torch.stack(outputs)
+    loss = (
+        (outputs * torch.tensor(cotangents["outputs"])).sum()
+        + (h * torch.tensor(cotangents["h"])).sum()
+        + (c * torch.tensor(cotangents["c"])).sum()
+    )
+    loss.backward()
+    H = h0.shape[1]
+
+    def blocks(tensor):
+        return dict(zip(GATES, tensor.grad.numpy().reshape(4, H, *tensor.shape[1:])))
+
+    gradients = {"events": events.grad.numpy(), "h0": h0.grad.numpy(), "c0": c0.grad.numpy()}
+    for name, tensor in (
+        ("event_{g}_weights", cell.weight_ih),
+        ("hidden_{g}_weights", cell.weight_hh),
+        ("event_{g}_bias", cell.bias_ih),
+        ("hidden_{g}_bias", cell.bias_hh),
+        ("event_scale_{g}", cell.layernorm_i.weight),
+        ("event_shift_{g}", cell.layernorm_i.bias),
+        ("hidden_scale_{g}", cell.layernorm_h.weight),
+        ("hidden_shift_{g}", cell.layernorm_h.bias),
+    ):
+        gradients.update({name.format(g=g): v for g, v in blocks(tensor).items()})
+    gradients["cell_scale"] = cell.layernorm_c.weight.grad.numpy()
+    gradients["cell_shift"] = cell.layernorm_c.bias.grad.numpy()
+    return outputs.detach().numpy(), {"h": h.detach().numpy(), "c": c.detach().numpy()}, gradients
+
+
+def _leaves(model: ExactModel) -> dict:
+    return {
+        **model.parameters,
+        "events": model.events,
+        **{f"{k}0": v for k, v in model.initial.items()},
+    }
+
+
+@pytest.mark.parametrize("lengths", [None, (1, 3, 2)], ids=["full", "lengths"])
+def test_exact_model_equals_fastrnns_layer_norm_lstm_cell_with_autograd(lengths):
+    torch = _torch()
+    model = ExactModel(
+        lstm_ln.SPEC, steps=3, batch=3, event_size=3, hidden_size=3, seed=4, lengths=lengths
+    )
+    cell = _layer_norm_lstm_cell(torch, 3, 3, 1e-5)
+    leaves = _leaves(model)
+    _load(torch, cell, leaves)
+    outputs, finals, gradients = _torch_gradients(torch, cell, leaves, model.cotangents, lengths)
+    np.testing.assert_allclose(model.outputs, outputs, rtol=0, atol=1e-12)
+    for short in ("h", "c"):
+        np.testing.assert_allclose(model.finals[short], finals[short], rtol=0, atol=1e-12)
+    assert set(gradients) == set(model.gradients)
+    for name, expected in gradients.items():
+        np.testing.assert_allclose(model.gradients[name], expected, rtol=1e-12, atol=1e-12)
+
+
+def test_the_layer_norm_epsilon_is_a_cell_parameter():
+    torch = _torch()
+    spec = lstm_ln.make(sp.Rational(1, 10))
+    model = ExactModel(spec, steps=2, batch=2, event_size=2, hidden_size=2, seed=1)
+    cell = _layer_norm_lstm_cell(torch, 2, 2, 0.1)
+    leaves = _leaves(model)
+    _load(torch, cell, leaves)
+    outputs, _, gradients = _torch_gradients(torch, cell, leaves, model.cotangents)
+    np.testing.assert_allclose(model.outputs, outputs, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(model.gradients["events"], gradients["events"], atol=1e-12)
+    default = ExactModel(lstm_ln.SPEC, steps=2, batch=2, event_size=2, hidden_size=2, seed=1)
+    assert np.abs(default.outputs - model.outputs).max() > 1e-3
+
+
+def test_a_reduction_read_before_what_it_reduces_is_refused_by_name():
+    spec = lstm_ln.SPEC
+    equations = list(spec.equations)
+    equations[4], equations[5] = equations[5], equations[4]  # cell before cell_raw
+    bad = type(spec)(**{**spec.__dict__, "equations": tuple(equations)})
+    with pytest.raises(SpecError, match="reduction 'cell_norm' before cell_raw"):
+        validate(bad)
+    norm = spec.reductions[0]
+    for field, value, message in (
+        ("epsilon", sp.Integer(0), "epsilon must be a positive number"),
+        ("over", (spec.states[0].prev,), "no gate input or per-unit value"),
+        ("mean", spec.states[0].prev, "assigned twice or shadows an input"),
+    ):
+        changed = Normalization(**{**norm.__dict__, field: value})
+        bad = type(spec)(**{**spec.__dict__, "reductions": (changed, *spec.reductions[1:])})
+        with pytest.raises(SpecError, match=message):
+            validate(bad)
