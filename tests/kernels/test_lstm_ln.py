@@ -175,3 +175,102 @@ def test_a_reduction_read_before_what_it_reduces_is_refused_by_name():
         bad = type(spec)(**{**spec.__dict__, "reductions": (changed, *spec.reductions[1:])})
         with pytest.raises(SpecError, match=message):
             validate(bad)
+
+
+def _run_derivation(spec, leaves: dict, cotangents: dict):
+    """The derivation executed in NumPy over (batch, units) arrays: the forward assignments
+    with the reductions at their boundaries, then per step the staged backward
+    (:func:`lstm_sym.reductions.staged_backward`), the linear adjoints as matrix products."""
+    from lstm_sym.derive import carry, lower
+    from lstm_sym.reductions import ReductionAdjoint, Stage, staged_backward
+    from lstm_sym.spec import gate_event, gate_hidden
+
+    modules = [{"sigmoid": lambda x: 1 / (1 + np.exp(-x))}, "numpy"]
+
+    def evaluate(expr, env):
+        symbols = sorted(expr.free_symbols, key=lambda s: s.name)
+        return sp.lambdify(symbols, expr, modules=modules)(*(env[s] for s in symbols))
+
+    steps, batch, _ = leaves["events"].shape
+    H = leaves["h0"].shape[1]
+    lowered = lower(spec)
+    items = staged_backward(spec, H)
+    reading = {}
+    for reduction in spec.reductions:
+        first = next(
+            i for i, a in enumerate(lowered.forward) if set(reduction.symbols) & a.expr.free_symbols
+        )
+        reading.setdefault(first, []).append(reduction)
+    h, c = leaves["h0"], leaves["c0"]
+    envs, outputs = [], []
+    for t in range(steps):
+        env = {p: leaves[p.name] for p in spec.unit_parameters}
+        env.update({spec.states[0].prev: h, spec.states[1].prev: c})
+        for g in spec.gates:
+            env[gate_event(g)] = leaves["events"][t] @ leaves[f"event_{g}_weights"].T
+            env[gate_event(g)] = env[gate_event(g)] + leaves[f"event_{g}_bias"]
+            env[gate_hidden(g)] = h @ leaves[f"hidden_{g}_weights"].T + leaves[f"hidden_{g}_bias"]
+        for index, assignment in enumerate(lowered.forward):
+            for reduction in reading.get(index, []):
+                stacked = np.concatenate([env[v] for v in reduction.over], axis=1)
+                env[reduction.mean] = stacked.mean(axis=1, keepdims=True)
+                variance = stacked.var(axis=1, keepdims=True)
+                env[reduction.rstd] = 1 / np.sqrt(variance + float(reduction.epsilon))
+            env[assignment.target] = evaluate(assignment.expr, env)
+        envs.append(env)
+        h, c = env[spec.states[0].new], env[spec.states[1].new]
+        outputs.append(h)
+    grads = {name: np.zeros_like(value) for name, value in leaves.items()}
+    d_h, d_c = cotangents["h"], cotangents["c"]
+    for t in reversed(range(steps)):
+        env = dict(envs[t])
+        env[carry(spec.states[0].new)] = d_h + cotangents["outputs"][t]
+        env[carry(spec.states[1].new)] = d_c
+        for item in items:
+            if isinstance(item, Stage):
+                for assignment in item.chain:
+                    env[assignment.target] = evaluate(assignment.expr, env)
+                last = item
+                continue
+            for adjoint in item:
+                assert isinstance(adjoint, ReductionAdjoint)
+                factor = evaluate(adjoint.variance_factor, env)
+                env[adjoint.total_mean] = last.outputs[adjoint.reduction.mean]
+                env[adjoint.total_mean] = env[env[adjoint.total_mean]].sum(1, keepdims=True)
+                d_rstd = env[last.outputs[adjoint.reduction.rstd]].sum(1, keepdims=True)
+                env[adjoint.total_variance] = factor * d_rstd
+        adjoints = last.outputs
+        d_h = np.zeros_like(d_h)
+        previous = envs[t][spec.states[0].prev]
+        for g in spec.gates:
+            d_event, d_hidden = env[adjoints[gate_event(g)]], env[adjoints[gate_hidden(g)]]
+            grads[f"event_{g}_weights"] += d_event.T @ leaves["events"][t]
+            grads[f"event_{g}_bias"] += d_event.sum(0)
+            grads["events"][t] += d_event @ leaves[f"event_{g}_weights"]
+            grads[f"hidden_{g}_weights"] += d_hidden.T @ previous
+            grads[f"hidden_{g}_bias"] += d_hidden.sum(0)
+            d_h = d_h + d_hidden @ leaves[f"hidden_{g}_weights"]
+        for p in spec.unit_parameters:
+            grads[p.name] += np.broadcast_to(env[adjoints[p]], (batch, H)).sum(0)
+        d_c = env[adjoints[spec.states[1].prev]]
+    grads["h0"], grads["c0"] = d_h, d_c
+    return np.array(outputs), grads
+
+
+def test_the_staged_backward_through_the_reductions_equals_the_exact_model():
+    model = ExactModel(lstm_ln.SPEC, steps=3, batch=2, event_size=3, hidden_size=3, seed=7)
+    outputs, gradients = _run_derivation(lstm_ln.SPEC, _leaves(model), model.cotangents)
+    np.testing.assert_allclose(outputs, model.outputs, rtol=0, atol=1e-13)
+    assert set(gradients) == set(model.gradients)
+    for name, expected in model.gradients.items():
+        np.testing.assert_allclose(gradients[name], expected, rtol=1e-11, atol=1e-12, err_msg=name)
+
+
+def test_the_normalization_partials_are_sympys_on_a_symbolic_vector():
+    from lstm_sym.reductions import normalization_partials
+
+    p = normalization_partials()
+    n, v, mean, rstd = p.size, p.value, p.mean, p.rstd
+    assert sp.simplify(p.d_mean - 1 / n) == 0
+    assert sp.simplify(p.d_variance - 2 * (v - mean) / n) == 0
+    assert sp.simplify(p.d_rstd + rstd**3 / 2) == 0
