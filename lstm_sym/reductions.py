@@ -26,7 +26,7 @@ from functools import cache
 
 import sympy as sp
 
-from .derive import Assignment, Lowered, adjoint, carry, lower
+from .derive import Assignment, Lowered, _allow_reductions, adjoint, carry, lower
 from .spec import CellSpec, Normalization, real_symbol
 
 
@@ -99,7 +99,11 @@ def staged_backward(spec: CellSpec, hidden_size: sp.Expr | int) -> tuple:
     """One step's backward as alternating :class:`Stage` and tuples of
     :class:`ReductionAdjoint` (the reductions at one boundary), in execution order (last
     forward stage first). Every partial by ``sympy.diff``."""
-    lowered: Lowered = lower(spec)
+    token = _allow_reductions.set(True)
+    try:
+        lowered: Lowered = lower(spec)
+    finally:
+        _allow_reductions.reset(token)
     partials = normalization_partials()
     boundary = {}  # reduction -> index of the first assignment reading its statistics
     for reduction in spec.reductions:

@@ -181,7 +181,7 @@ def _run_derivation(spec, leaves: dict, cotangents: dict):
     """The derivation executed in NumPy over (batch, units) arrays: the forward assignments
     with the reductions at their boundaries, then per step the staged backward
     (:func:`lstm_sym.reductions.staged_backward`), the linear adjoints as matrix products."""
-    from lstm_sym.derive import carry, lower
+    from lstm_sym.derive import _allow_reductions, carry, lower
     from lstm_sym.reductions import ReductionAdjoint, Stage, staged_backward
     from lstm_sym.spec import gate_event, gate_hidden
 
@@ -193,7 +193,9 @@ def _run_derivation(spec, leaves: dict, cotangents: dict):
 
     steps, batch, _ = leaves["events"].shape
     H = leaves["h0"].shape[1]
+    token = _allow_reductions.set(True)
     lowered = lower(spec)
+    _allow_reductions.reset(token)
     items = staged_backward(spec, H)
     reading = {}
     for reduction in spec.reductions:
@@ -274,3 +276,10 @@ def test_the_normalization_partials_are_sympys_on_a_symbolic_vector():
     assert sp.simplify(p.d_mean - 1 / n) == 0
     assert sp.simplify(p.d_variance - 2 * (v - mean) / n) == 0
     assert sp.simplify(p.d_rstd + rstd**3 / 2) == 0
+
+
+def test_derive_refuses_a_cell_with_reductions_instead_of_dropping_their_adjoints():
+    from lstm_sym.derive import derive
+
+    with pytest.raises(SpecError, match=r"reductions over units \(event_norm, hidden_norm"):
+        derive(lstm_ln.SPEC)
