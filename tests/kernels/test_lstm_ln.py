@@ -9,6 +9,8 @@ has them (every gate projection does), so the reference adds them to ``W_ih x`` 
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import sympy as sp
@@ -177,6 +179,13 @@ def test_a_reduction_read_before_what_it_reduces_is_refused_by_name():
             validate(bad)
 
 
+@functools.cache
+def _compiled(expr):
+    symbols = sorted(expr.free_symbols, key=lambda s: s.name)
+    modules = [{"sigmoid": lambda x: 1 / (1 + np.exp(-x))}, "numpy"]
+    return symbols, sp.lambdify(symbols, expr, modules=modules)
+
+
 def _run_derivation(spec, leaves: dict, cotangents: dict):
     """The derivation executed in NumPy over (batch, units) arrays: the forward assignments
     with the reductions at their boundaries, then per step the staged backward
@@ -185,11 +194,9 @@ def _run_derivation(spec, leaves: dict, cotangents: dict):
     from lstm_sym.reductions import ReductionAdjoint, Stage, staged_backward
     from lstm_sym.spec import gate_event, gate_hidden
 
-    modules = [{"sigmoid": lambda x: 1 / (1 + np.exp(-x))}, "numpy"]
-
     def evaluate(expr, env):
-        symbols = sorted(expr.free_symbols, key=lambda s: s.name)
-        return sp.lambdify(symbols, expr, modules=modules)(*(env[s] for s in symbols))
+        symbols, function = _compiled(expr)
+        return function(*(env[s] for s in symbols))
 
     steps, batch, _ = leaves["events"].shape
     H = leaves["h0"].shape[1]
@@ -256,12 +263,12 @@ def _run_derivation(spec, leaves: dict, cotangents: dict):
             grads[p.name] += np.broadcast_to(env[adjoints[p]], (batch, H)).sum(0)
         d_c = env[adjoints[spec.states[1].prev]]
     grads["h0"], grads["c0"] = d_h, d_c
-    return np.array(outputs), grads
+    return np.array(outputs), grads, (h, c)
 
 
 def test_the_staged_backward_through_the_reductions_equals_the_exact_model():
     model = ExactModel(lstm_ln.SPEC, steps=3, batch=2, event_size=3, hidden_size=3, seed=7)
-    outputs, gradients = _run_derivation(lstm_ln.SPEC, _leaves(model), model.cotangents)
+    outputs, gradients, _ = _run_derivation(lstm_ln.SPEC, _leaves(model), model.cotangents)
     np.testing.assert_allclose(outputs, model.outputs, rtol=0, atol=1e-13)
     assert set(gradients) == set(model.gradients)
     for name, expected in model.gradients.items():
@@ -283,3 +290,29 @@ def test_derive_refuses_a_cell_with_reductions_instead_of_dropping_their_adjoint
 
     with pytest.raises(SpecError, match=r"reductions over units \(event_norm, hidden_norm"):
         derive(lstm_ln.SPEC)
+
+
+def test_central_finite_differences_of_the_forward_equal_the_exact_gradients():
+    model = ExactModel(lstm_ln.SPEC, steps=3, batch=2, event_size=2, hidden_size=3, seed=2)
+    leaves, cot = _leaves(model), model.cotangents
+
+    def loss(changed):
+        outputs, _, (h, c) = _run_derivation(lstm_ln.SPEC, changed, cot)
+        return (outputs * cot["outputs"]).sum() + (h * cot["h"]).sum() + (c * cot["c"]).sum()
+
+    step = 1e-6
+    for name in (
+        "events",
+        "h0",
+        "c0",
+        "event_candidate_weights",
+        "hidden_scale_forget",
+        "cell_shift",
+    ):
+        for index in np.ndindex(*leaves[name].shape):
+            plus, minus = dict(leaves), dict(leaves)
+            plus[name], minus[name] = leaves[name].copy(), leaves[name].copy()
+            plus[name][index] += step
+            minus[name][index] -= step
+            estimate = (loss(plus) - loss(minus)) / (2 * step)
+            assert abs(estimate - model.gradients[name][index]) < 1e-7, (name, index)
