@@ -7,6 +7,10 @@ and lives outside the spec: for every gate ``g`` the generated code computes the
 non-linear is per unit and is what a spec writes down: ordered scalar equations over those
 gate inputs, the previous state components and per-unit parameters (peephole weights, say).
 
+The one exception is a reduction over units (:class:`Normalization`, ``CellSpec.reductions``):
+the mean and reciprocal standard deviation of a stacked per-unit vector, a layer norm's
+statistics, read by the per-unit equations as one value per row.
+
 This is enough for the seed LSTM, peepholes, CIFG, GRU (which uses the hidden part of one gate
 on its own) and user-defined cells: a new cell is new data, never a new code path.
 """
