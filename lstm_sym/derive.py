@@ -18,6 +18,7 @@ Named stages, each a function whose result tests can inspect:
 
 from __future__ import annotations
 
+import contextvars
 import itertools
 from collections import defaultdict
 from dataclasses import dataclass
@@ -26,7 +27,20 @@ from functools import cache
 import sympy as sp
 
 from .functions import ACTIVATIONS
-from .spec import CellSpec, gate_event, gate_hidden, real_symbol, source_stage, validate
+from .spec import (
+    CellSpec,
+    SpecError,
+    gate_event,
+    gate_hidden,
+    real_symbol,
+    source_stage,
+    validate,
+)
+
+#: True while :func:`lstm_sym.reductions.staged_backward` lowers a spec with reductions.
+_allow_reductions: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "allow_reductions", default=False
+)
 
 
 @dataclass(frozen=True)
@@ -194,6 +208,14 @@ def _fresh_name(base: str, taken: set[str]) -> str:
 def lower(spec: CellSpec) -> Lowered:
     """Stage 1: ordered forward assignments with every nested activation named."""
     validate(spec)
+    if spec.reductions and not _allow_reductions.get():
+        names = ", ".join(r.name for r in spec.reductions)
+        raise SpecError(
+            f"cell {spec.name!r}: reductions over units ({names})"
+            " are differentiated by lstm_sym.reductions.staged_backward; the kernel plan and the "
+            "emitters do not print them yet, so derive() refuses the cell rather than drop their "
+            "adjoints"
+        )
     gate_inputs, substitution = _gate_inputs(spec)
     taken = {s.name for s in spec.gate_inputs + spec.prev_symbols + tuple(spec.unit_parameters)}
     taken |= {t.name for t, _ in spec.equations} | {g.symbol.name for g in gate_inputs}

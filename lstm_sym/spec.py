@@ -13,6 +13,10 @@ reaches the step per unit, through per-unit parameters (IndRNN's ``u * h_{t-1}``
 peephole weights ``p * c_{t-1}``). (In a cell whose other gates read their hidden parts, such a
 gate still has hidden weights in the stacked layout, unused: their gradient is zero.)
 
+One exception to the per-unit rule is a reduction over units (:class:`Normalization`, ``CellSpec.reductions``):
+the mean and reciprocal standard deviation of a stacked per-unit vector, a layer norm's
+statistics, read by the per-unit equations as one value per row.
+
 This is enough for the seed LSTM, peepholes, CIFG, GRU (which uses the hidden part of one gate
 on its own) and user-defined cells: a new cell is new data, never a new code path.
 """
@@ -60,6 +64,38 @@ class State:
     def unit(self) -> sp.Symbol:
         """The per-unit symbol the equations assign: ``new``, or ``projection`` if projected."""
         return self.new if self.projection is None else self.projection
+
+
+#: ``torch.nn.LayerNorm``'s default epsilon, 1e-5.
+LAYER_NORM_EPSILON = sp.Rational(1, 100000)
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """A reduction over units: the statistics a layer norm needs of one vector.
+
+    The vector is the per-unit symbols ``over`` stacked, each over all H units, in tuple order
+    (the gates' event parts of an LSTM stacked as PyTorch's 4H projection, or one per-unit
+    value such as the cell state before its normalization: H entries). With n = H len(over)
+    entries v_1 .. v_n:
+
+        mean = (1/n) sum_k v_k,   rstd = ((1/n) sum_k (v_k - mean)^2 + epsilon)^(-1/2)
+
+    (the biased variance, as ``torch.nn.LayerNorm``). ``mean`` and ``rstd`` are symbols the
+    per-unit equations read (one value for all units of a row); an equation reading them comes
+    after every equation that assigns one of ``over``: the step's per-unit stage ends there,
+    the reduction runs over the units, the next stage starts. Nothing else mixes units.
+    """
+
+    name: str
+    over: tuple[sp.Symbol, ...]
+    mean: sp.Symbol
+    rstd: sp.Symbol
+    epsilon: sp.Expr = LAYER_NORM_EPSILON
+
+    @property
+    def symbols(self) -> tuple[sp.Symbol, sp.Symbol]:
+        return (self.mean, self.rstd)
 
 
 @dataclass(frozen=True, eq=False)
@@ -110,6 +146,13 @@ class CellSpec:
     #: that m does not enter. The derivation document derives that recurrence by substituting
     #: s = exp(-m) s~ and shows that the output does not read m; nothing else uses this.
     stabilizer: dict = field(default_factory=dict)
+    #: Reductions over units (:class:`Normalization`), in the order the step computes them.
+    reductions: tuple[Normalization, ...] = ()
+
+    @property
+    def reduction_symbols(self) -> tuple[sp.Symbol, ...]:
+        """Every reduction's ``mean`` and ``rstd``, in reduction order."""
+        return tuple(s for r in self.reductions for s in r.symbols)
 
     def event_input(self, gate: str) -> sp.Symbol:
         return gate_event(gate)
@@ -311,6 +354,7 @@ def validate(spec: CellSpec) -> None:
     known = set(spec.gate_inputs) | set(spec.prev_symbols) | set(spec.unit_parameters)
     for symbol in known:
         _check_identifier(symbol.name, "symbol")
+    reduced = _validate_reductions(spec, known)
     assigned: list[sp.Symbol] = []
     for number, equation in enumerate(spec.equations, 1):
         if not (isinstance(equation, tuple) and len(equation) == 2):
@@ -348,7 +392,15 @@ def validate(spec: CellSpec) -> None:
                 "across units belongs in the gates' projections: use <gate>_event/<gate>_hidden)"
             )
         names = {s.name for s in known | set(assigned)}
-        unknown = sorted(str(s) for s in expr.free_symbols - known - set(assigned))
+        for reduction in spec.reductions:
+            if set(reduction.symbols) & expr.free_symbols:
+                missing = [v for v in reduction.over if v not in known and v not in assigned]
+                if missing:
+                    raise SpecError(
+                        f"{where}: reads the statistics of reduction {reduction.name!r} before "
+                        f"{', '.join(map(str, missing))} (what it reduces) is assigned"
+                    )
+        unknown = sorted(str(s) for s in expr.free_symbols - known - reduced - set(assigned))
         if unknown:
             hint = ""
             if any(name in names for name in unknown):
@@ -395,6 +447,36 @@ def validate(spec: CellSpec) -> None:
             )
     for function in spec.step_functions:
         _check_identifier(function.name, "step function name")
+
+
+def _validate_reductions(spec: CellSpec, known: set) -> set:
+    """``reductions``: Normalization entries with their own symbols over known or assigned
+    per-unit symbols; returns the set of their ``mean`` and ``rstd`` symbols."""
+    if not isinstance(spec.reductions, tuple):
+        raise SpecError(f"cell {spec.name!r}: reductions must be a tuple of Normalization")
+    targets = {t for t, _ in spec.equations if isinstance(t, sp.Symbol)}
+    symbols: set = set()
+    for reduction in spec.reductions:
+        if not isinstance(reduction, Normalization):
+            raise SpecError(
+                f"cell {spec.name!r}: reductions hold Normalization entries, got {reduction!r}"
+            )
+        where = f"cell {spec.name!r}, reduction {reduction.name!r}"
+        _check_identifier(reduction.name, "reduction name")
+        if not reduction.over or not all(isinstance(v, sp.Symbol) for v in reduction.over):
+            raise SpecError(f"{where}: over must be a non-empty tuple of per-unit Symbols")
+        for value in reduction.over:
+            if value not in known | targets or value in spec.prev_symbols:
+                raise SpecError(f"{where}: {value} is no gate input or per-unit value of the step")
+        epsilon = sp.sympify(reduction.epsilon)
+        if not (epsilon.is_Number and epsilon.is_finite and epsilon > 0):
+            raise SpecError(f"{where}: epsilon must be a positive number, got {epsilon}")
+        for symbol in reduction.symbols:
+            _check_identifier(getattr(symbol, "name", "?"), "reduction symbol")
+            if symbol in known | targets | symbols:
+                raise SpecError(f"{where}: {symbol} is assigned twice or shadows an input")
+            symbols.add(symbol)
+    return symbols
 
 
 def source_stage(spec: CellSpec) -> int:

@@ -25,6 +25,7 @@ kernels see the very same inputs.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import mpmath
@@ -212,7 +213,18 @@ def random_point(
 # ---------------------------------------------------------------------------------------------
 
 
-def _unroll(spec: CellSpec, leaves: dict, affine, step, zero, lengths=None):
+@functools.cache
+def statistics(n: int, epsilon) -> tuple[tuple[sp.Symbol, ...], sp.Expr, sp.Expr]:
+    """``(v, mean, rstd)``: a layer norm's statistics of n symbols v_1..v_n written out,
+    ``mean = sum(v) / n`` and ``rstd = (sum((v - mean)^2) / n + epsilon)^(-1/2)`` (the biased
+    variance, as ``torch.nn.LayerNorm``), from the definition, never through the derivation."""
+    v = tuple(sp.Symbol(f"v{k}", real=True) for k in range(n))
+    mean = sp.Add(*v) / n
+    variance = sp.Add(*((x - mean) ** 2 for x in v)) / n
+    return v, mean, (variance + epsilon) ** sp.Rational(-1, 2)
+
+
+def _unroll(spec: CellSpec, leaves: dict, affine, step, zero, lengths=None, reduce=None):
     """The spec's equations over the whole sequence, unit by unit, the linear mixing written out.
 
     ``leaves`` maps every leaf name to an object array of numbers (duals or SymPy symbols);
@@ -227,6 +239,9 @@ def _unroll(spec: CellSpec, leaves: dict, affine, step, zero, lengths=None):
     ``t < lengths[b]``, as PyTorch's packed sequences. Past its length a row is not computed at
     all: its events are never read, every state keeps its value and its output is ``zero``, so
     the final states are each row's states after its own last step.
+    ``reduce(values, epsilon) -> (mean, rstd)``: a reduction over units
+    (``spec.reductions``), applied to the stacked values (each ``over`` symbol across all
+    units, in tuple order) before the first equation that reads its statistics.
     Returns ``(outputs (T, B, output size), {short: final state (B, size)})``.
     """
     T, B, _ = leaves["events"].shape
@@ -275,6 +290,15 @@ def _unroll(spec: CellSpec, leaves: dict, affine, step, zero, lengths=None):
                                 read,
                                 leaves[f"hidden_{gate}_bias"][k],
                             )
+                for reduction in spec.reductions:
+                    if (
+                        set(reduction.symbols) & expr.free_symbols
+                        and reduction.mean not in units[0]
+                    ):
+                        stacked = [values[v] for v in reduction.over for values in units]
+                        mean, rstd = reduce(stacked, reduction.epsilon)
+                        for values in units:
+                            values[reduction.mean], values[reduction.rstd] = mean, rstd
                 for values in units:
                     step(values, i)
             for k, values in enumerate(units):
@@ -330,6 +354,24 @@ def _compiled_equations(spec: CellSpec):
     return compiled
 
 
+@functools.cache
+def _compiled(expr: sp.Expr, symbols: tuple):
+    value = sp.lambdify(symbols, expr, modules=_MODULES)
+    return value, [sp.lambdify(symbols, sp.diff(expr, u), modules=_MODULES) for u in symbols]
+
+
+def _apply(expr: sp.Expr, symbols: tuple, duals: list, zero: list) -> _Dual:
+    """``expr`` of ``symbols`` at ``duals``, its tangent by the chain rule (``sympy.diff``)."""
+    value, partials = _compiled(expr, symbols)
+    args = [d.value for d in duals]
+    tangent = list(zero)
+    for dual, partial in zip(duals, partials):
+        d = partial(*args)
+        if d:
+            tangent = [x + d * y for x, y in zip(tangent, dual.tangent)]
+    return _Dual(value(*args), tangent)
+
+
 def _forward_mode(spec: CellSpec, point: dict, cotangents: dict, lengths=None):
     names = list(point)
     offsets, total = {}, 0
@@ -376,7 +418,13 @@ def _forward_mode(spec: CellSpec, point: dict, cotangents: dict, lengths=None):
                 tangent = [x + d * y for x, y in zip(tangent, values[u].tangent)]
         values[target] = _Dual(value(*args), tangent)
 
-    outputs, state = _unroll(spec, leaves, affine, step, _Dual(mpmath.mpf(0), list(zero)), lengths)
+    def reduce(stacked, epsilon):
+        v, *exprs = statistics(len(stacked), epsilon)
+        return tuple(_apply(expr, v, stacked, zero) for expr in exprs)
+
+    outputs, state = _unroll(
+        spec, leaves, affine, step, _Dual(mpmath.mpf(0), list(zero)), lengths, reduce
+    )
 
     loss = list(zero)
     pairs = list(zip(cotangents["outputs"].ravel(), outputs.ravel()))
@@ -423,7 +471,12 @@ def direct_gradients(spec: CellSpec, point: dict, cotangents: dict, lengths=None
         target, expr = spec.equations[i]
         values[target] = expr.xreplace(values)
 
-    outputs, state = _unroll(spec, symbols, affine, step, sp.S.Zero, lengths)
+    def reduce(stacked, epsilon):
+        v, mean, rstd = statistics(len(stacked), epsilon)
+        values = dict(zip(v, stacked))
+        return mean.xreplace(values), rstd.xreplace(values)
+
+    outputs, state = _unroll(spec, symbols, affine, step, sp.S.Zero, lengths, reduce)
     terms = [
         sp.Float(float(c), DIGITS) * o
         for c, o in zip(cotangents["outputs"].ravel(), outputs.ravel())
