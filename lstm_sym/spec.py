@@ -13,9 +13,9 @@ reaches the step per unit, through per-unit parameters (IndRNN's ``u * h_{t-1}``
 peephole weights ``p * c_{t-1}``). (In a cell whose other gates read their hidden parts, such a
 gate still has hidden weights in the stacked layout, unused: their gradient is zero.)
 
-One exception to the per-unit rule is a reduction over units (:class:`Normalization`, ``CellSpec.reductions``):
-the mean and reciprocal standard deviation of a stacked per-unit vector, a layer norm's
-statistics, read by the per-unit equations as one value per row.
+One exception to the per-unit rule is a reduction over units (:class:`Normalization`,
+``CellSpec.reductions``): the mean and reciprocal standard deviation of a stacked per-unit
+vector, a layer norm's statistics, read by the per-unit equations as one value per row.
 
 This is enough for the seed LSTM, peepholes, CIFG, GRU (which uses the hidden part of one gate
 on its own) and user-defined cells: a new cell is new data, never a new code path.
