@@ -30,8 +30,11 @@ rewrites the scratch after them: when ``saved`` is still that view of a cache th
 in; either way ``saved`` itself is never written (the op stays functional: autograd may call it
 again). Tensors on any other device run the generated PyTorch emitter module
 (``generated/<cell>_torch.py``), which prints the same kernel plan as torch operations; its
-``saved`` is whatever it keeps. :func:`emitter_on_cpu` runs CPU tensors through the emitter too
-(how the tests check the emitter against the C path on a machine without another device).
+``saved`` is whatever it keeps. For a cell whose update the derivation proved affine in the
+previous state (minGRU, minLSTM) that path runs the emitter's time-parallel scan
+(``forward_scan``/``backward_scan``), not its loop over the steps. :func:`emitter_on_cpu`
+runs CPU tensors through the emitter too (how the tests check the emitter against the C path
+on a machine without another device).
 
 Built-in cells are registered when this module is imported; a user's cell generated with
 ``lstm-sym generate --spec cell.py --out DIR`` is registered by :func:`load` (``name``,
@@ -203,6 +206,18 @@ class CellOps:
                 ) from error
             self._emitter = module
         return self._emitter
+
+    @property
+    def emitter_forward(self):
+        """The emitter's forward: its time-parallel ``forward_scan`` where the derivation proved
+        the state update affine (``lstm_sym/scan.py``: minGRU, minLSTM; no loop over the steps,
+        what a GPU wants), else its step loop ``forward``. Both keep the same ``saved``."""
+        return getattr(self.emitter, "forward_scan", None) or self.emitter.forward
+
+    @property
+    def emitter_backward(self):
+        """The emitter's backward: ``backward_scan`` where there is one, else ``backward``."""
+        return getattr(self.emitter, "backward_scan", None) or self.emitter.backward
 
     # ---- input checks --------------------------------------------------------------------
     def check(self, events, initial_states, weights, lengths, function="forward"):
@@ -378,7 +393,7 @@ def _define_forward(cell: CellOps):
     def forward(events, initial_states, weights, lengths):
         sizes = cell.check(events, initial_states, weights, lengths)
         if not _runs_c(events):
-            outputs, finals, saved = cell.emitter.forward(
+            outputs, finals, saved = cell.emitter_forward(
                 events.contiguous(),
                 tuple(_contiguous(initial_states)),
                 tuple(_contiguous(weights)),
@@ -394,7 +409,7 @@ def _define_forward(cell: CellOps):
     def fake(events, initial_states, weights, lengths):
         sizes = cell.check(events, initial_states, weights, lengths)
         if not _runs_c(events):
-            outputs, finals, saved = cell.emitter.forward(
+            outputs, finals, saved = cell.emitter_forward(
                 events, tuple(initial_states), tuple(weights), lengths
             )
             return outputs, list(finals), list(saved)
@@ -438,7 +453,7 @@ def _define_backward(cell: CellOps):
         sizes = cell.check(events, initial_states, weights, lengths, "backward")
         _check_adjoints(cell, sizes, events, d_outputs, d_final_states)
         if not _runs_c(events):
-            d_events, d_initial, d_weights = cell.emitter.backward(
+            d_events, d_initial, d_weights = cell.emitter_backward(
                 events.contiguous(),
                 tuple(_contiguous(initial_states)),
                 tuple(_contiguous(weights)),

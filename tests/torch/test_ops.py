@@ -290,3 +290,24 @@ def test_opcheck_passes_on_the_emitter_path(name):
     events, states, weights, lengths = _problem(cell, lengths=LENGTHS)
     with ops.emitter_on_cpu():
         torch.library.opcheck(cell.forward, (events, states, weights, lengths))
+
+
+@pytest.mark.parametrize("name", ["mingru", "minlstm"])
+def test_the_emitter_path_of_an_affine_cell_runs_its_scan_not_its_step_loop(name, monkeypatch):
+    # minGRU and minLSTM are affine in their previous state (lstm_sym/scan.py): off the CPU
+    # their operators run the generated time-parallel scan. With the emitter's loop disabled,
+    # the operators still run, give what the C gives, and pass opcheck (fake tensors included).
+    cell = ops.get(name)
+    problem = _problem(cell, lengths=LENGTHS)
+    by_c = _loss_and_grads(cell, *problem)
+
+    def refused(*args, **kwargs):
+        raise AssertionError("the step loop ran")
+
+    monkeypatch.setattr(cell.emitter, "forward", refused)
+    monkeypatch.setattr(cell.emitter, "backward", refused)
+    with ops.emitter_on_cpu():
+        by_scan = _loss_and_grads(cell, *problem)
+        torch.library.opcheck(cell.forward, problem)
+    for got, want in zip(by_scan, by_c, strict=True):
+        assert float((got - want).abs().max()) <= 1e-12 * max(float(want.abs().max()), 1.0)
