@@ -498,7 +498,6 @@ int indrnn_backward_f64(
         d_event_weights == NULL ||
         d_event_bias == NULL ||
         d_recurrent_unit_weights == NULL ||
-        d_events == NULL ||
         d_h0 == NULL) {
         return INDRNN_ERROR_NULL;
     }
@@ -577,8 +576,11 @@ int indrnn_backward_f64(
             }
         }
         lstm_sym_column_sums_f64(steps * batch, rows, delta_event, d_event_bias);
-        lstm_sym_fill_f64(steps * batch * event_size, 0.0, d_events);
-        lstm_sym_product_nn_f64(steps * batch, event_size, rows, delta_event, rows, 1u, event_weights, d_events, pack, panel);
+        /* dL/dX = Delta_event W_event (eq:linear-inputs), unless the caller needs none */
+        if (d_events != NULL) {
+            lstm_sym_fill_f64(steps * batch * event_size, 0.0, d_events);
+            lstm_sym_product_nn_f64(steps * batch, event_size, rows, delta_event, rows, 1u, event_weights, d_events, pack, panel);
+        }
     }
     return INDRNN_OK;
 }
@@ -1140,7 +1142,6 @@ int indrnn_backward_f32(
         d_event_weights == NULL ||
         d_event_bias == NULL ||
         d_recurrent_unit_weights == NULL ||
-        d_events == NULL ||
         d_h0 == NULL) {
         return INDRNN_ERROR_NULL;
     }
@@ -1219,8 +1220,11 @@ int indrnn_backward_f32(
             }
         }
         lstm_sym_column_sums_f32(steps * batch, rows, delta_event, d_event_bias);
-        lstm_sym_fill_f32(steps * batch * event_size, 0.0F, d_events);
-        lstm_sym_product_nn_f32(steps * batch, event_size, rows, delta_event, rows, 1u, event_weights, d_events, pack, panel);
+        /* dL/dX = Delta_event W_event (eq:linear-inputs), unless the caller needs none */
+        if (d_events != NULL) {
+            lstm_sym_fill_f32(steps * batch * event_size, 0.0F, d_events);
+            lstm_sym_product_nn_f32(steps * batch, event_size, rows, delta_event, rows, 1u, event_weights, d_events, pack, panel);
+        }
     }
     return INDRNN_OK;
 }

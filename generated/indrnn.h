@@ -177,7 +177,7 @@ int indrnn_forward_f32(
  *   d_event_weights    dL/d(event_weights), (gates * hidden_size, event_size), gates stacked
  *   d_event_bias       dL/d(event_bias), (gates * hidden_size)
  *   d_recurrent_unit_weights dL/d(recurrent_unit_weights), (hidden_size): per-unit parameter
- *   d_events           dL/d(events), (steps, batch, event_size)
+ *   d_events           dL/d(events), (steps, batch, event_size); NULL: not computed (one matrix product less)
  *   d_h0               dL/d(h0), (batch, hidden_size)
  */
 int indrnn_backward_f64(

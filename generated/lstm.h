@@ -187,7 +187,7 @@ int lstm_forward_f32(
  *   d_event_bias       dL/d(event_bias), (gates * hidden_size)
  *   d_hidden_weights   dL/d(hidden_weights), (gates * hidden_size, hidden_size), gates stacked
  *   d_hidden_bias      dL/d(hidden_bias), (gates * hidden_size)
- *   d_events           dL/d(events), (steps, batch, event_size)
+ *   d_events           dL/d(events), (steps, batch, event_size); NULL: not computed (one matrix product less)
  *   d_h0               dL/d(h0), (batch, hidden_size)
  *   d_c0               dL/d(c0), (batch, hidden_size)
  */

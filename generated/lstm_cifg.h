@@ -194,7 +194,7 @@ int lstm_cifg_forward_f32(
  *   d_hidden_bias      dL/d(hidden_bias), (gates * hidden_size)
  *   d_peephole_update  dL/d(peephole_update), (hidden_size): per-unit parameter
  *   d_peephole_output  dL/d(peephole_output), (hidden_size): per-unit parameter
- *   d_events           dL/d(events), (steps, batch, event_size)
+ *   d_events           dL/d(events), (steps, batch, event_size); NULL: not computed (one matrix product less)
  *   d_h0               dL/d(h0), (batch, hidden_size)
  *   d_c0               dL/d(c0), (batch, hidden_size)
  */

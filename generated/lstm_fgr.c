@@ -810,7 +810,6 @@ int lstm_fgr_backward_f64(
         d_peephole_update == NULL ||
         d_peephole_forget == NULL ||
         d_peephole_output == NULL ||
-        d_events == NULL ||
         d_h0 == NULL ||
         d_c0 == NULL ||
         d_i0 == NULL ||
@@ -955,8 +954,11 @@ int lstm_fgr_backward_f64(
         }
         lstm_sym_fill_f64(rows, 0.0, d_hidden_bias);
         lstm_sym_column_sums_f64(steps * batch, rows, delta_hidden, d_hidden_bias);
-        lstm_sym_fill_f64(steps * batch * event_size, 0.0, d_events);
-        lstm_sym_product_nn_f64(steps * batch, event_size, rows, delta_event, rows, 1u, event_weights, d_events, pack, panel);
+        /* dL/dX = Delta_event W_event (eq:linear-inputs), unless the caller needs none */
+        if (d_events != NULL) {
+            lstm_sym_fill_f64(steps * batch * event_size, 0.0, d_events);
+            lstm_sym_product_nn_f64(steps * batch, event_size, rows, delta_event, rows, 1u, event_weights, d_events, pack, panel);
+        }
     }
     return LSTM_FGR_OK;
 }
@@ -2034,7 +2036,6 @@ int lstm_fgr_backward_f32(
         d_peephole_update == NULL ||
         d_peephole_forget == NULL ||
         d_peephole_output == NULL ||
-        d_events == NULL ||
         d_h0 == NULL ||
         d_c0 == NULL ||
         d_i0 == NULL ||
@@ -2179,8 +2180,11 @@ int lstm_fgr_backward_f32(
         }
         lstm_sym_fill_f32(rows, 0.0F, d_hidden_bias);
         lstm_sym_column_sums_f32(steps * batch, rows, delta_hidden, d_hidden_bias);
-        lstm_sym_fill_f32(steps * batch * event_size, 0.0F, d_events);
-        lstm_sym_product_nn_f32(steps * batch, event_size, rows, delta_event, rows, 1u, event_weights, d_events, pack, panel);
+        /* dL/dX = Delta_event W_event (eq:linear-inputs), unless the caller needs none */
+        if (d_events != NULL) {
+            lstm_sym_fill_f32(steps * batch * event_size, 0.0F, d_events);
+            lstm_sym_product_nn_f32(steps * batch, event_size, rows, delta_event, rows, 1u, event_weights, d_events, pack, panel);
+        }
     }
     return LSTM_FGR_OK;
 }

@@ -633,7 +633,6 @@ int lstm_nfg_backward_f64(
         d_hidden_bias == NULL ||
         d_peephole_update == NULL ||
         d_peephole_output == NULL ||
-        d_events == NULL ||
         d_h0 == NULL ||
         d_c0 == NULL) {
         return LSTM_NFG_ERROR_NULL;
@@ -742,8 +741,11 @@ int lstm_nfg_backward_f64(
         }
         /* Delta_hidden is Delta_event: the same sums */
         lstm_sym_copy_f64(rows, d_event_bias, d_hidden_bias);
-        lstm_sym_fill_f64(steps * batch * event_size, 0.0, d_events);
-        lstm_sym_product_nn_f64(steps * batch, event_size, rows, delta_event, rows, 1u, event_weights, d_events, pack, panel);
+        /* dL/dX = Delta_event W_event (eq:linear-inputs), unless the caller needs none */
+        if (d_events != NULL) {
+            lstm_sym_fill_f64(steps * batch * event_size, 0.0, d_events);
+            lstm_sym_product_nn_f64(steps * batch, event_size, rows, delta_event, rows, 1u, event_weights, d_events, pack, panel);
+        }
     }
     return LSTM_NFG_OK;
 }
@@ -1510,7 +1512,6 @@ int lstm_nfg_backward_f32(
         d_hidden_bias == NULL ||
         d_peephole_update == NULL ||
         d_peephole_output == NULL ||
-        d_events == NULL ||
         d_h0 == NULL ||
         d_c0 == NULL) {
         return LSTM_NFG_ERROR_NULL;
@@ -1619,8 +1620,11 @@ int lstm_nfg_backward_f32(
         }
         /* Delta_hidden is Delta_event: the same sums */
         lstm_sym_copy_f32(rows, d_event_bias, d_hidden_bias);
-        lstm_sym_fill_f32(steps * batch * event_size, 0.0F, d_events);
-        lstm_sym_product_nn_f32(steps * batch, event_size, rows, delta_event, rows, 1u, event_weights, d_events, pack, panel);
+        /* dL/dX = Delta_event W_event (eq:linear-inputs), unless the caller needs none */
+        if (d_events != NULL) {
+            lstm_sym_fill_f32(steps * batch * event_size, 0.0F, d_events);
+            lstm_sym_product_nn_f32(steps * batch, event_size, rows, delta_event, rows, 1u, event_weights, d_events, pack, panel);
+        }
     }
     return LSTM_NFG_OK;
 }

@@ -212,7 +212,7 @@ int lstmp_forward_f32(
  *   d_hidden_weights   dL/d(hidden_weights), (gates * hidden_size, projection_size), gates stacked
  *   d_hidden_bias      dL/d(hidden_bias), (gates * hidden_size)
  *   d_projection_weights dL/d(projection_weights), (projection_size, hidden_size): hidden = W unprojected, no bias
- *   d_events           dL/d(events), (steps, batch, event_size)
+ *   d_events           dL/d(events), (steps, batch, event_size); NULL: not computed (one matrix product less)
  *   d_h0               dL/d(h0), (batch, projection_size)
  *   d_c0               dL/d(c0), (batch, hidden_size)
  */

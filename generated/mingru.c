@@ -502,7 +502,6 @@ int mingru_backward_f64(
         d_outputs == NULL ||
         d_event_weights == NULL ||
         d_event_bias == NULL ||
-        d_events == NULL ||
         d_h0 == NULL) {
         return MINGRU_ERROR_NULL;
     }
@@ -602,8 +601,11 @@ int mingru_backward_f64(
             }
         }
         lstm_sym_column_sums_f64(steps * batch, rows, delta_event, d_event_bias);
-        lstm_sym_fill_f64(steps * batch * event_size, 0.0, d_events);
-        lstm_sym_product_nn_f64(steps * batch, event_size, rows, delta_event, rows, 1u, event_weights, d_events, pack, panel);
+        /* dL/dX = Delta_event W_event (eq:linear-inputs), unless the caller needs none */
+        if (d_events != NULL) {
+            lstm_sym_fill_f64(steps * batch * event_size, 0.0, d_events);
+            lstm_sym_product_nn_f64(steps * batch, event_size, rows, delta_event, rows, 1u, event_weights, d_events, pack, panel);
+        }
     }
     return MINGRU_OK;
 }
@@ -1161,7 +1163,6 @@ int mingru_backward_f32(
         d_outputs == NULL ||
         d_event_weights == NULL ||
         d_event_bias == NULL ||
-        d_events == NULL ||
         d_h0 == NULL) {
         return MINGRU_ERROR_NULL;
     }
@@ -1261,8 +1262,11 @@ int mingru_backward_f32(
             }
         }
         lstm_sym_column_sums_f32(steps * batch, rows, delta_event, d_event_bias);
-        lstm_sym_fill_f32(steps * batch * event_size, 0.0F, d_events);
-        lstm_sym_product_nn_f32(steps * batch, event_size, rows, delta_event, rows, 1u, event_weights, d_events, pack, panel);
+        /* dL/dX = Delta_event W_event (eq:linear-inputs), unless the caller needs none */
+        if (d_events != NULL) {
+            lstm_sym_fill_f32(steps * batch * event_size, 0.0F, d_events);
+            lstm_sym_product_nn_f32(steps * batch, event_size, rows, delta_event, rows, 1u, event_weights, d_events, pack, panel);
+        }
     }
     return MINGRU_OK;
 }

@@ -173,7 +173,7 @@ int mingru_forward_f32(
  *   d_h_last           dL/d(h_last), (batch, hidden_size); NULL: zeros
  *   d_event_weights    dL/d(event_weights), (gates * hidden_size, event_size), gates stacked
  *   d_event_bias       dL/d(event_bias), (gates * hidden_size)
- *   d_events           dL/d(events), (steps, batch, event_size)
+ *   d_events           dL/d(events), (steps, batch, event_size); NULL: not computed (one matrix product less)
  *   d_h0               dL/d(h0), (batch, hidden_size)
  */
 int mingru_backward_f64(

@@ -713,7 +713,6 @@ int slstm_backward_f64(
         d_event_bias == NULL ||
         d_hidden_weights == NULL ||
         d_hidden_bias == NULL ||
-        d_events == NULL ||
         d_h0 == NULL ||
         d_c0 == NULL ||
         d_n0 == NULL ||
@@ -848,8 +847,11 @@ int slstm_backward_f64(
         }
         /* Delta_hidden is Delta_event: the same sums */
         lstm_sym_copy_f64(rows, d_event_bias, d_hidden_bias);
-        lstm_sym_fill_f64(steps * batch * event_size, 0.0, d_events);
-        lstm_sym_product_nn_f64(steps * batch, event_size, rows, delta_event, rows, 1u, event_weights, d_events, pack, panel);
+        /* dL/dX = Delta_event W_event (eq:linear-inputs), unless the caller needs none */
+        if (d_events != NULL) {
+            lstm_sym_fill_f64(steps * batch * event_size, 0.0, d_events);
+            lstm_sym_product_nn_f64(steps * batch, event_size, rows, delta_event, rows, 1u, event_weights, d_events, pack, panel);
+        }
     }
     return SLSTM_OK;
 }
@@ -1718,7 +1720,6 @@ int slstm_backward_f32(
         d_event_bias == NULL ||
         d_hidden_weights == NULL ||
         d_hidden_bias == NULL ||
-        d_events == NULL ||
         d_h0 == NULL ||
         d_c0 == NULL ||
         d_n0 == NULL ||
@@ -1853,8 +1854,11 @@ int slstm_backward_f32(
         }
         /* Delta_hidden is Delta_event: the same sums */
         lstm_sym_copy_f32(rows, d_event_bias, d_hidden_bias);
-        lstm_sym_fill_f32(steps * batch * event_size, 0.0F, d_events);
-        lstm_sym_product_nn_f32(steps * batch, event_size, rows, delta_event, rows, 1u, event_weights, d_events, pack, panel);
+        /* dL/dX = Delta_event W_event (eq:linear-inputs), unless the caller needs none */
+        if (d_events != NULL) {
+            lstm_sym_fill_f32(steps * batch * event_size, 0.0F, d_events);
+            lstm_sym_product_nn_f32(steps * batch, event_size, rows, delta_event, rows, 1u, event_weights, d_events, pack, panel);
+        }
     }
     return SLSTM_OK;
 }

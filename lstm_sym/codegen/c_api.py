@@ -177,7 +177,13 @@ def functions(spec: CellSpec) -> tuple[Function, ...]:
                 for s in states
             ),
             *_weights(spec, gradient=True),
-            Arg("d_events", "out", "dL/d(events), (steps, batch, event_size)"),
+            Arg(
+                "d_events",
+                "out",
+                "dL/d(events), (steps, batch, event_size); NULL: not computed (one matrix "
+                "product less)",
+                True,
+            ),
             *(
                 Arg(f"d_{s.short}0", "out", f"dL/d({s.short}0), (batch, {_size(spec, s)})")
                 for s in states

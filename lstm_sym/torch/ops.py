@@ -11,9 +11,12 @@ Per cell, two ``torch.library.custom_op``\\ s on the tensors of the operator con
     per-unit parameters and projection weights; :attr:`CellOps.weights`); ``lengths`` None or
     (B,) integers 1..T (PyTorch's packed sequences: rows past their length keep their states,
     output zeros). ``saved`` is what the backward reads: on CPU one tensor, the C cache.
-``<cell>_backward(events, initial_states, weights, lengths, saved, d_outputs, d_final_states)
--> (d_events, d_initial_states, d_weights)``
-    the derived backward (gradients in the shapes of their inputs).
+``<cell>_backward(events, initial_states, weights, lengths, saved, d_outputs, d_final_states,
+events_grad=True) -> (d_events, d_initial_states, d_weights)``
+    the derived backward (gradients in the shapes of their inputs). With ``events_grad`` False
+    ``d_events`` is an empty tensor and the C skips its matrix product (``d_events`` NULL):
+    autograd asks for it only when the events require a gradient (a first layer's input
+    usually does not).
 
 ``register_autograd`` wires the backward op as the forward op's gradient, so
 ``torch.autograd`` and ``torch.compile`` (``register_fake`` gives every output's shape) run the
@@ -382,7 +385,7 @@ def _schema_forward() -> str:
 def _schema_backward() -> str:
     return (
         "(Tensor events, Tensor[] initial_states, Tensor[] weights, Tensor? lengths, "
-        "Tensor[] saved, Tensor d_outputs, Tensor[] d_final_states) "
+        "Tensor[] saved, Tensor d_outputs, Tensor[] d_final_states, bool events_grad=True) "
         "-> (Tensor, Tensor[], Tensor[])"
     )
 
@@ -449,7 +452,9 @@ def _c_forward(cell, sizes, events, initial_states, weights, lengths):
 def _define_backward(cell: CellOps):
     name = f"lstm_sym::{cell.qualifier}_backward"
 
-    def backward(events, initial_states, weights, lengths, saved, d_outputs, d_final_states):
+    def backward(
+        events, initial_states, weights, lengths, saved, d_outputs, d_final_states, events_grad=True
+    ):
         sizes = cell.check(events, initial_states, weights, lengths, "backward")
         _check_adjoints(cell, sizes, events, d_outputs, d_final_states)
         if not _runs_c(events):
@@ -463,16 +468,22 @@ def _define_backward(cell: CellOps):
                 tuple(_contiguous(d_final_states)),
             )
             inputs = [events, *initial_states, *weights, *saved, d_outputs, *d_final_states]
+            if not events_grad:
+                d_events = events.new_empty((0,))
             fresh = _fresh([d_events, *d_initial, *d_weights], inputs)
             count = len(cell.states)
             return fresh[0], fresh[1 : 1 + count], fresh[1 + count :]
-        return _c_backward(cell, sizes, events, weights, lengths, saved, d_outputs, d_final_states)
+        return _c_backward(
+            cell, sizes, events, weights, lengths, saved, d_outputs, d_final_states, events_grad
+        )
 
     op = torch.library.custom_op(name, backward, mutates_args=(), schema=_schema_backward())
 
-    def fake(events, initial_states, weights, lengths, saved, d_outputs, d_final_states):
+    def fake(
+        events, initial_states, weights, lengths, saved, d_outputs, d_final_states, events_grad=True
+    ):
         return (
-            torch.empty_like(events),
+            torch.empty_like(events) if events_grad else events.new_empty((0,)),
             [torch.empty_like(s) for s in initial_states],
             [torch.empty_like(w) for w in weights],
         )
@@ -503,7 +514,9 @@ def _check_adjoints(cell, sizes, events, d_outputs, d_final_states):
             raise ValueError(f"{op}: {label} must have shape {shape}, got {tuple(value.shape)}")
 
 
-def _c_backward(cell, sizes, events, weights, lengths, saved, d_outputs, d_final_states):
+def _c_backward(
+    cell, sizes, events, weights, lengths, saved, d_outputs, d_final_states, events_grad=True
+):
     """The generated C backward on the cache ``saved`` begins (:func:`_whole_cache`)."""
     (head,) = saved
     expected = cell.saved_size(sizes)
@@ -515,7 +528,7 @@ def _c_backward(cell, sizes, events, weights, lengths, saved, d_outputs, d_final
     cache, key = _whole_cache(head, cell.cache_size(sizes))
     try:
         return _run_c_backward(
-            cell, sizes, events, weights, lengths, cache, d_outputs, d_final_states
+            cell, sizes, events, weights, lengths, cache, d_outputs, d_final_states, events_grad
         )
     finally:
         if key is not None:
@@ -547,13 +560,16 @@ def _whole_cache(head, size: int):
     return cache, None
 
 
-def _run_c_backward(cell, sizes, events, weights, lengths, cache, d_outputs, d_final_states):
+def _run_c_backward(
+    cell, sizes, events, weights, lengths, cache, d_outputs, d_final_states, events_grad=True
+):
     dtype = _DTYPES[events.dtype]
     events = events.contiguous()
     weights = _contiguous(weights)
     d_outputs = d_outputs.contiguous()
     d_final_states = _contiguous(d_final_states)
-    d_events = torch.empty_like(events)
+    # without events_grad the C skips dL/dX = Delta W_event (d_events NULL): empty, as fake's
+    d_events = torch.empty_like(events) if events_grad else events.new_empty((0,))
     d_weights = [torch.empty_like(w) for w in weights]
     new = events.new_empty
     d_initial = [new(cell.shape(f"{s}0", sizes)) for s, _ in cell.states]
@@ -561,7 +577,7 @@ def _run_c_backward(cell, sizes, events, weights, lengths, cache, d_outputs, d_f
         "events": events.data_ptr(),
         "cache": cache.data_ptr(),
         "d_outputs": d_outputs.data_ptr(),
-        "d_events": d_events.data_ptr(),
+        "d_events": d_events.data_ptr() if events_grad else None,
     }
     if lengths is not None:
         lengths = lengths.contiguous()
@@ -603,10 +619,11 @@ def _register_autograd(cell: CellOps):
         if d_outputs is None:
             sizes = cell.sizes(events, initial, weights)
             d_outputs = events.new_zeros(cell.shape("outputs", sizes))
+        events_grad = ctx.needs_input_grad[0]
         d_events, d_initial, d_weights = cell.backward(
-            events, initial, weights, lengths, saved, d_outputs, d_final_states
+            events, initial, weights, lengths, saved, d_outputs, d_final_states, events_grad
         )
-        return d_events, list(d_initial), list(d_weights), None
+        return d_events if events_grad else None, list(d_initial), list(d_weights), None
 
     cell.forward.register_autograd(backward, setup_context=setup_context)
 

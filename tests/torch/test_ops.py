@@ -56,7 +56,7 @@ def _loss_and_grads(cell, events, states, weights, lengths, seed=1):
         loss = (
             loss + (final * torch.randn(final.shape, generator=generator, dtype=final.dtype)).sum()
         )
-    inputs = [events, *states, *weights]
+    inputs = [t for t in (events, *states, *weights) if t.requires_grad]
     grads = torch.autograd.grad(loss, inputs)
     return [outputs.detach(), *(f.detach() for f in finals), *grads]
 
@@ -311,3 +311,37 @@ def test_the_emitter_path_of_an_affine_cell_runs_its_scan_not_its_step_loop(name
         torch.library.opcheck(cell.forward, problem)
     for got, want in zip(by_scan, by_c, strict=True):
         assert float((got - want).abs().max()) <= 1e-12 * max(float(want.abs().max()), 1.0)
+
+
+@pytest.mark.parametrize("path", ["C", "emitter"])
+def test_events_without_a_gradient_skip_it_and_change_no_other_gradient(path):
+    # autograd asks the backward op for dL/d(events) only when the events require it; without
+    # it the C skips that matrix product (d_events NULL) and every other gradient is the same.
+    cell = ops.get("peephole_lstm")
+    events, states, weights, lengths = _problem(cell, lengths=LENGTHS)
+    context = ops.emitter_on_cpu if path == "emitter" else _no_context
+    with context():
+        full = _loss_and_grads(cell, events, states, weights, lengths)
+        without = _loss_and_grads(cell, events.detach(), states, weights, lengths)
+        outputs, finals, saved = cell.forward(events, states, weights, lengths)
+        arguments = [t.detach() for t in (events, *states, *weights)]
+        d_outputs = torch.randn_like(outputs)
+        backward = (
+            arguments[0],
+            arguments[1 : 1 + len(states)],
+            arguments[1 + len(states) :],
+            lengths,
+            [s.detach() for s in saved],
+            d_outputs,
+            [torch.zeros_like(f) for f in finals],
+        )
+        skipped = cell.backward(*backward, events_grad=False)
+        computed = cell.backward(*backward)
+        torch.library.opcheck(cell.backward, backward, {"events_grad": False})
+    count = 1 + len(finals)
+    assert len(without) == len(full) - 1  # no d_events
+    for got, want in zip(without, full[:count] + full[count + 1 :], strict=True):
+        assert torch.equal(got, want)
+    assert skipped[0].numel() == 0 and computed[0].shape == events.shape
+    for got, want in zip([*skipped[1], *skipped[2]], [*computed[1], *computed[2]], strict=True):
+        assert torch.equal(got, want)
