@@ -233,9 +233,7 @@ class RNN(nn.Module):
                 index = layer * directions + direction
                 events = x if direction == 0 else _reverse(x, order)
                 states = [s[index] for s in initial]
-                y, lasts, _ = self.cell.forward(
-                    events, states, self._weights(index, sizes, x), lengths
-                )
+                y, lasts = self.cell.apply(events, states, self._weights(index, sizes, x), lengths)
                 for k, last in enumerate(lasts):
                     finals[k][index] = last
                 outputs.append(y if direction == 0 else _reverse(y, order))

@@ -345,3 +345,27 @@ def test_events_without_a_gradient_skip_it_and_change_no_other_gradient(path):
     assert skipped[0].numel() == 0 and computed[0].shape == events.shape
     for got, want in zip([*skipped[1], *skipped[2]], [*computed[1], *computed[2]], strict=True):
         assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize("path", ["C", "emitter"])
+@pytest.mark.parametrize("name", ["peephole_lstm", "gru", "lstmp"])
+def test_the_eager_apply_gives_the_operator_path_bit_for_bit(name, path):
+    # CellOps.apply (RNN's call) runs the operators' computations through an autograd.Function
+    # in eager mode: the same outputs, final states and gradients as the custom operator with
+    # its registered autograd, bit for bit.
+    cell = ops.get(name)
+    events, states, weights, lengths = _problem(cell, lengths=LENGTHS)
+    context = ops.emitter_on_cpu if path == "emitter" else _no_context
+    with context():
+        by_operator = _loss_and_grads(cell, events, states, weights, lengths)
+
+        class Applied:
+            @staticmethod
+            def forward(*args):
+                outputs, finals = cell.apply(*args)
+                return outputs, finals, None
+
+        by_apply = _loss_and_grads(Applied, events, states, weights, lengths)
+    assert len(by_apply) == len(by_operator)
+    for got, want in zip(by_apply, by_operator, strict=True):
+        assert torch.equal(got, want)
