@@ -256,3 +256,68 @@ def test_the_c_entry_points_return_the_loops_status_and_write_nothing(cell):
     expected, last, _ = native.forward(parameters, events, h0, lengths=[1, 4, 2])
     assert relative_error(values["outputs"], expected) <= 1e-15
     assert relative_error(values["h_last"], last) <= 1e-15
+
+
+#: A user's cell with an affine update whose coefficient reads a per-unit parameter (a learnt
+#: decay of the forget gate): the C scan prints the parameter's reads and its gradient's sums.
+DECAY_SPEC = '''"""A forget gate scaled by a learnt per-unit decay: an affine update."""
+
+from sympy import tanh
+
+from lstm_sym.functions import sigmoid
+from lstm_sym.spec import CellSpec, State, gate_symbols, real_symbol
+
+GATES = ("forget", "input")
+event, _ = gate_symbols(GATES)
+hidden_prev, hidden_new = real_symbol("hidden_prev"), real_symbol("hidden")
+forget, candidate, decay = (real_symbol(n) for n in ("forget", "candidate", "decay"))
+
+SPEC = CellSpec(
+    name="decayed",
+    title="Decayed forget gate",
+    description=__doc__,
+    source="decayed.py",
+    gates=GATES,
+    states=(State(name="hidden", short="h", prev=hidden_prev, new=hidden_new),),
+    output=hidden_new,
+    recurrent=hidden_prev,
+    equations=(
+        (forget, sigmoid(event.forget)),
+        (candidate, tanh(event.input)),
+        (hidden_new, decay * forget * hidden_prev + (1 - forget) * candidate),
+    ),
+    unit_parameters=(decay,),
+)
+'''
+
+
+def test_a_user_cell_with_an_affine_update_gets_a_c_scan_checked_against_the_exact_model(
+    tmp_path,
+):
+    import subprocess
+
+    from lstm_sym.artifacts import cell_artifacts, runtime_artifacts
+    from lstm_sym.codegen import c_api
+    from lstm_sym.userspec import load_spec, verify
+    from tests.support import STRICT
+
+    gcc = require_tool("gcc")
+    path = tmp_path / "decayed.py"
+    path.write_text(DECAY_SPEC)
+    spec = load_spec(path)
+    assert c_api.has_scan(spec)
+    for artifact in cell_artifacts(spec) + runtime_artifacts("."):
+        (tmp_path / artifact.path.rsplit("/", 1)[-1]).write_bytes(artifact.render())
+    source = (tmp_path / "decayed.c").read_text()
+    assert "decayed_forward_scan_f32(" in source and "d_decay_vector[k] +=" in source
+    strict = [gcc, *STRICT, "-Wconversion", "-Wshadow", "-O2", "-I", str(tmp_path), "-c"]
+    result = subprocess.run(
+        [*strict, str(tmp_path / "decayed.c"), "-o", str(tmp_path / "decayed.o")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = []
+    assert verify(spec, log=lines.append), "\n".join(lines)
+    scans = [line for line in lines if line.startswith("generated C scan, float64")]
+    assert len(scans) == 2 and all(line.endswith(" ok") for line in scans), lines
