@@ -864,14 +864,14 @@ static size_t mingru_scan_block(size_t batch, size_t hidden_size)
     return units >= LSTM_SYM_SCAN_UNITS ? 1u : LSTM_SYM_SCAN_UNITS / units;
 }
 
-/* forward_scan's first pass over rows [0, count) of a block starting at step t0 (row r: step
- * t0 + r / batch, batch row r % batch): the per-unit values, none of which reads hidden_prev,
+/* forward_scan's first pass over rows [0, samples) of a block starting at step `start` (row:
+ * step start + row / batch, batch row row % batch): the per-unit values, none of which reads hidden_prev,
  * saved as forward saves them, and B of each unit written to offset (the state sequence from
- * step t0 + 1 on: the second pass adds A hidden_prev). pre: (count, G * H); saved: the block's
+ * step start + 1 on: the second pass adds A hidden_prev). pre: (samples, G * H); saved: the block's
  * (steps, SAVED, B, H). A row past its length gets zero saved values, as in forward
  * (eq:masked-state). */
 static LSTM_SYM_WIDE_VECTORS void mingru_scan_values_f64(size_t batch, size_t hidden_size,
-    size_t t0, size_t count,
+    size_t start, size_t samples,
     const int64_t *restrict lengths,
     const double *restrict pre,
     double *restrict offset,
@@ -879,48 +879,46 @@ static LSTM_SYM_WIDE_VECTORS void mingru_scan_values_f64(size_t batch, size_t hi
 {
     const size_t units = batch * hidden_size;
     const size_t gate_stride = MINGRU_GATES * hidden_size;
-    size_t r;
-    for (r = 0; r < count; ++r) {
-        const size_t t = r / batch, b = r % batch;
-        double *const saved_t = saved + t * MINGRU_SAVED * units;
+    size_t row;
+    for (row = 0; row < samples; ++row) {
+        const size_t t = row / batch, b = row % batch;
         size_t k;
-        if (lengths != NULL && (uint64_t)lengths[b] <= (uint64_t)(t0 + t)) {
+        if (lengths != NULL && (uint64_t)lengths[b] <= (uint64_t)(start + t)) {
             size_t slot;
             for (slot = 0; slot < MINGRU_SAVED; ++slot) {
-                lstm_sym_fill_f64(hidden_size, 0.0, saved_t + slot * units + b * hidden_size);
+                lstm_sym_fill_f64(hidden_size, 0.0, saved + (t * MINGRU_SAVED + slot) * units + b * hidden_size);
             }
             continue;
         }
         LSTM_SYM_INDEPENDENT
         for (k = 0; k < hidden_size; ++k) {
             const size_t u = b * hidden_size + k;
-            const double update_pre = pre[r * gate_stride + 0 * hidden_size + k];
-            const double candidate_pre = pre[r * gate_stride + 1 * hidden_size + k];
+            const double update_pre = pre[row * gate_stride + 0 * hidden_size + k];
+            const double candidate_pre = pre[row * gate_stride + 1 * hidden_size + k];
             /* update = sigmoid(update_pre) (eq:forward-update) */
             const double update = lstm_sym_sigmoid_f64(update_pre);
             /* candidate = candidate_pre (eq:forward-candidate) */
             const double candidate = candidate_pre;
             /* B = candidate*update */
-            offset[r * hidden_size + k] = candidate*update;
-            saved_t[0 * units + u] = update;
-            saved_t[1 * units + u] = candidate;
+            offset[row * hidden_size + k] = candidate*update;
+            saved[(t * MINGRU_SAVED + 0u) * units + u] = update;
+            saved[(t * MINGRU_SAVED + 1u) * units + u] = candidate;
         }
     }
 }
 
-/* forward_scan's second pass: steps [t0, t1) one after the other, each over all units,
+/* forward_scan's second pass: steps [start, last) one after the other, each over all units,
  * hidden_t = A_t hidden_prev + B_t with A_t = 1 - update from the saved values and B_t
  * where the first pass left it (h_states + (t + 1) * units); a row past its length keeps its
  * state (eq:masked-state). */
-static void mingru_scan_states_f64(size_t batch, size_t hidden_size, size_t t0, size_t t1,
+static void mingru_scan_states_f64(size_t batch, size_t hidden_size, size_t start, size_t last,
     const int64_t *restrict lengths,
     const double *restrict saved,
     double *restrict h_states)
 {
     const size_t units = batch * hidden_size;
     size_t t;
-    for (t = t0; t < t1; ++t) {
-        const double *const saved_t = saved + t * MINGRU_SAVED * units;
+    for (t = start; t < last; ++t) {
         const double *const h_prev = h_states + t * units;
         double *const h_next = h_states + (t + 1u) * units;
         size_t b;
@@ -933,7 +931,7 @@ static void mingru_scan_states_f64(size_t batch, size_t hidden_size, size_t t0, 
             LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
-                const double update = saved_t[0u * units + u];
+                const double update = saved[(t * MINGRU_SAVED + 0u) * units + u];
                 const double hidden_prev = h_prev[u];
                 const double scan_offset = h_next[u];
                 h_next[u] = scan_offset + hidden_prev*(1 - update);
@@ -942,13 +940,13 @@ static void mingru_scan_states_f64(size_t batch, size_t hidden_size, size_t t0, 
     }
 }
 
-/* backward_scan's first pass, steps t1 - 1 down to t0: the reverse scan of the state's
- * adjoint. On entry d_h holds dL/dhidden_(t1 - 1) from the later steps (A_t1 times their
+/* backward_scan's first pass, steps last - 1 down to start: the reverse scan of the state's
+ * adjoint. On entry d_h holds dL/dhidden_(last - 1) from the later steps (A_last times their
  * carry); per step, the carry d_hidden_carry = d_h + d_outputs_t is kept in its row's last gate
  * delta (delta[(t B + b) G H + 1 H + k], which the second pass reads before it overwrites
  * it) and d_h = A_t d_hidden_carry (the derivation's dL/dhidden_prev). A row past its length
  * passes d_h on unchanged (eq:masked-pass). */
-static void mingru_scan_adjoints_f64(size_t batch, size_t hidden_size, size_t t0, size_t t1,
+static void mingru_scan_adjoints_f64(size_t batch, size_t hidden_size, size_t start, size_t last,
     const int64_t *restrict lengths,
     const double *restrict d_outputs,
     const double *restrict saved,
@@ -958,11 +956,9 @@ static void mingru_scan_adjoints_f64(size_t batch, size_t hidden_size, size_t t0
     const size_t units = batch * hidden_size;
     const size_t gate_stride = MINGRU_GATES * hidden_size;
     size_t t;
-    for (t = t1; t-- > t0;) {
-        const double *const saved_t = saved + t * MINGRU_SAVED * units;
+    for (t = last; t-- > start;) {
         size_t b;
         for (b = 0; b < batch; ++b) {
-            double *const carry_row = delta + (t * batch + b) * gate_stride + 1u * hidden_size;
             size_t k;
             if (lengths != NULL && (uint64_t)lengths[b] <= (uint64_t)t) {
                 continue;
@@ -971,21 +967,21 @@ static void mingru_scan_adjoints_f64(size_t batch, size_t hidden_size, size_t t0
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double d_hidden_carry = d_h[u] + d_outputs[t * units + u];
-                const double update = saved_t[0u * units + u];
-                carry_row[k] = d_hidden_carry;
+                const double update = saved[(t * MINGRU_SAVED + 0u) * units + u];
+                delta[(t * batch + b) * gate_stride + 1u * hidden_size + k] = d_hidden_carry;
                 d_h[u] = d_hidden_carry*(1 - update);
             }
         }
     }
 }
 
-/* backward_scan's second pass over rows [0, count) of a block starting at step t0 (row r: step
- * t0 + r / batch, batch row r % batch): the derivation's backward chain (sympy.diff of the step,
+/* backward_scan's second pass over rows [0, samples) of a block starting at step `start` (row:
+ * step start + row / batch, batch row row % batch): the derivation's backward chain (sympy.diff of the step,
  * joint CSE) with the carry the first pass left in the row's last gate delta, writing the
- * adjoints of the gate pre-activations to delta (count, G * H). h_prev: h_states + t0 * units; saved:
+ * adjoints of the gate pre-activations to delta (samples, G * H). h_prev: h_states + start * units; saved:
  * the block's. A row past its length gets zero deltas (eq:masked-pass). */
 static LSTM_SYM_WIDE_VECTORS void mingru_scan_deltas_f64(size_t batch, size_t hidden_size,
-    size_t t0, size_t count,
+    size_t start, size_t samples,
     const int64_t *restrict lengths,
     const double *restrict h_prev,
     const double *restrict saved,
@@ -993,30 +989,29 @@ static LSTM_SYM_WIDE_VECTORS void mingru_scan_deltas_f64(size_t batch, size_t hi
 {
     const size_t units = batch * hidden_size;
     const size_t gate_stride = MINGRU_GATES * hidden_size;
-    size_t r;
-    for (r = 0; r < count; ++r) {
-        const size_t t = r / batch, b = r % batch;
-        const double *const saved_t = saved + t * MINGRU_SAVED * units;
+    size_t row;
+    for (row = 0; row < samples; ++row) {
+        const size_t t = row / batch, b = row % batch;
         size_t k;
-        if (lengths != NULL && (uint64_t)lengths[b] <= (uint64_t)(t0 + t)) {
-            lstm_sym_fill_f64(gate_stride, 0.0, delta + r * gate_stride);
+        if (lengths != NULL && (uint64_t)lengths[b] <= (uint64_t)(start + t)) {
+            lstm_sym_fill_f64(gate_stride, 0.0, delta + row * gate_stride);
             continue;
         }
         LSTM_SYM_INDEPENDENT
         for (k = 0; k < hidden_size; ++k) {
             const size_t u = b * hidden_size + k;
-            const double d_hidden_carry = delta[r * gate_stride + 1 * hidden_size + k];
+            const double d_hidden_carry = delta[row * gate_stride + 1 * hidden_size + k];
             const double hidden_prev = h_prev[t * units + u];
-            const double update = saved_t[0u * units + u];
-            const double candidate = saved_t[1u * units + u];
+            const double update = saved[(t * MINGRU_SAVED + 0u) * units + u];
+            const double candidate = saved[(t * MINGRU_SAVED + 1u) * units + u];
             /* common subexpression (eq:cse-tmp0) */
             const double tmp0 = 1 - update;
             /* dL/dcandidate_pre (eq:cse-d-candidate-pre) */
             const double d_candidate_pre = d_hidden_carry*update;
             /* dL/dupdate_pre (eq:cse-d-update-pre) */
             const double d_update_pre = d_candidate_pre*tmp0*(candidate - hidden_prev);
-            delta[r * gate_stride + 0 * hidden_size + k] = d_update_pre;
-            delta[r * gate_stride + 1 * hidden_size + k] = d_candidate_pre;
+            delta[row * gate_stride + 0 * hidden_size + k] = d_update_pre;
+            delta[row * gate_stride + 1 * hidden_size + k] = d_candidate_pre;
         }
     }
 }
@@ -1080,10 +1075,10 @@ int mingru_forward_scan_f64(
         lstm_sym_broadcast_f64(steps * batch, rows, event_bias, NULL, projection);
         lstm_sym_product_nt_f64(steps * batch, rows, event_size, events, event_weights, projection, pack, panel);
         for (t = 0; t < steps; t += block) {
-            const size_t end = steps - t < block ? steps : t + block;
-            mingru_scan_values_f64(batch, hidden_size, t, (end - t) * batch, lengths, projection + t * batch * rows,
+            const size_t last = steps - t < block ? steps : t + block;
+            mingru_scan_values_f64(batch, hidden_size, t, (last - t) * batch, lengths, projection + t * batch * rows,
                 h_states + (t + 1u) * units, saved + t * MINGRU_SAVED * units);
-            mingru_scan_states_f64(batch, hidden_size, t, end, lengths, saved,
+            mingru_scan_states_f64(batch, hidden_size, t, last, lengths, saved,
                 h_states);
         }
         /* Outputs: the hidden states after every step; the last state. */
@@ -1862,14 +1857,14 @@ int mingru_infer_f32(
  * that reads no state, then only the affine recurrence step by step.
  * ------------------------------------------------------------------------------------------ */
 
-/* forward_scan's first pass over rows [0, count) of a block starting at step t0 (row r: step
- * t0 + r / batch, batch row r % batch): the per-unit values, none of which reads hidden_prev,
+/* forward_scan's first pass over rows [0, samples) of a block starting at step `start` (row:
+ * step start + row / batch, batch row row % batch): the per-unit values, none of which reads hidden_prev,
  * saved as forward saves them, and B of each unit written to offset (the state sequence from
- * step t0 + 1 on: the second pass adds A hidden_prev). pre: (count, G * H); saved: the block's
+ * step start + 1 on: the second pass adds A hidden_prev). pre: (samples, G * H); saved: the block's
  * (steps, SAVED, B, H). A row past its length gets zero saved values, as in forward
  * (eq:masked-state). */
 static LSTM_SYM_WIDE_VECTORS void mingru_scan_values_f32(size_t batch, size_t hidden_size,
-    size_t t0, size_t count,
+    size_t start, size_t samples,
     const int64_t *restrict lengths,
     const float *restrict pre,
     float *restrict offset,
@@ -1877,48 +1872,46 @@ static LSTM_SYM_WIDE_VECTORS void mingru_scan_values_f32(size_t batch, size_t hi
 {
     const size_t units = batch * hidden_size;
     const size_t gate_stride = MINGRU_GATES * hidden_size;
-    size_t r;
-    for (r = 0; r < count; ++r) {
-        const size_t t = r / batch, b = r % batch;
-        float *const saved_t = saved + t * MINGRU_SAVED * units;
+    size_t row;
+    for (row = 0; row < samples; ++row) {
+        const size_t t = row / batch, b = row % batch;
         size_t k;
-        if (lengths != NULL && (uint64_t)lengths[b] <= (uint64_t)(t0 + t)) {
+        if (lengths != NULL && (uint64_t)lengths[b] <= (uint64_t)(start + t)) {
             size_t slot;
             for (slot = 0; slot < MINGRU_SAVED; ++slot) {
-                lstm_sym_fill_f32(hidden_size, 0.0F, saved_t + slot * units + b * hidden_size);
+                lstm_sym_fill_f32(hidden_size, 0.0F, saved + (t * MINGRU_SAVED + slot) * units + b * hidden_size);
             }
             continue;
         }
         LSTM_SYM_INDEPENDENT
         for (k = 0; k < hidden_size; ++k) {
             const size_t u = b * hidden_size + k;
-            const float update_pre = pre[r * gate_stride + 0 * hidden_size + k];
-            const float candidate_pre = pre[r * gate_stride + 1 * hidden_size + k];
+            const float update_pre = pre[row * gate_stride + 0 * hidden_size + k];
+            const float candidate_pre = pre[row * gate_stride + 1 * hidden_size + k];
             /* update = sigmoid(update_pre) (eq:forward-update) */
             const float update = lstm_sym_sigmoid_f32(update_pre);
             /* candidate = candidate_pre (eq:forward-candidate) */
             const float candidate = candidate_pre;
             /* B = candidate*update */
-            offset[r * hidden_size + k] = candidate*update;
-            saved_t[0 * units + u] = update;
-            saved_t[1 * units + u] = candidate;
+            offset[row * hidden_size + k] = candidate*update;
+            saved[(t * MINGRU_SAVED + 0u) * units + u] = update;
+            saved[(t * MINGRU_SAVED + 1u) * units + u] = candidate;
         }
     }
 }
 
-/* forward_scan's second pass: steps [t0, t1) one after the other, each over all units,
+/* forward_scan's second pass: steps [start, last) one after the other, each over all units,
  * hidden_t = A_t hidden_prev + B_t with A_t = 1 - update from the saved values and B_t
  * where the first pass left it (h_states + (t + 1) * units); a row past its length keeps its
  * state (eq:masked-state). */
-static void mingru_scan_states_f32(size_t batch, size_t hidden_size, size_t t0, size_t t1,
+static void mingru_scan_states_f32(size_t batch, size_t hidden_size, size_t start, size_t last,
     const int64_t *restrict lengths,
     const float *restrict saved,
     float *restrict h_states)
 {
     const size_t units = batch * hidden_size;
     size_t t;
-    for (t = t0; t < t1; ++t) {
-        const float *const saved_t = saved + t * MINGRU_SAVED * units;
+    for (t = start; t < last; ++t) {
         const float *const h_prev = h_states + t * units;
         float *const h_next = h_states + (t + 1u) * units;
         size_t b;
@@ -1931,7 +1924,7 @@ static void mingru_scan_states_f32(size_t batch, size_t hidden_size, size_t t0, 
             LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
-                const float update = saved_t[0u * units + u];
+                const float update = saved[(t * MINGRU_SAVED + 0u) * units + u];
                 const float hidden_prev = h_prev[u];
                 const float scan_offset = h_next[u];
                 h_next[u] = scan_offset + hidden_prev*(1 - update);
@@ -1940,13 +1933,13 @@ static void mingru_scan_states_f32(size_t batch, size_t hidden_size, size_t t0, 
     }
 }
 
-/* backward_scan's first pass, steps t1 - 1 down to t0: the reverse scan of the state's
- * adjoint. On entry d_h holds dL/dhidden_(t1 - 1) from the later steps (A_t1 times their
+/* backward_scan's first pass, steps last - 1 down to start: the reverse scan of the state's
+ * adjoint. On entry d_h holds dL/dhidden_(last - 1) from the later steps (A_last times their
  * carry); per step, the carry d_hidden_carry = d_h + d_outputs_t is kept in its row's last gate
  * delta (delta[(t B + b) G H + 1 H + k], which the second pass reads before it overwrites
  * it) and d_h = A_t d_hidden_carry (the derivation's dL/dhidden_prev). A row past its length
  * passes d_h on unchanged (eq:masked-pass). */
-static void mingru_scan_adjoints_f32(size_t batch, size_t hidden_size, size_t t0, size_t t1,
+static void mingru_scan_adjoints_f32(size_t batch, size_t hidden_size, size_t start, size_t last,
     const int64_t *restrict lengths,
     const float *restrict d_outputs,
     const float *restrict saved,
@@ -1956,11 +1949,9 @@ static void mingru_scan_adjoints_f32(size_t batch, size_t hidden_size, size_t t0
     const size_t units = batch * hidden_size;
     const size_t gate_stride = MINGRU_GATES * hidden_size;
     size_t t;
-    for (t = t1; t-- > t0;) {
-        const float *const saved_t = saved + t * MINGRU_SAVED * units;
+    for (t = last; t-- > start;) {
         size_t b;
         for (b = 0; b < batch; ++b) {
-            float *const carry_row = delta + (t * batch + b) * gate_stride + 1u * hidden_size;
             size_t k;
             if (lengths != NULL && (uint64_t)lengths[b] <= (uint64_t)t) {
                 continue;
@@ -1969,21 +1960,21 @@ static void mingru_scan_adjoints_f32(size_t batch, size_t hidden_size, size_t t0
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float d_hidden_carry = d_h[u] + d_outputs[t * units + u];
-                const float update = saved_t[0u * units + u];
-                carry_row[k] = d_hidden_carry;
+                const float update = saved[(t * MINGRU_SAVED + 0u) * units + u];
+                delta[(t * batch + b) * gate_stride + 1u * hidden_size + k] = d_hidden_carry;
                 d_h[u] = d_hidden_carry*(1 - update);
             }
         }
     }
 }
 
-/* backward_scan's second pass over rows [0, count) of a block starting at step t0 (row r: step
- * t0 + r / batch, batch row r % batch): the derivation's backward chain (sympy.diff of the step,
+/* backward_scan's second pass over rows [0, samples) of a block starting at step `start` (row:
+ * step start + row / batch, batch row row % batch): the derivation's backward chain (sympy.diff of the step,
  * joint CSE) with the carry the first pass left in the row's last gate delta, writing the
- * adjoints of the gate pre-activations to delta (count, G * H). h_prev: h_states + t0 * units; saved:
+ * adjoints of the gate pre-activations to delta (samples, G * H). h_prev: h_states + start * units; saved:
  * the block's. A row past its length gets zero deltas (eq:masked-pass). */
 static LSTM_SYM_WIDE_VECTORS void mingru_scan_deltas_f32(size_t batch, size_t hidden_size,
-    size_t t0, size_t count,
+    size_t start, size_t samples,
     const int64_t *restrict lengths,
     const float *restrict h_prev,
     const float *restrict saved,
@@ -1991,30 +1982,29 @@ static LSTM_SYM_WIDE_VECTORS void mingru_scan_deltas_f32(size_t batch, size_t hi
 {
     const size_t units = batch * hidden_size;
     const size_t gate_stride = MINGRU_GATES * hidden_size;
-    size_t r;
-    for (r = 0; r < count; ++r) {
-        const size_t t = r / batch, b = r % batch;
-        const float *const saved_t = saved + t * MINGRU_SAVED * units;
+    size_t row;
+    for (row = 0; row < samples; ++row) {
+        const size_t t = row / batch, b = row % batch;
         size_t k;
-        if (lengths != NULL && (uint64_t)lengths[b] <= (uint64_t)(t0 + t)) {
-            lstm_sym_fill_f32(gate_stride, 0.0F, delta + r * gate_stride);
+        if (lengths != NULL && (uint64_t)lengths[b] <= (uint64_t)(start + t)) {
+            lstm_sym_fill_f32(gate_stride, 0.0F, delta + row * gate_stride);
             continue;
         }
         LSTM_SYM_INDEPENDENT
         for (k = 0; k < hidden_size; ++k) {
             const size_t u = b * hidden_size + k;
-            const float d_hidden_carry = delta[r * gate_stride + 1 * hidden_size + k];
+            const float d_hidden_carry = delta[row * gate_stride + 1 * hidden_size + k];
             const float hidden_prev = h_prev[t * units + u];
-            const float update = saved_t[0u * units + u];
-            const float candidate = saved_t[1u * units + u];
+            const float update = saved[(t * MINGRU_SAVED + 0u) * units + u];
+            const float candidate = saved[(t * MINGRU_SAVED + 1u) * units + u];
             /* common subexpression (eq:cse-tmp0) */
             const float tmp0 = 1 - update;
             /* dL/dcandidate_pre (eq:cse-d-candidate-pre) */
             const float d_candidate_pre = d_hidden_carry*update;
             /* dL/dupdate_pre (eq:cse-d-update-pre) */
             const float d_update_pre = d_candidate_pre*tmp0*(candidate - hidden_prev);
-            delta[r * gate_stride + 0 * hidden_size + k] = d_update_pre;
-            delta[r * gate_stride + 1 * hidden_size + k] = d_candidate_pre;
+            delta[row * gate_stride + 0 * hidden_size + k] = d_update_pre;
+            delta[row * gate_stride + 1 * hidden_size + k] = d_candidate_pre;
         }
     }
 }
@@ -2078,10 +2068,10 @@ int mingru_forward_scan_f32(
         lstm_sym_broadcast_f32(steps * batch, rows, event_bias, NULL, projection);
         lstm_sym_product_nt_f32(steps * batch, rows, event_size, events, event_weights, projection, pack, panel);
         for (t = 0; t < steps; t += block) {
-            const size_t end = steps - t < block ? steps : t + block;
-            mingru_scan_values_f32(batch, hidden_size, t, (end - t) * batch, lengths, projection + t * batch * rows,
+            const size_t last = steps - t < block ? steps : t + block;
+            mingru_scan_values_f32(batch, hidden_size, t, (last - t) * batch, lengths, projection + t * batch * rows,
                 h_states + (t + 1u) * units, saved + t * MINGRU_SAVED * units);
-            mingru_scan_states_f32(batch, hidden_size, t, end, lengths, saved,
+            mingru_scan_states_f32(batch, hidden_size, t, last, lengths, saved,
                 h_states);
         }
         /* Outputs: the hidden states after every step; the last state. */

@@ -916,14 +916,14 @@ static size_t minlstm_scan_block(size_t batch, size_t hidden_size)
     return units >= LSTM_SYM_SCAN_UNITS ? 1u : LSTM_SYM_SCAN_UNITS / units;
 }
 
-/* forward_scan's first pass over rows [0, count) of a block starting at step t0 (row r: step
- * t0 + r / batch, batch row r % batch): the per-unit values, none of which reads hidden_prev,
+/* forward_scan's first pass over rows [0, samples) of a block starting at step `start` (row:
+ * step start + row / batch, batch row row % batch): the per-unit values, none of which reads hidden_prev,
  * saved as forward saves them, and B of each unit written to offset (the state sequence from
- * step t0 + 1 on: the second pass adds A hidden_prev). pre: (count, G * H); saved: the block's
+ * step start + 1 on: the second pass adds A hidden_prev). pre: (samples, G * H); saved: the block's
  * (steps, SAVED, B, H). A row past its length gets zero saved values, as in forward
  * (eq:masked-state). */
 static LSTM_SYM_WIDE_VECTORS void minlstm_scan_values_f64(size_t batch, size_t hidden_size,
-    size_t t0, size_t count,
+    size_t start, size_t samples,
     const int64_t *restrict lengths,
     const double *restrict pre,
     double *restrict offset,
@@ -931,24 +931,23 @@ static LSTM_SYM_WIDE_VECTORS void minlstm_scan_values_f64(size_t batch, size_t h
 {
     const size_t units = batch * hidden_size;
     const size_t gate_stride = MINLSTM_GATES * hidden_size;
-    size_t r;
-    for (r = 0; r < count; ++r) {
-        const size_t t = r / batch, b = r % batch;
-        double *const saved_t = saved + t * MINLSTM_SAVED * units;
+    size_t row;
+    for (row = 0; row < samples; ++row) {
+        const size_t t = row / batch, b = row % batch;
         size_t k;
-        if (lengths != NULL && (uint64_t)lengths[b] <= (uint64_t)(t0 + t)) {
+        if (lengths != NULL && (uint64_t)lengths[b] <= (uint64_t)(start + t)) {
             size_t slot;
             for (slot = 0; slot < MINLSTM_SAVED; ++slot) {
-                lstm_sym_fill_f64(hidden_size, 0.0, saved_t + slot * units + b * hidden_size);
+                lstm_sym_fill_f64(hidden_size, 0.0, saved + (t * MINLSTM_SAVED + slot) * units + b * hidden_size);
             }
             continue;
         }
         LSTM_SYM_INDEPENDENT
         for (k = 0; k < hidden_size; ++k) {
             const size_t u = b * hidden_size + k;
-            const double forget_pre = pre[r * gate_stride + 0 * hidden_size + k];
-            const double update_pre = pre[r * gate_stride + 1 * hidden_size + k];
-            const double candidate_pre = pre[r * gate_stride + 2 * hidden_size + k];
+            const double forget_pre = pre[row * gate_stride + 0 * hidden_size + k];
+            const double update_pre = pre[row * gate_stride + 1 * hidden_size + k];
+            const double candidate_pre = pre[row * gate_stride + 2 * hidden_size + k];
             /* forget = sigmoid(forget_pre) (eq:forward-forget) */
             const double forget = lstm_sym_sigmoid_f64(forget_pre);
             /* update = sigmoid(update_pre) (eq:forward-update) */
@@ -960,29 +959,28 @@ static LSTM_SYM_WIDE_VECTORS void minlstm_scan_values_f64(size_t batch, size_t h
             /* update_norm = update/(forget + update) (eq:forward-update-norm) */
             const double update_norm = update/(forget + update);
             /* B = candidate*update_norm */
-            offset[r * hidden_size + k] = candidate*update_norm;
-            saved_t[0 * units + u] = forget;
-            saved_t[1 * units + u] = update;
-            saved_t[2 * units + u] = candidate;
-            saved_t[3 * units + u] = forget_norm;
-            saved_t[4 * units + u] = update_norm;
+            offset[row * hidden_size + k] = candidate*update_norm;
+            saved[(t * MINLSTM_SAVED + 0u) * units + u] = forget;
+            saved[(t * MINLSTM_SAVED + 1u) * units + u] = update;
+            saved[(t * MINLSTM_SAVED + 2u) * units + u] = candidate;
+            saved[(t * MINLSTM_SAVED + 3u) * units + u] = forget_norm;
+            saved[(t * MINLSTM_SAVED + 4u) * units + u] = update_norm;
         }
     }
 }
 
-/* forward_scan's second pass: steps [t0, t1) one after the other, each over all units,
+/* forward_scan's second pass: steps [start, last) one after the other, each over all units,
  * hidden_t = A_t hidden_prev + B_t with A_t = forget_norm from the saved values and B_t
  * where the first pass left it (h_states + (t + 1) * units); a row past its length keeps its
  * state (eq:masked-state). */
-static void minlstm_scan_states_f64(size_t batch, size_t hidden_size, size_t t0, size_t t1,
+static void minlstm_scan_states_f64(size_t batch, size_t hidden_size, size_t start, size_t last,
     const int64_t *restrict lengths,
     const double *restrict saved,
     double *restrict h_states)
 {
     const size_t units = batch * hidden_size;
     size_t t;
-    for (t = t0; t < t1; ++t) {
-        const double *const saved_t = saved + t * MINLSTM_SAVED * units;
+    for (t = start; t < last; ++t) {
         const double *const h_prev = h_states + t * units;
         double *const h_next = h_states + (t + 1u) * units;
         size_t b;
@@ -995,7 +993,7 @@ static void minlstm_scan_states_f64(size_t batch, size_t hidden_size, size_t t0,
             LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
-                const double forget_norm = saved_t[3u * units + u];
+                const double forget_norm = saved[(t * MINLSTM_SAVED + 3u) * units + u];
                 const double hidden_prev = h_prev[u];
                 const double scan_offset = h_next[u];
                 h_next[u] = scan_offset + forget_norm*hidden_prev;
@@ -1004,13 +1002,13 @@ static void minlstm_scan_states_f64(size_t batch, size_t hidden_size, size_t t0,
     }
 }
 
-/* backward_scan's first pass, steps t1 - 1 down to t0: the reverse scan of the state's
- * adjoint. On entry d_h holds dL/dhidden_(t1 - 1) from the later steps (A_t1 times their
+/* backward_scan's first pass, steps last - 1 down to start: the reverse scan of the state's
+ * adjoint. On entry d_h holds dL/dhidden_(last - 1) from the later steps (A_last times their
  * carry); per step, the carry d_hidden_carry = d_h + d_outputs_t is kept in its row's last gate
  * delta (delta[(t B + b) G H + 2 H + k], which the second pass reads before it overwrites
  * it) and d_h = A_t d_hidden_carry (the derivation's dL/dhidden_prev). A row past its length
  * passes d_h on unchanged (eq:masked-pass). */
-static void minlstm_scan_adjoints_f64(size_t batch, size_t hidden_size, size_t t0, size_t t1,
+static void minlstm_scan_adjoints_f64(size_t batch, size_t hidden_size, size_t start, size_t last,
     const int64_t *restrict lengths,
     const double *restrict d_outputs,
     const double *restrict saved,
@@ -1020,11 +1018,9 @@ static void minlstm_scan_adjoints_f64(size_t batch, size_t hidden_size, size_t t
     const size_t units = batch * hidden_size;
     const size_t gate_stride = MINLSTM_GATES * hidden_size;
     size_t t;
-    for (t = t1; t-- > t0;) {
-        const double *const saved_t = saved + t * MINLSTM_SAVED * units;
+    for (t = last; t-- > start;) {
         size_t b;
         for (b = 0; b < batch; ++b) {
-            double *const carry_row = delta + (t * batch + b) * gate_stride + 2u * hidden_size;
             size_t k;
             if (lengths != NULL && (uint64_t)lengths[b] <= (uint64_t)t) {
                 continue;
@@ -1033,21 +1029,21 @@ static void minlstm_scan_adjoints_f64(size_t batch, size_t hidden_size, size_t t
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const double d_hidden_carry = d_h[u] + d_outputs[t * units + u];
-                const double forget_norm = saved_t[3u * units + u];
-                carry_row[k] = d_hidden_carry;
+                const double forget_norm = saved[(t * MINLSTM_SAVED + 3u) * units + u];
+                delta[(t * batch + b) * gate_stride + 2u * hidden_size + k] = d_hidden_carry;
                 d_h[u] = d_hidden_carry*forget_norm;
             }
         }
     }
 }
 
-/* backward_scan's second pass over rows [0, count) of a block starting at step t0 (row r: step
- * t0 + r / batch, batch row r % batch): the derivation's backward chain (sympy.diff of the step,
+/* backward_scan's second pass over rows [0, samples) of a block starting at step `start` (row:
+ * step start + row / batch, batch row row % batch): the derivation's backward chain (sympy.diff of the step,
  * joint CSE) with the carry the first pass left in the row's last gate delta, writing the
- * adjoints of the gate pre-activations to delta (count, G * H). h_prev: h_states + t0 * units; saved:
+ * adjoints of the gate pre-activations to delta (samples, G * H). h_prev: h_states + start * units; saved:
  * the block's. A row past its length gets zero deltas (eq:masked-pass). */
 static LSTM_SYM_WIDE_VECTORS void minlstm_scan_deltas_f64(size_t batch, size_t hidden_size,
-    size_t t0, size_t count,
+    size_t start, size_t samples,
     const int64_t *restrict lengths,
     const double *restrict h_prev,
     const double *restrict saved,
@@ -1055,24 +1051,23 @@ static LSTM_SYM_WIDE_VECTORS void minlstm_scan_deltas_f64(size_t batch, size_t h
 {
     const size_t units = batch * hidden_size;
     const size_t gate_stride = MINLSTM_GATES * hidden_size;
-    size_t r;
-    for (r = 0; r < count; ++r) {
-        const size_t t = r / batch, b = r % batch;
-        const double *const saved_t = saved + t * MINLSTM_SAVED * units;
+    size_t row;
+    for (row = 0; row < samples; ++row) {
+        const size_t t = row / batch, b = row % batch;
         size_t k;
-        if (lengths != NULL && (uint64_t)lengths[b] <= (uint64_t)(t0 + t)) {
-            lstm_sym_fill_f64(gate_stride, 0.0, delta + r * gate_stride);
+        if (lengths != NULL && (uint64_t)lengths[b] <= (uint64_t)(start + t)) {
+            lstm_sym_fill_f64(gate_stride, 0.0, delta + row * gate_stride);
             continue;
         }
         LSTM_SYM_INDEPENDENT
         for (k = 0; k < hidden_size; ++k) {
             const size_t u = b * hidden_size + k;
-            const double d_hidden_carry = delta[r * gate_stride + 2 * hidden_size + k];
+            const double d_hidden_carry = delta[row * gate_stride + 2 * hidden_size + k];
             const double hidden_prev = h_prev[t * units + u];
-            const double forget = saved_t[0u * units + u];
-            const double update = saved_t[1u * units + u];
-            const double candidate = saved_t[2u * units + u];
-            const double update_norm = saved_t[4u * units + u];
+            const double forget = saved[(t * MINLSTM_SAVED + 0u) * units + u];
+            const double update = saved[(t * MINLSTM_SAVED + 1u) * units + u];
+            const double candidate = saved[(t * MINLSTM_SAVED + 2u) * units + u];
+            const double update_norm = saved[(t * MINLSTM_SAVED + 4u) * units + u];
             /* common subexpression (eq:cse-tmp0) */
             const double tmp0 = forget + update;
             /* common subexpression (eq:cse-tmp1) */
@@ -1091,9 +1086,9 @@ static LSTM_SYM_WIDE_VECTORS void minlstm_scan_deltas_f64(size_t batch, size_t h
             const double d_update_pre = update*(1 - update)*(d_update_norm*(-tmp2 - tmp4) - d_hidden_carry*hidden_prev*tmp3);
             /* dL/dcandidate_pre (eq:cse-d-candidate-pre) */
             const double d_candidate_pre = d_hidden_carry*update_norm;
-            delta[r * gate_stride + 0 * hidden_size + k] = d_forget_pre;
-            delta[r * gate_stride + 1 * hidden_size + k] = d_update_pre;
-            delta[r * gate_stride + 2 * hidden_size + k] = d_candidate_pre;
+            delta[row * gate_stride + 0 * hidden_size + k] = d_forget_pre;
+            delta[row * gate_stride + 1 * hidden_size + k] = d_update_pre;
+            delta[row * gate_stride + 2 * hidden_size + k] = d_candidate_pre;
         }
     }
 }
@@ -1157,10 +1152,10 @@ int minlstm_forward_scan_f64(
         lstm_sym_broadcast_f64(steps * batch, rows, event_bias, NULL, projection);
         lstm_sym_product_nt_f64(steps * batch, rows, event_size, events, event_weights, projection, pack, panel);
         for (t = 0; t < steps; t += block) {
-            const size_t end = steps - t < block ? steps : t + block;
-            minlstm_scan_values_f64(batch, hidden_size, t, (end - t) * batch, lengths, projection + t * batch * rows,
+            const size_t last = steps - t < block ? steps : t + block;
+            minlstm_scan_values_f64(batch, hidden_size, t, (last - t) * batch, lengths, projection + t * batch * rows,
                 h_states + (t + 1u) * units, saved + t * MINLSTM_SAVED * units);
-            minlstm_scan_states_f64(batch, hidden_size, t, end, lengths, saved,
+            minlstm_scan_states_f64(batch, hidden_size, t, last, lengths, saved,
                 h_states);
         }
         /* Outputs: the hidden states after every step; the last state. */
@@ -1991,14 +1986,14 @@ int minlstm_infer_f32(
  * that reads no state, then only the affine recurrence step by step.
  * ------------------------------------------------------------------------------------------ */
 
-/* forward_scan's first pass over rows [0, count) of a block starting at step t0 (row r: step
- * t0 + r / batch, batch row r % batch): the per-unit values, none of which reads hidden_prev,
+/* forward_scan's first pass over rows [0, samples) of a block starting at step `start` (row:
+ * step start + row / batch, batch row row % batch): the per-unit values, none of which reads hidden_prev,
  * saved as forward saves them, and B of each unit written to offset (the state sequence from
- * step t0 + 1 on: the second pass adds A hidden_prev). pre: (count, G * H); saved: the block's
+ * step start + 1 on: the second pass adds A hidden_prev). pre: (samples, G * H); saved: the block's
  * (steps, SAVED, B, H). A row past its length gets zero saved values, as in forward
  * (eq:masked-state). */
 static LSTM_SYM_WIDE_VECTORS void minlstm_scan_values_f32(size_t batch, size_t hidden_size,
-    size_t t0, size_t count,
+    size_t start, size_t samples,
     const int64_t *restrict lengths,
     const float *restrict pre,
     float *restrict offset,
@@ -2006,24 +2001,23 @@ static LSTM_SYM_WIDE_VECTORS void minlstm_scan_values_f32(size_t batch, size_t h
 {
     const size_t units = batch * hidden_size;
     const size_t gate_stride = MINLSTM_GATES * hidden_size;
-    size_t r;
-    for (r = 0; r < count; ++r) {
-        const size_t t = r / batch, b = r % batch;
-        float *const saved_t = saved + t * MINLSTM_SAVED * units;
+    size_t row;
+    for (row = 0; row < samples; ++row) {
+        const size_t t = row / batch, b = row % batch;
         size_t k;
-        if (lengths != NULL && (uint64_t)lengths[b] <= (uint64_t)(t0 + t)) {
+        if (lengths != NULL && (uint64_t)lengths[b] <= (uint64_t)(start + t)) {
             size_t slot;
             for (slot = 0; slot < MINLSTM_SAVED; ++slot) {
-                lstm_sym_fill_f32(hidden_size, 0.0F, saved_t + slot * units + b * hidden_size);
+                lstm_sym_fill_f32(hidden_size, 0.0F, saved + (t * MINLSTM_SAVED + slot) * units + b * hidden_size);
             }
             continue;
         }
         LSTM_SYM_INDEPENDENT
         for (k = 0; k < hidden_size; ++k) {
             const size_t u = b * hidden_size + k;
-            const float forget_pre = pre[r * gate_stride + 0 * hidden_size + k];
-            const float update_pre = pre[r * gate_stride + 1 * hidden_size + k];
-            const float candidate_pre = pre[r * gate_stride + 2 * hidden_size + k];
+            const float forget_pre = pre[row * gate_stride + 0 * hidden_size + k];
+            const float update_pre = pre[row * gate_stride + 1 * hidden_size + k];
+            const float candidate_pre = pre[row * gate_stride + 2 * hidden_size + k];
             /* forget = sigmoid(forget_pre) (eq:forward-forget) */
             const float forget = lstm_sym_sigmoid_f32(forget_pre);
             /* update = sigmoid(update_pre) (eq:forward-update) */
@@ -2035,29 +2029,28 @@ static LSTM_SYM_WIDE_VECTORS void minlstm_scan_values_f32(size_t batch, size_t h
             /* update_norm = update/(forget + update) (eq:forward-update-norm) */
             const float update_norm = update/(forget + update);
             /* B = candidate*update_norm */
-            offset[r * hidden_size + k] = candidate*update_norm;
-            saved_t[0 * units + u] = forget;
-            saved_t[1 * units + u] = update;
-            saved_t[2 * units + u] = candidate;
-            saved_t[3 * units + u] = forget_norm;
-            saved_t[4 * units + u] = update_norm;
+            offset[row * hidden_size + k] = candidate*update_norm;
+            saved[(t * MINLSTM_SAVED + 0u) * units + u] = forget;
+            saved[(t * MINLSTM_SAVED + 1u) * units + u] = update;
+            saved[(t * MINLSTM_SAVED + 2u) * units + u] = candidate;
+            saved[(t * MINLSTM_SAVED + 3u) * units + u] = forget_norm;
+            saved[(t * MINLSTM_SAVED + 4u) * units + u] = update_norm;
         }
     }
 }
 
-/* forward_scan's second pass: steps [t0, t1) one after the other, each over all units,
+/* forward_scan's second pass: steps [start, last) one after the other, each over all units,
  * hidden_t = A_t hidden_prev + B_t with A_t = forget_norm from the saved values and B_t
  * where the first pass left it (h_states + (t + 1) * units); a row past its length keeps its
  * state (eq:masked-state). */
-static void minlstm_scan_states_f32(size_t batch, size_t hidden_size, size_t t0, size_t t1,
+static void minlstm_scan_states_f32(size_t batch, size_t hidden_size, size_t start, size_t last,
     const int64_t *restrict lengths,
     const float *restrict saved,
     float *restrict h_states)
 {
     const size_t units = batch * hidden_size;
     size_t t;
-    for (t = t0; t < t1; ++t) {
-        const float *const saved_t = saved + t * MINLSTM_SAVED * units;
+    for (t = start; t < last; ++t) {
         const float *const h_prev = h_states + t * units;
         float *const h_next = h_states + (t + 1u) * units;
         size_t b;
@@ -2070,7 +2063,7 @@ static void minlstm_scan_states_f32(size_t batch, size_t hidden_size, size_t t0,
             LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
-                const float forget_norm = saved_t[3u * units + u];
+                const float forget_norm = saved[(t * MINLSTM_SAVED + 3u) * units + u];
                 const float hidden_prev = h_prev[u];
                 const float scan_offset = h_next[u];
                 h_next[u] = scan_offset + forget_norm*hidden_prev;
@@ -2079,13 +2072,13 @@ static void minlstm_scan_states_f32(size_t batch, size_t hidden_size, size_t t0,
     }
 }
 
-/* backward_scan's first pass, steps t1 - 1 down to t0: the reverse scan of the state's
- * adjoint. On entry d_h holds dL/dhidden_(t1 - 1) from the later steps (A_t1 times their
+/* backward_scan's first pass, steps last - 1 down to start: the reverse scan of the state's
+ * adjoint. On entry d_h holds dL/dhidden_(last - 1) from the later steps (A_last times their
  * carry); per step, the carry d_hidden_carry = d_h + d_outputs_t is kept in its row's last gate
  * delta (delta[(t B + b) G H + 2 H + k], which the second pass reads before it overwrites
  * it) and d_h = A_t d_hidden_carry (the derivation's dL/dhidden_prev). A row past its length
  * passes d_h on unchanged (eq:masked-pass). */
-static void minlstm_scan_adjoints_f32(size_t batch, size_t hidden_size, size_t t0, size_t t1,
+static void minlstm_scan_adjoints_f32(size_t batch, size_t hidden_size, size_t start, size_t last,
     const int64_t *restrict lengths,
     const float *restrict d_outputs,
     const float *restrict saved,
@@ -2095,11 +2088,9 @@ static void minlstm_scan_adjoints_f32(size_t batch, size_t hidden_size, size_t t
     const size_t units = batch * hidden_size;
     const size_t gate_stride = MINLSTM_GATES * hidden_size;
     size_t t;
-    for (t = t1; t-- > t0;) {
-        const float *const saved_t = saved + t * MINLSTM_SAVED * units;
+    for (t = last; t-- > start;) {
         size_t b;
         for (b = 0; b < batch; ++b) {
-            float *const carry_row = delta + (t * batch + b) * gate_stride + 2u * hidden_size;
             size_t k;
             if (lengths != NULL && (uint64_t)lengths[b] <= (uint64_t)t) {
                 continue;
@@ -2108,21 +2099,21 @@ static void minlstm_scan_adjoints_f32(size_t batch, size_t hidden_size, size_t t
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
                 const float d_hidden_carry = d_h[u] + d_outputs[t * units + u];
-                const float forget_norm = saved_t[3u * units + u];
-                carry_row[k] = d_hidden_carry;
+                const float forget_norm = saved[(t * MINLSTM_SAVED + 3u) * units + u];
+                delta[(t * batch + b) * gate_stride + 2u * hidden_size + k] = d_hidden_carry;
                 d_h[u] = d_hidden_carry*forget_norm;
             }
         }
     }
 }
 
-/* backward_scan's second pass over rows [0, count) of a block starting at step t0 (row r: step
- * t0 + r / batch, batch row r % batch): the derivation's backward chain (sympy.diff of the step,
+/* backward_scan's second pass over rows [0, samples) of a block starting at step `start` (row:
+ * step start + row / batch, batch row row % batch): the derivation's backward chain (sympy.diff of the step,
  * joint CSE) with the carry the first pass left in the row's last gate delta, writing the
- * adjoints of the gate pre-activations to delta (count, G * H). h_prev: h_states + t0 * units; saved:
+ * adjoints of the gate pre-activations to delta (samples, G * H). h_prev: h_states + start * units; saved:
  * the block's. A row past its length gets zero deltas (eq:masked-pass). */
 static LSTM_SYM_WIDE_VECTORS void minlstm_scan_deltas_f32(size_t batch, size_t hidden_size,
-    size_t t0, size_t count,
+    size_t start, size_t samples,
     const int64_t *restrict lengths,
     const float *restrict h_prev,
     const float *restrict saved,
@@ -2130,24 +2121,23 @@ static LSTM_SYM_WIDE_VECTORS void minlstm_scan_deltas_f32(size_t batch, size_t h
 {
     const size_t units = batch * hidden_size;
     const size_t gate_stride = MINLSTM_GATES * hidden_size;
-    size_t r;
-    for (r = 0; r < count; ++r) {
-        const size_t t = r / batch, b = r % batch;
-        const float *const saved_t = saved + t * MINLSTM_SAVED * units;
+    size_t row;
+    for (row = 0; row < samples; ++row) {
+        const size_t t = row / batch, b = row % batch;
         size_t k;
-        if (lengths != NULL && (uint64_t)lengths[b] <= (uint64_t)(t0 + t)) {
-            lstm_sym_fill_f32(gate_stride, 0.0F, delta + r * gate_stride);
+        if (lengths != NULL && (uint64_t)lengths[b] <= (uint64_t)(start + t)) {
+            lstm_sym_fill_f32(gate_stride, 0.0F, delta + row * gate_stride);
             continue;
         }
         LSTM_SYM_INDEPENDENT
         for (k = 0; k < hidden_size; ++k) {
             const size_t u = b * hidden_size + k;
-            const float d_hidden_carry = delta[r * gate_stride + 2 * hidden_size + k];
+            const float d_hidden_carry = delta[row * gate_stride + 2 * hidden_size + k];
             const float hidden_prev = h_prev[t * units + u];
-            const float forget = saved_t[0u * units + u];
-            const float update = saved_t[1u * units + u];
-            const float candidate = saved_t[2u * units + u];
-            const float update_norm = saved_t[4u * units + u];
+            const float forget = saved[(t * MINLSTM_SAVED + 0u) * units + u];
+            const float update = saved[(t * MINLSTM_SAVED + 1u) * units + u];
+            const float candidate = saved[(t * MINLSTM_SAVED + 2u) * units + u];
+            const float update_norm = saved[(t * MINLSTM_SAVED + 4u) * units + u];
             /* common subexpression (eq:cse-tmp0) */
             const float tmp0 = forget + update;
             /* common subexpression (eq:cse-tmp1) */
@@ -2166,9 +2156,9 @@ static LSTM_SYM_WIDE_VECTORS void minlstm_scan_deltas_f32(size_t batch, size_t h
             const float d_update_pre = update*(1 - update)*(d_update_norm*(-tmp2 - tmp4) - d_hidden_carry*hidden_prev*tmp3);
             /* dL/dcandidate_pre (eq:cse-d-candidate-pre) */
             const float d_candidate_pre = d_hidden_carry*update_norm;
-            delta[r * gate_stride + 0 * hidden_size + k] = d_forget_pre;
-            delta[r * gate_stride + 1 * hidden_size + k] = d_update_pre;
-            delta[r * gate_stride + 2 * hidden_size + k] = d_candidate_pre;
+            delta[row * gate_stride + 0 * hidden_size + k] = d_forget_pre;
+            delta[row * gate_stride + 1 * hidden_size + k] = d_update_pre;
+            delta[row * gate_stride + 2 * hidden_size + k] = d_candidate_pre;
         }
     }
 }
@@ -2232,10 +2222,10 @@ int minlstm_forward_scan_f32(
         lstm_sym_broadcast_f32(steps * batch, rows, event_bias, NULL, projection);
         lstm_sym_product_nt_f32(steps * batch, rows, event_size, events, event_weights, projection, pack, panel);
         for (t = 0; t < steps; t += block) {
-            const size_t end = steps - t < block ? steps : t + block;
-            minlstm_scan_values_f32(batch, hidden_size, t, (end - t) * batch, lengths, projection + t * batch * rows,
+            const size_t last = steps - t < block ? steps : t + block;
+            minlstm_scan_values_f32(batch, hidden_size, t, (last - t) * batch, lengths, projection + t * batch * rows,
                 h_states + (t + 1u) * units, saved + t * MINLSTM_SAVED * units);
-            minlstm_scan_states_f32(batch, hidden_size, t, end, lengths, saved,
+            minlstm_scan_states_f32(batch, hidden_size, t, last, lengths, saved,
                 h_states);
         }
         /* Outputs: the hidden states after every step; the last state. */
