@@ -845,7 +845,6 @@ int mingru_infer_f64(
     return MINGRU_OK;
 }
 
-
 /* ------------------------------------------------------------------------------------------
  * Time-parallel form (lstm_sym/scan.py; eq:scan-hidden): the derivation proves the update affine in
  * the previous state,
@@ -1186,7 +1185,6 @@ int mingru_backward_scan_f64(
     }
     return MINGRU_OK;
 }
-
 
 /* ==========================================================================================
  * float (f32)
@@ -1847,7 +1845,6 @@ int mingru_infer_f32(
     return MINGRU_OK;
 }
 
-
 /* ------------------------------------------------------------------------------------------
  * Time-parallel form (lstm_sym/scan.py; eq:scan-hidden): the derivation proves the update affine in
  * the previous state,
@@ -2179,5 +2176,4 @@ int mingru_backward_scan_f32(
     }
     return MINGRU_OK;
 }
-
 

@@ -897,7 +897,6 @@ int minlstm_infer_f64(
     return MINLSTM_OK;
 }
 
-
 /* ------------------------------------------------------------------------------------------
  * Time-parallel form (lstm_sym/scan.py; eq:scan-hidden): the derivation proves the update affine in
  * the previous state,
@@ -1263,7 +1262,6 @@ int minlstm_backward_scan_f64(
     }
     return MINLSTM_OK;
 }
-
 
 /* ==========================================================================================
  * float (f32)
@@ -1976,7 +1974,6 @@ int minlstm_infer_f32(
     return MINLSTM_OK;
 }
 
-
 /* ------------------------------------------------------------------------------------------
  * Time-parallel form (lstm_sym/scan.py; eq:scan-hidden): the derivation proves the update affine in
  * the previous state,
@@ -2333,5 +2330,4 @@ int minlstm_backward_scan_f32(
     }
     return MINLSTM_OK;
 }
-
 
