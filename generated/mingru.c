@@ -847,6 +847,349 @@ int mingru_infer_f64(
     return MINGRU_OK;
 }
 
+/* ------------------------------------------------------------------------------------------
+ * Time-parallel form (lstm_sym/scan.py; eq:scan-hidden): the derivation proves the update affine in
+ * the previous state,
+ *   hidden = A hidden_prev + B,  A = 1 - update,  B = candidate*update,
+ * A and B free of hidden_prev. mingru_forward_scan and mingru_backward_scan take a block of K steps
+ * at a time (mingru_scan_block): every per-unit value of the block's K * B rows in one loop
+ * that reads no state, then only the affine recurrence step by step.
+ * ------------------------------------------------------------------------------------------ */
+
+/* Steps per block: K * B * H = LSTM_SYM_SCAN_UNITS units (at least one step), so that a block's
+ * pre-activations, saved values and states (K * B * H * (G + SAVED + 1) elements) stay in the L2
+ * cache between its two passes, and the recurrence's working set of a step in L1. */
+static size_t mingru_scan_block(size_t batch, size_t hidden_size)
+{
+    const size_t units = batch * hidden_size;
+    return units >= LSTM_SYM_SCAN_UNITS ? 1u : LSTM_SYM_SCAN_UNITS / units;
+}
+
+/* forward_scan's first pass over rows [0, samples) of a block starting at step `start` (row:
+ * step start + row / batch, batch row row % batch): the per-unit values, none of which reads hidden_prev,
+ * saved as forward saves them, and B of each unit written to offset (the state sequence from
+ * step start + 1 on: the second pass adds A hidden_prev). pre: (samples, G * H); saved: the block's
+ * (steps, SAVED, B, H). A row past its length gets zero saved values, as in forward
+ * (eq:masked-state). */
+static LSTM_SYM_WIDE_VECTORS void mingru_scan_values_f64(size_t batch, size_t hidden_size,
+    size_t start, size_t samples,
+    const int64_t *restrict lengths,
+    const double *restrict pre,
+    double *restrict offset,
+    double *restrict saved)
+{
+    const size_t units = batch * hidden_size;
+    const size_t gate_stride = MINGRU_GATES * hidden_size;
+    size_t row;
+    for (row = 0; row < samples; ++row) {
+        const size_t t = row / batch, b = row % batch;
+        size_t k;
+        if (lengths != NULL && (uint64_t)lengths[b] <= (uint64_t)(start + t)) {
+            size_t slot;
+            for (slot = 0; slot < MINGRU_SAVED; ++slot) {
+                lstm_sym_fill_f64(hidden_size, 0.0, saved + (t * MINGRU_SAVED + slot) * units + b * hidden_size);
+            }
+            continue;
+        }
+        LSTM_SYM_INDEPENDENT
+        for (k = 0; k < hidden_size; ++k) {
+            const size_t u = b * hidden_size + k;
+            const double update_pre = pre[row * gate_stride + 0 * hidden_size + k];
+            const double candidate_pre = pre[row * gate_stride + 1 * hidden_size + k];
+            /* update = sigmoid(update_pre) (eq:forward-update) */
+            const double update = lstm_sym_sigmoid_f64(update_pre);
+            /* candidate = candidate_pre (eq:forward-candidate) */
+            const double candidate = candidate_pre;
+            /* B = candidate*update */
+            offset[row * hidden_size + k] = candidate*update;
+            saved[(t * MINGRU_SAVED + 0u) * units + u] = update;
+            saved[(t * MINGRU_SAVED + 1u) * units + u] = candidate;
+        }
+    }
+}
+
+/* forward_scan's second pass: steps [start, last) one after the other, each over all units,
+ * hidden_t = A_t hidden_prev + B_t with A_t = 1 - update from the saved values and B_t
+ * where the first pass left it (h_states + (t + 1) * units); a row past its length keeps its
+ * state (eq:masked-state). */
+static void mingru_scan_states_f64(size_t batch, size_t hidden_size, size_t start, size_t last,
+    const int64_t *restrict lengths,
+    const double *restrict saved,
+    double *restrict h_states)
+{
+    const size_t units = batch * hidden_size;
+    size_t t;
+    for (t = start; t < last; ++t) {
+        const double *const h_prev = h_states + t * units;
+        double *const h_next = h_states + (t + 1u) * units;
+        size_t b;
+        for (b = 0; b < batch; ++b) {
+            size_t k;
+            if (lengths != NULL && (uint64_t)lengths[b] <= (uint64_t)t) {
+                lstm_sym_copy_f64(hidden_size, h_prev + b * hidden_size, h_next + b * hidden_size);
+                continue;
+            }
+            LSTM_SYM_INDEPENDENT
+            for (k = 0; k < hidden_size; ++k) {
+                const size_t u = b * hidden_size + k;
+                const double update = saved[(t * MINGRU_SAVED + 0u) * units + u];
+                const double hidden_prev = h_prev[u];
+                const double scan_offset = h_next[u];
+                h_next[u] = scan_offset + hidden_prev*(1 - update);
+            }
+        }
+    }
+}
+
+/* backward_scan's first pass, steps last - 1 down to start: the reverse scan of the state's
+ * adjoint. On entry d_h holds dL/dhidden_(last - 1) from the later steps (A_last times their
+ * carry); per step, the carry d_hidden_carry = d_h + d_outputs_t is kept in its row's last gate
+ * delta (delta[(t B + b) G H + 1 H + k], which the second pass reads before it overwrites
+ * it) and d_h = A_t d_hidden_carry (the derivation's dL/dhidden_prev). A row past its length
+ * passes d_h on unchanged (eq:masked-pass). */
+static void mingru_scan_adjoints_f64(size_t batch, size_t hidden_size, size_t start, size_t last,
+    const int64_t *restrict lengths,
+    const double *restrict d_outputs,
+    const double *restrict saved,
+    double *restrict d_h,
+    double *restrict delta)
+{
+    const size_t units = batch * hidden_size;
+    const size_t gate_stride = MINGRU_GATES * hidden_size;
+    size_t t;
+    for (t = last; t-- > start;) {
+        size_t b;
+        for (b = 0; b < batch; ++b) {
+            size_t k;
+            if (lengths != NULL && (uint64_t)lengths[b] <= (uint64_t)t) {
+                continue;
+            }
+            LSTM_SYM_INDEPENDENT
+            for (k = 0; k < hidden_size; ++k) {
+                const size_t u = b * hidden_size + k;
+                const double d_hidden_carry = d_h[u] + d_outputs[t * units + u];
+                const double update = saved[(t * MINGRU_SAVED + 0u) * units + u];
+                delta[(t * batch + b) * gate_stride + 1u * hidden_size + k] = d_hidden_carry;
+                d_h[u] = d_hidden_carry*(1 - update);
+            }
+        }
+    }
+}
+
+/* backward_scan's second pass over rows [0, samples) of a block starting at step `start` (row:
+ * step start + row / batch, batch row row % batch): the derivation's backward chain (sympy.diff of the step,
+ * joint CSE) with the carry the first pass left in the row's last gate delta, writing the
+ * adjoints of the gate pre-activations to delta (samples, G * H). h_prev: h_states + start * units; saved:
+ * the block's. A row past its length gets zero deltas (eq:masked-pass). */
+static LSTM_SYM_WIDE_VECTORS void mingru_scan_deltas_f64(size_t batch, size_t hidden_size,
+    size_t start, size_t samples,
+    const int64_t *restrict lengths,
+    const double *restrict h_prev,
+    const double *restrict saved,
+    double *restrict delta)
+{
+    const size_t units = batch * hidden_size;
+    const size_t gate_stride = MINGRU_GATES * hidden_size;
+    size_t row;
+    for (row = 0; row < samples; ++row) {
+        const size_t t = row / batch, b = row % batch;
+        size_t k;
+        if (lengths != NULL && (uint64_t)lengths[b] <= (uint64_t)(start + t)) {
+            lstm_sym_fill_f64(gate_stride, 0.0, delta + row * gate_stride);
+            continue;
+        }
+        LSTM_SYM_INDEPENDENT
+        for (k = 0; k < hidden_size; ++k) {
+            const size_t u = b * hidden_size + k;
+            const double d_hidden_carry = delta[row * gate_stride + 1 * hidden_size + k];
+            const double hidden_prev = h_prev[t * units + u];
+            const double update = saved[(t * MINGRU_SAVED + 0u) * units + u];
+            const double candidate = saved[(t * MINGRU_SAVED + 1u) * units + u];
+            /* common subexpression (eq:cse-tmp0) */
+            const double tmp0 = 1 - update;
+            /* dL/dcandidate_pre (eq:cse-d-candidate-pre) */
+            const double d_candidate_pre = d_hidden_carry*update;
+            /* dL/dupdate_pre (eq:cse-d-update-pre) */
+            const double d_update_pre = d_candidate_pre*tmp0*(candidate - hidden_prev);
+            delta[row * gate_stride + 0 * hidden_size + k] = d_update_pre;
+            delta[row * gate_stride + 1 * hidden_size + k] = d_candidate_pre;
+        }
+    }
+}
+
+/* forward as a blocked scan over time (an affine update): its arguments, cache and results, to rounding. See mingru.h.
+ * After forward's event projections (one product), per block of mingru_scan_block steps: the
+ * block's per-unit values at once (mingru_scan_values), then hidden_t = A_t hidden_prev + B_t step
+ * by step (mingru_scan_states). */
+int mingru_forward_scan_f64(
+    size_t steps,
+    size_t batch,
+    size_t event_size,
+    size_t hidden_size,
+    const double *restrict events,
+    const int64_t *restrict lengths,
+    const double *restrict h0,
+    const double *restrict event_weights,
+    const double *restrict event_bias,
+    double *restrict outputs,
+    double *restrict h_last,
+    double *restrict cache)
+{
+    const size_t units = batch * hidden_size;
+    const size_t rows = MINGRU_GATES * hidden_size;
+    const int status = mingru_check_sizes(steps, batch, event_size, hidden_size);
+    size_t t;
+    if (status != MINGRU_OK) {
+        return status;
+    }
+    if (events == NULL ||
+        event_weights == NULL ||
+        event_bias == NULL ||
+        outputs == NULL ||
+        h_last == NULL ||
+        cache == NULL) {
+        return MINGRU_ERROR_NULL;
+    }
+    {
+        int padded;
+        const int checked = mingru_check_lengths(steps, batch, lengths, &padded);
+        if (checked != MINGRU_OK) {
+            return checked;
+        }
+        if (!padded) {
+            lengths = NULL; /* every row runs every step: the unmasked computation */
+        }
+    }
+    {
+        double *const h_states = cache + 0u * (steps + 1u) * units;
+        double *const saved = cache + MINGRU_STATES * (steps + 1u) * units;
+        double *const projection = saved + steps * MINGRU_SAVED * units;
+        /* The packing area (NULL: unpacked products); no gate has a hidden part */
+        const size_t pack_at = lstm_sym_pack_offset_f64(cache, mingru_cache_base(steps, batch, hidden_size));
+        double *const pack = pack_at == 0 ? NULL : cache + pack_at;
+        const size_t panel = lstm_sym_pack_panel(rows, hidden_size);
+        const size_t block = mingru_scan_block(batch, hidden_size);
+        /* Initial state: index 0 of the state sequence; NULL means zeros. */
+        lstm_sym_copy_f64(units, h0, h_states);
+        /* Event projections of every step and gate at once (one matrix product):
+         * Z_event = X W_event^T + b_event (eq:projection-update-pre, eq:projection-candidate-pre) */
+        lstm_sym_broadcast_f64(steps * batch, rows, event_bias, NULL, projection);
+        lstm_sym_product_nt_f64(steps * batch, rows, event_size, events, event_weights, projection, pack, panel);
+        for (t = 0; t < steps; t += block) {
+            const size_t last = steps - t < block ? steps : t + block;
+            mingru_scan_values_f64(batch, hidden_size, t, (last - t) * batch, lengths, projection + t * batch * rows,
+                h_states + (t + 1u) * units, saved + t * MINGRU_SAVED * units);
+            mingru_scan_states_f64(batch, hidden_size, t, last, lengths, saved,
+                h_states);
+        }
+        /* Outputs: the hidden states after every step; the last state. */
+        lstm_sym_copy_f64(steps * units, h_states + units, outputs);
+        if (lengths != NULL) {
+            /* Zero outputs past each row's length */
+            size_t row;
+            for (row = 0; row < batch; ++row) {
+                for (t = (size_t)lengths[row]; t < steps; ++t) {
+                    lstm_sym_fill_f64(hidden_size, 0.0, outputs + t * units + row * hidden_size);
+                }
+            }
+        }
+        lstm_sym_copy_f64(units, h_states + steps * units, h_last);
+    }
+    return MINGRU_OK;
+}
+
+/* backward as a blocked reverse scan, to rounding; of a cache of forward or forward_scan. See mingru.h.
+ * Per block of mingru_scan_block steps, last block first: the reverse scan of dL/dhidden
+ * (mingru_scan_adjoints), then the block's deltas at once (mingru_scan_deltas); then backward's
+ * weight-gradient products over all steps. */
+int mingru_backward_scan_f64(
+    size_t steps,
+    size_t batch,
+    size_t event_size,
+    size_t hidden_size,
+    const double *restrict events,
+    const int64_t *restrict lengths,
+    const double *restrict event_weights,
+    double *restrict cache,
+    const double *restrict d_outputs,
+    const double *restrict d_h_last,
+    double *restrict d_event_weights,
+    double *restrict d_event_bias,
+    double *restrict d_events,
+    double *restrict d_h0)
+{
+    const size_t units = batch * hidden_size;
+    const size_t rows = MINGRU_GATES * hidden_size;
+    const int status = mingru_check_sizes(steps, batch, event_size, hidden_size);
+    size_t t;
+    if (status != MINGRU_OK) {
+        return status;
+    }
+    if (events == NULL ||
+        event_weights == NULL ||
+        cache == NULL ||
+        d_outputs == NULL ||
+        d_event_weights == NULL ||
+        d_event_bias == NULL ||
+        d_h0 == NULL) {
+        return MINGRU_ERROR_NULL;
+    }
+    {
+        int padded;
+        const int checked = mingru_check_lengths(steps, batch, lengths, &padded);
+        if (checked != MINGRU_OK) {
+            return checked;
+        }
+        if (!padded) {
+            lengths = NULL; /* every row runs every step: the unmasked computation */
+        }
+    }
+    {
+        const double *const h_states = cache + 0u * (steps + 1u) * units;
+        const double *const saved = cache + MINGRU_STATES * (steps + 1u) * units;
+        double *const delta_event = cache + (MINGRU_STATES * (steps + 1u) + MINGRU_SAVED * steps) * units;
+        /* The packing area (NULL: unpacked products); no gate has a hidden part */
+        const size_t pack_at = lstm_sym_pack_offset_f64(cache, mingru_cache_base(steps, batch, hidden_size));
+        double *const pack = pack_at == 0 ? NULL : cache + pack_at;
+        const size_t panel = lstm_sym_pack_panel(rows, hidden_size);
+        const size_t block = mingru_scan_block(batch, hidden_size);
+        /* d_h0 carries dL/dhidden back through the steps, from d_h_last (NULL: 0). */
+        lstm_sym_copy_f64(units, d_h_last, d_h0);
+        for (t = steps; t > 0;) {
+            const size_t start = t > block ? t - block : 0u;
+            mingru_scan_adjoints_f64(batch, hidden_size, start, t, lengths, d_outputs, saved,
+                d_h0, delta_event);
+            mingru_scan_deltas_f64(batch, hidden_size, start, (t - start) * batch, lengths, h_states + start * units,
+                saved + start * MINGRU_SAVED * units, delta_event + start * batch * rows);
+            t = start;
+        }
+        /* Linear adjoints over all steps at once (SymPy matrix calculus of Z = X W^T + 1 b^T):
+         *   dW = Delta^T X,  db = Delta^T 1,  dX = Delta W
+         * (eq:linear-weights, eq:linear-bias, eq:linear-inputs) */
+        lstm_sym_fill_f64(rows * event_size, 0.0, d_event_weights);
+        lstm_sym_fill_f64(rows, 0.0, d_event_bias);
+        if (lengths == NULL || mingru_padding_finite_f64(steps, batch, event_size, lengths, events)) {
+            /* (with lengths: the padded rows' deltas are zero and their events finite, so they add
+             * exact zeros) */
+            lstm_sym_product_nn_f64(rows, event_size, steps * batch, delta_event, 1u, rows, events, d_event_weights, pack, panel);
+        } else {
+            /* A padded event is not finite (0 * inf is NaN): the running rows' events only */
+            size_t sample = 0u, run;
+            for (; (run = mingru_next_run(steps, batch, lengths, &sample)) != 0u; sample += run) {
+                lstm_sym_product_nn_f64(rows, event_size, run, delta_event + sample * rows, 1u, rows,
+                    events + sample * event_size, d_event_weights, pack, panel);
+            }
+        }
+        lstm_sym_column_sums_f64(steps * batch, rows, delta_event, d_event_bias);
+        /* dL/dX = Delta_event W_event (eq:linear-inputs), unless the caller needs none */
+        if (d_events != NULL) {
+            lstm_sym_fill_f64(steps * batch * event_size, 0.0, d_events);
+            lstm_sym_product_nn_f64(steps * batch, event_size, rows, delta_event, rows, 1u, event_weights, d_events, pack, panel);
+        }
+    }
+    return MINGRU_OK;
+}
+
 /* ==========================================================================================
  * float (f32)
  * ========================================================================================== */
@@ -1504,6 +1847,340 @@ int mingru_infer_f32(
             }
         }
         lstm_sym_copy_f32(units, h_now, h_last);
+    }
+    return MINGRU_OK;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Time-parallel form (lstm_sym/scan.py; eq:scan-hidden): the derivation proves the update affine in
+ * the previous state,
+ *   hidden = A hidden_prev + B,  A = 1 - update,  B = candidate*update,
+ * A and B free of hidden_prev. mingru_forward_scan and mingru_backward_scan take a block of K steps
+ * at a time (mingru_scan_block): every per-unit value of the block's K * B rows in one loop
+ * that reads no state, then only the affine recurrence step by step.
+ * ------------------------------------------------------------------------------------------ */
+
+/* forward_scan's first pass over rows [0, samples) of a block starting at step `start` (row:
+ * step start + row / batch, batch row row % batch): the per-unit values, none of which reads hidden_prev,
+ * saved as forward saves them, and B of each unit written to offset (the state sequence from
+ * step start + 1 on: the second pass adds A hidden_prev). pre: (samples, G * H); saved: the block's
+ * (steps, SAVED, B, H). A row past its length gets zero saved values, as in forward
+ * (eq:masked-state). */
+static LSTM_SYM_WIDE_VECTORS void mingru_scan_values_f32(size_t batch, size_t hidden_size,
+    size_t start, size_t samples,
+    const int64_t *restrict lengths,
+    const float *restrict pre,
+    float *restrict offset,
+    float *restrict saved)
+{
+    const size_t units = batch * hidden_size;
+    const size_t gate_stride = MINGRU_GATES * hidden_size;
+    size_t row;
+    for (row = 0; row < samples; ++row) {
+        const size_t t = row / batch, b = row % batch;
+        size_t k;
+        if (lengths != NULL && (uint64_t)lengths[b] <= (uint64_t)(start + t)) {
+            size_t slot;
+            for (slot = 0; slot < MINGRU_SAVED; ++slot) {
+                lstm_sym_fill_f32(hidden_size, 0.0F, saved + (t * MINGRU_SAVED + slot) * units + b * hidden_size);
+            }
+            continue;
+        }
+        LSTM_SYM_INDEPENDENT
+        for (k = 0; k < hidden_size; ++k) {
+            const size_t u = b * hidden_size + k;
+            const float update_pre = pre[row * gate_stride + 0 * hidden_size + k];
+            const float candidate_pre = pre[row * gate_stride + 1 * hidden_size + k];
+            /* update = sigmoid(update_pre) (eq:forward-update) */
+            const float update = lstm_sym_sigmoid_f32(update_pre);
+            /* candidate = candidate_pre (eq:forward-candidate) */
+            const float candidate = candidate_pre;
+            /* B = candidate*update */
+            offset[row * hidden_size + k] = candidate*update;
+            saved[(t * MINGRU_SAVED + 0u) * units + u] = update;
+            saved[(t * MINGRU_SAVED + 1u) * units + u] = candidate;
+        }
+    }
+}
+
+/* forward_scan's second pass: steps [start, last) one after the other, each over all units,
+ * hidden_t = A_t hidden_prev + B_t with A_t = 1 - update from the saved values and B_t
+ * where the first pass left it (h_states + (t + 1) * units); a row past its length keeps its
+ * state (eq:masked-state). */
+static void mingru_scan_states_f32(size_t batch, size_t hidden_size, size_t start, size_t last,
+    const int64_t *restrict lengths,
+    const float *restrict saved,
+    float *restrict h_states)
+{
+    const size_t units = batch * hidden_size;
+    size_t t;
+    for (t = start; t < last; ++t) {
+        const float *const h_prev = h_states + t * units;
+        float *const h_next = h_states + (t + 1u) * units;
+        size_t b;
+        for (b = 0; b < batch; ++b) {
+            size_t k;
+            if (lengths != NULL && (uint64_t)lengths[b] <= (uint64_t)t) {
+                lstm_sym_copy_f32(hidden_size, h_prev + b * hidden_size, h_next + b * hidden_size);
+                continue;
+            }
+            LSTM_SYM_INDEPENDENT
+            for (k = 0; k < hidden_size; ++k) {
+                const size_t u = b * hidden_size + k;
+                const float update = saved[(t * MINGRU_SAVED + 0u) * units + u];
+                const float hidden_prev = h_prev[u];
+                const float scan_offset = h_next[u];
+                h_next[u] = scan_offset + hidden_prev*(1 - update);
+            }
+        }
+    }
+}
+
+/* backward_scan's first pass, steps last - 1 down to start: the reverse scan of the state's
+ * adjoint. On entry d_h holds dL/dhidden_(last - 1) from the later steps (A_last times their
+ * carry); per step, the carry d_hidden_carry = d_h + d_outputs_t is kept in its row's last gate
+ * delta (delta[(t B + b) G H + 1 H + k], which the second pass reads before it overwrites
+ * it) and d_h = A_t d_hidden_carry (the derivation's dL/dhidden_prev). A row past its length
+ * passes d_h on unchanged (eq:masked-pass). */
+static void mingru_scan_adjoints_f32(size_t batch, size_t hidden_size, size_t start, size_t last,
+    const int64_t *restrict lengths,
+    const float *restrict d_outputs,
+    const float *restrict saved,
+    float *restrict d_h,
+    float *restrict delta)
+{
+    const size_t units = batch * hidden_size;
+    const size_t gate_stride = MINGRU_GATES * hidden_size;
+    size_t t;
+    for (t = last; t-- > start;) {
+        size_t b;
+        for (b = 0; b < batch; ++b) {
+            size_t k;
+            if (lengths != NULL && (uint64_t)lengths[b] <= (uint64_t)t) {
+                continue;
+            }
+            LSTM_SYM_INDEPENDENT
+            for (k = 0; k < hidden_size; ++k) {
+                const size_t u = b * hidden_size + k;
+                const float d_hidden_carry = d_h[u] + d_outputs[t * units + u];
+                const float update = saved[(t * MINGRU_SAVED + 0u) * units + u];
+                delta[(t * batch + b) * gate_stride + 1u * hidden_size + k] = d_hidden_carry;
+                d_h[u] = d_hidden_carry*(1 - update);
+            }
+        }
+    }
+}
+
+/* backward_scan's second pass over rows [0, samples) of a block starting at step `start` (row:
+ * step start + row / batch, batch row row % batch): the derivation's backward chain (sympy.diff of the step,
+ * joint CSE) with the carry the first pass left in the row's last gate delta, writing the
+ * adjoints of the gate pre-activations to delta (samples, G * H). h_prev: h_states + start * units; saved:
+ * the block's. A row past its length gets zero deltas (eq:masked-pass). */
+static LSTM_SYM_WIDE_VECTORS void mingru_scan_deltas_f32(size_t batch, size_t hidden_size,
+    size_t start, size_t samples,
+    const int64_t *restrict lengths,
+    const float *restrict h_prev,
+    const float *restrict saved,
+    float *restrict delta)
+{
+    const size_t units = batch * hidden_size;
+    const size_t gate_stride = MINGRU_GATES * hidden_size;
+    size_t row;
+    for (row = 0; row < samples; ++row) {
+        const size_t t = row / batch, b = row % batch;
+        size_t k;
+        if (lengths != NULL && (uint64_t)lengths[b] <= (uint64_t)(start + t)) {
+            lstm_sym_fill_f32(gate_stride, 0.0F, delta + row * gate_stride);
+            continue;
+        }
+        LSTM_SYM_INDEPENDENT
+        for (k = 0; k < hidden_size; ++k) {
+            const size_t u = b * hidden_size + k;
+            const float d_hidden_carry = delta[row * gate_stride + 1 * hidden_size + k];
+            const float hidden_prev = h_prev[t * units + u];
+            const float update = saved[(t * MINGRU_SAVED + 0u) * units + u];
+            const float candidate = saved[(t * MINGRU_SAVED + 1u) * units + u];
+            /* common subexpression (eq:cse-tmp0) */
+            const float tmp0 = 1 - update;
+            /* dL/dcandidate_pre (eq:cse-d-candidate-pre) */
+            const float d_candidate_pre = d_hidden_carry*update;
+            /* dL/dupdate_pre (eq:cse-d-update-pre) */
+            const float d_update_pre = d_candidate_pre*tmp0*(candidate - hidden_prev);
+            delta[row * gate_stride + 0 * hidden_size + k] = d_update_pre;
+            delta[row * gate_stride + 1 * hidden_size + k] = d_candidate_pre;
+        }
+    }
+}
+
+/* forward as a blocked scan over time (an affine update): its arguments, cache and results, to rounding. See mingru.h.
+ * After forward's event projections (one product), per block of mingru_scan_block steps: the
+ * block's per-unit values at once (mingru_scan_values), then hidden_t = A_t hidden_prev + B_t step
+ * by step (mingru_scan_states). */
+int mingru_forward_scan_f32(
+    size_t steps,
+    size_t batch,
+    size_t event_size,
+    size_t hidden_size,
+    const float *restrict events,
+    const int64_t *restrict lengths,
+    const float *restrict h0,
+    const float *restrict event_weights,
+    const float *restrict event_bias,
+    float *restrict outputs,
+    float *restrict h_last,
+    float *restrict cache)
+{
+    const size_t units = batch * hidden_size;
+    const size_t rows = MINGRU_GATES * hidden_size;
+    const int status = mingru_check_sizes(steps, batch, event_size, hidden_size);
+    size_t t;
+    if (status != MINGRU_OK) {
+        return status;
+    }
+    if (events == NULL ||
+        event_weights == NULL ||
+        event_bias == NULL ||
+        outputs == NULL ||
+        h_last == NULL ||
+        cache == NULL) {
+        return MINGRU_ERROR_NULL;
+    }
+    {
+        int padded;
+        const int checked = mingru_check_lengths(steps, batch, lengths, &padded);
+        if (checked != MINGRU_OK) {
+            return checked;
+        }
+        if (!padded) {
+            lengths = NULL; /* every row runs every step: the unmasked computation */
+        }
+    }
+    {
+        float *const h_states = cache + 0u * (steps + 1u) * units;
+        float *const saved = cache + MINGRU_STATES * (steps + 1u) * units;
+        float *const projection = saved + steps * MINGRU_SAVED * units;
+        /* The packing area (NULL: unpacked products); no gate has a hidden part */
+        const size_t pack_at = lstm_sym_pack_offset_f32(cache, mingru_cache_base(steps, batch, hidden_size));
+        float *const pack = pack_at == 0 ? NULL : cache + pack_at;
+        const size_t panel = lstm_sym_pack_panel(rows, hidden_size);
+        const size_t block = mingru_scan_block(batch, hidden_size);
+        /* Initial state: index 0 of the state sequence; NULL means zeros. */
+        lstm_sym_copy_f32(units, h0, h_states);
+        /* Event projections of every step and gate at once (one matrix product):
+         * Z_event = X W_event^T + b_event (eq:projection-update-pre, eq:projection-candidate-pre) */
+        lstm_sym_broadcast_f32(steps * batch, rows, event_bias, NULL, projection);
+        lstm_sym_product_nt_f32(steps * batch, rows, event_size, events, event_weights, projection, pack, panel);
+        for (t = 0; t < steps; t += block) {
+            const size_t last = steps - t < block ? steps : t + block;
+            mingru_scan_values_f32(batch, hidden_size, t, (last - t) * batch, lengths, projection + t * batch * rows,
+                h_states + (t + 1u) * units, saved + t * MINGRU_SAVED * units);
+            mingru_scan_states_f32(batch, hidden_size, t, last, lengths, saved,
+                h_states);
+        }
+        /* Outputs: the hidden states after every step; the last state. */
+        lstm_sym_copy_f32(steps * units, h_states + units, outputs);
+        if (lengths != NULL) {
+            /* Zero outputs past each row's length */
+            size_t row;
+            for (row = 0; row < batch; ++row) {
+                for (t = (size_t)lengths[row]; t < steps; ++t) {
+                    lstm_sym_fill_f32(hidden_size, 0.0F, outputs + t * units + row * hidden_size);
+                }
+            }
+        }
+        lstm_sym_copy_f32(units, h_states + steps * units, h_last);
+    }
+    return MINGRU_OK;
+}
+
+/* backward as a blocked reverse scan, to rounding; of a cache of forward or forward_scan. See mingru.h.
+ * Per block of mingru_scan_block steps, last block first: the reverse scan of dL/dhidden
+ * (mingru_scan_adjoints), then the block's deltas at once (mingru_scan_deltas); then backward's
+ * weight-gradient products over all steps. */
+int mingru_backward_scan_f32(
+    size_t steps,
+    size_t batch,
+    size_t event_size,
+    size_t hidden_size,
+    const float *restrict events,
+    const int64_t *restrict lengths,
+    const float *restrict event_weights,
+    float *restrict cache,
+    const float *restrict d_outputs,
+    const float *restrict d_h_last,
+    float *restrict d_event_weights,
+    float *restrict d_event_bias,
+    float *restrict d_events,
+    float *restrict d_h0)
+{
+    const size_t units = batch * hidden_size;
+    const size_t rows = MINGRU_GATES * hidden_size;
+    const int status = mingru_check_sizes(steps, batch, event_size, hidden_size);
+    size_t t;
+    if (status != MINGRU_OK) {
+        return status;
+    }
+    if (events == NULL ||
+        event_weights == NULL ||
+        cache == NULL ||
+        d_outputs == NULL ||
+        d_event_weights == NULL ||
+        d_event_bias == NULL ||
+        d_h0 == NULL) {
+        return MINGRU_ERROR_NULL;
+    }
+    {
+        int padded;
+        const int checked = mingru_check_lengths(steps, batch, lengths, &padded);
+        if (checked != MINGRU_OK) {
+            return checked;
+        }
+        if (!padded) {
+            lengths = NULL; /* every row runs every step: the unmasked computation */
+        }
+    }
+    {
+        const float *const h_states = cache + 0u * (steps + 1u) * units;
+        const float *const saved = cache + MINGRU_STATES * (steps + 1u) * units;
+        float *const delta_event = cache + (MINGRU_STATES * (steps + 1u) + MINGRU_SAVED * steps) * units;
+        /* The packing area (NULL: unpacked products); no gate has a hidden part */
+        const size_t pack_at = lstm_sym_pack_offset_f32(cache, mingru_cache_base(steps, batch, hidden_size));
+        float *const pack = pack_at == 0 ? NULL : cache + pack_at;
+        const size_t panel = lstm_sym_pack_panel(rows, hidden_size);
+        const size_t block = mingru_scan_block(batch, hidden_size);
+        /* d_h0 carries dL/dhidden back through the steps, from d_h_last (NULL: 0). */
+        lstm_sym_copy_f32(units, d_h_last, d_h0);
+        for (t = steps; t > 0;) {
+            const size_t start = t > block ? t - block : 0u;
+            mingru_scan_adjoints_f32(batch, hidden_size, start, t, lengths, d_outputs, saved,
+                d_h0, delta_event);
+            mingru_scan_deltas_f32(batch, hidden_size, start, (t - start) * batch, lengths, h_states + start * units,
+                saved + start * MINGRU_SAVED * units, delta_event + start * batch * rows);
+            t = start;
+        }
+        /* Linear adjoints over all steps at once (SymPy matrix calculus of Z = X W^T + 1 b^T):
+         *   dW = Delta^T X,  db = Delta^T 1,  dX = Delta W
+         * (eq:linear-weights, eq:linear-bias, eq:linear-inputs) */
+        lstm_sym_fill_f32(rows * event_size, 0.0F, d_event_weights);
+        lstm_sym_fill_f32(rows, 0.0F, d_event_bias);
+        if (lengths == NULL || mingru_padding_finite_f32(steps, batch, event_size, lengths, events)) {
+            /* (with lengths: the padded rows' deltas are zero and their events finite, so they add
+             * exact zeros) */
+            lstm_sym_product_nn_f32(rows, event_size, steps * batch, delta_event, 1u, rows, events, d_event_weights, pack, panel);
+        } else {
+            /* A padded event is not finite (0 * inf is NaN): the running rows' events only */
+            size_t sample = 0u, run;
+            for (; (run = mingru_next_run(steps, batch, lengths, &sample)) != 0u; sample += run) {
+                lstm_sym_product_nn_f32(rows, event_size, run, delta_event + sample * rows, 1u, rows,
+                    events + sample * event_size, d_event_weights, pack, panel);
+            }
+        }
+        lstm_sym_column_sums_f32(steps * batch, rows, delta_event, d_event_bias);
+        /* dL/dX = Delta_event W_event (eq:linear-inputs), unless the caller needs none */
+        if (d_events != NULL) {
+            lstm_sym_fill_f32(steps * batch * event_size, 0.0F, d_events);
+            lstm_sym_product_nn_f32(steps * batch, event_size, rows, delta_event, rows, 1u, event_weights, d_events, pack, panel);
+        }
     }
     return MINGRU_OK;
 }

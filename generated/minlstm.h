@@ -332,6 +332,94 @@ int minlstm_infer_f32(
     float *h_last,
     float *work);
 
+/* forward as a blocked scan over time (an affine update): its arguments, cache and results, to rounding.
+ *   steps              sequence length T >= 1
+ *   batch              batch size B >= 1
+ *   event_size         event (input) features X >= 1
+ *   hidden_size        hidden units H >= 1
+ *   events             (steps, batch, event_size)
+ *   lengths            (batch): row b runs lengths[b] steps, 1 to steps (past it its states are kept and its outputs are zero); NULL: every row runs all steps
+ *   h0                 initial hidden state (batch, hidden_size); NULL: zeros
+ *   event_weights      (gates * hidden_size, event_size), gates stacked
+ *   event_bias         (gates * hidden_size)
+ *   outputs            (steps, batch, hidden_size): the hidden state of every step
+ *   h_last             final hidden state (batch, hidden_size)
+ *   cache              CACHE_SIZE(steps, batch, hidden_size) elements, layout above
+ */
+int minlstm_forward_scan_f64(
+    size_t steps,
+    size_t batch,
+    size_t event_size,
+    size_t hidden_size,
+    const double *events,
+    const int64_t *lengths,
+    const double *h0,
+    const double *event_weights,
+    const double *event_bias,
+    double *outputs,
+    double *h_last,
+    double *cache);
+int minlstm_forward_scan_f32(
+    size_t steps,
+    size_t batch,
+    size_t event_size,
+    size_t hidden_size,
+    const float *events,
+    const int64_t *lengths,
+    const float *h0,
+    const float *event_weights,
+    const float *event_bias,
+    float *outputs,
+    float *h_last,
+    float *cache);
+
+/* backward as a blocked reverse scan, to rounding; of a cache of forward or forward_scan.
+ *   steps              sequence length T >= 1
+ *   batch              batch size B >= 1
+ *   event_size         event (input) features X >= 1
+ *   hidden_size        hidden units H >= 1
+ *   events             (steps, batch, event_size), as given to forward
+ *   lengths            as given to forward
+ *   event_weights      (gates * hidden_size, event_size), gates stacked
+ *   cache              as written by forward; its scratch part is overwritten, the rest is kept
+ *   d_outputs          dL/d(outputs), (steps, batch, hidden_size)
+ *   d_h_last           dL/d(h_last), (batch, hidden_size); NULL: zeros
+ *   d_event_weights    dL/d(event_weights), (gates * hidden_size, event_size), gates stacked
+ *   d_event_bias       dL/d(event_bias), (gates * hidden_size)
+ *   d_events           dL/d(events), (steps, batch, event_size); NULL: not computed (one matrix product less)
+ *   d_h0               dL/d(h0), (batch, hidden_size)
+ */
+int minlstm_backward_scan_f64(
+    size_t steps,
+    size_t batch,
+    size_t event_size,
+    size_t hidden_size,
+    const double *events,
+    const int64_t *lengths,
+    const double *event_weights,
+    double *cache,
+    const double *d_outputs,
+    const double *d_h_last,
+    double *d_event_weights,
+    double *d_event_bias,
+    double *d_events,
+    double *d_h0);
+int minlstm_backward_scan_f32(
+    size_t steps,
+    size_t batch,
+    size_t event_size,
+    size_t hidden_size,
+    const float *events,
+    const int64_t *lengths,
+    const float *event_weights,
+    float *cache,
+    const float *d_outputs,
+    const float *d_h_last,
+    float *d_event_weights,
+    float *d_event_bias,
+    float *d_events,
+    float *d_h0);
+
 #ifdef __cplusplus
 }
 #endif

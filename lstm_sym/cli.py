@@ -134,6 +134,7 @@ def _verify_builtin(spec) -> bool:
             checks.check_exact(spec, cell, "generated C, float64"),
             checks.check_exact(spec, cell, "generated C, float64", lengths=True),
             checks.check_float32(spec, cell),
+            *checks.check_c_scan(spec, cell),
         ]
     try:
         row = checks.check_torch(spec)

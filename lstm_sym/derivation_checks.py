@@ -404,6 +404,19 @@ def check_scan(spec: CellSpec) -> list[Row]:
     ]
 
 
+def check_c_scan(spec: CellSpec, cell) -> list[Row]:
+    """The C's blocked scan of an affine cell (``<cell>_forward_scan``/``<cell>_backward_scan``,
+    the loaded cell's ``forward_scan``/``backward_scan``) against the exact model, full and on a
+    padded batch; no rows for a cell without one."""
+    if "forward_scan" not in cell.functions:
+        return []
+    scan = _Scan(cell)
+    return [
+        check_exact(spec, scan, "generated C scan, float64"),
+        check_exact(spec, scan, "generated C scan, float64", lengths=True),
+    ]
+
+
 def run_all(spec: CellSpec) -> list[Row]:
     """Every check for ``spec`` (the exact model takes a few seconds; torch is optional)."""
     rows = [

@@ -147,6 +147,7 @@ def verify(spec: CellSpec, log=print) -> bool:
             rows.append(checks.check_exact(spec, cell, label="generated C, float64"))
             rows.append(checks.check_exact(spec, cell, label="generated C, float64", lengths=True))
             rows.append(checks.check_float32(spec, cell))
+            rows += checks.check_c_scan(spec, cell)  # an affine update: the blocked scan too
         seconds = time.perf_counter() - start
     width = max(len(r.check) for r in rows)
     for row in rows:

@@ -97,7 +97,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     scan_group = parser.add_argument_group(
         "time-parallel scan (--scan)",
         "forward_scan/backward_scan of the cells whose update the derivation proves affine "
-        "(mingru, minlstm) against their step loop, one training pass each, interleaved; "
+        "(mingru, minlstm) against their step loop, one training pass each, in NumPy and in C "
+        "(the blocked scan against the C loop), interleaved; "
         "default T = 100, 1000, 10000 at B, X, H = 4, 16, 32, f32 (--cell, --size, --dtype, "
         "--repeats apply); writes scan.json",
     )

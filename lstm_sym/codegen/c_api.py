@@ -2,7 +2,8 @@
 
 Both the C emitter (which prints the prototypes and the NULL checks) and the Python binding
 (which calls the entry points through ctypes) read the argument order from here, so the two
-cannot drift apart. Nothing here needs the derivation.
+cannot drift apart. Nothing here needs the derivation but whether the cell has the scan entry
+points (``forward_scan``/``backward_scan``: :func:`has_scan`).
 """
 
 from __future__ import annotations
@@ -275,7 +276,31 @@ def functions(spec: CellSpec) -> tuple[Function, ...]:
             ),
         ),
     )
-    return (forward, backward, step_forward, step_backward, infer)
+    if not has_scan(spec):
+        return (forward, backward, step_forward, step_backward, infer)
+    # The blocked scan of an affine update (codegen/c_scan.py): forward's and backward's
+    # arguments, cache layout and results
+    forward_scan = Function(
+        "forward_scan",
+        "forward as a blocked scan over time (an affine update): its arguments, cache and "
+        "results, to rounding.",
+        forward.args,
+    )
+    backward_scan = Function(
+        "backward_scan",
+        "backward as a blocked reverse scan, to rounding; of a cache of forward or forward_scan.",
+        backward.args,
+    )
+    return (forward, backward, step_forward, step_backward, infer, forward_scan, backward_scan)
+
+
+def has_scan(spec: CellSpec) -> bool:
+    """Whether ``spec``'s C has ``<cell>_forward_scan``/``<cell>_backward_scan``: its update is
+    affine in the previous state (:func:`lstm_sym.codegen.c_scan.has_scan` decides it from the
+    derivation and the plan, which only this question needs)."""
+    from .c_scan import has_scan as decided  # SymPy: only when generating
+
+    return decided(spec)
 
 
 def names(spec: CellSpec) -> set[str]:

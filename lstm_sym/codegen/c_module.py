@@ -18,7 +18,7 @@ import sympy as sp
 from ..derive import Derivation, carry
 from ..plan import SIZE_NAMES, SIZES, H, KernelPlan, P, Stage, as_plan
 from ..spec import SpecError, gate_hidden
-from . import c_api, latex_document
+from . import c_api, c_scan, latex_document
 from .c_printer import PRECISIONS, c_code
 from .templates import render
 
@@ -420,6 +420,8 @@ def context(kernel: KernelPlan, command: str) -> dict:
         # Both weight gradients (and the bias gradient) from one packing of the deltas: the
         # gates share their deltas, read only the recurrent state, one block each.
         "shared_gradients": kernel.product("d_event_weights").shared,
+        # The blocked scan of an affine update (<cell>_forward_scan/_backward_scan; None: none)
+        "scan": c_scan.context(kernel, labels, lambda kind, name: _cite(labels, _eq(kind, name))),
     }
 
 

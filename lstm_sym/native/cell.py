@@ -430,13 +430,18 @@ class NativeCell:
             and flags.aligned
         ):
             return inference.fast_infer(self, fast, events)
+        return self._forward("forward", parameters, events, initial, named)
+
+    def _forward(self, function, parameters, events, initial, named):
+        """``forward`` or ``forward_scan`` (``function``, the C entry point: both have the same
+        arguments, cache layout and results)."""
         count = len(self._shorts)
         lengths = named.pop("lengths", None) if named else None
-        cache = named.pop("cache", True) if named else True
+        cache = named.pop("cache", True) if named and function == "forward" else True
         if cache is not True and cache is not False:
             cache = checks.cache_flag(cache)
         if named or len(initial) > count:
-            initial = tuple(self._states("", "0", initial, named, "forward").values())
+            initial = tuple(self._states("", "0", initial, named, function).values())
         elif len(initial) < count:
             initial = initial + (None,) * (count - len(initial))
         proxies, blocks, parameters_dtype, prepared = self._checked_parameters(parameters)
@@ -495,11 +500,11 @@ class NativeCell:
         sources = [*blocks, *[v.reshape(-1) for v in states], events.reshape(-1)]
         np.concatenate(sources, out=work[: plan.packed], casting="unsafe")
         result = np.empty(plan.result_size, dtype=dtype)
-        entry = self._entries["forward", dtype][0]
+        entry = self._entries[function, dtype][0]
         status = plan.call(entry, base, address(result), _lengths_address(lengths))
         if status != 0:
             workspace.give(work)
-            self._fail("forward", dtype, status)
+            self._fail(function, dtype, status)
         outputs, *lasts = plan.results(result)
         cache = NativeCache(plan, work, workspace, base, lengths)
         return outputs, tuple(lasts) if len(lasts) > 1 else lasts[0], cache
@@ -509,15 +514,21 @@ class NativeCell:
 
         Adjoints of the expected type, dtype and shape (C-contiguous) take a fast path;
         anything else is checked (and converted) by :mod:`lstm_sym.native.checks`."""
+        return self._backward("backward", cache, d_outputs, d_lasts, named)
+
+    def _backward(self, function, cache, d_outputs, d_lasts, named):
+        """``backward`` or ``backward_scan`` (``function``, the C entry point: both have the
+        same arguments and results and take the cache of ``forward`` or ``forward_scan``)."""
         count = len(self._shorts)
         if named or len(d_lasts) > count:
-            d_lasts = tuple(self._states("d_", "_last", d_lasts, named, "backward").values())
+            d_lasts = tuple(self._states("d_", "_last", d_lasts, named, function).values())
         elif d_lasts and len(d_lasts) < count:
             d_lasts = d_lasts + (None,) * (count - len(d_lasts))
         if type(cache) is not NativeCache:
+            made_by = "forward or forward_scan" if "forward_scan" in self.functions else "forward"
             raise TypeError(
-                f"cache must be the Cache returned by {self.CELL}.forward of this native module, "
-                f"got {type(cache).__name__}"
+                f"cache must be the Cache returned by {self.CELL}.{made_by} of this native "
+                f"module, got {type(cache).__name__}"
             )
         plan = cache._plan
         if plan.owner is not self and not plan.kernel.matches(self.kernel):
@@ -566,7 +577,7 @@ class NativeCell:
                 kept.append(value)
                 addresses.append(pointer(value, name, dtype, flat_shape))
         flat = np.empty(back.total, dtype=dtype)
-        entry = self._entries["backward", dtype][0]
+        entry = self._entries[function, dtype][0]
         with cache.lock:
             if cache._work is None:
                 raise ValueError(
@@ -576,7 +587,44 @@ class NativeCell:
                 entry, cache._base, address(flat), addresses, _lengths_address(cache._lengths)
             )
         if status != 0:
-            self._fail("backward", dtype, status)
+            self._fail(function, dtype, status)
         grads = self.Gradients()
         grads.__dict__.update(zip(back.views.names, back.views(flat)))
         return grads
+
+    # -----------------------------------------------------------------------------------------
+    # The blocked scan of a cell whose update is affine in the previous state (minGRU, minLSTM;
+    # lstm_sym/codegen/c_scan.py): ``<cell>_forward_scan``/``<cell>_backward_scan``, bound as the
+    # NumPy module's ``forward_scan``/``backward_scan``; other cells have neither attribute.
+    # -----------------------------------------------------------------------------------------
+
+    def _scan_entry(self, function: str):
+        if function not in self.functions:
+            raise AttributeError(
+                f"{self.CELL} has no {function}: its C has no time-parallel form (the update is "
+                "not affine in the previous state; lstm_sym.scan)"
+            )
+
+    @property
+    def forward_scan(self):
+        """As ``generated/<cell>.py``'s ``forward_scan(parameters, events, h0=None,
+        lengths=None)``: ``forward``'s outputs, final states and cache (the same layout: either
+        backward takes it), computed by ``<cell>_forward_scan_*``, a blocked scan over time."""
+        self._scan_entry("forward_scan")
+        return self._forward_scan
+
+    @property
+    def backward_scan(self):
+        """As ``generated/<cell>.py``'s ``backward_scan(cache, d_outputs, d_h_last=None)``:
+        ``backward``'s gradients by ``<cell>_backward_scan_*``, a blocked reverse scan, from the
+        cache of ``forward`` or ``forward_scan``."""
+        self._scan_entry("backward_scan")
+        return self._backward_scan
+
+    def _forward_scan(self, parameters, events, *initial, **named):
+        if "cache" in named:
+            raise TypeError("forward_scan() got an unexpected keyword argument 'cache'")
+        return self._forward("forward_scan", parameters, events, initial, named)
+
+    def _backward_scan(self, cache, d_outputs, *d_lasts, **named):
+        return self._backward("backward_scan", cache, d_outputs, d_lasts, named)

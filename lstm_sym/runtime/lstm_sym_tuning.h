@@ -59,6 +59,13 @@
 /* A bias broadcast or a column sum is shared among threads from this many elements on. */
 #define LSTM_SYM_PARALLEL_ELEMENTS 262144u
 
+/* ---- The blocked scan of cells with an affine update (<cell>_forward_scan, _backward_scan) -- */
+
+/* Units (steps x batch x hidden) per block of the scan: a block's pre-activations, saved values
+ * and states stay in the L2 cache between its two passes (about 150 KiB in double for minLSTM's
+ * G + SAVED + 1 = 9 values per unit), one step's in L1. */
+#define LSTM_SYM_SCAN_UNITS 2048u
+
 /* ---- The packing area (ABI) ----------------------------------------------------------------- */
 
 /* n rounded up to whole panels. */
