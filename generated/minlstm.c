@@ -324,7 +324,7 @@ static void minlstm_units_backward_f64(size_t batch, size_t hidden_size, size_t 
                 /* common subexpression (eq:cse-tmp0) */
                 const double tmp0 = forget + update;
                 /* common subexpression (eq:cse-tmp1) */
-                const double tmp1 = pow(tmp0, -2);
+                const double tmp1 = (1.0/(tmp0*tmp0));
                 /* common subexpression (eq:cse-tmp2) */
                 const double tmp2 = tmp1*update;
                 /* dL/dupdate_norm (eq:cse-d-update-norm) */
@@ -363,7 +363,7 @@ static void minlstm_units_backward_f64(size_t batch, size_t hidden_size, size_t 
                 /* common subexpression (eq:cse-tmp0) */
                 const double tmp0 = forget + update;
                 /* common subexpression (eq:cse-tmp1) */
-                const double tmp1 = pow(tmp0, -2);
+                const double tmp1 = (1.0/(tmp0*tmp0));
                 /* common subexpression (eq:cse-tmp2) */
                 const double tmp2 = tmp1*update;
                 /* dL/dupdate_norm (eq:cse-d-update-norm) */
@@ -1072,7 +1072,7 @@ static LSTM_SYM_WIDE_VECTORS void minlstm_scan_deltas_f64(size_t batch, size_t h
             /* common subexpression (eq:cse-tmp0) */
             const double tmp0 = forget + update;
             /* common subexpression (eq:cse-tmp1) */
-            const double tmp1 = pow(tmp0, -2);
+            const double tmp1 = (1.0/(tmp0*tmp0));
             /* common subexpression (eq:cse-tmp2) */
             const double tmp2 = tmp1*update;
             /* dL/dupdate_norm (eq:cse-d-update-norm) */
@@ -1405,7 +1405,7 @@ static void minlstm_units_backward_f32(size_t batch, size_t hidden_size, size_t 
                 /* common subexpression (eq:cse-tmp0) */
                 const float tmp0 = forget + update;
                 /* common subexpression (eq:cse-tmp1) */
-                const float tmp1 = powf(tmp0, -2);
+                const float tmp1 = (1.0F/(tmp0*tmp0));
                 /* common subexpression (eq:cse-tmp2) */
                 const float tmp2 = tmp1*update;
                 /* dL/dupdate_norm (eq:cse-d-update-norm) */
@@ -1444,7 +1444,7 @@ static void minlstm_units_backward_f32(size_t batch, size_t hidden_size, size_t 
                 /* common subexpression (eq:cse-tmp0) */
                 const float tmp0 = forget + update;
                 /* common subexpression (eq:cse-tmp1) */
-                const float tmp1 = powf(tmp0, -2);
+                const float tmp1 = (1.0F/(tmp0*tmp0));
                 /* common subexpression (eq:cse-tmp2) */
                 const float tmp2 = tmp1*update;
                 /* dL/dupdate_norm (eq:cse-d-update-norm) */
@@ -2144,7 +2144,7 @@ static LSTM_SYM_WIDE_VECTORS void minlstm_scan_deltas_f32(size_t batch, size_t h
             /* common subexpression (eq:cse-tmp0) */
             const float tmp0 = forget + update;
             /* common subexpression (eq:cse-tmp1) */
-            const float tmp1 = powf(tmp0, -2);
+            const float tmp1 = (1.0F/(tmp0*tmp0));
             /* common subexpression (eq:cse-tmp2) */
             const float tmp2 = tmp1*update;
             /* dL/dupdate_norm (eq:cse-d-update-norm) */

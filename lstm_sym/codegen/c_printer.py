@@ -11,7 +11,8 @@
   (``Max``'s derivative) as ``x > 0 ? 1 : (x < 0 ? 0 : h0)`` with SymPy's tie value ``h0``
   (``functions.TIE``): conditionals, not calls, so the per-unit loops still vectorize;
 * ``relu`` prints as a conditional expression (``Heaviside`` as above is its derivative);
-* small positive integer powers print as products (``x*x``), never as a call to ``pow``.
+* small integer powers print as products (``x*x``, ``1.0/(x*x)`` for ``x**-2``), never as a call
+  to ``pow`` (which does not vectorize).
 """
 
 from __future__ import annotations
@@ -78,9 +79,12 @@ class GeneratedCPrinter(C99CodePrinter):
 
     def _print_Pow(self, expr):
         base, exponent = expr.args
-        if exponent.is_Integer and 2 <= int(exponent) <= 4:
+        if exponent.is_Integer and 2 <= abs(int(exponent)) <= 4:
             factor = self.parenthesize(base, sp.printing.precedence.PRECEDENCE["Mul"])
-            return "(" + "*".join([factor] * int(exponent)) + ")"
+            product = "(" + "*".join([factor] * abs(int(exponent))) + ")"
+            if exponent > 0:
+                return product
+            return f"({self._print(sp.Float(1))}/{product})"
         return super()._print_Pow(expr)
 
 

@@ -32,6 +32,7 @@ CASES = {
         lambda x, y: mpmath.mpf(1) if x > y else (mpmath.mpf(0) if x < y else mpmath.mpf(1) / 2),
     ),
     "exp": (sp.exp(a - b), lambda x, y: mpmath.exp(x - y)),
+    "inverse_square": ((1 + (a - b) ** 2) ** -2, lambda x, y: (1 + (x - y) ** 2) ** -2),
 }
 
 
@@ -139,6 +140,13 @@ def test_the_c_prints_the_runtime_exp_and_no_libm_max():
     code = c_code(logsigmoid(a) + sp.Max(a, b), "lstm_sym", "f32")
     assert "lstm_sym_exp_f32(-fabsf(a))" in code and "log1pf(" in code
     assert "fmax" not in code and "fmin" not in code
+
+
+def test_the_c_prints_small_integer_powers_as_products_and_quotients_not_pow():
+    # libm's pow does not vectorize (minlstm's backward reads (f + i)**-2: 1.6x its time)
+    for exponent, text in ((2, "(a*a)"), (-2, "(1.0F/(a*a))"), (-3, "(1.0F/(a*a*a))")):
+        code = c_code(a**exponent, "lstm_sym", "f32")
+        assert code == text and "pow" not in code
 
 
 def test_latex_prints_log_sigma_max_and_the_indicator():
