@@ -62,6 +62,7 @@ import torch
 
 from .. import native
 from ..native import abi as abi_data
+from . import cache_pool
 
 __all__ = ["CellOps", "cells", "emitter_on_cpu", "get", "load"]
 
@@ -454,7 +455,7 @@ def _c_forward(cell, sizes, events, initial_states, weights, lengths):
     new = events.new_empty
     outputs = new(cell.shape("outputs", sizes))
     finals = [new(cell.shape(f"{s}_last", sizes)) for s, _ in cell.states]
-    cache = new((cell.cache_size(sizes),))
+    cache = cache_pool.take(cell.cache_size(sizes), dtype)  # reused: no fresh pages per call
     known = {"events": events.data_ptr(), "outputs": outputs.data_ptr(), "cache": cache.data_ptr()}
     if lengths is not None:
         lengths = lengths.contiguous()
@@ -599,7 +600,7 @@ def _whole_cache(head, size: int):
                 _busy.add(key)
         if free:
             return base, key
-    cache = head.new_empty(size)
+    cache = cache_pool.take(size, _DTYPES[head.dtype])
     cache[: head.shape[0]].copy_(head)
     return cache, None
 
