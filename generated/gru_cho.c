@@ -560,8 +560,8 @@ int gru_cho_forward_f64(
             /* Hidden projections, one matrix product per run of gates reading the same sources S
              * side by side: Z_hidden = S W_hidden^T + b_hidden (h_{t-1} by default) */
             lstm_sym_fill_f64(2u * units, 0.0, source_part);
-            lstm_sym_gemm_nt_f64(batch, 2u * hidden_size, hidden_size, h_states + t * units,
-                hidden_weights + 0u * hidden_size * hidden_size, source_part);
+            lstm_sym_product_nt_f64(batch, 2u * hidden_size, hidden_size, h_states + t * units,
+                hidden_weights + 0u * hidden_size * hidden_size, source_part, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
             gru_cho_place_f64(batch, 2u * hidden_size, source_part, hidden_bias + 0u * hidden_size,
                 hidden_part + 0u * hidden_size, rows);
             /* First per-unit stage: this step's hidden sources, then the gates reading them */
@@ -570,8 +570,8 @@ int gru_cho_forward_f64(
             /* new: [reset_state] side by side (one matrix product) */
             gru_cho_gather_f64(batch, hidden_size, source + 0u * units, gathered + 0u * hidden_size, 1u * hidden_size);
             lstm_sym_fill_f64(1u * units, 0.0, source_part);
-            lstm_sym_gemm_nt_f64(batch, 1u * hidden_size, 1u * hidden_size, gathered,
-                hidden_weights + 2u * hidden_size * hidden_size, source_part);
+            lstm_sym_product_nt_f64(batch, 1u * hidden_size, 1u * hidden_size, gathered,
+                hidden_weights + 2u * hidden_size * hidden_size, source_part, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
             gru_cho_place_f64(batch, 1u * hidden_size, source_part, hidden_bias + 2u * hidden_size,
                 hidden_part + 2u * hidden_size, rows);
             /* The per-unit equations of the cell (printed from the derivation). */
@@ -732,8 +732,8 @@ int gru_cho_backward_f64(
             lstm_sym_fill_f64(1u * units, 0.0, d_source);
             /* new: the adjoints of [reset_state] side by side, Delta W */
             lstm_sym_fill_f64(1u * units, 0.0, gathered);
-            lstm_sym_gemm_nn_f64(batch, 1u * hidden_size, 1u * hidden_size, delta_hidden + t * batch * rows + 2u * hidden_size, rows, 1u,
-                hidden_weights + 2u * hidden_size * hidden_size, gathered);
+            lstm_sym_product_nn_f64(batch, 1u * hidden_size, 1u * hidden_size, delta_hidden + t * batch * rows + 2u * hidden_size, rows, 1u,
+                hidden_weights + 2u * hidden_size * hidden_size, gathered, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
             gru_cho_add_block_f64(batch, hidden_size, gathered + 0u * hidden_size, 1u * hidden_size, d_source + 0u * units);
             /* Per-unit backward (sympy.diff of the step, then joint CSE). */
             if (lengths == NULL) {
@@ -792,8 +792,8 @@ int gru_cho_backward_f64(
             }
             /* Backpropagation through time: dL/dh_{t-1} += Delta_hidden,t W_hidden
              * (eq:bptt-through-hidden) */
-            lstm_sym_gemm_nn_f64(batch, hidden_size, 2u * hidden_size, delta_hidden + t * batch * rows + 0u * hidden_size, rows, 1u,
-                hidden_weights + 0u * hidden_size * hidden_size, d_h0);
+            lstm_sym_product_nn_f64(batch, hidden_size, 2u * hidden_size, delta_hidden + t * batch * rows + 0u * hidden_size, rows, 1u,
+                hidden_weights + 0u * hidden_size * hidden_size, d_h0, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
         }
         /* Linear adjoints over all steps at once (SymPy matrix calculus of Z = X W^T + 1 b^T):
          *   dW = Delta^T X,  db = Delta^T 1,  dX = Delta W
@@ -819,10 +819,9 @@ int gru_cho_backward_f64(
         lstm_sym_product_nn_f64(2u * hidden_size, hidden_size, steps * batch, delta_hidden + 0u * hidden_size, 1u, rows, h_states,
             d_hidden_weights + 0u * hidden_size * hidden_size, pack, panel);
         for (t = 0; t < steps; ++t) {
-            /* new: dW = Delta^T S, S = [reset_state] */
-            gru_cho_gather_f64(batch, hidden_size, saved + (t * GRU_CHO_SAVED + 2u) * units, gathered + 0u * hidden_size, 1u * hidden_size);
-            lstm_sym_gemm_nn_f64(1u * hidden_size, 1u * hidden_size, batch, delta_hidden + t * batch * rows + 2u * hidden_size, 1u, rows,
-                gathered, d_hidden_weights + 2u * hidden_size * hidden_size);
+            /* new: dW = Delta^T S, S = [reset_state] read where it is (packed product) */
+            lstm_sym_product_nn_f64(1u * hidden_size, hidden_size, batch, delta_hidden + t * batch * rows + 2u * hidden_size, 1u, rows,
+                saved + (t * GRU_CHO_SAVED + 2u) * units, d_hidden_weights + 2u * hidden_size * hidden_size, pack, panel);
         }
         lstm_sym_fill_f64(rows, 0.0, d_hidden_bias);
         lstm_sym_column_sums_f64(steps * batch, rows, delta_hidden, d_hidden_bias);
@@ -1072,8 +1071,8 @@ int gru_cho_infer_f64(
             /* Hidden projections, one matrix product per run of gates reading the same sources S
              * side by side: Z_hidden = S W_hidden^T + b_hidden (h_{t-1} by default) */
             lstm_sym_fill_f64(2u * units, 0.0, source_part);
-            lstm_sym_gemm_nt_f64(batch, 2u * hidden_size, hidden_size, h_now,
-                hidden_weights + 0u * hidden_size * hidden_size, source_part);
+            lstm_sym_product_nt_f64(batch, 2u * hidden_size, hidden_size, h_now,
+                hidden_weights + 0u * hidden_size * hidden_size, source_part, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
             gru_cho_place_f64(batch, 2u * hidden_size, source_part, hidden_bias + 0u * hidden_size,
                 hidden_part + 0u * hidden_size, rows);
             /* First per-unit stage: this step's hidden sources, then the gates reading them */
@@ -1082,8 +1081,8 @@ int gru_cho_infer_f64(
             /* new: [reset_state] side by side (one matrix product) */
             gru_cho_gather_f64(batch, hidden_size, source + 0u * units, gathered + 0u * hidden_size, 1u * hidden_size);
             lstm_sym_fill_f64(1u * units, 0.0, source_part);
-            lstm_sym_gemm_nt_f64(batch, 1u * hidden_size, 1u * hidden_size, gathered,
-                hidden_weights + 2u * hidden_size * hidden_size, source_part);
+            lstm_sym_product_nt_f64(batch, 1u * hidden_size, 1u * hidden_size, gathered,
+                hidden_weights + 2u * hidden_size * hidden_size, source_part, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
             gru_cho_place_f64(batch, 1u * hidden_size, source_part, hidden_bias + 2u * hidden_size,
                 hidden_part + 2u * hidden_size, rows);
             /* The per-unit equations of the cell (printed from the derivation). */
@@ -1536,8 +1535,8 @@ int gru_cho_forward_f32(
             /* Hidden projections, one matrix product per run of gates reading the same sources S
              * side by side: Z_hidden = S W_hidden^T + b_hidden (h_{t-1} by default) */
             lstm_sym_fill_f32(2u * units, 0.0F, source_part);
-            lstm_sym_gemm_nt_f32(batch, 2u * hidden_size, hidden_size, h_states + t * units,
-                hidden_weights + 0u * hidden_size * hidden_size, source_part);
+            lstm_sym_product_nt_f32(batch, 2u * hidden_size, hidden_size, h_states + t * units,
+                hidden_weights + 0u * hidden_size * hidden_size, source_part, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
             gru_cho_place_f32(batch, 2u * hidden_size, source_part, hidden_bias + 0u * hidden_size,
                 hidden_part + 0u * hidden_size, rows);
             /* First per-unit stage: this step's hidden sources, then the gates reading them */
@@ -1546,8 +1545,8 @@ int gru_cho_forward_f32(
             /* new: [reset_state] side by side (one matrix product) */
             gru_cho_gather_f32(batch, hidden_size, source + 0u * units, gathered + 0u * hidden_size, 1u * hidden_size);
             lstm_sym_fill_f32(1u * units, 0.0F, source_part);
-            lstm_sym_gemm_nt_f32(batch, 1u * hidden_size, 1u * hidden_size, gathered,
-                hidden_weights + 2u * hidden_size * hidden_size, source_part);
+            lstm_sym_product_nt_f32(batch, 1u * hidden_size, 1u * hidden_size, gathered,
+                hidden_weights + 2u * hidden_size * hidden_size, source_part, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
             gru_cho_place_f32(batch, 1u * hidden_size, source_part, hidden_bias + 2u * hidden_size,
                 hidden_part + 2u * hidden_size, rows);
             /* The per-unit equations of the cell (printed from the derivation). */
@@ -1708,8 +1707,8 @@ int gru_cho_backward_f32(
             lstm_sym_fill_f32(1u * units, 0.0F, d_source);
             /* new: the adjoints of [reset_state] side by side, Delta W */
             lstm_sym_fill_f32(1u * units, 0.0F, gathered);
-            lstm_sym_gemm_nn_f32(batch, 1u * hidden_size, 1u * hidden_size, delta_hidden + t * batch * rows + 2u * hidden_size, rows, 1u,
-                hidden_weights + 2u * hidden_size * hidden_size, gathered);
+            lstm_sym_product_nn_f32(batch, 1u * hidden_size, 1u * hidden_size, delta_hidden + t * batch * rows + 2u * hidden_size, rows, 1u,
+                hidden_weights + 2u * hidden_size * hidden_size, gathered, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
             gru_cho_add_block_f32(batch, hidden_size, gathered + 0u * hidden_size, 1u * hidden_size, d_source + 0u * units);
             /* Per-unit backward (sympy.diff of the step, then joint CSE). */
             if (lengths == NULL) {
@@ -1768,8 +1767,8 @@ int gru_cho_backward_f32(
             }
             /* Backpropagation through time: dL/dh_{t-1} += Delta_hidden,t W_hidden
              * (eq:bptt-through-hidden) */
-            lstm_sym_gemm_nn_f32(batch, hidden_size, 2u * hidden_size, delta_hidden + t * batch * rows + 0u * hidden_size, rows, 1u,
-                hidden_weights + 0u * hidden_size * hidden_size, d_h0);
+            lstm_sym_product_nn_f32(batch, hidden_size, 2u * hidden_size, delta_hidden + t * batch * rows + 0u * hidden_size, rows, 1u,
+                hidden_weights + 0u * hidden_size * hidden_size, d_h0, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
         }
         /* Linear adjoints over all steps at once (SymPy matrix calculus of Z = X W^T + 1 b^T):
          *   dW = Delta^T X,  db = Delta^T 1,  dX = Delta W
@@ -1795,10 +1794,9 @@ int gru_cho_backward_f32(
         lstm_sym_product_nn_f32(2u * hidden_size, hidden_size, steps * batch, delta_hidden + 0u * hidden_size, 1u, rows, h_states,
             d_hidden_weights + 0u * hidden_size * hidden_size, pack, panel);
         for (t = 0; t < steps; ++t) {
-            /* new: dW = Delta^T S, S = [reset_state] */
-            gru_cho_gather_f32(batch, hidden_size, saved + (t * GRU_CHO_SAVED + 2u) * units, gathered + 0u * hidden_size, 1u * hidden_size);
-            lstm_sym_gemm_nn_f32(1u * hidden_size, 1u * hidden_size, batch, delta_hidden + t * batch * rows + 2u * hidden_size, 1u, rows,
-                gathered, d_hidden_weights + 2u * hidden_size * hidden_size);
+            /* new: dW = Delta^T S, S = [reset_state] read where it is (packed product) */
+            lstm_sym_product_nn_f32(1u * hidden_size, hidden_size, batch, delta_hidden + t * batch * rows + 2u * hidden_size, 1u, rows,
+                saved + (t * GRU_CHO_SAVED + 2u) * units, d_hidden_weights + 2u * hidden_size * hidden_size, pack, panel);
         }
         lstm_sym_fill_f32(rows, 0.0F, d_hidden_bias);
         lstm_sym_column_sums_f32(steps * batch, rows, delta_hidden, d_hidden_bias);
@@ -2048,8 +2046,8 @@ int gru_cho_infer_f32(
             /* Hidden projections, one matrix product per run of gates reading the same sources S
              * side by side: Z_hidden = S W_hidden^T + b_hidden (h_{t-1} by default) */
             lstm_sym_fill_f32(2u * units, 0.0F, source_part);
-            lstm_sym_gemm_nt_f32(batch, 2u * hidden_size, hidden_size, h_now,
-                hidden_weights + 0u * hidden_size * hidden_size, source_part);
+            lstm_sym_product_nt_f32(batch, 2u * hidden_size, hidden_size, h_now,
+                hidden_weights + 0u * hidden_size * hidden_size, source_part, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
             gru_cho_place_f32(batch, 2u * hidden_size, source_part, hidden_bias + 0u * hidden_size,
                 hidden_part + 0u * hidden_size, rows);
             /* First per-unit stage: this step's hidden sources, then the gates reading them */
@@ -2058,8 +2056,8 @@ int gru_cho_infer_f32(
             /* new: [reset_state] side by side (one matrix product) */
             gru_cho_gather_f32(batch, hidden_size, source + 0u * units, gathered + 0u * hidden_size, 1u * hidden_size);
             lstm_sym_fill_f32(1u * units, 0.0F, source_part);
-            lstm_sym_gemm_nt_f32(batch, 1u * hidden_size, 1u * hidden_size, gathered,
-                hidden_weights + 2u * hidden_size * hidden_size, source_part);
+            lstm_sym_product_nt_f32(batch, 1u * hidden_size, 1u * hidden_size, gathered,
+                hidden_weights + 2u * hidden_size * hidden_size, source_part, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
             gru_cho_place_f32(batch, 1u * hidden_size, source_part, hidden_bias + 2u * hidden_size,
                 hidden_part + 2u * hidden_size, rows);
             /* The per-unit equations of the cell (printed from the derivation). */

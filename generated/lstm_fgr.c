@@ -646,8 +646,8 @@ int lstm_fgr_forward_f64(
             /* Hidden projections, one matrix product per run of gates reading the same sources S
              * side by side: Z_hidden = S W_hidden^T + b_hidden (h_{t-1} by default) */
             lstm_sym_fill_f64(1u * units, 0.0, source_part);
-            lstm_sym_gemm_nt_f64(batch, 1u * hidden_size, hidden_size, h_states + t * units,
-                hidden_weights + 8u * hidden_size * hidden_size, source_part);
+            lstm_sym_product_nt_f64(batch, 1u * hidden_size, hidden_size, h_states + t * units,
+                hidden_weights + 8u * hidden_size * hidden_size, source_part, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
             lstm_fgr_place_f64(batch, 1u * hidden_size, source_part, hidden_bias + 2u * hidden_size,
                 hidden_part + 2u * hidden_size, rows);
             /* update, forget: [hidden_prev, update_prev, forget_prev, output_prev] side by side (one matrix product) */
@@ -656,14 +656,14 @@ int lstm_fgr_forward_f64(
             lstm_fgr_gather_f64(batch, hidden_size, f_states + t * units, gathered + 2u * hidden_size, 4u * hidden_size);
             lstm_fgr_gather_f64(batch, hidden_size, o_states + t * units, gathered + 3u * hidden_size, 4u * hidden_size);
             lstm_sym_fill_f64(2u * units, 0.0, source_part);
-            lstm_sym_gemm_nt_f64(batch, 2u * hidden_size, 4u * hidden_size, gathered,
-                hidden_weights + 0u * hidden_size * hidden_size, source_part);
+            lstm_sym_product_nt_f64(batch, 2u * hidden_size, 4u * hidden_size, gathered,
+                hidden_weights + 0u * hidden_size * hidden_size, source_part, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
             lstm_fgr_place_f64(batch, 2u * hidden_size, source_part, hidden_bias + 0u * hidden_size,
                 hidden_part + 0u * hidden_size, rows);
             /* output: [hidden_prev, update_prev, forget_prev, output_prev] side by side (one matrix product), gathered above */
             lstm_sym_fill_f64(1u * units, 0.0, source_part);
-            lstm_sym_gemm_nt_f64(batch, 1u * hidden_size, 4u * hidden_size, gathered,
-                hidden_weights + 9u * hidden_size * hidden_size, source_part);
+            lstm_sym_product_nt_f64(batch, 1u * hidden_size, 4u * hidden_size, gathered,
+                hidden_weights + 9u * hidden_size * hidden_size, source_part, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
             lstm_fgr_place_f64(batch, 1u * hidden_size, source_part, hidden_bias + 3u * hidden_size,
                 hidden_part + 3u * hidden_size, rows);
             /* The per-unit equations of the cell (printed from the derivation). */
@@ -898,20 +898,20 @@ int lstm_fgr_backward_f64(
             }
             /* Backpropagation through time: dL/dh_{t-1} += Delta_hidden,t W_hidden
              * (eq:bptt-through-hidden) */
-            lstm_sym_gemm_nn_f64(batch, hidden_size, 1u * hidden_size, delta_hidden + t * batch * rows + 2u * hidden_size, rows, 1u,
-                hidden_weights + 8u * hidden_size * hidden_size, d_h0);
+            lstm_sym_product_nn_f64(batch, hidden_size, 1u * hidden_size, delta_hidden + t * batch * rows + 2u * hidden_size, rows, 1u,
+                hidden_weights + 8u * hidden_size * hidden_size, d_h0, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
             /* update, forget: the adjoints of [hidden_prev, update_prev, forget_prev, output_prev] side by side, Delta W */
             lstm_sym_fill_f64(4u * units, 0.0, gathered);
-            lstm_sym_gemm_nn_f64(batch, 4u * hidden_size, 2u * hidden_size, delta_hidden + t * batch * rows + 0u * hidden_size, rows, 1u,
-                hidden_weights + 0u * hidden_size * hidden_size, gathered);
+            lstm_sym_product_nn_f64(batch, 4u * hidden_size, 2u * hidden_size, delta_hidden + t * batch * rows + 0u * hidden_size, rows, 1u,
+                hidden_weights + 0u * hidden_size * hidden_size, gathered, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
             lstm_fgr_add_block_f64(batch, hidden_size, gathered + 0u * hidden_size, 4u * hidden_size, d_h0);
             lstm_fgr_add_block_f64(batch, hidden_size, gathered + 1u * hidden_size, 4u * hidden_size, d_i0);
             lstm_fgr_add_block_f64(batch, hidden_size, gathered + 2u * hidden_size, 4u * hidden_size, d_f0);
             lstm_fgr_add_block_f64(batch, hidden_size, gathered + 3u * hidden_size, 4u * hidden_size, d_o0);
             /* output: the adjoints of [hidden_prev, update_prev, forget_prev, output_prev] side by side, Delta W */
             lstm_sym_fill_f64(4u * units, 0.0, gathered);
-            lstm_sym_gemm_nn_f64(batch, 4u * hidden_size, 1u * hidden_size, delta_hidden + t * batch * rows + 3u * hidden_size, rows, 1u,
-                hidden_weights + 9u * hidden_size * hidden_size, gathered);
+            lstm_sym_product_nn_f64(batch, 4u * hidden_size, 1u * hidden_size, delta_hidden + t * batch * rows + 3u * hidden_size, rows, 1u,
+                hidden_weights + 9u * hidden_size * hidden_size, gathered, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
             lstm_fgr_add_block_f64(batch, hidden_size, gathered + 0u * hidden_size, 4u * hidden_size, d_h0);
             lstm_fgr_add_block_f64(batch, hidden_size, gathered + 1u * hidden_size, 4u * hidden_size, d_i0);
             lstm_fgr_add_block_f64(batch, hidden_size, gathered + 2u * hidden_size, 4u * hidden_size, d_f0);
@@ -941,16 +941,16 @@ int lstm_fgr_backward_f64(
         lstm_sym_product_nn_f64(1u * hidden_size, hidden_size, steps * batch, delta_hidden + 2u * hidden_size, 1u, rows, h_states,
             d_hidden_weights + 8u * hidden_size * hidden_size, pack, panel);
         for (t = 0; t < steps; ++t) {
-            /* update, forget: dW = Delta^T S, S = [hidden_prev, update_prev, forget_prev, output_prev] */
+            /* update, forget: dW = Delta^T S, S = [hidden_prev, update_prev, forget_prev, output_prev] (packed product) */
             lstm_fgr_gather_f64(batch, hidden_size, h_states + t * units, gathered + 0u * hidden_size, 4u * hidden_size);
             lstm_fgr_gather_f64(batch, hidden_size, i_states + t * units, gathered + 1u * hidden_size, 4u * hidden_size);
             lstm_fgr_gather_f64(batch, hidden_size, f_states + t * units, gathered + 2u * hidden_size, 4u * hidden_size);
             lstm_fgr_gather_f64(batch, hidden_size, o_states + t * units, gathered + 3u * hidden_size, 4u * hidden_size);
-            lstm_sym_gemm_nn_f64(2u * hidden_size, 4u * hidden_size, batch, delta_hidden + t * batch * rows + 0u * hidden_size, 1u, rows,
-                gathered, d_hidden_weights + 0u * hidden_size * hidden_size);
-            /* output: dW = Delta^T S, S = [hidden_prev, update_prev, forget_prev, output_prev] (gathered above) */
-            lstm_sym_gemm_nn_f64(1u * hidden_size, 4u * hidden_size, batch, delta_hidden + t * batch * rows + 3u * hidden_size, 1u, rows,
-                gathered, d_hidden_weights + 9u * hidden_size * hidden_size);
+            lstm_sym_product_nn_f64(2u * hidden_size, 4u * hidden_size, batch, delta_hidden + t * batch * rows + 0u * hidden_size, 1u, rows,
+                gathered, d_hidden_weights + 0u * hidden_size * hidden_size, pack, panel);
+            /* output: dW = Delta^T S, S = [hidden_prev, update_prev, forget_prev, output_prev] (gathered above) (packed product) */
+            lstm_sym_product_nn_f64(1u * hidden_size, 4u * hidden_size, batch, delta_hidden + t * batch * rows + 3u * hidden_size, 1u, rows,
+                gathered, d_hidden_weights + 9u * hidden_size * hidden_size, pack, panel);
         }
         lstm_sym_fill_f64(rows, 0.0, d_hidden_bias);
         lstm_sym_column_sums_f64(steps * batch, rows, delta_hidden, d_hidden_bias);
@@ -1298,8 +1298,8 @@ int lstm_fgr_infer_f64(
             /* Hidden projections, one matrix product per run of gates reading the same sources S
              * side by side: Z_hidden = S W_hidden^T + b_hidden (h_{t-1} by default) */
             lstm_sym_fill_f64(1u * units, 0.0, source_part);
-            lstm_sym_gemm_nt_f64(batch, 1u * hidden_size, hidden_size, h_now,
-                hidden_weights + 8u * hidden_size * hidden_size, source_part);
+            lstm_sym_product_nt_f64(batch, 1u * hidden_size, hidden_size, h_now,
+                hidden_weights + 8u * hidden_size * hidden_size, source_part, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
             lstm_fgr_place_f64(batch, 1u * hidden_size, source_part, hidden_bias + 2u * hidden_size,
                 hidden_part + 2u * hidden_size, rows);
             /* update, forget: [hidden_prev, update_prev, forget_prev, output_prev] side by side (one matrix product) */
@@ -1308,14 +1308,14 @@ int lstm_fgr_infer_f64(
             lstm_fgr_gather_f64(batch, hidden_size, f_now, gathered + 2u * hidden_size, 4u * hidden_size);
             lstm_fgr_gather_f64(batch, hidden_size, o_now, gathered + 3u * hidden_size, 4u * hidden_size);
             lstm_sym_fill_f64(2u * units, 0.0, source_part);
-            lstm_sym_gemm_nt_f64(batch, 2u * hidden_size, 4u * hidden_size, gathered,
-                hidden_weights + 0u * hidden_size * hidden_size, source_part);
+            lstm_sym_product_nt_f64(batch, 2u * hidden_size, 4u * hidden_size, gathered,
+                hidden_weights + 0u * hidden_size * hidden_size, source_part, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
             lstm_fgr_place_f64(batch, 2u * hidden_size, source_part, hidden_bias + 0u * hidden_size,
                 hidden_part + 0u * hidden_size, rows);
             /* output: [hidden_prev, update_prev, forget_prev, output_prev] side by side (one matrix product), gathered above */
             lstm_sym_fill_f64(1u * units, 0.0, source_part);
-            lstm_sym_gemm_nt_f64(batch, 1u * hidden_size, 4u * hidden_size, gathered,
-                hidden_weights + 9u * hidden_size * hidden_size, source_part);
+            lstm_sym_product_nt_f64(batch, 1u * hidden_size, 4u * hidden_size, gathered,
+                hidden_weights + 9u * hidden_size * hidden_size, source_part, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
             lstm_fgr_place_f64(batch, 1u * hidden_size, source_part, hidden_bias + 3u * hidden_size,
                 hidden_part + 3u * hidden_size, rows);
             /* The per-unit equations of the cell (printed from the derivation). */
@@ -1872,8 +1872,8 @@ int lstm_fgr_forward_f32(
             /* Hidden projections, one matrix product per run of gates reading the same sources S
              * side by side: Z_hidden = S W_hidden^T + b_hidden (h_{t-1} by default) */
             lstm_sym_fill_f32(1u * units, 0.0F, source_part);
-            lstm_sym_gemm_nt_f32(batch, 1u * hidden_size, hidden_size, h_states + t * units,
-                hidden_weights + 8u * hidden_size * hidden_size, source_part);
+            lstm_sym_product_nt_f32(batch, 1u * hidden_size, hidden_size, h_states + t * units,
+                hidden_weights + 8u * hidden_size * hidden_size, source_part, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
             lstm_fgr_place_f32(batch, 1u * hidden_size, source_part, hidden_bias + 2u * hidden_size,
                 hidden_part + 2u * hidden_size, rows);
             /* update, forget: [hidden_prev, update_prev, forget_prev, output_prev] side by side (one matrix product) */
@@ -1882,14 +1882,14 @@ int lstm_fgr_forward_f32(
             lstm_fgr_gather_f32(batch, hidden_size, f_states + t * units, gathered + 2u * hidden_size, 4u * hidden_size);
             lstm_fgr_gather_f32(batch, hidden_size, o_states + t * units, gathered + 3u * hidden_size, 4u * hidden_size);
             lstm_sym_fill_f32(2u * units, 0.0F, source_part);
-            lstm_sym_gemm_nt_f32(batch, 2u * hidden_size, 4u * hidden_size, gathered,
-                hidden_weights + 0u * hidden_size * hidden_size, source_part);
+            lstm_sym_product_nt_f32(batch, 2u * hidden_size, 4u * hidden_size, gathered,
+                hidden_weights + 0u * hidden_size * hidden_size, source_part, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
             lstm_fgr_place_f32(batch, 2u * hidden_size, source_part, hidden_bias + 0u * hidden_size,
                 hidden_part + 0u * hidden_size, rows);
             /* output: [hidden_prev, update_prev, forget_prev, output_prev] side by side (one matrix product), gathered above */
             lstm_sym_fill_f32(1u * units, 0.0F, source_part);
-            lstm_sym_gemm_nt_f32(batch, 1u * hidden_size, 4u * hidden_size, gathered,
-                hidden_weights + 9u * hidden_size * hidden_size, source_part);
+            lstm_sym_product_nt_f32(batch, 1u * hidden_size, 4u * hidden_size, gathered,
+                hidden_weights + 9u * hidden_size * hidden_size, source_part, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
             lstm_fgr_place_f32(batch, 1u * hidden_size, source_part, hidden_bias + 3u * hidden_size,
                 hidden_part + 3u * hidden_size, rows);
             /* The per-unit equations of the cell (printed from the derivation). */
@@ -2124,20 +2124,20 @@ int lstm_fgr_backward_f32(
             }
             /* Backpropagation through time: dL/dh_{t-1} += Delta_hidden,t W_hidden
              * (eq:bptt-through-hidden) */
-            lstm_sym_gemm_nn_f32(batch, hidden_size, 1u * hidden_size, delta_hidden + t * batch * rows + 2u * hidden_size, rows, 1u,
-                hidden_weights + 8u * hidden_size * hidden_size, d_h0);
+            lstm_sym_product_nn_f32(batch, hidden_size, 1u * hidden_size, delta_hidden + t * batch * rows + 2u * hidden_size, rows, 1u,
+                hidden_weights + 8u * hidden_size * hidden_size, d_h0, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
             /* update, forget: the adjoints of [hidden_prev, update_prev, forget_prev, output_prev] side by side, Delta W */
             lstm_sym_fill_f32(4u * units, 0.0F, gathered);
-            lstm_sym_gemm_nn_f32(batch, 4u * hidden_size, 2u * hidden_size, delta_hidden + t * batch * rows + 0u * hidden_size, rows, 1u,
-                hidden_weights + 0u * hidden_size * hidden_size, gathered);
+            lstm_sym_product_nn_f32(batch, 4u * hidden_size, 2u * hidden_size, delta_hidden + t * batch * rows + 0u * hidden_size, rows, 1u,
+                hidden_weights + 0u * hidden_size * hidden_size, gathered, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
             lstm_fgr_add_block_f32(batch, hidden_size, gathered + 0u * hidden_size, 4u * hidden_size, d_h0);
             lstm_fgr_add_block_f32(batch, hidden_size, gathered + 1u * hidden_size, 4u * hidden_size, d_i0);
             lstm_fgr_add_block_f32(batch, hidden_size, gathered + 2u * hidden_size, 4u * hidden_size, d_f0);
             lstm_fgr_add_block_f32(batch, hidden_size, gathered + 3u * hidden_size, 4u * hidden_size, d_o0);
             /* output: the adjoints of [hidden_prev, update_prev, forget_prev, output_prev] side by side, Delta W */
             lstm_sym_fill_f32(4u * units, 0.0F, gathered);
-            lstm_sym_gemm_nn_f32(batch, 4u * hidden_size, 1u * hidden_size, delta_hidden + t * batch * rows + 3u * hidden_size, rows, 1u,
-                hidden_weights + 9u * hidden_size * hidden_size, gathered);
+            lstm_sym_product_nn_f32(batch, 4u * hidden_size, 1u * hidden_size, delta_hidden + t * batch * rows + 3u * hidden_size, rows, 1u,
+                hidden_weights + 9u * hidden_size * hidden_size, gathered, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
             lstm_fgr_add_block_f32(batch, hidden_size, gathered + 0u * hidden_size, 4u * hidden_size, d_h0);
             lstm_fgr_add_block_f32(batch, hidden_size, gathered + 1u * hidden_size, 4u * hidden_size, d_i0);
             lstm_fgr_add_block_f32(batch, hidden_size, gathered + 2u * hidden_size, 4u * hidden_size, d_f0);
@@ -2167,16 +2167,16 @@ int lstm_fgr_backward_f32(
         lstm_sym_product_nn_f32(1u * hidden_size, hidden_size, steps * batch, delta_hidden + 2u * hidden_size, 1u, rows, h_states,
             d_hidden_weights + 8u * hidden_size * hidden_size, pack, panel);
         for (t = 0; t < steps; ++t) {
-            /* update, forget: dW = Delta^T S, S = [hidden_prev, update_prev, forget_prev, output_prev] */
+            /* update, forget: dW = Delta^T S, S = [hidden_prev, update_prev, forget_prev, output_prev] (packed product) */
             lstm_fgr_gather_f32(batch, hidden_size, h_states + t * units, gathered + 0u * hidden_size, 4u * hidden_size);
             lstm_fgr_gather_f32(batch, hidden_size, i_states + t * units, gathered + 1u * hidden_size, 4u * hidden_size);
             lstm_fgr_gather_f32(batch, hidden_size, f_states + t * units, gathered + 2u * hidden_size, 4u * hidden_size);
             lstm_fgr_gather_f32(batch, hidden_size, o_states + t * units, gathered + 3u * hidden_size, 4u * hidden_size);
-            lstm_sym_gemm_nn_f32(2u * hidden_size, 4u * hidden_size, batch, delta_hidden + t * batch * rows + 0u * hidden_size, 1u, rows,
-                gathered, d_hidden_weights + 0u * hidden_size * hidden_size);
-            /* output: dW = Delta^T S, S = [hidden_prev, update_prev, forget_prev, output_prev] (gathered above) */
-            lstm_sym_gemm_nn_f32(1u * hidden_size, 4u * hidden_size, batch, delta_hidden + t * batch * rows + 3u * hidden_size, 1u, rows,
-                gathered, d_hidden_weights + 9u * hidden_size * hidden_size);
+            lstm_sym_product_nn_f32(2u * hidden_size, 4u * hidden_size, batch, delta_hidden + t * batch * rows + 0u * hidden_size, 1u, rows,
+                gathered, d_hidden_weights + 0u * hidden_size * hidden_size, pack, panel);
+            /* output: dW = Delta^T S, S = [hidden_prev, update_prev, forget_prev, output_prev] (gathered above) (packed product) */
+            lstm_sym_product_nn_f32(1u * hidden_size, 4u * hidden_size, batch, delta_hidden + t * batch * rows + 3u * hidden_size, 1u, rows,
+                gathered, d_hidden_weights + 9u * hidden_size * hidden_size, pack, panel);
         }
         lstm_sym_fill_f32(rows, 0.0F, d_hidden_bias);
         lstm_sym_column_sums_f32(steps * batch, rows, delta_hidden, d_hidden_bias);
@@ -2524,8 +2524,8 @@ int lstm_fgr_infer_f32(
             /* Hidden projections, one matrix product per run of gates reading the same sources S
              * side by side: Z_hidden = S W_hidden^T + b_hidden (h_{t-1} by default) */
             lstm_sym_fill_f32(1u * units, 0.0F, source_part);
-            lstm_sym_gemm_nt_f32(batch, 1u * hidden_size, hidden_size, h_now,
-                hidden_weights + 8u * hidden_size * hidden_size, source_part);
+            lstm_sym_product_nt_f32(batch, 1u * hidden_size, hidden_size, h_now,
+                hidden_weights + 8u * hidden_size * hidden_size, source_part, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
             lstm_fgr_place_f32(batch, 1u * hidden_size, source_part, hidden_bias + 2u * hidden_size,
                 hidden_part + 2u * hidden_size, rows);
             /* update, forget: [hidden_prev, update_prev, forget_prev, output_prev] side by side (one matrix product) */
@@ -2534,14 +2534,14 @@ int lstm_fgr_infer_f32(
             lstm_fgr_gather_f32(batch, hidden_size, f_now, gathered + 2u * hidden_size, 4u * hidden_size);
             lstm_fgr_gather_f32(batch, hidden_size, o_now, gathered + 3u * hidden_size, 4u * hidden_size);
             lstm_sym_fill_f32(2u * units, 0.0F, source_part);
-            lstm_sym_gemm_nt_f32(batch, 2u * hidden_size, 4u * hidden_size, gathered,
-                hidden_weights + 0u * hidden_size * hidden_size, source_part);
+            lstm_sym_product_nt_f32(batch, 2u * hidden_size, 4u * hidden_size, gathered,
+                hidden_weights + 0u * hidden_size * hidden_size, source_part, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
             lstm_fgr_place_f32(batch, 2u * hidden_size, source_part, hidden_bias + 0u * hidden_size,
                 hidden_part + 0u * hidden_size, rows);
             /* output: [hidden_prev, update_prev, forget_prev, output_prev] side by side (one matrix product), gathered above */
             lstm_sym_fill_f32(1u * units, 0.0F, source_part);
-            lstm_sym_gemm_nt_f32(batch, 1u * hidden_size, 4u * hidden_size, gathered,
-                hidden_weights + 9u * hidden_size * hidden_size, source_part);
+            lstm_sym_product_nt_f32(batch, 1u * hidden_size, 4u * hidden_size, gathered,
+                hidden_weights + 9u * hidden_size * hidden_size, source_part, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
             lstm_fgr_place_f32(batch, 1u * hidden_size, source_part, hidden_bias + 3u * hidden_size,
                 hidden_part + 3u * hidden_size, rows);
             /* The per-unit equations of the cell (printed from the derivation). */

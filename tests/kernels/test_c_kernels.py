@@ -161,9 +161,10 @@ def test_f32_matches_f64(cell, sizes, random_problem):
 
 
 @pytest.mark.parametrize("portable", [False, True], ids=["default", "portable"])
-@pytest.mark.parametrize("name", ["lstm", "gru", "lstmp"])
+@pytest.mark.parametrize("name", ["lstm", "gru", "lstmp", "gru_cho", "lstm_fgr"])
 def test_packed_kernel(name, portable, random_problem):
-    """The packed products (the per-step ones for batch >= 8 and below 8, see SMALL_BATCH)
+    """The packed products (the per-step ones for batch >= 8 and below 8, see SMALL_BATCH; for
+    gru_cho and lstm_fgr each run's and source group's product, packed per step from 8 rows on)
     against NumPy in float64 and against float64 in float32, with the kernel of this CPU
     (AVX-512 where the compiler targets it) and the plain-C kernel (-DLSTM_SYM_PORTABLE: what a
     compiler without AVX-512 builds). The float32 sums of 300 + 70 terms (LARGE) round to about
