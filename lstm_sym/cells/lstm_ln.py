@@ -97,6 +97,28 @@ def make(epsilon=EPSILON) -> CellSpec:
             cell_scale,
             cell_shift,
         ),
+        torch_layout=(
+            ("weight_ih", tuple(f"event_{g}_weights" for g in GATES)),
+            ("weight_hh", tuple(f"hidden_{g}_weights" for g in GATES)),
+            (
+                "layernorm_i.weight",
+                tuple(s.name for (side, _), s in scale.items() if side == "event"),
+            ),
+            (
+                "layernorm_i.bias",
+                tuple(s.name for (side, _), s in shift.items() if side == "event"),
+            ),
+            (
+                "layernorm_h.weight",
+                tuple(s.name for (side, _), s in scale.items() if side == "hidden"),
+            ),
+            (
+                "layernorm_h.bias",
+                tuple(s.name for (side, _), s in shift.items() if side == "hidden"),
+            ),
+            ("layernorm_c.weight", (cell_scale.name,)),
+            ("layernorm_c.bias", (cell_shift.name,)),
+        ),
         equations=(
             (activations["update"], sigmoid(_gate("update"))),
             (activations["forget"], sigmoid(_gate("forget"))),

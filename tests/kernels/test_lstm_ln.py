@@ -27,8 +27,9 @@ def _torch():
     return require_module("torch")
 
 
-def _layer_norm_lstm_cell(torch, input_size: int, hidden_size: int, epsilon: float):
-    """fastrnns' LayerNormLSTMCell in float64, plus zero projection biases bias_ih, bias_hh."""
+def _layer_norm_lstm_cell(torch, input_size: int, hidden_size: int, epsilon: float, biases=True):
+    """fastrnns' LayerNormLSTMCell in float64, plus zero projection biases bias_ih, bias_hh
+    (``biases=False``: the recipe's module itself, without them)."""
     nn = torch.nn
 
     class LayerNormLSTMCell(nn.Module):
@@ -36,16 +37,22 @@ def _layer_norm_lstm_cell(torch, input_size: int, hidden_size: int, epsilon: flo
             super().__init__()
             self.weight_ih = nn.Parameter(torch.randn(4 * hidden_size, input_size))
             self.weight_hh = nn.Parameter(torch.randn(4 * hidden_size, hidden_size))
-            self.bias_ih = nn.Parameter(torch.zeros(4 * hidden_size))
-            self.bias_hh = nn.Parameter(torch.zeros(4 * hidden_size))
+            if biases:
+                self.bias_ih = nn.Parameter(torch.zeros(4 * hidden_size))
+                self.bias_hh = nn.Parameter(torch.zeros(4 * hidden_size))
+            else:
+                self.bias_ih = self.bias_hh = None
             self.layernorm_i = nn.LayerNorm(4 * hidden_size, eps=epsilon)
             self.layernorm_h = nn.LayerNorm(4 * hidden_size, eps=epsilon)
             self.layernorm_c = nn.LayerNorm(hidden_size, eps=epsilon)
 
         def forward(self, input, state):
             hx, cx = state
-            igates = self.layernorm_i(torch.mm(input, self.weight_ih.t()) + self.bias_ih)
-            hgates = self.layernorm_h(torch.mm(hx, self.weight_hh.t()) + self.bias_hh)
+            igates = torch.mm(input, self.weight_ih.t())
+            hgates = torch.mm(hx, self.weight_hh.t())
+            if self.bias_ih is not None:
+                igates, hgates = igates + self.bias_ih, hgates + self.bias_hh
+            igates, hgates = self.layernorm_i(igates), self.layernorm_h(hgates)
             gates = igates + hgates
             ingate, forgetgate, cellgate, outgate = gates.chunk(4, 1)
             ingate = torch.sigmoid(ingate)
@@ -107,8 +114,11 @@ def _torch_gradients(torch, cell, leaves: dict, cotangents: dict, lengths=None):
     for name, tensor in (
         ("event_{g}_weights", cell.weight_ih),
         ("hidden_{g}_weights", cell.weight_hh),
-        ("event_{g}_bias", cell.bias_ih),
-        ("hidden_{g}_bias", cell.bias_hh),
+        *(
+            (("event_{g}_bias", cell.bias_ih), ("hidden_{g}_bias", cell.bias_hh))
+            if cell.bias_ih is not None
+            else ()
+        ),
         ("event_scale_{g}", cell.layernorm_i.weight),
         ("event_shift_{g}", cell.layernorm_i.bias),
         ("hidden_scale_{g}", cell.layernorm_h.weight),
