@@ -16,7 +16,7 @@ from __future__ import annotations
 import sympy as sp
 
 from ..derive import Derivation, carry
-from ..plan import SIZE_NAMES, SIZES, H, KernelPlan, P, Stage, as_plan
+from ..plan import SIZE_NAMES, SIZES, H, KernelPlan, P, Stage, as_plan, refuse_reductions
 from ..spec import SpecError, gate_hidden
 from . import c_api, latex_document
 from .c_printer import PRECISIONS, c_code
@@ -224,6 +224,7 @@ def context(kernel: KernelPlan, command: str) -> dict:
     """Everything the templates need, as plain strings and lists."""
     derivation = kernel.derivation
     spec = derivation.spec
+    refuse_reductions(spec, "C emitter")
     api = c_api.functions(spec)
     prefix = spec.name
     gate_index = {g: k for k, g in enumerate(spec.gates)}

@@ -37,7 +37,7 @@ import sympy as sp
 
 from ..derive import Derivation, adjoint, carry
 from ..functions import ACTIVATIONS, TIE, relu
-from ..plan import B, H, KernelPlan, P, X, as_plan
+from ..plan import B, H, KernelPlan, P, X, as_plan, refuse_reductions
 from ..scan import affine_recurrence
 from .latex_printer import LatexNotationPrinter, Notation, escape_text
 from .numpy_printer import numpy_code
@@ -925,6 +925,7 @@ def _notation_rows(doc: Document) -> list[dict]:
 def build(kernel: KernelPlan | Derivation) -> Document:
     """All sections of the document, in order (the template prints them)."""
     doc = Document(as_plan(kernel))
+    refuse_reductions(as_plan(kernel).spec, "derivation document")
     doc.sections = {
         "projection": doc.forward(),
         "forward": doc.per_unit_forward(),

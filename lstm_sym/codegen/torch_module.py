@@ -16,7 +16,7 @@ import textwrap
 import sympy as sp
 
 from ..derive import Derivation, carry
-from ..plan import H, KernelPlan, Stage, as_plan
+from ..plan import H, KernelPlan, Stage, as_plan, refuse_reductions
 from ..scan import affine_recurrence
 from ..spec import SpecError, gate_hidden
 from .c_module import _cite, _eq, _labels
@@ -132,6 +132,7 @@ def context(kernel: KernelPlan, command: str) -> dict:
     """Everything the template needs, as plain strings and lists, read off the plan."""
     derivation = kernel.derivation
     spec = kernel.spec
+    refuse_reductions(spec, "torch emitter")
     if kernel.summed and kernel.runs:
         raise SpecError(f"cell {spec.name!r}: a summed cell with hidden sources has no torch form")
     labels = _labels(kernel)

@@ -5,6 +5,7 @@ hand-written fastrnns ``LayerNormLSTMCell`` with autograd (tests/kernels/test_ls
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 
 import numpy as np
@@ -208,3 +209,23 @@ def test_torch_state_dicts_outside_the_recipe_are_refused_by_name(module):
         parameters.to_torch_state_dict()
     with pytest.raises(ValueError, match="one cell"):
         module.Parameters.from_torch(recipe, layer=1)
+
+
+@pytest.mark.parametrize(
+    "emit",
+    [
+        "c_module.emit_source",
+        "c_api.emit_abi",
+        "torch_module.emit",
+        "latex_document.emit",
+    ],
+)
+def test_emitters_that_do_not_print_reductions_yet_refuse_the_cell_by_name(emit):
+    from lstm_sym import codegen  # noqa: F401
+    from lstm_sym.spec import SpecError
+
+    module_name, function = emit.split(".")
+    emitter = getattr(importlib.import_module(f"lstm_sym.codegen.{module_name}"), function)
+    argument = lstm_ln.SPEC if module_name == "c_api" else plan_cell(lstm_ln.SPEC)
+    with pytest.raises(SpecError, match=r"'lstm_ln'.*reductions over units \(event_norm"):
+        emitter(argument)
