@@ -214,7 +214,6 @@ def test_torch_state_dicts_outside_the_recipe_are_refused_by_name(module):
 @pytest.mark.parametrize(
     "emit",
     [
-        "torch_module.emit",
         "latex_document.emit",
     ],
 )
