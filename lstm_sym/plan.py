@@ -972,17 +972,6 @@ def _projections(states, buffers, saved) -> tuple[Projection, ...]:
     )
 
 
-def refuse_reductions(spec: CellSpec, emitter: str) -> None:
-    """Stop an emitter that does not print reductions over units yet (the NumPy module does),
-    naming the cell and its reductions, rather than print a step without their statistics."""
-    if spec.reductions:
-        names = ", ".join(r.name for r in spec.reductions)
-        raise SpecError(
-            f"cell {spec.name!r}: the {emitter} does not print reductions over units ({names}) "
-            "yet; the plan and the NumPy module do"
-        )
-
-
 def as_plan(value: KernelPlan | Derivation) -> KernelPlan:
     """``value`` if it is a plan, else the plan of the derivation ``value``."""
     return value if isinstance(value, KernelPlan) else plan(value)

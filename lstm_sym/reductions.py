@@ -26,7 +26,7 @@ from functools import cache
 
 import sympy as sp
 
-from .derive import Assignment, Backward, Lowered, adjoint, carry, eliminate, lower
+from .derive import Assignment, Backward, Lowered, Partial, adjoint, carry, eliminate, lower
 from .spec import CellSpec, Normalization, SpecError, real_symbol
 
 #: The hidden size as the plan writes shapes (``lstm_sym.plan.H``): a vector over the four
@@ -116,10 +116,12 @@ def staged_backward(spec: CellSpec, hidden_size: sp.Expr | int) -> tuple:
     """One step's backward as alternating :class:`Stage` and tuples of
     :class:`ReductionAdjoint` (the reductions at one boundary), in execution order (last
     forward stage first). Every partial by ``sympy.diff``."""
-    return _staged(spec, lower(spec), hidden_size)
+    return _staged(spec, lower(spec), hidden_size)[0]
 
 
-def _staged(spec: CellSpec, lowered: Lowered, hidden_size) -> tuple:
+def _staged(spec: CellSpec, lowered: Lowered, hidden_size) -> tuple[tuple, tuple]:
+    """The items of :func:`staged_backward` and the per-unit partials SymPy found."""
+    found_partials: list[Partial] = []
     partials = normalization_partials()
     boundary = {}  # reduction -> index of the first assignment reading its statistics
     for reduction in spec.reductions:
@@ -141,6 +143,7 @@ def _staged(spec: CellSpec, lowered: Lowered, hidden_size) -> tuple:
                 raw = sp.diff(assignment.expr, wrt)
                 saved = raw.xreplace({assignment.expr: assignment.target})
                 if saved != 0:
+                    found_partials.append(Partial(assignment.target, wrt, raw, saved))
                     contributions[wrt].append(d_target * saved)
         here = [r for r in spec.reductions if boundary[r] == index]
         if not here:
@@ -178,7 +181,7 @@ def _staged(spec: CellSpec, lowered: Lowered, hidden_size) -> tuple:
             chain.append(Assignment(d, sp.Add(*terms), f"dL/d{symbol}"))
         outputs[symbol] = d if terms else sp.S.Zero
     items.append(Stage(tuple(chain), outputs))
-    return tuple(items)
+    return tuple(items), tuple(found_partials)
 
 
 def eliminate_stages(spec: CellSpec, lowered: Lowered) -> tuple:
@@ -193,7 +196,8 @@ def eliminate_stages(spec: CellSpec, lowered: Lowered) -> tuple:
             f"cell {spec.name!r}: reductions over units with hidden_sources or a projected state "
             "are not planned"
         )
-    items = list(_staged(spec, lowered, HIDDEN_SIZE))
+    staged, partials = _staged(spec, lowered, HIDDEN_SIZE)
+    items = list(staged)
     carries = tuple(carry(s.unit) for s in spec.states)
     stages = [k for k, item in enumerate(items) if isinstance(item, Stage)]
     # Last stage first: a stage's outputs include what the stages after it read. (The totals
@@ -217,7 +221,7 @@ def eliminate_stages(spec: CellSpec, lowered: Lowered) -> tuple:
     final = eliminated[-1]
     raw_chain = tuple(a for item in items if isinstance(item, Stage) for a in item.chain)
     chain = tuple(a for item in eliminated if isinstance(item, Stage) for a in item.chain)
-    raw = Backward(carries, raw_chain, items[-1].outputs, ())
+    raw = Backward(carries, raw_chain, items[-1].outputs, partials)
     reduced = Backward(carries, chain, final.outputs, ())
     reads = set().union(*(a.expr.free_symbols for a in chain))
     for item in eliminated:

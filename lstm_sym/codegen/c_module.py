@@ -381,8 +381,7 @@ def context(kernel: KernelPlan, command: str) -> dict:
         for s in [layout.state]
     ]
     sources = _sources(kernel, cache_values)
-    # (No derivation document for a cell with reductions yet: nothing to cite.)
-    labels = set() if kernel.reductions else _labels(kernel)
+    labels = _labels(kernel)
     # The sizes the states' (and so the cache's) layout depends on, as C parameters
     unit_sizes = [SIZE_NAMES[size] for size in kernel.sizes if size in SIZE_UNITS]
     state_units = [s["units"] for s in states]

@@ -200,8 +200,7 @@ def context(kernel: KernelPlan, command: str) -> dict:
     spec = kernel.spec
     if kernel.summed and kernel.runs:
         raise SpecError(f"cell {spec.name!r}: a summed cell with hidden sources has no torch form")
-    # (No derivation document for a cell with reductions yet: nothing to cite.)
-    labels = set() if kernel.reductions else _labels(kernel)
+    labels = _labels(kernel)
     outputs = derivation.backward.outputs
     gates = [{"name": g, "index": k, "slice": f"slice_{g}"} for k, g in enumerate(kernel.gates)]
     slices = {g["name"]: g["slice"] for g in gates}

@@ -211,17 +211,32 @@ def test_torch_state_dicts_outside_the_recipe_are_refused_by_name(module):
         module.Parameters.from_torch(recipe, layer=1)
 
 
-@pytest.mark.parametrize(
-    "emit",
-    [
-        "latex_document.emit",
-    ],
-)
-def test_emitters_that_do_not_print_reductions_yet_refuse_the_cell_by_name(emit):
-    from lstm_sym import codegen  # noqa: F401
-    from lstm_sym.spec import SpecError
+def test_the_derivation_document_derives_the_reductions_and_compiles(tmp_path):
+    from lstm_sym.codegen import latex_document
+    from tests.conftest import require_tool
 
-    module_name, function = emit.split(".")
-    emitter = getattr(importlib.import_module(f"lstm_sym.codegen.{module_name}"), function)
-    with pytest.raises(SpecError, match=r"'lstm_ln'.*reductions over units \(event_norm"):
-        emitter(plan_cell(lstm_ln.SPEC))
+    text = latex_document.emit(plan_cell(lstm_ln.SPEC))
+    assert r"\label{sec:reductions}" in text
+    for label in (
+        "eq:reduction-d-mean",
+        "eq:reduction-d-variance",
+        "eq:reduction-d-rstd",
+        "eq:total-cell-norm-mean",
+        "eq:total-hidden-norm-variance",
+        "eq:reduction-event-norm-into-forget-event",
+    ):
+        assert rf"\label{{{label}}}" in text, label
+    # SymPy's partials on the symbolic vector, as printed
+    assert r"\frac{\partial \mu}{\partial v_{j}} &= \frac{1}{n}" in text
+    require_tool("pdflatex")
+    import subprocess
+
+    (tmp_path / "lstm_ln.tex").write_text(text)
+    run = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "lstm_ln.tex"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout[-2000:]
