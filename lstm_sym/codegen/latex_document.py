@@ -344,7 +344,7 @@ class Document:
                     _label("reduction", "d-mean"),
                     sp.Derivative(p.mean, p.value),
                     (p.d_mean,),
-                    "reduction",
+                    "statistic_partial",
                 )
             )
         )
@@ -354,7 +354,7 @@ class Document:
                     _label("reduction", "d-variance"),
                     sp.Derivative(variance, p.value),
                     (p.d_variance,),
-                    "reduction",
+                    "statistic_partial",
                 )
             )
         )
@@ -364,7 +364,7 @@ class Document:
                     _label("reduction", "d-rstd"),
                     sp.Derivative(p.rstd, variance),
                     (p.d_rstd,),
-                    "reduction",
+                    "statistic_partial",
                 )
             )
         )
@@ -389,7 +389,11 @@ class Document:
             eqs.append(
                 self.add(
                     Equation(
-                        _label("reduction", name, "mean"), reduction.mean, (mean,), "definition"
+                        _label("reduction", name, "mean"),
+                        reduction.mean,
+                        (mean,),
+                        "statistic",
+                        extra={"over": sp.Tuple(*reduction.over), "vector": v.name},
                     )
                 )
             )
@@ -399,7 +403,8 @@ class Document:
                         _label("reduction", name, "rstd"),
                         reduction.rstd,
                         ((squares + reduction.epsilon) ** sp.Rational(-1, 2),),
-                        "definition",
+                        "statistic",
+                        extra={"over": sp.Tuple(*reduction.over), "vector": v.name},
                     )
                 )
             )
