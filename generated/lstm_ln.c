@@ -222,22 +222,22 @@ static LSTM_SYM_WIDE_VECTORS void lstm_ln_units_forward_f64(size_t batch, size_t
     const double *restrict event_part, const double *restrict hidden_part,
     const double *restrict h_prev,
     const double *restrict c_prev,
-    const double *restrict event_scale_update_vector,
-    const double *restrict event_scale_forget_vector,
-    const double *restrict event_scale_candidate_vector,
-    const double *restrict event_scale_output_vector,
-    const double *restrict event_shift_update_vector,
-    const double *restrict event_shift_forget_vector,
-    const double *restrict event_shift_candidate_vector,
-    const double *restrict event_shift_output_vector,
-    const double *restrict hidden_scale_update_vector,
-    const double *restrict hidden_scale_forget_vector,
-    const double *restrict hidden_scale_candidate_vector,
-    const double *restrict hidden_scale_output_vector,
-    const double *restrict hidden_shift_update_vector,
-    const double *restrict hidden_shift_forget_vector,
-    const double *restrict hidden_shift_candidate_vector,
-    const double *restrict hidden_shift_output_vector,
+    const double *restrict scale_event_update_vector,
+    const double *restrict scale_event_forget_vector,
+    const double *restrict scale_event_candidate_vector,
+    const double *restrict scale_event_output_vector,
+    const double *restrict shift_event_update_vector,
+    const double *restrict shift_event_forget_vector,
+    const double *restrict shift_event_candidate_vector,
+    const double *restrict shift_event_output_vector,
+    const double *restrict scale_hidden_update_vector,
+    const double *restrict scale_hidden_forget_vector,
+    const double *restrict scale_hidden_candidate_vector,
+    const double *restrict scale_hidden_output_vector,
+    const double *restrict shift_hidden_update_vector,
+    const double *restrict shift_hidden_forget_vector,
+    const double *restrict shift_hidden_candidate_vector,
+    const double *restrict shift_hidden_output_vector,
     const double *restrict cell_scale_vector,
     const double *restrict cell_shift_vector,
     double *restrict h_next,
@@ -304,24 +304,24 @@ static LSTM_SYM_WIDE_VECTORS void lstm_ln_units_forward_f64(size_t batch, size_t
                     const double candidate_event = event_part[b * gate_stride + 2 * hidden_size + k];
                     const double candidate_hidden = hidden_part[b * gate_stride + 2 * hidden_size + k];
                     const double cell_prev = c_prev[u];
-                    const double event_scale_update = event_scale_update_vector[k];
-                    const double event_scale_forget = event_scale_forget_vector[k];
-                    const double event_scale_candidate = event_scale_candidate_vector[k];
-                    const double event_shift_update = event_shift_update_vector[k];
-                    const double event_shift_forget = event_shift_forget_vector[k];
-                    const double event_shift_candidate = event_shift_candidate_vector[k];
-                    const double hidden_scale_update = hidden_scale_update_vector[k];
-                    const double hidden_scale_forget = hidden_scale_forget_vector[k];
-                    const double hidden_scale_candidate = hidden_scale_candidate_vector[k];
-                    const double hidden_shift_update = hidden_shift_update_vector[k];
-                    const double hidden_shift_forget = hidden_shift_forget_vector[k];
-                    const double hidden_shift_candidate = hidden_shift_candidate_vector[k];
-                    /* update = sigmoid(event_rstd*event_scale_update*(-event_mean + update_event) + event_shift_update + hidden_rstd*hidden_scale_update*(-hidden_mean + update_hidden) + hidden_shift_update) */
-                    const double update = lstm_sym_sigmoid_f64(event_shift_update + hidden_shift_update + event_rstd*event_scale_update*(update_event - event_mean) + hidden_rstd*hidden_scale_update*(update_hidden - hidden_mean));
-                    /* forget = sigmoid(event_rstd*event_scale_forget*(-event_mean + forget_event) + event_shift_forget + hidden_rstd*hidden_scale_forget*(forget_hidden - hidden_mean) + hidden_shift_forget) */
-                    const double forget = lstm_sym_sigmoid_f64(event_shift_forget + hidden_shift_forget + event_rstd*event_scale_forget*(forget_event - event_mean) + hidden_rstd*hidden_scale_forget*(forget_hidden - hidden_mean));
-                    /* candidate = tanh(event_rstd*event_scale_candidate*(candidate_event - event_mean) + event_shift_candidate + hidden_rstd*hidden_scale_candidate*(candidate_hidden - hidden_mean) + hidden_shift_candidate) */
-                    const double candidate = lstm_sym_tanh_f64(event_shift_candidate + hidden_shift_candidate + event_rstd*event_scale_candidate*(candidate_event - event_mean) + hidden_rstd*hidden_scale_candidate*(candidate_hidden - hidden_mean));
+                    const double scale_event_update = scale_event_update_vector[k];
+                    const double scale_event_forget = scale_event_forget_vector[k];
+                    const double scale_event_candidate = scale_event_candidate_vector[k];
+                    const double shift_event_update = shift_event_update_vector[k];
+                    const double shift_event_forget = shift_event_forget_vector[k];
+                    const double shift_event_candidate = shift_event_candidate_vector[k];
+                    const double scale_hidden_update = scale_hidden_update_vector[k];
+                    const double scale_hidden_forget = scale_hidden_forget_vector[k];
+                    const double scale_hidden_candidate = scale_hidden_candidate_vector[k];
+                    const double shift_hidden_update = shift_hidden_update_vector[k];
+                    const double shift_hidden_forget = shift_hidden_forget_vector[k];
+                    const double shift_hidden_candidate = shift_hidden_candidate_vector[k];
+                    /* update = sigmoid(event_rstd*scale_event_update*(-event_mean + update_event) + hidden_rstd*scale_hidden_update*(-hidden_mean + update_hidden) + shift_event_update + shift_hidden_update) */
+                    const double update = lstm_sym_sigmoid_f64(shift_event_update + shift_hidden_update + event_rstd*scale_event_update*(update_event - event_mean) + hidden_rstd*scale_hidden_update*(update_hidden - hidden_mean));
+                    /* forget = sigmoid(event_rstd*scale_event_forget*(-event_mean + forget_event) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean) + shift_event_forget + shift_hidden_forget) */
+                    const double forget = lstm_sym_sigmoid_f64(shift_event_forget + shift_hidden_forget + event_rstd*scale_event_forget*(forget_event - event_mean) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean));
+                    /* candidate = tanh(event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean) + shift_event_candidate + shift_hidden_candidate) */
+                    const double candidate = lstm_sym_tanh_f64(shift_event_candidate + shift_hidden_candidate + event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean));
                     /* cell_raw = candidate*update + cell_prev*forget */
                     const double cell_raw = candidate*update + cell_prev*forget;
                     total += cell_raw;
@@ -337,24 +337,24 @@ static LSTM_SYM_WIDE_VECTORS void lstm_ln_units_forward_f64(size_t batch, size_t
                     const double candidate_event = event_part[b * gate_stride + 2 * hidden_size + k];
                     const double candidate_hidden = hidden_part[b * gate_stride + 2 * hidden_size + k];
                     const double cell_prev = c_prev[u];
-                    const double event_scale_update = event_scale_update_vector[k];
-                    const double event_scale_forget = event_scale_forget_vector[k];
-                    const double event_scale_candidate = event_scale_candidate_vector[k];
-                    const double event_shift_update = event_shift_update_vector[k];
-                    const double event_shift_forget = event_shift_forget_vector[k];
-                    const double event_shift_candidate = event_shift_candidate_vector[k];
-                    const double hidden_scale_update = hidden_scale_update_vector[k];
-                    const double hidden_scale_forget = hidden_scale_forget_vector[k];
-                    const double hidden_scale_candidate = hidden_scale_candidate_vector[k];
-                    const double hidden_shift_update = hidden_shift_update_vector[k];
-                    const double hidden_shift_forget = hidden_shift_forget_vector[k];
-                    const double hidden_shift_candidate = hidden_shift_candidate_vector[k];
-                    /* update = sigmoid(event_rstd*event_scale_update*(-event_mean + update_event) + event_shift_update + hidden_rstd*hidden_scale_update*(-hidden_mean + update_hidden) + hidden_shift_update) */
-                    const double update = lstm_sym_sigmoid_f64(event_shift_update + hidden_shift_update + event_rstd*event_scale_update*(update_event - event_mean) + hidden_rstd*hidden_scale_update*(update_hidden - hidden_mean));
-                    /* forget = sigmoid(event_rstd*event_scale_forget*(-event_mean + forget_event) + event_shift_forget + hidden_rstd*hidden_scale_forget*(forget_hidden - hidden_mean) + hidden_shift_forget) */
-                    const double forget = lstm_sym_sigmoid_f64(event_shift_forget + hidden_shift_forget + event_rstd*event_scale_forget*(forget_event - event_mean) + hidden_rstd*hidden_scale_forget*(forget_hidden - hidden_mean));
-                    /* candidate = tanh(event_rstd*event_scale_candidate*(candidate_event - event_mean) + event_shift_candidate + hidden_rstd*hidden_scale_candidate*(candidate_hidden - hidden_mean) + hidden_shift_candidate) */
-                    const double candidate = lstm_sym_tanh_f64(event_shift_candidate + hidden_shift_candidate + event_rstd*event_scale_candidate*(candidate_event - event_mean) + hidden_rstd*hidden_scale_candidate*(candidate_hidden - hidden_mean));
+                    const double scale_event_update = scale_event_update_vector[k];
+                    const double scale_event_forget = scale_event_forget_vector[k];
+                    const double scale_event_candidate = scale_event_candidate_vector[k];
+                    const double shift_event_update = shift_event_update_vector[k];
+                    const double shift_event_forget = shift_event_forget_vector[k];
+                    const double shift_event_candidate = shift_event_candidate_vector[k];
+                    const double scale_hidden_update = scale_hidden_update_vector[k];
+                    const double scale_hidden_forget = scale_hidden_forget_vector[k];
+                    const double scale_hidden_candidate = scale_hidden_candidate_vector[k];
+                    const double shift_hidden_update = shift_hidden_update_vector[k];
+                    const double shift_hidden_forget = shift_hidden_forget_vector[k];
+                    const double shift_hidden_candidate = shift_hidden_candidate_vector[k];
+                    /* update = sigmoid(event_rstd*scale_event_update*(-event_mean + update_event) + hidden_rstd*scale_hidden_update*(-hidden_mean + update_hidden) + shift_event_update + shift_hidden_update) */
+                    const double update = lstm_sym_sigmoid_f64(shift_event_update + shift_hidden_update + event_rstd*scale_event_update*(update_event - event_mean) + hidden_rstd*scale_hidden_update*(update_hidden - hidden_mean));
+                    /* forget = sigmoid(event_rstd*scale_event_forget*(-event_mean + forget_event) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean) + shift_event_forget + shift_hidden_forget) */
+                    const double forget = lstm_sym_sigmoid_f64(shift_event_forget + shift_hidden_forget + event_rstd*scale_event_forget*(forget_event - event_mean) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean));
+                    /* candidate = tanh(event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean) + shift_event_candidate + shift_hidden_candidate) */
+                    const double candidate = lstm_sym_tanh_f64(shift_event_candidate + shift_hidden_candidate + event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean));
                     /* cell_raw = candidate*update + cell_prev*forget */
                     const double cell_raw = candidate*update + cell_prev*forget;
                     const double deviation = cell_raw - cell_mean;
@@ -376,32 +376,32 @@ static LSTM_SYM_WIDE_VECTORS void lstm_ln_units_forward_f64(size_t batch, size_t
                 const double output_event = event_part[b * gate_stride + 3 * hidden_size + k];
                 const double output_hidden = hidden_part[b * gate_stride + 3 * hidden_size + k];
                 const double cell_prev = c_prev[u];
-                const double event_scale_update = event_scale_update_vector[k];
-                const double event_scale_forget = event_scale_forget_vector[k];
-                const double event_scale_candidate = event_scale_candidate_vector[k];
-                const double event_scale_output = event_scale_output_vector[k];
-                const double event_shift_update = event_shift_update_vector[k];
-                const double event_shift_forget = event_shift_forget_vector[k];
-                const double event_shift_candidate = event_shift_candidate_vector[k];
-                const double event_shift_output = event_shift_output_vector[k];
-                const double hidden_scale_update = hidden_scale_update_vector[k];
-                const double hidden_scale_forget = hidden_scale_forget_vector[k];
-                const double hidden_scale_candidate = hidden_scale_candidate_vector[k];
-                const double hidden_scale_output = hidden_scale_output_vector[k];
-                const double hidden_shift_update = hidden_shift_update_vector[k];
-                const double hidden_shift_forget = hidden_shift_forget_vector[k];
-                const double hidden_shift_candidate = hidden_shift_candidate_vector[k];
-                const double hidden_shift_output = hidden_shift_output_vector[k];
+                const double scale_event_update = scale_event_update_vector[k];
+                const double scale_event_forget = scale_event_forget_vector[k];
+                const double scale_event_candidate = scale_event_candidate_vector[k];
+                const double scale_event_output = scale_event_output_vector[k];
+                const double shift_event_update = shift_event_update_vector[k];
+                const double shift_event_forget = shift_event_forget_vector[k];
+                const double shift_event_candidate = shift_event_candidate_vector[k];
+                const double shift_event_output = shift_event_output_vector[k];
+                const double scale_hidden_update = scale_hidden_update_vector[k];
+                const double scale_hidden_forget = scale_hidden_forget_vector[k];
+                const double scale_hidden_candidate = scale_hidden_candidate_vector[k];
+                const double scale_hidden_output = scale_hidden_output_vector[k];
+                const double shift_hidden_update = shift_hidden_update_vector[k];
+                const double shift_hidden_forget = shift_hidden_forget_vector[k];
+                const double shift_hidden_candidate = shift_hidden_candidate_vector[k];
+                const double shift_hidden_output = shift_hidden_output_vector[k];
                 const double cell_scale = cell_scale_vector[k];
                 const double cell_shift = cell_shift_vector[k];
-                /* update = sigmoid(event_rstd*event_scale_update*(-event_mean + update_event) + event_shift_update + hidden_rstd*hidden_scale_update*(-hidden_mean + update_hidden) + hidden_shift_update) (eq:forward-update) */
-                const double update = lstm_sym_sigmoid_f64(event_shift_update + hidden_shift_update + event_rstd*event_scale_update*(update_event - event_mean) + hidden_rstd*hidden_scale_update*(update_hidden - hidden_mean));
-                /* forget = sigmoid(event_rstd*event_scale_forget*(-event_mean + forget_event) + event_shift_forget + hidden_rstd*hidden_scale_forget*(forget_hidden - hidden_mean) + hidden_shift_forget) (eq:forward-forget) */
-                const double forget = lstm_sym_sigmoid_f64(event_shift_forget + hidden_shift_forget + event_rstd*event_scale_forget*(forget_event - event_mean) + hidden_rstd*hidden_scale_forget*(forget_hidden - hidden_mean));
-                /* candidate = tanh(event_rstd*event_scale_candidate*(candidate_event - event_mean) + event_shift_candidate + hidden_rstd*hidden_scale_candidate*(candidate_hidden - hidden_mean) + hidden_shift_candidate) (eq:forward-candidate) */
-                const double candidate = lstm_sym_tanh_f64(event_shift_candidate + hidden_shift_candidate + event_rstd*event_scale_candidate*(candidate_event - event_mean) + hidden_rstd*hidden_scale_candidate*(candidate_hidden - hidden_mean));
-                /* output = sigmoid(event_rstd*event_scale_output*(-event_mean + output_event) + event_shift_output + hidden_rstd*hidden_scale_output*(-hidden_mean + output_hidden) + hidden_shift_output) (eq:forward-output) */
-                const double output = lstm_sym_sigmoid_f64(event_shift_output + hidden_shift_output + event_rstd*event_scale_output*(output_event - event_mean) + hidden_rstd*hidden_scale_output*(output_hidden - hidden_mean));
+                /* update = sigmoid(event_rstd*scale_event_update*(-event_mean + update_event) + hidden_rstd*scale_hidden_update*(-hidden_mean + update_hidden) + shift_event_update + shift_hidden_update) (eq:forward-update) */
+                const double update = lstm_sym_sigmoid_f64(shift_event_update + shift_hidden_update + event_rstd*scale_event_update*(update_event - event_mean) + hidden_rstd*scale_hidden_update*(update_hidden - hidden_mean));
+                /* forget = sigmoid(event_rstd*scale_event_forget*(-event_mean + forget_event) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean) + shift_event_forget + shift_hidden_forget) (eq:forward-forget) */
+                const double forget = lstm_sym_sigmoid_f64(shift_event_forget + shift_hidden_forget + event_rstd*scale_event_forget*(forget_event - event_mean) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean));
+                /* candidate = tanh(event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean) + shift_event_candidate + shift_hidden_candidate) (eq:forward-candidate) */
+                const double candidate = lstm_sym_tanh_f64(shift_event_candidate + shift_hidden_candidate + event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean));
+                /* output = sigmoid(event_rstd*scale_event_output*(-event_mean + output_event) + hidden_rstd*scale_hidden_output*(-hidden_mean + output_hidden) + shift_event_output + shift_hidden_output) (eq:forward-output) */
+                const double output = lstm_sym_sigmoid_f64(shift_event_output + shift_hidden_output + event_rstd*scale_event_output*(output_event - event_mean) + hidden_rstd*scale_hidden_output*(output_hidden - hidden_mean));
                 /* cell_raw = candidate*update + cell_prev*forget (eq:forward-cell-raw) */
                 const double cell_raw = candidate*update + cell_prev*forget;
                 /* cell = cell_rstd*cell_scale*(-cell_mean + cell_raw) + cell_shift (eq:forward-cell) */
@@ -488,24 +488,24 @@ static LSTM_SYM_WIDE_VECTORS void lstm_ln_units_forward_f64(size_t batch, size_t
                     const double candidate_event = event_part[b * gate_stride + 2 * hidden_size + k];
                     const double candidate_hidden = hidden_part[b * gate_stride + 2 * hidden_size + k];
                     const double cell_prev = c_prev != NULL ? c_prev[u] : 0.0;
-                    const double event_scale_update = event_scale_update_vector[k];
-                    const double event_scale_forget = event_scale_forget_vector[k];
-                    const double event_scale_candidate = event_scale_candidate_vector[k];
-                    const double event_shift_update = event_shift_update_vector[k];
-                    const double event_shift_forget = event_shift_forget_vector[k];
-                    const double event_shift_candidate = event_shift_candidate_vector[k];
-                    const double hidden_scale_update = hidden_scale_update_vector[k];
-                    const double hidden_scale_forget = hidden_scale_forget_vector[k];
-                    const double hidden_scale_candidate = hidden_scale_candidate_vector[k];
-                    const double hidden_shift_update = hidden_shift_update_vector[k];
-                    const double hidden_shift_forget = hidden_shift_forget_vector[k];
-                    const double hidden_shift_candidate = hidden_shift_candidate_vector[k];
-                    /* update = sigmoid(event_rstd*event_scale_update*(-event_mean + update_event) + event_shift_update + hidden_rstd*hidden_scale_update*(-hidden_mean + update_hidden) + hidden_shift_update) */
-                    const double update = lstm_sym_sigmoid_f64(event_shift_update + hidden_shift_update + event_rstd*event_scale_update*(update_event - event_mean) + hidden_rstd*hidden_scale_update*(update_hidden - hidden_mean));
-                    /* forget = sigmoid(event_rstd*event_scale_forget*(-event_mean + forget_event) + event_shift_forget + hidden_rstd*hidden_scale_forget*(forget_hidden - hidden_mean) + hidden_shift_forget) */
-                    const double forget = lstm_sym_sigmoid_f64(event_shift_forget + hidden_shift_forget + event_rstd*event_scale_forget*(forget_event - event_mean) + hidden_rstd*hidden_scale_forget*(forget_hidden - hidden_mean));
-                    /* candidate = tanh(event_rstd*event_scale_candidate*(candidate_event - event_mean) + event_shift_candidate + hidden_rstd*hidden_scale_candidate*(candidate_hidden - hidden_mean) + hidden_shift_candidate) */
-                    const double candidate = lstm_sym_tanh_f64(event_shift_candidate + hidden_shift_candidate + event_rstd*event_scale_candidate*(candidate_event - event_mean) + hidden_rstd*hidden_scale_candidate*(candidate_hidden - hidden_mean));
+                    const double scale_event_update = scale_event_update_vector[k];
+                    const double scale_event_forget = scale_event_forget_vector[k];
+                    const double scale_event_candidate = scale_event_candidate_vector[k];
+                    const double shift_event_update = shift_event_update_vector[k];
+                    const double shift_event_forget = shift_event_forget_vector[k];
+                    const double shift_event_candidate = shift_event_candidate_vector[k];
+                    const double scale_hidden_update = scale_hidden_update_vector[k];
+                    const double scale_hidden_forget = scale_hidden_forget_vector[k];
+                    const double scale_hidden_candidate = scale_hidden_candidate_vector[k];
+                    const double shift_hidden_update = shift_hidden_update_vector[k];
+                    const double shift_hidden_forget = shift_hidden_forget_vector[k];
+                    const double shift_hidden_candidate = shift_hidden_candidate_vector[k];
+                    /* update = sigmoid(event_rstd*scale_event_update*(-event_mean + update_event) + hidden_rstd*scale_hidden_update*(-hidden_mean + update_hidden) + shift_event_update + shift_hidden_update) */
+                    const double update = lstm_sym_sigmoid_f64(shift_event_update + shift_hidden_update + event_rstd*scale_event_update*(update_event - event_mean) + hidden_rstd*scale_hidden_update*(update_hidden - hidden_mean));
+                    /* forget = sigmoid(event_rstd*scale_event_forget*(-event_mean + forget_event) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean) + shift_event_forget + shift_hidden_forget) */
+                    const double forget = lstm_sym_sigmoid_f64(shift_event_forget + shift_hidden_forget + event_rstd*scale_event_forget*(forget_event - event_mean) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean));
+                    /* candidate = tanh(event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean) + shift_event_candidate + shift_hidden_candidate) */
+                    const double candidate = lstm_sym_tanh_f64(shift_event_candidate + shift_hidden_candidate + event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean));
                     /* cell_raw = candidate*update + cell_prev*forget */
                     const double cell_raw = candidate*update + cell_prev*forget;
                     total += cell_raw;
@@ -521,24 +521,24 @@ static LSTM_SYM_WIDE_VECTORS void lstm_ln_units_forward_f64(size_t batch, size_t
                     const double candidate_event = event_part[b * gate_stride + 2 * hidden_size + k];
                     const double candidate_hidden = hidden_part[b * gate_stride + 2 * hidden_size + k];
                     const double cell_prev = c_prev != NULL ? c_prev[u] : 0.0;
-                    const double event_scale_update = event_scale_update_vector[k];
-                    const double event_scale_forget = event_scale_forget_vector[k];
-                    const double event_scale_candidate = event_scale_candidate_vector[k];
-                    const double event_shift_update = event_shift_update_vector[k];
-                    const double event_shift_forget = event_shift_forget_vector[k];
-                    const double event_shift_candidate = event_shift_candidate_vector[k];
-                    const double hidden_scale_update = hidden_scale_update_vector[k];
-                    const double hidden_scale_forget = hidden_scale_forget_vector[k];
-                    const double hidden_scale_candidate = hidden_scale_candidate_vector[k];
-                    const double hidden_shift_update = hidden_shift_update_vector[k];
-                    const double hidden_shift_forget = hidden_shift_forget_vector[k];
-                    const double hidden_shift_candidate = hidden_shift_candidate_vector[k];
-                    /* update = sigmoid(event_rstd*event_scale_update*(-event_mean + update_event) + event_shift_update + hidden_rstd*hidden_scale_update*(-hidden_mean + update_hidden) + hidden_shift_update) */
-                    const double update = lstm_sym_sigmoid_f64(event_shift_update + hidden_shift_update + event_rstd*event_scale_update*(update_event - event_mean) + hidden_rstd*hidden_scale_update*(update_hidden - hidden_mean));
-                    /* forget = sigmoid(event_rstd*event_scale_forget*(-event_mean + forget_event) + event_shift_forget + hidden_rstd*hidden_scale_forget*(forget_hidden - hidden_mean) + hidden_shift_forget) */
-                    const double forget = lstm_sym_sigmoid_f64(event_shift_forget + hidden_shift_forget + event_rstd*event_scale_forget*(forget_event - event_mean) + hidden_rstd*hidden_scale_forget*(forget_hidden - hidden_mean));
-                    /* candidate = tanh(event_rstd*event_scale_candidate*(candidate_event - event_mean) + event_shift_candidate + hidden_rstd*hidden_scale_candidate*(candidate_hidden - hidden_mean) + hidden_shift_candidate) */
-                    const double candidate = lstm_sym_tanh_f64(event_shift_candidate + hidden_shift_candidate + event_rstd*event_scale_candidate*(candidate_event - event_mean) + hidden_rstd*hidden_scale_candidate*(candidate_hidden - hidden_mean));
+                    const double scale_event_update = scale_event_update_vector[k];
+                    const double scale_event_forget = scale_event_forget_vector[k];
+                    const double scale_event_candidate = scale_event_candidate_vector[k];
+                    const double shift_event_update = shift_event_update_vector[k];
+                    const double shift_event_forget = shift_event_forget_vector[k];
+                    const double shift_event_candidate = shift_event_candidate_vector[k];
+                    const double scale_hidden_update = scale_hidden_update_vector[k];
+                    const double scale_hidden_forget = scale_hidden_forget_vector[k];
+                    const double scale_hidden_candidate = scale_hidden_candidate_vector[k];
+                    const double shift_hidden_update = shift_hidden_update_vector[k];
+                    const double shift_hidden_forget = shift_hidden_forget_vector[k];
+                    const double shift_hidden_candidate = shift_hidden_candidate_vector[k];
+                    /* update = sigmoid(event_rstd*scale_event_update*(-event_mean + update_event) + hidden_rstd*scale_hidden_update*(-hidden_mean + update_hidden) + shift_event_update + shift_hidden_update) */
+                    const double update = lstm_sym_sigmoid_f64(shift_event_update + shift_hidden_update + event_rstd*scale_event_update*(update_event - event_mean) + hidden_rstd*scale_hidden_update*(update_hidden - hidden_mean));
+                    /* forget = sigmoid(event_rstd*scale_event_forget*(-event_mean + forget_event) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean) + shift_event_forget + shift_hidden_forget) */
+                    const double forget = lstm_sym_sigmoid_f64(shift_event_forget + shift_hidden_forget + event_rstd*scale_event_forget*(forget_event - event_mean) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean));
+                    /* candidate = tanh(event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean) + shift_event_candidate + shift_hidden_candidate) */
+                    const double candidate = lstm_sym_tanh_f64(shift_event_candidate + shift_hidden_candidate + event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean));
                     /* cell_raw = candidate*update + cell_prev*forget */
                     const double cell_raw = candidate*update + cell_prev*forget;
                     const double deviation = cell_raw - cell_mean;
@@ -560,32 +560,32 @@ static LSTM_SYM_WIDE_VECTORS void lstm_ln_units_forward_f64(size_t batch, size_t
                 const double output_event = event_part[b * gate_stride + 3 * hidden_size + k];
                 const double output_hidden = hidden_part[b * gate_stride + 3 * hidden_size + k];
                 const double cell_prev = c_prev != NULL ? c_prev[u] : 0.0;
-                const double event_scale_update = event_scale_update_vector[k];
-                const double event_scale_forget = event_scale_forget_vector[k];
-                const double event_scale_candidate = event_scale_candidate_vector[k];
-                const double event_scale_output = event_scale_output_vector[k];
-                const double event_shift_update = event_shift_update_vector[k];
-                const double event_shift_forget = event_shift_forget_vector[k];
-                const double event_shift_candidate = event_shift_candidate_vector[k];
-                const double event_shift_output = event_shift_output_vector[k];
-                const double hidden_scale_update = hidden_scale_update_vector[k];
-                const double hidden_scale_forget = hidden_scale_forget_vector[k];
-                const double hidden_scale_candidate = hidden_scale_candidate_vector[k];
-                const double hidden_scale_output = hidden_scale_output_vector[k];
-                const double hidden_shift_update = hidden_shift_update_vector[k];
-                const double hidden_shift_forget = hidden_shift_forget_vector[k];
-                const double hidden_shift_candidate = hidden_shift_candidate_vector[k];
-                const double hidden_shift_output = hidden_shift_output_vector[k];
+                const double scale_event_update = scale_event_update_vector[k];
+                const double scale_event_forget = scale_event_forget_vector[k];
+                const double scale_event_candidate = scale_event_candidate_vector[k];
+                const double scale_event_output = scale_event_output_vector[k];
+                const double shift_event_update = shift_event_update_vector[k];
+                const double shift_event_forget = shift_event_forget_vector[k];
+                const double shift_event_candidate = shift_event_candidate_vector[k];
+                const double shift_event_output = shift_event_output_vector[k];
+                const double scale_hidden_update = scale_hidden_update_vector[k];
+                const double scale_hidden_forget = scale_hidden_forget_vector[k];
+                const double scale_hidden_candidate = scale_hidden_candidate_vector[k];
+                const double scale_hidden_output = scale_hidden_output_vector[k];
+                const double shift_hidden_update = shift_hidden_update_vector[k];
+                const double shift_hidden_forget = shift_hidden_forget_vector[k];
+                const double shift_hidden_candidate = shift_hidden_candidate_vector[k];
+                const double shift_hidden_output = shift_hidden_output_vector[k];
                 const double cell_scale = cell_scale_vector[k];
                 const double cell_shift = cell_shift_vector[k];
-                /* update = sigmoid(event_rstd*event_scale_update*(-event_mean + update_event) + event_shift_update + hidden_rstd*hidden_scale_update*(-hidden_mean + update_hidden) + hidden_shift_update) (eq:forward-update) */
-                const double update = lstm_sym_sigmoid_f64(event_shift_update + hidden_shift_update + event_rstd*event_scale_update*(update_event - event_mean) + hidden_rstd*hidden_scale_update*(update_hidden - hidden_mean));
-                /* forget = sigmoid(event_rstd*event_scale_forget*(-event_mean + forget_event) + event_shift_forget + hidden_rstd*hidden_scale_forget*(forget_hidden - hidden_mean) + hidden_shift_forget) (eq:forward-forget) */
-                const double forget = lstm_sym_sigmoid_f64(event_shift_forget + hidden_shift_forget + event_rstd*event_scale_forget*(forget_event - event_mean) + hidden_rstd*hidden_scale_forget*(forget_hidden - hidden_mean));
-                /* candidate = tanh(event_rstd*event_scale_candidate*(candidate_event - event_mean) + event_shift_candidate + hidden_rstd*hidden_scale_candidate*(candidate_hidden - hidden_mean) + hidden_shift_candidate) (eq:forward-candidate) */
-                const double candidate = lstm_sym_tanh_f64(event_shift_candidate + hidden_shift_candidate + event_rstd*event_scale_candidate*(candidate_event - event_mean) + hidden_rstd*hidden_scale_candidate*(candidate_hidden - hidden_mean));
-                /* output = sigmoid(event_rstd*event_scale_output*(-event_mean + output_event) + event_shift_output + hidden_rstd*hidden_scale_output*(-hidden_mean + output_hidden) + hidden_shift_output) (eq:forward-output) */
-                const double output = lstm_sym_sigmoid_f64(event_shift_output + hidden_shift_output + event_rstd*event_scale_output*(output_event - event_mean) + hidden_rstd*hidden_scale_output*(output_hidden - hidden_mean));
+                /* update = sigmoid(event_rstd*scale_event_update*(-event_mean + update_event) + hidden_rstd*scale_hidden_update*(-hidden_mean + update_hidden) + shift_event_update + shift_hidden_update) (eq:forward-update) */
+                const double update = lstm_sym_sigmoid_f64(shift_event_update + shift_hidden_update + event_rstd*scale_event_update*(update_event - event_mean) + hidden_rstd*scale_hidden_update*(update_hidden - hidden_mean));
+                /* forget = sigmoid(event_rstd*scale_event_forget*(-event_mean + forget_event) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean) + shift_event_forget + shift_hidden_forget) (eq:forward-forget) */
+                const double forget = lstm_sym_sigmoid_f64(shift_event_forget + shift_hidden_forget + event_rstd*scale_event_forget*(forget_event - event_mean) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean));
+                /* candidate = tanh(event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean) + shift_event_candidate + shift_hidden_candidate) (eq:forward-candidate) */
+                const double candidate = lstm_sym_tanh_f64(shift_event_candidate + shift_hidden_candidate + event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean));
+                /* output = sigmoid(event_rstd*scale_event_output*(-event_mean + output_event) + hidden_rstd*scale_hidden_output*(-hidden_mean + output_hidden) + shift_event_output + shift_hidden_output) (eq:forward-output) */
+                const double output = lstm_sym_sigmoid_f64(shift_event_output + shift_hidden_output + event_rstd*scale_event_output*(output_event - event_mean) + hidden_rstd*scale_hidden_output*(output_hidden - hidden_mean));
                 /* cell_raw = candidate*update + cell_prev*forget (eq:forward-cell-raw) */
                 const double cell_raw = candidate*update + cell_prev*forget;
                 /* cell = cell_rstd*cell_scale*(-cell_mean + cell_raw) + cell_shift (eq:forward-cell) */
@@ -634,42 +634,42 @@ static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t 
     double *restrict d_c,
     const double *restrict h_prev,
     const double *restrict c_prev,
-    const double *restrict event_scale_update_vector,
-    const double *restrict event_scale_forget_vector,
-    const double *restrict event_scale_candidate_vector,
-    const double *restrict event_scale_output_vector,
-    const double *restrict event_shift_update_vector,
-    const double *restrict event_shift_forget_vector,
-    const double *restrict event_shift_candidate_vector,
-    const double *restrict event_shift_output_vector,
-    const double *restrict hidden_scale_update_vector,
-    const double *restrict hidden_scale_forget_vector,
-    const double *restrict hidden_scale_candidate_vector,
-    const double *restrict hidden_scale_output_vector,
-    const double *restrict hidden_shift_update_vector,
-    const double *restrict hidden_shift_forget_vector,
-    const double *restrict hidden_shift_candidate_vector,
-    const double *restrict hidden_shift_output_vector,
+    const double *restrict scale_event_update_vector,
+    const double *restrict scale_event_forget_vector,
+    const double *restrict scale_event_candidate_vector,
+    const double *restrict scale_event_output_vector,
+    const double *restrict shift_event_update_vector,
+    const double *restrict shift_event_forget_vector,
+    const double *restrict shift_event_candidate_vector,
+    const double *restrict shift_event_output_vector,
+    const double *restrict scale_hidden_update_vector,
+    const double *restrict scale_hidden_forget_vector,
+    const double *restrict scale_hidden_candidate_vector,
+    const double *restrict scale_hidden_output_vector,
+    const double *restrict shift_hidden_update_vector,
+    const double *restrict shift_hidden_forget_vector,
+    const double *restrict shift_hidden_candidate_vector,
+    const double *restrict shift_hidden_output_vector,
     const double *restrict cell_scale_vector,
     const double *restrict cell_shift_vector,
     const double *restrict saved,
     double *restrict delta_event, double *restrict delta_hidden,
-    double *restrict d_event_scale_update_vector,
-    double *restrict d_event_scale_forget_vector,
-    double *restrict d_event_scale_candidate_vector,
-    double *restrict d_event_scale_output_vector,
-    double *restrict d_event_shift_update_vector,
-    double *restrict d_event_shift_forget_vector,
-    double *restrict d_event_shift_candidate_vector,
-    double *restrict d_event_shift_output_vector,
-    double *restrict d_hidden_scale_update_vector,
-    double *restrict d_hidden_scale_forget_vector,
-    double *restrict d_hidden_scale_candidate_vector,
-    double *restrict d_hidden_scale_output_vector,
-    double *restrict d_hidden_shift_update_vector,
-    double *restrict d_hidden_shift_forget_vector,
-    double *restrict d_hidden_shift_candidate_vector,
-    double *restrict d_hidden_shift_output_vector,
+    double *restrict d_scale_event_update_vector,
+    double *restrict d_scale_event_forget_vector,
+    double *restrict d_scale_event_candidate_vector,
+    double *restrict d_scale_event_output_vector,
+    double *restrict d_shift_event_update_vector,
+    double *restrict d_shift_event_forget_vector,
+    double *restrict d_shift_event_candidate_vector,
+    double *restrict d_shift_event_output_vector,
+    double *restrict d_scale_hidden_update_vector,
+    double *restrict d_scale_hidden_forget_vector,
+    double *restrict d_scale_hidden_candidate_vector,
+    double *restrict d_scale_hidden_output_vector,
+    double *restrict d_shift_hidden_update_vector,
+    double *restrict d_shift_hidden_forget_vector,
+    double *restrict d_shift_hidden_candidate_vector,
+    double *restrict d_shift_hidden_output_vector,
     double *restrict d_cell_scale_vector,
     double *restrict d_cell_shift_vector)
 {
@@ -677,14 +677,14 @@ static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t 
     const size_t gate_stride = LSTM_LN_GATES * hidden_size;
     size_t b;
     (void)h_prev;
-    (void)event_shift_update_vector;
-    (void)event_shift_forget_vector;
-    (void)event_shift_candidate_vector;
-    (void)event_shift_output_vector;
-    (void)hidden_shift_update_vector;
-    (void)hidden_shift_forget_vector;
-    (void)hidden_shift_candidate_vector;
-    (void)hidden_shift_output_vector;
+    (void)shift_event_update_vector;
+    (void)shift_event_forget_vector;
+    (void)shift_event_candidate_vector;
+    (void)shift_event_output_vector;
+    (void)shift_hidden_update_vector;
+    (void)shift_hidden_forget_vector;
+    (void)shift_hidden_candidate_vector;
+    (void)shift_hidden_output_vector;
     (void)cell_shift_vector;
     /* Two copies of the loop, as in forward: without NULL tests (it vectorizes), and with. */
     if (d_output != NULL && c_prev != NULL) {
@@ -735,10 +735,10 @@ static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t 
                     const double d_hidden_carry = d_h[u] + d_output[u];
                     const double d_cell_carry = d_c[u];
                     const double cell_prev = c_prev[u];
-                    const double event_scale_update = event_scale_update_vector[k];
-                    const double event_scale_forget = event_scale_forget_vector[k];
-                    const double event_scale_candidate = event_scale_candidate_vector[k];
-                    const double event_scale_output = event_scale_output_vector[k];
+                    const double scale_event_update = scale_event_update_vector[k];
+                    const double scale_event_forget = scale_event_forget_vector[k];
+                    const double scale_event_candidate = scale_event_candidate_vector[k];
+                    const double scale_event_output = scale_event_output_vector[k];
                     const double cell_scale = cell_scale_vector[k];
                     const double update_event = saved[0 * units + u];
                     const double forget_event = saved[2 * units + u];
@@ -759,7 +759,7 @@ static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t 
                     /* common subexpression */
                     const double tmp1 = d_output*output*(1 - output);
                     /* common subexpression */
-                    const double tmp2 = event_scale_output*tmp1;
+                    const double tmp2 = scale_event_output*tmp1;
                     /* common subexpression */
                     const double tmp3 = 1.0/hidden_size;
                     /* dL/dcell_raw */
@@ -769,17 +769,17 @@ static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t 
                     /* common subexpression */
                     const double tmp4 = candidate*d_candidate*(1 - update);
                     /* common subexpression */
-                    const double tmp5 = event_scale_update*tmp4;
+                    const double tmp5 = scale_event_update*tmp4;
                     /* dL/dforget */
                     const double d_forget = cell_prev*d_cell_raw;
                     /* common subexpression */
                     const double tmp6 = d_forget*forget*(1 - forget);
                     /* common subexpression */
-                    const double tmp7 = event_scale_forget*tmp6;
+                    const double tmp7 = scale_event_forget*tmp6;
                     /* common subexpression */
                     const double tmp8 = d_candidate*(1 - (candidate*candidate));
                     /* common subexpression */
-                    const double tmp9 = event_scale_candidate*tmp8;
+                    const double tmp9 = scale_event_candidate*tmp8;
                     /* dL/devent_mean */
                     const double d_event_mean = -event_rstd*tmp2 - event_rstd*tmp5 - event_rstd*tmp7 - event_rstd*tmp9;
                     /* dL/devent_rstd */
@@ -801,10 +801,10 @@ static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t 
                     const double d_hidden_carry = d_h[u] + d_output[u];
                     const double d_cell_carry = d_c[u];
                     const double cell_prev = c_prev[u];
-                    const double hidden_scale_update = hidden_scale_update_vector[k];
-                    const double hidden_scale_forget = hidden_scale_forget_vector[k];
-                    const double hidden_scale_candidate = hidden_scale_candidate_vector[k];
-                    const double hidden_scale_output = hidden_scale_output_vector[k];
+                    const double scale_hidden_update = scale_hidden_update_vector[k];
+                    const double scale_hidden_forget = scale_hidden_forget_vector[k];
+                    const double scale_hidden_candidate = scale_hidden_candidate_vector[k];
+                    const double scale_hidden_output = scale_hidden_output_vector[k];
                     const double cell_scale = cell_scale_vector[k];
                     const double update_hidden = saved[1 * units + u];
                     const double forget_hidden = saved[3 * units + u];
@@ -839,13 +839,13 @@ static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t 
                     /* common subexpression */
                     const double tmp8 = d_candidate*(1 - (candidate*candidate));
                     /* common subexpression */
-                    const double tmp10 = hidden_scale_output*tmp1;
+                    const double tmp10 = scale_hidden_output*tmp1;
                     /* common subexpression */
-                    const double tmp11 = hidden_scale_update*tmp4;
+                    const double tmp11 = scale_hidden_update*tmp4;
                     /* common subexpression */
-                    const double tmp12 = hidden_scale_forget*tmp6;
+                    const double tmp12 = scale_hidden_forget*tmp6;
                     /* common subexpression */
-                    const double tmp13 = hidden_scale_candidate*tmp8;
+                    const double tmp13 = scale_hidden_candidate*tmp8;
                     /* common subexpression */
                     const double tmp14 = -hidden_mean;
                     /* dL/dhidden_mean */
@@ -865,14 +865,14 @@ static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t 
                 const double d_hidden_carry = d_h[u] + d_output[u];
                 const double d_cell_carry = d_c[u];
                 const double cell_prev = c_prev[u];
-                const double event_scale_update = event_scale_update_vector[k];
-                const double event_scale_forget = event_scale_forget_vector[k];
-                const double event_scale_candidate = event_scale_candidate_vector[k];
-                const double event_scale_output = event_scale_output_vector[k];
-                const double hidden_scale_update = hidden_scale_update_vector[k];
-                const double hidden_scale_forget = hidden_scale_forget_vector[k];
-                const double hidden_scale_candidate = hidden_scale_candidate_vector[k];
-                const double hidden_scale_output = hidden_scale_output_vector[k];
+                const double scale_event_update = scale_event_update_vector[k];
+                const double scale_event_forget = scale_event_forget_vector[k];
+                const double scale_event_candidate = scale_event_candidate_vector[k];
+                const double scale_event_output = scale_event_output_vector[k];
+                const double scale_hidden_update = scale_hidden_update_vector[k];
+                const double scale_hidden_forget = scale_hidden_forget_vector[k];
+                const double scale_hidden_candidate = scale_hidden_candidate_vector[k];
+                const double scale_hidden_output = scale_hidden_output_vector[k];
                 const double cell_scale = cell_scale_vector[k];
                 const double update_event = saved[0 * units + u];
                 const double update_hidden = saved[1 * units + u];
@@ -910,10 +910,10 @@ static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t 
                 const double tmp16 = (1.0/4.0)*tmp15;
                 /* common subexpression (eq:cse-tmp17) */
                 const double tmp17 = D_event_mean*tmp16;
-                /* dL/dhidden_shift_update (eq:cse-d-hidden-shift-update) */
-                const double d_hidden_shift_update = d_update*update*(1 - update);
+                /* dL/dshift_hidden_update (eq:cse-d-shift-hidden-update) */
+                const double d_shift_hidden_update = d_update*update*(1 - update);
                 /* common subexpression (eq:cse-tmp18) */
-                const double tmp18 = d_hidden_shift_update*event_rstd;
+                const double tmp18 = d_shift_hidden_update*event_rstd;
                 /* common subexpression (eq:cse-tmp19) */
                 const double tmp19 = update_event - event_mean;
                 /* common subexpression (eq:cse-tmp20) */
@@ -923,85 +923,85 @@ static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t 
                 /* common subexpression (eq:cse-tmp22) */
                 const double tmp22 = D_hidden_mean*tmp16;
                 /* common subexpression (eq:cse-tmp23) */
-                const double tmp23 = d_hidden_shift_update*hidden_rstd;
+                const double tmp23 = d_shift_hidden_update*hidden_rstd;
                 /* common subexpression (eq:cse-tmp24) */
                 const double tmp24 = update_hidden - hidden_mean;
                 /* common subexpression (eq:cse-tmp25) */
                 const double tmp25 = D_hidden_norm_variance*tmp20;
-                /* dL/dhidden_shift_forget (eq:cse-d-hidden-shift-forget) */
-                const double d_hidden_shift_forget = d_forget*forget*(1 - forget);
+                /* dL/dshift_hidden_forget (eq:cse-d-shift-hidden-forget) */
+                const double d_shift_hidden_forget = d_forget*forget*(1 - forget);
                 /* common subexpression (eq:cse-tmp26) */
-                const double tmp26 = d_hidden_shift_forget*event_rstd;
+                const double tmp26 = d_shift_hidden_forget*event_rstd;
                 /* common subexpression (eq:cse-tmp27) */
                 const double tmp27 = forget_event - event_mean;
                 /* common subexpression (eq:cse-tmp28) */
-                const double tmp28 = d_hidden_shift_forget*hidden_rstd;
+                const double tmp28 = d_shift_hidden_forget*hidden_rstd;
                 /* common subexpression (eq:cse-tmp29) */
                 const double tmp29 = -hidden_mean;
                 /* common subexpression (eq:cse-tmp30) */
                 const double tmp30 = forget_hidden + tmp29;
                 /* common subexpression (eq:cse-tmp31) */
                 const double tmp31 = candidate_event - event_mean;
-                /* dL/dhidden_shift_candidate (eq:cse-d-hidden-shift-candidate) */
-                const double d_hidden_shift_candidate = d_candidate*(1 - (candidate*candidate));
+                /* dL/dshift_hidden_candidate (eq:cse-d-shift-hidden-candidate) */
+                const double d_shift_hidden_candidate = d_candidate*(1 - (candidate*candidate));
                 /* common subexpression (eq:cse-tmp32) */
-                const double tmp32 = d_hidden_shift_candidate*event_rstd;
+                const double tmp32 = d_shift_hidden_candidate*event_rstd;
                 /* common subexpression (eq:cse-tmp33) */
                 const double tmp33 = candidate_hidden + tmp29;
                 /* common subexpression (eq:cse-tmp34) */
-                const double tmp34 = d_hidden_shift_candidate*hidden_rstd;
-                /* dL/dhidden_shift_output (eq:cse-d-hidden-shift-output) */
-                const double d_hidden_shift_output = d_output*output*(1 - output);
+                const double tmp34 = d_shift_hidden_candidate*hidden_rstd;
+                /* dL/dshift_hidden_output (eq:cse-d-shift-hidden-output) */
+                const double d_shift_hidden_output = d_output*output*(1 - output);
                 /* common subexpression (eq:cse-tmp35) */
-                const double tmp35 = d_hidden_shift_output*event_rstd;
+                const double tmp35 = d_shift_hidden_output*event_rstd;
                 /* common subexpression (eq:cse-tmp36) */
                 const double tmp36 = output_event - event_mean;
                 /* common subexpression (eq:cse-tmp37) */
-                const double tmp37 = d_hidden_shift_output*hidden_rstd;
+                const double tmp37 = d_shift_hidden_output*hidden_rstd;
                 /* common subexpression (eq:cse-tmp38) */
                 const double tmp38 = output_hidden - hidden_mean;
                 /* dL/dupdate_event (eq:cse-d-update-event) */
-                const double d_update_event = tmp17 + event_scale_update*tmp18 + tmp19*tmp21;
+                const double d_update_event = tmp17 + scale_event_update*tmp18 + tmp19*tmp21;
                 /* dL/dupdate_hidden (eq:cse-d-update-hidden) */
-                const double d_update_hidden = tmp22 + hidden_scale_update*tmp23 + tmp24*tmp25;
+                const double d_update_hidden = tmp22 + scale_hidden_update*tmp23 + tmp24*tmp25;
                 /* dL/dforget_event (eq:cse-d-forget-event) */
-                const double d_forget_event = tmp17 + event_scale_forget*tmp26 + tmp21*tmp27;
+                const double d_forget_event = tmp17 + scale_event_forget*tmp26 + tmp21*tmp27;
                 /* dL/dforget_hidden (eq:cse-d-forget-hidden) */
-                const double d_forget_hidden = tmp22 + hidden_scale_forget*tmp28 + tmp25*tmp30;
+                const double d_forget_hidden = tmp22 + scale_hidden_forget*tmp28 + tmp25*tmp30;
                 /* dL/dcandidate_event (eq:cse-d-candidate-event) */
-                const double d_candidate_event = tmp17 + event_scale_candidate*tmp32 + tmp21*tmp31;
+                const double d_candidate_event = tmp17 + scale_event_candidate*tmp32 + tmp21*tmp31;
                 /* dL/dcandidate_hidden (eq:cse-d-candidate-hidden) */
-                const double d_candidate_hidden = tmp22 + hidden_scale_candidate*tmp34 + tmp25*tmp33;
+                const double d_candidate_hidden = tmp22 + scale_hidden_candidate*tmp34 + tmp25*tmp33;
                 /* dL/doutput_event (eq:cse-d-output-event) */
-                const double d_output_event = tmp17 + event_scale_output*tmp35 + tmp21*tmp36;
+                const double d_output_event = tmp17 + scale_event_output*tmp35 + tmp21*tmp36;
                 /* dL/doutput_hidden (eq:cse-d-output-hidden) */
-                const double d_output_hidden = tmp22 + hidden_scale_output*tmp37 + tmp25*tmp38;
+                const double d_output_hidden = tmp22 + scale_hidden_output*tmp37 + tmp25*tmp38;
                 /* dL/dcell_prev (eq:cse-d-cell-prev) */
                 const double d_cell_prev = d_cell_raw*forget;
-                /* dL/devent_scale_update (eq:cse-d-event-scale-update) */
-                const double d_event_scale_update = tmp18*tmp19;
-                /* dL/devent_scale_forget (eq:cse-d-event-scale-forget) */
-                const double d_event_scale_forget = tmp26*tmp27;
-                /* dL/devent_scale_candidate (eq:cse-d-event-scale-candidate) */
-                const double d_event_scale_candidate = tmp31*tmp32;
-                /* dL/devent_scale_output (eq:cse-d-event-scale-output) */
-                const double d_event_scale_output = tmp35*tmp36;
-                /* dL/devent_shift_update (eq:cse-d-event-shift-update) */
-                const double d_event_shift_update = d_hidden_shift_update;
-                /* dL/devent_shift_forget (eq:cse-d-event-shift-forget) */
-                const double d_event_shift_forget = d_hidden_shift_forget;
-                /* dL/devent_shift_candidate (eq:cse-d-event-shift-candidate) */
-                const double d_event_shift_candidate = d_hidden_shift_candidate;
-                /* dL/devent_shift_output (eq:cse-d-event-shift-output) */
-                const double d_event_shift_output = d_hidden_shift_output;
-                /* dL/dhidden_scale_update (eq:cse-d-hidden-scale-update) */
-                const double d_hidden_scale_update = tmp23*tmp24;
-                /* dL/dhidden_scale_forget (eq:cse-d-hidden-scale-forget) */
-                const double d_hidden_scale_forget = tmp28*tmp30;
-                /* dL/dhidden_scale_candidate (eq:cse-d-hidden-scale-candidate) */
-                const double d_hidden_scale_candidate = tmp33*tmp34;
-                /* dL/dhidden_scale_output (eq:cse-d-hidden-scale-output) */
-                const double d_hidden_scale_output = tmp37*tmp38;
+                /* dL/dscale_event_update (eq:cse-d-scale-event-update) */
+                const double d_scale_event_update = tmp18*tmp19;
+                /* dL/dscale_event_forget (eq:cse-d-scale-event-forget) */
+                const double d_scale_event_forget = tmp26*tmp27;
+                /* dL/dscale_event_candidate (eq:cse-d-scale-event-candidate) */
+                const double d_scale_event_candidate = tmp31*tmp32;
+                /* dL/dscale_event_output (eq:cse-d-scale-event-output) */
+                const double d_scale_event_output = tmp35*tmp36;
+                /* dL/dshift_event_update (eq:cse-d-shift-event-update) */
+                const double d_shift_event_update = d_shift_hidden_update;
+                /* dL/dshift_event_forget (eq:cse-d-shift-event-forget) */
+                const double d_shift_event_forget = d_shift_hidden_forget;
+                /* dL/dshift_event_candidate (eq:cse-d-shift-event-candidate) */
+                const double d_shift_event_candidate = d_shift_hidden_candidate;
+                /* dL/dshift_event_output (eq:cse-d-shift-event-output) */
+                const double d_shift_event_output = d_shift_hidden_output;
+                /* dL/dscale_hidden_update (eq:cse-d-scale-hidden-update) */
+                const double d_scale_hidden_update = tmp23*tmp24;
+                /* dL/dscale_hidden_forget (eq:cse-d-scale-hidden-forget) */
+                const double d_scale_hidden_forget = tmp28*tmp30;
+                /* dL/dscale_hidden_candidate (eq:cse-d-scale-hidden-candidate) */
+                const double d_scale_hidden_candidate = tmp33*tmp34;
+                /* dL/dscale_hidden_output (eq:cse-d-scale-hidden-output) */
+                const double d_scale_hidden_output = tmp37*tmp38;
                 /* dL/dcell_scale (eq:cse-d-cell-scale) */
                 const double d_cell_scale = cell_rstd*d_cell*(cell_raw - cell_mean);
                 /* dL/dcell_shift (eq:cse-d-cell-shift) */
@@ -1016,22 +1016,22 @@ static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t 
                 delta_hidden[b * gate_stride + 3 * hidden_size + k] = d_output_hidden;
                 d_h[u] = 0;
                 d_c[u] = d_cell_prev;
-                d_event_scale_update_vector[k] += d_event_scale_update;
-                d_event_scale_forget_vector[k] += d_event_scale_forget;
-                d_event_scale_candidate_vector[k] += d_event_scale_candidate;
-                d_event_scale_output_vector[k] += d_event_scale_output;
-                d_event_shift_update_vector[k] += d_event_shift_update;
-                d_event_shift_forget_vector[k] += d_event_shift_forget;
-                d_event_shift_candidate_vector[k] += d_event_shift_candidate;
-                d_event_shift_output_vector[k] += d_event_shift_output;
-                d_hidden_scale_update_vector[k] += d_hidden_scale_update;
-                d_hidden_scale_forget_vector[k] += d_hidden_scale_forget;
-                d_hidden_scale_candidate_vector[k] += d_hidden_scale_candidate;
-                d_hidden_scale_output_vector[k] += d_hidden_scale_output;
-                d_hidden_shift_update_vector[k] += d_hidden_shift_update;
-                d_hidden_shift_forget_vector[k] += d_hidden_shift_forget;
-                d_hidden_shift_candidate_vector[k] += d_hidden_shift_candidate;
-                d_hidden_shift_output_vector[k] += d_hidden_shift_output;
+                d_scale_event_update_vector[k] += d_scale_event_update;
+                d_scale_event_forget_vector[k] += d_scale_event_forget;
+                d_scale_event_candidate_vector[k] += d_scale_event_candidate;
+                d_scale_event_output_vector[k] += d_scale_event_output;
+                d_shift_event_update_vector[k] += d_shift_event_update;
+                d_shift_event_forget_vector[k] += d_shift_event_forget;
+                d_shift_event_candidate_vector[k] += d_shift_event_candidate;
+                d_shift_event_output_vector[k] += d_shift_event_output;
+                d_scale_hidden_update_vector[k] += d_scale_hidden_update;
+                d_scale_hidden_forget_vector[k] += d_scale_hidden_forget;
+                d_scale_hidden_candidate_vector[k] += d_scale_hidden_candidate;
+                d_scale_hidden_output_vector[k] += d_scale_hidden_output;
+                d_shift_hidden_update_vector[k] += d_shift_hidden_update;
+                d_shift_hidden_forget_vector[k] += d_shift_hidden_forget;
+                d_shift_hidden_candidate_vector[k] += d_shift_hidden_candidate;
+                d_shift_hidden_output_vector[k] += d_shift_hidden_output;
                 d_cell_scale_vector[k] += d_cell_scale;
                 d_cell_shift_vector[k] += d_cell_shift;
             }
@@ -1084,10 +1084,10 @@ static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t 
                     const double d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0);
                     const double d_cell_carry = d_c[u];
                     const double cell_prev = c_prev != NULL ? c_prev[u] : 0.0;
-                    const double event_scale_update = event_scale_update_vector[k];
-                    const double event_scale_forget = event_scale_forget_vector[k];
-                    const double event_scale_candidate = event_scale_candidate_vector[k];
-                    const double event_scale_output = event_scale_output_vector[k];
+                    const double scale_event_update = scale_event_update_vector[k];
+                    const double scale_event_forget = scale_event_forget_vector[k];
+                    const double scale_event_candidate = scale_event_candidate_vector[k];
+                    const double scale_event_output = scale_event_output_vector[k];
                     const double cell_scale = cell_scale_vector[k];
                     const double update_event = saved[0 * units + u];
                     const double forget_event = saved[2 * units + u];
@@ -1108,7 +1108,7 @@ static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t 
                     /* common subexpression */
                     const double tmp1 = d_output*output*(1 - output);
                     /* common subexpression */
-                    const double tmp2 = event_scale_output*tmp1;
+                    const double tmp2 = scale_event_output*tmp1;
                     /* common subexpression */
                     const double tmp3 = 1.0/hidden_size;
                     /* dL/dcell_raw */
@@ -1118,17 +1118,17 @@ static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t 
                     /* common subexpression */
                     const double tmp4 = candidate*d_candidate*(1 - update);
                     /* common subexpression */
-                    const double tmp5 = event_scale_update*tmp4;
+                    const double tmp5 = scale_event_update*tmp4;
                     /* dL/dforget */
                     const double d_forget = cell_prev*d_cell_raw;
                     /* common subexpression */
                     const double tmp6 = d_forget*forget*(1 - forget);
                     /* common subexpression */
-                    const double tmp7 = event_scale_forget*tmp6;
+                    const double tmp7 = scale_event_forget*tmp6;
                     /* common subexpression */
                     const double tmp8 = d_candidate*(1 - (candidate*candidate));
                     /* common subexpression */
-                    const double tmp9 = event_scale_candidate*tmp8;
+                    const double tmp9 = scale_event_candidate*tmp8;
                     /* dL/devent_mean */
                     const double d_event_mean = -event_rstd*tmp2 - event_rstd*tmp5 - event_rstd*tmp7 - event_rstd*tmp9;
                     /* dL/devent_rstd */
@@ -1150,10 +1150,10 @@ static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t 
                     const double d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0);
                     const double d_cell_carry = d_c[u];
                     const double cell_prev = c_prev != NULL ? c_prev[u] : 0.0;
-                    const double hidden_scale_update = hidden_scale_update_vector[k];
-                    const double hidden_scale_forget = hidden_scale_forget_vector[k];
-                    const double hidden_scale_candidate = hidden_scale_candidate_vector[k];
-                    const double hidden_scale_output = hidden_scale_output_vector[k];
+                    const double scale_hidden_update = scale_hidden_update_vector[k];
+                    const double scale_hidden_forget = scale_hidden_forget_vector[k];
+                    const double scale_hidden_candidate = scale_hidden_candidate_vector[k];
+                    const double scale_hidden_output = scale_hidden_output_vector[k];
                     const double cell_scale = cell_scale_vector[k];
                     const double update_hidden = saved[1 * units + u];
                     const double forget_hidden = saved[3 * units + u];
@@ -1188,13 +1188,13 @@ static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t 
                     /* common subexpression */
                     const double tmp8 = d_candidate*(1 - (candidate*candidate));
                     /* common subexpression */
-                    const double tmp10 = hidden_scale_output*tmp1;
+                    const double tmp10 = scale_hidden_output*tmp1;
                     /* common subexpression */
-                    const double tmp11 = hidden_scale_update*tmp4;
+                    const double tmp11 = scale_hidden_update*tmp4;
                     /* common subexpression */
-                    const double tmp12 = hidden_scale_forget*tmp6;
+                    const double tmp12 = scale_hidden_forget*tmp6;
                     /* common subexpression */
-                    const double tmp13 = hidden_scale_candidate*tmp8;
+                    const double tmp13 = scale_hidden_candidate*tmp8;
                     /* common subexpression */
                     const double tmp14 = -hidden_mean;
                     /* dL/dhidden_mean */
@@ -1214,14 +1214,14 @@ static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t 
                 const double d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0);
                 const double d_cell_carry = d_c[u];
                 const double cell_prev = c_prev != NULL ? c_prev[u] : 0.0;
-                const double event_scale_update = event_scale_update_vector[k];
-                const double event_scale_forget = event_scale_forget_vector[k];
-                const double event_scale_candidate = event_scale_candidate_vector[k];
-                const double event_scale_output = event_scale_output_vector[k];
-                const double hidden_scale_update = hidden_scale_update_vector[k];
-                const double hidden_scale_forget = hidden_scale_forget_vector[k];
-                const double hidden_scale_candidate = hidden_scale_candidate_vector[k];
-                const double hidden_scale_output = hidden_scale_output_vector[k];
+                const double scale_event_update = scale_event_update_vector[k];
+                const double scale_event_forget = scale_event_forget_vector[k];
+                const double scale_event_candidate = scale_event_candidate_vector[k];
+                const double scale_event_output = scale_event_output_vector[k];
+                const double scale_hidden_update = scale_hidden_update_vector[k];
+                const double scale_hidden_forget = scale_hidden_forget_vector[k];
+                const double scale_hidden_candidate = scale_hidden_candidate_vector[k];
+                const double scale_hidden_output = scale_hidden_output_vector[k];
                 const double cell_scale = cell_scale_vector[k];
                 const double update_event = saved[0 * units + u];
                 const double update_hidden = saved[1 * units + u];
@@ -1259,10 +1259,10 @@ static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t 
                 const double tmp16 = (1.0/4.0)*tmp15;
                 /* common subexpression (eq:cse-tmp17) */
                 const double tmp17 = D_event_mean*tmp16;
-                /* dL/dhidden_shift_update (eq:cse-d-hidden-shift-update) */
-                const double d_hidden_shift_update = d_update*update*(1 - update);
+                /* dL/dshift_hidden_update (eq:cse-d-shift-hidden-update) */
+                const double d_shift_hidden_update = d_update*update*(1 - update);
                 /* common subexpression (eq:cse-tmp18) */
-                const double tmp18 = d_hidden_shift_update*event_rstd;
+                const double tmp18 = d_shift_hidden_update*event_rstd;
                 /* common subexpression (eq:cse-tmp19) */
                 const double tmp19 = update_event - event_mean;
                 /* common subexpression (eq:cse-tmp20) */
@@ -1272,85 +1272,85 @@ static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t 
                 /* common subexpression (eq:cse-tmp22) */
                 const double tmp22 = D_hidden_mean*tmp16;
                 /* common subexpression (eq:cse-tmp23) */
-                const double tmp23 = d_hidden_shift_update*hidden_rstd;
+                const double tmp23 = d_shift_hidden_update*hidden_rstd;
                 /* common subexpression (eq:cse-tmp24) */
                 const double tmp24 = update_hidden - hidden_mean;
                 /* common subexpression (eq:cse-tmp25) */
                 const double tmp25 = D_hidden_norm_variance*tmp20;
-                /* dL/dhidden_shift_forget (eq:cse-d-hidden-shift-forget) */
-                const double d_hidden_shift_forget = d_forget*forget*(1 - forget);
+                /* dL/dshift_hidden_forget (eq:cse-d-shift-hidden-forget) */
+                const double d_shift_hidden_forget = d_forget*forget*(1 - forget);
                 /* common subexpression (eq:cse-tmp26) */
-                const double tmp26 = d_hidden_shift_forget*event_rstd;
+                const double tmp26 = d_shift_hidden_forget*event_rstd;
                 /* common subexpression (eq:cse-tmp27) */
                 const double tmp27 = forget_event - event_mean;
                 /* common subexpression (eq:cse-tmp28) */
-                const double tmp28 = d_hidden_shift_forget*hidden_rstd;
+                const double tmp28 = d_shift_hidden_forget*hidden_rstd;
                 /* common subexpression (eq:cse-tmp29) */
                 const double tmp29 = -hidden_mean;
                 /* common subexpression (eq:cse-tmp30) */
                 const double tmp30 = forget_hidden + tmp29;
                 /* common subexpression (eq:cse-tmp31) */
                 const double tmp31 = candidate_event - event_mean;
-                /* dL/dhidden_shift_candidate (eq:cse-d-hidden-shift-candidate) */
-                const double d_hidden_shift_candidate = d_candidate*(1 - (candidate*candidate));
+                /* dL/dshift_hidden_candidate (eq:cse-d-shift-hidden-candidate) */
+                const double d_shift_hidden_candidate = d_candidate*(1 - (candidate*candidate));
                 /* common subexpression (eq:cse-tmp32) */
-                const double tmp32 = d_hidden_shift_candidate*event_rstd;
+                const double tmp32 = d_shift_hidden_candidate*event_rstd;
                 /* common subexpression (eq:cse-tmp33) */
                 const double tmp33 = candidate_hidden + tmp29;
                 /* common subexpression (eq:cse-tmp34) */
-                const double tmp34 = d_hidden_shift_candidate*hidden_rstd;
-                /* dL/dhidden_shift_output (eq:cse-d-hidden-shift-output) */
-                const double d_hidden_shift_output = d_output*output*(1 - output);
+                const double tmp34 = d_shift_hidden_candidate*hidden_rstd;
+                /* dL/dshift_hidden_output (eq:cse-d-shift-hidden-output) */
+                const double d_shift_hidden_output = d_output*output*(1 - output);
                 /* common subexpression (eq:cse-tmp35) */
-                const double tmp35 = d_hidden_shift_output*event_rstd;
+                const double tmp35 = d_shift_hidden_output*event_rstd;
                 /* common subexpression (eq:cse-tmp36) */
                 const double tmp36 = output_event - event_mean;
                 /* common subexpression (eq:cse-tmp37) */
-                const double tmp37 = d_hidden_shift_output*hidden_rstd;
+                const double tmp37 = d_shift_hidden_output*hidden_rstd;
                 /* common subexpression (eq:cse-tmp38) */
                 const double tmp38 = output_hidden - hidden_mean;
                 /* dL/dupdate_event (eq:cse-d-update-event) */
-                const double d_update_event = tmp17 + event_scale_update*tmp18 + tmp19*tmp21;
+                const double d_update_event = tmp17 + scale_event_update*tmp18 + tmp19*tmp21;
                 /* dL/dupdate_hidden (eq:cse-d-update-hidden) */
-                const double d_update_hidden = tmp22 + hidden_scale_update*tmp23 + tmp24*tmp25;
+                const double d_update_hidden = tmp22 + scale_hidden_update*tmp23 + tmp24*tmp25;
                 /* dL/dforget_event (eq:cse-d-forget-event) */
-                const double d_forget_event = tmp17 + event_scale_forget*tmp26 + tmp21*tmp27;
+                const double d_forget_event = tmp17 + scale_event_forget*tmp26 + tmp21*tmp27;
                 /* dL/dforget_hidden (eq:cse-d-forget-hidden) */
-                const double d_forget_hidden = tmp22 + hidden_scale_forget*tmp28 + tmp25*tmp30;
+                const double d_forget_hidden = tmp22 + scale_hidden_forget*tmp28 + tmp25*tmp30;
                 /* dL/dcandidate_event (eq:cse-d-candidate-event) */
-                const double d_candidate_event = tmp17 + event_scale_candidate*tmp32 + tmp21*tmp31;
+                const double d_candidate_event = tmp17 + scale_event_candidate*tmp32 + tmp21*tmp31;
                 /* dL/dcandidate_hidden (eq:cse-d-candidate-hidden) */
-                const double d_candidate_hidden = tmp22 + hidden_scale_candidate*tmp34 + tmp25*tmp33;
+                const double d_candidate_hidden = tmp22 + scale_hidden_candidate*tmp34 + tmp25*tmp33;
                 /* dL/doutput_event (eq:cse-d-output-event) */
-                const double d_output_event = tmp17 + event_scale_output*tmp35 + tmp21*tmp36;
+                const double d_output_event = tmp17 + scale_event_output*tmp35 + tmp21*tmp36;
                 /* dL/doutput_hidden (eq:cse-d-output-hidden) */
-                const double d_output_hidden = tmp22 + hidden_scale_output*tmp37 + tmp25*tmp38;
+                const double d_output_hidden = tmp22 + scale_hidden_output*tmp37 + tmp25*tmp38;
                 /* dL/dcell_prev (eq:cse-d-cell-prev) */
                 const double d_cell_prev = d_cell_raw*forget;
-                /* dL/devent_scale_update (eq:cse-d-event-scale-update) */
-                const double d_event_scale_update = tmp18*tmp19;
-                /* dL/devent_scale_forget (eq:cse-d-event-scale-forget) */
-                const double d_event_scale_forget = tmp26*tmp27;
-                /* dL/devent_scale_candidate (eq:cse-d-event-scale-candidate) */
-                const double d_event_scale_candidate = tmp31*tmp32;
-                /* dL/devent_scale_output (eq:cse-d-event-scale-output) */
-                const double d_event_scale_output = tmp35*tmp36;
-                /* dL/devent_shift_update (eq:cse-d-event-shift-update) */
-                const double d_event_shift_update = d_hidden_shift_update;
-                /* dL/devent_shift_forget (eq:cse-d-event-shift-forget) */
-                const double d_event_shift_forget = d_hidden_shift_forget;
-                /* dL/devent_shift_candidate (eq:cse-d-event-shift-candidate) */
-                const double d_event_shift_candidate = d_hidden_shift_candidate;
-                /* dL/devent_shift_output (eq:cse-d-event-shift-output) */
-                const double d_event_shift_output = d_hidden_shift_output;
-                /* dL/dhidden_scale_update (eq:cse-d-hidden-scale-update) */
-                const double d_hidden_scale_update = tmp23*tmp24;
-                /* dL/dhidden_scale_forget (eq:cse-d-hidden-scale-forget) */
-                const double d_hidden_scale_forget = tmp28*tmp30;
-                /* dL/dhidden_scale_candidate (eq:cse-d-hidden-scale-candidate) */
-                const double d_hidden_scale_candidate = tmp33*tmp34;
-                /* dL/dhidden_scale_output (eq:cse-d-hidden-scale-output) */
-                const double d_hidden_scale_output = tmp37*tmp38;
+                /* dL/dscale_event_update (eq:cse-d-scale-event-update) */
+                const double d_scale_event_update = tmp18*tmp19;
+                /* dL/dscale_event_forget (eq:cse-d-scale-event-forget) */
+                const double d_scale_event_forget = tmp26*tmp27;
+                /* dL/dscale_event_candidate (eq:cse-d-scale-event-candidate) */
+                const double d_scale_event_candidate = tmp31*tmp32;
+                /* dL/dscale_event_output (eq:cse-d-scale-event-output) */
+                const double d_scale_event_output = tmp35*tmp36;
+                /* dL/dshift_event_update (eq:cse-d-shift-event-update) */
+                const double d_shift_event_update = d_shift_hidden_update;
+                /* dL/dshift_event_forget (eq:cse-d-shift-event-forget) */
+                const double d_shift_event_forget = d_shift_hidden_forget;
+                /* dL/dshift_event_candidate (eq:cse-d-shift-event-candidate) */
+                const double d_shift_event_candidate = d_shift_hidden_candidate;
+                /* dL/dshift_event_output (eq:cse-d-shift-event-output) */
+                const double d_shift_event_output = d_shift_hidden_output;
+                /* dL/dscale_hidden_update (eq:cse-d-scale-hidden-update) */
+                const double d_scale_hidden_update = tmp23*tmp24;
+                /* dL/dscale_hidden_forget (eq:cse-d-scale-hidden-forget) */
+                const double d_scale_hidden_forget = tmp28*tmp30;
+                /* dL/dscale_hidden_candidate (eq:cse-d-scale-hidden-candidate) */
+                const double d_scale_hidden_candidate = tmp33*tmp34;
+                /* dL/dscale_hidden_output (eq:cse-d-scale-hidden-output) */
+                const double d_scale_hidden_output = tmp37*tmp38;
                 /* dL/dcell_scale (eq:cse-d-cell-scale) */
                 const double d_cell_scale = cell_rstd*d_cell*(cell_raw - cell_mean);
                 /* dL/dcell_shift (eq:cse-d-cell-shift) */
@@ -1365,22 +1365,22 @@ static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t 
                 delta_hidden[b * gate_stride + 3 * hidden_size + k] = d_output_hidden;
                 d_h[u] = 0;
                 d_c[u] = d_cell_prev;
-                d_event_scale_update_vector[k] += d_event_scale_update;
-                d_event_scale_forget_vector[k] += d_event_scale_forget;
-                d_event_scale_candidate_vector[k] += d_event_scale_candidate;
-                d_event_scale_output_vector[k] += d_event_scale_output;
-                d_event_shift_update_vector[k] += d_event_shift_update;
-                d_event_shift_forget_vector[k] += d_event_shift_forget;
-                d_event_shift_candidate_vector[k] += d_event_shift_candidate;
-                d_event_shift_output_vector[k] += d_event_shift_output;
-                d_hidden_scale_update_vector[k] += d_hidden_scale_update;
-                d_hidden_scale_forget_vector[k] += d_hidden_scale_forget;
-                d_hidden_scale_candidate_vector[k] += d_hidden_scale_candidate;
-                d_hidden_scale_output_vector[k] += d_hidden_scale_output;
-                d_hidden_shift_update_vector[k] += d_hidden_shift_update;
-                d_hidden_shift_forget_vector[k] += d_hidden_shift_forget;
-                d_hidden_shift_candidate_vector[k] += d_hidden_shift_candidate;
-                d_hidden_shift_output_vector[k] += d_hidden_shift_output;
+                d_scale_event_update_vector[k] += d_scale_event_update;
+                d_scale_event_forget_vector[k] += d_scale_event_forget;
+                d_scale_event_candidate_vector[k] += d_scale_event_candidate;
+                d_scale_event_output_vector[k] += d_scale_event_output;
+                d_shift_event_update_vector[k] += d_shift_event_update;
+                d_shift_event_forget_vector[k] += d_shift_event_forget;
+                d_shift_event_candidate_vector[k] += d_shift_event_candidate;
+                d_shift_event_output_vector[k] += d_shift_event_output;
+                d_scale_hidden_update_vector[k] += d_scale_hidden_update;
+                d_scale_hidden_forget_vector[k] += d_scale_hidden_forget;
+                d_scale_hidden_candidate_vector[k] += d_scale_hidden_candidate;
+                d_scale_hidden_output_vector[k] += d_scale_hidden_output;
+                d_shift_hidden_update_vector[k] += d_shift_hidden_update;
+                d_shift_hidden_forget_vector[k] += d_shift_hidden_forget;
+                d_shift_hidden_candidate_vector[k] += d_shift_hidden_candidate;
+                d_shift_hidden_output_vector[k] += d_shift_hidden_output;
                 d_cell_scale_vector[k] += d_cell_scale;
                 d_cell_shift_vector[k] += d_cell_shift;
             }
@@ -1402,22 +1402,22 @@ int lstm_ln_forward_f64(
     const double *restrict event_bias,
     const double *restrict hidden_weights,
     const double *restrict hidden_bias,
-    const double *restrict event_scale_update,
-    const double *restrict event_scale_forget,
-    const double *restrict event_scale_candidate,
-    const double *restrict event_scale_output,
-    const double *restrict event_shift_update,
-    const double *restrict event_shift_forget,
-    const double *restrict event_shift_candidate,
-    const double *restrict event_shift_output,
-    const double *restrict hidden_scale_update,
-    const double *restrict hidden_scale_forget,
-    const double *restrict hidden_scale_candidate,
-    const double *restrict hidden_scale_output,
-    const double *restrict hidden_shift_update,
-    const double *restrict hidden_shift_forget,
-    const double *restrict hidden_shift_candidate,
-    const double *restrict hidden_shift_output,
+    const double *restrict scale_event_update,
+    const double *restrict scale_event_forget,
+    const double *restrict scale_event_candidate,
+    const double *restrict scale_event_output,
+    const double *restrict shift_event_update,
+    const double *restrict shift_event_forget,
+    const double *restrict shift_event_candidate,
+    const double *restrict shift_event_output,
+    const double *restrict scale_hidden_update,
+    const double *restrict scale_hidden_forget,
+    const double *restrict scale_hidden_candidate,
+    const double *restrict scale_hidden_output,
+    const double *restrict shift_hidden_update,
+    const double *restrict shift_hidden_forget,
+    const double *restrict shift_hidden_candidate,
+    const double *restrict shift_hidden_output,
     const double *restrict cell_scale,
     const double *restrict cell_shift,
     double *restrict outputs,
@@ -1437,22 +1437,22 @@ int lstm_ln_forward_f64(
         event_bias == NULL ||
         hidden_weights == NULL ||
         hidden_bias == NULL ||
-        event_scale_update == NULL ||
-        event_scale_forget == NULL ||
-        event_scale_candidate == NULL ||
-        event_scale_output == NULL ||
-        event_shift_update == NULL ||
-        event_shift_forget == NULL ||
-        event_shift_candidate == NULL ||
-        event_shift_output == NULL ||
-        hidden_scale_update == NULL ||
-        hidden_scale_forget == NULL ||
-        hidden_scale_candidate == NULL ||
-        hidden_scale_output == NULL ||
-        hidden_shift_update == NULL ||
-        hidden_shift_forget == NULL ||
-        hidden_shift_candidate == NULL ||
-        hidden_shift_output == NULL ||
+        scale_event_update == NULL ||
+        scale_event_forget == NULL ||
+        scale_event_candidate == NULL ||
+        scale_event_output == NULL ||
+        shift_event_update == NULL ||
+        shift_event_forget == NULL ||
+        shift_event_candidate == NULL ||
+        shift_event_output == NULL ||
+        scale_hidden_update == NULL ||
+        scale_hidden_forget == NULL ||
+        scale_hidden_candidate == NULL ||
+        scale_hidden_output == NULL ||
+        shift_hidden_update == NULL ||
+        shift_hidden_forget == NULL ||
+        shift_hidden_candidate == NULL ||
+        shift_hidden_output == NULL ||
         cell_scale == NULL ||
         cell_shift == NULL ||
         outputs == NULL ||
@@ -1521,13 +1521,13 @@ int lstm_ln_forward_f64(
                 #pragma omp parallel for schedule(static)
                     for (row = 0; row < batch; ++row) {
                         lstm_ln_units_forward_f64(batch, hidden_size, row, row + 1u, event_part, hidden_part,
-                            h_states + t * units, c_states + t * units, event_scale_update, event_scale_forget, event_scale_candidate, event_scale_output, event_shift_update, event_shift_forget, event_shift_candidate, event_shift_output, hidden_scale_update, hidden_scale_forget, hidden_scale_candidate, hidden_scale_output, hidden_shift_update, hidden_shift_forget, hidden_shift_candidate, hidden_shift_output, cell_scale, cell_shift,
+                            h_states + t * units, c_states + t * units, scale_event_update, scale_event_forget, scale_event_candidate, scale_event_output, shift_event_update, shift_event_forget, shift_event_candidate, shift_event_output, scale_hidden_update, scale_hidden_forget, scale_hidden_candidate, scale_hidden_output, shift_hidden_update, shift_hidden_forget, shift_hidden_candidate, shift_hidden_output, cell_scale, cell_shift,
                             h_states + (t + 1u) * units, c_states + (t + 1u) * units, saved + t * LSTM_LN_SAVED * units);
                     }
                 } else
                 #endif
                 lstm_ln_units_forward_f64(batch, hidden_size, 0u, batch, event_part, hidden_part,
-                    h_states + t * units, c_states + t * units, event_scale_update, event_scale_forget, event_scale_candidate, event_scale_output, event_shift_update, event_shift_forget, event_shift_candidate, event_shift_output, hidden_scale_update, hidden_scale_forget, hidden_scale_candidate, hidden_scale_output, hidden_shift_update, hidden_shift_forget, hidden_shift_candidate, hidden_shift_output, cell_scale, cell_shift,
+                    h_states + t * units, c_states + t * units, scale_event_update, scale_event_forget, scale_event_candidate, scale_event_output, shift_event_update, shift_event_forget, shift_event_candidate, shift_event_output, scale_hidden_update, scale_hidden_forget, scale_hidden_candidate, scale_hidden_output, shift_hidden_update, shift_hidden_forget, shift_hidden_candidate, shift_hidden_output, cell_scale, cell_shift,
                     h_states + (t + 1u) * units, c_states + (t + 1u) * units, saved + t * LSTM_LN_SAVED * units);
             } else {
                 if (!lstm_ln_all_run(batch, lengths, t)) {
@@ -1536,7 +1536,7 @@ int lstm_ln_forward_f64(
                     for (row = 0; row < batch; ++row) {
                         if ((uint64_t)lengths[row] > (uint64_t)t) {
                             lstm_ln_units_forward_f64(batch, hidden_size, row, row + 1u, event_part, hidden_part,
-                                h_states + t * units, c_states + t * units, event_scale_update, event_scale_forget, event_scale_candidate, event_scale_output, event_shift_update, event_shift_forget, event_shift_candidate, event_shift_output, hidden_scale_update, hidden_scale_forget, hidden_scale_candidate, hidden_scale_output, hidden_shift_update, hidden_shift_forget, hidden_shift_candidate, hidden_shift_output, cell_scale, cell_shift,
+                                h_states + t * units, c_states + t * units, scale_event_update, scale_event_forget, scale_event_candidate, scale_event_output, shift_event_update, shift_event_forget, shift_event_candidate, shift_event_output, scale_hidden_update, scale_hidden_forget, scale_hidden_candidate, scale_hidden_output, shift_hidden_update, shift_hidden_forget, shift_hidden_candidate, shift_hidden_output, cell_scale, cell_shift,
                                 h_states + (t + 1u) * units, c_states + (t + 1u) * units, saved + t * LSTM_LN_SAVED * units);
                         }
                     }
@@ -1547,13 +1547,13 @@ int lstm_ln_forward_f64(
                     #pragma omp parallel for schedule(static)
                         for (row = 0; row < batch; ++row) {
                             lstm_ln_units_forward_f64(batch, hidden_size, row, row + 1u, event_part, hidden_part,
-                                h_states + t * units, c_states + t * units, event_scale_update, event_scale_forget, event_scale_candidate, event_scale_output, event_shift_update, event_shift_forget, event_shift_candidate, event_shift_output, hidden_scale_update, hidden_scale_forget, hidden_scale_candidate, hidden_scale_output, hidden_shift_update, hidden_shift_forget, hidden_shift_candidate, hidden_shift_output, cell_scale, cell_shift,
+                                h_states + t * units, c_states + t * units, scale_event_update, scale_event_forget, scale_event_candidate, scale_event_output, shift_event_update, shift_event_forget, shift_event_candidate, shift_event_output, scale_hidden_update, scale_hidden_forget, scale_hidden_candidate, scale_hidden_output, shift_hidden_update, shift_hidden_forget, shift_hidden_candidate, shift_hidden_output, cell_scale, cell_shift,
                                 h_states + (t + 1u) * units, c_states + (t + 1u) * units, saved + t * LSTM_LN_SAVED * units);
                         }
                     } else
                     #endif
                     lstm_ln_units_forward_f64(batch, hidden_size, 0u, batch, event_part, hidden_part,
-                        h_states + t * units, c_states + t * units, event_scale_update, event_scale_forget, event_scale_candidate, event_scale_output, event_shift_update, event_shift_forget, event_shift_candidate, event_shift_output, hidden_scale_update, hidden_scale_forget, hidden_scale_candidate, hidden_scale_output, hidden_shift_update, hidden_shift_forget, hidden_shift_candidate, hidden_shift_output, cell_scale, cell_shift,
+                        h_states + t * units, c_states + t * units, scale_event_update, scale_event_forget, scale_event_candidate, scale_event_output, shift_event_update, shift_event_forget, shift_event_candidate, shift_event_output, scale_hidden_update, scale_hidden_forget, scale_hidden_candidate, scale_hidden_output, shift_hidden_update, shift_hidden_forget, shift_hidden_candidate, shift_hidden_output, cell_scale, cell_shift,
                         h_states + (t + 1u) * units, c_states + (t + 1u) * units, saved + t * LSTM_LN_SAVED * units);
                 }
             }
@@ -1602,22 +1602,22 @@ int lstm_ln_backward_f64(
     const int64_t *restrict lengths,
     const double *restrict event_weights,
     const double *restrict hidden_weights,
-    const double *restrict event_scale_update,
-    const double *restrict event_scale_forget,
-    const double *restrict event_scale_candidate,
-    const double *restrict event_scale_output,
-    const double *restrict event_shift_update,
-    const double *restrict event_shift_forget,
-    const double *restrict event_shift_candidate,
-    const double *restrict event_shift_output,
-    const double *restrict hidden_scale_update,
-    const double *restrict hidden_scale_forget,
-    const double *restrict hidden_scale_candidate,
-    const double *restrict hidden_scale_output,
-    const double *restrict hidden_shift_update,
-    const double *restrict hidden_shift_forget,
-    const double *restrict hidden_shift_candidate,
-    const double *restrict hidden_shift_output,
+    const double *restrict scale_event_update,
+    const double *restrict scale_event_forget,
+    const double *restrict scale_event_candidate,
+    const double *restrict scale_event_output,
+    const double *restrict shift_event_update,
+    const double *restrict shift_event_forget,
+    const double *restrict shift_event_candidate,
+    const double *restrict shift_event_output,
+    const double *restrict scale_hidden_update,
+    const double *restrict scale_hidden_forget,
+    const double *restrict scale_hidden_candidate,
+    const double *restrict scale_hidden_output,
+    const double *restrict shift_hidden_update,
+    const double *restrict shift_hidden_forget,
+    const double *restrict shift_hidden_candidate,
+    const double *restrict shift_hidden_output,
     const double *restrict cell_scale,
     const double *restrict cell_shift,
     double *restrict cache,
@@ -1628,22 +1628,22 @@ int lstm_ln_backward_f64(
     double *restrict d_event_bias,
     double *restrict d_hidden_weights,
     double *restrict d_hidden_bias,
-    double *restrict d_event_scale_update,
-    double *restrict d_event_scale_forget,
-    double *restrict d_event_scale_candidate,
-    double *restrict d_event_scale_output,
-    double *restrict d_event_shift_update,
-    double *restrict d_event_shift_forget,
-    double *restrict d_event_shift_candidate,
-    double *restrict d_event_shift_output,
-    double *restrict d_hidden_scale_update,
-    double *restrict d_hidden_scale_forget,
-    double *restrict d_hidden_scale_candidate,
-    double *restrict d_hidden_scale_output,
-    double *restrict d_hidden_shift_update,
-    double *restrict d_hidden_shift_forget,
-    double *restrict d_hidden_shift_candidate,
-    double *restrict d_hidden_shift_output,
+    double *restrict d_scale_event_update,
+    double *restrict d_scale_event_forget,
+    double *restrict d_scale_event_candidate,
+    double *restrict d_scale_event_output,
+    double *restrict d_shift_event_update,
+    double *restrict d_shift_event_forget,
+    double *restrict d_shift_event_candidate,
+    double *restrict d_shift_event_output,
+    double *restrict d_scale_hidden_update,
+    double *restrict d_scale_hidden_forget,
+    double *restrict d_scale_hidden_candidate,
+    double *restrict d_scale_hidden_output,
+    double *restrict d_shift_hidden_update,
+    double *restrict d_shift_hidden_forget,
+    double *restrict d_shift_hidden_candidate,
+    double *restrict d_shift_hidden_output,
     double *restrict d_cell_scale,
     double *restrict d_cell_shift,
     double *restrict d_events,
@@ -1660,22 +1660,22 @@ int lstm_ln_backward_f64(
     if (events == NULL ||
         event_weights == NULL ||
         hidden_weights == NULL ||
-        event_scale_update == NULL ||
-        event_scale_forget == NULL ||
-        event_scale_candidate == NULL ||
-        event_scale_output == NULL ||
-        event_shift_update == NULL ||
-        event_shift_forget == NULL ||
-        event_shift_candidate == NULL ||
-        event_shift_output == NULL ||
-        hidden_scale_update == NULL ||
-        hidden_scale_forget == NULL ||
-        hidden_scale_candidate == NULL ||
-        hidden_scale_output == NULL ||
-        hidden_shift_update == NULL ||
-        hidden_shift_forget == NULL ||
-        hidden_shift_candidate == NULL ||
-        hidden_shift_output == NULL ||
+        scale_event_update == NULL ||
+        scale_event_forget == NULL ||
+        scale_event_candidate == NULL ||
+        scale_event_output == NULL ||
+        shift_event_update == NULL ||
+        shift_event_forget == NULL ||
+        shift_event_candidate == NULL ||
+        shift_event_output == NULL ||
+        scale_hidden_update == NULL ||
+        scale_hidden_forget == NULL ||
+        scale_hidden_candidate == NULL ||
+        scale_hidden_output == NULL ||
+        shift_hidden_update == NULL ||
+        shift_hidden_forget == NULL ||
+        shift_hidden_candidate == NULL ||
+        shift_hidden_output == NULL ||
         cell_scale == NULL ||
         cell_shift == NULL ||
         cache == NULL ||
@@ -1684,22 +1684,22 @@ int lstm_ln_backward_f64(
         d_event_bias == NULL ||
         d_hidden_weights == NULL ||
         d_hidden_bias == NULL ||
-        d_event_scale_update == NULL ||
-        d_event_scale_forget == NULL ||
-        d_event_scale_candidate == NULL ||
-        d_event_scale_output == NULL ||
-        d_event_shift_update == NULL ||
-        d_event_shift_forget == NULL ||
-        d_event_shift_candidate == NULL ||
-        d_event_shift_output == NULL ||
-        d_hidden_scale_update == NULL ||
-        d_hidden_scale_forget == NULL ||
-        d_hidden_scale_candidate == NULL ||
-        d_hidden_scale_output == NULL ||
-        d_hidden_shift_update == NULL ||
-        d_hidden_shift_forget == NULL ||
-        d_hidden_shift_candidate == NULL ||
-        d_hidden_shift_output == NULL ||
+        d_scale_event_update == NULL ||
+        d_scale_event_forget == NULL ||
+        d_scale_event_candidate == NULL ||
+        d_scale_event_output == NULL ||
+        d_shift_event_update == NULL ||
+        d_shift_event_forget == NULL ||
+        d_shift_event_candidate == NULL ||
+        d_shift_event_output == NULL ||
+        d_scale_hidden_update == NULL ||
+        d_scale_hidden_forget == NULL ||
+        d_scale_hidden_candidate == NULL ||
+        d_scale_hidden_output == NULL ||
+        d_shift_hidden_update == NULL ||
+        d_shift_hidden_forget == NULL ||
+        d_shift_hidden_candidate == NULL ||
+        d_shift_hidden_output == NULL ||
         d_cell_scale == NULL ||
         d_cell_shift == NULL ||
         d_events == NULL ||
@@ -1739,22 +1739,22 @@ int lstm_ln_backward_f64(
         /* d_<state>0 carries dL/d(state) back through the steps, from d_<state>_last (NULL: 0). */
         lstm_sym_copy_f64(units, d_h_last, d_h0);
         lstm_sym_copy_f64(units, d_c_last, d_c0);
-        lstm_sym_fill_f64(hidden_size, 0.0, d_event_scale_update);
-        lstm_sym_fill_f64(hidden_size, 0.0, d_event_scale_forget);
-        lstm_sym_fill_f64(hidden_size, 0.0, d_event_scale_candidate);
-        lstm_sym_fill_f64(hidden_size, 0.0, d_event_scale_output);
-        lstm_sym_fill_f64(hidden_size, 0.0, d_event_shift_update);
-        lstm_sym_fill_f64(hidden_size, 0.0, d_event_shift_forget);
-        lstm_sym_fill_f64(hidden_size, 0.0, d_event_shift_candidate);
-        lstm_sym_fill_f64(hidden_size, 0.0, d_event_shift_output);
-        lstm_sym_fill_f64(hidden_size, 0.0, d_hidden_scale_update);
-        lstm_sym_fill_f64(hidden_size, 0.0, d_hidden_scale_forget);
-        lstm_sym_fill_f64(hidden_size, 0.0, d_hidden_scale_candidate);
-        lstm_sym_fill_f64(hidden_size, 0.0, d_hidden_scale_output);
-        lstm_sym_fill_f64(hidden_size, 0.0, d_hidden_shift_update);
-        lstm_sym_fill_f64(hidden_size, 0.0, d_hidden_shift_forget);
-        lstm_sym_fill_f64(hidden_size, 0.0, d_hidden_shift_candidate);
-        lstm_sym_fill_f64(hidden_size, 0.0, d_hidden_shift_output);
+        lstm_sym_fill_f64(hidden_size, 0.0, d_scale_event_update);
+        lstm_sym_fill_f64(hidden_size, 0.0, d_scale_event_forget);
+        lstm_sym_fill_f64(hidden_size, 0.0, d_scale_event_candidate);
+        lstm_sym_fill_f64(hidden_size, 0.0, d_scale_event_output);
+        lstm_sym_fill_f64(hidden_size, 0.0, d_shift_event_update);
+        lstm_sym_fill_f64(hidden_size, 0.0, d_shift_event_forget);
+        lstm_sym_fill_f64(hidden_size, 0.0, d_shift_event_candidate);
+        lstm_sym_fill_f64(hidden_size, 0.0, d_shift_event_output);
+        lstm_sym_fill_f64(hidden_size, 0.0, d_scale_hidden_update);
+        lstm_sym_fill_f64(hidden_size, 0.0, d_scale_hidden_forget);
+        lstm_sym_fill_f64(hidden_size, 0.0, d_scale_hidden_candidate);
+        lstm_sym_fill_f64(hidden_size, 0.0, d_scale_hidden_output);
+        lstm_sym_fill_f64(hidden_size, 0.0, d_shift_hidden_update);
+        lstm_sym_fill_f64(hidden_size, 0.0, d_shift_hidden_forget);
+        lstm_sym_fill_f64(hidden_size, 0.0, d_shift_hidden_candidate);
+        lstm_sym_fill_f64(hidden_size, 0.0, d_shift_hidden_output);
         lstm_sym_fill_f64(hidden_size, 0.0, d_cell_scale);
         lstm_sym_fill_f64(hidden_size, 0.0, d_cell_shift);
         for (t = steps; t-- > 0;) {
@@ -1762,7 +1762,7 @@ int lstm_ln_backward_f64(
             if (lengths == NULL) {
                 lstm_ln_units_backward_f64(batch, hidden_size, 0u, batch, d_outputs + t * units,
                     d_h0, d_c0, h_states + t * units, c_states + t * units,
-                    event_scale_update, event_scale_forget, event_scale_candidate, event_scale_output, event_shift_update, event_shift_forget, event_shift_candidate, event_shift_output, hidden_scale_update, hidden_scale_forget, hidden_scale_candidate, hidden_scale_output, hidden_shift_update, hidden_shift_forget, hidden_shift_candidate, hidden_shift_output, cell_scale, cell_shift, saved + t * LSTM_LN_SAVED * units, delta_event + t * batch * rows, delta_hidden + t * batch * rows, d_event_scale_update, d_event_scale_forget, d_event_scale_candidate, d_event_scale_output, d_event_shift_update, d_event_shift_forget, d_event_shift_candidate, d_event_shift_output, d_hidden_scale_update, d_hidden_scale_forget, d_hidden_scale_candidate, d_hidden_scale_output, d_hidden_shift_update, d_hidden_shift_forget, d_hidden_shift_candidate, d_hidden_shift_output, d_cell_scale, d_cell_shift);
+                    scale_event_update, scale_event_forget, scale_event_candidate, scale_event_output, shift_event_update, shift_event_forget, shift_event_candidate, shift_event_output, scale_hidden_update, scale_hidden_forget, scale_hidden_candidate, scale_hidden_output, shift_hidden_update, shift_hidden_forget, shift_hidden_candidate, shift_hidden_output, cell_scale, cell_shift, saved + t * LSTM_LN_SAVED * units, delta_event + t * batch * rows, delta_hidden + t * batch * rows, d_scale_event_update, d_scale_event_forget, d_scale_event_candidate, d_scale_event_output, d_shift_event_update, d_shift_event_forget, d_shift_event_candidate, d_shift_event_output, d_scale_hidden_update, d_scale_hidden_forget, d_scale_hidden_candidate, d_scale_hidden_output, d_shift_hidden_update, d_shift_hidden_forget, d_shift_hidden_candidate, d_shift_hidden_output, d_cell_scale, d_cell_shift);
             } else {
                 if (!lstm_ln_all_run(batch, lengths, t)) {
                     /* Only the rows still running step t (the plan's masking) */
@@ -1771,13 +1771,13 @@ int lstm_ln_backward_f64(
                         if ((uint64_t)lengths[row] > (uint64_t)t) {
                             lstm_ln_units_backward_f64(batch, hidden_size, row, row + 1u, d_outputs + t * units,
                                 d_h0, d_c0, h_states + t * units, c_states + t * units,
-                                event_scale_update, event_scale_forget, event_scale_candidate, event_scale_output, event_shift_update, event_shift_forget, event_shift_candidate, event_shift_output, hidden_scale_update, hidden_scale_forget, hidden_scale_candidate, hidden_scale_output, hidden_shift_update, hidden_shift_forget, hidden_shift_candidate, hidden_shift_output, cell_scale, cell_shift, saved + t * LSTM_LN_SAVED * units, delta_event + t * batch * rows, delta_hidden + t * batch * rows, d_event_scale_update, d_event_scale_forget, d_event_scale_candidate, d_event_scale_output, d_event_shift_update, d_event_shift_forget, d_event_shift_candidate, d_event_shift_output, d_hidden_scale_update, d_hidden_scale_forget, d_hidden_scale_candidate, d_hidden_scale_output, d_hidden_shift_update, d_hidden_shift_forget, d_hidden_shift_candidate, d_hidden_shift_output, d_cell_scale, d_cell_shift);
+                                scale_event_update, scale_event_forget, scale_event_candidate, scale_event_output, shift_event_update, shift_event_forget, shift_event_candidate, shift_event_output, scale_hidden_update, scale_hidden_forget, scale_hidden_candidate, scale_hidden_output, shift_hidden_update, shift_hidden_forget, shift_hidden_candidate, shift_hidden_output, cell_scale, cell_shift, saved + t * LSTM_LN_SAVED * units, delta_event + t * batch * rows, delta_hidden + t * batch * rows, d_scale_event_update, d_scale_event_forget, d_scale_event_candidate, d_scale_event_output, d_shift_event_update, d_shift_event_forget, d_shift_event_candidate, d_shift_event_output, d_scale_hidden_update, d_scale_hidden_forget, d_scale_hidden_candidate, d_scale_hidden_output, d_shift_hidden_update, d_shift_hidden_forget, d_shift_hidden_candidate, d_shift_hidden_output, d_cell_scale, d_cell_shift);
                         }
                     }
                 } else {
                     lstm_ln_units_backward_f64(batch, hidden_size, 0u, batch, d_outputs + t * units,
                         d_h0, d_c0, h_states + t * units, c_states + t * units,
-                        event_scale_update, event_scale_forget, event_scale_candidate, event_scale_output, event_shift_update, event_shift_forget, event_shift_candidate, event_shift_output, hidden_scale_update, hidden_scale_forget, hidden_scale_candidate, hidden_scale_output, hidden_shift_update, hidden_shift_forget, hidden_shift_candidate, hidden_shift_output, cell_scale, cell_shift, saved + t * LSTM_LN_SAVED * units, delta_event + t * batch * rows, delta_hidden + t * batch * rows, d_event_scale_update, d_event_scale_forget, d_event_scale_candidate, d_event_scale_output, d_event_shift_update, d_event_shift_forget, d_event_shift_candidate, d_event_shift_output, d_hidden_scale_update, d_hidden_scale_forget, d_hidden_scale_candidate, d_hidden_scale_output, d_hidden_shift_update, d_hidden_shift_forget, d_hidden_shift_candidate, d_hidden_shift_output, d_cell_scale, d_cell_shift);
+                        scale_event_update, scale_event_forget, scale_event_candidate, scale_event_output, shift_event_update, shift_event_forget, shift_event_candidate, shift_event_output, scale_hidden_update, scale_hidden_forget, scale_hidden_candidate, scale_hidden_output, shift_hidden_update, shift_hidden_forget, shift_hidden_candidate, shift_hidden_output, cell_scale, cell_shift, saved + t * LSTM_LN_SAVED * units, delta_event + t * batch * rows, delta_hidden + t * batch * rows, d_scale_event_update, d_scale_event_forget, d_scale_event_candidate, d_scale_event_output, d_shift_event_update, d_shift_event_forget, d_shift_event_candidate, d_shift_event_output, d_scale_hidden_update, d_scale_hidden_forget, d_scale_hidden_candidate, d_scale_hidden_output, d_shift_hidden_update, d_shift_hidden_forget, d_shift_hidden_candidate, d_shift_hidden_output, d_cell_scale, d_cell_shift);
                 }
             }
             if (!lstm_ln_all_run(batch, lengths, t)) {
@@ -1844,22 +1844,22 @@ int lstm_ln_step_forward_f64(
     const double *restrict event_bias,
     const double *restrict hidden_weights,
     const double *restrict hidden_bias,
-    const double *restrict event_scale_update,
-    const double *restrict event_scale_forget,
-    const double *restrict event_scale_candidate,
-    const double *restrict event_scale_output,
-    const double *restrict event_shift_update,
-    const double *restrict event_shift_forget,
-    const double *restrict event_shift_candidate,
-    const double *restrict event_shift_output,
-    const double *restrict hidden_scale_update,
-    const double *restrict hidden_scale_forget,
-    const double *restrict hidden_scale_candidate,
-    const double *restrict hidden_scale_output,
-    const double *restrict hidden_shift_update,
-    const double *restrict hidden_shift_forget,
-    const double *restrict hidden_shift_candidate,
-    const double *restrict hidden_shift_output,
+    const double *restrict scale_event_update,
+    const double *restrict scale_event_forget,
+    const double *restrict scale_event_candidate,
+    const double *restrict scale_event_output,
+    const double *restrict shift_event_update,
+    const double *restrict shift_event_forget,
+    const double *restrict shift_event_candidate,
+    const double *restrict shift_event_output,
+    const double *restrict scale_hidden_update,
+    const double *restrict scale_hidden_forget,
+    const double *restrict scale_hidden_candidate,
+    const double *restrict scale_hidden_output,
+    const double *restrict shift_hidden_update,
+    const double *restrict shift_hidden_forget,
+    const double *restrict shift_hidden_candidate,
+    const double *restrict shift_hidden_output,
     const double *restrict cell_scale,
     const double *restrict cell_shift,
     double *restrict h_next,
@@ -1877,22 +1877,22 @@ int lstm_ln_step_forward_f64(
         event_bias == NULL ||
         hidden_weights == NULL ||
         hidden_bias == NULL ||
-        event_scale_update == NULL ||
-        event_scale_forget == NULL ||
-        event_scale_candidate == NULL ||
-        event_scale_output == NULL ||
-        event_shift_update == NULL ||
-        event_shift_forget == NULL ||
-        event_shift_candidate == NULL ||
-        event_shift_output == NULL ||
-        hidden_scale_update == NULL ||
-        hidden_scale_forget == NULL ||
-        hidden_scale_candidate == NULL ||
-        hidden_scale_output == NULL ||
-        hidden_shift_update == NULL ||
-        hidden_shift_forget == NULL ||
-        hidden_shift_candidate == NULL ||
-        hidden_shift_output == NULL ||
+        scale_event_update == NULL ||
+        scale_event_forget == NULL ||
+        scale_event_candidate == NULL ||
+        scale_event_output == NULL ||
+        shift_event_update == NULL ||
+        shift_event_forget == NULL ||
+        shift_event_candidate == NULL ||
+        shift_event_output == NULL ||
+        scale_hidden_update == NULL ||
+        scale_hidden_forget == NULL ||
+        scale_hidden_candidate == NULL ||
+        scale_hidden_output == NULL ||
+        shift_hidden_update == NULL ||
+        shift_hidden_forget == NULL ||
+        shift_hidden_candidate == NULL ||
+        shift_hidden_output == NULL ||
         cell_scale == NULL ||
         cell_shift == NULL ||
         h_next == NULL ||
@@ -1912,7 +1912,7 @@ int lstm_ln_step_forward_f64(
             lstm_sym_gemm_nt_f64(batch, rows, hidden_size, h_prev, hidden_weights, hidden_part);
         }
         lstm_ln_units_forward_f64(batch, hidden_size, 0u, batch, event_part, hidden_part,
-            h_prev, c_prev, event_scale_update, event_scale_forget, event_scale_candidate, event_scale_output, event_shift_update, event_shift_forget, event_shift_candidate, event_shift_output, hidden_scale_update, hidden_scale_forget, hidden_scale_candidate, hidden_scale_output, hidden_shift_update, hidden_shift_forget, hidden_shift_candidate, hidden_shift_output, cell_scale, cell_shift,
+            h_prev, c_prev, scale_event_update, scale_event_forget, scale_event_candidate, scale_event_output, shift_event_update, shift_event_forget, shift_event_candidate, shift_event_output, scale_hidden_update, scale_hidden_forget, scale_hidden_candidate, scale_hidden_output, shift_hidden_update, shift_hidden_forget, shift_hidden_candidate, shift_hidden_output, cell_scale, cell_shift,
             h_next, c_next, saved);
     }
     return LSTM_LN_OK;
@@ -1928,22 +1928,22 @@ int lstm_ln_step_backward_f64(
     const double *restrict c_prev,
     const double *restrict event_weights,
     const double *restrict hidden_weights,
-    const double *restrict event_scale_update,
-    const double *restrict event_scale_forget,
-    const double *restrict event_scale_candidate,
-    const double *restrict event_scale_output,
-    const double *restrict event_shift_update,
-    const double *restrict event_shift_forget,
-    const double *restrict event_shift_candidate,
-    const double *restrict event_shift_output,
-    const double *restrict hidden_scale_update,
-    const double *restrict hidden_scale_forget,
-    const double *restrict hidden_scale_candidate,
-    const double *restrict hidden_scale_output,
-    const double *restrict hidden_shift_update,
-    const double *restrict hidden_shift_forget,
-    const double *restrict hidden_shift_candidate,
-    const double *restrict hidden_shift_output,
+    const double *restrict scale_event_update,
+    const double *restrict scale_event_forget,
+    const double *restrict scale_event_candidate,
+    const double *restrict scale_event_output,
+    const double *restrict shift_event_update,
+    const double *restrict shift_event_forget,
+    const double *restrict shift_event_candidate,
+    const double *restrict shift_event_output,
+    const double *restrict scale_hidden_update,
+    const double *restrict scale_hidden_forget,
+    const double *restrict scale_hidden_candidate,
+    const double *restrict scale_hidden_output,
+    const double *restrict shift_hidden_update,
+    const double *restrict shift_hidden_forget,
+    const double *restrict shift_hidden_candidate,
+    const double *restrict shift_hidden_output,
     const double *restrict cell_scale,
     const double *restrict cell_shift,
     const double *restrict saved,
@@ -1953,22 +1953,22 @@ int lstm_ln_step_backward_f64(
     double *restrict d_event_bias,
     double *restrict d_hidden_weights,
     double *restrict d_hidden_bias,
-    double *restrict d_event_scale_update,
-    double *restrict d_event_scale_forget,
-    double *restrict d_event_scale_candidate,
-    double *restrict d_event_scale_output,
-    double *restrict d_event_shift_update,
-    double *restrict d_event_shift_forget,
-    double *restrict d_event_shift_candidate,
-    double *restrict d_event_shift_output,
-    double *restrict d_hidden_scale_update,
-    double *restrict d_hidden_scale_forget,
-    double *restrict d_hidden_scale_candidate,
-    double *restrict d_hidden_scale_output,
-    double *restrict d_hidden_shift_update,
-    double *restrict d_hidden_shift_forget,
-    double *restrict d_hidden_shift_candidate,
-    double *restrict d_hidden_shift_output,
+    double *restrict d_scale_event_update,
+    double *restrict d_scale_event_forget,
+    double *restrict d_scale_event_candidate,
+    double *restrict d_scale_event_output,
+    double *restrict d_shift_event_update,
+    double *restrict d_shift_event_forget,
+    double *restrict d_shift_event_candidate,
+    double *restrict d_shift_event_output,
+    double *restrict d_scale_hidden_update,
+    double *restrict d_scale_hidden_forget,
+    double *restrict d_scale_hidden_candidate,
+    double *restrict d_scale_hidden_output,
+    double *restrict d_shift_hidden_update,
+    double *restrict d_shift_hidden_forget,
+    double *restrict d_shift_hidden_candidate,
+    double *restrict d_shift_hidden_output,
     double *restrict d_cell_scale,
     double *restrict d_cell_shift,
     double *restrict d_event,
@@ -1985,22 +1985,22 @@ int lstm_ln_step_backward_f64(
     if (event == NULL ||
         event_weights == NULL ||
         hidden_weights == NULL ||
-        event_scale_update == NULL ||
-        event_scale_forget == NULL ||
-        event_scale_candidate == NULL ||
-        event_scale_output == NULL ||
-        event_shift_update == NULL ||
-        event_shift_forget == NULL ||
-        event_shift_candidate == NULL ||
-        event_shift_output == NULL ||
-        hidden_scale_update == NULL ||
-        hidden_scale_forget == NULL ||
-        hidden_scale_candidate == NULL ||
-        hidden_scale_output == NULL ||
-        hidden_shift_update == NULL ||
-        hidden_shift_forget == NULL ||
-        hidden_shift_candidate == NULL ||
-        hidden_shift_output == NULL ||
+        scale_event_update == NULL ||
+        scale_event_forget == NULL ||
+        scale_event_candidate == NULL ||
+        scale_event_output == NULL ||
+        shift_event_update == NULL ||
+        shift_event_forget == NULL ||
+        shift_event_candidate == NULL ||
+        shift_event_output == NULL ||
+        scale_hidden_update == NULL ||
+        scale_hidden_forget == NULL ||
+        scale_hidden_candidate == NULL ||
+        scale_hidden_output == NULL ||
+        shift_hidden_update == NULL ||
+        shift_hidden_forget == NULL ||
+        shift_hidden_candidate == NULL ||
+        shift_hidden_output == NULL ||
         cell_scale == NULL ||
         cell_shift == NULL ||
         saved == NULL ||
@@ -2008,22 +2008,22 @@ int lstm_ln_step_backward_f64(
         d_event_bias == NULL ||
         d_hidden_weights == NULL ||
         d_hidden_bias == NULL ||
-        d_event_scale_update == NULL ||
-        d_event_scale_forget == NULL ||
-        d_event_scale_candidate == NULL ||
-        d_event_scale_output == NULL ||
-        d_event_shift_update == NULL ||
-        d_event_shift_forget == NULL ||
-        d_event_shift_candidate == NULL ||
-        d_event_shift_output == NULL ||
-        d_hidden_scale_update == NULL ||
-        d_hidden_scale_forget == NULL ||
-        d_hidden_scale_candidate == NULL ||
-        d_hidden_scale_output == NULL ||
-        d_hidden_shift_update == NULL ||
-        d_hidden_shift_forget == NULL ||
-        d_hidden_shift_candidate == NULL ||
-        d_hidden_shift_output == NULL ||
+        d_scale_event_update == NULL ||
+        d_scale_event_forget == NULL ||
+        d_scale_event_candidate == NULL ||
+        d_scale_event_output == NULL ||
+        d_shift_event_update == NULL ||
+        d_shift_event_forget == NULL ||
+        d_shift_event_candidate == NULL ||
+        d_shift_event_output == NULL ||
+        d_scale_hidden_update == NULL ||
+        d_scale_hidden_forget == NULL ||
+        d_scale_hidden_candidate == NULL ||
+        d_scale_hidden_output == NULL ||
+        d_shift_hidden_update == NULL ||
+        d_shift_hidden_forget == NULL ||
+        d_shift_hidden_candidate == NULL ||
+        d_shift_hidden_output == NULL ||
         d_cell_scale == NULL ||
         d_cell_shift == NULL ||
         d_event == NULL ||
@@ -2039,7 +2039,7 @@ int lstm_ln_step_backward_f64(
         lstm_sym_copy_f64(units, d_c_next, d_c_prev);
         lstm_ln_units_backward_f64(batch, hidden_size, 0u, batch, NULL,
             d_h_prev, d_c_prev, h_prev, c_prev,
-            event_scale_update, event_scale_forget, event_scale_candidate, event_scale_output, event_shift_update, event_shift_forget, event_shift_candidate, event_shift_output, hidden_scale_update, hidden_scale_forget, hidden_scale_candidate, hidden_scale_output, hidden_shift_update, hidden_shift_forget, hidden_shift_candidate, hidden_shift_output, cell_scale, cell_shift, saved, delta_event, delta_hidden, d_event_scale_update, d_event_scale_forget, d_event_scale_candidate, d_event_scale_output, d_event_shift_update, d_event_shift_forget, d_event_shift_candidate, d_event_shift_output, d_hidden_scale_update, d_hidden_scale_forget, d_hidden_scale_candidate, d_hidden_scale_output, d_hidden_shift_update, d_hidden_shift_forget, d_hidden_shift_candidate, d_hidden_shift_output, d_cell_scale, d_cell_shift);
+            scale_event_update, scale_event_forget, scale_event_candidate, scale_event_output, shift_event_update, shift_event_forget, shift_event_candidate, shift_event_output, scale_hidden_update, scale_hidden_forget, scale_hidden_candidate, scale_hidden_output, shift_hidden_update, shift_hidden_forget, shift_hidden_candidate, shift_hidden_output, cell_scale, cell_shift, saved, delta_event, delta_hidden, d_scale_event_update, d_scale_event_forget, d_scale_event_candidate, d_scale_event_output, d_shift_event_update, d_shift_event_forget, d_shift_event_candidate, d_shift_event_output, d_scale_hidden_update, d_scale_hidden_forget, d_scale_hidden_candidate, d_scale_hidden_output, d_shift_hidden_update, d_shift_hidden_forget, d_shift_hidden_candidate, d_shift_hidden_output, d_cell_scale, d_cell_shift);
         /* dL/dh_prev += Delta_hidden W_hidden */
         lstm_sym_gemm_nn_f64(batch, hidden_size, rows, delta_hidden, rows, 1u, hidden_weights, d_h_prev);
         /* Linear adjoints, added to the gradients: dW += Delta^T X, db += Delta^T 1; dX = Delta W
@@ -2075,22 +2075,22 @@ int lstm_ln_infer_f64(
     const double *restrict event_bias,
     const double *restrict hidden_weights,
     const double *restrict hidden_bias,
-    const double *restrict event_scale_update,
-    const double *restrict event_scale_forget,
-    const double *restrict event_scale_candidate,
-    const double *restrict event_scale_output,
-    const double *restrict event_shift_update,
-    const double *restrict event_shift_forget,
-    const double *restrict event_shift_candidate,
-    const double *restrict event_shift_output,
-    const double *restrict hidden_scale_update,
-    const double *restrict hidden_scale_forget,
-    const double *restrict hidden_scale_candidate,
-    const double *restrict hidden_scale_output,
-    const double *restrict hidden_shift_update,
-    const double *restrict hidden_shift_forget,
-    const double *restrict hidden_shift_candidate,
-    const double *restrict hidden_shift_output,
+    const double *restrict scale_event_update,
+    const double *restrict scale_event_forget,
+    const double *restrict scale_event_candidate,
+    const double *restrict scale_event_output,
+    const double *restrict shift_event_update,
+    const double *restrict shift_event_forget,
+    const double *restrict shift_event_candidate,
+    const double *restrict shift_event_output,
+    const double *restrict scale_hidden_update,
+    const double *restrict scale_hidden_forget,
+    const double *restrict scale_hidden_candidate,
+    const double *restrict scale_hidden_output,
+    const double *restrict shift_hidden_update,
+    const double *restrict shift_hidden_forget,
+    const double *restrict shift_hidden_candidate,
+    const double *restrict shift_hidden_output,
     const double *restrict cell_scale,
     const double *restrict cell_shift,
     double *restrict outputs,
@@ -2113,22 +2113,22 @@ int lstm_ln_infer_f64(
         event_bias == NULL ||
         hidden_weights == NULL ||
         hidden_bias == NULL ||
-        event_scale_update == NULL ||
-        event_scale_forget == NULL ||
-        event_scale_candidate == NULL ||
-        event_scale_output == NULL ||
-        event_shift_update == NULL ||
-        event_shift_forget == NULL ||
-        event_shift_candidate == NULL ||
-        event_shift_output == NULL ||
-        hidden_scale_update == NULL ||
-        hidden_scale_forget == NULL ||
-        hidden_scale_candidate == NULL ||
-        hidden_scale_output == NULL ||
-        hidden_shift_update == NULL ||
-        hidden_shift_forget == NULL ||
-        hidden_shift_candidate == NULL ||
-        hidden_shift_output == NULL ||
+        scale_event_update == NULL ||
+        scale_event_forget == NULL ||
+        scale_event_candidate == NULL ||
+        scale_event_output == NULL ||
+        shift_event_update == NULL ||
+        shift_event_forget == NULL ||
+        shift_event_candidate == NULL ||
+        shift_event_output == NULL ||
+        scale_hidden_update == NULL ||
+        scale_hidden_forget == NULL ||
+        scale_hidden_candidate == NULL ||
+        scale_hidden_output == NULL ||
+        shift_hidden_update == NULL ||
+        shift_hidden_forget == NULL ||
+        shift_hidden_candidate == NULL ||
+        shift_hidden_output == NULL ||
         cell_scale == NULL ||
         cell_shift == NULL ||
         outputs == NULL ||
@@ -2205,13 +2205,13 @@ int lstm_ln_infer_f64(
                 #pragma omp parallel for schedule(static)
                     for (row = 0; row < batch; ++row) {
                         lstm_ln_units_forward_f64(batch, hidden_size, row, row + 1u, event_part, hidden_part,
-                            h_now, c_now, event_scale_update, event_scale_forget, event_scale_candidate, event_scale_output, event_shift_update, event_shift_forget, event_shift_candidate, event_shift_output, hidden_scale_update, hidden_scale_forget, hidden_scale_candidate, hidden_scale_output, hidden_shift_update, hidden_shift_forget, hidden_shift_candidate, hidden_shift_output, cell_scale, cell_shift,
+                            h_now, c_now, scale_event_update, scale_event_forget, scale_event_candidate, scale_event_output, shift_event_update, shift_event_forget, shift_event_candidate, shift_event_output, scale_hidden_update, scale_hidden_forget, scale_hidden_candidate, scale_hidden_output, shift_hidden_update, shift_hidden_forget, shift_hidden_candidate, shift_hidden_output, cell_scale, cell_shift,
                             h_next, c_next, saved);
                     }
                 } else
                 #endif
                 lstm_ln_units_forward_f64(batch, hidden_size, 0u, batch, event_part, hidden_part,
-                    h_now, c_now, event_scale_update, event_scale_forget, event_scale_candidate, event_scale_output, event_shift_update, event_shift_forget, event_shift_candidate, event_shift_output, hidden_scale_update, hidden_scale_forget, hidden_scale_candidate, hidden_scale_output, hidden_shift_update, hidden_shift_forget, hidden_shift_candidate, hidden_shift_output, cell_scale, cell_shift,
+                    h_now, c_now, scale_event_update, scale_event_forget, scale_event_candidate, scale_event_output, shift_event_update, shift_event_forget, shift_event_candidate, shift_event_output, scale_hidden_update, scale_hidden_forget, scale_hidden_candidate, scale_hidden_output, shift_hidden_update, shift_hidden_forget, shift_hidden_candidate, shift_hidden_output, cell_scale, cell_shift,
                     h_next, c_next, saved);
             } else {
                 if (!lstm_ln_all_run(batch, lengths, t)) {
@@ -2220,7 +2220,7 @@ int lstm_ln_infer_f64(
                     for (row = 0; row < batch; ++row) {
                         if ((uint64_t)lengths[row] > (uint64_t)t) {
                             lstm_ln_units_forward_f64(batch, hidden_size, row, row + 1u, event_part, hidden_part,
-                                h_now, c_now, event_scale_update, event_scale_forget, event_scale_candidate, event_scale_output, event_shift_update, event_shift_forget, event_shift_candidate, event_shift_output, hidden_scale_update, hidden_scale_forget, hidden_scale_candidate, hidden_scale_output, hidden_shift_update, hidden_shift_forget, hidden_shift_candidate, hidden_shift_output, cell_scale, cell_shift,
+                                h_now, c_now, scale_event_update, scale_event_forget, scale_event_candidate, scale_event_output, shift_event_update, shift_event_forget, shift_event_candidate, shift_event_output, scale_hidden_update, scale_hidden_forget, scale_hidden_candidate, scale_hidden_output, shift_hidden_update, shift_hidden_forget, shift_hidden_candidate, shift_hidden_output, cell_scale, cell_shift,
                                 h_next, c_next, saved);
                         }
                     }
@@ -2231,13 +2231,13 @@ int lstm_ln_infer_f64(
                     #pragma omp parallel for schedule(static)
                         for (row = 0; row < batch; ++row) {
                             lstm_ln_units_forward_f64(batch, hidden_size, row, row + 1u, event_part, hidden_part,
-                                h_now, c_now, event_scale_update, event_scale_forget, event_scale_candidate, event_scale_output, event_shift_update, event_shift_forget, event_shift_candidate, event_shift_output, hidden_scale_update, hidden_scale_forget, hidden_scale_candidate, hidden_scale_output, hidden_shift_update, hidden_shift_forget, hidden_shift_candidate, hidden_shift_output, cell_scale, cell_shift,
+                                h_now, c_now, scale_event_update, scale_event_forget, scale_event_candidate, scale_event_output, shift_event_update, shift_event_forget, shift_event_candidate, shift_event_output, scale_hidden_update, scale_hidden_forget, scale_hidden_candidate, scale_hidden_output, shift_hidden_update, shift_hidden_forget, shift_hidden_candidate, shift_hidden_output, cell_scale, cell_shift,
                                 h_next, c_next, saved);
                         }
                     } else
                     #endif
                     lstm_ln_units_forward_f64(batch, hidden_size, 0u, batch, event_part, hidden_part,
-                        h_now, c_now, event_scale_update, event_scale_forget, event_scale_candidate, event_scale_output, event_shift_update, event_shift_forget, event_shift_candidate, event_shift_output, hidden_scale_update, hidden_scale_forget, hidden_scale_candidate, hidden_scale_output, hidden_shift_update, hidden_shift_forget, hidden_shift_candidate, hidden_shift_output, cell_scale, cell_shift,
+                        h_now, c_now, scale_event_update, scale_event_forget, scale_event_candidate, scale_event_output, shift_event_update, shift_event_forget, shift_event_candidate, shift_event_output, scale_hidden_update, scale_hidden_forget, scale_hidden_candidate, scale_hidden_output, shift_hidden_update, shift_hidden_forget, shift_hidden_candidate, shift_hidden_output, cell_scale, cell_shift,
                         h_next, c_next, saved);
                 }
             }
@@ -2314,22 +2314,22 @@ static LSTM_SYM_WIDE_VECTORS void lstm_ln_units_forward_f32(size_t batch, size_t
     const float *restrict event_part, const float *restrict hidden_part,
     const float *restrict h_prev,
     const float *restrict c_prev,
-    const float *restrict event_scale_update_vector,
-    const float *restrict event_scale_forget_vector,
-    const float *restrict event_scale_candidate_vector,
-    const float *restrict event_scale_output_vector,
-    const float *restrict event_shift_update_vector,
-    const float *restrict event_shift_forget_vector,
-    const float *restrict event_shift_candidate_vector,
-    const float *restrict event_shift_output_vector,
-    const float *restrict hidden_scale_update_vector,
-    const float *restrict hidden_scale_forget_vector,
-    const float *restrict hidden_scale_candidate_vector,
-    const float *restrict hidden_scale_output_vector,
-    const float *restrict hidden_shift_update_vector,
-    const float *restrict hidden_shift_forget_vector,
-    const float *restrict hidden_shift_candidate_vector,
-    const float *restrict hidden_shift_output_vector,
+    const float *restrict scale_event_update_vector,
+    const float *restrict scale_event_forget_vector,
+    const float *restrict scale_event_candidate_vector,
+    const float *restrict scale_event_output_vector,
+    const float *restrict shift_event_update_vector,
+    const float *restrict shift_event_forget_vector,
+    const float *restrict shift_event_candidate_vector,
+    const float *restrict shift_event_output_vector,
+    const float *restrict scale_hidden_update_vector,
+    const float *restrict scale_hidden_forget_vector,
+    const float *restrict scale_hidden_candidate_vector,
+    const float *restrict scale_hidden_output_vector,
+    const float *restrict shift_hidden_update_vector,
+    const float *restrict shift_hidden_forget_vector,
+    const float *restrict shift_hidden_candidate_vector,
+    const float *restrict shift_hidden_output_vector,
     const float *restrict cell_scale_vector,
     const float *restrict cell_shift_vector,
     float *restrict h_next,
@@ -2396,24 +2396,24 @@ static LSTM_SYM_WIDE_VECTORS void lstm_ln_units_forward_f32(size_t batch, size_t
                     const float candidate_event = event_part[b * gate_stride + 2 * hidden_size + k];
                     const float candidate_hidden = hidden_part[b * gate_stride + 2 * hidden_size + k];
                     const float cell_prev = c_prev[u];
-                    const float event_scale_update = event_scale_update_vector[k];
-                    const float event_scale_forget = event_scale_forget_vector[k];
-                    const float event_scale_candidate = event_scale_candidate_vector[k];
-                    const float event_shift_update = event_shift_update_vector[k];
-                    const float event_shift_forget = event_shift_forget_vector[k];
-                    const float event_shift_candidate = event_shift_candidate_vector[k];
-                    const float hidden_scale_update = hidden_scale_update_vector[k];
-                    const float hidden_scale_forget = hidden_scale_forget_vector[k];
-                    const float hidden_scale_candidate = hidden_scale_candidate_vector[k];
-                    const float hidden_shift_update = hidden_shift_update_vector[k];
-                    const float hidden_shift_forget = hidden_shift_forget_vector[k];
-                    const float hidden_shift_candidate = hidden_shift_candidate_vector[k];
-                    /* update = sigmoid(event_rstd*event_scale_update*(-event_mean + update_event) + event_shift_update + hidden_rstd*hidden_scale_update*(-hidden_mean + update_hidden) + hidden_shift_update) */
-                    const float update = lstm_sym_sigmoid_f32(event_shift_update + hidden_shift_update + event_rstd*event_scale_update*(update_event - event_mean) + hidden_rstd*hidden_scale_update*(update_hidden - hidden_mean));
-                    /* forget = sigmoid(event_rstd*event_scale_forget*(-event_mean + forget_event) + event_shift_forget + hidden_rstd*hidden_scale_forget*(forget_hidden - hidden_mean) + hidden_shift_forget) */
-                    const float forget = lstm_sym_sigmoid_f32(event_shift_forget + hidden_shift_forget + event_rstd*event_scale_forget*(forget_event - event_mean) + hidden_rstd*hidden_scale_forget*(forget_hidden - hidden_mean));
-                    /* candidate = tanh(event_rstd*event_scale_candidate*(candidate_event - event_mean) + event_shift_candidate + hidden_rstd*hidden_scale_candidate*(candidate_hidden - hidden_mean) + hidden_shift_candidate) */
-                    const float candidate = lstm_sym_tanh_f32(event_shift_candidate + hidden_shift_candidate + event_rstd*event_scale_candidate*(candidate_event - event_mean) + hidden_rstd*hidden_scale_candidate*(candidate_hidden - hidden_mean));
+                    const float scale_event_update = scale_event_update_vector[k];
+                    const float scale_event_forget = scale_event_forget_vector[k];
+                    const float scale_event_candidate = scale_event_candidate_vector[k];
+                    const float shift_event_update = shift_event_update_vector[k];
+                    const float shift_event_forget = shift_event_forget_vector[k];
+                    const float shift_event_candidate = shift_event_candidate_vector[k];
+                    const float scale_hidden_update = scale_hidden_update_vector[k];
+                    const float scale_hidden_forget = scale_hidden_forget_vector[k];
+                    const float scale_hidden_candidate = scale_hidden_candidate_vector[k];
+                    const float shift_hidden_update = shift_hidden_update_vector[k];
+                    const float shift_hidden_forget = shift_hidden_forget_vector[k];
+                    const float shift_hidden_candidate = shift_hidden_candidate_vector[k];
+                    /* update = sigmoid(event_rstd*scale_event_update*(-event_mean + update_event) + hidden_rstd*scale_hidden_update*(-hidden_mean + update_hidden) + shift_event_update + shift_hidden_update) */
+                    const float update = lstm_sym_sigmoid_f32(shift_event_update + shift_hidden_update + event_rstd*scale_event_update*(update_event - event_mean) + hidden_rstd*scale_hidden_update*(update_hidden - hidden_mean));
+                    /* forget = sigmoid(event_rstd*scale_event_forget*(-event_mean + forget_event) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean) + shift_event_forget + shift_hidden_forget) */
+                    const float forget = lstm_sym_sigmoid_f32(shift_event_forget + shift_hidden_forget + event_rstd*scale_event_forget*(forget_event - event_mean) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean));
+                    /* candidate = tanh(event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean) + shift_event_candidate + shift_hidden_candidate) */
+                    const float candidate = lstm_sym_tanh_f32(shift_event_candidate + shift_hidden_candidate + event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean));
                     /* cell_raw = candidate*update + cell_prev*forget */
                     const float cell_raw = candidate*update + cell_prev*forget;
                     total += cell_raw;
@@ -2429,24 +2429,24 @@ static LSTM_SYM_WIDE_VECTORS void lstm_ln_units_forward_f32(size_t batch, size_t
                     const float candidate_event = event_part[b * gate_stride + 2 * hidden_size + k];
                     const float candidate_hidden = hidden_part[b * gate_stride + 2 * hidden_size + k];
                     const float cell_prev = c_prev[u];
-                    const float event_scale_update = event_scale_update_vector[k];
-                    const float event_scale_forget = event_scale_forget_vector[k];
-                    const float event_scale_candidate = event_scale_candidate_vector[k];
-                    const float event_shift_update = event_shift_update_vector[k];
-                    const float event_shift_forget = event_shift_forget_vector[k];
-                    const float event_shift_candidate = event_shift_candidate_vector[k];
-                    const float hidden_scale_update = hidden_scale_update_vector[k];
-                    const float hidden_scale_forget = hidden_scale_forget_vector[k];
-                    const float hidden_scale_candidate = hidden_scale_candidate_vector[k];
-                    const float hidden_shift_update = hidden_shift_update_vector[k];
-                    const float hidden_shift_forget = hidden_shift_forget_vector[k];
-                    const float hidden_shift_candidate = hidden_shift_candidate_vector[k];
-                    /* update = sigmoid(event_rstd*event_scale_update*(-event_mean + update_event) + event_shift_update + hidden_rstd*hidden_scale_update*(-hidden_mean + update_hidden) + hidden_shift_update) */
-                    const float update = lstm_sym_sigmoid_f32(event_shift_update + hidden_shift_update + event_rstd*event_scale_update*(update_event - event_mean) + hidden_rstd*hidden_scale_update*(update_hidden - hidden_mean));
-                    /* forget = sigmoid(event_rstd*event_scale_forget*(-event_mean + forget_event) + event_shift_forget + hidden_rstd*hidden_scale_forget*(forget_hidden - hidden_mean) + hidden_shift_forget) */
-                    const float forget = lstm_sym_sigmoid_f32(event_shift_forget + hidden_shift_forget + event_rstd*event_scale_forget*(forget_event - event_mean) + hidden_rstd*hidden_scale_forget*(forget_hidden - hidden_mean));
-                    /* candidate = tanh(event_rstd*event_scale_candidate*(candidate_event - event_mean) + event_shift_candidate + hidden_rstd*hidden_scale_candidate*(candidate_hidden - hidden_mean) + hidden_shift_candidate) */
-                    const float candidate = lstm_sym_tanh_f32(event_shift_candidate + hidden_shift_candidate + event_rstd*event_scale_candidate*(candidate_event - event_mean) + hidden_rstd*hidden_scale_candidate*(candidate_hidden - hidden_mean));
+                    const float scale_event_update = scale_event_update_vector[k];
+                    const float scale_event_forget = scale_event_forget_vector[k];
+                    const float scale_event_candidate = scale_event_candidate_vector[k];
+                    const float shift_event_update = shift_event_update_vector[k];
+                    const float shift_event_forget = shift_event_forget_vector[k];
+                    const float shift_event_candidate = shift_event_candidate_vector[k];
+                    const float scale_hidden_update = scale_hidden_update_vector[k];
+                    const float scale_hidden_forget = scale_hidden_forget_vector[k];
+                    const float scale_hidden_candidate = scale_hidden_candidate_vector[k];
+                    const float shift_hidden_update = shift_hidden_update_vector[k];
+                    const float shift_hidden_forget = shift_hidden_forget_vector[k];
+                    const float shift_hidden_candidate = shift_hidden_candidate_vector[k];
+                    /* update = sigmoid(event_rstd*scale_event_update*(-event_mean + update_event) + hidden_rstd*scale_hidden_update*(-hidden_mean + update_hidden) + shift_event_update + shift_hidden_update) */
+                    const float update = lstm_sym_sigmoid_f32(shift_event_update + shift_hidden_update + event_rstd*scale_event_update*(update_event - event_mean) + hidden_rstd*scale_hidden_update*(update_hidden - hidden_mean));
+                    /* forget = sigmoid(event_rstd*scale_event_forget*(-event_mean + forget_event) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean) + shift_event_forget + shift_hidden_forget) */
+                    const float forget = lstm_sym_sigmoid_f32(shift_event_forget + shift_hidden_forget + event_rstd*scale_event_forget*(forget_event - event_mean) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean));
+                    /* candidate = tanh(event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean) + shift_event_candidate + shift_hidden_candidate) */
+                    const float candidate = lstm_sym_tanh_f32(shift_event_candidate + shift_hidden_candidate + event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean));
                     /* cell_raw = candidate*update + cell_prev*forget */
                     const float cell_raw = candidate*update + cell_prev*forget;
                     const float deviation = cell_raw - cell_mean;
@@ -2468,32 +2468,32 @@ static LSTM_SYM_WIDE_VECTORS void lstm_ln_units_forward_f32(size_t batch, size_t
                 const float output_event = event_part[b * gate_stride + 3 * hidden_size + k];
                 const float output_hidden = hidden_part[b * gate_stride + 3 * hidden_size + k];
                 const float cell_prev = c_prev[u];
-                const float event_scale_update = event_scale_update_vector[k];
-                const float event_scale_forget = event_scale_forget_vector[k];
-                const float event_scale_candidate = event_scale_candidate_vector[k];
-                const float event_scale_output = event_scale_output_vector[k];
-                const float event_shift_update = event_shift_update_vector[k];
-                const float event_shift_forget = event_shift_forget_vector[k];
-                const float event_shift_candidate = event_shift_candidate_vector[k];
-                const float event_shift_output = event_shift_output_vector[k];
-                const float hidden_scale_update = hidden_scale_update_vector[k];
-                const float hidden_scale_forget = hidden_scale_forget_vector[k];
-                const float hidden_scale_candidate = hidden_scale_candidate_vector[k];
-                const float hidden_scale_output = hidden_scale_output_vector[k];
-                const float hidden_shift_update = hidden_shift_update_vector[k];
-                const float hidden_shift_forget = hidden_shift_forget_vector[k];
-                const float hidden_shift_candidate = hidden_shift_candidate_vector[k];
-                const float hidden_shift_output = hidden_shift_output_vector[k];
+                const float scale_event_update = scale_event_update_vector[k];
+                const float scale_event_forget = scale_event_forget_vector[k];
+                const float scale_event_candidate = scale_event_candidate_vector[k];
+                const float scale_event_output = scale_event_output_vector[k];
+                const float shift_event_update = shift_event_update_vector[k];
+                const float shift_event_forget = shift_event_forget_vector[k];
+                const float shift_event_candidate = shift_event_candidate_vector[k];
+                const float shift_event_output = shift_event_output_vector[k];
+                const float scale_hidden_update = scale_hidden_update_vector[k];
+                const float scale_hidden_forget = scale_hidden_forget_vector[k];
+                const float scale_hidden_candidate = scale_hidden_candidate_vector[k];
+                const float scale_hidden_output = scale_hidden_output_vector[k];
+                const float shift_hidden_update = shift_hidden_update_vector[k];
+                const float shift_hidden_forget = shift_hidden_forget_vector[k];
+                const float shift_hidden_candidate = shift_hidden_candidate_vector[k];
+                const float shift_hidden_output = shift_hidden_output_vector[k];
                 const float cell_scale = cell_scale_vector[k];
                 const float cell_shift = cell_shift_vector[k];
-                /* update = sigmoid(event_rstd*event_scale_update*(-event_mean + update_event) + event_shift_update + hidden_rstd*hidden_scale_update*(-hidden_mean + update_hidden) + hidden_shift_update) (eq:forward-update) */
-                const float update = lstm_sym_sigmoid_f32(event_shift_update + hidden_shift_update + event_rstd*event_scale_update*(update_event - event_mean) + hidden_rstd*hidden_scale_update*(update_hidden - hidden_mean));
-                /* forget = sigmoid(event_rstd*event_scale_forget*(-event_mean + forget_event) + event_shift_forget + hidden_rstd*hidden_scale_forget*(forget_hidden - hidden_mean) + hidden_shift_forget) (eq:forward-forget) */
-                const float forget = lstm_sym_sigmoid_f32(event_shift_forget + hidden_shift_forget + event_rstd*event_scale_forget*(forget_event - event_mean) + hidden_rstd*hidden_scale_forget*(forget_hidden - hidden_mean));
-                /* candidate = tanh(event_rstd*event_scale_candidate*(candidate_event - event_mean) + event_shift_candidate + hidden_rstd*hidden_scale_candidate*(candidate_hidden - hidden_mean) + hidden_shift_candidate) (eq:forward-candidate) */
-                const float candidate = lstm_sym_tanh_f32(event_shift_candidate + hidden_shift_candidate + event_rstd*event_scale_candidate*(candidate_event - event_mean) + hidden_rstd*hidden_scale_candidate*(candidate_hidden - hidden_mean));
-                /* output = sigmoid(event_rstd*event_scale_output*(-event_mean + output_event) + event_shift_output + hidden_rstd*hidden_scale_output*(-hidden_mean + output_hidden) + hidden_shift_output) (eq:forward-output) */
-                const float output = lstm_sym_sigmoid_f32(event_shift_output + hidden_shift_output + event_rstd*event_scale_output*(output_event - event_mean) + hidden_rstd*hidden_scale_output*(output_hidden - hidden_mean));
+                /* update = sigmoid(event_rstd*scale_event_update*(-event_mean + update_event) + hidden_rstd*scale_hidden_update*(-hidden_mean + update_hidden) + shift_event_update + shift_hidden_update) (eq:forward-update) */
+                const float update = lstm_sym_sigmoid_f32(shift_event_update + shift_hidden_update + event_rstd*scale_event_update*(update_event - event_mean) + hidden_rstd*scale_hidden_update*(update_hidden - hidden_mean));
+                /* forget = sigmoid(event_rstd*scale_event_forget*(-event_mean + forget_event) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean) + shift_event_forget + shift_hidden_forget) (eq:forward-forget) */
+                const float forget = lstm_sym_sigmoid_f32(shift_event_forget + shift_hidden_forget + event_rstd*scale_event_forget*(forget_event - event_mean) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean));
+                /* candidate = tanh(event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean) + shift_event_candidate + shift_hidden_candidate) (eq:forward-candidate) */
+                const float candidate = lstm_sym_tanh_f32(shift_event_candidate + shift_hidden_candidate + event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean));
+                /* output = sigmoid(event_rstd*scale_event_output*(-event_mean + output_event) + hidden_rstd*scale_hidden_output*(-hidden_mean + output_hidden) + shift_event_output + shift_hidden_output) (eq:forward-output) */
+                const float output = lstm_sym_sigmoid_f32(shift_event_output + shift_hidden_output + event_rstd*scale_event_output*(output_event - event_mean) + hidden_rstd*scale_hidden_output*(output_hidden - hidden_mean));
                 /* cell_raw = candidate*update + cell_prev*forget (eq:forward-cell-raw) */
                 const float cell_raw = candidate*update + cell_prev*forget;
                 /* cell = cell_rstd*cell_scale*(-cell_mean + cell_raw) + cell_shift (eq:forward-cell) */
@@ -2580,24 +2580,24 @@ static LSTM_SYM_WIDE_VECTORS void lstm_ln_units_forward_f32(size_t batch, size_t
                     const float candidate_event = event_part[b * gate_stride + 2 * hidden_size + k];
                     const float candidate_hidden = hidden_part[b * gate_stride + 2 * hidden_size + k];
                     const float cell_prev = c_prev != NULL ? c_prev[u] : 0.0F;
-                    const float event_scale_update = event_scale_update_vector[k];
-                    const float event_scale_forget = event_scale_forget_vector[k];
-                    const float event_scale_candidate = event_scale_candidate_vector[k];
-                    const float event_shift_update = event_shift_update_vector[k];
-                    const float event_shift_forget = event_shift_forget_vector[k];
-                    const float event_shift_candidate = event_shift_candidate_vector[k];
-                    const float hidden_scale_update = hidden_scale_update_vector[k];
-                    const float hidden_scale_forget = hidden_scale_forget_vector[k];
-                    const float hidden_scale_candidate = hidden_scale_candidate_vector[k];
-                    const float hidden_shift_update = hidden_shift_update_vector[k];
-                    const float hidden_shift_forget = hidden_shift_forget_vector[k];
-                    const float hidden_shift_candidate = hidden_shift_candidate_vector[k];
-                    /* update = sigmoid(event_rstd*event_scale_update*(-event_mean + update_event) + event_shift_update + hidden_rstd*hidden_scale_update*(-hidden_mean + update_hidden) + hidden_shift_update) */
-                    const float update = lstm_sym_sigmoid_f32(event_shift_update + hidden_shift_update + event_rstd*event_scale_update*(update_event - event_mean) + hidden_rstd*hidden_scale_update*(update_hidden - hidden_mean));
-                    /* forget = sigmoid(event_rstd*event_scale_forget*(-event_mean + forget_event) + event_shift_forget + hidden_rstd*hidden_scale_forget*(forget_hidden - hidden_mean) + hidden_shift_forget) */
-                    const float forget = lstm_sym_sigmoid_f32(event_shift_forget + hidden_shift_forget + event_rstd*event_scale_forget*(forget_event - event_mean) + hidden_rstd*hidden_scale_forget*(forget_hidden - hidden_mean));
-                    /* candidate = tanh(event_rstd*event_scale_candidate*(candidate_event - event_mean) + event_shift_candidate + hidden_rstd*hidden_scale_candidate*(candidate_hidden - hidden_mean) + hidden_shift_candidate) */
-                    const float candidate = lstm_sym_tanh_f32(event_shift_candidate + hidden_shift_candidate + event_rstd*event_scale_candidate*(candidate_event - event_mean) + hidden_rstd*hidden_scale_candidate*(candidate_hidden - hidden_mean));
+                    const float scale_event_update = scale_event_update_vector[k];
+                    const float scale_event_forget = scale_event_forget_vector[k];
+                    const float scale_event_candidate = scale_event_candidate_vector[k];
+                    const float shift_event_update = shift_event_update_vector[k];
+                    const float shift_event_forget = shift_event_forget_vector[k];
+                    const float shift_event_candidate = shift_event_candidate_vector[k];
+                    const float scale_hidden_update = scale_hidden_update_vector[k];
+                    const float scale_hidden_forget = scale_hidden_forget_vector[k];
+                    const float scale_hidden_candidate = scale_hidden_candidate_vector[k];
+                    const float shift_hidden_update = shift_hidden_update_vector[k];
+                    const float shift_hidden_forget = shift_hidden_forget_vector[k];
+                    const float shift_hidden_candidate = shift_hidden_candidate_vector[k];
+                    /* update = sigmoid(event_rstd*scale_event_update*(-event_mean + update_event) + hidden_rstd*scale_hidden_update*(-hidden_mean + update_hidden) + shift_event_update + shift_hidden_update) */
+                    const float update = lstm_sym_sigmoid_f32(shift_event_update + shift_hidden_update + event_rstd*scale_event_update*(update_event - event_mean) + hidden_rstd*scale_hidden_update*(update_hidden - hidden_mean));
+                    /* forget = sigmoid(event_rstd*scale_event_forget*(-event_mean + forget_event) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean) + shift_event_forget + shift_hidden_forget) */
+                    const float forget = lstm_sym_sigmoid_f32(shift_event_forget + shift_hidden_forget + event_rstd*scale_event_forget*(forget_event - event_mean) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean));
+                    /* candidate = tanh(event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean) + shift_event_candidate + shift_hidden_candidate) */
+                    const float candidate = lstm_sym_tanh_f32(shift_event_candidate + shift_hidden_candidate + event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean));
                     /* cell_raw = candidate*update + cell_prev*forget */
                     const float cell_raw = candidate*update + cell_prev*forget;
                     total += cell_raw;
@@ -2613,24 +2613,24 @@ static LSTM_SYM_WIDE_VECTORS void lstm_ln_units_forward_f32(size_t batch, size_t
                     const float candidate_event = event_part[b * gate_stride + 2 * hidden_size + k];
                     const float candidate_hidden = hidden_part[b * gate_stride + 2 * hidden_size + k];
                     const float cell_prev = c_prev != NULL ? c_prev[u] : 0.0F;
-                    const float event_scale_update = event_scale_update_vector[k];
-                    const float event_scale_forget = event_scale_forget_vector[k];
-                    const float event_scale_candidate = event_scale_candidate_vector[k];
-                    const float event_shift_update = event_shift_update_vector[k];
-                    const float event_shift_forget = event_shift_forget_vector[k];
-                    const float event_shift_candidate = event_shift_candidate_vector[k];
-                    const float hidden_scale_update = hidden_scale_update_vector[k];
-                    const float hidden_scale_forget = hidden_scale_forget_vector[k];
-                    const float hidden_scale_candidate = hidden_scale_candidate_vector[k];
-                    const float hidden_shift_update = hidden_shift_update_vector[k];
-                    const float hidden_shift_forget = hidden_shift_forget_vector[k];
-                    const float hidden_shift_candidate = hidden_shift_candidate_vector[k];
-                    /* update = sigmoid(event_rstd*event_scale_update*(-event_mean + update_event) + event_shift_update + hidden_rstd*hidden_scale_update*(-hidden_mean + update_hidden) + hidden_shift_update) */
-                    const float update = lstm_sym_sigmoid_f32(event_shift_update + hidden_shift_update + event_rstd*event_scale_update*(update_event - event_mean) + hidden_rstd*hidden_scale_update*(update_hidden - hidden_mean));
-                    /* forget = sigmoid(event_rstd*event_scale_forget*(-event_mean + forget_event) + event_shift_forget + hidden_rstd*hidden_scale_forget*(forget_hidden - hidden_mean) + hidden_shift_forget) */
-                    const float forget = lstm_sym_sigmoid_f32(event_shift_forget + hidden_shift_forget + event_rstd*event_scale_forget*(forget_event - event_mean) + hidden_rstd*hidden_scale_forget*(forget_hidden - hidden_mean));
-                    /* candidate = tanh(event_rstd*event_scale_candidate*(candidate_event - event_mean) + event_shift_candidate + hidden_rstd*hidden_scale_candidate*(candidate_hidden - hidden_mean) + hidden_shift_candidate) */
-                    const float candidate = lstm_sym_tanh_f32(event_shift_candidate + hidden_shift_candidate + event_rstd*event_scale_candidate*(candidate_event - event_mean) + hidden_rstd*hidden_scale_candidate*(candidate_hidden - hidden_mean));
+                    const float scale_event_update = scale_event_update_vector[k];
+                    const float scale_event_forget = scale_event_forget_vector[k];
+                    const float scale_event_candidate = scale_event_candidate_vector[k];
+                    const float shift_event_update = shift_event_update_vector[k];
+                    const float shift_event_forget = shift_event_forget_vector[k];
+                    const float shift_event_candidate = shift_event_candidate_vector[k];
+                    const float scale_hidden_update = scale_hidden_update_vector[k];
+                    const float scale_hidden_forget = scale_hidden_forget_vector[k];
+                    const float scale_hidden_candidate = scale_hidden_candidate_vector[k];
+                    const float shift_hidden_update = shift_hidden_update_vector[k];
+                    const float shift_hidden_forget = shift_hidden_forget_vector[k];
+                    const float shift_hidden_candidate = shift_hidden_candidate_vector[k];
+                    /* update = sigmoid(event_rstd*scale_event_update*(-event_mean + update_event) + hidden_rstd*scale_hidden_update*(-hidden_mean + update_hidden) + shift_event_update + shift_hidden_update) */
+                    const float update = lstm_sym_sigmoid_f32(shift_event_update + shift_hidden_update + event_rstd*scale_event_update*(update_event - event_mean) + hidden_rstd*scale_hidden_update*(update_hidden - hidden_mean));
+                    /* forget = sigmoid(event_rstd*scale_event_forget*(-event_mean + forget_event) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean) + shift_event_forget + shift_hidden_forget) */
+                    const float forget = lstm_sym_sigmoid_f32(shift_event_forget + shift_hidden_forget + event_rstd*scale_event_forget*(forget_event - event_mean) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean));
+                    /* candidate = tanh(event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean) + shift_event_candidate + shift_hidden_candidate) */
+                    const float candidate = lstm_sym_tanh_f32(shift_event_candidate + shift_hidden_candidate + event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean));
                     /* cell_raw = candidate*update + cell_prev*forget */
                     const float cell_raw = candidate*update + cell_prev*forget;
                     const float deviation = cell_raw - cell_mean;
@@ -2652,32 +2652,32 @@ static LSTM_SYM_WIDE_VECTORS void lstm_ln_units_forward_f32(size_t batch, size_t
                 const float output_event = event_part[b * gate_stride + 3 * hidden_size + k];
                 const float output_hidden = hidden_part[b * gate_stride + 3 * hidden_size + k];
                 const float cell_prev = c_prev != NULL ? c_prev[u] : 0.0F;
-                const float event_scale_update = event_scale_update_vector[k];
-                const float event_scale_forget = event_scale_forget_vector[k];
-                const float event_scale_candidate = event_scale_candidate_vector[k];
-                const float event_scale_output = event_scale_output_vector[k];
-                const float event_shift_update = event_shift_update_vector[k];
-                const float event_shift_forget = event_shift_forget_vector[k];
-                const float event_shift_candidate = event_shift_candidate_vector[k];
-                const float event_shift_output = event_shift_output_vector[k];
-                const float hidden_scale_update = hidden_scale_update_vector[k];
-                const float hidden_scale_forget = hidden_scale_forget_vector[k];
-                const float hidden_scale_candidate = hidden_scale_candidate_vector[k];
-                const float hidden_scale_output = hidden_scale_output_vector[k];
-                const float hidden_shift_update = hidden_shift_update_vector[k];
-                const float hidden_shift_forget = hidden_shift_forget_vector[k];
-                const float hidden_shift_candidate = hidden_shift_candidate_vector[k];
-                const float hidden_shift_output = hidden_shift_output_vector[k];
+                const float scale_event_update = scale_event_update_vector[k];
+                const float scale_event_forget = scale_event_forget_vector[k];
+                const float scale_event_candidate = scale_event_candidate_vector[k];
+                const float scale_event_output = scale_event_output_vector[k];
+                const float shift_event_update = shift_event_update_vector[k];
+                const float shift_event_forget = shift_event_forget_vector[k];
+                const float shift_event_candidate = shift_event_candidate_vector[k];
+                const float shift_event_output = shift_event_output_vector[k];
+                const float scale_hidden_update = scale_hidden_update_vector[k];
+                const float scale_hidden_forget = scale_hidden_forget_vector[k];
+                const float scale_hidden_candidate = scale_hidden_candidate_vector[k];
+                const float scale_hidden_output = scale_hidden_output_vector[k];
+                const float shift_hidden_update = shift_hidden_update_vector[k];
+                const float shift_hidden_forget = shift_hidden_forget_vector[k];
+                const float shift_hidden_candidate = shift_hidden_candidate_vector[k];
+                const float shift_hidden_output = shift_hidden_output_vector[k];
                 const float cell_scale = cell_scale_vector[k];
                 const float cell_shift = cell_shift_vector[k];
-                /* update = sigmoid(event_rstd*event_scale_update*(-event_mean + update_event) + event_shift_update + hidden_rstd*hidden_scale_update*(-hidden_mean + update_hidden) + hidden_shift_update) (eq:forward-update) */
-                const float update = lstm_sym_sigmoid_f32(event_shift_update + hidden_shift_update + event_rstd*event_scale_update*(update_event - event_mean) + hidden_rstd*hidden_scale_update*(update_hidden - hidden_mean));
-                /* forget = sigmoid(event_rstd*event_scale_forget*(-event_mean + forget_event) + event_shift_forget + hidden_rstd*hidden_scale_forget*(forget_hidden - hidden_mean) + hidden_shift_forget) (eq:forward-forget) */
-                const float forget = lstm_sym_sigmoid_f32(event_shift_forget + hidden_shift_forget + event_rstd*event_scale_forget*(forget_event - event_mean) + hidden_rstd*hidden_scale_forget*(forget_hidden - hidden_mean));
-                /* candidate = tanh(event_rstd*event_scale_candidate*(candidate_event - event_mean) + event_shift_candidate + hidden_rstd*hidden_scale_candidate*(candidate_hidden - hidden_mean) + hidden_shift_candidate) (eq:forward-candidate) */
-                const float candidate = lstm_sym_tanh_f32(event_shift_candidate + hidden_shift_candidate + event_rstd*event_scale_candidate*(candidate_event - event_mean) + hidden_rstd*hidden_scale_candidate*(candidate_hidden - hidden_mean));
-                /* output = sigmoid(event_rstd*event_scale_output*(-event_mean + output_event) + event_shift_output + hidden_rstd*hidden_scale_output*(-hidden_mean + output_hidden) + hidden_shift_output) (eq:forward-output) */
-                const float output = lstm_sym_sigmoid_f32(event_shift_output + hidden_shift_output + event_rstd*event_scale_output*(output_event - event_mean) + hidden_rstd*hidden_scale_output*(output_hidden - hidden_mean));
+                /* update = sigmoid(event_rstd*scale_event_update*(-event_mean + update_event) + hidden_rstd*scale_hidden_update*(-hidden_mean + update_hidden) + shift_event_update + shift_hidden_update) (eq:forward-update) */
+                const float update = lstm_sym_sigmoid_f32(shift_event_update + shift_hidden_update + event_rstd*scale_event_update*(update_event - event_mean) + hidden_rstd*scale_hidden_update*(update_hidden - hidden_mean));
+                /* forget = sigmoid(event_rstd*scale_event_forget*(-event_mean + forget_event) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean) + shift_event_forget + shift_hidden_forget) (eq:forward-forget) */
+                const float forget = lstm_sym_sigmoid_f32(shift_event_forget + shift_hidden_forget + event_rstd*scale_event_forget*(forget_event - event_mean) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean));
+                /* candidate = tanh(event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean) + shift_event_candidate + shift_hidden_candidate) (eq:forward-candidate) */
+                const float candidate = lstm_sym_tanh_f32(shift_event_candidate + shift_hidden_candidate + event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean));
+                /* output = sigmoid(event_rstd*scale_event_output*(-event_mean + output_event) + hidden_rstd*scale_hidden_output*(-hidden_mean + output_hidden) + shift_event_output + shift_hidden_output) (eq:forward-output) */
+                const float output = lstm_sym_sigmoid_f32(shift_event_output + shift_hidden_output + event_rstd*scale_event_output*(output_event - event_mean) + hidden_rstd*scale_hidden_output*(output_hidden - hidden_mean));
                 /* cell_raw = candidate*update + cell_prev*forget (eq:forward-cell-raw) */
                 const float cell_raw = candidate*update + cell_prev*forget;
                 /* cell = cell_rstd*cell_scale*(-cell_mean + cell_raw) + cell_shift (eq:forward-cell) */
@@ -2726,42 +2726,42 @@ static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t 
     float *restrict d_c,
     const float *restrict h_prev,
     const float *restrict c_prev,
-    const float *restrict event_scale_update_vector,
-    const float *restrict event_scale_forget_vector,
-    const float *restrict event_scale_candidate_vector,
-    const float *restrict event_scale_output_vector,
-    const float *restrict event_shift_update_vector,
-    const float *restrict event_shift_forget_vector,
-    const float *restrict event_shift_candidate_vector,
-    const float *restrict event_shift_output_vector,
-    const float *restrict hidden_scale_update_vector,
-    const float *restrict hidden_scale_forget_vector,
-    const float *restrict hidden_scale_candidate_vector,
-    const float *restrict hidden_scale_output_vector,
-    const float *restrict hidden_shift_update_vector,
-    const float *restrict hidden_shift_forget_vector,
-    const float *restrict hidden_shift_candidate_vector,
-    const float *restrict hidden_shift_output_vector,
+    const float *restrict scale_event_update_vector,
+    const float *restrict scale_event_forget_vector,
+    const float *restrict scale_event_candidate_vector,
+    const float *restrict scale_event_output_vector,
+    const float *restrict shift_event_update_vector,
+    const float *restrict shift_event_forget_vector,
+    const float *restrict shift_event_candidate_vector,
+    const float *restrict shift_event_output_vector,
+    const float *restrict scale_hidden_update_vector,
+    const float *restrict scale_hidden_forget_vector,
+    const float *restrict scale_hidden_candidate_vector,
+    const float *restrict scale_hidden_output_vector,
+    const float *restrict shift_hidden_update_vector,
+    const float *restrict shift_hidden_forget_vector,
+    const float *restrict shift_hidden_candidate_vector,
+    const float *restrict shift_hidden_output_vector,
     const float *restrict cell_scale_vector,
     const float *restrict cell_shift_vector,
     const float *restrict saved,
     float *restrict delta_event, float *restrict delta_hidden,
-    float *restrict d_event_scale_update_vector,
-    float *restrict d_event_scale_forget_vector,
-    float *restrict d_event_scale_candidate_vector,
-    float *restrict d_event_scale_output_vector,
-    float *restrict d_event_shift_update_vector,
-    float *restrict d_event_shift_forget_vector,
-    float *restrict d_event_shift_candidate_vector,
-    float *restrict d_event_shift_output_vector,
-    float *restrict d_hidden_scale_update_vector,
-    float *restrict d_hidden_scale_forget_vector,
-    float *restrict d_hidden_scale_candidate_vector,
-    float *restrict d_hidden_scale_output_vector,
-    float *restrict d_hidden_shift_update_vector,
-    float *restrict d_hidden_shift_forget_vector,
-    float *restrict d_hidden_shift_candidate_vector,
-    float *restrict d_hidden_shift_output_vector,
+    float *restrict d_scale_event_update_vector,
+    float *restrict d_scale_event_forget_vector,
+    float *restrict d_scale_event_candidate_vector,
+    float *restrict d_scale_event_output_vector,
+    float *restrict d_shift_event_update_vector,
+    float *restrict d_shift_event_forget_vector,
+    float *restrict d_shift_event_candidate_vector,
+    float *restrict d_shift_event_output_vector,
+    float *restrict d_scale_hidden_update_vector,
+    float *restrict d_scale_hidden_forget_vector,
+    float *restrict d_scale_hidden_candidate_vector,
+    float *restrict d_scale_hidden_output_vector,
+    float *restrict d_shift_hidden_update_vector,
+    float *restrict d_shift_hidden_forget_vector,
+    float *restrict d_shift_hidden_candidate_vector,
+    float *restrict d_shift_hidden_output_vector,
     float *restrict d_cell_scale_vector,
     float *restrict d_cell_shift_vector)
 {
@@ -2769,14 +2769,14 @@ static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t 
     const size_t gate_stride = LSTM_LN_GATES * hidden_size;
     size_t b;
     (void)h_prev;
-    (void)event_shift_update_vector;
-    (void)event_shift_forget_vector;
-    (void)event_shift_candidate_vector;
-    (void)event_shift_output_vector;
-    (void)hidden_shift_update_vector;
-    (void)hidden_shift_forget_vector;
-    (void)hidden_shift_candidate_vector;
-    (void)hidden_shift_output_vector;
+    (void)shift_event_update_vector;
+    (void)shift_event_forget_vector;
+    (void)shift_event_candidate_vector;
+    (void)shift_event_output_vector;
+    (void)shift_hidden_update_vector;
+    (void)shift_hidden_forget_vector;
+    (void)shift_hidden_candidate_vector;
+    (void)shift_hidden_output_vector;
     (void)cell_shift_vector;
     /* Two copies of the loop, as in forward: without NULL tests (it vectorizes), and with. */
     if (d_output != NULL && c_prev != NULL) {
@@ -2827,10 +2827,10 @@ static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t 
                     const float d_hidden_carry = d_h[u] + d_output[u];
                     const float d_cell_carry = d_c[u];
                     const float cell_prev = c_prev[u];
-                    const float event_scale_update = event_scale_update_vector[k];
-                    const float event_scale_forget = event_scale_forget_vector[k];
-                    const float event_scale_candidate = event_scale_candidate_vector[k];
-                    const float event_scale_output = event_scale_output_vector[k];
+                    const float scale_event_update = scale_event_update_vector[k];
+                    const float scale_event_forget = scale_event_forget_vector[k];
+                    const float scale_event_candidate = scale_event_candidate_vector[k];
+                    const float scale_event_output = scale_event_output_vector[k];
                     const float cell_scale = cell_scale_vector[k];
                     const float update_event = saved[0 * units + u];
                     const float forget_event = saved[2 * units + u];
@@ -2851,7 +2851,7 @@ static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t 
                     /* common subexpression */
                     const float tmp1 = d_output*output*(1 - output);
                     /* common subexpression */
-                    const float tmp2 = event_scale_output*tmp1;
+                    const float tmp2 = scale_event_output*tmp1;
                     /* common subexpression */
                     const float tmp3 = 1.0F/hidden_size;
                     /* dL/dcell_raw */
@@ -2861,17 +2861,17 @@ static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t 
                     /* common subexpression */
                     const float tmp4 = candidate*d_candidate*(1 - update);
                     /* common subexpression */
-                    const float tmp5 = event_scale_update*tmp4;
+                    const float tmp5 = scale_event_update*tmp4;
                     /* dL/dforget */
                     const float d_forget = cell_prev*d_cell_raw;
                     /* common subexpression */
                     const float tmp6 = d_forget*forget*(1 - forget);
                     /* common subexpression */
-                    const float tmp7 = event_scale_forget*tmp6;
+                    const float tmp7 = scale_event_forget*tmp6;
                     /* common subexpression */
                     const float tmp8 = d_candidate*(1 - (candidate*candidate));
                     /* common subexpression */
-                    const float tmp9 = event_scale_candidate*tmp8;
+                    const float tmp9 = scale_event_candidate*tmp8;
                     /* dL/devent_mean */
                     const float d_event_mean = -event_rstd*tmp2 - event_rstd*tmp5 - event_rstd*tmp7 - event_rstd*tmp9;
                     /* dL/devent_rstd */
@@ -2893,10 +2893,10 @@ static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t 
                     const float d_hidden_carry = d_h[u] + d_output[u];
                     const float d_cell_carry = d_c[u];
                     const float cell_prev = c_prev[u];
-                    const float hidden_scale_update = hidden_scale_update_vector[k];
-                    const float hidden_scale_forget = hidden_scale_forget_vector[k];
-                    const float hidden_scale_candidate = hidden_scale_candidate_vector[k];
-                    const float hidden_scale_output = hidden_scale_output_vector[k];
+                    const float scale_hidden_update = scale_hidden_update_vector[k];
+                    const float scale_hidden_forget = scale_hidden_forget_vector[k];
+                    const float scale_hidden_candidate = scale_hidden_candidate_vector[k];
+                    const float scale_hidden_output = scale_hidden_output_vector[k];
                     const float cell_scale = cell_scale_vector[k];
                     const float update_hidden = saved[1 * units + u];
                     const float forget_hidden = saved[3 * units + u];
@@ -2931,13 +2931,13 @@ static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t 
                     /* common subexpression */
                     const float tmp8 = d_candidate*(1 - (candidate*candidate));
                     /* common subexpression */
-                    const float tmp10 = hidden_scale_output*tmp1;
+                    const float tmp10 = scale_hidden_output*tmp1;
                     /* common subexpression */
-                    const float tmp11 = hidden_scale_update*tmp4;
+                    const float tmp11 = scale_hidden_update*tmp4;
                     /* common subexpression */
-                    const float tmp12 = hidden_scale_forget*tmp6;
+                    const float tmp12 = scale_hidden_forget*tmp6;
                     /* common subexpression */
-                    const float tmp13 = hidden_scale_candidate*tmp8;
+                    const float tmp13 = scale_hidden_candidate*tmp8;
                     /* common subexpression */
                     const float tmp14 = -hidden_mean;
                     /* dL/dhidden_mean */
@@ -2957,14 +2957,14 @@ static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t 
                 const float d_hidden_carry = d_h[u] + d_output[u];
                 const float d_cell_carry = d_c[u];
                 const float cell_prev = c_prev[u];
-                const float event_scale_update = event_scale_update_vector[k];
-                const float event_scale_forget = event_scale_forget_vector[k];
-                const float event_scale_candidate = event_scale_candidate_vector[k];
-                const float event_scale_output = event_scale_output_vector[k];
-                const float hidden_scale_update = hidden_scale_update_vector[k];
-                const float hidden_scale_forget = hidden_scale_forget_vector[k];
-                const float hidden_scale_candidate = hidden_scale_candidate_vector[k];
-                const float hidden_scale_output = hidden_scale_output_vector[k];
+                const float scale_event_update = scale_event_update_vector[k];
+                const float scale_event_forget = scale_event_forget_vector[k];
+                const float scale_event_candidate = scale_event_candidate_vector[k];
+                const float scale_event_output = scale_event_output_vector[k];
+                const float scale_hidden_update = scale_hidden_update_vector[k];
+                const float scale_hidden_forget = scale_hidden_forget_vector[k];
+                const float scale_hidden_candidate = scale_hidden_candidate_vector[k];
+                const float scale_hidden_output = scale_hidden_output_vector[k];
                 const float cell_scale = cell_scale_vector[k];
                 const float update_event = saved[0 * units + u];
                 const float update_hidden = saved[1 * units + u];
@@ -3002,10 +3002,10 @@ static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t 
                 const float tmp16 = (1.0F/4.0F)*tmp15;
                 /* common subexpression (eq:cse-tmp17) */
                 const float tmp17 = D_event_mean*tmp16;
-                /* dL/dhidden_shift_update (eq:cse-d-hidden-shift-update) */
-                const float d_hidden_shift_update = d_update*update*(1 - update);
+                /* dL/dshift_hidden_update (eq:cse-d-shift-hidden-update) */
+                const float d_shift_hidden_update = d_update*update*(1 - update);
                 /* common subexpression (eq:cse-tmp18) */
-                const float tmp18 = d_hidden_shift_update*event_rstd;
+                const float tmp18 = d_shift_hidden_update*event_rstd;
                 /* common subexpression (eq:cse-tmp19) */
                 const float tmp19 = update_event - event_mean;
                 /* common subexpression (eq:cse-tmp20) */
@@ -3015,85 +3015,85 @@ static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t 
                 /* common subexpression (eq:cse-tmp22) */
                 const float tmp22 = D_hidden_mean*tmp16;
                 /* common subexpression (eq:cse-tmp23) */
-                const float tmp23 = d_hidden_shift_update*hidden_rstd;
+                const float tmp23 = d_shift_hidden_update*hidden_rstd;
                 /* common subexpression (eq:cse-tmp24) */
                 const float tmp24 = update_hidden - hidden_mean;
                 /* common subexpression (eq:cse-tmp25) */
                 const float tmp25 = D_hidden_norm_variance*tmp20;
-                /* dL/dhidden_shift_forget (eq:cse-d-hidden-shift-forget) */
-                const float d_hidden_shift_forget = d_forget*forget*(1 - forget);
+                /* dL/dshift_hidden_forget (eq:cse-d-shift-hidden-forget) */
+                const float d_shift_hidden_forget = d_forget*forget*(1 - forget);
                 /* common subexpression (eq:cse-tmp26) */
-                const float tmp26 = d_hidden_shift_forget*event_rstd;
+                const float tmp26 = d_shift_hidden_forget*event_rstd;
                 /* common subexpression (eq:cse-tmp27) */
                 const float tmp27 = forget_event - event_mean;
                 /* common subexpression (eq:cse-tmp28) */
-                const float tmp28 = d_hidden_shift_forget*hidden_rstd;
+                const float tmp28 = d_shift_hidden_forget*hidden_rstd;
                 /* common subexpression (eq:cse-tmp29) */
                 const float tmp29 = -hidden_mean;
                 /* common subexpression (eq:cse-tmp30) */
                 const float tmp30 = forget_hidden + tmp29;
                 /* common subexpression (eq:cse-tmp31) */
                 const float tmp31 = candidate_event - event_mean;
-                /* dL/dhidden_shift_candidate (eq:cse-d-hidden-shift-candidate) */
-                const float d_hidden_shift_candidate = d_candidate*(1 - (candidate*candidate));
+                /* dL/dshift_hidden_candidate (eq:cse-d-shift-hidden-candidate) */
+                const float d_shift_hidden_candidate = d_candidate*(1 - (candidate*candidate));
                 /* common subexpression (eq:cse-tmp32) */
-                const float tmp32 = d_hidden_shift_candidate*event_rstd;
+                const float tmp32 = d_shift_hidden_candidate*event_rstd;
                 /* common subexpression (eq:cse-tmp33) */
                 const float tmp33 = candidate_hidden + tmp29;
                 /* common subexpression (eq:cse-tmp34) */
-                const float tmp34 = d_hidden_shift_candidate*hidden_rstd;
-                /* dL/dhidden_shift_output (eq:cse-d-hidden-shift-output) */
-                const float d_hidden_shift_output = d_output*output*(1 - output);
+                const float tmp34 = d_shift_hidden_candidate*hidden_rstd;
+                /* dL/dshift_hidden_output (eq:cse-d-shift-hidden-output) */
+                const float d_shift_hidden_output = d_output*output*(1 - output);
                 /* common subexpression (eq:cse-tmp35) */
-                const float tmp35 = d_hidden_shift_output*event_rstd;
+                const float tmp35 = d_shift_hidden_output*event_rstd;
                 /* common subexpression (eq:cse-tmp36) */
                 const float tmp36 = output_event - event_mean;
                 /* common subexpression (eq:cse-tmp37) */
-                const float tmp37 = d_hidden_shift_output*hidden_rstd;
+                const float tmp37 = d_shift_hidden_output*hidden_rstd;
                 /* common subexpression (eq:cse-tmp38) */
                 const float tmp38 = output_hidden - hidden_mean;
                 /* dL/dupdate_event (eq:cse-d-update-event) */
-                const float d_update_event = tmp17 + event_scale_update*tmp18 + tmp19*tmp21;
+                const float d_update_event = tmp17 + scale_event_update*tmp18 + tmp19*tmp21;
                 /* dL/dupdate_hidden (eq:cse-d-update-hidden) */
-                const float d_update_hidden = tmp22 + hidden_scale_update*tmp23 + tmp24*tmp25;
+                const float d_update_hidden = tmp22 + scale_hidden_update*tmp23 + tmp24*tmp25;
                 /* dL/dforget_event (eq:cse-d-forget-event) */
-                const float d_forget_event = tmp17 + event_scale_forget*tmp26 + tmp21*tmp27;
+                const float d_forget_event = tmp17 + scale_event_forget*tmp26 + tmp21*tmp27;
                 /* dL/dforget_hidden (eq:cse-d-forget-hidden) */
-                const float d_forget_hidden = tmp22 + hidden_scale_forget*tmp28 + tmp25*tmp30;
+                const float d_forget_hidden = tmp22 + scale_hidden_forget*tmp28 + tmp25*tmp30;
                 /* dL/dcandidate_event (eq:cse-d-candidate-event) */
-                const float d_candidate_event = tmp17 + event_scale_candidate*tmp32 + tmp21*tmp31;
+                const float d_candidate_event = tmp17 + scale_event_candidate*tmp32 + tmp21*tmp31;
                 /* dL/dcandidate_hidden (eq:cse-d-candidate-hidden) */
-                const float d_candidate_hidden = tmp22 + hidden_scale_candidate*tmp34 + tmp25*tmp33;
+                const float d_candidate_hidden = tmp22 + scale_hidden_candidate*tmp34 + tmp25*tmp33;
                 /* dL/doutput_event (eq:cse-d-output-event) */
-                const float d_output_event = tmp17 + event_scale_output*tmp35 + tmp21*tmp36;
+                const float d_output_event = tmp17 + scale_event_output*tmp35 + tmp21*tmp36;
                 /* dL/doutput_hidden (eq:cse-d-output-hidden) */
-                const float d_output_hidden = tmp22 + hidden_scale_output*tmp37 + tmp25*tmp38;
+                const float d_output_hidden = tmp22 + scale_hidden_output*tmp37 + tmp25*tmp38;
                 /* dL/dcell_prev (eq:cse-d-cell-prev) */
                 const float d_cell_prev = d_cell_raw*forget;
-                /* dL/devent_scale_update (eq:cse-d-event-scale-update) */
-                const float d_event_scale_update = tmp18*tmp19;
-                /* dL/devent_scale_forget (eq:cse-d-event-scale-forget) */
-                const float d_event_scale_forget = tmp26*tmp27;
-                /* dL/devent_scale_candidate (eq:cse-d-event-scale-candidate) */
-                const float d_event_scale_candidate = tmp31*tmp32;
-                /* dL/devent_scale_output (eq:cse-d-event-scale-output) */
-                const float d_event_scale_output = tmp35*tmp36;
-                /* dL/devent_shift_update (eq:cse-d-event-shift-update) */
-                const float d_event_shift_update = d_hidden_shift_update;
-                /* dL/devent_shift_forget (eq:cse-d-event-shift-forget) */
-                const float d_event_shift_forget = d_hidden_shift_forget;
-                /* dL/devent_shift_candidate (eq:cse-d-event-shift-candidate) */
-                const float d_event_shift_candidate = d_hidden_shift_candidate;
-                /* dL/devent_shift_output (eq:cse-d-event-shift-output) */
-                const float d_event_shift_output = d_hidden_shift_output;
-                /* dL/dhidden_scale_update (eq:cse-d-hidden-scale-update) */
-                const float d_hidden_scale_update = tmp23*tmp24;
-                /* dL/dhidden_scale_forget (eq:cse-d-hidden-scale-forget) */
-                const float d_hidden_scale_forget = tmp28*tmp30;
-                /* dL/dhidden_scale_candidate (eq:cse-d-hidden-scale-candidate) */
-                const float d_hidden_scale_candidate = tmp33*tmp34;
-                /* dL/dhidden_scale_output (eq:cse-d-hidden-scale-output) */
-                const float d_hidden_scale_output = tmp37*tmp38;
+                /* dL/dscale_event_update (eq:cse-d-scale-event-update) */
+                const float d_scale_event_update = tmp18*tmp19;
+                /* dL/dscale_event_forget (eq:cse-d-scale-event-forget) */
+                const float d_scale_event_forget = tmp26*tmp27;
+                /* dL/dscale_event_candidate (eq:cse-d-scale-event-candidate) */
+                const float d_scale_event_candidate = tmp31*tmp32;
+                /* dL/dscale_event_output (eq:cse-d-scale-event-output) */
+                const float d_scale_event_output = tmp35*tmp36;
+                /* dL/dshift_event_update (eq:cse-d-shift-event-update) */
+                const float d_shift_event_update = d_shift_hidden_update;
+                /* dL/dshift_event_forget (eq:cse-d-shift-event-forget) */
+                const float d_shift_event_forget = d_shift_hidden_forget;
+                /* dL/dshift_event_candidate (eq:cse-d-shift-event-candidate) */
+                const float d_shift_event_candidate = d_shift_hidden_candidate;
+                /* dL/dshift_event_output (eq:cse-d-shift-event-output) */
+                const float d_shift_event_output = d_shift_hidden_output;
+                /* dL/dscale_hidden_update (eq:cse-d-scale-hidden-update) */
+                const float d_scale_hidden_update = tmp23*tmp24;
+                /* dL/dscale_hidden_forget (eq:cse-d-scale-hidden-forget) */
+                const float d_scale_hidden_forget = tmp28*tmp30;
+                /* dL/dscale_hidden_candidate (eq:cse-d-scale-hidden-candidate) */
+                const float d_scale_hidden_candidate = tmp33*tmp34;
+                /* dL/dscale_hidden_output (eq:cse-d-scale-hidden-output) */
+                const float d_scale_hidden_output = tmp37*tmp38;
                 /* dL/dcell_scale (eq:cse-d-cell-scale) */
                 const float d_cell_scale = cell_rstd*d_cell*(cell_raw - cell_mean);
                 /* dL/dcell_shift (eq:cse-d-cell-shift) */
@@ -3108,22 +3108,22 @@ static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t 
                 delta_hidden[b * gate_stride + 3 * hidden_size + k] = d_output_hidden;
                 d_h[u] = 0;
                 d_c[u] = d_cell_prev;
-                d_event_scale_update_vector[k] += d_event_scale_update;
-                d_event_scale_forget_vector[k] += d_event_scale_forget;
-                d_event_scale_candidate_vector[k] += d_event_scale_candidate;
-                d_event_scale_output_vector[k] += d_event_scale_output;
-                d_event_shift_update_vector[k] += d_event_shift_update;
-                d_event_shift_forget_vector[k] += d_event_shift_forget;
-                d_event_shift_candidate_vector[k] += d_event_shift_candidate;
-                d_event_shift_output_vector[k] += d_event_shift_output;
-                d_hidden_scale_update_vector[k] += d_hidden_scale_update;
-                d_hidden_scale_forget_vector[k] += d_hidden_scale_forget;
-                d_hidden_scale_candidate_vector[k] += d_hidden_scale_candidate;
-                d_hidden_scale_output_vector[k] += d_hidden_scale_output;
-                d_hidden_shift_update_vector[k] += d_hidden_shift_update;
-                d_hidden_shift_forget_vector[k] += d_hidden_shift_forget;
-                d_hidden_shift_candidate_vector[k] += d_hidden_shift_candidate;
-                d_hidden_shift_output_vector[k] += d_hidden_shift_output;
+                d_scale_event_update_vector[k] += d_scale_event_update;
+                d_scale_event_forget_vector[k] += d_scale_event_forget;
+                d_scale_event_candidate_vector[k] += d_scale_event_candidate;
+                d_scale_event_output_vector[k] += d_scale_event_output;
+                d_shift_event_update_vector[k] += d_shift_event_update;
+                d_shift_event_forget_vector[k] += d_shift_event_forget;
+                d_shift_event_candidate_vector[k] += d_shift_event_candidate;
+                d_shift_event_output_vector[k] += d_shift_event_output;
+                d_scale_hidden_update_vector[k] += d_scale_hidden_update;
+                d_scale_hidden_forget_vector[k] += d_scale_hidden_forget;
+                d_scale_hidden_candidate_vector[k] += d_scale_hidden_candidate;
+                d_scale_hidden_output_vector[k] += d_scale_hidden_output;
+                d_shift_hidden_update_vector[k] += d_shift_hidden_update;
+                d_shift_hidden_forget_vector[k] += d_shift_hidden_forget;
+                d_shift_hidden_candidate_vector[k] += d_shift_hidden_candidate;
+                d_shift_hidden_output_vector[k] += d_shift_hidden_output;
                 d_cell_scale_vector[k] += d_cell_scale;
                 d_cell_shift_vector[k] += d_cell_shift;
             }
@@ -3176,10 +3176,10 @@ static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t 
                     const float d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0F);
                     const float d_cell_carry = d_c[u];
                     const float cell_prev = c_prev != NULL ? c_prev[u] : 0.0F;
-                    const float event_scale_update = event_scale_update_vector[k];
-                    const float event_scale_forget = event_scale_forget_vector[k];
-                    const float event_scale_candidate = event_scale_candidate_vector[k];
-                    const float event_scale_output = event_scale_output_vector[k];
+                    const float scale_event_update = scale_event_update_vector[k];
+                    const float scale_event_forget = scale_event_forget_vector[k];
+                    const float scale_event_candidate = scale_event_candidate_vector[k];
+                    const float scale_event_output = scale_event_output_vector[k];
                     const float cell_scale = cell_scale_vector[k];
                     const float update_event = saved[0 * units + u];
                     const float forget_event = saved[2 * units + u];
@@ -3200,7 +3200,7 @@ static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t 
                     /* common subexpression */
                     const float tmp1 = d_output*output*(1 - output);
                     /* common subexpression */
-                    const float tmp2 = event_scale_output*tmp1;
+                    const float tmp2 = scale_event_output*tmp1;
                     /* common subexpression */
                     const float tmp3 = 1.0F/hidden_size;
                     /* dL/dcell_raw */
@@ -3210,17 +3210,17 @@ static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t 
                     /* common subexpression */
                     const float tmp4 = candidate*d_candidate*(1 - update);
                     /* common subexpression */
-                    const float tmp5 = event_scale_update*tmp4;
+                    const float tmp5 = scale_event_update*tmp4;
                     /* dL/dforget */
                     const float d_forget = cell_prev*d_cell_raw;
                     /* common subexpression */
                     const float tmp6 = d_forget*forget*(1 - forget);
                     /* common subexpression */
-                    const float tmp7 = event_scale_forget*tmp6;
+                    const float tmp7 = scale_event_forget*tmp6;
                     /* common subexpression */
                     const float tmp8 = d_candidate*(1 - (candidate*candidate));
                     /* common subexpression */
-                    const float tmp9 = event_scale_candidate*tmp8;
+                    const float tmp9 = scale_event_candidate*tmp8;
                     /* dL/devent_mean */
                     const float d_event_mean = -event_rstd*tmp2 - event_rstd*tmp5 - event_rstd*tmp7 - event_rstd*tmp9;
                     /* dL/devent_rstd */
@@ -3242,10 +3242,10 @@ static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t 
                     const float d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0F);
                     const float d_cell_carry = d_c[u];
                     const float cell_prev = c_prev != NULL ? c_prev[u] : 0.0F;
-                    const float hidden_scale_update = hidden_scale_update_vector[k];
-                    const float hidden_scale_forget = hidden_scale_forget_vector[k];
-                    const float hidden_scale_candidate = hidden_scale_candidate_vector[k];
-                    const float hidden_scale_output = hidden_scale_output_vector[k];
+                    const float scale_hidden_update = scale_hidden_update_vector[k];
+                    const float scale_hidden_forget = scale_hidden_forget_vector[k];
+                    const float scale_hidden_candidate = scale_hidden_candidate_vector[k];
+                    const float scale_hidden_output = scale_hidden_output_vector[k];
                     const float cell_scale = cell_scale_vector[k];
                     const float update_hidden = saved[1 * units + u];
                     const float forget_hidden = saved[3 * units + u];
@@ -3280,13 +3280,13 @@ static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t 
                     /* common subexpression */
                     const float tmp8 = d_candidate*(1 - (candidate*candidate));
                     /* common subexpression */
-                    const float tmp10 = hidden_scale_output*tmp1;
+                    const float tmp10 = scale_hidden_output*tmp1;
                     /* common subexpression */
-                    const float tmp11 = hidden_scale_update*tmp4;
+                    const float tmp11 = scale_hidden_update*tmp4;
                     /* common subexpression */
-                    const float tmp12 = hidden_scale_forget*tmp6;
+                    const float tmp12 = scale_hidden_forget*tmp6;
                     /* common subexpression */
-                    const float tmp13 = hidden_scale_candidate*tmp8;
+                    const float tmp13 = scale_hidden_candidate*tmp8;
                     /* common subexpression */
                     const float tmp14 = -hidden_mean;
                     /* dL/dhidden_mean */
@@ -3306,14 +3306,14 @@ static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t 
                 const float d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0F);
                 const float d_cell_carry = d_c[u];
                 const float cell_prev = c_prev != NULL ? c_prev[u] : 0.0F;
-                const float event_scale_update = event_scale_update_vector[k];
-                const float event_scale_forget = event_scale_forget_vector[k];
-                const float event_scale_candidate = event_scale_candidate_vector[k];
-                const float event_scale_output = event_scale_output_vector[k];
-                const float hidden_scale_update = hidden_scale_update_vector[k];
-                const float hidden_scale_forget = hidden_scale_forget_vector[k];
-                const float hidden_scale_candidate = hidden_scale_candidate_vector[k];
-                const float hidden_scale_output = hidden_scale_output_vector[k];
+                const float scale_event_update = scale_event_update_vector[k];
+                const float scale_event_forget = scale_event_forget_vector[k];
+                const float scale_event_candidate = scale_event_candidate_vector[k];
+                const float scale_event_output = scale_event_output_vector[k];
+                const float scale_hidden_update = scale_hidden_update_vector[k];
+                const float scale_hidden_forget = scale_hidden_forget_vector[k];
+                const float scale_hidden_candidate = scale_hidden_candidate_vector[k];
+                const float scale_hidden_output = scale_hidden_output_vector[k];
                 const float cell_scale = cell_scale_vector[k];
                 const float update_event = saved[0 * units + u];
                 const float update_hidden = saved[1 * units + u];
@@ -3351,10 +3351,10 @@ static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t 
                 const float tmp16 = (1.0F/4.0F)*tmp15;
                 /* common subexpression (eq:cse-tmp17) */
                 const float tmp17 = D_event_mean*tmp16;
-                /* dL/dhidden_shift_update (eq:cse-d-hidden-shift-update) */
-                const float d_hidden_shift_update = d_update*update*(1 - update);
+                /* dL/dshift_hidden_update (eq:cse-d-shift-hidden-update) */
+                const float d_shift_hidden_update = d_update*update*(1 - update);
                 /* common subexpression (eq:cse-tmp18) */
-                const float tmp18 = d_hidden_shift_update*event_rstd;
+                const float tmp18 = d_shift_hidden_update*event_rstd;
                 /* common subexpression (eq:cse-tmp19) */
                 const float tmp19 = update_event - event_mean;
                 /* common subexpression (eq:cse-tmp20) */
@@ -3364,85 +3364,85 @@ static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t 
                 /* common subexpression (eq:cse-tmp22) */
                 const float tmp22 = D_hidden_mean*tmp16;
                 /* common subexpression (eq:cse-tmp23) */
-                const float tmp23 = d_hidden_shift_update*hidden_rstd;
+                const float tmp23 = d_shift_hidden_update*hidden_rstd;
                 /* common subexpression (eq:cse-tmp24) */
                 const float tmp24 = update_hidden - hidden_mean;
                 /* common subexpression (eq:cse-tmp25) */
                 const float tmp25 = D_hidden_norm_variance*tmp20;
-                /* dL/dhidden_shift_forget (eq:cse-d-hidden-shift-forget) */
-                const float d_hidden_shift_forget = d_forget*forget*(1 - forget);
+                /* dL/dshift_hidden_forget (eq:cse-d-shift-hidden-forget) */
+                const float d_shift_hidden_forget = d_forget*forget*(1 - forget);
                 /* common subexpression (eq:cse-tmp26) */
-                const float tmp26 = d_hidden_shift_forget*event_rstd;
+                const float tmp26 = d_shift_hidden_forget*event_rstd;
                 /* common subexpression (eq:cse-tmp27) */
                 const float tmp27 = forget_event - event_mean;
                 /* common subexpression (eq:cse-tmp28) */
-                const float tmp28 = d_hidden_shift_forget*hidden_rstd;
+                const float tmp28 = d_shift_hidden_forget*hidden_rstd;
                 /* common subexpression (eq:cse-tmp29) */
                 const float tmp29 = -hidden_mean;
                 /* common subexpression (eq:cse-tmp30) */
                 const float tmp30 = forget_hidden + tmp29;
                 /* common subexpression (eq:cse-tmp31) */
                 const float tmp31 = candidate_event - event_mean;
-                /* dL/dhidden_shift_candidate (eq:cse-d-hidden-shift-candidate) */
-                const float d_hidden_shift_candidate = d_candidate*(1 - (candidate*candidate));
+                /* dL/dshift_hidden_candidate (eq:cse-d-shift-hidden-candidate) */
+                const float d_shift_hidden_candidate = d_candidate*(1 - (candidate*candidate));
                 /* common subexpression (eq:cse-tmp32) */
-                const float tmp32 = d_hidden_shift_candidate*event_rstd;
+                const float tmp32 = d_shift_hidden_candidate*event_rstd;
                 /* common subexpression (eq:cse-tmp33) */
                 const float tmp33 = candidate_hidden + tmp29;
                 /* common subexpression (eq:cse-tmp34) */
-                const float tmp34 = d_hidden_shift_candidate*hidden_rstd;
-                /* dL/dhidden_shift_output (eq:cse-d-hidden-shift-output) */
-                const float d_hidden_shift_output = d_output*output*(1 - output);
+                const float tmp34 = d_shift_hidden_candidate*hidden_rstd;
+                /* dL/dshift_hidden_output (eq:cse-d-shift-hidden-output) */
+                const float d_shift_hidden_output = d_output*output*(1 - output);
                 /* common subexpression (eq:cse-tmp35) */
-                const float tmp35 = d_hidden_shift_output*event_rstd;
+                const float tmp35 = d_shift_hidden_output*event_rstd;
                 /* common subexpression (eq:cse-tmp36) */
                 const float tmp36 = output_event - event_mean;
                 /* common subexpression (eq:cse-tmp37) */
-                const float tmp37 = d_hidden_shift_output*hidden_rstd;
+                const float tmp37 = d_shift_hidden_output*hidden_rstd;
                 /* common subexpression (eq:cse-tmp38) */
                 const float tmp38 = output_hidden - hidden_mean;
                 /* dL/dupdate_event (eq:cse-d-update-event) */
-                const float d_update_event = tmp17 + event_scale_update*tmp18 + tmp19*tmp21;
+                const float d_update_event = tmp17 + scale_event_update*tmp18 + tmp19*tmp21;
                 /* dL/dupdate_hidden (eq:cse-d-update-hidden) */
-                const float d_update_hidden = tmp22 + hidden_scale_update*tmp23 + tmp24*tmp25;
+                const float d_update_hidden = tmp22 + scale_hidden_update*tmp23 + tmp24*tmp25;
                 /* dL/dforget_event (eq:cse-d-forget-event) */
-                const float d_forget_event = tmp17 + event_scale_forget*tmp26 + tmp21*tmp27;
+                const float d_forget_event = tmp17 + scale_event_forget*tmp26 + tmp21*tmp27;
                 /* dL/dforget_hidden (eq:cse-d-forget-hidden) */
-                const float d_forget_hidden = tmp22 + hidden_scale_forget*tmp28 + tmp25*tmp30;
+                const float d_forget_hidden = tmp22 + scale_hidden_forget*tmp28 + tmp25*tmp30;
                 /* dL/dcandidate_event (eq:cse-d-candidate-event) */
-                const float d_candidate_event = tmp17 + event_scale_candidate*tmp32 + tmp21*tmp31;
+                const float d_candidate_event = tmp17 + scale_event_candidate*tmp32 + tmp21*tmp31;
                 /* dL/dcandidate_hidden (eq:cse-d-candidate-hidden) */
-                const float d_candidate_hidden = tmp22 + hidden_scale_candidate*tmp34 + tmp25*tmp33;
+                const float d_candidate_hidden = tmp22 + scale_hidden_candidate*tmp34 + tmp25*tmp33;
                 /* dL/doutput_event (eq:cse-d-output-event) */
-                const float d_output_event = tmp17 + event_scale_output*tmp35 + tmp21*tmp36;
+                const float d_output_event = tmp17 + scale_event_output*tmp35 + tmp21*tmp36;
                 /* dL/doutput_hidden (eq:cse-d-output-hidden) */
-                const float d_output_hidden = tmp22 + hidden_scale_output*tmp37 + tmp25*tmp38;
+                const float d_output_hidden = tmp22 + scale_hidden_output*tmp37 + tmp25*tmp38;
                 /* dL/dcell_prev (eq:cse-d-cell-prev) */
                 const float d_cell_prev = d_cell_raw*forget;
-                /* dL/devent_scale_update (eq:cse-d-event-scale-update) */
-                const float d_event_scale_update = tmp18*tmp19;
-                /* dL/devent_scale_forget (eq:cse-d-event-scale-forget) */
-                const float d_event_scale_forget = tmp26*tmp27;
-                /* dL/devent_scale_candidate (eq:cse-d-event-scale-candidate) */
-                const float d_event_scale_candidate = tmp31*tmp32;
-                /* dL/devent_scale_output (eq:cse-d-event-scale-output) */
-                const float d_event_scale_output = tmp35*tmp36;
-                /* dL/devent_shift_update (eq:cse-d-event-shift-update) */
-                const float d_event_shift_update = d_hidden_shift_update;
-                /* dL/devent_shift_forget (eq:cse-d-event-shift-forget) */
-                const float d_event_shift_forget = d_hidden_shift_forget;
-                /* dL/devent_shift_candidate (eq:cse-d-event-shift-candidate) */
-                const float d_event_shift_candidate = d_hidden_shift_candidate;
-                /* dL/devent_shift_output (eq:cse-d-event-shift-output) */
-                const float d_event_shift_output = d_hidden_shift_output;
-                /* dL/dhidden_scale_update (eq:cse-d-hidden-scale-update) */
-                const float d_hidden_scale_update = tmp23*tmp24;
-                /* dL/dhidden_scale_forget (eq:cse-d-hidden-scale-forget) */
-                const float d_hidden_scale_forget = tmp28*tmp30;
-                /* dL/dhidden_scale_candidate (eq:cse-d-hidden-scale-candidate) */
-                const float d_hidden_scale_candidate = tmp33*tmp34;
-                /* dL/dhidden_scale_output (eq:cse-d-hidden-scale-output) */
-                const float d_hidden_scale_output = tmp37*tmp38;
+                /* dL/dscale_event_update (eq:cse-d-scale-event-update) */
+                const float d_scale_event_update = tmp18*tmp19;
+                /* dL/dscale_event_forget (eq:cse-d-scale-event-forget) */
+                const float d_scale_event_forget = tmp26*tmp27;
+                /* dL/dscale_event_candidate (eq:cse-d-scale-event-candidate) */
+                const float d_scale_event_candidate = tmp31*tmp32;
+                /* dL/dscale_event_output (eq:cse-d-scale-event-output) */
+                const float d_scale_event_output = tmp35*tmp36;
+                /* dL/dshift_event_update (eq:cse-d-shift-event-update) */
+                const float d_shift_event_update = d_shift_hidden_update;
+                /* dL/dshift_event_forget (eq:cse-d-shift-event-forget) */
+                const float d_shift_event_forget = d_shift_hidden_forget;
+                /* dL/dshift_event_candidate (eq:cse-d-shift-event-candidate) */
+                const float d_shift_event_candidate = d_shift_hidden_candidate;
+                /* dL/dshift_event_output (eq:cse-d-shift-event-output) */
+                const float d_shift_event_output = d_shift_hidden_output;
+                /* dL/dscale_hidden_update (eq:cse-d-scale-hidden-update) */
+                const float d_scale_hidden_update = tmp23*tmp24;
+                /* dL/dscale_hidden_forget (eq:cse-d-scale-hidden-forget) */
+                const float d_scale_hidden_forget = tmp28*tmp30;
+                /* dL/dscale_hidden_candidate (eq:cse-d-scale-hidden-candidate) */
+                const float d_scale_hidden_candidate = tmp33*tmp34;
+                /* dL/dscale_hidden_output (eq:cse-d-scale-hidden-output) */
+                const float d_scale_hidden_output = tmp37*tmp38;
                 /* dL/dcell_scale (eq:cse-d-cell-scale) */
                 const float d_cell_scale = cell_rstd*d_cell*(cell_raw - cell_mean);
                 /* dL/dcell_shift (eq:cse-d-cell-shift) */
@@ -3457,22 +3457,22 @@ static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t 
                 delta_hidden[b * gate_stride + 3 * hidden_size + k] = d_output_hidden;
                 d_h[u] = 0;
                 d_c[u] = d_cell_prev;
-                d_event_scale_update_vector[k] += d_event_scale_update;
-                d_event_scale_forget_vector[k] += d_event_scale_forget;
-                d_event_scale_candidate_vector[k] += d_event_scale_candidate;
-                d_event_scale_output_vector[k] += d_event_scale_output;
-                d_event_shift_update_vector[k] += d_event_shift_update;
-                d_event_shift_forget_vector[k] += d_event_shift_forget;
-                d_event_shift_candidate_vector[k] += d_event_shift_candidate;
-                d_event_shift_output_vector[k] += d_event_shift_output;
-                d_hidden_scale_update_vector[k] += d_hidden_scale_update;
-                d_hidden_scale_forget_vector[k] += d_hidden_scale_forget;
-                d_hidden_scale_candidate_vector[k] += d_hidden_scale_candidate;
-                d_hidden_scale_output_vector[k] += d_hidden_scale_output;
-                d_hidden_shift_update_vector[k] += d_hidden_shift_update;
-                d_hidden_shift_forget_vector[k] += d_hidden_shift_forget;
-                d_hidden_shift_candidate_vector[k] += d_hidden_shift_candidate;
-                d_hidden_shift_output_vector[k] += d_hidden_shift_output;
+                d_scale_event_update_vector[k] += d_scale_event_update;
+                d_scale_event_forget_vector[k] += d_scale_event_forget;
+                d_scale_event_candidate_vector[k] += d_scale_event_candidate;
+                d_scale_event_output_vector[k] += d_scale_event_output;
+                d_shift_event_update_vector[k] += d_shift_event_update;
+                d_shift_event_forget_vector[k] += d_shift_event_forget;
+                d_shift_event_candidate_vector[k] += d_shift_event_candidate;
+                d_shift_event_output_vector[k] += d_shift_event_output;
+                d_scale_hidden_update_vector[k] += d_scale_hidden_update;
+                d_scale_hidden_forget_vector[k] += d_scale_hidden_forget;
+                d_scale_hidden_candidate_vector[k] += d_scale_hidden_candidate;
+                d_scale_hidden_output_vector[k] += d_scale_hidden_output;
+                d_shift_hidden_update_vector[k] += d_shift_hidden_update;
+                d_shift_hidden_forget_vector[k] += d_shift_hidden_forget;
+                d_shift_hidden_candidate_vector[k] += d_shift_hidden_candidate;
+                d_shift_hidden_output_vector[k] += d_shift_hidden_output;
                 d_cell_scale_vector[k] += d_cell_scale;
                 d_cell_shift_vector[k] += d_cell_shift;
             }
@@ -3494,22 +3494,22 @@ int lstm_ln_forward_f32(
     const float *restrict event_bias,
     const float *restrict hidden_weights,
     const float *restrict hidden_bias,
-    const float *restrict event_scale_update,
-    const float *restrict event_scale_forget,
-    const float *restrict event_scale_candidate,
-    const float *restrict event_scale_output,
-    const float *restrict event_shift_update,
-    const float *restrict event_shift_forget,
-    const float *restrict event_shift_candidate,
-    const float *restrict event_shift_output,
-    const float *restrict hidden_scale_update,
-    const float *restrict hidden_scale_forget,
-    const float *restrict hidden_scale_candidate,
-    const float *restrict hidden_scale_output,
-    const float *restrict hidden_shift_update,
-    const float *restrict hidden_shift_forget,
-    const float *restrict hidden_shift_candidate,
-    const float *restrict hidden_shift_output,
+    const float *restrict scale_event_update,
+    const float *restrict scale_event_forget,
+    const float *restrict scale_event_candidate,
+    const float *restrict scale_event_output,
+    const float *restrict shift_event_update,
+    const float *restrict shift_event_forget,
+    const float *restrict shift_event_candidate,
+    const float *restrict shift_event_output,
+    const float *restrict scale_hidden_update,
+    const float *restrict scale_hidden_forget,
+    const float *restrict scale_hidden_candidate,
+    const float *restrict scale_hidden_output,
+    const float *restrict shift_hidden_update,
+    const float *restrict shift_hidden_forget,
+    const float *restrict shift_hidden_candidate,
+    const float *restrict shift_hidden_output,
     const float *restrict cell_scale,
     const float *restrict cell_shift,
     float *restrict outputs,
@@ -3529,22 +3529,22 @@ int lstm_ln_forward_f32(
         event_bias == NULL ||
         hidden_weights == NULL ||
         hidden_bias == NULL ||
-        event_scale_update == NULL ||
-        event_scale_forget == NULL ||
-        event_scale_candidate == NULL ||
-        event_scale_output == NULL ||
-        event_shift_update == NULL ||
-        event_shift_forget == NULL ||
-        event_shift_candidate == NULL ||
-        event_shift_output == NULL ||
-        hidden_scale_update == NULL ||
-        hidden_scale_forget == NULL ||
-        hidden_scale_candidate == NULL ||
-        hidden_scale_output == NULL ||
-        hidden_shift_update == NULL ||
-        hidden_shift_forget == NULL ||
-        hidden_shift_candidate == NULL ||
-        hidden_shift_output == NULL ||
+        scale_event_update == NULL ||
+        scale_event_forget == NULL ||
+        scale_event_candidate == NULL ||
+        scale_event_output == NULL ||
+        shift_event_update == NULL ||
+        shift_event_forget == NULL ||
+        shift_event_candidate == NULL ||
+        shift_event_output == NULL ||
+        scale_hidden_update == NULL ||
+        scale_hidden_forget == NULL ||
+        scale_hidden_candidate == NULL ||
+        scale_hidden_output == NULL ||
+        shift_hidden_update == NULL ||
+        shift_hidden_forget == NULL ||
+        shift_hidden_candidate == NULL ||
+        shift_hidden_output == NULL ||
         cell_scale == NULL ||
         cell_shift == NULL ||
         outputs == NULL ||
@@ -3613,13 +3613,13 @@ int lstm_ln_forward_f32(
                 #pragma omp parallel for schedule(static)
                     for (row = 0; row < batch; ++row) {
                         lstm_ln_units_forward_f32(batch, hidden_size, row, row + 1u, event_part, hidden_part,
-                            h_states + t * units, c_states + t * units, event_scale_update, event_scale_forget, event_scale_candidate, event_scale_output, event_shift_update, event_shift_forget, event_shift_candidate, event_shift_output, hidden_scale_update, hidden_scale_forget, hidden_scale_candidate, hidden_scale_output, hidden_shift_update, hidden_shift_forget, hidden_shift_candidate, hidden_shift_output, cell_scale, cell_shift,
+                            h_states + t * units, c_states + t * units, scale_event_update, scale_event_forget, scale_event_candidate, scale_event_output, shift_event_update, shift_event_forget, shift_event_candidate, shift_event_output, scale_hidden_update, scale_hidden_forget, scale_hidden_candidate, scale_hidden_output, shift_hidden_update, shift_hidden_forget, shift_hidden_candidate, shift_hidden_output, cell_scale, cell_shift,
                             h_states + (t + 1u) * units, c_states + (t + 1u) * units, saved + t * LSTM_LN_SAVED * units);
                     }
                 } else
                 #endif
                 lstm_ln_units_forward_f32(batch, hidden_size, 0u, batch, event_part, hidden_part,
-                    h_states + t * units, c_states + t * units, event_scale_update, event_scale_forget, event_scale_candidate, event_scale_output, event_shift_update, event_shift_forget, event_shift_candidate, event_shift_output, hidden_scale_update, hidden_scale_forget, hidden_scale_candidate, hidden_scale_output, hidden_shift_update, hidden_shift_forget, hidden_shift_candidate, hidden_shift_output, cell_scale, cell_shift,
+                    h_states + t * units, c_states + t * units, scale_event_update, scale_event_forget, scale_event_candidate, scale_event_output, shift_event_update, shift_event_forget, shift_event_candidate, shift_event_output, scale_hidden_update, scale_hidden_forget, scale_hidden_candidate, scale_hidden_output, shift_hidden_update, shift_hidden_forget, shift_hidden_candidate, shift_hidden_output, cell_scale, cell_shift,
                     h_states + (t + 1u) * units, c_states + (t + 1u) * units, saved + t * LSTM_LN_SAVED * units);
             } else {
                 if (!lstm_ln_all_run(batch, lengths, t)) {
@@ -3628,7 +3628,7 @@ int lstm_ln_forward_f32(
                     for (row = 0; row < batch; ++row) {
                         if ((uint64_t)lengths[row] > (uint64_t)t) {
                             lstm_ln_units_forward_f32(batch, hidden_size, row, row + 1u, event_part, hidden_part,
-                                h_states + t * units, c_states + t * units, event_scale_update, event_scale_forget, event_scale_candidate, event_scale_output, event_shift_update, event_shift_forget, event_shift_candidate, event_shift_output, hidden_scale_update, hidden_scale_forget, hidden_scale_candidate, hidden_scale_output, hidden_shift_update, hidden_shift_forget, hidden_shift_candidate, hidden_shift_output, cell_scale, cell_shift,
+                                h_states + t * units, c_states + t * units, scale_event_update, scale_event_forget, scale_event_candidate, scale_event_output, shift_event_update, shift_event_forget, shift_event_candidate, shift_event_output, scale_hidden_update, scale_hidden_forget, scale_hidden_candidate, scale_hidden_output, shift_hidden_update, shift_hidden_forget, shift_hidden_candidate, shift_hidden_output, cell_scale, cell_shift,
                                 h_states + (t + 1u) * units, c_states + (t + 1u) * units, saved + t * LSTM_LN_SAVED * units);
                         }
                     }
@@ -3639,13 +3639,13 @@ int lstm_ln_forward_f32(
                     #pragma omp parallel for schedule(static)
                         for (row = 0; row < batch; ++row) {
                             lstm_ln_units_forward_f32(batch, hidden_size, row, row + 1u, event_part, hidden_part,
-                                h_states + t * units, c_states + t * units, event_scale_update, event_scale_forget, event_scale_candidate, event_scale_output, event_shift_update, event_shift_forget, event_shift_candidate, event_shift_output, hidden_scale_update, hidden_scale_forget, hidden_scale_candidate, hidden_scale_output, hidden_shift_update, hidden_shift_forget, hidden_shift_candidate, hidden_shift_output, cell_scale, cell_shift,
+                                h_states + t * units, c_states + t * units, scale_event_update, scale_event_forget, scale_event_candidate, scale_event_output, shift_event_update, shift_event_forget, shift_event_candidate, shift_event_output, scale_hidden_update, scale_hidden_forget, scale_hidden_candidate, scale_hidden_output, shift_hidden_update, shift_hidden_forget, shift_hidden_candidate, shift_hidden_output, cell_scale, cell_shift,
                                 h_states + (t + 1u) * units, c_states + (t + 1u) * units, saved + t * LSTM_LN_SAVED * units);
                         }
                     } else
                     #endif
                     lstm_ln_units_forward_f32(batch, hidden_size, 0u, batch, event_part, hidden_part,
-                        h_states + t * units, c_states + t * units, event_scale_update, event_scale_forget, event_scale_candidate, event_scale_output, event_shift_update, event_shift_forget, event_shift_candidate, event_shift_output, hidden_scale_update, hidden_scale_forget, hidden_scale_candidate, hidden_scale_output, hidden_shift_update, hidden_shift_forget, hidden_shift_candidate, hidden_shift_output, cell_scale, cell_shift,
+                        h_states + t * units, c_states + t * units, scale_event_update, scale_event_forget, scale_event_candidate, scale_event_output, shift_event_update, shift_event_forget, shift_event_candidate, shift_event_output, scale_hidden_update, scale_hidden_forget, scale_hidden_candidate, scale_hidden_output, shift_hidden_update, shift_hidden_forget, shift_hidden_candidate, shift_hidden_output, cell_scale, cell_shift,
                         h_states + (t + 1u) * units, c_states + (t + 1u) * units, saved + t * LSTM_LN_SAVED * units);
                 }
             }
@@ -3694,22 +3694,22 @@ int lstm_ln_backward_f32(
     const int64_t *restrict lengths,
     const float *restrict event_weights,
     const float *restrict hidden_weights,
-    const float *restrict event_scale_update,
-    const float *restrict event_scale_forget,
-    const float *restrict event_scale_candidate,
-    const float *restrict event_scale_output,
-    const float *restrict event_shift_update,
-    const float *restrict event_shift_forget,
-    const float *restrict event_shift_candidate,
-    const float *restrict event_shift_output,
-    const float *restrict hidden_scale_update,
-    const float *restrict hidden_scale_forget,
-    const float *restrict hidden_scale_candidate,
-    const float *restrict hidden_scale_output,
-    const float *restrict hidden_shift_update,
-    const float *restrict hidden_shift_forget,
-    const float *restrict hidden_shift_candidate,
-    const float *restrict hidden_shift_output,
+    const float *restrict scale_event_update,
+    const float *restrict scale_event_forget,
+    const float *restrict scale_event_candidate,
+    const float *restrict scale_event_output,
+    const float *restrict shift_event_update,
+    const float *restrict shift_event_forget,
+    const float *restrict shift_event_candidate,
+    const float *restrict shift_event_output,
+    const float *restrict scale_hidden_update,
+    const float *restrict scale_hidden_forget,
+    const float *restrict scale_hidden_candidate,
+    const float *restrict scale_hidden_output,
+    const float *restrict shift_hidden_update,
+    const float *restrict shift_hidden_forget,
+    const float *restrict shift_hidden_candidate,
+    const float *restrict shift_hidden_output,
     const float *restrict cell_scale,
     const float *restrict cell_shift,
     float *restrict cache,
@@ -3720,22 +3720,22 @@ int lstm_ln_backward_f32(
     float *restrict d_event_bias,
     float *restrict d_hidden_weights,
     float *restrict d_hidden_bias,
-    float *restrict d_event_scale_update,
-    float *restrict d_event_scale_forget,
-    float *restrict d_event_scale_candidate,
-    float *restrict d_event_scale_output,
-    float *restrict d_event_shift_update,
-    float *restrict d_event_shift_forget,
-    float *restrict d_event_shift_candidate,
-    float *restrict d_event_shift_output,
-    float *restrict d_hidden_scale_update,
-    float *restrict d_hidden_scale_forget,
-    float *restrict d_hidden_scale_candidate,
-    float *restrict d_hidden_scale_output,
-    float *restrict d_hidden_shift_update,
-    float *restrict d_hidden_shift_forget,
-    float *restrict d_hidden_shift_candidate,
-    float *restrict d_hidden_shift_output,
+    float *restrict d_scale_event_update,
+    float *restrict d_scale_event_forget,
+    float *restrict d_scale_event_candidate,
+    float *restrict d_scale_event_output,
+    float *restrict d_shift_event_update,
+    float *restrict d_shift_event_forget,
+    float *restrict d_shift_event_candidate,
+    float *restrict d_shift_event_output,
+    float *restrict d_scale_hidden_update,
+    float *restrict d_scale_hidden_forget,
+    float *restrict d_scale_hidden_candidate,
+    float *restrict d_scale_hidden_output,
+    float *restrict d_shift_hidden_update,
+    float *restrict d_shift_hidden_forget,
+    float *restrict d_shift_hidden_candidate,
+    float *restrict d_shift_hidden_output,
     float *restrict d_cell_scale,
     float *restrict d_cell_shift,
     float *restrict d_events,
@@ -3752,22 +3752,22 @@ int lstm_ln_backward_f32(
     if (events == NULL ||
         event_weights == NULL ||
         hidden_weights == NULL ||
-        event_scale_update == NULL ||
-        event_scale_forget == NULL ||
-        event_scale_candidate == NULL ||
-        event_scale_output == NULL ||
-        event_shift_update == NULL ||
-        event_shift_forget == NULL ||
-        event_shift_candidate == NULL ||
-        event_shift_output == NULL ||
-        hidden_scale_update == NULL ||
-        hidden_scale_forget == NULL ||
-        hidden_scale_candidate == NULL ||
-        hidden_scale_output == NULL ||
-        hidden_shift_update == NULL ||
-        hidden_shift_forget == NULL ||
-        hidden_shift_candidate == NULL ||
-        hidden_shift_output == NULL ||
+        scale_event_update == NULL ||
+        scale_event_forget == NULL ||
+        scale_event_candidate == NULL ||
+        scale_event_output == NULL ||
+        shift_event_update == NULL ||
+        shift_event_forget == NULL ||
+        shift_event_candidate == NULL ||
+        shift_event_output == NULL ||
+        scale_hidden_update == NULL ||
+        scale_hidden_forget == NULL ||
+        scale_hidden_candidate == NULL ||
+        scale_hidden_output == NULL ||
+        shift_hidden_update == NULL ||
+        shift_hidden_forget == NULL ||
+        shift_hidden_candidate == NULL ||
+        shift_hidden_output == NULL ||
         cell_scale == NULL ||
         cell_shift == NULL ||
         cache == NULL ||
@@ -3776,22 +3776,22 @@ int lstm_ln_backward_f32(
         d_event_bias == NULL ||
         d_hidden_weights == NULL ||
         d_hidden_bias == NULL ||
-        d_event_scale_update == NULL ||
-        d_event_scale_forget == NULL ||
-        d_event_scale_candidate == NULL ||
-        d_event_scale_output == NULL ||
-        d_event_shift_update == NULL ||
-        d_event_shift_forget == NULL ||
-        d_event_shift_candidate == NULL ||
-        d_event_shift_output == NULL ||
-        d_hidden_scale_update == NULL ||
-        d_hidden_scale_forget == NULL ||
-        d_hidden_scale_candidate == NULL ||
-        d_hidden_scale_output == NULL ||
-        d_hidden_shift_update == NULL ||
-        d_hidden_shift_forget == NULL ||
-        d_hidden_shift_candidate == NULL ||
-        d_hidden_shift_output == NULL ||
+        d_scale_event_update == NULL ||
+        d_scale_event_forget == NULL ||
+        d_scale_event_candidate == NULL ||
+        d_scale_event_output == NULL ||
+        d_shift_event_update == NULL ||
+        d_shift_event_forget == NULL ||
+        d_shift_event_candidate == NULL ||
+        d_shift_event_output == NULL ||
+        d_scale_hidden_update == NULL ||
+        d_scale_hidden_forget == NULL ||
+        d_scale_hidden_candidate == NULL ||
+        d_scale_hidden_output == NULL ||
+        d_shift_hidden_update == NULL ||
+        d_shift_hidden_forget == NULL ||
+        d_shift_hidden_candidate == NULL ||
+        d_shift_hidden_output == NULL ||
         d_cell_scale == NULL ||
         d_cell_shift == NULL ||
         d_events == NULL ||
@@ -3831,22 +3831,22 @@ int lstm_ln_backward_f32(
         /* d_<state>0 carries dL/d(state) back through the steps, from d_<state>_last (NULL: 0). */
         lstm_sym_copy_f32(units, d_h_last, d_h0);
         lstm_sym_copy_f32(units, d_c_last, d_c0);
-        lstm_sym_fill_f32(hidden_size, 0.0F, d_event_scale_update);
-        lstm_sym_fill_f32(hidden_size, 0.0F, d_event_scale_forget);
-        lstm_sym_fill_f32(hidden_size, 0.0F, d_event_scale_candidate);
-        lstm_sym_fill_f32(hidden_size, 0.0F, d_event_scale_output);
-        lstm_sym_fill_f32(hidden_size, 0.0F, d_event_shift_update);
-        lstm_sym_fill_f32(hidden_size, 0.0F, d_event_shift_forget);
-        lstm_sym_fill_f32(hidden_size, 0.0F, d_event_shift_candidate);
-        lstm_sym_fill_f32(hidden_size, 0.0F, d_event_shift_output);
-        lstm_sym_fill_f32(hidden_size, 0.0F, d_hidden_scale_update);
-        lstm_sym_fill_f32(hidden_size, 0.0F, d_hidden_scale_forget);
-        lstm_sym_fill_f32(hidden_size, 0.0F, d_hidden_scale_candidate);
-        lstm_sym_fill_f32(hidden_size, 0.0F, d_hidden_scale_output);
-        lstm_sym_fill_f32(hidden_size, 0.0F, d_hidden_shift_update);
-        lstm_sym_fill_f32(hidden_size, 0.0F, d_hidden_shift_forget);
-        lstm_sym_fill_f32(hidden_size, 0.0F, d_hidden_shift_candidate);
-        lstm_sym_fill_f32(hidden_size, 0.0F, d_hidden_shift_output);
+        lstm_sym_fill_f32(hidden_size, 0.0F, d_scale_event_update);
+        lstm_sym_fill_f32(hidden_size, 0.0F, d_scale_event_forget);
+        lstm_sym_fill_f32(hidden_size, 0.0F, d_scale_event_candidate);
+        lstm_sym_fill_f32(hidden_size, 0.0F, d_scale_event_output);
+        lstm_sym_fill_f32(hidden_size, 0.0F, d_shift_event_update);
+        lstm_sym_fill_f32(hidden_size, 0.0F, d_shift_event_forget);
+        lstm_sym_fill_f32(hidden_size, 0.0F, d_shift_event_candidate);
+        lstm_sym_fill_f32(hidden_size, 0.0F, d_shift_event_output);
+        lstm_sym_fill_f32(hidden_size, 0.0F, d_scale_hidden_update);
+        lstm_sym_fill_f32(hidden_size, 0.0F, d_scale_hidden_forget);
+        lstm_sym_fill_f32(hidden_size, 0.0F, d_scale_hidden_candidate);
+        lstm_sym_fill_f32(hidden_size, 0.0F, d_scale_hidden_output);
+        lstm_sym_fill_f32(hidden_size, 0.0F, d_shift_hidden_update);
+        lstm_sym_fill_f32(hidden_size, 0.0F, d_shift_hidden_forget);
+        lstm_sym_fill_f32(hidden_size, 0.0F, d_shift_hidden_candidate);
+        lstm_sym_fill_f32(hidden_size, 0.0F, d_shift_hidden_output);
         lstm_sym_fill_f32(hidden_size, 0.0F, d_cell_scale);
         lstm_sym_fill_f32(hidden_size, 0.0F, d_cell_shift);
         for (t = steps; t-- > 0;) {
@@ -3854,7 +3854,7 @@ int lstm_ln_backward_f32(
             if (lengths == NULL) {
                 lstm_ln_units_backward_f32(batch, hidden_size, 0u, batch, d_outputs + t * units,
                     d_h0, d_c0, h_states + t * units, c_states + t * units,
-                    event_scale_update, event_scale_forget, event_scale_candidate, event_scale_output, event_shift_update, event_shift_forget, event_shift_candidate, event_shift_output, hidden_scale_update, hidden_scale_forget, hidden_scale_candidate, hidden_scale_output, hidden_shift_update, hidden_shift_forget, hidden_shift_candidate, hidden_shift_output, cell_scale, cell_shift, saved + t * LSTM_LN_SAVED * units, delta_event + t * batch * rows, delta_hidden + t * batch * rows, d_event_scale_update, d_event_scale_forget, d_event_scale_candidate, d_event_scale_output, d_event_shift_update, d_event_shift_forget, d_event_shift_candidate, d_event_shift_output, d_hidden_scale_update, d_hidden_scale_forget, d_hidden_scale_candidate, d_hidden_scale_output, d_hidden_shift_update, d_hidden_shift_forget, d_hidden_shift_candidate, d_hidden_shift_output, d_cell_scale, d_cell_shift);
+                    scale_event_update, scale_event_forget, scale_event_candidate, scale_event_output, shift_event_update, shift_event_forget, shift_event_candidate, shift_event_output, scale_hidden_update, scale_hidden_forget, scale_hidden_candidate, scale_hidden_output, shift_hidden_update, shift_hidden_forget, shift_hidden_candidate, shift_hidden_output, cell_scale, cell_shift, saved + t * LSTM_LN_SAVED * units, delta_event + t * batch * rows, delta_hidden + t * batch * rows, d_scale_event_update, d_scale_event_forget, d_scale_event_candidate, d_scale_event_output, d_shift_event_update, d_shift_event_forget, d_shift_event_candidate, d_shift_event_output, d_scale_hidden_update, d_scale_hidden_forget, d_scale_hidden_candidate, d_scale_hidden_output, d_shift_hidden_update, d_shift_hidden_forget, d_shift_hidden_candidate, d_shift_hidden_output, d_cell_scale, d_cell_shift);
             } else {
                 if (!lstm_ln_all_run(batch, lengths, t)) {
                     /* Only the rows still running step t (the plan's masking) */
@@ -3863,13 +3863,13 @@ int lstm_ln_backward_f32(
                         if ((uint64_t)lengths[row] > (uint64_t)t) {
                             lstm_ln_units_backward_f32(batch, hidden_size, row, row + 1u, d_outputs + t * units,
                                 d_h0, d_c0, h_states + t * units, c_states + t * units,
-                                event_scale_update, event_scale_forget, event_scale_candidate, event_scale_output, event_shift_update, event_shift_forget, event_shift_candidate, event_shift_output, hidden_scale_update, hidden_scale_forget, hidden_scale_candidate, hidden_scale_output, hidden_shift_update, hidden_shift_forget, hidden_shift_candidate, hidden_shift_output, cell_scale, cell_shift, saved + t * LSTM_LN_SAVED * units, delta_event + t * batch * rows, delta_hidden + t * batch * rows, d_event_scale_update, d_event_scale_forget, d_event_scale_candidate, d_event_scale_output, d_event_shift_update, d_event_shift_forget, d_event_shift_candidate, d_event_shift_output, d_hidden_scale_update, d_hidden_scale_forget, d_hidden_scale_candidate, d_hidden_scale_output, d_hidden_shift_update, d_hidden_shift_forget, d_hidden_shift_candidate, d_hidden_shift_output, d_cell_scale, d_cell_shift);
+                                scale_event_update, scale_event_forget, scale_event_candidate, scale_event_output, shift_event_update, shift_event_forget, shift_event_candidate, shift_event_output, scale_hidden_update, scale_hidden_forget, scale_hidden_candidate, scale_hidden_output, shift_hidden_update, shift_hidden_forget, shift_hidden_candidate, shift_hidden_output, cell_scale, cell_shift, saved + t * LSTM_LN_SAVED * units, delta_event + t * batch * rows, delta_hidden + t * batch * rows, d_scale_event_update, d_scale_event_forget, d_scale_event_candidate, d_scale_event_output, d_shift_event_update, d_shift_event_forget, d_shift_event_candidate, d_shift_event_output, d_scale_hidden_update, d_scale_hidden_forget, d_scale_hidden_candidate, d_scale_hidden_output, d_shift_hidden_update, d_shift_hidden_forget, d_shift_hidden_candidate, d_shift_hidden_output, d_cell_scale, d_cell_shift);
                         }
                     }
                 } else {
                     lstm_ln_units_backward_f32(batch, hidden_size, 0u, batch, d_outputs + t * units,
                         d_h0, d_c0, h_states + t * units, c_states + t * units,
-                        event_scale_update, event_scale_forget, event_scale_candidate, event_scale_output, event_shift_update, event_shift_forget, event_shift_candidate, event_shift_output, hidden_scale_update, hidden_scale_forget, hidden_scale_candidate, hidden_scale_output, hidden_shift_update, hidden_shift_forget, hidden_shift_candidate, hidden_shift_output, cell_scale, cell_shift, saved + t * LSTM_LN_SAVED * units, delta_event + t * batch * rows, delta_hidden + t * batch * rows, d_event_scale_update, d_event_scale_forget, d_event_scale_candidate, d_event_scale_output, d_event_shift_update, d_event_shift_forget, d_event_shift_candidate, d_event_shift_output, d_hidden_scale_update, d_hidden_scale_forget, d_hidden_scale_candidate, d_hidden_scale_output, d_hidden_shift_update, d_hidden_shift_forget, d_hidden_shift_candidate, d_hidden_shift_output, d_cell_scale, d_cell_shift);
+                        scale_event_update, scale_event_forget, scale_event_candidate, scale_event_output, shift_event_update, shift_event_forget, shift_event_candidate, shift_event_output, scale_hidden_update, scale_hidden_forget, scale_hidden_candidate, scale_hidden_output, shift_hidden_update, shift_hidden_forget, shift_hidden_candidate, shift_hidden_output, cell_scale, cell_shift, saved + t * LSTM_LN_SAVED * units, delta_event + t * batch * rows, delta_hidden + t * batch * rows, d_scale_event_update, d_scale_event_forget, d_scale_event_candidate, d_scale_event_output, d_shift_event_update, d_shift_event_forget, d_shift_event_candidate, d_shift_event_output, d_scale_hidden_update, d_scale_hidden_forget, d_scale_hidden_candidate, d_scale_hidden_output, d_shift_hidden_update, d_shift_hidden_forget, d_shift_hidden_candidate, d_shift_hidden_output, d_cell_scale, d_cell_shift);
                 }
             }
             if (!lstm_ln_all_run(batch, lengths, t)) {
@@ -3936,22 +3936,22 @@ int lstm_ln_step_forward_f32(
     const float *restrict event_bias,
     const float *restrict hidden_weights,
     const float *restrict hidden_bias,
-    const float *restrict event_scale_update,
-    const float *restrict event_scale_forget,
-    const float *restrict event_scale_candidate,
-    const float *restrict event_scale_output,
-    const float *restrict event_shift_update,
-    const float *restrict event_shift_forget,
-    const float *restrict event_shift_candidate,
-    const float *restrict event_shift_output,
-    const float *restrict hidden_scale_update,
-    const float *restrict hidden_scale_forget,
-    const float *restrict hidden_scale_candidate,
-    const float *restrict hidden_scale_output,
-    const float *restrict hidden_shift_update,
-    const float *restrict hidden_shift_forget,
-    const float *restrict hidden_shift_candidate,
-    const float *restrict hidden_shift_output,
+    const float *restrict scale_event_update,
+    const float *restrict scale_event_forget,
+    const float *restrict scale_event_candidate,
+    const float *restrict scale_event_output,
+    const float *restrict shift_event_update,
+    const float *restrict shift_event_forget,
+    const float *restrict shift_event_candidate,
+    const float *restrict shift_event_output,
+    const float *restrict scale_hidden_update,
+    const float *restrict scale_hidden_forget,
+    const float *restrict scale_hidden_candidate,
+    const float *restrict scale_hidden_output,
+    const float *restrict shift_hidden_update,
+    const float *restrict shift_hidden_forget,
+    const float *restrict shift_hidden_candidate,
+    const float *restrict shift_hidden_output,
     const float *restrict cell_scale,
     const float *restrict cell_shift,
     float *restrict h_next,
@@ -3969,22 +3969,22 @@ int lstm_ln_step_forward_f32(
         event_bias == NULL ||
         hidden_weights == NULL ||
         hidden_bias == NULL ||
-        event_scale_update == NULL ||
-        event_scale_forget == NULL ||
-        event_scale_candidate == NULL ||
-        event_scale_output == NULL ||
-        event_shift_update == NULL ||
-        event_shift_forget == NULL ||
-        event_shift_candidate == NULL ||
-        event_shift_output == NULL ||
-        hidden_scale_update == NULL ||
-        hidden_scale_forget == NULL ||
-        hidden_scale_candidate == NULL ||
-        hidden_scale_output == NULL ||
-        hidden_shift_update == NULL ||
-        hidden_shift_forget == NULL ||
-        hidden_shift_candidate == NULL ||
-        hidden_shift_output == NULL ||
+        scale_event_update == NULL ||
+        scale_event_forget == NULL ||
+        scale_event_candidate == NULL ||
+        scale_event_output == NULL ||
+        shift_event_update == NULL ||
+        shift_event_forget == NULL ||
+        shift_event_candidate == NULL ||
+        shift_event_output == NULL ||
+        scale_hidden_update == NULL ||
+        scale_hidden_forget == NULL ||
+        scale_hidden_candidate == NULL ||
+        scale_hidden_output == NULL ||
+        shift_hidden_update == NULL ||
+        shift_hidden_forget == NULL ||
+        shift_hidden_candidate == NULL ||
+        shift_hidden_output == NULL ||
         cell_scale == NULL ||
         cell_shift == NULL ||
         h_next == NULL ||
@@ -4004,7 +4004,7 @@ int lstm_ln_step_forward_f32(
             lstm_sym_gemm_nt_f32(batch, rows, hidden_size, h_prev, hidden_weights, hidden_part);
         }
         lstm_ln_units_forward_f32(batch, hidden_size, 0u, batch, event_part, hidden_part,
-            h_prev, c_prev, event_scale_update, event_scale_forget, event_scale_candidate, event_scale_output, event_shift_update, event_shift_forget, event_shift_candidate, event_shift_output, hidden_scale_update, hidden_scale_forget, hidden_scale_candidate, hidden_scale_output, hidden_shift_update, hidden_shift_forget, hidden_shift_candidate, hidden_shift_output, cell_scale, cell_shift,
+            h_prev, c_prev, scale_event_update, scale_event_forget, scale_event_candidate, scale_event_output, shift_event_update, shift_event_forget, shift_event_candidate, shift_event_output, scale_hidden_update, scale_hidden_forget, scale_hidden_candidate, scale_hidden_output, shift_hidden_update, shift_hidden_forget, shift_hidden_candidate, shift_hidden_output, cell_scale, cell_shift,
             h_next, c_next, saved);
     }
     return LSTM_LN_OK;
@@ -4020,22 +4020,22 @@ int lstm_ln_step_backward_f32(
     const float *restrict c_prev,
     const float *restrict event_weights,
     const float *restrict hidden_weights,
-    const float *restrict event_scale_update,
-    const float *restrict event_scale_forget,
-    const float *restrict event_scale_candidate,
-    const float *restrict event_scale_output,
-    const float *restrict event_shift_update,
-    const float *restrict event_shift_forget,
-    const float *restrict event_shift_candidate,
-    const float *restrict event_shift_output,
-    const float *restrict hidden_scale_update,
-    const float *restrict hidden_scale_forget,
-    const float *restrict hidden_scale_candidate,
-    const float *restrict hidden_scale_output,
-    const float *restrict hidden_shift_update,
-    const float *restrict hidden_shift_forget,
-    const float *restrict hidden_shift_candidate,
-    const float *restrict hidden_shift_output,
+    const float *restrict scale_event_update,
+    const float *restrict scale_event_forget,
+    const float *restrict scale_event_candidate,
+    const float *restrict scale_event_output,
+    const float *restrict shift_event_update,
+    const float *restrict shift_event_forget,
+    const float *restrict shift_event_candidate,
+    const float *restrict shift_event_output,
+    const float *restrict scale_hidden_update,
+    const float *restrict scale_hidden_forget,
+    const float *restrict scale_hidden_candidate,
+    const float *restrict scale_hidden_output,
+    const float *restrict shift_hidden_update,
+    const float *restrict shift_hidden_forget,
+    const float *restrict shift_hidden_candidate,
+    const float *restrict shift_hidden_output,
     const float *restrict cell_scale,
     const float *restrict cell_shift,
     const float *restrict saved,
@@ -4045,22 +4045,22 @@ int lstm_ln_step_backward_f32(
     float *restrict d_event_bias,
     float *restrict d_hidden_weights,
     float *restrict d_hidden_bias,
-    float *restrict d_event_scale_update,
-    float *restrict d_event_scale_forget,
-    float *restrict d_event_scale_candidate,
-    float *restrict d_event_scale_output,
-    float *restrict d_event_shift_update,
-    float *restrict d_event_shift_forget,
-    float *restrict d_event_shift_candidate,
-    float *restrict d_event_shift_output,
-    float *restrict d_hidden_scale_update,
-    float *restrict d_hidden_scale_forget,
-    float *restrict d_hidden_scale_candidate,
-    float *restrict d_hidden_scale_output,
-    float *restrict d_hidden_shift_update,
-    float *restrict d_hidden_shift_forget,
-    float *restrict d_hidden_shift_candidate,
-    float *restrict d_hidden_shift_output,
+    float *restrict d_scale_event_update,
+    float *restrict d_scale_event_forget,
+    float *restrict d_scale_event_candidate,
+    float *restrict d_scale_event_output,
+    float *restrict d_shift_event_update,
+    float *restrict d_shift_event_forget,
+    float *restrict d_shift_event_candidate,
+    float *restrict d_shift_event_output,
+    float *restrict d_scale_hidden_update,
+    float *restrict d_scale_hidden_forget,
+    float *restrict d_scale_hidden_candidate,
+    float *restrict d_scale_hidden_output,
+    float *restrict d_shift_hidden_update,
+    float *restrict d_shift_hidden_forget,
+    float *restrict d_shift_hidden_candidate,
+    float *restrict d_shift_hidden_output,
     float *restrict d_cell_scale,
     float *restrict d_cell_shift,
     float *restrict d_event,
@@ -4077,22 +4077,22 @@ int lstm_ln_step_backward_f32(
     if (event == NULL ||
         event_weights == NULL ||
         hidden_weights == NULL ||
-        event_scale_update == NULL ||
-        event_scale_forget == NULL ||
-        event_scale_candidate == NULL ||
-        event_scale_output == NULL ||
-        event_shift_update == NULL ||
-        event_shift_forget == NULL ||
-        event_shift_candidate == NULL ||
-        event_shift_output == NULL ||
-        hidden_scale_update == NULL ||
-        hidden_scale_forget == NULL ||
-        hidden_scale_candidate == NULL ||
-        hidden_scale_output == NULL ||
-        hidden_shift_update == NULL ||
-        hidden_shift_forget == NULL ||
-        hidden_shift_candidate == NULL ||
-        hidden_shift_output == NULL ||
+        scale_event_update == NULL ||
+        scale_event_forget == NULL ||
+        scale_event_candidate == NULL ||
+        scale_event_output == NULL ||
+        shift_event_update == NULL ||
+        shift_event_forget == NULL ||
+        shift_event_candidate == NULL ||
+        shift_event_output == NULL ||
+        scale_hidden_update == NULL ||
+        scale_hidden_forget == NULL ||
+        scale_hidden_candidate == NULL ||
+        scale_hidden_output == NULL ||
+        shift_hidden_update == NULL ||
+        shift_hidden_forget == NULL ||
+        shift_hidden_candidate == NULL ||
+        shift_hidden_output == NULL ||
         cell_scale == NULL ||
         cell_shift == NULL ||
         saved == NULL ||
@@ -4100,22 +4100,22 @@ int lstm_ln_step_backward_f32(
         d_event_bias == NULL ||
         d_hidden_weights == NULL ||
         d_hidden_bias == NULL ||
-        d_event_scale_update == NULL ||
-        d_event_scale_forget == NULL ||
-        d_event_scale_candidate == NULL ||
-        d_event_scale_output == NULL ||
-        d_event_shift_update == NULL ||
-        d_event_shift_forget == NULL ||
-        d_event_shift_candidate == NULL ||
-        d_event_shift_output == NULL ||
-        d_hidden_scale_update == NULL ||
-        d_hidden_scale_forget == NULL ||
-        d_hidden_scale_candidate == NULL ||
-        d_hidden_scale_output == NULL ||
-        d_hidden_shift_update == NULL ||
-        d_hidden_shift_forget == NULL ||
-        d_hidden_shift_candidate == NULL ||
-        d_hidden_shift_output == NULL ||
+        d_scale_event_update == NULL ||
+        d_scale_event_forget == NULL ||
+        d_scale_event_candidate == NULL ||
+        d_scale_event_output == NULL ||
+        d_shift_event_update == NULL ||
+        d_shift_event_forget == NULL ||
+        d_shift_event_candidate == NULL ||
+        d_shift_event_output == NULL ||
+        d_scale_hidden_update == NULL ||
+        d_scale_hidden_forget == NULL ||
+        d_scale_hidden_candidate == NULL ||
+        d_scale_hidden_output == NULL ||
+        d_shift_hidden_update == NULL ||
+        d_shift_hidden_forget == NULL ||
+        d_shift_hidden_candidate == NULL ||
+        d_shift_hidden_output == NULL ||
         d_cell_scale == NULL ||
         d_cell_shift == NULL ||
         d_event == NULL ||
@@ -4131,7 +4131,7 @@ int lstm_ln_step_backward_f32(
         lstm_sym_copy_f32(units, d_c_next, d_c_prev);
         lstm_ln_units_backward_f32(batch, hidden_size, 0u, batch, NULL,
             d_h_prev, d_c_prev, h_prev, c_prev,
-            event_scale_update, event_scale_forget, event_scale_candidate, event_scale_output, event_shift_update, event_shift_forget, event_shift_candidate, event_shift_output, hidden_scale_update, hidden_scale_forget, hidden_scale_candidate, hidden_scale_output, hidden_shift_update, hidden_shift_forget, hidden_shift_candidate, hidden_shift_output, cell_scale, cell_shift, saved, delta_event, delta_hidden, d_event_scale_update, d_event_scale_forget, d_event_scale_candidate, d_event_scale_output, d_event_shift_update, d_event_shift_forget, d_event_shift_candidate, d_event_shift_output, d_hidden_scale_update, d_hidden_scale_forget, d_hidden_scale_candidate, d_hidden_scale_output, d_hidden_shift_update, d_hidden_shift_forget, d_hidden_shift_candidate, d_hidden_shift_output, d_cell_scale, d_cell_shift);
+            scale_event_update, scale_event_forget, scale_event_candidate, scale_event_output, shift_event_update, shift_event_forget, shift_event_candidate, shift_event_output, scale_hidden_update, scale_hidden_forget, scale_hidden_candidate, scale_hidden_output, shift_hidden_update, shift_hidden_forget, shift_hidden_candidate, shift_hidden_output, cell_scale, cell_shift, saved, delta_event, delta_hidden, d_scale_event_update, d_scale_event_forget, d_scale_event_candidate, d_scale_event_output, d_shift_event_update, d_shift_event_forget, d_shift_event_candidate, d_shift_event_output, d_scale_hidden_update, d_scale_hidden_forget, d_scale_hidden_candidate, d_scale_hidden_output, d_shift_hidden_update, d_shift_hidden_forget, d_shift_hidden_candidate, d_shift_hidden_output, d_cell_scale, d_cell_shift);
         /* dL/dh_prev += Delta_hidden W_hidden */
         lstm_sym_gemm_nn_f32(batch, hidden_size, rows, delta_hidden, rows, 1u, hidden_weights, d_h_prev);
         /* Linear adjoints, added to the gradients: dW += Delta^T X, db += Delta^T 1; dX = Delta W
@@ -4167,22 +4167,22 @@ int lstm_ln_infer_f32(
     const float *restrict event_bias,
     const float *restrict hidden_weights,
     const float *restrict hidden_bias,
-    const float *restrict event_scale_update,
-    const float *restrict event_scale_forget,
-    const float *restrict event_scale_candidate,
-    const float *restrict event_scale_output,
-    const float *restrict event_shift_update,
-    const float *restrict event_shift_forget,
-    const float *restrict event_shift_candidate,
-    const float *restrict event_shift_output,
-    const float *restrict hidden_scale_update,
-    const float *restrict hidden_scale_forget,
-    const float *restrict hidden_scale_candidate,
-    const float *restrict hidden_scale_output,
-    const float *restrict hidden_shift_update,
-    const float *restrict hidden_shift_forget,
-    const float *restrict hidden_shift_candidate,
-    const float *restrict hidden_shift_output,
+    const float *restrict scale_event_update,
+    const float *restrict scale_event_forget,
+    const float *restrict scale_event_candidate,
+    const float *restrict scale_event_output,
+    const float *restrict shift_event_update,
+    const float *restrict shift_event_forget,
+    const float *restrict shift_event_candidate,
+    const float *restrict shift_event_output,
+    const float *restrict scale_hidden_update,
+    const float *restrict scale_hidden_forget,
+    const float *restrict scale_hidden_candidate,
+    const float *restrict scale_hidden_output,
+    const float *restrict shift_hidden_update,
+    const float *restrict shift_hidden_forget,
+    const float *restrict shift_hidden_candidate,
+    const float *restrict shift_hidden_output,
     const float *restrict cell_scale,
     const float *restrict cell_shift,
     float *restrict outputs,
@@ -4205,22 +4205,22 @@ int lstm_ln_infer_f32(
         event_bias == NULL ||
         hidden_weights == NULL ||
         hidden_bias == NULL ||
-        event_scale_update == NULL ||
-        event_scale_forget == NULL ||
-        event_scale_candidate == NULL ||
-        event_scale_output == NULL ||
-        event_shift_update == NULL ||
-        event_shift_forget == NULL ||
-        event_shift_candidate == NULL ||
-        event_shift_output == NULL ||
-        hidden_scale_update == NULL ||
-        hidden_scale_forget == NULL ||
-        hidden_scale_candidate == NULL ||
-        hidden_scale_output == NULL ||
-        hidden_shift_update == NULL ||
-        hidden_shift_forget == NULL ||
-        hidden_shift_candidate == NULL ||
-        hidden_shift_output == NULL ||
+        scale_event_update == NULL ||
+        scale_event_forget == NULL ||
+        scale_event_candidate == NULL ||
+        scale_event_output == NULL ||
+        shift_event_update == NULL ||
+        shift_event_forget == NULL ||
+        shift_event_candidate == NULL ||
+        shift_event_output == NULL ||
+        scale_hidden_update == NULL ||
+        scale_hidden_forget == NULL ||
+        scale_hidden_candidate == NULL ||
+        scale_hidden_output == NULL ||
+        shift_hidden_update == NULL ||
+        shift_hidden_forget == NULL ||
+        shift_hidden_candidate == NULL ||
+        shift_hidden_output == NULL ||
         cell_scale == NULL ||
         cell_shift == NULL ||
         outputs == NULL ||
@@ -4297,13 +4297,13 @@ int lstm_ln_infer_f32(
                 #pragma omp parallel for schedule(static)
                     for (row = 0; row < batch; ++row) {
                         lstm_ln_units_forward_f32(batch, hidden_size, row, row + 1u, event_part, hidden_part,
-                            h_now, c_now, event_scale_update, event_scale_forget, event_scale_candidate, event_scale_output, event_shift_update, event_shift_forget, event_shift_candidate, event_shift_output, hidden_scale_update, hidden_scale_forget, hidden_scale_candidate, hidden_scale_output, hidden_shift_update, hidden_shift_forget, hidden_shift_candidate, hidden_shift_output, cell_scale, cell_shift,
+                            h_now, c_now, scale_event_update, scale_event_forget, scale_event_candidate, scale_event_output, shift_event_update, shift_event_forget, shift_event_candidate, shift_event_output, scale_hidden_update, scale_hidden_forget, scale_hidden_candidate, scale_hidden_output, shift_hidden_update, shift_hidden_forget, shift_hidden_candidate, shift_hidden_output, cell_scale, cell_shift,
                             h_next, c_next, saved);
                     }
                 } else
                 #endif
                 lstm_ln_units_forward_f32(batch, hidden_size, 0u, batch, event_part, hidden_part,
-                    h_now, c_now, event_scale_update, event_scale_forget, event_scale_candidate, event_scale_output, event_shift_update, event_shift_forget, event_shift_candidate, event_shift_output, hidden_scale_update, hidden_scale_forget, hidden_scale_candidate, hidden_scale_output, hidden_shift_update, hidden_shift_forget, hidden_shift_candidate, hidden_shift_output, cell_scale, cell_shift,
+                    h_now, c_now, scale_event_update, scale_event_forget, scale_event_candidate, scale_event_output, shift_event_update, shift_event_forget, shift_event_candidate, shift_event_output, scale_hidden_update, scale_hidden_forget, scale_hidden_candidate, scale_hidden_output, shift_hidden_update, shift_hidden_forget, shift_hidden_candidate, shift_hidden_output, cell_scale, cell_shift,
                     h_next, c_next, saved);
             } else {
                 if (!lstm_ln_all_run(batch, lengths, t)) {
@@ -4312,7 +4312,7 @@ int lstm_ln_infer_f32(
                     for (row = 0; row < batch; ++row) {
                         if ((uint64_t)lengths[row] > (uint64_t)t) {
                             lstm_ln_units_forward_f32(batch, hidden_size, row, row + 1u, event_part, hidden_part,
-                                h_now, c_now, event_scale_update, event_scale_forget, event_scale_candidate, event_scale_output, event_shift_update, event_shift_forget, event_shift_candidate, event_shift_output, hidden_scale_update, hidden_scale_forget, hidden_scale_candidate, hidden_scale_output, hidden_shift_update, hidden_shift_forget, hidden_shift_candidate, hidden_shift_output, cell_scale, cell_shift,
+                                h_now, c_now, scale_event_update, scale_event_forget, scale_event_candidate, scale_event_output, shift_event_update, shift_event_forget, shift_event_candidate, shift_event_output, scale_hidden_update, scale_hidden_forget, scale_hidden_candidate, scale_hidden_output, shift_hidden_update, shift_hidden_forget, shift_hidden_candidate, shift_hidden_output, cell_scale, cell_shift,
                                 h_next, c_next, saved);
                         }
                     }
@@ -4323,13 +4323,13 @@ int lstm_ln_infer_f32(
                     #pragma omp parallel for schedule(static)
                         for (row = 0; row < batch; ++row) {
                             lstm_ln_units_forward_f32(batch, hidden_size, row, row + 1u, event_part, hidden_part,
-                                h_now, c_now, event_scale_update, event_scale_forget, event_scale_candidate, event_scale_output, event_shift_update, event_shift_forget, event_shift_candidate, event_shift_output, hidden_scale_update, hidden_scale_forget, hidden_scale_candidate, hidden_scale_output, hidden_shift_update, hidden_shift_forget, hidden_shift_candidate, hidden_shift_output, cell_scale, cell_shift,
+                                h_now, c_now, scale_event_update, scale_event_forget, scale_event_candidate, scale_event_output, shift_event_update, shift_event_forget, shift_event_candidate, shift_event_output, scale_hidden_update, scale_hidden_forget, scale_hidden_candidate, scale_hidden_output, shift_hidden_update, shift_hidden_forget, shift_hidden_candidate, shift_hidden_output, cell_scale, cell_shift,
                                 h_next, c_next, saved);
                         }
                     } else
                     #endif
                     lstm_ln_units_forward_f32(batch, hidden_size, 0u, batch, event_part, hidden_part,
-                        h_now, c_now, event_scale_update, event_scale_forget, event_scale_candidate, event_scale_output, event_shift_update, event_shift_forget, event_shift_candidate, event_shift_output, hidden_scale_update, hidden_scale_forget, hidden_scale_candidate, hidden_scale_output, hidden_shift_update, hidden_shift_forget, hidden_shift_candidate, hidden_shift_output, cell_scale, cell_shift,
+                        h_now, c_now, scale_event_update, scale_event_forget, scale_event_candidate, scale_event_output, shift_event_update, shift_event_forget, shift_event_candidate, shift_event_output, scale_hidden_update, scale_hidden_forget, scale_hidden_candidate, scale_hidden_output, shift_hidden_update, shift_hidden_forget, shift_hidden_candidate, shift_hidden_output, cell_scale, cell_shift,
                         h_next, c_next, saved);
                 }
             }

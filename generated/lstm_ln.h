@@ -55,7 +55,7 @@
  * :class:`lstm_sym.spec.Normalization`): ``event_mean``, ``event_rstd`` over the four gates' event
  * parts (the 4H vector ``W_ih x``), ``hidden_mean``, ``hidden_rstd`` over the hidden parts and
  * ``cell_mean``, ``cell_rstd`` over ``cell_raw``. The LN weights and biases are per-unit
- * parameters, one per gate for LN_i and LN_h (``event_scale_<gate>``, ``event_shift_<gate>``, the
+ * parameters, one per gate for LN_i and LN_h (``scale_event_<gate>``, ``shift_event_<gate>``, the
  * gate's H-row block of ``layernorm_i.weight``/``.bias``) and ``cell_scale``, ``cell_shift``.
  *
  * The recipe has no projection biases: the spec's event and hidden biases exist (every gate
@@ -141,22 +141,22 @@ const char *lstm_ln_error_string(int code);
  *   event_bias         (gates * hidden_size)
  *   hidden_weights     (gates * hidden_size, hidden_size), gates stacked
  *   hidden_bias        (gates * hidden_size)
- *   event_scale_update (hidden_size): per-unit parameter
- *   event_scale_forget (hidden_size): per-unit parameter
- *   event_scale_candidate (hidden_size): per-unit parameter
- *   event_scale_output (hidden_size): per-unit parameter
- *   event_shift_update (hidden_size): per-unit parameter
- *   event_shift_forget (hidden_size): per-unit parameter
- *   event_shift_candidate (hidden_size): per-unit parameter
- *   event_shift_output (hidden_size): per-unit parameter
- *   hidden_scale_update (hidden_size): per-unit parameter
- *   hidden_scale_forget (hidden_size): per-unit parameter
- *   hidden_scale_candidate (hidden_size): per-unit parameter
- *   hidden_scale_output (hidden_size): per-unit parameter
- *   hidden_shift_update (hidden_size): per-unit parameter
- *   hidden_shift_forget (hidden_size): per-unit parameter
- *   hidden_shift_candidate (hidden_size): per-unit parameter
- *   hidden_shift_output (hidden_size): per-unit parameter
+ *   scale_event_update (hidden_size): per-unit parameter
+ *   scale_event_forget (hidden_size): per-unit parameter
+ *   scale_event_candidate (hidden_size): per-unit parameter
+ *   scale_event_output (hidden_size): per-unit parameter
+ *   shift_event_update (hidden_size): per-unit parameter
+ *   shift_event_forget (hidden_size): per-unit parameter
+ *   shift_event_candidate (hidden_size): per-unit parameter
+ *   shift_event_output (hidden_size): per-unit parameter
+ *   scale_hidden_update (hidden_size): per-unit parameter
+ *   scale_hidden_forget (hidden_size): per-unit parameter
+ *   scale_hidden_candidate (hidden_size): per-unit parameter
+ *   scale_hidden_output (hidden_size): per-unit parameter
+ *   shift_hidden_update (hidden_size): per-unit parameter
+ *   shift_hidden_forget (hidden_size): per-unit parameter
+ *   shift_hidden_candidate (hidden_size): per-unit parameter
+ *   shift_hidden_output (hidden_size): per-unit parameter
  *   cell_scale         (hidden_size): per-unit parameter
  *   cell_shift         (hidden_size): per-unit parameter
  *   outputs            (steps, batch, hidden_size): the hidden state of every step
@@ -177,22 +177,22 @@ int lstm_ln_forward_f64(
     const double *event_bias,
     const double *hidden_weights,
     const double *hidden_bias,
-    const double *event_scale_update,
-    const double *event_scale_forget,
-    const double *event_scale_candidate,
-    const double *event_scale_output,
-    const double *event_shift_update,
-    const double *event_shift_forget,
-    const double *event_shift_candidate,
-    const double *event_shift_output,
-    const double *hidden_scale_update,
-    const double *hidden_scale_forget,
-    const double *hidden_scale_candidate,
-    const double *hidden_scale_output,
-    const double *hidden_shift_update,
-    const double *hidden_shift_forget,
-    const double *hidden_shift_candidate,
-    const double *hidden_shift_output,
+    const double *scale_event_update,
+    const double *scale_event_forget,
+    const double *scale_event_candidate,
+    const double *scale_event_output,
+    const double *shift_event_update,
+    const double *shift_event_forget,
+    const double *shift_event_candidate,
+    const double *shift_event_output,
+    const double *scale_hidden_update,
+    const double *scale_hidden_forget,
+    const double *scale_hidden_candidate,
+    const double *scale_hidden_output,
+    const double *shift_hidden_update,
+    const double *shift_hidden_forget,
+    const double *shift_hidden_candidate,
+    const double *shift_hidden_output,
     const double *cell_scale,
     const double *cell_shift,
     double *outputs,
@@ -212,22 +212,22 @@ int lstm_ln_forward_f32(
     const float *event_bias,
     const float *hidden_weights,
     const float *hidden_bias,
-    const float *event_scale_update,
-    const float *event_scale_forget,
-    const float *event_scale_candidate,
-    const float *event_scale_output,
-    const float *event_shift_update,
-    const float *event_shift_forget,
-    const float *event_shift_candidate,
-    const float *event_shift_output,
-    const float *hidden_scale_update,
-    const float *hidden_scale_forget,
-    const float *hidden_scale_candidate,
-    const float *hidden_scale_output,
-    const float *hidden_shift_update,
-    const float *hidden_shift_forget,
-    const float *hidden_shift_candidate,
-    const float *hidden_shift_output,
+    const float *scale_event_update,
+    const float *scale_event_forget,
+    const float *scale_event_candidate,
+    const float *scale_event_output,
+    const float *shift_event_update,
+    const float *shift_event_forget,
+    const float *shift_event_candidate,
+    const float *shift_event_output,
+    const float *scale_hidden_update,
+    const float *scale_hidden_forget,
+    const float *scale_hidden_candidate,
+    const float *scale_hidden_output,
+    const float *shift_hidden_update,
+    const float *shift_hidden_forget,
+    const float *shift_hidden_candidate,
+    const float *shift_hidden_output,
     const float *cell_scale,
     const float *cell_shift,
     float *outputs,
@@ -244,22 +244,22 @@ int lstm_ln_forward_f32(
  *   lengths            as given to forward
  *   event_weights      (gates * hidden_size, event_size), gates stacked
  *   hidden_weights     (gates * hidden_size, hidden_size), gates stacked
- *   event_scale_update (hidden_size): per-unit parameter
- *   event_scale_forget (hidden_size): per-unit parameter
- *   event_scale_candidate (hidden_size): per-unit parameter
- *   event_scale_output (hidden_size): per-unit parameter
- *   event_shift_update (hidden_size): per-unit parameter
- *   event_shift_forget (hidden_size): per-unit parameter
- *   event_shift_candidate (hidden_size): per-unit parameter
- *   event_shift_output (hidden_size): per-unit parameter
- *   hidden_scale_update (hidden_size): per-unit parameter
- *   hidden_scale_forget (hidden_size): per-unit parameter
- *   hidden_scale_candidate (hidden_size): per-unit parameter
- *   hidden_scale_output (hidden_size): per-unit parameter
- *   hidden_shift_update (hidden_size): per-unit parameter
- *   hidden_shift_forget (hidden_size): per-unit parameter
- *   hidden_shift_candidate (hidden_size): per-unit parameter
- *   hidden_shift_output (hidden_size): per-unit parameter
+ *   scale_event_update (hidden_size): per-unit parameter
+ *   scale_event_forget (hidden_size): per-unit parameter
+ *   scale_event_candidate (hidden_size): per-unit parameter
+ *   scale_event_output (hidden_size): per-unit parameter
+ *   shift_event_update (hidden_size): per-unit parameter
+ *   shift_event_forget (hidden_size): per-unit parameter
+ *   shift_event_candidate (hidden_size): per-unit parameter
+ *   shift_event_output (hidden_size): per-unit parameter
+ *   scale_hidden_update (hidden_size): per-unit parameter
+ *   scale_hidden_forget (hidden_size): per-unit parameter
+ *   scale_hidden_candidate (hidden_size): per-unit parameter
+ *   scale_hidden_output (hidden_size): per-unit parameter
+ *   shift_hidden_update (hidden_size): per-unit parameter
+ *   shift_hidden_forget (hidden_size): per-unit parameter
+ *   shift_hidden_candidate (hidden_size): per-unit parameter
+ *   shift_hidden_output (hidden_size): per-unit parameter
  *   cell_scale         (hidden_size): per-unit parameter
  *   cell_shift         (hidden_size): per-unit parameter
  *   cache              as written by forward; its scratch part is overwritten, the rest is kept
@@ -270,22 +270,22 @@ int lstm_ln_forward_f32(
  *   d_event_bias       dL/d(event_bias), (gates * hidden_size)
  *   d_hidden_weights   dL/d(hidden_weights), (gates * hidden_size, hidden_size), gates stacked
  *   d_hidden_bias      dL/d(hidden_bias), (gates * hidden_size)
- *   d_event_scale_update dL/d(event_scale_update), (hidden_size): per-unit parameter
- *   d_event_scale_forget dL/d(event_scale_forget), (hidden_size): per-unit parameter
- *   d_event_scale_candidate dL/d(event_scale_candidate), (hidden_size): per-unit parameter
- *   d_event_scale_output dL/d(event_scale_output), (hidden_size): per-unit parameter
- *   d_event_shift_update dL/d(event_shift_update), (hidden_size): per-unit parameter
- *   d_event_shift_forget dL/d(event_shift_forget), (hidden_size): per-unit parameter
- *   d_event_shift_candidate dL/d(event_shift_candidate), (hidden_size): per-unit parameter
- *   d_event_shift_output dL/d(event_shift_output), (hidden_size): per-unit parameter
- *   d_hidden_scale_update dL/d(hidden_scale_update), (hidden_size): per-unit parameter
- *   d_hidden_scale_forget dL/d(hidden_scale_forget), (hidden_size): per-unit parameter
- *   d_hidden_scale_candidate dL/d(hidden_scale_candidate), (hidden_size): per-unit parameter
- *   d_hidden_scale_output dL/d(hidden_scale_output), (hidden_size): per-unit parameter
- *   d_hidden_shift_update dL/d(hidden_shift_update), (hidden_size): per-unit parameter
- *   d_hidden_shift_forget dL/d(hidden_shift_forget), (hidden_size): per-unit parameter
- *   d_hidden_shift_candidate dL/d(hidden_shift_candidate), (hidden_size): per-unit parameter
- *   d_hidden_shift_output dL/d(hidden_shift_output), (hidden_size): per-unit parameter
+ *   d_scale_event_update dL/d(scale_event_update), (hidden_size): per-unit parameter
+ *   d_scale_event_forget dL/d(scale_event_forget), (hidden_size): per-unit parameter
+ *   d_scale_event_candidate dL/d(scale_event_candidate), (hidden_size): per-unit parameter
+ *   d_scale_event_output dL/d(scale_event_output), (hidden_size): per-unit parameter
+ *   d_shift_event_update dL/d(shift_event_update), (hidden_size): per-unit parameter
+ *   d_shift_event_forget dL/d(shift_event_forget), (hidden_size): per-unit parameter
+ *   d_shift_event_candidate dL/d(shift_event_candidate), (hidden_size): per-unit parameter
+ *   d_shift_event_output dL/d(shift_event_output), (hidden_size): per-unit parameter
+ *   d_scale_hidden_update dL/d(scale_hidden_update), (hidden_size): per-unit parameter
+ *   d_scale_hidden_forget dL/d(scale_hidden_forget), (hidden_size): per-unit parameter
+ *   d_scale_hidden_candidate dL/d(scale_hidden_candidate), (hidden_size): per-unit parameter
+ *   d_scale_hidden_output dL/d(scale_hidden_output), (hidden_size): per-unit parameter
+ *   d_shift_hidden_update dL/d(shift_hidden_update), (hidden_size): per-unit parameter
+ *   d_shift_hidden_forget dL/d(shift_hidden_forget), (hidden_size): per-unit parameter
+ *   d_shift_hidden_candidate dL/d(shift_hidden_candidate), (hidden_size): per-unit parameter
+ *   d_shift_hidden_output dL/d(shift_hidden_output), (hidden_size): per-unit parameter
  *   d_cell_scale       dL/d(cell_scale), (hidden_size): per-unit parameter
  *   d_cell_shift       dL/d(cell_shift), (hidden_size): per-unit parameter
  *   d_events           dL/d(events), (steps, batch, event_size)
@@ -301,22 +301,22 @@ int lstm_ln_backward_f64(
     const int64_t *lengths,
     const double *event_weights,
     const double *hidden_weights,
-    const double *event_scale_update,
-    const double *event_scale_forget,
-    const double *event_scale_candidate,
-    const double *event_scale_output,
-    const double *event_shift_update,
-    const double *event_shift_forget,
-    const double *event_shift_candidate,
-    const double *event_shift_output,
-    const double *hidden_scale_update,
-    const double *hidden_scale_forget,
-    const double *hidden_scale_candidate,
-    const double *hidden_scale_output,
-    const double *hidden_shift_update,
-    const double *hidden_shift_forget,
-    const double *hidden_shift_candidate,
-    const double *hidden_shift_output,
+    const double *scale_event_update,
+    const double *scale_event_forget,
+    const double *scale_event_candidate,
+    const double *scale_event_output,
+    const double *shift_event_update,
+    const double *shift_event_forget,
+    const double *shift_event_candidate,
+    const double *shift_event_output,
+    const double *scale_hidden_update,
+    const double *scale_hidden_forget,
+    const double *scale_hidden_candidate,
+    const double *scale_hidden_output,
+    const double *shift_hidden_update,
+    const double *shift_hidden_forget,
+    const double *shift_hidden_candidate,
+    const double *shift_hidden_output,
     const double *cell_scale,
     const double *cell_shift,
     double *cache,
@@ -327,22 +327,22 @@ int lstm_ln_backward_f64(
     double *d_event_bias,
     double *d_hidden_weights,
     double *d_hidden_bias,
-    double *d_event_scale_update,
-    double *d_event_scale_forget,
-    double *d_event_scale_candidate,
-    double *d_event_scale_output,
-    double *d_event_shift_update,
-    double *d_event_shift_forget,
-    double *d_event_shift_candidate,
-    double *d_event_shift_output,
-    double *d_hidden_scale_update,
-    double *d_hidden_scale_forget,
-    double *d_hidden_scale_candidate,
-    double *d_hidden_scale_output,
-    double *d_hidden_shift_update,
-    double *d_hidden_shift_forget,
-    double *d_hidden_shift_candidate,
-    double *d_hidden_shift_output,
+    double *d_scale_event_update,
+    double *d_scale_event_forget,
+    double *d_scale_event_candidate,
+    double *d_scale_event_output,
+    double *d_shift_event_update,
+    double *d_shift_event_forget,
+    double *d_shift_event_candidate,
+    double *d_shift_event_output,
+    double *d_scale_hidden_update,
+    double *d_scale_hidden_forget,
+    double *d_scale_hidden_candidate,
+    double *d_scale_hidden_output,
+    double *d_shift_hidden_update,
+    double *d_shift_hidden_forget,
+    double *d_shift_hidden_candidate,
+    double *d_shift_hidden_output,
     double *d_cell_scale,
     double *d_cell_shift,
     double *d_events,
@@ -357,22 +357,22 @@ int lstm_ln_backward_f32(
     const int64_t *lengths,
     const float *event_weights,
     const float *hidden_weights,
-    const float *event_scale_update,
-    const float *event_scale_forget,
-    const float *event_scale_candidate,
-    const float *event_scale_output,
-    const float *event_shift_update,
-    const float *event_shift_forget,
-    const float *event_shift_candidate,
-    const float *event_shift_output,
-    const float *hidden_scale_update,
-    const float *hidden_scale_forget,
-    const float *hidden_scale_candidate,
-    const float *hidden_scale_output,
-    const float *hidden_shift_update,
-    const float *hidden_shift_forget,
-    const float *hidden_shift_candidate,
-    const float *hidden_shift_output,
+    const float *scale_event_update,
+    const float *scale_event_forget,
+    const float *scale_event_candidate,
+    const float *scale_event_output,
+    const float *shift_event_update,
+    const float *shift_event_forget,
+    const float *shift_event_candidate,
+    const float *shift_event_output,
+    const float *scale_hidden_update,
+    const float *scale_hidden_forget,
+    const float *scale_hidden_candidate,
+    const float *scale_hidden_output,
+    const float *shift_hidden_update,
+    const float *shift_hidden_forget,
+    const float *shift_hidden_candidate,
+    const float *shift_hidden_output,
     const float *cell_scale,
     const float *cell_shift,
     float *cache,
@@ -383,22 +383,22 @@ int lstm_ln_backward_f32(
     float *d_event_bias,
     float *d_hidden_weights,
     float *d_hidden_bias,
-    float *d_event_scale_update,
-    float *d_event_scale_forget,
-    float *d_event_scale_candidate,
-    float *d_event_scale_output,
-    float *d_event_shift_update,
-    float *d_event_shift_forget,
-    float *d_event_shift_candidate,
-    float *d_event_shift_output,
-    float *d_hidden_scale_update,
-    float *d_hidden_scale_forget,
-    float *d_hidden_scale_candidate,
-    float *d_hidden_scale_output,
-    float *d_hidden_shift_update,
-    float *d_hidden_shift_forget,
-    float *d_hidden_shift_candidate,
-    float *d_hidden_shift_output,
+    float *d_scale_event_update,
+    float *d_scale_event_forget,
+    float *d_scale_event_candidate,
+    float *d_scale_event_output,
+    float *d_shift_event_update,
+    float *d_shift_event_forget,
+    float *d_shift_event_candidate,
+    float *d_shift_event_output,
+    float *d_scale_hidden_update,
+    float *d_scale_hidden_forget,
+    float *d_scale_hidden_candidate,
+    float *d_scale_hidden_output,
+    float *d_shift_hidden_update,
+    float *d_shift_hidden_forget,
+    float *d_shift_hidden_candidate,
+    float *d_shift_hidden_output,
     float *d_cell_scale,
     float *d_cell_shift,
     float *d_events,
@@ -416,22 +416,22 @@ int lstm_ln_backward_f32(
  *   event_bias         (gates * hidden_size)
  *   hidden_weights     (gates * hidden_size, hidden_size), gates stacked
  *   hidden_bias        (gates * hidden_size)
- *   event_scale_update (hidden_size): per-unit parameter
- *   event_scale_forget (hidden_size): per-unit parameter
- *   event_scale_candidate (hidden_size): per-unit parameter
- *   event_scale_output (hidden_size): per-unit parameter
- *   event_shift_update (hidden_size): per-unit parameter
- *   event_shift_forget (hidden_size): per-unit parameter
- *   event_shift_candidate (hidden_size): per-unit parameter
- *   event_shift_output (hidden_size): per-unit parameter
- *   hidden_scale_update (hidden_size): per-unit parameter
- *   hidden_scale_forget (hidden_size): per-unit parameter
- *   hidden_scale_candidate (hidden_size): per-unit parameter
- *   hidden_scale_output (hidden_size): per-unit parameter
- *   hidden_shift_update (hidden_size): per-unit parameter
- *   hidden_shift_forget (hidden_size): per-unit parameter
- *   hidden_shift_candidate (hidden_size): per-unit parameter
- *   hidden_shift_output (hidden_size): per-unit parameter
+ *   scale_event_update (hidden_size): per-unit parameter
+ *   scale_event_forget (hidden_size): per-unit parameter
+ *   scale_event_candidate (hidden_size): per-unit parameter
+ *   scale_event_output (hidden_size): per-unit parameter
+ *   shift_event_update (hidden_size): per-unit parameter
+ *   shift_event_forget (hidden_size): per-unit parameter
+ *   shift_event_candidate (hidden_size): per-unit parameter
+ *   shift_event_output (hidden_size): per-unit parameter
+ *   scale_hidden_update (hidden_size): per-unit parameter
+ *   scale_hidden_forget (hidden_size): per-unit parameter
+ *   scale_hidden_candidate (hidden_size): per-unit parameter
+ *   scale_hidden_output (hidden_size): per-unit parameter
+ *   shift_hidden_update (hidden_size): per-unit parameter
+ *   shift_hidden_forget (hidden_size): per-unit parameter
+ *   shift_hidden_candidate (hidden_size): per-unit parameter
+ *   shift_hidden_output (hidden_size): per-unit parameter
  *   cell_scale         (hidden_size): per-unit parameter
  *   cell_shift         (hidden_size): per-unit parameter
  *   h_next             new hidden state (batch, hidden_size)
@@ -450,22 +450,22 @@ int lstm_ln_step_forward_f64(
     const double *event_bias,
     const double *hidden_weights,
     const double *hidden_bias,
-    const double *event_scale_update,
-    const double *event_scale_forget,
-    const double *event_scale_candidate,
-    const double *event_scale_output,
-    const double *event_shift_update,
-    const double *event_shift_forget,
-    const double *event_shift_candidate,
-    const double *event_shift_output,
-    const double *hidden_scale_update,
-    const double *hidden_scale_forget,
-    const double *hidden_scale_candidate,
-    const double *hidden_scale_output,
-    const double *hidden_shift_update,
-    const double *hidden_shift_forget,
-    const double *hidden_shift_candidate,
-    const double *hidden_shift_output,
+    const double *scale_event_update,
+    const double *scale_event_forget,
+    const double *scale_event_candidate,
+    const double *scale_event_output,
+    const double *shift_event_update,
+    const double *shift_event_forget,
+    const double *shift_event_candidate,
+    const double *shift_event_output,
+    const double *scale_hidden_update,
+    const double *scale_hidden_forget,
+    const double *scale_hidden_candidate,
+    const double *scale_hidden_output,
+    const double *shift_hidden_update,
+    const double *shift_hidden_forget,
+    const double *shift_hidden_candidate,
+    const double *shift_hidden_output,
     const double *cell_scale,
     const double *cell_shift,
     double *h_next,
@@ -483,22 +483,22 @@ int lstm_ln_step_forward_f32(
     const float *event_bias,
     const float *hidden_weights,
     const float *hidden_bias,
-    const float *event_scale_update,
-    const float *event_scale_forget,
-    const float *event_scale_candidate,
-    const float *event_scale_output,
-    const float *event_shift_update,
-    const float *event_shift_forget,
-    const float *event_shift_candidate,
-    const float *event_shift_output,
-    const float *hidden_scale_update,
-    const float *hidden_scale_forget,
-    const float *hidden_scale_candidate,
-    const float *hidden_scale_output,
-    const float *hidden_shift_update,
-    const float *hidden_shift_forget,
-    const float *hidden_shift_candidate,
-    const float *hidden_shift_output,
+    const float *scale_event_update,
+    const float *scale_event_forget,
+    const float *scale_event_candidate,
+    const float *scale_event_output,
+    const float *shift_event_update,
+    const float *shift_event_forget,
+    const float *shift_event_candidate,
+    const float *shift_event_output,
+    const float *scale_hidden_update,
+    const float *scale_hidden_forget,
+    const float *scale_hidden_candidate,
+    const float *scale_hidden_output,
+    const float *shift_hidden_update,
+    const float *shift_hidden_forget,
+    const float *shift_hidden_candidate,
+    const float *shift_hidden_output,
     const float *cell_scale,
     const float *cell_shift,
     float *h_next,
@@ -515,22 +515,22 @@ int lstm_ln_step_forward_f32(
  *   c_prev             as given to step_forward; NULL: zeros
  *   event_weights      (gates * hidden_size, event_size), gates stacked
  *   hidden_weights     (gates * hidden_size, hidden_size), gates stacked
- *   event_scale_update (hidden_size): per-unit parameter
- *   event_scale_forget (hidden_size): per-unit parameter
- *   event_scale_candidate (hidden_size): per-unit parameter
- *   event_scale_output (hidden_size): per-unit parameter
- *   event_shift_update (hidden_size): per-unit parameter
- *   event_shift_forget (hidden_size): per-unit parameter
- *   event_shift_candidate (hidden_size): per-unit parameter
- *   event_shift_output (hidden_size): per-unit parameter
- *   hidden_scale_update (hidden_size): per-unit parameter
- *   hidden_scale_forget (hidden_size): per-unit parameter
- *   hidden_scale_candidate (hidden_size): per-unit parameter
- *   hidden_scale_output (hidden_size): per-unit parameter
- *   hidden_shift_update (hidden_size): per-unit parameter
- *   hidden_shift_forget (hidden_size): per-unit parameter
- *   hidden_shift_candidate (hidden_size): per-unit parameter
- *   hidden_shift_output (hidden_size): per-unit parameter
+ *   scale_event_update (hidden_size): per-unit parameter
+ *   scale_event_forget (hidden_size): per-unit parameter
+ *   scale_event_candidate (hidden_size): per-unit parameter
+ *   scale_event_output (hidden_size): per-unit parameter
+ *   shift_event_update (hidden_size): per-unit parameter
+ *   shift_event_forget (hidden_size): per-unit parameter
+ *   shift_event_candidate (hidden_size): per-unit parameter
+ *   shift_event_output (hidden_size): per-unit parameter
+ *   scale_hidden_update (hidden_size): per-unit parameter
+ *   scale_hidden_forget (hidden_size): per-unit parameter
+ *   scale_hidden_candidate (hidden_size): per-unit parameter
+ *   scale_hidden_output (hidden_size): per-unit parameter
+ *   shift_hidden_update (hidden_size): per-unit parameter
+ *   shift_hidden_forget (hidden_size): per-unit parameter
+ *   shift_hidden_candidate (hidden_size): per-unit parameter
+ *   shift_hidden_output (hidden_size): per-unit parameter
  *   cell_scale         (hidden_size): per-unit parameter
  *   cell_shift         (hidden_size): per-unit parameter
  *   saved              as written by step_forward
@@ -540,22 +540,22 @@ int lstm_ln_step_forward_f32(
  *   d_event_bias       += dL/d(event_bias), (gates * hidden_size)
  *   d_hidden_weights   += dL/d(hidden_weights), (gates * hidden_size, hidden_size), gates stacked
  *   d_hidden_bias      += dL/d(hidden_bias), (gates * hidden_size)
- *   d_event_scale_update += dL/d(event_scale_update), (hidden_size): per-unit parameter
- *   d_event_scale_forget += dL/d(event_scale_forget), (hidden_size): per-unit parameter
- *   d_event_scale_candidate += dL/d(event_scale_candidate), (hidden_size): per-unit parameter
- *   d_event_scale_output += dL/d(event_scale_output), (hidden_size): per-unit parameter
- *   d_event_shift_update += dL/d(event_shift_update), (hidden_size): per-unit parameter
- *   d_event_shift_forget += dL/d(event_shift_forget), (hidden_size): per-unit parameter
- *   d_event_shift_candidate += dL/d(event_shift_candidate), (hidden_size): per-unit parameter
- *   d_event_shift_output += dL/d(event_shift_output), (hidden_size): per-unit parameter
- *   d_hidden_scale_update += dL/d(hidden_scale_update), (hidden_size): per-unit parameter
- *   d_hidden_scale_forget += dL/d(hidden_scale_forget), (hidden_size): per-unit parameter
- *   d_hidden_scale_candidate += dL/d(hidden_scale_candidate), (hidden_size): per-unit parameter
- *   d_hidden_scale_output += dL/d(hidden_scale_output), (hidden_size): per-unit parameter
- *   d_hidden_shift_update += dL/d(hidden_shift_update), (hidden_size): per-unit parameter
- *   d_hidden_shift_forget += dL/d(hidden_shift_forget), (hidden_size): per-unit parameter
- *   d_hidden_shift_candidate += dL/d(hidden_shift_candidate), (hidden_size): per-unit parameter
- *   d_hidden_shift_output += dL/d(hidden_shift_output), (hidden_size): per-unit parameter
+ *   d_scale_event_update += dL/d(scale_event_update), (hidden_size): per-unit parameter
+ *   d_scale_event_forget += dL/d(scale_event_forget), (hidden_size): per-unit parameter
+ *   d_scale_event_candidate += dL/d(scale_event_candidate), (hidden_size): per-unit parameter
+ *   d_scale_event_output += dL/d(scale_event_output), (hidden_size): per-unit parameter
+ *   d_shift_event_update += dL/d(shift_event_update), (hidden_size): per-unit parameter
+ *   d_shift_event_forget += dL/d(shift_event_forget), (hidden_size): per-unit parameter
+ *   d_shift_event_candidate += dL/d(shift_event_candidate), (hidden_size): per-unit parameter
+ *   d_shift_event_output += dL/d(shift_event_output), (hidden_size): per-unit parameter
+ *   d_scale_hidden_update += dL/d(scale_hidden_update), (hidden_size): per-unit parameter
+ *   d_scale_hidden_forget += dL/d(scale_hidden_forget), (hidden_size): per-unit parameter
+ *   d_scale_hidden_candidate += dL/d(scale_hidden_candidate), (hidden_size): per-unit parameter
+ *   d_scale_hidden_output += dL/d(scale_hidden_output), (hidden_size): per-unit parameter
+ *   d_shift_hidden_update += dL/d(shift_hidden_update), (hidden_size): per-unit parameter
+ *   d_shift_hidden_forget += dL/d(shift_hidden_forget), (hidden_size): per-unit parameter
+ *   d_shift_hidden_candidate += dL/d(shift_hidden_candidate), (hidden_size): per-unit parameter
+ *   d_shift_hidden_output += dL/d(shift_hidden_output), (hidden_size): per-unit parameter
  *   d_cell_scale       += dL/d(cell_scale), (hidden_size): per-unit parameter
  *   d_cell_shift       += dL/d(cell_shift), (hidden_size): per-unit parameter
  *   d_event            dL/d(event), (batch, event_size)
@@ -572,22 +572,22 @@ int lstm_ln_step_backward_f64(
     const double *c_prev,
     const double *event_weights,
     const double *hidden_weights,
-    const double *event_scale_update,
-    const double *event_scale_forget,
-    const double *event_scale_candidate,
-    const double *event_scale_output,
-    const double *event_shift_update,
-    const double *event_shift_forget,
-    const double *event_shift_candidate,
-    const double *event_shift_output,
-    const double *hidden_scale_update,
-    const double *hidden_scale_forget,
-    const double *hidden_scale_candidate,
-    const double *hidden_scale_output,
-    const double *hidden_shift_update,
-    const double *hidden_shift_forget,
-    const double *hidden_shift_candidate,
-    const double *hidden_shift_output,
+    const double *scale_event_update,
+    const double *scale_event_forget,
+    const double *scale_event_candidate,
+    const double *scale_event_output,
+    const double *shift_event_update,
+    const double *shift_event_forget,
+    const double *shift_event_candidate,
+    const double *shift_event_output,
+    const double *scale_hidden_update,
+    const double *scale_hidden_forget,
+    const double *scale_hidden_candidate,
+    const double *scale_hidden_output,
+    const double *shift_hidden_update,
+    const double *shift_hidden_forget,
+    const double *shift_hidden_candidate,
+    const double *shift_hidden_output,
     const double *cell_scale,
     const double *cell_shift,
     const double *saved,
@@ -597,22 +597,22 @@ int lstm_ln_step_backward_f64(
     double *d_event_bias,
     double *d_hidden_weights,
     double *d_hidden_bias,
-    double *d_event_scale_update,
-    double *d_event_scale_forget,
-    double *d_event_scale_candidate,
-    double *d_event_scale_output,
-    double *d_event_shift_update,
-    double *d_event_shift_forget,
-    double *d_event_shift_candidate,
-    double *d_event_shift_output,
-    double *d_hidden_scale_update,
-    double *d_hidden_scale_forget,
-    double *d_hidden_scale_candidate,
-    double *d_hidden_scale_output,
-    double *d_hidden_shift_update,
-    double *d_hidden_shift_forget,
-    double *d_hidden_shift_candidate,
-    double *d_hidden_shift_output,
+    double *d_scale_event_update,
+    double *d_scale_event_forget,
+    double *d_scale_event_candidate,
+    double *d_scale_event_output,
+    double *d_shift_event_update,
+    double *d_shift_event_forget,
+    double *d_shift_event_candidate,
+    double *d_shift_event_output,
+    double *d_scale_hidden_update,
+    double *d_scale_hidden_forget,
+    double *d_scale_hidden_candidate,
+    double *d_scale_hidden_output,
+    double *d_shift_hidden_update,
+    double *d_shift_hidden_forget,
+    double *d_shift_hidden_candidate,
+    double *d_shift_hidden_output,
     double *d_cell_scale,
     double *d_cell_shift,
     double *d_event,
@@ -628,22 +628,22 @@ int lstm_ln_step_backward_f32(
     const float *c_prev,
     const float *event_weights,
     const float *hidden_weights,
-    const float *event_scale_update,
-    const float *event_scale_forget,
-    const float *event_scale_candidate,
-    const float *event_scale_output,
-    const float *event_shift_update,
-    const float *event_shift_forget,
-    const float *event_shift_candidate,
-    const float *event_shift_output,
-    const float *hidden_scale_update,
-    const float *hidden_scale_forget,
-    const float *hidden_scale_candidate,
-    const float *hidden_scale_output,
-    const float *hidden_shift_update,
-    const float *hidden_shift_forget,
-    const float *hidden_shift_candidate,
-    const float *hidden_shift_output,
+    const float *scale_event_update,
+    const float *scale_event_forget,
+    const float *scale_event_candidate,
+    const float *scale_event_output,
+    const float *shift_event_update,
+    const float *shift_event_forget,
+    const float *shift_event_candidate,
+    const float *shift_event_output,
+    const float *scale_hidden_update,
+    const float *scale_hidden_forget,
+    const float *scale_hidden_candidate,
+    const float *scale_hidden_output,
+    const float *shift_hidden_update,
+    const float *shift_hidden_forget,
+    const float *shift_hidden_candidate,
+    const float *shift_hidden_output,
     const float *cell_scale,
     const float *cell_shift,
     const float *saved,
@@ -653,22 +653,22 @@ int lstm_ln_step_backward_f32(
     float *d_event_bias,
     float *d_hidden_weights,
     float *d_hidden_bias,
-    float *d_event_scale_update,
-    float *d_event_scale_forget,
-    float *d_event_scale_candidate,
-    float *d_event_scale_output,
-    float *d_event_shift_update,
-    float *d_event_shift_forget,
-    float *d_event_shift_candidate,
-    float *d_event_shift_output,
-    float *d_hidden_scale_update,
-    float *d_hidden_scale_forget,
-    float *d_hidden_scale_candidate,
-    float *d_hidden_scale_output,
-    float *d_hidden_shift_update,
-    float *d_hidden_shift_forget,
-    float *d_hidden_shift_candidate,
-    float *d_hidden_shift_output,
+    float *d_scale_event_update,
+    float *d_scale_event_forget,
+    float *d_scale_event_candidate,
+    float *d_scale_event_output,
+    float *d_shift_event_update,
+    float *d_shift_event_forget,
+    float *d_shift_event_candidate,
+    float *d_shift_event_output,
+    float *d_scale_hidden_update,
+    float *d_scale_hidden_forget,
+    float *d_scale_hidden_candidate,
+    float *d_scale_hidden_output,
+    float *d_shift_hidden_update,
+    float *d_shift_hidden_forget,
+    float *d_shift_hidden_candidate,
+    float *d_shift_hidden_output,
     float *d_cell_scale,
     float *d_cell_shift,
     float *d_event,
@@ -689,22 +689,22 @@ int lstm_ln_step_backward_f32(
  *   event_bias         (gates * hidden_size)
  *   hidden_weights     (gates * hidden_size, hidden_size), gates stacked
  *   hidden_bias        (gates * hidden_size)
- *   event_scale_update (hidden_size): per-unit parameter
- *   event_scale_forget (hidden_size): per-unit parameter
- *   event_scale_candidate (hidden_size): per-unit parameter
- *   event_scale_output (hidden_size): per-unit parameter
- *   event_shift_update (hidden_size): per-unit parameter
- *   event_shift_forget (hidden_size): per-unit parameter
- *   event_shift_candidate (hidden_size): per-unit parameter
- *   event_shift_output (hidden_size): per-unit parameter
- *   hidden_scale_update (hidden_size): per-unit parameter
- *   hidden_scale_forget (hidden_size): per-unit parameter
- *   hidden_scale_candidate (hidden_size): per-unit parameter
- *   hidden_scale_output (hidden_size): per-unit parameter
- *   hidden_shift_update (hidden_size): per-unit parameter
- *   hidden_shift_forget (hidden_size): per-unit parameter
- *   hidden_shift_candidate (hidden_size): per-unit parameter
- *   hidden_shift_output (hidden_size): per-unit parameter
+ *   scale_event_update (hidden_size): per-unit parameter
+ *   scale_event_forget (hidden_size): per-unit parameter
+ *   scale_event_candidate (hidden_size): per-unit parameter
+ *   scale_event_output (hidden_size): per-unit parameter
+ *   shift_event_update (hidden_size): per-unit parameter
+ *   shift_event_forget (hidden_size): per-unit parameter
+ *   shift_event_candidate (hidden_size): per-unit parameter
+ *   shift_event_output (hidden_size): per-unit parameter
+ *   scale_hidden_update (hidden_size): per-unit parameter
+ *   scale_hidden_forget (hidden_size): per-unit parameter
+ *   scale_hidden_candidate (hidden_size): per-unit parameter
+ *   scale_hidden_output (hidden_size): per-unit parameter
+ *   shift_hidden_update (hidden_size): per-unit parameter
+ *   shift_hidden_forget (hidden_size): per-unit parameter
+ *   shift_hidden_candidate (hidden_size): per-unit parameter
+ *   shift_hidden_output (hidden_size): per-unit parameter
  *   cell_scale         (hidden_size): per-unit parameter
  *   cell_shift         (hidden_size): per-unit parameter
  *   outputs            (steps, batch, hidden_size): the hidden state of every step
@@ -725,22 +725,22 @@ int lstm_ln_infer_f64(
     const double *event_bias,
     const double *hidden_weights,
     const double *hidden_bias,
-    const double *event_scale_update,
-    const double *event_scale_forget,
-    const double *event_scale_candidate,
-    const double *event_scale_output,
-    const double *event_shift_update,
-    const double *event_shift_forget,
-    const double *event_shift_candidate,
-    const double *event_shift_output,
-    const double *hidden_scale_update,
-    const double *hidden_scale_forget,
-    const double *hidden_scale_candidate,
-    const double *hidden_scale_output,
-    const double *hidden_shift_update,
-    const double *hidden_shift_forget,
-    const double *hidden_shift_candidate,
-    const double *hidden_shift_output,
+    const double *scale_event_update,
+    const double *scale_event_forget,
+    const double *scale_event_candidate,
+    const double *scale_event_output,
+    const double *shift_event_update,
+    const double *shift_event_forget,
+    const double *shift_event_candidate,
+    const double *shift_event_output,
+    const double *scale_hidden_update,
+    const double *scale_hidden_forget,
+    const double *scale_hidden_candidate,
+    const double *scale_hidden_output,
+    const double *shift_hidden_update,
+    const double *shift_hidden_forget,
+    const double *shift_hidden_candidate,
+    const double *shift_hidden_output,
     const double *cell_scale,
     const double *cell_shift,
     double *outputs,
@@ -760,22 +760,22 @@ int lstm_ln_infer_f32(
     const float *event_bias,
     const float *hidden_weights,
     const float *hidden_bias,
-    const float *event_scale_update,
-    const float *event_scale_forget,
-    const float *event_scale_candidate,
-    const float *event_scale_output,
-    const float *event_shift_update,
-    const float *event_shift_forget,
-    const float *event_shift_candidate,
-    const float *event_shift_output,
-    const float *hidden_scale_update,
-    const float *hidden_scale_forget,
-    const float *hidden_scale_candidate,
-    const float *hidden_scale_output,
-    const float *hidden_shift_update,
-    const float *hidden_shift_forget,
-    const float *hidden_shift_candidate,
-    const float *hidden_shift_output,
+    const float *scale_event_update,
+    const float *scale_event_forget,
+    const float *scale_event_candidate,
+    const float *scale_event_output,
+    const float *shift_event_update,
+    const float *shift_event_forget,
+    const float *shift_event_candidate,
+    const float *shift_event_output,
+    const float *scale_hidden_update,
+    const float *scale_hidden_forget,
+    const float *scale_hidden_candidate,
+    const float *scale_hidden_output,
+    const float *shift_hidden_update,
+    const float *shift_hidden_forget,
+    const float *shift_hidden_candidate,
+    const float *shift_hidden_output,
     const float *cell_scale,
     const float *cell_shift,
     float *outputs,

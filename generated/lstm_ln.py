@@ -21,7 +21,7 @@ Per unit the layer norms read two reductions over units each (``mean`` and ``rst
 :class:`lstm_sym.spec.Normalization`): ``event_mean``, ``event_rstd`` over the four gates' event
 parts (the 4H vector ``W_ih x``), ``hidden_mean``, ``hidden_rstd`` over the hidden parts and
 ``cell_mean``, ``cell_rstd`` over ``cell_raw``. The LN weights and biases are per-unit
-parameters, one per gate for LN_i and LN_h (``event_scale_<gate>``, ``event_shift_<gate>``, the
+parameters, one per gate for LN_i and LN_h (``scale_event_<gate>``, ``shift_event_<gate>``, the
 gate's H-row block of ``layernorm_i.weight``/``.bias``) and ``cell_scale``, ``cell_shift``.
 
 The recipe has no projection biases: the spec's event and hidden biases exist (every gate
@@ -34,22 +34,22 @@ Contents
     Per gate g in update, forget, candidate, output: ``event_<g>_weights`` (hidden, event),
     ``event_<g>_bias``, ``hidden_<g>_weights`` (hidden, hidden), ``hidden_<g>_bias``.
     Weights start at zero; a bias is a scalar (0 by default) or a (hidden,) vector.
-    ``event_scale_update``: per-unit parameter, shape (hidden,).
-    ``event_scale_forget``: per-unit parameter, shape (hidden,).
-    ``event_scale_candidate``: per-unit parameter, shape (hidden,).
-    ``event_scale_output``: per-unit parameter, shape (hidden,).
-    ``event_shift_update``: per-unit parameter, shape (hidden,).
-    ``event_shift_forget``: per-unit parameter, shape (hidden,).
-    ``event_shift_candidate``: per-unit parameter, shape (hidden,).
-    ``event_shift_output``: per-unit parameter, shape (hidden,).
-    ``hidden_scale_update``: per-unit parameter, shape (hidden,).
-    ``hidden_scale_forget``: per-unit parameter, shape (hidden,).
-    ``hidden_scale_candidate``: per-unit parameter, shape (hidden,).
-    ``hidden_scale_output``: per-unit parameter, shape (hidden,).
-    ``hidden_shift_update``: per-unit parameter, shape (hidden,).
-    ``hidden_shift_forget``: per-unit parameter, shape (hidden,).
-    ``hidden_shift_candidate``: per-unit parameter, shape (hidden,).
-    ``hidden_shift_output``: per-unit parameter, shape (hidden,).
+    ``scale_event_update``: per-unit parameter, shape (hidden,).
+    ``scale_event_forget``: per-unit parameter, shape (hidden,).
+    ``scale_event_candidate``: per-unit parameter, shape (hidden,).
+    ``scale_event_output``: per-unit parameter, shape (hidden,).
+    ``shift_event_update``: per-unit parameter, shape (hidden,).
+    ``shift_event_forget``: per-unit parameter, shape (hidden,).
+    ``shift_event_candidate``: per-unit parameter, shape (hidden,).
+    ``shift_event_output``: per-unit parameter, shape (hidden,).
+    ``scale_hidden_update``: per-unit parameter, shape (hidden,).
+    ``scale_hidden_forget``: per-unit parameter, shape (hidden,).
+    ``scale_hidden_candidate``: per-unit parameter, shape (hidden,).
+    ``scale_hidden_output``: per-unit parameter, shape (hidden,).
+    ``shift_hidden_update``: per-unit parameter, shape (hidden,).
+    ``shift_hidden_forget``: per-unit parameter, shape (hidden,).
+    ``shift_hidden_candidate``: per-unit parameter, shape (hidden,).
+    ``shift_hidden_output``: per-unit parameter, shape (hidden,).
     ``cell_scale``: per-unit parameter, shape (hidden,).
     ``cell_shift``: per-unit parameter, shape (hidden,).
 ``forward(parameters, events, h0=None, c0=None, lengths=None, cache=True)``
@@ -80,27 +80,6 @@ import numpy as np
 CELL = "lstm_ln"
 GATES = ("update", "forget", "candidate", "output")
 STATES = ("hidden", "cell")
-#: Per-unit parameters, (hidden_size,) each (their names begin as a gate's weights do).
-_UNIT_PARAMETERS = (
-    "event_scale_update",
-    "event_scale_forget",
-    "event_scale_candidate",
-    "event_scale_output",
-    "event_shift_update",
-    "event_shift_forget",
-    "event_shift_candidate",
-    "event_shift_output",
-    "hidden_scale_update",
-    "hidden_scale_forget",
-    "hidden_scale_candidate",
-    "hidden_scale_output",
-    "hidden_shift_update",
-    "hidden_shift_forget",
-    "hidden_shift_candidate",
-    "hidden_shift_output",
-    "cell_scale",
-    "cell_shift",
-)
 
 __all__ = ["Cache", "Gradients", "Parameters", "backward", "forward", "step"]
 
@@ -419,22 +398,22 @@ class Parameters:
         "event_output_bias",
         "hidden_output_weights",
         "hidden_output_bias",
-        "event_scale_update",
-        "event_scale_forget",
-        "event_scale_candidate",
-        "event_scale_output",
-        "event_shift_update",
-        "event_shift_forget",
-        "event_shift_candidate",
-        "event_shift_output",
-        "hidden_scale_update",
-        "hidden_scale_forget",
-        "hidden_scale_candidate",
-        "hidden_scale_output",
-        "hidden_shift_update",
-        "hidden_shift_forget",
-        "hidden_shift_candidate",
-        "hidden_shift_output",
+        "scale_event_update",
+        "scale_event_forget",
+        "scale_event_candidate",
+        "scale_event_output",
+        "shift_event_update",
+        "shift_event_forget",
+        "shift_event_candidate",
+        "shift_event_output",
+        "scale_hidden_update",
+        "scale_hidden_forget",
+        "scale_hidden_candidate",
+        "scale_hidden_output",
+        "shift_hidden_update",
+        "shift_hidden_forget",
+        "shift_hidden_candidate",
+        "shift_hidden_output",
         "cell_scale",
         "cell_shift",
     )
@@ -462,22 +441,22 @@ class Parameters:
         self.event_output_bias = 0
         self.hidden_output_weights = np.zeros((hidden_size, hidden_size), dtype=dtype)
         self.hidden_output_bias = 0
-        self.event_scale_update = np.zeros(hidden_size, dtype=dtype)
-        self.event_scale_forget = np.zeros(hidden_size, dtype=dtype)
-        self.event_scale_candidate = np.zeros(hidden_size, dtype=dtype)
-        self.event_scale_output = np.zeros(hidden_size, dtype=dtype)
-        self.event_shift_update = np.zeros(hidden_size, dtype=dtype)
-        self.event_shift_forget = np.zeros(hidden_size, dtype=dtype)
-        self.event_shift_candidate = np.zeros(hidden_size, dtype=dtype)
-        self.event_shift_output = np.zeros(hidden_size, dtype=dtype)
-        self.hidden_scale_update = np.zeros(hidden_size, dtype=dtype)
-        self.hidden_scale_forget = np.zeros(hidden_size, dtype=dtype)
-        self.hidden_scale_candidate = np.zeros(hidden_size, dtype=dtype)
-        self.hidden_scale_output = np.zeros(hidden_size, dtype=dtype)
-        self.hidden_shift_update = np.zeros(hidden_size, dtype=dtype)
-        self.hidden_shift_forget = np.zeros(hidden_size, dtype=dtype)
-        self.hidden_shift_candidate = np.zeros(hidden_size, dtype=dtype)
-        self.hidden_shift_output = np.zeros(hidden_size, dtype=dtype)
+        self.scale_event_update = np.zeros(hidden_size, dtype=dtype)
+        self.scale_event_forget = np.zeros(hidden_size, dtype=dtype)
+        self.scale_event_candidate = np.zeros(hidden_size, dtype=dtype)
+        self.scale_event_output = np.zeros(hidden_size, dtype=dtype)
+        self.shift_event_update = np.zeros(hidden_size, dtype=dtype)
+        self.shift_event_forget = np.zeros(hidden_size, dtype=dtype)
+        self.shift_event_candidate = np.zeros(hidden_size, dtype=dtype)
+        self.shift_event_output = np.zeros(hidden_size, dtype=dtype)
+        self.scale_hidden_update = np.zeros(hidden_size, dtype=dtype)
+        self.scale_hidden_forget = np.zeros(hidden_size, dtype=dtype)
+        self.scale_hidden_candidate = np.zeros(hidden_size, dtype=dtype)
+        self.scale_hidden_output = np.zeros(hidden_size, dtype=dtype)
+        self.shift_hidden_update = np.zeros(hidden_size, dtype=dtype)
+        self.shift_hidden_forget = np.zeros(hidden_size, dtype=dtype)
+        self.shift_hidden_candidate = np.zeros(hidden_size, dtype=dtype)
+        self.shift_hidden_output = np.zeros(hidden_size, dtype=dtype)
         self.cell_scale = np.zeros(hidden_size, dtype=dtype)
         self.cell_shift = np.zeros(hidden_size, dtype=dtype)
 
@@ -485,8 +464,6 @@ class Parameters:
         return f"{CELL}.Parameters(event_size={self.event_size}, hidden_size={self.hidden_size})"
 
     def _expected_shape(self, name):
-        if name in _UNIT_PARAMETERS:
-            return (self.hidden_size,), "(hidden_size,)"
         if name.endswith("_bias"):
             return None
         if name.startswith("event_"):
@@ -597,37 +574,37 @@ class Parameters:
         (
             "layernorm_i.weight",
             (
-                "event_scale_update",
-                "event_scale_forget",
-                "event_scale_candidate",
-                "event_scale_output",
+                "scale_event_update",
+                "scale_event_forget",
+                "scale_event_candidate",
+                "scale_event_output",
             ),
         ),
         (
             "layernorm_i.bias",
             (
-                "event_shift_update",
-                "event_shift_forget",
-                "event_shift_candidate",
-                "event_shift_output",
+                "shift_event_update",
+                "shift_event_forget",
+                "shift_event_candidate",
+                "shift_event_output",
             ),
         ),
         (
             "layernorm_h.weight",
             (
-                "hidden_scale_update",
-                "hidden_scale_forget",
-                "hidden_scale_candidate",
-                "hidden_scale_output",
+                "scale_hidden_update",
+                "scale_hidden_forget",
+                "scale_hidden_candidate",
+                "scale_hidden_output",
             ),
         ),
         (
             "layernorm_h.bias",
             (
-                "hidden_shift_update",
-                "hidden_shift_forget",
-                "hidden_shift_candidate",
-                "hidden_shift_output",
+                "shift_hidden_update",
+                "shift_hidden_forget",
+                "shift_hidden_candidate",
+                "shift_hidden_output",
             ),
         ),
         ("layernorm_c.weight", ("cell_scale",)),
@@ -957,22 +934,22 @@ def forward(parameters, events, h0=None, c0=None, lengths=None, cache=True):
     # the initial states into the state sequences; changing the caller's arrays after forward
     # changes no gradient.
     event_weights, event_bias, hidden_weights, hidden_bias = parameters.stacked(dtype)
-    event_scale_update = np.array(arrays["event_scale_update"], dtype=dtype)
-    event_scale_forget = np.array(arrays["event_scale_forget"], dtype=dtype)
-    event_scale_candidate = np.array(arrays["event_scale_candidate"], dtype=dtype)
-    event_scale_output = np.array(arrays["event_scale_output"], dtype=dtype)
-    event_shift_update = np.array(arrays["event_shift_update"], dtype=dtype)
-    event_shift_forget = np.array(arrays["event_shift_forget"], dtype=dtype)
-    event_shift_candidate = np.array(arrays["event_shift_candidate"], dtype=dtype)
-    event_shift_output = np.array(arrays["event_shift_output"], dtype=dtype)
-    hidden_scale_update = np.array(arrays["hidden_scale_update"], dtype=dtype)
-    hidden_scale_forget = np.array(arrays["hidden_scale_forget"], dtype=dtype)
-    hidden_scale_candidate = np.array(arrays["hidden_scale_candidate"], dtype=dtype)
-    hidden_scale_output = np.array(arrays["hidden_scale_output"], dtype=dtype)
-    hidden_shift_update = np.array(arrays["hidden_shift_update"], dtype=dtype)
-    hidden_shift_forget = np.array(arrays["hidden_shift_forget"], dtype=dtype)
-    hidden_shift_candidate = np.array(arrays["hidden_shift_candidate"], dtype=dtype)
-    hidden_shift_output = np.array(arrays["hidden_shift_output"], dtype=dtype)
+    scale_event_update = np.array(arrays["scale_event_update"], dtype=dtype)
+    scale_event_forget = np.array(arrays["scale_event_forget"], dtype=dtype)
+    scale_event_candidate = np.array(arrays["scale_event_candidate"], dtype=dtype)
+    scale_event_output = np.array(arrays["scale_event_output"], dtype=dtype)
+    shift_event_update = np.array(arrays["shift_event_update"], dtype=dtype)
+    shift_event_forget = np.array(arrays["shift_event_forget"], dtype=dtype)
+    shift_event_candidate = np.array(arrays["shift_event_candidate"], dtype=dtype)
+    shift_event_output = np.array(arrays["shift_event_output"], dtype=dtype)
+    scale_hidden_update = np.array(arrays["scale_hidden_update"], dtype=dtype)
+    scale_hidden_forget = np.array(arrays["scale_hidden_forget"], dtype=dtype)
+    scale_hidden_candidate = np.array(arrays["scale_hidden_candidate"], dtype=dtype)
+    scale_hidden_output = np.array(arrays["scale_hidden_output"], dtype=dtype)
+    shift_hidden_update = np.array(arrays["shift_hidden_update"], dtype=dtype)
+    shift_hidden_forget = np.array(arrays["shift_hidden_forget"], dtype=dtype)
+    shift_hidden_candidate = np.array(arrays["shift_hidden_candidate"], dtype=dtype)
+    shift_hidden_output = np.array(arrays["shift_hidden_output"], dtype=dtype)
     cell_scale = np.array(arrays["cell_scale"], dtype=dtype)
     cell_shift = np.array(arrays["cell_shift"], dtype=dtype)
     slice_update = slice(0 * hidden_size, 1 * hidden_size)
@@ -988,22 +965,22 @@ def forward(parameters, events, h0=None, c0=None, lengths=None, cache=True):
             hidden_size,
             arrays,
             (event_weights, event_bias, hidden_weights, hidden_bias),
-            event_scale_update,
-            event_scale_forget,
-            event_scale_candidate,
-            event_scale_output,
-            event_shift_update,
-            event_shift_forget,
-            event_shift_candidate,
-            event_shift_output,
-            hidden_scale_update,
-            hidden_scale_forget,
-            hidden_scale_candidate,
-            hidden_scale_output,
-            hidden_shift_update,
-            hidden_shift_forget,
-            hidden_shift_candidate,
-            hidden_shift_output,
+            scale_event_update,
+            scale_event_forget,
+            scale_event_candidate,
+            scale_event_output,
+            shift_event_update,
+            shift_event_forget,
+            shift_event_candidate,
+            shift_event_output,
+            scale_hidden_update,
+            scale_hidden_forget,
+            scale_hidden_candidate,
+            scale_hidden_output,
+            shift_hidden_update,
+            shift_hidden_forget,
+            shift_hidden_candidate,
+            shift_hidden_output,
             cell_scale,
             cell_shift,
             h0,
@@ -1100,36 +1077,36 @@ def forward(parameters, events, h0=None, c0=None, lengths=None, cache=True):
         hidden_rstd = 1 / np.sqrt(1 / 100000 + hidden_norm_variance)
         saved["hidden_mean"][t] = hidden_mean
         saved["hidden_rstd"][t] = hidden_rstd
-        # update = sigmoid(event_rstd*event_scale_update*(-event_mean + update_event) + event_shift_update + hidden_rstd*hidden_scale_update*(-hidden_mean + update_hidden) + hidden_shift_update)
+        # update = sigmoid(event_rstd*scale_event_update*(-event_mean + update_event) + hidden_rstd*scale_hidden_update*(-hidden_mean + update_hidden) + shift_event_update + shift_hidden_update)
         update = _sigmoid(
-            event_shift_update
-            + hidden_shift_update
-            + event_rstd * event_scale_update * (update_event - event_mean)
-            + hidden_rstd * hidden_scale_update * (update_hidden - hidden_mean),
+            shift_event_update
+            + shift_hidden_update
+            + event_rstd * scale_event_update * (update_event - event_mean)
+            + hidden_rstd * scale_hidden_update * (update_hidden - hidden_mean),
             out=saved["update"][t],
         )
-        # forget = sigmoid(event_rstd*event_scale_forget*(-event_mean + forget_event) + event_shift_forget + hidden_rstd*hidden_scale_forget*(forget_hidden - hidden_mean) + hidden_shift_forget)
+        # forget = sigmoid(event_rstd*scale_event_forget*(-event_mean + forget_event) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean) + shift_event_forget + shift_hidden_forget)
         forget = _sigmoid(
-            event_shift_forget
-            + hidden_shift_forget
-            + event_rstd * event_scale_forget * (forget_event - event_mean)
-            + hidden_rstd * hidden_scale_forget * (forget_hidden - hidden_mean),
+            shift_event_forget
+            + shift_hidden_forget
+            + event_rstd * scale_event_forget * (forget_event - event_mean)
+            + hidden_rstd * scale_hidden_forget * (forget_hidden - hidden_mean),
             out=saved["forget"][t],
         )
-        # candidate = tanh(event_rstd*event_scale_candidate*(candidate_event - event_mean) + event_shift_candidate + hidden_rstd*hidden_scale_candidate*(candidate_hidden - hidden_mean) + hidden_shift_candidate)
+        # candidate = tanh(event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean) + shift_event_candidate + shift_hidden_candidate)
         candidate = np.tanh(
-            event_shift_candidate
-            + hidden_shift_candidate
-            + event_rstd * event_scale_candidate * (candidate_event - event_mean)
-            + hidden_rstd * hidden_scale_candidate * (candidate_hidden - hidden_mean),
+            shift_event_candidate
+            + shift_hidden_candidate
+            + event_rstd * scale_event_candidate * (candidate_event - event_mean)
+            + hidden_rstd * scale_hidden_candidate * (candidate_hidden - hidden_mean),
             out=saved["candidate"][t],
         )
-        # output = sigmoid(event_rstd*event_scale_output*(-event_mean + output_event) + event_shift_output + hidden_rstd*hidden_scale_output*(-hidden_mean + output_hidden) + hidden_shift_output)
+        # output = sigmoid(event_rstd*scale_event_output*(-event_mean + output_event) + hidden_rstd*scale_hidden_output*(-hidden_mean + output_hidden) + shift_event_output + shift_hidden_output)
         output = _sigmoid(
-            event_shift_output
-            + hidden_shift_output
-            + event_rstd * event_scale_output * (output_event - event_mean)
-            + hidden_rstd * hidden_scale_output * (output_hidden - hidden_mean),
+            shift_event_output
+            + shift_hidden_output
+            + event_rstd * scale_event_output * (output_event - event_mean)
+            + hidden_rstd * scale_hidden_output * (output_hidden - hidden_mean),
             out=saved["output"][t],
         )
         # cell_raw = candidate*update + cell_prev*forget
@@ -1173,22 +1150,22 @@ def forward(parameters, events, h0=None, c0=None, lengths=None, cache=True):
         inputs=inputs,
         weights=(event_weights, event_bias, hidden_weights, hidden_bias),
         unit_parameters={
-            "event_scale_update": event_scale_update,
-            "event_scale_forget": event_scale_forget,
-            "event_scale_candidate": event_scale_candidate,
-            "event_scale_output": event_scale_output,
-            "event_shift_update": event_shift_update,
-            "event_shift_forget": event_shift_forget,
-            "event_shift_candidate": event_shift_candidate,
-            "event_shift_output": event_shift_output,
-            "hidden_scale_update": hidden_scale_update,
-            "hidden_scale_forget": hidden_scale_forget,
-            "hidden_scale_candidate": hidden_scale_candidate,
-            "hidden_scale_output": hidden_scale_output,
-            "hidden_shift_update": hidden_shift_update,
-            "hidden_shift_forget": hidden_shift_forget,
-            "hidden_shift_candidate": hidden_shift_candidate,
-            "hidden_shift_output": hidden_shift_output,
+            "scale_event_update": scale_event_update,
+            "scale_event_forget": scale_event_forget,
+            "scale_event_candidate": scale_event_candidate,
+            "scale_event_output": scale_event_output,
+            "shift_event_update": shift_event_update,
+            "shift_event_forget": shift_event_forget,
+            "shift_event_candidate": shift_event_candidate,
+            "shift_event_output": shift_event_output,
+            "scale_hidden_update": scale_hidden_update,
+            "scale_hidden_forget": scale_hidden_forget,
+            "scale_hidden_candidate": scale_hidden_candidate,
+            "scale_hidden_output": scale_hidden_output,
+            "shift_hidden_update": shift_hidden_update,
+            "shift_hidden_forget": shift_hidden_forget,
+            "shift_hidden_candidate": shift_hidden_candidate,
+            "shift_hidden_output": shift_hidden_output,
             "cell_scale": cell_scale,
             "cell_shift": cell_shift,
         },
@@ -1219,22 +1196,22 @@ def _forward_without_cache(
     hidden_size,
     arrays,
     weights,
-    event_scale_update,
-    event_scale_forget,
-    event_scale_candidate,
-    event_scale_output,
-    event_shift_update,
-    event_shift_forget,
-    event_shift_candidate,
-    event_shift_output,
-    hidden_scale_update,
-    hidden_scale_forget,
-    hidden_scale_candidate,
-    hidden_scale_output,
-    hidden_shift_update,
-    hidden_shift_forget,
-    hidden_shift_candidate,
-    hidden_shift_output,
+    scale_event_update,
+    scale_event_forget,
+    scale_event_candidate,
+    scale_event_output,
+    shift_event_update,
+    shift_event_forget,
+    shift_event_candidate,
+    shift_event_output,
+    scale_hidden_update,
+    scale_hidden_forget,
+    scale_hidden_candidate,
+    scale_hidden_output,
+    shift_hidden_update,
+    shift_hidden_forget,
+    shift_hidden_candidate,
+    shift_hidden_output,
     cell_scale,
     cell_shift,
     h0,
@@ -1302,33 +1279,33 @@ def _forward_without_cache(
             np.square(hidden_projection - hidden_mean), axis=1, keepdims=True
         )
         hidden_rstd = 1 / np.sqrt(1 / 100000 + hidden_norm_variance)
-        # update = sigmoid(event_rstd*event_scale_update*(-event_mean + update_event) + event_shift_update + hidden_rstd*hidden_scale_update*(-hidden_mean + update_hidden) + hidden_shift_update)
+        # update = sigmoid(event_rstd*scale_event_update*(-event_mean + update_event) + hidden_rstd*scale_hidden_update*(-hidden_mean + update_hidden) + shift_event_update + shift_hidden_update)
         update = _sigmoid(
-            event_shift_update
-            + hidden_shift_update
-            + event_rstd * event_scale_update * (update_event - event_mean)
-            + hidden_rstd * hidden_scale_update * (update_hidden - hidden_mean)
+            shift_event_update
+            + shift_hidden_update
+            + event_rstd * scale_event_update * (update_event - event_mean)
+            + hidden_rstd * scale_hidden_update * (update_hidden - hidden_mean)
         )
-        # forget = sigmoid(event_rstd*event_scale_forget*(-event_mean + forget_event) + event_shift_forget + hidden_rstd*hidden_scale_forget*(forget_hidden - hidden_mean) + hidden_shift_forget)
+        # forget = sigmoid(event_rstd*scale_event_forget*(-event_mean + forget_event) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean) + shift_event_forget + shift_hidden_forget)
         forget = _sigmoid(
-            event_shift_forget
-            + hidden_shift_forget
-            + event_rstd * event_scale_forget * (forget_event - event_mean)
-            + hidden_rstd * hidden_scale_forget * (forget_hidden - hidden_mean)
+            shift_event_forget
+            + shift_hidden_forget
+            + event_rstd * scale_event_forget * (forget_event - event_mean)
+            + hidden_rstd * scale_hidden_forget * (forget_hidden - hidden_mean)
         )
-        # candidate = tanh(event_rstd*event_scale_candidate*(candidate_event - event_mean) + event_shift_candidate + hidden_rstd*hidden_scale_candidate*(candidate_hidden - hidden_mean) + hidden_shift_candidate)
+        # candidate = tanh(event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean) + shift_event_candidate + shift_hidden_candidate)
         candidate = np.tanh(
-            event_shift_candidate
-            + hidden_shift_candidate
-            + event_rstd * event_scale_candidate * (candidate_event - event_mean)
-            + hidden_rstd * hidden_scale_candidate * (candidate_hidden - hidden_mean)
+            shift_event_candidate
+            + shift_hidden_candidate
+            + event_rstd * scale_event_candidate * (candidate_event - event_mean)
+            + hidden_rstd * scale_hidden_candidate * (candidate_hidden - hidden_mean)
         )
-        # output = sigmoid(event_rstd*event_scale_output*(-event_mean + output_event) + event_shift_output + hidden_rstd*hidden_scale_output*(-hidden_mean + output_hidden) + hidden_shift_output)
+        # output = sigmoid(event_rstd*scale_event_output*(-event_mean + output_event) + hidden_rstd*scale_hidden_output*(-hidden_mean + output_hidden) + shift_event_output + shift_hidden_output)
         output = _sigmoid(
-            event_shift_output
-            + hidden_shift_output
-            + event_rstd * event_scale_output * (output_event - event_mean)
-            + hidden_rstd * hidden_scale_output * (output_hidden - hidden_mean)
+            shift_event_output
+            + shift_hidden_output
+            + event_rstd * scale_event_output * (output_event - event_mean)
+            + hidden_rstd * scale_hidden_output * (output_hidden - hidden_mean)
         )
         # cell_raw = candidate*update + cell_prev*forget
         cell_raw = candidate * update + cell_prev * forget
@@ -1450,38 +1427,38 @@ def backward(cache, d_outputs, d_h_last=None, d_c_last=None):
         # are constants)
         d_outputs = np.where(cache.padded[:, :, None], dtype.type(0), d_outputs)
     event_weights, _, hidden_weights, _ = cache.weights
-    event_scale_update = cache.unit_parameters["event_scale_update"]
-    grad_event_scale_update = np.zeros(hidden_size, dtype=dtype)
-    event_scale_forget = cache.unit_parameters["event_scale_forget"]
-    grad_event_scale_forget = np.zeros(hidden_size, dtype=dtype)
-    event_scale_candidate = cache.unit_parameters["event_scale_candidate"]
-    grad_event_scale_candidate = np.zeros(hidden_size, dtype=dtype)
-    event_scale_output = cache.unit_parameters["event_scale_output"]
-    grad_event_scale_output = np.zeros(hidden_size, dtype=dtype)
-    event_shift_update = cache.unit_parameters["event_shift_update"]
-    grad_event_shift_update = np.zeros(hidden_size, dtype=dtype)
-    event_shift_forget = cache.unit_parameters["event_shift_forget"]
-    grad_event_shift_forget = np.zeros(hidden_size, dtype=dtype)
-    event_shift_candidate = cache.unit_parameters["event_shift_candidate"]
-    grad_event_shift_candidate = np.zeros(hidden_size, dtype=dtype)
-    event_shift_output = cache.unit_parameters["event_shift_output"]
-    grad_event_shift_output = np.zeros(hidden_size, dtype=dtype)
-    hidden_scale_update = cache.unit_parameters["hidden_scale_update"]
-    grad_hidden_scale_update = np.zeros(hidden_size, dtype=dtype)
-    hidden_scale_forget = cache.unit_parameters["hidden_scale_forget"]
-    grad_hidden_scale_forget = np.zeros(hidden_size, dtype=dtype)
-    hidden_scale_candidate = cache.unit_parameters["hidden_scale_candidate"]
-    grad_hidden_scale_candidate = np.zeros(hidden_size, dtype=dtype)
-    hidden_scale_output = cache.unit_parameters["hidden_scale_output"]
-    grad_hidden_scale_output = np.zeros(hidden_size, dtype=dtype)
-    hidden_shift_update = cache.unit_parameters["hidden_shift_update"]
-    grad_hidden_shift_update = np.zeros(hidden_size, dtype=dtype)
-    hidden_shift_forget = cache.unit_parameters["hidden_shift_forget"]
-    grad_hidden_shift_forget = np.zeros(hidden_size, dtype=dtype)
-    hidden_shift_candidate = cache.unit_parameters["hidden_shift_candidate"]
-    grad_hidden_shift_candidate = np.zeros(hidden_size, dtype=dtype)
-    hidden_shift_output = cache.unit_parameters["hidden_shift_output"]
-    grad_hidden_shift_output = np.zeros(hidden_size, dtype=dtype)
+    scale_event_update = cache.unit_parameters["scale_event_update"]
+    grad_scale_event_update = np.zeros(hidden_size, dtype=dtype)
+    scale_event_forget = cache.unit_parameters["scale_event_forget"]
+    grad_scale_event_forget = np.zeros(hidden_size, dtype=dtype)
+    scale_event_candidate = cache.unit_parameters["scale_event_candidate"]
+    grad_scale_event_candidate = np.zeros(hidden_size, dtype=dtype)
+    scale_event_output = cache.unit_parameters["scale_event_output"]
+    grad_scale_event_output = np.zeros(hidden_size, dtype=dtype)
+    shift_event_update = cache.unit_parameters["shift_event_update"]
+    grad_shift_event_update = np.zeros(hidden_size, dtype=dtype)
+    shift_event_forget = cache.unit_parameters["shift_event_forget"]
+    grad_shift_event_forget = np.zeros(hidden_size, dtype=dtype)
+    shift_event_candidate = cache.unit_parameters["shift_event_candidate"]
+    grad_shift_event_candidate = np.zeros(hidden_size, dtype=dtype)
+    shift_event_output = cache.unit_parameters["shift_event_output"]
+    grad_shift_event_output = np.zeros(hidden_size, dtype=dtype)
+    scale_hidden_update = cache.unit_parameters["scale_hidden_update"]
+    grad_scale_hidden_update = np.zeros(hidden_size, dtype=dtype)
+    scale_hidden_forget = cache.unit_parameters["scale_hidden_forget"]
+    grad_scale_hidden_forget = np.zeros(hidden_size, dtype=dtype)
+    scale_hidden_candidate = cache.unit_parameters["scale_hidden_candidate"]
+    grad_scale_hidden_candidate = np.zeros(hidden_size, dtype=dtype)
+    scale_hidden_output = cache.unit_parameters["scale_hidden_output"]
+    grad_scale_hidden_output = np.zeros(hidden_size, dtype=dtype)
+    shift_hidden_update = cache.unit_parameters["shift_hidden_update"]
+    grad_shift_hidden_update = np.zeros(hidden_size, dtype=dtype)
+    shift_hidden_forget = cache.unit_parameters["shift_hidden_forget"]
+    grad_shift_hidden_forget = np.zeros(hidden_size, dtype=dtype)
+    shift_hidden_candidate = cache.unit_parameters["shift_hidden_candidate"]
+    grad_shift_hidden_candidate = np.zeros(hidden_size, dtype=dtype)
+    shift_hidden_output = cache.unit_parameters["shift_hidden_output"]
+    grad_shift_hidden_output = np.zeros(hidden_size, dtype=dtype)
     cell_scale = cache.unit_parameters["cell_scale"]
     grad_cell_scale = np.zeros(hidden_size, dtype=dtype)
     cell_shift = cache.unit_parameters["cell_shift"]
@@ -1551,7 +1528,7 @@ def backward(cache, d_outputs, d_h_last=None, d_c_last=None):
         # common subexpression
         tmp1 = d_output * output * (1 - output)
         # common subexpression
-        tmp2 = event_scale_output * tmp1
+        tmp2 = scale_event_output * tmp1
         # common subexpression
         tmp3 = hidden_size ** (-1.0)
         # dL/dcell_raw
@@ -1565,25 +1542,25 @@ def backward(cache, d_outputs, d_h_last=None, d_c_last=None):
         # common subexpression
         tmp4 = candidate * d_candidate * (1 - update)
         # common subexpression
-        tmp5 = event_scale_update * tmp4
+        tmp5 = scale_event_update * tmp4
         # dL/dforget
         d_forget = cell_prev * d_cell_raw
         # common subexpression
         tmp6 = d_forget * forget * (1 - forget)
         # common subexpression
-        tmp7 = event_scale_forget * tmp6
+        tmp7 = scale_event_forget * tmp6
         # common subexpression
         tmp8 = d_candidate * (1 - candidate**2)
         # common subexpression
-        tmp9 = event_scale_candidate * tmp8
+        tmp9 = scale_event_candidate * tmp8
         # common subexpression
-        tmp10 = hidden_scale_output * tmp1
+        tmp10 = scale_hidden_output * tmp1
         # common subexpression
-        tmp11 = hidden_scale_update * tmp4
+        tmp11 = scale_hidden_update * tmp4
         # common subexpression
-        tmp12 = hidden_scale_forget * tmp6
+        tmp12 = scale_hidden_forget * tmp6
         # common subexpression
-        tmp13 = hidden_scale_candidate * tmp8
+        tmp13 = scale_hidden_candidate * tmp8
         # common subexpression
         tmp14 = -hidden_mean
         # dL/devent_mean
@@ -1624,10 +1601,10 @@ def backward(cache, d_outputs, d_h_last=None, d_c_last=None):
         tmp16 = (1 / 4) * tmp15
         # common subexpression
         tmp17 = D_event_mean * tmp16
-        # dL/dhidden_shift_update
-        d_hidden_shift_update = d_update * update * (1 - update)
+        # dL/dshift_hidden_update
+        d_shift_hidden_update = d_update * update * (1 - update)
         # common subexpression
-        tmp18 = d_hidden_shift_update * event_rstd
+        tmp18 = d_shift_hidden_update * event_rstd
         # common subexpression
         tmp19 = update_event - event_mean
         # common subexpression
@@ -1637,125 +1614,125 @@ def backward(cache, d_outputs, d_h_last=None, d_c_last=None):
         # common subexpression
         tmp22 = D_hidden_mean * tmp16
         # common subexpression
-        tmp23 = d_hidden_shift_update * hidden_rstd
+        tmp23 = d_shift_hidden_update * hidden_rstd
         # common subexpression
         tmp24 = update_hidden - hidden_mean
         # common subexpression
         tmp25 = D_hidden_norm_variance * tmp20
-        # dL/dhidden_shift_forget
-        d_hidden_shift_forget = d_forget * forget * (1 - forget)
+        # dL/dshift_hidden_forget
+        d_shift_hidden_forget = d_forget * forget * (1 - forget)
         # common subexpression
-        tmp26 = d_hidden_shift_forget * event_rstd
+        tmp26 = d_shift_hidden_forget * event_rstd
         # common subexpression
         tmp27 = forget_event - event_mean
         # common subexpression
-        tmp28 = d_hidden_shift_forget * hidden_rstd
+        tmp28 = d_shift_hidden_forget * hidden_rstd
         # common subexpression
         tmp29 = -hidden_mean
         # common subexpression
         tmp30 = forget_hidden + tmp29
         # common subexpression
         tmp31 = candidate_event - event_mean
-        # dL/dhidden_shift_candidate
-        d_hidden_shift_candidate = d_candidate * (1 - candidate**2)
+        # dL/dshift_hidden_candidate
+        d_shift_hidden_candidate = d_candidate * (1 - candidate**2)
         # common subexpression
-        tmp32 = d_hidden_shift_candidate * event_rstd
+        tmp32 = d_shift_hidden_candidate * event_rstd
         # common subexpression
         tmp33 = candidate_hidden + tmp29
         # common subexpression
-        tmp34 = d_hidden_shift_candidate * hidden_rstd
-        # dL/dhidden_shift_output
-        d_hidden_shift_output = d_output * output * (1 - output)
+        tmp34 = d_shift_hidden_candidate * hidden_rstd
+        # dL/dshift_hidden_output
+        d_shift_hidden_output = d_output * output * (1 - output)
         # common subexpression
-        tmp35 = d_hidden_shift_output * event_rstd
+        tmp35 = d_shift_hidden_output * event_rstd
         # common subexpression
         tmp36 = output_event - event_mean
         # common subexpression
-        tmp37 = d_hidden_shift_output * hidden_rstd
+        tmp37 = d_shift_hidden_output * hidden_rstd
         # common subexpression
         tmp38 = output_hidden - hidden_mean
         # dL/dupdate_event
         np.add(
-            tmp17 + event_scale_update * tmp18, tmp19 * tmp21, out=delta_event[t, :, slice_update]
+            tmp17 + scale_event_update * tmp18, tmp19 * tmp21, out=delta_event[t, :, slice_update]
         )
         # dL/dupdate_hidden
         np.add(
-            tmp22 + hidden_scale_update * tmp23, tmp24 * tmp25, out=delta_hidden[t, :, slice_update]
+            tmp22 + scale_hidden_update * tmp23, tmp24 * tmp25, out=delta_hidden[t, :, slice_update]
         )
         # dL/dforget_event
         np.add(
-            tmp17 + event_scale_forget * tmp26, tmp21 * tmp27, out=delta_event[t, :, slice_forget]
+            tmp17 + scale_event_forget * tmp26, tmp21 * tmp27, out=delta_event[t, :, slice_forget]
         )
         # dL/dforget_hidden
         np.add(
-            tmp22 + hidden_scale_forget * tmp28, tmp25 * tmp30, out=delta_hidden[t, :, slice_forget]
+            tmp22 + scale_hidden_forget * tmp28, tmp25 * tmp30, out=delta_hidden[t, :, slice_forget]
         )
         # dL/dcandidate_event
         np.add(
-            tmp17 + event_scale_candidate * tmp32,
+            tmp17 + scale_event_candidate * tmp32,
             tmp21 * tmp31,
             out=delta_event[t, :, slice_candidate],
         )
         # dL/dcandidate_hidden
         np.add(
-            tmp22 + hidden_scale_candidate * tmp34,
+            tmp22 + scale_hidden_candidate * tmp34,
             tmp25 * tmp33,
             out=delta_hidden[t, :, slice_candidate],
         )
         # dL/doutput_event
         np.add(
-            tmp17 + event_scale_output * tmp35, tmp21 * tmp36, out=delta_event[t, :, slice_output]
+            tmp17 + scale_event_output * tmp35, tmp21 * tmp36, out=delta_event[t, :, slice_output]
         )
         # dL/doutput_hidden
         np.add(
-            tmp22 + hidden_scale_output * tmp37, tmp25 * tmp38, out=delta_hidden[t, :, slice_output]
+            tmp22 + scale_hidden_output * tmp37, tmp25 * tmp38, out=delta_hidden[t, :, slice_output]
         )
         # dL/dcell_prev
         d_cell_prev = d_cell_raw * forget
-        # dL/devent_scale_update
-        d_event_scale_update = tmp18 * tmp19
-        # dL/devent_scale_forget
-        d_event_scale_forget = tmp26 * tmp27
-        # dL/devent_scale_candidate
-        d_event_scale_candidate = tmp31 * tmp32
-        # dL/devent_scale_output
-        d_event_scale_output = tmp35 * tmp36
-        # dL/devent_shift_update
-        d_event_shift_update = d_hidden_shift_update
-        # dL/devent_shift_forget
-        d_event_shift_forget = d_hidden_shift_forget
-        # dL/devent_shift_candidate
-        d_event_shift_candidate = d_hidden_shift_candidate
-        # dL/devent_shift_output
-        d_event_shift_output = d_hidden_shift_output
-        # dL/dhidden_scale_update
-        d_hidden_scale_update = tmp23 * tmp24
-        # dL/dhidden_scale_forget
-        d_hidden_scale_forget = tmp28 * tmp30
-        # dL/dhidden_scale_candidate
-        d_hidden_scale_candidate = tmp33 * tmp34
-        # dL/dhidden_scale_output
-        d_hidden_scale_output = tmp37 * tmp38
+        # dL/dscale_event_update
+        d_scale_event_update = tmp18 * tmp19
+        # dL/dscale_event_forget
+        d_scale_event_forget = tmp26 * tmp27
+        # dL/dscale_event_candidate
+        d_scale_event_candidate = tmp31 * tmp32
+        # dL/dscale_event_output
+        d_scale_event_output = tmp35 * tmp36
+        # dL/dshift_event_update
+        d_shift_event_update = d_shift_hidden_update
+        # dL/dshift_event_forget
+        d_shift_event_forget = d_shift_hidden_forget
+        # dL/dshift_event_candidate
+        d_shift_event_candidate = d_shift_hidden_candidate
+        # dL/dshift_event_output
+        d_shift_event_output = d_shift_hidden_output
+        # dL/dscale_hidden_update
+        d_scale_hidden_update = tmp23 * tmp24
+        # dL/dscale_hidden_forget
+        d_scale_hidden_forget = tmp28 * tmp30
+        # dL/dscale_hidden_candidate
+        d_scale_hidden_candidate = tmp33 * tmp34
+        # dL/dscale_hidden_output
+        d_scale_hidden_output = tmp37 * tmp38
         # dL/dcell_scale
         d_cell_scale = cell_rstd * d_cell * (cell_raw - cell_mean)
         # dL/dcell_shift
         d_cell_shift = d_cell
-        grad_event_scale_update += d_event_scale_update.sum(axis=0)
-        grad_event_scale_forget += d_event_scale_forget.sum(axis=0)
-        grad_event_scale_candidate += d_event_scale_candidate.sum(axis=0)
-        grad_event_scale_output += d_event_scale_output.sum(axis=0)
-        grad_event_shift_update += d_event_shift_update.sum(axis=0)
-        grad_event_shift_forget += d_event_shift_forget.sum(axis=0)
-        grad_event_shift_candidate += d_event_shift_candidate.sum(axis=0)
-        grad_event_shift_output += d_event_shift_output.sum(axis=0)
-        grad_hidden_scale_update += d_hidden_scale_update.sum(axis=0)
-        grad_hidden_scale_forget += d_hidden_scale_forget.sum(axis=0)
-        grad_hidden_scale_candidate += d_hidden_scale_candidate.sum(axis=0)
-        grad_hidden_scale_output += d_hidden_scale_output.sum(axis=0)
-        grad_hidden_shift_update += d_hidden_shift_update.sum(axis=0)
-        grad_hidden_shift_forget += d_hidden_shift_forget.sum(axis=0)
-        grad_hidden_shift_candidate += d_hidden_shift_candidate.sum(axis=0)
-        grad_hidden_shift_output += d_hidden_shift_output.sum(axis=0)
+        grad_scale_event_update += d_scale_event_update.sum(axis=0)
+        grad_scale_event_forget += d_scale_event_forget.sum(axis=0)
+        grad_scale_event_candidate += d_scale_event_candidate.sum(axis=0)
+        grad_scale_event_output += d_scale_event_output.sum(axis=0)
+        grad_shift_event_update += d_shift_event_update.sum(axis=0)
+        grad_shift_event_forget += d_shift_event_forget.sum(axis=0)
+        grad_shift_event_candidate += d_shift_event_candidate.sum(axis=0)
+        grad_shift_event_output += d_shift_event_output.sum(axis=0)
+        grad_scale_hidden_update += d_scale_hidden_update.sum(axis=0)
+        grad_scale_hidden_forget += d_scale_hidden_forget.sum(axis=0)
+        grad_scale_hidden_candidate += d_scale_hidden_candidate.sum(axis=0)
+        grad_scale_hidden_output += d_scale_hidden_output.sum(axis=0)
+        grad_shift_hidden_update += d_shift_hidden_update.sum(axis=0)
+        grad_shift_hidden_forget += d_shift_hidden_forget.sum(axis=0)
+        grad_shift_hidden_candidate += d_shift_hidden_candidate.sum(axis=0)
+        grad_shift_hidden_output += d_shift_hidden_output.sum(axis=0)
         grad_cell_scale += d_cell_scale.sum(axis=0)
         grad_cell_shift += d_cell_shift.sum(axis=0)
         # Backpropagation through time: dL/dh_{t-1} = (direct part) + Delta_hidden W_hidden
@@ -1788,22 +1765,22 @@ def backward(cache, d_outputs, d_h_last=None, d_c_last=None):
         setattr(grads, f"event_{gate}_bias", grad_event_bias[rows])
         setattr(grads, f"hidden_{gate}_weights", grad_hidden_weights[rows])
         setattr(grads, f"hidden_{gate}_bias", grad_hidden_bias[rows])
-    grads.event_scale_update = grad_event_scale_update
-    grads.event_scale_forget = grad_event_scale_forget
-    grads.event_scale_candidate = grad_event_scale_candidate
-    grads.event_scale_output = grad_event_scale_output
-    grads.event_shift_update = grad_event_shift_update
-    grads.event_shift_forget = grad_event_shift_forget
-    grads.event_shift_candidate = grad_event_shift_candidate
-    grads.event_shift_output = grad_event_shift_output
-    grads.hidden_scale_update = grad_hidden_scale_update
-    grads.hidden_scale_forget = grad_hidden_scale_forget
-    grads.hidden_scale_candidate = grad_hidden_scale_candidate
-    grads.hidden_scale_output = grad_hidden_scale_output
-    grads.hidden_shift_update = grad_hidden_shift_update
-    grads.hidden_shift_forget = grad_hidden_shift_forget
-    grads.hidden_shift_candidate = grad_hidden_shift_candidate
-    grads.hidden_shift_output = grad_hidden_shift_output
+    grads.scale_event_update = grad_scale_event_update
+    grads.scale_event_forget = grad_scale_event_forget
+    grads.scale_event_candidate = grad_scale_event_candidate
+    grads.scale_event_output = grad_scale_event_output
+    grads.shift_event_update = grad_shift_event_update
+    grads.shift_event_forget = grad_shift_event_forget
+    grads.shift_event_candidate = grad_shift_event_candidate
+    grads.shift_event_output = grad_shift_event_output
+    grads.scale_hidden_update = grad_scale_hidden_update
+    grads.scale_hidden_forget = grad_scale_hidden_forget
+    grads.scale_hidden_candidate = grad_scale_hidden_candidate
+    grads.scale_hidden_output = grad_scale_hidden_output
+    grads.shift_hidden_update = grad_shift_hidden_update
+    grads.shift_hidden_forget = grad_shift_hidden_forget
+    grads.shift_hidden_candidate = grad_shift_hidden_candidate
+    grads.shift_hidden_output = grad_shift_hidden_output
     grads.cell_scale = grad_cell_scale
     grads.cell_shift = grad_cell_shift
     grads.events = grad_inputs if cache.batched else grad_inputs[:, 0]

@@ -21,7 +21,7 @@ Per unit the layer norms read two reductions over units each (``mean`` and ``rst
 :class:`lstm_sym.spec.Normalization`): ``event_mean``, ``event_rstd`` over the four gates' event
 parts (the 4H vector ``W_ih x``), ``hidden_mean``, ``hidden_rstd`` over the hidden parts and
 ``cell_mean``, ``cell_rstd`` over ``cell_raw``. The LN weights and biases are per-unit
-parameters, one per gate for LN_i and LN_h (``event_scale_<gate>``, ``event_shift_<gate>``, the
+parameters, one per gate for LN_i and LN_h (``scale_event_<gate>``, ``shift_event_<gate>``, the
 gate's H-row block of ``layernorm_i.weight``/``.bias``) and ``cell_scale``, ``cell_shift``.
 
 The recipe has no projection biases: the spec's event and hidden biases exist (every gate
@@ -63,22 +63,22 @@ WEIGHTS = (
     "event_bias",
     "hidden_weights",
     "hidden_bias",
-    "event_scale_update",
-    "event_scale_forget",
-    "event_scale_candidate",
-    "event_scale_output",
-    "event_shift_update",
-    "event_shift_forget",
-    "event_shift_candidate",
-    "event_shift_output",
-    "hidden_scale_update",
-    "hidden_scale_forget",
-    "hidden_scale_candidate",
-    "hidden_scale_output",
-    "hidden_shift_update",
-    "hidden_shift_forget",
-    "hidden_shift_candidate",
-    "hidden_shift_output",
+    "scale_event_update",
+    "scale_event_forget",
+    "scale_event_candidate",
+    "scale_event_output",
+    "shift_event_update",
+    "shift_event_forget",
+    "shift_event_candidate",
+    "shift_event_output",
+    "scale_hidden_update",
+    "scale_hidden_forget",
+    "scale_hidden_candidate",
+    "scale_hidden_output",
+    "shift_hidden_update",
+    "shift_hidden_forget",
+    "shift_hidden_candidate",
+    "shift_hidden_output",
     "cell_scale",
     "cell_shift",
 )
@@ -113,22 +113,22 @@ def forward_graph(events, initial_states, weights, lengths=None):
         event_bias,
         hidden_weights,
         hidden_bias,
-        event_scale_update,
-        event_scale_forget,
-        event_scale_candidate,
-        event_scale_output,
-        event_shift_update,
-        event_shift_forget,
-        event_shift_candidate,
-        event_shift_output,
-        hidden_scale_update,
-        hidden_scale_forget,
-        hidden_scale_candidate,
-        hidden_scale_output,
-        hidden_shift_update,
-        hidden_shift_forget,
-        hidden_shift_candidate,
-        hidden_shift_output,
+        scale_event_update,
+        scale_event_forget,
+        scale_event_candidate,
+        scale_event_output,
+        shift_event_update,
+        shift_event_forget,
+        shift_event_candidate,
+        shift_event_output,
+        scale_hidden_update,
+        scale_hidden_forget,
+        scale_hidden_candidate,
+        scale_hidden_output,
+        shift_hidden_update,
+        shift_hidden_forget,
+        shift_hidden_candidate,
+        shift_hidden_output,
         cell_scale,
         cell_shift,
     ) = weights
@@ -196,41 +196,41 @@ def forward_graph(events, initial_states, weights, lengths=None):
         statistics[2, t] = hidden_mean
         # kept for backward
         statistics[3, t] = hidden_rstd
-        # update = sigmoid(event_rstd*event_scale_update*(-event_mean + update_event) +
-        # event_shift_update + hidden_rstd*hidden_scale_update*(-hidden_mean + update_hidden) +
-        # hidden_shift_update) (eq:forward-update)
+        # update = sigmoid(event_rstd*scale_event_update*(-event_mean + update_event) +
+        # hidden_rstd*scale_hidden_update*(-hidden_mean + update_hidden) + shift_event_update +
+        # shift_hidden_update) (eq:forward-update)
         update = torch.sigmoid(
-            event_shift_update
-            + hidden_shift_update
-            + event_rstd * event_scale_update * (update_event - event_mean)
-            + hidden_rstd * hidden_scale_update * (update_hidden - hidden_mean)
+            shift_event_update
+            + shift_hidden_update
+            + event_rstd * scale_event_update * (update_event - event_mean)
+            + hidden_rstd * scale_hidden_update * (update_hidden - hidden_mean)
         )
-        # forget = sigmoid(event_rstd*event_scale_forget*(-event_mean + forget_event) +
-        # event_shift_forget + hidden_rstd*hidden_scale_forget*(forget_hidden - hidden_mean) +
-        # hidden_shift_forget) (eq:forward-forget)
+        # forget = sigmoid(event_rstd*scale_event_forget*(-event_mean + forget_event) +
+        # hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean) + shift_event_forget +
+        # shift_hidden_forget) (eq:forward-forget)
         forget = torch.sigmoid(
-            event_shift_forget
-            + hidden_shift_forget
-            + event_rstd * event_scale_forget * (forget_event - event_mean)
-            + hidden_rstd * hidden_scale_forget * (forget_hidden - hidden_mean)
+            shift_event_forget
+            + shift_hidden_forget
+            + event_rstd * scale_event_forget * (forget_event - event_mean)
+            + hidden_rstd * scale_hidden_forget * (forget_hidden - hidden_mean)
         )
-        # candidate = tanh(event_rstd*event_scale_candidate*(candidate_event - event_mean) +
-        # event_shift_candidate + hidden_rstd*hidden_scale_candidate*(candidate_hidden -
-        # hidden_mean) + hidden_shift_candidate) (eq:forward-candidate)
+        # candidate = tanh(event_rstd*scale_event_candidate*(candidate_event - event_mean) +
+        # hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean) +
+        # shift_event_candidate + shift_hidden_candidate) (eq:forward-candidate)
         candidate = torch.tanh(
-            event_shift_candidate
-            + hidden_shift_candidate
-            + event_rstd * event_scale_candidate * (candidate_event - event_mean)
-            + hidden_rstd * hidden_scale_candidate * (candidate_hidden - hidden_mean)
+            shift_event_candidate
+            + shift_hidden_candidate
+            + event_rstd * scale_event_candidate * (candidate_event - event_mean)
+            + hidden_rstd * scale_hidden_candidate * (candidate_hidden - hidden_mean)
         )
-        # output = sigmoid(event_rstd*event_scale_output*(-event_mean + output_event) +
-        # event_shift_output + hidden_rstd*hidden_scale_output*(-hidden_mean + output_hidden) +
-        # hidden_shift_output) (eq:forward-output)
+        # output = sigmoid(event_rstd*scale_event_output*(-event_mean + output_event) +
+        # hidden_rstd*scale_hidden_output*(-hidden_mean + output_hidden) + shift_event_output +
+        # shift_hidden_output) (eq:forward-output)
         output = torch.sigmoid(
-            event_shift_output
-            + hidden_shift_output
-            + event_rstd * event_scale_output * (output_event - event_mean)
-            + hidden_rstd * hidden_scale_output * (output_hidden - hidden_mean)
+            shift_event_output
+            + shift_hidden_output
+            + event_rstd * scale_event_output * (output_event - event_mean)
+            + hidden_rstd * scale_hidden_output * (output_hidden - hidden_mean)
         )
         # cell_raw = candidate*update + cell_prev*forget (eq:forward-cell-raw)
         cell_raw = candidate * update + cell_prev * forget
@@ -296,18 +296,18 @@ def backward(events, initial_states, weights, lengths, saved, d_outputs, d_final
         _,
         hidden_weights,
         hidden_bias,
-        event_scale_update,
-        event_scale_forget,
-        event_scale_candidate,
-        event_scale_output,
+        scale_event_update,
+        scale_event_forget,
+        scale_event_candidate,
+        scale_event_output,
         _,
         _,
         _,
         _,
-        hidden_scale_update,
-        hidden_scale_forget,
-        hidden_scale_candidate,
-        hidden_scale_output,
+        scale_hidden_update,
+        scale_hidden_forget,
+        scale_hidden_candidate,
+        scale_hidden_output,
         _,
         _,
         _,
@@ -328,22 +328,22 @@ def backward(events, initial_states, weights, lengths, saved, d_outputs, d_final
         # never read, dL/d(outputs) there has no effect (the outputs there are constants)
         events = torch.where(running, events, 0)
         d_outputs = torch.where(running, d_outputs, 0)
-    grad_event_scale_update = events.new_zeros(hidden_size)
-    grad_event_scale_forget = events.new_zeros(hidden_size)
-    grad_event_scale_candidate = events.new_zeros(hidden_size)
-    grad_event_scale_output = events.new_zeros(hidden_size)
-    grad_event_shift_update = events.new_zeros(hidden_size)
-    grad_event_shift_forget = events.new_zeros(hidden_size)
-    grad_event_shift_candidate = events.new_zeros(hidden_size)
-    grad_event_shift_output = events.new_zeros(hidden_size)
-    grad_hidden_scale_update = events.new_zeros(hidden_size)
-    grad_hidden_scale_forget = events.new_zeros(hidden_size)
-    grad_hidden_scale_candidate = events.new_zeros(hidden_size)
-    grad_hidden_scale_output = events.new_zeros(hidden_size)
-    grad_hidden_shift_update = events.new_zeros(hidden_size)
-    grad_hidden_shift_forget = events.new_zeros(hidden_size)
-    grad_hidden_shift_candidate = events.new_zeros(hidden_size)
-    grad_hidden_shift_output = events.new_zeros(hidden_size)
+    grad_scale_event_update = events.new_zeros(hidden_size)
+    grad_scale_event_forget = events.new_zeros(hidden_size)
+    grad_scale_event_candidate = events.new_zeros(hidden_size)
+    grad_scale_event_output = events.new_zeros(hidden_size)
+    grad_shift_event_update = events.new_zeros(hidden_size)
+    grad_shift_event_forget = events.new_zeros(hidden_size)
+    grad_shift_event_candidate = events.new_zeros(hidden_size)
+    grad_shift_event_output = events.new_zeros(hidden_size)
+    grad_scale_hidden_update = events.new_zeros(hidden_size)
+    grad_scale_hidden_forget = events.new_zeros(hidden_size)
+    grad_scale_hidden_candidate = events.new_zeros(hidden_size)
+    grad_scale_hidden_output = events.new_zeros(hidden_size)
+    grad_shift_hidden_update = events.new_zeros(hidden_size)
+    grad_shift_hidden_forget = events.new_zeros(hidden_size)
+    grad_shift_hidden_candidate = events.new_zeros(hidden_size)
+    grad_shift_hidden_output = events.new_zeros(hidden_size)
     grad_cell_scale = events.new_zeros(hidden_size)
     grad_cell_shift = events.new_zeros(hidden_size)
     # dL/dZ for every step and stacked gate: the adjoints of the linear projections' outputs
@@ -399,7 +399,7 @@ def backward(events, initial_states, weights, lengths, saved, d_outputs, d_final
         # common subexpression (eq:cse-tmp1)
         tmp1 = d_output * output * (1 - output)
         # common subexpression (eq:cse-tmp2)
-        tmp2 = event_scale_output * tmp1
+        tmp2 = scale_event_output * tmp1
         # common subexpression (eq:cse-tmp3)
         tmp3 = hidden_size ** (-1.0)
         # dL/dcell_raw (eq:cse-d-cell-raw)
@@ -413,25 +413,25 @@ def backward(events, initial_states, weights, lengths, saved, d_outputs, d_final
         # common subexpression (eq:cse-tmp4)
         tmp4 = candidate * d_candidate * (1 - update)
         # common subexpression (eq:cse-tmp5)
-        tmp5 = event_scale_update * tmp4
+        tmp5 = scale_event_update * tmp4
         # dL/dforget (eq:cse-d-forget)
         d_forget = cell_prev * d_cell_raw
         # common subexpression (eq:cse-tmp6)
         tmp6 = d_forget * forget * (1 - forget)
         # common subexpression (eq:cse-tmp7)
-        tmp7 = event_scale_forget * tmp6
+        tmp7 = scale_event_forget * tmp6
         # common subexpression (eq:cse-tmp8)
         tmp8 = d_candidate * (1 - candidate**2)
         # common subexpression (eq:cse-tmp9)
-        tmp9 = event_scale_candidate * tmp8
+        tmp9 = scale_event_candidate * tmp8
         # common subexpression (eq:cse-tmp10)
-        tmp10 = hidden_scale_output * tmp1
+        tmp10 = scale_hidden_output * tmp1
         # common subexpression (eq:cse-tmp11)
-        tmp11 = hidden_scale_update * tmp4
+        tmp11 = scale_hidden_update * tmp4
         # common subexpression (eq:cse-tmp12)
-        tmp12 = hidden_scale_forget * tmp6
+        tmp12 = scale_hidden_forget * tmp6
         # common subexpression (eq:cse-tmp13)
-        tmp13 = hidden_scale_candidate * tmp8
+        tmp13 = scale_hidden_candidate * tmp8
         # common subexpression (eq:cse-tmp14)
         tmp14 = -hidden_mean
         # dL/devent_mean (eq:cse-d-event-mean)
@@ -472,10 +472,10 @@ def backward(events, initial_states, weights, lengths, saved, d_outputs, d_final
         tmp16 = (1 / 4) * tmp15
         # common subexpression (eq:cse-tmp17)
         tmp17 = D_event_mean * tmp16
-        # dL/dhidden_shift_update (eq:cse-d-hidden-shift-update)
-        d_hidden_shift_update = d_update * update * (1 - update)
+        # dL/dshift_hidden_update (eq:cse-d-shift-hidden-update)
+        d_shift_hidden_update = d_update * update * (1 - update)
         # common subexpression (eq:cse-tmp18)
-        tmp18 = d_hidden_shift_update * event_rstd
+        tmp18 = d_shift_hidden_update * event_rstd
         # common subexpression (eq:cse-tmp19)
         tmp19 = update_event - event_mean
         # common subexpression (eq:cse-tmp20)
@@ -485,85 +485,85 @@ def backward(events, initial_states, weights, lengths, saved, d_outputs, d_final
         # common subexpression (eq:cse-tmp22)
         tmp22 = D_hidden_mean * tmp16
         # common subexpression (eq:cse-tmp23)
-        tmp23 = d_hidden_shift_update * hidden_rstd
+        tmp23 = d_shift_hidden_update * hidden_rstd
         # common subexpression (eq:cse-tmp24)
         tmp24 = update_hidden - hidden_mean
         # common subexpression (eq:cse-tmp25)
         tmp25 = D_hidden_norm_variance * tmp20
-        # dL/dhidden_shift_forget (eq:cse-d-hidden-shift-forget)
-        d_hidden_shift_forget = d_forget * forget * (1 - forget)
+        # dL/dshift_hidden_forget (eq:cse-d-shift-hidden-forget)
+        d_shift_hidden_forget = d_forget * forget * (1 - forget)
         # common subexpression (eq:cse-tmp26)
-        tmp26 = d_hidden_shift_forget * event_rstd
+        tmp26 = d_shift_hidden_forget * event_rstd
         # common subexpression (eq:cse-tmp27)
         tmp27 = forget_event - event_mean
         # common subexpression (eq:cse-tmp28)
-        tmp28 = d_hidden_shift_forget * hidden_rstd
+        tmp28 = d_shift_hidden_forget * hidden_rstd
         # common subexpression (eq:cse-tmp29)
         tmp29 = -hidden_mean
         # common subexpression (eq:cse-tmp30)
         tmp30 = forget_hidden + tmp29
         # common subexpression (eq:cse-tmp31)
         tmp31 = candidate_event - event_mean
-        # dL/dhidden_shift_candidate (eq:cse-d-hidden-shift-candidate)
-        d_hidden_shift_candidate = d_candidate * (1 - candidate**2)
+        # dL/dshift_hidden_candidate (eq:cse-d-shift-hidden-candidate)
+        d_shift_hidden_candidate = d_candidate * (1 - candidate**2)
         # common subexpression (eq:cse-tmp32)
-        tmp32 = d_hidden_shift_candidate * event_rstd
+        tmp32 = d_shift_hidden_candidate * event_rstd
         # common subexpression (eq:cse-tmp33)
         tmp33 = candidate_hidden + tmp29
         # common subexpression (eq:cse-tmp34)
-        tmp34 = d_hidden_shift_candidate * hidden_rstd
-        # dL/dhidden_shift_output (eq:cse-d-hidden-shift-output)
-        d_hidden_shift_output = d_output * output * (1 - output)
+        tmp34 = d_shift_hidden_candidate * hidden_rstd
+        # dL/dshift_hidden_output (eq:cse-d-shift-hidden-output)
+        d_shift_hidden_output = d_output * output * (1 - output)
         # common subexpression (eq:cse-tmp35)
-        tmp35 = d_hidden_shift_output * event_rstd
+        tmp35 = d_shift_hidden_output * event_rstd
         # common subexpression (eq:cse-tmp36)
         tmp36 = output_event - event_mean
         # common subexpression (eq:cse-tmp37)
-        tmp37 = d_hidden_shift_output * hidden_rstd
+        tmp37 = d_shift_hidden_output * hidden_rstd
         # common subexpression (eq:cse-tmp38)
         tmp38 = output_hidden - hidden_mean
         # dL/dupdate_event (eq:cse-d-update-event)
-        d_update_event = tmp17 + event_scale_update * tmp18 + tmp19 * tmp21
+        d_update_event = tmp17 + scale_event_update * tmp18 + tmp19 * tmp21
         # dL/dupdate_hidden (eq:cse-d-update-hidden)
-        d_update_hidden = tmp22 + hidden_scale_update * tmp23 + tmp24 * tmp25
+        d_update_hidden = tmp22 + scale_hidden_update * tmp23 + tmp24 * tmp25
         # dL/dforget_event (eq:cse-d-forget-event)
-        d_forget_event = tmp17 + event_scale_forget * tmp26 + tmp21 * tmp27
+        d_forget_event = tmp17 + scale_event_forget * tmp26 + tmp21 * tmp27
         # dL/dforget_hidden (eq:cse-d-forget-hidden)
-        d_forget_hidden = tmp22 + hidden_scale_forget * tmp28 + tmp25 * tmp30
+        d_forget_hidden = tmp22 + scale_hidden_forget * tmp28 + tmp25 * tmp30
         # dL/dcandidate_event (eq:cse-d-candidate-event)
-        d_candidate_event = tmp17 + event_scale_candidate * tmp32 + tmp21 * tmp31
+        d_candidate_event = tmp17 + scale_event_candidate * tmp32 + tmp21 * tmp31
         # dL/dcandidate_hidden (eq:cse-d-candidate-hidden)
-        d_candidate_hidden = tmp22 + hidden_scale_candidate * tmp34 + tmp25 * tmp33
+        d_candidate_hidden = tmp22 + scale_hidden_candidate * tmp34 + tmp25 * tmp33
         # dL/doutput_event (eq:cse-d-output-event)
-        d_output_event = tmp17 + event_scale_output * tmp35 + tmp21 * tmp36
+        d_output_event = tmp17 + scale_event_output * tmp35 + tmp21 * tmp36
         # dL/doutput_hidden (eq:cse-d-output-hidden)
-        d_output_hidden = tmp22 + hidden_scale_output * tmp37 + tmp25 * tmp38
+        d_output_hidden = tmp22 + scale_hidden_output * tmp37 + tmp25 * tmp38
         # dL/dcell_prev (eq:cse-d-cell-prev)
         d_cell_prev = d_cell_raw * forget
-        # dL/devent_scale_update (eq:cse-d-event-scale-update)
-        d_event_scale_update = tmp18 * tmp19
-        # dL/devent_scale_forget (eq:cse-d-event-scale-forget)
-        d_event_scale_forget = tmp26 * tmp27
-        # dL/devent_scale_candidate (eq:cse-d-event-scale-candidate)
-        d_event_scale_candidate = tmp31 * tmp32
-        # dL/devent_scale_output (eq:cse-d-event-scale-output)
-        d_event_scale_output = tmp35 * tmp36
-        # dL/devent_shift_update (eq:cse-d-event-shift-update)
-        d_event_shift_update = d_hidden_shift_update
-        # dL/devent_shift_forget (eq:cse-d-event-shift-forget)
-        d_event_shift_forget = d_hidden_shift_forget
-        # dL/devent_shift_candidate (eq:cse-d-event-shift-candidate)
-        d_event_shift_candidate = d_hidden_shift_candidate
-        # dL/devent_shift_output (eq:cse-d-event-shift-output)
-        d_event_shift_output = d_hidden_shift_output
-        # dL/dhidden_scale_update (eq:cse-d-hidden-scale-update)
-        d_hidden_scale_update = tmp23 * tmp24
-        # dL/dhidden_scale_forget (eq:cse-d-hidden-scale-forget)
-        d_hidden_scale_forget = tmp28 * tmp30
-        # dL/dhidden_scale_candidate (eq:cse-d-hidden-scale-candidate)
-        d_hidden_scale_candidate = tmp33 * tmp34
-        # dL/dhidden_scale_output (eq:cse-d-hidden-scale-output)
-        d_hidden_scale_output = tmp37 * tmp38
+        # dL/dscale_event_update (eq:cse-d-scale-event-update)
+        d_scale_event_update = tmp18 * tmp19
+        # dL/dscale_event_forget (eq:cse-d-scale-event-forget)
+        d_scale_event_forget = tmp26 * tmp27
+        # dL/dscale_event_candidate (eq:cse-d-scale-event-candidate)
+        d_scale_event_candidate = tmp31 * tmp32
+        # dL/dscale_event_output (eq:cse-d-scale-event-output)
+        d_scale_event_output = tmp35 * tmp36
+        # dL/dshift_event_update (eq:cse-d-shift-event-update)
+        d_shift_event_update = d_shift_hidden_update
+        # dL/dshift_event_forget (eq:cse-d-shift-event-forget)
+        d_shift_event_forget = d_shift_hidden_forget
+        # dL/dshift_event_candidate (eq:cse-d-shift-event-candidate)
+        d_shift_event_candidate = d_shift_hidden_candidate
+        # dL/dshift_event_output (eq:cse-d-shift-event-output)
+        d_shift_event_output = d_shift_hidden_output
+        # dL/dscale_hidden_update (eq:cse-d-scale-hidden-update)
+        d_scale_hidden_update = tmp23 * tmp24
+        # dL/dscale_hidden_forget (eq:cse-d-scale-hidden-forget)
+        d_scale_hidden_forget = tmp28 * tmp30
+        # dL/dscale_hidden_candidate (eq:cse-d-scale-hidden-candidate)
+        d_scale_hidden_candidate = tmp33 * tmp34
+        # dL/dscale_hidden_output (eq:cse-d-scale-hidden-output)
+        d_scale_hidden_output = tmp37 * tmp38
         # dL/dcell_scale (eq:cse-d-cell-scale)
         d_cell_scale = cell_rstd * d_cell * (cell_raw - cell_mean)
         # dL/dcell_shift (eq:cse-d-cell-shift)
@@ -579,22 +579,22 @@ def backward(events, initial_states, weights, lengths, saved, d_outputs, d_final
             dim=1,
             out=delta_hidden[t],
         )
-        grad_event_scale_update += (d_event_scale_update).sum(dim=0)
-        grad_event_scale_forget += (d_event_scale_forget).sum(dim=0)
-        grad_event_scale_candidate += (d_event_scale_candidate).sum(dim=0)
-        grad_event_scale_output += (d_event_scale_output).sum(dim=0)
-        grad_event_shift_update += (d_event_shift_update).sum(dim=0)
-        grad_event_shift_forget += (d_event_shift_forget).sum(dim=0)
-        grad_event_shift_candidate += (d_event_shift_candidate).sum(dim=0)
-        grad_event_shift_output += (d_event_shift_output).sum(dim=0)
-        grad_hidden_scale_update += (d_hidden_scale_update).sum(dim=0)
-        grad_hidden_scale_forget += (d_hidden_scale_forget).sum(dim=0)
-        grad_hidden_scale_candidate += (d_hidden_scale_candidate).sum(dim=0)
-        grad_hidden_scale_output += (d_hidden_scale_output).sum(dim=0)
-        grad_hidden_shift_update += (d_hidden_shift_update).sum(dim=0)
-        grad_hidden_shift_forget += (d_hidden_shift_forget).sum(dim=0)
-        grad_hidden_shift_candidate += (d_hidden_shift_candidate).sum(dim=0)
-        grad_hidden_shift_output += (d_hidden_shift_output).sum(dim=0)
+        grad_scale_event_update += (d_scale_event_update).sum(dim=0)
+        grad_scale_event_forget += (d_scale_event_forget).sum(dim=0)
+        grad_scale_event_candidate += (d_scale_event_candidate).sum(dim=0)
+        grad_scale_event_output += (d_scale_event_output).sum(dim=0)
+        grad_shift_event_update += (d_shift_event_update).sum(dim=0)
+        grad_shift_event_forget += (d_shift_event_forget).sum(dim=0)
+        grad_shift_event_candidate += (d_shift_event_candidate).sum(dim=0)
+        grad_shift_event_output += (d_shift_event_output).sum(dim=0)
+        grad_scale_hidden_update += (d_scale_hidden_update).sum(dim=0)
+        grad_scale_hidden_forget += (d_scale_hidden_forget).sum(dim=0)
+        grad_scale_hidden_candidate += (d_scale_hidden_candidate).sum(dim=0)
+        grad_scale_hidden_output += (d_scale_hidden_output).sum(dim=0)
+        grad_shift_hidden_update += (d_shift_hidden_update).sum(dim=0)
+        grad_shift_hidden_forget += (d_shift_hidden_forget).sum(dim=0)
+        grad_shift_hidden_candidate += (d_shift_hidden_candidate).sum(dim=0)
+        grad_shift_hidden_output += (d_shift_hidden_output).sum(dim=0)
         grad_cell_scale += (d_cell_scale).sum(dim=0)
         grad_cell_shift += (d_cell_shift).sum(dim=0)
         # Backpropagation through time: dL/dh_{t-1} = (direct part) + Delta_hidden W_hidden
@@ -622,22 +622,22 @@ def backward(events, initial_states, weights, lengths, saved, d_outputs, d_final
         grad_event_bias,
         grad_hidden_weights,
         grad_hidden_bias,
-        grad_event_scale_update,
-        grad_event_scale_forget,
-        grad_event_scale_candidate,
-        grad_event_scale_output,
-        grad_event_shift_update,
-        grad_event_shift_forget,
-        grad_event_shift_candidate,
-        grad_event_shift_output,
-        grad_hidden_scale_update,
-        grad_hidden_scale_forget,
-        grad_hidden_scale_candidate,
-        grad_hidden_scale_output,
-        grad_hidden_shift_update,
-        grad_hidden_shift_forget,
-        grad_hidden_shift_candidate,
-        grad_hidden_shift_output,
+        grad_scale_event_update,
+        grad_scale_event_forget,
+        grad_scale_event_candidate,
+        grad_scale_event_output,
+        grad_shift_event_update,
+        grad_shift_event_forget,
+        grad_shift_event_candidate,
+        grad_shift_event_output,
+        grad_scale_hidden_update,
+        grad_scale_hidden_forget,
+        grad_scale_hidden_candidate,
+        grad_scale_hidden_output,
+        grad_shift_hidden_update,
+        grad_shift_hidden_forget,
+        grad_shift_hidden_candidate,
+        grad_shift_hidden_output,
         grad_cell_scale,
         grad_cell_shift,
     )

@@ -526,12 +526,6 @@ def context(kernel: KernelPlan, command: str) -> dict:
         ],
         "gate_inputs": gate_inputs,
         **_torch_layout(kernel),
-        # Per-unit parameters named like a gate's weights or bias (lstm_ln's event_scale_<gate>):
-        # the parameters' shape check lists them by name.
-        "ambiguous_unit_parameters": any(
-            p.name.startswith(("event_", "hidden_")) or p.name.endswith("_bias")
-            for p in spec.unit_parameters
-        ),
         # A delta array every step writes whole (each gate's slice) needs no zeros first.
         "delta_allocation": {
             target: "empty" if kernel.covered(target) else "zeros"

@@ -234,7 +234,7 @@ _BASE = ("event_weights", "event_bias", "hidden_weights", "hidden_bias")
 _LN_GATES = ("update", "forget", "candidate", "output")
 _LAYER_NORMS = (
     *(
-        f"{side}_{kind}_{gate}"
+        f"{kind}_{side}_{gate}"
         for side in ("event", "hidden")
         for kind in ("scale", "shift")
         for gate in _LN_GATES

@@ -76,10 +76,10 @@ def _load(torch, cell, leaves: dict) -> None:
         cell.weight_hh.copy_(stack("hidden_{g}_weights"))
         cell.bias_ih.copy_(stack("event_{g}_bias"))
         cell.bias_hh.copy_(stack("hidden_{g}_bias"))
-        cell.layernorm_i.weight.copy_(stack("event_scale_{g}"))
-        cell.layernorm_i.bias.copy_(stack("event_shift_{g}"))
-        cell.layernorm_h.weight.copy_(stack("hidden_scale_{g}"))
-        cell.layernorm_h.bias.copy_(stack("hidden_shift_{g}"))
+        cell.layernorm_i.weight.copy_(stack("scale_event_{g}"))
+        cell.layernorm_i.bias.copy_(stack("shift_event_{g}"))
+        cell.layernorm_h.weight.copy_(stack("scale_hidden_{g}"))
+        cell.layernorm_h.bias.copy_(stack("shift_hidden_{g}"))
         cell.layernorm_c.weight.copy_(torch.tensor(leaves["cell_scale"]))
         cell.layernorm_c.bias.copy_(torch.tensor(leaves["cell_shift"]))
 
@@ -119,10 +119,10 @@ def _torch_gradients(torch, cell, leaves: dict, cotangents: dict, lengths=None):
             if cell.bias_ih is not None
             else ()
         ),
-        ("event_scale_{g}", cell.layernorm_i.weight),
-        ("event_shift_{g}", cell.layernorm_i.bias),
-        ("hidden_scale_{g}", cell.layernorm_h.weight),
-        ("hidden_shift_{g}", cell.layernorm_h.bias),
+        ("scale_event_{g}", cell.layernorm_i.weight),
+        ("shift_event_{g}", cell.layernorm_i.bias),
+        ("scale_hidden_{g}", cell.layernorm_h.weight),
+        ("shift_hidden_{g}", cell.layernorm_h.bias),
     ):
         gradients.update({name.format(g=g): v for g, v in blocks(tensor).items()})
     gradients["cell_scale"] = cell.layernorm_c.weight.grad.numpy()
@@ -325,7 +325,7 @@ def test_central_finite_differences_of_the_forward_equal_the_exact_gradients():
         "h0",
         "c0",
         "event_candidate_weights",
-        "hidden_scale_forget",
+        "scale_hidden_forget",
         "cell_shift",
     ):
         for index in np.ndindex(*leaves[name].shape):
