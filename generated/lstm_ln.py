@@ -550,8 +550,9 @@ class Parameters:
             return None
         return name, int(number), reverse
 
-    #: The PyTorch module this cell reads and writes (the spec's ``torch_layout``; see the module docstring): each state-dict
-    #: key and the attributes it stacks by rows. Attributes no key names are zero on read.
+    #: The PyTorch module this cell reads and writes (the spec's ``torch_layout``; see the
+    #: module docstring): each state-dict key and the attributes it stacks by rows. Attributes
+    #: no key names are zero on read.
     _TORCH_LAYOUT = (
         (
             "weight_ih",
@@ -641,7 +642,7 @@ class Parameters:
         for key in ("weight_ih", "weight_hh"):
             if arrays[key].ndim != 2:
                 raise ValueError(
-                    f"{key} must be a matrix (gates stacked by rows, columns), got shape {arrays[key].shape}"
+                    f"{key} must be a matrix (gates stacked by rows), got shape {arrays[key].shape}"
                 )
         event_size = arrays["weight_ih"].shape[1]
         hidden_size = arrays["weight_hh"].shape[1]
@@ -677,7 +678,8 @@ class Parameters:
         for name in self.NAMES:
             if name not in named and np.any(arrays[name] != 0):
                 raise ValueError(
-                    f"the PyTorch module has no counterpart for parameters.{name}: it must be zero to export"
+                    f"the PyTorch module has no counterpart for parameters.{name}: it must be zero "
+                    "to export"
                 )
         if dtype is None:
             dtype = _float_dtype(*arrays.values())
@@ -1061,7 +1063,8 @@ def forward(parameters, events, h0=None, c0=None, lengths=None, cache=True):
         candidate_hidden = hidden_projection[:, slice_candidate]
         output_event = event_projection[t][:, slice_output]
         output_hidden = hidden_projection[:, slice_output]
-        # event_norm: mean and rstd over the units of [update_event, forget_event, candidate_event, output_event]
+        # event_norm: mean and rstd over the units of [update_event, forget_event, candidate_event,
+        # output_event]
         event_mean = np.mean(event_projection[t], axis=1, keepdims=True)
         event_norm_variance = np.mean(
             np.square(event_projection[t] - event_mean), axis=1, keepdims=True
@@ -1069,7 +1072,8 @@ def forward(parameters, events, h0=None, c0=None, lengths=None, cache=True):
         event_rstd = 1 / np.sqrt(1 / 100000 + event_norm_variance)
         saved["event_mean"][t] = event_mean
         saved["event_rstd"][t] = event_rstd
-        # hidden_norm: mean and rstd over the units of [update_hidden, forget_hidden, candidate_hidden, output_hidden]
+        # hidden_norm: mean and rstd over the units of [update_hidden, forget_hidden,
+        # candidate_hidden, output_hidden]
         hidden_mean = np.mean(hidden_projection, axis=1, keepdims=True)
         hidden_norm_variance = np.mean(
             np.square(hidden_projection - hidden_mean), axis=1, keepdims=True
@@ -1077,7 +1081,9 @@ def forward(parameters, events, h0=None, c0=None, lengths=None, cache=True):
         hidden_rstd = 1 / np.sqrt(1 / 100000 + hidden_norm_variance)
         saved["hidden_mean"][t] = hidden_mean
         saved["hidden_rstd"][t] = hidden_rstd
-        # update = sigmoid(event_rstd*scale_event_update*(-event_mean + update_event) + hidden_rstd*scale_hidden_update*(-hidden_mean + update_hidden) + shift_event_update + shift_hidden_update)
+        # update = sigmoid(event_rstd*scale_event_update*(-event_mean + update_event) +
+        # hidden_rstd*scale_hidden_update*(-hidden_mean + update_hidden) + shift_event_update +
+        # shift_hidden_update)
         update = _sigmoid(
             shift_event_update
             + shift_hidden_update
@@ -1085,7 +1091,9 @@ def forward(parameters, events, h0=None, c0=None, lengths=None, cache=True):
             + hidden_rstd * scale_hidden_update * (update_hidden - hidden_mean),
             out=saved["update"][t],
         )
-        # forget = sigmoid(event_rstd*scale_event_forget*(-event_mean + forget_event) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean) + shift_event_forget + shift_hidden_forget)
+        # forget = sigmoid(event_rstd*scale_event_forget*(-event_mean + forget_event) +
+        # hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean) + shift_event_forget +
+        # shift_hidden_forget)
         forget = _sigmoid(
             shift_event_forget
             + shift_hidden_forget
@@ -1093,7 +1101,9 @@ def forward(parameters, events, h0=None, c0=None, lengths=None, cache=True):
             + hidden_rstd * scale_hidden_forget * (forget_hidden - hidden_mean),
             out=saved["forget"][t],
         )
-        # candidate = tanh(event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean) + shift_event_candidate + shift_hidden_candidate)
+        # candidate = tanh(event_rstd*scale_event_candidate*(candidate_event - event_mean) +
+        # hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean) +
+        # shift_event_candidate + shift_hidden_candidate)
         candidate = np.tanh(
             shift_event_candidate
             + shift_hidden_candidate
@@ -1101,7 +1111,9 @@ def forward(parameters, events, h0=None, c0=None, lengths=None, cache=True):
             + hidden_rstd * scale_hidden_candidate * (candidate_hidden - hidden_mean),
             out=saved["candidate"][t],
         )
-        # output = sigmoid(event_rstd*scale_event_output*(-event_mean + output_event) + hidden_rstd*scale_hidden_output*(-hidden_mean + output_hidden) + shift_event_output + shift_hidden_output)
+        # output = sigmoid(event_rstd*scale_event_output*(-event_mean + output_event) +
+        # hidden_rstd*scale_hidden_output*(-hidden_mean + output_hidden) + shift_event_output +
+        # shift_hidden_output)
         output = _sigmoid(
             shift_event_output
             + shift_hidden_output
@@ -1267,40 +1279,50 @@ def _forward_without_cache(
         candidate_hidden = hidden_projection[:, slice_candidate]
         output_event = event_projection[t][:, slice_output]
         output_hidden = hidden_projection[:, slice_output]
-        # event_norm: mean and rstd over the units of [update_event, forget_event, candidate_event, output_event]
+        # event_norm: mean and rstd over the units of [update_event, forget_event, candidate_event,
+        # output_event]
         event_mean = np.mean(event_projection[t], axis=1, keepdims=True)
         event_norm_variance = np.mean(
             np.square(event_projection[t] - event_mean), axis=1, keepdims=True
         )
         event_rstd = 1 / np.sqrt(1 / 100000 + event_norm_variance)
-        # hidden_norm: mean and rstd over the units of [update_hidden, forget_hidden, candidate_hidden, output_hidden]
+        # hidden_norm: mean and rstd over the units of [update_hidden, forget_hidden,
+        # candidate_hidden, output_hidden]
         hidden_mean = np.mean(hidden_projection, axis=1, keepdims=True)
         hidden_norm_variance = np.mean(
             np.square(hidden_projection - hidden_mean), axis=1, keepdims=True
         )
         hidden_rstd = 1 / np.sqrt(1 / 100000 + hidden_norm_variance)
-        # update = sigmoid(event_rstd*scale_event_update*(-event_mean + update_event) + hidden_rstd*scale_hidden_update*(-hidden_mean + update_hidden) + shift_event_update + shift_hidden_update)
+        # update = sigmoid(event_rstd*scale_event_update*(-event_mean + update_event) +
+        # hidden_rstd*scale_hidden_update*(-hidden_mean + update_hidden) + shift_event_update +
+        # shift_hidden_update)
         update = _sigmoid(
             shift_event_update
             + shift_hidden_update
             + event_rstd * scale_event_update * (update_event - event_mean)
             + hidden_rstd * scale_hidden_update * (update_hidden - hidden_mean)
         )
-        # forget = sigmoid(event_rstd*scale_event_forget*(-event_mean + forget_event) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean) + shift_event_forget + shift_hidden_forget)
+        # forget = sigmoid(event_rstd*scale_event_forget*(-event_mean + forget_event) +
+        # hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean) + shift_event_forget +
+        # shift_hidden_forget)
         forget = _sigmoid(
             shift_event_forget
             + shift_hidden_forget
             + event_rstd * scale_event_forget * (forget_event - event_mean)
             + hidden_rstd * scale_hidden_forget * (forget_hidden - hidden_mean)
         )
-        # candidate = tanh(event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean) + shift_event_candidate + shift_hidden_candidate)
+        # candidate = tanh(event_rstd*scale_event_candidate*(candidate_event - event_mean) +
+        # hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean) +
+        # shift_event_candidate + shift_hidden_candidate)
         candidate = np.tanh(
             shift_event_candidate
             + shift_hidden_candidate
             + event_rstd * scale_event_candidate * (candidate_event - event_mean)
             + hidden_rstd * scale_hidden_candidate * (candidate_hidden - hidden_mean)
         )
-        # output = sigmoid(event_rstd*scale_event_output*(-event_mean + output_event) + hidden_rstd*scale_hidden_output*(-hidden_mean + output_hidden) + shift_event_output + shift_hidden_output)
+        # output = sigmoid(event_rstd*scale_event_output*(-event_mean + output_event) +
+        # hidden_rstd*scale_hidden_output*(-hidden_mean + output_hidden) + shift_event_output +
+        # shift_hidden_output)
         output = _sigmoid(
             shift_event_output
             + shift_hidden_output
@@ -1435,13 +1457,9 @@ def backward(cache, d_outputs, d_h_last=None, d_c_last=None):
     grad_scale_event_candidate = np.zeros(hidden_size, dtype=dtype)
     scale_event_output = cache.unit_parameters["scale_event_output"]
     grad_scale_event_output = np.zeros(hidden_size, dtype=dtype)
-    shift_event_update = cache.unit_parameters["shift_event_update"]
     grad_shift_event_update = np.zeros(hidden_size, dtype=dtype)
-    shift_event_forget = cache.unit_parameters["shift_event_forget"]
     grad_shift_event_forget = np.zeros(hidden_size, dtype=dtype)
-    shift_event_candidate = cache.unit_parameters["shift_event_candidate"]
     grad_shift_event_candidate = np.zeros(hidden_size, dtype=dtype)
-    shift_event_output = cache.unit_parameters["shift_event_output"]
     grad_shift_event_output = np.zeros(hidden_size, dtype=dtype)
     scale_hidden_update = cache.unit_parameters["scale_hidden_update"]
     grad_scale_hidden_update = np.zeros(hidden_size, dtype=dtype)
@@ -1451,17 +1469,12 @@ def backward(cache, d_outputs, d_h_last=None, d_c_last=None):
     grad_scale_hidden_candidate = np.zeros(hidden_size, dtype=dtype)
     scale_hidden_output = cache.unit_parameters["scale_hidden_output"]
     grad_scale_hidden_output = np.zeros(hidden_size, dtype=dtype)
-    shift_hidden_update = cache.unit_parameters["shift_hidden_update"]
     grad_shift_hidden_update = np.zeros(hidden_size, dtype=dtype)
-    shift_hidden_forget = cache.unit_parameters["shift_hidden_forget"]
     grad_shift_hidden_forget = np.zeros(hidden_size, dtype=dtype)
-    shift_hidden_candidate = cache.unit_parameters["shift_hidden_candidate"]
     grad_shift_hidden_candidate = np.zeros(hidden_size, dtype=dtype)
-    shift_hidden_output = cache.unit_parameters["shift_hidden_output"]
     grad_shift_hidden_output = np.zeros(hidden_size, dtype=dtype)
     cell_scale = cache.unit_parameters["cell_scale"]
     grad_cell_scale = np.zeros(hidden_size, dtype=dtype)
-    cell_shift = cache.unit_parameters["cell_shift"]
     grad_cell_shift = np.zeros(hidden_size, dtype=dtype)
     slice_update = slice(0 * hidden_size, 1 * hidden_size)
     slice_forget = slice(1 * hidden_size, 2 * hidden_size)

@@ -148,7 +148,8 @@ def forward_graph(events, initial_states, weights, lengths=None):
     cell_states = events.new_empty((steps + 1, batch, hidden_size))
     cell_states[0] = c0
     # The saved values that are not a state's new value, (T, batch, hidden) each:
-    # update_event, update_hidden, forget_event, forget_hidden, candidate_event, candidate_hidden, output_event, output_hidden, update, forget, candidate, output, cell_raw, tanh_cell
+    # update_event, update_hidden, forget_event, forget_hidden, candidate_event, candidate_hidden,
+    # output_event, output_hidden, update, forget, candidate, output, cell_raw, tanh_cell
     saved_values = events.new_empty((14, steps, batch, hidden_size))
     # The reductions' statistics the backward reads, one per row and step
     statistics = events.new_empty((6, steps, batch, 1))

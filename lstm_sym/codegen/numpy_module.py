@@ -521,7 +521,12 @@ def context(kernel: KernelPlan, command: str) -> dict:
         # Attributes not stacked by gate: each has its own gradient array, grad_<name>.
         "own_attributes": [a.name for a in kernel.attributes if a.role == "attribute"],
         "unit_parameters": [
-            {"name": p.name, "adjoint": numpy_code(backward_outputs[p])}
+            {
+                "name": p.name,
+                "adjoint": numpy_code(backward_outputs[p]),
+                # What backward's per-unit chain reads (lstm_ln's layer-norm shifts only add)
+                "read": p in used_in_backward,
+            }
             for p in spec.unit_parameters
         ],
         "gate_inputs": gate_inputs,
