@@ -1,9 +1,9 @@
-"""The C kernels of lstm_ln (reductions over units: per row, the statistics in two passes
-before the per-unit loop, the backward's totals likewise, earlier stages recomputed), emitted
-from the plan with its NumPy module and the runtime into a temporary folder and loaded with
-``native.load(..., directory=)`` (the cell is not in ``CELLS`` until the torch emitter and the
-document print reductions), against the exact model in float64 and float32, the NumPy module,
-and its own training forward (inference bit for bit)."""
+"""The C kernels of lstm_ln (reductions over units: per row, the statistics in two passes before
+the per-unit loop, the backward's totals likewise, earlier stages recomputed), emitted from the
+plan with its NumPy module and the runtime into a temporary folder and loaded with
+``native.load(..., directory=)`` (the per-cell tests run the checked-in files), against the
+exact model in float64 and float32, the NumPy module, and its own training forward (inference
+bit for bit)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """The NumPy module of lstm_ln (layer norms over units: the plan's Reduce and Totals items),
-emitted from the plan into a temporary folder (the cell is not in ``CELLS`` until its C and
-torch emitters print reductions), against the exact model, finite differences and the
-hand-written fastrnns ``LayerNormLSTMCell`` with autograd (tests/kernels/test_lstm_ln.py)."""
+emitted from the plan into a temporary folder (so these tests do not lean on the checked-in
+generated file; the per-cell tests run that one), against the exact model, finite differences
+and the hand-written fastrnns ``LayerNormLSTMCell`` with autograd
+(tests/kernels/test_lstm_ln.py)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
-"""The PyTorch emitter of lstm_ln (reductions over units), emitted from the plan into a
-temporary folder (the cell is not in ``CELLS`` until the derivation document prints
-reductions), against the exact model (float64, with unsorted lengths and NaN in the padding)
-and autograd through its own ``forward_graph``."""
+"""The PyTorch emitter of lstm_ln (reductions over units), emitted from the plan into a temporary
+folder (the per-cell tests run the checked-in file), against the exact model (float64, with
+unsorted lengths and NaN in the padding) and autograd through its own ``forward_graph``."""
 
 from __future__ import annotations
 
