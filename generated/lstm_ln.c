@@ -254,7 +254,8 @@ static LSTM_SYM_WIDE_VECTORS void lstm_ln_units_forward_f64(size_t batch, size_t
         for (b = first; b < last; ++b) {
             size_t k;
             /* event_norm: the row's mean and rstd = (variance + epsilon)^(-1/2) over [update_event, forget_event, candidate_event, output_event],
-             * 4u * hidden_size entries, in two passes (the mean, then the mean of the squared deviations) */
+             * 4u * hidden_size entries, in two passes (the mean, then the mean of the squared deviations)
+             * (eq:reduction-event-norm-mean, eq:reduction-event-norm-rstd) */
             double event_mean, event_rstd;
             {
                 const double entries = (double)(4u * hidden_size);
@@ -272,7 +273,8 @@ static LSTM_SYM_WIDE_VECTORS void lstm_ln_units_forward_f64(size_t batch, size_t
                 event_rstd = pow(1.0/100000.0 + event_norm_variance, -1.0/2.0);
             }
             /* hidden_norm: the row's mean and rstd = (variance + epsilon)^(-1/2) over [update_hidden, forget_hidden, candidate_hidden, output_hidden],
-             * 4u * hidden_size entries, in two passes (the mean, then the mean of the squared deviations) */
+             * 4u * hidden_size entries, in two passes (the mean, then the mean of the squared deviations)
+             * (eq:reduction-hidden-norm-mean, eq:reduction-hidden-norm-rstd) */
             double hidden_mean, hidden_rstd;
             {
                 const double entries = (double)(4u * hidden_size);
@@ -290,7 +292,8 @@ static LSTM_SYM_WIDE_VECTORS void lstm_ln_units_forward_f64(size_t batch, size_t
                 hidden_rstd = pow(1.0/100000.0 + hidden_norm_variance, -1.0/2.0);
             }
             /* cell_norm: the row's mean and rstd = (variance + epsilon)^(-1/2) over [cell_raw],
-             * 1u * hidden_size entries, in two passes (the mean, then the mean of the squared deviations) */
+             * 1u * hidden_size entries, in two passes (the mean, then the mean of the squared deviations)
+             * (eq:reduction-cell-norm-mean, eq:reduction-cell-norm-rstd) */
             double cell_mean, cell_rstd;
             {
                 const double entries = (double)(1u * hidden_size);
@@ -316,13 +319,13 @@ static LSTM_SYM_WIDE_VECTORS void lstm_ln_units_forward_f64(size_t batch, size_t
                     const double shift_hidden_update = shift_hidden_update_vector[k];
                     const double shift_hidden_forget = shift_hidden_forget_vector[k];
                     const double shift_hidden_candidate = shift_hidden_candidate_vector[k];
-                    /* update = sigmoid(event_rstd*scale_event_update*(-event_mean + update_event) + hidden_rstd*scale_hidden_update*(-hidden_mean + update_hidden) + shift_event_update + shift_hidden_update) */
+                    /* update = sigmoid(event_rstd*scale_event_update*(-event_mean + update_event) + hidden_rstd*scale_hidden_update*(-hidden_mean + update_hidden) + shift_event_update + shift_hidden_update) (eq:forward-update) */
                     const double update = lstm_sym_sigmoid_f64(shift_event_update + shift_hidden_update + event_rstd*scale_event_update*(update_event - event_mean) + hidden_rstd*scale_hidden_update*(update_hidden - hidden_mean));
-                    /* forget = sigmoid(event_rstd*scale_event_forget*(-event_mean + forget_event) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean) + shift_event_forget + shift_hidden_forget) */
+                    /* forget = sigmoid(event_rstd*scale_event_forget*(-event_mean + forget_event) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean) + shift_event_forget + shift_hidden_forget) (eq:forward-forget) */
                     const double forget = lstm_sym_sigmoid_f64(shift_event_forget + shift_hidden_forget + event_rstd*scale_event_forget*(forget_event - event_mean) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean));
-                    /* candidate = tanh(event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean) + shift_event_candidate + shift_hidden_candidate) */
+                    /* candidate = tanh(event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean) + shift_event_candidate + shift_hidden_candidate) (eq:forward-candidate) */
                     const double candidate = lstm_sym_tanh_f64(shift_event_candidate + shift_hidden_candidate + event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean));
-                    /* cell_raw = candidate*update + cell_prev*forget */
+                    /* cell_raw = candidate*update + cell_prev*forget (eq:forward-cell-raw) */
                     const double cell_raw = candidate*update + cell_prev*forget;
                     total += cell_raw;
                     (void)u;
@@ -349,13 +352,13 @@ static LSTM_SYM_WIDE_VECTORS void lstm_ln_units_forward_f64(size_t batch, size_t
                     const double shift_hidden_update = shift_hidden_update_vector[k];
                     const double shift_hidden_forget = shift_hidden_forget_vector[k];
                     const double shift_hidden_candidate = shift_hidden_candidate_vector[k];
-                    /* update = sigmoid(event_rstd*scale_event_update*(-event_mean + update_event) + hidden_rstd*scale_hidden_update*(-hidden_mean + update_hidden) + shift_event_update + shift_hidden_update) */
+                    /* update = sigmoid(event_rstd*scale_event_update*(-event_mean + update_event) + hidden_rstd*scale_hidden_update*(-hidden_mean + update_hidden) + shift_event_update + shift_hidden_update) (eq:forward-update) */
                     const double update = lstm_sym_sigmoid_f64(shift_event_update + shift_hidden_update + event_rstd*scale_event_update*(update_event - event_mean) + hidden_rstd*scale_hidden_update*(update_hidden - hidden_mean));
-                    /* forget = sigmoid(event_rstd*scale_event_forget*(-event_mean + forget_event) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean) + shift_event_forget + shift_hidden_forget) */
+                    /* forget = sigmoid(event_rstd*scale_event_forget*(-event_mean + forget_event) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean) + shift_event_forget + shift_hidden_forget) (eq:forward-forget) */
                     const double forget = lstm_sym_sigmoid_f64(shift_event_forget + shift_hidden_forget + event_rstd*scale_event_forget*(forget_event - event_mean) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean));
-                    /* candidate = tanh(event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean) + shift_event_candidate + shift_hidden_candidate) */
+                    /* candidate = tanh(event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean) + shift_event_candidate + shift_hidden_candidate) (eq:forward-candidate) */
                     const double candidate = lstm_sym_tanh_f64(shift_event_candidate + shift_hidden_candidate + event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean));
-                    /* cell_raw = candidate*update + cell_prev*forget */
+                    /* cell_raw = candidate*update + cell_prev*forget (eq:forward-cell-raw) */
                     const double cell_raw = candidate*update + cell_prev*forget;
                     const double deviation = cell_raw - cell_mean;
                     squares += deviation * deviation;
@@ -438,7 +441,8 @@ static LSTM_SYM_WIDE_VECTORS void lstm_ln_units_forward_f64(size_t batch, size_t
         for (b = first; b < last; ++b) {
             size_t k;
             /* event_norm: the row's mean and rstd = (variance + epsilon)^(-1/2) over [update_event, forget_event, candidate_event, output_event],
-             * 4u * hidden_size entries, in two passes (the mean, then the mean of the squared deviations) */
+             * 4u * hidden_size entries, in two passes (the mean, then the mean of the squared deviations)
+             * (eq:reduction-event-norm-mean, eq:reduction-event-norm-rstd) */
             double event_mean, event_rstd;
             {
                 const double entries = (double)(4u * hidden_size);
@@ -456,7 +460,8 @@ static LSTM_SYM_WIDE_VECTORS void lstm_ln_units_forward_f64(size_t batch, size_t
                 event_rstd = pow(1.0/100000.0 + event_norm_variance, -1.0/2.0);
             }
             /* hidden_norm: the row's mean and rstd = (variance + epsilon)^(-1/2) over [update_hidden, forget_hidden, candidate_hidden, output_hidden],
-             * 4u * hidden_size entries, in two passes (the mean, then the mean of the squared deviations) */
+             * 4u * hidden_size entries, in two passes (the mean, then the mean of the squared deviations)
+             * (eq:reduction-hidden-norm-mean, eq:reduction-hidden-norm-rstd) */
             double hidden_mean, hidden_rstd;
             {
                 const double entries = (double)(4u * hidden_size);
@@ -474,7 +479,8 @@ static LSTM_SYM_WIDE_VECTORS void lstm_ln_units_forward_f64(size_t batch, size_t
                 hidden_rstd = pow(1.0/100000.0 + hidden_norm_variance, -1.0/2.0);
             }
             /* cell_norm: the row's mean and rstd = (variance + epsilon)^(-1/2) over [cell_raw],
-             * 1u * hidden_size entries, in two passes (the mean, then the mean of the squared deviations) */
+             * 1u * hidden_size entries, in two passes (the mean, then the mean of the squared deviations)
+             * (eq:reduction-cell-norm-mean, eq:reduction-cell-norm-rstd) */
             double cell_mean, cell_rstd;
             {
                 const double entries = (double)(1u * hidden_size);
@@ -500,13 +506,13 @@ static LSTM_SYM_WIDE_VECTORS void lstm_ln_units_forward_f64(size_t batch, size_t
                     const double shift_hidden_update = shift_hidden_update_vector[k];
                     const double shift_hidden_forget = shift_hidden_forget_vector[k];
                     const double shift_hidden_candidate = shift_hidden_candidate_vector[k];
-                    /* update = sigmoid(event_rstd*scale_event_update*(-event_mean + update_event) + hidden_rstd*scale_hidden_update*(-hidden_mean + update_hidden) + shift_event_update + shift_hidden_update) */
+                    /* update = sigmoid(event_rstd*scale_event_update*(-event_mean + update_event) + hidden_rstd*scale_hidden_update*(-hidden_mean + update_hidden) + shift_event_update + shift_hidden_update) (eq:forward-update) */
                     const double update = lstm_sym_sigmoid_f64(shift_event_update + shift_hidden_update + event_rstd*scale_event_update*(update_event - event_mean) + hidden_rstd*scale_hidden_update*(update_hidden - hidden_mean));
-                    /* forget = sigmoid(event_rstd*scale_event_forget*(-event_mean + forget_event) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean) + shift_event_forget + shift_hidden_forget) */
+                    /* forget = sigmoid(event_rstd*scale_event_forget*(-event_mean + forget_event) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean) + shift_event_forget + shift_hidden_forget) (eq:forward-forget) */
                     const double forget = lstm_sym_sigmoid_f64(shift_event_forget + shift_hidden_forget + event_rstd*scale_event_forget*(forget_event - event_mean) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean));
-                    /* candidate = tanh(event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean) + shift_event_candidate + shift_hidden_candidate) */
+                    /* candidate = tanh(event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean) + shift_event_candidate + shift_hidden_candidate) (eq:forward-candidate) */
                     const double candidate = lstm_sym_tanh_f64(shift_event_candidate + shift_hidden_candidate + event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean));
-                    /* cell_raw = candidate*update + cell_prev*forget */
+                    /* cell_raw = candidate*update + cell_prev*forget (eq:forward-cell-raw) */
                     const double cell_raw = candidate*update + cell_prev*forget;
                     total += cell_raw;
                     (void)u;
@@ -533,13 +539,13 @@ static LSTM_SYM_WIDE_VECTORS void lstm_ln_units_forward_f64(size_t batch, size_t
                     const double shift_hidden_update = shift_hidden_update_vector[k];
                     const double shift_hidden_forget = shift_hidden_forget_vector[k];
                     const double shift_hidden_candidate = shift_hidden_candidate_vector[k];
-                    /* update = sigmoid(event_rstd*scale_event_update*(-event_mean + update_event) + hidden_rstd*scale_hidden_update*(-hidden_mean + update_hidden) + shift_event_update + shift_hidden_update) */
+                    /* update = sigmoid(event_rstd*scale_event_update*(-event_mean + update_event) + hidden_rstd*scale_hidden_update*(-hidden_mean + update_hidden) + shift_event_update + shift_hidden_update) (eq:forward-update) */
                     const double update = lstm_sym_sigmoid_f64(shift_event_update + shift_hidden_update + event_rstd*scale_event_update*(update_event - event_mean) + hidden_rstd*scale_hidden_update*(update_hidden - hidden_mean));
-                    /* forget = sigmoid(event_rstd*scale_event_forget*(-event_mean + forget_event) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean) + shift_event_forget + shift_hidden_forget) */
+                    /* forget = sigmoid(event_rstd*scale_event_forget*(-event_mean + forget_event) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean) + shift_event_forget + shift_hidden_forget) (eq:forward-forget) */
                     const double forget = lstm_sym_sigmoid_f64(shift_event_forget + shift_hidden_forget + event_rstd*scale_event_forget*(forget_event - event_mean) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean));
-                    /* candidate = tanh(event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean) + shift_event_candidate + shift_hidden_candidate) */
+                    /* candidate = tanh(event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean) + shift_event_candidate + shift_hidden_candidate) (eq:forward-candidate) */
                     const double candidate = lstm_sym_tanh_f64(shift_event_candidate + shift_hidden_candidate + event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean));
-                    /* cell_raw = candidate*update + cell_prev*forget */
+                    /* cell_raw = candidate*update + cell_prev*forget (eq:forward-cell-raw) */
                     const double cell_raw = candidate*update + cell_prev*forget;
                     const double deviation = cell_raw - cell_mean;
                     squares += deviation * deviation;
@@ -698,7 +704,8 @@ static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t 
             const double cell_mean = saved[18u * units + b * hidden_size];
             const double cell_rstd = saved[19u * units + b * hidden_size];
             /* cell_norm: the totals over the row's units, D_mean = sum of d_cell_mean and
-             * D_var = (d rstd / d variance) * sum of d_cell_rstd (the stages before, recomputed) */
+             * D_var = (d rstd / d variance) * sum of d_cell_rstd (the stages before, recomputed)
+             * (eq:total-cell-norm-mean, eq:total-cell-norm-variance) */
             double D_cell_mean, D_cell_norm_variance;
             {
                 double sum_mean = 0.0, sum_rstd = 0.0;
@@ -710,13 +717,13 @@ static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t 
                     const double output = saved[11 * units + u];
                     const double cell_raw = saved[12 * units + u];
                     const double tanh_cell = saved[13 * units + u];
-                    /* dL/dcell */
+                    /* dL/dcell (eq:cse-d-cell) */
                     const double d_cell = d_cell_carry + d_hidden_carry*output*(1 - (tanh_cell*tanh_cell));
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp0) */
                     const double tmp0 = cell_scale*d_cell;
-                    /* dL/dcell_mean */
+                    /* dL/dcell_mean (eq:cse-d-cell-mean) */
                     const double d_cell_mean = -cell_rstd*tmp0;
-                    /* dL/dcell_rstd */
+                    /* dL/dcell_rstd (eq:cse-d-cell-rstd) */
                     const double d_cell_rstd = tmp0*(cell_raw - cell_mean);
                     sum_mean += d_cell_mean;
                     sum_rstd += d_cell_rstd;
@@ -726,7 +733,8 @@ static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t 
                 D_cell_norm_variance = (-1.0/2.0*(cell_rstd*cell_rstd*cell_rstd)) * sum_rstd;
             }
             /* event_norm: the totals over the row's units, D_mean = sum of d_event_mean and
-             * D_var = (d rstd / d variance) * sum of d_event_rstd (the stages before, recomputed) */
+             * D_var = (d rstd / d variance) * sum of d_event_rstd (the stages before, recomputed)
+             * (eq:total-event-norm-mean, eq:total-event-norm-variance) */
             double D_event_mean, D_event_norm_variance;
             {
                 double sum_mean = 0.0, sum_rstd = 0.0;
@@ -750,39 +758,39 @@ static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t 
                     const double output = saved[11 * units + u];
                     const double cell_raw = saved[12 * units + u];
                     const double tanh_cell = saved[13 * units + u];
-                    /* dL/dcell */
+                    /* dL/dcell (eq:cse-d-cell) */
                     const double d_cell = d_cell_carry + d_hidden_carry*output*(1 - (tanh_cell*tanh_cell));
-                    /* dL/dhidden */
+                    /* dL/dhidden (eq:cse-d-hidden) */
                     const double d_hidden = d_hidden_carry;
-                    /* dL/doutput */
+                    /* dL/doutput (eq:cse-d-output) */
                     const double d_output = d_hidden*tanh_cell;
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp1) */
                     const double tmp1 = d_output*output*(1 - output);
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp2) */
                     const double tmp2 = scale_event_output*tmp1;
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp3) */
                     const double tmp3 = 1.0/hidden_size;
-                    /* dL/dcell_raw */
+                    /* dL/dcell_raw (eq:cse-d-cell-raw) */
                     const double d_cell_raw = D_cell_mean*tmp3 + cell_rstd*cell_scale*d_cell + 2*D_cell_norm_variance*tmp3*(cell_raw - cell_mean);
-                    /* dL/dcandidate */
+                    /* dL/dcandidate (eq:cse-d-candidate) */
                     const double d_candidate = d_cell_raw*update;
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp4) */
                     const double tmp4 = candidate*d_candidate*(1 - update);
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp5) */
                     const double tmp5 = scale_event_update*tmp4;
-                    /* dL/dforget */
+                    /* dL/dforget (eq:cse-d-forget) */
                     const double d_forget = cell_prev*d_cell_raw;
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp6) */
                     const double tmp6 = d_forget*forget*(1 - forget);
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp7) */
                     const double tmp7 = scale_event_forget*tmp6;
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp8) */
                     const double tmp8 = d_candidate*(1 - (candidate*candidate));
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp9) */
                     const double tmp9 = scale_event_candidate*tmp8;
-                    /* dL/devent_mean */
+                    /* dL/devent_mean (eq:cse-d-event-mean) */
                     const double d_event_mean = -event_rstd*tmp2 - event_rstd*tmp5 - event_rstd*tmp7 - event_rstd*tmp9;
-                    /* dL/devent_rstd */
+                    /* dL/devent_rstd (eq:cse-d-event-rstd) */
                     const double d_event_rstd = tmp2*(output_event - event_mean) + tmp5*(update_event - event_mean) + tmp7*(forget_event - event_mean) + tmp9*(candidate_event - event_mean);
                     sum_mean += d_event_mean;
                     sum_rstd += d_event_rstd;
@@ -792,7 +800,8 @@ static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t 
                 D_event_norm_variance = (-1.0/2.0*(event_rstd*event_rstd*event_rstd)) * sum_rstd;
             }
             /* hidden_norm: the totals over the row's units, D_mean = sum of d_hidden_mean and
-             * D_var = (d rstd / d variance) * sum of d_hidden_rstd (the stages before, recomputed) */
+             * D_var = (d rstd / d variance) * sum of d_hidden_rstd (the stages before, recomputed)
+             * (eq:total-hidden-norm-mean, eq:total-hidden-norm-variance) */
             double D_hidden_mean, D_hidden_norm_variance;
             {
                 double sum_mean = 0.0, sum_rstd = 0.0;
@@ -816,41 +825,41 @@ static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t 
                     const double output = saved[11 * units + u];
                     const double cell_raw = saved[12 * units + u];
                     const double tanh_cell = saved[13 * units + u];
-                    /* dL/dcell */
+                    /* dL/dcell (eq:cse-d-cell) */
                     const double d_cell = d_cell_carry + d_hidden_carry*output*(1 - (tanh_cell*tanh_cell));
-                    /* dL/dhidden */
+                    /* dL/dhidden (eq:cse-d-hidden) */
                     const double d_hidden = d_hidden_carry;
-                    /* dL/doutput */
+                    /* dL/doutput (eq:cse-d-output) */
                     const double d_output = d_hidden*tanh_cell;
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp1) */
                     const double tmp1 = d_output*output*(1 - output);
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp3) */
                     const double tmp3 = 1.0/hidden_size;
-                    /* dL/dcell_raw */
+                    /* dL/dcell_raw (eq:cse-d-cell-raw) */
                     const double d_cell_raw = D_cell_mean*tmp3 + cell_rstd*cell_scale*d_cell + 2*D_cell_norm_variance*tmp3*(cell_raw - cell_mean);
-                    /* dL/dcandidate */
+                    /* dL/dcandidate (eq:cse-d-candidate) */
                     const double d_candidate = d_cell_raw*update;
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp4) */
                     const double tmp4 = candidate*d_candidate*(1 - update);
-                    /* dL/dforget */
+                    /* dL/dforget (eq:cse-d-forget) */
                     const double d_forget = cell_prev*d_cell_raw;
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp6) */
                     const double tmp6 = d_forget*forget*(1 - forget);
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp8) */
                     const double tmp8 = d_candidate*(1 - (candidate*candidate));
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp10) */
                     const double tmp10 = scale_hidden_output*tmp1;
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp11) */
                     const double tmp11 = scale_hidden_update*tmp4;
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp12) */
                     const double tmp12 = scale_hidden_forget*tmp6;
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp13) */
                     const double tmp13 = scale_hidden_candidate*tmp8;
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp14) */
                     const double tmp14 = -hidden_mean;
-                    /* dL/dhidden_mean */
+                    /* dL/dhidden_mean (eq:cse-d-hidden-mean) */
                     const double d_hidden_mean = -hidden_rstd*tmp10 - hidden_rstd*tmp11 - hidden_rstd*tmp12 - hidden_rstd*tmp13;
-                    /* dL/dhidden_rstd */
+                    /* dL/dhidden_rstd (eq:cse-d-hidden-rstd) */
                     const double d_hidden_rstd = tmp10*(output_hidden - hidden_mean) + tmp11*(update_hidden - hidden_mean) + tmp12*(forget_hidden + tmp14) + tmp13*(candidate_hidden + tmp14);
                     sum_mean += d_hidden_mean;
                     sum_rstd += d_hidden_rstd;
@@ -1047,7 +1056,8 @@ static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t 
             const double cell_mean = saved[18u * units + b * hidden_size];
             const double cell_rstd = saved[19u * units + b * hidden_size];
             /* cell_norm: the totals over the row's units, D_mean = sum of d_cell_mean and
-             * D_var = (d rstd / d variance) * sum of d_cell_rstd (the stages before, recomputed) */
+             * D_var = (d rstd / d variance) * sum of d_cell_rstd (the stages before, recomputed)
+             * (eq:total-cell-norm-mean, eq:total-cell-norm-variance) */
             double D_cell_mean, D_cell_norm_variance;
             {
                 double sum_mean = 0.0, sum_rstd = 0.0;
@@ -1059,13 +1069,13 @@ static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t 
                     const double output = saved[11 * units + u];
                     const double cell_raw = saved[12 * units + u];
                     const double tanh_cell = saved[13 * units + u];
-                    /* dL/dcell */
+                    /* dL/dcell (eq:cse-d-cell) */
                     const double d_cell = d_cell_carry + d_hidden_carry*output*(1 - (tanh_cell*tanh_cell));
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp0) */
                     const double tmp0 = cell_scale*d_cell;
-                    /* dL/dcell_mean */
+                    /* dL/dcell_mean (eq:cse-d-cell-mean) */
                     const double d_cell_mean = -cell_rstd*tmp0;
-                    /* dL/dcell_rstd */
+                    /* dL/dcell_rstd (eq:cse-d-cell-rstd) */
                     const double d_cell_rstd = tmp0*(cell_raw - cell_mean);
                     sum_mean += d_cell_mean;
                     sum_rstd += d_cell_rstd;
@@ -1075,7 +1085,8 @@ static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t 
                 D_cell_norm_variance = (-1.0/2.0*(cell_rstd*cell_rstd*cell_rstd)) * sum_rstd;
             }
             /* event_norm: the totals over the row's units, D_mean = sum of d_event_mean and
-             * D_var = (d rstd / d variance) * sum of d_event_rstd (the stages before, recomputed) */
+             * D_var = (d rstd / d variance) * sum of d_event_rstd (the stages before, recomputed)
+             * (eq:total-event-norm-mean, eq:total-event-norm-variance) */
             double D_event_mean, D_event_norm_variance;
             {
                 double sum_mean = 0.0, sum_rstd = 0.0;
@@ -1099,39 +1110,39 @@ static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t 
                     const double output = saved[11 * units + u];
                     const double cell_raw = saved[12 * units + u];
                     const double tanh_cell = saved[13 * units + u];
-                    /* dL/dcell */
+                    /* dL/dcell (eq:cse-d-cell) */
                     const double d_cell = d_cell_carry + d_hidden_carry*output*(1 - (tanh_cell*tanh_cell));
-                    /* dL/dhidden */
+                    /* dL/dhidden (eq:cse-d-hidden) */
                     const double d_hidden = d_hidden_carry;
-                    /* dL/doutput */
+                    /* dL/doutput (eq:cse-d-output) */
                     const double d_output = d_hidden*tanh_cell;
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp1) */
                     const double tmp1 = d_output*output*(1 - output);
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp2) */
                     const double tmp2 = scale_event_output*tmp1;
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp3) */
                     const double tmp3 = 1.0/hidden_size;
-                    /* dL/dcell_raw */
+                    /* dL/dcell_raw (eq:cse-d-cell-raw) */
                     const double d_cell_raw = D_cell_mean*tmp3 + cell_rstd*cell_scale*d_cell + 2*D_cell_norm_variance*tmp3*(cell_raw - cell_mean);
-                    /* dL/dcandidate */
+                    /* dL/dcandidate (eq:cse-d-candidate) */
                     const double d_candidate = d_cell_raw*update;
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp4) */
                     const double tmp4 = candidate*d_candidate*(1 - update);
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp5) */
                     const double tmp5 = scale_event_update*tmp4;
-                    /* dL/dforget */
+                    /* dL/dforget (eq:cse-d-forget) */
                     const double d_forget = cell_prev*d_cell_raw;
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp6) */
                     const double tmp6 = d_forget*forget*(1 - forget);
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp7) */
                     const double tmp7 = scale_event_forget*tmp6;
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp8) */
                     const double tmp8 = d_candidate*(1 - (candidate*candidate));
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp9) */
                     const double tmp9 = scale_event_candidate*tmp8;
-                    /* dL/devent_mean */
+                    /* dL/devent_mean (eq:cse-d-event-mean) */
                     const double d_event_mean = -event_rstd*tmp2 - event_rstd*tmp5 - event_rstd*tmp7 - event_rstd*tmp9;
-                    /* dL/devent_rstd */
+                    /* dL/devent_rstd (eq:cse-d-event-rstd) */
                     const double d_event_rstd = tmp2*(output_event - event_mean) + tmp5*(update_event - event_mean) + tmp7*(forget_event - event_mean) + tmp9*(candidate_event - event_mean);
                     sum_mean += d_event_mean;
                     sum_rstd += d_event_rstd;
@@ -1141,7 +1152,8 @@ static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t 
                 D_event_norm_variance = (-1.0/2.0*(event_rstd*event_rstd*event_rstd)) * sum_rstd;
             }
             /* hidden_norm: the totals over the row's units, D_mean = sum of d_hidden_mean and
-             * D_var = (d rstd / d variance) * sum of d_hidden_rstd (the stages before, recomputed) */
+             * D_var = (d rstd / d variance) * sum of d_hidden_rstd (the stages before, recomputed)
+             * (eq:total-hidden-norm-mean, eq:total-hidden-norm-variance) */
             double D_hidden_mean, D_hidden_norm_variance;
             {
                 double sum_mean = 0.0, sum_rstd = 0.0;
@@ -1165,41 +1177,41 @@ static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t 
                     const double output = saved[11 * units + u];
                     const double cell_raw = saved[12 * units + u];
                     const double tanh_cell = saved[13 * units + u];
-                    /* dL/dcell */
+                    /* dL/dcell (eq:cse-d-cell) */
                     const double d_cell = d_cell_carry + d_hidden_carry*output*(1 - (tanh_cell*tanh_cell));
-                    /* dL/dhidden */
+                    /* dL/dhidden (eq:cse-d-hidden) */
                     const double d_hidden = d_hidden_carry;
-                    /* dL/doutput */
+                    /* dL/doutput (eq:cse-d-output) */
                     const double d_output = d_hidden*tanh_cell;
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp1) */
                     const double tmp1 = d_output*output*(1 - output);
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp3) */
                     const double tmp3 = 1.0/hidden_size;
-                    /* dL/dcell_raw */
+                    /* dL/dcell_raw (eq:cse-d-cell-raw) */
                     const double d_cell_raw = D_cell_mean*tmp3 + cell_rstd*cell_scale*d_cell + 2*D_cell_norm_variance*tmp3*(cell_raw - cell_mean);
-                    /* dL/dcandidate */
+                    /* dL/dcandidate (eq:cse-d-candidate) */
                     const double d_candidate = d_cell_raw*update;
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp4) */
                     const double tmp4 = candidate*d_candidate*(1 - update);
-                    /* dL/dforget */
+                    /* dL/dforget (eq:cse-d-forget) */
                     const double d_forget = cell_prev*d_cell_raw;
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp6) */
                     const double tmp6 = d_forget*forget*(1 - forget);
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp8) */
                     const double tmp8 = d_candidate*(1 - (candidate*candidate));
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp10) */
                     const double tmp10 = scale_hidden_output*tmp1;
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp11) */
                     const double tmp11 = scale_hidden_update*tmp4;
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp12) */
                     const double tmp12 = scale_hidden_forget*tmp6;
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp13) */
                     const double tmp13 = scale_hidden_candidate*tmp8;
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp14) */
                     const double tmp14 = -hidden_mean;
-                    /* dL/dhidden_mean */
+                    /* dL/dhidden_mean (eq:cse-d-hidden-mean) */
                     const double d_hidden_mean = -hidden_rstd*tmp10 - hidden_rstd*tmp11 - hidden_rstd*tmp12 - hidden_rstd*tmp13;
-                    /* dL/dhidden_rstd */
+                    /* dL/dhidden_rstd (eq:cse-d-hidden-rstd) */
                     const double d_hidden_rstd = tmp10*(output_hidden - hidden_mean) + tmp11*(update_hidden - hidden_mean) + tmp12*(forget_hidden + tmp14) + tmp13*(candidate_hidden + tmp14);
                     sum_mean += d_hidden_mean;
                     sum_rstd += d_hidden_rstd;
@@ -2346,7 +2358,8 @@ static LSTM_SYM_WIDE_VECTORS void lstm_ln_units_forward_f32(size_t batch, size_t
         for (b = first; b < last; ++b) {
             size_t k;
             /* event_norm: the row's mean and rstd = (variance + epsilon)^(-1/2) over [update_event, forget_event, candidate_event, output_event],
-             * 4u * hidden_size entries, in two passes (the mean, then the mean of the squared deviations) */
+             * 4u * hidden_size entries, in two passes (the mean, then the mean of the squared deviations)
+             * (eq:reduction-event-norm-mean, eq:reduction-event-norm-rstd) */
             float event_mean, event_rstd;
             {
                 const float entries = (float)(4u * hidden_size);
@@ -2364,7 +2377,8 @@ static LSTM_SYM_WIDE_VECTORS void lstm_ln_units_forward_f32(size_t batch, size_t
                 event_rstd = powf(1.0F/100000.0F + event_norm_variance, -1.0F/2.0F);
             }
             /* hidden_norm: the row's mean and rstd = (variance + epsilon)^(-1/2) over [update_hidden, forget_hidden, candidate_hidden, output_hidden],
-             * 4u * hidden_size entries, in two passes (the mean, then the mean of the squared deviations) */
+             * 4u * hidden_size entries, in two passes (the mean, then the mean of the squared deviations)
+             * (eq:reduction-hidden-norm-mean, eq:reduction-hidden-norm-rstd) */
             float hidden_mean, hidden_rstd;
             {
                 const float entries = (float)(4u * hidden_size);
@@ -2382,7 +2396,8 @@ static LSTM_SYM_WIDE_VECTORS void lstm_ln_units_forward_f32(size_t batch, size_t
                 hidden_rstd = powf(1.0F/100000.0F + hidden_norm_variance, -1.0F/2.0F);
             }
             /* cell_norm: the row's mean and rstd = (variance + epsilon)^(-1/2) over [cell_raw],
-             * 1u * hidden_size entries, in two passes (the mean, then the mean of the squared deviations) */
+             * 1u * hidden_size entries, in two passes (the mean, then the mean of the squared deviations)
+             * (eq:reduction-cell-norm-mean, eq:reduction-cell-norm-rstd) */
             float cell_mean, cell_rstd;
             {
                 const float entries = (float)(1u * hidden_size);
@@ -2408,13 +2423,13 @@ static LSTM_SYM_WIDE_VECTORS void lstm_ln_units_forward_f32(size_t batch, size_t
                     const float shift_hidden_update = shift_hidden_update_vector[k];
                     const float shift_hidden_forget = shift_hidden_forget_vector[k];
                     const float shift_hidden_candidate = shift_hidden_candidate_vector[k];
-                    /* update = sigmoid(event_rstd*scale_event_update*(-event_mean + update_event) + hidden_rstd*scale_hidden_update*(-hidden_mean + update_hidden) + shift_event_update + shift_hidden_update) */
+                    /* update = sigmoid(event_rstd*scale_event_update*(-event_mean + update_event) + hidden_rstd*scale_hidden_update*(-hidden_mean + update_hidden) + shift_event_update + shift_hidden_update) (eq:forward-update) */
                     const float update = lstm_sym_sigmoid_f32(shift_event_update + shift_hidden_update + event_rstd*scale_event_update*(update_event - event_mean) + hidden_rstd*scale_hidden_update*(update_hidden - hidden_mean));
-                    /* forget = sigmoid(event_rstd*scale_event_forget*(-event_mean + forget_event) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean) + shift_event_forget + shift_hidden_forget) */
+                    /* forget = sigmoid(event_rstd*scale_event_forget*(-event_mean + forget_event) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean) + shift_event_forget + shift_hidden_forget) (eq:forward-forget) */
                     const float forget = lstm_sym_sigmoid_f32(shift_event_forget + shift_hidden_forget + event_rstd*scale_event_forget*(forget_event - event_mean) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean));
-                    /* candidate = tanh(event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean) + shift_event_candidate + shift_hidden_candidate) */
+                    /* candidate = tanh(event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean) + shift_event_candidate + shift_hidden_candidate) (eq:forward-candidate) */
                     const float candidate = lstm_sym_tanh_f32(shift_event_candidate + shift_hidden_candidate + event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean));
-                    /* cell_raw = candidate*update + cell_prev*forget */
+                    /* cell_raw = candidate*update + cell_prev*forget (eq:forward-cell-raw) */
                     const float cell_raw = candidate*update + cell_prev*forget;
                     total += cell_raw;
                     (void)u;
@@ -2441,13 +2456,13 @@ static LSTM_SYM_WIDE_VECTORS void lstm_ln_units_forward_f32(size_t batch, size_t
                     const float shift_hidden_update = shift_hidden_update_vector[k];
                     const float shift_hidden_forget = shift_hidden_forget_vector[k];
                     const float shift_hidden_candidate = shift_hidden_candidate_vector[k];
-                    /* update = sigmoid(event_rstd*scale_event_update*(-event_mean + update_event) + hidden_rstd*scale_hidden_update*(-hidden_mean + update_hidden) + shift_event_update + shift_hidden_update) */
+                    /* update = sigmoid(event_rstd*scale_event_update*(-event_mean + update_event) + hidden_rstd*scale_hidden_update*(-hidden_mean + update_hidden) + shift_event_update + shift_hidden_update) (eq:forward-update) */
                     const float update = lstm_sym_sigmoid_f32(shift_event_update + shift_hidden_update + event_rstd*scale_event_update*(update_event - event_mean) + hidden_rstd*scale_hidden_update*(update_hidden - hidden_mean));
-                    /* forget = sigmoid(event_rstd*scale_event_forget*(-event_mean + forget_event) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean) + shift_event_forget + shift_hidden_forget) */
+                    /* forget = sigmoid(event_rstd*scale_event_forget*(-event_mean + forget_event) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean) + shift_event_forget + shift_hidden_forget) (eq:forward-forget) */
                     const float forget = lstm_sym_sigmoid_f32(shift_event_forget + shift_hidden_forget + event_rstd*scale_event_forget*(forget_event - event_mean) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean));
-                    /* candidate = tanh(event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean) + shift_event_candidate + shift_hidden_candidate) */
+                    /* candidate = tanh(event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean) + shift_event_candidate + shift_hidden_candidate) (eq:forward-candidate) */
                     const float candidate = lstm_sym_tanh_f32(shift_event_candidate + shift_hidden_candidate + event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean));
-                    /* cell_raw = candidate*update + cell_prev*forget */
+                    /* cell_raw = candidate*update + cell_prev*forget (eq:forward-cell-raw) */
                     const float cell_raw = candidate*update + cell_prev*forget;
                     const float deviation = cell_raw - cell_mean;
                     squares += deviation * deviation;
@@ -2530,7 +2545,8 @@ static LSTM_SYM_WIDE_VECTORS void lstm_ln_units_forward_f32(size_t batch, size_t
         for (b = first; b < last; ++b) {
             size_t k;
             /* event_norm: the row's mean and rstd = (variance + epsilon)^(-1/2) over [update_event, forget_event, candidate_event, output_event],
-             * 4u * hidden_size entries, in two passes (the mean, then the mean of the squared deviations) */
+             * 4u * hidden_size entries, in two passes (the mean, then the mean of the squared deviations)
+             * (eq:reduction-event-norm-mean, eq:reduction-event-norm-rstd) */
             float event_mean, event_rstd;
             {
                 const float entries = (float)(4u * hidden_size);
@@ -2548,7 +2564,8 @@ static LSTM_SYM_WIDE_VECTORS void lstm_ln_units_forward_f32(size_t batch, size_t
                 event_rstd = powf(1.0F/100000.0F + event_norm_variance, -1.0F/2.0F);
             }
             /* hidden_norm: the row's mean and rstd = (variance + epsilon)^(-1/2) over [update_hidden, forget_hidden, candidate_hidden, output_hidden],
-             * 4u * hidden_size entries, in two passes (the mean, then the mean of the squared deviations) */
+             * 4u * hidden_size entries, in two passes (the mean, then the mean of the squared deviations)
+             * (eq:reduction-hidden-norm-mean, eq:reduction-hidden-norm-rstd) */
             float hidden_mean, hidden_rstd;
             {
                 const float entries = (float)(4u * hidden_size);
@@ -2566,7 +2583,8 @@ static LSTM_SYM_WIDE_VECTORS void lstm_ln_units_forward_f32(size_t batch, size_t
                 hidden_rstd = powf(1.0F/100000.0F + hidden_norm_variance, -1.0F/2.0F);
             }
             /* cell_norm: the row's mean and rstd = (variance + epsilon)^(-1/2) over [cell_raw],
-             * 1u * hidden_size entries, in two passes (the mean, then the mean of the squared deviations) */
+             * 1u * hidden_size entries, in two passes (the mean, then the mean of the squared deviations)
+             * (eq:reduction-cell-norm-mean, eq:reduction-cell-norm-rstd) */
             float cell_mean, cell_rstd;
             {
                 const float entries = (float)(1u * hidden_size);
@@ -2592,13 +2610,13 @@ static LSTM_SYM_WIDE_VECTORS void lstm_ln_units_forward_f32(size_t batch, size_t
                     const float shift_hidden_update = shift_hidden_update_vector[k];
                     const float shift_hidden_forget = shift_hidden_forget_vector[k];
                     const float shift_hidden_candidate = shift_hidden_candidate_vector[k];
-                    /* update = sigmoid(event_rstd*scale_event_update*(-event_mean + update_event) + hidden_rstd*scale_hidden_update*(-hidden_mean + update_hidden) + shift_event_update + shift_hidden_update) */
+                    /* update = sigmoid(event_rstd*scale_event_update*(-event_mean + update_event) + hidden_rstd*scale_hidden_update*(-hidden_mean + update_hidden) + shift_event_update + shift_hidden_update) (eq:forward-update) */
                     const float update = lstm_sym_sigmoid_f32(shift_event_update + shift_hidden_update + event_rstd*scale_event_update*(update_event - event_mean) + hidden_rstd*scale_hidden_update*(update_hidden - hidden_mean));
-                    /* forget = sigmoid(event_rstd*scale_event_forget*(-event_mean + forget_event) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean) + shift_event_forget + shift_hidden_forget) */
+                    /* forget = sigmoid(event_rstd*scale_event_forget*(-event_mean + forget_event) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean) + shift_event_forget + shift_hidden_forget) (eq:forward-forget) */
                     const float forget = lstm_sym_sigmoid_f32(shift_event_forget + shift_hidden_forget + event_rstd*scale_event_forget*(forget_event - event_mean) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean));
-                    /* candidate = tanh(event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean) + shift_event_candidate + shift_hidden_candidate) */
+                    /* candidate = tanh(event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean) + shift_event_candidate + shift_hidden_candidate) (eq:forward-candidate) */
                     const float candidate = lstm_sym_tanh_f32(shift_event_candidate + shift_hidden_candidate + event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean));
-                    /* cell_raw = candidate*update + cell_prev*forget */
+                    /* cell_raw = candidate*update + cell_prev*forget (eq:forward-cell-raw) */
                     const float cell_raw = candidate*update + cell_prev*forget;
                     total += cell_raw;
                     (void)u;
@@ -2625,13 +2643,13 @@ static LSTM_SYM_WIDE_VECTORS void lstm_ln_units_forward_f32(size_t batch, size_t
                     const float shift_hidden_update = shift_hidden_update_vector[k];
                     const float shift_hidden_forget = shift_hidden_forget_vector[k];
                     const float shift_hidden_candidate = shift_hidden_candidate_vector[k];
-                    /* update = sigmoid(event_rstd*scale_event_update*(-event_mean + update_event) + hidden_rstd*scale_hidden_update*(-hidden_mean + update_hidden) + shift_event_update + shift_hidden_update) */
+                    /* update = sigmoid(event_rstd*scale_event_update*(-event_mean + update_event) + hidden_rstd*scale_hidden_update*(-hidden_mean + update_hidden) + shift_event_update + shift_hidden_update) (eq:forward-update) */
                     const float update = lstm_sym_sigmoid_f32(shift_event_update + shift_hidden_update + event_rstd*scale_event_update*(update_event - event_mean) + hidden_rstd*scale_hidden_update*(update_hidden - hidden_mean));
-                    /* forget = sigmoid(event_rstd*scale_event_forget*(-event_mean + forget_event) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean) + shift_event_forget + shift_hidden_forget) */
+                    /* forget = sigmoid(event_rstd*scale_event_forget*(-event_mean + forget_event) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean) + shift_event_forget + shift_hidden_forget) (eq:forward-forget) */
                     const float forget = lstm_sym_sigmoid_f32(shift_event_forget + shift_hidden_forget + event_rstd*scale_event_forget*(forget_event - event_mean) + hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean));
-                    /* candidate = tanh(event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean) + shift_event_candidate + shift_hidden_candidate) */
+                    /* candidate = tanh(event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean) + shift_event_candidate + shift_hidden_candidate) (eq:forward-candidate) */
                     const float candidate = lstm_sym_tanh_f32(shift_event_candidate + shift_hidden_candidate + event_rstd*scale_event_candidate*(candidate_event - event_mean) + hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean));
-                    /* cell_raw = candidate*update + cell_prev*forget */
+                    /* cell_raw = candidate*update + cell_prev*forget (eq:forward-cell-raw) */
                     const float cell_raw = candidate*update + cell_prev*forget;
                     const float deviation = cell_raw - cell_mean;
                     squares += deviation * deviation;
@@ -2790,7 +2808,8 @@ static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t 
             const float cell_mean = saved[18u * units + b * hidden_size];
             const float cell_rstd = saved[19u * units + b * hidden_size];
             /* cell_norm: the totals over the row's units, D_mean = sum of d_cell_mean and
-             * D_var = (d rstd / d variance) * sum of d_cell_rstd (the stages before, recomputed) */
+             * D_var = (d rstd / d variance) * sum of d_cell_rstd (the stages before, recomputed)
+             * (eq:total-cell-norm-mean, eq:total-cell-norm-variance) */
             float D_cell_mean, D_cell_norm_variance;
             {
                 float sum_mean = 0.0F, sum_rstd = 0.0F;
@@ -2802,13 +2821,13 @@ static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t 
                     const float output = saved[11 * units + u];
                     const float cell_raw = saved[12 * units + u];
                     const float tanh_cell = saved[13 * units + u];
-                    /* dL/dcell */
+                    /* dL/dcell (eq:cse-d-cell) */
                     const float d_cell = d_cell_carry + d_hidden_carry*output*(1 - (tanh_cell*tanh_cell));
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp0) */
                     const float tmp0 = cell_scale*d_cell;
-                    /* dL/dcell_mean */
+                    /* dL/dcell_mean (eq:cse-d-cell-mean) */
                     const float d_cell_mean = -cell_rstd*tmp0;
-                    /* dL/dcell_rstd */
+                    /* dL/dcell_rstd (eq:cse-d-cell-rstd) */
                     const float d_cell_rstd = tmp0*(cell_raw - cell_mean);
                     sum_mean += d_cell_mean;
                     sum_rstd += d_cell_rstd;
@@ -2818,7 +2837,8 @@ static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t 
                 D_cell_norm_variance = (-1.0F/2.0F*(cell_rstd*cell_rstd*cell_rstd)) * sum_rstd;
             }
             /* event_norm: the totals over the row's units, D_mean = sum of d_event_mean and
-             * D_var = (d rstd / d variance) * sum of d_event_rstd (the stages before, recomputed) */
+             * D_var = (d rstd / d variance) * sum of d_event_rstd (the stages before, recomputed)
+             * (eq:total-event-norm-mean, eq:total-event-norm-variance) */
             float D_event_mean, D_event_norm_variance;
             {
                 float sum_mean = 0.0F, sum_rstd = 0.0F;
@@ -2842,39 +2862,39 @@ static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t 
                     const float output = saved[11 * units + u];
                     const float cell_raw = saved[12 * units + u];
                     const float tanh_cell = saved[13 * units + u];
-                    /* dL/dcell */
+                    /* dL/dcell (eq:cse-d-cell) */
                     const float d_cell = d_cell_carry + d_hidden_carry*output*(1 - (tanh_cell*tanh_cell));
-                    /* dL/dhidden */
+                    /* dL/dhidden (eq:cse-d-hidden) */
                     const float d_hidden = d_hidden_carry;
-                    /* dL/doutput */
+                    /* dL/doutput (eq:cse-d-output) */
                     const float d_output = d_hidden*tanh_cell;
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp1) */
                     const float tmp1 = d_output*output*(1 - output);
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp2) */
                     const float tmp2 = scale_event_output*tmp1;
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp3) */
                     const float tmp3 = 1.0F/hidden_size;
-                    /* dL/dcell_raw */
+                    /* dL/dcell_raw (eq:cse-d-cell-raw) */
                     const float d_cell_raw = D_cell_mean*tmp3 + cell_rstd*cell_scale*d_cell + 2*D_cell_norm_variance*tmp3*(cell_raw - cell_mean);
-                    /* dL/dcandidate */
+                    /* dL/dcandidate (eq:cse-d-candidate) */
                     const float d_candidate = d_cell_raw*update;
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp4) */
                     const float tmp4 = candidate*d_candidate*(1 - update);
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp5) */
                     const float tmp5 = scale_event_update*tmp4;
-                    /* dL/dforget */
+                    /* dL/dforget (eq:cse-d-forget) */
                     const float d_forget = cell_prev*d_cell_raw;
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp6) */
                     const float tmp6 = d_forget*forget*(1 - forget);
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp7) */
                     const float tmp7 = scale_event_forget*tmp6;
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp8) */
                     const float tmp8 = d_candidate*(1 - (candidate*candidate));
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp9) */
                     const float tmp9 = scale_event_candidate*tmp8;
-                    /* dL/devent_mean */
+                    /* dL/devent_mean (eq:cse-d-event-mean) */
                     const float d_event_mean = -event_rstd*tmp2 - event_rstd*tmp5 - event_rstd*tmp7 - event_rstd*tmp9;
-                    /* dL/devent_rstd */
+                    /* dL/devent_rstd (eq:cse-d-event-rstd) */
                     const float d_event_rstd = tmp2*(output_event - event_mean) + tmp5*(update_event - event_mean) + tmp7*(forget_event - event_mean) + tmp9*(candidate_event - event_mean);
                     sum_mean += d_event_mean;
                     sum_rstd += d_event_rstd;
@@ -2884,7 +2904,8 @@ static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t 
                 D_event_norm_variance = (-1.0F/2.0F*(event_rstd*event_rstd*event_rstd)) * sum_rstd;
             }
             /* hidden_norm: the totals over the row's units, D_mean = sum of d_hidden_mean and
-             * D_var = (d rstd / d variance) * sum of d_hidden_rstd (the stages before, recomputed) */
+             * D_var = (d rstd / d variance) * sum of d_hidden_rstd (the stages before, recomputed)
+             * (eq:total-hidden-norm-mean, eq:total-hidden-norm-variance) */
             float D_hidden_mean, D_hidden_norm_variance;
             {
                 float sum_mean = 0.0F, sum_rstd = 0.0F;
@@ -2908,41 +2929,41 @@ static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t 
                     const float output = saved[11 * units + u];
                     const float cell_raw = saved[12 * units + u];
                     const float tanh_cell = saved[13 * units + u];
-                    /* dL/dcell */
+                    /* dL/dcell (eq:cse-d-cell) */
                     const float d_cell = d_cell_carry + d_hidden_carry*output*(1 - (tanh_cell*tanh_cell));
-                    /* dL/dhidden */
+                    /* dL/dhidden (eq:cse-d-hidden) */
                     const float d_hidden = d_hidden_carry;
-                    /* dL/doutput */
+                    /* dL/doutput (eq:cse-d-output) */
                     const float d_output = d_hidden*tanh_cell;
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp1) */
                     const float tmp1 = d_output*output*(1 - output);
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp3) */
                     const float tmp3 = 1.0F/hidden_size;
-                    /* dL/dcell_raw */
+                    /* dL/dcell_raw (eq:cse-d-cell-raw) */
                     const float d_cell_raw = D_cell_mean*tmp3 + cell_rstd*cell_scale*d_cell + 2*D_cell_norm_variance*tmp3*(cell_raw - cell_mean);
-                    /* dL/dcandidate */
+                    /* dL/dcandidate (eq:cse-d-candidate) */
                     const float d_candidate = d_cell_raw*update;
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp4) */
                     const float tmp4 = candidate*d_candidate*(1 - update);
-                    /* dL/dforget */
+                    /* dL/dforget (eq:cse-d-forget) */
                     const float d_forget = cell_prev*d_cell_raw;
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp6) */
                     const float tmp6 = d_forget*forget*(1 - forget);
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp8) */
                     const float tmp8 = d_candidate*(1 - (candidate*candidate));
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp10) */
                     const float tmp10 = scale_hidden_output*tmp1;
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp11) */
                     const float tmp11 = scale_hidden_update*tmp4;
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp12) */
                     const float tmp12 = scale_hidden_forget*tmp6;
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp13) */
                     const float tmp13 = scale_hidden_candidate*tmp8;
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp14) */
                     const float tmp14 = -hidden_mean;
-                    /* dL/dhidden_mean */
+                    /* dL/dhidden_mean (eq:cse-d-hidden-mean) */
                     const float d_hidden_mean = -hidden_rstd*tmp10 - hidden_rstd*tmp11 - hidden_rstd*tmp12 - hidden_rstd*tmp13;
-                    /* dL/dhidden_rstd */
+                    /* dL/dhidden_rstd (eq:cse-d-hidden-rstd) */
                     const float d_hidden_rstd = tmp10*(output_hidden - hidden_mean) + tmp11*(update_hidden - hidden_mean) + tmp12*(forget_hidden + tmp14) + tmp13*(candidate_hidden + tmp14);
                     sum_mean += d_hidden_mean;
                     sum_rstd += d_hidden_rstd;
@@ -3139,7 +3160,8 @@ static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t 
             const float cell_mean = saved[18u * units + b * hidden_size];
             const float cell_rstd = saved[19u * units + b * hidden_size];
             /* cell_norm: the totals over the row's units, D_mean = sum of d_cell_mean and
-             * D_var = (d rstd / d variance) * sum of d_cell_rstd (the stages before, recomputed) */
+             * D_var = (d rstd / d variance) * sum of d_cell_rstd (the stages before, recomputed)
+             * (eq:total-cell-norm-mean, eq:total-cell-norm-variance) */
             float D_cell_mean, D_cell_norm_variance;
             {
                 float sum_mean = 0.0F, sum_rstd = 0.0F;
@@ -3151,13 +3173,13 @@ static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t 
                     const float output = saved[11 * units + u];
                     const float cell_raw = saved[12 * units + u];
                     const float tanh_cell = saved[13 * units + u];
-                    /* dL/dcell */
+                    /* dL/dcell (eq:cse-d-cell) */
                     const float d_cell = d_cell_carry + d_hidden_carry*output*(1 - (tanh_cell*tanh_cell));
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp0) */
                     const float tmp0 = cell_scale*d_cell;
-                    /* dL/dcell_mean */
+                    /* dL/dcell_mean (eq:cse-d-cell-mean) */
                     const float d_cell_mean = -cell_rstd*tmp0;
-                    /* dL/dcell_rstd */
+                    /* dL/dcell_rstd (eq:cse-d-cell-rstd) */
                     const float d_cell_rstd = tmp0*(cell_raw - cell_mean);
                     sum_mean += d_cell_mean;
                     sum_rstd += d_cell_rstd;
@@ -3167,7 +3189,8 @@ static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t 
                 D_cell_norm_variance = (-1.0F/2.0F*(cell_rstd*cell_rstd*cell_rstd)) * sum_rstd;
             }
             /* event_norm: the totals over the row's units, D_mean = sum of d_event_mean and
-             * D_var = (d rstd / d variance) * sum of d_event_rstd (the stages before, recomputed) */
+             * D_var = (d rstd / d variance) * sum of d_event_rstd (the stages before, recomputed)
+             * (eq:total-event-norm-mean, eq:total-event-norm-variance) */
             float D_event_mean, D_event_norm_variance;
             {
                 float sum_mean = 0.0F, sum_rstd = 0.0F;
@@ -3191,39 +3214,39 @@ static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t 
                     const float output = saved[11 * units + u];
                     const float cell_raw = saved[12 * units + u];
                     const float tanh_cell = saved[13 * units + u];
-                    /* dL/dcell */
+                    /* dL/dcell (eq:cse-d-cell) */
                     const float d_cell = d_cell_carry + d_hidden_carry*output*(1 - (tanh_cell*tanh_cell));
-                    /* dL/dhidden */
+                    /* dL/dhidden (eq:cse-d-hidden) */
                     const float d_hidden = d_hidden_carry;
-                    /* dL/doutput */
+                    /* dL/doutput (eq:cse-d-output) */
                     const float d_output = d_hidden*tanh_cell;
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp1) */
                     const float tmp1 = d_output*output*(1 - output);
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp2) */
                     const float tmp2 = scale_event_output*tmp1;
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp3) */
                     const float tmp3 = 1.0F/hidden_size;
-                    /* dL/dcell_raw */
+                    /* dL/dcell_raw (eq:cse-d-cell-raw) */
                     const float d_cell_raw = D_cell_mean*tmp3 + cell_rstd*cell_scale*d_cell + 2*D_cell_norm_variance*tmp3*(cell_raw - cell_mean);
-                    /* dL/dcandidate */
+                    /* dL/dcandidate (eq:cse-d-candidate) */
                     const float d_candidate = d_cell_raw*update;
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp4) */
                     const float tmp4 = candidate*d_candidate*(1 - update);
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp5) */
                     const float tmp5 = scale_event_update*tmp4;
-                    /* dL/dforget */
+                    /* dL/dforget (eq:cse-d-forget) */
                     const float d_forget = cell_prev*d_cell_raw;
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp6) */
                     const float tmp6 = d_forget*forget*(1 - forget);
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp7) */
                     const float tmp7 = scale_event_forget*tmp6;
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp8) */
                     const float tmp8 = d_candidate*(1 - (candidate*candidate));
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp9) */
                     const float tmp9 = scale_event_candidate*tmp8;
-                    /* dL/devent_mean */
+                    /* dL/devent_mean (eq:cse-d-event-mean) */
                     const float d_event_mean = -event_rstd*tmp2 - event_rstd*tmp5 - event_rstd*tmp7 - event_rstd*tmp9;
-                    /* dL/devent_rstd */
+                    /* dL/devent_rstd (eq:cse-d-event-rstd) */
                     const float d_event_rstd = tmp2*(output_event - event_mean) + tmp5*(update_event - event_mean) + tmp7*(forget_event - event_mean) + tmp9*(candidate_event - event_mean);
                     sum_mean += d_event_mean;
                     sum_rstd += d_event_rstd;
@@ -3233,7 +3256,8 @@ static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t 
                 D_event_norm_variance = (-1.0F/2.0F*(event_rstd*event_rstd*event_rstd)) * sum_rstd;
             }
             /* hidden_norm: the totals over the row's units, D_mean = sum of d_hidden_mean and
-             * D_var = (d rstd / d variance) * sum of d_hidden_rstd (the stages before, recomputed) */
+             * D_var = (d rstd / d variance) * sum of d_hidden_rstd (the stages before, recomputed)
+             * (eq:total-hidden-norm-mean, eq:total-hidden-norm-variance) */
             float D_hidden_mean, D_hidden_norm_variance;
             {
                 float sum_mean = 0.0F, sum_rstd = 0.0F;
@@ -3257,41 +3281,41 @@ static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t 
                     const float output = saved[11 * units + u];
                     const float cell_raw = saved[12 * units + u];
                     const float tanh_cell = saved[13 * units + u];
-                    /* dL/dcell */
+                    /* dL/dcell (eq:cse-d-cell) */
                     const float d_cell = d_cell_carry + d_hidden_carry*output*(1 - (tanh_cell*tanh_cell));
-                    /* dL/dhidden */
+                    /* dL/dhidden (eq:cse-d-hidden) */
                     const float d_hidden = d_hidden_carry;
-                    /* dL/doutput */
+                    /* dL/doutput (eq:cse-d-output) */
                     const float d_output = d_hidden*tanh_cell;
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp1) */
                     const float tmp1 = d_output*output*(1 - output);
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp3) */
                     const float tmp3 = 1.0F/hidden_size;
-                    /* dL/dcell_raw */
+                    /* dL/dcell_raw (eq:cse-d-cell-raw) */
                     const float d_cell_raw = D_cell_mean*tmp3 + cell_rstd*cell_scale*d_cell + 2*D_cell_norm_variance*tmp3*(cell_raw - cell_mean);
-                    /* dL/dcandidate */
+                    /* dL/dcandidate (eq:cse-d-candidate) */
                     const float d_candidate = d_cell_raw*update;
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp4) */
                     const float tmp4 = candidate*d_candidate*(1 - update);
-                    /* dL/dforget */
+                    /* dL/dforget (eq:cse-d-forget) */
                     const float d_forget = cell_prev*d_cell_raw;
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp6) */
                     const float tmp6 = d_forget*forget*(1 - forget);
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp8) */
                     const float tmp8 = d_candidate*(1 - (candidate*candidate));
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp10) */
                     const float tmp10 = scale_hidden_output*tmp1;
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp11) */
                     const float tmp11 = scale_hidden_update*tmp4;
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp12) */
                     const float tmp12 = scale_hidden_forget*tmp6;
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp13) */
                     const float tmp13 = scale_hidden_candidate*tmp8;
-                    /* common subexpression */
+                    /* common subexpression (eq:cse-tmp14) */
                     const float tmp14 = -hidden_mean;
-                    /* dL/dhidden_mean */
+                    /* dL/dhidden_mean (eq:cse-d-hidden-mean) */
                     const float d_hidden_mean = -hidden_rstd*tmp10 - hidden_rstd*tmp11 - hidden_rstd*tmp12 - hidden_rstd*tmp13;
-                    /* dL/dhidden_rstd */
+                    /* dL/dhidden_rstd (eq:cse-d-hidden-rstd) */
                     const float d_hidden_rstd = tmp10*(output_hidden - hidden_mean) + tmp11*(update_hidden - hidden_mean) + tmp12*(forget_hidden + tmp14) + tmp13*(candidate_hidden + tmp14);
                     sum_mean += d_hidden_mean;
                     sum_rstd += d_hidden_rstd;

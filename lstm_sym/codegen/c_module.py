@@ -123,11 +123,11 @@ def _precision(kernel: KernelPlan, prefix: str, suffix: str, labels: set[str]) -
             p.name: code(derivation.backward.outputs[p]) for p in derivation.spec.unit_parameters
         },
         **_source_stages(kernel, code, ctype, labels),
-        **_reduction_loops(kernel, code, ctype),
+        **_reduction_loops(kernel, code, ctype, labels),
     }
 
 
-def _reduction_loops(kernel: KernelPlan, code, ctype) -> dict:
+def _reduction_loops(kernel: KernelPlan, code, ctype, labels: set[str]) -> dict:
     """A step with reductions over units, row by row: before the per-unit loop of the whole
     step, per :class:`~lstm_sym.plan.Reduce` the statistics of each reduction in two passes
     over the row (the mean, then the mean of the squared deviations from it), a per-unit
@@ -137,9 +137,13 @@ def _reduction_loops(kernel: KernelPlan, code, ctype) -> dict:
     if not kernel.reductions:
         return {"reduce_forward": [], "reduce_backward": []}
 
-    def lines(assignments) -> list[dict]:
+    def lines(assignments, kind) -> list[dict]:
         return [
-            {"note": a.note, "code": f"const {ctype} {a.target} = {code(a.expr)};", "label": ""}
+            {
+                "note": a.note,
+                "code": f"const {ctype} {a.target} = {code(a.expr)};",
+                "label": _cite(labels, _eq(kind, a.target.name)),
+            }
             for a in assignments
         ]
 
@@ -171,7 +175,11 @@ def _reduction_loops(kernel: KernelPlan, code, ctype) -> dict:
                         "hidden_projection": "hidden_part",
                     }.get(st.buffer),
                     "value": None if value is None else value.name,
-                    "lines": lines(before.needed({value})) if value is not None else [],
+                    "lines": lines(before.needed({value}), "forward") if value is not None else [],
+                    "cites": ", ".join(
+                        _cite(labels, f"eq:reduction-{st.reduction.name.replace('_', '-')}-{k}")
+                        for k in ("mean", "rstd")
+                    ),
                     # What the pass loops read per unit (only those are declared)
                     "reads": sorted(
                         s.name
@@ -196,7 +204,11 @@ def _reduction_loops(kernel: KernelPlan, code, ctype) -> dict:
                     "total_mean": total.total_mean.name,
                     "total_variance": total.total_variance.name,
                     "factor": code(total.variance_factor),
-                    "lines": lines(before.needed({total.d_mean, total.d_rstd})),
+                    "lines": lines(before.needed({total.d_mean, total.d_rstd}), "cse"),
+                    "cites": ", ".join(
+                        _cite(labels, f"eq:total-{total.reduction.name.replace('_', '-')}-{k}")
+                        for k in ("mean", "variance")
+                    ),
                     "reads": sorted(
                         s.name
                         for s in before.reads(before.needed({total.d_mean, total.d_rstd}))
