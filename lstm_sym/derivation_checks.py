@@ -467,11 +467,13 @@ def verification_tex(spec: CellSpec, rows: list[Row], command: str = "lstm-sym l
             f"{r.tolerance:.0e} \\\\"
         )
     lines += ["\\bottomrule", "\\end{tabular}", "\\end{center}"]
-    if spec.name in TORCH_REFERENCES and not spec.hidden_parts:
+    if spec.name in TORCH_REFERENCES and TORCH_REFERENCES[spec.name][1] is _torch_paper:
         lines.append(
             "The PyTorch row runs the paper's equations, written by hand in PyTorch "
             "(\\texttt{lstm\\_sym/torch/reference.py}, not through the derivation), with the "
-            "stacked $W_x$, $b_x$ and the per-unit parameters; its gradients are torch autograd's."
+            "stacked $W_x$, $b_x$"
+            + (", $W_h$, $b_h$" if spec.hidden_parts else "")
+            + " and the per-unit parameters; its gradients are torch autograd's."
         )
     elif spec.name in TORCH_REFERENCES:
         lines.append(
