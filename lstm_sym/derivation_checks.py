@@ -325,7 +325,9 @@ def _torch_paper(spec, parameters, events, initial, cot):
 
     cell = reference.get(spec.name)
     hidden = parameters.hidden_size
-    arrays = [*parameters.stacked(np.float64), *(getattr(parameters, n) for n in cell.weights[2:])]
+    stacked = parameters.stacked(np.float64)  # two arrays, or four with hidden parts
+    rest = cell.weights[len(stacked) :]
+    arrays = [*stacked, *(getattr(parameters, n) for n in rest)]
     weights = [torch.tensor(np.asarray(a, dtype=np.float64), requires_grad=True) for a in arrays]
     x = torch.tensor(events, requires_grad=True)
     states = {s.short: torch.tensor(initial[s.short], requires_grad=True) for s in spec.states}
@@ -341,7 +343,10 @@ def _torch_paper(spec, parameters, events, initial, cot):
         rows = slice(k * hidden, (k + 1) * hidden)
         grads[f"event_{gate}_weights"] = weights[0].grad[rows].numpy()
         grads[f"event_{gate}_bias"] = weights[1].grad[rows].numpy()
-    for name, weight in zip(cell.weights[2:], weights[2:], strict=True):
+        if len(stacked) == 4:
+            grads[f"hidden_{gate}_weights"] = weights[2].grad[rows].numpy()
+            grads[f"hidden_{gate}_bias"] = weights[3].grad[rows].numpy()
+    for name, weight in zip(rest, weights[len(stacked) :], strict=True):
         grads[name] = weight.grad.numpy()
     values = {"outputs": out.detach().numpy()}
     values.update({f"final_{short}": final.detach().numpy() for short, final in finals.items()})
@@ -356,6 +361,10 @@ TORCH_REFERENCES: dict[str, tuple[str, Callable]] = {
     "indrnn": ("the paper's equations by hand in PyTorch, float64", _torch_paper),
     "mingru": ("the paper's equations by hand in PyTorch, float64", _torch_paper),
     "minlstm": ("the paper's equations by hand in PyTorch, float64", _torch_paper),
+    "lstm_ln": (
+        "fastrnns' LayerNormLSTMCell by hand in PyTorch (F.layer_norm), float64",
+        _torch_paper,
+    ),
 }
 
 
@@ -471,11 +480,13 @@ def verification_tex(spec: CellSpec, rows: list[Row], command: str = "lstm-sym l
             f"{r.tolerance:.0e} \\\\"
         )
     lines += ["\\bottomrule", "\\end{tabular}", "\\end{center}"]
-    if spec.name in TORCH_REFERENCES and not spec.hidden_parts:
+    if spec.name in TORCH_REFERENCES and TORCH_REFERENCES[spec.name][1] is _torch_paper:
         lines.append(
             "The PyTorch row runs the paper's equations, written by hand in PyTorch "
             "(\\texttt{lstm\\_sym/torch/reference.py}, not through the derivation), with the "
-            "stacked $W_x$, $b_x$ and the per-unit parameters; its gradients are torch autograd's."
+            "stacked $W_x$, $b_x$"
+            + (", $W_h$, $b_h$" if spec.hidden_parts else "")
+            + " and the per-unit parameters; its gradients are torch autograd's."
         )
     elif spec.name in TORCH_REFERENCES:
         lines.append(

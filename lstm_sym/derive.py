@@ -18,7 +18,6 @@ Named stages, each a function whose result tests can inspect:
 
 from __future__ import annotations
 
-import contextvars
 import itertools
 from collections import defaultdict
 from dataclasses import dataclass
@@ -29,17 +28,11 @@ import sympy as sp
 from .functions import ACTIVATIONS
 from .spec import (
     CellSpec,
-    SpecError,
     gate_event,
     gate_hidden,
     real_symbol,
     source_stage,
     validate,
-)
-
-#: True while :func:`lstm_sym.reductions.staged_backward` lowers a spec with reductions.
-_allow_reductions: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "allow_reductions", default=False
 )
 
 
@@ -134,6 +127,14 @@ class Derivation:
     #: Delta^h W_h does). None without sources; ``source_backward`` None without same-step ones.
     sources: LinearAdjoints | None = None
     source_backward: Backward | None = None
+    #: Reductions over units (``spec.reductions``): one step's backward as per-unit
+    #: :class:`~lstm_sym.reductions.Stage` s, each with its own joint CSE, alternating with tuples
+    #: of :class:`~lstm_sym.reductions.ReductionAdjoint` (the totals over units), in execution
+    #: order; ``backward`` is then their chains one after the other (the last stage's outputs).
+    #: Empty without reductions.
+    staged: tuple = ()
+    #: The reductions' statistics the backward reads (one value per row and step, saved).
+    statistics: tuple[sp.Symbol, ...] = ()
 
     @property
     def gate_inputs(self) -> tuple[GateInput, ...]:
@@ -208,14 +209,6 @@ def _fresh_name(base: str, taken: set[str]) -> str:
 def lower(spec: CellSpec) -> Lowered:
     """Stage 1: ordered forward assignments with every nested activation named."""
     validate(spec)
-    if spec.reductions and not _allow_reductions.get():
-        names = ", ".join(r.name for r in spec.reductions)
-        raise SpecError(
-            f"cell {spec.name!r}: reductions over units ({names})"
-            " are differentiated by lstm_sym.reductions.staged_backward; the kernel plan and the "
-            "emitters do not print them yet, so derive() refuses the cell rather than drop their "
-            "adjoints"
-        )
     gate_inputs, substitution = _gate_inputs(spec)
     taken = {s.name for s in spec.gate_inputs + spec.prev_symbols + tuple(spec.unit_parameters)}
     taken |= {t.name for t, _ in spec.equations} | {g.symbol.name for g in gate_inputs}
@@ -304,11 +297,12 @@ def _inline(chain) -> dict[sp.Symbol, sp.Expr]:
     return values
 
 
-def eliminate(raw: Backward) -> Backward:
+def eliminate(raw: Backward, start: int = 0) -> Backward:
     """Stage 3: inline the adjoint chain, then one joint ``sympy.cse`` over all outputs.
 
     A temporary that equals a named adjoint of the raw chain takes its name (``d_cell``);
-    the others are ``tmp0``, ``tmp1``... in order. Same result on every run and hash seed.
+    the others are ``tmp<start>``, ``tmp<start + 1>``... in order. Same result on every run
+    and hash seed.
     """
     values = _inline(raw.chain)
     names = [d for d in raw.outputs.values() if d != 0]
@@ -321,7 +315,7 @@ def eliminate(raw: Backward) -> Backward:
     renames: dict[sp.Symbol, sp.Symbol] = {}
     inlined: dict[sp.Symbol, sp.Expr] = {}
     chain: list[Assignment] = []
-    numbered = itertools.count()
+    numbered = itertools.count(start)
     for tmp, expr in temps:
         expr = expr.xreplace(renames)
         full = expr.xreplace(inlined)
@@ -393,8 +387,14 @@ def saved_values(lowered: Lowered, bwd: Backward) -> tuple[sp.Symbol, ...]:
 def derive(spec: CellSpec) -> Derivation:
     """Run every stage for ``spec``."""
     lowered = lower(spec)
-    raw = backward(lowered)
-    reduced = eliminate(raw)
+    staged, statistics = (), ()
+    if spec.reductions:
+        from .reductions import eliminate_stages  # it imports this module
+
+        staged, raw, reduced, statistics = eliminate_stages(spec, lowered)
+    else:
+        raw = backward(lowered)
+        reduced = eliminate(raw)
     source_backward = None
     if spec.unit_sources:
         # Backward stage 2: the hidden-part adjoints of the gates reading a same-step source,
@@ -414,4 +414,6 @@ def derive(spec: CellSpec) -> Derivation:
         projection=linear_adjoints(bias=False) if spec.projected_state is not None else None,
         sources=linear_adjoints() if spec.hidden_sources else None,
         source_backward=source_backward,
+        staged=staged,
+        statistics=statistics,
     )

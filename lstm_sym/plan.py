@@ -25,12 +25,14 @@ projections; the C kernels carve them out of the caller's cache).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field, replace
 
 import sympy as sp
 
-from .derive import Assignment, Derivation, derive
-from .spec import CellSpec, State
+from . import reductions
+from .derive import Assignment, Derivation, adjoint, derive
+from .spec import CellSpec, Normalization, SpecError, State, gate_event, gate_hidden
 
 #: The sizes every shape is written in: steps, batch, event, hidden, projection.
 T, B, X, H, P = sp.symbols("T B X H P", integer=True, positive=True)
@@ -38,6 +40,10 @@ SIZES = {"T": T, "B": B, "X": X, "H": H, "P": P}
 
 #: The names the kernels and their API give the sizes.
 SIZE_NAMES = {X: "event_size", H: "hidden_size", P: "projection_size", T: "steps", B: "batch"}
+
+#: The hidden size as the kernels name it: the per-unit stages of a cell with reductions read
+#: it (1/n of a mean over n = k H entries).
+HIDDEN_SIZE = sp.Symbol(SIZE_NAMES[H], integer=True, positive=True)
 
 #: Roles of the arrays the entry points take or return (the ABI); the others are internal.
 #: ``lengths`` is the one integer array: each batch row's number of steps (see :class:`Masking`).
@@ -269,6 +275,72 @@ class Masking:
 
 
 @dataclass(frozen=True)
+class Statistics:
+    """One reduction over units in the forward step (:class:`~lstm_sym.spec.Normalization`):
+    per row, ``mean`` of the ``size`` entries of the stacked vector and
+    ``rstd = rstd_expr(variance)`` of their biased variance, computed in two passes (the mean,
+    then the mean of the squared deviations from it: what ``torch.nn.LayerNorm`` does).
+
+    ``buffer``: the vector is a row of that buffer as it stands (``event_projection`` of the
+    step, ``hidden_projection``: every gate's event or hidden part in gate order, the stacked
+    G H projection); None: the per-unit values ``over`` side by side. ``mean_slot``,
+    ``rstd_slot``: their index in the ``statistics`` buffer when the backward reads them (None:
+    not saved)."""
+
+    reduction: Normalization
+    size: sp.Expr
+    buffer: str | None
+    variance: sp.Symbol
+    rstd_expr: sp.Expr
+    mean_slot: int | None
+    rstd_slot: int | None
+
+    @property
+    def over(self) -> tuple[sp.Symbol, ...]:
+        return self.reduction.over
+
+    @property
+    def mean(self) -> sp.Symbol:
+        return self.reduction.mean
+
+    @property
+    def rstd(self) -> sp.Symbol:
+        return self.reduction.rstd
+
+
+@dataclass(frozen=True)
+class Reduce:
+    """Forward: the reductions over units at one stage boundary, between per-unit stages;
+    each row's statistics, then the next stage reads them (one value for all its units)."""
+
+    name: str
+    statistics: tuple[Statistics, ...]
+
+
+@dataclass(frozen=True)
+class Total:
+    """Backward through one reduction (:class:`~lstm_sym.reductions.ReductionAdjoint`): the
+    stage before delivered each unit's ``d_mean`` and ``d_rstd``; per row
+    ``total_mean = sum_u d_mean`` and ``total_variance = variance_factor * sum_u d_rstd``
+    (sums over the H units of the row), which the next stage reads."""
+
+    reduction: Normalization
+    d_mean: sp.Symbol
+    d_rstd: sp.Symbol
+    total_mean: sp.Symbol
+    total_variance: sp.Symbol
+    variance_factor: sp.Expr
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Backward: the totals of the reductions at one stage boundary (see :class:`Total`)."""
+
+    name: str
+    totals: tuple[Total, ...]
+
+
+@dataclass(frozen=True)
 class KernelPlan:
     """Frozen layout of one cell's kernels; see the module docstring."""
 
@@ -300,6 +372,14 @@ class KernelPlan:
     projections: tuple[Projection, ...] = ()
     #: Variable-length batches: what a finished row keeps, zeroes and passes through.
     masking: Masking | None = None
+    #: The reductions' statistics the backward reads, per row and step: parts of the
+    #: ``statistics`` buffer ((n, T, B)); ``index`` is the part (none without reductions).
+    statistics: tuple[SavedSlot, ...] = ()
+
+    @property
+    def reductions(self) -> bool:
+        """The step has reductions over units (:class:`Reduce`, :class:`Totals` items)."""
+        return bool(self.derivation.spec.reductions)
 
     @property
     def spec(self) -> CellSpec:
@@ -603,6 +683,112 @@ def _forward_step(derivation: Derivation, plan_runs, saved, states) -> tuple:
     return (first, *[r for r in plan_runs if r.unit], second)
 
 
+def _reduced_forward_step(derivation: Derivation, saved, states, statistics) -> tuple:
+    """The forward step of a cell with reductions over units: per-unit stages split where an
+    assignment first reads a reduction's statistics, a :class:`Reduce` before it. A stage's
+    ``read_after`` is what the items after it read (the next reductions' vectors, the later
+    stages' inputs)."""
+    spec, lowered = derivation.spec, derivation.lowered
+    forward = lowered.forward
+    delivered = tuple(s.symbol for s in saved) + tuple(
+        s.state.unit for s in states if s.state.unit not in {v.symbol for v in saved}
+    )
+    available = set(lowered.inputs) | {a.target for a in forward}
+    parts = {g.symbol: g for g in lowered.gate_inputs}
+    slots = {slot.symbol: slot.index for slot in statistics}
+    at: dict[int, list] = {}
+    for reduction in spec.reductions:
+        missing = [v.name for v in reduction.over if v not in available]
+        if missing:
+            raise SpecError(
+                f"cell {spec.name!r}, reduction {reduction.name!r}: {', '.join(missing)} is not a "
+                "per-unit value of the step (a gate part only enters through its sum)"
+            )
+        index = next(
+            i for i, a in enumerate(forward) if set(reduction.symbols) & a.expr.free_symbols
+        )
+        buffer = None
+        for kind, part in (("event", gate_event), ("hidden", gate_hidden)):
+            if reduction.over == tuple(part(g) for g in spec.gates) and all(
+                parts.get(v) is not None and parts[v].kind == kind for v in reduction.over
+            ):
+                buffer = f"{kind}_projection"
+        variance = reductions.variance_symbol(reduction)
+        at.setdefault(index, []).append(
+            Statistics(
+                reduction=reduction,
+                size=len(reduction.over) * H,
+                buffer=buffer,
+                variance=variance,
+                rstd_expr=reductions.rstd_definition(variance, reduction.epsilon),
+                mean_slot=slots.get(reduction.mean),
+                rstd_slot=slots.get(reduction.rstd),
+            )
+        )
+    items: list = []
+    bounds = [*sorted(at), len(forward)]
+    if bounds[0] > 0:
+        bounds.insert(0, 0)
+    for start, end in itertools.pairwise(bounds):
+        if start in at:
+            number = sum(isinstance(i, Reduce) for i in items) + 1
+            items.append(Reduce(f"reduce_{number}", tuple(at[start])))
+        chunk = forward[start:end]
+        if chunk:
+            targets = {a.target for a in chunk}
+            outputs = tuple(v for v in delivered if v in targets)
+            number = sum(isinstance(i, Stage) for i in items) + 1
+            items.append(Stage(f"forward_{number}", chunk, outputs))
+    # What each stage's values are read by, from the last item back.
+    projection = frozenset(s.state.projection for s in states if s.projected)
+    later, done = set(projection), []
+    for item in reversed(items):
+        if isinstance(item, Stage):
+            item = replace(item, read_after=frozenset(later))
+            later |= item.reads()
+        else:
+            later |= {v for st in item.statistics for v in st.over}
+        done.append(item)
+    return tuple(done[::-1])
+
+
+def _reduced_backward_step(derivation: Derivation, deltas) -> tuple:
+    """The backward step of a cell with reductions: the derivation's staged backward (per-unit
+    stages, each with its joint CSE, and the totals between them), the hidden size written as
+    the kernels' ``hidden_size``."""
+    size = {reductions.HIDDEN_SIZE: HIDDEN_SIZE}
+    staged = derivation.staged
+    items: list = []
+    for k, item in enumerate(staged):
+        if isinstance(item, reductions.Stage):
+            assignments = tuple(
+                Assignment(a.target, a.expr.xreplace(size), a.note) for a in item.chain
+            )
+            if k == len(staged) - 1:
+                outputs = tuple(d for d in item.outputs.values() if d != 0)
+                items.append(
+                    Stage("backward", assignments, outputs, _read_after(derivation, deltas))
+                )
+            else:
+                outputs = tuple(item.outputs.values()) + item.later
+                name = f"backward_{len(items) // 2 + 1}"
+                items.append(Stage(name, assignments, outputs, frozenset(outputs)))
+        else:
+            totals = tuple(
+                Total(
+                    reduction=r.reduction,
+                    d_mean=adjoint(r.reduction.mean),
+                    d_rstd=adjoint(r.reduction.rstd),
+                    total_mean=r.total_mean,
+                    total_variance=r.total_variance,
+                    variance_factor=r.variance_factor.xreplace(size),
+                )
+                for r in item
+            )
+            items.append(Totals(f"totals_{len(items) // 2 + 1}", totals))
+    return tuple(items)
+
+
 def _deltas(derivation: Derivation) -> tuple[DeltaSlot, ...]:
     spec, outputs = derivation.spec, derivation.backward.outputs
     slots = []
@@ -629,18 +815,22 @@ def _deltas(derivation: Derivation) -> tuple[DeltaSlot, ...]:
     )
 
 
+def _read_after(derivation: Derivation, deltas) -> frozenset:
+    """Read after the backward's last stage: adjoints not written straight into a delta slot,
+    and the previous states' and per-unit parameters' adjoints."""
+    spec, outputs = derivation.spec, derivation.backward.outputs
+    after = [d.adjoint for d in deltas if not d.direct]
+    after += [outputs[s] for s in spec.prev_symbols + tuple(spec.unit_parameters)]
+    return frozenset().union(*(sp.sympify(e).free_symbols for e in after))
+
+
 def _backward_step(derivation: Derivation, plan_runs, deltas) -> tuple:
     """The backward step: with same-step sources, the sourced gates' hidden-part adjoints
     first (they need the state carries only), their runs' products (the sources' carries),
     then every per-unit adjoint."""
-    spec, bwd = derivation.spec, derivation.backward
+    bwd = derivation.backward
     outputs = tuple(d for d in bwd.outputs.values() if d != 0)
-    # Read after the chain: adjoints not written straight into a delta slot, and the previous
-    # states' and per-unit parameters' adjoints.
-    after = [d.adjoint for d in deltas if not d.direct]
-    after += [bwd.outputs[s] for s in spec.prev_symbols + tuple(spec.unit_parameters)]
-    read_after = frozenset().union(*(sp.sympify(e).free_symbols for e in after))
-    full = Stage("backward", bwd.chain, outputs, read_after)
+    full = Stage("backward", bwd.chain, outputs, _read_after(derivation, deltas))
     if derivation.source_backward is None:
         return (full,)
     sb = derivation.source_backward
@@ -713,6 +903,23 @@ def _plan(derivation: Derivation) -> KernelPlan:
             Product("d_projection_weights", "weight_gradient", (), ("delta_projection", "saved"))
         )
     buffers = _buffers(spec, states, saved, blocks, derivation.summed)
+    statistics = tuple(
+        SavedSlot(symbol, None, k, True) for k, symbol in enumerate(derivation.statistics)
+    )
+    if spec.reductions:
+        buffers += (
+            Buffer(
+                "statistics",
+                "statistics",
+                (len(statistics), T, B),
+                "the reductions' statistics the backward reads, one per row and step",
+            ),
+        )
+        forward_step = _reduced_forward_step(derivation, saved, states, statistics)
+        backward_step = _reduced_backward_step(derivation, deltas)
+    else:
+        forward_step = _forward_step(derivation, runs, saved, states)
+        backward_step = _backward_step(derivation, runs, deltas)
     return KernelPlan(
         derivation=derivation,
         gates=spec.gates,
@@ -722,13 +929,14 @@ def _plan(derivation: Derivation) -> KernelPlan:
         recurrent_runs=tuple(recurrent_runs),
         runs=tuple(runs),
         blocks=blocks,
-        forward_step=_forward_step(derivation, runs, saved, states),
-        backward_step=_backward_step(derivation, runs, deltas),
+        forward_step=forward_step,
+        backward_step=backward_step,
         products=tuple(products),
         deltas=deltas,
         attributes=_attributes(spec, blocks, next(s for s in states if s.is_recurrent).size),
         projections=_projections(states, buffers, saved),
         masking=_masking(states, buffers),
+        statistics=statistics,
     )
 
 

@@ -26,8 +26,23 @@ from functools import cache
 
 import sympy as sp
 
-from .derive import Assignment, Lowered, _allow_reductions, adjoint, carry, lower
-from .spec import CellSpec, Normalization, real_symbol
+from .derive import Assignment, Backward, Lowered, Partial, adjoint, carry, eliminate, lower
+from .spec import CellSpec, Normalization, SpecError, real_symbol
+
+#: The hidden size as the plan writes shapes (``lstm_sym.plan.H``): a vector over the four
+#: gates' parts has 4 H entries.
+HIDDEN_SIZE = sp.Symbol("H", integer=True, positive=True)
+
+
+def variance_symbol(reduction: Normalization) -> sp.Symbol:
+    """The symbol of a reduction's biased variance (the forward computes it, nothing saves it)."""
+    return sp.Symbol(f"{reduction.name}_variance", nonnegative=True)
+
+
+def rstd_definition(variance: sp.Expr, epsilon: sp.Expr) -> sp.Expr:
+    """rstd = (var + epsilon)^(-1/2), the definition :func:`normalization_partials`
+    differentiates (``spec.Normalization``)."""
+    return (variance + epsilon) ** sp.Rational(-1, 2)
 
 
 @dataclass(frozen=True)
@@ -64,7 +79,7 @@ def normalization_partials() -> NormalizationPartials:
         d = d.replace(lambda e: isinstance(e, sp.Piecewise), lambda e: e.args[0][0])
         return sp.simplify(d.xreplace({v[j]: value, total: n * mean_symbol}))
 
-    d_rstd = sp.diff((variance_symbol + epsilon) ** sp.Rational(-1, 2), variance_symbol)
+    d_rstd = sp.diff(rstd_definition(variance_symbol, epsilon), variance_symbol)
     d_rstd = d_rstd.xreplace({variance_symbol + epsilon: rstd**-2})
     return NormalizationPartials(
         value, mean_symbol, rstd, n, partial(mean), partial(variance), sp.simplify(d_rstd)
@@ -73,10 +88,12 @@ def normalization_partials() -> NormalizationPartials:
 
 @dataclass(frozen=True)
 class Stage:
-    """Per-unit assignments of the backward; ``outputs`` maps a symbol to its adjoint's."""
+    """Per-unit assignments of the backward; ``outputs`` maps a symbol to its adjoint's.
+    ``later``: the values of the chain later stages read (after :func:`eliminate_stages`)."""
 
     chain: tuple[Assignment, ...]
     outputs: dict
+    later: tuple[sp.Symbol, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -99,11 +116,12 @@ def staged_backward(spec: CellSpec, hidden_size: sp.Expr | int) -> tuple:
     """One step's backward as alternating :class:`Stage` and tuples of
     :class:`ReductionAdjoint` (the reductions at one boundary), in execution order (last
     forward stage first). Every partial by ``sympy.diff``."""
-    token = _allow_reductions.set(True)
-    try:
-        lowered: Lowered = lower(spec)
-    finally:
-        _allow_reductions.reset(token)
+    return _staged(spec, lower(spec), hidden_size)[0]
+
+
+def _staged(spec: CellSpec, lowered: Lowered, hidden_size) -> tuple[tuple, tuple]:
+    """The items of :func:`staged_backward` and the per-unit partials SymPy found."""
+    found_partials: list[Partial] = []
     partials = normalization_partials()
     boundary = {}  # reduction -> index of the first assignment reading its statistics
     for reduction in spec.reductions:
@@ -125,6 +143,7 @@ def staged_backward(spec: CellSpec, hidden_size: sp.Expr | int) -> tuple:
                 raw = sp.diff(assignment.expr, wrt)
                 saved = raw.xreplace({assignment.expr: assignment.target})
                 if saved != 0:
+                    found_partials.append(Partial(assignment.target, wrt, raw, saved))
                     contributions[wrt].append(d_target * saved)
         here = [r for r in spec.reductions if boundary[r] == index]
         if not here:
@@ -162,4 +181,51 @@ def staged_backward(spec: CellSpec, hidden_size: sp.Expr | int) -> tuple:
             chain.append(Assignment(d, sp.Add(*terms), f"dL/d{symbol}"))
         outputs[symbol] = d if terms else sp.S.Zero
     items.append(Stage(tuple(chain), outputs))
-    return tuple(items)
+    return tuple(items), tuple(found_partials)
+
+
+def eliminate_stages(spec: CellSpec, lowered: Lowered) -> tuple:
+    """The staged backward of ``spec`` (sizes in :data:`HIDDEN_SIZE`) with one joint
+    ``sympy.cse`` per stage (:func:`~lstm_sym.derive.eliminate`), last stage first: a stage's
+    outputs are its adjoints of the statistics and the values later stages read. Returns
+    ``(items, raw, backward, statistics)``: the items in execution order, the raw and the
+    eliminated chains one after the other as :class:`~lstm_sym.derive.Backward` (the last
+    stage's outputs), and the statistics the backward reads, in the reductions' order."""
+    if spec.hidden_sources or spec.projected_state is not None:
+        raise SpecError(
+            f"cell {spec.name!r}: reductions over units with hidden_sources or a projected state "
+            "are not planned"
+        )
+    staged, partials = _staged(spec, lowered, HIDDEN_SIZE)
+    items = list(staged)
+    carries = tuple(carry(s.unit) for s in spec.states)
+    stages = [k for k, item in enumerate(items) if isinstance(item, Stage)]
+    # Last stage first: a stage's outputs include what the stages after it read. (The totals
+    # read the stage outputs and forward values only.)
+    later_of, read_later = {}, set()
+    for k in reversed(stages):
+        item = items[k]
+        targets = {a.target for a in item.chain}
+        later_of[k] = tuple(sorted(targets & read_later, key=lambda s: s.name))
+        outputs = {**item.outputs, **{symbol: symbol for symbol in later_of[k]}}
+        reduced = eliminate(Backward(carries, item.chain, outputs, ()))
+        read_later |= set().union(*(a.expr.free_symbols for a in reduced.chain))
+    # Then in execution order, the temporaries numbered on from one stage to the next.
+    eliminated, start = list(items), 0
+    for k in stages:
+        item = items[k]
+        outputs = {**item.outputs, **{symbol: symbol for symbol in later_of[k]}}
+        reduced = eliminate(Backward(carries, item.chain, outputs, ()), start)
+        start += sum(a.note == "common subexpression" for a in reduced.chain)
+        eliminated[k] = Stage(reduced.chain, item.outputs, later_of[k])
+    final = eliminated[-1]
+    raw_chain = tuple(a for item in items if isinstance(item, Stage) for a in item.chain)
+    chain = tuple(a for item in eliminated if isinstance(item, Stage) for a in item.chain)
+    raw = Backward(carries, raw_chain, items[-1].outputs, partials)
+    reduced = Backward(carries, chain, final.outputs, ())
+    reads = set().union(*(a.expr.free_symbols for a in chain))
+    for item in eliminated:
+        if not isinstance(item, Stage):
+            reads |= set().union(*(r.variance_factor.free_symbols for r in item))
+    statistics = tuple(s for r in spec.reductions for s in r.symbols if s in reads)
+    return tuple(eliminated), raw, reduced, statistics

@@ -148,6 +148,12 @@ class CellSpec:
     stabilizer: dict = field(default_factory=dict)
     #: Reductions over units (:class:`Normalization`), in the order the step computes them.
     reductions: tuple[Normalization, ...] = ()
+    #: The state dict of a PyTorch module this cell reads and writes when it is not one of
+    #: torch.nn's recurrent modules (a recipe's own cell: lstm_ln's fastrnns
+    #: ``LayerNormLSTMCell``): ``((key, (attribute, ...)), ...)``, each key the named
+    #: ``Parameters`` attributes stacked by rows. Attributes no key names (the projection
+    #: biases of a recipe without them) are zero on read and must be zero to write.
+    torch_layout: tuple = ()
 
     @property
     def reduction_symbols(self) -> tuple[sp.Symbol, ...]:

@@ -10,6 +10,7 @@ from . import (
     lstm,
     lstm_cifg,
     lstm_fgr,
+    lstm_ln,
     lstm_nfg,
     lstm_niaf,
     lstm_nig,
@@ -42,6 +43,7 @@ CELLS: dict[str, CellSpec] = {
         indrnn,
         mingru,
         minlstm,
+        lstm_ln,
     )
 }
 

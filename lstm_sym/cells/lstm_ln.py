@@ -17,7 +17,7 @@ Per unit the layer norms read two reductions over units each (``mean`` and ``rst
 :class:`lstm_sym.spec.Normalization`): ``event_mean``, ``event_rstd`` over the four gates' event
 parts (the 4H vector ``W_ih x``), ``hidden_mean``, ``hidden_rstd`` over the hidden parts and
 ``cell_mean``, ``cell_rstd`` over ``cell_raw``. The LN weights and biases are per-unit
-parameters, one per gate for LN_i and LN_h (``event_scale_<gate>``, ``event_shift_<gate>``, the
+parameters, one per gate for LN_i and LN_h (``scale_event_<gate>``, ``shift_event_<gate>``, the
 gate's H-row block of ``layernorm_i.weight``/``.bias``) and ``cell_scale``, ``cell_shift``.
 
 The recipe has no projection biases: the spec's event and hidden biases exist (every gate
@@ -48,8 +48,8 @@ activations = {g: real_symbol(g) for g in GATES}
 event_mean, event_rstd = real_symbol("event_mean"), real_symbol("event_rstd")
 hidden_mean, hidden_rstd = real_symbol("hidden_mean"), real_symbol("hidden_rstd")
 cell_mean, cell_rstd = real_symbol("cell_mean"), real_symbol("cell_rstd")
-scale = {(side, g): real_symbol(f"{side}_scale_{g}") for side in ("event", "hidden") for g in GATES}
-shift = {(side, g): real_symbol(f"{side}_shift_{g}") for side in ("event", "hidden") for g in GATES}
+scale = {(side, g): real_symbol(f"scale_{side}_{g}") for side in ("event", "hidden") for g in GATES}
+shift = {(side, g): real_symbol(f"shift_{side}_{g}") for side in ("event", "hidden") for g in GATES}
 cell_scale, cell_shift = real_symbol("cell_scale"), real_symbol("cell_shift")
 
 
@@ -96,6 +96,28 @@ def make(epsilon=EPSILON) -> CellSpec:
             *(shift["hidden", g] for g in GATES),
             cell_scale,
             cell_shift,
+        ),
+        torch_layout=(
+            ("weight_ih", tuple(f"event_{g}_weights" for g in GATES)),
+            ("weight_hh", tuple(f"hidden_{g}_weights" for g in GATES)),
+            (
+                "layernorm_i.weight",
+                tuple(s.name for (side, _), s in scale.items() if side == "event"),
+            ),
+            (
+                "layernorm_i.bias",
+                tuple(s.name for (side, _), s in shift.items() if side == "event"),
+            ),
+            (
+                "layernorm_h.weight",
+                tuple(s.name for (side, _), s in scale.items() if side == "hidden"),
+            ),
+            (
+                "layernorm_h.bias",
+                tuple(s.name for (side, _), s in shift.items() if side == "hidden"),
+            ),
+            ("layernorm_c.weight", (cell_scale.name,)),
+            ("layernorm_c.bias", (cell_shift.name,)),
         ),
         equations=(
             (activations["update"], sigmoid(_gate("update"))),

@@ -110,7 +110,7 @@ def _precision(kernel: KernelPlan, prefix: str, suffix: str, labels: set[str]) -
                 "code": f"const {ctype} {a.target} = {code(a.expr)};",
                 "label": _cite(labels, _eq("cse", a.target.name)),
             }
-            for a in kernel.stage("backward").needed()
+            for a in _backward_assignments(kernel)
         ],
         "prev_adjoints": {
             s.prev.name: code(derivation.backward.outputs[s.prev]) for s in derivation.spec.states
@@ -123,7 +123,110 @@ def _precision(kernel: KernelPlan, prefix: str, suffix: str, labels: set[str]) -
             p.name: code(derivation.backward.outputs[p]) for p in derivation.spec.unit_parameters
         },
         **_source_stages(kernel, code, ctype, labels),
+        **_reduction_loops(kernel, code, ctype, labels),
     }
+
+
+def _reduction_loops(kernel: KernelPlan, code, ctype, labels: set[str]) -> dict:
+    """A step with reductions over units, row by row: before the per-unit loop of the whole
+    step, per :class:`~lstm_sym.plan.Reduce` the statistics of each reduction in two passes
+    over the row (the mean, then the mean of the squared deviations from it), a per-unit
+    value recomputed in each pass from the stages before it (no per-row scratch); per
+    :class:`~lstm_sym.plan.Totals` the sums over the row's units of the stage's adjoints of the
+    statistics, recomputed likewise. Liveness from ``free_symbols`` (``Stage.needed``)."""
+    if not kernel.reductions:
+        return {"reduce_forward": [], "reduce_backward": []}
+
+    def lines(assignments, kind) -> list[dict]:
+        return [
+            {
+                "note": a.note,
+                "code": f"const {ctype} {a.target} = {code(a.expr)};",
+                "label": _cite(labels, _eq(kind, a.target.name)),
+            }
+            for a in assignments
+        ]
+
+    forward, done = [], []
+    for item in kernel.forward_step:
+        if isinstance(item, Stage):
+            done += item.assignments
+            continue
+        for st in item.statistics:
+            before = Stage("before", tuple(done), ())
+            value = None
+            if st.buffer is None:
+                value = st.over[0] if len(st.over) == 1 else None
+                if value is None:
+                    raise SpecError(
+                        f"cell {kernel.name!r}, reduction {st.reduction.name!r}: the C emitter "
+                        "reduces one per-unit value or a whole projection row"
+                    )
+            forward.append(
+                {
+                    "name": st.reduction.name,
+                    "mean": st.mean.name,
+                    "rstd": st.rstd.name,
+                    "variance": st.variance.name,
+                    "rstd_code": code(st.rstd_expr),
+                    "size": f"{len(st.over)}u * hidden_size",
+                    "buffer": {
+                        "event_projection": "event_part",
+                        "hidden_projection": "hidden_part",
+                    }.get(st.buffer),
+                    "value": None if value is None else value.name,
+                    "lines": lines(before.needed({value}), "forward") if value is not None else [],
+                    "cites": ", ".join(
+                        _cite(labels, f"eq:reduction-{st.reduction.name.replace('_', '-')}-{k}")
+                        for k in ("mean", "rstd")
+                    ),
+                    # What the pass loops read per unit (only those are declared)
+                    "reads": sorted(
+                        s.name
+                        for s in before.reads(before.needed({value})) | {value}
+                        if value is not None
+                    ),
+                    "over": ", ".join(v.name for v in st.over),
+                }
+            )
+    backward, done = [], []
+    for item in kernel.backward_step:
+        if isinstance(item, Stage):
+            done += item.assignments
+            continue
+        for total in item.totals:
+            before = Stage("before", tuple(done), ())
+            backward.append(
+                {
+                    "name": total.reduction.name,
+                    "d_mean": total.d_mean.name,
+                    "d_rstd": total.d_rstd.name,
+                    "total_mean": total.total_mean.name,
+                    "total_variance": total.total_variance.name,
+                    "factor": code(total.variance_factor),
+                    "lines": lines(before.needed({total.d_mean, total.d_rstd}), "cse"),
+                    "cites": ", ".join(
+                        _cite(labels, f"eq:total-{total.reduction.name.replace('_', '-')}-{k}")
+                        for k in ("mean", "variance")
+                    ),
+                    "reads": sorted(
+                        s.name
+                        for s in before.reads(before.needed({total.d_mean, total.d_rstd}))
+                        | {total.d_mean, total.d_rstd}
+                    ),
+                }
+            )
+    return {"reduce_forward": forward, "reduce_backward": backward}
+
+
+def _backward_assignments(kernel: KernelPlan) -> tuple:
+    """The per-unit backward's assignments the last stage's outputs need: with reductions, the
+    stages before it recomputed in the same loop (the totals between them are row values)."""
+    last = kernel.stage("backward")
+    if not kernel.reductions:
+        return last.needed()
+    chain = tuple(a for s in kernel.backward_step if isinstance(s, Stage) for a in s.assignments)
+    return Stage("all", chain, last.outputs, last.read_after).needed()
 
 
 def _source_stages(kernel: KernelPlan, code, ctype, labels: set[str]) -> dict:
@@ -228,7 +331,9 @@ def context(kernel: KernelPlan, command: str) -> dict:
     prefix = spec.name
     gate_index = {g: k for k, g in enumerate(spec.gates)}
     forward_uses = set().union(*(s.reads() for s in kernel.forward_step if isinstance(s, Stage)))
-    backward_uses = kernel.stage("backward").reads()
+    backward_uses = set().union(
+        *(s.live().reads() for s in kernel.backward_step if isinstance(s, Stage))
+    )
     gate_inputs = [
         {
             "symbol": g.symbol.name,
@@ -244,7 +349,9 @@ def context(kernel: KernelPlan, command: str) -> dict:
         for g, slot in zip(derivation.gate_inputs, kernel.deltas, strict=True)
     ]
     # Values backward reads per step: any gate input it needs, then the saved activations.
-    cache_values = [slot.symbol.name for slot in kernel.saved]
+    # (A reduction's statistics, one value per row, are kept in per-unit slots like the others:
+    # every unit of the row holds the row's value.)
+    cache_values = [slot.symbol.name for slot in kernel.saved + kernel.statistics]
     through = {pr.state.name for pr in kernel.projections}
     state_units = [SIZE_UNITS[layout.size] for layout in kernel.states]
     states = [
@@ -384,6 +491,12 @@ def context(kernel: KernelPlan, command: str) -> dict:
         "cache_values": cache_values,
         # Saved values the per-unit backward reads (all but a projection's vector).
         "backward_values": [slot.symbol.name for slot in kernel.saved if slot.per_step],
+        # Reductions over units: the statistics backward reads once per row.
+        "reductions": kernel.reductions,
+        "statistics": [
+            {"name": slot.symbol.name, "index": cache_values.index(slot.symbol.name)}
+            for slot in kernel.statistics
+        ],
         "forward_notes": [a.note for a in derivation.forward],
         "linear": _linear_kernels(derivation),
         "projection": _projection_kernels(derivation),

@@ -37,7 +37,8 @@ import sympy as sp
 
 from ..derive import Derivation, adjoint, carry
 from ..functions import ACTIVATIONS, TIE, relu
-from ..plan import B, H, KernelPlan, P, X, as_plan
+from ..plan import B, H, KernelPlan, P, Totals, X, as_plan
+from ..reductions import normalization_partials, variance_symbol
 from ..scan import affine_recurrence
 from .latex_printer import LatexNotationPrinter, Notation, escape_text
 from .numpy_printer import numpy_code
@@ -96,6 +97,21 @@ class Document:
         self.equations: list[Equation] = []
         self._matrices: dict[str, tuple] = {}
         self._define_matrices()
+        self._reduction_notation()
+
+    def _reduction_notation(self) -> None:
+        """Letters of a reduction's symbols: mu and rho (mean, rstd) with the reduction's name
+        (``event_norm`` -> event), delta mu and delta rho the per-unit adjoints, D the totals."""
+        for r in self.spec.reductions:
+            tag = escape_text(r.name.removesuffix("_norm"))
+            sub = rf"_{{\mathrm{{{tag}}}}}"
+            self.notation.extra(r.mean.name, rf"\mu{sub}", r"\mu")
+            self.notation.extra(r.rstd.name, rf"\rho{sub}", r"\rho")
+            self.notation.extra(adjoint(r.mean).name, rf"\delta\mu{sub}", r"\delta\mu")
+            self.notation.extra(adjoint(r.rstd).name, rf"\delta\rho{sub}", r"\delta\rho")
+            self.notation.extra(f"D_{r.mean.name}", rf"D^{{\mu}}{sub}", "D")
+            self.notation.extra(f"D_{r.name}_variance", rf"D^{{\sigma}}{sub}", "D")
+            self.notation.extra(variance_symbol(r).name, rf"\sigma^{{2}}{sub}", r"\sigma")
 
     # -- helpers --------------------------------------------------------------------------
     def letter(self, state) -> str:
@@ -303,6 +319,132 @@ class Document:
             for a in self.d.forward
             if a.target.name not in nested
         ]
+
+    def reductions(self) -> list[Equation]:
+        """``spec.reductions``: each statistic's definition over the stacked vector v of n
+        entries, the partials SymPy takes on a symbolic vector of size n
+        (:func:`lstm_sym.reductions.normalization_partials`), and per reduction the totals over
+        the units of a row the backward forms (the plan's ``Totals``) and the term they add to
+        the adjoint of every entry v_j."""
+        if not self.spec.reductions:
+            return []
+        eqs = []
+        p = normalization_partials()
+        k = sp.Symbol("k", integer=True, positive=True)
+        u = sp.Symbol("u", integer=True, positive=True)
+        self.notation.extra(p.value.name, "v_{j}", "v")
+        self.notation.extra(p.mean.name, r"\mu", r"\mu")
+        self.notation.extra(p.rstd.name, r"\rho", r"\rho")
+        self.notation.extra("variance", r"\sigma^{2}", r"\sigma")
+        self.notation.extra("n", "n", "n")
+        variance = sp.Symbol("variance", positive=True)
+        eqs.append(
+            self.add(
+                Equation(
+                    _label("reduction", "d-mean"),
+                    sp.Derivative(p.mean, p.value),
+                    (p.d_mean,),
+                    "statistic_partial",
+                )
+            )
+        )
+        eqs.append(
+            self.add(
+                Equation(
+                    _label("reduction", "d-variance"),
+                    sp.Derivative(variance, p.value),
+                    (p.d_variance,),
+                    "statistic_partial",
+                )
+            )
+        )
+        eqs.append(
+            self.add(
+                Equation(
+                    _label("reduction", "d-rstd"),
+                    sp.Derivative(p.rstd, variance),
+                    (p.d_rstd,),
+                    "statistic_partial",
+                )
+            )
+        )
+        totals = {
+            t.reduction: t
+            for item in self.plan.backward_step
+            if isinstance(item, Totals)
+            for t in item.totals
+        }
+        adjoints = {
+            r.reduction: r for item in self.d.staged if isinstance(item, tuple) for r in item
+        }
+        for reduction in self.spec.reductions:
+            name = reduction.name
+            n = len(reduction.over) * H
+            v = sp.IndexedBase(f"{name}_v", real=True)
+            self.notation.extra(
+                f"{name}_v", rf"v^{{\mathrm{{{escape_text(name).replace('_', ' ')}}}}}", "v"
+            )
+            mean = sp.Sum(v[k], (k, 1, n)) / n
+            squares = sp.Sum((v[k] - reduction.mean) ** 2, (k, 1, n)) / n
+            eqs.append(
+                self.add(
+                    Equation(
+                        _label("reduction", name, "mean"),
+                        reduction.mean,
+                        (mean,),
+                        "statistic",
+                        extra={"over": sp.Tuple(*reduction.over), "vector": v.name},
+                    )
+                )
+            )
+            eqs.append(
+                self.add(
+                    Equation(
+                        _label("reduction", name, "rstd"),
+                        reduction.rstd,
+                        ((squares + reduction.epsilon) ** sp.Rational(-1, 2),),
+                        "statistic",
+                        extra={"over": sp.Tuple(*reduction.over), "vector": v.name},
+                    )
+                )
+            )
+            total = totals[reduction]
+            d_mean = sp.IndexedBase(total.d_mean.name, real=True)
+            d_rstd = sp.IndexedBase(total.d_rstd.name, real=True)
+            eqs.append(
+                self.add(
+                    Equation(
+                        _label("total", name, "mean"),
+                        total.total_mean,
+                        (sp.Sum(d_mean[u], (u, 1, H)),),
+                        "total",
+                    )
+                )
+            )
+            eqs.append(
+                self.add(
+                    Equation(
+                        _label("total", name, "variance"),
+                        total.total_variance,
+                        (adjoints[reduction].variance_factor * sp.Sum(d_rstd[u], (u, 1, H)),),
+                        "total",
+                    )
+                )
+            )
+            tag = escape_text(name.removesuffix("_norm"))
+            for value, term in adjoints[reduction].contributions.items():
+                part = sp.Symbol(f"d_{value.name}_from_{name}", real=True)
+                self.notation.extra(
+                    part.name, rf"\delta {self.tex(value)}\big|_{{\mathrm{{{tag}}}}}", r"\delta"
+                )
+                eqs.append(
+                    self.add(
+                        Equation(
+                            _label("reduction", name, "into", value.name), part, (term,), "total"
+                        )
+                    )
+                )
+        return eqs
 
     def stabilization(self) -> list[Equation]:
         """``spec.stabilizer``: the recurrence of the rescaled states s~ = exp(m) s, which m does
@@ -928,6 +1070,7 @@ def build(kernel: KernelPlan | Derivation) -> Document:
     doc.sections = {
         "projection": doc.forward(),
         "forward": doc.per_unit_forward(),
+        "reductions": doc.reductions(),
         "stabilizer": doc.stabilization(),
         "activations": doc.activation_derivatives(),
         "partials": doc.partials(),
@@ -951,6 +1094,20 @@ def context(kernel: KernelPlan | Derivation, command: str) -> dict:
     doc = build(kernel)
     kernel, derivation = doc.plan, doc.d
     spec, n = derivation.spec, doc.notation
+    reductions = [
+        {
+            "name": escape_text(r.name),
+            "mean": doc.tex(r.mean),
+            "rstd": doc.tex(r.rstd),
+            "over": ", ".join(f"${doc.tex(v)}$" for v in r.over),
+            "size": doc.tex(len(r.over) * H),
+            "epsilon": doc.tex(r.epsilon),
+            "label": _label("reduction", r.name, "mean"),
+            "rstd_label": _label("reduction", r.name, "rstd"),
+            "totals": (_label("total", r.name, "mean"), _label("total", r.name, "variance")),
+        }
+        for r in spec.reductions
+    ]
     lin = derivation.linear
     attributes = []
     for k, gate in enumerate(kernel.gates):
@@ -1012,6 +1169,7 @@ def context(kernel: KernelPlan | Derivation, command: str) -> dict:
         "linear_code": {k: _texttt(v.replace(" ", "")) for k, v in code_of.items()},
         "output": n.scalar[kernel.output.state.new.name],
         "recurrent_short": n.base[kernel.recurrent.state.new.name],
+        "reductions": reductions,
         "rescaled": [
             {
                 "definition": f"{doc.tex(new)} = {doc.tex(sp.exp(m) * old)}",

@@ -174,7 +174,9 @@ class LatexNotationPrinter(LatexPrinter):
         return 5
 
     def _print_Mul(self, expr):
-        if expr.is_commutative and not expr.could_extract_minus_sign():
+        # (SymPy's _print_Pow hands a power with a negative exponent, 1/x, to _print_Mul:
+        # its arguments are base and exponent, not factors to reorder.)
+        if isinstance(expr, sp.Mul) and expr.is_commutative and not expr.could_extract_minus_sign():
             factors = sorted(enumerate(expr.args), key=lambda p: (self._rank(p[1]), p[0]))
             ordered = tuple(f for _, f in factors)
             if ordered != expr.args:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sympy as sp
 
 from ..derive import Derivation, adjoint, carry
-from ..plan import SIZE_NAMES, H, KernelPlan, Stage, X, as_plan
+from ..plan import SIZE_NAMES, H, KernelPlan, Reduce, Stage, Totals, X, as_plan
 from ..scan import affine_recurrence
 from ..spec import SpecError, gate_hidden
 from .numpy_printer import numpy_code
@@ -226,6 +226,112 @@ def _printed(stage: Stage, destinations: dict) -> tuple[list[dict], set]:
     return lines, written
 
 
+def _statistics_lines(item: Reduce, stores: bool) -> list[dict]:
+    """The reductions of a :class:`~lstm_sym.plan.Reduce` over the (batch, n) stacked vector of
+    each: the mean, then the mean of the squared deviations from it (two passes, as the
+    statistics' definition; ``torch.nn.LayerNorm`` computes the same biased moments), rstd
+    printed from its definition; ``stores``: the saved statistics written to the cache."""
+    lines = []
+    for st in item.statistics:
+        if st.buffer == "event_projection":
+            vector = "event_projection[t]"
+        elif st.buffer is not None:
+            vector = st.buffer
+        elif len(st.over) == 1:
+            vector = st.over[0].name
+        else:
+            vector = f"np.concatenate(({', '.join(v.name for v in st.over)}), axis=1)"
+        name = st.reduction.name
+        over = ", ".join(v.name for v in st.over)
+        lines.append({"note": f"{name}: mean and rstd over the units of [{over}]", "code": None})
+        if st.buffer is None and len(st.over) > 1:
+            lines.append({"note": None, "code": f"{name}_vector = {vector}"})
+            vector = f"{name}_vector"
+        lines.append(
+            {"note": None, "code": f"{st.mean} = np.mean({vector}, axis=1, keepdims=True)"}
+        )
+        lines.append(
+            {
+                "note": None,
+                "code": f"{st.variance} = np.mean(np.square({vector} - {st.mean}), axis=1, "
+                "keepdims=True)",
+            }
+        )
+        lines.append({"note": None, "code": f"{st.rstd} = {numpy_code(st.rstd_expr)}"})
+        if stores:
+            for symbol, slot in ((st.mean, st.mean_slot), (st.rstd, st.rstd_slot)):
+                if slot is not None:
+                    lines.append({"note": None, "code": f'saved["{symbol}"][t] = {symbol}'})
+    return lines
+
+
+def _totals_lines(item: Totals) -> list[dict]:
+    """Sums over each row's units of the stage's per-unit adjoints of the statistics."""
+    lines = []
+    for total in item.totals:
+        lines.append(
+            {
+                "note": f"{total.reduction.name}: totals over the units (D_mean, D_var)",
+                "code": None,
+            }
+        )
+        lines.append(
+            {
+                "note": None,
+                "code": f"{total.total_mean} = {total.d_mean}.sum(axis=1, keepdims=True)",
+            }
+        )
+        lines.append(
+            {
+                "note": None,
+                "code": f"{total.total_variance} = ({numpy_code(total.variance_factor)}) * "
+                f"{total.d_rstd}.sum(axis=1, keepdims=True)",
+            }
+        )
+    return lines
+
+
+def _reduced_items(kernel: KernelPlan, destinations: dict, stores: bool) -> tuple[list, set]:
+    """A forward step with reductions: its items in order, each a list of lines (per-unit
+    stages printed as :func:`_printed`, the reductions as :func:`_statistics_lines`)."""
+    items, written = [], set()
+    for item in kernel.forward_step:
+        if isinstance(item, Stage):
+            lines, done = _printed(item, destinations)
+            written |= done
+            items.append(lines)
+        else:
+            items.append(_statistics_lines(item, stores))
+    return items, written
+
+
+def _torch_layout(kernel: KernelPlan) -> dict:
+    """``spec.torch_layout`` as the template prints it: the keys, the attributes each stacks, and
+    the keys the sizes are read from (the event weights' columns, the hidden weights')."""
+    layout = kernel.spec.torch_layout
+    if not layout:
+        return {"torch_layout": [], "torch_event_key": None, "torch_hidden_key": None}
+    shapes = {a.name: a.shape for a in kernel.attributes}
+    known = set(shapes)
+    for key, names in layout:
+        unknown = [n for n in names if n not in known]
+        widths = {shapes[n][1:] for n in names if n in known}
+        if unknown or len(widths) != 1:
+            raise SpecError(
+                f"cell {kernel.name!r}: torch_layout key {key!r} must stack Parameters attributes "
+                f"of one shape, got {', '.join(names)}"
+            )
+
+    def key_of(columns):
+        return next(k for k, names in layout if shapes[names[0]][1:] == (columns,))
+
+    return {
+        "torch_layout": [{"key": key, "names": list(names)} for key, names in layout],
+        "torch_event_key": key_of(X),
+        "torch_hidden_key": key_of(H),
+    }
+
+
 def context(kernel: KernelPlan, command: str) -> dict:
     """Everything the template needs, as plain strings and lists, read off the plan."""
     derivation = kernel.derivation
@@ -263,7 +369,9 @@ def context(kernel: KernelPlan, command: str) -> dict:
     else:
         hidden_step = _linear_code(derivation, "delta_hidden[t]", "hidden_prev", "hidden_weights")
     backward_stage = kernel.stage("backward")
-    used_in_backward = backward_stage.reads()
+    used_in_backward = frozenset().union(
+        *(s.live().reads() for s in kernel.backward_step if isinstance(s, Stage))
+    )
     groups = _groups(kernel, slices)
     states = []
     for layout in kernel.states:
@@ -308,6 +416,10 @@ def context(kernel: KernelPlan, command: str) -> dict:
     forward_stages = [s for s in kernel.forward_step if isinstance(s, Stage)]
     printed = [_printed(stage, destinations) for stage in forward_stages]
     written = set().union(*(w for _, w in printed))
+    forward_items, infer_items, backward_items = [], [], []
+    if kernel.reductions:  # the step's items in order, the reductions between the stages
+        forward_items, written = _reduced_items(kernel, destinations, stores=True)
+        printed = [([], set())]
     forward_stores = [
         f'saved["{slot.symbol.name}"][t] = {slot.symbol.name}'
         for slot in kernel.saved
@@ -329,6 +441,14 @@ def context(kernel: KernelPlan, command: str) -> dict:
     }
     infer_printed = [_printed(stage, infer_destinations) for stage in forward_stages]
     infer_written = set().union(*(w for _, w in infer_printed))
+    if kernel.reductions:
+        infer_items, infer_written = _reduced_items(kernel, infer_destinations, stores=False)
+        infer_printed = [([], set())]
+        for item in kernel.backward_step[:-1]:  # the stages and totals before the last stage
+            if isinstance(item, Stage):
+                backward_items.append(_printed(item, {})[0])
+            else:
+                backward_items.append(_totals_lines(item))
     infer_stores = [
         f"next_{s['name']}[...] = {s['new']}"
         if not layout.projected
@@ -401,10 +521,16 @@ def context(kernel: KernelPlan, command: str) -> dict:
         # Attributes not stacked by gate: each has its own gradient array, grad_<name>.
         "own_attributes": [a.name for a in kernel.attributes if a.role == "attribute"],
         "unit_parameters": [
-            {"name": p.name, "adjoint": numpy_code(backward_outputs[p])}
+            {
+                "name": p.name,
+                "adjoint": numpy_code(backward_outputs[p]),
+                # What backward's per-unit chain reads (lstm_ln's layer-norm shifts only add)
+                "read": p in used_in_backward,
+            }
             for p in spec.unit_parameters
         ],
         "gate_inputs": gate_inputs,
+        **_torch_layout(kernel),
         # A delta array every step writes whole (each gate's slice) needs no zeros first.
         "delta_allocation": {
             target: "empty" if kernel.covered(target) else "zeros"
@@ -437,6 +563,12 @@ def context(kernel: KernelPlan, command: str) -> dict:
         "infer_lines": infer_printed[0][0],
         "infer_lines_2": infer_printed[1][0] if len(infer_printed) > 1 else [],
         "infer_stores": infer_stores,
+        # A step with reductions over units: its items in order (lists of lines), forward
+        # (with the statistics' stores), without a cache, and backward before its last stage.
+        "forward_items": forward_items,
+        "infer_items": infer_items,
+        "backward_items": backward_items,
+        "statistics": [slot.symbol.name for slot in kernel.statistics],
         "backward_lines": backward_lines,
         "saved": [slot.symbol.name for slot in kernel.saved],
         # Each saved value's array: a part of the forward's one buffer, or the sequence of the
@@ -446,11 +578,13 @@ def context(kernel: KernelPlan, command: str) -> dict:
             if slot.state is None
             else f"{slot.state}_states[1:]"
             for slot in kernel.saved
-        },
+        }
+        | {slot.symbol.name: f"statistics[{slot.index}]" for slot in kernel.statistics},
         "own_saved": kernel.own_saved,
         "saved_in_states": [slot.symbol.name for slot in kernel.saved if slot.state is not None],
         # What the per-step backward reads (a projection's vector only feeds dW_projection).
-        "saved_read": [slot.symbol.name for slot in kernel.saved if slot.per_step],
+        "saved_read": [slot.symbol.name for slot in kernel.saved if slot.per_step]
+        + [slot.symbol.name for slot in kernel.statistics],
         "step_functions": [_step_function(spec, f) for f in spec.step_functions],
         "scan": scan,
         "exports": sorted(

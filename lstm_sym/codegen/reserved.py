@@ -114,7 +114,7 @@ def python_identifiers(source: str, tokens=()) -> tuple[set[str], set[str], set[
 def name_kinds(spec: CellSpec) -> list[tuple[str, str]]:
     """Every name ``spec`` introduces with its kind (a name may have several: the state
     ``hidden`` and its new value's symbol ``hidden``): cell, gate, state, short, symbol, unit
-    parameter, step function."""
+    parameter, reduction, step function."""
     pairs = [(spec.name, "cell")]
     pairs += [(gate, "gate") for gate in spec.gates]
     for state in spec.states:
@@ -124,6 +124,9 @@ def name_kinds(spec: CellSpec) -> list[tuple[str, str]]:
     symbols += [target for target, _ in spec.equations if isinstance(target, sp.Symbol)]
     pairs += [(symbol.name, "symbol") for symbol in symbols]
     pairs += [(parameter.name, "unit parameter") for parameter in spec.unit_parameters]
+    for reduction in spec.reductions:
+        pairs.append((reduction.name, "reduction"))
+        pairs += [(symbol.name, "symbol") for symbol in reduction.symbols]
     for function in spec.step_functions:
         pairs.append((function.name, "step function"))
         pairs += [(arg, "step argument") for arg in dict.fromkeys(function.bindings.values())]
@@ -226,6 +229,17 @@ def _probe(spec: CellSpec) -> tuple[CellSpec, dict[str, str]]:
         symbols[parameter] = real_symbol(token(parameter.name, "unit parameter"))
     for gate, new in gates.items():
         symbols[gate_event(gate)], symbols[gate_hidden(gate)] = gate_event(new), gate_hidden(new)
+    for reduction in spec.reductions:
+        for symbol in reduction.symbols:
+            symbols[symbol] = real_symbol(token(symbol.name, "symbol"))
+    # The attributes a torch layout names: a gate's weights and biases, the unit parameters
+    attribute = {
+        f"{side}_{g}_{kind}": f"{side}_{new}_{kind}"
+        for g, new in gates.items()
+        for side in ("event", "hidden")
+        for kind in ("weights", "bias")
+    }
+    attribute |= {p.name: symbols[p].name for p in spec.unit_parameters}
 
     def sub(expr):
         return expr.xreplace(symbols)
@@ -265,6 +279,19 @@ def _probe(spec: CellSpec) -> tuple[CellSpec, dict[str, str]]:
             for f in spec.step_functions
         ),
         letters={},
+        reductions=tuple(
+            replace(
+                r,
+                name=token(r.name, "reduction"),
+                over=tuple(map(sub, r.over)),
+                mean=sub(r.mean),
+                rstd=sub(r.rstd),
+            )
+            for r in spec.reductions
+        ),
+        torch_layout=tuple(
+            (key, tuple(attribute.get(n, n) for n in names)) for key, names in spec.torch_layout
+        ),
         hidden_sources={gates[g]: sources(v) for g, v in spec.hidden_sources.items()},
         stabilizer={
             token(k, "state"): tuple(token(n, "state") for n in v)

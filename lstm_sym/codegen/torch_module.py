@@ -16,7 +16,7 @@ import textwrap
 import sympy as sp
 
 from ..derive import Derivation, carry
-from ..plan import H, KernelPlan, Stage, as_plan
+from ..plan import H, KernelPlan, Reduce, Stage, Totals, as_plan
 from ..scan import affine_recurrence
 from ..spec import SpecError, gate_hidden
 from .c_module import _cite, _eq, _labels
@@ -81,6 +81,72 @@ def _lines(assignments, labels, kind: str) -> list[dict]:
         }
         for a in assignments
     ]
+
+
+def _item_lines(item, labels) -> list[dict]:
+    """A step item of a cell with reductions over units as lines: a per-unit stage's live
+    assignments; a :class:`~lstm_sym.plan.Reduce`'s statistics over the (batch, n) stacked
+    vector in two passes (the mean, then the mean of the squared deviations from it; rstd
+    printed from its definition), kept (batch, 1) so they broadcast over the units, and stored
+    into ``statistics`` when the backward reads them; a :class:`~lstm_sym.plan.Totals`' sums
+    over the units of the stage's adjoints of the statistics."""
+    if isinstance(item, Stage):
+        kind = "forward" if item.name.startswith("forward") else "cse"
+        return _lines(item.live().assignments, labels, kind)
+    lines = []
+    if isinstance(item, Reduce):
+        for st in item.statistics:
+            if st.buffer == "event_projection":
+                vector = "event_projection_t"
+            elif st.buffer is not None:
+                vector = st.buffer
+            else:
+                vector = _side_by_side([v.name for v in st.over])
+            name = st.reduction.name
+            over = ", ".join(v.name for v in st.over)
+            comment = _comment(f"{name}: the row's mean and rstd over [{over}], two passes")
+            lines.append(
+                {"comment": comment, "code": f"{st.mean} = {vector}.mean(dim=1, keepdim=True)"}
+            )
+            lines.append(
+                {
+                    "comment": _comment(f"{name}: the biased variance"),
+                    "code": f"{st.variance} = ({vector} - {st.mean}).square()"
+                    ".mean(dim=1, keepdim=True)",
+                }
+            )
+            lines.append(
+                {
+                    "comment": _comment(f"{name}: rstd"),
+                    "code": f"{st.rstd} = {torch_code(st.rstd_expr)}",
+                }
+            )
+            for symbol, slot in ((st.mean, st.mean_slot), (st.rstd, st.rstd_slot)):
+                if slot is not None:
+                    lines.append(
+                        {
+                            "comment": _comment("kept for backward"),
+                            "code": f"statistics[{slot}, t] = {symbol}",
+                        }
+                    )
+        return lines
+    assert isinstance(item, Totals)
+    for total in item.totals:
+        name = total.reduction.name
+        lines.append(
+            {
+                "comment": _comment(f"{name}: D_mean, the sum over the row's units"),
+                "code": f"{total.total_mean} = {total.d_mean}.sum(dim=1, keepdim=True)",
+            }
+        )
+        lines.append(
+            {
+                "comment": _comment(f"{name}: D_var = (d rstd / d variance) * the sum"),
+                "code": f"{total.total_variance} = ({torch_code(total.variance_factor)}) * "
+                f"{total.d_rstd}.sum(dim=1, keepdim=True)",
+            }
+        )
+    return lines
 
 
 def _scan(kernel: KernelPlan) -> dict | None:
@@ -280,9 +346,15 @@ def context(kernel: KernelPlan, command: str) -> dict:
     forward_lines = [
         _lines(stage.live().assignments, labels, "forward") for stage in forward_stages
     ]
+    if kernel.reductions:  # the items in order: the statistics between the stages
+        forward_lines = [
+            [line for item in kernel.forward_step for line in _item_lines(item, labels)]
+        ]
     # --- Backward ---------------------------------------------------------------------------------
     backward_stage = kernel.stage("backward")
-    used_in_backward = backward_stage.reads()
+    used_in_backward = frozenset().union(
+        *(s.live().reads() for s in kernel.backward_step if isinstance(s, Stage))
+    )
     if sourced:
         recurrent_terms = [p["adjoint"] for p in products if p["kind"] == "recurrent"]
     elif kernel.recurrent_gates:
@@ -329,6 +401,9 @@ def context(kernel: KernelPlan, command: str) -> dict:
         {"symbol": slot.symbol.name, "code": saved_step(slot.symbol)}
         for slot in kernel.saved
         if slot.per_step
+    ] + [
+        {"symbol": slot.symbol.name, "code": f"statistics[{slot.index}, t]"}
+        for slot in kernel.statistics
     ]
     deltas = {}  # (delta buffer, gate) -> the adjoint's code
     for d in kernel.deltas:
@@ -391,15 +466,16 @@ def context(kernel: KernelPlan, command: str) -> dict:
     hidden = _linear(derivation, "delta_hidden", "hidden_inputs", "hidden_weights")
     math = _linear(derivation, "Delta", "X", "W")
     backward_lines = _lines(backward_stage.live().assignments, labels, "cse")
+    if kernel.reductions:  # the stages and totals before the last stage
+        items = kernel.backward_step[:-1]
+        backward_lines = [line for i in items for line in _item_lines(i, labels)] + backward_lines
     own = kernel.own_saved
     for s, layout in zip(states, kernel.states, strict=True):
         s["saved"] = s["name"] in read_states
         s["stored"] = s["saved"] or layout.is_output
     weights = [b.name for b in kernel.buffers if b.role == "parameter"]
     # What the backward reads of them (the biases only through the deltas' sums)
-    backward_reads = backward_stage.reads() | (
-        source_stage.reads() if source_stage else frozenset()
-    )
+    backward_reads = used_in_backward | (source_stage.reads() if source_stage else frozenset())
     backward_weights = [
         "_"
         if w == "event_bias"
@@ -415,6 +491,7 @@ def context(kernel: KernelPlan, command: str) -> dict:
     # The own saved values, in slot order: what each part of ``saved_values`` holds
     own_slots = [slot for slot in kernel.saved if slot.state is None]
     saved_names = [s["sequence"] for s in states if s["saved"]] + (["saved_values"] if own else [])
+    saved_names += ["statistics"] if kernel.statistics else []
     return {
         "name": kernel.name,
         "title": spec.title,
@@ -448,6 +525,8 @@ def context(kernel: KernelPlan, command: str) -> dict:
         "forward_lines": forward_lines[0],
         "forward_lines_2": forward_lines[1] if len(forward_lines) > 1 else [],
         "own": own,
+        # Reductions over units: their statistics the backward reads, (n, T, batch, 1)
+        "statistics": len(kernel.statistics),
         "own_stores": [{"index": slot.index, "symbol": slot.symbol.name} for slot in own_slots],
         "saved_names": saved_names,
         "scan": _scan(kernel),

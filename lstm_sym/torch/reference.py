@@ -210,7 +210,38 @@ def _minlstm_step(event_part, states, weights):
     return h, (h,)
 
 
+def _lstm_ln_step(event_part, states, weights):
+    # PyTorch's fastrnns LayerNormLSTMCell (Ba et al. 2016, layer normalization), with the
+    # cell's projection biases (zero in the recipe): gates = LN_i(W_ih x + b_ih) +
+    # LN_h(W_hh h + b_hh), each over the stacked 4H vector; c = LN_c(f c + i g) over H;
+    # h = o tanh(c). Epsilon 1e-5, PyTorch's default (the cell's).
+    h, c = states
+    _, _, w_h, b_h = weights[:4]
+    scale_i, shift_i = torch.cat(weights[4:8]), torch.cat(weights[8:12])
+    scale_h, shift_h = torch.cat(weights[12:16]), torch.cat(weights[16:20])
+    scale_c, shift_c = weights[20], weights[21]
+    rows = (event_part.shape[1],)
+    gates = F.layer_norm(event_part, rows, scale_i, shift_i, 1e-5)
+    gates = gates + F.layer_norm(F.linear(h, w_h, b_h), rows, scale_h, shift_h, 1e-5)
+    i, f, g, o = gates.chunk(4, 1)
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    c = F.layer_norm(c, (c.shape[1],), scale_c, shift_c, 1e-5)
+    h = torch.sigmoid(o) * torch.tanh(c)
+    return h, (h, c)
+
+
 _BASE = ("event_weights", "event_bias", "hidden_weights", "hidden_bias")
+_LN_GATES = ("update", "forget", "candidate", "output")
+_LAYER_NORMS = (
+    *(
+        f"{kind}_{side}_{gate}"
+        for side in ("event", "hidden")
+        for kind in ("scale", "shift")
+        for gate in _LN_GATES
+    ),
+    "cell_scale",
+    "cell_shift",
+)
 _EVENT_ONLY = ("event_weights", "event_bias")
 _PEEPHOLES = ("peephole_update", "peephole_forget", "peephole_output")
 _LSTM_STATES = ("hidden", "cell")
@@ -257,6 +288,7 @@ CELLS: dict[str, ReferenceCell] = {
         ),
         ReferenceCell("mingru", 2, ("hidden",), _mingru_step, _EVENT_ONLY, hidden_columns=None),
         ReferenceCell("minlstm", 3, ("hidden",), _minlstm_step, _EVENT_ONLY, hidden_columns=None),
+        ReferenceCell("lstm_ln", 4, _LSTM_STATES, _lstm_ln_step, _BASE + _LAYER_NORMS),
     )
 }
 #: The cells the issue benchmarks against a compiled loop (PyTorch has no module for them).

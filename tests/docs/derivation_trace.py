@@ -128,7 +128,24 @@ class Trace:
                     del sourced[gate]
 
             project_ready()
+            reduced = {}  # reduction -> (stacked vector, mean, variance): its statistics
             for a in d.forward:
+                for r in spec.reductions:
+                    if r in reduced or not set(r.symbols) & a.expr.free_symbols:
+                        continue
+                    # mean and rstd of the row (biased variance), as torch.nn.LayerNorm; each
+                    # read per unit through a (B, H) copy, whose gradient is the unit's part
+                    stacked = torch.cat([tensors[v.name] for v in r.over], dim=1)
+                    mean = stacked.mean(dim=1, keepdim=True)
+                    variance = (stacked - mean).square().mean(dim=1, keepdim=True)
+                    rstd = (variance + float(r.epsilon)) ** -0.5
+                    for value in (mean, variance):
+                        value.retain_grad()
+                    for symbol, value in ((r.mean, mean), (r.rstd, rstd)):
+                        alias = value.expand(B, H) * 1.0
+                        alias.retain_grad()
+                        tensors[symbol.name] = alias
+                    reduced[r] = (stacked, mean, variance)
                 args = sorted(a.expr.free_symbols, key=lambda s: s.name)
                 value = sp.lambdify(args, a.expr, modules=functions)(
                     *(tensors[s.name] for s in args)
@@ -147,7 +164,9 @@ class Trace:
                     projections[s.new.name] = out
                 state[s.short] = out
             outputs.append(state[spec.output_state.short])
-            records.append((tensors, aliases, projected, outs, projections, sources, reads))
+            records.append(
+                (tensors, aliases, projected, outs, projections, sources, reads, reduced)
+            )
         loss = sum(
             (o * torch.tensor(c)).sum() for o, c in zip(outputs, self.cot["outputs"], strict=True)
         )
@@ -164,7 +183,7 @@ class Trace:
         self.env: list[dict] = []
         #: Per step: previous-state name -> adjoint through the whole step (projection included).
         self.through: list[dict] = []
-        for tensors, aliases, projected, outs, projections, sources, reads in records:
+        for tensors, aliases, projected, outs, projections, sources, reads, reduced in records:
             env, through = {}, {}
             for name, tensor in tensors.items():
                 env[name] = tensor.detach().numpy().copy()
@@ -182,6 +201,24 @@ class Trace:
             for name, out in projections.items():  # a projected state's value and adjoint
                 env[name] = out.detach().numpy().copy()
                 env[adjoint(sp.Symbol(name)).name] = grad(out)
+            for r, (stacked, mean, variance) in reduced.items():
+                # The totals: dL/dmean and dL/dvariance of the row (autograd), and what they
+                # give each entry of the vector (the vector-Jacobian product of mean and
+                # variance, by autograd on a copy)
+                env[f"D_{r.mean.name}"] = grad(mean)
+                env[f"D_{r.name}_variance"] = grad(variance)
+                copy = stacked.detach().clone().requires_grad_(True)
+                m = copy.mean(dim=1, keepdim=True)
+                parts = torch.autograd.grad(
+                    (m, (copy - m).square().mean(dim=1, keepdim=True)),
+                    copy,
+                    (torch.tensor(grad(mean)), torch.tensor(grad(variance))),
+                )[0]
+                for k, v in enumerate(r.over):
+                    env[f"d_{v.name}_from_{r.name}"] = parts[:, k * H : (k + 1) * H].numpy()
+                env[f"{r.name}_v"] = stacked.detach().numpy().copy()
+            if reduced:
+                env["H"] = H  # the vectors' sizes in the derivation's chain: k H
             self.env.append(env)
             self.through.append(through)
         self.leaf_grads = {k: v.grad.numpy().copy() for k, v in leaf.items()}

@@ -44,6 +44,7 @@ def load(name):
             "running",
             "finished",
             "rescaled",
+            "over",
         ):
             if key in entry:
                 entry[key + "_expr"] = eval(entry[key], dict(NAMESPACE))
@@ -273,7 +274,7 @@ def test_the_unstabilized_recurrence_holds_for_the_rescaled_states(cell):
 def test_every_equation_is_checked(cell):
     _, _, equations, _ = cell
     kinds = {"step", "partial", "linear", "definition", "matrix", "projection", "masked"}
-    kinds |= {"rescaled"}
+    kinds |= {"rescaled", "statistic", "statistic_partial", "total"}
     assert {e["check"] for e in equations} <= kinds
     assert len(equations) > 25  # IndRNN, one gate and one equation, has 31; an LSTM over 40
 
@@ -320,3 +321,88 @@ def test_the_masked_backward_is_sympy_diff_of_the_masked_update():
         assert equations["eq:masked-backward-output"]["rhs_exprs"][0].subs(mask, 0) == 0
         passed = equations["eq:masked-pass"]["rhs_exprs"][0]
         assert passed.subs({mask: 0, d_step: 0}) == d_state
+
+
+def _row_value(expr, env, row, hidden):
+    """A row value's expression (sums over indexed entries) at batch row ``row``: H set, the sums
+    written out, entry i of an indexed symbol x read from env[x][row, i - 1], every other
+    symbol from env (a row value is the same for every unit: its first)."""
+    expr = expr.xreplace({sp.Symbol("H", integer=True, positive=True): hidden}).doit()
+    entries = {
+        i: float(env[i.base.label.name][row, int(i.indices[0]) - 1]) for i in expr.atoms(sp.Indexed)
+    }
+    expr = expr.xreplace(entries)
+    rest = {
+        s: float(np.reshape(env[s.name], (len(env[s.name]), -1))[row, 0]) for s in expr.free_symbols
+    }
+    return float(expr.xreplace(rest))
+
+
+def test_the_reductions_statistics_and_totals_hold_on_the_trace(cell):
+    """A cell with reductions over units: at every step and row, each statistic's printed
+    definition equals the trace's mean and rstd (torch, from the stacked values), each total
+    D_mean, D_var the row's dL/dmean, dL/dvariance by autograd, and each entry's part from a
+    reduction the vector-Jacobian product of mean and variance by autograd."""
+    spec, trace, equations, _ = cell
+    reductions = [e for e in equations if e["check"] in ("statistic", "total")]
+    assert bool(reductions) == bool(spec.reductions)
+    hidden = trace.hidden_size
+    for t, env in enumerate(trace.env):
+        for e in reductions:
+            name = e["lhs_expr"].name
+            for rhs in e["rhs_exprs"]:
+                if rhs.atoms(sp.Sum):  # a row value
+                    want = np.reshape(env[name], (len(env[name]), -1))[:, 0]
+                    got = [_row_value(rhs, env, row, hidden) for row in range(len(want))]
+                    _close(got, want, f"{e['label']} at t={t + 1}")
+                else:  # per unit
+                    value = _numpy(
+                        rhs.xreplace({sp.Symbol("H", integer=True, positive=True): hidden}), env
+                    )
+                    _close(value, env[name], f"{e['label']} at t={t + 1}")
+
+
+def _mean(v):
+    return sum(v) / len(v)
+
+
+def _variance(v):
+    return sum((x - _mean(v)) ** 2 for x in v) / len(v)
+
+
+def test_the_statistics_partials_are_those_of_a_vector():
+    """d mean / d v_j, d variance / d v_j and d rstd / d variance as printed, against mpmath's
+    numerical derivatives on a vector of 5 entries (40 digits)."""
+    checked = 0
+    with mpmath.workdps(40):
+        rng = np.random.default_rng(3)
+        vector = [mpmath.mpf(float(x)) for x in rng.normal(size=5)]
+        epsilon, j = mpmath.mpf(1) / 100000, 2
+        var = _variance(vector)
+
+        def along(f, x):
+            return f([x if k == j else v for k, v in enumerate(vector)])
+
+        numeric = {
+            "mean": mpmath.diff(lambda x: along(_mean, x), vector[j]),
+            "variance": mpmath.diff(lambda x: along(_variance, x), vector[j]),
+            "rstd": mpmath.diff(lambda s: (s + epsilon) ** -0.5, var),
+        }
+        values = {
+            "n": mpmath.mpf(len(vector)),
+            "value": vector[j],
+            "mean": _mean(vector),
+            "rstd": (var + epsilon) ** -0.5,
+        }
+        for name in CELLS:
+            for e in load(name):
+                if e["check"] != "statistic_partial":
+                    continue
+                for rhs in e["rhs_exprs"]:
+                    args = sorted(rhs.free_symbols, key=lambda s: s.name)
+                    value = _mp(rhs, args)(*(values[a.name] for a in args))
+                    assert abs(value - numeric[e["lhs_expr"].expr.name]) < mpmath.mpf("1e-25"), e[
+                        "label"
+                    ]
+                    checked += 1
+    assert checked >= 3

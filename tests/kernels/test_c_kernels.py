@@ -82,9 +82,20 @@ def _compare(got, ref, tolerance):
 CASES = [(s, True) for s in [*SIZES, LARGE]] + [(s, False) for s in SIZES if s[1] == 1]
 
 
+def _skip_degenerate_layer_norm(module, hidden_size):
+    """A layer norm over the H units' values (lstm_ln's cell norm) with H <= 2 maps them to
+    exactly its shift (H = 1) or to about -1 and 1 whatever they are (H = 2), so every gradient
+    through it is exactly zero or of the order of epsilon, computed as the difference of O(1)
+    terms: both kernels' values are rounding noise there and their relative error measures
+    nothing. Those cells run every other size."""
+    if get(module.CELL).reductions and hidden_size <= 2:
+        pytest.skip(f"{module.CELL}: a layer norm over H = {hidden_size} units is degenerate")
+
+
 @pytest.mark.parametrize(("sizes", "batched"), CASES, ids=lambda c: str(c))
 def test_f64_matches_numpy(cell, sizes, batched, random_problem):
     module, native = cell
+    _skip_degenerate_layer_norm(module, sizes[3])
     problem = random_problem(module, *sizes, seed=sum(sizes))
     got = run_both(native, problem, batched)
     assert got[0].dtype == np.float64 and got[2].events.dtype == np.float64
@@ -147,6 +158,7 @@ def test_f64_matches_exact_model(cell, sizes):
 @pytest.mark.parametrize("sizes", SIZES, ids=lambda s: "T{}B{}X{}H{}".format(*s))
 def test_f32_matches_f64(cell, sizes, random_problem):
     module, native = cell
+    _skip_degenerate_layer_norm(module, sizes[3])
     problem32 = random_problem(module, *sizes, seed=7, dtype=np.float32)
     got = run_both(native, problem32)
     assert got[0].dtype == np.float32 and got[2].events.dtype == np.float32

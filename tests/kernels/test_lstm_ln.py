@@ -27,8 +27,9 @@ def _torch():
     return require_module("torch")
 
 
-def _layer_norm_lstm_cell(torch, input_size: int, hidden_size: int, epsilon: float):
-    """fastrnns' LayerNormLSTMCell in float64, plus zero projection biases bias_ih, bias_hh."""
+def _layer_norm_lstm_cell(torch, input_size: int, hidden_size: int, epsilon: float, biases=True):
+    """fastrnns' LayerNormLSTMCell in float64, plus zero projection biases bias_ih, bias_hh
+    (``biases=False``: the recipe's module itself, without them)."""
     nn = torch.nn
 
     class LayerNormLSTMCell(nn.Module):
@@ -36,16 +37,22 @@ def _layer_norm_lstm_cell(torch, input_size: int, hidden_size: int, epsilon: flo
             super().__init__()
             self.weight_ih = nn.Parameter(torch.randn(4 * hidden_size, input_size))
             self.weight_hh = nn.Parameter(torch.randn(4 * hidden_size, hidden_size))
-            self.bias_ih = nn.Parameter(torch.zeros(4 * hidden_size))
-            self.bias_hh = nn.Parameter(torch.zeros(4 * hidden_size))
+            if biases:
+                self.bias_ih = nn.Parameter(torch.zeros(4 * hidden_size))
+                self.bias_hh = nn.Parameter(torch.zeros(4 * hidden_size))
+            else:
+                self.bias_ih = self.bias_hh = None
             self.layernorm_i = nn.LayerNorm(4 * hidden_size, eps=epsilon)
             self.layernorm_h = nn.LayerNorm(4 * hidden_size, eps=epsilon)
             self.layernorm_c = nn.LayerNorm(hidden_size, eps=epsilon)
 
         def forward(self, input, state):
             hx, cx = state
-            igates = self.layernorm_i(torch.mm(input, self.weight_ih.t()) + self.bias_ih)
-            hgates = self.layernorm_h(torch.mm(hx, self.weight_hh.t()) + self.bias_hh)
+            igates = torch.mm(input, self.weight_ih.t())
+            hgates = torch.mm(hx, self.weight_hh.t())
+            if self.bias_ih is not None:
+                igates, hgates = igates + self.bias_ih, hgates + self.bias_hh
+            igates, hgates = self.layernorm_i(igates), self.layernorm_h(hgates)
             gates = igates + hgates
             ingate, forgetgate, cellgate, outgate = gates.chunk(4, 1)
             ingate = torch.sigmoid(ingate)
@@ -69,10 +76,10 @@ def _load(torch, cell, leaves: dict) -> None:
         cell.weight_hh.copy_(stack("hidden_{g}_weights"))
         cell.bias_ih.copy_(stack("event_{g}_bias"))
         cell.bias_hh.copy_(stack("hidden_{g}_bias"))
-        cell.layernorm_i.weight.copy_(stack("event_scale_{g}"))
-        cell.layernorm_i.bias.copy_(stack("event_shift_{g}"))
-        cell.layernorm_h.weight.copy_(stack("hidden_scale_{g}"))
-        cell.layernorm_h.bias.copy_(stack("hidden_shift_{g}"))
+        cell.layernorm_i.weight.copy_(stack("scale_event_{g}"))
+        cell.layernorm_i.bias.copy_(stack("shift_event_{g}"))
+        cell.layernorm_h.weight.copy_(stack("scale_hidden_{g}"))
+        cell.layernorm_h.bias.copy_(stack("shift_hidden_{g}"))
         cell.layernorm_c.weight.copy_(torch.tensor(leaves["cell_scale"]))
         cell.layernorm_c.bias.copy_(torch.tensor(leaves["cell_shift"]))
 
@@ -107,12 +114,15 @@ def _torch_gradients(torch, cell, leaves: dict, cotangents: dict, lengths=None):
     for name, tensor in (
         ("event_{g}_weights", cell.weight_ih),
         ("hidden_{g}_weights", cell.weight_hh),
-        ("event_{g}_bias", cell.bias_ih),
-        ("hidden_{g}_bias", cell.bias_hh),
-        ("event_scale_{g}", cell.layernorm_i.weight),
-        ("event_shift_{g}", cell.layernorm_i.bias),
-        ("hidden_scale_{g}", cell.layernorm_h.weight),
-        ("hidden_shift_{g}", cell.layernorm_h.bias),
+        *(
+            (("event_{g}_bias", cell.bias_ih), ("hidden_{g}_bias", cell.bias_hh))
+            if cell.bias_ih is not None
+            else ()
+        ),
+        ("scale_event_{g}", cell.layernorm_i.weight),
+        ("shift_event_{g}", cell.layernorm_i.bias),
+        ("scale_hidden_{g}", cell.layernorm_h.weight),
+        ("shift_hidden_{g}", cell.layernorm_h.bias),
     ):
         gradients.update({name.format(g=g): v for g, v in blocks(tensor).items()})
     gradients["cell_scale"] = cell.layernorm_c.weight.grad.numpy()
@@ -186,12 +196,13 @@ def _compiled(expr):
     return symbols, sp.lambdify(symbols, expr, modules=modules)
 
 
-def _run_derivation(spec, leaves: dict, cotangents: dict):
+def _run_derivation(spec, leaves: dict, cotangents: dict, eliminated: bool = False):
     """The derivation executed in NumPy over (batch, units) arrays: the forward assignments
     with the reductions at their boundaries, then per step the staged backward
-    (:func:`lstm_sym.reductions.staged_backward`), the linear adjoints as matrix products."""
-    from lstm_sym.derive import _allow_reductions, carry, lower
-    from lstm_sym.reductions import ReductionAdjoint, Stage, staged_backward
+    (:func:`lstm_sym.reductions.staged_backward`; ``eliminated``: ``derive(spec).staged``,
+    each stage after its joint CSE), the linear adjoints as matrix products."""
+    from lstm_sym.derive import carry, derive, lower
+    from lstm_sym.reductions import HIDDEN_SIZE, ReductionAdjoint, Stage, staged_backward
     from lstm_sym.spec import gate_event, gate_hidden
 
     def evaluate(expr, env):
@@ -200,10 +211,8 @@ def _run_derivation(spec, leaves: dict, cotangents: dict):
 
     steps, batch, _ = leaves["events"].shape
     H = leaves["h0"].shape[1]
-    token = _allow_reductions.set(True)
     lowered = lower(spec)
-    _allow_reductions.reset(token)
-    items = staged_backward(spec, H)
+    items = derive(spec).staged if eliminated else staged_backward(spec, H)
     reading = {}
     for reduction in spec.reductions:
         first = next(
@@ -214,6 +223,7 @@ def _run_derivation(spec, leaves: dict, cotangents: dict):
     envs, outputs = [], []
     for t in range(steps):
         env = {p: leaves[p.name] for p in spec.unit_parameters}
+        env[HIDDEN_SIZE] = H
         env.update({spec.states[0].prev: h, spec.states[1].prev: c})
         for g in spec.gates:
             env[gate_event(g)] = leaves["events"][t] @ leaves[f"event_{g}_weights"].T
@@ -266,9 +276,11 @@ def _run_derivation(spec, leaves: dict, cotangents: dict):
     return np.array(outputs), grads, (h, c)
 
 
-def test_the_staged_backward_through_the_reductions_equals_the_exact_model():
+@pytest.mark.parametrize("eliminated", [False, True], ids=["raw", "eliminated"])
+def test_the_staged_backward_through_the_reductions_equals_the_exact_model(eliminated):
     model = ExactModel(lstm_ln.SPEC, steps=3, batch=2, event_size=3, hidden_size=3, seed=7)
-    outputs, gradients, _ = _run_derivation(lstm_ln.SPEC, _leaves(model), model.cotangents)
+    leaves = _leaves(model)
+    outputs, gradients, _ = _run_derivation(lstm_ln.SPEC, leaves, model.cotangents, eliminated)
     np.testing.assert_allclose(outputs, model.outputs, rtol=0, atol=1e-13)
     assert set(gradients) == set(model.gradients)
     for name, expected in model.gradients.items():
@@ -285,11 +297,18 @@ def test_the_normalization_partials_are_sympys_on_a_symbolic_vector():
     assert sp.simplify(p.d_rstd + rstd**3 / 2) == 0
 
 
-def test_derive_refuses_a_cell_with_reductions_instead_of_dropping_their_adjoints():
+def test_derive_keeps_the_statistics_the_staged_backward_reads():
     from lstm_sym.derive import derive
 
-    with pytest.raises(SpecError, match=r"reductions over units \(event_norm, hidden_norm"):
-        derive(lstm_ln.SPEC)
+    derivation = derive(lstm_ln.SPEC)
+    names = [s.name for s in derivation.statistics]
+    assert names == [
+        f"{side}_{k}" for side in ("event", "hidden", "cell") for k in ("mean", "rstd")
+    ]
+    # The raw projections the normalizations read are saved; the normalized ones are not values.
+    assert {s.name for s in derivation.saved} >= {
+        f"{g}_{side}" for g in GATES for side in ("event", "hidden")
+    }
 
 
 def test_central_finite_differences_of_the_forward_equal_the_exact_gradients():
@@ -306,7 +325,7 @@ def test_central_finite_differences_of_the_forward_equal_the_exact_gradients():
         "h0",
         "c0",
         "event_candidate_weights",
-        "hidden_scale_forget",
+        "scale_hidden_forget",
         "cell_shift",
     ):
         for index in np.ndindex(*leaves[name].shape):
@@ -316,3 +335,47 @@ def test_central_finite_differences_of_the_forward_equal_the_exact_gradients():
             minus[name][index] -= step
             estimate = (loss(plus) - loss(minus)) / (2 * step)
             assert abs(estimate - model.gradients[name][index]) < 1e-7, (name, index)
+
+
+def test_the_plan_puts_each_reduction_between_the_per_unit_stages_that_deliver_and_read_it():
+    from lstm_sym.plan import Reduce, Stage, Totals, plan_cell
+
+    kernel = plan_cell(lstm_ln.SPEC)
+    kinds = [type(item).__name__ for item in kernel.forward_step]
+    assert kinds == ["Reduce", "Stage", "Reduce", "Stage"]
+    first, _, cell, _ = kernel.forward_step
+    assert [(s.reduction.name, s.buffer) for s in first.statistics] == [
+        ("event_norm", "event_projection"),
+        ("hidden_norm", "hidden_projection"),
+    ]
+    assert [(s.reduction.name, s.buffer) for s in cell.statistics] == [("cell_norm", None)]
+    # The stage before the cell's norm delivers what it reduces and what the last stage reads.
+    stage = kernel.forward_step[1]
+    assert {"cell_raw", "output"} <= {s.name for s in stage.read_after}
+    assert [type(item).__name__ for item in kernel.backward_step] == [
+        "Stage",
+        "Totals",
+        "Stage",
+        "Totals",
+        "Stage",
+    ]
+    assert (
+        isinstance(kernel.backward_step[-1], Stage) and kernel.backward_step[-1].name == "backward"
+    )
+    totals = [
+        t.reduction.name
+        for item in kernel.backward_step
+        if isinstance(item, Totals)
+        for t in item.totals
+    ]
+    assert totals == ["cell_norm", "event_norm", "hidden_norm"]
+    # Every total a stage reads was delivered by a Totals item before it.
+    delivered = set()
+    for item in kernel.backward_step:
+        if isinstance(item, Totals):
+            delivered |= {s for t in item.totals for s in (t.total_mean, t.total_variance)}
+        elif isinstance(item, Stage):
+            reads = {s for s in item.live().reads() if s.name.startswith("D_")}
+            assert reads <= delivered, item.name
+    assert kernel.buffer("statistics").evaluate(T=5, B=2) == (6, 5, 2)
+    assert isinstance(first, Reduce)

@@ -27,6 +27,16 @@ def _fit(line: str, width: int = 100) -> str:
     )
 
 
+def _note(text: str, indent: int, width: int = 100) -> str:
+    """The text of a ``# text`` comment at ``indent`` spaces, wrapped at spaces into more comment
+    lines when it does not fit in ``width`` characters (a long equation's note)."""
+    room = width - indent - 2
+    if len(text) <= room:
+        return text
+    lines = textwrap.wrap(text, room, break_long_words=False, break_on_hyphens=False)
+    return ("\n" + " " * indent + "# ").join(lines)
+
+
 @cache
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
@@ -39,6 +49,7 @@ def _environment() -> jinja2.Environment:
     env.filters["add_default"] = lambda s: f"{s}=None"
     env.filters["pytuple"] = lambda items: repr(tuple(items))
     env.filters["fit"] = _fit
+    env.filters["note"] = _note
     # A spec's free text where it reaches a comment or docstring (see codegen/escaping.py)
     env.filters["c_comment"] = c_comment
     env.filters["py_comment"] = py_comment
