@@ -1714,7 +1714,6 @@ int lstm_ln_backward_f64(
         d_shift_hidden_output == NULL ||
         d_cell_scale == NULL ||
         d_cell_shift == NULL ||
-        d_events == NULL ||
         d_h0 == NULL ||
         d_c0 == NULL) {
         return LSTM_LN_ERROR_NULL;
@@ -1838,8 +1837,11 @@ int lstm_ln_backward_f64(
         lstm_sym_product_nn_f64(rows, hidden_size, steps * batch, delta_hidden, 1u, rows, h_states, d_hidden_weights, pack, panel);
         lstm_sym_fill_f64(rows, 0.0, d_hidden_bias);
         lstm_sym_column_sums_f64(steps * batch, rows, delta_hidden, d_hidden_bias);
-        lstm_sym_fill_f64(steps * batch * event_size, 0.0, d_events);
-        lstm_sym_product_nn_f64(steps * batch, event_size, rows, delta_event, rows, 1u, event_weights, d_events, pack, panel);
+        /* dL/dX = Delta_event W_event (eq:linear-inputs), unless the caller needs none */
+        if (d_events != NULL) {
+            lstm_sym_fill_f64(steps * batch * event_size, 0.0, d_events);
+            lstm_sym_product_nn_f64(steps * batch, event_size, rows, delta_event, rows, 1u, event_weights, d_events, pack, panel);
+        }
     }
     return LSTM_LN_OK;
 }
@@ -3818,7 +3820,6 @@ int lstm_ln_backward_f32(
         d_shift_hidden_output == NULL ||
         d_cell_scale == NULL ||
         d_cell_shift == NULL ||
-        d_events == NULL ||
         d_h0 == NULL ||
         d_c0 == NULL) {
         return LSTM_LN_ERROR_NULL;
@@ -3942,8 +3943,11 @@ int lstm_ln_backward_f32(
         lstm_sym_product_nn_f32(rows, hidden_size, steps * batch, delta_hidden, 1u, rows, h_states, d_hidden_weights, pack, panel);
         lstm_sym_fill_f32(rows, 0.0F, d_hidden_bias);
         lstm_sym_column_sums_f32(steps * batch, rows, delta_hidden, d_hidden_bias);
-        lstm_sym_fill_f32(steps * batch * event_size, 0.0F, d_events);
-        lstm_sym_product_nn_f32(steps * batch, event_size, rows, delta_event, rows, 1u, event_weights, d_events, pack, panel);
+        /* dL/dX = Delta_event W_event (eq:linear-inputs), unless the caller needs none */
+        if (d_events != NULL) {
+            lstm_sym_fill_f32(steps * batch * event_size, 0.0F, d_events);
+            lstm_sym_product_nn_f32(steps * batch, event_size, rows, delta_event, rows, 1u, event_weights, d_events, pack, panel);
+        }
     }
     return LSTM_LN_OK;
 }

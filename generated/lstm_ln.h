@@ -288,7 +288,7 @@ int lstm_ln_forward_f32(
  *   d_shift_hidden_output dL/d(shift_hidden_output), (hidden_size): per-unit parameter
  *   d_cell_scale       dL/d(cell_scale), (hidden_size): per-unit parameter
  *   d_cell_shift       dL/d(cell_shift), (hidden_size): per-unit parameter
- *   d_events           dL/d(events), (steps, batch, event_size)
+ *   d_events           dL/d(events), (steps, batch, event_size); NULL: not computed (one matrix product less)
  *   d_h0               dL/d(h0), (batch, hidden_size)
  *   d_c0               dL/d(c0), (batch, hidden_size)
  */
