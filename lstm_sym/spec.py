@@ -154,6 +154,10 @@ class CellSpec:
     #: ``Parameters`` attributes stacked by rows. Attributes no key names (the projection
     #: biases of a recipe without them) are zero on read and must be zero to write.
     torch_layout: tuple = ()
+    #: ``{unit parameter name: number}``: what a PyTorch module (``lstm_sym.torch.RNN``)
+    #: initializes those per-unit parameters to (a layer norm's scale 1 and shift 0, as
+    #: ``torch.nn.LayerNorm``); every other parameter gets PyTorch's recurrent initialization.
+    module_init: dict = field(default_factory=dict)
 
     @property
     def reduction_symbols(self) -> tuple[sp.Symbol, ...]:
@@ -297,6 +301,7 @@ def validate(spec: CellSpec) -> None:
         )
     if not spec.gates:
         raise SpecError(f"cell {spec.name!r}: at least one gate is needed")
+    _check_module_init(spec)
     if len(set(spec.gates)) != len(spec.gates):
         raise SpecError(f"cell {spec.name!r}: gate names repeat: {spec.gates}")
     for gate in spec.gates:
@@ -558,4 +563,26 @@ def _validate_sources(spec: CellSpec) -> None:
                 f"cell {spec.name!r}, equation {number} ({target} = {expr}): reads "
                 f"{', '.join(read)}, the projection of a hidden source of this step, before (or "
                 "while) the last such source is computed: every same-step source must come first"
+            )
+
+
+def _check_module_init(spec: CellSpec) -> None:
+    """``module_init``: unit parameter names mapped to finite real numbers."""
+    if not isinstance(spec.module_init, dict):
+        raise SpecError(
+            f"cell {spec.name!r}: module_init must be a dict of unit parameter names to numbers, "
+            f"got {type(spec.module_init).__name__}"
+        )
+    names = {p.name for p in spec.unit_parameters}
+    for name, value in spec.module_init.items():
+        if name not in names:
+            raise SpecError(
+                f"cell {spec.name!r}: module_init names {name!r}, which is not a unit parameter "
+                f"(they are {sorted(names)})"
+            )
+        number = sp.sympify(value) if not isinstance(value, bool) else None
+        if number is None or not (number.is_real and number.is_finite and number.is_number):
+            raise SpecError(
+                f"cell {spec.name!r}: module_init[{name!r}] must be a finite real number, "
+                f"got {value!r}"
             )

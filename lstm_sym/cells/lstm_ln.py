@@ -97,6 +97,11 @@ def make(epsilon=EPSILON) -> CellSpec:
             cell_scale,
             cell_shift,
         ),
+        # torch.nn.LayerNorm's initialization: scale 1, shift 0
+        module_init={
+            **{s.name: 1 for s in (*scale.values(), cell_scale)},
+            **{s.name: 0 for s in (*shift.values(), cell_shift)},
+        },
         torch_layout=(
             ("weight_ih", tuple(f"event_{g}_weights" for g in GATES)),
             ("weight_hh", tuple(f"hidden_{g}_weights" for g in GATES)),

@@ -423,6 +423,11 @@ def abi(spec: CellSpec, command: str = "lstm-sym generate") -> dict:
             "args": ["batch", "hidden_size"],
         },
         "error_string": f"{spec.name}_error_string",
+        **(
+            {"module_init": {k: float(v) for k, v in sorted(spec.module_init.items())}}
+            if spec.module_init
+            else {}
+        ),
         "functions": [
             {
                 "name": f.name,

@@ -292,6 +292,7 @@ def _probe(spec: CellSpec) -> tuple[CellSpec, dict[str, str]]:
         torch_layout=tuple(
             (key, tuple(attribute.get(n, n) for n in names)) for key, names in spec.torch_layout
         ),
+        module_init={attribute.get(n, n): v for n, v in spec.module_init.items()},
         hidden_sources={gates[g]: sources(v) for g, v in spec.hidden_sources.items()},
         stabilizer={
             token(k, "state"): tuple(token(n, "state") for n in v)

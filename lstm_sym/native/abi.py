@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 #: The ABI data version this binding reads (``c_api.ABI_VERSION`` when it was written).
@@ -72,6 +72,9 @@ class Abi:
     infer_work_size: tuple[str, tuple[str, ...]] | None = None
     #: (symbol, size arguments) of ``<cell>_step_work_size``; None in ABI data without it
     step_work_size: tuple[str, tuple[str, ...]] | None = None
+    #: ``{per-unit parameter array: value}`` a PyTorch module initializes it to (the spec's
+    #: ``module_init``; empty for most cells)
+    module_init: dict = field(default_factory=dict)
 
     @property
     def projected(self) -> bool:
@@ -117,6 +120,7 @@ def from_data(data: dict) -> Abi:
         ),
         infer_work_size=_symbol(data, "infer_work_size"),
         step_work_size=_symbol(data, "step_work_size"),
+        module_init=dict(data.get("module_init", {})),
     )
 
 

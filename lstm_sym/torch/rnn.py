@@ -129,10 +129,17 @@ class RNN(nn.Module):
 
     def reset_parameters(self) -> None:
         """PyTorch's initialization of its recurrent modules: every parameter drawn from
-        uniform(-1/sqrt(hidden_size), 1/sqrt(hidden_size))."""
+        uniform(-1/sqrt(hidden_size), 1/sqrt(hidden_size)), except the per-unit parameters the
+        cell's spec gives a value (``module_init``: lstm_ln's layer-norm scales 1 and shifts
+        0, as ``torch.nn.LayerNorm``)."""
         bound = 1.0 / math.sqrt(self.hidden_size) if self.hidden_size > 0 else 0
         for weight in self.parameters():
             nn.init.uniform_(weight, -bound, bound)
+        values = self.cell.abi.module_init
+        for names in self._weight_names:
+            for array, name in zip(self.cell.weights, names, strict=True):
+                if name is not None and array in values:
+                    nn.init.constant_(getattr(self, name), values[array])
 
     def flatten_parameters(self) -> None:
         """Nothing to do (``nn.LSTM``'s cuDNN layout call, kept so code written for it runs)."""

@@ -172,3 +172,18 @@ def test_a_stabilizer_names_states_of_the_cell():
     for stabilizer in bad:
         with pytest.raises(SpecError, match="stabilizer"):
             validate(dataclasses.replace(spec, stabilizer=stabilizer))
+
+
+@pytest.mark.parametrize(
+    ("module_init", "message"),
+    [
+        ({"cell_scale": 1, "not_a_parameter": 0}, "'not_a_parameter', which is not a unit"),
+        ({"cell_scale": float("inf")}, "module_init['cell_scale'] must be a finite real number"),
+        ({"cell_scale": "one"}, "module_init['cell_scale'] must be a finite real number"),
+        ([("cell_scale", 1)], "module_init must be a dict"),
+    ],
+)
+def test_module_init_names_unit_parameters_and_finite_numbers(module_init, message):
+    spec = dataclasses.replace(get("lstm_ln"), module_init=module_init)
+    with pytest.raises(SpecError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        validate(spec)

@@ -204,3 +204,22 @@ def test_bad_arguments_get_pytorch_s_errors(build, call, error, message):
     with pytest.raises(error, match=message):
         model = build()
         call(model)
+
+
+def test_a_layer_normalized_rnn_starts_as_torch_nn_layernorm_does():
+    # lstm_ln's spec gives its per-unit layer-norm parameters LayerNorm's initialization
+    # (scale 1, shift 0); every other parameter PyTorch's uniform(-1/sqrt(H), 1/sqrt(H)).
+    from lstm_sym.torch import RNN
+
+    model = RNN("lstm_ln", 3, 4, num_layers=2, bidirectional=True)
+    bound = 0.5
+    for name, parameter in model.named_parameters():
+        parameter = parameter.detach()
+        if name.startswith(("scale_", "cell_scale")):
+            assert torch.equal(parameter, torch.ones_like(parameter)), name
+        elif name.startswith(("shift_", "cell_shift")):
+            assert torch.equal(parameter, torch.zeros_like(parameter)), name
+        else:
+            assert float(parameter.abs().max()) <= bound and float(parameter.std()) > 0, name
+    outputs, (h, c) = model(torch.randn(5, 2, 3))
+    assert outputs.shape == (5, 2, 8) and h.shape == c.shape == (4, 2, 4)
