@@ -287,11 +287,11 @@ static LSTM_SYM_WIDE_VECTORS void gru_units_forward_f64(size_t batch, size_t hid
 }
 
 /* Backward of the per-unit equations of one step. On entry d_<state> holds dL/d(new state)
- * from later steps (plus d_output, dL/d(outputs) of this step, NULL: zeros, for the output
+ * from later steps (plus d_outputs, dL/d(outputs) of this step, NULL: zeros, for the output
  * state); on return the direct part of dL/d(previous state). Writes the adjoints of the gate
  * inputs to delta_event and delta_hidden (batch, G * H). */
 static void gru_units_backward_f64(size_t batch, size_t hidden_size, size_t first, size_t last,
-    const double *restrict d_output,
+    const double *restrict d_outputs,
     double *restrict d_h,
     const double *restrict h_prev,
     const double *restrict saved,
@@ -301,13 +301,13 @@ static void gru_units_backward_f64(size_t batch, size_t hidden_size, size_t firs
     const size_t gate_stride = GRU_GATES * hidden_size;
     size_t b;
     /* Two copies of the loop, as in forward: without NULL tests (it vectorizes), and with. */
-    if (d_output != NULL && h_prev != NULL) {
+    if (d_outputs != NULL && h_prev != NULL) {
         for (b = first; b < last; ++b) {
             size_t k;
             LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
-                const double d_hidden_carry = d_h[u] + d_output[u];
+                const double d_hidden_carry = d_h[u] + d_outputs[u];
                 const double hidden_prev = h_prev[u];
                 const double new_hidden = saved[0 * units + u];
                 const double reset = saved[1 * units + u];
@@ -340,7 +340,7 @@ static void gru_units_backward_f64(size_t batch, size_t hidden_size, size_t firs
             LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
-                const double d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0);
+                const double d_hidden_carry = d_h[u] + (d_outputs != NULL ? d_outputs[u] : 0.0);
                 const double hidden_prev = h_prev != NULL ? h_prev[u] : 0.0;
                 const double new_hidden = saved[0 * units + u];
                 const double reset = saved[1 * units + u];
@@ -1083,11 +1083,11 @@ static LSTM_SYM_WIDE_VECTORS void gru_units_forward_f32(size_t batch, size_t hid
 }
 
 /* Backward of the per-unit equations of one step. On entry d_<state> holds dL/d(new state)
- * from later steps (plus d_output, dL/d(outputs) of this step, NULL: zeros, for the output
+ * from later steps (plus d_outputs, dL/d(outputs) of this step, NULL: zeros, for the output
  * state); on return the direct part of dL/d(previous state). Writes the adjoints of the gate
  * inputs to delta_event and delta_hidden (batch, G * H). */
 static void gru_units_backward_f32(size_t batch, size_t hidden_size, size_t first, size_t last,
-    const float *restrict d_output,
+    const float *restrict d_outputs,
     float *restrict d_h,
     const float *restrict h_prev,
     const float *restrict saved,
@@ -1097,13 +1097,13 @@ static void gru_units_backward_f32(size_t batch, size_t hidden_size, size_t firs
     const size_t gate_stride = GRU_GATES * hidden_size;
     size_t b;
     /* Two copies of the loop, as in forward: without NULL tests (it vectorizes), and with. */
-    if (d_output != NULL && h_prev != NULL) {
+    if (d_outputs != NULL && h_prev != NULL) {
         for (b = first; b < last; ++b) {
             size_t k;
             LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
-                const float d_hidden_carry = d_h[u] + d_output[u];
+                const float d_hidden_carry = d_h[u] + d_outputs[u];
                 const float hidden_prev = h_prev[u];
                 const float new_hidden = saved[0 * units + u];
                 const float reset = saved[1 * units + u];
@@ -1136,7 +1136,7 @@ static void gru_units_backward_f32(size_t batch, size_t hidden_size, size_t firs
             LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
-                const float d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0F);
+                const float d_hidden_carry = d_h[u] + (d_outputs != NULL ? d_outputs[u] : 0.0F);
                 const float hidden_prev = h_prev != NULL ? h_prev[u] : 0.0F;
                 const float new_hidden = saved[0 * units + u];
                 const float reset = saved[1 * units + u];

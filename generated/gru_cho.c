@@ -291,11 +291,11 @@ static LSTM_SYM_WIDE_VECTORS void gru_cho_units_forward_f64(size_t batch, size_t
 }
 
 /* Backward of the per-unit equations of one step. On entry d_<state> holds dL/d(new state)
- * from later steps (plus d_output, dL/d(outputs) of this step, NULL: zeros, for the output
+ * from later steps (plus d_outputs, dL/d(outputs) of this step, NULL: zeros, for the output
  * state); on return the direct part of dL/d(previous state). Writes the adjoints of the gate
  * inputs to delta_event and delta_hidden (batch, G * H). */
 static void gru_cho_units_backward_f64(size_t batch, size_t hidden_size, size_t first, size_t last,
-    const double *restrict d_output,
+    const double *restrict d_outputs,
     double *restrict d_h,
     const double *restrict h_prev,
     const double *restrict source_carry_0,
@@ -306,13 +306,13 @@ static void gru_cho_units_backward_f64(size_t batch, size_t hidden_size, size_t 
     const size_t gate_stride = GRU_CHO_GATES * hidden_size;
     size_t b;
     /* Two copies of the loop, as in forward: without NULL tests (it vectorizes), and with. */
-    if (d_output != NULL && h_prev != NULL) {
+    if (d_outputs != NULL && h_prev != NULL) {
         for (b = first; b < last; ++b) {
             size_t k;
             LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
-                const double d_hidden_carry = d_h[u] + d_output[u];
+                const double d_hidden_carry = d_h[u] + d_outputs[u];
                 const double hidden_prev = h_prev[u];
                 const double d_reset_state_carry = source_carry_0[u];
                 const double reset = saved[0 * units + u];
@@ -349,7 +349,7 @@ static void gru_cho_units_backward_f64(size_t batch, size_t hidden_size, size_t 
             LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
-                const double d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0);
+                const double d_hidden_carry = d_h[u] + (d_outputs != NULL ? d_outputs[u] : 0.0);
                 const double hidden_prev = h_prev != NULL ? h_prev[u] : 0.0;
                 const double d_reset_state_carry = source_carry_0[u];
                 const double reset = saved[0 * units + u];
@@ -451,9 +451,9 @@ static void gru_cho_units_sources_f64(size_t batch, size_t hidden_size,
 }
 
 /* Second per-unit stage of a step, backward: the adjoints of the sourced gates' hidden parts
- * (they need only the carries of the states) into delta_hidden; d_output NULL: zeros. */
+ * (they need only the carries of the states) into delta_hidden; d_outputs NULL: zeros. */
 static void gru_cho_units_source_backward_f64(size_t batch, size_t hidden_size,
-    const double *restrict d_output,
+    const double *restrict d_outputs,
     const double *restrict d_h,
     const double *restrict h_prev,
     const double *restrict saved, double *restrict delta_hidden)
@@ -462,7 +462,7 @@ static void gru_cho_units_source_backward_f64(size_t batch, size_t hidden_size,
     const size_t gate_stride = GRU_CHO_GATES * hidden_size;
     size_t b, k;
     (void)units;
-    (void)d_output;
+    (void)d_outputs;
     (void)saved;
     (void)d_h;
     (void)h_prev;
@@ -470,7 +470,7 @@ static void gru_cho_units_source_backward_f64(size_t batch, size_t hidden_size,
         LSTM_SYM_INDEPENDENT
         for (k = 0; k < hidden_size; ++k) {
             const size_t u = b * hidden_size + k;
-            const double d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0);
+            const double d_hidden_carry = d_h[u] + (d_outputs != NULL ? d_outputs[u] : 0.0);
             const double update = saved[1 * units + u];
             const double new = saved[3 * units + u];
             /* dL/dnew_hidden (eq:cse-d-new-hidden) */
@@ -1266,11 +1266,11 @@ static LSTM_SYM_WIDE_VECTORS void gru_cho_units_forward_f32(size_t batch, size_t
 }
 
 /* Backward of the per-unit equations of one step. On entry d_<state> holds dL/d(new state)
- * from later steps (plus d_output, dL/d(outputs) of this step, NULL: zeros, for the output
+ * from later steps (plus d_outputs, dL/d(outputs) of this step, NULL: zeros, for the output
  * state); on return the direct part of dL/d(previous state). Writes the adjoints of the gate
  * inputs to delta_event and delta_hidden (batch, G * H). */
 static void gru_cho_units_backward_f32(size_t batch, size_t hidden_size, size_t first, size_t last,
-    const float *restrict d_output,
+    const float *restrict d_outputs,
     float *restrict d_h,
     const float *restrict h_prev,
     const float *restrict source_carry_0,
@@ -1281,13 +1281,13 @@ static void gru_cho_units_backward_f32(size_t batch, size_t hidden_size, size_t 
     const size_t gate_stride = GRU_CHO_GATES * hidden_size;
     size_t b;
     /* Two copies of the loop, as in forward: without NULL tests (it vectorizes), and with. */
-    if (d_output != NULL && h_prev != NULL) {
+    if (d_outputs != NULL && h_prev != NULL) {
         for (b = first; b < last; ++b) {
             size_t k;
             LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
-                const float d_hidden_carry = d_h[u] + d_output[u];
+                const float d_hidden_carry = d_h[u] + d_outputs[u];
                 const float hidden_prev = h_prev[u];
                 const float d_reset_state_carry = source_carry_0[u];
                 const float reset = saved[0 * units + u];
@@ -1324,7 +1324,7 @@ static void gru_cho_units_backward_f32(size_t batch, size_t hidden_size, size_t 
             LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
-                const float d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0F);
+                const float d_hidden_carry = d_h[u] + (d_outputs != NULL ? d_outputs[u] : 0.0F);
                 const float hidden_prev = h_prev != NULL ? h_prev[u] : 0.0F;
                 const float d_reset_state_carry = source_carry_0[u];
                 const float reset = saved[0 * units + u];
@@ -1426,9 +1426,9 @@ static void gru_cho_units_sources_f32(size_t batch, size_t hidden_size,
 }
 
 /* Second per-unit stage of a step, backward: the adjoints of the sourced gates' hidden parts
- * (they need only the carries of the states) into delta_hidden; d_output NULL: zeros. */
+ * (they need only the carries of the states) into delta_hidden; d_outputs NULL: zeros. */
 static void gru_cho_units_source_backward_f32(size_t batch, size_t hidden_size,
-    const float *restrict d_output,
+    const float *restrict d_outputs,
     const float *restrict d_h,
     const float *restrict h_prev,
     const float *restrict saved, float *restrict delta_hidden)
@@ -1437,7 +1437,7 @@ static void gru_cho_units_source_backward_f32(size_t batch, size_t hidden_size,
     const size_t gate_stride = GRU_CHO_GATES * hidden_size;
     size_t b, k;
     (void)units;
-    (void)d_output;
+    (void)d_outputs;
     (void)saved;
     (void)d_h;
     (void)h_prev;
@@ -1445,7 +1445,7 @@ static void gru_cho_units_source_backward_f32(size_t batch, size_t hidden_size,
         LSTM_SYM_INDEPENDENT
         for (k = 0; k < hidden_size; ++k) {
             const size_t u = b * hidden_size + k;
-            const float d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0F);
+            const float d_hidden_carry = d_h[u] + (d_outputs != NULL ? d_outputs[u] : 0.0F);
             const float update = saved[1 * units + u];
             const float new = saved[3 * units + u];
             /* dL/dnew_hidden (eq:cse-d-new-hidden) */

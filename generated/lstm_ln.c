@@ -630,12 +630,12 @@ static LSTM_SYM_WIDE_VECTORS void lstm_ln_units_forward_f64(size_t batch, size_t
 }
 
 /* Backward of the per-unit equations of one step. On entry d_<state> holds dL/d(new state)
- * from later steps (plus d_output, dL/d(outputs) of this step, NULL: zeros, for the output
+ * from later steps (plus d_outputs, dL/d(outputs) of this step, NULL: zeros, for the output
  * state); on return the direct part of dL/d(previous state). Writes the adjoints of the gate
  * inputs to delta_event and delta_hidden (batch, G * H) and adds those of the
  * per-unit parameters to d_<parameter>_vector. */
 static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t first, size_t last,
-    const double *restrict d_output,
+    const double *restrict d_outputs,
     double *restrict d_h,
     double *restrict d_c,
     const double *restrict h_prev,
@@ -693,7 +693,7 @@ static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t 
     (void)shift_hidden_output_vector;
     (void)cell_shift_vector;
     /* Two copies of the loop, as in forward: without NULL tests (it vectorizes), and with. */
-    if (d_output != NULL && c_prev != NULL) {
+    if (d_outputs != NULL && c_prev != NULL) {
         for (b = first; b < last; ++b) {
             size_t k;
             /* The row's statistics (every unit of the row holds them) */
@@ -711,7 +711,7 @@ static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t 
                 double sum_mean = 0.0, sum_rstd = 0.0;
                 for (k = 0; k < hidden_size; ++k) {
                     const size_t u = b * hidden_size + k;
-                    const double d_hidden_carry = d_h[u] + d_output[u];
+                    const double d_hidden_carry = d_h[u] + d_outputs[u];
                     const double d_cell_carry = d_c[u];
                     const double cell_scale = cell_scale_vector[k];
                     const double output = saved[11 * units + u];
@@ -740,7 +740,7 @@ static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t 
                 double sum_mean = 0.0, sum_rstd = 0.0;
                 for (k = 0; k < hidden_size; ++k) {
                     const size_t u = b * hidden_size + k;
-                    const double d_hidden_carry = d_h[u] + d_output[u];
+                    const double d_hidden_carry = d_h[u] + d_outputs[u];
                     const double d_cell_carry = d_c[u];
                     const double cell_prev = c_prev[u];
                     const double scale_event_update = scale_event_update_vector[k];
@@ -769,7 +769,7 @@ static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t 
                     /* common subexpression (eq:cse-tmp2) */
                     const double tmp2 = scale_event_output*tmp1;
                     /* common subexpression (eq:cse-tmp3) */
-                    const double tmp3 = 1.0/hidden_size;
+                    const double tmp3 = 1.0/((double)hidden_size);
                     /* dL/dcell_raw (eq:cse-d-cell-raw) */
                     const double d_cell_raw = D_cell_mean*tmp3 + cell_rstd*cell_scale*d_cell + 2*D_cell_norm_variance*tmp3*(cell_raw - cell_mean);
                     /* dL/dcandidate (eq:cse-d-candidate) */
@@ -807,7 +807,7 @@ static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t 
                 double sum_mean = 0.0, sum_rstd = 0.0;
                 for (k = 0; k < hidden_size; ++k) {
                     const size_t u = b * hidden_size + k;
-                    const double d_hidden_carry = d_h[u] + d_output[u];
+                    const double d_hidden_carry = d_h[u] + d_outputs[u];
                     const double d_cell_carry = d_c[u];
                     const double cell_prev = c_prev[u];
                     const double scale_hidden_update = scale_hidden_update_vector[k];
@@ -834,7 +834,7 @@ static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t 
                     /* common subexpression (eq:cse-tmp1) */
                     const double tmp1 = d_output*output*(1 - output);
                     /* common subexpression (eq:cse-tmp3) */
-                    const double tmp3 = 1.0/hidden_size;
+                    const double tmp3 = 1.0/((double)hidden_size);
                     /* dL/dcell_raw (eq:cse-d-cell-raw) */
                     const double d_cell_raw = D_cell_mean*tmp3 + cell_rstd*cell_scale*d_cell + 2*D_cell_norm_variance*tmp3*(cell_raw - cell_mean);
                     /* dL/dcandidate (eq:cse-d-candidate) */
@@ -871,7 +871,7 @@ static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t 
             LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
-                const double d_hidden_carry = d_h[u] + d_output[u];
+                const double d_hidden_carry = d_h[u] + d_outputs[u];
                 const double d_cell_carry = d_c[u];
                 const double cell_prev = c_prev[u];
                 const double scale_event_update = scale_event_update_vector[k];
@@ -904,7 +904,7 @@ static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t 
                 /* dL/doutput (eq:cse-d-output) */
                 const double d_output = d_hidden*tanh_cell;
                 /* common subexpression (eq:cse-tmp3) */
-                const double tmp3 = 1.0/hidden_size;
+                const double tmp3 = 1.0/((double)hidden_size);
                 /* dL/dcell_raw (eq:cse-d-cell-raw) */
                 const double d_cell_raw = D_cell_mean*tmp3 + cell_rstd*cell_scale*d_cell + 2*D_cell_norm_variance*tmp3*(cell_raw - cell_mean);
                 /* dL/dcandidate (eq:cse-d-candidate) */
@@ -914,7 +914,7 @@ static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t 
                 /* dL/dupdate (eq:cse-d-update) */
                 const double d_update = candidate*d_cell_raw;
                 /* common subexpression (eq:cse-tmp15) */
-                const double tmp15 = 1.0/hidden_size;
+                const double tmp15 = 1.0/((double)hidden_size);
                 /* common subexpression (eq:cse-tmp16) */
                 const double tmp16 = (1.0/4.0)*tmp15;
                 /* common subexpression (eq:cse-tmp17) */
@@ -1063,7 +1063,7 @@ static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t 
                 double sum_mean = 0.0, sum_rstd = 0.0;
                 for (k = 0; k < hidden_size; ++k) {
                     const size_t u = b * hidden_size + k;
-                    const double d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0);
+                    const double d_hidden_carry = d_h[u] + (d_outputs != NULL ? d_outputs[u] : 0.0);
                     const double d_cell_carry = d_c[u];
                     const double cell_scale = cell_scale_vector[k];
                     const double output = saved[11 * units + u];
@@ -1092,7 +1092,7 @@ static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t 
                 double sum_mean = 0.0, sum_rstd = 0.0;
                 for (k = 0; k < hidden_size; ++k) {
                     const size_t u = b * hidden_size + k;
-                    const double d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0);
+                    const double d_hidden_carry = d_h[u] + (d_outputs != NULL ? d_outputs[u] : 0.0);
                     const double d_cell_carry = d_c[u];
                     const double cell_prev = c_prev != NULL ? c_prev[u] : 0.0;
                     const double scale_event_update = scale_event_update_vector[k];
@@ -1121,7 +1121,7 @@ static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t 
                     /* common subexpression (eq:cse-tmp2) */
                     const double tmp2 = scale_event_output*tmp1;
                     /* common subexpression (eq:cse-tmp3) */
-                    const double tmp3 = 1.0/hidden_size;
+                    const double tmp3 = 1.0/((double)hidden_size);
                     /* dL/dcell_raw (eq:cse-d-cell-raw) */
                     const double d_cell_raw = D_cell_mean*tmp3 + cell_rstd*cell_scale*d_cell + 2*D_cell_norm_variance*tmp3*(cell_raw - cell_mean);
                     /* dL/dcandidate (eq:cse-d-candidate) */
@@ -1159,7 +1159,7 @@ static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t 
                 double sum_mean = 0.0, sum_rstd = 0.0;
                 for (k = 0; k < hidden_size; ++k) {
                     const size_t u = b * hidden_size + k;
-                    const double d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0);
+                    const double d_hidden_carry = d_h[u] + (d_outputs != NULL ? d_outputs[u] : 0.0);
                     const double d_cell_carry = d_c[u];
                     const double cell_prev = c_prev != NULL ? c_prev[u] : 0.0;
                     const double scale_hidden_update = scale_hidden_update_vector[k];
@@ -1186,7 +1186,7 @@ static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t 
                     /* common subexpression (eq:cse-tmp1) */
                     const double tmp1 = d_output*output*(1 - output);
                     /* common subexpression (eq:cse-tmp3) */
-                    const double tmp3 = 1.0/hidden_size;
+                    const double tmp3 = 1.0/((double)hidden_size);
                     /* dL/dcell_raw (eq:cse-d-cell-raw) */
                     const double d_cell_raw = D_cell_mean*tmp3 + cell_rstd*cell_scale*d_cell + 2*D_cell_norm_variance*tmp3*(cell_raw - cell_mean);
                     /* dL/dcandidate (eq:cse-d-candidate) */
@@ -1223,7 +1223,7 @@ static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t 
             LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
-                const double d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0);
+                const double d_hidden_carry = d_h[u] + (d_outputs != NULL ? d_outputs[u] : 0.0);
                 const double d_cell_carry = d_c[u];
                 const double cell_prev = c_prev != NULL ? c_prev[u] : 0.0;
                 const double scale_event_update = scale_event_update_vector[k];
@@ -1256,7 +1256,7 @@ static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t 
                 /* dL/doutput (eq:cse-d-output) */
                 const double d_output = d_hidden*tanh_cell;
                 /* common subexpression (eq:cse-tmp3) */
-                const double tmp3 = 1.0/hidden_size;
+                const double tmp3 = 1.0/((double)hidden_size);
                 /* dL/dcell_raw (eq:cse-d-cell-raw) */
                 const double d_cell_raw = D_cell_mean*tmp3 + cell_rstd*cell_scale*d_cell + 2*D_cell_norm_variance*tmp3*(cell_raw - cell_mean);
                 /* dL/dcandidate (eq:cse-d-candidate) */
@@ -1266,7 +1266,7 @@ static void lstm_ln_units_backward_f64(size_t batch, size_t hidden_size, size_t 
                 /* dL/dupdate (eq:cse-d-update) */
                 const double d_update = candidate*d_cell_raw;
                 /* common subexpression (eq:cse-tmp15) */
-                const double tmp15 = 1.0/hidden_size;
+                const double tmp15 = 1.0/((double)hidden_size);
                 /* common subexpression (eq:cse-tmp16) */
                 const double tmp16 = (1.0/4.0)*tmp15;
                 /* common subexpression (eq:cse-tmp17) */
@@ -2736,12 +2736,12 @@ static LSTM_SYM_WIDE_VECTORS void lstm_ln_units_forward_f32(size_t batch, size_t
 }
 
 /* Backward of the per-unit equations of one step. On entry d_<state> holds dL/d(new state)
- * from later steps (plus d_output, dL/d(outputs) of this step, NULL: zeros, for the output
+ * from later steps (plus d_outputs, dL/d(outputs) of this step, NULL: zeros, for the output
  * state); on return the direct part of dL/d(previous state). Writes the adjoints of the gate
  * inputs to delta_event and delta_hidden (batch, G * H) and adds those of the
  * per-unit parameters to d_<parameter>_vector. */
 static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t first, size_t last,
-    const float *restrict d_output,
+    const float *restrict d_outputs,
     float *restrict d_h,
     float *restrict d_c,
     const float *restrict h_prev,
@@ -2799,7 +2799,7 @@ static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t 
     (void)shift_hidden_output_vector;
     (void)cell_shift_vector;
     /* Two copies of the loop, as in forward: without NULL tests (it vectorizes), and with. */
-    if (d_output != NULL && c_prev != NULL) {
+    if (d_outputs != NULL && c_prev != NULL) {
         for (b = first; b < last; ++b) {
             size_t k;
             /* The row's statistics (every unit of the row holds them) */
@@ -2817,7 +2817,7 @@ static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t 
                 float sum_mean = 0.0F, sum_rstd = 0.0F;
                 for (k = 0; k < hidden_size; ++k) {
                     const size_t u = b * hidden_size + k;
-                    const float d_hidden_carry = d_h[u] + d_output[u];
+                    const float d_hidden_carry = d_h[u] + d_outputs[u];
                     const float d_cell_carry = d_c[u];
                     const float cell_scale = cell_scale_vector[k];
                     const float output = saved[11 * units + u];
@@ -2846,7 +2846,7 @@ static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t 
                 float sum_mean = 0.0F, sum_rstd = 0.0F;
                 for (k = 0; k < hidden_size; ++k) {
                     const size_t u = b * hidden_size + k;
-                    const float d_hidden_carry = d_h[u] + d_output[u];
+                    const float d_hidden_carry = d_h[u] + d_outputs[u];
                     const float d_cell_carry = d_c[u];
                     const float cell_prev = c_prev[u];
                     const float scale_event_update = scale_event_update_vector[k];
@@ -2875,7 +2875,7 @@ static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t 
                     /* common subexpression (eq:cse-tmp2) */
                     const float tmp2 = scale_event_output*tmp1;
                     /* common subexpression (eq:cse-tmp3) */
-                    const float tmp3 = 1.0F/hidden_size;
+                    const float tmp3 = 1.0F/((float)hidden_size);
                     /* dL/dcell_raw (eq:cse-d-cell-raw) */
                     const float d_cell_raw = D_cell_mean*tmp3 + cell_rstd*cell_scale*d_cell + 2*D_cell_norm_variance*tmp3*(cell_raw - cell_mean);
                     /* dL/dcandidate (eq:cse-d-candidate) */
@@ -2913,7 +2913,7 @@ static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t 
                 float sum_mean = 0.0F, sum_rstd = 0.0F;
                 for (k = 0; k < hidden_size; ++k) {
                     const size_t u = b * hidden_size + k;
-                    const float d_hidden_carry = d_h[u] + d_output[u];
+                    const float d_hidden_carry = d_h[u] + d_outputs[u];
                     const float d_cell_carry = d_c[u];
                     const float cell_prev = c_prev[u];
                     const float scale_hidden_update = scale_hidden_update_vector[k];
@@ -2940,7 +2940,7 @@ static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t 
                     /* common subexpression (eq:cse-tmp1) */
                     const float tmp1 = d_output*output*(1 - output);
                     /* common subexpression (eq:cse-tmp3) */
-                    const float tmp3 = 1.0F/hidden_size;
+                    const float tmp3 = 1.0F/((float)hidden_size);
                     /* dL/dcell_raw (eq:cse-d-cell-raw) */
                     const float d_cell_raw = D_cell_mean*tmp3 + cell_rstd*cell_scale*d_cell + 2*D_cell_norm_variance*tmp3*(cell_raw - cell_mean);
                     /* dL/dcandidate (eq:cse-d-candidate) */
@@ -2977,7 +2977,7 @@ static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t 
             LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
-                const float d_hidden_carry = d_h[u] + d_output[u];
+                const float d_hidden_carry = d_h[u] + d_outputs[u];
                 const float d_cell_carry = d_c[u];
                 const float cell_prev = c_prev[u];
                 const float scale_event_update = scale_event_update_vector[k];
@@ -3010,7 +3010,7 @@ static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t 
                 /* dL/doutput (eq:cse-d-output) */
                 const float d_output = d_hidden*tanh_cell;
                 /* common subexpression (eq:cse-tmp3) */
-                const float tmp3 = 1.0F/hidden_size;
+                const float tmp3 = 1.0F/((float)hidden_size);
                 /* dL/dcell_raw (eq:cse-d-cell-raw) */
                 const float d_cell_raw = D_cell_mean*tmp3 + cell_rstd*cell_scale*d_cell + 2*D_cell_norm_variance*tmp3*(cell_raw - cell_mean);
                 /* dL/dcandidate (eq:cse-d-candidate) */
@@ -3020,7 +3020,7 @@ static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t 
                 /* dL/dupdate (eq:cse-d-update) */
                 const float d_update = candidate*d_cell_raw;
                 /* common subexpression (eq:cse-tmp15) */
-                const float tmp15 = 1.0F/hidden_size;
+                const float tmp15 = 1.0F/((float)hidden_size);
                 /* common subexpression (eq:cse-tmp16) */
                 const float tmp16 = (1.0F/4.0F)*tmp15;
                 /* common subexpression (eq:cse-tmp17) */
@@ -3169,7 +3169,7 @@ static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t 
                 float sum_mean = 0.0F, sum_rstd = 0.0F;
                 for (k = 0; k < hidden_size; ++k) {
                     const size_t u = b * hidden_size + k;
-                    const float d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0F);
+                    const float d_hidden_carry = d_h[u] + (d_outputs != NULL ? d_outputs[u] : 0.0F);
                     const float d_cell_carry = d_c[u];
                     const float cell_scale = cell_scale_vector[k];
                     const float output = saved[11 * units + u];
@@ -3198,7 +3198,7 @@ static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t 
                 float sum_mean = 0.0F, sum_rstd = 0.0F;
                 for (k = 0; k < hidden_size; ++k) {
                     const size_t u = b * hidden_size + k;
-                    const float d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0F);
+                    const float d_hidden_carry = d_h[u] + (d_outputs != NULL ? d_outputs[u] : 0.0F);
                     const float d_cell_carry = d_c[u];
                     const float cell_prev = c_prev != NULL ? c_prev[u] : 0.0F;
                     const float scale_event_update = scale_event_update_vector[k];
@@ -3227,7 +3227,7 @@ static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t 
                     /* common subexpression (eq:cse-tmp2) */
                     const float tmp2 = scale_event_output*tmp1;
                     /* common subexpression (eq:cse-tmp3) */
-                    const float tmp3 = 1.0F/hidden_size;
+                    const float tmp3 = 1.0F/((float)hidden_size);
                     /* dL/dcell_raw (eq:cse-d-cell-raw) */
                     const float d_cell_raw = D_cell_mean*tmp3 + cell_rstd*cell_scale*d_cell + 2*D_cell_norm_variance*tmp3*(cell_raw - cell_mean);
                     /* dL/dcandidate (eq:cse-d-candidate) */
@@ -3265,7 +3265,7 @@ static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t 
                 float sum_mean = 0.0F, sum_rstd = 0.0F;
                 for (k = 0; k < hidden_size; ++k) {
                     const size_t u = b * hidden_size + k;
-                    const float d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0F);
+                    const float d_hidden_carry = d_h[u] + (d_outputs != NULL ? d_outputs[u] : 0.0F);
                     const float d_cell_carry = d_c[u];
                     const float cell_prev = c_prev != NULL ? c_prev[u] : 0.0F;
                     const float scale_hidden_update = scale_hidden_update_vector[k];
@@ -3292,7 +3292,7 @@ static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t 
                     /* common subexpression (eq:cse-tmp1) */
                     const float tmp1 = d_output*output*(1 - output);
                     /* common subexpression (eq:cse-tmp3) */
-                    const float tmp3 = 1.0F/hidden_size;
+                    const float tmp3 = 1.0F/((float)hidden_size);
                     /* dL/dcell_raw (eq:cse-d-cell-raw) */
                     const float d_cell_raw = D_cell_mean*tmp3 + cell_rstd*cell_scale*d_cell + 2*D_cell_norm_variance*tmp3*(cell_raw - cell_mean);
                     /* dL/dcandidate (eq:cse-d-candidate) */
@@ -3329,7 +3329,7 @@ static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t 
             LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
-                const float d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0F);
+                const float d_hidden_carry = d_h[u] + (d_outputs != NULL ? d_outputs[u] : 0.0F);
                 const float d_cell_carry = d_c[u];
                 const float cell_prev = c_prev != NULL ? c_prev[u] : 0.0F;
                 const float scale_event_update = scale_event_update_vector[k];
@@ -3362,7 +3362,7 @@ static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t 
                 /* dL/doutput (eq:cse-d-output) */
                 const float d_output = d_hidden*tanh_cell;
                 /* common subexpression (eq:cse-tmp3) */
-                const float tmp3 = 1.0F/hidden_size;
+                const float tmp3 = 1.0F/((float)hidden_size);
                 /* dL/dcell_raw (eq:cse-d-cell-raw) */
                 const float d_cell_raw = D_cell_mean*tmp3 + cell_rstd*cell_scale*d_cell + 2*D_cell_norm_variance*tmp3*(cell_raw - cell_mean);
                 /* dL/dcandidate (eq:cse-d-candidate) */
@@ -3372,7 +3372,7 @@ static void lstm_ln_units_backward_f32(size_t batch, size_t hidden_size, size_t 
                 /* dL/dupdate (eq:cse-d-update) */
                 const float d_update = candidate*d_cell_raw;
                 /* common subexpression (eq:cse-tmp15) */
-                const float tmp15 = 1.0F/hidden_size;
+                const float tmp15 = 1.0F/((float)hidden_size);
                 /* common subexpression (eq:cse-tmp16) */
                 const float tmp16 = (1.0F/4.0F)*tmp15;
                 /* common subexpression (eq:cse-tmp17) */

@@ -316,12 +316,12 @@ static LSTM_SYM_WIDE_VECTORS void lstm_niaf_units_forward_f64(size_t batch, size
 }
 
 /* Backward of the per-unit equations of one step. On entry d_<state> holds dL/d(new state)
- * from later steps (plus d_output, dL/d(outputs) of this step, NULL: zeros, for the output
+ * from later steps (plus d_outputs, dL/d(outputs) of this step, NULL: zeros, for the output
  * state); on return the direct part of dL/d(previous state). Writes the adjoints of the gate
  * pre-activations to delta (batch, G * H) and adds those of the
  * per-unit parameters to d_<parameter>_vector. */
 static void lstm_niaf_units_backward_f64(size_t batch, size_t hidden_size, size_t first, size_t last,
-    const double *restrict d_output,
+    const double *restrict d_outputs,
     double *restrict d_h,
     double *restrict d_c,
     const double *restrict h_prev,
@@ -340,13 +340,13 @@ static void lstm_niaf_units_backward_f64(size_t batch, size_t hidden_size, size_
     size_t b;
     (void)h_prev;
     /* Two copies of the loop, as in forward: without NULL tests (it vectorizes), and with. */
-    if (d_output != NULL && c_prev != NULL) {
+    if (d_outputs != NULL && c_prev != NULL) {
         for (b = first; b < last; ++b) {
             size_t k;
             LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
-                const double d_hidden_carry = d_h[u] + d_output[u];
+                const double d_hidden_carry = d_h[u] + d_outputs[u];
                 const double d_cell_carry = d_c[u];
                 const double cell_prev = c_prev[u];
                 const double peephole_update = peephole_update_vector[k];
@@ -399,7 +399,7 @@ static void lstm_niaf_units_backward_f64(size_t batch, size_t hidden_size, size_
             LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
-                const double d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0);
+                const double d_hidden_carry = d_h[u] + (d_outputs != NULL ? d_outputs[u] : 0.0);
                 const double d_cell_carry = d_c[u];
                 const double cell_prev = c_prev != NULL ? c_prev[u] : 0.0;
                 const double peephole_update = peephole_update_vector[k];
@@ -1243,12 +1243,12 @@ static LSTM_SYM_WIDE_VECTORS void lstm_niaf_units_forward_f32(size_t batch, size
 }
 
 /* Backward of the per-unit equations of one step. On entry d_<state> holds dL/d(new state)
- * from later steps (plus d_output, dL/d(outputs) of this step, NULL: zeros, for the output
+ * from later steps (plus d_outputs, dL/d(outputs) of this step, NULL: zeros, for the output
  * state); on return the direct part of dL/d(previous state). Writes the adjoints of the gate
  * pre-activations to delta (batch, G * H) and adds those of the
  * per-unit parameters to d_<parameter>_vector. */
 static void lstm_niaf_units_backward_f32(size_t batch, size_t hidden_size, size_t first, size_t last,
-    const float *restrict d_output,
+    const float *restrict d_outputs,
     float *restrict d_h,
     float *restrict d_c,
     const float *restrict h_prev,
@@ -1267,13 +1267,13 @@ static void lstm_niaf_units_backward_f32(size_t batch, size_t hidden_size, size_
     size_t b;
     (void)h_prev;
     /* Two copies of the loop, as in forward: without NULL tests (it vectorizes), and with. */
-    if (d_output != NULL && c_prev != NULL) {
+    if (d_outputs != NULL && c_prev != NULL) {
         for (b = first; b < last; ++b) {
             size_t k;
             LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
-                const float d_hidden_carry = d_h[u] + d_output[u];
+                const float d_hidden_carry = d_h[u] + d_outputs[u];
                 const float d_cell_carry = d_c[u];
                 const float cell_prev = c_prev[u];
                 const float peephole_update = peephole_update_vector[k];
@@ -1326,7 +1326,7 @@ static void lstm_niaf_units_backward_f32(size_t batch, size_t hidden_size, size_
             LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
-                const float d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0F);
+                const float d_hidden_carry = d_h[u] + (d_outputs != NULL ? d_outputs[u] : 0.0F);
                 const float d_cell_carry = d_c[u];
                 const float cell_prev = c_prev != NULL ? c_prev[u] : 0.0F;
                 const float peephole_update = peephole_update_vector[k];

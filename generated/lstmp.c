@@ -320,11 +320,11 @@ static LSTM_SYM_WIDE_VECTORS void lstmp_units_forward_f64(size_t batch, size_t h
 }
 
 /* Backward of the per-unit equations of one step. On entry d_<state> holds dL/d(new state)
- * from later steps (plus d_output, dL/d(outputs) of this step, NULL: zeros, for the output
+ * from later steps (plus d_outputs, dL/d(outputs) of this step, NULL: zeros, for the output
  * state); on return the direct part of dL/d(previous state). Writes the adjoints of the gate
  * pre-activations to delta (batch, G * H). */
 static void lstmp_units_backward_f64(size_t batch, size_t hidden_size, size_t first, size_t last,
-    const double *restrict d_output,
+    const double *restrict d_outputs,
     double *restrict d_h,
     double *restrict d_c,
     const double *restrict h_prev,
@@ -336,7 +336,7 @@ static void lstmp_units_backward_f64(size_t batch, size_t hidden_size, size_t fi
     const size_t gate_stride = LSTMP_GATES * hidden_size;
     size_t b;
     (void)h_prev;
-    (void)d_output; /* the projected output's adjoint reaches d_h through the projection */
+    (void)d_outputs; /* the projected output's adjoint reaches d_h through the projection */
     /* Two copies of the loop, as in forward: without NULL tests (it vectorizes), and with. */
     if (c_prev != NULL) {
         for (b = first; b < last; ++b) {
@@ -1261,11 +1261,11 @@ static LSTM_SYM_WIDE_VECTORS void lstmp_units_forward_f32(size_t batch, size_t h
 }
 
 /* Backward of the per-unit equations of one step. On entry d_<state> holds dL/d(new state)
- * from later steps (plus d_output, dL/d(outputs) of this step, NULL: zeros, for the output
+ * from later steps (plus d_outputs, dL/d(outputs) of this step, NULL: zeros, for the output
  * state); on return the direct part of dL/d(previous state). Writes the adjoints of the gate
  * pre-activations to delta (batch, G * H). */
 static void lstmp_units_backward_f32(size_t batch, size_t hidden_size, size_t first, size_t last,
-    const float *restrict d_output,
+    const float *restrict d_outputs,
     float *restrict d_h,
     float *restrict d_c,
     const float *restrict h_prev,
@@ -1277,7 +1277,7 @@ static void lstmp_units_backward_f32(size_t batch, size_t hidden_size, size_t fi
     const size_t gate_stride = LSTMP_GATES * hidden_size;
     size_t b;
     (void)h_prev;
-    (void)d_output; /* the projected output's adjoint reaches d_h through the projection */
+    (void)d_outputs; /* the projected output's adjoint reaches d_h through the projection */
     /* Two copies of the loop, as in forward: without NULL tests (it vectorizes), and with. */
     if (c_prev != NULL) {
         for (b = first; b < last; ++b) {

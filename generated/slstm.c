@@ -337,11 +337,11 @@ static LSTM_SYM_WIDE_VECTORS void slstm_units_forward_f64(size_t batch, size_t h
 }
 
 /* Backward of the per-unit equations of one step. On entry d_<state> holds dL/d(new state)
- * from later steps (plus d_output, dL/d(outputs) of this step, NULL: zeros, for the output
+ * from later steps (plus d_outputs, dL/d(outputs) of this step, NULL: zeros, for the output
  * state); on return the direct part of dL/d(previous state). Writes the adjoints of the gate
  * pre-activations to delta (batch, G * H). */
 static void slstm_units_backward_f64(size_t batch, size_t hidden_size, size_t first, size_t last,
-    const double *restrict d_output,
+    const double *restrict d_outputs,
     double *restrict d_h,
     double *restrict d_c,
     double *restrict d_n,
@@ -359,13 +359,13 @@ static void slstm_units_backward_f64(size_t batch, size_t hidden_size, size_t fi
     (void)h_prev;
     (void)m_prev;
     /* Two copies of the loop, as in forward: without NULL tests (it vectorizes), and with. */
-    if (d_output != NULL && c_prev != NULL && n_prev != NULL) {
+    if (d_outputs != NULL && c_prev != NULL && n_prev != NULL) {
         for (b = first; b < last; ++b) {
             size_t k;
             LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
-                const double d_hidden_carry = d_h[u] + d_output[u];
+                const double d_hidden_carry = d_h[u] + d_outputs[u];
                 const double d_cell_carry = d_c[u];
                 const double d_normalizer_carry = d_n[u];
                 const double d_stabilizer_carry = d_m[u];
@@ -428,7 +428,7 @@ static void slstm_units_backward_f64(size_t batch, size_t hidden_size, size_t fi
             LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
-                const double d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0);
+                const double d_hidden_carry = d_h[u] + (d_outputs != NULL ? d_outputs[u] : 0.0);
                 const double d_cell_carry = d_c[u];
                 const double d_normalizer_carry = d_n[u];
                 const double d_stabilizer_carry = d_m[u];
@@ -1344,11 +1344,11 @@ static LSTM_SYM_WIDE_VECTORS void slstm_units_forward_f32(size_t batch, size_t h
 }
 
 /* Backward of the per-unit equations of one step. On entry d_<state> holds dL/d(new state)
- * from later steps (plus d_output, dL/d(outputs) of this step, NULL: zeros, for the output
+ * from later steps (plus d_outputs, dL/d(outputs) of this step, NULL: zeros, for the output
  * state); on return the direct part of dL/d(previous state). Writes the adjoints of the gate
  * pre-activations to delta (batch, G * H). */
 static void slstm_units_backward_f32(size_t batch, size_t hidden_size, size_t first, size_t last,
-    const float *restrict d_output,
+    const float *restrict d_outputs,
     float *restrict d_h,
     float *restrict d_c,
     float *restrict d_n,
@@ -1366,13 +1366,13 @@ static void slstm_units_backward_f32(size_t batch, size_t hidden_size, size_t fi
     (void)h_prev;
     (void)m_prev;
     /* Two copies of the loop, as in forward: without NULL tests (it vectorizes), and with. */
-    if (d_output != NULL && c_prev != NULL && n_prev != NULL) {
+    if (d_outputs != NULL && c_prev != NULL && n_prev != NULL) {
         for (b = first; b < last; ++b) {
             size_t k;
             LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
-                const float d_hidden_carry = d_h[u] + d_output[u];
+                const float d_hidden_carry = d_h[u] + d_outputs[u];
                 const float d_cell_carry = d_c[u];
                 const float d_normalizer_carry = d_n[u];
                 const float d_stabilizer_carry = d_m[u];
@@ -1435,7 +1435,7 @@ static void slstm_units_backward_f32(size_t batch, size_t hidden_size, size_t fi
             LSTM_SYM_INDEPENDENT
             for (k = 0; k < hidden_size; ++k) {
                 const size_t u = b * hidden_size + k;
-                const float d_hidden_carry = d_h[u] + (d_output != NULL ? d_output[u] : 0.0F);
+                const float d_hidden_carry = d_h[u] + (d_outputs != NULL ? d_outputs[u] : 0.0F);
                 const float d_cell_carry = d_c[u];
                 const float d_normalizer_carry = d_n[u];
                 const float d_stabilizer_carry = d_m[u];

@@ -480,7 +480,7 @@ def context(kernel: KernelPlan, command: str) -> dict:
         "forward_optional": [f"{s['short']}_prev" for s in states if s["prev_in_forward"]]
         + ["saved"],
         "backward_optional": [
-            "d_output" for s in states if s["is_output"] and s["carry_used"] and not s["projected"]
+            "d_outputs" for s in states if s["is_output"] and s["carry_used"] and not s["projected"]
         ]
         + [f"{s['short']}_prev" for s in states if s["prev_in_backward"]],
         "summed": derivation.summed,

@@ -11,6 +11,7 @@
   (``Max``'s derivative) as ``x > 0 ? 1 : (x < 0 ? 0 : h0)`` with SymPy's tie value ``h0``
   (``functions.TIE``): conditionals, not calls, so the per-unit loops still vectorize;
 * ``relu`` prints as a conditional expression (``Heaviside`` as above is its derivative);
+* integer symbols (sizes) print cast to the real type, ``((double)hidden_size)``;
 * small integer powers print as products (``x*x``, ``1.0/(x*x)`` for ``x**-2``), never as a call
   to ``pow`` (which does not vectorize).
 """
@@ -39,6 +40,13 @@ class GeneratedCPrinter(C99CodePrinter):
         )
         self.prefix = prefix
         self.suffix = suffix
+        self.ctype = precision["ctype"]
+
+    def _print_Symbol(self, expr):
+        # A size (the hidden size a reduction's mean divides by) is a size_t in the kernels:
+        # converted to the real type explicitly (clean under -Wconversion)
+        name = super()._print_Symbol(expr)
+        return f"(({self.ctype}){name})" if expr.is_integer else name
 
     def _print_sigmoid(self, expr):
         return f"{self.prefix}_sigmoid_{self.suffix}({self._print(expr.args[0])})"
