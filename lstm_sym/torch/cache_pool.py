@@ -16,6 +16,12 @@ dtype with at least ``size`` elements and at most :data:`SLACK` times as many (v
 batches reuse the block of a longer one), else allocates one. The pool keeps at most
 :data:`BLOCKS` blocks, dropping the least recently used free ones first; :func:`release` drops
 every free block now (memory returns to the system), e.g. after training.
+
+Not :class:`lstm_sym.native.Workspace`, which the NumPy-side binding uses: its buffers come back
+by an explicit ``give`` (a ``NativeCache`` owns its buffer and gives it back when released),
+keyed by exact size. Here nothing of ours owns a cache once it is lent (autograd keeps the
+``saved`` view for as long as it likes), so a block's return is read off its reference count,
+and one block serves shorter sequences too.
 """
 
 from __future__ import annotations
