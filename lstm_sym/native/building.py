@@ -33,7 +33,20 @@ from ..runtime import FILES as RUNTIME_FILES
 from ..runtime import SOURCE as RUNTIME_SOURCE
 
 #: Flags of the binding's build only; the generated source itself stays portable C99.
-FLAGS = ("-std=c99", "-O3", "-march=native", "-ffp-contract=fast", "-fPIC", "-shared")
+#: ``-fno-trapping-math``: GCC vectorizes the cells' per-unit loops (their activations' selects)
+#: on AVX2 only when floating-point operations may not trap (AVX-512 has masked operations and
+#: needs no such promise); nothing here reads floating-point exception flags, and values are
+#: unchanged. Without it those loops run scalar on AVX2: a step at (B, X, H) = (1, 16, 32) float32
+#: about 2.5x slower.
+FLAGS = (
+    "-std=c99",
+    "-O3",
+    "-march=native",
+    "-ffp-contract=fast",
+    "-fno-trapping-math",
+    "-fPIC",
+    "-shared",
+)
 
 
 #: Seconds after which a compile's temporary file or directory in the cache is an orphan (no

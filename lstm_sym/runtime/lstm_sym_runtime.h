@@ -11,7 +11,9 @@
  * Every function exists as _f64 (double) and _f32 (float). Build: compile lstm_sym_runtime.c
  * with the cells (it includes lstm_sym_runtime_real.inc twice), or use one amalgamation
  * (`lstm-sym amalgamate`). Needs only a C99 compiler and <math.h> (-lm); <immintrin.h> when the
- * target has AVX-512, <omp.h> with -fopenmp.
+ * target has AVX-512 or AVX2, <omp.h> with -fopenmp. With GCC on AVX2 (no masked vector operations),
+ * -fno-trapping-math lets the per-unit loops vectorize (the binding builds with it; values are
+ * the same with or without it).
  *
  * Build-time options:
  *   -DLSTM_SYM_PORTABLE     the plain-C micro-kernels even where AVX-512 or AVX2 + FMA is

@@ -15,13 +15,16 @@ from tests.conftest import require_tool
 from tests.support import ROOT, SANITIZE, STRICT
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-BINDING = ("-O3", "-march=native", "-ffp-contract=fast")  # lstm_sym.native's optimization flags
+BINDING = ("-O3", "-march=native", "-ffp-contract=fast", "-fno-trapping-math")  # lstm_sym.native's
 
 #: Builds: name -> (extra compiler flags, environment of the run).
 VARIANTS = {
     "binding flags (AVX-512 kernel where the CPU has it)": (BINDING, {}),
     "binding flags with LSTM_SYM_PORTABLE": ((*BINDING, "-DLSTM_SYM_PORTABLE"), {}),
-    "AVX2 + FMA kernel (-march=haswell)": (("-O3", "-march=haswell", "-ffp-contract=fast"), {}),
+    "AVX2 + FMA kernel (-march=haswell)": (
+        ("-O3", "-march=haswell", "-ffp-contract=fast", "-fno-trapping-math"),
+        {},
+    ),
     "plain c99 -O2 (an embedding user's build)": (("-O2",), {}),
     "OpenMP on two threads": ((*BINDING, "-fopenmp"), {"OMP_NUM_THREADS": "2"}),
     "address and undefined-behaviour sanitizers": (("-O1", "-march=native", *SANITIZE), {}),
