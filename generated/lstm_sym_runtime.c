@@ -20,6 +20,31 @@ static size_t lstm_sym_block_rows(size_t length, size_t elements)
     return rows < 4u ? 4u : rows;
 }
 
+#if defined(LSTM_SYM_AVX512) || defined(LSTM_SYM_AVX2)
+/* The sums of eight vectors of partial sums (one dot product each), for dot8: neighbouring lanes
+ * in pairs, the pairs in pairs (hadd), then the two 128-bit halves: a fixed order. float: one
+ * vector of eight sums; double: two vectors of four (four vectors each). */
+static inline void lstm_sym_sums8_f32(const __m256 *acc, float *out)
+{
+    const __m256 t0 = _mm256_hadd_ps(acc[0], acc[1]), t1 = _mm256_hadd_ps(acc[2], acc[3]);
+    const __m256 t2 = _mm256_hadd_ps(acc[4], acc[5]), t3 = _mm256_hadd_ps(acc[6], acc[7]);
+    const __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
+    _mm256_storeu_ps(out, _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20),
+        _mm256_permute2f128_ps(u0, u1, 0x31)));
+}
+
+static inline void lstm_sym_sums8_f64(const __m256d *acc, double *out)
+{
+    size_t half;
+    for (half = 0; half < 2u; ++half) {
+        const __m256d *const four = acc + 4u * half;
+        const __m256d t0 = _mm256_hadd_pd(four[0], four[1]), t1 = _mm256_hadd_pd(four[2], four[3]);
+        _mm256_storeu_pd(out + 4u * half, _mm256_add_pd(_mm256_permute2f128_pd(t0, t1, 0x20),
+            _mm256_permute2f128_pd(t0, t1, 0x31)));
+    }
+}
+#endif
+
 #ifdef LSTM_SYM_USE_CBLAS
 /* Optional, chosen at build time: the unpacked matrix products through a CBLAS library
  * (OpenBLAS, MKL, ...). Compile with -DLSTM_SYM_USE_CBLAS, plus -DLSTM_SYM_CBLAS_PREFIX=scipy_
@@ -57,6 +82,7 @@ static int lstm_sym_cblas_fits(size_t a, size_t b, size_t c, size_t d)
  *                          vectors (portable kernel); PNR is four of either
  *   VEC, VEC_*             the AVX-512 vector type and intrinsics
  *   HW, HALF, HALF_*       elements per 256-bit vector, its type and intrinsics (AVX2 kernel)
+ *   SUMS8                  eight vectors of partial sums to eight sums (dot8)
  *   CBLAS_GEMM             cblas_dgemm or cblas_sgemm */
 #define MR LSTM_SYM_TILE_ROWS
 #define KC LSTM_SYM_TILE_TERMS
@@ -90,6 +116,7 @@ static int lstm_sym_cblas_fits(size_t a, size_t b, size_t c, size_t d)
 #define HALF_LOAD _mm256_loadu_pd
 #define HALF_STORE _mm256_storeu_pd
 #define HALF_FMADD _mm256_fmadd_pd
+#define SUMS8 lstm_sym_sums8_f64
 #define CBLAS_GEMM LSTM_SYM_CBLAS(cblas_dgemm)
 #include "lstm_sym_runtime_real.inc"
 
@@ -118,6 +145,7 @@ static int lstm_sym_cblas_fits(size_t a, size_t b, size_t c, size_t d)
 #define HALF_LOAD _mm256_loadu_ps
 #define HALF_STORE _mm256_storeu_ps
 #define HALF_FMADD _mm256_fmadd_ps
+#define SUMS8 lstm_sym_sums8_f32
 #define CBLAS_GEMM LSTM_SYM_CBLAS(cblas_sgemm)
 #include "lstm_sym_runtime_real.inc"
 #undef MR
