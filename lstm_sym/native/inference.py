@@ -197,7 +197,7 @@ def fast_infer(cell, fast: FastInfer, events):
 class StepPlan:
     """A step's per-size work done once (see :func:`step_plan`)."""
 
-    __slots__ = ("call", "parameters", "size", "views")
+    __slots__ = ("call", "offsets", "parameters", "size", "views")
 
     def __init__(self, **fields):
         for name, value in fields.items():
@@ -257,6 +257,7 @@ def step_plan(cell, key) -> StepPlan:
     views += [(f"{s}_next", regions[f"{s}_next"], shape(s)) for s in shorts]
     return StepPlan(
         parameters=at,
+        offsets=tuple(regions[f"{s}_next"] * itemsize for s in shorts),
         size=max(total, 1),
         views=Views(dtype, max(total, 1), views),
         call=compiled_call(parts, "p, b, e, s"),
@@ -297,31 +298,19 @@ def step(cell, parameters, event, state):
             fast is not None
             and (flags := event.flags).c_contiguous
             and flags.aligned
-            and (
-                state is None
-                or (
-                    type(state) is tuple
-                    and len(state) == len(fast.shapes)
-                    and all(map(_usable, state, fast.dtypes, fast.shapes))
-                )
-                or (len(fast.shapes) == 1 and _usable(state, fast.dtypes[0], fast.shapes[0]))
-            )
+            and (addresses := fast.addresses(state)) is not None
         ):
             buffer = np.empty(fast.size, dtype=fast.dtype)
-            if state is None:
-                addresses = cell.no_states
-            elif type(state) is tuple:
-                addresses = [address(v) for v in state]
-            else:
-                addresses = [address(state)]
-            status = fast.call(
-                fast.entry, fast.parameters, address(buffer), address(event), addresses
-            )
+            at = address(buffer)
+            status = fast.call(fast.entry, fast.parameters, at, address(event), addresses)
             if status != 0:
                 cell._fail("step_forward", fast.dtype, status)
             output, *new = fast.views(buffer)
             output[...] = new[fast.output]
-            return output, tuple(new) if len(new) > 1 else new[0]
+            result = tuple(new) if len(new) > 1 else new[0]
+            # the next step usually passes these states back: their addresses are known
+            fast.returned = (result, [at + offset for offset in fast.offsets])
+            return output, result
     if type(parameters) is PreparedParameters and parameters.cell == cell.CELL:
         prepared, proxies, parameters_dtype = parameters, parameters.proxies, parameters.dtype
     else:
@@ -403,6 +392,7 @@ def step(cell, parameters, event, state):
         # the next call of this shape with states of this dtype takes the fast path above
         parameters.steps[cell, event.shape, event.dtype] = FastStep(
             call=plan.call,
+            offsets=plan.offsets,
             entry=entry,
             parameters=prepared.address(dtype),
             size=plan.size,
@@ -418,20 +408,58 @@ def step(cell, parameters, event, state):
 class FastStep:
     """What the fast path of :func:`step` needs for one event shape, kept by the prepared
     parameters: the plan's call and sizes, the C entry, the parameters' address, the states'
-    shapes and dtypes."""
+    shapes and dtypes, and the addresses of the last states it returned and the last it was
+    given (a streaming loop passes the same states again or the ones just returned)."""
 
     __slots__ = (
         "call",
         "dtype",
         "dtypes",
         "entry",
+        "given",
+        "no_states",
+        "offsets",
         "output",
         "parameters",
+        "returned",
         "shapes",
         "size",
         "views",
     )
 
     def __init__(self, **fields):
+        self.given = self.returned = (None, None)
         for name, value in fields.items():
             setattr(self, name, value)
+        self.no_states = (None,) * len(self.shapes)
+
+    def addresses(self, state):
+        """The C addresses of ``state`` (None: zeros), or None if the fast path cannot take it.
+
+        States seen last (returned or given) keep their addresses: they are held here, so
+        their memory cannot move, and only their dtype and shape (which can be reassigned in
+        place) are checked again."""
+        if state is None:
+            return self.no_states
+        known, addresses = self.returned
+        if state is not known:
+            known, addresses = self.given
+        if state is known:
+            if len(self.shapes) == 1:
+                state = (state,)
+            for value, dtype, shape in zip(state, self.dtypes, self.shapes):
+                if value.dtype is not dtype or value.shape != shape:
+                    return None
+            return addresses
+        if type(state) is tuple:
+            if len(state) != len(self.shapes) or not all(
+                map(_usable, state, self.dtypes, self.shapes)
+            ):
+                return None
+            addresses = [address(v) for v in state]
+        elif len(self.shapes) == 1 and _usable(state, self.dtypes[0], self.shapes[0]):
+            addresses = [address(state)]
+        else:
+            return None
+        self.given = (state, addresses)
+        return addresses

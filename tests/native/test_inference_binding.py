@@ -397,3 +397,41 @@ def test_the_inference_fast_path_gives_the_checked_paths_numbers(native, random_
         assert np.array_equal(outputs, cell.forward(problem.parameters, wide)[0])
     with pytest.raises(ValueError, match="events must have shape"):
         cell.forward(prepared, problem.events[..., :3], cache=False)
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru", "lstmp"])
+def test_passing_back_the_states_a_step_returned_gives_the_steps_of_fresh_copies(
+    native, random_problem, name
+):
+    # The prepared step keeps the addresses of the states it returned and of the states it was
+    # given last; stepping with them must equal stepping with fresh copies (new addresses).
+    cell = native.load(name)
+    sizes = {"projection_size": 3} if name == "lstmp" else {}
+    problem = random_problem(name, 6, 3, 4, 5, dtype=np.float32, seed=23, **sizes)
+    prepared = cell.prepare(problem.parameters, np.float32)
+    first = tuple(problem.initial.values())
+    first = first if len(first) > 1 else first[0]
+    chained = copied = first
+    for t in range(6):
+        output, chained = cell.step(prepared, problem.events[t], chained)
+        fresh = tuple(np.array(v) for v in _tuple(copied))
+        expected, copied = cell.step(
+            prepared, problem.events[t], fresh if len(fresh) > 1 else fresh[0]
+        )
+        assert np.array_equal(output, expected)
+        for value, reference in zip(_tuple(chained), _tuple(copied), strict=True):
+            assert np.array_equal(value, reference)
+    again, _ = cell.step(prepared, problem.events[0], first)  # the same given states, twice
+    twice, _ = cell.step(prepared, problem.events[0], first)
+    assert np.array_equal(again, twice)
+
+
+def test_a_returned_state_reshaped_in_place_is_refused_as_any_bad_state(native, random_problem):
+    cell = native.load("lstm")
+    problem = random_problem("lstm", 2, 3, 4, 5, dtype=np.float32, seed=24)
+    prepared = cell.prepare(problem.parameters, np.float32)
+    _, state = cell.step(prepared, problem.events[0])
+    _, state = cell.step(prepared, problem.events[1], state)
+    state[0].shape = (15,)
+    with pytest.raises(ValueError, match=r"state\[0\] \(hidden\) must have shape \(3, 5\)"):
+        cell.step(prepared, problem.events[1], state)
