@@ -983,6 +983,34 @@ int gru_infer_f64(
     return GRU_OK;
 }
 
+/* step_forward for a binding that pays for each argument of a call (Python's ctypes): the other arguments from `bound`, written once per size; the saved values not kept. See gru.h.
+ * Only reads `bound` and calls step_forward: the same operations, the same results. */
+int gru_step_forward_bound_f64(
+    const uint64_t *restrict bound,
+    const double *restrict event,
+    const double *restrict h_prev,
+    double *restrict results)
+{
+    if (bound == NULL ||
+        event == NULL ||
+        results == NULL) {
+        return GRU_ERROR_NULL;
+    }
+    return gru_step_forward_f64(
+        (size_t)bound[0],
+        (size_t)bound[1],
+        (size_t)bound[2],
+        event,
+        h_prev,
+        (const double *)(uintptr_t)bound[3],
+        (const double *)(uintptr_t)bound[4],
+        (const double *)(uintptr_t)bound[5],
+        (const double *)(uintptr_t)bound[6],
+        results + bound[7],
+        NULL,
+        results + bound[8]);
+}
+
 /* ==========================================================================================
  * float (f32)
  * ========================================================================================== */
@@ -1777,5 +1805,33 @@ int gru_infer_f32(
         lstm_sym_copy_f32(units, h_now, h_last);
     }
     return GRU_OK;
+}
+
+/* step_forward for a binding that pays for each argument of a call (Python's ctypes): the other arguments from `bound`, written once per size; the saved values not kept. See gru.h.
+ * Only reads `bound` and calls step_forward: the same operations, the same results. */
+int gru_step_forward_bound_f32(
+    const uint64_t *restrict bound,
+    const float *restrict event,
+    const float *restrict h_prev,
+    float *restrict results)
+{
+    if (bound == NULL ||
+        event == NULL ||
+        results == NULL) {
+        return GRU_ERROR_NULL;
+    }
+    return gru_step_forward_f32(
+        (size_t)bound[0],
+        (size_t)bound[1],
+        (size_t)bound[2],
+        event,
+        h_prev,
+        (const float *)(uintptr_t)bound[3],
+        (const float *)(uintptr_t)bound[4],
+        (const float *)(uintptr_t)bound[5],
+        (const float *)(uintptr_t)bound[6],
+        results + bound[7],
+        NULL,
+        results + bound[8]);
 }
 

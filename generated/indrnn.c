@@ -830,6 +830,33 @@ int indrnn_infer_f64(
     return INDRNN_OK;
 }
 
+/* step_forward for a binding that pays for each argument of a call (Python's ctypes): the other arguments from `bound`, written once per size; the saved values not kept. See indrnn.h.
+ * Only reads `bound` and calls step_forward: the same operations, the same results. */
+int indrnn_step_forward_bound_f64(
+    const uint64_t *restrict bound,
+    const double *restrict event,
+    const double *restrict h_prev,
+    double *restrict results)
+{
+    if (bound == NULL ||
+        event == NULL ||
+        results == NULL) {
+        return INDRNN_ERROR_NULL;
+    }
+    return indrnn_step_forward_f64(
+        (size_t)bound[0],
+        (size_t)bound[1],
+        (size_t)bound[2],
+        event,
+        h_prev,
+        (const double *)(uintptr_t)bound[3],
+        (const double *)(uintptr_t)bound[4],
+        (const double *)(uintptr_t)bound[5],
+        results + bound[6],
+        NULL,
+        results + bound[7]);
+}
+
 /* ==========================================================================================
  * float (f32)
  * ========================================================================================== */
@@ -1472,5 +1499,32 @@ int indrnn_infer_f32(
         lstm_sym_copy_f32(units, h_now, h_last);
     }
     return INDRNN_OK;
+}
+
+/* step_forward for a binding that pays for each argument of a call (Python's ctypes): the other arguments from `bound`, written once per size; the saved values not kept. See indrnn.h.
+ * Only reads `bound` and calls step_forward: the same operations, the same results. */
+int indrnn_step_forward_bound_f32(
+    const uint64_t *restrict bound,
+    const float *restrict event,
+    const float *restrict h_prev,
+    float *restrict results)
+{
+    if (bound == NULL ||
+        event == NULL ||
+        results == NULL) {
+        return INDRNN_ERROR_NULL;
+    }
+    return indrnn_step_forward_f32(
+        (size_t)bound[0],
+        (size_t)bound[1],
+        (size_t)bound[2],
+        event,
+        h_prev,
+        (const float *)(uintptr_t)bound[3],
+        (const float *)(uintptr_t)bound[4],
+        (const float *)(uintptr_t)bound[5],
+        results + bound[6],
+        NULL,
+        results + bound[7]);
 }
 

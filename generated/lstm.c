@@ -1042,6 +1042,37 @@ int lstm_infer_f64(
     return LSTM_OK;
 }
 
+/* step_forward for a binding that pays for each argument of a call (Python's ctypes): the other arguments from `bound`, written once per size; the saved values not kept. See lstm.h.
+ * Only reads `bound` and calls step_forward: the same operations, the same results. */
+int lstm_step_forward_bound_f64(
+    const uint64_t *restrict bound,
+    const double *restrict event,
+    const double *restrict h_prev,
+    const double *restrict c_prev,
+    double *restrict results)
+{
+    if (bound == NULL ||
+        event == NULL ||
+        results == NULL) {
+        return LSTM_ERROR_NULL;
+    }
+    return lstm_step_forward_f64(
+        (size_t)bound[0],
+        (size_t)bound[1],
+        (size_t)bound[2],
+        event,
+        h_prev,
+        c_prev,
+        (const double *)(uintptr_t)bound[3],
+        (const double *)(uintptr_t)bound[4],
+        (const double *)(uintptr_t)bound[5],
+        (const double *)(uintptr_t)bound[6],
+        results + bound[7],
+        results + bound[8],
+        NULL,
+        results + bound[9]);
+}
+
 /* ==========================================================================================
  * float (f32)
  * ========================================================================================== */
@@ -1896,5 +1927,36 @@ int lstm_infer_f32(
         lstm_sym_copy_f32(units, c_now, c_last);
     }
     return LSTM_OK;
+}
+
+/* step_forward for a binding that pays for each argument of a call (Python's ctypes): the other arguments from `bound`, written once per size; the saved values not kept. See lstm.h.
+ * Only reads `bound` and calls step_forward: the same operations, the same results. */
+int lstm_step_forward_bound_f32(
+    const uint64_t *restrict bound,
+    const float *restrict event,
+    const float *restrict h_prev,
+    const float *restrict c_prev,
+    float *restrict results)
+{
+    if (bound == NULL ||
+        event == NULL ||
+        results == NULL) {
+        return LSTM_ERROR_NULL;
+    }
+    return lstm_step_forward_f32(
+        (size_t)bound[0],
+        (size_t)bound[1],
+        (size_t)bound[2],
+        event,
+        h_prev,
+        c_prev,
+        (const float *)(uintptr_t)bound[3],
+        (const float *)(uintptr_t)bound[4],
+        (const float *)(uintptr_t)bound[5],
+        (const float *)(uintptr_t)bound[6],
+        results + bound[7],
+        results + bound[8],
+        NULL,
+        results + bound[9]);
 }
 

@@ -1415,6 +1415,49 @@ int lstm_fgr_infer_f64(
     return LSTM_FGR_OK;
 }
 
+/* step_forward for a binding that pays for each argument of a call (Python's ctypes): the other arguments from `bound`, written once per size; the saved values not kept. See lstm_fgr.h.
+ * Only reads `bound` and calls step_forward: the same operations, the same results. */
+int lstm_fgr_step_forward_bound_f64(
+    const uint64_t *restrict bound,
+    const double *restrict event,
+    const double *restrict h_prev,
+    const double *restrict c_prev,
+    const double *restrict i_prev,
+    const double *restrict f_prev,
+    const double *restrict o_prev,
+    double *restrict results)
+{
+    if (bound == NULL ||
+        event == NULL ||
+        results == NULL) {
+        return LSTM_FGR_ERROR_NULL;
+    }
+    return lstm_fgr_step_forward_f64(
+        (size_t)bound[0],
+        (size_t)bound[1],
+        (size_t)bound[2],
+        event,
+        h_prev,
+        c_prev,
+        i_prev,
+        f_prev,
+        o_prev,
+        (const double *)(uintptr_t)bound[3],
+        (const double *)(uintptr_t)bound[4],
+        (const double *)(uintptr_t)bound[5],
+        (const double *)(uintptr_t)bound[6],
+        (const double *)(uintptr_t)bound[7],
+        (const double *)(uintptr_t)bound[8],
+        (const double *)(uintptr_t)bound[9],
+        results + bound[10],
+        results + bound[11],
+        results + bound[12],
+        results + bound[13],
+        results + bound[14],
+        NULL,
+        results + bound[15]);
+}
+
 /* ==========================================================================================
  * float (f32)
  * ========================================================================================== */
@@ -2639,5 +2682,48 @@ int lstm_fgr_infer_f32(
         lstm_sym_copy_f32(units, o_now, o_last);
     }
     return LSTM_FGR_OK;
+}
+
+/* step_forward for a binding that pays for each argument of a call (Python's ctypes): the other arguments from `bound`, written once per size; the saved values not kept. See lstm_fgr.h.
+ * Only reads `bound` and calls step_forward: the same operations, the same results. */
+int lstm_fgr_step_forward_bound_f32(
+    const uint64_t *restrict bound,
+    const float *restrict event,
+    const float *restrict h_prev,
+    const float *restrict c_prev,
+    const float *restrict i_prev,
+    const float *restrict f_prev,
+    const float *restrict o_prev,
+    float *restrict results)
+{
+    if (bound == NULL ||
+        event == NULL ||
+        results == NULL) {
+        return LSTM_FGR_ERROR_NULL;
+    }
+    return lstm_fgr_step_forward_f32(
+        (size_t)bound[0],
+        (size_t)bound[1],
+        (size_t)bound[2],
+        event,
+        h_prev,
+        c_prev,
+        i_prev,
+        f_prev,
+        o_prev,
+        (const float *)(uintptr_t)bound[3],
+        (const float *)(uintptr_t)bound[4],
+        (const float *)(uintptr_t)bound[5],
+        (const float *)(uintptr_t)bound[6],
+        (const float *)(uintptr_t)bound[7],
+        (const float *)(uintptr_t)bound[8],
+        (const float *)(uintptr_t)bound[9],
+        results + bound[10],
+        results + bound[11],
+        results + bound[12],
+        results + bound[13],
+        results + bound[14],
+        NULL,
+        results + bound[15]);
 }
 

@@ -2293,6 +2293,55 @@ int lstm_ln_infer_f64(
     return LSTM_LN_OK;
 }
 
+/* step_forward for a binding that pays for each argument of a call (Python's ctypes): the other arguments from `bound`, written once per size; the saved values not kept. See lstm_ln.h.
+ * Only reads `bound` and calls step_forward: the same operations, the same results. */
+int lstm_ln_step_forward_bound_f64(
+    const uint64_t *restrict bound,
+    const double *restrict event,
+    const double *restrict h_prev,
+    const double *restrict c_prev,
+    double *restrict results)
+{
+    if (bound == NULL ||
+        event == NULL ||
+        results == NULL) {
+        return LSTM_LN_ERROR_NULL;
+    }
+    return lstm_ln_step_forward_f64(
+        (size_t)bound[0],
+        (size_t)bound[1],
+        (size_t)bound[2],
+        event,
+        h_prev,
+        c_prev,
+        (const double *)(uintptr_t)bound[3],
+        (const double *)(uintptr_t)bound[4],
+        (const double *)(uintptr_t)bound[5],
+        (const double *)(uintptr_t)bound[6],
+        (const double *)(uintptr_t)bound[7],
+        (const double *)(uintptr_t)bound[8],
+        (const double *)(uintptr_t)bound[9],
+        (const double *)(uintptr_t)bound[10],
+        (const double *)(uintptr_t)bound[11],
+        (const double *)(uintptr_t)bound[12],
+        (const double *)(uintptr_t)bound[13],
+        (const double *)(uintptr_t)bound[14],
+        (const double *)(uintptr_t)bound[15],
+        (const double *)(uintptr_t)bound[16],
+        (const double *)(uintptr_t)bound[17],
+        (const double *)(uintptr_t)bound[18],
+        (const double *)(uintptr_t)bound[19],
+        (const double *)(uintptr_t)bound[20],
+        (const double *)(uintptr_t)bound[21],
+        (const double *)(uintptr_t)bound[22],
+        (const double *)(uintptr_t)bound[23],
+        (const double *)(uintptr_t)bound[24],
+        results + bound[25],
+        results + bound[26],
+        NULL,
+        results + bound[27]);
+}
+
 /* ==========================================================================================
  * float (f32)
  * ========================================================================================== */
@@ -4397,5 +4446,54 @@ int lstm_ln_infer_f32(
         lstm_sym_copy_f32(units, c_now, c_last);
     }
     return LSTM_LN_OK;
+}
+
+/* step_forward for a binding that pays for each argument of a call (Python's ctypes): the other arguments from `bound`, written once per size; the saved values not kept. See lstm_ln.h.
+ * Only reads `bound` and calls step_forward: the same operations, the same results. */
+int lstm_ln_step_forward_bound_f32(
+    const uint64_t *restrict bound,
+    const float *restrict event,
+    const float *restrict h_prev,
+    const float *restrict c_prev,
+    float *restrict results)
+{
+    if (bound == NULL ||
+        event == NULL ||
+        results == NULL) {
+        return LSTM_LN_ERROR_NULL;
+    }
+    return lstm_ln_step_forward_f32(
+        (size_t)bound[0],
+        (size_t)bound[1],
+        (size_t)bound[2],
+        event,
+        h_prev,
+        c_prev,
+        (const float *)(uintptr_t)bound[3],
+        (const float *)(uintptr_t)bound[4],
+        (const float *)(uintptr_t)bound[5],
+        (const float *)(uintptr_t)bound[6],
+        (const float *)(uintptr_t)bound[7],
+        (const float *)(uintptr_t)bound[8],
+        (const float *)(uintptr_t)bound[9],
+        (const float *)(uintptr_t)bound[10],
+        (const float *)(uintptr_t)bound[11],
+        (const float *)(uintptr_t)bound[12],
+        (const float *)(uintptr_t)bound[13],
+        (const float *)(uintptr_t)bound[14],
+        (const float *)(uintptr_t)bound[15],
+        (const float *)(uintptr_t)bound[16],
+        (const float *)(uintptr_t)bound[17],
+        (const float *)(uintptr_t)bound[18],
+        (const float *)(uintptr_t)bound[19],
+        (const float *)(uintptr_t)bound[20],
+        (const float *)(uintptr_t)bound[21],
+        (const float *)(uintptr_t)bound[22],
+        (const float *)(uintptr_t)bound[23],
+        (const float *)(uintptr_t)bound[24],
+        results + bound[25],
+        results + bound[26],
+        NULL,
+        results + bound[27]);
 }
 

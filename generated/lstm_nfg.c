@@ -1065,6 +1065,39 @@ int lstm_nfg_infer_f64(
     return LSTM_NFG_OK;
 }
 
+/* step_forward for a binding that pays for each argument of a call (Python's ctypes): the other arguments from `bound`, written once per size; the saved values not kept. See lstm_nfg.h.
+ * Only reads `bound` and calls step_forward: the same operations, the same results. */
+int lstm_nfg_step_forward_bound_f64(
+    const uint64_t *restrict bound,
+    const double *restrict event,
+    const double *restrict h_prev,
+    const double *restrict c_prev,
+    double *restrict results)
+{
+    if (bound == NULL ||
+        event == NULL ||
+        results == NULL) {
+        return LSTM_NFG_ERROR_NULL;
+    }
+    return lstm_nfg_step_forward_f64(
+        (size_t)bound[0],
+        (size_t)bound[1],
+        (size_t)bound[2],
+        event,
+        h_prev,
+        c_prev,
+        (const double *)(uintptr_t)bound[3],
+        (const double *)(uintptr_t)bound[4],
+        (const double *)(uintptr_t)bound[5],
+        (const double *)(uintptr_t)bound[6],
+        (const double *)(uintptr_t)bound[7],
+        (const double *)(uintptr_t)bound[8],
+        results + bound[9],
+        results + bound[10],
+        NULL,
+        results + bound[11]);
+}
+
 /* ==========================================================================================
  * float (f32)
  * ========================================================================================== */
@@ -1942,5 +1975,38 @@ int lstm_nfg_infer_f32(
         lstm_sym_copy_f32(units, c_now, c_last);
     }
     return LSTM_NFG_OK;
+}
+
+/* step_forward for a binding that pays for each argument of a call (Python's ctypes): the other arguments from `bound`, written once per size; the saved values not kept. See lstm_nfg.h.
+ * Only reads `bound` and calls step_forward: the same operations, the same results. */
+int lstm_nfg_step_forward_bound_f32(
+    const uint64_t *restrict bound,
+    const float *restrict event,
+    const float *restrict h_prev,
+    const float *restrict c_prev,
+    float *restrict results)
+{
+    if (bound == NULL ||
+        event == NULL ||
+        results == NULL) {
+        return LSTM_NFG_ERROR_NULL;
+    }
+    return lstm_nfg_step_forward_f32(
+        (size_t)bound[0],
+        (size_t)bound[1],
+        (size_t)bound[2],
+        event,
+        h_prev,
+        c_prev,
+        (const float *)(uintptr_t)bound[3],
+        (const float *)(uintptr_t)bound[4],
+        (const float *)(uintptr_t)bound[5],
+        (const float *)(uintptr_t)bound[6],
+        (const float *)(uintptr_t)bound[7],
+        (const float *)(uintptr_t)bound[8],
+        results + bound[9],
+        results + bound[10],
+        NULL,
+        results + bound[11]);
 }
 

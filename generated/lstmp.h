@@ -446,6 +446,26 @@ int lstmp_infer_f32(
     float *c_last,
     float *work);
 
+/* step_forward for a binding that pays for each argument of a call (Python's ctypes): the other arguments from `bound`, written once per size; the saved values not kept.
+ *   bound              one uint64 per further argument of step_forward, in its order: batch (size), event_size (size), hidden_size (size), projection_size (size), event_weights (address), event_bias (address), hidden_weights (address), hidden_bias (address), projection_weights (address), h_next (offset), c_next (offset), work (offset); size: its value, address: the array's, offset: elements from `results`
+ *   event              (batch, event_size)
+ *   h_prev             previous hidden state (batch, projection_size); NULL: zeros
+ *   c_prev             previous cell state (batch, hidden_size); NULL: zeros
+ *   results            the new states and the work, at the offsets in `bound`
+ */
+int lstmp_step_forward_bound_f64(
+    const uint64_t *bound,
+    const double *event,
+    const double *h_prev,
+    const double *c_prev,
+    double *results);
+int lstmp_step_forward_bound_f32(
+    const uint64_t *bound,
+    const float *event,
+    const float *h_prev,
+    const float *c_prev,
+    float *results);
+
 #ifdef __cplusplus
 }
 #endif

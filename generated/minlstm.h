@@ -420,6 +420,23 @@ int minlstm_backward_scan_f32(
     float *d_events,
     float *d_h0);
 
+/* step_forward for a binding that pays for each argument of a call (Python's ctypes): the other arguments from `bound`, written once per size; the saved values not kept.
+ *   bound              one uint64 per further argument of step_forward, in its order: batch (size), event_size (size), hidden_size (size), event_weights (address), event_bias (address), h_next (offset), work (offset); size: its value, address: the array's, offset: elements from `results`
+ *   event              (batch, event_size)
+ *   h_prev             previous hidden state (batch, hidden_size); NULL: zeros
+ *   results            the new states and the work, at the offsets in `bound`
+ */
+int minlstm_step_forward_bound_f64(
+    const uint64_t *bound,
+    const double *event,
+    const double *h_prev,
+    double *results);
+int minlstm_step_forward_bound_f32(
+    const uint64_t *bound,
+    const float *event,
+    const float *h_prev,
+    float *results);
+
 #ifdef __cplusplus
 }
 #endif

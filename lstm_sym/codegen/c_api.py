@@ -17,8 +17,9 @@ from ..spec import CellSpec
 @dataclass(frozen=True)
 class Arg:
     """One argument: ``kind`` is ``size`` (a ``size_t``), ``in`` (``const real *``), ``out``
-    (``real *``, written), ``inout`` or ``lengths`` (``const int64_t *``, each batch row's number
-    of steps); an ``optional`` pointer may be NULL (see ``doc``)."""
+    (``real *``, written), ``inout``, ``lengths`` (``const int64_t *``, each batch row's number
+    of steps) or ``bound`` (``const uint64_t *``: :func:`step_bound`); an ``optional`` pointer
+    may be NULL (see ``doc``)."""
 
     name: str
     kind: str
@@ -252,6 +253,23 @@ def functions(spec: CellSpec) -> tuple[Function, ...]:
             Arg("work", "out", "STEP_WORK_SIZE(batch, hidden_size) elements of scratch"),
         ),
     )
+    bound = _bound_entries(spec, step_forward.args)
+    step_forward_bound = Function(
+        "step_forward_bound",
+        "step_forward for a binding that pays for each argument of a call (Python's ctypes): "
+        "the other arguments from `bound`, written once per size; the saved values not kept.",
+        (
+            Arg(
+                "bound",
+                "bound",
+                "one uint64 per further argument of step_forward, in its order: "
+                + ", ".join(f"{name} ({form})" for name, form in bound)
+                + "; size: its value, address: the array's, offset: elements from `results`",
+            ),
+            *(a for a in step_forward.args if a.name in _step_passed(spec)),
+            Arg("results", "out", "the new states and the work, at the offsets in `bound`"),
+        ),
+    )
     infer = Function(
         "infer",
         "Inference over a whole batched sequence: forward's outputs and final states, no cache.",
@@ -277,7 +295,7 @@ def functions(spec: CellSpec) -> tuple[Function, ...]:
         ),
     )
     if not has_scan(spec):
-        return (forward, backward, step_forward, step_backward, infer)
+        return (forward, backward, step_forward, step_backward, infer, step_forward_bound)
     # The blocked scan of an affine update (codegen/c_scan.py): forward's and backward's
     # arguments, cache layout and results
     forward_scan = Function(
@@ -291,7 +309,39 @@ def functions(spec: CellSpec) -> tuple[Function, ...]:
         "backward as a blocked reverse scan, to rounding; of a cache of forward or forward_scan.",
         backward.args,
     )
-    return (forward, backward, step_forward, step_backward, infer, forward_scan, backward_scan)
+    return (
+        forward,
+        backward,
+        step_forward,
+        step_backward,
+        infer,
+        forward_scan,
+        backward_scan,
+        step_forward_bound,
+    )
+
+
+def _step_passed(spec: CellSpec) -> tuple[str, ...]:
+    """step_forward's arguments step_forward_bound takes itself: the event, the previous states."""
+    return ("event", *(f"{s.short}_prev" for s in spec.states))
+
+
+def step_bound(spec: CellSpec) -> tuple[tuple[str, str], ...]:
+    """The entries of ``step_forward_bound``'s ``bound`` array, ``(argument of step_forward,
+    form)``: every argument but the event, the previous states and ``saved`` (not kept), in
+    step_forward's order; form ``size`` (its value), ``address`` (a parameter array's) or
+    ``offset`` (elements from ``results`` to a new state or the work)."""
+    step_forward = next(f for f in functions(spec) if f.name == "step_forward")
+    return _bound_entries(spec, step_forward.args)
+
+
+def _bound_entries(spec: CellSpec, arguments) -> tuple[tuple[str, str], ...]:
+    passed = _step_passed(spec)
+    return tuple(
+        (a.name, "size" if a.kind == "size" else "address" if a.kind == "in" else "offset")
+        for a in arguments
+        if a.name not in passed and a.name != "saved"
+    )
 
 
 def has_scan(spec: CellSpec) -> bool:
@@ -423,6 +473,7 @@ def abi(spec: CellSpec, command: str = "lstm-sym generate") -> dict:
             "args": ["batch", "hidden_size"],
         },
         "error_string": f"{spec.name}_error_string",
+        "step_bound": [list(entry) for entry in step_bound(spec)],
         **(
             {"module_init": {k: float(v) for k, v in sorted(spec.module_init.items())}}
             if spec.module_init

@@ -508,6 +508,10 @@ def context(kernel: KernelPlan, command: str) -> dict:
             }
             for f in api
         ],
+        "step_bound": [
+            {"name": name, "form": form, "index": index}
+            for index, (name, form) in enumerate(c_api.step_bound(spec))
+        ],
         "precisions": [_precision(kernel, prefix, suffix, labels) for suffix in ("f64", "f32")],
         # The equations of derivations/<cell>.tex the blocks of the C implement
         "cites": {

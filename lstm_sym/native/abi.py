@@ -75,6 +75,9 @@ class Abi:
     #: ``{per-unit parameter array: value}`` a PyTorch module initializes it to (the spec's
     #: ``module_init``; empty for most cells)
     module_init: dict = field(default_factory=dict)
+    #: ``(argument of step_forward, form)`` per entry of ``step_forward_bound``'s ``bound``
+    #: array (form ``size``, ``address`` or ``offset``); empty in ABI data without it
+    step_bound: tuple[tuple[str, str], ...] = ()
 
     @property
     def projected(self) -> bool:
@@ -121,6 +124,7 @@ def from_data(data: dict) -> Abi:
         infer_work_size=_symbol(data, "infer_work_size"),
         step_work_size=_symbol(data, "step_work_size"),
         module_init=dict(data.get("module_init", {})),
+        step_bound=tuple((name, form) for name, form in data.get("step_bound", ())),
     )
 
 

@@ -197,7 +197,7 @@ def fast_infer(cell, fast: FastInfer, events):
 class StepPlan:
     """A step's per-size work done once (see :func:`step_plan`)."""
 
-    __slots__ = ("call", "offsets", "parameters", "size", "views")
+    __slots__ = ("bound", "call", "offsets", "parameters", "size", "views")
 
     def __init__(self, **fields):
         for name, value in fields.items():
@@ -255,7 +255,18 @@ def step_plan(cell, key) -> StepPlan:
 
     views = [("output", regions["output"], shape(abi.output_state))]
     views += [(f"{s}_next", regions[f"{s}_next"], shape(s)) for s in shorts]
+    # step_forward_bound's `bound` array but the parameters' base address (added per
+    # prepared parameters): sizes, the parameter arrays' byte offsets, the results' offsets
+    bound = []
+    for name, form in abi.step_bound:
+        if form == "size":
+            bound.append((form, values[name]))
+        elif form == "address":
+            bound.append((form, parameters[name] * itemsize))
+        else:
+            bound.append((form, regions[name]))
     return StepPlan(
+        bound=tuple(bound),
         parameters=at,
         offsets=tuple(regions[f"{s}_next"] * itemsize for s in shorts),
         size=max(total, 1),
@@ -302,7 +313,7 @@ def step(cell, parameters, event, state):
         ):
             buffer = np.empty(fast.size, dtype=fast.dtype)
             at = address(buffer)
-            status = fast.call(fast.entry, fast.parameters, at, address(event), addresses)
+            status = fast.call(at, address(event), addresses)
             if status != 0:
                 cell._fail("step_forward", fast.dtype, status)
             output, *new = fast.views(buffer)
@@ -390,37 +401,55 @@ def step(cell, parameters, event, state):
     output[...] = new[cell.output_index]
     if prepared is not None and event.dtype is dtype and event.dtype is parameters.dtype:
         # the next call of this shape with states of this dtype takes the fast path above
-        parameters.steps[cell, event.shape, event.dtype] = FastStep(
-            call=plan.call,
-            offsets=plan.offsets,
-            entry=entry,
-            parameters=prepared.address(dtype),
-            size=plan.size,
-            dtype=dtype,
-            views=plan.views,
-            output=cell.output_index,
-            shapes=tuple(value.shape for value in new),
-            dtypes=(dtype,) * len(new),
+        parameters.steps[cell, event.shape, event.dtype] = _fast_step(
+            cell, plan, prepared.address(dtype), dtype, new
         )
     return output, tuple(new) if len(new) > 1 else new[0]
 
 
+def _fast_step(cell, plan: StepPlan, parameters: int, dtype, new) -> FastStep:
+    """The fast path's call of ``<cell>_step_forward_bound_*``: five arguments (a ctypes call
+    costs about 0.1 us per argument) with the sizes, the parameters' addresses and the results'
+    offsets in a ``bound`` array written here once."""
+    bound = np.array(
+        [parameters + value if form == "address" else value for form, value in plan.bound],
+        dtype=np.uint64,
+    )
+    count = len(new)
+    states = ", ".join(f"s[{k}]" for k in range(count))
+    call = eval(  # the call with the entry and the bound array's address written in
+        f"lambda r, e, s: f(b, e, {states}, r)",
+        {"f": cell._entries["step_forward_bound", dtype][0], "b": address(bound)},
+    )
+    return FastStep(
+        bound=bound,
+        call=call,
+        offsets=plan.offsets,
+        size=plan.size,
+        dtype=dtype,
+        views=plan.views,
+        output=cell.output_index,
+        shapes=tuple(value.shape for value in new),
+        dtypes=(dtype,) * count,
+    )
+
+
 class FastStep:
     """What the fast path of :func:`step` needs for one event shape, kept by the prepared
-    parameters: the plan's call and sizes, the C entry, the parameters' address, the states'
-    shapes and dtypes, and the addresses of the last states it returned and the last it was
-    given (a streaming loop passes the same states again or the ones just returned)."""
+    parameters: the call of the C entry and its ``bound`` array (:func:`_fast_step`), the
+    buffer's size and views, the states' shapes and dtypes, and the addresses of the last
+    states it returned and the last it was given (a streaming loop passes the same states
+    again or the ones just returned)."""
 
     __slots__ = (
+        "bound",
         "call",
         "dtype",
         "dtypes",
-        "entry",
         "given",
         "no_states",
         "offsets",
         "output",
-        "parameters",
         "returned",
         "shapes",
         "size",

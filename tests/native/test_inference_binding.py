@@ -435,3 +435,24 @@ def test_a_returned_state_reshaped_in_place_is_refused_as_any_bad_state(native, 
     state[0].shape = (15,)
     with pytest.raises(ValueError, match=r"state\[0\] \(hidden\) must have shape \(3, 5\)"):
         cell.step(prepared, problem.events[1], state)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", NAMES)
+def test_the_bound_entry_of_prepared_steps_equals_step_forward_bit_for_bit(
+    native, random_problem, name, dtype
+):
+    # Prepared parameters step through <cell>_step_forward_bound_* (its sizes, addresses and
+    # offsets in one array) from their second step on; raw parameters call step_forward itself.
+    cell = native.load(name)
+    problem = random_problem(name, 4, 3, 4, 8, dtype=dtype, seed=25)
+    prepared = cell.prepare(problem.parameters, dtype)
+    initial = tuple(problem.initial.values())
+    state = raw = initial if len(initial) > 1 else initial[0]
+    for t in range(4):
+        output, state = cell.step(prepared, problem.events[t], state)
+        expected, raw = cell.step(problem.parameters, problem.events[t], raw)
+        assert np.array_equal(output, expected)
+        for value, reference in zip(_tuple(state), _tuple(raw), strict=True):
+            assert np.array_equal(value, reference)
+    assert prepared.steps, "the prepared steps never took the bound entry"

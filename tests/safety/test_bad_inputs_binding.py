@@ -204,6 +204,20 @@ def _c_call(
             arguments.append(ctypes.c_size_t(sizes[argument.name]))
         elif argument.name == null:
             arguments.append(ctypes.c_void_p(None))
+        elif argument.kind == "bound":
+            # step_forward_bound: step_forward's sizes, parameter addresses and the results'
+            # offsets (disjoint regions of the results buffer) in one uint64 array
+            entries, chunk = [], elements // len(cell.abi.step_bound)
+            for index, (name, form) in enumerate(cell.abi.step_bound):
+                if form == "size":
+                    entries.append(sizes[name])
+                elif form == "address":
+                    buffers.append(np.zeros(elements, dtype))
+                    entries.append(buffers[-1].ctypes.data)
+                else:
+                    entries.append(index * chunk)
+            buffers.append(np.array(entries, dtype=np.uint64))
+            arguments.append(ctypes.c_void_p(buffers[-1].ctypes.data))
         elif argument.kind == "lengths":
             given = np.full(SIZES["batch"], SIZES["steps"]) if lengths is None else lengths
             buffers.append(np.ascontiguousarray(given, dtype=np.int64))
@@ -254,6 +268,8 @@ def _c_rows():
         )
         for function in abi.functions.values():
             sizes = [a.name for a in function.args if a.kind == "size"]
+            if any(a.kind == "bound" for a in function.args):  # the sizes in its bound array
+                sizes = [name for name, form in abi.step_bound if form == "size"]
             required = [a.name for a in function.args if a.kind != "size" and not a.optional]
             for dtype in ("float64", "float32"):
                 symbol = function.symbols[dtype]
