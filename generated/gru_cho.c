@@ -32,10 +32,33 @@ static size_t gru_cho_cache_base(size_t steps, size_t batch, size_t hidden_size)
     return total;
 }
 
+/* Elements of W_hidden's blocks, each packed once per call for the per-step products, one after
+ * the other in the packing area (GRU_CHO_PACKED_WEIGHTS): forward's (each block's rows rounded
+ * up to whole panels, times its columns) or backward's (its columns rounded up, times its rows),
+ * whichever is more; 0 on overflow. */
+static size_t gru_cho_packed_weights(size_t hidden_size)
+{
+    size_t forward = 0u, backward = 0u;
+    if (!lstm_sym_pack_add(2u, 1u, hidden_size, &forward) ||
+        !lstm_sym_pack_add(1u, 2u, hidden_size, &backward) ||
+        !lstm_sym_pack_add(1u, 1u, hidden_size, &forward) ||
+        !lstm_sym_pack_add(1u, 1u, hidden_size, &backward)) {
+        return 0;
+    }
+    return forward > backward ? forward : backward;
+}
+
+/* The packing area (GRU_CHO_PACK_SIZE): W_hidden's blocks packed, then a block of B and one of
+ * A; 1 on overflow. */
+static size_t gru_cho_pack_size(size_t hidden_size)
+{
+    return lstm_sym_pack_area(gru_cho_packed_weights(hidden_size), GRU_CHO_GATES * hidden_size, hidden_size);
+}
+
 size_t gru_cho_cache_size(size_t steps, size_t batch, size_t hidden_size)
 {
     return lstm_sym_with_pack(gru_cho_cache_base(steps, batch, hidden_size),
-        lstm_sym_pack_size(GRU_CHO_GATES * hidden_size, hidden_size));
+        gru_cho_pack_size(hidden_size));
 }
 
 /* The cache's first elements, which forward writes in full and backward only reads: the state
@@ -96,7 +119,7 @@ static size_t gru_cho_infer_base(size_t batch, size_t hidden_size)
 size_t gru_cho_infer_work_size(size_t batch, size_t hidden_size)
 {
     return lstm_sym_with_pack(gru_cho_infer_base(batch, hidden_size),
-        lstm_sym_pack_size(GRU_CHO_GATES * hidden_size, hidden_size));
+        gru_cho_pack_size(hidden_size));
 }
 
 const char *gru_cho_error_string(int code)
@@ -383,6 +406,38 @@ static void gru_cho_units_backward_f64(size_t batch, size_t hidden_size, size_t 
     }
 }
 
+/* A step's product with a block of W_hidden (n x k, row-major), c (m x n) += A B^T (A: m x k,
+ * row-major): on the block packed whole once per call (`packed`, the panels of B^T), gemm_rows
+ * below LSTM_SYM_PACK_BATCH rows, gemm_packed from there on (the plain cells' step product);
+ * unpacked (gemm_nt) when there is no packing area (pack NULL). */
+static void gru_cho_hidden_nt_f64(size_t m, size_t n, size_t k, const double *restrict a,
+    const double *restrict b, double *restrict c, const double *packed, double *pack, size_t panel)
+{
+    if (pack == NULL) {
+        lstm_sym_gemm_nt_f64(m, n, k, a, b, c);
+    } else if (m < LSTM_SYM_PACK_BATCH) {
+        lstm_sym_gemm_rows_f64(m, n, k, a, k, packed, c);
+    } else {
+        lstm_sym_gemm_packed_f64(m, n, k, a, k, 1u, b, 1u, k, packed, c, pack, panel);
+    }
+}
+
+/* A step's adjoint through a block of W_hidden (k x n, row-major), c (m x n) += A B with
+ * A(i, l) = a[i * a_row + l]: on the block packed whole once per call (`packed`, the panels of
+ * B), as hidden_nt; unpacked (gemm_nn) when there is no packing area (pack NULL). */
+static void gru_cho_hidden_nn_f64(size_t m, size_t n, size_t k, const double *restrict a,
+    size_t a_row, const double *restrict b, double *restrict c, const double *packed,
+    double *pack, size_t panel)
+{
+    if (pack == NULL) {
+        lstm_sym_gemm_nn_f64(m, n, k, a, a_row, 1u, b, c);
+    } else if (m < LSTM_SYM_PACK_BATCH) {
+        lstm_sym_gemm_rows_f64(m, n, k, a, a_row, packed, c);
+    } else {
+        lstm_sym_gemm_packed_f64(m, n, k, a, a_row, 1u, b, n, 1u, packed, c, pack, panel);
+    }
+}
+
 /* hidden_part[b, gate columns] = bias + product[b] (B x H): a sourced gate's hidden projection. */
 static void gru_cho_place_f64(size_t batch, size_t hidden_size, const double *restrict product,
     const double *restrict bias, double *restrict hidden_part, size_t row_stride)
@@ -539,13 +594,24 @@ int gru_cho_forward_f64(
         double *const pack = pack_at == 0 ? NULL : cache + pack_at;
         const size_t panel = lstm_sym_pack_panel(rows, hidden_size);
         double *const packed_weights = pack == NULL ? NULL : pack + LSTM_SYM_PACK_MC * LSTM_SYM_PACK_KC + LSTM_SYM_PACK_KC * panel;
-        if (0 && pack != NULL) {
-            /* B(l, j) = W_hidden(j, l): the panels of W_hidden^T */
-            /* (its panels shared among a team of threads when large) */
+        /* reset, update (reading [hidden_prev]): their block of W_hidden packed (NULL: unpacked products) */
+        double *const packed_hidden_0 = packed_weights;
+        /* new (reading [reset_state]): their block of W_hidden packed */
+        double *const packed_hidden_1 = pack == NULL ? NULL : packed_hidden_0 + LSTM_SYM_PACK_ROUND(2u * hidden_size) * 1u * hidden_size;
+        if (pack != NULL) {
+            /* W_hidden's blocks, each packed once for every step (B(l, j) = W(j, l): the panels
+             * of each block's transpose; shared among a team of threads when large) */
 #ifdef _OPENMP
-#pragma omp parallel if (rows * hidden_size >= LSTM_SYM_PARALLEL_ELEMENTS)
+#pragma omp parallel if (3u * hidden_size * hidden_size >= LSTM_SYM_PARALLEL_ELEMENTS)
 #endif
-            lstm_sym_pack_b_f64(hidden_size, rows, hidden_weights, 1u, hidden_size, hidden_size * LSTM_SYM_PANEL_F64, packed_weights);
+            {
+                /* reset, update: the (2 H x H) block of W_hidden at 0 H * H */
+                lstm_sym_pack_b_f64(1u * hidden_size, 2u * hidden_size, hidden_weights + 0u * hidden_size * hidden_size, 1u,
+                    1u * hidden_size, 1u * hidden_size * LSTM_SYM_PANEL_F64, packed_hidden_0);
+                /* new: the (H x H) block of W_hidden at 2 H * H */
+                lstm_sym_pack_b_f64(1u * hidden_size, 1u * hidden_size, hidden_weights + 2u * hidden_size * hidden_size, 1u,
+                    1u * hidden_size, 1u * hidden_size * LSTM_SYM_PANEL_F64, packed_hidden_1);
+            }
         }
         /* Initial states: index 0 of each state sequence; NULL means zeros. */
         lstm_sym_copy_f64(units, h0, h_states);
@@ -560,8 +626,8 @@ int gru_cho_forward_f64(
             /* Hidden projections, one matrix product per run of gates reading the same sources S
              * side by side: Z_hidden = S W_hidden^T + b_hidden (h_{t-1} by default) */
             lstm_sym_fill_f64(2u * units, 0.0, source_part);
-            lstm_sym_product_nt_f64(batch, 2u * hidden_size, hidden_size, h_states + t * units,
-                hidden_weights + 0u * hidden_size * hidden_size, source_part, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
+            gru_cho_hidden_nt_f64(batch, 2u * hidden_size, hidden_size, h_states + t * units,
+                hidden_weights + 0u * hidden_size * hidden_size, source_part, packed_hidden_0, pack, panel);
             gru_cho_place_f64(batch, 2u * hidden_size, source_part, hidden_bias + 0u * hidden_size,
                 hidden_part + 0u * hidden_size, rows);
             /* First per-unit stage: this step's hidden sources, then the gates reading them */
@@ -570,8 +636,8 @@ int gru_cho_forward_f64(
             /* new: [reset_state] side by side (one matrix product) */
             gru_cho_gather_f64(batch, hidden_size, source + 0u * units, gathered + 0u * hidden_size, 1u * hidden_size);
             lstm_sym_fill_f64(1u * units, 0.0, source_part);
-            lstm_sym_product_nt_f64(batch, 1u * hidden_size, 1u * hidden_size, gathered,
-                hidden_weights + 2u * hidden_size * hidden_size, source_part, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
+            gru_cho_hidden_nt_f64(batch, 1u * hidden_size, 1u * hidden_size, gathered,
+                hidden_weights + 2u * hidden_size * hidden_size, source_part, packed_hidden_1, pack, panel);
             gru_cho_place_f64(batch, 1u * hidden_size, source_part, hidden_bias + 2u * hidden_size,
                 hidden_part + 2u * hidden_size, rows);
             /* The per-unit equations of the cell (printed from the derivation). */
@@ -713,13 +779,23 @@ int gru_cho_backward_f64(
         double *const pack = pack_at == 0 ? NULL : cache + pack_at;
         const size_t panel = lstm_sym_pack_panel(rows, hidden_size);
         double *const packed_weights = pack == NULL ? NULL : pack + LSTM_SYM_PACK_MC * LSTM_SYM_PACK_KC + LSTM_SYM_PACK_KC * panel;
-        if (0 && pack != NULL) {
-            /* B = W_hidden (rows x hidden_size) in panels */
-            /* (its panels shared among a team of threads when large) */
+        /* reset, update (reading [hidden_prev]): their block of W_hidden packed (NULL: unpacked products) */
+        double *const packed_hidden_0 = packed_weights;
+        /* new (reading [reset_state]): their block of W_hidden packed */
+        double *const packed_hidden_1 = pack == NULL ? NULL : packed_hidden_0 + LSTM_SYM_PACK_ROUND(1u * hidden_size) * 2u * hidden_size;
+        if (pack != NULL) {
+            /* W_hidden's blocks, each packed once for every step (B = the block, in panels; shared among a team of threads when large) */
 #ifdef _OPENMP
-#pragma omp parallel if (rows * hidden_size >= LSTM_SYM_PARALLEL_ELEMENTS)
+#pragma omp parallel if (3u * hidden_size * hidden_size >= LSTM_SYM_PARALLEL_ELEMENTS)
 #endif
-            lstm_sym_pack_b_f64(rows, hidden_size, hidden_weights, hidden_size, 1u, rows * LSTM_SYM_PANEL_F64, packed_weights);
+            {
+                /* reset, update: the (2 H x H) block of W_hidden at 0 H * H */
+                lstm_sym_pack_b_f64(2u * hidden_size, 1u * hidden_size, hidden_weights + 0u * hidden_size * hidden_size,
+                    1u * hidden_size, 1u, 2u * hidden_size * LSTM_SYM_PANEL_F64, packed_hidden_0);
+                /* new: the (H x H) block of W_hidden at 2 H * H */
+                lstm_sym_pack_b_f64(1u * hidden_size, 1u * hidden_size, hidden_weights + 2u * hidden_size * hidden_size,
+                    1u * hidden_size, 1u, 1u * hidden_size * LSTM_SYM_PANEL_F64, packed_hidden_1);
+            }
         }
         /* d_<state>0 carries dL/d(state) back through the steps, from d_<state>_last (NULL: 0). */
         lstm_sym_copy_f64(units, d_h_last, d_h0);
@@ -732,8 +808,8 @@ int gru_cho_backward_f64(
             lstm_sym_fill_f64(1u * units, 0.0, d_source);
             /* new: the adjoints of [reset_state] side by side, Delta W */
             lstm_sym_fill_f64(1u * units, 0.0, gathered);
-            lstm_sym_product_nn_f64(batch, 1u * hidden_size, 1u * hidden_size, delta_hidden + t * batch * rows + 2u * hidden_size, rows, 1u,
-                hidden_weights + 2u * hidden_size * hidden_size, gathered, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
+            gru_cho_hidden_nn_f64(batch, 1u * hidden_size, 1u * hidden_size, delta_hidden + t * batch * rows + 2u * hidden_size, rows,
+                hidden_weights + 2u * hidden_size * hidden_size, gathered, packed_hidden_1, pack, panel);
             gru_cho_add_block_f64(batch, hidden_size, gathered + 0u * hidden_size, 1u * hidden_size, d_source + 0u * units);
             /* Per-unit backward (sympy.diff of the step, then joint CSE). */
             if (lengths == NULL) {
@@ -792,8 +868,8 @@ int gru_cho_backward_f64(
             }
             /* Backpropagation through time: dL/dh_{t-1} += Delta_hidden,t W_hidden
              * (eq:bptt-through-hidden) */
-            lstm_sym_product_nn_f64(batch, hidden_size, 2u * hidden_size, delta_hidden + t * batch * rows + 0u * hidden_size, rows, 1u,
-                hidden_weights + 0u * hidden_size * hidden_size, d_h0, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
+            gru_cho_hidden_nn_f64(batch, hidden_size, 2u * hidden_size, delta_hidden + t * batch * rows + 0u * hidden_size, rows,
+                hidden_weights + 0u * hidden_size * hidden_size, d_h0, packed_hidden_0, pack, panel);
         }
         /* Linear adjoints over all steps at once (SymPy matrix calculus of Z = X W^T + 1 b^T):
          *   dW = Delta^T X,  db = Delta^T 1,  dX = Delta W
@@ -1048,13 +1124,24 @@ int gru_cho_infer_f64(
         double *const pack = pack_at == 0 ? NULL : work + pack_at;
         const size_t panel = lstm_sym_pack_panel(rows, hidden_size);
         double *const packed_weights = pack == NULL ? NULL : pack + LSTM_SYM_PACK_MC * LSTM_SYM_PACK_KC + LSTM_SYM_PACK_KC * panel;
-        if (0 && pack != NULL) {
-            /* B(l, j) = W_hidden(j, l): the panels of W_hidden^T */
-            /* (its panels shared among a team of threads when large) */
+        /* reset, update (reading [hidden_prev]): their block of W_hidden packed (NULL: unpacked products) */
+        double *const packed_hidden_0 = packed_weights;
+        /* new (reading [reset_state]): their block of W_hidden packed */
+        double *const packed_hidden_1 = pack == NULL ? NULL : packed_hidden_0 + LSTM_SYM_PACK_ROUND(2u * hidden_size) * 1u * hidden_size;
+        if (pack != NULL) {
+            /* W_hidden's blocks, each packed once for every step (B(l, j) = W(j, l): the panels
+             * of each block's transpose; shared among a team of threads when large) */
 #ifdef _OPENMP
-#pragma omp parallel if (rows * hidden_size >= LSTM_SYM_PARALLEL_ELEMENTS)
+#pragma omp parallel if (3u * hidden_size * hidden_size >= LSTM_SYM_PARALLEL_ELEMENTS)
 #endif
-            lstm_sym_pack_b_f64(hidden_size, rows, hidden_weights, 1u, hidden_size, hidden_size * LSTM_SYM_PANEL_F64, packed_weights);
+            {
+                /* reset, update: the (2 H x H) block of W_hidden at 0 H * H */
+                lstm_sym_pack_b_f64(1u * hidden_size, 2u * hidden_size, hidden_weights + 0u * hidden_size * hidden_size, 1u,
+                    1u * hidden_size, 1u * hidden_size * LSTM_SYM_PANEL_F64, packed_hidden_0);
+                /* new: the (H x H) block of W_hidden at 2 H * H */
+                lstm_sym_pack_b_f64(1u * hidden_size, 1u * hidden_size, hidden_weights + 2u * hidden_size * hidden_size, 1u,
+                    1u * hidden_size, 1u * hidden_size * LSTM_SYM_PANEL_F64, packed_hidden_1);
+            }
         }
         /* Initial states; NULL means zeros. */
         lstm_sym_copy_f64(units, h0, h_now);
@@ -1071,8 +1158,8 @@ int gru_cho_infer_f64(
             /* Hidden projections, one matrix product per run of gates reading the same sources S
              * side by side: Z_hidden = S W_hidden^T + b_hidden (h_{t-1} by default) */
             lstm_sym_fill_f64(2u * units, 0.0, source_part);
-            lstm_sym_product_nt_f64(batch, 2u * hidden_size, hidden_size, h_now,
-                hidden_weights + 0u * hidden_size * hidden_size, source_part, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
+            gru_cho_hidden_nt_f64(batch, 2u * hidden_size, hidden_size, h_now,
+                hidden_weights + 0u * hidden_size * hidden_size, source_part, packed_hidden_0, pack, panel);
             gru_cho_place_f64(batch, 2u * hidden_size, source_part, hidden_bias + 0u * hidden_size,
                 hidden_part + 0u * hidden_size, rows);
             /* First per-unit stage: this step's hidden sources, then the gates reading them */
@@ -1081,8 +1168,8 @@ int gru_cho_infer_f64(
             /* new: [reset_state] side by side (one matrix product) */
             gru_cho_gather_f64(batch, hidden_size, source + 0u * units, gathered + 0u * hidden_size, 1u * hidden_size);
             lstm_sym_fill_f64(1u * units, 0.0, source_part);
-            lstm_sym_product_nt_f64(batch, 1u * hidden_size, 1u * hidden_size, gathered,
-                hidden_weights + 2u * hidden_size * hidden_size, source_part, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
+            gru_cho_hidden_nt_f64(batch, 1u * hidden_size, 1u * hidden_size, gathered,
+                hidden_weights + 2u * hidden_size * hidden_size, source_part, packed_hidden_1, pack, panel);
             gru_cho_place_f64(batch, 1u * hidden_size, source_part, hidden_bias + 2u * hidden_size,
                 hidden_part + 2u * hidden_size, rows);
             /* The per-unit equations of the cell (printed from the derivation). */
@@ -1386,6 +1473,38 @@ static void gru_cho_units_backward_f32(size_t batch, size_t hidden_size, size_t 
     }
 }
 
+/* A step's product with a block of W_hidden (n x k, row-major), c (m x n) += A B^T (A: m x k,
+ * row-major): on the block packed whole once per call (`packed`, the panels of B^T), gemm_rows
+ * below LSTM_SYM_PACK_BATCH rows, gemm_packed from there on (the plain cells' step product);
+ * unpacked (gemm_nt) when there is no packing area (pack NULL). */
+static void gru_cho_hidden_nt_f32(size_t m, size_t n, size_t k, const float *restrict a,
+    const float *restrict b, float *restrict c, const float *packed, float *pack, size_t panel)
+{
+    if (pack == NULL) {
+        lstm_sym_gemm_nt_f32(m, n, k, a, b, c);
+    } else if (m < LSTM_SYM_PACK_BATCH) {
+        lstm_sym_gemm_rows_f32(m, n, k, a, k, packed, c);
+    } else {
+        lstm_sym_gemm_packed_f32(m, n, k, a, k, 1u, b, 1u, k, packed, c, pack, panel);
+    }
+}
+
+/* A step's adjoint through a block of W_hidden (k x n, row-major), c (m x n) += A B with
+ * A(i, l) = a[i * a_row + l]: on the block packed whole once per call (`packed`, the panels of
+ * B), as hidden_nt; unpacked (gemm_nn) when there is no packing area (pack NULL). */
+static void gru_cho_hidden_nn_f32(size_t m, size_t n, size_t k, const float *restrict a,
+    size_t a_row, const float *restrict b, float *restrict c, const float *packed,
+    float *pack, size_t panel)
+{
+    if (pack == NULL) {
+        lstm_sym_gemm_nn_f32(m, n, k, a, a_row, 1u, b, c);
+    } else if (m < LSTM_SYM_PACK_BATCH) {
+        lstm_sym_gemm_rows_f32(m, n, k, a, a_row, packed, c);
+    } else {
+        lstm_sym_gemm_packed_f32(m, n, k, a, a_row, 1u, b, n, 1u, packed, c, pack, panel);
+    }
+}
+
 /* hidden_part[b, gate columns] = bias + product[b] (B x H): a sourced gate's hidden projection. */
 static void gru_cho_place_f32(size_t batch, size_t hidden_size, const float *restrict product,
     const float *restrict bias, float *restrict hidden_part, size_t row_stride)
@@ -1542,13 +1661,24 @@ int gru_cho_forward_f32(
         float *const pack = pack_at == 0 ? NULL : cache + pack_at;
         const size_t panel = lstm_sym_pack_panel(rows, hidden_size);
         float *const packed_weights = pack == NULL ? NULL : pack + LSTM_SYM_PACK_MC * LSTM_SYM_PACK_KC + LSTM_SYM_PACK_KC * panel;
-        if (0 && pack != NULL) {
-            /* B(l, j) = W_hidden(j, l): the panels of W_hidden^T */
-            /* (its panels shared among a team of threads when large) */
+        /* reset, update (reading [hidden_prev]): their block of W_hidden packed (NULL: unpacked products) */
+        float *const packed_hidden_0 = packed_weights;
+        /* new (reading [reset_state]): their block of W_hidden packed */
+        float *const packed_hidden_1 = pack == NULL ? NULL : packed_hidden_0 + LSTM_SYM_PACK_ROUND(2u * hidden_size) * 1u * hidden_size;
+        if (pack != NULL) {
+            /* W_hidden's blocks, each packed once for every step (B(l, j) = W(j, l): the panels
+             * of each block's transpose; shared among a team of threads when large) */
 #ifdef _OPENMP
-#pragma omp parallel if (rows * hidden_size >= LSTM_SYM_PARALLEL_ELEMENTS)
+#pragma omp parallel if (3u * hidden_size * hidden_size >= LSTM_SYM_PARALLEL_ELEMENTS)
 #endif
-            lstm_sym_pack_b_f32(hidden_size, rows, hidden_weights, 1u, hidden_size, hidden_size * LSTM_SYM_PANEL_F32, packed_weights);
+            {
+                /* reset, update: the (2 H x H) block of W_hidden at 0 H * H */
+                lstm_sym_pack_b_f32(1u * hidden_size, 2u * hidden_size, hidden_weights + 0u * hidden_size * hidden_size, 1u,
+                    1u * hidden_size, 1u * hidden_size * LSTM_SYM_PANEL_F32, packed_hidden_0);
+                /* new: the (H x H) block of W_hidden at 2 H * H */
+                lstm_sym_pack_b_f32(1u * hidden_size, 1u * hidden_size, hidden_weights + 2u * hidden_size * hidden_size, 1u,
+                    1u * hidden_size, 1u * hidden_size * LSTM_SYM_PANEL_F32, packed_hidden_1);
+            }
         }
         /* Initial states: index 0 of each state sequence; NULL means zeros. */
         lstm_sym_copy_f32(units, h0, h_states);
@@ -1563,8 +1693,8 @@ int gru_cho_forward_f32(
             /* Hidden projections, one matrix product per run of gates reading the same sources S
              * side by side: Z_hidden = S W_hidden^T + b_hidden (h_{t-1} by default) */
             lstm_sym_fill_f32(2u * units, 0.0F, source_part);
-            lstm_sym_product_nt_f32(batch, 2u * hidden_size, hidden_size, h_states + t * units,
-                hidden_weights + 0u * hidden_size * hidden_size, source_part, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
+            gru_cho_hidden_nt_f32(batch, 2u * hidden_size, hidden_size, h_states + t * units,
+                hidden_weights + 0u * hidden_size * hidden_size, source_part, packed_hidden_0, pack, panel);
             gru_cho_place_f32(batch, 2u * hidden_size, source_part, hidden_bias + 0u * hidden_size,
                 hidden_part + 0u * hidden_size, rows);
             /* First per-unit stage: this step's hidden sources, then the gates reading them */
@@ -1573,8 +1703,8 @@ int gru_cho_forward_f32(
             /* new: [reset_state] side by side (one matrix product) */
             gru_cho_gather_f32(batch, hidden_size, source + 0u * units, gathered + 0u * hidden_size, 1u * hidden_size);
             lstm_sym_fill_f32(1u * units, 0.0F, source_part);
-            lstm_sym_product_nt_f32(batch, 1u * hidden_size, 1u * hidden_size, gathered,
-                hidden_weights + 2u * hidden_size * hidden_size, source_part, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
+            gru_cho_hidden_nt_f32(batch, 1u * hidden_size, 1u * hidden_size, gathered,
+                hidden_weights + 2u * hidden_size * hidden_size, source_part, packed_hidden_1, pack, panel);
             gru_cho_place_f32(batch, 1u * hidden_size, source_part, hidden_bias + 2u * hidden_size,
                 hidden_part + 2u * hidden_size, rows);
             /* The per-unit equations of the cell (printed from the derivation). */
@@ -1716,13 +1846,23 @@ int gru_cho_backward_f32(
         float *const pack = pack_at == 0 ? NULL : cache + pack_at;
         const size_t panel = lstm_sym_pack_panel(rows, hidden_size);
         float *const packed_weights = pack == NULL ? NULL : pack + LSTM_SYM_PACK_MC * LSTM_SYM_PACK_KC + LSTM_SYM_PACK_KC * panel;
-        if (0 && pack != NULL) {
-            /* B = W_hidden (rows x hidden_size) in panels */
-            /* (its panels shared among a team of threads when large) */
+        /* reset, update (reading [hidden_prev]): their block of W_hidden packed (NULL: unpacked products) */
+        float *const packed_hidden_0 = packed_weights;
+        /* new (reading [reset_state]): their block of W_hidden packed */
+        float *const packed_hidden_1 = pack == NULL ? NULL : packed_hidden_0 + LSTM_SYM_PACK_ROUND(1u * hidden_size) * 2u * hidden_size;
+        if (pack != NULL) {
+            /* W_hidden's blocks, each packed once for every step (B = the block, in panels; shared among a team of threads when large) */
 #ifdef _OPENMP
-#pragma omp parallel if (rows * hidden_size >= LSTM_SYM_PARALLEL_ELEMENTS)
+#pragma omp parallel if (3u * hidden_size * hidden_size >= LSTM_SYM_PARALLEL_ELEMENTS)
 #endif
-            lstm_sym_pack_b_f32(rows, hidden_size, hidden_weights, hidden_size, 1u, rows * LSTM_SYM_PANEL_F32, packed_weights);
+            {
+                /* reset, update: the (2 H x H) block of W_hidden at 0 H * H */
+                lstm_sym_pack_b_f32(2u * hidden_size, 1u * hidden_size, hidden_weights + 0u * hidden_size * hidden_size,
+                    1u * hidden_size, 1u, 2u * hidden_size * LSTM_SYM_PANEL_F32, packed_hidden_0);
+                /* new: the (H x H) block of W_hidden at 2 H * H */
+                lstm_sym_pack_b_f32(1u * hidden_size, 1u * hidden_size, hidden_weights + 2u * hidden_size * hidden_size,
+                    1u * hidden_size, 1u, 1u * hidden_size * LSTM_SYM_PANEL_F32, packed_hidden_1);
+            }
         }
         /* d_<state>0 carries dL/d(state) back through the steps, from d_<state>_last (NULL: 0). */
         lstm_sym_copy_f32(units, d_h_last, d_h0);
@@ -1735,8 +1875,8 @@ int gru_cho_backward_f32(
             lstm_sym_fill_f32(1u * units, 0.0F, d_source);
             /* new: the adjoints of [reset_state] side by side, Delta W */
             lstm_sym_fill_f32(1u * units, 0.0F, gathered);
-            lstm_sym_product_nn_f32(batch, 1u * hidden_size, 1u * hidden_size, delta_hidden + t * batch * rows + 2u * hidden_size, rows, 1u,
-                hidden_weights + 2u * hidden_size * hidden_size, gathered, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
+            gru_cho_hidden_nn_f32(batch, 1u * hidden_size, 1u * hidden_size, delta_hidden + t * batch * rows + 2u * hidden_size, rows,
+                hidden_weights + 2u * hidden_size * hidden_size, gathered, packed_hidden_1, pack, panel);
             gru_cho_add_block_f32(batch, hidden_size, gathered + 0u * hidden_size, 1u * hidden_size, d_source + 0u * units);
             /* Per-unit backward (sympy.diff of the step, then joint CSE). */
             if (lengths == NULL) {
@@ -1795,8 +1935,8 @@ int gru_cho_backward_f32(
             }
             /* Backpropagation through time: dL/dh_{t-1} += Delta_hidden,t W_hidden
              * (eq:bptt-through-hidden) */
-            lstm_sym_product_nn_f32(batch, hidden_size, 2u * hidden_size, delta_hidden + t * batch * rows + 0u * hidden_size, rows, 1u,
-                hidden_weights + 0u * hidden_size * hidden_size, d_h0, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
+            gru_cho_hidden_nn_f32(batch, hidden_size, 2u * hidden_size, delta_hidden + t * batch * rows + 0u * hidden_size, rows,
+                hidden_weights + 0u * hidden_size * hidden_size, d_h0, packed_hidden_0, pack, panel);
         }
         /* Linear adjoints over all steps at once (SymPy matrix calculus of Z = X W^T + 1 b^T):
          *   dW = Delta^T X,  db = Delta^T 1,  dX = Delta W
@@ -2051,13 +2191,24 @@ int gru_cho_infer_f32(
         float *const pack = pack_at == 0 ? NULL : work + pack_at;
         const size_t panel = lstm_sym_pack_panel(rows, hidden_size);
         float *const packed_weights = pack == NULL ? NULL : pack + LSTM_SYM_PACK_MC * LSTM_SYM_PACK_KC + LSTM_SYM_PACK_KC * panel;
-        if (0 && pack != NULL) {
-            /* B(l, j) = W_hidden(j, l): the panels of W_hidden^T */
-            /* (its panels shared among a team of threads when large) */
+        /* reset, update (reading [hidden_prev]): their block of W_hidden packed (NULL: unpacked products) */
+        float *const packed_hidden_0 = packed_weights;
+        /* new (reading [reset_state]): their block of W_hidden packed */
+        float *const packed_hidden_1 = pack == NULL ? NULL : packed_hidden_0 + LSTM_SYM_PACK_ROUND(2u * hidden_size) * 1u * hidden_size;
+        if (pack != NULL) {
+            /* W_hidden's blocks, each packed once for every step (B(l, j) = W(j, l): the panels
+             * of each block's transpose; shared among a team of threads when large) */
 #ifdef _OPENMP
-#pragma omp parallel if (rows * hidden_size >= LSTM_SYM_PARALLEL_ELEMENTS)
+#pragma omp parallel if (3u * hidden_size * hidden_size >= LSTM_SYM_PARALLEL_ELEMENTS)
 #endif
-            lstm_sym_pack_b_f32(hidden_size, rows, hidden_weights, 1u, hidden_size, hidden_size * LSTM_SYM_PANEL_F32, packed_weights);
+            {
+                /* reset, update: the (2 H x H) block of W_hidden at 0 H * H */
+                lstm_sym_pack_b_f32(1u * hidden_size, 2u * hidden_size, hidden_weights + 0u * hidden_size * hidden_size, 1u,
+                    1u * hidden_size, 1u * hidden_size * LSTM_SYM_PANEL_F32, packed_hidden_0);
+                /* new: the (H x H) block of W_hidden at 2 H * H */
+                lstm_sym_pack_b_f32(1u * hidden_size, 1u * hidden_size, hidden_weights + 2u * hidden_size * hidden_size, 1u,
+                    1u * hidden_size, 1u * hidden_size * LSTM_SYM_PANEL_F32, packed_hidden_1);
+            }
         }
         /* Initial states; NULL means zeros. */
         lstm_sym_copy_f32(units, h0, h_now);
@@ -2074,8 +2225,8 @@ int gru_cho_infer_f32(
             /* Hidden projections, one matrix product per run of gates reading the same sources S
              * side by side: Z_hidden = S W_hidden^T + b_hidden (h_{t-1} by default) */
             lstm_sym_fill_f32(2u * units, 0.0F, source_part);
-            lstm_sym_product_nt_f32(batch, 2u * hidden_size, hidden_size, h_now,
-                hidden_weights + 0u * hidden_size * hidden_size, source_part, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
+            gru_cho_hidden_nt_f32(batch, 2u * hidden_size, hidden_size, h_now,
+                hidden_weights + 0u * hidden_size * hidden_size, source_part, packed_hidden_0, pack, panel);
             gru_cho_place_f32(batch, 2u * hidden_size, source_part, hidden_bias + 0u * hidden_size,
                 hidden_part + 0u * hidden_size, rows);
             /* First per-unit stage: this step's hidden sources, then the gates reading them */
@@ -2084,8 +2235,8 @@ int gru_cho_infer_f32(
             /* new: [reset_state] side by side (one matrix product) */
             gru_cho_gather_f32(batch, hidden_size, source + 0u * units, gathered + 0u * hidden_size, 1u * hidden_size);
             lstm_sym_fill_f32(1u * units, 0.0F, source_part);
-            lstm_sym_product_nt_f32(batch, 1u * hidden_size, 1u * hidden_size, gathered,
-                hidden_weights + 2u * hidden_size * hidden_size, source_part, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
+            gru_cho_hidden_nt_f32(batch, 1u * hidden_size, 1u * hidden_size, gathered,
+                hidden_weights + 2u * hidden_size * hidden_size, source_part, packed_hidden_1, pack, panel);
             gru_cho_place_f32(batch, 1u * hidden_size, source_part, hidden_bias + 2u * hidden_size,
                 hidden_part + 2u * hidden_size, rows);
             /* The per-unit equations of the cell (printed from the derivation). */

@@ -83,9 +83,22 @@ extern "C" {
 
 /* Elements of each caller-owned buffer, for static allocation (the functions below check
  * overflow; these macros do not). */
-/* The packing area at the end of the cache: the recurrent weights packed for the
- * matrix products of every step, and blocks of the other products' operands. */
-#define GRU_CHO_PACK_SIZE(rows, recurrent) LSTM_SYM_PACK_SIZE(rows, recurrent)
+/* W_hidden's blocks, each packed once per call for the matrix products of every step, one
+ * after the other: forward's (each block's rows rounded up to whole panels, times its columns)
+ * or backward's (its columns rounded up, times its rows), whichever is more. */
+#define GRU_CHO_PACKED_FORWARD(hidden_size) \
+    (LSTM_SYM_PACK_ROUND(2u * (size_t)(hidden_size)) * 1u * (size_t)(hidden_size) + \
+     LSTM_SYM_PACK_ROUND(1u * (size_t)(hidden_size)) * 1u * (size_t)(hidden_size))
+#define GRU_CHO_PACKED_BACKWARD(hidden_size) \
+    (LSTM_SYM_PACK_ROUND(1u * (size_t)(hidden_size)) * 2u * (size_t)(hidden_size) + \
+     LSTM_SYM_PACK_ROUND(1u * (size_t)(hidden_size)) * 1u * (size_t)(hidden_size))
+#define GRU_CHO_PACKED_WEIGHTS(hidden_size) \
+    (GRU_CHO_PACKED_FORWARD(hidden_size) > GRU_CHO_PACKED_BACKWARD(hidden_size) ? \
+     GRU_CHO_PACKED_FORWARD(hidden_size) : GRU_CHO_PACKED_BACKWARD(hidden_size))
+/* The packing area at the end of the cache: W_hidden's blocks packed (GRU_CHO_PACKED_WEIGHTS),
+ * and blocks of the other products' operands; rows = G * H, recurrent = H. */
+#define GRU_CHO_PACK_SIZE(rows, recurrent) \
+    LSTM_SYM_PACK_AREA(GRU_CHO_PACKED_WEIGHTS(recurrent), rows, recurrent)
 #define GRU_CHO_CACHE_SIZE(steps, batch, hidden_size) \
     ((size_t)(batch) * (size_t)(hidden_size) * \
      ((size_t)GRU_CHO_STATES * ((size_t)(steps) + 1u) + \

@@ -32,10 +32,35 @@ static size_t lstm_fgr_cache_base(size_t steps, size_t batch, size_t hidden_size
     return total;
 }
 
+/* Elements of W_hidden's blocks, each packed once per call for the per-step products, one after
+ * the other in the packing area (LSTM_FGR_PACKED_WEIGHTS): forward's (each block's rows rounded
+ * up to whole panels, times its columns) or backward's (its columns rounded up, times its rows),
+ * whichever is more; 0 on overflow. */
+static size_t lstm_fgr_packed_weights(size_t hidden_size)
+{
+    size_t forward = 0u, backward = 0u;
+    if (!lstm_sym_pack_add(1u, 1u, hidden_size, &forward) ||
+        !lstm_sym_pack_add(1u, 1u, hidden_size, &backward) ||
+        !lstm_sym_pack_add(2u, 4u, hidden_size, &forward) ||
+        !lstm_sym_pack_add(4u, 2u, hidden_size, &backward) ||
+        !lstm_sym_pack_add(1u, 4u, hidden_size, &forward) ||
+        !lstm_sym_pack_add(4u, 1u, hidden_size, &backward)) {
+        return 0;
+    }
+    return forward > backward ? forward : backward;
+}
+
+/* The packing area (LSTM_FGR_PACK_SIZE): W_hidden's blocks packed, then a block of B and one of
+ * A; 1 on overflow. */
+static size_t lstm_fgr_pack_size(size_t hidden_size)
+{
+    return lstm_sym_pack_area(lstm_fgr_packed_weights(hidden_size), LSTM_FGR_GATES * hidden_size, hidden_size);
+}
+
 size_t lstm_fgr_cache_size(size_t steps, size_t batch, size_t hidden_size)
 {
     return lstm_sym_with_pack(lstm_fgr_cache_base(steps, batch, hidden_size),
-        lstm_sym_pack_size(LSTM_FGR_GATES * hidden_size, hidden_size));
+        lstm_fgr_pack_size(hidden_size));
 }
 
 /* The cache's first elements, which forward writes in full and backward only reads: the state
@@ -96,7 +121,7 @@ static size_t lstm_fgr_infer_base(size_t batch, size_t hidden_size)
 size_t lstm_fgr_infer_work_size(size_t batch, size_t hidden_size)
 {
     return lstm_sym_with_pack(lstm_fgr_infer_base(batch, hidden_size),
-        lstm_sym_pack_size(LSTM_FGR_GATES * hidden_size, hidden_size));
+        lstm_fgr_pack_size(hidden_size));
 }
 
 const char *lstm_fgr_error_string(int code)
@@ -502,6 +527,38 @@ static void lstm_fgr_units_backward_f64(size_t batch, size_t hidden_size, size_t
     }
 }
 
+/* A step's product with a block of W_hidden (n x k, row-major), c (m x n) += A B^T (A: m x k,
+ * row-major): on the block packed whole once per call (`packed`, the panels of B^T), gemm_rows
+ * below LSTM_SYM_PACK_BATCH rows, gemm_packed from there on (the plain cells' step product);
+ * unpacked (gemm_nt) when there is no packing area (pack NULL). */
+static void lstm_fgr_hidden_nt_f64(size_t m, size_t n, size_t k, const double *restrict a,
+    const double *restrict b, double *restrict c, const double *packed, double *pack, size_t panel)
+{
+    if (pack == NULL) {
+        lstm_sym_gemm_nt_f64(m, n, k, a, b, c);
+    } else if (m < LSTM_SYM_PACK_BATCH) {
+        lstm_sym_gemm_rows_f64(m, n, k, a, k, packed, c);
+    } else {
+        lstm_sym_gemm_packed_f64(m, n, k, a, k, 1u, b, 1u, k, packed, c, pack, panel);
+    }
+}
+
+/* A step's adjoint through a block of W_hidden (k x n, row-major), c (m x n) += A B with
+ * A(i, l) = a[i * a_row + l]: on the block packed whole once per call (`packed`, the panels of
+ * B), as hidden_nt; unpacked (gemm_nn) when there is no packing area (pack NULL). */
+static void lstm_fgr_hidden_nn_f64(size_t m, size_t n, size_t k, const double *restrict a,
+    size_t a_row, const double *restrict b, double *restrict c, const double *packed,
+    double *pack, size_t panel)
+{
+    if (pack == NULL) {
+        lstm_sym_gemm_nn_f64(m, n, k, a, a_row, 1u, b, c);
+    } else if (m < LSTM_SYM_PACK_BATCH) {
+        lstm_sym_gemm_rows_f64(m, n, k, a, a_row, packed, c);
+    } else {
+        lstm_sym_gemm_packed_f64(m, n, k, a, a_row, 1u, b, n, 1u, packed, c, pack, panel);
+    }
+}
+
 /* hidden_part[b, gate columns] = bias + product[b] (B x H): a sourced gate's hidden projection. */
 static void lstm_fgr_place_f64(size_t batch, size_t hidden_size, const double *restrict product,
     const double *restrict bias, double *restrict hidden_part, size_t row_stride)
@@ -621,13 +678,29 @@ int lstm_fgr_forward_f64(
         double *const pack = pack_at == 0 ? NULL : cache + pack_at;
         const size_t panel = lstm_sym_pack_panel(rows, hidden_size);
         double *const packed_weights = pack == NULL ? NULL : pack + LSTM_SYM_PACK_MC * LSTM_SYM_PACK_KC + LSTM_SYM_PACK_KC * panel;
-        if (0 && pack != NULL) {
-            /* B(l, j) = W_hidden(j, l): the panels of W_hidden^T */
-            /* (its panels shared among a team of threads when large) */
+        /* candidate (reading [hidden_prev]): their block of W_hidden packed (NULL: unpacked products) */
+        double *const packed_hidden_0 = packed_weights;
+        /* update, forget (reading [hidden_prev, update_prev, forget_prev, output_prev]): their block of W_hidden packed */
+        double *const packed_hidden_1 = pack == NULL ? NULL : packed_hidden_0 + LSTM_SYM_PACK_ROUND(1u * hidden_size) * 1u * hidden_size;
+        /* output (reading [hidden_prev, update_prev, forget_prev, output_prev]): their block of W_hidden packed */
+        double *const packed_hidden_2 = pack == NULL ? NULL : packed_hidden_1 + LSTM_SYM_PACK_ROUND(2u * hidden_size) * 4u * hidden_size;
+        if (pack != NULL) {
+            /* W_hidden's blocks, each packed once for every step (B(l, j) = W(j, l): the panels
+             * of each block's transpose; shared among a team of threads when large) */
 #ifdef _OPENMP
-#pragma omp parallel if (rows * hidden_size >= LSTM_SYM_PARALLEL_ELEMENTS)
+#pragma omp parallel if (13u * hidden_size * hidden_size >= LSTM_SYM_PARALLEL_ELEMENTS)
 #endif
-            lstm_sym_pack_b_f64(hidden_size, rows, hidden_weights, 1u, hidden_size, hidden_size * LSTM_SYM_PANEL_F64, packed_weights);
+            {
+                /* candidate: the (H x H) block of W_hidden at 8 H * H */
+                lstm_sym_pack_b_f64(1u * hidden_size, 1u * hidden_size, hidden_weights + 8u * hidden_size * hidden_size, 1u,
+                    1u * hidden_size, 1u * hidden_size * LSTM_SYM_PANEL_F64, packed_hidden_0);
+                /* update, forget: the (2 H x 4 H) block of W_hidden at 0 H * H */
+                lstm_sym_pack_b_f64(4u * hidden_size, 2u * hidden_size, hidden_weights + 0u * hidden_size * hidden_size, 1u,
+                    4u * hidden_size, 4u * hidden_size * LSTM_SYM_PANEL_F64, packed_hidden_1);
+                /* output: the (H x 4 H) block of W_hidden at 9 H * H */
+                lstm_sym_pack_b_f64(4u * hidden_size, 1u * hidden_size, hidden_weights + 9u * hidden_size * hidden_size, 1u,
+                    4u * hidden_size, 4u * hidden_size * LSTM_SYM_PANEL_F64, packed_hidden_2);
+            }
         }
         /* Initial states: index 0 of each state sequence; NULL means zeros. */
         lstm_sym_copy_f64(units, h0, h_states);
@@ -646,8 +719,8 @@ int lstm_fgr_forward_f64(
             /* Hidden projections, one matrix product per run of gates reading the same sources S
              * side by side: Z_hidden = S W_hidden^T + b_hidden (h_{t-1} by default) */
             lstm_sym_fill_f64(1u * units, 0.0, source_part);
-            lstm_sym_product_nt_f64(batch, 1u * hidden_size, hidden_size, h_states + t * units,
-                hidden_weights + 8u * hidden_size * hidden_size, source_part, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
+            lstm_fgr_hidden_nt_f64(batch, 1u * hidden_size, hidden_size, h_states + t * units,
+                hidden_weights + 8u * hidden_size * hidden_size, source_part, packed_hidden_0, pack, panel);
             lstm_fgr_place_f64(batch, 1u * hidden_size, source_part, hidden_bias + 2u * hidden_size,
                 hidden_part + 2u * hidden_size, rows);
             /* update, forget: [hidden_prev, update_prev, forget_prev, output_prev] side by side (one matrix product) */
@@ -656,14 +729,14 @@ int lstm_fgr_forward_f64(
             lstm_fgr_gather_f64(batch, hidden_size, f_states + t * units, gathered + 2u * hidden_size, 4u * hidden_size);
             lstm_fgr_gather_f64(batch, hidden_size, o_states + t * units, gathered + 3u * hidden_size, 4u * hidden_size);
             lstm_sym_fill_f64(2u * units, 0.0, source_part);
-            lstm_sym_product_nt_f64(batch, 2u * hidden_size, 4u * hidden_size, gathered,
-                hidden_weights + 0u * hidden_size * hidden_size, source_part, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
+            lstm_fgr_hidden_nt_f64(batch, 2u * hidden_size, 4u * hidden_size, gathered,
+                hidden_weights + 0u * hidden_size * hidden_size, source_part, packed_hidden_1, pack, panel);
             lstm_fgr_place_f64(batch, 2u * hidden_size, source_part, hidden_bias + 0u * hidden_size,
                 hidden_part + 0u * hidden_size, rows);
             /* output: [hidden_prev, update_prev, forget_prev, output_prev] side by side (one matrix product), gathered above */
             lstm_sym_fill_f64(1u * units, 0.0, source_part);
-            lstm_sym_product_nt_f64(batch, 1u * hidden_size, 4u * hidden_size, gathered,
-                hidden_weights + 9u * hidden_size * hidden_size, source_part, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
+            lstm_fgr_hidden_nt_f64(batch, 1u * hidden_size, 4u * hidden_size, gathered,
+                hidden_weights + 9u * hidden_size * hidden_size, source_part, packed_hidden_2, pack, panel);
             lstm_fgr_place_f64(batch, 1u * hidden_size, source_part, hidden_bias + 3u * hidden_size,
                 hidden_part + 3u * hidden_size, rows);
             /* The per-unit equations of the cell (printed from the derivation). */
@@ -845,13 +918,28 @@ int lstm_fgr_backward_f64(
         double *const pack = pack_at == 0 ? NULL : cache + pack_at;
         const size_t panel = lstm_sym_pack_panel(rows, hidden_size);
         double *const packed_weights = pack == NULL ? NULL : pack + LSTM_SYM_PACK_MC * LSTM_SYM_PACK_KC + LSTM_SYM_PACK_KC * panel;
-        if (0 && pack != NULL) {
-            /* B = W_hidden (rows x hidden_size) in panels */
-            /* (its panels shared among a team of threads when large) */
+        /* candidate (reading [hidden_prev]): their block of W_hidden packed (NULL: unpacked products) */
+        double *const packed_hidden_0 = packed_weights;
+        /* update, forget (reading [hidden_prev, update_prev, forget_prev, output_prev]): their block of W_hidden packed */
+        double *const packed_hidden_1 = pack == NULL ? NULL : packed_hidden_0 + LSTM_SYM_PACK_ROUND(1u * hidden_size) * 1u * hidden_size;
+        /* output (reading [hidden_prev, update_prev, forget_prev, output_prev]): their block of W_hidden packed */
+        double *const packed_hidden_2 = pack == NULL ? NULL : packed_hidden_1 + LSTM_SYM_PACK_ROUND(4u * hidden_size) * 2u * hidden_size;
+        if (pack != NULL) {
+            /* W_hidden's blocks, each packed once for every step (B = the block, in panels; shared among a team of threads when large) */
 #ifdef _OPENMP
-#pragma omp parallel if (rows * hidden_size >= LSTM_SYM_PARALLEL_ELEMENTS)
+#pragma omp parallel if (13u * hidden_size * hidden_size >= LSTM_SYM_PARALLEL_ELEMENTS)
 #endif
-            lstm_sym_pack_b_f64(rows, hidden_size, hidden_weights, hidden_size, 1u, rows * LSTM_SYM_PANEL_F64, packed_weights);
+            {
+                /* candidate: the (H x H) block of W_hidden at 8 H * H */
+                lstm_sym_pack_b_f64(1u * hidden_size, 1u * hidden_size, hidden_weights + 8u * hidden_size * hidden_size,
+                    1u * hidden_size, 1u, 1u * hidden_size * LSTM_SYM_PANEL_F64, packed_hidden_0);
+                /* update, forget: the (2 H x 4 H) block of W_hidden at 0 H * H */
+                lstm_sym_pack_b_f64(2u * hidden_size, 4u * hidden_size, hidden_weights + 0u * hidden_size * hidden_size,
+                    4u * hidden_size, 1u, 2u * hidden_size * LSTM_SYM_PANEL_F64, packed_hidden_1);
+                /* output: the (H x 4 H) block of W_hidden at 9 H * H */
+                lstm_sym_pack_b_f64(1u * hidden_size, 4u * hidden_size, hidden_weights + 9u * hidden_size * hidden_size,
+                    4u * hidden_size, 1u, 1u * hidden_size * LSTM_SYM_PANEL_F64, packed_hidden_2);
+            }
         }
         /* d_<state>0 carries dL/d(state) back through the steps, from d_<state>_last (NULL: 0). */
         lstm_sym_copy_f64(units, d_h_last, d_h0);
@@ -898,20 +986,20 @@ int lstm_fgr_backward_f64(
             }
             /* Backpropagation through time: dL/dh_{t-1} += Delta_hidden,t W_hidden
              * (eq:bptt-through-hidden) */
-            lstm_sym_product_nn_f64(batch, hidden_size, 1u * hidden_size, delta_hidden + t * batch * rows + 2u * hidden_size, rows, 1u,
-                hidden_weights + 8u * hidden_size * hidden_size, d_h0, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
+            lstm_fgr_hidden_nn_f64(batch, hidden_size, 1u * hidden_size, delta_hidden + t * batch * rows + 2u * hidden_size, rows,
+                hidden_weights + 8u * hidden_size * hidden_size, d_h0, packed_hidden_0, pack, panel);
             /* update, forget: the adjoints of [hidden_prev, update_prev, forget_prev, output_prev] side by side, Delta W */
             lstm_sym_fill_f64(4u * units, 0.0, gathered);
-            lstm_sym_product_nn_f64(batch, 4u * hidden_size, 2u * hidden_size, delta_hidden + t * batch * rows + 0u * hidden_size, rows, 1u,
-                hidden_weights + 0u * hidden_size * hidden_size, gathered, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
+            lstm_fgr_hidden_nn_f64(batch, 4u * hidden_size, 2u * hidden_size, delta_hidden + t * batch * rows + 0u * hidden_size, rows,
+                hidden_weights + 0u * hidden_size * hidden_size, gathered, packed_hidden_1, pack, panel);
             lstm_fgr_add_block_f64(batch, hidden_size, gathered + 0u * hidden_size, 4u * hidden_size, d_h0);
             lstm_fgr_add_block_f64(batch, hidden_size, gathered + 1u * hidden_size, 4u * hidden_size, d_i0);
             lstm_fgr_add_block_f64(batch, hidden_size, gathered + 2u * hidden_size, 4u * hidden_size, d_f0);
             lstm_fgr_add_block_f64(batch, hidden_size, gathered + 3u * hidden_size, 4u * hidden_size, d_o0);
             /* output: the adjoints of [hidden_prev, update_prev, forget_prev, output_prev] side by side, Delta W */
             lstm_sym_fill_f64(4u * units, 0.0, gathered);
-            lstm_sym_product_nn_f64(batch, 4u * hidden_size, 1u * hidden_size, delta_hidden + t * batch * rows + 3u * hidden_size, rows, 1u,
-                hidden_weights + 9u * hidden_size * hidden_size, gathered, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
+            lstm_fgr_hidden_nn_f64(batch, 4u * hidden_size, 1u * hidden_size, delta_hidden + t * batch * rows + 3u * hidden_size, rows,
+                hidden_weights + 9u * hidden_size * hidden_size, gathered, packed_hidden_2, pack, panel);
             lstm_fgr_add_block_f64(batch, hidden_size, gathered + 0u * hidden_size, 4u * hidden_size, d_h0);
             lstm_fgr_add_block_f64(batch, hidden_size, gathered + 1u * hidden_size, 4u * hidden_size, d_i0);
             lstm_fgr_add_block_f64(batch, hidden_size, gathered + 2u * hidden_size, 4u * hidden_size, d_f0);
@@ -1271,13 +1359,29 @@ int lstm_fgr_infer_f64(
         double *const pack = pack_at == 0 ? NULL : work + pack_at;
         const size_t panel = lstm_sym_pack_panel(rows, hidden_size);
         double *const packed_weights = pack == NULL ? NULL : pack + LSTM_SYM_PACK_MC * LSTM_SYM_PACK_KC + LSTM_SYM_PACK_KC * panel;
-        if (0 && pack != NULL) {
-            /* B(l, j) = W_hidden(j, l): the panels of W_hidden^T */
-            /* (its panels shared among a team of threads when large) */
+        /* candidate (reading [hidden_prev]): their block of W_hidden packed (NULL: unpacked products) */
+        double *const packed_hidden_0 = packed_weights;
+        /* update, forget (reading [hidden_prev, update_prev, forget_prev, output_prev]): their block of W_hidden packed */
+        double *const packed_hidden_1 = pack == NULL ? NULL : packed_hidden_0 + LSTM_SYM_PACK_ROUND(1u * hidden_size) * 1u * hidden_size;
+        /* output (reading [hidden_prev, update_prev, forget_prev, output_prev]): their block of W_hidden packed */
+        double *const packed_hidden_2 = pack == NULL ? NULL : packed_hidden_1 + LSTM_SYM_PACK_ROUND(2u * hidden_size) * 4u * hidden_size;
+        if (pack != NULL) {
+            /* W_hidden's blocks, each packed once for every step (B(l, j) = W(j, l): the panels
+             * of each block's transpose; shared among a team of threads when large) */
 #ifdef _OPENMP
-#pragma omp parallel if (rows * hidden_size >= LSTM_SYM_PARALLEL_ELEMENTS)
+#pragma omp parallel if (13u * hidden_size * hidden_size >= LSTM_SYM_PARALLEL_ELEMENTS)
 #endif
-            lstm_sym_pack_b_f64(hidden_size, rows, hidden_weights, 1u, hidden_size, hidden_size * LSTM_SYM_PANEL_F64, packed_weights);
+            {
+                /* candidate: the (H x H) block of W_hidden at 8 H * H */
+                lstm_sym_pack_b_f64(1u * hidden_size, 1u * hidden_size, hidden_weights + 8u * hidden_size * hidden_size, 1u,
+                    1u * hidden_size, 1u * hidden_size * LSTM_SYM_PANEL_F64, packed_hidden_0);
+                /* update, forget: the (2 H x 4 H) block of W_hidden at 0 H * H */
+                lstm_sym_pack_b_f64(4u * hidden_size, 2u * hidden_size, hidden_weights + 0u * hidden_size * hidden_size, 1u,
+                    4u * hidden_size, 4u * hidden_size * LSTM_SYM_PANEL_F64, packed_hidden_1);
+                /* output: the (H x 4 H) block of W_hidden at 9 H * H */
+                lstm_sym_pack_b_f64(4u * hidden_size, 1u * hidden_size, hidden_weights + 9u * hidden_size * hidden_size, 1u,
+                    4u * hidden_size, 4u * hidden_size * LSTM_SYM_PANEL_F64, packed_hidden_2);
+            }
         }
         /* Initial states; NULL means zeros. */
         lstm_sym_copy_f64(units, h0, h_now);
@@ -1298,8 +1402,8 @@ int lstm_fgr_infer_f64(
             /* Hidden projections, one matrix product per run of gates reading the same sources S
              * side by side: Z_hidden = S W_hidden^T + b_hidden (h_{t-1} by default) */
             lstm_sym_fill_f64(1u * units, 0.0, source_part);
-            lstm_sym_product_nt_f64(batch, 1u * hidden_size, hidden_size, h_now,
-                hidden_weights + 8u * hidden_size * hidden_size, source_part, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
+            lstm_fgr_hidden_nt_f64(batch, 1u * hidden_size, hidden_size, h_now,
+                hidden_weights + 8u * hidden_size * hidden_size, source_part, packed_hidden_0, pack, panel);
             lstm_fgr_place_f64(batch, 1u * hidden_size, source_part, hidden_bias + 2u * hidden_size,
                 hidden_part + 2u * hidden_size, rows);
             /* update, forget: [hidden_prev, update_prev, forget_prev, output_prev] side by side (one matrix product) */
@@ -1308,14 +1412,14 @@ int lstm_fgr_infer_f64(
             lstm_fgr_gather_f64(batch, hidden_size, f_now, gathered + 2u * hidden_size, 4u * hidden_size);
             lstm_fgr_gather_f64(batch, hidden_size, o_now, gathered + 3u * hidden_size, 4u * hidden_size);
             lstm_sym_fill_f64(2u * units, 0.0, source_part);
-            lstm_sym_product_nt_f64(batch, 2u * hidden_size, 4u * hidden_size, gathered,
-                hidden_weights + 0u * hidden_size * hidden_size, source_part, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
+            lstm_fgr_hidden_nt_f64(batch, 2u * hidden_size, 4u * hidden_size, gathered,
+                hidden_weights + 0u * hidden_size * hidden_size, source_part, packed_hidden_1, pack, panel);
             lstm_fgr_place_f64(batch, 2u * hidden_size, source_part, hidden_bias + 0u * hidden_size,
                 hidden_part + 0u * hidden_size, rows);
             /* output: [hidden_prev, update_prev, forget_prev, output_prev] side by side (one matrix product), gathered above */
             lstm_sym_fill_f64(1u * units, 0.0, source_part);
-            lstm_sym_product_nt_f64(batch, 1u * hidden_size, 4u * hidden_size, gathered,
-                hidden_weights + 9u * hidden_size * hidden_size, source_part, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
+            lstm_fgr_hidden_nt_f64(batch, 1u * hidden_size, 4u * hidden_size, gathered,
+                hidden_weights + 9u * hidden_size * hidden_size, source_part, packed_hidden_2, pack, panel);
             lstm_fgr_place_f64(batch, 1u * hidden_size, source_part, hidden_bias + 3u * hidden_size,
                 hidden_part + 3u * hidden_size, rows);
             /* The per-unit equations of the cell (printed from the derivation). */
@@ -1771,6 +1875,38 @@ static void lstm_fgr_units_backward_f32(size_t batch, size_t hidden_size, size_t
     }
 }
 
+/* A step's product with a block of W_hidden (n x k, row-major), c (m x n) += A B^T (A: m x k,
+ * row-major): on the block packed whole once per call (`packed`, the panels of B^T), gemm_rows
+ * below LSTM_SYM_PACK_BATCH rows, gemm_packed from there on (the plain cells' step product);
+ * unpacked (gemm_nt) when there is no packing area (pack NULL). */
+static void lstm_fgr_hidden_nt_f32(size_t m, size_t n, size_t k, const float *restrict a,
+    const float *restrict b, float *restrict c, const float *packed, float *pack, size_t panel)
+{
+    if (pack == NULL) {
+        lstm_sym_gemm_nt_f32(m, n, k, a, b, c);
+    } else if (m < LSTM_SYM_PACK_BATCH) {
+        lstm_sym_gemm_rows_f32(m, n, k, a, k, packed, c);
+    } else {
+        lstm_sym_gemm_packed_f32(m, n, k, a, k, 1u, b, 1u, k, packed, c, pack, panel);
+    }
+}
+
+/* A step's adjoint through a block of W_hidden (k x n, row-major), c (m x n) += A B with
+ * A(i, l) = a[i * a_row + l]: on the block packed whole once per call (`packed`, the panels of
+ * B), as hidden_nt; unpacked (gemm_nn) when there is no packing area (pack NULL). */
+static void lstm_fgr_hidden_nn_f32(size_t m, size_t n, size_t k, const float *restrict a,
+    size_t a_row, const float *restrict b, float *restrict c, const float *packed,
+    float *pack, size_t panel)
+{
+    if (pack == NULL) {
+        lstm_sym_gemm_nn_f32(m, n, k, a, a_row, 1u, b, c);
+    } else if (m < LSTM_SYM_PACK_BATCH) {
+        lstm_sym_gemm_rows_f32(m, n, k, a, a_row, packed, c);
+    } else {
+        lstm_sym_gemm_packed_f32(m, n, k, a, a_row, 1u, b, n, 1u, packed, c, pack, panel);
+    }
+}
+
 /* hidden_part[b, gate columns] = bias + product[b] (B x H): a sourced gate's hidden projection. */
 static void lstm_fgr_place_f32(size_t batch, size_t hidden_size, const float *restrict product,
     const float *restrict bias, float *restrict hidden_part, size_t row_stride)
@@ -1890,13 +2026,29 @@ int lstm_fgr_forward_f32(
         float *const pack = pack_at == 0 ? NULL : cache + pack_at;
         const size_t panel = lstm_sym_pack_panel(rows, hidden_size);
         float *const packed_weights = pack == NULL ? NULL : pack + LSTM_SYM_PACK_MC * LSTM_SYM_PACK_KC + LSTM_SYM_PACK_KC * panel;
-        if (0 && pack != NULL) {
-            /* B(l, j) = W_hidden(j, l): the panels of W_hidden^T */
-            /* (its panels shared among a team of threads when large) */
+        /* candidate (reading [hidden_prev]): their block of W_hidden packed (NULL: unpacked products) */
+        float *const packed_hidden_0 = packed_weights;
+        /* update, forget (reading [hidden_prev, update_prev, forget_prev, output_prev]): their block of W_hidden packed */
+        float *const packed_hidden_1 = pack == NULL ? NULL : packed_hidden_0 + LSTM_SYM_PACK_ROUND(1u * hidden_size) * 1u * hidden_size;
+        /* output (reading [hidden_prev, update_prev, forget_prev, output_prev]): their block of W_hidden packed */
+        float *const packed_hidden_2 = pack == NULL ? NULL : packed_hidden_1 + LSTM_SYM_PACK_ROUND(2u * hidden_size) * 4u * hidden_size;
+        if (pack != NULL) {
+            /* W_hidden's blocks, each packed once for every step (B(l, j) = W(j, l): the panels
+             * of each block's transpose; shared among a team of threads when large) */
 #ifdef _OPENMP
-#pragma omp parallel if (rows * hidden_size >= LSTM_SYM_PARALLEL_ELEMENTS)
+#pragma omp parallel if (13u * hidden_size * hidden_size >= LSTM_SYM_PARALLEL_ELEMENTS)
 #endif
-            lstm_sym_pack_b_f32(hidden_size, rows, hidden_weights, 1u, hidden_size, hidden_size * LSTM_SYM_PANEL_F32, packed_weights);
+            {
+                /* candidate: the (H x H) block of W_hidden at 8 H * H */
+                lstm_sym_pack_b_f32(1u * hidden_size, 1u * hidden_size, hidden_weights + 8u * hidden_size * hidden_size, 1u,
+                    1u * hidden_size, 1u * hidden_size * LSTM_SYM_PANEL_F32, packed_hidden_0);
+                /* update, forget: the (2 H x 4 H) block of W_hidden at 0 H * H */
+                lstm_sym_pack_b_f32(4u * hidden_size, 2u * hidden_size, hidden_weights + 0u * hidden_size * hidden_size, 1u,
+                    4u * hidden_size, 4u * hidden_size * LSTM_SYM_PANEL_F32, packed_hidden_1);
+                /* output: the (H x 4 H) block of W_hidden at 9 H * H */
+                lstm_sym_pack_b_f32(4u * hidden_size, 1u * hidden_size, hidden_weights + 9u * hidden_size * hidden_size, 1u,
+                    4u * hidden_size, 4u * hidden_size * LSTM_SYM_PANEL_F32, packed_hidden_2);
+            }
         }
         /* Initial states: index 0 of each state sequence; NULL means zeros. */
         lstm_sym_copy_f32(units, h0, h_states);
@@ -1915,8 +2067,8 @@ int lstm_fgr_forward_f32(
             /* Hidden projections, one matrix product per run of gates reading the same sources S
              * side by side: Z_hidden = S W_hidden^T + b_hidden (h_{t-1} by default) */
             lstm_sym_fill_f32(1u * units, 0.0F, source_part);
-            lstm_sym_product_nt_f32(batch, 1u * hidden_size, hidden_size, h_states + t * units,
-                hidden_weights + 8u * hidden_size * hidden_size, source_part, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
+            lstm_fgr_hidden_nt_f32(batch, 1u * hidden_size, hidden_size, h_states + t * units,
+                hidden_weights + 8u * hidden_size * hidden_size, source_part, packed_hidden_0, pack, panel);
             lstm_fgr_place_f32(batch, 1u * hidden_size, source_part, hidden_bias + 2u * hidden_size,
                 hidden_part + 2u * hidden_size, rows);
             /* update, forget: [hidden_prev, update_prev, forget_prev, output_prev] side by side (one matrix product) */
@@ -1925,14 +2077,14 @@ int lstm_fgr_forward_f32(
             lstm_fgr_gather_f32(batch, hidden_size, f_states + t * units, gathered + 2u * hidden_size, 4u * hidden_size);
             lstm_fgr_gather_f32(batch, hidden_size, o_states + t * units, gathered + 3u * hidden_size, 4u * hidden_size);
             lstm_sym_fill_f32(2u * units, 0.0F, source_part);
-            lstm_sym_product_nt_f32(batch, 2u * hidden_size, 4u * hidden_size, gathered,
-                hidden_weights + 0u * hidden_size * hidden_size, source_part, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
+            lstm_fgr_hidden_nt_f32(batch, 2u * hidden_size, 4u * hidden_size, gathered,
+                hidden_weights + 0u * hidden_size * hidden_size, source_part, packed_hidden_1, pack, panel);
             lstm_fgr_place_f32(batch, 2u * hidden_size, source_part, hidden_bias + 0u * hidden_size,
                 hidden_part + 0u * hidden_size, rows);
             /* output: [hidden_prev, update_prev, forget_prev, output_prev] side by side (one matrix product), gathered above */
             lstm_sym_fill_f32(1u * units, 0.0F, source_part);
-            lstm_sym_product_nt_f32(batch, 1u * hidden_size, 4u * hidden_size, gathered,
-                hidden_weights + 9u * hidden_size * hidden_size, source_part, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
+            lstm_fgr_hidden_nt_f32(batch, 1u * hidden_size, 4u * hidden_size, gathered,
+                hidden_weights + 9u * hidden_size * hidden_size, source_part, packed_hidden_2, pack, panel);
             lstm_fgr_place_f32(batch, 1u * hidden_size, source_part, hidden_bias + 3u * hidden_size,
                 hidden_part + 3u * hidden_size, rows);
             /* The per-unit equations of the cell (printed from the derivation). */
@@ -2114,13 +2266,28 @@ int lstm_fgr_backward_f32(
         float *const pack = pack_at == 0 ? NULL : cache + pack_at;
         const size_t panel = lstm_sym_pack_panel(rows, hidden_size);
         float *const packed_weights = pack == NULL ? NULL : pack + LSTM_SYM_PACK_MC * LSTM_SYM_PACK_KC + LSTM_SYM_PACK_KC * panel;
-        if (0 && pack != NULL) {
-            /* B = W_hidden (rows x hidden_size) in panels */
-            /* (its panels shared among a team of threads when large) */
+        /* candidate (reading [hidden_prev]): their block of W_hidden packed (NULL: unpacked products) */
+        float *const packed_hidden_0 = packed_weights;
+        /* update, forget (reading [hidden_prev, update_prev, forget_prev, output_prev]): their block of W_hidden packed */
+        float *const packed_hidden_1 = pack == NULL ? NULL : packed_hidden_0 + LSTM_SYM_PACK_ROUND(1u * hidden_size) * 1u * hidden_size;
+        /* output (reading [hidden_prev, update_prev, forget_prev, output_prev]): their block of W_hidden packed */
+        float *const packed_hidden_2 = pack == NULL ? NULL : packed_hidden_1 + LSTM_SYM_PACK_ROUND(4u * hidden_size) * 2u * hidden_size;
+        if (pack != NULL) {
+            /* W_hidden's blocks, each packed once for every step (B = the block, in panels; shared among a team of threads when large) */
 #ifdef _OPENMP
-#pragma omp parallel if (rows * hidden_size >= LSTM_SYM_PARALLEL_ELEMENTS)
+#pragma omp parallel if (13u * hidden_size * hidden_size >= LSTM_SYM_PARALLEL_ELEMENTS)
 #endif
-            lstm_sym_pack_b_f32(rows, hidden_size, hidden_weights, hidden_size, 1u, rows * LSTM_SYM_PANEL_F32, packed_weights);
+            {
+                /* candidate: the (H x H) block of W_hidden at 8 H * H */
+                lstm_sym_pack_b_f32(1u * hidden_size, 1u * hidden_size, hidden_weights + 8u * hidden_size * hidden_size,
+                    1u * hidden_size, 1u, 1u * hidden_size * LSTM_SYM_PANEL_F32, packed_hidden_0);
+                /* update, forget: the (2 H x 4 H) block of W_hidden at 0 H * H */
+                lstm_sym_pack_b_f32(2u * hidden_size, 4u * hidden_size, hidden_weights + 0u * hidden_size * hidden_size,
+                    4u * hidden_size, 1u, 2u * hidden_size * LSTM_SYM_PANEL_F32, packed_hidden_1);
+                /* output: the (H x 4 H) block of W_hidden at 9 H * H */
+                lstm_sym_pack_b_f32(1u * hidden_size, 4u * hidden_size, hidden_weights + 9u * hidden_size * hidden_size,
+                    4u * hidden_size, 1u, 1u * hidden_size * LSTM_SYM_PANEL_F32, packed_hidden_2);
+            }
         }
         /* d_<state>0 carries dL/d(state) back through the steps, from d_<state>_last (NULL: 0). */
         lstm_sym_copy_f32(units, d_h_last, d_h0);
@@ -2167,20 +2334,20 @@ int lstm_fgr_backward_f32(
             }
             /* Backpropagation through time: dL/dh_{t-1} += Delta_hidden,t W_hidden
              * (eq:bptt-through-hidden) */
-            lstm_sym_product_nn_f32(batch, hidden_size, 1u * hidden_size, delta_hidden + t * batch * rows + 2u * hidden_size, rows, 1u,
-                hidden_weights + 8u * hidden_size * hidden_size, d_h0, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
+            lstm_fgr_hidden_nn_f32(batch, hidden_size, 1u * hidden_size, delta_hidden + t * batch * rows + 2u * hidden_size, rows,
+                hidden_weights + 8u * hidden_size * hidden_size, d_h0, packed_hidden_0, pack, panel);
             /* update, forget: the adjoints of [hidden_prev, update_prev, forget_prev, output_prev] side by side, Delta W */
             lstm_sym_fill_f32(4u * units, 0.0F, gathered);
-            lstm_sym_product_nn_f32(batch, 4u * hidden_size, 2u * hidden_size, delta_hidden + t * batch * rows + 0u * hidden_size, rows, 1u,
-                hidden_weights + 0u * hidden_size * hidden_size, gathered, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
+            lstm_fgr_hidden_nn_f32(batch, 4u * hidden_size, 2u * hidden_size, delta_hidden + t * batch * rows + 0u * hidden_size, rows,
+                hidden_weights + 0u * hidden_size * hidden_size, gathered, packed_hidden_1, pack, panel);
             lstm_fgr_add_block_f32(batch, hidden_size, gathered + 0u * hidden_size, 4u * hidden_size, d_h0);
             lstm_fgr_add_block_f32(batch, hidden_size, gathered + 1u * hidden_size, 4u * hidden_size, d_i0);
             lstm_fgr_add_block_f32(batch, hidden_size, gathered + 2u * hidden_size, 4u * hidden_size, d_f0);
             lstm_fgr_add_block_f32(batch, hidden_size, gathered + 3u * hidden_size, 4u * hidden_size, d_o0);
             /* output: the adjoints of [hidden_prev, update_prev, forget_prev, output_prev] side by side, Delta W */
             lstm_sym_fill_f32(4u * units, 0.0F, gathered);
-            lstm_sym_product_nn_f32(batch, 4u * hidden_size, 1u * hidden_size, delta_hidden + t * batch * rows + 3u * hidden_size, rows, 1u,
-                hidden_weights + 9u * hidden_size * hidden_size, gathered, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
+            lstm_fgr_hidden_nn_f32(batch, 4u * hidden_size, 1u * hidden_size, delta_hidden + t * batch * rows + 3u * hidden_size, rows,
+                hidden_weights + 9u * hidden_size * hidden_size, gathered, packed_hidden_2, pack, panel);
             lstm_fgr_add_block_f32(batch, hidden_size, gathered + 0u * hidden_size, 4u * hidden_size, d_h0);
             lstm_fgr_add_block_f32(batch, hidden_size, gathered + 1u * hidden_size, 4u * hidden_size, d_i0);
             lstm_fgr_add_block_f32(batch, hidden_size, gathered + 2u * hidden_size, 4u * hidden_size, d_f0);
@@ -2540,13 +2707,29 @@ int lstm_fgr_infer_f32(
         float *const pack = pack_at == 0 ? NULL : work + pack_at;
         const size_t panel = lstm_sym_pack_panel(rows, hidden_size);
         float *const packed_weights = pack == NULL ? NULL : pack + LSTM_SYM_PACK_MC * LSTM_SYM_PACK_KC + LSTM_SYM_PACK_KC * panel;
-        if (0 && pack != NULL) {
-            /* B(l, j) = W_hidden(j, l): the panels of W_hidden^T */
-            /* (its panels shared among a team of threads when large) */
+        /* candidate (reading [hidden_prev]): their block of W_hidden packed (NULL: unpacked products) */
+        float *const packed_hidden_0 = packed_weights;
+        /* update, forget (reading [hidden_prev, update_prev, forget_prev, output_prev]): their block of W_hidden packed */
+        float *const packed_hidden_1 = pack == NULL ? NULL : packed_hidden_0 + LSTM_SYM_PACK_ROUND(1u * hidden_size) * 1u * hidden_size;
+        /* output (reading [hidden_prev, update_prev, forget_prev, output_prev]): their block of W_hidden packed */
+        float *const packed_hidden_2 = pack == NULL ? NULL : packed_hidden_1 + LSTM_SYM_PACK_ROUND(2u * hidden_size) * 4u * hidden_size;
+        if (pack != NULL) {
+            /* W_hidden's blocks, each packed once for every step (B(l, j) = W(j, l): the panels
+             * of each block's transpose; shared among a team of threads when large) */
 #ifdef _OPENMP
-#pragma omp parallel if (rows * hidden_size >= LSTM_SYM_PARALLEL_ELEMENTS)
+#pragma omp parallel if (13u * hidden_size * hidden_size >= LSTM_SYM_PARALLEL_ELEMENTS)
 #endif
-            lstm_sym_pack_b_f32(hidden_size, rows, hidden_weights, 1u, hidden_size, hidden_size * LSTM_SYM_PANEL_F32, packed_weights);
+            {
+                /* candidate: the (H x H) block of W_hidden at 8 H * H */
+                lstm_sym_pack_b_f32(1u * hidden_size, 1u * hidden_size, hidden_weights + 8u * hidden_size * hidden_size, 1u,
+                    1u * hidden_size, 1u * hidden_size * LSTM_SYM_PANEL_F32, packed_hidden_0);
+                /* update, forget: the (2 H x 4 H) block of W_hidden at 0 H * H */
+                lstm_sym_pack_b_f32(4u * hidden_size, 2u * hidden_size, hidden_weights + 0u * hidden_size * hidden_size, 1u,
+                    4u * hidden_size, 4u * hidden_size * LSTM_SYM_PANEL_F32, packed_hidden_1);
+                /* output: the (H x 4 H) block of W_hidden at 9 H * H */
+                lstm_sym_pack_b_f32(4u * hidden_size, 1u * hidden_size, hidden_weights + 9u * hidden_size * hidden_size, 1u,
+                    4u * hidden_size, 4u * hidden_size * LSTM_SYM_PANEL_F32, packed_hidden_2);
+            }
         }
         /* Initial states; NULL means zeros. */
         lstm_sym_copy_f32(units, h0, h_now);
@@ -2567,8 +2750,8 @@ int lstm_fgr_infer_f32(
             /* Hidden projections, one matrix product per run of gates reading the same sources S
              * side by side: Z_hidden = S W_hidden^T + b_hidden (h_{t-1} by default) */
             lstm_sym_fill_f32(1u * units, 0.0F, source_part);
-            lstm_sym_product_nt_f32(batch, 1u * hidden_size, hidden_size, h_now,
-                hidden_weights + 8u * hidden_size * hidden_size, source_part, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
+            lstm_fgr_hidden_nt_f32(batch, 1u * hidden_size, hidden_size, h_now,
+                hidden_weights + 8u * hidden_size * hidden_size, source_part, packed_hidden_0, pack, panel);
             lstm_fgr_place_f32(batch, 1u * hidden_size, source_part, hidden_bias + 2u * hidden_size,
                 hidden_part + 2u * hidden_size, rows);
             /* update, forget: [hidden_prev, update_prev, forget_prev, output_prev] side by side (one matrix product) */
@@ -2577,14 +2760,14 @@ int lstm_fgr_infer_f32(
             lstm_fgr_gather_f32(batch, hidden_size, f_now, gathered + 2u * hidden_size, 4u * hidden_size);
             lstm_fgr_gather_f32(batch, hidden_size, o_now, gathered + 3u * hidden_size, 4u * hidden_size);
             lstm_sym_fill_f32(2u * units, 0.0F, source_part);
-            lstm_sym_product_nt_f32(batch, 2u * hidden_size, 4u * hidden_size, gathered,
-                hidden_weights + 0u * hidden_size * hidden_size, source_part, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
+            lstm_fgr_hidden_nt_f32(batch, 2u * hidden_size, 4u * hidden_size, gathered,
+                hidden_weights + 0u * hidden_size * hidden_size, source_part, packed_hidden_1, pack, panel);
             lstm_fgr_place_f32(batch, 2u * hidden_size, source_part, hidden_bias + 0u * hidden_size,
                 hidden_part + 0u * hidden_size, rows);
             /* output: [hidden_prev, update_prev, forget_prev, output_prev] side by side (one matrix product), gathered above */
             lstm_sym_fill_f32(1u * units, 0.0F, source_part);
-            lstm_sym_product_nt_f32(batch, 1u * hidden_size, 4u * hidden_size, gathered,
-                hidden_weights + 9u * hidden_size * hidden_size, source_part, (batch >= LSTM_SYM_PACK_BATCH ? pack : NULL), panel);
+            lstm_fgr_hidden_nt_f32(batch, 1u * hidden_size, 4u * hidden_size, gathered,
+                hidden_weights + 9u * hidden_size * hidden_size, source_part, packed_hidden_2, pack, panel);
             lstm_fgr_place_f32(batch, 1u * hidden_size, source_part, hidden_bias + 3u * hidden_size,
                 hidden_part + 3u * hidden_size, rows);
             /* The per-unit equations of the cell (printed from the derivation). */

@@ -551,7 +551,14 @@ def _sources(kernel: KernelPlan, cache_values: list[str]) -> dict:
     unit_sources = list(kernel.unit_sources)
     shorts = {s.state.prev: s.state.short for s in kernel.states}
     recurrent_runs = [
-        {"start": r.first, "count": len(r.gates), "offset": r.offset} for r in kernel.recurrent_runs
+        {
+            "gates": list(r.gates),
+            "start": r.first,
+            "count": len(r.gates),
+            "offset": r.offset,
+            "packed": f"packed_hidden_{k}",
+        }
+        for k, r in enumerate(kernel.recurrent_runs)
     ]
     groups = [
         {
@@ -560,6 +567,7 @@ def _sources(kernel: KernelPlan, cache_values: list[str]) -> dict:
             "start": run.first,
             "count": len(run.gates),
             "offset": run.offset,
+            "packed": f"packed_hidden_{len(recurrent_runs) + k}",
             "width": run.width,
             "unit": run.unit,
             "has_prev": any(s in shorts for s in run.sources),
@@ -578,7 +586,30 @@ def _sources(kernel: KernelPlan, cache_values: list[str]) -> dict:
             # The same sources as the run before (emitted right after it): gathered already
             "reuse": previous is not None and previous.sources == run.sources,
         }
-        for previous, run in zip((None, *kernel.runs), kernel.runs, strict=False)
+        for k, (previous, run) in enumerate(zip((None, *kernel.runs), kernel.runs, strict=False))
+    ]
+    # W_hidden's blocks the per-step products read, each packed once per call at its own place
+    # in the packing area, one after the other: (count H x width H) at ``offset`` H x H blocks
+    packed_blocks = [
+        {
+            "name": r["packed"],
+            "gates": ", ".join(r["gates"]),
+            "symbols": kernel.spec.recurrent.name,
+            "offset": r["offset"],
+            "count": r["count"],
+            "width": 1,
+        }
+        for r in recurrent_runs
+    ] + [
+        {
+            "name": g["packed"],
+            "gates": ", ".join(g["gates"]),
+            "symbols": g["symbols"],
+            "offset": g["offset"],
+            "count": g["count"],
+            "width": g["width"],
+        }
+        for g in groups
     ]
     counts = [len(r.gates) for r in kernel.recurrent_runs + kernel.runs]
     widths = [r.width for r in kernel.runs]
@@ -603,6 +634,7 @@ def _sources(kernel: KernelPlan, cache_values: list[str]) -> dict:
         ],
         "groups": groups,
         "recurrent_runs": recurrent_runs,
+        "packed_blocks": packed_blocks,
         # Scratch of a step, in (B x H) blocks: the same-step sources (or their adjoints), the
         # sources of one run side by side (or their adjoints), one run's product.
         "gathered_at": len(unit_sources),

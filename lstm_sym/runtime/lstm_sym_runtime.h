@@ -78,23 +78,52 @@ static inline int lstm_sym_multiply(size_t a, size_t b, size_t *out)
     return 1;
 }
 
-/* LSTM_SYM_PACK_SIZE(rows, recurrent) with overflow checks: 1 on overflow. */
-static inline size_t lstm_sym_pack_size(size_t rows, size_t recurrent)
+/* LSTM_SYM_PACK_AREA(packed, rows, recurrent) with overflow checks: 1 on overflow, or when
+ * packed is 0 (a packed-weights count that overflowed). */
+static inline size_t lstm_sym_pack_area(size_t packed, size_t rows, size_t recurrent)
 {
     const size_t nr = LSTM_SYM_PACK_NR;
-    size_t rows_up, recurrent_up, weights, panel;
-    if (rows > LSTM_SYM_SIZE_LIMIT || recurrent > LSTM_SYM_SIZE_LIMIT) {
+    size_t rows_up, recurrent_up, panel;
+    if (packed == 0 || packed > LSTM_SYM_SIZE_LIMIT || rows > LSTM_SYM_SIZE_LIMIT ||
+        recurrent > LSTM_SYM_SIZE_LIMIT) {
         return 1;
     }
     rows_up = (rows + nr - 1u) / nr * nr;
     recurrent_up = (recurrent + nr - 1u) / nr * nr;
-    if (!lstm_sym_multiply(rows_up, recurrent_up, &weights) ||
-        !lstm_sym_multiply(rows_up > recurrent_up ? rows_up : recurrent_up, LSTM_SYM_PACK_KC, &panel) ||
-        panel > LSTM_SYM_SIZE_LIMIT - weights ||
-        weights + panel > LSTM_SYM_SIZE_LIMIT - LSTM_SYM_PACK_MC * LSTM_SYM_PACK_KC - 16u) {
+    if (!lstm_sym_multiply(rows_up > recurrent_up ? rows_up : recurrent_up, LSTM_SYM_PACK_KC, &panel) ||
+        panel > LSTM_SYM_SIZE_LIMIT - packed ||
+        packed + panel > LSTM_SYM_SIZE_LIMIT - LSTM_SYM_PACK_MC * LSTM_SYM_PACK_KC - 16u) {
         return 1;
     }
-    return weights + panel + LSTM_SYM_PACK_MC * LSTM_SYM_PACK_KC + 16u;
+    return packed + panel + LSTM_SYM_PACK_MC * LSTM_SYM_PACK_KC + 16u;
+}
+
+/* LSTM_SYM_PACK_SIZE(rows, recurrent) with overflow checks: 1 on overflow. */
+static inline size_t lstm_sym_pack_size(size_t rows, size_t recurrent)
+{
+    const size_t nr = LSTM_SYM_PACK_NR;
+    size_t weights;
+    if (rows > LSTM_SYM_SIZE_LIMIT || recurrent > LSTM_SYM_SIZE_LIMIT ||
+        !lstm_sym_multiply((rows + nr - 1u) / nr * nr, (recurrent + nr - 1u) / nr * nr, &weights)) {
+        return 1;
+    }
+    return lstm_sym_pack_area(weights, rows, recurrent);
+}
+
+/* *total += LSTM_SYM_PACK_ROUND(cols * size) * (terms * size): a block of B of cols * size
+ * columns and terms * size terms packed whole by lstm_sym_pack_b (panels zero-padded to whole
+ * LSTM_SYM_PACK_NR columns); 0 on overflow. */
+static inline int lstm_sym_pack_add(size_t cols, size_t terms, size_t size, size_t *total)
+{
+    const size_t nr = LSTM_SYM_PACK_NR;
+    size_t columns, depth, block;
+    if (!lstm_sym_multiply(cols, size, &columns) || !lstm_sym_multiply(terms, size, &depth) ||
+        !lstm_sym_multiply((columns + nr - 1u) / nr * nr, depth, &block) ||
+        block > LSTM_SYM_SIZE_LIMIT - *total) {
+        return 0;
+    }
+    *total += block;
+    return 1;
 }
 
 /* Columns of B a block of the packing area holds: the larger of rows and recurrent, rounded up. */

@@ -354,6 +354,39 @@ def _with_dtype(parameters, dtype):
     return copy
 
 
+@pytest.mark.parametrize("name", ["gru_cho", "lstm_fgr"])
+def test_sourced_cells_pack_area_holds_each_block_packed(name):
+    """A cell whose gates read other sources than h_{t-1} packs each block of W_hidden its
+    per-step products read once per call, one after the other: forward the block's transpose
+    (its count * H rows rounded up to whole 64-column panels, times its width * H columns),
+    backward the block itself (columns rounded up, times rows). The packing area is the larger
+    of the two, a block of B (256 terms of the wider rounded size of G * H and H), a block of A
+    and 16 for alignment. The cache's other parts grow with the batch, the packing area does
+    not: it is 2 size(B = 1) - size(B = 2)."""
+    from lstm_sym import native
+    from lstm_sym.plan import plan_cell
+
+    kernel = plan_cell(get(name))
+    blocks = [(len(r.gates), 1) for r in kernel.recurrent_runs]
+    blocks += [(len(r.gates), r.width) for r in kernel.runs]
+    assert sum(count * width for count, width in blocks) == sum(kernel.blocks)  # all of W_hidden
+    cache_size = getattr(native.load(name).library, f"{name}_cache_size")
+    cache_size.restype = ctypes.c_size_t
+
+    def size(batch, hidden):
+        return cache_size(ctypes.c_size_t(4), ctypes.c_size_t(batch), ctypes.c_size_t(hidden))
+
+    def up(n):
+        return -(-n // 64) * 64
+
+    for hidden in (1, 7, 33, 64, 65, 100, 256):
+        forward = sum(up(count * hidden) * width * hidden for count, width in blocks)
+        backward = sum(up(width * hidden) * count * hidden for count, width in blocks)
+        rows = len(kernel.gates) * hidden
+        area = max(forward, backward) + 256 * max(up(rows), up(hidden)) + 128 * 256 + 16
+        assert 2 * size(1, hidden) - size(2, hidden) == area, hidden
+
+
 def test_errors_write_nothing(native, random_problem):
     """Zero sizes and NULL required pointers return their codes and leave every buffer alone."""
     steps, batch, event_size, hidden = 2, 1, 2, 3

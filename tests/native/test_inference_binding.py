@@ -315,17 +315,23 @@ def test_prepared_parameters_convert_once_per_dtype(native, random_problem):
 
 
 def test_the_work_size_macro_is_the_work_size_function(native, tmp_path):
-    # <CELL>_INFER_WORK_SIZE (static allocation) against <cell>_infer_work_size, in C
+    # <CELL>_INFER_WORK_SIZE and <CELL>_CACHE_SIZE (static allocation) against
+    # <cell>_infer_work_size and <cell>_cache_size, in C (gru_cho and lstm_fgr size their packing
+    # area block by block: hidden sizes on both sides of whole 64-column panels)
     names = ["lstm", "lstmp", "gru", "gru_cho", "lstm_fgr"]
     checks = []
     for name in names:
         big = name.upper()
         for batch in (1, 3, 127, 128, 129, 300):
-            for hidden in (1, 7, 64):
+            for hidden in (1, 7, 64, 65, 100):
                 arguments = f"{batch}, {hidden}" + (", 5" if name == "lstmp" else "")
                 checks.append(
                     f"if ({big}_INFER_WORK_SIZE({arguments}) != {name}_infer_work_size"
                     f"({arguments})) return 1;"
+                )
+                checks.append(
+                    f"if ({big}_CACHE_SIZE(3, {arguments}) != {name}_cache_size"
+                    f"(3, {arguments})) return 1;"
                 )
     source = tmp_path / "sizes.c"
     includes = "".join(f'#include "{name}.h"\n' for name in names)

@@ -288,8 +288,9 @@ static void test_vectors(void)
     }
 }
 
-/* Sizes: overflow gives 0 (multiply), 1 (pack_size), 0 (with_pack); the packing area as the
- * ABI macro says; pack_offset aligns to 64 bytes. */
+/* Sizes: overflow gives 0 (multiply, pack_add), 1 (pack_size, pack_area), 0 (with_pack); the
+ * packing area as the ABI macros say; pack_add sums blocks of whole 64-column panels;
+ * pack_offset aligns to 64 bytes. */
 static void test_sizes(void)
 {
     size_t out = 7u, offset;
@@ -301,6 +302,14 @@ static void test_sizes(void)
     bad |= lstm_sym_pack_size(256u, 64u) != LSTM_SYM_PACK_SIZE(256u, 64u);
     bad |= lstm_sym_pack_size(1u, 1u) != LSTM_SYM_PACK_SIZE(1u, 1u);
     bad |= lstm_sym_pack_size(1000u, 130u) != LSTM_SYM_PACK_SIZE(1000u, 130u);
+    bad |= lstm_sym_pack_area(0u, 4u, 1u) != 1u || lstm_sym_pack_area(LSTM_SYM_SIZE_LIMIT, 4u, 1u) != 1u;
+    bad |= lstm_sym_pack_area(100u, 130u, 7u) != LSTM_SYM_PACK_AREA(100u, 130u, 7u);
+    bad |= lstm_sym_pack_area(100u, 130u, 7u) != 100u + 256u * 192u + 128u * 256u + 16u;
+    out = 5u;
+    bad |= !lstm_sym_pack_add(2u, 3u, 7u, &out) || out != 5u + 64u * 21u;
+    bad |= !lstm_sym_pack_add(1u, 1u, 65u, &out) || out != 5u + 64u * 21u + 128u * 65u;
+    bad |= lstm_sym_pack_add(13u, 1u, LSTM_SYM_SIZE_LIMIT / 4u, &out);
+    bad |= lstm_sym_pack_add(1u, 3u, LSTM_SYM_SIZE_LIMIT / 2u, &out);
     bad |= lstm_sym_pack_panel(1u, 65u) != 128u || lstm_sym_pack_panel(64u, 3u) != 64u;
     bad |= lstm_sym_with_pack(0u, 5u) != 0u || lstm_sym_with_pack(5u, 1u) != 0u;
     bad |= lstm_sym_with_pack(5u, 7u) != 12u;
@@ -311,7 +320,7 @@ static void test_sizes(void)
 #endif
     ++checks;
     if (bad) {
-        fail("sizes", "an overflow check, LSTM_SYM_PACK_SIZE or pack_offset");
+        fail("sizes", "an overflow check, LSTM_SYM_PACK_SIZE, LSTM_SYM_PACK_AREA, pack_add or pack_offset");
     }
 }
 
