@@ -8,6 +8,9 @@ What each file is and how its freshness is checked (``--check`` writes nothing):
 ``derivations/<cell>_verification.tex``
     section 7's table, written by running the checks (:mod:`lstm_sym.derivation_checks`; the
     exact model takes most of a minute): ``lstm-sym latex --check`` re-runs them and compares.
+    Its errors are printed as bounds, and a bound the table already prints is kept while the
+    new run still satisfies it (:func:`lstm_sym.derivation_checks.printed_bound`), so another
+    machine's rounding does not make the table stale.
 ``derivations/<cell>.pdf``
     pdflatex output, reproducible for one TeX version (no dates, no trailer id). Its info
     dictionary carries ``lstm-sym-source-sha256 <hash>`` of the two .tex files it was built
@@ -123,9 +126,10 @@ def latex(root: Path, names, pdf: bool = False, check: bool = False, log=print) 
                 f"{name}: {row.check} vs {row.reference}: {row.bound} "
                 f"({'ok' if row.passed else 'FAILED'})"
             )
-        data = derivation_checks.verification_tex(spec, rows).encode()
-        relative = verification.relative_to(root).as_posix()
         current = verification.read_bytes() if verification.exists() else None
+        previous = None if current is None else current.decode("utf-8", "replace")
+        data = derivation_checks.verification_tex(spec, rows, previous=previous).encode()
+        relative = verification.relative_to(root).as_posix()
         if check:
             if current != data:
                 stale.append(relative)

@@ -92,10 +92,51 @@ def test_every_document_shows_the_masked_recurrence_and_its_backward(name):
     assert "float64, lengths & exact model" in verification
 
 
-def test_error_bounds_are_stable():
+def test_an_error_bound_is_the_least_power_of_ten_at_least_three_times_the_error():
     assert derivation_checks.error_bound(3.2e-16) == "< 1e-15"
-    assert derivation_checks.error_bound(1e-15) == "< 1e-15"
+    assert derivation_checks.error_bound(3.4e-16) == "< 1e-14"
+    assert derivation_checks.error_bound(1e-15) == "< 1e-14"
     assert derivation_checks.error_bound(0.0) == "0"
+    # a passing check never prints a bound above its tolerance
+    assert derivation_checks.error_bound(5e-13, tolerance=1e-12) == "< 1e-12"
+    assert derivation_checks.error_bound(2e-12, tolerance=1e-12) == "< 1e-11"
+
+
+def _row(error, sizes="T=5"):
+    return derivation_checks.Row("generated NumPy, float64", "exact model", sizes, error, 1e-8)
+
+
+def test_a_table_written_again_keeps_its_bounds_while_they_hold():
+    spec = get("lstm")
+    first = derivation_checks.verification_tex(spec, [_row(2.9e-15), _row(2e-11, "T=3")])
+    assert "$<$ 1e-14 & 1e-08" in first and "$<$ 1e-10 & 1e-08" in first
+    # Another machine's rounding: errors a few times larger or smaller, the same bytes.
+    for scale in (0.05, 0.3, 1.0, 3.3):
+        rows = [_row(2.9e-15 * scale), _row(2e-11 * scale, "T=3")]
+        again = derivation_checks.verification_tex(spec, rows, previous=first)
+        assert again == first, scale
+    # A bound that no longer holds is replaced by a fresh one.
+    worse = derivation_checks.verification_tex(
+        spec, [_row(2e-14), _row(2e-11, "T=3")], previous=first
+    )
+    assert "$<$ 1e-13 & 1e-08" in worse and "$<$ 1e-10 & 1e-08" in worse
+    # An error fallen by more than KEPT_DECADES powers of ten gets its tighter bound.
+    better = derivation_checks.verification_tex(
+        spec, [_row(1e-18), _row(2e-11, "T=3")], previous=first
+    )
+    assert "$<$ 1e-17 & 1e-08" in better
+    # A row the old table did not have, or an old "0", gets a fresh bound.
+    assert derivation_checks.printed_bound(_row(1e-16, "T=9"), {}) == "< 1e-15"
+    kept = derivation_checks.kept_bounds(derivation_checks.verification_tex(spec, [_row(0.0)]))
+    assert derivation_checks.printed_bound(_row(1e-16), kept) == "< 1e-15"
+
+
+def test_finite_differences_are_measured_against_the_scale_of_the_directional_derivative():
+    # lstm's padded batch has a direction whose terms nearly cancel (its derivative ~ 2.6e-3 of
+    # terms of order 1): relative to |derivative| that direction reads 2e-9, near the 1e-8
+    # tolerance; relative to sum |g_i v_i| every direction is rounding noise.
+    row = derivation_checks.check_finite_differences(get("lstm"), lengths=True)
+    assert row.passed and row.error < 1e-11
 
 
 def test_missing_pdflatex_names_the_package(tmp_path, monkeypatch):
