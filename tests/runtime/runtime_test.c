@@ -385,6 +385,30 @@ static void test_activations(void)
         check_activation("sigmoid", y, F(sigmoid)(y), sigmoid_exact(y), SIGMOID_ULPS);
         check_activation("sigmoid", x, F(sigmoid)(x), sigmoid_exact(x), SIGMOID_ULPS);
     }
+    /* exp of a nonpositive argument (the logistic function's and tanh's) is the general exp bit
+     * for bit: on both grids, their negated values, the clamp and the subnormal range */
+    for (i = 0; i <= points; ++i) {
+        const real x = -(real)fabs(low + (high - low) * (double)i / (double)points);
+        const real y = -(real)fabs(-20.0 + 40.0 * (double)i / (double)points + 1e-3 * (double)next_value());
+        const real tail = (real)(low * (0.5 + 0.5 * (double)i / (double)points));
+        const real args[3] = {x, y, tail};
+        int k;
+        for (k = 0; k < 3; ++k) {
+            const real a = F(exp_nonpositive)(args[k]), b = F(exp)(args[k]);
+            ++checks;
+            if (memcmp(&a, &b, sizeof a) != 0) {
+                char detail[160];
+                snprintf(detail, sizeof detail, "x = %.17g: %.17g, exp %.17g", (double)args[k],
+                    (double)a, (double)b);
+                fail("exp_nonpositive", detail);
+            }
+        }
+    }
+    ++checks;
+    if (F(exp_nonpositive)((real)-0.0) != 1 || F(exp_nonpositive)(-inf) != 0 ||
+        F(exp_nonpositive)((real)-1e30) != 0 || !isnan(F(exp_nonpositive)(nan))) {
+        fail("exp_nonpositive ends", "exp(-0) = 1, exp(-inf) = exp(-1e30) = 0, NaN");
+    }
     /* tiny arguments (tanh(x) = x, exp(x) = 1) */
     for (i = -40; i <= 40; ++i) {
         const real x = (real)ldexp(1.0, (int)(i > 0 ? -i : i - 1)) * (i > 0 ? 1 : -1);

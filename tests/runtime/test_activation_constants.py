@@ -75,7 +75,9 @@ def _exactly(value: Fraction, suffix: str) -> bool:
 
 @pytest.mark.parametrize("suffix", ["f64", "f32"])
 def test_exp_polynomial_is_taylor_of_the_degree_that_suffices(suffix):
-    body = _body(f"lstm_sym_exp_{suffix}")
+    body = _body(f"lstm_sym_exp_taylor_{suffix}")
+    for function in ("exp", "exp_nonpositive"):  # both evaluate it on their reduced argument
+        assert f"p = lstm_sym_exp_taylor_{suffix}(r);" in _body(f"lstm_sym_{function}_{suffix}")
     bits = FORMATS[suffix]["bits"]
     found = re.findall(r"p = (?:p \* r \+ )?" + NUMBER + ";", body)
     coefficients = [_literal(c, suffix) for c in found]
@@ -90,9 +92,11 @@ def test_exp_polynomial_is_taylor_of_the_degree_that_suffices(suffix):
     assert half_ln2**degree / mpmath.factorial(degree) > half_ulp
 
 
+@pytest.mark.parametrize("function", ["exp", "exp_nonpositive"])
 @pytest.mark.parametrize("suffix", ["f64", "f32"])
-def test_exp_range_reduction_constants(suffix):
-    body = _body(f"lstm_sym_exp_{suffix}")
+def test_exp_range_reduction_constants(suffix, function):
+    body = _body(f"lstm_sym_{function}_{suffix}")
+    general = function == "exp"
     fmt = FORMATS[suffix]
     bits = fmt["bits"]
 
@@ -104,24 +108,36 @@ def test_exp_range_reduction_constants(suffix):
     with mpmath.workprec(200):
         log2e = 1 / mpmath.log(2)
         assert constant(r"z \* " + NUMBER + r" \+ shift") == _rounded(log2e, suffix)
-    assert constant(r"n \* " + NUMBER + r" \+ shift") == Fraction(1, 2)
+    if general:
+        assert constant(r"n \* " + NUMBER + r" \+ shift") == Fraction(1, 2)
     high = constant(r"\(z - n \* " + NUMBER + r"\)")
     low = constant(r"\) - n \* " + NUMBER + ";")
     low_limit = constant(r"z = x < " + NUMBER + " \\?")
-    high_limit = constant(r": \(x > " + NUMBER + " \\?")
     # the clamped range: exp(low_limit) rounds to 0 (below half the smallest subnormal),
     # exp(high_limit) overflows
     smallest = mpmath.mpf(2) ** (fmt["min_exponent"] - bits + 1)
     largest = (2 - mpmath.mpf(2) ** (1 - bits)) * mpmath.mpf(2) ** fmt["max_exponent"]
     assert mpmath.exp(low_limit.numerator / mpmath.mpf(low_limit.denominator)) < smallest / 2
-    assert mpmath.exp(high_limit.numerator / mpmath.mpf(high_limit.denominator)) > largest
-    # every n = round(z / ln2) of the clamped range, and its halves n1 = round(n / 2), n - n1
-    # give 2^n1, 2^(n - n1) as normal numbers built from exponent bits
-    n_most = max(abs(round(float(limit) / math.log(2))) for limit in (low_limit, high_limit))
-    for n in (-n_most, n_most):
-        n1 = round(n / 2)
-        for part in (n1, n - n1):
-            assert fmt["min_exponent"] <= part <= fmt["max_exponent"], (n, part)
+    bias = fmt["max_exponent"]
+    if general:
+        high_limit = constant(r": \(x > " + NUMBER + " \\?")
+        assert mpmath.exp(high_limit.numerator / mpmath.mpf(high_limit.denominator)) > largest
+        # every n = round(z / ln2) of the clamped range, and its halves n1 = round(n / 2),
+        # n - n1 give 2^n1, 2^(n - n1) as normal numbers built from exponent bits
+        n_most = max(abs(round(float(limit) / math.log(2))) for limit in (low_limit, high_limit))
+        for n in (-n_most, n_most):
+            n1 = round(n / 2)
+            for part in (n1, n - n1):
+                assert fmt["min_exponent"] <= part <= fmt["max_exponent"], (n, part)
+        assert f"+ {bias}u) << {bits - 1};" in body
+    else:
+        # x <= 0: 2^n = 2^(n + k) 2^-k, with 2^(n + k) built from exponent bits for every n
+        # from round(low_limit / ln2) to 0, and p 2^(n + k) (p >= 1/sqrt(2)) normal, so the
+        # one rounding is the last product's, as in the general exp
+        offset = int(_number(body, r"\* 0x1p-([0-9]+)F?;"))
+        assert f"+ {bias + offset}u) << {bits - 1};" in body
+        n_most = abs(round(float(low_limit) / math.log(2)))
+        assert fmt["min_exponent"] <= -n_most + offset - 1 and offset <= fmt["max_exponent"]
     # Cody-Waite: high + low is ln 2 to far better than the precision, and n * high is exact
     # for every such n (high has enough trailing zero bits)
     with mpmath.workprec(300):
@@ -132,9 +148,6 @@ def test_exp_range_reduction_constants(suffix):
     assert _exactly(high, suffix) and _exactly(low, suffix)
     significant = high.numerator.bit_length() - (high.numerator & -high.numerator).bit_length() + 1
     assert significant + n_most.bit_length() <= bits
-    # the exponent bias and the significand width in the bit manipulation
-    bias = fmt["max_exponent"]
-    assert f"+ {bias}u) << {bits - 1};" in body
 
 
 def _c_expression(text: str, suffix: str, z):
