@@ -419,17 +419,18 @@ class NativeCell:
 
         Arrays of the expected type, dtype and shape take a fast path; anything else is checked
         (and converted) by :mod:`lstm_sym.native.checks`, which names what is wrong."""
-        if (  # inference on prepared parameters, events as they ran before: no checks
+        if (  # inference on prepared parameters, events (and states) as they ran before
             type(parameters) is PreparedParameters
-            and not initial
             and len(named) == 1
             and named.get("cache") is False
             and type(events) is np.ndarray
-            and (fast := parameters.infers.get((self, events.shape, events.dtype))) is not None
+            and (fast := parameters.infers.get((self, events.shape, events.dtype, len(initial))))
+            is not None
             and (flags := events.flags).c_contiguous
             and flags.aligned
+            and (not initial or fast.takes(initial, events.dtype))
         ):
-            return inference.fast_infer(self, fast, events)
+            return inference.fast_infer(self, fast, events, initial)
         return self._forward("forward", parameters, events, initial, named)
 
     def _forward(self, function, parameters, events, initial, named):

@@ -125,10 +125,19 @@ def infer(cell, key, blocks, states, events, lengths, prepared=None):
     in_place = events.dtype is dtype and (flags := events.flags).c_contiguous and flags.aligned
     if not in_place:  # the C reads the events in place when it can
         events = np.ascontiguousarray(events, dtype=dtype)
-    if prepared is not None and in_place and not states and lengths is None:
-        # the next call of this shape on these parameters takes NativeCell.forward's fast path
-        prepared.infers[cell, events.shape, dtype] = FastInfer(
-            plan=plan, entry=cell._entries["infer", dtype][0], parameters=prepared.address(dtype)
+    if (
+        prepared is not None
+        and in_place
+        and lengths is None
+        and len(states) in (0, len(cell._shorts))  # none given, or every one
+    ):
+        # the next call of this shape on these parameters (with initial states of these shapes
+        # and this dtype, when given) takes NativeCell.forward's fast path
+        prepared.infers[cell, events.shape, dtype, len(states)] = FastInfer(
+            plan=plan,
+            entry=cell._entries["infer", dtype][0],
+            parameters=prepared.address(dtype),
+            states=tuple(v.shape for v in states),
         )
     workspace = cell.workspace
     work = workspace.take(dtype, plan.work_size)
@@ -161,22 +170,41 @@ def infer(cell, key, blocks, states, events, lengths, prepared=None):
 
 
 class FastInfer:
-    """What :func:`fast_infer` needs for one events shape, kept by the prepared parameters."""
+    """What :func:`fast_infer` needs for one events shape (and one shape of each initial state
+    when they are given), kept by the prepared parameters."""
 
-    __slots__ = ("entry", "parameters", "plan")
+    __slots__ = ("entry", "parameters", "plan", "states")
 
-    def __init__(self, plan, entry, parameters):
+    def __init__(self, plan, entry, parameters, states=()):
         self.plan, self.entry, self.parameters = plan, entry, parameters
+        self.states = states  # the initial states' shapes; () when none are given
+
+    def takes(self, states, dtype) -> bool:
+        """``states`` (one per state) are arrays of ``dtype`` and the shapes this call ran
+        with, C-contiguous: the fast path copies them as they are."""
+        for value, shape in zip(states, self.states, strict=True):
+            if (
+                type(value) is not np.ndarray
+                or value.dtype is not dtype
+                or value.shape != shape
+                or not value.flags.c_contiguous
+            ):
+                return False
+        return True
 
 
-def fast_infer(cell, fast: FastInfer, events):
-    """``forward(prepared, events, cache=False)`` for events of a shape and dtype these prepared
-    parameters ran before (C-contiguous, aligned; no initial states, no lengths): no checks."""
+def fast_infer(cell, fast: FastInfer, events, states=()):
+    """``forward(prepared, events, *states, cache=False)`` for events of a shape and dtype
+    these prepared parameters ran before (C-contiguous, aligned; no lengths), and no initial
+    states or every one as :meth:`FastInfer.takes` accepts: no further checks."""
     plan = fast.plan
     dtype = events.dtype
     workspace = cell.workspace
     work = workspace.take(dtype, plan.work_size)
     try:
+        if states:  # copied after the (unused) parameter part, where the plan reads them
+            flat = [v.reshape(-1) for v in states]
+            np.concatenate(flat, out=work[plan.parameters : plan.packed], casting="no")
         result = np.empty(plan.result_size, dtype=dtype)
         status = plan.call(
             fast.entry, fast.parameters, address(work), address(result), address(events), None

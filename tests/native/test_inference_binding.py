@@ -405,6 +405,44 @@ def test_the_inference_fast_path_gives_the_checked_paths_numbers(native, random_
         cell.forward(prepared, problem.events[..., :3], cache=False)
 
 
+@pytest.mark.parametrize("name", ["lstm", "lstmp"])
+def test_the_inference_fast_path_with_initial_states_reads_them_on_every_call(
+    native, random_problem, name
+):
+    cell = native.load(name)
+    problem = random_problem(name, 5, 3, 4, 6, seed=29, dtype=np.float32)
+    prepared = cell.prepare(problem.parameters)
+    states = tuple(problem.initial.values())
+    for scale in (1.0, 1.0, -0.5, 2.0):  # the second call on takes the fast path
+        given = tuple(np.ascontiguousarray(scale * v) for v in states)
+        inferred = cell.forward(prepared, problem.events, *given, cache=False)
+        _assert_same(inferred, cell.forward(problem.parameters, problem.events, *given))
+    # states the fast path cannot take as they are go the checked way: converted, or refused
+    wide = tuple(v.astype(np.float64) for v in states)  # float64 states: float64 numbers
+    expected = cell.forward(problem.parameters, problem.events, *wide)
+    assert np.array_equal(
+        cell.forward(prepared, problem.events, *wide, cache=False)[0], expected[0]
+    )
+    expected = cell.forward(problem.parameters, problem.events, *states)
+    strided = tuple(np.repeat(v, 2, axis=1)[:, ::2] for v in states)
+    assert not strided[0].flags.c_contiguous
+    assert np.array_equal(
+        cell.forward(prepared, problem.events, *strided, cache=False)[0], expected[0]
+    )
+    first = next(iter(problem.initial))
+    with pytest.raises(ValueError, match=f"{first}"):
+        cell.forward(prepared, problem.events, states[0][:2], *states[1:], cache=False)
+    # one state of several, then every one again: each its own path, the same numbers
+    if len(states) > 1:
+        only = cell.forward(prepared, problem.events, states[0], cache=False)
+        assert np.array_equal(
+            only[0], cell.forward(problem.parameters, problem.events, states[0])[0]
+        )
+    assert np.array_equal(
+        cell.forward(prepared, problem.events, *states, cache=False)[0], expected[0]
+    )
+
+
 @pytest.mark.parametrize("name", ["lstm", "gru", "lstmp"])
 def test_passing_back_the_states_a_step_returned_gives_the_steps_of_fresh_copies(
     native, random_problem, name
