@@ -97,6 +97,8 @@ def printed_bound(row: Row, kept: dict | None = None) -> str:
     exponent, fresh_exponent = _exponent(old), _exponent(fresh)
     if exponent is None or fresh_exponent is None:  # "0" is kept only for an error of 0
         return fresh
+    if row.passed and 10.0**exponent > row.tolerance * (1 + 1e-9):  # above the tolerance
+        return fresh
     if row.error < 10.0**exponent and exponent <= fresh_exponent + KEPT_DECADES:
         return old
     return fresh

@@ -125,6 +125,13 @@ def test_a_table_written_again_keeps_its_bounds_while_they_hold():
         spec, [_row(1e-18), _row(2e-11, "T=3")], previous=first
     )
     assert "$<$ 1e-17 & 1e-08" in better
+    # A passing row never keeps an old bound above its tolerance.
+    failing = derivation_checks.verification_tex(spec, [_row(2e-8), _row(2e-11, "T=3")])
+    assert "$<$ 1e-7 & 1e-08" in failing
+    passing = derivation_checks.verification_tex(
+        spec, [_row(5e-9), _row(2e-11, "T=3")], previous=failing
+    )
+    assert "$<$ 1e-8 & 1e-08" in passing
     # A row the old table did not have, or an old "0", gets a fresh bound.
     assert derivation_checks.printed_bound(_row(1e-16, "T=9"), {}) == "< 1e-15"
     kept = derivation_checks.kept_bounds(derivation_checks.verification_tex(spec, [_row(0.0)]))
