@@ -88,15 +88,17 @@ extern "C" {
     ((size_t)GRU_SAVED * (size_t)(batch) * (size_t)(hidden_size))
 #define GRU_STEP_WORK_SIZE(batch, hidden_size) \
     ((size_t)(GRU_DELTAS * GRU_GATES) * (size_t)(batch) * (size_t)(hidden_size))
-/* infer projects the events of max(B, LSTM_SYM_PACK_MC) rows (whole steps) at once */
+/* infer projects the events of max(B, LSTM_SYM_PACK_MC) rows (whole steps) at once, against W_event
+ * packed whole once per call (after the packing area) */
 #define GRU_INFER_ROWS(batch) \
     ((size_t)(batch) >= LSTM_SYM_PACK_MC ? (size_t)(batch) : \
      LSTM_SYM_PACK_MC / (size_t)(batch) * (size_t)(batch))
-#define GRU_INFER_WORK_SIZE(batch, hidden_size) \
+#define GRU_INFER_WORK_SIZE(batch, event_size, hidden_size) \
     (GRU_INFER_ROWS(batch) * (size_t)GRU_GATES * (size_t)(hidden_size) + \
      (size_t)(batch) * (size_t)(hidden_size) * \
      (size_t)(GRU_SAVED + (GRU_DELTAS - 1) * GRU_GATES + 2 * (GRU_STATES - 0)) + \
-     GRU_PACK_SIZE((size_t)GRU_GATES * (size_t)(hidden_size), hidden_size))
+     GRU_PACK_SIZE((size_t)GRU_GATES * (size_t)(hidden_size), hidden_size) + \
+     LSTM_SYM_PACK_ROUND((size_t)GRU_GATES * (size_t)(hidden_size)) * (size_t)(event_size))
 #define GRU_EVENT_WEIGHTS_SIZE(event_size, hidden_size) \
     ((size_t)GRU_GATES * (size_t)(hidden_size) * (size_t)(event_size))
 #define GRU_HIDDEN_WEIGHTS_SIZE(hidden_size) \
@@ -111,7 +113,7 @@ size_t gru_cache_size(size_t steps, size_t batch, size_t hidden_size);
 size_t gru_saved_size(size_t steps, size_t batch, size_t hidden_size);
 size_t gru_step_saved_size(size_t batch, size_t hidden_size);
 size_t gru_step_work_size(size_t batch, size_t hidden_size);
-size_t gru_infer_work_size(size_t batch, size_t hidden_size);
+size_t gru_infer_work_size(size_t batch, size_t event_size, size_t hidden_size);
 
 /* A short English description of a return code ("ok", "invalid size", ...). */
 const char *gru_error_string(int code);
@@ -327,7 +329,7 @@ int gru_step_backward_f32(
  *   hidden_bias        (gates * hidden_size)
  *   outputs            (steps, batch, hidden_size): the hidden state of every step
  *   h_last             final hidden state (batch, hidden_size)
- *   work               INFER_WORK_SIZE(batch, hidden_size) elements of scratch
+ *   work               INFER_WORK_SIZE(batch, event_size, hidden_size) elements of scratch
  */
 int gru_infer_f64(
     size_t steps,

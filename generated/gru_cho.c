@@ -116,10 +116,21 @@ static size_t gru_cho_infer_base(size_t batch, size_t hidden_size)
     return total + projections;
 }
 
-size_t gru_cho_infer_work_size(size_t batch, size_t hidden_size)
+/* The packing area of the training forward (1 on overflow). */
+static size_t gru_cho_infer_pack(size_t hidden_size)
 {
-    return lstm_sym_with_pack(gru_cho_infer_base(batch, hidden_size),
-        gru_cho_pack_size(hidden_size));
+    return gru_cho_pack_size(hidden_size);
+}
+
+/* infer_base, then the packing area of the training forward and W_event packed whole after it
+ * (each block of steps' event projections without packing W_event again). */
+size_t gru_cho_infer_work_size(size_t batch, size_t event_size, size_t hidden_size)
+{
+    size_t pack = gru_cho_infer_pack(hidden_size);
+    if (pack == 1u || !lstm_sym_pack_add(GRU_CHO_GATES * hidden_size, event_size, 1u, &pack)) {
+        return 0;
+    }
+    return lstm_sym_with_pack(gru_cho_infer_base(batch, hidden_size), pack);
 }
 
 const char *gru_cho_error_string(int code)
@@ -1083,7 +1094,7 @@ int gru_cho_infer_f64(
     if (status != GRU_CHO_OK) {
         return status;
     }
-    if (gru_cho_infer_work_size(batch, hidden_size) == 0) {
+    if (gru_cho_infer_work_size(batch, event_size, hidden_size) == 0) {
         return GRU_CHO_ERROR_SIZE;
     }
     if (events == NULL ||
@@ -1143,6 +1154,14 @@ int gru_cho_infer_f64(
                     1u * hidden_size, 1u * hidden_size * LSTM_SYM_PANEL_F64, packed_hidden_1);
             }
         }
+        double *const event_panels = pack == NULL ? NULL : pack + lstm_sym_pack_used(gru_cho_infer_pack(hidden_size));
+        if (event_panels != NULL) {
+            /* B(l, j) = W_event(j, l): the panels of W_event^T, once for every block of steps */
+#ifdef _OPENMP
+#pragma omp parallel if (rows * event_size >= LSTM_SYM_PARALLEL_ELEMENTS)
+#endif
+            lstm_sym_pack_b_f64(event_size, rows, event_weights, 1u, event_size, event_size * LSTM_SYM_PANEL_F64, event_panels);
+        }
         /* Initial states; NULL means zeros. */
         lstm_sym_copy_f64(units, h0, h_now);
         for (t = 0; t < steps; ++t) {
@@ -1150,10 +1169,11 @@ int gru_cho_infer_f64(
             if (t % block == 0) {
                 /* The event projections of the next `block` steps: forward's product over every
                  * step, its rows of these steps (each row's sums are the same: the products'
-                 * blocks of terms do not depend on the number of rows) (eq:projection-reset-pre, eq:projection-update-pre, eq:projection-new-event, eq:projection-new-hidden) */
+                 * blocks of terms do not depend on the number of rows nor on W_event being packed
+                 * beforehand) (eq:projection-reset-pre, eq:projection-update-pre, eq:projection-new-event, eq:projection-new-hidden) */
                 const size_t samples = (steps - t < block ? steps - t : block) * batch;
                 lstm_sym_broadcast_f64(samples, rows, event_bias, NULL, projection);
-                lstm_sym_product_nt_f64(samples, rows, event_size, events + t * batch * event_size, event_weights, projection, pack, panel);
+                lstm_sym_product_nt_packed_f64(samples, rows, event_size, events + t * batch * event_size, event_weights, event_panels, projection, pack, panel);
             }
             /* Hidden projections, one matrix product per run of gates reading the same sources S
              * side by side: Z_hidden = S W_hidden^T + b_hidden (h_{t-1} by default) */
@@ -2150,7 +2170,7 @@ int gru_cho_infer_f32(
     if (status != GRU_CHO_OK) {
         return status;
     }
-    if (gru_cho_infer_work_size(batch, hidden_size) == 0) {
+    if (gru_cho_infer_work_size(batch, event_size, hidden_size) == 0) {
         return GRU_CHO_ERROR_SIZE;
     }
     if (events == NULL ||
@@ -2210,6 +2230,14 @@ int gru_cho_infer_f32(
                     1u * hidden_size, 1u * hidden_size * LSTM_SYM_PANEL_F32, packed_hidden_1);
             }
         }
+        float *const event_panels = pack == NULL ? NULL : pack + lstm_sym_pack_used(gru_cho_infer_pack(hidden_size));
+        if (event_panels != NULL) {
+            /* B(l, j) = W_event(j, l): the panels of W_event^T, once for every block of steps */
+#ifdef _OPENMP
+#pragma omp parallel if (rows * event_size >= LSTM_SYM_PARALLEL_ELEMENTS)
+#endif
+            lstm_sym_pack_b_f32(event_size, rows, event_weights, 1u, event_size, event_size * LSTM_SYM_PANEL_F32, event_panels);
+        }
         /* Initial states; NULL means zeros. */
         lstm_sym_copy_f32(units, h0, h_now);
         for (t = 0; t < steps; ++t) {
@@ -2217,10 +2245,11 @@ int gru_cho_infer_f32(
             if (t % block == 0) {
                 /* The event projections of the next `block` steps: forward's product over every
                  * step, its rows of these steps (each row's sums are the same: the products'
-                 * blocks of terms do not depend on the number of rows) (eq:projection-reset-pre, eq:projection-update-pre, eq:projection-new-event, eq:projection-new-hidden) */
+                 * blocks of terms do not depend on the number of rows nor on W_event being packed
+                 * beforehand) (eq:projection-reset-pre, eq:projection-update-pre, eq:projection-new-event, eq:projection-new-hidden) */
                 const size_t samples = (steps - t < block ? steps - t : block) * batch;
                 lstm_sym_broadcast_f32(samples, rows, event_bias, NULL, projection);
-                lstm_sym_product_nt_f32(samples, rows, event_size, events + t * batch * event_size, event_weights, projection, pack, panel);
+                lstm_sym_product_nt_packed_f32(samples, rows, event_size, events + t * batch * event_size, event_weights, event_panels, projection, pack, panel);
             }
             /* Hidden projections, one matrix product per run of gates reading the same sources S
              * side by side: Z_hidden = S W_hidden^T + b_hidden (h_{t-1} by default) */

@@ -108,15 +108,17 @@ extern "C" {
     ((size_t)GRU_CHO_SAVED * (size_t)(batch) * (size_t)(hidden_size))
 #define GRU_CHO_STEP_WORK_SIZE(batch, hidden_size) \
     ((size_t)(GRU_CHO_DELTAS * GRU_CHO_GATES + 4) * (size_t)(batch) * (size_t)(hidden_size))
-/* infer projects the events of max(B, LSTM_SYM_PACK_MC) rows (whole steps) at once */
+/* infer projects the events of max(B, LSTM_SYM_PACK_MC) rows (whole steps) at once, against W_event
+ * packed whole once per call (after the packing area) */
 #define GRU_CHO_INFER_ROWS(batch) \
     ((size_t)(batch) >= LSTM_SYM_PACK_MC ? (size_t)(batch) : \
      LSTM_SYM_PACK_MC / (size_t)(batch) * (size_t)(batch))
-#define GRU_CHO_INFER_WORK_SIZE(batch, hidden_size) \
+#define GRU_CHO_INFER_WORK_SIZE(batch, event_size, hidden_size) \
     (GRU_CHO_INFER_ROWS(batch) * (size_t)GRU_CHO_GATES * (size_t)(hidden_size) + \
      (size_t)(batch) * (size_t)(hidden_size) * \
      (size_t)(GRU_CHO_SAVED + (GRU_CHO_DELTAS - 1) * GRU_CHO_GATES + 4 + 2 * (GRU_CHO_STATES - 0)) + \
-     GRU_CHO_PACK_SIZE((size_t)GRU_CHO_GATES * (size_t)(hidden_size), hidden_size))
+     GRU_CHO_PACK_SIZE((size_t)GRU_CHO_GATES * (size_t)(hidden_size), hidden_size) + \
+     LSTM_SYM_PACK_ROUND((size_t)GRU_CHO_GATES * (size_t)(hidden_size)) * (size_t)(event_size))
 #define GRU_CHO_EVENT_WEIGHTS_SIZE(event_size, hidden_size) \
     ((size_t)GRU_CHO_GATES * (size_t)(hidden_size) * (size_t)(event_size))
 #define GRU_CHO_HIDDEN_WEIGHTS_SIZE(hidden_size) \
@@ -131,7 +133,7 @@ size_t gru_cho_cache_size(size_t steps, size_t batch, size_t hidden_size);
 size_t gru_cho_saved_size(size_t steps, size_t batch, size_t hidden_size);
 size_t gru_cho_step_saved_size(size_t batch, size_t hidden_size);
 size_t gru_cho_step_work_size(size_t batch, size_t hidden_size);
-size_t gru_cho_infer_work_size(size_t batch, size_t hidden_size);
+size_t gru_cho_infer_work_size(size_t batch, size_t event_size, size_t hidden_size);
 
 /* A short English description of a return code ("ok", "invalid size", ...). */
 const char *gru_cho_error_string(int code);
@@ -347,7 +349,7 @@ int gru_cho_step_backward_f32(
  *   hidden_bias        (gates * hidden_size)
  *   outputs            (steps, batch, hidden_size): the hidden state of every step
  *   h_last             final hidden state (batch, hidden_size)
- *   work               INFER_WORK_SIZE(batch, hidden_size) elements of scratch
+ *   work               INFER_WORK_SIZE(batch, event_size, hidden_size) elements of scratch
  */
 int gru_cho_infer_f64(
     size_t steps,

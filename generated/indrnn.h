@@ -92,15 +92,17 @@ extern "C" {
     ((size_t)INDRNN_SAVED * (size_t)(batch) * (size_t)(hidden_size))
 #define INDRNN_STEP_WORK_SIZE(batch, hidden_size) \
     ((size_t)(INDRNN_DELTAS * INDRNN_GATES) * (size_t)(batch) * (size_t)(hidden_size))
-/* infer projects the events of max(B, LSTM_SYM_PACK_MC) rows (whole steps) at once */
+/* infer projects the events of max(B, LSTM_SYM_PACK_MC) rows (whole steps) at once, against W_event
+ * packed whole once per call (after the packing area) */
 #define INDRNN_INFER_ROWS(batch) \
     ((size_t)(batch) >= LSTM_SYM_PACK_MC ? (size_t)(batch) : \
      LSTM_SYM_PACK_MC / (size_t)(batch) * (size_t)(batch))
-#define INDRNN_INFER_WORK_SIZE(batch, hidden_size) \
+#define INDRNN_INFER_WORK_SIZE(batch, event_size, hidden_size) \
     (INDRNN_INFER_ROWS(batch) * (size_t)INDRNN_GATES * (size_t)(hidden_size) + \
      (size_t)(batch) * (size_t)(hidden_size) * \
      (size_t)(INDRNN_SAVED + (INDRNN_DELTAS - 1) * INDRNN_GATES + 2 * (INDRNN_STATES - 0)) + \
-     INDRNN_PACK_SIZE((size_t)INDRNN_GATES * (size_t)(hidden_size), hidden_size))
+     INDRNN_PACK_SIZE((size_t)INDRNN_GATES * (size_t)(hidden_size), hidden_size) + \
+     LSTM_SYM_PACK_ROUND((size_t)INDRNN_GATES * (size_t)(hidden_size)) * (size_t)(event_size))
 #define INDRNN_EVENT_WEIGHTS_SIZE(event_size, hidden_size) \
     ((size_t)INDRNN_GATES * (size_t)(hidden_size) * (size_t)(event_size))
 #define INDRNN_BIAS_SIZE(hidden_size) ((size_t)INDRNN_GATES * (size_t)(hidden_size))
@@ -113,7 +115,7 @@ size_t indrnn_cache_size(size_t steps, size_t batch, size_t hidden_size);
 size_t indrnn_saved_size(size_t steps, size_t batch, size_t hidden_size);
 size_t indrnn_step_saved_size(size_t batch, size_t hidden_size);
 size_t indrnn_step_work_size(size_t batch, size_t hidden_size);
-size_t indrnn_infer_work_size(size_t batch, size_t hidden_size);
+size_t indrnn_infer_work_size(size_t batch, size_t event_size, size_t hidden_size);
 
 /* A short English description of a return code ("ok", "invalid size", ...). */
 const char *indrnn_error_string(int code);
@@ -316,7 +318,7 @@ int indrnn_step_backward_f32(
  *   recurrent_unit_weights (hidden_size): per-unit parameter
  *   outputs            (steps, batch, hidden_size): the hidden state of every step
  *   h_last             final hidden state (batch, hidden_size)
- *   work               INFER_WORK_SIZE(batch, hidden_size) elements of scratch
+ *   work               INFER_WORK_SIZE(batch, event_size, hidden_size) elements of scratch
  */
 int indrnn_infer_f64(
     size_t steps,

@@ -118,10 +118,21 @@ static size_t lstm_fgr_infer_base(size_t batch, size_t hidden_size)
     return total + projections;
 }
 
-size_t lstm_fgr_infer_work_size(size_t batch, size_t hidden_size)
+/* The packing area of the training forward (1 on overflow). */
+static size_t lstm_fgr_infer_pack(size_t hidden_size)
 {
-    return lstm_sym_with_pack(lstm_fgr_infer_base(batch, hidden_size),
-        lstm_fgr_pack_size(hidden_size));
+    return lstm_fgr_pack_size(hidden_size);
+}
+
+/* infer_base, then the packing area of the training forward and W_event packed whole after it
+ * (each block of steps' event projections without packing W_event again). */
+size_t lstm_fgr_infer_work_size(size_t batch, size_t event_size, size_t hidden_size)
+{
+    size_t pack = lstm_fgr_infer_pack(hidden_size);
+    if (pack == 1u || !lstm_sym_pack_add(LSTM_FGR_GATES * hidden_size, event_size, 1u, &pack)) {
+        return 0;
+    }
+    return lstm_sym_with_pack(lstm_fgr_infer_base(batch, hidden_size), pack);
 }
 
 const char *lstm_fgr_error_string(int code)
@@ -1303,7 +1314,7 @@ int lstm_fgr_infer_f64(
     if (status != LSTM_FGR_OK) {
         return status;
     }
-    if (lstm_fgr_infer_work_size(batch, hidden_size) == 0) {
+    if (lstm_fgr_infer_work_size(batch, event_size, hidden_size) == 0) {
         return LSTM_FGR_ERROR_SIZE;
     }
     if (events == NULL ||
@@ -1383,6 +1394,14 @@ int lstm_fgr_infer_f64(
                     4u * hidden_size, 4u * hidden_size * LSTM_SYM_PANEL_F64, packed_hidden_2);
             }
         }
+        double *const event_panels = pack == NULL ? NULL : pack + lstm_sym_pack_used(lstm_fgr_infer_pack(hidden_size));
+        if (event_panels != NULL) {
+            /* B(l, j) = W_event(j, l): the panels of W_event^T, once for every block of steps */
+#ifdef _OPENMP
+#pragma omp parallel if (rows * event_size >= LSTM_SYM_PARALLEL_ELEMENTS)
+#endif
+            lstm_sym_pack_b_f64(event_size, rows, event_weights, 1u, event_size, event_size * LSTM_SYM_PANEL_F64, event_panels);
+        }
         /* Initial states; NULL means zeros. */
         lstm_sym_copy_f64(units, h0, h_now);
         lstm_sym_copy_f64(units, c0, c_now);
@@ -1394,10 +1413,11 @@ int lstm_fgr_infer_f64(
             if (t % block == 0) {
                 /* The event projections of the next `block` steps: forward's product over every
                  * step, its rows of these steps (each row's sums are the same: the products'
-                 * blocks of terms do not depend on the number of rows) (eq:projection-update-event, eq:projection-update-hidden, eq:projection-forget-event, eq:projection-forget-hidden, eq:projection-candidate-pre, eq:projection-output-event, eq:projection-output-hidden) */
+                 * blocks of terms do not depend on the number of rows nor on W_event being packed
+                 * beforehand) (eq:projection-update-event, eq:projection-update-hidden, eq:projection-forget-event, eq:projection-forget-hidden, eq:projection-candidate-pre, eq:projection-output-event, eq:projection-output-hidden) */
                 const size_t samples = (steps - t < block ? steps - t : block) * batch;
                 lstm_sym_broadcast_f64(samples, rows, event_bias, NULL, projection);
-                lstm_sym_product_nt_f64(samples, rows, event_size, events + t * batch * event_size, event_weights, projection, pack, panel);
+                lstm_sym_product_nt_packed_f64(samples, rows, event_size, events + t * batch * event_size, event_weights, event_panels, projection, pack, panel);
             }
             /* Hidden projections, one matrix product per run of gates reading the same sources S
              * side by side: Z_hidden = S W_hidden^T + b_hidden (h_{t-1} by default) */
@@ -2651,7 +2671,7 @@ int lstm_fgr_infer_f32(
     if (status != LSTM_FGR_OK) {
         return status;
     }
-    if (lstm_fgr_infer_work_size(batch, hidden_size) == 0) {
+    if (lstm_fgr_infer_work_size(batch, event_size, hidden_size) == 0) {
         return LSTM_FGR_ERROR_SIZE;
     }
     if (events == NULL ||
@@ -2731,6 +2751,14 @@ int lstm_fgr_infer_f32(
                     4u * hidden_size, 4u * hidden_size * LSTM_SYM_PANEL_F32, packed_hidden_2);
             }
         }
+        float *const event_panels = pack == NULL ? NULL : pack + lstm_sym_pack_used(lstm_fgr_infer_pack(hidden_size));
+        if (event_panels != NULL) {
+            /* B(l, j) = W_event(j, l): the panels of W_event^T, once for every block of steps */
+#ifdef _OPENMP
+#pragma omp parallel if (rows * event_size >= LSTM_SYM_PARALLEL_ELEMENTS)
+#endif
+            lstm_sym_pack_b_f32(event_size, rows, event_weights, 1u, event_size, event_size * LSTM_SYM_PANEL_F32, event_panels);
+        }
         /* Initial states; NULL means zeros. */
         lstm_sym_copy_f32(units, h0, h_now);
         lstm_sym_copy_f32(units, c0, c_now);
@@ -2742,10 +2770,11 @@ int lstm_fgr_infer_f32(
             if (t % block == 0) {
                 /* The event projections of the next `block` steps: forward's product over every
                  * step, its rows of these steps (each row's sums are the same: the products'
-                 * blocks of terms do not depend on the number of rows) (eq:projection-update-event, eq:projection-update-hidden, eq:projection-forget-event, eq:projection-forget-hidden, eq:projection-candidate-pre, eq:projection-output-event, eq:projection-output-hidden) */
+                 * blocks of terms do not depend on the number of rows nor on W_event being packed
+                 * beforehand) (eq:projection-update-event, eq:projection-update-hidden, eq:projection-forget-event, eq:projection-forget-hidden, eq:projection-candidate-pre, eq:projection-output-event, eq:projection-output-hidden) */
                 const size_t samples = (steps - t < block ? steps - t : block) * batch;
                 lstm_sym_broadcast_f32(samples, rows, event_bias, NULL, projection);
-                lstm_sym_product_nt_f32(samples, rows, event_size, events + t * batch * event_size, event_weights, projection, pack, panel);
+                lstm_sym_product_nt_packed_f32(samples, rows, event_size, events + t * batch * event_size, event_weights, event_panels, projection, pack, panel);
             }
             /* Hidden projections, one matrix product per run of gates reading the same sources S
              * side by side: Z_hidden = S W_hidden^T + b_hidden (h_{t-1} by default) */

@@ -133,15 +133,17 @@ extern "C" {
     ((size_t)LSTM_FGR_SAVED * (size_t)(batch) * (size_t)(hidden_size))
 #define LSTM_FGR_STEP_WORK_SIZE(batch, hidden_size) \
     ((size_t)(LSTM_FGR_DELTAS * LSTM_FGR_GATES + 6) * (size_t)(batch) * (size_t)(hidden_size))
-/* infer projects the events of max(B, LSTM_SYM_PACK_MC) rows (whole steps) at once */
+/* infer projects the events of max(B, LSTM_SYM_PACK_MC) rows (whole steps) at once, against W_event
+ * packed whole once per call (after the packing area) */
 #define LSTM_FGR_INFER_ROWS(batch) \
     ((size_t)(batch) >= LSTM_SYM_PACK_MC ? (size_t)(batch) : \
      LSTM_SYM_PACK_MC / (size_t)(batch) * (size_t)(batch))
-#define LSTM_FGR_INFER_WORK_SIZE(batch, hidden_size) \
+#define LSTM_FGR_INFER_WORK_SIZE(batch, event_size, hidden_size) \
     (LSTM_FGR_INFER_ROWS(batch) * (size_t)LSTM_FGR_GATES * (size_t)(hidden_size) + \
      (size_t)(batch) * (size_t)(hidden_size) * \
      (size_t)(LSTM_FGR_SAVED + (LSTM_FGR_DELTAS - 1) * LSTM_FGR_GATES + 6 + 2 * (LSTM_FGR_STATES - 0)) + \
-     LSTM_FGR_PACK_SIZE((size_t)LSTM_FGR_GATES * (size_t)(hidden_size), hidden_size))
+     LSTM_FGR_PACK_SIZE((size_t)LSTM_FGR_GATES * (size_t)(hidden_size), hidden_size) + \
+     LSTM_SYM_PACK_ROUND((size_t)LSTM_FGR_GATES * (size_t)(hidden_size)) * (size_t)(event_size))
 #define LSTM_FGR_EVENT_WEIGHTS_SIZE(event_size, hidden_size) \
     ((size_t)LSTM_FGR_GATES * (size_t)(hidden_size) * (size_t)(event_size))
 #define LSTM_FGR_HIDDEN_WEIGHTS_SIZE(hidden_size) \
@@ -156,7 +158,7 @@ size_t lstm_fgr_cache_size(size_t steps, size_t batch, size_t hidden_size);
 size_t lstm_fgr_saved_size(size_t steps, size_t batch, size_t hidden_size);
 size_t lstm_fgr_step_saved_size(size_t batch, size_t hidden_size);
 size_t lstm_fgr_step_work_size(size_t batch, size_t hidden_size);
-size_t lstm_fgr_infer_work_size(size_t batch, size_t hidden_size);
+size_t lstm_fgr_infer_work_size(size_t batch, size_t event_size, size_t hidden_size);
 
 /* A short English description of a return code ("ok", "invalid size", ...). */
 const char *lstm_fgr_error_string(int code);
@@ -545,7 +547,7 @@ int lstm_fgr_step_backward_f32(
  *   i_last             final update_gate state (batch, hidden_size)
  *   f_last             final forget_gate state (batch, hidden_size)
  *   o_last             final output_gate state (batch, hidden_size)
- *   work               INFER_WORK_SIZE(batch, hidden_size) elements of scratch
+ *   work               INFER_WORK_SIZE(batch, event_size, hidden_size) elements of scratch
  */
 int lstm_fgr_infer_f64(
     size_t steps,

@@ -100,15 +100,17 @@ extern "C" {
     ((size_t)LSTM_LN_SAVED * (size_t)(batch) * (size_t)(hidden_size))
 #define LSTM_LN_STEP_WORK_SIZE(batch, hidden_size) \
     ((size_t)(LSTM_LN_DELTAS * LSTM_LN_GATES) * (size_t)(batch) * (size_t)(hidden_size))
-/* infer projects the events of max(B, LSTM_SYM_PACK_MC) rows (whole steps) at once */
+/* infer projects the events of max(B, LSTM_SYM_PACK_MC) rows (whole steps) at once, against W_event
+ * packed whole once per call (after the packing area) */
 #define LSTM_LN_INFER_ROWS(batch) \
     ((size_t)(batch) >= LSTM_SYM_PACK_MC ? (size_t)(batch) : \
      LSTM_SYM_PACK_MC / (size_t)(batch) * (size_t)(batch))
-#define LSTM_LN_INFER_WORK_SIZE(batch, hidden_size) \
+#define LSTM_LN_INFER_WORK_SIZE(batch, event_size, hidden_size) \
     (LSTM_LN_INFER_ROWS(batch) * (size_t)LSTM_LN_GATES * (size_t)(hidden_size) + \
      (size_t)(batch) * (size_t)(hidden_size) * \
      (size_t)(LSTM_LN_SAVED + (LSTM_LN_DELTAS - 1) * LSTM_LN_GATES + 2 * (LSTM_LN_STATES - 0)) + \
-     LSTM_LN_PACK_SIZE((size_t)LSTM_LN_GATES * (size_t)(hidden_size), hidden_size))
+     LSTM_LN_PACK_SIZE((size_t)LSTM_LN_GATES * (size_t)(hidden_size), hidden_size) + \
+     LSTM_SYM_PACK_ROUND((size_t)LSTM_LN_GATES * (size_t)(hidden_size)) * (size_t)(event_size))
 #define LSTM_LN_EVENT_WEIGHTS_SIZE(event_size, hidden_size) \
     ((size_t)LSTM_LN_GATES * (size_t)(hidden_size) * (size_t)(event_size))
 #define LSTM_LN_HIDDEN_WEIGHTS_SIZE(hidden_size) \
@@ -123,7 +125,7 @@ size_t lstm_ln_cache_size(size_t steps, size_t batch, size_t hidden_size);
 size_t lstm_ln_saved_size(size_t steps, size_t batch, size_t hidden_size);
 size_t lstm_ln_step_saved_size(size_t batch, size_t hidden_size);
 size_t lstm_ln_step_work_size(size_t batch, size_t hidden_size);
-size_t lstm_ln_infer_work_size(size_t batch, size_t hidden_size);
+size_t lstm_ln_infer_work_size(size_t batch, size_t event_size, size_t hidden_size);
 
 /* A short English description of a return code ("ok", "invalid size", ...). */
 const char *lstm_ln_error_string(int code);
@@ -710,7 +712,7 @@ int lstm_ln_step_backward_f32(
  *   outputs            (steps, batch, hidden_size): the hidden state of every step
  *   h_last             final hidden state (batch, hidden_size)
  *   c_last             final cell state (batch, hidden_size)
- *   work               INFER_WORK_SIZE(batch, hidden_size) elements of scratch
+ *   work               INFER_WORK_SIZE(batch, event_size, hidden_size) elements of scratch
  */
 int lstm_ln_infer_f64(
     size_t steps,

@@ -85,15 +85,17 @@ extern "C" {
     ((size_t)LSTM_NIAF_SAVED * (size_t)(batch) * (size_t)(hidden_size))
 #define LSTM_NIAF_STEP_WORK_SIZE(batch, hidden_size) \
     ((size_t)(LSTM_NIAF_DELTAS * LSTM_NIAF_GATES) * (size_t)(batch) * (size_t)(hidden_size))
-/* infer projects the events of max(B, LSTM_SYM_PACK_MC) rows (whole steps) at once */
+/* infer projects the events of max(B, LSTM_SYM_PACK_MC) rows (whole steps) at once, against W_event
+ * packed whole once per call (after the packing area) */
 #define LSTM_NIAF_INFER_ROWS(batch) \
     ((size_t)(batch) >= LSTM_SYM_PACK_MC ? (size_t)(batch) : \
      LSTM_SYM_PACK_MC / (size_t)(batch) * (size_t)(batch))
-#define LSTM_NIAF_INFER_WORK_SIZE(batch, hidden_size) \
+#define LSTM_NIAF_INFER_WORK_SIZE(batch, event_size, hidden_size) \
     (LSTM_NIAF_INFER_ROWS(batch) * (size_t)LSTM_NIAF_GATES * (size_t)(hidden_size) + \
      (size_t)(batch) * (size_t)(hidden_size) * \
      (size_t)(LSTM_NIAF_SAVED + (LSTM_NIAF_DELTAS - 1) * LSTM_NIAF_GATES + 2 * (LSTM_NIAF_STATES - 0)) + \
-     LSTM_NIAF_PACK_SIZE((size_t)LSTM_NIAF_GATES * (size_t)(hidden_size), hidden_size))
+     LSTM_NIAF_PACK_SIZE((size_t)LSTM_NIAF_GATES * (size_t)(hidden_size), hidden_size) + \
+     LSTM_SYM_PACK_ROUND((size_t)LSTM_NIAF_GATES * (size_t)(hidden_size)) * (size_t)(event_size))
 #define LSTM_NIAF_EVENT_WEIGHTS_SIZE(event_size, hidden_size) \
     ((size_t)LSTM_NIAF_GATES * (size_t)(hidden_size) * (size_t)(event_size))
 #define LSTM_NIAF_HIDDEN_WEIGHTS_SIZE(hidden_size) \
@@ -108,7 +110,7 @@ size_t lstm_niaf_cache_size(size_t steps, size_t batch, size_t hidden_size);
 size_t lstm_niaf_saved_size(size_t steps, size_t batch, size_t hidden_size);
 size_t lstm_niaf_step_saved_size(size_t batch, size_t hidden_size);
 size_t lstm_niaf_step_work_size(size_t batch, size_t hidden_size);
-size_t lstm_niaf_infer_work_size(size_t batch, size_t hidden_size);
+size_t lstm_niaf_infer_work_size(size_t batch, size_t event_size, size_t hidden_size);
 
 /* A short English description of a return code ("ok", "invalid size", ...). */
 const char *lstm_niaf_error_string(int code);
@@ -410,7 +412,7 @@ int lstm_niaf_step_backward_f32(
  *   outputs            (steps, batch, hidden_size): the hidden state of every step
  *   h_last             final hidden state (batch, hidden_size)
  *   c_last             final cell state (batch, hidden_size)
- *   work               INFER_WORK_SIZE(batch, hidden_size) elements of scratch
+ *   work               INFER_WORK_SIZE(batch, event_size, hidden_size) elements of scratch
  */
 int lstm_niaf_infer_f64(
     size_t steps,

@@ -101,10 +101,21 @@ static size_t lstmp_infer_base(size_t batch, size_t hidden_size, size_t projecti
     return total + projections + projected_total;
 }
 
-size_t lstmp_infer_work_size(size_t batch, size_t hidden_size, size_t projection_size)
+/* The packing area of the training forward (1 on overflow). */
+static size_t lstmp_infer_pack(size_t hidden_size, size_t projection_size)
 {
-    return lstm_sym_with_pack(lstmp_infer_base(batch, hidden_size, projection_size),
-        lstm_sym_pack_size(LSTMP_GATES * hidden_size, projection_size));
+    return lstm_sym_pack_size(LSTMP_GATES * hidden_size, projection_size);
+}
+
+/* infer_base, then the packing area of the training forward and W_event packed whole after it
+ * (each block of steps' event projections without packing W_event again). */
+size_t lstmp_infer_work_size(size_t batch, size_t event_size, size_t hidden_size, size_t projection_size)
+{
+    size_t pack = lstmp_infer_pack(hidden_size, projection_size);
+    if (pack == 1u || !lstm_sym_pack_add(LSTMP_GATES * hidden_size, event_size, 1u, &pack)) {
+        return 0;
+    }
+    return lstm_sym_with_pack(lstmp_infer_base(batch, hidden_size, projection_size), pack);
 }
 
 const char *lstmp_error_string(int code)
@@ -979,7 +990,7 @@ int lstmp_infer_f64(
     if (status != LSTMP_OK) {
         return status;
     }
-    if (lstmp_infer_work_size(batch, hidden_size, projection_size) == 0) {
+    if (lstmp_infer_work_size(batch, event_size, hidden_size, projection_size) == 0) {
         return LSTMP_ERROR_SIZE;
     }
     if (events == NULL ||
@@ -1029,6 +1040,14 @@ int lstmp_infer_f64(
 #endif
             lstm_sym_pack_b_f64(projection_size, rows, hidden_weights, 1u, projection_size, projection_size * LSTM_SYM_PANEL_F64, packed_weights);
         }
+        double *const event_panels = pack == NULL ? NULL : pack + lstm_sym_pack_used(lstmp_infer_pack(hidden_size, projection_size));
+        if (event_panels != NULL) {
+            /* B(l, j) = W_event(j, l): the panels of W_event^T, once for every block of steps */
+#ifdef _OPENMP
+#pragma omp parallel if (rows * event_size >= LSTM_SYM_PARALLEL_ELEMENTS)
+#endif
+            lstm_sym_pack_b_f64(event_size, rows, event_weights, 1u, event_size, event_size * LSTM_SYM_PANEL_F64, event_panels);
+        }
         /* Initial states; NULL means zeros. */
         lstm_sym_copy_f64(projected_units, h0, h_now);
         lstm_sym_copy_f64(units, c0, c_now);
@@ -1037,10 +1056,11 @@ int lstmp_infer_f64(
             if (t % block == 0) {
                 /* The event projections of the next `block` steps: forward's product over every
                  * step, its rows of these steps (each row's sums are the same: the products'
-                 * blocks of terms do not depend on the number of rows) (eq:projection-update-pre, eq:projection-forget-pre, eq:projection-candidate-pre, eq:projection-output-pre) */
+                 * blocks of terms do not depend on the number of rows nor on W_event being packed
+                 * beforehand) (eq:projection-update-pre, eq:projection-forget-pre, eq:projection-candidate-pre, eq:projection-output-pre) */
                 const size_t samples = (steps - t < block ? steps - t : block) * batch;
                 lstm_sym_broadcast_f64(samples, rows, event_bias, hidden_bias, projection);
-                lstm_sym_product_nt_f64(samples, rows, event_size, events + t * batch * event_size, event_weights, projection, pack, panel);
+                lstm_sym_product_nt_packed_f64(samples, rows, event_size, events + t * batch * event_size, event_weights, event_panels, projection, pack, panel);
             }
             /* Hidden projections of every gate (one matrix product), added to Z_event (which
              * holds b_hidden already): Z_hidden = h_{t-1} W_hidden^T + b_hidden */
@@ -1953,7 +1973,7 @@ int lstmp_infer_f32(
     if (status != LSTMP_OK) {
         return status;
     }
-    if (lstmp_infer_work_size(batch, hidden_size, projection_size) == 0) {
+    if (lstmp_infer_work_size(batch, event_size, hidden_size, projection_size) == 0) {
         return LSTMP_ERROR_SIZE;
     }
     if (events == NULL ||
@@ -2003,6 +2023,14 @@ int lstmp_infer_f32(
 #endif
             lstm_sym_pack_b_f32(projection_size, rows, hidden_weights, 1u, projection_size, projection_size * LSTM_SYM_PANEL_F32, packed_weights);
         }
+        float *const event_panels = pack == NULL ? NULL : pack + lstm_sym_pack_used(lstmp_infer_pack(hidden_size, projection_size));
+        if (event_panels != NULL) {
+            /* B(l, j) = W_event(j, l): the panels of W_event^T, once for every block of steps */
+#ifdef _OPENMP
+#pragma omp parallel if (rows * event_size >= LSTM_SYM_PARALLEL_ELEMENTS)
+#endif
+            lstm_sym_pack_b_f32(event_size, rows, event_weights, 1u, event_size, event_size * LSTM_SYM_PANEL_F32, event_panels);
+        }
         /* Initial states; NULL means zeros. */
         lstm_sym_copy_f32(projected_units, h0, h_now);
         lstm_sym_copy_f32(units, c0, c_now);
@@ -2011,10 +2039,11 @@ int lstmp_infer_f32(
             if (t % block == 0) {
                 /* The event projections of the next `block` steps: forward's product over every
                  * step, its rows of these steps (each row's sums are the same: the products'
-                 * blocks of terms do not depend on the number of rows) (eq:projection-update-pre, eq:projection-forget-pre, eq:projection-candidate-pre, eq:projection-output-pre) */
+                 * blocks of terms do not depend on the number of rows nor on W_event being packed
+                 * beforehand) (eq:projection-update-pre, eq:projection-forget-pre, eq:projection-candidate-pre, eq:projection-output-pre) */
                 const size_t samples = (steps - t < block ? steps - t : block) * batch;
                 lstm_sym_broadcast_f32(samples, rows, event_bias, hidden_bias, projection);
-                lstm_sym_product_nt_f32(samples, rows, event_size, events + t * batch * event_size, event_weights, projection, pack, panel);
+                lstm_sym_product_nt_packed_f32(samples, rows, event_size, events + t * batch * event_size, event_weights, event_panels, projection, pack, panel);
             }
             /* Hidden projections of every gate (one matrix product), added to Z_event (which
              * holds b_hidden already): Z_hidden = h_{t-1} W_hidden^T + b_hidden */

@@ -102,16 +102,18 @@ extern "C" {
     ((size_t)LSTMP_SAVED * (size_t)(batch) * (size_t)(hidden_size))
 #define LSTMP_STEP_WORK_SIZE(batch, hidden_size) \
     ((size_t)(LSTMP_DELTAS * LSTMP_GATES + 1) * (size_t)(batch) * (size_t)(hidden_size))
-/* infer projects the events of max(B, LSTM_SYM_PACK_MC) rows (whole steps) at once */
+/* infer projects the events of max(B, LSTM_SYM_PACK_MC) rows (whole steps) at once, against W_event
+ * packed whole once per call (after the packing area) */
 #define LSTMP_INFER_ROWS(batch) \
     ((size_t)(batch) >= LSTM_SYM_PACK_MC ? (size_t)(batch) : \
      LSTM_SYM_PACK_MC / (size_t)(batch) * (size_t)(batch))
-#define LSTMP_INFER_WORK_SIZE(batch, hidden_size, projection_size) \
+#define LSTMP_INFER_WORK_SIZE(batch, event_size, hidden_size, projection_size) \
     (LSTMP_INFER_ROWS(batch) * (size_t)LSTMP_GATES * (size_t)(hidden_size) + \
      (size_t)(batch) * (size_t)(hidden_size) * \
      (size_t)(LSTMP_SAVED + (LSTMP_DELTAS - 1) * LSTMP_GATES + 1 + 2 * (LSTMP_STATES - 1)) + \
      2u * (size_t)(batch) * (size_t)(projection_size) + \
-     LSTMP_PACK_SIZE((size_t)LSTMP_GATES * (size_t)(hidden_size), projection_size))
+     LSTMP_PACK_SIZE((size_t)LSTMP_GATES * (size_t)(hidden_size), projection_size) + \
+     LSTM_SYM_PACK_ROUND((size_t)LSTMP_GATES * (size_t)(hidden_size)) * (size_t)(event_size))
 #define LSTMP_EVENT_WEIGHTS_SIZE(event_size, hidden_size) \
     ((size_t)LSTMP_GATES * (size_t)(hidden_size) * (size_t)(event_size))
 #define LSTMP_HIDDEN_WEIGHTS_SIZE(hidden_size, projection_size) \
@@ -128,7 +130,7 @@ size_t lstmp_cache_size(size_t steps, size_t batch, size_t hidden_size, size_t p
 size_t lstmp_saved_size(size_t steps, size_t batch, size_t hidden_size, size_t projection_size);
 size_t lstmp_step_saved_size(size_t batch, size_t hidden_size);
 size_t lstmp_step_work_size(size_t batch, size_t hidden_size);
-size_t lstmp_infer_work_size(size_t batch, size_t hidden_size, size_t projection_size);
+size_t lstmp_infer_work_size(size_t batch, size_t event_size, size_t hidden_size, size_t projection_size);
 
 /* A short English description of a return code ("ok", "invalid size", ...). */
 const char *lstmp_error_string(int code);
@@ -405,7 +407,7 @@ int lstmp_step_backward_f32(
  *   outputs            (steps, batch, projection_size): the hidden state of every step
  *   h_last             final hidden state (batch, projection_size)
  *   c_last             final cell state (batch, hidden_size)
- *   work               INFER_WORK_SIZE(batch, hidden_size, projection_size) elements of scratch
+ *   work               INFER_WORK_SIZE(batch, event_size, hidden_size, projection_size) elements of scratch
  */
 int lstmp_infer_f64(
     size_t steps,

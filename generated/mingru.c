@@ -92,10 +92,21 @@ static size_t mingru_infer_base(size_t batch, size_t hidden_size)
     return total + projections;
 }
 
-size_t mingru_infer_work_size(size_t batch, size_t hidden_size)
+/* The packing area of the training forward (1 on overflow). */
+static size_t mingru_infer_pack(size_t hidden_size)
 {
-    return lstm_sym_with_pack(mingru_infer_base(batch, hidden_size),
-        lstm_sym_pack_size(MINGRU_GATES * hidden_size, hidden_size));
+    return lstm_sym_pack_size(MINGRU_GATES * hidden_size, hidden_size);
+}
+
+/* infer_base, then the packing area of the training forward and W_event packed whole after it
+ * (each block of steps' event projections without packing W_event again). */
+size_t mingru_infer_work_size(size_t batch, size_t event_size, size_t hidden_size)
+{
+    size_t pack = mingru_infer_pack(hidden_size);
+    if (pack == 1u || !lstm_sym_pack_add(MINGRU_GATES * hidden_size, event_size, 1u, &pack)) {
+        return 0;
+    }
+    return lstm_sym_with_pack(mingru_infer_base(batch, hidden_size), pack);
 }
 
 const char *mingru_error_string(int code)
@@ -724,7 +735,7 @@ int mingru_infer_f64(
     if (status != MINGRU_OK) {
         return status;
     }
-    if (mingru_infer_work_size(batch, hidden_size) == 0) {
+    if (mingru_infer_work_size(batch, event_size, hidden_size) == 0) {
         return MINGRU_ERROR_SIZE;
     }
     if (events == NULL ||
@@ -757,6 +768,14 @@ int mingru_infer_f64(
         const size_t pack_at = lstm_sym_pack_offset_f64(work, mingru_infer_base(batch, hidden_size));
         double *const pack = pack_at == 0 ? NULL : work + pack_at;
         const size_t panel = lstm_sym_pack_panel(rows, hidden_size);
+        double *const event_panels = pack == NULL ? NULL : pack + lstm_sym_pack_used(mingru_infer_pack(hidden_size));
+        if (event_panels != NULL) {
+            /* B(l, j) = W_event(j, l): the panels of W_event^T, once for every block of steps */
+#ifdef _OPENMP
+#pragma omp parallel if (rows * event_size >= LSTM_SYM_PARALLEL_ELEMENTS)
+#endif
+            lstm_sym_pack_b_f64(event_size, rows, event_weights, 1u, event_size, event_size * LSTM_SYM_PANEL_F64, event_panels);
+        }
         /* Initial states; NULL means zeros. */
         lstm_sym_copy_f64(units, h0, h_now);
         for (t = 0; t < steps; ++t) {
@@ -764,10 +783,11 @@ int mingru_infer_f64(
             if (t % block == 0) {
                 /* The event projections of the next `block` steps: forward's product over every
                  * step, its rows of these steps (each row's sums are the same: the products'
-                 * blocks of terms do not depend on the number of rows) (eq:projection-update-pre, eq:projection-candidate-pre) */
+                 * blocks of terms do not depend on the number of rows nor on W_event being packed
+                 * beforehand) (eq:projection-update-pre, eq:projection-candidate-pre) */
                 const size_t samples = (steps - t < block ? steps - t : block) * batch;
                 lstm_sym_broadcast_f64(samples, rows, event_bias, NULL, projection);
-                lstm_sym_product_nt_f64(samples, rows, event_size, events + t * batch * event_size, event_weights, projection, pack, panel);
+                lstm_sym_product_nt_packed_f64(samples, rows, event_size, events + t * batch * event_size, event_weights, event_panels, projection, pack, panel);
             }
             /* No gate has a hidden part: the pre-activations are Z_event */
             /* The per-unit equations of the cell (printed from the derivation). */
@@ -1754,7 +1774,7 @@ int mingru_infer_f32(
     if (status != MINGRU_OK) {
         return status;
     }
-    if (mingru_infer_work_size(batch, hidden_size) == 0) {
+    if (mingru_infer_work_size(batch, event_size, hidden_size) == 0) {
         return MINGRU_ERROR_SIZE;
     }
     if (events == NULL ||
@@ -1787,6 +1807,14 @@ int mingru_infer_f32(
         const size_t pack_at = lstm_sym_pack_offset_f32(work, mingru_infer_base(batch, hidden_size));
         float *const pack = pack_at == 0 ? NULL : work + pack_at;
         const size_t panel = lstm_sym_pack_panel(rows, hidden_size);
+        float *const event_panels = pack == NULL ? NULL : pack + lstm_sym_pack_used(mingru_infer_pack(hidden_size));
+        if (event_panels != NULL) {
+            /* B(l, j) = W_event(j, l): the panels of W_event^T, once for every block of steps */
+#ifdef _OPENMP
+#pragma omp parallel if (rows * event_size >= LSTM_SYM_PARALLEL_ELEMENTS)
+#endif
+            lstm_sym_pack_b_f32(event_size, rows, event_weights, 1u, event_size, event_size * LSTM_SYM_PANEL_F32, event_panels);
+        }
         /* Initial states; NULL means zeros. */
         lstm_sym_copy_f32(units, h0, h_now);
         for (t = 0; t < steps; ++t) {
@@ -1794,10 +1822,11 @@ int mingru_infer_f32(
             if (t % block == 0) {
                 /* The event projections of the next `block` steps: forward's product over every
                  * step, its rows of these steps (each row's sums are the same: the products'
-                 * blocks of terms do not depend on the number of rows) (eq:projection-update-pre, eq:projection-candidate-pre) */
+                 * blocks of terms do not depend on the number of rows nor on W_event being packed
+                 * beforehand) (eq:projection-update-pre, eq:projection-candidate-pre) */
                 const size_t samples = (steps - t < block ? steps - t : block) * batch;
                 lstm_sym_broadcast_f32(samples, rows, event_bias, NULL, projection);
-                lstm_sym_product_nt_f32(samples, rows, event_size, events + t * batch * event_size, event_weights, projection, pack, panel);
+                lstm_sym_product_nt_packed_f32(samples, rows, event_size, events + t * batch * event_size, event_weights, event_panels, projection, pack, panel);
             }
             /* No gate has a hidden part: the pre-activations are Z_event */
             /* The per-unit equations of the cell (printed from the derivation). */

@@ -93,15 +93,17 @@ extern "C" {
     ((size_t)MINGRU_SAVED * (size_t)(batch) * (size_t)(hidden_size))
 #define MINGRU_STEP_WORK_SIZE(batch, hidden_size) \
     ((size_t)(MINGRU_DELTAS * MINGRU_GATES) * (size_t)(batch) * (size_t)(hidden_size))
-/* infer projects the events of max(B, LSTM_SYM_PACK_MC) rows (whole steps) at once */
+/* infer projects the events of max(B, LSTM_SYM_PACK_MC) rows (whole steps) at once, against W_event
+ * packed whole once per call (after the packing area) */
 #define MINGRU_INFER_ROWS(batch) \
     ((size_t)(batch) >= LSTM_SYM_PACK_MC ? (size_t)(batch) : \
      LSTM_SYM_PACK_MC / (size_t)(batch) * (size_t)(batch))
-#define MINGRU_INFER_WORK_SIZE(batch, hidden_size) \
+#define MINGRU_INFER_WORK_SIZE(batch, event_size, hidden_size) \
     (MINGRU_INFER_ROWS(batch) * (size_t)MINGRU_GATES * (size_t)(hidden_size) + \
      (size_t)(batch) * (size_t)(hidden_size) * \
      (size_t)(MINGRU_SAVED + (MINGRU_DELTAS - 1) * MINGRU_GATES + 2 * (MINGRU_STATES - 0)) + \
-     MINGRU_PACK_SIZE((size_t)MINGRU_GATES * (size_t)(hidden_size), hidden_size))
+     MINGRU_PACK_SIZE((size_t)MINGRU_GATES * (size_t)(hidden_size), hidden_size) + \
+     LSTM_SYM_PACK_ROUND((size_t)MINGRU_GATES * (size_t)(hidden_size)) * (size_t)(event_size))
 #define MINGRU_EVENT_WEIGHTS_SIZE(event_size, hidden_size) \
     ((size_t)MINGRU_GATES * (size_t)(hidden_size) * (size_t)(event_size))
 #define MINGRU_BIAS_SIZE(hidden_size) ((size_t)MINGRU_GATES * (size_t)(hidden_size))
@@ -114,7 +116,7 @@ size_t mingru_cache_size(size_t steps, size_t batch, size_t hidden_size);
 size_t mingru_saved_size(size_t steps, size_t batch, size_t hidden_size);
 size_t mingru_step_saved_size(size_t batch, size_t hidden_size);
 size_t mingru_step_work_size(size_t batch, size_t hidden_size);
-size_t mingru_infer_work_size(size_t batch, size_t hidden_size);
+size_t mingru_infer_work_size(size_t batch, size_t event_size, size_t hidden_size);
 
 /* A short English description of a return code ("ok", "invalid size", ...). */
 const char *mingru_error_string(int code);
@@ -298,7 +300,7 @@ int mingru_step_backward_f32(
  *   event_bias         (gates * hidden_size)
  *   outputs            (steps, batch, hidden_size): the hidden state of every step
  *   h_last             final hidden state (batch, hidden_size)
- *   work               INFER_WORK_SIZE(batch, hidden_size) elements of scratch
+ *   work               INFER_WORK_SIZE(batch, event_size, hidden_size) elements of scratch
  */
 int mingru_infer_f64(
     size_t steps,

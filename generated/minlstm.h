@@ -98,15 +98,17 @@ extern "C" {
     ((size_t)MINLSTM_SAVED * (size_t)(batch) * (size_t)(hidden_size))
 #define MINLSTM_STEP_WORK_SIZE(batch, hidden_size) \
     ((size_t)(MINLSTM_DELTAS * MINLSTM_GATES) * (size_t)(batch) * (size_t)(hidden_size))
-/* infer projects the events of max(B, LSTM_SYM_PACK_MC) rows (whole steps) at once */
+/* infer projects the events of max(B, LSTM_SYM_PACK_MC) rows (whole steps) at once, against W_event
+ * packed whole once per call (after the packing area) */
 #define MINLSTM_INFER_ROWS(batch) \
     ((size_t)(batch) >= LSTM_SYM_PACK_MC ? (size_t)(batch) : \
      LSTM_SYM_PACK_MC / (size_t)(batch) * (size_t)(batch))
-#define MINLSTM_INFER_WORK_SIZE(batch, hidden_size) \
+#define MINLSTM_INFER_WORK_SIZE(batch, event_size, hidden_size) \
     (MINLSTM_INFER_ROWS(batch) * (size_t)MINLSTM_GATES * (size_t)(hidden_size) + \
      (size_t)(batch) * (size_t)(hidden_size) * \
      (size_t)(MINLSTM_SAVED + (MINLSTM_DELTAS - 1) * MINLSTM_GATES + 2 * (MINLSTM_STATES - 0)) + \
-     MINLSTM_PACK_SIZE((size_t)MINLSTM_GATES * (size_t)(hidden_size), hidden_size))
+     MINLSTM_PACK_SIZE((size_t)MINLSTM_GATES * (size_t)(hidden_size), hidden_size) + \
+     LSTM_SYM_PACK_ROUND((size_t)MINLSTM_GATES * (size_t)(hidden_size)) * (size_t)(event_size))
 #define MINLSTM_EVENT_WEIGHTS_SIZE(event_size, hidden_size) \
     ((size_t)MINLSTM_GATES * (size_t)(hidden_size) * (size_t)(event_size))
 #define MINLSTM_BIAS_SIZE(hidden_size) ((size_t)MINLSTM_GATES * (size_t)(hidden_size))
@@ -119,7 +121,7 @@ size_t minlstm_cache_size(size_t steps, size_t batch, size_t hidden_size);
 size_t minlstm_saved_size(size_t steps, size_t batch, size_t hidden_size);
 size_t minlstm_step_saved_size(size_t batch, size_t hidden_size);
 size_t minlstm_step_work_size(size_t batch, size_t hidden_size);
-size_t minlstm_infer_work_size(size_t batch, size_t hidden_size);
+size_t minlstm_infer_work_size(size_t batch, size_t event_size, size_t hidden_size);
 
 /* A short English description of a return code ("ok", "invalid size", ...). */
 const char *minlstm_error_string(int code);
@@ -303,7 +305,7 @@ int minlstm_step_backward_f32(
  *   event_bias         (gates * hidden_size)
  *   outputs            (steps, batch, hidden_size): the hidden state of every step
  *   h_last             final hidden state (batch, hidden_size)
- *   work               INFER_WORK_SIZE(batch, hidden_size) elements of scratch
+ *   work               INFER_WORK_SIZE(batch, event_size, hidden_size) elements of scratch
  */
 int minlstm_infer_f64(
     size_t steps,

@@ -90,15 +90,17 @@ extern "C" {
     ((size_t)PEEPHOLE_LSTM_SAVED * (size_t)(batch) * (size_t)(hidden_size))
 #define PEEPHOLE_LSTM_STEP_WORK_SIZE(batch, hidden_size) \
     ((size_t)(PEEPHOLE_LSTM_DELTAS * PEEPHOLE_LSTM_GATES) * (size_t)(batch) * (size_t)(hidden_size))
-/* infer projects the events of max(B, LSTM_SYM_PACK_MC) rows (whole steps) at once */
+/* infer projects the events of max(B, LSTM_SYM_PACK_MC) rows (whole steps) at once, against W_event
+ * packed whole once per call (after the packing area) */
 #define PEEPHOLE_LSTM_INFER_ROWS(batch) \
     ((size_t)(batch) >= LSTM_SYM_PACK_MC ? (size_t)(batch) : \
      LSTM_SYM_PACK_MC / (size_t)(batch) * (size_t)(batch))
-#define PEEPHOLE_LSTM_INFER_WORK_SIZE(batch, hidden_size) \
+#define PEEPHOLE_LSTM_INFER_WORK_SIZE(batch, event_size, hidden_size) \
     (PEEPHOLE_LSTM_INFER_ROWS(batch) * (size_t)PEEPHOLE_LSTM_GATES * (size_t)(hidden_size) + \
      (size_t)(batch) * (size_t)(hidden_size) * \
      (size_t)(PEEPHOLE_LSTM_SAVED + (PEEPHOLE_LSTM_DELTAS - 1) * PEEPHOLE_LSTM_GATES + 2 * (PEEPHOLE_LSTM_STATES - 0)) + \
-     PEEPHOLE_LSTM_PACK_SIZE((size_t)PEEPHOLE_LSTM_GATES * (size_t)(hidden_size), hidden_size))
+     PEEPHOLE_LSTM_PACK_SIZE((size_t)PEEPHOLE_LSTM_GATES * (size_t)(hidden_size), hidden_size) + \
+     LSTM_SYM_PACK_ROUND((size_t)PEEPHOLE_LSTM_GATES * (size_t)(hidden_size)) * (size_t)(event_size))
 #define PEEPHOLE_LSTM_EVENT_WEIGHTS_SIZE(event_size, hidden_size) \
     ((size_t)PEEPHOLE_LSTM_GATES * (size_t)(hidden_size) * (size_t)(event_size))
 #define PEEPHOLE_LSTM_HIDDEN_WEIGHTS_SIZE(hidden_size) \
@@ -113,7 +115,7 @@ size_t peephole_lstm_cache_size(size_t steps, size_t batch, size_t hidden_size);
 size_t peephole_lstm_saved_size(size_t steps, size_t batch, size_t hidden_size);
 size_t peephole_lstm_step_saved_size(size_t batch, size_t hidden_size);
 size_t peephole_lstm_step_work_size(size_t batch, size_t hidden_size);
-size_t peephole_lstm_infer_work_size(size_t batch, size_t hidden_size);
+size_t peephole_lstm_infer_work_size(size_t batch, size_t event_size, size_t hidden_size);
 
 /* A short English description of a return code ("ok", "invalid size", ...). */
 const char *peephole_lstm_error_string(int code);
@@ -415,7 +417,7 @@ int peephole_lstm_step_backward_f32(
  *   outputs            (steps, batch, hidden_size): the hidden state of every step
  *   h_last             final hidden state (batch, hidden_size)
  *   c_last             final cell state (batch, hidden_size)
- *   work               INFER_WORK_SIZE(batch, hidden_size) elements of scratch
+ *   work               INFER_WORK_SIZE(batch, event_size, hidden_size) elements of scratch
  */
 int peephole_lstm_infer_f64(
     size_t steps,

@@ -120,15 +120,17 @@ extern "C" {
     ((size_t)SLSTM_SAVED * (size_t)(batch) * (size_t)(hidden_size))
 #define SLSTM_STEP_WORK_SIZE(batch, hidden_size) \
     ((size_t)(SLSTM_DELTAS * SLSTM_GATES) * (size_t)(batch) * (size_t)(hidden_size))
-/* infer projects the events of max(B, LSTM_SYM_PACK_MC) rows (whole steps) at once */
+/* infer projects the events of max(B, LSTM_SYM_PACK_MC) rows (whole steps) at once, against W_event
+ * packed whole once per call (after the packing area) */
 #define SLSTM_INFER_ROWS(batch) \
     ((size_t)(batch) >= LSTM_SYM_PACK_MC ? (size_t)(batch) : \
      LSTM_SYM_PACK_MC / (size_t)(batch) * (size_t)(batch))
-#define SLSTM_INFER_WORK_SIZE(batch, hidden_size) \
+#define SLSTM_INFER_WORK_SIZE(batch, event_size, hidden_size) \
     (SLSTM_INFER_ROWS(batch) * (size_t)SLSTM_GATES * (size_t)(hidden_size) + \
      (size_t)(batch) * (size_t)(hidden_size) * \
      (size_t)(SLSTM_SAVED + (SLSTM_DELTAS - 1) * SLSTM_GATES + 2 * (SLSTM_STATES - 0)) + \
-     SLSTM_PACK_SIZE((size_t)SLSTM_GATES * (size_t)(hidden_size), hidden_size))
+     SLSTM_PACK_SIZE((size_t)SLSTM_GATES * (size_t)(hidden_size), hidden_size) + \
+     LSTM_SYM_PACK_ROUND((size_t)SLSTM_GATES * (size_t)(hidden_size)) * (size_t)(event_size))
 #define SLSTM_EVENT_WEIGHTS_SIZE(event_size, hidden_size) \
     ((size_t)SLSTM_GATES * (size_t)(hidden_size) * (size_t)(event_size))
 #define SLSTM_HIDDEN_WEIGHTS_SIZE(hidden_size) \
@@ -143,7 +145,7 @@ size_t slstm_cache_size(size_t steps, size_t batch, size_t hidden_size);
 size_t slstm_saved_size(size_t steps, size_t batch, size_t hidden_size);
 size_t slstm_step_saved_size(size_t batch, size_t hidden_size);
 size_t slstm_step_work_size(size_t batch, size_t hidden_size);
-size_t slstm_infer_work_size(size_t batch, size_t hidden_size);
+size_t slstm_infer_work_size(size_t batch, size_t event_size, size_t hidden_size);
 
 /* A short English description of a return code ("ok", "invalid size", ...). */
 const char *slstm_error_string(int code);
@@ -446,7 +448,7 @@ int slstm_step_backward_f32(
  *   c_last             final cell state (batch, hidden_size)
  *   n_last             final normalizer state (batch, hidden_size)
  *   m_last             final stabilizer state (batch, hidden_size)
- *   work               INFER_WORK_SIZE(batch, hidden_size) elements of scratch
+ *   work               INFER_WORK_SIZE(batch, event_size, hidden_size) elements of scratch
  */
 int slstm_infer_f64(
     size_t steps,

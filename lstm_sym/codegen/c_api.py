@@ -288,7 +288,7 @@ def functions(spec: CellSpec) -> tuple[Function, ...]:
             Arg(
                 "work",
                 "out",
-                "INFER_WORK_SIZE(batch, hidden_size"
+                "INFER_WORK_SIZE(batch, event_size, hidden_size"
                 + (", projection_size" if spec.projected_state is not None else "")
                 + ") elements of scratch",
             ),
@@ -467,7 +467,10 @@ def abi(spec: CellSpec, command: str = "lstm-sym generate") -> dict:
         "output_state": spec.output_state.short,
         "cache_size": {"symbol": f"{spec.name}_cache_size", "args": cache_args},
         "saved_size": {"symbol": f"{spec.name}_saved_size", "args": cache_args},
-        "infer_work_size": {"symbol": f"{spec.name}_infer_work_size", "args": cache_args[1:]},
+        "infer_work_size": {
+            "symbol": f"{spec.name}_infer_work_size",
+            "args": ["batch", "event_size", *cache_args[2:]],
+        },
         "step_work_size": {
             "symbol": f"{spec.name}_step_work_size",
             "args": ["batch", "hidden_size"],

@@ -439,9 +439,14 @@ def context(kernel: KernelPlan, command: str) -> dict:
             if b.role == "parameter" and b.name in ("hidden_weights", "projection_weights")
         ],
         "cache_sizes": ["steps", "batch", *unit_sizes],
-        # Parameters and arguments of <cell>_infer_work_size and <cell>_infer_base
+        # Parameters and arguments of <cell>_infer_base, and of <cell>_infer_work_size (which
+        # also counts W_event packed whole)
         "infer_parameters": ", ".join(f"size_t {n}" for n in ["batch", *unit_sizes]),
         "infer_arguments": ", ".join(["batch", *unit_sizes]),
+        "infer_work_parameters": ", ".join(
+            f"size_t {n}" for n in ["batch", "event_size", *unit_sizes]
+        ),
+        "infer_work_arguments": ", ".join(["batch", "event_size", *unit_sizes]),
         # The cache before its packing area, per size: (B x size) blocks ``count`` times
         "cache_blocks": _cache_blocks(kernel, sources),
         # (B x H) blocks of the states in the cache: a projected state's are P wide, but one

@@ -133,6 +133,14 @@ static inline size_t lstm_sym_pack_panel(size_t rows, size_t recurrent)
     return (larger + LSTM_SYM_PACK_NR - 1u) / LSTM_SYM_PACK_NR * LSTM_SYM_PACK_NR;
 }
 
+/* The elements of a packing area of `area` elements (lstm_sym_pack_area, its start aligned by
+ * lstm_sym_pack_offset) its products use: a caller's own panels may start past them (64-byte
+ * aligned), in elements it adds to the area (the last 16 are the alignment's). */
+static inline size_t lstm_sym_pack_used(size_t area)
+{
+    return area - 16u;
+}
+
 /* base + pack, 0 when base is 0, pack overflowed (1) or the sum overflows. */
 static inline size_t lstm_sym_with_pack(size_t base, size_t pack)
 {
@@ -394,6 +402,15 @@ void lstm_sym_product_nt_f64(size_t m, size_t n, size_t k, const double *restric
     const double *restrict b, double *restrict c, double *pack, size_t panel);
 void lstm_sym_product_nt_f32(size_t m, size_t n, size_t k, const float *restrict a,
     const float *restrict b, float *restrict c, float *pack, size_t panel);
+/* product_nt with B^T also packed whole beforehand (b_packed: pack_b of all k terms of B(l, j) =
+ * b[j * k + l], stride k * PANEL; NULL: not packed): the same sums bit for bit, without packing
+ * blocks of B again (a product repeated on blocks of rows against the same weights). */
+void lstm_sym_product_nt_packed_f64(size_t m, size_t n, size_t k, const double *restrict a,
+    const double *restrict b, const double *b_packed, double *restrict c, double *pack,
+    size_t panel);
+void lstm_sym_product_nt_packed_f32(size_t m, size_t n, size_t k, const float *restrict a,
+    const float *restrict b, const float *b_packed, float *restrict c, float *pack,
+    size_t panel);
 /* c (m x n) += A B (A as in gemm_nn): gemm_packed when pack is not NULL, else gemm_nn. */
 void lstm_sym_product_nn_f64(size_t m, size_t n, size_t k, const double *restrict a,
     size_t a_row, size_t a_col, const double *restrict b, double *restrict c, double *pack,

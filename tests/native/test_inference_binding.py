@@ -172,9 +172,9 @@ def test_the_c_entry_point_refuses_bad_lengths_and_writes_nothing(native, random
         "outputs": np.full((steps, batch, hidden), 7.0),
         "h_last": np.full((batch, hidden), 7.0),
         "c_last": np.full((batch, hidden), 7.0),
-        "work": np.empty(work_size(batch, hidden)),
+        "work": np.empty(work_size(batch, 2, hidden)),
     }
-    assert size_args == ("batch", "hidden_size")
+    assert size_args == ("batch", "event_size", "hidden_size")
     shapes = {name: np.shape(value) for name, value in arguments.items()}
     with pytest.raises(RuntimeError, match="lstm_infer_f64 failed: invalid lengths"):
         cell.call("infer", np.float64, arguments, shapes)
@@ -325,10 +325,12 @@ def test_the_work_size_macro_is_the_work_size_function(native, tmp_path):
         for batch in (1, 3, 127, 128, 129, 300):
             for hidden in (1, 7, 64, 65, 100):
                 arguments = f"{batch}, {hidden}" + (", 5" if name == "lstmp" else "")
-                checks.append(
-                    f"if ({big}_INFER_WORK_SIZE({arguments}) != {name}_infer_work_size"
-                    f"({arguments})) return 1;"
-                )
+                for events in (1, 9, 300):
+                    infer = f"{batch}, {events}, " + arguments.partition(", ")[2]
+                    checks.append(
+                        f"if ({big}_INFER_WORK_SIZE({infer}) != {name}_infer_work_size"
+                        f"({infer})) return 1;"
+                    )
                 checks.append(
                     f"if ({big}_CACHE_SIZE(3, {arguments}) != {name}_cache_size"
                     f"(3, {arguments})) return 1;"

@@ -170,6 +170,30 @@ static void test_products(void)
                     memcpy(c, c0, m * n * sizeof(real));
                     F(product_nt)(m, n, k, a, bt, c, pack, panel);
                     check_product("product_nt packed", m, n, k, a, k, 1u, bt, 1u, k, c0, c);
+                    /* product_nt_packed: product_nt's sums bit for bit (B^T packed whole above),
+                     * on all rows and on the last rows alone (infer's blocks of steps) */
+                    {
+                        real *c_packed = copy_array(c0, m * n);
+                        const size_t first = m / 2u;
+                        F(product_nt_packed)(m, n, k, a, bt, b_packed, c_packed, pack, panel);
+                        ++checks;
+                        if (memcmp(c_packed, c, m * n * sizeof(real)) != 0) {
+                            char detail[96];
+                            snprintf(detail, sizeof detail, "m=%zu n=%zu k=%zu", m, n, k);
+                            fail("product_nt_packed differs from product_nt", detail);
+                        }
+                        memcpy(c_packed, c0, m * n * sizeof(real));
+                        F(product_nt_packed)(m - first, n, k, a + first * k, bt, b_packed,
+                            c_packed + first * n, pack, panel);
+                        ++checks;
+                        if (!(2u * n <= PANEL && m > n) &&
+                            memcmp(c_packed + first * n, c + first * n, (m - first) * n * sizeof(real)) != 0) {
+                            char detail[96];
+                            snprintf(detail, sizeof detail, "m=%zu of %zu n=%zu k=%zu", m - first, m, n, k);
+                            fail("product_nt_packed on fewer rows differs from product_nt", detail);
+                        }
+                        free(c_packed);
+                    }
                     memcpy(c, c0, m * n * sizeof(real));
                     F(product_nn)(m, n, k, at, 1u, m, b, c, NULL, 0u);
                     check_product("product_nn unpacked", m, n, k, at, 1u, m, b, n, 1u, c0, c);
