@@ -1,7 +1,7 @@
 """Every cell as a PyTorch operator with the derived backward: ``torch.ops.lstm_sym.<cell>_forward``
-and ``<cell>_backward``.
+and ``<cell>_backward``, and ``<cell>_infer`` for what needs no gradient.
 
-Per cell, two ``torch.library.custom_op``\\ s on the tensors of the operator contract
+Per cell, three ``torch.library.custom_op``\\ s on the tensors of the operator contract
 (``/work/shared``'s issue 19; the generated emitter modules ``<cell>_torch.py`` take the same):
 
 ``<cell>_forward(events, initial_states, weights, lengths) -> (outputs, final_states, saved)``
@@ -17,6 +17,14 @@ events_grad=True) -> (d_events, d_initial_states, d_weights)``
     ``d_events`` is an empty tensor and the C skips its matrix product (``d_events`` NULL):
     autograd asks for it only when the events require a gradient (a first layer's input
     usually does not).
+
+``<cell>_infer(events, initial_states, weights, lengths) -> (outputs, final_states)``
+    forward's outputs and final states, bit for bit on CPU, without the cache: the C's
+    ``<cell>_infer_*`` (a work buffer of ``<cell>_infer_work_size`` elements, O(batch x
+    hidden) plus the packed weights, whatever the number of steps), the emitter's forward
+    under ``torch.no_grad`` elsewhere. Not differentiable: :meth:`CellOps.apply` (what ``RNN``
+    calls) takes it when no gradient is wanted (grad mode off, as under ``torch.no_grad`` or
+    ``torch.inference_mode``, or no input requiring one).
 
 ``register_autograd`` wires the backward op as the forward op's gradient, so
 ``torch.autograd`` and ``torch.compile`` (``register_fake`` gives every output's shape) run the
@@ -99,7 +107,7 @@ def _runs_c(tensor) -> bool:
 
 
 class CellOps:
-    """The two operators of one cell and what they need: its ABI (shapes, names), the compiled
+    """The three operators of one cell and what they need: its ABI (shapes, names), the compiled
     C library (loaded on first use) and the generated emitter module (imported on first use)."""
 
     def __init__(self, name: str, directory: Path | None = None):
@@ -128,8 +136,10 @@ class CellOps:
         self._shapes: dict = {}
         #: sizes by the kinds of tensors that passed :meth:`check`
         self._checked: dict = {}
+        self._infer_work_size = None
         self.forward = _define_forward(self)
         self.backward = _define_backward(self)
+        self.infer = _define_infer(self)
         _register_autograd(self)
 
     def apply(self, events, initial_states, weights, lengths=None):
@@ -138,7 +148,17 @@ class CellOps:
         custom operator with its registered autograd; in eager mode the same two computations
         (the C, or the emitter off the CPU) run through a ``torch.autograd.Function`` instead,
         which skips the custom operator's dispatch (about 0.2 ms per call, as much as the whole
-        kernel at (1, 100, 16, 32)). Both give the same numbers bit for bit (tested)."""
+        kernel at (1, 100, 16, 32)). Both give the same numbers bit for bit (tested).
+
+        When no gradient is wanted (grad mode off, or no input requires one) it is the infer
+        operator instead (called directly in eager mode): the same numbers bit for bit on CPU,
+        no cache."""
+        if not _wants_grad(events, initial_states, weights):
+            if torch.compiler.is_compiling():
+                outputs, finals = self.infer(events, initial_states, weights, lengths)
+            else:
+                outputs, finals = _infer(self, events, initial_states, weights, lengths)
+            return outputs, tuple(finals)
         if torch.compiler.is_compiling():
             outputs, finals, _ = self.forward(events, initial_states, weights, lengths)
             return outputs, tuple(finals)
@@ -197,6 +217,21 @@ class CellOps:
         count = function(*(int(sizes[a]) for a in args))
         if count == 0:
             raise ValueError(f"sizes too large for one {self.name} cache: {sizes}")
+        return count
+
+    def infer_work_size(self, sizes: dict) -> int:
+        """Elements of the C inference's work buffer (``<cell>_infer_work_size``)."""
+        if self._infer_work_size is None:
+            if self.abi.infer_work_size is None:
+                raise RuntimeError(
+                    f"{self.name}: its generated C has no inference entry point "
+                    "(<cell>_infer_*); regenerate it with `lstm-sym generate`"
+                )
+            self._infer_work_size = _size_function(self.native.library, *self.abi.infer_work_size)
+        function, args = self._infer_work_size
+        count = function(*(int(sizes[a]) for a in args))
+        if count == 0:
+            raise ValueError(f"sizes too large for one {self.name} inference: {sizes}")
         return count
 
     def saved_size(self, sizes: dict) -> int:
@@ -430,20 +465,25 @@ def _define_forward(cell: CellOps):
     op = torch.library.custom_op(name, forward, mutates_args=(), schema=_schema_forward())
 
     def fake(events, initial_states, weights, lengths):
-        sizes = cell.check(events, initial_states, weights, lengths)
-        if not _runs_c(events):
-            outputs, finals, saved = cell.emitter_forward(
-                events, tuple(initial_states), tuple(weights), lengths
-            )
-            return outputs, list(finals), list(saved)
-        sizes = {k: int(v) for k, v in sizes.items()}
-        new = events.new_empty
-        outputs = new(cell.shape("outputs", sizes))
-        finals = [new(cell.shape(f"{s}_last", sizes)) for s, _ in cell.states]
-        return outputs, finals, [new((cell.saved_size(sizes),))]
+        return _fake_forward(cell, events, initial_states, weights, lengths)
 
     op.register_fake(fake)
     return op
+
+
+def _fake_forward(cell: CellOps, events, initial_states, weights, lengths, function="forward"):
+    """The forward operator's outputs as fake tensors (their shapes, dtypes and devices)."""
+    sizes = cell.check(events, initial_states, weights, lengths, function)
+    if not _runs_c(events):
+        outputs, finals, saved = cell.emitter_forward(
+            events, tuple(initial_states), tuple(weights), lengths
+        )
+        return outputs, list(finals), list(saved)
+    sizes = {k: int(v) for k, v in sizes.items()}
+    new = events.new_empty
+    outputs = new(cell.shape("outputs", sizes))
+    finals = [new(cell.shape(f"{s}_last", sizes)) for s, _ in cell.states]
+    return outputs, finals, [new((cell.saved_size(sizes),))]
 
 
 def _c_forward(cell, sizes, events, initial_states, weights, lengths):
@@ -635,6 +675,63 @@ def _run_c_backward(
         known[f"d_{name}"] = d_w.data_ptr()
     cell.native.call("backward", dtype, sizes, {}, known)
     return d_events, d_initial, d_weights
+
+
+def _wants_grad(events, initial_states, weights) -> bool:
+    """Whether autograd would record a call on these tensors."""
+    return torch.is_grad_enabled() and any(
+        t.requires_grad for t in (events, *initial_states, *weights)
+    )
+
+
+def _schema_infer() -> str:
+    return (
+        "(Tensor events, Tensor[] initial_states, Tensor[] weights, Tensor? lengths) "
+        "-> (Tensor, Tensor[])"
+    )
+
+
+def _infer(cell: CellOps, events, initial_states, weights, lengths):
+    """What the infer operator computes: forward's outputs and final states without a cache."""
+    sizes = cell.check(events, initial_states, weights, lengths, "infer")
+    if not _runs_c(events) or cell.abi.infer_work_size is None:
+        with torch.no_grad():
+            outputs, finals, _ = _forward(cell, events, initial_states, weights, lengths)
+        return outputs, list(finals)
+    dtype = _DTYPES[events.dtype]
+    events = events.contiguous()
+    initial_states = _contiguous(initial_states)
+    weights = _contiguous(weights)
+    new = events.new_empty
+    outputs = new(cell.shape("outputs", sizes))
+    finals = [new(cell.shape(f"{s}_last", sizes)) for s, _ in cell.states]
+    work = cache_pool.take(cell.infer_work_size(sizes), dtype)
+    known = {"events": events.data_ptr(), "outputs": outputs.data_ptr(), "work": work.data_ptr()}
+    if lengths is not None:
+        lengths = lengths.contiguous()
+        known["lengths"] = lengths.data_ptr()
+    for (short, _), initial, final in zip(cell.states, initial_states, finals, strict=True):
+        known[f"{short}0"] = initial.data_ptr()
+        known[f"{short}_last"] = final.data_ptr()
+    known.update((name, w.data_ptr()) for name, w in zip(cell.weights, weights, strict=True))
+    cell.native.call("infer", dtype, sizes, {}, known)
+    return outputs, finals
+
+
+def _define_infer(cell: CellOps):
+    name = f"lstm_sym::{cell.qualifier}_infer"
+
+    def infer(events, initial_states, weights, lengths):
+        return _infer(cell, events, initial_states, weights, lengths)
+
+    op = torch.library.custom_op(name, infer, mutates_args=(), schema=_schema_infer())
+
+    def fake(events, initial_states, weights, lengths):
+        outputs, finals, _ = _fake_forward(cell, events, initial_states, weights, lengths, "infer")
+        return outputs, finals
+
+    op.register_fake(fake)
+    return op
 
 
 def _register_autograd(cell: CellOps):

@@ -1,8 +1,9 @@
 """The operators of lstm_sym/torch/ops.py, checked the way PyTorch checks its own:
-``torch.library.opcheck`` on both operators of every cell (schema, autograd registration, fake
-tensors, AOT dispatch), ``torch.autograd.gradcheck`` in float64 through the C and through the
-generated emitter, the emitter against the C path on CPU, the C cache's saved part, and bad
-input refused naming the argument."""
+``torch.library.opcheck`` on the three operators of every cell (schema, autograd registration,
+fake tensors, AOT dispatch), the infer operator against forward bit for bit,
+``torch.autograd.gradcheck`` in float64 through the C and through the generated emitter, the
+emitter against the C path on CPU, the C cache's saved part, and bad input refused naming the
+argument."""
 
 from __future__ import annotations
 
@@ -84,6 +85,7 @@ def test_opcheck_passes_on_both_operators_of_every_cell(name, request):
         d_finals,
     )
     torch.library.opcheck(cell.backward, arguments)
+    torch.library.opcheck(cell.infer, (detached[0], arguments[1], arguments[2], lengths))
 
 
 def test_opcheck_passes_without_lengths_and_in_float32():
@@ -91,6 +93,71 @@ def test_opcheck_passes_without_lengths_and_in_float32():
     for dtype in (torch.float64, torch.float32):
         events, states, weights, _ = _problem(cell, dtype)
         torch.library.opcheck(cell.forward, (events, states, weights, None))
+        torch.library.opcheck(cell.infer, _detached((events, states, weights, None)))
+
+
+def _detached(problem):
+    events, states, weights, lengths = problem
+    return events.detach(), [s.detach() for s in states], [w.detach() for w in weights], lengths
+
+
+@pytest.mark.parametrize("lengths", [None, LENGTHS], ids=["full", "lengths"])
+@pytest.mark.parametrize("name", CELLS)
+def test_the_infer_operator_gives_forward_s_outputs_bit_for_bit(name, lengths, request):
+    # The C inference runs forward's operations in forward's order without the cache.
+    cell = _cell(name, request)
+    for dtype in (torch.float64, torch.float32):
+        problem = _detached(_problem(cell, dtype, seed=4, lengths=lengths))
+        outputs, finals, _ = cell.forward(*problem)
+        inferred, inferred_finals = cell.infer(*problem)
+        assert inferred.dtype == dtype and len(inferred_finals) == len(finals)
+        for got, want in zip([inferred, *inferred_finals], [outputs, *finals], strict=True):
+            assert torch.equal(got, want)
+
+
+def test_the_infer_operator_takes_no_cache_from_the_pool():
+    # forward's C cache holds the whole sequence's states and saved values; infer's work is one
+    # step's values, the events' projections of a block of steps and the packed weights.
+    from lstm_sym.torch import cache_pool
+
+    cell = ops.get("lstm")
+    sizes = {"steps": 512, "batch": 2, "event_size": 3, "hidden_size": 32}
+    events = torch.randn(sizes["steps"], sizes["batch"], sizes["event_size"], dtype=torch.float64)
+    states = [torch.zeros(sizes["batch"], sizes["hidden_size"], dtype=torch.float64)] * 2
+    weights = [torch.randn(cell.shape(w, sizes), dtype=torch.float64) for w in cell.weights]
+    cache_pool.release()
+    cell.infer(events, states, weights, None)
+    work = cell.infer_work_size(sizes) * 8
+    assert cache_pool.pooled_bytes() <= work + cache_pool.ALIGNMENT
+    assert work < cell.cache_size(sizes) * 8 / 4
+
+
+@pytest.mark.parametrize("path", ["C", "emitter"])
+@pytest.mark.parametrize("name", ["lstm", "gru_cho", "lstmp", "minlstm"])
+def test_apply_without_a_gradient_gives_the_training_numbers_through_the_infer_operator(
+    name, path, monkeypatch
+):
+    # CellOps.apply (RNN's call) takes the infer operator under torch.no_grad, in inference
+    # mode and when no input requires a gradient: the training forward's outputs bit for bit,
+    # no autograd graph.
+    cell = ops.get(name)
+    problem = _problem(cell, seed=6, lengths=LENGTHS)
+    context = ops.emitter_on_cpu if path == "emitter" else _no_context
+    with context():
+        outputs, finals = cell.apply(*problem)
+        assert outputs.grad_fn is not None
+        called = []
+        real_infer = ops._infer
+        monkeypatch.setattr(ops, "_infer", lambda *a: called.append(1) or real_infer(*a))
+        for mode in (torch.no_grad, torch.inference_mode):
+            with mode():
+                got, got_finals = cell.apply(*problem)
+            assert got.grad_fn is None
+            for g, w in zip([got, *got_finals], [outputs, *finals], strict=True):
+                assert torch.equal(g, w.detach())
+        got, got_finals = cell.apply(*_detached(problem))
+        assert got.grad_fn is None and torch.equal(got, outputs.detach())
+    assert len(called) == 3
 
 
 @pytest.mark.slow

@@ -100,6 +100,27 @@ def test_two_bidirectional_layers_on_a_packed_unsorted_batch_match_pytorch(kind)
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
+def test_evaluation_without_gradients_gives_the_training_outputs_bit_for_bit(kind):
+    # Under torch.no_grad or torch.inference_mode (a model that only runs) every layer takes
+    # the cell's infer operator, without the training cache: the same numbers as the forward
+    # autograd records, and nn.<kind>'s to rounding.
+    theirs, ours = _pair(kind, num_layers=2, bidirectional=True)
+    ours.eval()
+    lengths = torch.tensor([3, 6, 1, 4])
+    events, _ = _events((6, 4, 4))
+    packed = rnn_utils.pack_padded_sequence(events, lengths, enforce_sorted=False)
+    trained = _flatten(ours(packed))
+    assert trained[0].grad_fn is not None
+    for mode in (torch.no_grad, torch.inference_mode):
+        with mode():
+            evaluated = _flatten(ours(packed))
+            reference = _flatten(theirs(packed))
+        assert evaluated[0].grad_fn is None
+        for got, want, pytorch in zip(evaluated, trained, reference, strict=True):
+            assert torch.equal(got, want.detach()) and _close(got, pytorch)
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
 def test_batch_first_and_given_initial_states_match_pytorch(kind):
     theirs, ours = _pair(kind, num_layers=2, batch_first=True, bidirectional=True)
     generator = torch.Generator().manual_seed(2)

@@ -47,6 +47,11 @@ def test_a_compiled_fullgraph_training_step_equals_the_eager_one(kind):
     assert len(compiled) == len(eager) > 1
     for got, want in zip(compiled, eager, strict=True):
         assert relative_error(got.numpy(), want.numpy()) <= 1e-12
+    if kind != "reference lstm":
+        # evaluation without gradients: the infer operator inside the compiled graph
+        with torch.no_grad():
+            evaluated = torch.compile(model, fullgraph=True)(events)[0]
+        assert torch.equal(evaluated, eager[0])
 
 
 @pytest.mark.parametrize("kind", ["nn.LSTM", "peephole_lstm"])
