@@ -81,7 +81,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "PyTorch training step (--torch)",
         "one training step (forward, sum of outputs, backward) of lstm_sym.torch.RNN against "
         "the eager loop of lstm_sym.torch.reference, that loop under torch.compile (its compile "
-        "time reported apart) and nn.LSTM/nn.GRU; ratios from the same run, peak memory; "
+        "time reported apart) and nn.LSTM/nn.GRU, and the forward alone under torch.no_grad "
+        "(eval: ours through the cell's infer operator); ratios from the same run, peak memory; "
         "default sizes " + " ".join(",".join(map(str, s)) for s in _torch_sizes()) + ", f32, "
         "1 thread; writes torch.json",
     )

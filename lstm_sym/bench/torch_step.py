@@ -7,6 +7,10 @@ parameter. Each (size, cell) runs in a worker process of its own (``worker.py``,
 ``torch``) with the thread environment set before torch is imported; the implementations are
 timed interleaved, repeat by repeat, so ratios are of samples taken seconds apart. The compiled
 loop's first call (tracing and compiling) is reported on its own as ``compile_s``.
+
+Evaluation (``eval``): the forward alone under ``torch.no_grad`` of ours (the cell's infer
+operator: no training cache), the eager loop and ``nn.LSTM`` / ``nn.GRU``, timed the same way
+(not the compiled loop: under ``no_grad`` it compiles again).
 """
 
 from __future__ import annotations
@@ -43,6 +47,47 @@ def step_of(model: Callable, events) -> Callable[[], object]:
     return step
 
 
+def evaluation_of(model: Callable, events) -> Callable[[], object]:
+    """The forward of any module under ``torch.no_grad`` (a model that only runs)."""
+    import torch
+
+    def evaluate():
+        with torch.no_grad():
+            outputs, _ = model(events)
+        return outputs
+
+    return evaluate
+
+
+def _timed(calls: dict, repeats: int, min_time: float) -> dict:
+    """Samples (seconds per call) of every call, warmed up, calibrated to ``min_time`` per
+    sample and interleaved repeat by repeat (each repeat starting one implementation later)."""
+    from .worker import _calibrate
+
+    loops = {name: _calibrate(call, min_time) for name, call in calls.items()}
+    samples = {name: [] for name in calls}
+    names = list(calls)
+    for repeat in range(repeats):
+        for name in names[repeat % len(names) :] + names[: repeat % len(names)]:
+            start = time.perf_counter()
+            for _ in range(loops[name]):
+                calls[name]()
+            samples[name].append((time.perf_counter() - start) / loops[name])
+    return samples
+
+
+def _ratios(results: dict) -> None:
+    """Each other implementation's ``ratio``: the median of theirs / ours, paired by repeat."""
+    for name in results:
+        if name != "ours" and "ours" in results:
+            results[name]["ratio"] = statistics.median(
+                theirs / ours
+                for theirs, ours in zip(
+                    results[name]["samples_s"], results["ours"]["samples_s"], strict=True
+                )
+            )
+
+
 def models(cell: str, event_size: int, hidden_size: int, dtype, impls=IMPLS) -> dict:
     """The modules to time, by implementation name (those that exist for ``cell``)."""
     import torch
@@ -73,7 +118,7 @@ def run(config: dict) -> dict:
     """Time every implementation on one (size, cell): the worker's ``torch`` mode."""
     import torch
 
-    from .worker import _calibrate, gemm_peak, peak_memory
+    from .worker import gemm_peak, peak_memory
 
     torch.set_num_threads(config["threads"])
     torch.manual_seed(0)
@@ -81,22 +126,22 @@ def run(config: dict) -> dict:
     dtype = torch.float32 if config["dtype"] == "f32" else torch.float64
     events = torch.randn(steps, batch, event_size, dtype=dtype)
     built = models(config["cell"], event_size, hidden_size, dtype, config["impls"])
-    calls, loops, compile_s = {}, {}, None
+    calls, compile_s = {}, None
     for name, model in built.items():
         calls[name] = step_of(model, events)
         start = time.perf_counter()
         calls[name]()  # warm up; for the compiled loop this call compiles
         if name == "compiled":
             compile_s = time.perf_counter() - start
-        loops[name] = _calibrate(calls[name], config["min_time"])
-    samples = {name: [] for name in calls}
-    names = list(calls)
-    for repeat in range(config["repeats"]):
-        for name in names[repeat % len(names) :] + names[: repeat % len(names)]:
-            start = time.perf_counter()
-            for _ in range(loops[name]):
-                calls[name]()
-            samples[name].append((time.perf_counter() - start) / loops[name])
+    samples = _timed(calls, config["repeats"], config["min_time"])
+    evaluations = {
+        name: evaluation_of(model, events) for name, model in built.items() if name != "compiled"
+    }
+    evaluation = {
+        name: {"median_s": statistics.median(times), "samples_s": times}
+        for name, times in _timed(evaluations, config["repeats"], config["min_time"]).items()
+    }
+    _ratios(evaluation)
     results = {}
     for name, times in samples.items():
         results[name] = {"median_s": statistics.median(times), "samples_s": times}
@@ -106,14 +151,7 @@ def run(config: dict) -> dict:
 
             cache_pool.release()
             results[name]["memory"] = peak_memory(calls[name])
-    for name in results:
-        if name != "ours" and "ours" in results:
-            results[name]["ratio"] = statistics.median(
-                theirs / ours
-                for theirs, ours in zip(
-                    results[name]["samples_s"], results["ours"]["samples_s"], strict=True
-                )
-            )
+    _ratios(results)
     flops = 3 * 2.0 * steps * batch * 4 * hidden_size * (event_size + hidden_size)
     peak = gemm_peak(config["dtype"], config["threads"], size=1024, repeats=3)["gflops"]
     return {
@@ -125,16 +163,19 @@ def run(config: dict) -> dict:
         "peak_gflops": peak,
         "lstm_flops": flops,
         "results": results,
+        "eval": evaluation,
     }
 
 
 def table(runs: list[dict]) -> str:
     """Markdown: per size and cell, ours' time, each other's ratio (theirs / ours, > 1: ours
-    faster), the compile time, peak memory of a step (RSS rise, MiB) and ours' share of peak."""
+    faster), the compile time, peak memory of a step (RSS rise, MiB), ours' share of peak, and
+    the evaluation's time and ratios (forward under ``no_grad``)."""
     lines = [
         "| (B,T,X,H) | cell | ours ms | x eager | x compiled | x nn | compile s "
-        "| MiB ours / eager | GEMM peak share (4-gate flops) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| MiB ours / eager | GEMM peak share (4-gate flops) | eval ms | eval x eager "
+        "| eval x nn |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run_ in runs:
         r = run_["results"]
@@ -150,10 +191,13 @@ def table(runs: list[dict]) -> str:
         ours = r["ours"]["median_s"] if "ours" in r else float("nan")
         share = run_["lstm_flops"] / ours / 1e9 / run_["peak_gflops"]
         compile_s = "-" if run_["compile_s"] is None else f"{run_['compile_s']:.1f}"
+        e = run_.get("eval", {})
+        evaluated = e["ours"]["median_s"] * 1e3 if "ours" in e else float("nan")
         lines.append(
             f"| {tuple(run_['size'])} | {run_['cell']} | {ours * 1e3:.3f} | {ratio('eager')} "
             f"| {ratio('compiled')} | {ratio('torch')} | {compile_s} "
-            f"| {mib('ours')} / {mib('eager')} | {share:.0%} |"
+            f"| {mib('ours')} / {mib('eager')} | {share:.0%} | {evaluated:.3f} "
+            f"| {ratio('eager', e)} | {ratio('torch', e)} |"
         )
     return "\n".join(lines)
 

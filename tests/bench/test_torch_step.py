@@ -36,8 +36,19 @@ def test_the_torch_group_times_ours_the_eager_loop_and_torch_s_module_with_ratio
     for name in expected - {"ours"}:
         assert run["results"][name]["ratio"] > 0
     assert all(len(r["samples_s"]) == 2 and "memory" in r for r in run["results"].values())
+    # the evaluation (forward under no_grad) of the same implementations, with ratios
+    assert set(run["eval"]) == expected
+    assert all(len(r["samples_s"]) == 2 for r in run["eval"].values())
+    for name in expected - {"ours"}:
+        assert run["eval"][name]["ratio"] > 0
     row = torch_step.table([run]).splitlines()[-1]
-    assert row.startswith(f"| (2, 3, 3, 4) | {cell} |")
+    assert row.startswith(f"| (2, 3, 3, 4) | {cell} |") and row.count("|") == 13
+
+
+def test_evaluation_runs_the_forward_without_recording_a_graph():
+    model = torch.nn.LSTM(3, 4)
+    outputs = torch_step.evaluation_of(model, torch.randn(5, 2, 3))()
+    assert outputs.shape == (5, 2, 4) and outputs.grad_fn is None
 
 
 def test_the_bench_help_documents_the_torch_group(capsys):
