@@ -489,14 +489,27 @@ def _fake_forward(cell: CellOps, events, initial_states, weights, lengths, funct
 def _c_forward(cell, sizes, events, initial_states, weights, lengths):
     """The generated C forward on the tensors' memory (contiguous ones are not copied)."""
     dtype = _DTYPES[events.dtype]
+    cache = cache_pool.take(cell.cache_size(sizes), dtype)  # reused: no fresh pages per call
+    outputs, finals = _c_run(
+        cell, "forward", sizes, events, initial_states, weights, lengths, ("cache", cache)
+    )
+    _caches[id(cache)] = cache
+    return outputs, finals, [cache[: cell.saved_size(sizes)]]
+
+
+def _c_run(cell, function, sizes, events, initial_states, weights, lengths, scratch):
+    """``<cell>_<function>_*`` (forward or infer) on the tensors' memory (contiguous ones are
+    not copied), ``scratch`` its (argument name, tensor) cache or work buffer: new outputs and
+    final states."""
+    dtype = _DTYPES[events.dtype]
     events = events.contiguous()
     initial_states = _contiguous(initial_states)
     weights = _contiguous(weights)
     new = events.new_empty
     outputs = new(cell.shape("outputs", sizes))
     finals = [new(cell.shape(f"{s}_last", sizes)) for s, _ in cell.states]
-    cache = cache_pool.take(cell.cache_size(sizes), dtype)  # reused: no fresh pages per call
-    known = {"events": events.data_ptr(), "outputs": outputs.data_ptr(), "cache": cache.data_ptr()}
+    name, buffer = scratch
+    known = {"events": events.data_ptr(), "outputs": outputs.data_ptr(), name: buffer.data_ptr()}
     if lengths is not None:
         lengths = lengths.contiguous()
         known["lengths"] = lengths.data_ptr()
@@ -504,9 +517,8 @@ def _c_forward(cell, sizes, events, initial_states, weights, lengths):
         known[f"{short}0"] = initial.data_ptr()
         known[f"{short}_last"] = final.data_ptr()
     known.update((name, w.data_ptr()) for name, w in zip(cell.weights, weights, strict=True))
-    cell.native.call("forward", dtype, sizes, {}, known)
-    _caches[id(cache)] = cache
-    return outputs, finals, [cache[: cell.saved_size(sizes)]]
+    cell.native.call(function, dtype, sizes, {}, known)
+    return outputs, finals
 
 
 def _backward(
@@ -698,24 +710,8 @@ def _infer(cell: CellOps, events, initial_states, weights, lengths):
         with torch.no_grad():
             outputs, finals, _ = _forward(cell, events, initial_states, weights, lengths)
         return outputs, list(finals)
-    dtype = _DTYPES[events.dtype]
-    events = events.contiguous()
-    initial_states = _contiguous(initial_states)
-    weights = _contiguous(weights)
-    new = events.new_empty
-    outputs = new(cell.shape("outputs", sizes))
-    finals = [new(cell.shape(f"{s}_last", sizes)) for s, _ in cell.states]
-    work = cache_pool.take(cell.infer_work_size(sizes), dtype)
-    known = {"events": events.data_ptr(), "outputs": outputs.data_ptr(), "work": work.data_ptr()}
-    if lengths is not None:
-        lengths = lengths.contiguous()
-        known["lengths"] = lengths.data_ptr()
-    for (short, _), initial, final in zip(cell.states, initial_states, finals, strict=True):
-        known[f"{short}0"] = initial.data_ptr()
-        known[f"{short}_last"] = final.data_ptr()
-    known.update((name, w.data_ptr()) for name, w in zip(cell.weights, weights, strict=True))
-    cell.native.call("infer", dtype, sizes, {}, known)
-    return outputs, finals
+    work = cache_pool.take(cell.infer_work_size(sizes), _DTYPES[events.dtype])
+    return _c_run(cell, "infer", sizes, events, initial_states, weights, lengths, ("work", work))
 
 
 def _define_infer(cell: CellOps):
