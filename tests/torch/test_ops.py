@@ -320,7 +320,8 @@ def test_non_contiguous_inputs_give_the_contiguous_results():
         (lambda p: p.update(lengths=[4, 1, 3]), RuntimeError, "for argument 'lengths'"),
     ],
 )
-def test_bad_input_is_refused_pytorch_style_naming_the_argument(change, error, message):
+@pytest.mark.parametrize("operator", ["forward", "infer"])
+def test_bad_input_is_refused_pytorch_style_naming_the_argument(operator, change, error, message):
     cell = ops.get("lstm")
     events, states, weights, lengths = _problem(cell, lengths=LENGTHS)
     problem = {
@@ -330,8 +331,11 @@ def test_bad_input_is_refused_pytorch_style_naming_the_argument(change, error, m
         "lengths": lengths,
     }
     change(problem)
-    with pytest.raises(error, match=message):
-        cell.forward(problem["events"], problem["states"], problem["weights"], problem["lengths"])
+    with pytest.raises(error, match=message) as raised:
+        getattr(cell, operator)(
+            problem["events"], problem["states"], problem["weights"], problem["lengths"]
+        )
+    assert "for argument" in message or f"lstm_sym.lstm_{operator}" in str(raised.value)
 
 
 def test_an_unknown_cell_or_directory_is_refused_naming_what_there_is(tmp_path):
