@@ -68,16 +68,19 @@
 
 /* ---- The packing area (ABI) ----------------------------------------------------------------- */
 
+/* Elements a packing area holds beyond what its products use, so that its start can be moved
+ * up to a 64-byte boundary (lstm_sym_pack_offset: at most 15 floats or 7 doubles). */
+#define LSTM_SYM_PACK_SLACK 16u
 /* n rounded up to whole panels. */
 #define LSTM_SYM_PACK_ROUND(n) (((size_t)(n) + LSTM_SYM_PACK_NR - 1u) / LSTM_SYM_PACK_NR * LSTM_SYM_PACK_NR)
 /* Elements of a packing area holding `packed` elements of packed weights: a block of B
- * (PACK_KC x the larger of rows and recurrent, rounded), a block of A (PACK_MC x PACK_KC), 16
- * more for 64-byte alignment. No overflow check: lstm_sym_pack_area has one. */
+ * (PACK_KC x the larger of rows and recurrent, rounded), a block of A (PACK_MC x PACK_KC),
+ * PACK_SLACK more for 64-byte alignment. No overflow check: lstm_sym_pack_area has one. */
 #define LSTM_SYM_PACK_AREA(packed, rows, recurrent) \
     ((size_t)(packed) + \
      LSTM_SYM_PACK_KC * (LSTM_SYM_PACK_ROUND(rows) > LSTM_SYM_PACK_ROUND(recurrent) ? \
      LSTM_SYM_PACK_ROUND(rows) : LSTM_SYM_PACK_ROUND(recurrent)) + \
-     LSTM_SYM_PACK_MC * LSTM_SYM_PACK_KC + 16u)
+     LSTM_SYM_PACK_MC * LSTM_SYM_PACK_KC + LSTM_SYM_PACK_SLACK)
 /* Elements of the packing area at the end of a cell's cache: W_hidden (rows x recurrent) packed
  * either way round, both sizes rounded up to whole panels, then the blocks of
  * LSTM_SYM_PACK_AREA. (A cell whose gates read other sources than the recurrent state packs

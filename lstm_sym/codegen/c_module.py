@@ -447,6 +447,11 @@ def context(kernel: KernelPlan, command: str) -> dict:
             f"size_t {n}" for n in ["batch", "event_size", *unit_sizes]
         ),
         "infer_work_arguments": ", ".join(["batch", "event_size", *unit_sizes]),
+        # ... and of <cell>_infer_pack (the training forward's packing area)
+        "infer_pack_parameters": ", ".join(
+            f"size_t {n}" for n in (["hidden_size"] if sources["sourced"] else unit_sizes)
+        ),
+        "infer_pack_arguments": ", ".join(["hidden_size"] if sources["sourced"] else unit_sizes),
         # The cache before its packing area, per size: (B x size) blocks ``count`` times
         "cache_blocks": _cache_blocks(kernel, sources),
         # (B x H) blocks of the states in the cache: a projected state's are P wide, but one

@@ -92,10 +92,10 @@ static inline size_t lstm_sym_pack_area(size_t packed, size_t rows, size_t recur
     recurrent_up = (recurrent + nr - 1u) / nr * nr;
     if (!lstm_sym_multiply(rows_up > recurrent_up ? rows_up : recurrent_up, LSTM_SYM_PACK_KC, &panel) ||
         panel > LSTM_SYM_SIZE_LIMIT - packed ||
-        packed + panel > LSTM_SYM_SIZE_LIMIT - LSTM_SYM_PACK_MC * LSTM_SYM_PACK_KC - 16u) {
+        packed + panel > LSTM_SYM_SIZE_LIMIT - LSTM_SYM_PACK_MC * LSTM_SYM_PACK_KC - LSTM_SYM_PACK_SLACK) {
         return 1;
     }
-    return packed + panel + LSTM_SYM_PACK_MC * LSTM_SYM_PACK_KC + 16u;
+    return packed + panel + LSTM_SYM_PACK_MC * LSTM_SYM_PACK_KC + LSTM_SYM_PACK_SLACK;
 }
 
 /* LSTM_SYM_PACK_SIZE(rows, recurrent) with overflow checks: 1 on overflow. */
@@ -135,10 +135,10 @@ static inline size_t lstm_sym_pack_panel(size_t rows, size_t recurrent)
 
 /* The elements of a packing area of `area` elements (lstm_sym_pack_area, its start aligned by
  * lstm_sym_pack_offset) its products use: a caller's own panels may start past them (64-byte
- * aligned), in elements it adds to the area (the last 16 are the alignment's). */
+ * aligned), in elements it adds to the area (the last LSTM_SYM_PACK_SLACK are the alignment's). */
 static inline size_t lstm_sym_pack_used(size_t area)
 {
-    return area - 16u;
+    return area - LSTM_SYM_PACK_SLACK;
 }
 
 /* base + pack, 0 when base is 0, pack overflowed (1) or the sum overflows. */
