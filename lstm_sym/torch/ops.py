@@ -62,28 +62,22 @@ import importlib
 import importlib.util
 import sys
 import threading
-import weakref
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .. import native
 from ..native import abi as abi_data
-from . import cache_pool
+from . import c_calls
 
 __all__ = ["CellOps", "cells", "emitter_on_cpu", "get", "load"]
 
-_DTYPES = {torch.float64: np.dtype(np.float64), torch.float32: np.dtype(np.float32)}
+_DTYPES = c_calls.DTYPES
 _lock = threading.Lock()
 #: CellOps by (name, resolved directory or None)
 _registry: dict = {}
 #: How many emitter_on_cpu() blocks are open (process-wide)
 _emitter_on_cpu = 0
-#: The C caches forward made, by id, while a view of them (``saved``) lives
-_caches = weakref.WeakValueDictionary()
-#: ids of the caches a backward is running on in place
-_busy: set = set()
 
 
 @contextlib.contextmanager
@@ -137,6 +131,8 @@ class CellOps:
         #: sizes by the kinds of tensors that passed :meth:`check`
         self._checked: dict = {}
         self._infer_work_size = None
+        #: c_calls.CCall plans by (function, dtype, lengths given, *sizes.items())
+        self._c_calls: dict = {}
         self.forward = _define_forward(self)
         self.backward = _define_backward(self)
         self.infer = _define_infer(self)
@@ -440,9 +436,11 @@ def _schema_backward() -> str:
     )
 
 
-def _forward(cell: CellOps, events, initial_states, weights, lengths):
-    """What the forward operator computes (the custom op and :class:`_Apply` both call it)."""
-    sizes = cell.check(events, initial_states, weights, lengths)
+def _forward(cell: CellOps, events, initial_states, weights, lengths, sizes=None):
+    """What the forward operator computes (the custom op and :class:`_Apply` both call it);
+    ``sizes``: :meth:`CellOps.check`'s, when the caller checked the inputs already."""
+    if sizes is None:
+        sizes = cell.check(events, initial_states, weights, lengths)
     if not _runs_c(events):
         outputs, finals, saved = cell.emitter_forward(
             events.contiguous(),
@@ -453,7 +451,7 @@ def _forward(cell: CellOps, events, initial_states, weights, lengths):
         fresh = _fresh([outputs, *finals, *saved], [events, *initial_states, *weights])
         count = len(cell.states)
         return fresh[0], fresh[1 : 1 + count], fresh[1 + count :]
-    return _c_forward(cell, sizes, events, initial_states, weights, lengths)
+    return c_calls.forward(cell, sizes, events, initial_states, weights, lengths)
 
 
 def _define_forward(cell: CellOps):
@@ -486,41 +484,6 @@ def _fake_forward(cell: CellOps, events, initial_states, weights, lengths, funct
     return outputs, finals, [new((cell.saved_size(sizes),))]
 
 
-def _c_forward(cell, sizes, events, initial_states, weights, lengths):
-    """The generated C forward on the tensors' memory (contiguous ones are not copied)."""
-    dtype = _DTYPES[events.dtype]
-    cache = cache_pool.take(cell.cache_size(sizes), dtype)  # reused: no fresh pages per call
-    outputs, finals = _c_run(
-        cell, "forward", sizes, events, initial_states, weights, lengths, ("cache", cache)
-    )
-    _caches[id(cache)] = cache
-    return outputs, finals, [cache[: cell.saved_size(sizes)]]
-
-
-def _c_run(cell, function, sizes, events, initial_states, weights, lengths, scratch):
-    """``<cell>_<function>_*`` (forward or infer) on the tensors' memory (contiguous ones are
-    not copied), ``scratch`` its (argument name, tensor) cache or work buffer: new outputs and
-    final states."""
-    dtype = _DTYPES[events.dtype]
-    events = events.contiguous()
-    initial_states = _contiguous(initial_states)
-    weights = _contiguous(weights)
-    new = events.new_empty
-    outputs = new(cell.shape("outputs", sizes))
-    finals = [new(cell.shape(f"{s}_last", sizes)) for s, _ in cell.states]
-    name, buffer = scratch
-    known = {"events": events.data_ptr(), "outputs": outputs.data_ptr(), name: buffer.data_ptr()}
-    if lengths is not None:
-        lengths = lengths.contiguous()
-        known["lengths"] = lengths.data_ptr()
-    for (short, _), initial, final in zip(cell.states, initial_states, finals, strict=True):
-        known[f"{short}0"] = initial.data_ptr()
-        known[f"{short}_last"] = final.data_ptr()
-    known.update((name, w.data_ptr()) for name, w in zip(cell.weights, weights, strict=True))
-    cell.native.call(function, dtype, sizes, {}, known)
-    return outputs, finals
-
-
 def _backward(
     cell: CellOps,
     events,
@@ -531,10 +494,14 @@ def _backward(
     d_outputs,
     d_final_states,
     events_grad=True,
+    sizes=None,
 ):
-    """What the backward operator computes (the custom op and :class:`_Apply` both call it)."""
-    sizes = cell.check(events, initial_states, weights, lengths, "backward")
-    _check_adjoints(cell, sizes, events, d_outputs, d_final_states)
+    """What the backward operator computes (the custom op and :class:`_Apply` both call it).
+    ``sizes`` given: the forward's inputs were checked (these sizes) and autograd matched the
+    adjoints to its outputs (shape, dtype, device), so neither is checked again."""
+    if sizes is None:
+        sizes = cell.check(events, initial_states, weights, lengths, "backward")
+        _check_adjoints(cell, sizes, events, d_outputs, d_final_states)
     if not _runs_c(events):
         d_events, d_initial, d_weights = cell.emitter_backward(
             events.contiguous(),
@@ -551,7 +518,7 @@ def _backward(
         fresh = _fresh([d_events, *d_initial, *d_weights], inputs)
         count = len(cell.states)
         return fresh[0], fresh[1 : 1 + count], fresh[1 + count :]
-    return _c_backward(
+    return c_calls.backward(
         cell, sizes, events, weights, lengths, saved, d_outputs, d_final_states, events_grad
     )
 
@@ -611,84 +578,6 @@ def _check_adjoints(cell, sizes, events, d_outputs, d_final_states):
             raise ValueError(f"{op}: {label} must have shape {shape}, got {tuple(value.shape)}")
 
 
-def _c_backward(
-    cell, sizes, events, weights, lengths, saved, d_outputs, d_final_states, events_grad=True
-):
-    """The generated C backward on the cache ``saved`` begins (:func:`_whole_cache`)."""
-    (head,) = saved
-    expected = cell.saved_size(sizes)
-    if head.dim() != 1 or head.shape[0] != expected or head.dtype != events.dtype:
-        raise ValueError(
-            f"lstm_sym.{cell.qualifier}_backward: saved must be the forward's C cache's first "
-            f"{expected} elements of {events.dtype}, got {tuple(head.shape)} {head.dtype}"
-        )
-    cache, key = _whole_cache(head, cell.cache_size(sizes))
-    try:
-        return _run_c_backward(
-            cell, sizes, events, weights, lengths, cache, d_outputs, d_final_states, events_grad
-        )
-    finally:
-        if key is not None:
-            with _lock:
-                _busy.discard(key)
-
-
-def _whole_cache(head, size: int):
-    """A whole C cache beginning with ``head``'s elements, and the key to release from
-    ``_busy`` after: the cache forward made when ``head`` is still its view (and no other
-    backward is running there), else a fresh cache with ``head`` copied in (key None)."""
-    base = head._base
-    key = id(base)
-    if (
-        base is not None
-        and _caches.get(key) is base
-        and base.numel() == size
-        and head.storage_offset() == base.storage_offset() == 0
-        and head.is_contiguous()
-    ):
-        with _lock:
-            free = key not in _busy
-            if free:
-                _busy.add(key)
-        if free:
-            return base, key
-    cache = cache_pool.take(size, _DTYPES[head.dtype])
-    cache[: head.shape[0]].copy_(head)
-    return cache, None
-
-
-def _run_c_backward(
-    cell, sizes, events, weights, lengths, cache, d_outputs, d_final_states, events_grad=True
-):
-    dtype = _DTYPES[events.dtype]
-    events = events.contiguous()
-    weights = _contiguous(weights)
-    d_outputs = d_outputs.contiguous()
-    d_final_states = _contiguous(d_final_states)
-    # without events_grad the C skips dL/dX = Delta W_event (d_events NULL): empty, as fake's
-    d_events = torch.empty_like(events) if events_grad else events.new_empty((0,))
-    d_weights = [torch.empty_like(w) for w in weights]
-    new = events.new_empty
-    d_initial = [new(cell.shape(f"{s}0", sizes)) for s, _ in cell.states]
-    known = {
-        "events": events.data_ptr(),
-        "cache": cache.data_ptr(),
-        "d_outputs": d_outputs.data_ptr(),
-        "d_events": d_events.data_ptr() if events_grad else None,
-    }
-    if lengths is not None:
-        lengths = lengths.contiguous()
-        known["lengths"] = lengths.data_ptr()
-    for (short, _), d_last, d_first in zip(cell.states, d_final_states, d_initial, strict=True):
-        known[f"d_{short}_last"] = d_last.data_ptr()
-        known[f"d_{short}0"] = d_first.data_ptr()
-    for name, w, d_w in zip(cell.weights, weights, d_weights, strict=True):
-        known[name] = w.data_ptr()
-        known[f"d_{name}"] = d_w.data_ptr()
-    cell.native.call("backward", dtype, sizes, {}, known)
-    return d_events, d_initial, d_weights
-
-
 def _wants_grad(events, initial_states, weights) -> bool:
     """Whether autograd would record a call on these tensors."""
     return torch.is_grad_enabled() and any(
@@ -710,8 +599,7 @@ def _infer(cell: CellOps, events, initial_states, weights, lengths):
         with torch.no_grad():
             outputs, finals, _ = _forward(cell, events, initial_states, weights, lengths)
         return outputs, list(finals)
-    work = cache_pool.take(cell.infer_work_size(sizes), _DTYPES[events.dtype])
-    return _c_run(cell, "infer", sizes, events, initial_states, weights, lengths, ("work", work))
+    return c_calls.infer(cell, sizes, events, initial_states, weights, lengths)
 
 
 def _define_infer(cell: CellOps):
@@ -774,8 +662,9 @@ class _Apply(torch.autograd.Function):
     @staticmethod
     def forward(ctx, cell, lengths, count, events, *tensors):
         initial, weights = list(tensors[:count]), list(tensors[count:])
-        outputs, finals, saved = _forward(cell, events, initial, weights, lengths)
-        ctx.cell, ctx.lengths, ctx.counts = cell, lengths, (count, len(weights))
+        sizes = cell.check(events, initial, weights, lengths)
+        outputs, finals, saved = _forward(cell, events, initial, weights, lengths, sizes)
+        ctx.cell, ctx.lengths, ctx.counts, ctx.sizes = cell, lengths, (count, len(weights)), sizes
         ctx.save_for_backward(events, *initial, *weights, *saved)
         return (outputs, *finals)
 
@@ -797,6 +686,7 @@ class _Apply(torch.autograd.Function):
             d_outputs,
             list(d_finals),
             events_grad,
+            ctx.sizes,
         )
         return None, None, None, d_events if events_grad else None, *d_initial, *d_weights
 

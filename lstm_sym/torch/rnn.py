@@ -170,11 +170,13 @@ class RNN(nn.Module):
         return weights
 
     def _initial(self, hx, batch, batched, like):
-        """The initial states as a list of (num_layers * directions, B, size) tensors."""
+        """The initial states, per state: (num_layers * directions, B, size) tensors, or when
+        ``hx`` is None one (B, size) zeros tensor per layer and direction, the same one for all
+        (the operators only read it)."""
         count = self.num_layers * (2 if self.bidirectional else 1)
         states = len(self.state_sizes)
         if hx is None:
-            return [like.new_zeros((count, batch, size)) for _, size in self.state_sizes]
+            return [[like.new_zeros((batch, size))] * count for _, size in self.state_sizes]
         if states == 1 and isinstance(hx, torch.Tensor):
             hx = (hx,)
         if not isinstance(hx, (tuple, list)) or len(hx) != states:

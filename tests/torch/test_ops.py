@@ -14,6 +14,7 @@ from tests.support import ROOT
 
 torch = require_module("torch")
 ops = pytest.importorskip("lstm_sym.torch.ops")
+c_calls = pytest.importorskip("lstm_sym.torch.c_calls")
 
 SIZES = {"steps": 4, "batch": 3, "event_size": 3, "hidden_size": 5, "projection_size": 2}
 LENGTHS = [4, 1, 3]  # unsorted, one row of 1 step, one of T
@@ -196,6 +197,32 @@ def test_the_emitter_on_cpu_computes_what_the_c_computes(name, lengths, request)
             assert float((got - want).abs().max()) <= tolerance * scale
 
 
+def test_each_size_s_planned_c_call_gives_that_size_s_numbers_when_sizes_take_turns():
+    # the C calls are planned once per cell, function, dtype, sizes and lengths given (their
+    # sizes written in): sizes in turns each get their own plan, checked against the emitter
+    cell = ops.get("lstmp")
+    other = {"steps": 6, "batch": 2, "event_size": 4, "hidden_size": 3, "projection_size": 2}
+    turns = ((SIZES, LENGTHS), (other, None), (SIZES, None), (SIZES, LENGTHS))
+    for seed, (sizes, lengths) in enumerate(turns):
+        generator = torch.Generator().manual_seed(seed)
+        shapes = [(sizes["steps"], sizes["batch"], sizes["event_size"])]
+        shapes += [(sizes["batch"], sizes[size]) for _, size in cell.states]
+        shapes += [cell.shape(w, sizes) for w in cell.weights]
+        events, *tensors = [
+            (0.5 * torch.randn(s, generator=generator, dtype=torch.float64)).requires_grad_()
+            for s in shapes
+        ]
+        count = len(cell.states)
+        problem = (events, tensors[:count], tensors[count:], lengths and torch.tensor(lengths))
+        by_c = _loss_and_grads(cell, *problem)
+        with ops.emitter_on_cpu():
+            by_emitter = _loss_and_grads(cell, *problem)
+        for got, want in zip(by_c, by_emitter, strict=True):
+            assert got.shape == want.shape
+            assert float((got - want).abs().max()) <= 1e-12 * max(float(want.abs().max()), 1.0)
+    assert {key[2] for key in cell._c_calls if key[0] == "forward"} == {False, True}
+
+
 def test_a_padded_event_gets_exactly_zero_gradient_on_both_paths():
     cell = ops.get("peephole_lstm")
     events, states, weights, lengths = _problem(cell, lengths=LENGTHS)
@@ -261,8 +288,9 @@ def test_the_saved_cache_part_is_what_forward_wrote_and_backward_never_writes_it
     # and the C backward on the saved part followed by NaN: the rest is scratch it never reads
     nan_tail = events.new_full((cell.cache_size(sizes),), float("nan")).detach()
     nan_tail[:head] = saved
-    on_nan = ops._run_c_backward(
-        cell, sizes, *arguments[:1], arguments[1 + count :], lengths, nan_tail, d_outputs, d_finals
+    call = c_calls.plan(cell, "backward", ops._DTYPES[events.dtype], sizes, lengths is not None)
+    on_nan = c_calls.run_backward(
+        call, arguments[0], arguments[1 + count :], lengths, nan_tail, d_outputs, d_finals, True
     )
     results = [[r[0], *r[1], *r[2]] for r in (in_place, copied, on_nan)]
     assert not any(t.isnan().any() for t in results[0])
