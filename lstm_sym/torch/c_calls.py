@@ -31,8 +31,11 @@ _caches = weakref.WeakValueDictionary()
 #: ids of the caches a backward is running on in place
 _busy: set = set()
 
-#: The compiled call's parameters: the entry point's pointer arguments by role (a state's,
-#: a weight's and their adjoints' are sequences in the cell's order).
+#: The compiled call's parameters, the addresses of the entry point's pointer arguments by
+#: role: events, lengths (None: NULL), the cache or work buffer, the initial states, the
+#: weights, outputs, final states; backward's d_outputs, d_events, d_final_states,
+#: d_initial_states and d_weights. States, weights and their adjoints are sequences in the
+#: cell's order.
 _PARAMETERS = "e, n, w, s, p, o=None, last=None, do=None, de=None, dlast=None, ds=None, dp=None"
 
 
