@@ -42,7 +42,28 @@ def test_the_torch_group_times_ours_the_eager_loop_and_torch_s_module_with_ratio
     for name in expected - {"ours"}:
         assert run["eval"][name]["ratio"] > 0
     row = torch_step.table([run]).splitlines()[-1]
-    assert row.startswith(f"| (2, 3, 3, 4) | {cell} |") and row.count("|") == 13
+    assert row.startswith(f"| (2, 3, 3, 4) | {cell} |") and row.count("|") == 14
+
+
+@pytest.mark.parametrize(
+    "cell, gates, hidden_entries",
+    [
+        ("lstm", 4, lambda h: 4 * h * h),
+        ("gru", 3, lambda h: 3 * h * h),
+        ("lstm_cifg", 3, lambda h: 3 * h * h),
+        # Greff's FGR: R_g (h x h) for the four gates, plus the nine h x h gate-to-gate blocks
+        ("lstm_fgr", 4, lambda h: (4 + 9) * h * h),
+    ],
+)
+def test_a_step_s_product_flops_count_each_weight_matrix_three_times_but_d_events(
+    cell, gates, hidden_entries
+):
+    batch, steps, x, h = 3, 5, 7, 11
+    rows = 2.0 * steps * batch  # 2 flops per entry, per step and row
+    without = rows * (2 * gates * h * x + 3 * hidden_entries(h))
+    assert torch_step.product_flops(cell, (batch, steps, x, h), events_grad=False) == without
+    with_events = without + rows * gates * h * x
+    assert torch_step.product_flops(cell, (batch, steps, x, h), events_grad=True) == with_events
 
 
 def test_evaluation_runs_the_forward_without_recording_a_graph():
