@@ -42,6 +42,8 @@ outputs are zero, its events are never read.
 ``backward(events, initial_states, weights, lengths, saved, d_outputs, d_final_states)``
     ``d_events, d_initial_states, d_weights``, each the shape of its input (None among the
     adjoints: zeros).
+``infer(events, initial_states, weights, lengths=None)``
+    ``outputs, final_states``: ``forward``'s, bit for bit, saving nothing (no backward follows).
 ``forward_graph``
     ``forward``'s operations without ``torch.no_grad`` (autograd can differentiate them).
 """
@@ -54,7 +56,17 @@ STATES = ("hidden",)
 WEIGHTS = ("event_weights", "event_bias", "hidden_weights", "hidden_bias")
 SAVED = ("hidden_states", "saved_values")
 
-__all__ = ["CELL", "GATES", "SAVED", "STATES", "WEIGHTS", "backward", "forward", "forward_graph"]
+__all__ = [
+    "CELL",
+    "GATES",
+    "SAVED",
+    "STATES",
+    "WEIGHTS",
+    "backward",
+    "forward",
+    "forward_graph",
+    "infer",
+]
 
 
 def _running(lengths, steps, device):
@@ -155,6 +167,82 @@ def forward_graph(events, initial_states, weights, lengths=None):
         outputs = torch.where(running, hidden_states[1:], 0)
     final_states = (hidden_states[steps].clone(),)
     return outputs, final_states, (hidden_states, saved_values)
+
+
+@torch.no_grad()
+def infer(events, initial_states, weights, lengths=None):
+    """``forward``'s outputs and final states, bit for bit, without saving anything for a
+    backward: the inference path (the states of each step are kept only as long as the next
+    step reads them)."""
+    steps, batch, event_size = events.shape
+    (h0,) = initial_states
+    event_weights, event_bias, hidden_weights, hidden_bias = weights
+    hidden_size = hidden_bias.shape[0] // len(GATES)
+    slice_reset = slice(0 * hidden_size, 1 * hidden_size)
+    slice_update = slice(1 * hidden_size, 2 * hidden_size)
+    slice_new = slice(2 * hidden_size, 3 * hidden_size)
+    # reset, update: Z = S W^T + b with S = [hidden_prev]
+    columns_recurrent_0 = slice(0 * hidden_size, 2 * hidden_size)
+    weights_recurrent_0 = hidden_weights[columns_recurrent_0]
+    # new: Z = S W^T + b with S = [reset_state] (this step's)
+    columns_grouped_0 = slice(2 * hidden_size, 3 * hidden_size)
+    weights_grouped_0 = hidden_weights[columns_grouped_0]
+    running = _running(lengths, steps, events.device)
+    if running is not None:
+        # Variable lengths: the events at padded positions are never read (zeros in their
+        # place), eq:masked-state
+        events = torch.where(running, events, 0)
+    # The output state of every step; nothing else is kept (no backward reads this run)
+    outputs = events.new_empty((steps, batch, hidden_size))
+    # Event projections of every step and gate at once, one product
+    # (eq:projection-reset-pre, eq:projection-update-pre, eq:projection-new-event,
+    # eq:projection-new-hidden):
+    # Z_event = X W_event^T + b_event
+    event_projection = torch.addmm(
+        event_bias, events.reshape(steps * batch, event_size), event_weights.T
+    ).view(steps, batch, len(GATES) * hidden_size)
+    hidden_prev = h0
+    for t in range(steps):
+        event_projection_t = event_projection[t]
+        # reset, update: Z = S W^T + b, one product
+        hidden_projection_recurrent_0 = torch.addmm(
+            hidden_bias[columns_recurrent_0], hidden_prev, weights_recurrent_0.T
+        )
+        reset_pre = (
+            event_projection_t[:, slice_reset]
+            + hidden_projection_recurrent_0[:, 0 * hidden_size : 1 * hidden_size]
+        )
+        update_pre = (
+            event_projection_t[:, slice_update]
+            + hidden_projection_recurrent_0[:, 1 * hidden_size : 2 * hidden_size]
+        )
+        new_event = event_projection_t[:, slice_new]
+        # reset = sigmoid(reset_pre) (eq:forward-reset)
+        reset = torch.sigmoid(reset_pre)
+        # update = sigmoid(update_pre) (eq:forward-update)
+        update = torch.sigmoid(update_pre)
+        # reset_state = hidden_prev*reset (eq:forward-reset-state)
+        reset_state = hidden_prev * reset
+        # new: Z = S W^T + b, one product
+        hidden_projection_grouped_0 = torch.addmm(
+            hidden_bias[columns_grouped_0], reset_state, weights_grouped_0.T
+        )
+        new_hidden = hidden_projection_grouped_0
+        # new = tanh(new_event + new_hidden) (eq:forward-new)
+        new = torch.tanh(new_event + new_hidden)
+        # hidden = hidden_prev*update + new*(1 - update) (eq:forward-hidden)
+        hidden = hidden_prev * update + new * (1 - update)
+        if running is not None:
+            # Rows past their length keep their states (eq:masked-state)
+            hidden = torch.where(running[t], hidden, hidden_prev)
+        outputs[t] = hidden
+        hidden_prev = hidden
+
+    # Outputs zero at padded positions; the final states tensors of their own
+    if running is not None:
+        outputs = torch.where(running, outputs, 0)
+    final_states = (hidden_prev.clone(),)
+    return outputs, final_states
 
 
 @torch.no_grad()

@@ -37,6 +37,8 @@ outputs are zero, its events are never read.
 ``backward(events, initial_states, weights, lengths, saved, d_outputs, d_final_states)``
     ``d_events, d_initial_states, d_weights``, each the shape of its input (None among the
     adjoints: zeros).
+``infer(events, initial_states, weights, lengths=None)``
+    ``outputs, final_states``: ``forward``'s, bit for bit, saving nothing (no backward follows).
 ``forward_graph``
     ``forward``'s operations without ``torch.no_grad`` (autograd can differentiate them).
 """
@@ -49,7 +51,17 @@ STATES = ("hidden",)
 WEIGHTS = ("event_weights", "event_bias", "hidden_weights", "hidden_bias")
 SAVED = ("hidden_states", "saved_values")
 
-__all__ = ["CELL", "GATES", "SAVED", "STATES", "WEIGHTS", "backward", "forward", "forward_graph"]
+__all__ = [
+    "CELL",
+    "GATES",
+    "SAVED",
+    "STATES",
+    "WEIGHTS",
+    "backward",
+    "forward",
+    "forward_graph",
+    "infer",
+]
 
 
 def _running(lengths, steps, device):
@@ -131,6 +143,63 @@ def forward_graph(events, initial_states, weights, lengths=None):
         outputs = torch.where(running, hidden_states[1:], 0)
     final_states = (hidden_states[steps].clone(),)
     return outputs, final_states, (hidden_states, saved_values)
+
+
+@torch.no_grad()
+def infer(events, initial_states, weights, lengths=None):
+    """``forward``'s outputs and final states, bit for bit, without saving anything for a
+    backward: the inference path (the states of each step are kept only as long as the next
+    step reads them)."""
+    steps, batch, event_size = events.shape
+    (h0,) = initial_states
+    event_weights, event_bias, hidden_weights, hidden_bias = weights
+    hidden_size = hidden_bias.shape[0] // len(GATES)
+    slice_reset = slice(0 * hidden_size, 1 * hidden_size)
+    slice_update = slice(1 * hidden_size, 2 * hidden_size)
+    slice_new = slice(2 * hidden_size, 3 * hidden_size)
+    running = _running(lengths, steps, events.device)
+    if running is not None:
+        # Variable lengths: the events at padded positions are never read (zeros in their
+        # place), eq:masked-state
+        events = torch.where(running, events, 0)
+    # The output state of every step; nothing else is kept (no backward reads this run)
+    outputs = events.new_empty((steps, batch, hidden_size))
+    # Event projections of every step and gate at once, one product
+    # (eq:projection-reset-pre, eq:projection-update-pre, eq:projection-new-event,
+    # eq:projection-new-hidden):
+    # Z_event = X W_event^T + b_event
+    event_projection = torch.addmm(
+        event_bias, events.reshape(steps * batch, event_size), event_weights.T
+    ).view(steps, batch, len(GATES) * hidden_size)
+    hidden_prev = h0
+    for t in range(steps):
+        event_projection_t = event_projection[t]
+        # Hidden projections of every gate (one product): Z = h_{t-1} W_hidden^T + b_hidden
+        hidden_projection = torch.addmm(hidden_bias, hidden_prev, hidden_weights.T)
+        pre_activation = event_projection_t + hidden_projection
+        reset_pre = pre_activation[:, slice_reset]
+        update_pre = pre_activation[:, slice_update]
+        new_event = event_projection_t[:, slice_new]
+        new_hidden = hidden_projection[:, slice_new]
+        # reset = sigmoid(reset_pre) (eq:forward-reset)
+        reset = torch.sigmoid(reset_pre)
+        # update = sigmoid(update_pre) (eq:forward-update)
+        update = torch.sigmoid(update_pre)
+        # new = tanh(new_event + new_hidden*reset) (eq:forward-new)
+        new = torch.tanh(new_event + new_hidden * reset)
+        # hidden = hidden_prev*update + new*(1 - update) (eq:forward-hidden)
+        hidden = hidden_prev * update + new * (1 - update)
+        if running is not None:
+            # Rows past their length keep their states (eq:masked-state)
+            hidden = torch.where(running[t], hidden, hidden_prev)
+        outputs[t] = hidden
+        hidden_prev = hidden
+
+    # Outputs zero at padded positions; the final states tensors of their own
+    if running is not None:
+        outputs = torch.where(running, outputs, 0)
+    final_states = (hidden_prev.clone(),)
+    return outputs, final_states
 
 
 @torch.no_grad()

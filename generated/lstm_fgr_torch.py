@@ -56,6 +56,8 @@ outputs are zero, its events are never read.
 ``backward(events, initial_states, weights, lengths, saved, d_outputs, d_final_states)``
     ``d_events, d_initial_states, d_weights``, each the shape of its input (None among the
     adjoints: zeros).
+``infer(events, initial_states, weights, lengths=None)``
+    ``outputs, final_states``: ``forward``'s, bit for bit, saving nothing (no backward follows).
 ``forward_graph``
     ``forward``'s operations without ``torch.no_grad`` (autograd can differentiate them).
 """
@@ -83,7 +85,17 @@ SAVED = (
     "saved_values",
 )
 
-__all__ = ["CELL", "GATES", "SAVED", "STATES", "WEIGHTS", "backward", "forward", "forward_graph"]
+__all__ = [
+    "CELL",
+    "GATES",
+    "SAVED",
+    "STATES",
+    "WEIGHTS",
+    "backward",
+    "forward",
+    "forward_graph",
+    "infer",
+]
 
 
 def _running(lengths, steps, device):
@@ -253,6 +265,130 @@ def forward_graph(events, initial_states, weights, lengths=None):
             saved_values,
         ),
     )
+
+
+@torch.no_grad()
+def infer(events, initial_states, weights, lengths=None):
+    """``forward``'s outputs and final states, bit for bit, without saving anything for a
+    backward: the inference path (the states of each step are kept only as long as the next
+    step reads them)."""
+    steps, batch, event_size = events.shape
+    h0, c0, i0, f0, o0 = initial_states
+    (
+        event_weights,
+        event_bias,
+        hidden_weights,
+        hidden_bias,
+        peephole_update,
+        peephole_forget,
+        peephole_output,
+    ) = weights
+    hidden_size = hidden_bias.shape[0] // len(GATES)
+    slice_update = slice(0 * hidden_size, 1 * hidden_size)
+    slice_forget = slice(1 * hidden_size, 2 * hidden_size)
+    slice_candidate = slice(2 * hidden_size, 3 * hidden_size)
+    slice_output = slice(3 * hidden_size, 4 * hidden_size)
+    # update, forget: Z = S W^T + b with S = [hidden_prev, update_prev, forget_prev, output_prev]
+    columns_grouped_0 = slice(0 * hidden_size, 2 * hidden_size)
+    weights_grouped_0 = hidden_weights[
+        0 * hidden_size * hidden_size : 0 * hidden_size * hidden_size
+        + 8 * hidden_size * hidden_size
+    ].view(2 * hidden_size, 4 * hidden_size)
+    # candidate: Z = S W^T + b with S = [hidden_prev]
+    columns_recurrent_0 = slice(2 * hidden_size, 3 * hidden_size)
+    weights_recurrent_0 = hidden_weights[
+        8 * hidden_size * hidden_size : 8 * hidden_size * hidden_size
+        + 1 * hidden_size * hidden_size
+    ].view(1 * hidden_size, 1 * hidden_size)
+    # output: Z = S W^T + b with S = [hidden_prev, update_prev, forget_prev, output_prev]
+    columns_grouped_1 = slice(3 * hidden_size, 4 * hidden_size)
+    weights_grouped_1 = hidden_weights[
+        9 * hidden_size * hidden_size : 9 * hidden_size * hidden_size
+        + 4 * hidden_size * hidden_size
+    ].view(1 * hidden_size, 4 * hidden_size)
+    running = _running(lengths, steps, events.device)
+    if running is not None:
+        # Variable lengths: the events at padded positions are never read (zeros in their
+        # place), eq:masked-state
+        events = torch.where(running, events, 0)
+    # The output state of every step; nothing else is kept (no backward reads this run)
+    outputs = events.new_empty((steps, batch, hidden_size))
+    # Event projections of every step and gate at once, one product
+    # (eq:projection-update-event, eq:projection-update-hidden, eq:projection-forget-event,
+    # eq:projection-forget-hidden, eq:projection-candidate-pre, eq:projection-output-event,
+    # eq:projection-output-hidden):
+    # Z_event = X W_event^T + b_event
+    event_projection = torch.addmm(
+        event_bias, events.reshape(steps * batch, event_size), event_weights.T
+    ).view(steps, batch, len(GATES) * hidden_size)
+    hidden_prev = h0
+    cell_prev = c0
+    update_prev = i0
+    forget_prev = f0
+    output_prev = o0
+    for t in range(steps):
+        event_projection_t = event_projection[t]
+        # update, forget: Z = S W^T + b, one product
+        sources_0 = torch.cat((hidden_prev, update_prev, forget_prev, output_prev), dim=1)
+        hidden_projection_grouped_0 = torch.addmm(
+            hidden_bias[columns_grouped_0], sources_0, weights_grouped_0.T
+        )
+        # candidate: Z = S W^T + b, one product
+        hidden_projection_recurrent_0 = torch.addmm(
+            hidden_bias[columns_recurrent_0], hidden_prev, weights_recurrent_0.T
+        )
+        # output: Z = S W^T + b, one product
+        hidden_projection_grouped_1 = torch.addmm(
+            hidden_bias[columns_grouped_1], sources_0, weights_grouped_1.T
+        )
+        update_event = event_projection_t[:, slice_update]
+        update_hidden = hidden_projection_grouped_0[:, 0 * hidden_size : 1 * hidden_size]
+        forget_event = event_projection_t[:, slice_forget]
+        forget_hidden = hidden_projection_grouped_0[:, 1 * hidden_size : 2 * hidden_size]
+        candidate_pre = event_projection_t[:, slice_candidate] + hidden_projection_recurrent_0
+        output_event = event_projection_t[:, slice_output]
+        output_hidden = hidden_projection_grouped_1
+        # update = sigmoid(cell_prev*peephole_update + update_event + update_hidden)
+        # (eq:forward-update)
+        update = torch.sigmoid(update_event + update_hidden + cell_prev * peephole_update)
+        # forget = sigmoid(cell_prev*peephole_forget + forget_event + forget_hidden)
+        # (eq:forward-forget)
+        forget = torch.sigmoid(forget_event + forget_hidden + cell_prev * peephole_forget)
+        # candidate = tanh(candidate_pre) (eq:forward-candidate)
+        candidate = torch.tanh(candidate_pre)
+        # cell = candidate*update + cell_prev*forget (eq:forward-cell)
+        cell = candidate * update + cell_prev * forget
+        # output = sigmoid(cell*peephole_output + output_event + output_hidden) (eq:forward-output)
+        output = torch.sigmoid(output_event + output_hidden + cell * peephole_output)
+        # tanh_cell = tanh(cell)
+        tanh_cell = torch.tanh(cell)
+        # hidden = output*tanh(cell) (eq:forward-hidden)
+        hidden = output * tanh_cell
+        if running is not None:
+            # Rows past their length keep their states (eq:masked-state)
+            hidden = torch.where(running[t], hidden, hidden_prev)
+            cell = torch.where(running[t], cell, cell_prev)
+            update = torch.where(running[t], update, update_prev)
+            forget = torch.where(running[t], forget, forget_prev)
+            output = torch.where(running[t], output, output_prev)
+        outputs[t] = hidden
+        hidden_prev = hidden
+        cell_prev = cell
+        update_prev = update
+        forget_prev = forget
+        output_prev = output
+
+    # Outputs zero at padded positions; the final states tensors of their own
+    if running is not None:
+        outputs = torch.where(running, outputs, 0)
+    final_states = (
+        hidden_prev.clone(),
+        cell_prev.clone(),
+        update_prev.clone(),
+        forget_prev.clone(),
+        output_prev.clone(),
+    )
+    return outputs, final_states
 
 
 @torch.no_grad()

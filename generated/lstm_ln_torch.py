@@ -49,6 +49,8 @@ outputs are zero, its events are never read.
 ``backward(events, initial_states, weights, lengths, saved, d_outputs, d_final_states)``
     ``d_events, d_initial_states, d_weights``, each the shape of its input (None among the
     adjoints: zeros).
+``infer(events, initial_states, weights, lengths=None)``
+    ``outputs, final_states``: ``forward``'s, bit for bit, saving nothing (no backward follows).
 ``forward_graph``
     ``forward``'s operations without ``torch.no_grad`` (autograd can differentiate them).
 """
@@ -84,7 +86,17 @@ WEIGHTS = (
 )
 SAVED = ("hidden_states", "cell_states", "saved_values", "statistics")
 
-__all__ = ["CELL", "GATES", "SAVED", "STATES", "WEIGHTS", "backward", "forward", "forward_graph"]
+__all__ = [
+    "CELL",
+    "GATES",
+    "SAVED",
+    "STATES",
+    "WEIGHTS",
+    "backward",
+    "forward",
+    "forward_graph",
+    "infer",
+]
 
 
 def _running(lengths, steps, device):
@@ -281,6 +293,150 @@ def forward_graph(events, initial_states, weights, lengths=None):
         outputs = torch.where(running, hidden_states[1:], 0)
     final_states = (hidden_states[steps].clone(), cell_states[steps].clone())
     return outputs, final_states, (hidden_states, cell_states, saved_values, statistics)
+
+
+@torch.no_grad()
+def infer(events, initial_states, weights, lengths=None):
+    """``forward``'s outputs and final states, bit for bit, without saving anything for a
+    backward: the inference path (the states of each step are kept only as long as the next
+    step reads them)."""
+    steps, batch, event_size = events.shape
+    h0, c0 = initial_states
+    (
+        event_weights,
+        event_bias,
+        hidden_weights,
+        hidden_bias,
+        scale_event_update,
+        scale_event_forget,
+        scale_event_candidate,
+        scale_event_output,
+        shift_event_update,
+        shift_event_forget,
+        shift_event_candidate,
+        shift_event_output,
+        scale_hidden_update,
+        scale_hidden_forget,
+        scale_hidden_candidate,
+        scale_hidden_output,
+        shift_hidden_update,
+        shift_hidden_forget,
+        shift_hidden_candidate,
+        shift_hidden_output,
+        cell_scale,
+        cell_shift,
+    ) = weights
+    hidden_size = hidden_bias.shape[0] // len(GATES)
+    slice_update = slice(0 * hidden_size, 1 * hidden_size)
+    slice_forget = slice(1 * hidden_size, 2 * hidden_size)
+    slice_candidate = slice(2 * hidden_size, 3 * hidden_size)
+    slice_output = slice(3 * hidden_size, 4 * hidden_size)
+    running = _running(lengths, steps, events.device)
+    if running is not None:
+        # Variable lengths: the events at padded positions are never read (zeros in their
+        # place), eq:masked-state
+        events = torch.where(running, events, 0)
+    # The output state of every step; nothing else is kept (no backward reads this run)
+    outputs = events.new_empty((steps, batch, hidden_size))
+    # Event projections of every step and gate at once, one product
+    # (eq:projection-update-event, eq:projection-update-hidden, eq:projection-forget-event,
+    # eq:projection-forget-hidden, eq:projection-candidate-event,
+    # eq:projection-candidate-hidden, eq:projection-output-event, eq:projection-output-hidden):
+    # Z_event = X W_event^T + b_event
+    event_projection = torch.addmm(
+        event_bias, events.reshape(steps * batch, event_size), event_weights.T
+    ).view(steps, batch, len(GATES) * hidden_size)
+    hidden_prev = h0
+    cell_prev = c0
+    for t in range(steps):
+        event_projection_t = event_projection[t]
+        # Hidden projections of every gate (one product): Z = h_{t-1} W_hidden^T + b_hidden
+        hidden_projection = torch.addmm(hidden_bias, hidden_prev, hidden_weights.T)
+        update_event = event_projection_t[:, slice_update]
+        update_hidden = hidden_projection[:, slice_update]
+        forget_event = event_projection_t[:, slice_forget]
+        forget_hidden = hidden_projection[:, slice_forget]
+        candidate_event = event_projection_t[:, slice_candidate]
+        candidate_hidden = hidden_projection[:, slice_candidate]
+        output_event = event_projection_t[:, slice_output]
+        output_hidden = hidden_projection[:, slice_output]
+        # event_norm: the row's mean and rstd over [update_event, forget_event, candidate_event,
+        # output_event], two passes
+        event_mean = event_projection_t.mean(dim=1, keepdim=True)
+        # event_norm: the biased variance
+        event_norm_variance = (event_projection_t - event_mean).square().mean(dim=1, keepdim=True)
+        # event_norm: rstd
+        event_rstd = 1 / torch.sqrt(1 / 100000 + event_norm_variance)
+        # hidden_norm: the row's mean and rstd over [update_hidden, forget_hidden, candidate_hidden,
+        # output_hidden], two passes
+        hidden_mean = hidden_projection.mean(dim=1, keepdim=True)
+        # hidden_norm: the biased variance
+        hidden_norm_variance = (hidden_projection - hidden_mean).square().mean(dim=1, keepdim=True)
+        # hidden_norm: rstd
+        hidden_rstd = 1 / torch.sqrt(1 / 100000 + hidden_norm_variance)
+        # update = sigmoid(event_rstd*scale_event_update*(-event_mean + update_event) +
+        # hidden_rstd*scale_hidden_update*(-hidden_mean + update_hidden) + shift_event_update +
+        # shift_hidden_update) (eq:forward-update)
+        update = torch.sigmoid(
+            shift_event_update
+            + shift_hidden_update
+            + event_rstd * scale_event_update * (update_event - event_mean)
+            + hidden_rstd * scale_hidden_update * (update_hidden - hidden_mean)
+        )
+        # forget = sigmoid(event_rstd*scale_event_forget*(-event_mean + forget_event) +
+        # hidden_rstd*scale_hidden_forget*(forget_hidden - hidden_mean) + shift_event_forget +
+        # shift_hidden_forget) (eq:forward-forget)
+        forget = torch.sigmoid(
+            shift_event_forget
+            + shift_hidden_forget
+            + event_rstd * scale_event_forget * (forget_event - event_mean)
+            + hidden_rstd * scale_hidden_forget * (forget_hidden - hidden_mean)
+        )
+        # candidate = tanh(event_rstd*scale_event_candidate*(candidate_event - event_mean) +
+        # hidden_rstd*scale_hidden_candidate*(candidate_hidden - hidden_mean) +
+        # shift_event_candidate + shift_hidden_candidate) (eq:forward-candidate)
+        candidate = torch.tanh(
+            shift_event_candidate
+            + shift_hidden_candidate
+            + event_rstd * scale_event_candidate * (candidate_event - event_mean)
+            + hidden_rstd * scale_hidden_candidate * (candidate_hidden - hidden_mean)
+        )
+        # output = sigmoid(event_rstd*scale_event_output*(-event_mean + output_event) +
+        # hidden_rstd*scale_hidden_output*(-hidden_mean + output_hidden) + shift_event_output +
+        # shift_hidden_output) (eq:forward-output)
+        output = torch.sigmoid(
+            shift_event_output
+            + shift_hidden_output
+            + event_rstd * scale_event_output * (output_event - event_mean)
+            + hidden_rstd * scale_hidden_output * (output_hidden - hidden_mean)
+        )
+        # cell_raw = candidate*update + cell_prev*forget (eq:forward-cell-raw)
+        cell_raw = candidate * update + cell_prev * forget
+        # cell_norm: the row's mean and rstd over [cell_raw], two passes
+        cell_mean = cell_raw.mean(dim=1, keepdim=True)
+        # cell_norm: the biased variance
+        cell_norm_variance = (cell_raw - cell_mean).square().mean(dim=1, keepdim=True)
+        # cell_norm: rstd
+        cell_rstd = 1 / torch.sqrt(1 / 100000 + cell_norm_variance)
+        # cell = cell_rstd*cell_scale*(-cell_mean + cell_raw) + cell_shift (eq:forward-cell)
+        cell = cell_shift + cell_rstd * cell_scale * (cell_raw - cell_mean)
+        # tanh_cell = tanh(cell)
+        tanh_cell = torch.tanh(cell)
+        # hidden = output*tanh(cell) (eq:forward-hidden)
+        hidden = output * tanh_cell
+        if running is not None:
+            # Rows past their length keep their states (eq:masked-state)
+            hidden = torch.where(running[t], hidden, hidden_prev)
+            cell = torch.where(running[t], cell, cell_prev)
+        outputs[t] = hidden
+        hidden_prev = hidden
+        cell_prev = cell
+
+    # Outputs zero at padded positions; the final states tensors of their own
+    if running is not None:
+        outputs = torch.where(running, outputs, 0)
+    final_states = (hidden_prev.clone(), cell_prev.clone())
+    return outputs, final_states
 
 
 @torch.no_grad()

@@ -34,6 +34,8 @@ outputs are zero, its events are never read.
 ``backward(events, initial_states, weights, lengths, saved, d_outputs, d_final_states)``
     ``d_events, d_initial_states, d_weights``, each the shape of its input (None among the
     adjoints: zeros).
+``infer(events, initial_states, weights, lengths=None)``
+    ``outputs, final_states``: ``forward``'s, bit for bit, saving nothing (no backward follows).
 ``forward_graph``
     ``forward``'s operations without ``torch.no_grad`` (autograd can differentiate them).
 """
@@ -54,7 +56,17 @@ WEIGHTS = (
 )
 SAVED = ("hidden_states", "cell_states", "saved_values")
 
-__all__ = ["CELL", "GATES", "SAVED", "STATES", "WEIGHTS", "backward", "forward", "forward_graph"]
+__all__ = [
+    "CELL",
+    "GATES",
+    "SAVED",
+    "STATES",
+    "WEIGHTS",
+    "backward",
+    "forward",
+    "forward_graph",
+    "infer",
+]
 
 
 def _running(lengths, steps, device):
@@ -155,6 +167,79 @@ def forward_graph(events, initial_states, weights, lengths=None):
         outputs = torch.where(running, hidden_states[1:], 0)
     final_states = (hidden_states[steps].clone(), cell_states[steps].clone())
     return outputs, final_states, (hidden_states, cell_states, saved_values)
+
+
+@torch.no_grad()
+def infer(events, initial_states, weights, lengths=None):
+    """``forward``'s outputs and final states, bit for bit, without saving anything for a
+    backward: the inference path (the states of each step are kept only as long as the next
+    step reads them)."""
+    steps, batch, event_size = events.shape
+    h0, c0 = initial_states
+    (
+        event_weights,
+        event_bias,
+        hidden_weights,
+        hidden_bias,
+        peephole_update,
+        peephole_forget,
+        peephole_output,
+    ) = weights
+    hidden_size = hidden_bias.shape[0] // len(GATES)
+    slice_update = slice(0 * hidden_size, 1 * hidden_size)
+    slice_forget = slice(1 * hidden_size, 2 * hidden_size)
+    slice_candidate = slice(2 * hidden_size, 3 * hidden_size)
+    slice_output = slice(3 * hidden_size, 4 * hidden_size)
+    running = _running(lengths, steps, events.device)
+    if running is not None:
+        # Variable lengths: the events at padded positions are never read (zeros in their
+        # place), eq:masked-state
+        events = torch.where(running, events, 0)
+    # The output state of every step; nothing else is kept (no backward reads this run)
+    outputs = events.new_empty((steps, batch, hidden_size))
+    # Event projections of every step and gate at once, one product
+    # (eq:projection-update-pre, eq:projection-forget-pre, eq:projection-candidate-pre,
+    # eq:projection-output-pre):
+    # Z_event = X W_event^T + b_event + b_hidden (both biases folded in)
+    event_bias = event_bias + hidden_bias
+    event_projection = torch.addmm(
+        event_bias, events.reshape(steps * batch, event_size), event_weights.T
+    ).view(steps, batch, len(GATES) * hidden_size)
+    hidden_prev = h0
+    cell_prev = c0
+    for t in range(steps):
+        event_projection_t = event_projection[t]
+        # Hidden projections of every gate (one product): Z = Z_event + h_{t-1} W_hidden^T
+        pre_activation = torch.addmm(event_projection_t, hidden_prev, hidden_weights.T)
+        update_pre = pre_activation[:, slice_update]
+        forget_pre = pre_activation[:, slice_forget]
+        candidate_pre = pre_activation[:, slice_candidate]
+        output_pre = pre_activation[:, slice_output]
+        # update = sigmoid(cell_prev*peephole_update + update_pre) (eq:forward-update)
+        update = torch.sigmoid(update_pre + cell_prev * peephole_update)
+        # forget = sigmoid(cell_prev*peephole_forget + forget_pre) (eq:forward-forget)
+        forget = torch.sigmoid(forget_pre + cell_prev * peephole_forget)
+        # candidate = tanh(candidate_pre) (eq:forward-candidate)
+        candidate = torch.tanh(candidate_pre)
+        # cell = candidate*update + cell_prev*forget (eq:forward-cell)
+        cell = candidate * update + cell_prev * forget
+        # output = sigmoid(cell*peephole_output + output_pre) (eq:forward-output)
+        output = torch.sigmoid(output_pre + cell * peephole_output)
+        # hidden = cell*output (eq:forward-hidden)
+        hidden = cell * output
+        if running is not None:
+            # Rows past their length keep their states (eq:masked-state)
+            hidden = torch.where(running[t], hidden, hidden_prev)
+            cell = torch.where(running[t], cell, cell_prev)
+        outputs[t] = hidden
+        hidden_prev = hidden
+        cell_prev = cell
+
+    # Outputs zero at padded positions; the final states tensors of their own
+    if running is not None:
+        outputs = torch.where(running, outputs, 0)
+    final_states = (hidden_prev.clone(), cell_prev.clone())
+    return outputs, final_states
 
 
 @torch.no_grad()

@@ -48,6 +48,8 @@ outputs are zero, its events are never read.
 ``backward(events, initial_states, weights, lengths, saved, d_outputs, d_final_states)``
     ``d_events, d_initial_states, d_weights``, each the shape of its input (None among the
     adjoints: zeros).
+``infer(events, initial_states, weights, lengths=None)``
+    ``outputs, final_states``: ``forward``'s, bit for bit, saving nothing (no backward follows).
 ``forward_graph``
     ``forward``'s operations without ``torch.no_grad`` (autograd can differentiate them).
 ``forward_scan``, ``backward_scan``
@@ -74,6 +76,7 @@ __all__ = [
     "forward",
     "forward_graph",
     "forward_scan",
+    "infer",
 ]
 
 
@@ -158,6 +161,64 @@ def forward_graph(events, initial_states, weights, lengths=None):
         outputs = torch.where(running, hidden_states[1:], 0)
     final_states = (hidden_states[steps].clone(),)
     return outputs, final_states, (hidden_states, saved_values)
+
+
+@torch.no_grad()
+def infer(events, initial_states, weights, lengths=None):
+    """``forward``'s outputs and final states, bit for bit, without saving anything for a
+    backward: the inference path (the states of each step are kept only as long as the next
+    step reads them)."""
+    steps, batch, event_size = events.shape
+    (h0,) = initial_states
+    event_weights, event_bias = weights
+    hidden_size = event_weights.shape[0] // len(GATES)
+    slice_forget = slice(0 * hidden_size, 1 * hidden_size)
+    slice_update = slice(1 * hidden_size, 2 * hidden_size)
+    slice_candidate = slice(2 * hidden_size, 3 * hidden_size)
+    running = _running(lengths, steps, events.device)
+    if running is not None:
+        # Variable lengths: the events at padded positions are never read (zeros in their
+        # place), eq:masked-state
+        events = torch.where(running, events, 0)
+    # The output state of every step; nothing else is kept (no backward reads this run)
+    outputs = events.new_empty((steps, batch, hidden_size))
+    # Event projections of every step and gate at once, one product
+    # (eq:projection-forget-pre, eq:projection-update-pre, eq:projection-candidate-pre):
+    # Z_event = X W_event^T + b_event: with no hidden part, the gates' pre-activations
+    event_projection = torch.addmm(
+        event_bias, events.reshape(steps * batch, event_size), event_weights.T
+    ).view(steps, batch, len(GATES) * hidden_size)
+    hidden_prev = h0
+    for t in range(steps):
+        event_projection_t = event_projection[t]
+        # No gate has a hidden part: the pre-activations are the event projections
+        pre_activation = event_projection_t
+        forget_pre = pre_activation[:, slice_forget]
+        update_pre = pre_activation[:, slice_update]
+        candidate_pre = pre_activation[:, slice_candidate]
+        # forget = sigmoid(forget_pre) (eq:forward-forget)
+        forget = torch.sigmoid(forget_pre)
+        # update = sigmoid(update_pre) (eq:forward-update)
+        update = torch.sigmoid(update_pre)
+        # candidate = candidate_pre (eq:forward-candidate)
+        candidate = candidate_pre
+        # forget_norm = forget/(forget + update) (eq:forward-forget-norm)
+        forget_norm = forget / (forget + update)
+        # update_norm = update/(forget + update) (eq:forward-update-norm)
+        update_norm = update / (forget + update)
+        # hidden = candidate*update_norm + forget_norm*hidden_prev (eq:forward-hidden)
+        hidden = candidate * update_norm + forget_norm * hidden_prev
+        if running is not None:
+            # Rows past their length keep their states (eq:masked-state)
+            hidden = torch.where(running[t], hidden, hidden_prev)
+        outputs[t] = hidden
+        hidden_prev = hidden
+
+    # Outputs zero at padded positions; the final states tensors of their own
+    if running is not None:
+        outputs = torch.where(running, outputs, 0)
+    final_states = (hidden_prev.clone(),)
+    return outputs, final_states
 
 
 @torch.no_grad()

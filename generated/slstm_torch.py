@@ -67,6 +67,8 @@ outputs are zero, its events are never read.
 ``backward(events, initial_states, weights, lengths, saved, d_outputs, d_final_states)``
     ``d_events, d_initial_states, d_weights``, each the shape of its input (None among the
     adjoints: zeros).
+``infer(events, initial_states, weights, lengths=None)``
+    ``outputs, final_states``: ``forward``'s, bit for bit, saving nothing (no backward follows).
 ``forward_graph``
     ``forward``'s operations without ``torch.no_grad`` (autograd can differentiate them).
 """
@@ -79,7 +81,17 @@ STATES = ("hidden", "cell", "normalizer", "stabilizer")
 WEIGHTS = ("event_weights", "event_bias", "hidden_weights", "hidden_bias")
 SAVED = ("hidden_states", "cell_states", "normalizer_states", "saved_values")
 
-__all__ = ["CELL", "GATES", "SAVED", "STATES", "WEIGHTS", "backward", "forward", "forward_graph"]
+__all__ = [
+    "CELL",
+    "GATES",
+    "SAVED",
+    "STATES",
+    "WEIGHTS",
+    "backward",
+    "forward",
+    "forward_graph",
+    "infer",
+]
 
 
 def _running(lengths, steps, device):
@@ -197,6 +209,90 @@ def forward_graph(events, initial_states, weights, lengths=None):
         stabilizer_prev,
     )
     return outputs, final_states, (hidden_states, cell_states, normalizer_states, saved_values)
+
+
+@torch.no_grad()
+def infer(events, initial_states, weights, lengths=None):
+    """``forward``'s outputs and final states, bit for bit, without saving anything for a
+    backward: the inference path (the states of each step are kept only as long as the next
+    step reads them)."""
+    steps, batch, event_size = events.shape
+    h0, c0, n0, m0 = initial_states
+    event_weights, event_bias, hidden_weights, hidden_bias = weights
+    hidden_size = hidden_bias.shape[0] // len(GATES)
+    slice_input = slice(0 * hidden_size, 1 * hidden_size)
+    slice_forget = slice(1 * hidden_size, 2 * hidden_size)
+    slice_candidate = slice(2 * hidden_size, 3 * hidden_size)
+    slice_output = slice(3 * hidden_size, 4 * hidden_size)
+    running = _running(lengths, steps, events.device)
+    if running is not None:
+        # Variable lengths: the events at padded positions are never read (zeros in their
+        # place), eq:masked-state
+        events = torch.where(running, events, 0)
+    # The output state of every step; nothing else is kept (no backward reads this run)
+    outputs = events.new_empty((steps, batch, hidden_size))
+    # Event projections of every step and gate at once, one product
+    # (eq:projection-input-pre, eq:projection-forget-pre, eq:projection-candidate-pre,
+    # eq:projection-output-pre):
+    # Z_event = X W_event^T + b_event + b_hidden (both biases folded in)
+    event_bias = event_bias + hidden_bias
+    event_projection = torch.addmm(
+        event_bias, events.reshape(steps * batch, event_size), event_weights.T
+    ).view(steps, batch, len(GATES) * hidden_size)
+    hidden_prev = h0
+    cell_prev = c0
+    normalizer_prev = n0
+    stabilizer_prev = m0
+    for t in range(steps):
+        event_projection_t = event_projection[t]
+        # Hidden projections of every gate (one product): Z = Z_event + h_{t-1} W_hidden^T
+        pre_activation = torch.addmm(event_projection_t, hidden_prev, hidden_weights.T)
+        input_pre = pre_activation[:, slice_input]
+        forget_pre = pre_activation[:, slice_forget]
+        candidate_pre = pre_activation[:, slice_candidate]
+        output_pre = pre_activation[:, slice_output]
+        # candidate = tanh(candidate_pre) (eq:forward-candidate)
+        candidate = torch.tanh(candidate_pre)
+        # output = sigmoid(output_pre) (eq:forward-output)
+        output = torch.sigmoid(output_pre)
+        # log_forget = logsigmoid(forget_pre) (eq:forward-log-forget)
+        log_forget = torch.nn.functional.logsigmoid(forget_pre)
+        # forget_path = log_forget + stabilizer_prev (eq:forward-forget-path)
+        forget_path = log_forget + stabilizer_prev
+        # stabilizer = Max(forget_path, input_pre) (eq:forward-stabilizer)
+        stabilizer = torch.maximum(forget_path, input_pre)
+        # input_stabilized = exp(input_pre - stabilizer) (eq:forward-input-stabilized)
+        input_stabilized = torch.exp(input_pre - stabilizer)
+        # forget_stabilized = exp(forget_path - stabilizer) (eq:forward-forget-stabilized)
+        forget_stabilized = torch.exp(forget_path - stabilizer)
+        # cell = candidate*input_stabilized + cell_prev*forget_stabilized (eq:forward-cell)
+        cell = candidate * input_stabilized + cell_prev * forget_stabilized
+        # normalizer = forget_stabilized*normalizer_prev + input_stabilized (eq:forward-normalizer)
+        normalizer = input_stabilized + forget_stabilized * normalizer_prev
+        # hidden = cell*output/normalizer (eq:forward-hidden)
+        hidden = cell * output / normalizer
+        if running is not None:
+            # Rows past their length keep their states (eq:masked-state)
+            hidden = torch.where(running[t], hidden, hidden_prev)
+            cell = torch.where(running[t], cell, cell_prev)
+            normalizer = torch.where(running[t], normalizer, normalizer_prev)
+            stabilizer = torch.where(running[t], stabilizer, stabilizer_prev)
+        outputs[t] = hidden
+        hidden_prev = hidden
+        cell_prev = cell
+        normalizer_prev = normalizer
+        stabilizer_prev = stabilizer
+
+    # Outputs zero at padded positions; the final states tensors of their own
+    if running is not None:
+        outputs = torch.where(running, outputs, 0)
+    final_states = (
+        hidden_prev.clone(),
+        cell_prev.clone(),
+        normalizer_prev.clone(),
+        stabilizer_prev.clone(),
+    )
+    return outputs, final_states
 
 
 @torch.no_grad()

@@ -127,6 +127,7 @@ def _item_lines(item, labels) -> list[dict]:
                         {
                             "comment": _comment("kept for backward"),
                             "code": f"statistics[{slot}, t] = {symbol}",
+                            "kept": True,  # only for backward: infer leaves it out
                         }
                     )
         return lines

@@ -21,8 +21,8 @@ events_grad=True) -> (d_events, d_initial_states, d_weights)``
 ``<cell>_infer(events, initial_states, weights, lengths) -> (outputs, final_states)``
     forward's outputs and final states, bit for bit on CPU, without the cache: the C's
     ``<cell>_infer_*`` (a work buffer of ``<cell>_infer_work_size`` elements, O(batch x
-    hidden) plus the packed weights, whatever the number of steps), the emitter's forward
-    under ``torch.no_grad`` elsewhere. Not differentiable: :meth:`CellOps.apply` (what ``RNN``
+    hidden) plus the packed weights, whatever the number of steps), the emitter's ``infer``
+    (its forward saving nothing) elsewhere. Not differentiable: :meth:`CellOps.apply` (what ``RNN``
     calls) takes it when no gradient is wanted (grad mode off, as under ``torch.no_grad`` or
     ``torch.inference_mode``, or no input requiring one).
 
@@ -262,6 +262,21 @@ class CellOps:
         the state update affine (``lstm_sym/scan.py``: minGRU, minLSTM; no loop over the steps,
         what a GPU wants), else its step loop ``forward``. Both keep the same ``saved``."""
         return getattr(self.emitter, "forward_scan", None) or self.emitter.forward
+
+    @property
+    def emitter_infer(self):
+        """The emitter's forward saving nothing, ``(outputs, final_states)``: its ``infer``,
+        except where the time-parallel ``forward_scan`` serves (its results, ``saved``
+        dropped) or for an emitter generated before it had ``infer`` (``forward``'s)."""
+        if not hasattr(self.emitter, "forward_scan") and hasattr(self.emitter, "infer"):
+            return self.emitter.infer
+        forward = self.emitter_forward
+
+        def infer(events, initial_states, weights, lengths=None):
+            outputs, finals, _ = forward(events, initial_states, weights, lengths)
+            return outputs, finals
+
+        return infer
 
     @property
     def emitter_backward(self):
@@ -595,9 +610,18 @@ def _schema_infer() -> str:
 def _infer(cell: CellOps, events, initial_states, weights, lengths):
     """What the infer operator computes: forward's outputs and final states without a cache."""
     sizes = cell.check(events, initial_states, weights, lengths, "infer")
-    if not _runs_c(events) or cell.abi.infer_work_size is None:
+    if not _runs_c(events):
+        outputs, finals = cell.emitter_infer(
+            events.contiguous(),
+            tuple(_contiguous(initial_states)),
+            tuple(_contiguous(weights)),
+            lengths,
+        )
+        fresh = _fresh([outputs, *finals], [events, *initial_states, *weights])
+        return fresh[0], fresh[1:]
+    if cell.abi.infer_work_size is None:  # a library generated before <cell>_infer_*
         with torch.no_grad():
-            outputs, finals, _ = _forward(cell, events, initial_states, weights, lengths)
+            outputs, finals, _ = _forward(cell, events, initial_states, weights, lengths, sizes)
         return outputs, list(finals)
     return c_calls.infer(cell, sizes, events, initial_states, weights, lengths)
 

@@ -184,6 +184,27 @@ def test_autograd_through_the_emitters_forward_gives_its_derived_gradients(
         torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12 * scale, msg=name)
 
 
+@pytest.mark.parametrize("lengths", [None, LENGTHS], ids=["full", "unsorted_lengths"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_the_emitter_s_infer_gives_forward_s_results_bit_for_bit_saving_nothing(
+    torch, random_problem, cell, dtype, lengths
+):
+    module = importlib.import_module(f"generated.{cell}")
+    emitter = _emitter(cell)
+    given = _tensors(torch, _problem(random_problem, cell, dtype), module, emitter, dtype, lengths)
+    arguments = (given["events"], given["initial_states"], given["weights"], given["lengths"])
+    outputs, finals, _ = emitter.forward(*arguments)
+    inferred = emitter.infer(*arguments)
+    assert len(inferred) == 2 and len(inferred[1]) == len(emitter.STATES)
+    for got, want in zip((inferred[0], *inferred[1]), (outputs, *finals), strict=True):
+        assert got.dtype == want.dtype and torch.equal(got, want)
+    # tensors of their own: no result shares memory with an input or another result
+    pointers = [t.untyped_storage().data_ptr() for t in (inferred[0], *inferred[1])]
+    inputs = {t.untyped_storage().data_ptr() for t in (arguments[0], *arguments[1], *arguments[2])}
+    assert len(set(pointers)) == len(pointers) and not set(pointers) & inputs
+
+
 @pytest.mark.parametrize("cell", list(CELLS))
 def test_the_saved_tuple_holds_only_what_backward_reads(torch, random_problem, cell):
     module = importlib.import_module(f"generated.{cell}")

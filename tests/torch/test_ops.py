@@ -161,6 +161,25 @@ def test_apply_without_a_gradient_gives_the_training_numbers_through_the_infer_o
     assert len(called) == 3
 
 
+@pytest.mark.parametrize("name", ["lstm", "lstm_ln", "lstmp", "lstm_fgr"])
+def test_the_infer_operator_off_the_c_runs_the_emitter_s_infer_which_saves_nothing(
+    name, monkeypatch
+):
+    cell = ops.get(name)
+    problem = _detached(_problem(cell, seed=7, lengths=LENGTHS))
+    with ops.emitter_on_cpu():
+        outputs, finals, _ = cell.forward(*problem)
+
+        def refuse(*args, **kwargs):
+            raise AssertionError("the emitter's saving forward ran")
+
+        monkeypatch.setattr(cell.emitter, "forward", refuse)
+        monkeypatch.setattr(cell.emitter, "forward_graph", refuse)
+        got, got_finals = cell.infer(*problem)
+    for g, w in zip([got, *got_finals], [outputs, *finals], strict=True):
+        assert torch.equal(g, w)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", ["C", "emitter"])
 @pytest.mark.parametrize("name", CELLS)
