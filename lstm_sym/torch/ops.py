@@ -30,8 +30,9 @@ events_grad=True) -> (d_events, d_initial_states, d_weights)``
 ``torch.autograd`` and ``torch.compile`` (``register_fake`` gives every output's shape) run the
 derived backward, which reads only what forward saved.
 
-CPU tensors run the generated C (:mod:`lstm_sym.native` compiles and caches the library; the
-entry points are called on the tensors' memory, ctypes releasing the GIL): contiguous inputs
+CPU tensors run the generated C (:mod:`lstm_sym.native` compiles and caches the library;
+:mod:`.c_calls` calls the entry points on the tensors' memory, ctypes releasing the GIL, each
+call planned once per size): contiguous inputs
 are not copied, non-contiguous ones are made contiguous first (one copy, as ``nn.LSTM`` does);
 float32 and float64. On CPU ``saved`` is the first ``<cell>_saved_size`` elements of the C
 cache (the state sequences and the saved values, which forward writes in full: no
