@@ -32,6 +32,7 @@ def rows(results: dict) -> list[dict]:
     for run in results["runs"]:
         torch = run["results"].get("torch")
         seed = run["results"].get("seed")
+        bounds = _bounds(run, torch)
         for name in ALL:
             entry = run["results"].get(name)
             if entry is None:
@@ -59,6 +60,9 @@ def rows(results: dict) -> list[dict]:
                 if entry.get("stream") is None
                 else _median_ms(entry, "stream") * 1e3,
                 "vs_torch_step": None,
+                # the most vs torch / inf vs could be: PyTorch's time over the products' at peak
+                "vs_torch_bound": bounds.get("train"),
+                "vs_torch_infer_bound": bounds.get("infer"),
             }
             for kind, key in (("infer", "vs_torch_infer"), ("stream", "vs_torch_step")):
                 if torch is not None and kind in torch and kind in entry:
@@ -84,6 +88,23 @@ def rows(results: dict) -> list[dict]:
     return out
 
 
+def _bounds(run: dict, torch: dict | None) -> dict:
+    """Per kind (``train``, ``infer``): PyTorch's median time over the time of the run's matrix
+    products at the measured GEMM peak (``train``: forward+backward's flops, ``infer``:
+    forward's) — the ratio to PyTorch an implementation would have with every product flop at
+    the peak and nothing else, so the bound of ``vs torch`` and ``inf vs``. Empty without
+    PyTorch's timings, the flops or the peak (results written before they were recorded)."""
+    flops, peak = run.get("flops"), run.get("peak_gflops")
+    if torch is None or not flops or not peak:
+        return {}
+    counted = {"train": flops["train"], "infer": flops["forward"]}
+    return {
+        kind: torch[kind]["median_s"] / (counted[kind] / (peak * 1e9))
+        for kind in counted
+        if kind in torch
+    }
+
+
 def _median_ms(entry: dict, kind: str):
     return None if entry.get(kind) is None else entry[kind]["median_s"] * 1e3
 
@@ -96,6 +117,11 @@ def _number(value, digits: int) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _bound(row, key):
+    """A bound of a ratio to PyTorch, on the rows that are not PyTorch's own."""
+    return "-" if row["impl"] == "torch" or row[key] is None else f"{row[key]:.2f}x"
+
+
 def _spread(pair):
     return "-" if pair is None else f"{pair[0]:.2f}-{pair[1]:.2f}"
 
@@ -104,9 +130,9 @@ def table(results: dict) -> str:
     """A plain-text table: one line per configuration and implementation."""
     header = (
         f"{'(B, T, X, H)':<19} {'dtype':<5} {'thr':>3} {'implementation':<23} "
-        f"{'fwd ms':>9} {'fwd+bwd ms':>11} {'vs torch':>9} {'(repeats)':>11} {'fwd vs':>7} "
-        f"{'vs seed':>8} {'(repeats)':>11} {'GFLOP/s':>8} {'peak%':>6} {'mem MiB':>9} "
-        f"{'infer ms':>9} {'inf vs':>7} {'step us':>8} {'step vs':>8}"
+        f"{'fwd ms':>9} {'fwd+bwd ms':>11} {'vs torch':>9} {'(repeats)':>11} {'@peak':>6} "
+        f"{'fwd vs':>7} {'vs seed':>8} {'(repeats)':>11} {'GFLOP/s':>8} {'peak%':>6} "
+        f"{'mem MiB':>9} {'infer ms':>9} {'inf vs':>7} {'@peak':>6} {'step us':>8} {'step vs':>8}"
     )
     lines = [header, "-" * len(header)]
     previous = None
@@ -122,10 +148,11 @@ def table(results: dict) -> str:
             f"{row['size']!s:<19} {row['dtype']:<5} {row['threads']:>3} "
             f"{LABELS[row['impl']]:<23} {row['forward_ms']:>9.3f} {row['train_ms']:>11.3f} "
             f"{_ratio(row['vs_torch']):>9} {_spread(row['vs_torch_range']):>11} "
-            f"{_ratio(row['vs_torch_forward']):>7} "
+            f"{_bound(row, 'vs_torch_bound'):>6} {_ratio(row['vs_torch_forward']):>7} "
             f"{_ratio(row['vs_seed']):>8} {_spread(row['vs_seed_range']):>11} "
             f"{row['train_gflops']:>8.1f} {100 * row['peak_share']:>5.0f}% {memory:>9} "
             f"{_number(row['infer_ms'], 3):>9} {_ratio(row['vs_torch_infer']):>7} "
+            f"{_bound(row, 'vs_torch_infer_bound'):>6} "
             f"{_number(row['step_us'], 1):>8} {_ratio(row['vs_torch_step']):>8}"
         )
     peaks = ", ".join(f"{k}: {v:.1f}" for k, v in results["gemm_peak_gflops"].items())
@@ -141,6 +168,9 @@ def table(results: dict) -> str:
         "peak% = share of "
         "the NumPy GEMM peak measured (1024^3) at the start of the same configuration's run; "
         f"2048^3 peaks at start (dtype/threads): {peaks} GFLOP/s.",
+        "@peak: PyTorch's time / the time of this row's products at that GEMM peak: the ratio "
+        "an implementation would have with every product flop at the peak and nothing else, the "
+        "bound of the ratio before it (vs torch; inf vs, counting forward's flops).",
         "mem: peak allocation of one forward+backward (tracemalloc); * = rise of the resident "
         "set's high-water mark instead.",
         "infer: the forward without a cache (ours cache=False, the C on prepared parameters; "

@@ -70,6 +70,34 @@ def test_ratio_to_pytorch_pairs_the_samples_of_each_repeat():
         paired_ratio(torch, {"samples_s": [1.0]})
 
 
+def test_the_bound_of_a_ratio_to_pytorch_is_its_time_over_the_products_at_the_peak():
+    from lstm_sym.bench import report
+
+    def timing(seconds):
+        return {"median_s": seconds, "samples_s": [seconds], "gflops": 1.0}
+
+    torch = {"forward": timing(1.0), "train": timing(2.0), "infer": timing(0.5)}
+    ours = {"forward": timing(0.5), "train": timing(1.5), "infer": timing(0.4)}
+    run = {
+        "size": [1, 2, 3, 4],
+        "dtype": "f32",
+        "threads": 1,
+        "peak_gflops": 10.0,
+        # at 10 GFLOP/s the products take 1 s (training) and 0.2 s (forward, inference)
+        "flops": {"train": 10e9, "forward": 2e9},
+        "results": {"torch": torch, "c": ours},
+    }
+    results = {"runs": [run], "gemm_peak_gflops": {"f32/1": 10.0}}
+    rows = {r["impl"]: r for r in report.rows(results)}
+    assert rows["c"]["vs_torch_bound"] == pytest.approx(2.0)
+    assert rows["c"]["vs_torch_infer_bound"] == pytest.approx(2.5)
+    line = next(line for line in report.table(results).splitlines() if "generated C" in line)
+    assert "2.00x" in line and "2.50x" in line
+    # results written before the flops were recorded: no bound
+    del run["flops"]
+    assert next(r for r in report.rows(results) if r["impl"] == "c")["vs_torch_bound"] is None
+
+
 def test_table_shows_the_median_ratio_and_its_range_over_repeats():
     from lstm_sym.bench import report
 
