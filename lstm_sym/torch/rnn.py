@@ -161,12 +161,12 @@ class RNN(nn.Module):
 
     def _weights(self, index, sizes, like):
         """The operator's weights of layer and direction ``index`` (zeros for left-out biases)."""
-        weights = []
+        weights, parameters = [], self._parameters  # nn.Module.__getattr__ costs a µs a name
         for array, name in zip(self.cell.weights, self._weight_names[index], strict=True):
             if name is None:
                 weights.append(like.new_zeros(self.cell.shape(array, sizes)))
             else:
-                weights.append(getattr(self, name))
+                weights.append(parameters[name])
         return weights
 
     def _initial(self, hx, batch, batched, like):
@@ -249,7 +249,7 @@ class RNN(nn.Module):
             x = outputs[0] if directions == 1 else torch.cat(outputs, dim=-1)
             if self.dropout > 0 and self.training and layer < self.num_layers - 1:
                 x = nn.functional.dropout(x, self.dropout, training=True)
-        h = [torch.stack(f) for f in finals]
+        h = [f[0].unsqueeze(0) if len(f) == 1 else torch.stack(f) for f in finals]
         if packed:
             sorted_x = (
                 x.index_select(1, input.sorted_indices) if input.sorted_indices is not None else x
