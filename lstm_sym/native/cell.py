@@ -246,6 +246,11 @@ class NativeCell:
         """``(name, is a size)`` of every argument of entry point ``function``, in order."""
         return self._entries[function, next(iter(SUFFIX))][1]
 
+    def entry(self, function: str, dtype):
+        """The ctypes function of ``<cell>_<function>_<f32|f64>`` (argument types set; it
+        returns the C status: 0 ok, else :meth:`fail`) for a bindings' own planned calls."""
+        return self._entries[function, np.dtype(dtype)][0]
+
     def release_buffers(self) -> None:
         """Free the work buffers kept for reuse by later forwards (at most 1 GiB)."""
         self.workspace.clear()
@@ -275,10 +280,11 @@ class NativeCell:
         }
         status = entry(*[arguments.get(name) if size else addresses[name] for name, size in args])
         if status != 0:
-            self._fail(function, dtype, status)
+            self.fail(function, dtype, status)
         return addresses
 
-    def _fail(self, function, dtype, status):
+    def fail(self, function, dtype, status):
+        """Raise the C's message for a nonzero ``status`` of ``<cell>_<function>_*``."""
         message = self._error_string(status).decode()
         raise RuntimeError(f"{self.name}_{function}_{SUFFIX[dtype]} failed: {message}")
 
@@ -505,7 +511,7 @@ class NativeCell:
         status = plan.call(entry, base, address(result), _lengths_address(lengths))
         if status != 0:
             workspace.give(work)
-            self._fail(function, dtype, status)
+            self.fail(function, dtype, status)
         outputs, *lasts = plan.results(result)
         cache = NativeCache(plan, work, workspace, base, lengths)
         return outputs, tuple(lasts) if len(lasts) > 1 else lasts[0], cache
@@ -588,7 +594,7 @@ class NativeCell:
                 entry, cache._base, address(flat), addresses, _lengths_address(cache._lengths)
             )
         if status != 0:
-            self._fail(function, dtype, status)
+            self.fail(function, dtype, status)
         grads = self.Gradients()
         grads.__dict__.update(zip(back.views.names, back.views(flat)))
         return grads

@@ -164,7 +164,7 @@ def infer(cell, key, blocks, states, events, lengths, prepared=None):
     finally:
         workspace.give(work)
     if status != 0:
-        cell._fail("infer", dtype, status)
+        cell.fail("infer", dtype, status)
     outputs, *lasts = plan.results(result)
     return outputs, tuple(lasts) if len(lasts) > 1 else lasts[0], None
 
@@ -212,7 +212,7 @@ def fast_infer(cell, fast: FastInfer, events, states=()):
     finally:
         workspace.give(work)
     if status != 0:
-        cell._fail("infer", dtype, status)
+        cell.fail("infer", dtype, status)
     outputs, *lasts = plan.results(result)
     return outputs, tuple(lasts) if len(lasts) > 1 else lasts[0], None
 
@@ -343,7 +343,7 @@ def step(cell, parameters, event, state):
             at = address(buffer)
             status = fast.call(at, address(event), addresses)
             if status != 0:
-                cell._fail("step_forward", fast.dtype, status)
+                cell.fail("step_forward", fast.dtype, status)
             output, *new = fast.views(buffer)
             output[...] = new[fast.output]
             result = tuple(new) if len(new) > 1 else new[0]
@@ -424,7 +424,7 @@ def step(cell, parameters, event, state):
         finally:
             workspace.give(work)
     if status != 0:
-        cell._fail("step_forward", dtype, status)
+        cell.fail("step_forward", dtype, status)
     output, *new = plan.views(buffer)
     output[...] = new[cell.output_index]
     if prepared is not None and event.dtype is dtype and event.dtype is parameters.dtype:

@@ -66,7 +66,7 @@ class CCall:
         """Call the entry point on these addresses (:data:`_PARAMETERS`); raise on a failure."""
         status = self.call(self.entry, *pointers, **named)
         if status != 0:
-            self.cell.native._fail(self.function, self.dtype, status)
+            self.cell.native.fail(self.function, self.dtype, status)
 
 
 def plan(cell, function: str, dtype, sizes: dict, lengths: bool) -> CCall:
@@ -77,7 +77,7 @@ def plan(cell, function: str, dtype, sizes: dict, lengths: bool) -> CCall:
     if found is not None:
         return found
     native = cell.native
-    entry, args = native._entries[function, dtype]
+    entry, args = native.entry(function, dtype), native.arguments(function)
     roles = {"events": "e", "lengths": "n" if lengths else "None", "cache": "w", "work": "w"}
     roles.update(outputs="o", d_outputs="do", d_events="de")
     for k, (short, _) in enumerate(cell.states):
@@ -119,7 +119,8 @@ def plan(cell, function: str, dtype, sizes: dict, lengths: bool) -> CCall:
     return found
 
 
-def _contiguous(tensors):
+def contiguous(tensors):
+    """``tensors`` with any that is not contiguous made so (one copy each, as ``nn.LSTM``)."""
     return [t if t.is_contiguous() else t.contiguous() for t in tensors]
 
 
@@ -149,8 +150,8 @@ def _run(call, events, initial_states, weights, lengths, scratch):
     """Forward or infer on the tensors' memory (contiguous ones are not copied): new outputs
     and final states."""
     events = events if events.is_contiguous() else events.contiguous()
-    initial_states = _contiguous(initial_states)
-    weights = _contiguous(weights)
+    initial_states = contiguous(initial_states)
+    weights = contiguous(weights)
     new = events.new_empty
     outputs = new(call.outputs)
     finals = [new(shape) for shape in call.states]
@@ -220,9 +221,9 @@ def whole_cache(head, size: int):
 def run_backward(call, events, weights, lengths, cache, d_outputs, d_final_states, events_grad):
     """The C backward (``call``: its :class:`CCall`) on a whole ``cache``."""
     events = events if events.is_contiguous() else events.contiguous()
-    weights = _contiguous(weights)
+    weights = contiguous(weights)
     d_outputs = d_outputs.contiguous()
-    d_final_states = _contiguous(d_final_states)
+    d_final_states = contiguous(d_final_states)
     # without events_grad the C skips dL/dX = Delta W_event (d_events NULL): empty, as fake's
     d_events = torch.empty_like(events) if events_grad else events.new_empty((0,))
     d_weights = [torch.empty_like(w) for w in weights]

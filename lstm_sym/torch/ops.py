@@ -416,10 +416,6 @@ def _is_fake(tensor) -> bool:
     return is_fake(tensor) or tensor.device.type == "meta"
 
 
-def _contiguous(tensors):
-    return [t if t.is_contiguous() else t.contiguous() for t in tensors]
-
-
 def _fresh(tensors, inputs):
     """``tensors`` with any that shares memory with an input or an earlier one copied (an
     operator's outputs must not alias its inputs or each other)."""
@@ -460,8 +456,8 @@ def _forward(cell: CellOps, events, initial_states, weights, lengths, sizes=None
     if not _runs_c(events):
         outputs, finals, saved = cell.emitter_forward(
             events.contiguous(),
-            tuple(_contiguous(initial_states)),
-            tuple(_contiguous(weights)),
+            tuple(c_calls.contiguous(initial_states)),
+            tuple(c_calls.contiguous(weights)),
             lengths,
         )
         fresh = _fresh([outputs, *finals, *saved], [events, *initial_states, *weights])
@@ -521,12 +517,12 @@ def _backward(
     if not _runs_c(events):
         d_events, d_initial, d_weights = cell.emitter_backward(
             events.contiguous(),
-            tuple(_contiguous(initial_states)),
-            tuple(_contiguous(weights)),
+            tuple(c_calls.contiguous(initial_states)),
+            tuple(c_calls.contiguous(weights)),
             lengths,
             tuple(saved),
             d_outputs.contiguous(),
-            tuple(_contiguous(d_final_states)),
+            tuple(c_calls.contiguous(d_final_states)),
         )
         inputs = [events, *initial_states, *weights, *saved, d_outputs, *d_final_states]
         if not events_grad:
@@ -614,8 +610,8 @@ def _infer(cell: CellOps, events, initial_states, weights, lengths):
     if not _runs_c(events):
         outputs, finals = cell.emitter_infer(
             events.contiguous(),
-            tuple(_contiguous(initial_states)),
-            tuple(_contiguous(weights)),
+            tuple(c_calls.contiguous(initial_states)),
+            tuple(c_calls.contiguous(weights)),
             lengths,
         )
         fresh = _fresh([outputs, *finals], [events, *initial_states, *weights])
